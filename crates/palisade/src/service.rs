@@ -56,3 +56,52 @@ pub struct Outbound {
     pub conn: Option<ConnId>,
     pub data: Bytes,
 }
+
+/// Settings the service needs; filled from the command line and palisade.toml.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The SIP domain Palisade is authoritative for.
+    pub domain: String,
+    /// Server header value; `None` sends no Server header.
+    pub server_header: Option<String>,
+    pub limits: sip::Limits,
+}
+
+/// The SIP service state. Not thread-safe by itself: the edge keeps it behind a mutex and never holds the lock
+/// across an await.
+pub struct Service {
+    config: ServiceConfig,
+}
+
+impl Service {
+    pub fn new(config: ServiceConfig) -> Self {
+        Service { config }
+    }
+
+    /// Handles one received message and returns what to send.
+    pub fn handle_inbound(&mut self, inbound: Inbound, _now: Instant) -> Vec<Outbound> {
+        let framing = if inbound.transport.is_stream() { sip::Framing::Stream } else { sip::Framing::Datagram };
+        let Ok(msg) = sip::Message::parse(inbound.data.clone(), framing, &self.config.limits) else {
+            return Vec::new();
+        };
+        if !msg.is_request() || msg.method() == Some(sip::Method::Ack) {
+            return Vec::new();
+        }
+        let status = if msg.method() == Some(sip::Method::Options) { 200 } else { 501 };
+        let mut b = sip::ResponseBuilder::new(&msg, status).received_from(inbound.source);
+        if let Some(server) = &self.config.server_header {
+            b = b.header(sip::HeaderName::Server, server);
+        }
+        vec![Outbound { transport: inbound.transport, dest: inbound.source, conn: inbound.conn, data: b.build() }]
+    }
+
+    /// Runs expired timers (retransmissions, transaction timeouts).
+    pub fn handle_timeout(&mut self, _now: Instant) -> Vec<Outbound> {
+        Vec::new()
+    }
+
+    /// When `handle_timeout` should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+}
