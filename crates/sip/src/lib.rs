@@ -6,6 +6,7 @@ pub mod addr;
 pub mod builder;
 pub mod cseq;
 pub mod error;
+pub mod framing;
 pub mod header;
 pub mod limits;
 pub mod media_type;
@@ -13,6 +14,7 @@ pub mod message;
 pub mod method;
 pub mod text;
 pub mod uri;
+pub mod validate;
 pub mod via;
 
 pub use builder::{RequestBuilder, ResponseBuilder, reason_phrase};

@@ -23,7 +23,10 @@ pub(crate) struct Span {
 impl Span {
     fn new(r: Range<usize>) -> Self {
         // Limits cap messages at well under u32::MAX, so the casts cannot truncate.
-        Span { start: r.start as u32, end: r.end as u32 }
+        Span {
+            start: r.start as u32,
+            end: r.end as u32,
+        }
     }
 
     fn range(self) -> Range<usize> {
@@ -40,8 +43,17 @@ pub(crate) struct HeaderEntry {
 
 #[derive(Debug, Clone)]
 enum StartLine {
-    Request { method: Method, method_span: Span, uri: Span, version: Span },
-    Response { version: Span, status: u16, reason: Span },
+    Request {
+        method: Method,
+        method_span: Span,
+        uri: Span,
+        version: Span,
+    },
+    Response {
+        version: Span,
+        status: u16,
+        reason: Span,
+    },
 }
 
 /// Where the message came from decides how its body is delimited (RFC 3261 §18.3).
@@ -75,7 +87,9 @@ impl Message {
     /// §3.1.1.8); for streams the framer has already cut the buffer to one message.
     pub fn parse(buf: Bytes, framing: Framing, limits: &Limits) -> Result<Message, ParseError> {
         if buf.len() > limits.max_message_size {
-            return Err(ParseError::new(ErrorKind::MessageTooLarge { limit: limits.max_message_size }));
+            return Err(ParseError::new(ErrorKind::MessageTooLarge {
+                limit: limits.max_message_size,
+            }));
         }
         let b = &buf[..];
         // RFC 3261 §7.5: CRLFs before the start line are ignored.
@@ -86,17 +100,52 @@ impl Message {
         if pos == b.len() {
             return Err(ParseError::new(ErrorKind::Empty));
         }
-        let (line_end, next) = find_line_end(b, pos).ok_or(ParseError::new(ErrorKind::Truncated))?;
+        let (line_end, next) =
+            find_line_end(b, pos).ok_or(ParseError::new(ErrorKind::Truncated))?;
         if line_end - pos > limits.max_header_line {
-            return Err(ParseError::new(ErrorKind::HeaderTooLong { limit: limits.max_header_line }));
+            return Err(ParseError::new(ErrorKind::HeaderTooLong {
+                limit: limits.max_header_line,
+            }));
         }
-        let start = parse_start_line(b, pos..line_end).map_err(ParseError::new)?;
+        // A request whose start line is malformed is still indexed so that it can be answered (400 or 505);
+        // a malformed status line is simply refused (responses are never answered).
+        let (start, start_error) = match parse_start_line(b, pos..line_end) {
+            Ok(start) => (start, None),
+            Err(e)
+                if b[pos..line_end].len() >= 4 && b[pos..pos + 4].eq_ignore_ascii_case(b"SIP/") =>
+            {
+                return Err(ParseError::new(e));
+            }
+            Err(e) => {
+                let empty = Span::new(pos..pos);
+                (
+                    StartLine::Request {
+                        method: Method::Other,
+                        method_span: empty,
+                        uri: empty,
+                        version: empty,
+                    },
+                    Some(e),
+                )
+            }
+        };
 
-        let mut msg = Message { buf: buf.clone(), start, headers: Vec::with_capacity(24), body: Span::default() };
+        let mut msg = Message {
+            buf: buf.clone(),
+            start,
+            headers: Vec::with_capacity(24),
+            body: Span::default(),
+        };
         let mut pos = next;
         let body_start;
         loop {
             if pos >= b.len() {
+                // A datagram that ends right after a complete header line has no body; many UAs omit the
+                // final blank line there (RFC 4475's own baddn message does). A stream must have it.
+                if framing == Framing::Datagram && !msg.headers.is_empty() {
+                    body_start = pos;
+                    break;
+                }
                 return Err(ParseError::with_partial(ErrorKind::Truncated, msg));
             }
             // A blank line ends the header section.
@@ -109,13 +158,18 @@ impl Message {
                 break;
             }
             if msg.headers.len() >= limits.max_headers {
-                return Err(ParseError::with_partial(ErrorKind::TooManyHeaders { limit: limits.max_headers }, msg));
+                return Err(ParseError::with_partial(
+                    ErrorKind::TooManyHeaders {
+                        limit: limits.max_headers,
+                    },
+                    msg,
+                ));
             }
             let Some((entry, next)) = parse_header_line(b, pos, limits) else {
                 let kind = match header_extent(b, pos) {
-                    Some(end) if end - pos > limits.max_header_line => {
-                        ErrorKind::HeaderTooLong { limit: limits.max_header_line }
-                    }
+                    Some(end) if end - pos > limits.max_header_line => ErrorKind::HeaderTooLong {
+                        limit: limits.max_header_line,
+                    },
                     None => ErrorKind::Truncated,
                     _ => ErrorKind::BadHeaderLine,
                 };
@@ -125,18 +179,34 @@ impl Message {
             pos = next;
         }
 
+        if let Some(e) = start_error {
+            return Err(ParseError::with_partial(e, msg));
+        }
         let available = b.len() - body_start;
         let body_len = match msg.content_length() {
             Err(kind) => return Err(ParseError::with_partial(kind, msg)),
             Ok(Some(n)) => n as usize,
             Ok(None) if framing == Framing::Datagram => available,
-            Ok(None) => return Err(ParseError::with_partial(ErrorKind::ContentLengthMissing, msg)),
+            Ok(None) => {
+                return Err(ParseError::with_partial(
+                    ErrorKind::ContentLengthMissing,
+                    msg,
+                ));
+            }
         };
         if body_len > limits.max_body_size {
-            return Err(ParseError::with_partial(ErrorKind::BodyTooLarge { limit: limits.max_body_size }, msg));
+            return Err(ParseError::with_partial(
+                ErrorKind::BodyTooLarge {
+                    limit: limits.max_body_size,
+                },
+                msg,
+            ));
         }
         if body_len > available {
-            return Err(ParseError::with_partial(ErrorKind::ContentLengthTooLarge, msg));
+            return Err(ParseError::with_partial(
+                ErrorKind::ContentLengthTooLarge,
+                msg,
+            ));
         }
         msg.body = Span::new(body_start..body_start + body_len);
         Ok(msg)
@@ -145,13 +215,22 @@ impl Message {
     /// Content-Length, checked: one value only, digits only, fitting in 32 bits.
     fn content_length(&self) -> Result<Option<u32>, ErrorKind> {
         let mut found = None;
-        for h in self.headers.iter().filter(|h| h.name == HeaderName::ContentLength) {
+        for h in self
+            .headers
+            .iter()
+            .filter(|h| h.name == HeaderName::ContentLength)
+        {
             if found.is_some() {
-                return Err(ErrorKind::BadHeader { header: "Content-Length", reason: "appears more than once" });
+                return Err(ErrorKind::BadHeader {
+                    header: "Content-Length",
+                    reason: "appears more than once",
+                });
             }
             let v = text::trim(&self.buf[h.value_span.range()]);
-            let n = text::parse_u32(v)
-                .ok_or(ErrorKind::BadHeader { header: "Content-Length", reason: "not a non-negative number" })?;
+            let n = text::parse_u32(v).ok_or(ErrorKind::BadHeader {
+                header: "Content-Length",
+                reason: "not a non-negative number",
+            })?;
             found = Some(n);
         }
         Ok(found)
@@ -186,7 +265,9 @@ impl Message {
     /// The method exactly as written (extension methods included).
     pub fn method_str(&self) -> Option<&str> {
         match self.start {
-            StartLine::Request { method_span, .. } => std::str::from_utf8(&self.buf[method_span.range()]).ok(),
+            StartLine::Request { method_span, .. } => {
+                std::str::from_utf8(&self.buf[method_span.range()]).ok()
+            }
             StartLine::Response { .. } => None,
         }
     }
@@ -207,7 +288,9 @@ impl Message {
     /// The SIP-Version text of the start line (`SIP/2.0`).
     pub fn version(&self) -> &[u8] {
         match self.start {
-            StartLine::Request { version, .. } | StartLine::Response { version, .. } => &self.buf[version.range()],
+            StartLine::Request { version, .. } | StartLine::Response { version, .. } => {
+                &self.buf[version.range()]
+            }
         }
     }
 
@@ -251,7 +334,10 @@ impl Message {
     /// Raw values of every field with this (known) name, in order. List headers may carry several
     /// comma-separated elements in one value; see [`Message::header_elements`].
     pub fn header_values(&self, name: HeaderName) -> impl Iterator<Item = &[u8]> + '_ {
-        self.headers.iter().filter(move |h| h.name == name).map(move |h| &self.buf[h.value_span.range()])
+        self.headers
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(move |h| &self.buf[h.value_span.range()])
     }
 
     /// Raw values of fields whose name is not one of the known ones, matched case-insensitively.
@@ -259,7 +345,8 @@ impl Message {
         self.headers
             .iter()
             .filter(move |h| {
-                h.name == HeaderName::Other && self.buf[h.name_span.range()].eq_ignore_ascii_case(name.as_bytes())
+                h.name == HeaderName::Other
+                    && self.buf[h.name_span.range()].eq_ignore_ascii_case(name.as_bytes())
             })
             .map(move |h| &self.buf[h.value_span.range()])
     }
@@ -280,7 +367,10 @@ impl Message {
     }
 
     /// All comma-separated elements of a list header across all its fields, trimmed.
-    pub fn header_elements(&self, name: HeaderName) -> impl Iterator<Item = Result<&[u8], text::UnbalancedQuote>> + '_ {
+    pub fn header_elements(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<&[u8], text::UnbalancedQuote>> + '_ {
         self.header_values(name).flat_map(text::split_commas)
     }
 
@@ -291,50 +381,77 @@ impl Message {
 
     /// The top (first) Via.
     pub fn top_via(&self) -> Result<crate::via::Via<'_>, crate::via::ViaError> {
-        let first = self.header_elements(HeaderName::Via).next().ok_or(crate::via::ViaError::Missing)?;
+        let first = self
+            .header_elements(HeaderName::Via)
+            .next()
+            .ok_or(crate::via::ViaError::Missing)?;
         crate::via::Via::parse(first.map_err(|_| crate::via::ViaError::Syntax("unbalanced quote"))?)
     }
 
     /// Every Via, top first.
-    pub fn vias(&self) -> impl Iterator<Item = Result<crate::via::Via<'_>, crate::via::ViaError>> + '_ {
+    pub fn vias(
+        &self,
+    ) -> impl Iterator<Item = Result<crate::via::Via<'_>, crate::via::ViaError>> + '_ {
         self.header_elements(HeaderName::Via).map(|e| {
-            e.map_err(|_| crate::via::ViaError::Syntax("unbalanced quote")).and_then(crate::via::Via::parse)
+            e.map_err(|_| crate::via::ViaError::Syntax("unbalanced quote"))
+                .and_then(crate::via::Via::parse)
         })
     }
 
     pub fn cseq(&self) -> Result<crate::cseq::CSeq<'_>, crate::cseq::CSeqError> {
-        let v = self.header(HeaderName::CSeq).ok_or(crate::cseq::CSeqError::Missing)?;
+        let v = self
+            .header(HeaderName::CSeq)
+            .ok_or(crate::cseq::CSeqError::Missing)?;
         crate::cseq::CSeq::parse(v)
     }
 
     pub fn from(&self) -> Result<crate::addr::NameAddr<'_>, crate::addr::AddrError> {
-        crate::addr::NameAddr::parse(self.header(HeaderName::From).ok_or(crate::addr::AddrError::Missing)?)
+        crate::addr::NameAddr::parse(
+            self.header(HeaderName::From)
+                .ok_or(crate::addr::AddrError::Missing)?,
+        )
     }
 
     pub fn to(&self) -> Result<crate::addr::NameAddr<'_>, crate::addr::AddrError> {
-        crate::addr::NameAddr::parse(self.header(HeaderName::To).ok_or(crate::addr::AddrError::Missing)?)
+        crate::addr::NameAddr::parse(
+            self.header(HeaderName::To)
+                .ok_or(crate::addr::AddrError::Missing)?,
+        )
     }
 
     /// Every Contact element (`*` is returned as [`crate::addr::Contact::Star`]).
-    pub fn contacts(&self) -> impl Iterator<Item = Result<crate::addr::Contact<'_>, crate::addr::AddrError>> + '_ {
+    pub fn contacts(
+        &self,
+    ) -> impl Iterator<Item = Result<crate::addr::Contact<'_>, crate::addr::AddrError>> + '_ {
         self.header_elements(HeaderName::Contact).map(|e| {
-            e.map_err(|_| crate::addr::AddrError::Syntax("unbalanced quote")).and_then(crate::addr::Contact::parse)
+            e.map_err(|_| crate::addr::AddrError::Syntax("unbalanced quote"))
+                .and_then(crate::addr::Contact::parse)
         })
     }
 
     /// Route (or Record-Route) elements, in order.
-    pub fn routes(&self, name: HeaderName) -> impl Iterator<Item = Result<crate::addr::NameAddr<'_>, crate::addr::AddrError>> + '_ {
+    pub fn routes(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<crate::addr::NameAddr<'_>, crate::addr::AddrError>> + '_ {
         self.header_elements(name).map(|e| {
-            e.map_err(|_| crate::addr::AddrError::Syntax("unbalanced quote")).and_then(crate::addr::NameAddr::parse)
+            e.map_err(|_| crate::addr::AddrError::Syntax("unbalanced quote"))
+                .and_then(crate::addr::NameAddr::parse)
         })
     }
 
     /// Max-Forwards: `Ok(None)` when absent, an error when not a number in 0..=255.
     pub fn max_forwards(&self) -> Result<Option<u8>, ErrorKind> {
-        let bad = ErrorKind::BadHeader { header: "Max-Forwards", reason: "not a number from 0 to 255" };
+        let bad = ErrorKind::BadHeader {
+            header: "Max-Forwards",
+            reason: "not a number from 0 to 255",
+        };
         match self.header(HeaderName::MaxForwards) {
             None => Ok(None),
-            Some(v) => text::parse_u32(v).and_then(|n| u8::try_from(n).ok()).map(Some).ok_or(bad),
+            Some(v) => text::parse_u32(v)
+                .and_then(|n| u8::try_from(n).ok())
+                .map(Some)
+                .ok_or(bad),
         }
     }
 
@@ -342,20 +459,24 @@ impl Message {
     pub fn expires(&self) -> Result<Option<u32>, ErrorKind> {
         match self.header(HeaderName::Expires) {
             None => Ok(None),
-            Some(v) => text::parse_u32(v)
-                .map(Some)
-                .ok_or(ErrorKind::BadHeader { header: "Expires", reason: "not a number of seconds below 2^32" }),
+            Some(v) => text::parse_u32(v).map(Some).ok_or(ErrorKind::BadHeader {
+                header: "Expires",
+                reason: "not a number of seconds below 2^32",
+            }),
         }
     }
 
     /// Content-Type media type (`type/subtype`, lower-cased comparison is up to the caller) and its parameters.
     pub fn content_type(&self) -> Option<Result<crate::media_type::MediaType<'_>, ErrorKind>> {
-        self.header(HeaderName::ContentType).map(crate::media_type::MediaType::parse)
+        self.header(HeaderName::ContentType)
+            .map(crate::media_type::MediaType::parse)
     }
 
     /// Option tags of Require, Proxy-Require, Supported, Unsupported.
     pub fn option_tags(&self, name: HeaderName) -> impl Iterator<Item = &[u8]> + '_ {
-        self.header_elements(name).filter_map(Result::ok).filter(|t| !t.is_empty())
+        self.header_elements(name)
+            .filter_map(Result::ok)
+            .filter(|t| !t.is_empty())
     }
 
     /// The user agent's product text (User-Agent or Server), for logs and scanner heuristics.
@@ -367,7 +488,11 @@ impl Message {
 /// Finds the end of the line starting at `pos`: returns (index of CR or LF, index after the line break).
 fn find_line_end(b: &[u8], pos: usize) -> Option<(usize, usize)> {
     let nl = pos + b[pos..].iter().position(|&c| c == b'\n')?;
-    let end = if nl > pos && b[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let end = if nl > pos && b[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     Some((end, nl + 1))
 }
 
@@ -387,13 +512,21 @@ fn parse_start_line(b: &[u8], line: Range<usize>) -> Result<StartLine, ErrorKind
     let l = &b[line.clone()];
     if l.len() >= 4 && l[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-        let sp = l.iter().position(|&c| c == b' ').ok_or(ErrorKind::BadStartLine("no status code"))?;
+        let sp = l
+            .iter()
+            .position(|&c| c == b' ')
+            .ok_or(ErrorKind::BadStartLine("no status code"))?;
         let version = line.start..line.start + sp;
         let rest = &l[sp + 1..];
-        if rest.len() < 3 || !rest[..3].iter().all(u8::is_ascii_digit) || rest.get(3).is_some_and(|&c| c != b' ') {
+        if rest.len() < 3
+            || !rest[..3].iter().all(u8::is_ascii_digit)
+            || rest.get(3).is_some_and(|&c| c != b' ')
+        {
             return Err(ErrorKind::BadStartLine("status code is not three digits"));
         }
-        let status = u16::from(rest[0] - b'0') * 100 + u16::from(rest[1] - b'0') * 10 + u16::from(rest[2] - b'0');
+        let status = u16::from(rest[0] - b'0') * 100
+            + u16::from(rest[1] - b'0') * 10
+            + u16::from(rest[2] - b'0');
         if !(100..=699).contains(&status) {
             return Err(ErrorKind::BadStartLine("status code outside 100-699"));
         }
@@ -407,8 +540,14 @@ fn parse_start_line(b: &[u8], line: Range<usize>) -> Result<StartLine, ErrorKind
     }
     // Request-Line = Method SP Request-URI SP SIP-Version. The URI is whatever lies between the first and the
     // last space so that a URI with stray spaces is reported as a bad URI (400), not a bad version.
-    let first = l.iter().position(|&c| c == b' ').ok_or(ErrorKind::BadStartLine("no Request-URI"))?;
-    let last = l.iter().rposition(|&c| c == b' ').ok_or(ErrorKind::BadStartLine("no SIP version"))?;
+    let first = l
+        .iter()
+        .position(|&c| c == b' ')
+        .ok_or(ErrorKind::BadStartLine("no Request-URI"))?;
+    let last = l
+        .iter()
+        .rposition(|&c| c == b' ')
+        .ok_or(ErrorKind::BadStartLine("no SIP version"))?;
     if last <= first {
         return Err(ErrorKind::BadStartLine("no SIP version"));
     }
@@ -417,6 +556,7 @@ fn parse_start_line(b: &[u8], line: Range<usize>) -> Result<StartLine, ErrorKind
         return Err(ErrorKind::BadStartLine("method is not a token"));
     }
     let version = line.start + last + 1..line.end;
+    check_version(&b[version.clone()])?;
     Ok(StartLine::Request {
         method: Method::from_bytes(method_bytes),
         method_span: Span::new(line.start..line.start + first),
@@ -433,8 +573,14 @@ pub(crate) fn check_version(v: &[u8]) -> Result<(), ErrorKind> {
     let well_formed = v.len() > 4
         && v[..4].eq_ignore_ascii_case(b"SIP/")
         && v[4..].split(|&c| c == b'.').count() == 2
-        && v[4..].split(|&c| c == b'.').all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
-    if well_formed { Err(ErrorKind::BadVersion) } else { Err(ErrorKind::BadStartLine("malformed SIP version")) }
+        && v[4..]
+            .split(|&c| c == b'.')
+            .all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+    if well_formed {
+        Err(ErrorKind::BadVersion)
+    } else {
+        Err(ErrorKind::BadStartLine("malformed SIP version"))
+    }
 }
 
 /// Parses `name HCOLON value` plus continuation lines. Returns `None` if the line is not a header field or is
@@ -479,7 +625,14 @@ fn parse_header_line(b: &[u8], pos: usize, limits: &Limits) -> Option<(HeaderEnt
     while vs < value_end && (b[vs] == b' ' || b[vs] == b'\t') {
         vs += 1;
     }
-    Some((HeaderEntry { name, name_span, value_span: Span::new(vs..value_end) }, next))
+    Some((
+        HeaderEntry {
+            name,
+            name_span,
+            value_span: Span::new(vs..value_end),
+        },
+        next,
+    ))
 }
 
 #[cfg(test)]
@@ -487,7 +640,11 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Result<Message, ParseError> {
-        Message::parse(Bytes::copy_from_slice(s.as_bytes()), Framing::Datagram, &Limits::default())
+        Message::parse(
+            Bytes::copy_from_slice(s.as_bytes()),
+            Framing::Datagram,
+            &Limits::default(),
+        )
     }
 
     #[test]
@@ -498,7 +655,10 @@ mod tests {
         .unwrap();
         assert_eq!(m.method(), Some(Method::Options));
         assert_eq!(m.header_count(), 3);
-        assert_eq!(m.other_header_values("x-long").next(), Some(&b"one\r\n two"[..]));
+        assert_eq!(
+            m.other_header_values("x-long").next(),
+            Some(&b"one\r\n two"[..])
+        );
         assert_eq!(m.body(), b"body");
     }
 
@@ -511,14 +671,21 @@ mod tests {
 
     #[test]
     fn stream_requires_content_length() {
-        let e = Message::parse(Bytes::from_static(b"OPTIONS sip:a SIP/2.0\r\n\r\n"), Framing::Stream, &Limits::default())
-            .unwrap_err();
+        let e = Message::parse(
+            Bytes::from_static(b"OPTIONS sip:a SIP/2.0\r\n\r\n"),
+            Framing::Stream,
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorKind::ContentLengthMissing);
     }
 
     #[test]
     fn limits_are_enforced() {
-        let limits = Limits { max_headers: 2, ..Limits::default() };
+        let limits = Limits {
+            max_headers: 2,
+            ..Limits::default()
+        };
         let e = Message::parse(
             Bytes::from_static(b"OPTIONS sip:a SIP/2.0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"),
             Framing::Datagram,
@@ -527,12 +694,20 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.kind, ErrorKind::TooManyHeaders { limit: 2 });
         let big = format!("OPTIONS sip:a SIP/2.0\r\nX: {}\r\n\r\n", "a".repeat(10_000));
-        assert_eq!(parse(&big).unwrap_err().kind, ErrorKind::HeaderTooLong { limit: Limits::default().max_header_line });
+        assert_eq!(
+            parse(&big).unwrap_err().kind,
+            ErrorKind::HeaderTooLong {
+                limit: Limits::default().max_header_line
+            }
+        );
     }
 
     #[test]
     fn truncated_and_empty() {
         assert_eq!(parse("\r\n\r\n").unwrap_err().kind, ErrorKind::Empty);
-        assert_eq!(parse("OPTIONS sip:a SIP/2.0\r\nVia: x").unwrap_err().kind, ErrorKind::Truncated);
+        assert_eq!(
+            parse("OPTIONS sip:a SIP/2.0\r\nVia: x").unwrap_err().kind,
+            ErrorKind::Truncated
+        );
     }
 }

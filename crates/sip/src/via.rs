@@ -52,22 +52,31 @@ impl<'a> Via<'a> {
         if !parts[0].eq_ignore_ascii_case(b"SIP") || parts[1] != b"2.0" {
             return Err(ViaError::Syntax("protocol is not SIP/2.0"));
         }
-        let transport = std::str::from_utf8(parts[2]).map_err(|_| ViaError::Syntax("bad transport"))?;
+        let transport =
+            std::str::from_utf8(parts[2]).map_err(|_| ViaError::Syntax("bad transport"))?;
         // sent-by runs until LWS, ';' or the end
         let start = i;
         while i < v.len() && !text::is_lws(v[i]) && v[i] != b';' {
             i += 1;
         }
-        let sent_by = std::str::from_utf8(&v[start..i]).map_err(|_| ViaError::Syntax("bad sent-by"))?;
+        let sent_by =
+            std::str::from_utf8(&v[start..i]).map_err(|_| ViaError::Syntax("bad sent-by"))?;
         let (host, port) = parse_hostport(sent_by).map_err(|_| ViaError::Syntax("bad sent-by"))?;
         let params = &v[i..];
         for p in text::params(params) {
             let p = p.map_err(|_| ViaError::Syntax("bad parameter"))?;
-            if p.name.eq_ignore_ascii_case(b"branch") && p.value.is_none_or(|b| !text::is_token(b)) {
+            if p.name.eq_ignore_ascii_case(b"branch") && p.value.is_none_or(|b| !text::is_token(b))
+            {
                 return Err(ViaError::Syntax("bad branch"));
             }
         }
-        Ok(Via { transport, host, port, sent_by, params })
+        Ok(Via {
+            transport,
+            host,
+            port,
+            sent_by,
+            params,
+        })
     }
 
     /// A parameter's value: `Some(None)` for a flag like `rport`, `None` when absent.
@@ -79,21 +88,27 @@ impl<'a> Via<'a> {
     }
 
     pub fn branch(&self) -> Option<&'a str> {
-        self.param("branch").flatten().and_then(|b| std::str::from_utf8(b).ok())
+        self.param("branch")
+            .flatten()
+            .and_then(|b| std::str::from_utf8(b).ok())
     }
 
     /// True when the branch carries the RFC 3261 magic cookie (transaction matching by branch is valid).
     pub fn has_rfc3261_branch(&self) -> bool {
-        self.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE))
+        self.branch()
+            .is_some_and(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
     }
 
     /// `rport` present (RFC 3581): `Some(None)` when requested without value.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.param("rport").map(|v| v.and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()))
+        self.param("rport")
+            .map(|v| v.and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()))
     }
 
     pub fn received(&self) -> Option<&'a str> {
-        self.param("received").flatten().and_then(|v| std::str::from_utf8(v).ok())
+        self.param("received")
+            .flatten()
+            .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     pub fn params_raw(&self) -> &'a [u8] {
@@ -116,7 +131,8 @@ mod tests {
 
     #[test]
     fn rport_and_ipv6() {
-        let v = Via::parse(b"SIP/2.0/TCP [2001:db8::9:1]:5070;branch=z9hG4bKas3-111;rport").unwrap();
+        let v =
+            Via::parse(b"SIP/2.0/TCP [2001:db8::9:1]:5070;branch=z9hG4bKas3-111;rport").unwrap();
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.rport(), Some(None));
         assert!(v.has_rfc3261_branch());
