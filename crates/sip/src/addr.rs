@@ -32,7 +32,8 @@ impl<'a> NameAddr<'a> {
         let mut i = 0;
         let mut display_raw = None;
         if v.first() == Some(&b'"') {
-            let end = text::quoted_string_end(v, 0).ok_or(AddrError::Syntax("unterminated quoted display name"))?;
+            let end = text::quoted_string_end(v, 0)
+                .ok_or(AddrError::Syntax("unterminated quoted display name"))?;
             display_raw = Some(&v[..end]);
             i = text::skip_lws(v, end);
             if v.get(i) != Some(&b'<') {
@@ -42,31 +43,55 @@ impl<'a> NameAddr<'a> {
             // An unquoted display name is a run of tokens separated by LWS.
             let dn = text::trim(&v[..lt]);
             if !dn.is_empty() {
-                if !dn.split(|&b| text::is_lws(b)).all(|w| w.is_empty() || text::is_token(w)) {
-                    return Err(AddrError::Syntax("display name has characters that must be quoted"));
+                if !dn
+                    .split(|&b| text::is_lws(b))
+                    .all(|w| w.is_empty() || text::is_token(w))
+                {
+                    return Err(AddrError::Syntax(
+                        "display name has characters that must be quoted",
+                    ));
                 }
                 display_raw = Some(dn);
             }
             i = lt;
         }
         if v.get(i) == Some(&b'<') {
-            let close = v[i..].iter().position(|&b| b == b'>').ok_or(AddrError::Syntax("missing >"))? + i;
+            let close = v[i..]
+                .iter()
+                .position(|&b| b == b'>')
+                .ok_or(AddrError::Syntax("missing >"))?
+                + i;
             let uri = Uri::parse(&v[i + 1..close])?;
             let params = &v[close + 1..];
             check_params(params)?;
-            return Ok(NameAddr { display_raw, uri, bracketed: true, params });
+            return Ok(NameAddr {
+                display_raw,
+                uri,
+                bracketed: true,
+                params,
+            });
         }
         // addr-spec without brackets: parameters after the first ';' belong to the header, and the URI may not
         // contain ',', ';' or '?' (RFC 3261 §20).
-        let end = v.iter().position(|&b| b == b';' || text::is_lws(b)).unwrap_or(v.len());
+        let end = v
+            .iter()
+            .position(|&b| b == b';' || text::is_lws(b))
+            .unwrap_or(v.len());
         let spec = &v[..end];
         if spec.contains(&b'?') || spec.contains(&b',') {
-            return Err(AddrError::Syntax("URI with '?' or ',' must be enclosed in <>"));
+            return Err(AddrError::Syntax(
+                "URI with '?' or ',' must be enclosed in <>",
+            ));
         }
         let uri = Uri::parse(spec)?;
         let params = &v[end..];
         check_params(params)?;
-        Ok(NameAddr { display_raw: None, uri, bracketed: false, params })
+        Ok(NameAddr {
+            display_raw: None,
+            uri,
+            bracketed: false,
+            params,
+        })
     }
 
     /// A header parameter (after the URI): `Some(None)` for a flag, `None` when absent.
@@ -78,7 +103,9 @@ impl<'a> NameAddr<'a> {
     }
 
     pub fn tag(&self) -> Option<&'a str> {
-        self.param("tag").flatten().and_then(|t| std::str::from_utf8(t).ok())
+        self.param("tag")
+            .flatten()
+            .and_then(|t| std::str::from_utf8(t).ok())
     }
 
     /// The display name with quotes and escapes removed.
@@ -120,7 +147,10 @@ mod tests {
 
     #[test]
     fn display_names() {
-        let a = NameAddr::parse(br#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#).unwrap();
+        let a = NameAddr::parse(
+            br#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#,
+        )
+        .unwrap();
         assert_eq!(a.display_name().unwrap().as_ref(), br#"J Rosenberg \""#);
         assert_eq!(a.tag(), Some("98asjd8"));
         let a = NameAddr::parse(b"caller<sip:caller@example.com>;tag=323").unwrap();

@@ -155,7 +155,12 @@ impl<'a> ResponseBuilder<'a> {
     pub fn build(self) -> Bytes {
         let req = self.req;
         let mut out = BytesMut::with_capacity(512 + self.headers.len());
-        let _ = write!(Writer(&mut out), "SIP/2.0 {} {}\r\n", self.status, self.reason);
+        let _ = write!(
+            Writer(&mut out),
+            "SIP/2.0 {} {}\r\n",
+            self.status,
+            self.reason
+        );
         let mut first_via = true;
         for via in req.header_values(HeaderName::Via) {
             // Only the top-most Via element is annotated; a header line may hold several elements.
@@ -198,7 +203,11 @@ impl<'a> ResponseBuilder<'a> {
         out.put_slice(&self.headers);
         match self.body {
             Some((ct, body)) => {
-                let _ = write!(Writer(&mut out), "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n", body.len());
+                let _ = write!(
+                    Writer(&mut out),
+                    "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
                 out.put_slice(&body);
             }
             None => out.put_slice(b"Content-Length: 0\r\n\r\n"),
@@ -208,7 +217,9 @@ impl<'a> ResponseBuilder<'a> {
 }
 
 fn has_tag(to: &[u8]) -> bool {
-    crate::addr::NameAddr::parse(to).map(|a| a.tag().is_some()).unwrap_or(false)
+    crate::addr::NameAddr::parse(to)
+        .map(|a| a.tag().is_some())
+        .unwrap_or(false)
 }
 
 /// Adds `received` and fills an empty `rport` in a Via value (RFC 3581 §4).
@@ -253,7 +264,11 @@ impl RequestBuilder {
     pub fn new(method: &str, uri: &str) -> Self {
         let mut out = BytesMut::with_capacity(512);
         let _ = write!(Writer(&mut out), "{method} {uri} SIP/2.0\r\n");
-        RequestBuilder { out, has_max_forwards: false, body: None }
+        RequestBuilder {
+            out,
+            has_max_forwards: false,
+            body: None,
+        }
     }
 
     pub fn header(mut self, name: HeaderName, value: impl AsRef<[u8]>) -> Self {
@@ -280,7 +295,11 @@ impl RequestBuilder {
         }
         match self.body {
             Some((ct, body)) => {
-                let _ = write!(Writer(&mut self.out), "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n", body.len());
+                let _ = write!(
+                    Writer(&mut self.out),
+                    "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
                 self.out.put_slice(&body);
             }
             None => self.out.put_slice(b"Content-Length: 0\r\n\r\n"),
@@ -351,13 +370,20 @@ mod tests {
     use crate::{Framing, Limits};
 
     fn req(s: &str) -> Message {
-        Message::parse(Bytes::copy_from_slice(s.as_bytes()), Framing::Datagram, &Limits::default()).unwrap()
+        Message::parse(
+            Bytes::copy_from_slice(s.as_bytes()),
+            Framing::Datagram,
+            &Limits::default(),
+        )
+        .unwrap()
     }
 
     #[test]
     fn response_copies_dialog_headers_and_annotates_via() {
-        let r = req("OPTIONS sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport, SIP/2.0/UDP p\r\n\
-                     From: <sip:a@b>;tag=1\r\nTo: <sip:pbx>\r\nCall-ID: c1\r\nCSeq: 1\r\n OPTIONS\r\nContent-Length: 0\r\n\r\n");
+        let r = req(
+            "OPTIONS sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport, SIP/2.0/UDP p\r\n\
+                     From: <sip:a@b>;tag=1\r\nTo: <sip:pbx>\r\nCall-ID: c1\r\nCSeq: 1\r\n OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        );
         let resp = ResponseBuilder::new(&r, 200)
             .to_tag("xyz")
             .received_from("192.0.2.7:4000".parse().unwrap())
@@ -376,17 +402,31 @@ mod tests {
 
     #[test]
     fn ack_and_cancel() {
-        let inv = req("INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bKx\r\nRoute: <sip:p;lr>\r\n\
-                       From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n");
-        let resp = req("SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP a;branch=z9hG4bKx\r\nFrom: <sip:a@h>;tag=1\r\n\
-                        To: <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n");
-        let ack = Message::parse(ack_for_non_2xx(&inv, &resp).unwrap(), Framing::Stream, &Limits::default()).unwrap();
+        let inv = req(
+            "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bKx\r\nRoute: <sip:p;lr>\r\n\
+                       From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n",
+        );
+        let resp = req(
+            "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP a;branch=z9hG4bKx\r\nFrom: <sip:a@h>;tag=1\r\n\
+                        To: <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n",
+        );
+        let ack = Message::parse(
+            ack_for_non_2xx(&inv, &resp).unwrap(),
+            Framing::Stream,
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(ack.method_str(), Some("ACK"));
         assert_eq!(ack.cseq().unwrap().seq, 5);
         assert_eq!(ack.to().unwrap().tag(), Some("2"));
         assert_eq!(ack.top_via().unwrap().branch(), Some("z9hG4bKx"));
         assert_eq!(ack.header_occurrences(HeaderName::Route), 1);
-        let cancel = Message::parse(cancel_for(&inv).unwrap(), Framing::Stream, &Limits::default()).unwrap();
+        let cancel = Message::parse(
+            cancel_for(&inv).unwrap(),
+            Framing::Stream,
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(cancel.cseq().unwrap().method_text, "CANCEL");
     }
 }

@@ -23,7 +23,10 @@ pub struct CSeq<'a> {
 impl<'a> CSeq<'a> {
     pub fn parse(v: &'a [u8]) -> Result<CSeq<'a>, CSeqError> {
         let v = text::trim(v);
-        let split = v.iter().position(|&b| text::is_lws(b)).ok_or(CSeqError::BadMethod)?;
+        let split = v
+            .iter()
+            .position(|&b| text::is_lws(b))
+            .ok_or(CSeqError::BadMethod)?;
         let seq = text::parse_u32(&v[..split]).ok_or(CSeqError::BadNumber)?;
         // RFC 3261 §8.1.1.5: the sequence number MUST be less than 2^31.
         if seq >= 1 << 31 {
@@ -34,7 +37,11 @@ impl<'a> CSeq<'a> {
             return Err(CSeqError::BadMethod);
         }
         let method_text = std::str::from_utf8(m).map_err(|_| CSeqError::BadMethod)?;
-        Ok(CSeq { seq, method: Method::from_bytes(m), method_text })
+        Ok(CSeq {
+            seq,
+            method: Method::from_bytes(m),
+            method_text,
+        })
     }
 }
 
@@ -46,7 +53,10 @@ mod tests {
     fn folded_and_leading_zeros() {
         let c = CSeq::parse(b"0009\r\n  INVITE").unwrap();
         assert_eq!((c.seq, c.method), (9, Method::Invite));
-        assert_eq!(CSeq::parse(b"36893488147419103232 INVITE"), Err(CSeqError::BadNumber));
+        assert_eq!(
+            CSeq::parse(b"36893488147419103232 INVITE"),
+            Err(CSeqError::BadNumber)
+        );
         assert_eq!(CSeq::parse(b"2147483648 INVITE"), Err(CSeqError::BadNumber));
         assert_eq!(CSeq::parse(b"1"), Err(CSeqError::BadMethod));
     }

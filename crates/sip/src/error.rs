@@ -25,7 +25,10 @@ pub enum ErrorKind {
     #[error("malformed header line")]
     BadHeaderLine,
     #[error("malformed {header} header: {reason}")]
-    BadHeader { header: &'static str, reason: &'static str },
+    BadHeader {
+        header: &'static str,
+        reason: &'static str,
+    },
     #[error("Content-Length larger than the message")]
     ContentLengthTooLarge,
     #[error("Content-Length missing on a stream transport")]
@@ -54,11 +57,17 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(kind: ErrorKind) -> Self {
-        ParseError { kind, partial: None }
+        ParseError {
+            kind,
+            partial: None,
+        }
     }
 
     pub(crate) fn with_partial(kind: ErrorKind, partial: Message) -> Self {
-        ParseError { kind, partial: Some(Box::new(partial)) }
+        ParseError {
+            kind,
+            partial: Some(Box::new(partial)),
+        }
     }
 
     /// The message as far as it could be read (start line and the header fields before the problem).

@@ -78,18 +78,46 @@ impl HeaderName {
             4 => &[(b"from", From), (b"cseq", CSeq), (b"date", Date)],
             5 => &[(b"route", Route), (b"allow", Allow), (b"event", Event)],
             6 => &[(b"server", Server), (b"accept", Accept), (b"min-se", MinSe)],
-            7 => &[(b"call-id", CallId), (b"contact", Contact), (b"expires", Expires), (b"require", Require)],
+            7 => &[
+                (b"call-id", CallId),
+                (b"contact", Contact),
+                (b"expires", Expires),
+                (b"require", Require),
+            ],
             8 => &[(b"refer-to", ReferTo)],
             9 => &[(b"supported", Supported), (b"timestamp", Timestamp)],
             10 => &[(b"user-agent", UserAgent)],
-            11 => &[(b"min-expires", MinExpires), (b"unsupported", Unsupported), (b"referred-by", ReferredBy)],
-            12 => &[(b"max-forwards", MaxForwards), (b"content-type", ContentType), (b"record-route", RecordRoute)],
-            13 => &[(b"authorization", Authorization), (b"proxy-require", ProxyRequire)],
+            11 => &[
+                (b"min-expires", MinExpires),
+                (b"unsupported", Unsupported),
+                (b"referred-by", ReferredBy),
+            ],
+            12 => &[
+                (b"max-forwards", MaxForwards),
+                (b"content-type", ContentType),
+                (b"record-route", RecordRoute),
+            ],
+            13 => &[
+                (b"authorization", Authorization),
+                (b"proxy-require", ProxyRequire),
+            ],
             14 => &[(b"content-length", ContentLength)],
-            15 => &[(b"accept-encoding", AcceptEncoding), (b"accept-language", AcceptLanguage)],
-            16 => &[(b"www-authenticate", WwwAuthenticate), (b"content-encoding", ContentEncoding)],
-            18 => &[(b"proxy-authenticate", ProxyAuthenticate), (b"subscription-state", SubscriptionState)],
-            19 => &[(b"proxy-authorization", ProxyAuthorization), (b"authentication-info", AuthenticationInfo)],
+            15 => &[
+                (b"accept-encoding", AcceptEncoding),
+                (b"accept-language", AcceptLanguage),
+            ],
+            16 => &[
+                (b"www-authenticate", WwwAuthenticate),
+                (b"content-encoding", ContentEncoding),
+            ],
+            18 => &[
+                (b"proxy-authenticate", ProxyAuthenticate),
+                (b"subscription-state", SubscriptionState),
+            ],
+            19 => &[
+                (b"proxy-authorization", ProxyAuthorization),
+                (b"authentication-info", AuthenticationInfo),
+            ],
             _ => &[],
         };
         for (text, id) in candidates {
@@ -180,7 +208,17 @@ impl HeaderName {
     /// Headers that RFC 3261 allows only once per message; a second copy is a 400.
     pub fn is_single(self) -> bool {
         use HeaderName::*;
-        matches!(self, From | To | CallId | CSeq | MaxForwards | ContentLength | ContentType | Expires | MinExpires)
+        matches!(
+            self,
+            From | To
+                | CallId
+                | CSeq
+                | MaxForwards
+                | ContentLength
+                | ContentType
+                | Expires
+                | MinExpires
+        )
     }
 }
 
@@ -191,25 +229,77 @@ mod tests {
     #[test]
     fn compact_and_long_forms() {
         assert_eq!(HeaderName::from_bytes(b"v"), HeaderName::Via);
-        assert_eq!(HeaderName::from_bytes(b"MaX-fOrWaRdS"), HeaderName::MaxForwards);
+        assert_eq!(
+            HeaderName::from_bytes(b"MaX-fOrWaRdS"),
+            HeaderName::MaxForwards
+        );
         assert_eq!(HeaderName::from_bytes(b"l"), HeaderName::ContentLength);
-        assert_eq!(HeaderName::from_bytes(b"WWW-Authenticate"), HeaderName::WwwAuthenticate);
-        assert_eq!(HeaderName::from_bytes(b"Session-Expires"), HeaderName::SessionExpires);
+        assert_eq!(
+            HeaderName::from_bytes(b"WWW-Authenticate"),
+            HeaderName::WwwAuthenticate
+        );
+        assert_eq!(
+            HeaderName::from_bytes(b"Session-Expires"),
+            HeaderName::SessionExpires
+        );
         assert_eq!(HeaderName::from_bytes(b"C%6Fntact"), HeaderName::Other);
-        assert_eq!(HeaderName::from_bytes(b"NewFangledHeader"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::from_bytes(b"NewFangledHeader"),
+            HeaderName::Other
+        );
     }
 
     #[test]
     fn every_canonical_name_round_trips() {
         use HeaderName::*;
         for h in [
-            Via, From, To, CallId, CSeq, Contact, MaxForwards, ContentLength, ContentType, ContentEncoding, Route,
-            RecordRoute, Expires, MinExpires, Authorization, ProxyAuthorization, WwwAuthenticate, ProxyAuthenticate,
-            AuthenticationInfo, Allow, Supported, Require, ProxyRequire, Unsupported, UserAgent, Server, Accept,
-            AcceptEncoding, AcceptLanguage, Event, SubscriptionState, ReferTo, ReferredBy, SessionExpires, MinSe, Date,
-            Subject, Timestamp, RetryAfter, Warning,
+            Via,
+            From,
+            To,
+            CallId,
+            CSeq,
+            Contact,
+            MaxForwards,
+            ContentLength,
+            ContentType,
+            ContentEncoding,
+            Route,
+            RecordRoute,
+            Expires,
+            MinExpires,
+            Authorization,
+            ProxyAuthorization,
+            WwwAuthenticate,
+            ProxyAuthenticate,
+            AuthenticationInfo,
+            Allow,
+            Supported,
+            Require,
+            ProxyRequire,
+            Unsupported,
+            UserAgent,
+            Server,
+            Accept,
+            AcceptEncoding,
+            AcceptLanguage,
+            Event,
+            SubscriptionState,
+            ReferTo,
+            ReferredBy,
+            SessionExpires,
+            MinSe,
+            Date,
+            Subject,
+            Timestamp,
+            RetryAfter,
+            Warning,
         ] {
-            assert_eq!(HeaderName::from_bytes(h.as_str().as_bytes()), h, "{}", h.as_str());
+            assert_eq!(
+                HeaderName::from_bytes(h.as_str().as_bytes()),
+                h,
+                "{}",
+                h.as_str()
+            );
         }
     }
 }

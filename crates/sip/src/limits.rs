@@ -16,6 +16,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message_size: 65_535, max_headers: 128, max_header_line: 8_192, max_body_size: 60_000 }
+        Limits {
+            max_message_size: 65_535,
+            max_headers: 128,
+            max_header_line: 8_192,
+            max_body_size: 60_000,
+        }
     }
 }

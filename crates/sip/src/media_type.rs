@@ -10,7 +10,10 @@ pub struct MediaType<'a> {
     params: &'a [u8],
 }
 
-const BAD: ErrorKind = ErrorKind::BadHeader { header: "Content-Type", reason: "not a media type" };
+const BAD: ErrorKind = ErrorKind::BadHeader {
+    header: "Content-Type",
+    reason: "not a media type",
+};
 
 impl<'a> MediaType<'a> {
     pub fn parse(v: &'a [u8]) -> Result<MediaType<'a>, ErrorKind> {

@@ -7,7 +7,11 @@
 /// RFC 3261 `token` characters: alphanumerics and `-.!%*_+`'~`.
 #[inline]
 pub fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 /// RFC 3261 `word` characters: token characters plus a few separators (used by Call-ID).
@@ -16,7 +20,18 @@ pub fn is_word_char(b: u8) -> bool {
     is_token_char(b)
         || matches!(
             b,
-            b'(' | b')' | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'{' | b'}'
+            b'(' | b')'
+                | b'<'
+                | b'>'
+                | b':'
+                | b'\\'
+                | b'"'
+                | b'/'
+                | b'['
+                | b']'
+                | b'?'
+                | b'{'
+                | b'}'
         )
 }
 
@@ -71,7 +86,11 @@ pub fn quoted_string_end(s: &[u8], start: usize) -> Option<usize> {
 /// Splits a header value at top-level commas, ignoring commas inside quoted strings and `<...>`.
 /// Elements are trimmed; empty elements are kept so callers can reject them where the grammar forbids them.
 pub fn split_commas(s: &[u8]) -> CommaSplit<'_> {
-    CommaSplit { s, pos: 0, done: false }
+    CommaSplit {
+        s,
+        pos: 0,
+        done: false,
+    }
 }
 
 pub struct CommaSplit<'a> {
@@ -138,7 +157,9 @@ pub fn parse_u32(s: &[u8]) -> Option<u32> {
     if digits.len() > 10 {
         return None;
     }
-    let v = digits.iter().fold(0u64, |v, &b| v * 10 + u64::from(b - b'0'));
+    let v = digits
+        .iter()
+        .fold(0u64, |v, &b| v * 10 + u64::from(b - b'0'));
     u32::try_from(v).ok()
 }
 
@@ -272,9 +293,27 @@ mod tests {
     fn params_with_folding_and_quotes() {
         let v = b" ;\r\n  tag = 98asjd8 ; x=\"q;v\" ;lr";
         let p: Vec<_> = params(v).map(Result::unwrap).collect();
-        assert_eq!(p[0], Param { name: b"tag", value: Some(b"98asjd8") });
-        assert_eq!(p[1], Param { name: b"x", value: Some(b"\"q;v\"") });
-        assert_eq!(p[2], Param { name: b"lr", value: None });
+        assert_eq!(
+            p[0],
+            Param {
+                name: b"tag",
+                value: Some(b"98asjd8")
+            }
+        );
+        assert_eq!(
+            p[1],
+            Param {
+                name: b"x",
+                value: Some(b"\"q;v\"")
+            }
+        );
+        assert_eq!(
+            p[2],
+            Param {
+                name: b"lr",
+                value: None
+            }
+        );
     }
 
     #[test]

@@ -90,8 +90,13 @@ impl<'a> Uri<'a> {
         }
         let colon = raw.find(':').ok_or(UriError::NoScheme)?;
         let scheme_text = &raw[..colon];
-        let valid_scheme = scheme_text.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-            && scheme_text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        let valid_scheme = scheme_text
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
+            && scheme_text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
         if !valid_scheme {
             return Err(UriError::NoScheme);
         }
@@ -112,7 +117,16 @@ impl<'a> Uri<'a> {
                 if rest.is_empty() {
                     return Err(UriError::NoScheme);
                 }
-                Ok(Uri { raw, scheme, user: None, password: None, host: None, port: None, params: "", headers: None })
+                Ok(Uri {
+                    raw,
+                    scheme,
+                    user: None,
+                    password: None,
+                    host: None,
+                    port: None,
+                    params: "",
+                    headers: None,
+                })
             }
         }
     }
@@ -134,7 +148,8 @@ impl<'a> Uri<'a> {
 
     /// The user part with %-escapes decoded.
     pub fn user_unescaped(&self) -> Option<Cow<'a, [u8]>> {
-        self.user.map(|u| unescape(u.as_bytes()).unwrap_or(Cow::Borrowed(u.as_bytes())))
+        self.user
+            .map(|u| unescape(u.as_bytes()).unwrap_or(Cow::Borrowed(u.as_bytes())))
     }
 
     /// The `transport=` parameter, lower-cased comparison left to the caller.
@@ -190,12 +205,25 @@ fn parse_sip<'a>(raw: &'a str, scheme: Scheme, rest: &'a str) -> Result<Uri<'a>,
         check_escapes(p)?;
     }
     if let Some(h) = headers {
-        if h.is_empty() || !h.bytes().all(|b| is_header_char(b) || b == b'=' || b == b'&') {
+        if h.is_empty()
+            || !h
+                .bytes()
+                .all(|b| is_header_char(b) || b == b'=' || b == b'&')
+        {
             return Err(UriError::BadParam);
         }
         check_escapes(h)?;
     }
-    Ok(Uri { raw, scheme, user, password, host: Some(host), port, params, headers })
+    Ok(Uri {
+        raw,
+        scheme,
+        user,
+        password,
+        host: Some(host),
+        port,
+        params,
+        headers,
+    })
 }
 
 fn parse_tel<'a>(raw: &'a str, rest: &'a str) -> Result<Uri<'a>, UriError> {
@@ -205,8 +233,12 @@ fn parse_tel<'a>(raw: &'a str, rest: &'a str) -> Result<Uri<'a>, UriError> {
     };
     let digits = number.strip_prefix('+').unwrap_or(number);
     let ok = !digits.is_empty()
-        && digits.bytes().any(|b| b.is_ascii_hexdigit() || b == b'*' || b == b'#')
-        && digits.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b'*' | b'#' | b'-' | b'.' | b'(' | b')'));
+        && digits
+            .bytes()
+            .any(|b| b.is_ascii_hexdigit() || b == b'*' || b == b'#')
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || matches!(b, b'*' | b'#' | b'-' | b'.' | b'(' | b')'));
     if !ok {
         return Err(UriError::BadTelNumber);
     }
@@ -215,7 +247,16 @@ fn parse_tel<'a>(raw: &'a str, rest: &'a str) -> Result<Uri<'a>, UriError> {
             return Err(UriError::BadParam);
         }
     }
-    Ok(Uri { raw, scheme: Scheme::Tel, user: Some(number), password: None, host: None, port: None, params, headers: None })
+    Ok(Uri {
+        raw,
+        scheme: Scheme::Tel,
+        user: Some(number),
+        password: None,
+        host: None,
+        port: None,
+        params,
+        headers: None,
+    })
 }
 
 /// Parses `host[:port]`, where host may be an IPv6 reference in brackets.
@@ -251,26 +292,43 @@ fn parse_host_name(h: &str) -> Result<Host<'_>, UriError> {
         return Err(UriError::BadHost);
     }
     if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return h.parse::<Ipv4Addr>().map(Host::V4).map_err(|_| UriError::BadHost);
+        return h
+            .parse::<Ipv4Addr>()
+            .map(Host::V4)
+            .map_err(|_| UriError::BadHost);
     }
     let ok = h.split('.').enumerate().all(|(i, label)| {
         let last = i == h.split('.').count() - 1;
         // a trailing dot (fully qualified name) leaves an empty last label
         (label.is_empty() && last && i > 0)
             || (!label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-'))
     });
-    if ok { Ok(Host::Name(h)) } else { Err(UriError::BadHost) }
+    if ok {
+        Ok(Host::Name(h))
+    } else {
+        Err(UriError::BadHost)
+    }
 }
 
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 
 fn is_user_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/'
+        )
 }
 
 fn is_password_char(b: u8) -> bool {
@@ -290,7 +348,9 @@ fn check_escapes(s: &str) -> Result<(), UriError> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)) {
+            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            {
                 return Err(UriError::BadEscape);
             }
             i += 3;
@@ -332,7 +392,8 @@ mod tests {
 
     #[test]
     fn sip_uri_parts() {
-        let u = Uri::parse(b"sips:alice:secret@[2001:db8::10]:5061;transport=tcp;lr?subject=x").unwrap();
+        let u = Uri::parse(b"sips:alice:secret@[2001:db8::10]:5061;transport=tcp;lr?subject=x")
+            .unwrap();
         assert_eq!(u.scheme, Scheme::Sips);
         assert_eq!(u.user, Some("alice"));
         assert_eq!(u.password, Some("secret"));
@@ -349,8 +410,14 @@ mod tests {
             b"sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
         )
         .unwrap();
-        assert_eq!(u.user, Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
-        assert_eq!(u.password, Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"));
+        assert_eq!(
+            u.user,
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(
+            u.password,
+            Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+        );
         assert_eq!(u.host, Some(Host::Name("example.com")));
         let u = Uri::parse(b"sip:user;par=u%40example.net@example.com").unwrap();
         assert_eq!(u.user, Some("user;par=u%40example.net"));
@@ -360,8 +427,18 @@ mod tests {
     fn escapes() {
         let u = Uri::parse(b"sip:%61lice@atlanta.com").unwrap();
         assert_eq!(u.user_unescaped().unwrap().as_ref(), b"alice");
-        assert_eq!(Uri::parse(b"sip:null-%00-null@example.com").unwrap().user_unescaped().unwrap().as_ref(), b"null-\0-null");
-        assert_eq!(Uri::parse(b"sip:a%zz@example.com"), Err(UriError::BadEscape));
+        assert_eq!(
+            Uri::parse(b"sip:null-%00-null@example.com")
+                .unwrap()
+                .user_unescaped()
+                .unwrap()
+                .as_ref(),
+            b"null-\0-null"
+        );
+        assert_eq!(
+            Uri::parse(b"sip:a%zz@example.com"),
+            Err(UriError::BadEscape)
+        );
         assert_eq!(Uri::parse(b"sip:a%4@example.com"), Err(UriError::BadEscape));
     }
 
@@ -370,15 +447,27 @@ mod tests {
         let u = Uri::parse(b"tel:+1-201-555-0123;phone-context=example.com").unwrap();
         assert_eq!(u.scheme, Scheme::Tel);
         assert_eq!(u.user, Some("+1-201-555-0123"));
-        assert_eq!(Uri::parse(b"soap.beep://192.0.2.103:3002").unwrap().scheme, Scheme::Other);
-        assert_eq!(Uri::parse(b"<sip:user@example.com>"), Err(UriError::NoScheme));
-        assert_eq!(Uri::parse(b"sip:user@example.com; lr"), Err(UriError::WhiteSpace));
+        assert_eq!(
+            Uri::parse(b"soap.beep://192.0.2.103:3002").unwrap().scheme,
+            Scheme::Other
+        );
+        assert_eq!(
+            Uri::parse(b"<sip:user@example.com>"),
+            Err(UriError::NoScheme)
+        );
+        assert_eq!(
+            Uri::parse(b"sip:user@example.com; lr"),
+            Err(UriError::WhiteSpace)
+        );
         assert_eq!(Uri::parse(b"tel:abc-xyz"), Err(UriError::BadTelNumber));
     }
 
     #[test]
     fn hosts_and_ports() {
-        assert_eq!(parse_hostport("192.0.2.1:5060").unwrap(), (Host::V4("192.0.2.1".parse().unwrap()), Some(5060)));
+        assert_eq!(
+            parse_hostport("192.0.2.1:5060").unwrap(),
+            (Host::V4("192.0.2.1".parse().unwrap()), Some(5060))
+        );
         assert!(parse_hostport("192.0.2.300").is_err());
         assert!(parse_hostport("host:99999").is_err());
         assert!(parse_hostport("[::1").is_err());
