@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
+use sip::validate::{Capabilities, Triage, triage};
+use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
 
 /// Which transport a message came in on or must leave by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,32 +69,110 @@ pub struct ServiceConfig {
     pub limits: sip::Limits,
 }
 
+/// Methods Palisade serves today, in the order the Allow header lists them.
+const ALLOWED: &[Method] = &[Method::Options, Method::Ack, Method::Cancel];
+/// Methods Palisade knows but does not serve yet: answered 405 with Allow rather than 501.
+const KNOWN: &[Method] = &[
+    Method::Invite,
+    Method::Bye,
+    Method::Register,
+    Method::Prack,
+    Method::Subscribe,
+    Method::Notify,
+    Method::Publish,
+    Method::Info,
+    Method::Refer,
+    Method::Message,
+    Method::Update,
+];
+
+/// Counters of what the service saw, for logs, tests and (later) metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub requests: u64,
+    pub responses: u64,
+    pub rejected: u64,
+    pub dropped: u64,
+}
+
 /// The SIP service state. Not thread-safe by itself: the edge keeps it behind a mutex and never holds the lock
 /// across an await.
 pub struct Service {
     config: ServiceConfig,
+    allow: String,
+    stats: Stats,
 }
 
 impl Service {
     pub fn new(config: ServiceConfig) -> Self {
-        Service { config }
+        let allow = ALLOWED.iter().filter_map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+        Service { config, allow, stats: Stats::default() }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     /// Handles one received message and returns what to send.
     pub fn handle_inbound(&mut self, inbound: Inbound, _now: Instant) -> Vec<Outbound> {
-        let framing = if inbound.transport.is_stream() { sip::Framing::Stream } else { sip::Framing::Datagram };
-        let Ok(msg) = sip::Message::parse(inbound.data.clone(), framing, &self.config.limits) else {
-            return Vec::new();
+        let framing = if inbound.transport.is_stream() { Framing::Stream } else { Framing::Datagram };
+        match triage(inbound.data.clone(), framing, &self.config.limits, &Capabilities::default()) {
+            Triage::Request(msg) => {
+                self.stats.requests += 1;
+                self.handle_request(&msg, &inbound).into_iter().collect()
+            }
+            Triage::Response(msg) => {
+                // No client transactions exist yet, so no response can match one (RFC 3261 §18.1.2: discard).
+                self.stats.responses += 1;
+                tracing::debug!(source = %inbound.source, status = msg.status(), "response matches no transaction");
+                Vec::new()
+            }
+            Triage::Reject { request, rejection } => {
+                self.stats.rejected += 1;
+                tracing::debug!(source = %inbound.source, status = rejection.status, reason = %rejection.reason,
+                    "request refused");
+                // An ACK is never answered (RFC 3261 §17.2.1).
+                if request.method() == Some(Method::Ack) {
+                    return Vec::new();
+                }
+                let mut b = ResponseBuilder::with_reason(&request, rejection.status, &rejection.reason);
+                for (name, value) in &rejection.headers {
+                    b = b.header(*name, value);
+                }
+                vec![self.reply(b, &inbound)]
+            }
+            Triage::Drop(why) => {
+                self.stats.dropped += 1;
+                tracing::debug!(source = %inbound.source, reason = %why, "message dropped");
+                Vec::new()
+            }
+        }
+    }
+
+    fn handle_request(&mut self, msg: &Message, inbound: &Inbound) -> Option<Outbound> {
+        let method = msg.method()?;
+        let b = match method {
+            Method::Ack => return None,
+            Method::Options => ResponseBuilder::new(msg, 200)
+                .header(HeaderName::Allow, &self.allow)
+                .header(HeaderName::Accept, "application/sdp")
+                .header(HeaderName::AcceptEncoding, "identity")
+                .header(HeaderName::AcceptLanguage, "en"),
+            // Without an INVITE server transaction there is nothing a CANCEL could match.
+            Method::Cancel => ResponseBuilder::new(msg, 481),
+            m if KNOWN.contains(&m) => ResponseBuilder::new(msg, 405).header(HeaderName::Allow, &self.allow),
+            _ => ResponseBuilder::new(msg, 501).header(HeaderName::Allow, &self.allow),
         };
-        if !msg.is_request() || msg.method() == Some(sip::Method::Ack) {
-            return Vec::new();
-        }
-        let status = if msg.method() == Some(sip::Method::Options) { 200 } else { 501 };
-        let mut b = sip::ResponseBuilder::new(&msg, status).received_from(inbound.source);
+        Some(self.reply(b, inbound))
+    }
+
+    /// Finishes a response: To tag, received/rport, Server header; sent back where the request came from.
+    fn reply(&self, b: ResponseBuilder<'_>, inbound: &Inbound) -> Outbound {
+        let mut b = b.to_tag(new_tag()).received_from(inbound.source);
         if let Some(server) = &self.config.server_header {
-            b = b.header(sip::HeaderName::Server, server);
+            b = b.header(HeaderName::Server, server);
         }
-        vec![Outbound { transport: inbound.transport, dest: inbound.source, conn: inbound.conn, data: b.build() }]
+        Outbound { transport: inbound.transport, dest: inbound.source, conn: inbound.conn, data: b.build() }
     }
 
     /// Runs expired timers (retransmissions, transaction timeouts).
@@ -103,5 +183,98 @@ impl Service {
     /// When `handle_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         None
+    }
+}
+
+/// A To tag: 64 random bits, hex.
+fn new_tag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> Service {
+        Service::new(ServiceConfig {
+            domain: "pbx.test".into(),
+            server_header: Some("Palisade".into()),
+            limits: sip::Limits::default(),
+        })
+    }
+
+    fn udp(data: &str) -> Inbound {
+        Inbound {
+            transport: Transport::Udp,
+            source: "127.0.0.9:5099".parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            conn: None,
+            data: Bytes::copy_from_slice(data.as_bytes()),
+        }
+    }
+
+    fn request(method: &str, extra: &str) -> String {
+        format!(
+            "{method} sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK-t1;rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:100@pbx.test>;tag=a1\r\nTo: <sip:pbx.test>\r\nCall-ID: c1@h\r\n\
+             CSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn answer(svc: &mut Service, data: &str) -> Option<Message> {
+        let out = svc.handle_inbound(udp(data), Instant::now());
+        assert!(out.len() <= 1);
+        out.into_iter().next().map(|o| {
+            assert_eq!(o.dest, "127.0.0.9:5099".parse().unwrap());
+            Message::parse(o.data, Framing::Stream, &sip::Limits::default()).unwrap()
+        })
+    }
+
+    #[test]
+    fn options_gets_200_with_allow_and_nat_annotations() {
+        let mut svc = service();
+        let r = answer(&mut svc, &request("OPTIONS", "")).unwrap();
+        assert_eq!(r.status(), Some(200));
+        assert_eq!(r.header_str(HeaderName::Allow), Some("OPTIONS, ACK, CANCEL"));
+        assert_eq!(r.header_str(HeaderName::Server), Some("Palisade"));
+        let via = r.top_via().unwrap();
+        assert_eq!(via.received(), Some("127.0.0.9"));
+        assert_eq!(via.rport(), Some(Some(5099)));
+        assert!(r.to().unwrap().tag().is_some());
+    }
+
+    #[test]
+    fn unserved_methods_get_405_or_501() {
+        let mut svc = service();
+        let r = answer(&mut svc, &request("REGISTER", "")).unwrap();
+        assert_eq!(r.status(), Some(405));
+        assert!(r.header(HeaderName::Allow).is_some());
+        assert_eq!(answer(&mut svc, &request("FROB", "")).unwrap().status(), Some(501));
+        assert_eq!(answer(&mut svc, &request("CANCEL", "")).unwrap().status(), Some(481));
+        assert!(answer(&mut svc, &request("ACK", "")).is_none());
+    }
+
+    #[test]
+    fn malformed_requests_get_400_with_reason_and_responses_are_dropped() {
+        let mut svc = service();
+        let bad = request("OPTIONS", "").replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+        let r = answer(&mut svc, &bad).unwrap();
+        assert_eq!(r.status(), Some(400));
+        assert!(String::from_utf8_lossy(r.reason().unwrap()).contains("CSeq"));
+        assert!(answer(&mut svc, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\n\r\n").is_none());
+        assert!(answer(&mut svc, "\x00\x01garbage").is_none());
+        let s = svc.stats();
+        assert_eq!((s.rejected, s.dropped), (1, 2));
+    }
+
+    #[test]
+    fn server_header_can_be_turned_off() {
+        let mut svc = Service::new(ServiceConfig {
+            domain: "pbx.test".into(),
+            server_header: None,
+            limits: sip::Limits::default(),
+        });
+        let r = answer(&mut svc, &request("OPTIONS", "")).unwrap();
+        assert_eq!(r.header(HeaderName::Server), None);
     }
 }
