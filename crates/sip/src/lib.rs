@@ -13,6 +13,7 @@ pub mod media_type;
 pub mod message;
 pub mod method;
 pub mod text;
+pub mod transaction;
 pub mod uri;
 pub mod validate;
 pub mod via;
