@@ -1,0 +1,5 @@
+//! The PBX core: what Palisade does with SIP once a message is valid. Knows nothing of sockets.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod store;

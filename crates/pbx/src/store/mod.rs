@@ -1,0 +1,1 @@
+//! Durable storage: SQLite embedded by default, behind an interface a PostgreSQL backend can implement.
