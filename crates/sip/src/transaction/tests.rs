@@ -1,1 +1,431 @@
-// tests
+//! Deterministic simulation tests: a client layer and a server layer joined by a seeded lossy, reordering
+//! network, driven by a virtual clock.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::builder::{RequestBuilder, ResponseBuilder};
+use crate::header::HeaderName;
+use crate::limits::Limits;
+use crate::message::{Framing, Message};
+
+const T1: Duration = Duration::from_millis(500);
+
+fn client_addr() -> SocketAddr {
+    "192.0.2.1:5060".parse().unwrap()
+}
+
+fn server_addr() -> SocketAddr {
+    "192.0.2.2:5060".parse().unwrap()
+}
+
+fn parse(b: Bytes) -> Message {
+    Message::parse(b, Framing::Datagram, &Limits::default()).unwrap()
+}
+
+fn request(method: &str, branch: &str, transport: &str, cseq: u32) -> Message {
+    let via = if branch.is_empty() {
+        format!("SIP/2.0/{transport} 192.0.2.1:5060")
+    } else {
+        format!("SIP/2.0/{transport} 192.0.2.1:5060;branch={branch}")
+    };
+    parse(
+        RequestBuilder::new(method, "sip:bob@example.com")
+            .header(HeaderName::Via, via)
+            .header(HeaderName::From, "<sip:alice@example.com>;tag=a1")
+            .header(HeaderName::To, "<sip:bob@example.com>")
+            .header(HeaderName::CallId, format!("call-{branch}@192.0.2.1"))
+            .header(HeaderName::CSeq, format!("{cseq} {method}"))
+            .header(HeaderName::Contact, "<sip:alice@192.0.2.1>")
+            .build(),
+    )
+}
+
+fn response(req: &Message, status: u16) -> Bytes {
+    ResponseBuilder::new(req, status).to_tag("s1").build()
+}
+
+fn status_of_event(ev: &TuEvent) -> Option<u16> {
+    match ev {
+        TuEvent::Response { response, .. } => response.status(),
+        _ => None,
+    }
+}
+
+fn statuses(events: &[TuEvent]) -> Vec<u16> {
+    events.iter().filter_map(status_of_event).collect()
+}
+
+fn count(events: &[TuEvent], f: impl Fn(&TuEvent) -> bool) -> usize {
+    events.iter().filter(|e| f(e)).count()
+}
+
+fn drain(layer: &mut TransactionLayer) -> (Vec<Transmit>, Vec<TuEvent>) {
+    let (mut tx, mut ev) = (Vec::new(), Vec::new());
+    while let Some(o) = layer.poll_output() {
+        match o {
+            Output::Transmit(t) => tx.push(t),
+            Output::Event(e) => ev.push(e),
+        }
+    }
+    (tx, ev)
+}
+
+/// (transmits, events) waiting in the layer, drained.
+fn shape(layer: &mut TransactionLayer) -> (usize, usize) {
+    let (t, e) = drain(layer);
+    (t.len(), e.len())
+}
+
+/// Runs timers alone (no network) until `end`, recording when each output happened.
+fn run_alone(layer: &mut TransactionLayer, end: Instant) -> Vec<(Instant, Output)> {
+    let mut log = Vec::new();
+    while let Some(t) = layer.poll_timeout().filter(|&t| t <= end) {
+        layer.handle_timeout(t);
+        while let Some(o) = layer.poll_output() {
+            log.push((t, o));
+        }
+    }
+    log
+}
+
+fn peer(transport: Transport) -> Peer {
+    Peer::new(client_addr(), transport)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Side {
+    Client,
+    Server,
+}
+
+type Tu = Box<dyn FnMut(&mut TransactionLayer, &TuEvent, Instant)>;
+
+struct Sim {
+    now: Instant,
+    client: TransactionLayer,
+    server: TransactionLayer,
+    rng: StdRng,
+    loss: f64,
+    transport: Transport,
+    /// (delivery time, sequence, destination, bytes)
+    net: Vec<(Instant, u64, Side, Bytes)>,
+    seq: u64,
+    client_events: Vec<TuEvent>,
+    server_events: Vec<TuEvent>,
+    client_sent: Vec<Bytes>,
+    server_sent: Vec<Bytes>,
+    client_tu: Tu,
+    server_tu: Tu,
+}
+
+impl Sim {
+    fn new(seed: u64, loss: f64, transport: Transport) -> Sim {
+        Sim {
+            now: Instant::now(),
+            client: TransactionLayer::default(),
+            server: TransactionLayer::default(),
+            rng: StdRng::seed_from_u64(seed),
+            loss,
+            transport,
+            net: Vec::new(),
+            seq: 0,
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            client_sent: Vec::new(),
+            server_sent: Vec::new(),
+            client_tu: Box::new(|_, _, _| {}),
+            server_tu: Box::new(|_, _, _| {}),
+        }
+    }
+
+    fn send(&mut self, to: Side, bytes: Bytes) {
+        match to {
+            Side::Server => self.client_sent.push(bytes.clone()),
+            Side::Client => self.server_sent.push(bytes.clone()),
+        }
+        if self.rng.gen_bool(self.loss) {
+            return;
+        }
+        // 10–90 ms: enough spread to reorder back-to-back messages.
+        let delay = Duration::from_millis(self.rng.gen_range(10..90));
+        self.seq += 1;
+        self.net.push((self.now + delay, self.seq, to, bytes));
+    }
+
+    fn drain(&mut self) {
+        loop {
+            let mut progress = false;
+            while let Some(o) = self.client.poll_output() {
+                progress = true;
+                match o {
+                    Output::Transmit(t) => self.send(Side::Server, t.bytes),
+                    Output::Event(e) => {
+                        (self.client_tu)(&mut self.client, &e, self.now);
+                        self.client_events.push(e);
+                    }
+                }
+            }
+            while let Some(o) = self.server.poll_output() {
+                progress = true;
+                match o {
+                    Output::Transmit(t) => self.send(Side::Client, t.bytes),
+                    Output::Event(e) => {
+                        (self.server_tu)(&mut self.server, &e, self.now);
+                        self.server_events.push(e);
+                    }
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: Side, bytes: Bytes) {
+        let msg = parse(bytes);
+        let (layer, from) = match to {
+            Side::Server => (&mut self.server, Peer::new(client_addr(), self.transport)),
+            Side::Client => (&mut self.client, Peer::new(server_addr(), self.transport)),
+        };
+        if msg.is_request() {
+            layer.handle_request(msg, from, self.now).unwrap();
+        } else {
+            layer.handle_response(msg, self.now).unwrap();
+        }
+    }
+
+    fn run_until(&mut self, end: Instant) {
+        loop {
+            self.drain();
+            let next = [
+                self.net.iter().map(|p| p.0).min(),
+                self.client.poll_timeout(),
+                self.server.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let Some(t) = next.filter(|&t| t <= end) else { break };
+            self.now = self.now.max(t);
+            self.net.sort_by_key(|p| (p.0, p.1));
+            while self.net.first().is_some_and(|p| p.0 <= self.now) {
+                let (_, _, to, bytes) = self.net.remove(0);
+                self.deliver(to, bytes);
+                self.drain();
+            }
+            self.client.handle_timeout(self.now);
+            self.server.handle_timeout(self.now);
+        }
+        self.now = end;
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.run_until(end);
+    }
+
+    fn all_gone(&self) -> bool {
+        self.client.client_count() == 0
+            && self.client.server_count() == 0
+            && self.server.client_count() == 0
+            && self.server.server_count() == 0
+            && self.client.timer_count() == 0
+            && self.server.timer_count() == 0
+    }
+}
+
+/// A server TU that answers every new request with `status` (and every CANCEL 200) at once.
+fn answer_with(status: u16) -> Tu {
+    Box::new(move |layer, ev, now| {
+        if let TuEvent::Request { tx, request, .. } = ev {
+            layer.respond(*tx, response(request, status), now).unwrap();
+        }
+    })
+}
+
+#[test]
+fn invite_486_under_30_percent_loss_completes_and_ack_is_absorbed() {
+    let mut lossy_runs = 0;
+    for seed in 0..40 {
+        let mut sim = Sim::new(seed, 0.3, Transport::Udp);
+        sim.server_tu = answer_with(486);
+        let invite = request("INVITE", "z9hG4bKinv1", "UDP", 1);
+        let id = sim.client.send_request(invite, Peer::new(server_addr(), Transport::Udp), sim.now).unwrap();
+        sim.drain();
+        sim.run_for(Duration::from_secs(120));
+
+        assert_eq!(statuses(&sim.client_events).iter().filter(|&&s| s >= 200).count(), 1, "seed {seed}");
+        assert_eq!(statuses(&sim.client_events).last(), Some(&486), "seed {seed}");
+        assert_eq!(count(&sim.server_events, |e| matches!(e, TuEvent::Request { .. })), 1, "seed {seed}");
+        // The ACK for the 486 belongs to the transaction: the server TU never sees it, nothing times out.
+        assert_eq!(count(&sim.server_events, |e| matches!(e, TuEvent::Ack { .. })), 0, "seed {seed}");
+        assert_eq!(count(&sim.server_events, |e| matches!(e, TuEvent::Timeout { .. })), 0, "seed {seed}");
+        assert_eq!(count(&sim.client_events, |e| matches!(e, TuEvent::Timeout { .. })), 0, "seed {seed}");
+        assert!(sim.client_events.iter().any(|e| matches!(e, TuEvent::Terminated { tx: TxId::Client(t) } if *t == id)));
+        assert_eq!(count(&sim.server_events, |e| matches!(e, TuEvent::Terminated { .. })), 1, "seed {seed}");
+        // The client sent at least one ACK and it was built from the INVITE (same branch).
+        let acks: Vec<_> = sim.client_sent.iter().filter(|b| b.starts_with(b"ACK ")).collect();
+        assert!(!acks.is_empty(), "seed {seed}");
+        assert!(parse(acks[0].clone()).top_via().unwrap().branch() == Some("z9hG4bKinv1"));
+        assert!(sim.all_gone(), "seed {seed}");
+        lossy_runs += usize::from(sim.client_sent.len() + sim.server_sent.len() > 3);
+    }
+    // The network really did lose messages and the retransmission timers made up for it.
+    assert!(lossy_runs >= 10, "{lossy_runs}");
+}
+
+#[test]
+fn non_invite_under_30_percent_loss_completes_once() {
+    let mut lossy_runs = 0;
+    for seed in 0..40 {
+        let mut sim = Sim::new(seed, 0.3, Transport::Udp);
+        sim.server_tu = answer_with(200);
+        let opts = request("OPTIONS", "z9hG4bKopt1", "UDP", 7);
+        sim.client.send_request(opts, Peer::new(server_addr(), Transport::Udp), sim.now).unwrap();
+        sim.run_for(Duration::from_secs(60));
+        assert_eq!(statuses(&sim.client_events), vec![200], "seed {seed}");
+        assert_eq!(count(&sim.server_events, |e| matches!(e, TuEvent::Request { .. })), 1, "seed {seed}");
+        assert_eq!(count(&sim.client_events, |e| matches!(e, TuEvent::Timeout { .. })), 0, "seed {seed}");
+        assert!(sim.all_gone(), "seed {seed}");
+        lossy_runs += usize::from(sim.client_sent.len() > 1);
+    }
+    assert!(lossy_runs >= 10, "{lossy_runs}");
+}
+
+#[test]
+fn lossless_invite_486_exact_message_counts() {
+    let mut sim = Sim::new(1, 0.0, Transport::Udp);
+    sim.server_tu = answer_with(486);
+    let invite = request("INVITE", "z9hG4bKinv2", "UDP", 1);
+    sim.client.send_request(invite, Peer::new(server_addr(), Transport::Udp), sim.now).unwrap();
+    sim.run_for(Duration::from_secs(60));
+    assert_eq!(sim.client_sent.len(), 2, "INVITE + ACK");
+    assert_eq!(sim.server_sent.len(), 1, "486 only; no 100 because the TU answered at once");
+    assert_eq!(statuses(&sim.client_events), vec![486]);
+    assert!(sim.all_gone());
+}
+
+#[test]
+fn timer_b_fires_at_64_t1_after_7_transmissions() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let id = layer.send_request(request("INVITE", "z9hG4bKb", "UDP", 1), peer(Transport::Udp), t0).unwrap();
+    let (sent, _) = drain(&mut layer);
+    assert_eq!(sent.len(), 1);
+    let log = run_alone(&mut layer, t0 + Duration::from_secs(100));
+    let retransmits: Vec<_> =
+        log.iter().filter(|(_, o)| matches!(o, Output::Transmit(_))).map(|(t, _)| *t - t0).collect();
+    let ms = |v: &[u64]| v.iter().map(|&m| Duration::from_millis(m)).collect::<Vec<_>>();
+    assert_eq!(retransmits, ms(&[500, 1500, 3500, 7500, 15500, 31500]));
+    let timeouts: Vec<_> =
+        log.iter().filter(|(_, o)| matches!(o, Output::Event(TuEvent::Timeout { .. }))).map(|(t, _)| *t - t0).collect();
+    assert_eq!(timeouts, vec![T1 * 64]);
+    assert!(matches!(log.last(), Some((_, Output::Event(TuEvent::Terminated { tx: TxId::Client(t) }))) if *t == id));
+    assert_eq!((layer.client_count(), layer.timer_count(), layer.poll_timeout()), (0, 0, None));
+}
+
+#[test]
+fn timer_f_fires_at_64_t1_with_e_capped_at_t2() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    layer.send_request(request("OPTIONS", "z9hG4bKf", "UDP", 1), peer(Transport::Udp), t0).unwrap();
+    drain(&mut layer);
+    let log = run_alone(&mut layer, t0 + Duration::from_secs(100));
+    let retransmits: Vec<_> = log
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Transmit(_)))
+        .map(|(t, _)| (*t - t0).as_millis() as u64)
+        .collect();
+    assert_eq!(retransmits, vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
+    let timeouts = log.iter().filter(|(_, o)| matches!(o, Output::Event(TuEvent::Timeout { .. }))).count();
+    assert_eq!(timeouts, 1);
+    assert_eq!(layer.client_count(), 0);
+}
+
+#[test]
+fn non_invite_proceeding_retransmits_every_t2() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let req = request("REGISTER", "z9hG4bKp", "UDP", 1);
+    let id = layer.send_request(req.clone(), peer(Transport::Udp), t0).unwrap();
+    drain(&mut layer);
+    layer.handle_response(parse(ResponseBuilder::new(&req, 100).build()), t0 + Duration::from_millis(100)).unwrap();
+    assert_eq!(layer.client_state(id), Some(ClientState::Proceeding));
+    let log = run_alone(&mut layer, t0 + Duration::from_secs(10));
+    let retransmits: Vec<_> = log
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Transmit(_)))
+        .map(|(t, _)| (*t - t0).as_millis() as u64)
+        .collect();
+    // E fired at 500 ms in Proceeding: from then on every T2.
+    assert_eq!(retransmits, vec![500, 4500, 8500]);
+}
+
+#[test]
+fn reliable_transport_never_retransmits_and_lingers_zero() {
+    // INVITE client over TCP with no answer: one transmission, timeout at 64*T1.
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    layer.send_request(request("INVITE", "z9hG4bKtcp", "TCP", 1), peer(Transport::Tcp), t0).unwrap();
+    let (sent, _) = drain(&mut layer);
+    assert_eq!(sent.len(), 1);
+    let log = run_alone(&mut layer, t0 + Duration::from_secs(100));
+    assert_eq!(log.iter().filter(|(_, o)| matches!(o, Output::Transmit(_))).count(), 0);
+    assert_eq!(log[0].0 - t0, T1 * 64);
+
+    // Over a lossless reliable network the whole exchange ends as soon as the final response / ACK arrive.
+    for (method, status) in [("INVITE", 486), ("OPTIONS", 200)] {
+        let mut sim = Sim::new(3, 0.0, Transport::Tcp);
+        sim.server_tu = answer_with(status);
+        let req = request(method, "z9hG4bKtcp2", "TCP", 1);
+        sim.client.send_request(req, Peer::new(server_addr(), Transport::Tcp), sim.now).unwrap();
+        sim.run_for(Duration::from_secs(1));
+        assert!(sim.all_gone(), "{method}: K / D / I / J are zero on reliable transports");
+        assert_eq!(sim.client_sent.len(), if method == "INVITE" { 2 } else { 1 });
+        assert_eq!(sim.server_sent.len(), 1);
+    }
+}
+
+#[test]
+fn server_non_invite_absorbs_retransmissions_and_resends_last_response() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let req = request("OPTIONS", "z9hG4bKsrv", "UDP", 1);
+    layer.handle_request(req.clone(), peer(Transport::Udp), t0).unwrap();
+    let (sent, ev) = drain(&mut layer);
+    assert!(sent.is_empty());
+    let [TuEvent::Request { tx, .. }] = ev.as_slice() else { panic!("{ev:?}") };
+    let tx = *tx;
+    assert_eq!(layer.server_state(tx), Some(ServerState::Trying));
+
+    // Retransmission in Trying: absorbed, nothing to resend, TU not told.
+    layer.handle_request(req.clone(), peer(Transport::Udp), t0 + T1).unwrap();
+    assert_eq!(shape(&mut layer), (0, 0));
+
+    let ok = response(&req, 200);
+    layer.respond(tx, ok.clone(), t0 + T1).unwrap();
+    let (sent, _) = drain(&mut layer);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(layer.server_state(tx), Some(ServerState::Completed));
+    assert_eq!(layer.respond(tx, ok.clone(), t0 + T1), Err(RespondError::WrongState));
+
+    for i in 2..5 {
+        layer.handle_request(req.clone(), peer(Transport::Udp), t0 + T1 * i).unwrap();
+        let (sent, ev) = drain(&mut layer);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].bytes, ok);
+        assert!(ev.is_empty());
+    }
+    // Timer J: 64*T1 after the final response.
+    assert_eq!(layer.poll_timeout(), Some(t0 + T1 + T1 * 64));
+    layer.handle_timeout(t0 + T1 * 65);
+    let (_, ev) = drain(&mut layer);
+    assert!(matches!(ev.as_slice(), [TuEvent::Terminated { tx: TxId::Server(t) }] if *t == tx));
+    assert_eq!(layer.server_count(), 0);
+}
