@@ -2,4 +2,5 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod registrar;
 pub mod store;
