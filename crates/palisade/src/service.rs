@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
+use sip::transaction::{
+    Config as TxConfig, Output, Peer, TransactionLayer, Transport as TxTransport, TuEvent,
+};
 use sip::validate::{Capabilities, Triage, triage};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
 
@@ -101,12 +104,22 @@ pub struct Service {
     config: ServiceConfig,
     allow: String,
     stats: Stats,
+    transactions: TransactionLayer,
 }
 
 impl Service {
     pub fn new(config: ServiceConfig) -> Self {
-        let allow = ALLOWED.iter().filter_map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
-        Service { config, allow, stats: Stats::default() }
+        let allow = ALLOWED
+            .iter()
+            .filter_map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Service {
+            config,
+            allow,
+            stats: Stats::default(),
+            transactions: TransactionLayer::new(TxConfig::default()),
+        }
     }
 
     pub fn stats(&self) -> Stats {
@@ -114,75 +127,163 @@ impl Service {
     }
 
     /// Handles one received message and returns what to send.
-    pub fn handle_inbound(&mut self, inbound: Inbound, _now: Instant) -> Vec<Outbound> {
-        let framing = if inbound.transport.is_stream() { Framing::Stream } else { Framing::Datagram };
-        match triage(inbound.data.clone(), framing, &self.config.limits, &Capabilities::default()) {
+    pub fn handle_inbound(&mut self, inbound: Inbound, now: Instant) -> Vec<Outbound> {
+        let framing = if inbound.transport.is_stream() {
+            Framing::Stream
+        } else {
+            Framing::Datagram
+        };
+        let peer = Peer {
+            addr: inbound.source,
+            transport: inbound.transport.into(),
+            connection: inbound.conn.map(|c| c.0),
+        };
+        let mut out = Vec::new();
+        match triage(
+            inbound.data,
+            framing,
+            &self.config.limits,
+            &Capabilities::default(),
+        ) {
             Triage::Request(msg) => {
                 self.stats.requests += 1;
-                self.handle_request(&msg, &inbound).into_iter().collect()
+                if let Err(e) = self.transactions.handle_request(msg, peer, now) {
+                    // Validation guarantees a Via and a CSeq, so this is not expected; never answer blindly.
+                    tracing::debug!(source = %peer.addr, error = %e, "request cannot be matched to a transaction");
+                }
             }
             Triage::Response(msg) => {
-                // No client transactions exist yet, so no response can match one (RFC 3261 §18.1.2: discard).
                 self.stats.responses += 1;
-                tracing::debug!(source = %inbound.source, status = msg.status(), "response matches no transaction");
-                Vec::new()
+                if let Err(e) = self.transactions.handle_response(msg, now) {
+                    tracing::debug!(source = %peer.addr, error = %e, "response cannot be matched");
+                }
             }
             Triage::Reject { request, rejection } => {
                 self.stats.rejected += 1;
-                tracing::debug!(source = %inbound.source, status = rejection.status, reason = %rejection.reason,
+                tracing::debug!(source = %peer.addr, status = rejection.status, reason = %rejection.reason,
                     "request refused");
-                // An ACK is never answered (RFC 3261 §17.2.1).
-                if request.method() == Some(Method::Ack) {
-                    return Vec::new();
+                // Refused statelessly: a retransmission is simply refused again. An ACK is never answered
+                // (RFC 3261 §17.2.1).
+                if request.method() != Some(Method::Ack) {
+                    let mut b =
+                        ResponseBuilder::with_reason(&request, rejection.status, &rejection.reason);
+                    for (name, value) in &rejection.headers {
+                        b = b.header(*name, value);
+                    }
+                    out.push(to_outbound(peer, self.finish(b, peer)));
                 }
-                let mut b = ResponseBuilder::with_reason(&request, rejection.status, &rejection.reason);
-                for (name, value) in &rejection.headers {
-                    b = b.header(*name, value);
-                }
-                vec![self.reply(b, &inbound)]
             }
             Triage::Drop(why) => {
                 self.stats.dropped += 1;
-                tracing::debug!(source = %inbound.source, reason = %why, "message dropped");
-                Vec::new()
+                tracing::debug!(source = %peer.addr, reason = %why, "message dropped");
             }
         }
-    }
-
-    fn handle_request(&mut self, msg: &Message, inbound: &Inbound) -> Option<Outbound> {
-        let method = msg.method()?;
-        let b = match method {
-            Method::Ack => return None,
-            Method::Options => ResponseBuilder::new(msg, 200)
-                .header(HeaderName::Allow, &self.allow)
-                .header(HeaderName::Accept, "application/sdp")
-                .header(HeaderName::AcceptEncoding, "identity")
-                .header(HeaderName::AcceptLanguage, "en"),
-            // Without an INVITE server transaction there is nothing a CANCEL could match.
-            Method::Cancel => ResponseBuilder::new(msg, 481),
-            m if KNOWN.contains(&m) => ResponseBuilder::new(msg, 405).header(HeaderName::Allow, &self.allow),
-            _ => ResponseBuilder::new(msg, 501).header(HeaderName::Allow, &self.allow),
-        };
-        Some(self.reply(b, inbound))
-    }
-
-    /// Finishes a response: To tag, received/rport, Server header; sent back where the request came from.
-    fn reply(&self, b: ResponseBuilder<'_>, inbound: &Inbound) -> Outbound {
-        let mut b = b.to_tag(new_tag()).received_from(inbound.source);
-        if let Some(server) = &self.config.server_header {
-            b = b.header(HeaderName::Server, server);
-        }
-        Outbound { transport: inbound.transport, dest: inbound.source, conn: inbound.conn, data: b.build() }
+        self.drain(now, &mut out);
+        out
     }
 
     /// Runs expired timers (retransmissions, transaction timeouts).
-    pub fn handle_timeout(&mut self, _now: Instant) -> Vec<Outbound> {
-        Vec::new()
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Outbound> {
+        self.transactions.handle_timeout(now);
+        let mut out = Vec::new();
+        self.drain(now, &mut out);
+        out
     }
 
     /// When `handle_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.transactions.poll_timeout()
+    }
+
+    /// Acts on everything the transaction layer produced: transmits go out, requests are answered (which may
+    /// produce more transmits, so this loops until the layer is quiet).
+    fn drain(&mut self, now: Instant, out: &mut Vec<Outbound>) {
+        while let Some(output) = self.transactions.poll_output() {
+            match output {
+                Output::Transmit(t) => out.push(to_outbound(t.peer, t.bytes)),
+                Output::Event(TuEvent::Request { tx, request, peer }) => {
+                    let response = self.answer(&request, peer);
+                    if let Err(e) = self.transactions.respond(tx, response, now) {
+                        tracing::warn!(error = %e, "could not answer a request");
+                    }
+                }
+                Output::Event(TuEvent::Cancel {
+                    tx,
+                    request,
+                    invite,
+                    peer,
+                }) => {
+                    // RFC 3261 §9.2: 200 when the CANCEL matches a transaction, 481 otherwise. Palisade answers
+                    // every INVITE at once today, so there is never a pending one to terminate with 487.
+                    let status = if invite.is_some() { 200 } else { 481 };
+                    let response = self.finish(ResponseBuilder::new(&request, status), peer);
+                    if let Err(e) = self.transactions.respond(tx, response, now) {
+                        tracing::warn!(error = %e, "could not answer a CANCEL");
+                    }
+                }
+                Output::Event(TuEvent::Overloaded { request, peer }) => {
+                    let b = ResponseBuilder::new(&request, 503).header(HeaderName::RetryAfter, "5");
+                    out.push(to_outbound(peer, self.finish(b, peer)));
+                }
+                Output::Event(TuEvent::StrayResponse { response }) => {
+                    // RFC 3261 §18.1.2: a response matching no transaction is discarded.
+                    tracing::debug!(
+                        status = response.status(),
+                        "response matches no transaction"
+                    );
+                }
+                Output::Event(ev) => tracing::trace!(event = ?ev, "transaction event"),
+            }
+        }
+    }
+
+    /// The response to a new request inside its server transaction.
+    fn answer(&mut self, msg: &Message, peer: Peer) -> Bytes {
+        let b = match msg.method() {
+            Some(Method::Options) => ResponseBuilder::new(msg, 200)
+                .header(HeaderName::Allow, &self.allow)
+                .header(HeaderName::Accept, "application/sdp")
+                .header(HeaderName::AcceptEncoding, "identity")
+                .header(HeaderName::AcceptLanguage, "en"),
+            Some(m) if KNOWN.contains(&m) => {
+                ResponseBuilder::new(msg, 405).header(HeaderName::Allow, &self.allow)
+            }
+            _ => ResponseBuilder::new(msg, 501).header(HeaderName::Allow, &self.allow),
+        };
+        self.finish(b, peer)
+    }
+
+    /// Finishes a response: To tag, received/rport, Server header.
+    fn finish(&self, b: ResponseBuilder<'_>, peer: Peer) -> Bytes {
+        let mut b = b.to_tag(new_tag()).received_from(peer.addr);
+        if let Some(server) = &self.config.server_header {
+            b = b.header(HeaderName::Server, server);
+        }
+        b.build()
+    }
+}
+
+impl From<Transport> for TxTransport {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Udp => TxTransport::Udp,
+            Transport::Tcp => TxTransport::Tcp,
+            Transport::Tls => TxTransport::Tls,
+        }
+    }
+}
+
+fn to_outbound(peer: Peer, data: Bytes) -> Outbound {
+    let transport = match peer.transport {
+        TxTransport::Udp => Transport::Udp,
+        TxTransport::Tcp | TxTransport::Ws => Transport::Tcp,
+        TxTransport::Tls | TxTransport::Wss => Transport::Tls,
+    };
+    Outbound {
+        transport,
+        dest: peer.addr,
+        conn: peer.connection.map(ConnId),
+        data,
     }
 }
 
@@ -235,7 +336,10 @@ mod tests {
         let mut svc = service();
         let r = answer(&mut svc, &request("OPTIONS", "")).unwrap();
         assert_eq!(r.status(), Some(200));
-        assert_eq!(r.header_str(HeaderName::Allow), Some("OPTIONS, ACK, CANCEL"));
+        assert_eq!(
+            r.header_str(HeaderName::Allow),
+            Some("OPTIONS, ACK, CANCEL")
+        );
         assert_eq!(r.header_str(HeaderName::Server), Some("Palisade"));
         let via = r.top_via().unwrap();
         assert_eq!(via.received(), Some("127.0.0.9"));
@@ -249,8 +353,14 @@ mod tests {
         let r = answer(&mut svc, &request("REGISTER", "")).unwrap();
         assert_eq!(r.status(), Some(405));
         assert!(r.header(HeaderName::Allow).is_some());
-        assert_eq!(answer(&mut svc, &request("FROB", "")).unwrap().status(), Some(501));
-        assert_eq!(answer(&mut svc, &request("CANCEL", "")).unwrap().status(), Some(481));
+        assert_eq!(
+            answer(&mut svc, &request("FROB", "")).unwrap().status(),
+            Some(501)
+        );
+        assert_eq!(
+            answer(&mut svc, &request("CANCEL", "")).unwrap().status(),
+            Some(481)
+        );
         assert!(answer(&mut svc, &request("ACK", "")).is_none());
     }
 
@@ -261,7 +371,13 @@ mod tests {
         let r = answer(&mut svc, &bad).unwrap();
         assert_eq!(r.status(), Some(400));
         assert!(String::from_utf8_lossy(r.reason().unwrap()).contains("CSeq"));
-        assert!(answer(&mut svc, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\n\r\n").is_none());
+        assert!(
+            answer(
+                &mut svc,
+                "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\n\r\n"
+            )
+            .is_none()
+        );
         assert!(answer(&mut svc, "\x00\x01garbage").is_none());
         let s = svc.stats();
         assert_eq!((s.rejected, s.dropped), (1, 2));
@@ -276,5 +392,25 @@ mod tests {
         });
         let r = answer(&mut svc, &request("OPTIONS", "")).unwrap();
         assert_eq!(r.header(HeaderName::Server), None);
+    }
+
+    #[test]
+    fn retransmitted_request_gets_the_same_response_from_the_transaction() {
+        let mut svc = service();
+        let req = request("OPTIONS", "");
+        let first = answer(&mut svc, &req).unwrap();
+        let again = answer(&mut svc, &req).unwrap();
+        assert_eq!(
+            first.to().unwrap().tag(),
+            again.to().unwrap().tag(),
+            "absorbed, not answered twice"
+        );
+        assert!(
+            svc.poll_timeout().is_some(),
+            "timer J keeps the transaction for absorbing copies"
+        );
+        let later = Instant::now() + std::time::Duration::from_secs(40);
+        assert!(svc.handle_timeout(later).is_empty());
+        assert!(svc.poll_timeout().is_none());
     }
 }
