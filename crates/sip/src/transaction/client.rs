@@ -32,7 +32,14 @@ pub(crate) struct ClientTx {
 
 impl ClientTx {
     /// Sends `request` and arms the first timers.
-    pub(crate) fn start(id: u64, key: ClientKey, request: Message, peer: Peer, sh: &mut Shared, now: Instant) -> Self {
+    pub(crate) fn start(
+        id: u64,
+        key: ClientKey,
+        request: Message,
+        peer: Peer,
+        sh: &mut Shared,
+        now: Instant,
+    ) -> Self {
         let invite = request.method() == Some(Method::Invite);
         let t1 = sh.cfg.timers.t1;
         let mut tx = ClientTx {
@@ -42,7 +49,11 @@ impl ClientTx {
             wire: request.wire(),
             request,
             peer,
-            state: if invite { ClientState::Calling } else { ClientState::Trying },
+            state: if invite {
+                ClientState::Calling
+            } else {
+                ClientState::Trying
+            },
             interval: t1,
             ack: None,
             deferred_cancel: None,
@@ -50,7 +61,11 @@ impl ClientTx {
             armed: Armed::default(),
         };
         sh.transmit(peer, tx.wire.clone(), tx.txid());
-        let (retransmit, give_up) = if invite { (TimerKind::A, TimerKind::B) } else { (TimerKind::E, TimerKind::F) };
+        let (retransmit, give_up) = if invite {
+            (TimerKind::A, TimerKind::B)
+        } else {
+            (TimerKind::E, TimerKind::F)
+        };
         if !peer.transport.is_reliable() {
             tx.arm(sh, now, retransmit, t1);
         }
@@ -74,7 +89,10 @@ impl ClientTx {
     }
 
     fn to_tu(&self, sh: &mut Shared, response: Message) {
-        sh.event(TuEvent::Response { tx: ClientTxId(self.id), response });
+        sh.event(TuEvent::Response {
+            tx: ClientTxId(self.id),
+            response,
+        });
     }
 
     /// Waits `after` in a state that only absorbs retransmissions, or terminates at once on reliable transports.
@@ -88,10 +106,20 @@ impl ClientTx {
 
     pub(crate) fn on_response(&mut self, response: Message, sh: &mut Shared, now: Instant) -> Step {
         let status = response.status().unwrap_or(0);
-        if self.invite { self.invite_response(status, response, sh, now) } else { self.other_response(status, response, sh, now) }
+        if self.invite {
+            self.invite_response(status, response, sh, now)
+        } else {
+            self.other_response(status, response, sh, now)
+        }
     }
 
-    fn invite_response(&mut self, status: u16, response: Message, sh: &mut Shared, now: Instant) -> Step {
+    fn invite_response(
+        &mut self,
+        status: u16,
+        response: Message,
+        sh: &mut Shared,
+        now: Instant,
+    ) -> Step {
         use ClientState::*;
         match (self.state, status) {
             (Calling | Proceeding, 100..=199) => {
@@ -133,7 +161,13 @@ impl ClientTx {
         }
     }
 
-    fn other_response(&mut self, status: u16, response: Message, sh: &mut Shared, now: Instant) -> Step {
+    fn other_response(
+        &mut self,
+        status: u16,
+        response: Message,
+        sh: &mut Shared,
+        now: Instant,
+    ) -> Step {
         use ClientState::*;
         match (self.state, status) {
             (Trying | Proceeding, 100..=199) => {
@@ -164,7 +198,11 @@ impl ClientTx {
             (TimerKind::E, Trying | Proceeding) => {
                 sh.transmit(self.peer, self.wire.clone(), self.txid());
                 let t2 = sh.cfg.timers.t2;
-                self.interval = if self.state == Trying { self.interval.saturating_mul(2).min(t2) } else { t2 };
+                self.interval = if self.state == Trying {
+                    self.interval.saturating_mul(2).min(t2)
+                } else {
+                    t2
+                };
                 self.arm(sh, now, TimerKind::E, self.interval);
                 Step::Stay
             }
@@ -172,7 +210,9 @@ impl ClientTx {
                 sh.event(TuEvent::Timeout { tx: self.txid() });
                 Step::Terminate
             }
-            (TimerKind::D, Completed) | (TimerKind::K, Completed) | (TimerKind::M, Accepted) => Step::Terminate,
+            (TimerKind::D, Completed) | (TimerKind::K, Completed) | (TimerKind::M, Accepted) => {
+                Step::Terminate
+            }
             _ => Step::Stay,
         }
     }

@@ -42,7 +42,11 @@ pub struct ServerKey(Inner);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Inner {
-    Branch { branch: Box<str>, sent_by: Box<str>, method: Box<str> },
+    Branch {
+        branch: Box<str>,
+        sent_by: Box<str>,
+        method: Box<str>,
+    },
     Legacy(Box<Legacy>),
 }
 
@@ -92,7 +96,11 @@ impl ServerKey {
             .ok_or(KeyError::Via(ViaError::Missing))?;
         let from = req.from().map_err(KeyError::From)?;
         let to = req.to().map_err(KeyError::To)?;
-        let to_tag = if method == "INVITE" { None } else { to.tag().map(Into::into) };
+        let to_tag = if method == "INVITE" {
+            None
+        } else {
+            to.tag().map(Into::into)
+        };
         Ok(ServerKey(Inner::Legacy(Box::new(Legacy {
             request_uri: req.request_uri_raw().ok_or(KeyError::NotARequest)?.into(),
             to_tag,
@@ -107,9 +115,13 @@ impl ServerKey {
     /// For a CANCEL's key: the key of the INVITE transaction it cancels (§9.2).
     pub fn cancelled_invite(&self) -> ServerKey {
         match &self.0 {
-            Inner::Branch { branch, sent_by, .. } => {
-                ServerKey(Inner::Branch { branch: branch.clone(), sent_by: sent_by.clone(), method: "INVITE".into() })
-            }
+            Inner::Branch {
+                branch, sent_by, ..
+            } => ServerKey(Inner::Branch {
+                branch: branch.clone(),
+                sent_by: sent_by.clone(),
+                method: "INVITE".into(),
+            }),
             Inner::Legacy(l) => {
                 let mut l = l.clone();
                 l.method = "INVITE".into();
@@ -138,8 +150,14 @@ impl ClientKey {
     pub fn from_request(req: &Message) -> Result<ClientKey, KeyError> {
         let method = req.method_str().ok_or(KeyError::NotARequest)?;
         let via = req.top_via().map_err(KeyError::Via)?;
-        let branch = via.branch().filter(|b| !b.is_empty()).ok_or(KeyError::MissingBranch)?;
-        Ok(ClientKey { branch: branch.into(), method: method.into() })
+        let branch = via
+            .branch()
+            .filter(|b| !b.is_empty())
+            .ok_or(KeyError::MissingBranch)?;
+        Ok(ClientKey {
+            branch: branch.into(),
+            method: method.into(),
+        })
     }
 
     /// The key of the client transaction a response belongs to.
@@ -149,8 +167,14 @@ impl ClientKey {
         }
         let cseq = resp.cseq().map_err(KeyError::CSeq)?;
         let via = resp.top_via().map_err(KeyError::Via)?;
-        let branch = via.branch().filter(|b| !b.is_empty()).ok_or(KeyError::MissingBranch)?;
-        Ok(ClientKey { branch: branch.into(), method: cseq.method_text.into() })
+        let branch = via
+            .branch()
+            .filter(|b| !b.is_empty())
+            .ok_or(KeyError::MissingBranch)?;
+        Ok(ClientKey {
+            branch: branch.into(),
+            method: cseq.method_text.into(),
+        })
     }
 
     pub fn branch(&self) -> &str {

@@ -9,8 +9,8 @@ use super::client::ClientTx;
 use super::server::ServerTx;
 use super::timer::TimerQueue;
 use super::{
-    CancelError, ClientKey, ClientState, ClientTxId, Config, KeyError, Output, Peer, RespondError, SendError,
-    ServerKey, ServerState, ServerTxId, Transmit, TuEvent, TxId,
+    CancelError, ClientKey, ClientState, ClientTxId, Config, KeyError, Output, Peer, RespondError,
+    SendError, ServerKey, ServerState, ServerTxId, Transmit, TuEvent, TxId,
 };
 use crate::builder::cancel_for;
 use crate::limits::Limits;
@@ -34,7 +34,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn transmit(&mut self, peer: Peer, bytes: Bytes, tx: TxId) {
-        self.out.push_back(Output::Transmit(Transmit { peer, bytes, tx }));
+        self.out
+            .push_back(Output::Transmit(Transmit { peer, bytes, tx }));
     }
 
     pub(crate) fn event(&mut self, ev: TuEvent) {
@@ -62,7 +63,11 @@ impl Default for TransactionLayer {
 impl TransactionLayer {
     pub fn new(cfg: Config) -> Self {
         TransactionLayer {
-            sh: Shared { cfg, timers: TimerQueue::default(), out: VecDeque::new() },
+            sh: Shared {
+                cfg,
+                timers: TimerQueue::default(),
+                out: VecDeque::new(),
+            },
             next_id: 1,
             servers: HashMap::new(),
             server_index: HashMap::new(),
@@ -86,16 +91,28 @@ impl TransactionLayer {
     /// A request arrived from `peer`. Retransmissions are absorbed (the last response is sent again), ACKs are
     /// matched to their INVITE transaction, anything new becomes a server transaction and a [`TuEvent`]. An error
     /// means the request cannot be matched at all (no usable Via, CSeq, …): the caller answers 400 or drops it.
-    pub fn handle_request(&mut self, request: Message, peer: Peer, now: Instant) -> Result<(), KeyError> {
+    pub fn handle_request(
+        &mut self,
+        request: Message,
+        peer: Peer,
+        now: Instant,
+    ) -> Result<(), KeyError> {
         let key = ServerKey::from_request(&request)?;
         let method = request.method();
         let found = self.server_index.get(&key).copied();
 
         if method == Some(Method::Ack) {
-            let step = match found.and_then(|id| self.servers.get_mut(&id)).filter(|tx| tx.invite) {
+            let step = match found
+                .and_then(|id| self.servers.get_mut(&id))
+                .filter(|tx| tx.invite)
+            {
                 Some(tx) => Some((tx.id, tx.on_ack(request, peer, &mut self.sh, now))),
                 None => {
-                    self.sh.event(TuEvent::Ack { request, peer, invite: None });
+                    self.sh.event(TuEvent::Ack {
+                        request,
+                        peer,
+                        invite: None,
+                    });
                     None
                 }
             };
@@ -124,9 +141,18 @@ impl TransactionLayer {
         self.server_index.insert(key, id);
         self.servers.insert(id, tx);
         let ev = if method == Some(Method::Cancel) {
-            TuEvent::Cancel { tx: ServerTxId(id), request, peer, invite: cancelled }
+            TuEvent::Cancel {
+                tx: ServerTxId(id),
+                request,
+                peer,
+                invite: cancelled,
+            }
         } else {
-            TuEvent::Request { tx: ServerTxId(id), request, peer }
+            TuEvent::Request {
+                tx: ServerTxId(id),
+                request,
+                peer,
+            }
         };
         self.sh.event(ev);
         Ok(())
@@ -136,7 +162,11 @@ impl TransactionLayer {
     /// matches none. An error means it cannot be matched at all (no Via branch, no CSeq): drop it.
     pub fn handle_response(&mut self, response: Message, now: Instant) -> Result<(), KeyError> {
         let key = ClientKey::from_response(&response)?;
-        let Some(tx) = self.client_index.get(&key).and_then(|id| self.clients.get_mut(id)) else {
+        let Some(tx) = self
+            .client_index
+            .get(&key)
+            .and_then(|id| self.clients.get_mut(id))
+        else {
             self.sh.event(TuEvent::StrayResponse { response });
             return Ok(());
         };
@@ -150,7 +180,9 @@ impl TransactionLayer {
             }
             Some(tx) if tx.state != ClientState::Calling => {
                 if let Some((cancel_id, _, _)) = tx.deferred_cancel.take() {
-                    self.sh.event(TuEvent::Terminated { tx: TxId::Client(ClientTxId(cancel_id)) });
+                    self.sh.event(TuEvent::Terminated {
+                        tx: TxId::Client(ClientTxId(cancel_id)),
+                    });
                 }
                 None
             }
@@ -199,7 +231,12 @@ impl TransactionLayer {
 
     /// Starts a client transaction for `request` (not ACK) towards `peer` and sends it. The request's top Via must
     /// carry a branch unique to this transaction.
-    pub fn send_request(&mut self, request: Message, peer: Peer, now: Instant) -> Result<ClientTxId, SendError> {
+    pub fn send_request(
+        &mut self,
+        request: Message,
+        peer: Peer,
+        now: Instant,
+    ) -> Result<ClientTxId, SendError> {
         if request.method() == Some(Method::Ack) {
             return Err(SendError::Ack);
         }
@@ -215,7 +252,14 @@ impl TransactionLayer {
         Ok(ClientTxId(id))
     }
 
-    fn start_client(&mut self, id: u64, key: ClientKey, request: Message, peer: Peer, now: Instant) {
+    fn start_client(
+        &mut self,
+        id: u64,
+        key: ClientKey,
+        request: Message,
+        peer: Peer,
+        now: Instant,
+    ) {
         let tx = ClientTx::start(id, key.clone(), request, peer, &mut self.sh, now);
         self.client_index.insert(key, id);
         self.clients.insert(id, tx);
@@ -236,7 +280,8 @@ impl TransactionLayer {
             return Err(CancelError::TooLate);
         }
         let bytes = cancel_for(&tx.request).ok_or(CancelError::Build)?;
-        let cancel = Message::parse(bytes, Framing::Stream, &Limits::default()).map_err(|_| CancelError::Build)?;
+        let cancel = Message::parse(bytes, Framing::Stream, &Limits::default())
+            .map_err(|_| CancelError::Build)?;
         let key = ClientKey::from_request(&cancel).map_err(SendError::from)?;
         if self.client_index.contains_key(&key) {
             return Err(SendError::Duplicate.into());
@@ -256,7 +301,12 @@ impl TransactionLayer {
 
     /// The TU answers server transaction `tx` with an encoded response (status line first). Provisional responses
     /// may be repeated; a 2xx to an INVITE may be retransmitted by the TU while the transaction is Accepted.
-    pub fn respond(&mut self, tx: ServerTxId, response: Bytes, now: Instant) -> Result<(), RespondError> {
+    pub fn respond(
+        &mut self,
+        tx: ServerTxId,
+        response: Bytes,
+        now: Instant,
+    ) -> Result<(), RespondError> {
         let t = self.servers.get_mut(&tx.0).ok_or(RespondError::Unknown)?;
         let step = t.respond(response, &mut self.sh, now)?;
         self.finish_server(tx.0, step);
@@ -320,13 +370,19 @@ impl TransactionLayer {
         if step != Step::Terminate {
             return;
         }
-        let Some(mut tx) = self.clients.remove(&id) else { return };
+        let Some(mut tx) = self.clients.remove(&id) else {
+            return;
+        };
         self.sh.timers.cancel_all(&mut tx.armed, id);
         self.client_index.remove(&tx.key);
-        self.sh.event(TuEvent::Terminated { tx: TxId::Client(ClientTxId(id)) });
+        self.sh.event(TuEvent::Terminated {
+            tx: TxId::Client(ClientTxId(id)),
+        });
         if let Some((cancel_id, _, _)) = tx.deferred_cancel.take() {
             // The CANCEL never went out: the INVITE ended first.
-            self.sh.event(TuEvent::Terminated { tx: TxId::Client(ClientTxId(cancel_id)) });
+            self.sh.event(TuEvent::Terminated {
+                tx: TxId::Client(ClientTxId(cancel_id)),
+            });
         }
     }
 
@@ -334,9 +390,13 @@ impl TransactionLayer {
         if step != Step::Terminate {
             return;
         }
-        let Some(mut tx) = self.servers.remove(&id) else { return };
+        let Some(mut tx) = self.servers.remove(&id) else {
+            return;
+        };
         self.sh.timers.cancel_all(&mut tx.armed, id);
         self.server_index.remove(&tx.key);
-        self.sh.event(TuEvent::Terminated { tx: TxId::Server(ServerTxId(id)) });
+        self.sh.event(TuEvent::Terminated {
+            tx: TxId::Server(ServerTxId(id)),
+        });
     }
 }

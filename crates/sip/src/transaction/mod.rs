@@ -82,7 +82,11 @@ pub struct Peer {
 
 impl Peer {
     pub fn new(addr: SocketAddr, transport: Transport) -> Peer {
-        Peer { addr, transport, connection: None }
+        Peer {
+            addr,
+            transport,
+            connection: None,
+        }
     }
 }
 
@@ -136,7 +140,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { timers: Timers::default(), max_server_transactions: 10_000, max_client_transactions: 10_000 }
+        Config {
+            timers: Timers::default(),
+            max_server_transactions: 10_000,
+            max_client_transactions: 10_000,
+        }
     }
 }
 
@@ -202,13 +210,26 @@ pub struct Transmit {
 pub enum TuEvent {
     /// A new request (not ACK, not CANCEL) created server transaction `tx`; answer it with
     /// [`TransactionLayer::respond`].
-    Request { tx: ServerTxId, request: Message, peer: Peer },
+    Request {
+        tx: ServerTxId,
+        request: Message,
+        peer: Peer,
+    },
     /// A CANCEL created server transaction `tx`. `invite` is the INVITE transaction it cancels; when `None` the TU
     /// answers 481, otherwise 200 (and 487 to the INVITE if it is still Proceeding).
-    Cancel { tx: ServerTxId, request: Message, peer: Peer, invite: Option<ServerTxId> },
+    Cancel {
+        tx: ServerTxId,
+        request: Message,
+        peer: Peer,
+        invite: Option<ServerTxId>,
+    },
     /// An ACK the layer does not absorb: for a 2xx, outside any transaction (`invite: None`), or matching an INVITE
     /// transaction in Accepted.
-    Ack { request: Message, peer: Peer, invite: Option<ServerTxId> },
+    Ack {
+        request: Message,
+        peer: Peer,
+        invite: Option<ServerTxId>,
+    },
     /// A response for client transaction `tx`: provisional, final, and (RFC 6026) 2xx retransmissions in Accepted.
     Response { tx: ClientTxId, response: Message },
     /// A response that matches no client transaction (e.g. a 2xx retransmitted after timer M).

@@ -33,12 +33,21 @@ pub(crate) fn status_of(bytes: &[u8]) -> Option<u16> {
     if !digits.iter().all(u8::is_ascii_digit) || rest.get(3).is_some_and(|&b| b != b' ') {
         return None;
     }
-    let n = digits.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    let n = digits
+        .iter()
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
     (100..=699).contains(&n).then_some(n)
 }
 
 impl ServerTx {
-    pub(crate) fn start(id: u64, key: ServerKey, request: Message, peer: Peer, sh: &mut Shared, now: Instant) -> Self {
+    pub(crate) fn start(
+        id: u64,
+        key: ServerKey,
+        request: Message,
+        peer: Peer,
+        sh: &mut Shared,
+        now: Instant,
+    ) -> Self {
         let invite = request.method() == Some(Method::Invite);
         let mut tx = ServerTx {
             id,
@@ -46,12 +55,20 @@ impl ServerTx {
             invite,
             request,
             peer,
-            state: if invite { ServerState::Proceeding } else { ServerState::Trying },
+            state: if invite {
+                ServerState::Proceeding
+            } else {
+                ServerState::Trying
+            },
             last: None,
             interval: sh.cfg.timers.t1,
             armed: Armed::default(),
         };
-        let limit = if invite { sh.cfg.timers.invite_server_limit } else { sh.cfg.timers.t1_x64() };
+        let limit = if invite {
+            sh.cfg.timers.invite_server_limit
+        } else {
+            sh.cfg.timers.t1_x64()
+        };
         tx.arm(sh, now, TimerKind::Abandon, limit);
         if invite {
             match sh.cfg.timers.trying_delay {
@@ -89,7 +106,9 @@ impl ServerTx {
     }
 
     fn send_trying(&mut self, sh: &mut Shared) {
-        let trying = ResponseBuilder::new(&self.request, 100).received_from(self.peer.addr).build();
+        let trying = ResponseBuilder::new(&self.request, 100)
+            .received_from(self.peer.addr)
+            .build();
         self.send(sh, trying);
     }
 
@@ -115,7 +134,13 @@ impl ServerTx {
     }
 
     /// An ACK matched this (INVITE) transaction.
-    pub(crate) fn on_ack(&mut self, ack: Message, peer: Peer, sh: &mut Shared, now: Instant) -> Step {
+    pub(crate) fn on_ack(
+        &mut self,
+        ack: Message,
+        peer: Peer,
+        sh: &mut Shared,
+        now: Instant,
+    ) -> Step {
         match self.state {
             ServerState::Completed => {
                 self.cancel_timers(sh, &[TimerKind::G, TimerKind::H]);
@@ -124,7 +149,11 @@ impl ServerTx {
                 self.linger(sh, now, TimerKind::I, i)
             }
             ServerState::Accepted => {
-                sh.event(TuEvent::Ack { request: ack, peer, invite: Some(ServerTxId(self.id)) });
+                sh.event(TuEvent::Ack {
+                    request: ack,
+                    peer,
+                    invite: Some(ServerTxId(self.id)),
+                });
                 Step::Stay
             }
             // Confirmed: a retransmitted ACK, absorbed. Proceeding: nothing to acknowledge yet, dropped.
@@ -133,7 +162,12 @@ impl ServerTx {
     }
 
     /// The TU sends a response.
-    pub(crate) fn respond(&mut self, bytes: Bytes, sh: &mut Shared, now: Instant) -> Result<Step, RespondError> {
+    pub(crate) fn respond(
+        &mut self,
+        bytes: Bytes,
+        sh: &mut Shared,
+        now: Instant,
+    ) -> Result<Step, RespondError> {
         let status = status_of(&bytes).ok_or(RespondError::NotAResponse)?;
         let t = sh.cfg.timers.clone();
         use ServerState::*;
@@ -194,7 +228,9 @@ impl ServerTx {
                 sh.event(TuEvent::Timeout { tx: self.txid() });
                 Step::Terminate
             }
-            (TimerKind::I, Confirmed) | (TimerKind::J, Completed) | (TimerKind::L, Accepted) => Step::Terminate,
+            (TimerKind::I, Confirmed) | (TimerKind::J, Completed) | (TimerKind::L, Accepted) => {
+                Step::Terminate
+            }
             (TimerKind::Trying100, Proceeding) if self.last.is_none() => {
                 self.send_trying(sh);
                 Step::Stay

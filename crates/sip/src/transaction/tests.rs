@@ -211,7 +211,9 @@ impl Sim {
             .into_iter()
             .flatten()
             .min();
-            let Some(t) = next.filter(|&t| t <= end) else { break };
+            let Some(t) = next.filter(|&t| t <= end) else {
+                break;
+            };
             self.now = self.now.max(t);
             self.net.sort_by_key(|p| (p.0, p.1));
             while self.net.first().is_some_and(|p| p.0 <= self.now) {
@@ -256,21 +258,66 @@ fn invite_486_under_30_percent_loss_completes_and_ack_is_absorbed() {
         let mut sim = Sim::new(seed, 0.3, Transport::Udp);
         sim.server_tu = answer_with(486);
         let invite = request("INVITE", "z9hG4bKinv1", "UDP", 1);
-        let id = sim.client.send_request(invite, Peer::new(server_addr(), Transport::Udp), sim.now).unwrap();
+        let id = sim
+            .client
+            .send_request(invite, Peer::new(server_addr(), Transport::Udp), sim.now)
+            .unwrap();
         sim.drain();
         sim.run_for(Duration::from_secs(120));
 
-        assert_eq!(statuses(&sim.client_events).iter().filter(|&&s| s >= 200).count(), 1, "seed {seed}");
-        assert_eq!(statuses(&sim.client_events).last(), Some(&486), "seed {seed}");
-        assert_eq!(count(&sim.server_events, |e| matches!(e, TuEvent::Request { .. })), 1, "seed {seed}");
+        assert_eq!(
+            statuses(&sim.client_events)
+                .iter()
+                .filter(|&&s| s >= 200)
+                .count(),
+            1,
+            "seed {seed}"
+        );
+        assert_eq!(
+            statuses(&sim.client_events).last(),
+            Some(&486),
+            "seed {seed}"
+        );
+        assert_eq!(
+            count(&sim.server_events, |e| matches!(e, TuEvent::Request { .. })),
+            1,
+            "seed {seed}"
+        );
         // The ACK for the 486 belongs to the transaction: the server TU never sees it, nothing times out.
-        assert_eq!(count(&sim.server_events, |e| matches!(e, TuEvent::Ack { .. })), 0, "seed {seed}");
-        assert_eq!(count(&sim.server_events, |e| matches!(e, TuEvent::Timeout { .. })), 0, "seed {seed}");
-        assert_eq!(count(&sim.client_events, |e| matches!(e, TuEvent::Timeout { .. })), 0, "seed {seed}");
-        assert!(sim.client_events.iter().any(|e| matches!(e, TuEvent::Terminated { tx: TxId::Client(t) } if *t == id)));
-        assert_eq!(count(&sim.server_events, |e| matches!(e, TuEvent::Terminated { .. })), 1, "seed {seed}");
+        assert_eq!(
+            count(&sim.server_events, |e| matches!(e, TuEvent::Ack { .. })),
+            0,
+            "seed {seed}"
+        );
+        assert_eq!(
+            count(&sim.server_events, |e| matches!(e, TuEvent::Timeout { .. })),
+            0,
+            "seed {seed}"
+        );
+        assert_eq!(
+            count(&sim.client_events, |e| matches!(e, TuEvent::Timeout { .. })),
+            0,
+            "seed {seed}"
+        );
+        assert!(
+            sim.client_events
+                .iter()
+                .any(|e| matches!(e, TuEvent::Terminated { tx: TxId::Client(t) } if *t == id))
+        );
+        assert_eq!(
+            count(&sim.server_events, |e| matches!(
+                e,
+                TuEvent::Terminated { .. }
+            )),
+            1,
+            "seed {seed}"
+        );
         // The client sent at least one ACK and it was built from the INVITE (same branch).
-        let acks: Vec<_> = sim.client_sent.iter().filter(|b| b.starts_with(b"ACK ")).collect();
+        let acks: Vec<_> = sim
+            .client_sent
+            .iter()
+            .filter(|b| b.starts_with(b"ACK "))
+            .collect();
         assert!(!acks.is_empty(), "seed {seed}");
         assert!(parse(acks[0].clone()).top_via().unwrap().branch() == Some("z9hG4bKinv1"));
         assert!(sim.all_gone(), "seed {seed}");
@@ -287,11 +334,21 @@ fn non_invite_under_30_percent_loss_completes_once() {
         let mut sim = Sim::new(seed, 0.3, Transport::Udp);
         sim.server_tu = answer_with(200);
         let opts = request("OPTIONS", "z9hG4bKopt1", "UDP", 7);
-        sim.client.send_request(opts, Peer::new(server_addr(), Transport::Udp), sim.now).unwrap();
+        sim.client
+            .send_request(opts, Peer::new(server_addr(), Transport::Udp), sim.now)
+            .unwrap();
         sim.run_for(Duration::from_secs(60));
         assert_eq!(statuses(&sim.client_events), vec![200], "seed {seed}");
-        assert_eq!(count(&sim.server_events, |e| matches!(e, TuEvent::Request { .. })), 1, "seed {seed}");
-        assert_eq!(count(&sim.client_events, |e| matches!(e, TuEvent::Timeout { .. })), 0, "seed {seed}");
+        assert_eq!(
+            count(&sim.server_events, |e| matches!(e, TuEvent::Request { .. })),
+            1,
+            "seed {seed}"
+        );
+        assert_eq!(
+            count(&sim.client_events, |e| matches!(e, TuEvent::Timeout { .. })),
+            0,
+            "seed {seed}"
+        );
         assert!(sim.all_gone(), "seed {seed}");
         lossy_runs += usize::from(sim.client_sent.len() > 1);
     }
@@ -303,10 +360,16 @@ fn lossless_invite_486_exact_message_counts() {
     let mut sim = Sim::new(1, 0.0, Transport::Udp);
     sim.server_tu = answer_with(486);
     let invite = request("INVITE", "z9hG4bKinv2", "UDP", 1);
-    sim.client.send_request(invite, Peer::new(server_addr(), Transport::Udp), sim.now).unwrap();
+    sim.client
+        .send_request(invite, Peer::new(server_addr(), Transport::Udp), sim.now)
+        .unwrap();
     sim.run_for(Duration::from_secs(60));
     assert_eq!(sim.client_sent.len(), 2, "INVITE + ACK");
-    assert_eq!(sim.server_sent.len(), 1, "486 only; no 100 because the TU answered at once");
+    assert_eq!(
+        sim.server_sent.len(),
+        1,
+        "486 only; no 100 because the TU answered at once"
+    );
     assert_eq!(statuses(&sim.client_events), vec![486]);
     assert!(sim.all_gone());
 }
@@ -315,26 +378,57 @@ fn lossless_invite_486_exact_message_counts() {
 fn timer_b_fires_at_64_t1_after_7_transmissions() {
     let mut layer = TransactionLayer::default();
     let t0 = Instant::now();
-    let id = layer.send_request(request("INVITE", "z9hG4bKb", "UDP", 1), peer(Transport::Udp), t0).unwrap();
+    let id = layer
+        .send_request(
+            request("INVITE", "z9hG4bKb", "UDP", 1),
+            peer(Transport::Udp),
+            t0,
+        )
+        .unwrap();
     let (sent, _) = drain(&mut layer);
     assert_eq!(sent.len(), 1);
     let log = run_alone(&mut layer, t0 + Duration::from_secs(100));
-    let retransmits: Vec<_> =
-        log.iter().filter(|(_, o)| matches!(o, Output::Transmit(_))).map(|(t, _)| *t - t0).collect();
-    let ms = |v: &[u64]| v.iter().map(|&m| Duration::from_millis(m)).collect::<Vec<_>>();
+    let retransmits: Vec<_> = log
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Transmit(_)))
+        .map(|(t, _)| *t - t0)
+        .collect();
+    let ms = |v: &[u64]| {
+        v.iter()
+            .map(|&m| Duration::from_millis(m))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(retransmits, ms(&[500, 1500, 3500, 7500, 15500, 31500]));
-    let timeouts: Vec<_> =
-        log.iter().filter(|(_, o)| matches!(o, Output::Event(TuEvent::Timeout { .. }))).map(|(t, _)| *t - t0).collect();
+    let timeouts: Vec<_> = log
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Event(TuEvent::Timeout { .. })))
+        .map(|(t, _)| *t - t0)
+        .collect();
     assert_eq!(timeouts, vec![T1 * 64]);
-    assert!(matches!(log.last(), Some((_, Output::Event(TuEvent::Terminated { tx: TxId::Client(t) }))) if *t == id));
-    assert_eq!((layer.client_count(), layer.timer_count(), layer.poll_timeout()), (0, 0, None));
+    assert!(
+        matches!(log.last(), Some((_, Output::Event(TuEvent::Terminated { tx: TxId::Client(t) }))) if *t == id)
+    );
+    assert_eq!(
+        (
+            layer.client_count(),
+            layer.timer_count(),
+            layer.poll_timeout()
+        ),
+        (0, 0, None)
+    );
 }
 
 #[test]
 fn timer_f_fires_at_64_t1_with_e_capped_at_t2() {
     let mut layer = TransactionLayer::default();
     let t0 = Instant::now();
-    layer.send_request(request("OPTIONS", "z9hG4bKf", "UDP", 1), peer(Transport::Udp), t0).unwrap();
+    layer
+        .send_request(
+            request("OPTIONS", "z9hG4bKf", "UDP", 1),
+            peer(Transport::Udp),
+            t0,
+        )
+        .unwrap();
     drain(&mut layer);
     let log = run_alone(&mut layer, t0 + Duration::from_secs(100));
     let retransmits: Vec<_> = log
@@ -342,8 +436,16 @@ fn timer_f_fires_at_64_t1_with_e_capped_at_t2() {
         .filter(|(_, o)| matches!(o, Output::Transmit(_)))
         .map(|(t, _)| (*t - t0).as_millis() as u64)
         .collect();
-    assert_eq!(retransmits, vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
-    let timeouts = log.iter().filter(|(_, o)| matches!(o, Output::Event(TuEvent::Timeout { .. }))).count();
+    assert_eq!(
+        retransmits,
+        vec![
+            500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+        ]
+    );
+    let timeouts = log
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Event(TuEvent::Timeout { .. })))
+        .count();
     assert_eq!(timeouts, 1);
     assert_eq!(layer.client_count(), 0);
 }
@@ -353,9 +455,16 @@ fn non_invite_proceeding_retransmits_every_t2() {
     let mut layer = TransactionLayer::default();
     let t0 = Instant::now();
     let req = request("REGISTER", "z9hG4bKp", "UDP", 1);
-    let id = layer.send_request(req.clone(), peer(Transport::Udp), t0).unwrap();
+    let id = layer
+        .send_request(req.clone(), peer(Transport::Udp), t0)
+        .unwrap();
     drain(&mut layer);
-    layer.handle_response(parse(ResponseBuilder::new(&req, 100).build()), t0 + Duration::from_millis(100)).unwrap();
+    layer
+        .handle_response(
+            parse(ResponseBuilder::new(&req, 100).build()),
+            t0 + Duration::from_millis(100),
+        )
+        .unwrap();
     assert_eq!(layer.client_state(id), Some(ClientState::Proceeding));
     let log = run_alone(&mut layer, t0 + Duration::from_secs(10));
     let retransmits: Vec<_> = log
@@ -372,11 +481,22 @@ fn reliable_transport_never_retransmits_and_lingers_zero() {
     // INVITE client over TCP with no answer: one transmission, timeout at 64*T1.
     let mut layer = TransactionLayer::default();
     let t0 = Instant::now();
-    layer.send_request(request("INVITE", "z9hG4bKtcp", "TCP", 1), peer(Transport::Tcp), t0).unwrap();
+    layer
+        .send_request(
+            request("INVITE", "z9hG4bKtcp", "TCP", 1),
+            peer(Transport::Tcp),
+            t0,
+        )
+        .unwrap();
     let (sent, _) = drain(&mut layer);
     assert_eq!(sent.len(), 1);
     let log = run_alone(&mut layer, t0 + Duration::from_secs(100));
-    assert_eq!(log.iter().filter(|(_, o)| matches!(o, Output::Transmit(_))).count(), 0);
+    assert_eq!(
+        log.iter()
+            .filter(|(_, o)| matches!(o, Output::Transmit(_)))
+            .count(),
+        0
+    );
     assert_eq!(log[0].0 - t0, T1 * 64);
 
     // Over a lossless reliable network the whole exchange ends as soon as the final response / ACK arrive.
@@ -384,10 +504,18 @@ fn reliable_transport_never_retransmits_and_lingers_zero() {
         let mut sim = Sim::new(3, 0.0, Transport::Tcp);
         sim.server_tu = answer_with(status);
         let req = request(method, "z9hG4bKtcp2", "TCP", 1);
-        sim.client.send_request(req, Peer::new(server_addr(), Transport::Tcp), sim.now).unwrap();
+        sim.client
+            .send_request(req, Peer::new(server_addr(), Transport::Tcp), sim.now)
+            .unwrap();
         sim.run_for(Duration::from_secs(1));
-        assert!(sim.all_gone(), "{method}: K / D / I / J are zero on reliable transports");
-        assert_eq!(sim.client_sent.len(), if method == "INVITE" { 2 } else { 1 });
+        assert!(
+            sim.all_gone(),
+            "{method}: K / D / I / J are zero on reliable transports"
+        );
+        assert_eq!(
+            sim.client_sent.len(),
+            if method == "INVITE" { 2 } else { 1 }
+        );
         assert_eq!(sim.server_sent.len(), 1);
     }
 }
@@ -397,15 +525,21 @@ fn server_non_invite_absorbs_retransmissions_and_resends_last_response() {
     let mut layer = TransactionLayer::default();
     let t0 = Instant::now();
     let req = request("OPTIONS", "z9hG4bKsrv", "UDP", 1);
-    layer.handle_request(req.clone(), peer(Transport::Udp), t0).unwrap();
+    layer
+        .handle_request(req.clone(), peer(Transport::Udp), t0)
+        .unwrap();
     let (sent, ev) = drain(&mut layer);
     assert!(sent.is_empty());
-    let [TuEvent::Request { tx, .. }] = ev.as_slice() else { panic!("{ev:?}") };
+    let [TuEvent::Request { tx, .. }] = ev.as_slice() else {
+        panic!("{ev:?}")
+    };
     let tx = *tx;
     assert_eq!(layer.server_state(tx), Some(ServerState::Trying));
 
     // Retransmission in Trying: absorbed, nothing to resend, TU not told.
-    layer.handle_request(req.clone(), peer(Transport::Udp), t0 + T1).unwrap();
+    layer
+        .handle_request(req.clone(), peer(Transport::Udp), t0 + T1)
+        .unwrap();
     assert_eq!(shape(&mut layer), (0, 0));
 
     let ok = response(&req, 200);
@@ -413,10 +547,15 @@ fn server_non_invite_absorbs_retransmissions_and_resends_last_response() {
     let (sent, _) = drain(&mut layer);
     assert_eq!(sent.len(), 1);
     assert_eq!(layer.server_state(tx), Some(ServerState::Completed));
-    assert_eq!(layer.respond(tx, ok.clone(), t0 + T1), Err(RespondError::WrongState));
+    assert_eq!(
+        layer.respond(tx, ok.clone(), t0 + T1),
+        Err(RespondError::WrongState)
+    );
 
     for i in 2..5 {
-        layer.handle_request(req.clone(), peer(Transport::Udp), t0 + T1 * i).unwrap();
+        layer
+            .handle_request(req.clone(), peer(Transport::Udp), t0 + T1 * i)
+            .unwrap();
         let (sent, ev) = drain(&mut layer);
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].bytes, ok);
@@ -428,4 +567,634 @@ fn server_non_invite_absorbs_retransmissions_and_resends_last_response() {
     let (_, ev) = drain(&mut layer);
     assert!(matches!(ev.as_slice(), [TuEvent::Terminated { tx: TxId::Server(t) }] if *t == tx));
     assert_eq!(layer.server_count(), 0);
+}
+
+#[test]
+fn rfc6026_client_passes_2xx_retransmissions_to_tu_until_timer_m() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let invite = request("INVITE", "z9hG4bK6026c", "UDP", 1);
+    let id = layer
+        .send_request(invite.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    drain(&mut layer);
+    let ok = parse(response(&invite, 200));
+    for i in 0..3 {
+        layer.handle_response(ok.clone(), t0 + T1 * i).unwrap();
+        let (sent, ev) = drain(&mut layer);
+        assert!(sent.is_empty(), "the TU, not the transaction, ACKs a 2xx");
+        assert_eq!(statuses(&ev), vec![200]);
+        assert_eq!(layer.client_state(id), Some(ClientState::Accepted));
+    }
+    // A 486 in Accepted is discarded.
+    layer
+        .handle_response(parse(response(&invite, 486)), t0 + T1 * 3)
+        .unwrap();
+    assert_eq!(shape(&mut layer), (0, 0));
+    // Timer M: 64*T1 after the first 2xx; later 2xx are stray.
+    assert_eq!(layer.poll_timeout(), Some(t0 + T1 * 64));
+    layer.handle_timeout(t0 + T1 * 64);
+    let (_, ev) = drain(&mut layer);
+    assert!(matches!(ev.as_slice(), [TuEvent::Terminated { .. }]));
+    layer.handle_response(ok, t0 + T1 * 65).unwrap();
+    let (_, ev) = drain(&mut layer);
+    assert!(matches!(ev.as_slice(), [TuEvent::StrayResponse { .. }]));
+}
+
+#[test]
+fn rfc6026_server_accepted_absorbs_invites_sends_tu_2xx_and_passes_acks() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let invite = request("INVITE", "z9hG4bK6026s", "UDP", 1);
+    layer
+        .handle_request(invite.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    let [TuEvent::Request { tx, .. }] = ev.as_slice() else {
+        panic!("{ev:?}")
+    };
+    let tx = *tx;
+    let ok = response(&invite, 200);
+    layer.respond(tx, ok.clone(), t0).unwrap();
+    assert_eq!(shape(&mut layer), (1, 0));
+    assert_eq!(layer.server_state(tx), Some(ServerState::Accepted));
+
+    // INVITE retransmission: absorbed, the transaction does not resend the 2xx on its own.
+    layer
+        .handle_request(invite.clone(), peer(Transport::Udp), t0 + T1)
+        .unwrap();
+    assert_eq!(shape(&mut layer), (0, 0));
+    // The TU retransmits its 2xx through the transaction.
+    layer.respond(tx, ok.clone(), t0 + T1).unwrap();
+    let (sent, _) = drain(&mut layer);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].bytes, ok);
+    assert_eq!(
+        layer.respond(tx, response(&invite, 486), t0 + T1),
+        Err(RespondError::WrongState)
+    );
+
+    // ACK for the 2xx with its own branch: outside the transaction.
+    let ack = request("ACK", "z9hG4bKack2xx", "UDP", 1);
+    layer
+        .handle_request(ack, peer(Transport::Udp), t0 + T1)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    assert!(matches!(ev.as_slice(), [TuEvent::Ack { invite: None, .. }]));
+    // An ACK that matches the INVITE transaction in Accepted also goes to the TU.
+    let ack = request("ACK", "z9hG4bK6026s", "UDP", 1);
+    layer
+        .handle_request(ack, peer(Transport::Udp), t0 + T1)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    assert!(matches!(ev.as_slice(), [TuEvent::Ack { invite: Some(t), .. }] if *t == tx));
+
+    // Timer L: 64*T1 after the 2xx.
+    layer.handle_timeout(t0 + T1 * 64 - Duration::from_millis(1));
+    assert_eq!(layer.server_count(), 1);
+    layer.handle_timeout(t0 + T1 * 64);
+    assert_eq!(layer.server_count(), 0);
+}
+
+#[test]
+fn invite_server_sends_100_trying_after_200ms_or_on_retransmission() {
+    let t0 = Instant::now();
+    // The TU is silent: 100 Trying exactly 200 ms after the INVITE, once.
+    let mut layer = TransactionLayer::default();
+    let invite = request("INVITE", "z9hG4bK100a", "UDP", 1);
+    layer
+        .handle_request(invite.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    assert_eq!(shape(&mut layer), (0, 1));
+    assert_eq!(layer.poll_timeout(), Some(t0 + Duration::from_millis(200)));
+    layer.handle_timeout(t0 + Duration::from_millis(200));
+    let (sent, _) = drain(&mut layer);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(parse(sent[0].bytes.clone()).status(), Some(100));
+    // The INVITE again: the 100 is resent.
+    layer
+        .handle_request(invite.clone(), peer(Transport::Udp), t0 + T1)
+        .unwrap();
+    let (again, _) = drain(&mut layer);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].bytes, sent[0].bytes);
+
+    // A retransmission before 200 ms: 100 Trying at once and the timer is disarmed.
+    let mut layer = TransactionLayer::default();
+    let invite = request("INVITE", "z9hG4bK100b", "UDP", 1);
+    layer
+        .handle_request(invite.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    drain(&mut layer);
+    layer
+        .handle_request(
+            invite.clone(),
+            peer(Transport::Udp),
+            t0 + Duration::from_millis(100),
+        )
+        .unwrap();
+    assert_eq!(shape(&mut layer), (1, 0));
+    layer.handle_timeout(t0 + Duration::from_secs(1));
+    assert_eq!(shape(&mut layer), (0, 0));
+
+    // The TU answers within 200 ms: no 100 from the transaction.
+    let mut layer = TransactionLayer::default();
+    let invite = request("INVITE", "z9hG4bK100c", "UDP", 1);
+    layer
+        .handle_request(invite.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    let [TuEvent::Request { tx, .. }] = ev.as_slice() else {
+        panic!()
+    };
+    layer
+        .respond(*tx, response(&invite, 180), t0 + Duration::from_millis(50))
+        .unwrap();
+    layer.handle_timeout(t0 + Duration::from_secs(1));
+    let (sent, _) = drain(&mut layer);
+    assert_eq!(
+        sent.iter()
+            .map(|t| parse(t.bytes.clone()).status())
+            .collect::<Vec<_>>(),
+        vec![Some(180)]
+    );
+}
+
+#[test]
+fn invite_server_timer_g_and_h_without_ack() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let invite = request("INVITE", "z9hG4bKgh", "UDP", 1);
+    layer
+        .handle_request(invite.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    let [TuEvent::Request { tx, .. }] = ev.as_slice() else {
+        panic!()
+    };
+    let tx = *tx;
+    layer.respond(tx, response(&invite, 603), t0).unwrap();
+    assert_eq!(shape(&mut layer), (1, 0));
+    let log = run_alone(&mut layer, t0 + Duration::from_secs(100));
+    let g: Vec<_> = log
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Transmit(_)))
+        .map(|(t, _)| (*t - t0).as_millis() as u64)
+        .collect();
+    assert_eq!(
+        g,
+        vec![
+            500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+        ]
+    );
+    let timeouts: Vec<_> = log
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Event(TuEvent::Timeout { tx: TxId::Server(t) }) if *t == tx))
+        .map(|(t, _)| *t - t0)
+        .collect();
+    assert_eq!(timeouts, vec![T1 * 64]);
+    assert_eq!(layer.server_count(), 0);
+}
+
+#[test]
+fn invite_server_ack_confirms_then_timer_i() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let invite = request("INVITE", "z9hG4bKconf", "UDP", 1);
+    layer
+        .handle_request(invite.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    let [TuEvent::Request { tx, .. }] = ev.as_slice() else {
+        panic!()
+    };
+    let tx = *tx;
+    let busy = response(&invite, 486);
+    layer.respond(tx, busy.clone(), t0).unwrap();
+    drain(&mut layer);
+    // INVITE again in Completed: the 486 is resent.
+    layer
+        .handle_request(
+            invite.clone(),
+            peer(Transport::Udp),
+            t0 + Duration::from_millis(100),
+        )
+        .unwrap();
+    let (sent, _) = drain(&mut layer);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].bytes, busy);
+    let ack = parse(crate::builder::ack_for_non_2xx(&invite, &parse(busy)).unwrap());
+    for _ in 0..3 {
+        layer
+            .handle_request(ack.clone(), peer(Transport::Udp), t0 + T1)
+            .unwrap();
+        assert_eq!(shape(&mut layer), (0, 0), "ACK and its copies are absorbed");
+        assert_eq!(layer.server_state(tx), Some(ServerState::Confirmed));
+    }
+    // Timer I = T4; no G retransmission after the ACK.
+    assert_eq!(layer.poll_timeout(), Some(t0 + T1 + Duration::from_secs(5)));
+    layer.handle_timeout(t0 + T1 + Duration::from_secs(5));
+    let (sent, ev) = drain(&mut layer);
+    assert!(sent.is_empty());
+    assert!(matches!(ev.as_slice(), [TuEvent::Terminated { .. }]));
+}
+
+#[test]
+fn cancel_matches_its_invite_and_unknown_cancel_is_reported() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let invite = request("INVITE", "z9hG4bKcx", "UDP", 1);
+    layer
+        .handle_request(invite.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    let [TuEvent::Request { tx: inv, .. }] = ev.as_slice() else {
+        panic!()
+    };
+    let inv = *inv;
+    let cancel = parse(crate::builder::cancel_for(&invite).unwrap());
+    layer
+        .handle_request(cancel.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    let [
+        TuEvent::Cancel {
+            tx: ctx,
+            invite: Some(found),
+            ..
+        },
+    ] = ev.as_slice()
+    else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(*found, inv);
+    assert_ne!(*ctx, inv);
+    // The CANCEL is a transaction of its own: retransmission absorbed.
+    layer
+        .handle_request(cancel, peer(Transport::Udp), t0)
+        .unwrap();
+    assert_eq!(shape(&mut layer), (0, 0));
+
+    // A CANCEL whose INVITE we never saw: the TU is told, with no INVITE (it answers 481).
+    let other = request("INVITE", "z9hG4bKnever", "UDP", 1);
+    let stray = parse(crate::builder::cancel_for(&other).unwrap());
+    layer
+        .handle_request(stray, peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    assert!(matches!(
+        ev.as_slice(),
+        [TuEvent::Cancel { invite: None, .. }]
+    ));
+    // Same branch but from another sent-by: not the same transaction.
+    let spoof_text = String::from_utf8(crate::builder::cancel_for(&invite).unwrap().to_vec())
+        .unwrap()
+        .replace("192.0.2.1:5060", "198.51.100.9:5060");
+    layer
+        .handle_request(parse(spoof_text.into()), peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    assert!(matches!(
+        ev.as_slice(),
+        [TuEvent::Cancel { invite: None, .. }]
+    ));
+}
+
+#[test]
+fn cancel_end_to_end_deferred_until_provisional_under_loss() {
+    for seed in 0..20 {
+        let mut sim = Sim::new(seed, 0.2, Transport::Udp);
+        // Server TU: rings at once; on CANCEL answers 200 and 487s the INVITE.
+        sim.server_tu = Box::new(|layer, ev, now| match ev {
+            TuEvent::Request { tx, request, .. } => {
+                let ring = ResponseBuilder::new(request, 180).to_tag("s1").build();
+                layer.respond(*tx, ring, now).unwrap();
+            }
+            TuEvent::Cancel {
+                tx,
+                request,
+                invite,
+                ..
+            } => {
+                layer.respond(*tx, response(request, 200), now).unwrap();
+                let inv = invite.unwrap();
+                if layer.server_state(inv) == Some(ServerState::Proceeding) {
+                    let terminated = response(layer.server_request(inv).unwrap(), 487);
+                    layer.respond(inv, terminated, now).unwrap();
+                }
+            }
+            _ => {}
+        });
+        let invite = request("INVITE", "z9hG4bKce2e", "UDP", 1);
+        let inv = sim
+            .client
+            .send_request(invite, Peer::new(server_addr(), Transport::Udp), sim.now)
+            .unwrap();
+        // Cancel straight away, before any provisional: the CANCEL waits for the 180.
+        let cancel = sim.client.cancel(inv, sim.now).unwrap();
+        assert_eq!(
+            sim.client.cancel(inv, sim.now),
+            Err(CancelError::AlreadyCancelled)
+        );
+        assert_eq!(sim.client.client_state(cancel), None);
+        sim.drain();
+        assert!(
+            sim.client_sent.iter().all(|b| b.starts_with(b"INVITE ")),
+            "seed {seed}"
+        );
+        sim.run_for(Duration::from_secs(60));
+
+        let first_cancel = sim
+            .client_sent
+            .iter()
+            .position(|b| b.starts_with(b"CANCEL "));
+        assert!(first_cancel.is_some(), "seed {seed}");
+        let inv_responses: Vec<u16> = sim
+            .client_events
+            .iter()
+            .filter_map(|e| match e {
+                TuEvent::Response { tx, response } if *tx == inv => response.status(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            inv_responses
+                .iter()
+                .filter(|&&s| s >= 200)
+                .collect::<Vec<_>>(),
+            vec![&487],
+            "seed {seed}"
+        );
+        let cancel_responses: Vec<u16> = sim
+            .client_events
+            .iter()
+            .filter_map(|e| match e {
+                TuEvent::Response { tx, response } if *tx == cancel => response.status(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cancel_responses, vec![200], "seed {seed}");
+        assert_eq!(
+            count(&sim.server_events, |e| matches!(e, TuEvent::Cancel { .. })),
+            1,
+            "seed {seed}"
+        );
+        assert!(sim.all_gone(), "seed {seed}");
+    }
+}
+
+#[test]
+fn cancel_is_dropped_when_a_final_response_comes_first() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let invite = request("INVITE", "z9hG4bKlate", "UDP", 1);
+    let inv = layer
+        .send_request(invite.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let cancel = layer.cancel(inv, t0).unwrap();
+    drain(&mut layer);
+    layer
+        .handle_response(parse(response(&invite, 486)), t0)
+        .unwrap();
+    let (sent, ev) = drain(&mut layer);
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].bytes.starts_with(b"ACK "),
+        "only the ACK, no CANCEL"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, TuEvent::Terminated { tx: TxId::Client(t) } if *t == cancel))
+    );
+    assert_eq!(layer.cancel(inv, t0), Err(CancelError::AlreadyCancelled));
+    let other = layer
+        .send_request(
+            request("OPTIONS", "z9hG4bKo", "UDP", 2),
+            peer(Transport::Udp),
+            t0,
+        )
+        .unwrap();
+    assert_eq!(layer.cancel(other, t0), Err(CancelError::NotInvite));
+}
+
+#[test]
+fn cap_refuses_new_server_transactions_without_growing() {
+    let cfg = Config {
+        max_server_transactions: 3,
+        max_client_transactions: 2,
+        ..Config::default()
+    };
+    let mut layer = TransactionLayer::new(cfg);
+    let t0 = Instant::now();
+    let reqs: Vec<_> = (0..5)
+        .map(|i| request("OPTIONS", &format!("z9hG4bKcap{i}"), "UDP", 1))
+        .collect();
+    for r in &reqs[..3] {
+        layer
+            .handle_request(r.clone(), peer(Transport::Udp), t0)
+            .unwrap();
+    }
+    let (_, ev) = drain(&mut layer);
+    assert_eq!(count(&ev, |e| matches!(e, TuEvent::Request { .. })), 3);
+    for r in &reqs[3..] {
+        layer
+            .handle_request(r.clone(), peer(Transport::Udp), t0)
+            .unwrap();
+    }
+    let (_, ev) = drain(&mut layer);
+    assert_eq!(count(&ev, |e| matches!(e, TuEvent::Overloaded { .. })), 2);
+    assert_eq!(layer.server_count(), 3);
+    // A retransmission of a live one is still a retransmission, not an overload.
+    layer
+        .handle_request(reqs[0].clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    assert_eq!(shape(&mut layer), (0, 0));
+    // ACKs never take a slot.
+    layer
+        .handle_request(
+            request("ACK", "z9hG4bKcapack", "UDP", 1),
+            peer(Transport::Udp),
+            t0,
+        )
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    assert!(matches!(ev.as_slice(), [TuEvent::Ack { invite: None, .. }]));
+
+    // Silent TU: the transactions are abandoned after 64*T1 and the slots come back.
+    layer.handle_timeout(t0 + T1 * 64);
+    let (_, ev) = drain(&mut layer);
+    assert_eq!(count(&ev, |e| matches!(e, TuEvent::Timeout { .. })), 3);
+    assert_eq!(count(&ev, |e| matches!(e, TuEvent::Terminated { .. })), 3);
+    assert_eq!((layer.server_count(), layer.timer_count()), (0, 0));
+    layer
+        .handle_request(reqs[4].clone(), peer(Transport::Udp), t0 + T1 * 64)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    assert!(matches!(ev.as_slice(), [TuEvent::Request { .. }]));
+
+    // Client side.
+    let p = peer(Transport::Udp);
+    layer
+        .send_request(request("OPTIONS", "z9hG4bKc1", "UDP", 1), p, t0)
+        .unwrap();
+    assert_eq!(
+        layer.send_request(request("OPTIONS", "z9hG4bKc1", "UDP", 1), p, t0),
+        Err(SendError::Duplicate)
+    );
+    layer
+        .send_request(request("OPTIONS", "z9hG4bKc2", "UDP", 1), p, t0)
+        .unwrap();
+    assert_eq!(
+        layer.send_request(request("OPTIONS", "z9hG4bKc3", "UDP", 1), p, t0),
+        Err(SendError::Full)
+    );
+    assert_eq!(
+        layer.send_request(request("ACK", "z9hG4bKc4", "UDP", 1), p, t0),
+        Err(SendError::Ack)
+    );
+}
+
+const BADBRANCH: &str = "OPTIONS sip:user@example.com SIP/2.0\r\n\
+To: sip:user@example.com\r\n\
+From: sip:caller@example.org;tag=33242\r\n\
+Max-Forwards: 3\r\n\
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK\r\n\
+Accept: application/sdp\r\n\
+Call-ID: badbranch.sadonfo23i420jv0as0derf3j3n\r\n\
+CSeq: 8 OPTIONS\r\n\
+l: 0\r\n\
+\r\n";
+
+#[test]
+fn rfc4475_badbranch_is_matched_by_rfc2543_rules() {
+    let first = parse(Bytes::from_static(BADBRANCH.as_bytes()));
+    assert!(!ServerKey::from_request(&first).unwrap().is_rfc3261());
+    let second = parse(
+        BADBRANCH
+            .replace(
+                "Call-ID: badbranch.sadonfo23i420jv0as0derf3j3n",
+                "Call-ID: badbranch.second",
+            )
+            .replace("CSeq: 8", "CSeq: 9")
+            .into(),
+    );
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    layer
+        .handle_request(first.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    let [TuEvent::Request { tx, .. }] = ev.as_slice() else {
+        panic!()
+    };
+    let ok = response(&first, 200);
+    layer.respond(*tx, ok.clone(), t0).unwrap();
+    drain(&mut layer);
+    // Same message again: a retransmission, answered with the same 200.
+    layer
+        .handle_request(first.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let (sent, ev) = drain(&mut layer);
+    assert!(ev.is_empty());
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].bytes, ok);
+    // Same (bare-cookie) branch, different Call-ID and CSeq: a new request, not the first one's retransmission.
+    layer
+        .handle_request(second, peer(Transport::Udp), t0)
+        .unwrap();
+    let (sent, ev) = drain(&mut layer);
+    assert!(sent.is_empty());
+    assert!(matches!(ev.as_slice(), [TuEvent::Request { .. }]));
+    assert_eq!(layer.server_count(), 2);
+}
+
+#[test]
+fn rfc2543_invite_ack_and_cancel_matching() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let invite = request("INVITE", "", "UDP", 5);
+    layer
+        .handle_request(invite.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    let [TuEvent::Request { tx, .. }] = ev.as_slice() else {
+        panic!()
+    };
+    let tx = *tx;
+    // CANCEL without a branch finds the INVITE too.
+    let cancel = parse(crate::builder::cancel_for(&invite).unwrap());
+    layer
+        .handle_request(cancel, peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    assert!(matches!(ev.as_slice(), [TuEvent::Cancel { invite: Some(t), .. }] if *t == tx));
+    let busy = response(&invite, 486);
+    layer.respond(tx, busy.clone(), t0).unwrap();
+    drain(&mut layer);
+    // The ACK carries the response's To tag yet matches the INVITE transaction.
+    let ack = parse(crate::builder::ack_for_non_2xx(&invite, &parse(busy)).unwrap());
+    layer.handle_request(ack, peer(Transport::Udp), t0).unwrap();
+    assert_eq!(shape(&mut layer), (0, 0));
+    assert_eq!(layer.server_state(tx), Some(ServerState::Confirmed));
+}
+
+#[test]
+fn transport_error_ends_the_transaction() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    layer
+        .send_request(
+            request("INVITE", "z9hG4bKte", "TCP", 1),
+            peer(Transport::Tcp),
+            t0,
+        )
+        .unwrap();
+    let (sent, _) = drain(&mut layer);
+    layer.handle_transport_error(sent[0].tx, t0);
+    let (_, ev) = drain(&mut layer);
+    assert!(matches!(
+        ev.as_slice(),
+        [TuEvent::TransportError { .. }, TuEvent::Terminated { .. }]
+    ));
+    assert_eq!((layer.client_count(), layer.timer_count()), (0, 0));
+    // Reported twice: nothing more happens.
+    layer.handle_transport_error(sent[0].tx, t0);
+    assert_eq!(shape(&mut layer), (0, 0));
+}
+
+#[test]
+fn unmatchable_messages_and_bad_responses_are_errors() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let mismatch = parse(
+        RequestBuilder::new("INVITE", "sip:bob@example.com")
+            .header(HeaderName::Via, "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKmm")
+            .header(HeaderName::From, "<sip:a@example.com>;tag=1")
+            .header(HeaderName::To, "<sip:b@example.com>")
+            .header(HeaderName::CallId, "mm")
+            .header(HeaderName::CSeq, "1 OPTIONS")
+            .build(),
+    );
+    assert_eq!(
+        layer.handle_request(mismatch, peer(Transport::Udp), t0),
+        Err(KeyError::CSeqMismatch)
+    );
+    let req = request("OPTIONS", "z9hG4bKbad", "UDP", 1);
+    layer
+        .handle_request(req.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let (_, ev) = drain(&mut layer);
+    let [TuEvent::Request { tx, .. }] = ev.as_slice() else {
+        panic!()
+    };
+    assert_eq!(
+        layer.respond(*tx, Bytes::from_static(b"OPTIONS sip:x SIP/2.0\r\n"), t0),
+        Err(RespondError::NotAResponse)
+    );
+    assert_eq!(
+        layer.respond(ServerTxId(9999), response(&req, 200), t0),
+        Err(RespondError::Unknown)
+    );
+    assert_eq!(super::server::status_of(b"SIP/2.0 1800 Nope"), None);
+    assert_eq!(super::server::status_of(b"SIP/2.0 180 Ringing"), Some(180));
 }
