@@ -1,0 +1,56 @@
+//! The command line. Every `serve` flag overrides the same setting in `palisade.toml`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{ListenSpec, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "palisade",
+    version,
+    about = "Palisade: a secure-by-default SIP PBX"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the SIP server.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Data directory (configuration, certificates, database). Created on first start.
+    #[arg(long, value_name = "DIR", env = "PALISADE_DATA")]
+    pub data: Option<PathBuf>,
+
+    /// Where to listen, as TRANSPORT:IP:PORT (udp, tcp or tls), e.g. udp:0.0.0.0:5060 or tls:[::]:5061.
+    /// Repeat for several. Default: UDP and TCP on 5060 and TLS on 5061, all addresses, IPv4 and IPv6.
+    #[arg(long, value_name = "TRANSPORT:IP:PORT")]
+    pub listen: Vec<ListenSpec>,
+
+    /// The SIP domain this server is authoritative for (default: the machine's hostname).
+    #[arg(long, value_name = "NAME")]
+    pub domain: Option<String>,
+
+    /// Log output format.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// TLS certificate chain (PEM). Default: a self-signed certificate generated in DATA/tls.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM), with --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Value of the Server header in responses; an empty string sends none.
+    #[arg(long, value_name = "TEXT")]
+    pub server_header: Option<String>,
+}

@@ -1,0 +1,533 @@
+//! Settings: `palisade.toml` in the data directory, overridden by command-line flags, resolved into one
+//! [`Config`] the server runs with.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::cli::ServeArgs;
+use crate::service::Transport;
+
+/// The configuration file's name inside the data directory.
+pub const CONFIG_FILE: &str = "palisade.toml";
+
+/// Data directory used when neither --data nor PALISADE_DATA is given.
+pub const DEFAULT_DATA_DIR: &str = "palisade-data";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// One listener: transport plus local address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenSpec {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl ListenSpec {
+    pub fn new(transport: Transport, addr: SocketAddr) -> Self {
+        ListenSpec { transport, addr }
+    }
+}
+
+/// Lower-case transport name as used in listen specs and logs.
+pub fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
+    }
+}
+
+impl fmt::Display for ListenSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", transport_name(self.transport), self.addr)
+    }
+}
+
+const LISTEN_FORM: &str = "expected TRANSPORT:IP:PORT with TRANSPORT udp, tcp or tls, \
+e.g. udp:0.0.0.0:5060, tcp:[::1]:5060 or tls:192.0.2.10:5061";
+
+impl FromStr for ListenSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("invalid listen address `{s}`: {LISTEN_FORM}");
+        let (proto, rest) = s.split_once(':').ok_or_else(bad)?;
+        let transport = match proto.to_ascii_lowercase().as_str() {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            _ => return Err(bad()),
+        };
+        let addr: SocketAddr = rest.parse().map_err(|_| bad())?;
+        Ok(ListenSpec { transport, addr })
+    }
+}
+
+/// The `[limits]` table: parser limits plus the connection and timeout limits of the transports.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_message_size: Option<usize>,
+    pub max_headers: Option<usize>,
+    pub max_header_line: Option<usize>,
+    pub max_body_size: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub tls_handshake_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+}
+
+/// `palisade.toml` as written. Every key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<Vec<String>>,
+    pub domain: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub server_header: Option<String>,
+    pub limits: Option<LimitsFile>,
+}
+
+impl FileConfig {
+    /// Reads `path`; a missing file is an empty configuration.
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read config file {}", path.display()));
+            }
+        };
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of the file at `path` (the path is only used in error messages).
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<FileConfig> {
+        toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| {
+                let upto = &text.as_bytes()[..s.start.min(text.len())];
+                upto.iter().filter(|&&c| c == b'\n').count() + 1
+            });
+            let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
+            anyhow::anyhow!(
+                "invalid config file {}{at}: {}",
+                path.display(),
+                e.message().trim_end()
+            )
+        })
+    }
+}
+
+/// Connection and timeout limits of the stream transports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportLimits {
+    pub max_connections_per_ip: usize,
+    pub max_connections: usize,
+    pub tls_handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        TransportLimits {
+            max_connections_per_ip: 32,
+            max_connections: 10_000,
+            tls_handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Where the TLS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// Generated at first start into DATA/tls and reused after.
+    SelfSigned,
+    /// PEM files given by the administrator.
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Explicit listeners, or `None` for the defaults (all addresses, IPv4 and IPv6).
+    pub listen: Option<Vec<ListenSpec>>,
+    pub domain: String,
+    pub log_format: LogFormat,
+    pub tls: TlsSource,
+    pub server_header: Option<String>,
+    pub limits: sip::Limits,
+    pub transport_limits: TransportLimits,
+}
+
+/// The data directory: --data, else $PALISADE_DATA (clap reads it into the same field), else ./palisade-data.
+pub fn data_dir(args: &ServeArgs) -> PathBuf {
+    args.data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+impl Config {
+    /// Reads DATA/palisade.toml and applies the flags over it.
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+        let data_dir = data_dir(args);
+        let path = data_dir.join(CONFIG_FILE);
+        let file = FileConfig::load(&path)?;
+        Config::resolve(args, file, &data_dir, &path)
+    }
+
+    /// Merges `file` (read from `path`) and the flags; flags win.
+    pub fn resolve(
+        args: &ServeArgs,
+        file: FileConfig,
+        data_dir: &Path,
+        path: &Path,
+    ) -> anyhow::Result<Config> {
+        let listen = if !args.listen.is_empty() {
+            Some(args.listen.clone())
+        } else if let Some(list) = &file.listen {
+            let specs = list
+                .iter()
+                .map(|s| s.parse::<ListenSpec>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    anyhow::anyhow!("invalid config file {}: key `listen`: {e}", path.display())
+                })?;
+            if specs.is_empty() {
+                bail!(
+                    "invalid config file {}: key `listen` is empty; remove it to use the defaults",
+                    path.display()
+                );
+            }
+            Some(specs)
+        } else {
+            None
+        };
+
+        let domain = args
+            .domain
+            .clone()
+            .or(file.domain)
+            .unwrap_or_else(default_domain);
+        if domain.is_empty() || domain.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            bail!("invalid domain `{domain}`: expected a host name such as pbx.example.com");
+        }
+
+        // Paths in the file are relative to the file's directory; paths on the command line to the current one.
+        let base = path.parent().unwrap_or(Path::new("."));
+        let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+            (Some(c), Some(k)) => (Some(c.clone()), Some(k.clone())),
+            _ => (
+                file.tls_cert.map(|p| base.join(p)),
+                file.tls_key.map(|p| base.join(p)),
+            ),
+        };
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+            (None, None) => TlsSource::SelfSigned,
+            _ => bail!(
+                "invalid config file {}: tls_cert and tls_key must be given together (or neither, for a \
+                 self-signed certificate)",
+                path.display()
+            ),
+        };
+
+        let server_header = match args.server_header.clone().or(file.server_header) {
+            None => Some("Palisade".to_string()),
+            Some(s) if s.is_empty() => None,
+            Some(s) => {
+                if s.chars().any(|c| c.is_control()) {
+                    bail!("invalid server header: it must not contain control characters");
+                }
+                Some(s)
+            }
+        };
+
+        let lf = file.limits.unwrap_or_default();
+        let mut limits = sip::Limits::default();
+        let mut tl = TransportLimits::default();
+        let positive = |key: &str, v: usize| -> anyhow::Result<usize> {
+            if v == 0 {
+                bail!(
+                    "invalid config file {}: [limits] {key} must be greater than 0",
+                    path.display()
+                );
+            }
+            Ok(v)
+        };
+        if let Some(v) = lf.max_message_size {
+            limits.max_message_size = positive("max_message_size", v)?;
+        }
+        if let Some(v) = lf.max_headers {
+            limits.max_headers = positive("max_headers", v)?;
+        }
+        if let Some(v) = lf.max_header_line {
+            limits.max_header_line = positive("max_header_line", v)?;
+        }
+        if let Some(v) = lf.max_body_size {
+            limits.max_body_size = v;
+        }
+        if let Some(v) = lf.max_connections_per_ip {
+            tl.max_connections_per_ip = positive("max_connections_per_ip", v)?;
+        }
+        if let Some(v) = lf.max_connections {
+            tl.max_connections = positive("max_connections", v)?;
+        }
+        if let Some(v) = lf.tls_handshake_timeout_secs {
+            tl.tls_handshake_timeout =
+                Duration::from_secs(positive("tls_handshake_timeout_secs", v as usize)? as u64);
+        }
+        if let Some(v) = lf.idle_timeout_secs {
+            tl.idle_timeout =
+                Duration::from_secs(positive("idle_timeout_secs", v as usize)? as u64);
+        }
+
+        Ok(Config {
+            data_dir: data_dir.to_path_buf(),
+            listen,
+            domain,
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            tls,
+            server_header,
+            limits,
+            transport_limits: tl,
+        })
+    }
+}
+
+/// Default listeners: UDP and TCP on 5060 and TLS on 5061, on the IPv6 wildcard (dual-stack where possible)
+/// and the IPv4 wildcard. The server binds IPv6 first and skips IPv4 when the IPv6 socket also takes IPv4.
+pub fn default_listeners() -> Vec<ListenSpec> {
+    let v6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    let v4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let mut out = Vec::new();
+    for (t, port) in [
+        (Transport::Udp, 5060),
+        (Transport::Tcp, 5060),
+        (Transport::Tls, 5061),
+    ] {
+        out.push(ListenSpec::new(t, SocketAddr::new(v6, port)));
+        out.push(ListenSpec::new(t, SocketAddr::new(v4, port)));
+    }
+    out
+}
+
+/// The machine's host name, else "palisade.local".
+pub fn default_domain() -> String {
+    for path in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            let name = s.trim();
+            if !name.is_empty()
+                && name != "localhost"
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            {
+                return name.to_string();
+            }
+        }
+    }
+    "palisade.local".to_string()
+}
+
+/// The commented palisade.toml written on first start. Every setting is commented out, so it changes nothing.
+pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-line flags override these settings.
+## Every setting below shows its default; remove the leading "# " to change one.
+
+## Where to listen: TRANSPORT:IP:PORT with TRANSPORT udp, tcp or tls.
+## Default: UDP and TCP on 5060, TLS on 5061, all addresses, IPv4 and IPv6.
+# listen = ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060", "tls:0.0.0.0:5061"]
+
+## The SIP domain this server is authoritative for. Default: the machine's host name.
+# domain = "pbx.example.com"
+
+## Log format: "human" or "json" (one JSON object per line).
+# log_format = "human"
+
+## TLS certificate chain and private key (PEM). Relative paths are relative to this directory.
+## Default: a self-signed certificate generated on first start in tls/.
+# tls_cert = "tls/cert.pem"
+# tls_key = "tls/key.pem"
+
+## Server header in responses; "" sends none.
+# server_header = "Palisade"
+
+# [limits]
+## Largest SIP message, in bytes.
+# max_message_size = 65535
+## Most header fields in one message.
+# max_headers = 128
+## Longest header field, in bytes.
+# max_header_line = 8192
+## Largest message body, in bytes.
+# max_body_size = 60000
+## Open TCP/TLS connections allowed from one IP address.
+# max_connections_per_ip = 32
+## Open TCP/TLS connections in total.
+# max_connections = 10000
+## Seconds a TLS client has to complete its handshake.
+# tls_handshake_timeout_secs = 10
+## Seconds a TCP/TLS connection may go without a complete message or keep-alive before it is closed.
+# idle_timeout_secs = 300
+"##;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path() -> PathBuf {
+        PathBuf::from("/srv/pbx/palisade.toml")
+    }
+
+    #[test]
+    fn listen_specs() {
+        let s: ListenSpec = "udp:127.0.0.1:5060".parse().unwrap();
+        assert_eq!(
+            s,
+            ListenSpec::new(Transport::Udp, "127.0.0.1:5060".parse().unwrap())
+        );
+        let s: ListenSpec = "TLS:[::1]:5061".parse().unwrap();
+        assert_eq!(
+            s,
+            ListenSpec::new(Transport::Tls, "[::1]:5061".parse().unwrap())
+        );
+        assert_eq!(s.to_string(), "tls:[::1]:5061");
+        for bad in [
+            "udp",
+            "udp:",
+            "sctp:1.2.3.4:5060",
+            "udp:1.2.3.4",
+            "udp:::1:5060",
+            "tcp:host:5060",
+            ":1.2.3.4:1",
+        ] {
+            let e = bad.parse::<ListenSpec>().unwrap_err();
+            assert!(e.contains("expected TRANSPORT:IP:PORT"), "{bad}: {e}");
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let e = FileConfig::parse("domain = \"a\"\nlisten_on = [\"udp:1.2.3.4:5\"]\n", &path())
+            .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("listen_on"), "{msg}");
+        assert!(msg.contains("/srv/pbx/palisade.toml"), "{msg}");
+        let e = FileConfig::parse("[limits]\nmax_conns = 3\n", &path()).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("max_conns") && msg.contains("/srv/pbx/palisade.toml"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let file = FileConfig::parse(
+            "listen = [\"udp:127.0.0.1:5070\"]\ndomain = \"file.example\"\nlog_format = \"json\"\n\
+             server_header = \"\"\n[limits]\nmax_connections_per_ip = 4\nidle_timeout_secs = 60\n",
+            &path(),
+        )
+        .unwrap();
+        let none = ServeArgs::default();
+        let c = Config::resolve(&none, file.clone(), Path::new("/srv/pbx"), &path()).unwrap();
+        assert_eq!(c.domain, "file.example");
+        assert_eq!(c.listen, Some(vec!["udp:127.0.0.1:5070".parse().unwrap()]));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.server_header, None);
+        assert_eq!(c.transport_limits.max_connections_per_ip, 4);
+        assert_eq!(c.transport_limits.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.tls, TlsSource::SelfSigned);
+
+        let flags = ServeArgs {
+            listen: vec!["tcp:[::1]:5080".parse().unwrap()],
+            domain: Some("flag.example".into()),
+            log_format: Some(LogFormat::Human),
+            server_header: Some("PBX".into()),
+            ..ServeArgs::default()
+        };
+        let c = Config::resolve(&flags, file, Path::new("/srv/pbx"), &path()).unwrap();
+        assert_eq!(c.domain, "flag.example");
+        assert_eq!(c.listen, Some(vec!["tcp:[::1]:5080".parse().unwrap()]));
+        assert_eq!(c.log_format, LogFormat::Human);
+        assert_eq!(c.server_header.as_deref(), Some("PBX"));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::resolve(
+            &ServeArgs::default(),
+            FileConfig::default(),
+            Path::new("d"),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.listen, None);
+        assert_eq!(c.server_header.as_deref(), Some("Palisade"));
+        assert_eq!(c.limits, sip::Limits::default());
+        assert_eq!(c.transport_limits, TransportLimits::default());
+        assert!(!c.domain.is_empty());
+        assert_eq!(default_listeners().len(), 6);
+    }
+
+    #[test]
+    fn bad_listen_in_file_names_file() {
+        let file = FileConfig::parse("listen = [\"udp:nowhere\"]\n", &path()).unwrap();
+        let e = Config::resolve(&ServeArgs::default(), file, Path::new("d"), &path()).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("/srv/pbx/palisade.toml") && msg.contains("expected TRANSPORT:IP:PORT"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn tls_files_relative_to_config_dir() {
+        let file =
+            FileConfig::parse("tls_cert = \"c.pem\"\ntls_key = \"/etc/k.pem\"\n", &path()).unwrap();
+        let c = Config::resolve(&ServeArgs::default(), file, Path::new("d"), &path()).unwrap();
+        assert_eq!(
+            c.tls,
+            TlsSource::Files {
+                cert: PathBuf::from("/srv/pbx/c.pem"),
+                key: PathBuf::from("/etc/k.pem")
+            }
+        );
+        let file = FileConfig::parse("tls_cert = \"c.pem\"\n", &path()).unwrap();
+        assert!(Config::resolve(&ServeArgs::default(), file, Path::new("d"), &path()).is_err());
+    }
+
+    #[test]
+    fn default_file_is_inert_and_every_key_is_valid() {
+        let f = FileConfig::parse(DEFAULT_CONFIG_TOML, &path()).unwrap();
+        assert!(f.listen.is_none() && f.domain.is_none() && f.limits.is_none());
+        // Uncommenting every setting gives a valid file.
+        let uncommented: String = DEFAULT_CONFIG_TOML
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let f = FileConfig::parse(&uncommented, &path()).unwrap();
+        let c = Config::resolve(&ServeArgs::default(), f, Path::new("d"), &path()).unwrap();
+        assert_eq!(c.limits, sip::Limits::default());
+        assert_eq!(c.transport_limits, TransportLimits::default());
+        assert_eq!(c.domain, "pbx.example.com");
+    }
+}

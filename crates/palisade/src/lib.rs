@@ -1,0 +1,12 @@
+//! Palisade's server: command line, configuration, TLS, the socket edge and the sans-IO SIP service it drives.
+//! The `palisade` binary (main.rs) is a thin wrapper around [`server::run`].
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod data_dir;
+pub mod logging;
+pub mod server;
+pub mod service;
+pub mod tls;
+pub mod transport;

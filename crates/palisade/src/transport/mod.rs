@@ -1,0 +1,295 @@
+//! The socket edge: UDP receive loops, TCP/TLS acceptors and connections, and the registry that routes what the
+//! service returns to the right socket or connection.
+//!
+//! Everything here is non-blocking towards the service: the service lock is held only for one call, never across
+//! an `.await`, and writes to stream connections go through bounded per-connection queues that drop when full.
+
+pub mod bind;
+pub mod stream;
+pub mod udp;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, mpsc};
+
+use crate::config::{TransportLimits, transport_name};
+use crate::service::{ConnId, Inbound, Outbound, Service, Transport};
+
+/// Messages queued for one connection before further ones are dropped.
+pub const CONN_QUEUE: usize = 64;
+
+/// A bound UDP socket.
+#[derive(Debug, Clone)]
+pub struct UdpEndpoint {
+    pub socket: Arc<UdpSocket>,
+    pub local: SocketAddr,
+    /// An IPv6 socket that also takes IPv4 (IPv4-mapped addresses).
+    pub dual_stack: bool,
+}
+
+/// The service plus the timer bookkeeping, behind one lock.
+struct Core {
+    service: Service,
+    /// The deadline the timer task is sleeping towards.
+    armed: Option<Instant>,
+}
+
+struct ConnEntry {
+    transport: Transport,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Bytes>,
+}
+
+#[derive(Default)]
+struct Conns {
+    by_id: HashMap<ConnId, ConnEntry>,
+    by_peer: HashMap<(Transport, SocketAddr), ConnId>,
+    per_ip: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// Shared by every transport task.
+pub struct Edge {
+    core: Mutex<Core>,
+    timer_wake: Notify,
+    conns: Mutex<Conns>,
+    next_conn: AtomicU64,
+    udp: Vec<UdpEndpoint>,
+    pub limits: sip::Limits,
+    pub transport_limits: TransportLimits,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// IPv4-mapped IPv6 addresses (from dual-stack sockets) as plain IPv4, so that one peer has one address.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+impl Edge {
+    pub fn new(
+        service: Service,
+        udp: Vec<UdpEndpoint>,
+        limits: sip::Limits,
+        transport_limits: TransportLimits,
+    ) -> Arc<Edge> {
+        Arc::new(Edge {
+            core: Mutex::new(Core {
+                service,
+                armed: None,
+            }),
+            timer_wake: Notify::new(),
+            conns: Mutex::new(Conns::default()),
+            next_conn: AtomicU64::new(1),
+            udp,
+            limits,
+            transport_limits,
+        })
+    }
+
+    /// Runs one received message through the service; wakes the timer task when a sooner timer appeared.
+    pub fn handle(&self, inbound: Inbound) -> Vec<Outbound> {
+        let (out, wake) = {
+            let mut core = lock(&self.core);
+            let out = core.service.handle_inbound(inbound, Instant::now());
+            let next = core.service.poll_timeout();
+            let wake = match (next, core.armed) {
+                (Some(n), Some(a)) => n < a,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            (out, wake)
+        };
+        if wake {
+            self.timer_wake.notify_one();
+        }
+        out
+    }
+
+    /// The timer task: sleeps until the service's next timer (at most a second), runs it, sends the results.
+    pub async fn run_timers(self: Arc<Self>) {
+        const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(1);
+        loop {
+            let when = {
+                let mut core = lock(&self.core);
+                let cap = Instant::now() + MAX_SLEEP;
+                let when = core.service.poll_timeout().map_or(cap, |t| t.min(cap));
+                core.armed = Some(when);
+                when
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(when)) => {
+                    let out = lock(&self.core).service.handle_timeout(Instant::now());
+                    self.dispatch(out);
+                }
+                () = self.timer_wake.notified() => {}
+            }
+        }
+    }
+
+    /// Sends what the service returned. Never waits: full queues and sockets drop the message.
+    pub fn dispatch(self: &Arc<Self>, out: Vec<Outbound>) {
+        for o in out {
+            self.send(o);
+        }
+    }
+
+    pub fn send(self: &Arc<Self>, o: Outbound) {
+        match o.transport {
+            Transport::Udp => self.send_udp(o.dest, &o.data),
+            Transport::Tcp | Transport::Tls => self.send_stream(o),
+        }
+    }
+
+    /// Sends a datagram from the first socket that can reach `dest`.
+    fn send_udp(&self, dest: SocketAddr, data: &[u8]) {
+        let ep = self
+            .udp
+            .iter()
+            .find(|ep| ep.local.is_ipv4() == dest.is_ipv4())
+            .or_else(|| self.udp.iter().find(|ep| dest.is_ipv4() && ep.dual_stack));
+        match ep {
+            Some(ep) => send_datagram(ep, dest, data),
+            None => {
+                tracing::debug!(%dest, "no UDP socket for this address family; message dropped")
+            }
+        }
+    }
+
+    fn send_stream(self: &Arc<Self>, o: Outbound) {
+        let dest = canonical(o.dest);
+        let tx = {
+            let conns = lock(&self.conns);
+            let by_id = o
+                .conn
+                .and_then(|id| conns.by_id.get(&id))
+                .filter(|c| c.transport == o.transport && !c.tx.is_closed());
+            by_id
+                .or_else(|| {
+                    conns
+                        .by_peer
+                        .get(&(o.transport, dest))
+                        .and_then(|id| conns.by_id.get(id))
+                })
+                .filter(|c| !c.tx.is_closed())
+                .map(|c| c.tx.clone())
+        };
+        match tx {
+            Some(tx) => match tx.try_send(o.data) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::debug!(%dest, transport = %transport_name(o.transport), "connection queue full; message dropped");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    tracing::debug!(%dest, transport = %transport_name(o.transport), "connection closed; message dropped");
+                }
+            },
+            None => match o.transport {
+                Transport::Tcp => stream::connect(self.clone(), dest, o.data),
+                _ => tracing::warn!(
+                    %dest,
+                    "outgoing TLS connections are not supported yet; message dropped (no open connection to the peer)"
+                ),
+            },
+        }
+    }
+
+    /// Takes a connection slot for `ip`, or `None` when the per-IP or total limit is reached.
+    pub fn reserve(self: &Arc<Self>, ip: IpAddr) -> Option<ConnSlot> {
+        let mut conns = lock(&self.conns);
+        let per_ip = conns.per_ip.get(&ip).copied().unwrap_or(0);
+        if per_ip >= self.transport_limits.max_connections_per_ip
+            || conns.total >= self.transport_limits.max_connections
+        {
+            return None;
+        }
+        conns.per_ip.insert(ip, per_ip + 1);
+        conns.total += 1;
+        Some(ConnSlot {
+            edge: self.clone(),
+            ip,
+            id: None,
+        })
+    }
+
+    /// Makes an open connection reachable for outbound messages; returns its id and queue.
+    pub fn register(
+        &self,
+        slot: &mut ConnSlot,
+        transport: Transport,
+        peer: SocketAddr,
+    ) -> (ConnId, mpsc::Receiver<Bytes>) {
+        let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = mpsc::channel(CONN_QUEUE);
+        let mut conns = lock(&self.conns);
+        conns.by_id.insert(
+            id,
+            ConnEntry {
+                transport,
+                peer,
+                tx,
+            },
+        );
+        conns.by_peer.insert((transport, peer), id);
+        slot.id = Some(id);
+        (id, rx)
+    }
+
+    /// Open stream connections (for tests and status).
+    pub fn open_connections(&self) -> usize {
+        lock(&self.conns).total
+    }
+}
+
+/// Sends one datagram without waiting: a full socket buffer drops it.
+pub fn send_datagram(ep: &UdpEndpoint, dest: SocketAddr, data: &[u8]) {
+    let dest = match dest {
+        SocketAddr::V4(v4) if ep.local.is_ipv6() => {
+            SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+        }
+        d => d,
+    };
+    if let Err(e) = ep.socket.try_send_to(data, dest) {
+        tracing::debug!(%dest, error = %e, "UDP send failed; message dropped");
+    }
+}
+
+/// One counted connection (or connection attempt). Dropping it releases the slot and unregisters the connection.
+pub struct ConnSlot {
+    edge: Arc<Edge>,
+    ip: IpAddr,
+    id: Option<ConnId>,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut conns = lock(&self.edge.conns);
+        if let Some(n) = conns.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                conns.per_ip.remove(&self.ip);
+            }
+        }
+        conns.total = conns.total.saturating_sub(1);
+        if let Some(id) = self.id
+            && let Some(entry) = conns.by_id.remove(&id)
+            && conns.by_peer.get(&(entry.transport, entry.peer)) == Some(&id)
+        {
+            conns.by_peer.remove(&(entry.transport, entry.peer));
+        }
+    }
+}

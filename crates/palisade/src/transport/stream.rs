@@ -1,0 +1,178 @@
+//! TCP and TLS: accepting (with per-IP and total connection caps and a TLS handshake timeout), one task per
+//! connection that frames the stream, answers keep-alives, feeds messages to the service and writes what is
+//! queued for the connection, and outgoing TCP connections.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sip::framing::{Frame, StreamFramer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_rustls::TlsAcceptor;
+
+use super::{ConnSlot, Edge, canonical};
+use crate::config::transport_name;
+use crate::service::{Inbound, Outbound, Transport};
+
+/// How long one write may take before the peer is considered stuck and the connection closed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an outgoing TCP connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read size: the framer holds at most one message plus one read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Accepts connections until the task is dropped. `tls` makes it a TLS listener.
+pub async fn accept_loop(edge: Arc<Edge>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(transport = %transport_name(transport), error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let peer = canonical(peer);
+        let Some(slot) = edge.reserve(peer.ip()) else {
+            tracing::debug!(%peer, transport = %transport_name(transport), "connection limit reached; refused");
+            drop(tcp);
+            continue;
+        };
+        let local = tcp.local_addr().map(canonical).unwrap_or(peer);
+        let _ = tcp.set_nodelay(true);
+        let edge = edge.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve(edge, tcp, Transport::Tcp, peer, local, slot, None).await,
+                Some(acceptor) => {
+                    let handshake = edge.transport_limits.tls_handshake_timeout;
+                    match timeout(handshake, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            serve(edge, stream, Transport::Tls, peer, local, slot, None).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Opens a TCP connection to `dest` in the background and sends `first` on it.
+pub fn connect(edge: Arc<Edge>, dest: SocketAddr, first: Bytes) {
+    let Some(slot) = edge.reserve(dest.ip()) else {
+        tracing::debug!(%dest, "connection limit reached; outgoing message dropped");
+        return;
+    };
+    tokio::spawn(async move {
+        let tcp = match timeout(CONNECT_TIMEOUT, TcpStream::connect(dest)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => {
+                tracing::debug!(%dest, error = %e, "TCP connect failed; message dropped");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%dest, "TCP connect timed out; message dropped");
+                return;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().map(canonical).unwrap_or(dest);
+        serve(edge, tcp, Transport::Tcp, dest, local, slot, Some(first)).await;
+    });
+}
+
+/// Runs one connection until the peer closes it, it idles out, it cannot be framed or a write gets stuck.
+async fn serve<S>(
+    edge: Arc<Edge>,
+    mut stream: S,
+    transport: Transport,
+    peer: SocketAddr,
+    local: SocketAddr,
+    mut slot: ConnSlot,
+    first: Option<Bytes>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (id, mut rx) = edge.register(&mut slot, transport, peer);
+    let tname = transport_name(transport);
+    tracing::debug!(%peer, transport = %tname, conn = id.0, "connection open");
+    let idle = edge.transport_limits.idle_timeout;
+    let mut deadline = Instant::now() + idle;
+    let mut framer = StreamFramer::new(edge.limits.clone());
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut to_write: Vec<Bytes> = first.into_iter().collect();
+    let reason = 'conn: loop {
+        for data in to_write.drain(..) {
+            if let Err(reason) = write(&mut stream, &data).await {
+                break 'conn reason;
+            }
+        }
+        tokio::select! {
+            r = timeout_at(deadline, stream.read(&mut buf)) => {
+                let n = match r {
+                    Err(_) => break 'conn "idle timeout",
+                    Ok(Ok(0)) => break 'conn "closed by peer",
+                    Ok(Err(_)) => break 'conn "read error",
+                    Ok(Ok(n)) => n,
+                };
+                framer.push(&buf[..n]);
+                loop {
+                    match framer.next() {
+                        Ok(None) => break,
+                        Ok(Some(Frame::KeepAlivePing)) => {
+                            deadline = Instant::now() + idle;
+                            to_write.push(Bytes::from_static(b"\r\n"));
+                        }
+                        Ok(Some(Frame::KeepAlivePong)) => deadline = Instant::now() + idle,
+                        Ok(Some(Frame::Message(data))) => {
+                            deadline = Instant::now() + idle;
+                            let out = edge.handle(Inbound { transport, source: peer, local, conn: Some(id), data });
+                            // Answers on this connection are written here, in order and with backpressure;
+                            // the rest is routed.
+                            let (mine, others): (Vec<Outbound>, Vec<Outbound>) =
+                                out.into_iter().partition(|o| o.conn == Some(id) && o.transport == transport);
+                            to_write.extend(mine.into_iter().map(|o| o.data));
+                            edge.dispatch(others);
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, transport = %tname, error = %e, "cannot frame stream; closing");
+                            break 'conn "framing error";
+                        }
+                    }
+                }
+            }
+            m = rx.recv() => match m {
+                Some(data) => to_write.push(data),
+                None => break 'conn "unregistered",
+            },
+        }
+    };
+    tracing::debug!(%peer, transport = %tname, conn = id.0, reason, "connection closed");
+    let _ = timeout(Duration::from_millis(500), stream.shutdown()).await;
+    drop(slot);
+}
+
+async fn write<S: AsyncWrite + Unpin>(stream: &mut S, data: &[u8]) -> Result<(), &'static str> {
+    match timeout(WRITE_TIMEOUT, async {
+        stream.write_all(data).await?;
+        stream.flush().await
+    })
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("write error"),
+        Err(_) => Err("write timed out"),
+    }
+}
