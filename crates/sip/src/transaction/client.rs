@@ -124,12 +124,14 @@ impl ClientTx {
         match (self.state, status) {
             (Calling | Proceeding, 100..=199) => {
                 self.cancel_timers(sh, &[TimerKind::A, TimerKind::B]);
+                let c = sh.cfg.timers.timer_c;
+                self.arm(sh, now, TimerKind::C, c);
                 self.state = Proceeding;
                 self.to_tu(sh, response);
                 Step::Stay
             }
             (Calling | Proceeding, 200..=299) => {
-                self.cancel_timers(sh, &[TimerKind::A, TimerKind::B]);
+                self.cancel_timers(sh, &[TimerKind::A, TimerKind::B, TimerKind::C]);
                 self.state = Accepted;
                 self.to_tu(sh, response);
                 let m = sh.cfg.timers.t1_x64();
@@ -137,7 +139,7 @@ impl ClientTx {
                 Step::Stay
             }
             (Calling | Proceeding, 300..) => {
-                self.cancel_timers(sh, &[TimerKind::A, TimerKind::B]);
+                self.cancel_timers(sh, &[TimerKind::A, TimerKind::B, TimerKind::C]);
                 self.state = Completed;
                 self.ack = ack_for_non_2xx(&self.request, &response);
                 if let Some(ack) = &self.ack {
@@ -206,7 +208,9 @@ impl ClientTx {
                 self.arm(sh, now, TimerKind::E, self.interval);
                 Step::Stay
             }
-            (TimerKind::B, Calling) | (TimerKind::F, Trying | Proceeding) => {
+            (TimerKind::B, Calling)
+            | (TimerKind::C, Proceeding)
+            | (TimerKind::F, Trying | Proceeding) => {
                 sh.event(TuEvent::Timeout { tx: self.txid() });
                 Step::Terminate
             }

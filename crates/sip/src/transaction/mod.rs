@@ -32,8 +32,9 @@
 //! * Bounded: at most [`Config::max_server_transactions`] server transactions exist; when full a new request is
 //!   handed back as [`TuEvent::Overloaded`] (answer it 503 statelessly) and no state is kept. Client transactions
 //!   are capped likewise ([`SendError::Full`]). A server transaction whose TU never sends a final response is
-//!   abandoned after [`Timers::invite_server_limit`] (INVITE) or 64·T1 (others), so every transaction reaches
-//!   Terminated.
+//!   abandoned after [`Timers::invite_server_limit`] (INVITE) or 64·T1 (others), and an INVITE client transaction
+//!   left in Proceeding (a 2xx lost and never retransmitted) ends after [`Timers::timer_c`], so every transaction
+//!   reaches Terminated.
 //! * Timers live in one ordered set keyed by deadline; [`TransactionLayer::poll_timeout`] returns the earliest.
 
 mod client;
@@ -106,6 +107,9 @@ pub struct Timers {
     pub trying_delay: Option<Duration>,
     /// How long an INVITE server transaction waits for the TU's final response before giving up.
     pub invite_server_limit: Duration,
+    /// Timer C: how long an INVITE client transaction in Proceeding waits for a final response after the last
+    /// provisional one (the TU normally CANCELs first). RFC 3261 §16.6 asks for more than 3 minutes.
+    pub timer_c: Duration,
 }
 
 impl Timers {
@@ -124,6 +128,7 @@ impl Default for Timers {
             timer_d: Duration::from_secs(32),
             trying_delay: Some(Duration::from_millis(200)),
             invite_server_limit: Duration::from_secs(300),
+            timer_c: Duration::from_secs(190),
         }
     }
 }
@@ -234,7 +239,7 @@ pub enum TuEvent {
     Response { tx: ClientTxId, response: Message },
     /// A response that matches no client transaction (e.g. a 2xx retransmitted after timer M).
     StrayResponse { response: Message },
-    /// Timer B or F (client), H (server, no ACK) or the TU-silence limit (server) fired.
+    /// Timer B, C or F (client), H (server, no ACK) or the TU-silence limit (server) fired.
     Timeout { tx: TxId },
     /// The caller reported that a transmit for `tx` failed.
     TransportError { tx: TxId },

@@ -1198,3 +1198,104 @@ fn unmatchable_messages_and_bad_responses_are_errors() {
     assert_eq!(super::server::status_of(b"SIP/2.0 1800 Nope"), None);
     assert_eq!(super::server::status_of(b"SIP/2.0 180 Ringing"), Some(180));
 }
+
+#[test]
+fn mixed_workload_under_heavy_loss_every_transaction_ends_exactly_once() {
+    for seed in 100..110 {
+        let mut sim = Sim::new(seed, 0.45, Transport::Udp);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let statuses_by_seed: Vec<u16> = (0..60)
+            .map(|_| [200, 404, 486, 503][rng.gen_range(0..4)])
+            .collect();
+        sim.server_tu = Box::new(move |layer, ev, now| {
+            if let TuEvent::Request { tx, request, .. } = ev {
+                let n = request.cseq().unwrap().seq as usize;
+                if request.method() == Some(crate::method::Method::Invite) {
+                    layer.respond(*tx, response(request, 180), now).unwrap();
+                }
+                layer
+                    .respond(*tx, response(request, statuses_by_seed[n]), now)
+                    .unwrap();
+            }
+        });
+        let mut ids = Vec::new();
+        for n in 0..60u32 {
+            let method = if n % 3 == 0 { "INVITE" } else { "MESSAGE" };
+            let req = request(method, &format!("z9hG4bKmix{n}"), "UDP", n);
+            ids.push(
+                sim.client
+                    .send_request(req, Peer::new(server_addr(), Transport::Udp), sim.now)
+                    .unwrap(),
+            );
+            sim.run_for(Duration::from_millis(37));
+        }
+        // Long enough for timer C (a 2xx lost for good is never retransmitted by this TU).
+        sim.run_for(Duration::from_secs(400));
+        assert!(
+            sim.all_gone(),
+            "seed {seed}: {} {} {} {} {:?}",
+            sim.client.client_count(),
+            sim.server.server_count(),
+            sim.client.timer_count(),
+            sim.server.timer_count(),
+            sim.net.len()
+        );
+        for id in ids {
+            let finals = count(
+                &sim.client_events,
+                |e| matches!(e, TuEvent::Response { tx, response } if *tx == id && response.status() >= Some(200)),
+            );
+            let timeouts = count(
+                &sim.client_events,
+                |e| matches!(e, TuEvent::Timeout { tx: TxId::Client(t) } if *t == id),
+            );
+            let ends = count(
+                &sim.client_events,
+                |e| matches!(e, TuEvent::Terminated { tx: TxId::Client(t) } if *t == id),
+            );
+            assert_eq!(ends, 1, "seed {seed} {id:?}");
+            // One final answer or one timeout; a 2xx to an INVITE may be seen again (RFC 6026) but only via
+            // retransmission from the server TU, which this TU never does.
+            assert_eq!(
+                finals + timeouts,
+                1,
+                "seed {seed} {id:?}: finals {finals}, timeouts {timeouts}"
+            );
+        }
+        let requests = count(&sim.server_events, |e| matches!(e, TuEvent::Request { .. }));
+        let server_ends = count(&sim.server_events, |e| {
+            matches!(e, TuEvent::Terminated { .. })
+        });
+        assert_eq!(requests, server_ends, "seed {seed}");
+        assert!(
+            requests <= 60,
+            "seed {seed}: a retransmission became a new transaction"
+        );
+    }
+}
+
+#[test]
+fn timer_c_ends_an_invite_stuck_in_proceeding_and_restarts_on_each_provisional() {
+    let mut layer = TransactionLayer::default();
+    let t0 = Instant::now();
+    let invite = request("INVITE", "z9hG4bKtc", "UDP", 1);
+    let id = layer
+        .send_request(invite.clone(), peer(Transport::Udp), t0)
+        .unwrap();
+    let ring = parse(response(&invite, 180));
+    layer
+        .handle_response(ring.clone(), t0 + Duration::from_secs(1))
+        .unwrap();
+    layer
+        .handle_response(ring, t0 + Duration::from_secs(60))
+        .unwrap();
+    drain(&mut layer);
+    let c = layer.config().timers.timer_c;
+    assert_eq!(layer.poll_timeout(), Some(t0 + Duration::from_secs(60) + c));
+    layer.handle_timeout(t0 + Duration::from_secs(60) + c);
+    let (sent, ev) = drain(&mut layer);
+    assert!(sent.is_empty());
+    assert!(
+        matches!(ev.as_slice(), [TuEvent::Timeout { tx: TxId::Client(t) }, TuEvent::Terminated { .. }] if *t == id)
+    );
+}

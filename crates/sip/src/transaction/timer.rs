@@ -11,6 +11,9 @@ pub(crate) enum TimerKind {
     A,
     /// INVITE client: give up waiting for any response.
     B,
+    /// INVITE client: a provisional response came but no final one (Timer C of §16.6, applied to every INVITE
+    /// client transaction so none can live forever).
+    C,
     /// INVITE client: wait for response retransmissions in Completed.
     D,
     /// INVITE client (RFC 6026): wait for 2xx retransmissions in Accepted.
