@@ -65,7 +65,7 @@ pub fn validate_request(msg: &Message, caps: &Capabilities<'_>) -> Result<(), Re
     let method = msg
         .method()
         .ok_or_else(|| Rejection::bad("not a request"))?;
-    check_syntax(msg, method)?;
+    check_syntax(msg)?;
 
     // 416: a Request-URI whose scheme Palisade does not serve.
     let uri = match msg.request_uri() {
@@ -150,7 +150,7 @@ pub fn validate_request(msg: &Message, caps: &Capabilities<'_>) -> Result<(), Re
 }
 
 /// Everything that makes a request a 400: missing or repeated mandatory headers and header syntax.
-fn check_syntax(msg: &Message, method: Method) -> Result<(), Rejection> {
+fn check_syntax(msg: &Message) -> Result<(), Rejection> {
     for (h, name) in [
         (HeaderName::Via, "Via"),
         (HeaderName::From, "From"),
@@ -179,7 +179,7 @@ fn check_syntax(msg: &Message, method: Method) -> Result<(), Rejection> {
         }
     }
     for via in msg.vias() {
-        via.map_err(|e| Rejection::bad(e))?;
+        via.map_err(Rejection::bad)?;
     }
     NameAddr::parse(msg.header(HeaderName::From).unwrap_or_default())
         .map_err(|e| Rejection::bad(format_args!("From header: {e}")))?;
@@ -197,9 +197,8 @@ fn check_syntax(msg: &Message, method: Method) -> Result<(), Rejection> {
             "CSeq method does not match the request method",
         ));
     }
-    let _ = method;
-    msg.max_forwards().map_err(|e| Rejection::bad(e))?;
-    msg.expires().map_err(|e| Rejection::bad(e))?;
+    msg.max_forwards().map_err(Rejection::bad)?;
+    msg.expires().map_err(Rejection::bad)?;
     for c in msg.contacts() {
         match c.map_err(|e| Rejection::bad(format_args!("Contact header: {e}")))? {
             Contact::Star => {}
@@ -225,7 +224,7 @@ fn check_syntax(msg: &Message, method: Method) -> Result<(), Rejection> {
         }
     }
     if let Some(ct) = msg.content_type() {
-        ct.map_err(|e| Rejection::bad(e))?;
+        ct.map_err(Rejection::bad)?;
     }
     for h in [
         HeaderName::Require,
