@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod builder;
 pub mod cseq;
+pub mod digest;
 pub mod error;
 pub mod framing;
 pub mod header;
