@@ -122,3 +122,72 @@ fn bind(spec: &ListenSpec, v6only: Option<bool>) -> io::Result<Listener> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::default_listeners;
+
+    fn port0(specs: Vec<ListenSpec>) -> Vec<ListenSpec> {
+        specs
+            .into_iter()
+            .map(|s| ListenSpec::new(s.transport, SocketAddr::new(s.addr.ip(), 0)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn defaults_cover_ipv4_whether_or_not_dual_stack() {
+        let listeners = bind_defaults(&port0(default_listeners())).unwrap();
+        for t in [Transport::Udp, Transport::Tcp, Transport::Tls] {
+            let mine: Vec<&Listener> = listeners.iter().filter(|l| l.transport() == t).collect();
+            let dual = mine
+                .iter()
+                .any(|l| matches!(l, Listener::Udp(ep) if ep.dual_stack))
+                || (mine.len() == 1 && mine[0].local().is_ipv6());
+            assert!(
+                dual || mine.iter().any(|l| l.local().is_ipv4()),
+                "{t:?}: no IPv4 listener"
+            );
+        }
+        // IPv4 reaches the UDP listener, whichever it is.
+        let udp = listeners.iter().find_map(|l| match l {
+            Listener::Udp(ep) if ep.dual_stack || ep.local.is_ipv4() => Some(ep.clone()),
+            _ => None,
+        });
+        let ep = udp.unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = SocketAddr::new("127.0.0.1".parse().unwrap(), ep.local.port());
+        client.send_to(b"ping", to).await.unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            ep.socket.recv_from(&mut buf),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        // And the answer goes back to an IPv4 address even from an IPv6 socket.
+        super::super::send_datagram(&ep, super::super::canonical(from), b"pong");
+        let (n, _) = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.recv_from(&mut buf),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(&buf[..n], b"pong");
+    }
+
+    #[tokio::test]
+    async fn explicit_bind_failure_names_the_listener() {
+        let first = bind_explicit(&["tcp:127.0.0.1:0".parse().unwrap()]).unwrap();
+        let spec: ListenSpec = format!("tcp:{}", first[0].local()).parse().unwrap();
+        // SO_REUSEADDR does not allow two listeners on one port.
+        let err = bind_explicit(&[spec])
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains(&spec.to_string()), "{err}");
+    }
+}
