@@ -235,6 +235,13 @@ fn serves_options_over_udp_tcp_and_tls_and_stops_on_sigterm() {
         "{r2}\n{r3}"
     );
 
+    // A message without Content-Length cannot be framed on a stream: the connection is closed.
+    tcp.write_all(b"OPTIONS sip:x SIP/2.0\r\nCall-ID: y\r\n\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tcp.read_to_end(&mut rest);
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?} {rest:?}");
+
     // TLS, verifying the generated certificate for 127.0.0.1.
     let target: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
     let resp = tls_options(target, &cert_pem);
@@ -348,11 +355,31 @@ fn connection_cap_per_ip_and_idle_timeout() {
     std::fs::create_dir(&data).unwrap();
     std::fs::write(
         data.join("palisade.toml"),
-        "[limits]\nmax_connections_per_ip = 2\nidle_timeout_secs = 1\n",
+        "[limits]\nmax_connections_per_ip = 2\nidle_timeout_secs = 1\ntls_handshake_timeout_secs = 1\n",
     )
     .unwrap();
-    let port = 15063;
-    let mut server = Server::start(&data, &[format!("tcp:127.0.0.1:{port}")]);
+    let (port, tls_port) = (15063, 15064);
+    let mut server = Server::start(
+        &data,
+        &[
+            format!("tcp:127.0.0.1:{port}"),
+            format!("tls:127.0.0.1:{tls_port}"),
+        ],
+    );
+    // A TLS client that never says hello is dropped after the handshake timeout.
+    let tls_target: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    let mut silent = TcpStream::connect_timeout(&tls_target, IO_TIMEOUT).unwrap();
+    silent.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let started = Instant::now();
+    let mut b = [0u8; 1];
+    let r = silent.read(&mut b);
+    assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
     let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut conns: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect_timeout(&target, IO_TIMEOUT).unwrap())
@@ -361,7 +388,6 @@ fn connection_cap_per_ip_and_idle_timeout() {
         c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     }
     // The third is closed at once: reading gives end of stream (or a reset).
-    let mut b = [0u8; 1];
     let third = conns[2].read(&mut b);
     assert!(matches!(third, Ok(0) | Err(_)), "{third:?}");
     // The first two are served.

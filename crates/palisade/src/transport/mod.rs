@@ -293,3 +293,73 @@ impl Drop for ConnSlot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::ServiceConfig;
+    use tokio::io::AsyncReadExt;
+
+    fn edge(limits: TransportLimits) -> Arc<Edge> {
+        let service = Service::new(ServiceConfig {
+            domain: "pbx.test".into(),
+            server_header: None,
+            limits: sip::Limits::default(),
+        });
+        Edge::new(service, Vec::new(), sip::Limits::default(), limits)
+    }
+
+    #[tokio::test]
+    async fn outbound_tcp_without_connection_opens_one() {
+        let edge = edge(TransportLimits::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dest = listener.local_addr().unwrap();
+        let data = Bytes::from_static(b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 0\r\n\r\n");
+        edge.send(Outbound {
+            transport: Transport::Tcp,
+            dest,
+            conn: Some(ConnId(999)),
+            data: data.clone(),
+        });
+        let io = async {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = vec![0u8; data.len()];
+            s.read_exact(&mut got).await.unwrap();
+            got
+        };
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), io)
+            .await
+            .unwrap();
+        assert_eq!(got, data);
+        assert_eq!(edge.open_connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn connection_slots_are_capped_and_released() {
+        let edge = edge(TransportLimits {
+            max_connections_per_ip: 2,
+            max_connections: 3,
+            ..Default::default()
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let s1 = edge.reserve(a).unwrap();
+        let _s2 = edge.reserve(a).unwrap();
+        assert!(edge.reserve(a).is_none(), "per-IP cap");
+        let _s3 = edge.reserve(b).unwrap();
+        assert!(edge.reserve(b).is_none(), "total cap");
+        drop(s1);
+        assert!(edge.reserve(a).is_some());
+    }
+
+    #[test]
+    fn mapped_addresses_are_canonical() {
+        let m: SocketAddr = "[::ffff:192.0.2.1]:5060".parse().unwrap();
+        assert_eq!(
+            canonical(m),
+            "192.0.2.1:5060".parse::<SocketAddr>().unwrap()
+        );
+        let v6: SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+    }
+}
