@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use palisade::cli::{Cli, Command};
-use palisade::config::Config;
-use palisade::{logging, server};
+use palisade::config::{Config, TlsSource};
+use palisade::{logging, server, tls};
 
 /// Exit code for usage and configuration errors.
 const EXIT_USAGE: u8 = 2;
@@ -24,6 +24,12 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(&e, EXIT_USAGE),
             };
+            // Certificate files the administrator named are configuration: check them before starting.
+            if let TlsSource::Files { cert, key } = &config.tls
+                && let Err(e) = tls::load_pem(cert, key)
+            {
+                return fail(&e, EXIT_USAGE);
+            }
             logging::init(config.log_format);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -10,6 +10,7 @@ pub mod udp;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -105,7 +106,17 @@ impl Edge {
     pub fn handle(&self, inbound: Inbound) -> Vec<Outbound> {
         let (out, wake) = {
             let mut core = lock(&self.core);
-            let out = core.service.handle_inbound(inbound, Instant::now());
+            let source = inbound.source;
+            // A bug in the service must cost one message, not the listener that called it.
+            let out = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                core.service.handle_inbound(inbound, Instant::now())
+            })) {
+                Ok(out) => out,
+                Err(_) => {
+                    tracing::error!(%source, "service panicked on a message; message dropped");
+                    Vec::new()
+                }
+            };
             let next = core.service.poll_timeout();
             let wake = match (next, core.armed) {
                 (Some(n), Some(a)) => n < a,
