@@ -158,8 +158,10 @@ pal_start() {
       return 0
     fi
     if ! alive "$PAL_PID"; then
+      local rc=0
+      wait "$PAL_PID" || rc=$?
       show "$PAL_ERR" 30
-      fail "palisade exited before 'palisade ready' (serve $*)"
+      fail "palisade exited with status $rc before printing 'palisade ready' (serve $*)"
     fi
     sleep 0.1
   done
