@@ -1,0 +1,417 @@
+//! Extensions: number, auth ID and password hashes (HA1 only, never the password), and per-extension settings.
+
+use super::settings::parse_digest_algorithms;
+use super::{Db, Result, StoreError, bump_version, is_unique_violation, now_ms};
+
+/// `SELECT <all columns> FROM extensions <rest>` as a `&'static str`.
+macro_rules! select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, realm, digest_algorithms, email, \
+             created_at, updated_at, password_changed_at FROM extensions ",
+            $rest
+        )
+    };
+}
+
+const MAX_AUTH_ID_LEN: usize = 64;
+const MAX_DISPLAY_NAME_LEN: usize = 64;
+const MAX_EMAIL_LEN: usize = 254;
+
+/// A stored extension. Times are unix milliseconds. `Debug` leaves the HA1s out.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Extension {
+    pub number: String,
+    pub display_name: Option<String>,
+    pub enabled: bool,
+    pub auth_id: String,
+    /// MD5(auth_id ":" realm ":" password), lower-case hex.
+    pub ha1_md5: String,
+    /// SHA-256(auth_id ":" realm ":" password), lower-case hex.
+    pub ha1_sha256: String,
+    /// The realm the HA1s were computed for.
+    pub realm: String,
+    /// Per-extension override of the `digest_algorithms` setting (canonical, e.g. "SHA-256,MD5").
+    pub digest_algorithms: Option<String>,
+    pub email: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub password_changed_at: i64,
+}
+
+impl std::fmt::Debug for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extension")
+            .field("number", &self.number)
+            .field("display_name", &self.display_name)
+            .field("enabled", &self.enabled)
+            .field("auth_id", &self.auth_id)
+            .field("realm", &self.realm)
+            .field("digest_algorithms", &self.digest_algorithms)
+            .field("email", &self.email)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("password_changed_at", &self.password_changed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new extension. The caller computes the HA1s (see `auth::credentials`); the store checks their shape.
+#[derive(Clone, Default)]
+pub struct ExtensionNew {
+    pub number: String,
+    pub display_name: Option<String>,
+    pub auth_id: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+    pub realm: String,
+    pub email: Option<String>,
+    pub digest_algorithms: Option<String>,
+}
+
+/// Changes to an extension: `None` leaves a field alone; `Some(None)` clears an optional field.
+#[derive(Debug, Clone, Default)]
+pub struct ExtensionPatch {
+    pub display_name: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    pub email: Option<Option<String>>,
+    pub digest_algorithms: Option<Option<String>>,
+}
+
+impl ExtensionPatch {
+    pub fn is_empty(&self) -> bool {
+        self.display_name.is_none()
+            && self.enabled.is_none()
+            && self.email.is_none()
+            && self.digest_algorithms.is_none()
+    }
+}
+
+/// An extension number is 2 to 10 ASCII digits.
+pub fn validate_number(number: &str) -> Result<()> {
+    if (2..=10).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "extension number must be 2 to 10 digits, got '{}'",
+            number.escape_debug()
+        )))
+    }
+}
+
+/// An auth ID is the digest username: 1 to 64 printable ASCII characters without spaces, quotes, backslashes
+/// or ':' (the HA1 separator), and not the extension number.
+pub fn validate_auth_id(auth_id: &str, number: &str) -> Result<()> {
+    let ok = !auth_id.is_empty()
+        && auth_id.len() <= MAX_AUTH_ID_LEN
+        && auth_id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b':'));
+    if !ok {
+        return Err(StoreError::Invalid(format!(
+            "auth ID must be 1 to {MAX_AUTH_ID_LEN} printable ASCII characters without spaces, quotes, '\\' or ':', got '{}'",
+            auth_id.escape_debug()
+        )));
+    }
+    if auth_id == number {
+        return Err(StoreError::Invalid(format!(
+            "auth ID must differ from the extension number {number} (scanners try the number first)"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_hex(what: &str, value: &str, len: usize) -> Result<()> {
+    if value.len() == len
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{what} must be {len} lower-case hex digits"
+        )))
+    }
+}
+
+fn validate_display_name(name: &str) -> Result<()> {
+    if name.chars().count() <= MAX_DISPLAY_NAME_LEN
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "display name must be at most {MAX_DISPLAY_NAME_LEN} characters, without quotes, '\\' or control characters"
+        )))
+    }
+}
+
+fn validate_email(email: &str) -> Result<()> {
+    let ok = email.len() <= MAX_EMAIL_LEN
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "invalid email address '{}': expected name@example.com",
+            email.escape_debug()
+        )))
+    }
+}
+
+/// Canonicalises a per-extension algorithm list ("sha-256, md5" → "SHA-256,MD5").
+fn normalize_algorithms(value: &str) -> Result<String> {
+    Ok(parse_digest_algorithms(value)?.join(","))
+}
+
+/// Empty optional strings mean "none".
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+impl Db {
+    /// Creates an extension. [`StoreError::Conflict`] if the number or the auth ID is taken.
+    pub async fn create_extension(&self, new: ExtensionNew) -> Result<Extension> {
+        validate_number(&new.number)?;
+        validate_auth_id(&new.auth_id, &new.number)?;
+        validate_hex("HA1 (MD5)", &new.ha1_md5, 32)?;
+        validate_hex("HA1 (SHA-256)", &new.ha1_sha256, 64)?;
+        let display_name = non_empty(new.display_name);
+        if let Some(n) = &display_name {
+            validate_display_name(n)?;
+        }
+        let email = non_empty(new.email);
+        if let Some(e) = &email {
+            validate_email(e)?;
+        }
+        let algorithms = non_empty(new.digest_algorithms)
+            .map(|a| normalize_algorithms(&a))
+            .transpose()?;
+        let now = now_ms();
+        match self {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let taken: Option<String> =
+                    sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
+                        .bind(&new.number)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if taken.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "extension {} already exists",
+                        new.number
+                    )));
+                }
+                let owner: Option<String> =
+                    sqlx::query_scalar("SELECT number FROM extensions WHERE auth_id = $1")
+                        .bind(&new.auth_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(owner) = owner {
+                    return Err(StoreError::Conflict(format!(
+                        "auth ID '{}' is already used by extension {owner}",
+                        new.auth_id
+                    )));
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO extensions (number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, realm, \
+                     digest_algorithms, email, created_at, updated_at, password_changed_at) \
+                     VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9)",
+                )
+                .bind(&new.number)
+                .bind(&display_name)
+                .bind(&new.auth_id)
+                .bind(&new.ha1_md5)
+                .bind(&new.ha1_sha256)
+                .bind(&new.realm)
+                .bind(&algorithms)
+                .bind(&email)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::Conflict(format!(
+                            "extension {} or auth ID '{}' already exists",
+                            new.number, new.auth_id
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                bump_version(&mut tx, now).await?;
+                tx.commit().await?;
+                Ok(Extension {
+                    number: new.number,
+                    display_name,
+                    enabled: true,
+                    auth_id: new.auth_id,
+                    ha1_md5: new.ha1_md5,
+                    ha1_sha256: new.ha1_sha256,
+                    realm: new.realm,
+                    digest_algorithms: algorithms,
+                    email,
+                    created_at: now,
+                    updated_at: now,
+                    password_changed_at: now,
+                })
+            }
+        }
+    }
+
+    /// The extension with this number, if any.
+    pub async fn extension(&self, number: &str) -> Result<Option<Extension>> {
+        match self {
+            Db::Sqlite(pool) => {
+                let sql = select!("WHERE number = $1");
+                Ok(sqlx::query_as(sql)
+                    .bind(number)
+                    .fetch_optional(pool)
+                    .await?)
+            }
+        }
+    }
+
+    /// The extension with this number, or [`StoreError::NotFound`].
+    pub async fn get_extension(&self, number: &str) -> Result<Extension> {
+        self.extension(number)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("extension {number}")))
+    }
+
+    /// The extension whose digest username is `auth_id`, if any (the registrar's lookup).
+    pub async fn extension_by_auth_id(&self, auth_id: &str) -> Result<Option<Extension>> {
+        match self {
+            Db::Sqlite(pool) => {
+                let sql = select!("WHERE auth_id = $1");
+                Ok(sqlx::query_as(sql)
+                    .bind(auth_id)
+                    .fetch_optional(pool)
+                    .await?)
+            }
+        }
+    }
+
+    /// Every extension, ordered by number (numerically for equal lengths: "20" < "100").
+    pub async fn list_extensions(&self) -> Result<Vec<Extension>> {
+        match self {
+            Db::Sqlite(pool) => {
+                let sql = select!("ORDER BY length(number), number");
+                Ok(sqlx::query_as(sql).fetch_all(pool).await?)
+            }
+        }
+    }
+
+    /// Applies `patch` and returns the updated extension. [`StoreError::NotFound`] if there is no such extension.
+    pub async fn update_extension(&self, number: &str, patch: ExtensionPatch) -> Result<Extension> {
+        let display_name = patch.display_name.map(non_empty);
+        if let Some(Some(n)) = &display_name {
+            validate_display_name(n)?;
+        }
+        let email = patch.email.map(non_empty);
+        if let Some(Some(e)) = &email {
+            validate_email(e)?;
+        }
+        let algorithms = match patch.digest_algorithms.map(non_empty) {
+            Some(Some(a)) => Some(Some(normalize_algorithms(&a)?)),
+            other => other,
+        };
+        let now = now_ms();
+        match self {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                // One statement per field keeps the SQL static; CASE flags say which fields to touch.
+                let done = sqlx::query(
+                    "UPDATE extensions SET \
+                     display_name = CASE WHEN $2 = 1 THEN $3 ELSE display_name END, \
+                     enabled = CASE WHEN $4 = 1 THEN $5 ELSE enabled END, \
+                     email = CASE WHEN $6 = 1 THEN $7 ELSE email END, \
+                     digest_algorithms = CASE WHEN $8 = 1 THEN $9 ELSE digest_algorithms END, \
+                     updated_at = $10 \
+                     WHERE number = $1",
+                )
+                .bind(number)
+                .bind(display_name.is_some() as i64)
+                .bind(display_name.flatten())
+                .bind(patch.enabled.is_some() as i64)
+                .bind(patch.enabled.unwrap_or(true) as i64)
+                .bind(email.is_some() as i64)
+                .bind(email.flatten())
+                .bind(algorithms.is_some() as i64)
+                .bind(algorithms.flatten())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("extension {number}")));
+                }
+                bump_version(&mut tx, now).await?;
+                let sql = select!("WHERE number = $1");
+                let ext = sqlx::query_as(sql).bind(number).fetch_one(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(ext)
+            }
+        }
+    }
+
+    /// Replaces the password hashes (a password reset) and records when; `realm` is the realm they were computed for.
+    pub async fn set_password_hashes(
+        &self,
+        number: &str,
+        ha1_md5: &str,
+        ha1_sha256: &str,
+        realm: &str,
+    ) -> Result<()> {
+        validate_hex("HA1 (MD5)", ha1_md5, 32)?;
+        validate_hex("HA1 (SHA-256)", ha1_sha256, 64)?;
+        let now = now_ms();
+        match self {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE extensions SET ha1_md5 = $2, ha1_sha256 = $3, realm = $4, password_changed_at = $5, \
+                     updated_at = $5 WHERE number = $1",
+                )
+                .bind(number)
+                .bind(ha1_md5)
+                .bind(ha1_sha256)
+                .bind(realm)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("extension {number}")));
+                }
+                bump_version(&mut tx, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes an extension and its registrations. [`StoreError::NotFound`] if there is no such extension.
+    pub async fn remove_extension(&self, number: &str) -> Result<()> {
+        let now = now_ms();
+        match self {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let done = sqlx::query("DELETE FROM extensions WHERE number = $1")
+                    .bind(number)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("extension {number}")));
+                }
+                bump_version(&mut tx, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+}

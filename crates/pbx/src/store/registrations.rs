@@ -1,0 +1,146 @@
+//! Registrar bindings (RFC 3261 §10), persisted so registered phones stay reachable across a restart.
+//! The registrar keeps them in memory for the per-packet path; this table is the durable copy.
+
+use super::{Db, Result, StoreError, is_foreign_key_violation, now_ms};
+
+/// One contact bound to an address of record. `aor` is the extension number.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Binding {
+    pub aor: String,
+    pub contact_uri: String,
+    /// "udp", "tcp", "tls", "ws" or "wss".
+    pub transport: String,
+    /// The transport source address the REGISTER came from ("ip:port", "[v6]:port").
+    pub source_addr: String,
+    /// The local address it arrived on, if known.
+    pub local_addr: Option<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub call_id: String,
+    pub cseq: i64,
+    pub user_agent: Option<String>,
+    /// qvalue × 1000 (0..=1000); `None` if the Contact had no q parameter.
+    pub q: Option<i64>,
+}
+
+/// Longest stored User-Agent; longer ones are truncated (it is attacker-controlled).
+const MAX_USER_AGENT_LEN: usize = 256;
+
+impl Db {
+    /// Inserts or refreshes a binding. [`StoreError::NotFound`] if the AoR is not an extension.
+    pub async fn upsert_binding(&self, b: &Binding) -> Result<()> {
+        let user_agent = b
+            .user_agent
+            .as_deref()
+            .map(|ua| truncate(ua, MAX_USER_AGENT_LEN));
+        let now = now_ms();
+        match self {
+            Db::Sqlite(pool) => {
+                let done = sqlx::query(
+                    "INSERT INTO registrations (aor, contact_uri, transport, source_addr, local_addr, expires_at, \
+                     call_id, cseq, user_agent, q, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (aor, contact_uri) DO UPDATE SET transport = $3, source_addr = $4, local_addr = $5, \
+                     expires_at = $6, call_id = $7, cseq = $8, user_agent = $9, q = $10, updated_at = $11",
+                )
+                .bind(&b.aor)
+                .bind(&b.contact_uri)
+                .bind(&b.transport)
+                .bind(&b.source_addr)
+                .bind(&b.local_addr)
+                .bind(b.expires_at)
+                .bind(&b.call_id)
+                .bind(b.cseq)
+                .bind(user_agent)
+                .bind(b.q)
+                .bind(now)
+                .execute(pool)
+                .await;
+                match done {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_foreign_key_violation(&e) => {
+                        Err(StoreError::NotFound(format!("extension {}", b.aor)))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// Removes one binding; true if it existed.
+    pub async fn remove_binding(&self, aor: &str, contact_uri: &str) -> Result<bool> {
+        match self {
+            Db::Sqlite(pool) => {
+                let done =
+                    sqlx::query("DELETE FROM registrations WHERE aor = $1 AND contact_uri = $2")
+                        .bind(aor)
+                        .bind(contact_uri)
+                        .execute(pool)
+                        .await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+    }
+
+    /// Removes every binding of an AoR (REGISTER with `Contact: *`); returns how many.
+    pub async fn remove_all_bindings(&self, aor: &str) -> Result<u64> {
+        match self {
+            Db::Sqlite(pool) => {
+                let done = sqlx::query("DELETE FROM registrations WHERE aor = $1")
+                    .bind(aor)
+                    .execute(pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    }
+
+    /// Every binding, ordered by AoR then contact.
+    pub async fn list_bindings(&self) -> Result<Vec<Binding>> {
+        match self {
+            Db::Sqlite(pool) => Ok(sqlx::query_as(
+                "SELECT aor, contact_uri, transport, source_addr, local_addr, expires_at, call_id, cseq, user_agent, q \
+                 FROM registrations ORDER BY length(aor), aor, contact_uri",
+            )
+            .fetch_all(pool)
+            .await?),
+        }
+    }
+
+    /// The bindings of one AoR, highest q first.
+    pub async fn list_bindings_for(&self, aor: &str) -> Result<Vec<Binding>> {
+        match self {
+            Db::Sqlite(pool) => Ok(sqlx::query_as(
+                "SELECT aor, contact_uri, transport, source_addr, local_addr, expires_at, call_id, cseq, user_agent, q \
+                 FROM registrations WHERE aor = $1 ORDER BY COALESCE(q, 1000) DESC, contact_uri",
+            )
+            .bind(aor)
+            .fetch_all(pool)
+            .await?),
+        }
+    }
+
+    /// Deletes bindings with `expires_at <= now` (unix seconds); returns how many.
+    pub async fn purge_expired_bindings(&self, now: i64) -> Result<u64> {
+        match self {
+            Db::Sqlite(pool) => {
+                let done = sqlx::query("DELETE FROM registrations WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
