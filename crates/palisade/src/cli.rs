@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the SIP server.
     Serve(ServeArgs),
+    #[command(flatten)]
+    Admin(crate::admin::AdminCommand),
 }
 
 #[derive(Debug, Clone, Default, clap::Args)]

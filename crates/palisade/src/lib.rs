@@ -2,6 +2,7 @@
 //! The `palisade` binary (main.rs) is a thin wrapper around [`server::run`].
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod data_dir;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     // clap prints its own `error: ...` and exits with 2 (0 for --help and --version).
     let cli = Cli::parse();
     match cli.command {
+        Command::Admin(cmd) => palisade::admin::main(cmd),
         Command::Serve(args) => {
             let config = match Config::load(&args) {
                 Ok(c) => c,

@@ -1,0 +1,345 @@
+//! `palisade ext …`: extensions. Passwords are shown once, when generated or set, and stored only as HA1s.
+
+use anyhow::{anyhow, bail};
+use clap::{Args, Subcommand};
+use pbx::store::settings::MIN_CREDENTIAL_LENGTH;
+use pbx::store::{
+    Db, Extension, ExtensionNew, ExtensionPatch, StoreError, ha1::ha1_pair, validate_number,
+};
+use serde::Serialize;
+
+use super::credentials::{check_manual_password, generate_auth_id, random_alnum};
+use super::time::format_ms;
+use super::{CommonArgs, output, realm, store_error};
+
+#[derive(Debug, Args)]
+pub struct ExtArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: ExtCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExtCommand {
+    /// Add an extension with a random auth ID and password (shown once).
+    Add {
+        /// Extension number, 2 to 10 digits.
+        number: String,
+        /// Display name.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Auth ID (digest username) instead of a random one; must differ from the number.
+        #[arg(long, value_name = "ID")]
+        auth_id: Option<String>,
+        /// Password instead of a random one: at least 10 characters, not containing the number or auth ID.
+        #[arg(long, value_name = "PW")]
+        password: Option<String>,
+        /// Email address.
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
+    },
+    /// List extensions.
+    List,
+    /// Show one extension (never its password or hashes).
+    Show { number: String },
+    /// Change an extension's settings.
+    Set {
+        number: String,
+        /// Enable or disable the extension (a disabled extension cannot register or call).
+        #[arg(long, value_name = "true|false")]
+        enabled: Option<bool>,
+        /// Display name ("" clears it).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Email address ("" clears it).
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
+        /// Digest algorithms for this extension, in order, e.g. "SHA-256,MD5" ("" uses the global setting).
+        #[arg(long, value_name = "LIST")]
+        digest_algorithms: Option<String>,
+    },
+    /// Give an extension a new random password (shown once).
+    ResetPassword { number: String },
+    /// Remove an extension and its registrations.
+    Remove { number: String },
+}
+
+/// An extension as shown: everything except secrets.
+#[derive(Debug, Serialize)]
+struct ExtensionView {
+    number: String,
+    display_name: Option<String>,
+    enabled: bool,
+    auth_id: String,
+    realm: String,
+    digest_algorithms: Option<String>,
+    email: Option<String>,
+    created_at: String,
+    updated_at: String,
+    password_changed_at: String,
+}
+
+impl From<&Extension> for ExtensionView {
+    fn from(e: &Extension) -> Self {
+        ExtensionView {
+            number: e.number.clone(),
+            display_name: e.display_name.clone(),
+            enabled: e.enabled,
+            auth_id: e.auth_id.clone(),
+            realm: e.realm.clone(),
+            digest_algorithms: e.digest_algorithms.clone(),
+            email: e.email.clone(),
+            created_at: format_ms(e.created_at),
+            updated_at: format_ms(e.updated_at),
+            password_changed_at: format_ms(e.password_changed_at),
+        }
+    }
+}
+
+/// Credentials printed once.
+#[derive(Debug, Serialize)]
+struct NewCredentials {
+    number: String,
+    auth_id: String,
+    password: String,
+    realm: String,
+}
+
+pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
+    let common = args.common;
+    match args.command {
+        ExtCommand::Add {
+            number,
+            name,
+            auth_id,
+            password,
+            email,
+        } => {
+            validate_number(&number).map_err(store_error)?;
+            let db = common.open_or_create().await?;
+            let result = add(&db, &common, number, name, auth_id, password, email).await;
+            db.close().await;
+            let creds = result?;
+            if common.json {
+                output::json(&creds)
+            } else {
+                println!(
+                    "Added extension {}. Configure the phone with:",
+                    creds.number
+                );
+                print_credentials(&creds);
+                Ok(())
+            }
+        }
+        ExtCommand::List => {
+            let db = common.open().await?;
+            let list = db.list_extensions().await;
+            db.close().await;
+            let views: Vec<ExtensionView> = list?.iter().map(ExtensionView::from).collect();
+            if common.json {
+                return output::json(&views);
+            }
+            if views.is_empty() {
+                println!("No extensions. Add one with `palisade ext add NUMBER`.");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = views
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.number.clone(),
+                        output::opt(&v.display_name),
+                        if v.enabled { "yes" } else { "no" }.into(),
+                        v.auth_id.clone(),
+                        output::opt(&v.email),
+                    ]
+                })
+                .collect();
+            output::table(&["NUMBER", "NAME", "ENABLED", "AUTH ID", "EMAIL"], &rows);
+            Ok(())
+        }
+        ExtCommand::Show { number } => {
+            let db = common.open().await?;
+            let found = db.get_extension(&number).await;
+            db.close().await;
+            print_extension(
+                &ExtensionView::from(&found.map_err(store_error)?),
+                common.json,
+            )
+        }
+        ExtCommand::Set {
+            number,
+            enabled,
+            name,
+            email,
+            digest_algorithms,
+        } => {
+            let patch = ExtensionPatch {
+                display_name: name.map(Some),
+                enabled,
+                email: email.map(Some),
+                digest_algorithms: digest_algorithms.map(Some),
+            };
+            if patch.is_empty() {
+                bail!(
+                    "nothing to change: give at least one of --enabled, --name, --email, --digest-algorithms"
+                );
+            }
+            let db = common.open().await?;
+            let updated = db.update_extension(&number, patch).await;
+            db.close().await;
+            print_extension(
+                &ExtensionView::from(&updated.map_err(store_error)?),
+                common.json,
+            )
+        }
+        ExtCommand::ResetPassword { number } => {
+            let db = common.open().await?;
+            let result = reset_password(&db, &common, &number).await;
+            db.close().await;
+            let creds = result?;
+            if common.json {
+                output::json(&creds)
+            } else {
+                println!("New password for extension {}:", creds.number);
+                print_credentials(&creds);
+                Ok(())
+            }
+        }
+        ExtCommand::Remove { number } => {
+            let db = common.open().await?;
+            let removed = db.remove_extension(&number).await;
+            db.close().await;
+            removed.map_err(store_error)?;
+            if common.json {
+                output::json(&serde_json::json!({ "removed": number }))
+            } else {
+                println!("Removed extension {number} and its registrations.");
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn add(
+    db: &Db,
+    common: &CommonArgs,
+    number: String,
+    name: Option<String>,
+    given_auth_id: Option<String>,
+    password: Option<String>,
+    email: Option<String>,
+) -> anyhow::Result<NewCredentials> {
+    let len = db.credential_length().await?;
+    let realm = realm(db, &common.data_dir()).await?;
+    if let Some(id) = &given_auth_id {
+        pbx::store::validate_auth_id(id, &number).map_err(store_error)?;
+    }
+    // A generated auth ID that happens to be taken is replaced; a given one is reported.
+    for _ in 0..3 {
+        let auth_id = given_auth_id
+            .clone()
+            .unwrap_or_else(|| generate_auth_id(len, &number));
+        let password = match &password {
+            Some(pw) => {
+                check_manual_password(pw, &number, &auth_id, MIN_CREDENTIAL_LENGTH)?;
+                pw.clone()
+            }
+            None => random_alnum(len),
+        };
+        let (ha1_md5, ha1_sha256) = ha1_pair(&auth_id, &realm, &password);
+        let new = ExtensionNew {
+            number: number.clone(),
+            display_name: name.clone(),
+            auth_id: auth_id.clone(),
+            ha1_md5,
+            ha1_sha256,
+            realm: realm.clone(),
+            email: email.clone(),
+            digest_algorithms: None,
+        };
+        match db.create_extension(new).await {
+            Ok(_) => {
+                return Ok(NewCredentials {
+                    number,
+                    auth_id,
+                    password,
+                    realm,
+                });
+            }
+            Err(StoreError::Conflict(msg))
+                if msg.starts_with("auth ID") && given_auth_id.is_none() =>
+            {
+                continue;
+            }
+            Err(StoreError::Conflict(msg)) if msg.starts_with("extension") => {
+                bail!(
+                    "{msg} (change it with `palisade ext set {number}` or remove it with `palisade ext remove {number}`)"
+                )
+            }
+            Err(e) => return Err(store_error(e)),
+        }
+    }
+    Err(anyhow!(
+        "could not generate an unused auth ID; try again or give one with --auth-id"
+    ))
+}
+
+async fn reset_password(
+    db: &Db,
+    common: &CommonArgs,
+    number: &str,
+) -> anyhow::Result<NewCredentials> {
+    let ext = db.get_extension(number).await.map_err(store_error)?;
+    let len = db.credential_length().await?;
+    let realm = realm(db, &common.data_dir()).await?;
+    let password = random_alnum(len);
+    let (md5, sha256) = ha1_pair(&ext.auth_id, &realm, &password);
+    db.set_password_hashes(number, &md5, &sha256, &realm)
+        .await
+        .map_err(store_error)?;
+    Ok(NewCredentials {
+        number: ext.number,
+        auth_id: ext.auth_id,
+        password,
+        realm,
+    })
+}
+
+fn print_credentials(c: &NewCredentials) {
+    output::fields(&[
+        ("Extension", c.number.clone()),
+        ("Auth ID", c.auth_id.clone()),
+        ("Password", c.password.clone()),
+        ("Realm", c.realm.clone()),
+    ]);
+    println!(
+        "The password is shown only this once; `palisade ext reset-password {}` makes a new one.",
+        c.number
+    );
+}
+
+fn print_extension(v: &ExtensionView, json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::json(v);
+    }
+    output::fields(&[
+        ("Extension", v.number.clone()),
+        ("Name", output::opt(&v.display_name)),
+        ("Enabled", if v.enabled { "yes" } else { "no" }.into()),
+        ("Auth ID", v.auth_id.clone()),
+        ("Realm", v.realm.clone()),
+        (
+            "Digest algorithms",
+            v.digest_algorithms
+                .clone()
+                .unwrap_or_else(|| "(global setting)".into()),
+        ),
+        ("Email", output::opt(&v.email)),
+        ("Created", v.created_at.clone()),
+        ("Updated", v.updated_at.clone()),
+        ("Password changed", v.password_changed_at.clone()),
+    ]);
+    Ok(())
+}

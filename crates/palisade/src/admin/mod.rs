@@ -1,0 +1,134 @@
+//! Administration commands: extensions, registrations, security events and security settings. They work on the
+//! database in the data directory directly, also while the server runs: every write is durable when the command
+//! returns and bumps the configuration version, which the server polls to reload.
+
+mod credentials;
+mod events;
+mod ext;
+mod output;
+mod security;
+mod time;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use clap::{Args, Subcommand};
+use pbx::store::{Db, StoreError};
+
+use crate::config::{CONFIG_FILE, DEFAULT_DATA_DIR, FileConfig};
+
+pub use events::{EventsArgs, RegistrationsArgs};
+pub use ext::{ExtArgs, ExtCommand};
+pub use security::{SecurityArgs, SecurityCommand};
+
+/// The admin subcommands, flattened into the top-level command line next to `serve`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Manage extensions: add, list, show, set, reset-password, remove.
+    Ext(ExtArgs),
+    /// List registered contacts.
+    Registrations(RegistrationsArgs),
+    /// Show security events (authentication failures, bans, …), newest first.
+    Events(EventsArgs),
+    /// Show or change security settings.
+    Security(SecurityArgs),
+}
+
+/// Options every admin command takes (before or after the subcommand).
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Data directory (default: $PALISADE_DATA, else ./palisade-data; the same rule as `serve`).
+    #[arg(long, value_name = "DIR", env = "PALISADE_DATA", global = true)]
+    pub data: Option<PathBuf>,
+
+    /// Machine-readable JSON output instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl CommonArgs {
+    fn data_dir(&self) -> PathBuf {
+        self.data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+
+    /// Opens the database, creating the data directory and database if needed (for commands that write).
+    async fn open_or_create(&self) -> anyhow::Result<Db> {
+        let dir = self.data_dir();
+        Db::open_in(&dir)
+            .await
+            .map_err(|e| anyhow!("cannot open the database in {}: {e}", dir.display()))
+    }
+
+    /// Opens an existing database; a missing one is reported with the data directory that was looked at.
+    async fn open(&self) -> anyhow::Result<Db> {
+        let dir = self.data_dir();
+        match Db::open_existing(&dir.join(pbx::store::DB_FILE)).await {
+            Ok(db) => Ok(db),
+            Err(StoreError::Missing(_)) => Err(anyhow!(
+                "no Palisade database in {}: check --data or $PALISADE_DATA (`palisade serve` or \
+                 `palisade ext add` creates it)",
+                dir.display()
+            )),
+            Err(e) => Err(anyhow!(
+                "cannot open the database in {}: {e}",
+                dir.display()
+            )),
+        }
+    }
+}
+
+/// Runs an admin command.
+pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::Ext(args) => ext::run(args).await,
+        AdminCommand::Registrations(args) => events::registrations(args).await,
+        AdminCommand::Events(args) => events::events(args).await,
+        AdminCommand::Security(args) => security::run(args).await,
+    }
+}
+
+/// Runs an admin command on a small runtime and prints any error: exit code 0 on success, 1 on failure.
+pub fn main(cmd: AdminCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cmd)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The SIP domain, which is the digest realm: the `domain` setting, else `domain` in palisade.toml, else the
+/// shared default ([`pbx::store::settings::default_domain`]).
+async fn realm(db: &Db, data_dir: &Path) -> anyhow::Result<String> {
+    if let Some(d) = db.get_setting(pbx::store::settings::DOMAIN).await? {
+        return Ok(d);
+    }
+    let file = FileConfig::load(&data_dir.join(CONFIG_FILE))?;
+    Ok(file
+        .domain
+        .unwrap_or_else(pbx::store::settings::default_domain))
+}
+
+/// Turns a store error into an operator message, with a hint for a missing extension.
+fn store_error(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::NotFound(what) if what.starts_with("extension ") => {
+            anyhow!("{what} does not exist (list them with `palisade ext list`)")
+        }
+        e => anyhow::Error::new(e),
+    }
+}

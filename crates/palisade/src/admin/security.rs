@@ -1,0 +1,104 @@
+//! `palisade security …`: the security settings kept in the database.
+
+use clap::{Args, Subcommand};
+use pbx::store::settings::{self, CREDENTIAL_LENGTH, DIGEST_ALGORITHMS, DOMAIN, SETTABLE};
+use serde::Serialize;
+
+use super::{CommonArgs, output, realm, store_error};
+
+#[derive(Debug, Args)]
+pub struct SecurityArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: SecurityCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecurityCommand {
+    /// Show the security settings and their values.
+    Show,
+    /// Change a setting: digest_algorithms (e.g. "SHA-256,MD5"), credential_length (10 to 50) or domain.
+    Set {
+        /// The setting's name.
+        key: String,
+        /// The new value.
+        value: String,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct Settings {
+    digest_algorithms: String,
+    credential_length: usize,
+    domain: String,
+}
+
+pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
+    let common = args.common;
+    match args.command {
+        SecurityCommand::Show => {
+            let db = common.open_or_create().await?;
+            let shown = async {
+                anyhow::Ok(Settings {
+                    digest_algorithms: db.digest_algorithms().await?.join(","),
+                    credential_length: db.credential_length().await?,
+                    domain: realm(&db, &common.data_dir()).await?,
+                })
+            }
+            .await;
+            db.close().await;
+            let s = shown?;
+            if common.json {
+                return output::json(&s);
+            }
+            let rows = SETTABLE
+                .iter()
+                .map(|(key, about)| {
+                    let value = match *key {
+                        DIGEST_ALGORITHMS => s.digest_algorithms.clone(),
+                        CREDENTIAL_LENGTH => s.credential_length.to_string(),
+                        _ => s.domain.clone(),
+                    };
+                    vec![key.to_string(), value, about.to_string()]
+                })
+                .collect::<Vec<_>>();
+            output::table(&["SETTING", "VALUE", "ABOUT"], &rows);
+            Ok(())
+        }
+        SecurityCommand::Set { key, value } => {
+            let value = settings::normalize(&key, &value).map_err(store_error)?;
+            let db = common.open_or_create().await?;
+            let stale = async {
+                db.set_setting(&key, &value).await?;
+                // A new realm makes every stored HA1 useless: say which extensions need a new password.
+                let mut stale = Vec::new();
+                if key == DOMAIN {
+                    for e in db.list_extensions().await? {
+                        if e.realm != value {
+                            stale.push(e.number);
+                        }
+                    }
+                }
+                anyhow::Ok(stale)
+            }
+            .await;
+            db.close().await;
+            let stale = stale?;
+            if common.json {
+                return output::json(
+                    &serde_json::json!({ "key": key, "value": value, "stale_passwords": stale }),
+                );
+            }
+            println!("{key} = {value}");
+            if !stale.is_empty() {
+                println!(
+                    "warning: the passwords of extension(s) {} were set for another realm and no longer work; \
+                     give them new ones with `palisade ext reset-password NUMBER`",
+                    stale.join(", ")
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The admin commands, run as the real binary against a temporary data directory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn palisade(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env_remove("PALISADE_DATA")
+        .output()
+        .expect("run palisade")
+}
+
+/// Runs a command that must succeed and returns its stdout.
+fn ok(data: &Path, args: &[&str]) -> String {
+    let out = palisade(data, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Runs a command that must fail with exit code 1 and returns its stderr.
+fn fails(data: &Path, args: &[&str]) -> String {
+    let out = palisade(data, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?}: {stderr}{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn json(data: &Path, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let out = ok(data, &args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+}
+
+#[test]
+fn add_prints_generated_credentials_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let out = ok(data, &["ext", "add", "100", "--name", "Front desk"]);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    let (auth_id, password) = (field("Auth ID:"), field("Password:"));
+    assert_eq!(password.len(), 10, "{out}");
+    assert!(password.bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert_eq!(auth_id.len(), 10);
+    assert_ne!(auth_id, "100");
+    assert!(!field("Realm:").is_empty());
+
+    // Neither the password nor any hash is shown again.
+    for shown in [
+        ok(data, &["ext", "show", "100"]),
+        ok(data, &["ext", "list"]),
+        ok(data, &["ext", "list", "--json"]),
+    ] {
+        assert!(shown.contains(&auth_id), "{shown}");
+        assert!(!shown.contains(&password), "{shown}");
+        assert!(!shown.contains("ha1_"), "{shown}");
+    }
+}
+
+#[test]
+fn json_output_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let added = json(data, &["ext", "add", "201", "--email", "desk@example.com"]);
+    assert_eq!(added["number"], "201");
+    assert_eq!(added["password"].as_str().unwrap().len(), 10);
+    assert_ne!(added["auth_id"], "201");
+    assert!(added["realm"].is_string());
+
+    let shown = json(data, &["ext", "show", "201"]);
+    assert_eq!(shown["auth_id"], added["auth_id"]);
+    assert_eq!(shown["email"], "desk@example.com");
+    assert_eq!(shown["enabled"], true);
+    assert!(shown.get("password").is_none() && shown.get("ha1_md5").is_none());
+
+    let list = json(data, &["ext", "list"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(json(data, &["registrations"]), serde_json::json!([]));
+    assert_eq!(
+        json(
+            data,
+            &["events", "--since", "1h", "--kind", "ban", "--limit", "5"]
+        ),
+        serde_json::json!([])
+    );
+    let settings = json(data, &["security", "show"]);
+    assert_eq!(settings["digest_algorithms"], "MD5");
+    assert_eq!(settings["credential_length"], 10);
+}
+
+#[test]
+fn duplicates_and_bad_input_fail_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    ok(data, &["ext", "add", "100"]);
+    let e = fails(data, &["ext", "add", "100"]);
+    assert!(e.contains("extension 100 already exists"), "{e}");
+
+    let e = fails(data, &["ext", "add", "101", "--password", "short1"]);
+    assert!(e.contains("at least") || e.contains("10 to"), "{e}");
+    let e = fails(data, &["ext", "add", "101", "--password", "abc101defghijk"]);
+    assert!(e.contains("must not contain the extension number"), "{e}");
+    let e = fails(data, &["ext", "add", "101", "--auth-id", "101"]);
+    assert!(e.contains("auth ID must differ"), "{e}");
+    let e = fails(data, &["ext", "add", "1"]);
+    assert!(
+        e.contains("extension number must be 2 to 10 digits, got '1'"),
+        "{e}"
+    );
+    let e = fails(data, &["events", "--since", "yesterday"]);
+    assert!(e.contains("RFC 3339"), "{e}");
+    assert_eq!(
+        json(data, &["ext", "list"]).as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // A manual password that follows the rules is accepted.
+    let added = json(
+        data,
+        &[
+            "ext",
+            "add",
+            "102",
+            "--auth-id",
+            "desk102abc",
+            "--password",
+            "Vq8pLm3xZt7w",
+        ],
+    );
+    assert_eq!(
+        (added["auth_id"].as_str(), added["password"].as_str()),
+        (Some("desk102abc"), Some("Vq8pLm3xZt7w"))
+    );
+    let e = fails(data, &["ext", "add", "103", "--auth-id", "desk102abc"]);
+    assert!(e.contains("already used by extension 102"), "{e}");
+}
+
+#[test]
+fn set_reset_password_and_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let added = json(data, &["ext", "add", "100"]);
+
+    ok(
+        data,
+        &["ext", "set", "100", "--enabled", "false", "--name", "Lobby"],
+    );
+    let shown = json(data, &["ext", "show", "100"]);
+    assert_eq!(shown["enabled"], false);
+    assert_eq!(shown["display_name"], "Lobby");
+    assert!(ok(data, &["ext", "show", "100"]).contains("Enabled:           no"));
+    let e = fails(data, &["ext", "set", "100", "--digest-algorithms", "SHA-1"]);
+    assert!(e.contains("MD5, SHA-256"), "{e}");
+    fails(data, &["ext", "set", "100"]);
+
+    let reset = json(data, &["ext", "reset-password", "100"]);
+    assert_eq!(reset["auth_id"], added["auth_id"]);
+    assert_ne!(reset["password"], added["password"]);
+    assert_eq!(reset["password"].as_str().map(str::len), Some(10));
+    let after = json(data, &["ext", "show", "100"]);
+    assert_ne!(after["password_changed_at"], shown["password_changed_at"]);
+
+    ok(data, &["ext", "remove", "100"]);
+    let e = fails(data, &["ext", "show", "100"]);
+    assert!(
+        e.contains("extension 100 does not exist (list them with `palisade ext list`)"),
+        "{e}"
+    );
+    fails(data, &["ext", "remove", "100"]);
+    fails(data, &["ext", "reset-password", "100"]);
+}
+
+#[test]
+fn security_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let out = ok(
+        data,
+        &["security", "set", "digest_algorithms", "SHA-256,MD5"],
+    );
+    assert!(out.contains("SHA-256,MD5"), "{out}");
+    assert_eq!(
+        json(data, &["security", "show"])["digest_algorithms"],
+        "SHA-256,MD5"
+    );
+
+    let e = fails(data, &["security", "set", "digest_algorithms", "SHA-1"]);
+    assert!(e.contains("'SHA-1'") && e.contains("MD5, SHA-256"), "{e}");
+    let e = fails(data, &["security", "set", "credential_length", "51"]);
+    assert!(e.contains("from 10 to 50"), "{e}");
+    let e = fails(data, &["security", "set", "colour", "blue"]);
+    assert!(e.contains("known settings are"), "{e}");
+
+    // Generated credentials follow credential_length.
+    ok(data, &["security", "set", "credential_length", "24"]);
+    let added = json(data, &["ext", "add", "300"]);
+    assert_eq!(added["password"].as_str().map(str::len), Some(24));
+    assert_eq!(added["auth_id"].as_str().map(str::len), Some(24));
+}
+
+#[test]
+fn read_commands_do_not_create_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("typo");
+    let e = fails(&data, &["ext", "list"]);
+    assert!(e.contains("no Palisade database"), "{e}");
+    assert!(!data.exists());
+}
