@@ -61,7 +61,6 @@ run_one() { # script logfile -> exit status (124 on timeout)
   start=$SECONDS
   while kill -0 "$pid" 2>/dev/null; do
     if [ $((SECONDS - start)) -ge "$TIMEOUT" ]; then
-      echo "e2e: TIMEOUT after ${TIMEOUT}s" >>"$logf"
       kill -TERM -- "-$pid" 2>/dev/null || true
       sleep 3
       kill -KILL -- "-$pid" 2>/dev/null || true
