@@ -2,13 +2,12 @@
 
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
-use pbx::store::settings::MIN_CREDENTIAL_LENGTH;
-use pbx::store::{
-    Db, Extension, ExtensionNew, ExtensionPatch, StoreError, ha1::ha1_pair, validate_number,
+use pbx::auth::credentials::{
+    Credentials, check_manual_password, generate_auth_id, generate_password,
 };
+use pbx::store::{Db, Extension, ExtensionNew, ExtensionPatch, StoreError, validate_number};
 use serde::Serialize;
 
-use super::credentials::{check_manual_password, generate_auth_id, random_alnum};
 use super::time::format_ms;
 use super::{CommonArgs, output, realm, store_error};
 
@@ -238,17 +237,19 @@ async fn add(
     }
     // A generated auth ID that happens to be taken is replaced; a given one is reported.
     for _ in 0..3 {
-        let auth_id = given_auth_id
-            .clone()
-            .unwrap_or_else(|| generate_auth_id(len, &number));
+        let auth_id = match &given_auth_id {
+            Some(id) => id.clone(),
+            None => generate_auth_id(len, &number)?,
+        };
         let password = match &password {
             Some(pw) => {
-                check_manual_password(pw, &number, &auth_id, MIN_CREDENTIAL_LENGTH)?;
+                check_manual_password(pw, &number, &auth_id)
+                    .map_err(|e| anyhow!("{e} (leave out --password to get a random one)"))?;
                 pw.clone()
             }
-            None => random_alnum(len),
+            None => generate_password(len, &number, &auth_id)?,
         };
-        let (ha1_md5, ha1_sha256) = ha1_pair(&auth_id, &realm, &password);
+        let (ha1_md5, ha1_sha256) = ha1_pair(&auth_id, &realm, &password)?;
         let new = ExtensionNew {
             number: number.clone(),
             display_name: name.clone(),
@@ -294,8 +295,8 @@ async fn reset_password(
     let ext = db.get_extension(number).await.map_err(store_error)?;
     let len = db.credential_length().await?;
     let realm = realm(db, &common.data_dir()).await?;
-    let password = random_alnum(len);
-    let (md5, sha256) = ha1_pair(&ext.auth_id, &realm, &password);
+    let password = generate_password(len, &ext.number, &ext.auth_id)?;
+    let (md5, sha256) = ha1_pair(&ext.auth_id, &realm, &password)?;
     db.set_password_hashes(number, &md5, &sha256, &realm)
         .await
         .map_err(store_error)?;
@@ -305,6 +306,18 @@ async fn reset_password(
         password,
         realm,
     })
+}
+
+/// Both HA1s (MD5, SHA-256) for the store.
+fn ha1_pair(auth_id: &str, realm: &str, password: &str) -> anyhow::Result<(String, String)> {
+    match Credentials::from_password(auth_id, realm, password) {
+        Credentials {
+            ha1_md5: Some(md5),
+            ha1_sha256: Some(sha256),
+            ..
+        } => Ok((md5, sha256)),
+        _ => bail!("internal error: password hashes missing"),
+    }
 }
 
 fn print_credentials(c: &NewCredentials) {

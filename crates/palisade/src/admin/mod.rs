@@ -2,7 +2,6 @@
 //! database in the data directory directly, also while the server runs: every write is durable when the command
 //! returns and bumps the configuration version, which the server polls to reload.
 
-mod credentials;
 mod events;
 mod ext;
 mod output;

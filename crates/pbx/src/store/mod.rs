@@ -11,7 +11,6 @@
 
 mod events;
 mod extensions;
-pub mod ha1;
 mod registrations;
 pub mod settings;
 #[cfg(test)]

@@ -2,9 +2,19 @@
 
 use super::settings::{self, CREDENTIAL_LENGTH, DIGEST_ALGORITHMS};
 use super::*;
+use crate::auth::credentials::Credentials;
+
+/// (MD5 HA1, SHA-256 HA1).
+fn ha1_pair(user: &str, realm: &str, password: &str) -> (String, String) {
+    let c = Credentials::from_password(user, realm, password);
+    (
+        c.ha1_md5.unwrap_or_default(),
+        c.ha1_sha256.unwrap_or_default(),
+    )
+}
 
 fn ext(number: &str, auth_id: &str) -> ExtensionNew {
-    let (ha1_md5, ha1_sha256) = ha1::ha1_pair(auth_id, "pbx.test", "secretsecret");
+    let (ha1_md5, ha1_sha256) = ha1_pair(auth_id, "pbx.test", "secretsecret");
     ExtensionNew {
         number: number.into(),
         display_name: Some(format!("Desk {number}")),
@@ -87,7 +97,7 @@ async fn extension_crud() {
     assert_eq!(same.email.as_deref(), Some("a@example.com"));
     assert!(!same.enabled);
 
-    let (m, s) = ha1::ha1_pair("a7Kx9Qp2Lm", "pbx.test", "another-password");
+    let (m, s) = ha1_pair("a7Kx9Qp2Lm", "pbx.test", "another-password");
     db.set_password_hashes("100", &m, &s, "pbx.test")
         .await
         .unwrap();
@@ -274,7 +284,7 @@ async fn every_admin_write_bumps_the_version() {
     .await
     .unwrap();
     bumped(&db).await;
-    let (m, s) = ha1::ha1_pair("authone123", "r", "p");
+    let (m, s) = ha1_pair("authone123", "r", "p");
     db.set_password_hashes("100", &m, &s, "r").await.unwrap();
     bumped(&db).await;
     db.set_setting(CREDENTIAL_LENGTH, "12").await.unwrap();
