@@ -131,3 +131,12 @@ fn store_error(e: StoreError) -> anyhow::Error {
         e => anyhow::Error::new(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        crate::cli::Cli::command().debug_assert();
+    }
+}
