@@ -21,4 +21,4 @@ fi
 for f in "$here"/seeds/*; do
     [ -f "$f" ] && add "$f"
 done
-echo "seed.sh: $n seed files in $corpus ($(ls "$corpus" | wc -l) in the corpus)"
+echo "seed.sh: $n seed files in $corpus ($(find "$corpus" -type f | wc -l) in the corpus)"
