@@ -2,5 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod core;
 pub mod registrar;
 pub mod store;

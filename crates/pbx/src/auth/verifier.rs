@@ -222,14 +222,25 @@ impl DigestVerifier {
     }
 
     fn challenges(&mut self, now: SystemTime, source: IpAddr, stale: bool) -> Vec<String> {
+        let algorithms = self.config.algorithms.clone();
+        self.challenge_with(&algorithms, now, source, stale)
+    }
+
+    /// Challenge values for the given algorithms (a per-extension list), in that order, sharing one nonce.
+    pub fn challenge_with(
+        &mut self,
+        algorithms: &[Algorithm],
+        now: SystemTime,
+        source: IpAddr,
+        stale: bool,
+    ) -> Vec<String> {
         let mut salt = [0u8; SALT_LEN];
         self.rng.fill_bytes(&mut salt);
         // One nonce for all algorithms: the client answers one of them.
         let nonce = self
             .signer
             .issue(now, salt, &self.config.realm, self.binding(source));
-        self.config
-            .algorithms
+        algorithms
             .iter()
             .map(|&algorithm| {
                 Challenge {

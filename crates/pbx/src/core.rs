@@ -1,0 +1,785 @@
+//! What Palisade does with a valid request from a phone: authenticate it (hardening step 1), then serve it.
+//!
+//! Sans-IO: the caller (the SIP service, inside a server transaction) passes the request, where it came from and
+//! the current time, and gets back the response to send. Security events and registration changes accumulate
+//! here and are drained by the caller, which writes them to the store (write-behind: they are not on the packet
+//! path).
+//!
+//! Attackers get nothing: an unknown user, a wrong password and a disabled extension all get the same 401/407
+//! with a fresh, genuine nonce; the verifier does the same work for each. Only the security event says which.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sip::digest::{Algorithm, DigestAuthorization};
+use sip::{HeaderName, Message, Method};
+
+use crate::auth::{
+    AuthOutcome, ConfigError, Credentials, DigestVerifier, FailReason, NonceKey, VerifierConfig,
+};
+use crate::registrar::{self, Change, Origin, RegisterError, Registrar, RegistrarConfig};
+use crate::store::SecurityEvent;
+
+/// What the core needs to know about an extension to authenticate it (loaded from the store).
+#[derive(Debug, Clone)]
+pub struct ExtensionAuth {
+    pub number: String,
+    pub auth_id: String,
+    pub enabled: bool,
+    pub credentials: Credentials,
+    /// Per-extension override of the digest algorithms, in challenge order.
+    pub algorithms: Option<Vec<Algorithm>>,
+}
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// The digest realm: the PBX's domain.
+    pub realm: String,
+    /// Digest algorithms offered, in challenge order (setting `digest_algorithms`).
+    pub algorithms: Vec<Algorithm>,
+    pub nonce_lifetime: Duration,
+    pub registrar: RegistrarConfig,
+}
+
+impl CoreConfig {
+    pub fn new(realm: impl Into<String>) -> Self {
+        CoreConfig {
+            realm: realm.into(),
+            algorithms: vec![Algorithm::Md5],
+            nonce_lifetime: Duration::from_secs(300),
+            registrar: RegistrarConfig::default(),
+        }
+    }
+}
+
+/// The response the caller must send: status, reason (standard when `None`) and extra headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub reason: Option<String>,
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+impl Reply {
+    fn status(status: u16) -> Self {
+        Reply {
+            status,
+            reason: None,
+            headers: Vec::new(),
+        }
+    }
+
+    fn with(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Event kinds, as stored (`palisade events --kind …`).
+pub mod event_kind {
+    pub const CHALLENGE: &str = "auth_challenge";
+    pub const SUCCESS: &str = "auth_success";
+    pub const FAILURE: &str = "auth_failure";
+}
+
+/// Methods Palisade serves today, as listed in Allow.
+pub const ALLOW: &str = "OPTIONS, REGISTER, ACK, CANCEL";
+
+/// Pending security events beyond this are dropped (and counted) rather than growing without bound when the
+/// store falls behind.
+const MAX_PENDING_EVENTS: usize = 100_000;
+
+pub struct PbxCore {
+    config: CoreConfig,
+    verifier: DigestVerifier,
+    by_auth_id: HashMap<String, Arc<ExtensionAuth>>,
+    by_number: HashMap<String, Arc<ExtensionAuth>>,
+    registrar: Registrar,
+    events: Vec<SecurityEvent>,
+    events_dropped: u64,
+    changes: Vec<Change>,
+}
+
+impl PbxCore {
+    pub fn new(config: CoreConfig, key: NonceKey) -> Result<Self, ConfigError> {
+        let verifier = DigestVerifier::new(verifier_config(&config), key)?;
+        Ok(PbxCore {
+            registrar: Registrar::new(config.registrar),
+            config,
+            verifier,
+            by_auth_id: HashMap::new(),
+            by_number: HashMap::new(),
+            events: Vec::new(),
+            events_dropped: 0,
+            changes: Vec::new(),
+        })
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Replaces the digest algorithms offered (setting `digest_algorithms`). The verifier accepts every
+    /// algorithm Palisade implements; which one an extension may use is checked after verification.
+    pub fn set_algorithms(&mut self, algorithms: Vec<Algorithm>) {
+        if !algorithms.is_empty() {
+            self.config.algorithms = algorithms;
+        }
+    }
+
+    /// Replaces the extension directory (at start and whenever an admin changes something). Bindings of
+    /// extensions that were removed or disabled are dropped.
+    pub fn set_extensions(&mut self, extensions: Vec<ExtensionAuth>) {
+        self.by_auth_id.clear();
+        self.by_number.clear();
+        for e in extensions {
+            let e = Arc::new(e);
+            self.by_auth_id.insert(e.auth_id.clone(), e.clone());
+            self.by_number.insert(e.number.clone(), e);
+        }
+        let stale: Vec<String> = self
+            .registrar
+            .all()
+            .map(|b| b.aor.clone())
+            .filter(|aor| self.by_number.get(aor).is_none_or(|e| !e.enabled))
+            .collect();
+        for aor in stale {
+            let removed = self.registrar.remove_aor(&aor);
+            self.changes.extend(removed);
+        }
+    }
+
+    /// Restores bindings read from the store at start.
+    pub fn restore_bindings(&mut self, bindings: Vec<registrar::Binding>, now: SystemTime) {
+        self.registrar.restore(bindings, unix_secs(now));
+    }
+
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    /// Expires bindings; the removals join the pending changes.
+    pub fn expire(&mut self, now: SystemTime) {
+        let removed = self.registrar.expire(unix_secs(now));
+        self.changes.extend(removed);
+    }
+
+    /// Security events since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<SecurityEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Events dropped because the store fell too far behind.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped
+    }
+
+    /// Registration changes since the last call, in order.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Answers a validated request that opened a server transaction (not ACK, not CANCEL).
+    pub fn handle_request(&mut self, msg: &Message, origin: Origin, now: SystemTime) -> Reply {
+        match msg.method() {
+            Some(Method::Options) => Reply::status(200)
+                .with(HeaderName::Allow, ALLOW)
+                .with(HeaderName::Accept, "application/sdp")
+                .with(HeaderName::AcceptEncoding, "identity")
+                .with(HeaderName::AcceptLanguage, "en"),
+            Some(Method::Register) => self.register(msg, origin, now),
+            _ => self.other(msg, origin, now),
+        }
+    }
+
+    fn register(&mut self, msg: &Message, origin: Origin, now: SystemTime) -> Reply {
+        // The address of record is the extension number in the To URI.
+        let aor = msg
+            .to()
+            .ok()
+            .and_then(|to| to.uri.user.map(str::to_string))
+            .unwrap_or_default();
+        let ext = match self.authenticate(msg, HeaderName::Authorization, &aor, origin, now) {
+            Ok(ext) => ext,
+            Err(reply) => return reply,
+        };
+        if ext.number != aor {
+            // Valid credentials of one extension used to register another.
+            self.event(
+                event_kind::FAILURE,
+                "aor_mismatch",
+                origin,
+                Some(&ext.auth_id),
+                Some(format!("To {aor}")),
+                now,
+            );
+            return Reply::status(403);
+        }
+        match self.registrar.register(&aor, msg, origin, unix_secs(now)) {
+            Ok(outcome) => {
+                let mut reply = Reply::status(200);
+                for c in registrar::contact_header_values(&outcome.bindings, unix_secs(now)) {
+                    reply.headers.push((HeaderName::Contact, c));
+                }
+                self.changes.extend(outcome.changes);
+                reply
+            }
+            Err(e) => {
+                let mut reply = Reply {
+                    status: e.status(),
+                    reason: None,
+                    headers: Vec::new(),
+                };
+                if let Some(h) = registrar::min_expires_header(&e) {
+                    reply.headers.push(h);
+                }
+                if matches!(e, RegisterError::BadWildcard | RegisterError::BadContact) {
+                    reply.reason = Some(format!("Bad Request ({e})"));
+                }
+                reply
+            }
+        }
+    }
+
+    /// Every other request from a phone: authenticated with 407, then answered with what Palisade can do today.
+    fn other(&mut self, msg: &Message, origin: Origin, now: SystemTime) -> Reply {
+        // A request inside a dialog (To tag) is exempt from authentication, but Palisade has no dialogs yet, so
+        // it matches none (RFC 3261 §12.2.2).
+        if msg.to().is_ok_and(|to| to.tag().is_some()) {
+            return Reply::status(481);
+        }
+        let claimed = msg
+            .from()
+            .ok()
+            .and_then(|f| f.uri.user.map(str::to_string))
+            .unwrap_or_default();
+        let ext =
+            match self.authenticate(msg, HeaderName::ProxyAuthorization, &claimed, origin, now) {
+                Ok(ext) => ext,
+                Err(reply) => return reply,
+            };
+        if ext.number != claimed {
+            self.event(
+                event_kind::FAILURE,
+                "from_mismatch",
+                origin,
+                Some(&ext.auth_id),
+                Some(format!("From {claimed}")),
+                now,
+            );
+            return Reply::status(403);
+        }
+        if msg.method() == Some(Method::Other) {
+            Reply::status(501).with(HeaderName::Allow, ALLOW)
+        } else {
+            // Calls, messaging and subscriptions arrive in later releases; say so truthfully.
+            Reply::status(405).with(HeaderName::Allow, ALLOW)
+        }
+    }
+
+    /// Checks the credentials in `header` (Authorization for REGISTER, Proxy-Authorization otherwise).
+    /// `claimed` is the extension the request is about (To user for REGISTER, From user otherwise); it only
+    /// chooses the algorithms to challenge with when that extension has its own setting.
+    fn authenticate(
+        &mut self,
+        msg: &Message,
+        header: HeaderName,
+        claimed: &str,
+        origin: Origin,
+        now: SystemTime,
+    ) -> Result<Arc<ExtensionAuth>, Reply> {
+        let challenge_status = if header == HeaderName::Authorization {
+            401
+        } else {
+            407
+        };
+        let challenge_header = if header == HeaderName::Authorization {
+            HeaderName::WwwAuthenticate
+        } else {
+            HeaderName::ProxyAuthenticate
+        };
+        let algorithms = self
+            .by_number
+            .get(claimed)
+            .and_then(|e| e.algorithms.clone())
+            .unwrap_or_else(|| self.config.algorithms.clone());
+
+        // A phone may carry credentials for several realms; only ours count.
+        let credentials = msg
+            .header_values(header)
+            .filter_map(|v| std::str::from_utf8(sip::text::trim(v)).ok())
+            .find(|v| {
+                DigestAuthorization::parse(v)
+                    .map(|a| a.realm == self.config.realm)
+                    .unwrap_or(true)
+            });
+        let Some(credentials) = credentials else {
+            self.event(
+                event_kind::CHALLENGE,
+                "no_credentials",
+                origin,
+                None,
+                None,
+                now,
+            );
+            return Err(self.challenge(
+                challenge_status,
+                challenge_header,
+                &algorithms,
+                origin,
+                now,
+                false,
+            ));
+        };
+        let method = msg.method_str().unwrap_or_default().to_string();
+        let uri = msg
+            .request_uri_raw()
+            .and_then(|u| std::str::from_utf8(u).ok())
+            .unwrap_or_default()
+            .to_string();
+        let by_auth_id = &self.by_auth_id;
+        let outcome = self.verifier.verify(
+            credentials,
+            &method,
+            &uri,
+            |user| {
+                by_auth_id.get(user).map(|e| Credentials {
+                    disabled: !e.enabled,
+                    ..e.credentials.clone()
+                })
+            },
+            now,
+            origin.source.ip(),
+        );
+        match outcome {
+            AuthOutcome::Ok { username } => {
+                let Some(ext) = self.by_auth_id.get(&username).cloned() else {
+                    // The directory changed between lookup and now; treat as unknown.
+                    self.event(
+                        event_kind::FAILURE,
+                        "unknown_user",
+                        origin,
+                        Some(&username),
+                        None,
+                        now,
+                    );
+                    return Err(self.challenge(
+                        challenge_status,
+                        challenge_header,
+                        &algorithms,
+                        origin,
+                        now,
+                        false,
+                    ));
+                };
+                let used = DigestAuthorization::parse(credentials)
+                    .map(|a| a.algorithm)
+                    .ok();
+                let allowed = ext.algorithms.as_ref().unwrap_or(&self.config.algorithms);
+                if used.is_none_or(|a| !allowed.contains(&a)) {
+                    self.event(
+                        event_kind::FAILURE,
+                        "algorithm_not_allowed",
+                        origin,
+                        Some(&username),
+                        None,
+                        now,
+                    );
+                    return Err(self.challenge(
+                        challenge_status,
+                        challenge_header,
+                        &algorithms,
+                        origin,
+                        now,
+                        false,
+                    ));
+                }
+                self.event(
+                    event_kind::SUCCESS,
+                    "ok",
+                    origin,
+                    Some(&username),
+                    None,
+                    now,
+                );
+                Ok(ext)
+            }
+            AuthOutcome::Stale => {
+                self.event(
+                    event_kind::CHALLENGE,
+                    "stale_nonce",
+                    origin,
+                    None,
+                    None,
+                    now,
+                );
+                Err(self.challenge(
+                    challenge_status,
+                    challenge_header,
+                    &algorithms,
+                    origin,
+                    now,
+                    true,
+                ))
+            }
+            AuthOutcome::Fail { reason, username } => {
+                self.event(
+                    event_kind::FAILURE,
+                    reason_code(&reason),
+                    origin,
+                    username.as_deref(),
+                    None,
+                    now,
+                );
+                Err(self.challenge(
+                    challenge_status,
+                    challenge_header,
+                    &algorithms,
+                    origin,
+                    now,
+                    false,
+                ))
+            }
+        }
+    }
+
+    fn challenge(
+        &mut self,
+        status: u16,
+        header: HeaderName,
+        algorithms: &[Algorithm],
+        origin: Origin,
+        now: SystemTime,
+        stale: bool,
+    ) -> Reply {
+        let values = self
+            .verifier
+            .challenge_with(algorithms, now, origin.source.ip(), stale);
+        let mut reply = Reply::status(status);
+        for v in values {
+            reply.headers.push((header, v));
+        }
+        reply
+    }
+
+    fn event(
+        &mut self,
+        kind: &str,
+        reason: &str,
+        origin: Origin,
+        user: Option<&str>,
+        detail: Option<String>,
+        now: SystemTime,
+    ) {
+        if self.events.len() >= MAX_PENDING_EVENTS {
+            self.events_dropped += 1;
+            return;
+        }
+        self.events.push(SecurityEvent {
+            at: unix_millis(now),
+            kind: kind.to_string(),
+            reason: reason.to_string(),
+            source: origin.source.to_string(),
+            user: user.map(str::to_string),
+            detail,
+        });
+    }
+
+    /// The transport source of an event, for callers that key per-source state on it.
+    pub fn source_ip(origin: &Origin) -> IpAddr {
+        origin.source.ip()
+    }
+}
+
+fn verifier_config(config: &CoreConfig) -> VerifierConfig {
+    let mut v = VerifierConfig::new(config.realm.clone());
+    // Offer (and accept) the global list; per-extension lists are enforced after verification.
+    let mut algorithms = config.algorithms.clone();
+    for a in [Algorithm::Md5, Algorithm::Sha256] {
+        if !algorithms.contains(&a) {
+            algorithms.push(a);
+        }
+    }
+    v.algorithms = algorithms;
+    v.nonce_lifetime = config.nonce_lifetime;
+    v
+}
+
+/// The stored reason code of a failed authentication.
+pub fn reason_code(reason: &FailReason) -> &'static str {
+    match reason {
+        FailReason::UnknownUser => "unknown_user",
+        FailReason::WrongPassword => "wrong_password",
+        FailReason::Disabled => "disabled",
+        FailReason::NoHa1ForAlgorithm => "no_ha1_for_algorithm",
+        FailReason::BadNonce => "bad_nonce",
+        FailReason::Replay => "replay",
+        FailReason::AlgorithmNotOffered(_) => "algorithm_not_offered",
+        FailReason::QopRequired => "qop_required",
+        FailReason::Malformed(_) => "malformed_credentials",
+        FailReason::UnsupportedScheme => "unsupported_scheme",
+        FailReason::RealmMismatch => "realm_mismatch",
+        FailReason::UriMismatch => "uri_mismatch",
+    }
+}
+
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn unix_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use sip::digest::{self, Qop};
+    use sip::{Framing, Limits};
+
+    use super::*;
+
+    const REALM: &str = "pbx.test";
+    const PASSWORD: &str = "Secr3tPassw0rd";
+
+    fn core() -> PbxCore {
+        let mut c = PbxCore::new(CoreConfig::new(REALM), NonceKey::from_bytes([7; 32])).unwrap();
+        c.set_extensions(vec![
+            ext("100", "aUthId100x", true),
+            ext("101", "aUthId101x", false),
+        ]);
+        c
+    }
+
+    fn ext(number: &str, auth_id: &str, enabled: bool) -> ExtensionAuth {
+        ExtensionAuth {
+            number: number.into(),
+            auth_id: auth_id.into(),
+            enabled,
+            credentials: Credentials::from_password(auth_id, REALM, PASSWORD),
+            algorithms: None,
+        }
+    }
+
+    fn origin() -> Origin {
+        Origin {
+            transport: "UDP",
+            source: "192.0.2.50:5062".parse().unwrap(),
+            local: "192.0.2.1:5060".parse().unwrap(),
+        }
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    fn msg(method: &str, user: &str, cseq: u32, extra: &str) -> Message {
+        let s = format!(
+            "{method} sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK{cseq}\r\n\
+             From: <sip:{user}@{REALM}>;tag=f1\r\nTo: <sip:{user}@{REALM}>\r\nCall-ID: reg-{user}\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sip:{user}@10.0.0.5:5062>\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        Message::parse(Bytes::from(s), Framing::Stream, &Limits::default()).unwrap()
+    }
+
+    fn nonce_of(reply: &Reply) -> String {
+        let v = &reply
+            .headers
+            .iter()
+            .find(|(h, _)| {
+                matches!(
+                    h,
+                    HeaderName::WwwAuthenticate | HeaderName::ProxyAuthenticate
+                )
+            })
+            .unwrap()
+            .1;
+        let start = v.find("nonce=\"").unwrap() + 7;
+        v[start..start + v[start..].find('"').unwrap()].to_string()
+    }
+
+    fn authorization(auth_id: &str, password: &str, nonce: &str, method: &str, nc: u32) -> String {
+        let uri = format!("sip:{REALM}");
+        let ha1 = digest::ha1(Algorithm::Md5, auth_id, REALM, password);
+        let nc = format!("{nc:08x}");
+        let resp = digest::response(
+            Algorithm::Md5,
+            &ha1,
+            nonce,
+            &nc,
+            "c0ffee",
+            Some(Qop::Auth),
+            method,
+            &uri,
+        );
+        format!(
+            "Digest username=\"{auth_id}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", \
+             algorithm=MD5, qop=auth, nc={nc}, cnonce=\"c0ffee\""
+        )
+    }
+
+    fn header_names(r: &Reply) -> Vec<HeaderName> {
+        r.headers.iter().map(|(h, _)| *h).collect()
+    }
+
+    #[test]
+    fn register_challenge_then_success_with_contact() {
+        let mut c = core();
+        let r = c.handle_request(&msg("REGISTER", "100", 1, ""), origin(), now());
+        assert_eq!(r.status, 401);
+        assert_eq!(header_names(&r), vec![HeaderName::WwwAuthenticate]);
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
+        let r = c.handle_request(
+            &msg("REGISTER", "100", 2, &format!("Authorization: {auth}\r\n")),
+            origin(),
+            now(),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(
+            r.headers,
+            vec![(
+                HeaderName::Contact,
+                "<sip:100@10.0.0.5:5062>;expires=3600".to_string()
+            )]
+        );
+        assert_eq!(c.registrar().lookup("100", unix_secs(now())).len(), 1);
+        assert!(matches!(&c.take_changes()[..], [Change::Upsert(_)]));
+        let kinds: Vec<_> = c
+            .take_events()
+            .into_iter()
+            .map(|e| (e.kind, e.reason))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (event_kind::CHALLENGE.into(), "no_credentials".into()),
+                (event_kind::SUCCESS.into(), "ok".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_user_wrong_password_and_disabled_get_identical_answers() {
+        let mut c = core();
+        let mut answers = Vec::new();
+        for (to, auth_id, password) in [
+            ("100", "aUthId100x", "WrongPassword1"),
+            ("555", "nobodyHere", PASSWORD),
+            ("101", "aUthId101x", PASSWORD),
+        ] {
+            let r = c.handle_request(&msg("REGISTER", to, 1, ""), origin(), now());
+            let auth = authorization(auth_id, password, &nonce_of(&r), "REGISTER", 1);
+            let r = c.handle_request(
+                &msg("REGISTER", to, 2, &format!("Authorization: {auth}\r\n")),
+                origin(),
+                now(),
+            );
+            answers.push((
+                r.status,
+                r.reason.clone(),
+                header_names(&r),
+                nonce_of(&r).len(),
+            ));
+        }
+        assert_eq!(answers[0].0, 401);
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+        let reasons: Vec<_> = c
+            .take_events()
+            .into_iter()
+            .filter(|e| e.kind == event_kind::FAILURE)
+            .map(|e| e.reason)
+            .collect();
+        assert_eq!(reasons, vec!["wrong_password", "unknown_user", "disabled"]);
+        assert!(c.registrar().is_empty());
+    }
+
+    #[test]
+    fn replayed_credentials_are_refused() {
+        let mut c = core();
+        let r = c.handle_request(&msg("REGISTER", "100", 1, ""), origin(), now());
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
+        let m = msg("REGISTER", "100", 2, &format!("Authorization: {auth}\r\n"));
+        assert_eq!(c.handle_request(&m, origin(), now()).status, 200);
+        assert_eq!(c.handle_request(&m, origin(), now()).status, 401);
+        assert!(c.take_events().iter().any(|e| e.reason == "replay"));
+    }
+
+    #[test]
+    fn credentials_of_one_extension_cannot_register_another() {
+        let mut c = core();
+        c.set_extensions(vec![
+            ext("100", "aUthId100x", true),
+            ext("102", "aUthId102x", true),
+        ]);
+        let r = c.handle_request(&msg("REGISTER", "102", 1, ""), origin(), now());
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
+        let r = c.handle_request(
+            &msg("REGISTER", "102", 2, &format!("Authorization: {auth}\r\n")),
+            origin(),
+            now(),
+        );
+        assert_eq!(r.status, 403);
+        assert!(c.registrar().is_empty());
+    }
+
+    #[test]
+    fn other_methods_are_challenged_with_407_and_in_dialog_requests_get_481() {
+        let mut c = core();
+        let r = c.handle_request(&msg("MESSAGE", "100", 1, ""), origin(), now());
+        assert_eq!(r.status, 407);
+        assert_eq!(header_names(&r), vec![HeaderName::ProxyAuthenticate]);
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "MESSAGE", 1);
+        let r = c.handle_request(
+            &msg(
+                "MESSAGE",
+                "100",
+                2,
+                &format!("Proxy-Authorization: {auth}\r\n"),
+            ),
+            origin(),
+            now(),
+        );
+        assert_eq!(r.status, 405);
+        let bye = Message::parse(
+            Bytes::from(
+                "BYE sip:100@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKb\r\nFrom: <sip:x@y>;tag=1\r\n\
+                 To: <sip:100@pbx.test>;tag=2\r\nCall-ID: d\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+            ),
+            Framing::Stream,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(c.handle_request(&bye, origin(), now()).status, 481);
+    }
+
+    #[test]
+    fn challenges_follow_the_algorithm_setting_and_disabling_drops_bindings() {
+        let mut c = core();
+        c.set_algorithms(vec![Algorithm::Sha256, Algorithm::Md5]);
+        let r = c.handle_request(&msg("REGISTER", "100", 1, ""), origin(), now());
+        let algs: Vec<_> = r
+            .headers
+            .iter()
+            .map(|(_, v)| v.contains("algorithm=SHA-256"))
+            .collect();
+        assert_eq!(algs, vec![true, false]);
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
+        let r = c.handle_request(
+            &msg("REGISTER", "100", 2, &format!("Authorization: {auth}\r\n")),
+            origin(),
+            now(),
+        );
+        assert_eq!(r.status, 200);
+        c.take_changes();
+        c.set_extensions(vec![ext("100", "aUthId100x", false)]);
+        assert!(c.registrar().is_empty());
+        assert!(matches!(&c.take_changes()[..], [Change::Remove { .. }]));
+    }
+}
