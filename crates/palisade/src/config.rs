@@ -169,6 +169,9 @@ pub struct Config {
     /// Explicit listeners, or `None` for the defaults (all addresses, IPv4 and IPv6).
     pub listen: Option<Vec<ListenSpec>>,
     pub domain: String,
+    /// True when --domain or palisade.toml named the domain; otherwise the stored `domain` setting (set with
+    /// `palisade security set domain`) applies, then the host name.
+    pub domain_explicit: bool,
     pub log_format: LogFormat,
     pub tls: TlsSource,
     pub server_header: Option<String>,
@@ -220,6 +223,7 @@ impl Config {
             None
         };
 
+        let domain_explicit = args.domain.is_some() || file.domain.is_some();
         let domain = args
             .domain
             .clone()
@@ -302,6 +306,7 @@ impl Config {
             data_dir: data_dir.to_path_buf(),
             listen,
             domain,
+            domain_explicit,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             tls,
             server_header,
@@ -328,22 +333,9 @@ pub fn default_listeners() -> Vec<ListenSpec> {
     out
 }
 
-/// The machine's host name, else "palisade.local".
+/// The machine's host name, else "palisade.local" (shared with the admin commands).
 pub fn default_domain() -> String {
-    for path in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            let name = s.trim();
-            if !name.is_empty()
-                && name != "localhost"
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-            {
-                return name.to_string();
-            }
-        }
-    }
-    "palisade.local".to_string()
+    pbx::store::settings::default_domain()
 }
 
 /// The commented palisade.toml written on first start. Every setting is commented out, so it changes nothing.

@@ -9,5 +9,6 @@ pub mod data_dir;
 pub mod logging;
 pub mod server;
 pub mod service;
+pub mod store_sync;
 pub mod tls;
 pub mod transport;

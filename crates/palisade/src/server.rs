@@ -8,10 +8,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{self, Config, transport_name};
-use crate::service::{Service, ServiceConfig, Transport};
+use pbx::store::Db;
+
+use crate::service::{Service, ServiceConfig, Transport, WallClock};
 use crate::transport::bind::{self, Listener};
 use crate::transport::{Edge, stream, udp};
-use crate::{data_dir, tls};
+use crate::{data_dir, store_sync, tls};
 
 /// The line printed on stdout once every listener is up.
 pub const READY_LINE: &str = "palisade ready";
@@ -36,11 +38,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut sigint =
         signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
 
-    let service = Service::new(ServiceConfig {
-        domain: config.domain.clone(),
-        server_header: config.server_header.clone(),
-        limits: config.limits.clone(),
-    });
+    let db = Db::open_in(&config.data_dir)
+        .await
+        .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
+    let clock = WallClock::now();
+    let loaded = store_sync::load(&db, &config, clock.wall).await?;
+    let service = Service::new(
+        ServiceConfig {
+            domain: loaded.domain.clone(),
+            server_header: config.server_header.clone(),
+            limits: config.limits.clone(),
+        },
+        loaded.core,
+        clock,
+    );
     let udp_endpoints = listeners
         .iter()
         .filter_map(|l| match l {
@@ -57,6 +68,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(edge.clone().run_timers());
+    tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
     for l in listeners {
         tracing::info!(transport = %transport_name(l.transport()), addr = %l.local(), "listening");
         match l {
@@ -87,5 +99,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ = sigint.recv() => tracing::info!("SIGINT received; shutting down"),
     }
     tasks.abort_all();
+    // Registrations and security events are written behind; write what is pending before leaving.
+    if let Err(e) = store_sync::flush(&db, &edge).await {
+        tracing::error!(error = %e, "could not write pending registrations and events");
+    }
+    db.close().await;
     Ok(())
 }

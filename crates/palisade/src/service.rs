@@ -3,9 +3,11 @@
 //! answers what Palisade serves so far (OPTIONS) or refuses the rest with the right status.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use pbx::core::PbxCore;
+use pbx::registrar::Origin;
 use sip::transaction::{
     Config as TxConfig, Output, Peer, TransactionLayer, Transport as TxTransport, TuEvent,
 };
@@ -72,23 +74,6 @@ pub struct ServiceConfig {
     pub limits: sip::Limits,
 }
 
-/// Methods Palisade serves today, in the order the Allow header lists them.
-const ALLOWED: &[Method] = &[Method::Options, Method::Ack, Method::Cancel];
-/// Methods Palisade knows but does not serve yet: answered 405 with Allow rather than 501.
-const KNOWN: &[Method] = &[
-    Method::Invite,
-    Method::Bye,
-    Method::Register,
-    Method::Prack,
-    Method::Subscribe,
-    Method::Notify,
-    Method::Publish,
-    Method::Info,
-    Method::Refer,
-    Method::Message,
-    Method::Update,
-];
-
 /// Counters of what the service saw, for logs, tests and (later) metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
@@ -98,32 +83,79 @@ pub struct Stats {
     pub dropped: u64,
 }
 
+/// Maps the monotonic `now` the edge passes in to wall-clock time (for nonces, expiry and event times) from one
+/// reading taken at start, so the service itself never reads a clock.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    pub mono: Instant,
+    pub wall: SystemTime,
+}
+
+impl WallClock {
+    pub fn now() -> Self {
+        WallClock {
+            mono: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    pub fn at(&self, now: Instant) -> SystemTime {
+        self.wall + now.saturating_duration_since(self.mono)
+    }
+}
+
 /// The SIP service state. Not thread-safe by itself: the edge keeps it behind a mutex and never holds the lock
 /// across an await.
 pub struct Service {
     config: ServiceConfig,
-    allow: String,
     stats: Stats,
     transactions: TransactionLayer,
+    core: PbxCore,
+    clock: WallClock,
 }
 
 impl Service {
-    pub fn new(config: ServiceConfig) -> Self {
-        let allow = ALLOWED
-            .iter()
-            .filter_map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+    pub fn new(config: ServiceConfig, core: PbxCore, clock: WallClock) -> Self {
         Service {
             config,
-            allow,
             stats: Stats::default(),
             transactions: TransactionLayer::new(TxConfig::default()),
+            core,
+            clock,
         }
+    }
+
+    /// A service for unit tests: realm `pbx.test`, no extensions, no Server header.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        let core = PbxCore::new(
+            pbx::core::CoreConfig::new("pbx.test"),
+            pbx::auth::NonceKey::from_bytes([1; 32]),
+        )
+        .expect("static test configuration");
+        Service::new(
+            ServiceConfig {
+                domain: "pbx.test".into(),
+                server_header: None,
+                limits: sip::Limits::default(),
+            },
+            core,
+            WallClock::now(),
+        )
     }
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// The PBX core, for the store synchronisation (extension reloads, write-behind of events and bindings).
+    pub fn core_mut(&mut self) -> &mut PbxCore {
+        &mut self.core
+    }
+
+    /// Wall-clock time for a monotonic instant.
+    pub fn wall(&self, now: Instant) -> SystemTime {
+        self.clock.at(now)
     }
 
     /// Handles one received message and returns what to send.
@@ -202,7 +234,7 @@ impl Service {
             match output {
                 Output::Transmit(t) => out.push(to_outbound(t.peer, t.bytes)),
                 Output::Event(TuEvent::Request { tx, request, peer }) => {
-                    let response = self.answer(&request, peer);
+                    let response = self.answer(&request, peer, now);
                     if let Err(e) = self.transactions.respond(tx, response, now) {
                         tracing::warn!(error = %e, "could not answer a request");
                     }
@@ -237,19 +269,21 @@ impl Service {
         }
     }
 
-    /// The response to a new request inside its server transaction.
-    fn answer(&mut self, msg: &Message, peer: Peer) -> Bytes {
-        let b = match msg.method() {
-            Some(Method::Options) => ResponseBuilder::new(msg, 200)
-                .header(HeaderName::Allow, &self.allow)
-                .header(HeaderName::Accept, "application/sdp")
-                .header(HeaderName::AcceptEncoding, "identity")
-                .header(HeaderName::AcceptLanguage, "en"),
-            Some(m) if KNOWN.contains(&m) => {
-                ResponseBuilder::new(msg, 405).header(HeaderName::Allow, &self.allow)
-            }
-            _ => ResponseBuilder::new(msg, 501).header(HeaderName::Allow, &self.allow),
+    /// The response to a new request inside its server transaction: the PBX core decides.
+    fn answer(&mut self, msg: &Message, peer: Peer, now: Instant) -> Bytes {
+        let origin = Origin {
+            transport: via_token(peer.transport),
+            source: peer.addr,
+            local: unspecified(peer.addr),
         };
+        let reply = self.core.handle_request(msg, origin, self.clock.at(now));
+        let mut b = match &reply.reason {
+            Some(reason) => ResponseBuilder::with_reason(msg, reply.status, reason),
+            None => ResponseBuilder::new(msg, reply.status),
+        };
+        for (name, value) in &reply.headers {
+            b = b.header(*name, value);
+        }
         self.finish(b, peer)
     }
 
@@ -263,6 +297,14 @@ impl Service {
     }
 }
 
+/// The local address is not tracked per transaction yet; bindings record the unspecified address.
+fn unspecified(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
+}
+
 impl From<Transport> for TxTransport {
     fn from(t: Transport) -> Self {
         match t {
@@ -270,6 +312,16 @@ impl From<Transport> for TxTransport {
             Transport::Tcp => TxTransport::Tcp,
             Transport::Tls => TxTransport::Tls,
         }
+    }
+}
+
+fn via_token(t: TxTransport) -> &'static str {
+    match t {
+        TxTransport::Udp => "UDP",
+        TxTransport::Tcp => "TCP",
+        TxTransport::Tls => "TLS",
+        TxTransport::Ws => "WS",
+        TxTransport::Wss => "WSS",
     }
 }
 
@@ -296,12 +348,25 @@ fn new_tag() -> String {
 mod tests {
     use super::*;
 
+    fn service_with(server_header: Option<&str>) -> Service {
+        let core = PbxCore::new(
+            pbx::core::CoreConfig::new("pbx.test"),
+            pbx::auth::NonceKey::from_bytes([1; 32]),
+        )
+        .unwrap();
+        Service::new(
+            ServiceConfig {
+                domain: "pbx.test".into(),
+                server_header: server_header.map(str::to_string),
+                limits: sip::Limits::default(),
+            },
+            core,
+            WallClock::now(),
+        )
+    }
+
     fn service() -> Service {
-        Service::new(ServiceConfig {
-            domain: "pbx.test".into(),
-            server_header: Some("Palisade".into()),
-            limits: sip::Limits::default(),
-        })
+        service_with(Some("Palisade"))
     }
 
     fn udp(data: &str) -> Inbound {
@@ -336,10 +401,7 @@ mod tests {
         let mut svc = service();
         let r = answer(&mut svc, &request("OPTIONS", "")).unwrap();
         assert_eq!(r.status(), Some(200));
-        assert_eq!(
-            r.header_str(HeaderName::Allow),
-            Some("OPTIONS, ACK, CANCEL")
-        );
+        assert_eq!(r.header_str(HeaderName::Allow), Some(pbx::core::ALLOW));
         assert_eq!(r.header_str(HeaderName::Server), Some("Palisade"));
         let via = r.top_via().unwrap();
         assert_eq!(via.received(), Some("127.0.0.9"));
@@ -348,11 +410,14 @@ mod tests {
     }
 
     #[test]
-    fn unserved_methods_get_405_or_501() {
+    fn phone_requests_are_challenged_and_cancel_without_invite_is_481() {
         let mut svc = service();
         let r = answer(&mut svc, &request("REGISTER", "")).unwrap();
-        assert_eq!(r.status(), Some(405));
-        assert!(r.header(HeaderName::Allow).is_some());
+        assert_eq!(r.status(), Some(401));
+        assert!(r.header(HeaderName::WwwAuthenticate).is_some());
+        let r = answer(&mut svc, &request("MESSAGE", "")).unwrap();
+        assert_eq!(r.status(), Some(407));
+        assert!(r.header(HeaderName::ProxyAuthenticate).is_some());
         assert_eq!(
             answer(&mut svc, &request("FROB", "")).unwrap().status(),
             Some(501)
@@ -385,11 +450,7 @@ mod tests {
 
     #[test]
     fn server_header_can_be_turned_off() {
-        let mut svc = Service::new(ServiceConfig {
-            domain: "pbx.test".into(),
-            server_header: None,
-            limits: sip::Limits::default(),
-        });
+        let mut svc = service_with(None);
         let r = answer(&mut svc, &request("OPTIONS", "")).unwrap();
         assert_eq!(r.header(HeaderName::Server), None);
     }

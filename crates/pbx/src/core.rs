@@ -182,6 +182,15 @@ impl PbxCore {
         std::mem::take(&mut self.changes)
     }
 
+    /// Puts back events and changes that could not be written, ahead of newer ones.
+    pub fn requeue(&mut self, mut events: Vec<SecurityEvent>, mut changes: Vec<Change>) {
+        events.append(&mut self.events);
+        events.truncate(MAX_PENDING_EVENTS);
+        self.events = events;
+        changes.append(&mut self.changes);
+        self.changes = changes;
+    }
+
     /// Answers a validated request that opened a server transaction (not ACK, not CANCEL).
     pub fn handle_request(&mut self, msg: &Message, origin: Origin, now: SystemTime) -> Reply {
         match msg.method() {
@@ -251,6 +260,10 @@ impl PbxCore {
         if msg.to().is_ok_and(|to| to.tag().is_some()) {
             return Reply::status(481);
         }
+        // RFC 3261 §8.2.1: a method the UAS does not know is a 501, whoever asks; it reveals nothing of users.
+        if msg.method() == Some(Method::Other) {
+            return Reply::status(501).with(HeaderName::Allow, ALLOW);
+        }
         let claimed = msg
             .from()
             .ok()
@@ -272,12 +285,8 @@ impl PbxCore {
             );
             return Reply::status(403);
         }
-        if msg.method() == Some(Method::Other) {
-            Reply::status(501).with(HeaderName::Allow, ALLOW)
-        } else {
-            // Calls, messaging and subscriptions arrive in later releases; say so truthfully.
-            Reply::status(405).with(HeaderName::Allow, ALLOW)
-        }
+        // Calls, messaging and subscriptions arrive in later releases; say so truthfully.
+        Reply::status(405).with(HeaderName::Allow, ALLOW)
     }
 
     /// Checks the credentials in `header` (Authorization for REGISTER, Proxy-Authorization otherwise).

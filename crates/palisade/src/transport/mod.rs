@@ -131,6 +131,11 @@ impl Edge {
         out
     }
 
+    /// Runs `f` on the service under its lock (for the store synchronisation; never across an await).
+    pub fn with_service<R>(&self, f: impl FnOnce(&mut Service) -> R) -> R {
+        f(&mut lock(&self.core).service)
+    }
+
     /// The timer task: sleeps until the service's next timer (at most a second), runs it, sends the results.
     pub async fn run_timers(self: Arc<Self>) {
         const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(1);
@@ -308,15 +313,10 @@ impl Drop for ConnSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::ServiceConfig;
     use tokio::io::AsyncReadExt;
 
     fn edge(limits: TransportLimits) -> Arc<Edge> {
-        let service = Service::new(ServiceConfig {
-            domain: "pbx.test".into(),
-            server_header: None,
-            limits: sip::Limits::default(),
-        });
+        let service = Service::for_tests();
         Edge::new(service, Vec::new(), sip::Limits::default(), limits)
     }
 

@@ -104,3 +104,33 @@ impl Db {
         }
     }
 }
+
+impl Db {
+    /// Appends many events in one transaction (the server's write-behind: one fsync per batch, not per event).
+    pub async fn append_events(&self, events: &[SecurityEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for e in events {
+                    sqlx::query(
+                        "INSERT INTO security_events (at, kind, reason, source, username, detail) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(e.at)
+                    .bind(truncate(&e.kind, MAX_FIELD_LEN))
+                    .bind(truncate(&e.reason, MAX_FIELD_LEN))
+                    .bind(truncate(&e.source, MAX_FIELD_LEN))
+                    .bind(e.user.as_deref().map(|u| truncate(u, MAX_FIELD_LEN)))
+                    .bind(e.detail.as_deref().map(|d| truncate(d, MAX_FIELD_LEN)))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+}

@@ -25,7 +25,7 @@ use sqlx::sqlite::{
 
 pub use events::{MAX_EVENT_LIST, SecurityEvent, StoredEvent};
 pub use extensions::{Extension, ExtensionNew, ExtensionPatch, validate_auth_id, validate_number};
-pub use registrations::Binding;
+pub use registrations::{Binding, BindingChange};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "palisade.db";

@@ -144,3 +144,69 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
     }
     &s[..end]
 }
+
+/// A registration change from the running registrar, for [`Db::apply_binding_changes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindingChange {
+    Upsert(Binding),
+    Remove { aor: String, contact_uri: String },
+}
+
+impl Db {
+    /// Applies the registrar's changes in order, in one transaction. A binding whose extension was removed in
+    /// the meantime is skipped (the registrar drops it on the next reload).
+    pub async fn apply_binding_changes(&self, changes: &[BindingChange]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        match self {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for c in changes {
+                    match c {
+                        BindingChange::Upsert(b) => {
+                            let user_agent = b
+                                .user_agent
+                                .as_deref()
+                                .map(|ua| truncate(ua, MAX_USER_AGENT_LEN));
+                            sqlx::query(
+                                "INSERT INTO registrations (aor, contact_uri, transport, source_addr, local_addr, \
+                                 expires_at, call_id, cseq, user_agent, q, updated_at) \
+                                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+                                 WHERE EXISTS (SELECT 1 FROM extensions WHERE number = $1) \
+                                 ON CONFLICT (aor, contact_uri) DO UPDATE SET transport = $3, source_addr = $4, \
+                                 local_addr = $5, expires_at = $6, call_id = $7, cseq = $8, user_agent = $9, q = $10, \
+                                 updated_at = $11",
+                            )
+                            .bind(&b.aor)
+                            .bind(&b.contact_uri)
+                            .bind(&b.transport)
+                            .bind(&b.source_addr)
+                            .bind(&b.local_addr)
+                            .bind(b.expires_at)
+                            .bind(&b.call_id)
+                            .bind(b.cseq)
+                            .bind(user_agent)
+                            .bind(b.q)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        BindingChange::Remove { aor, contact_uri } => {
+                            sqlx::query(
+                                "DELETE FROM registrations WHERE aor = $1 AND contact_uri = $2",
+                            )
+                            .bind(aor)
+                            .bind(contact_uri)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+}

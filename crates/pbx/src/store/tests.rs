@@ -463,3 +463,51 @@ async fn registrations_upsert_list_and_purge_by_time() {
     db.remove_extension("100").await.unwrap();
     assert!(db.list_bindings().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn write_behind_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    db.create_extension(ext("100", "authid100x")).await.unwrap();
+    let changes = vec![
+        BindingChange::Upsert(binding("100", "sip:a@h", 2_000)),
+        BindingChange::Upsert(binding("100", "sip:b@h", 2_000)),
+        // the extension of this one does not exist: skipped, not an error
+        BindingChange::Upsert(binding("999", "sip:z@h", 2_000)),
+        BindingChange::Remove {
+            aor: "100".into(),
+            contact_uri: "sip:a@h".into(),
+        },
+        BindingChange::Upsert(binding("100", "sip:b@h", 3_000)),
+    ];
+    db.apply_binding_changes(&changes).await.unwrap();
+    let list = db.list_bindings().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].contact_uri.as_str(), list[0].expires_at),
+        ("sip:b@h", 3_000)
+    );
+
+    let events: Vec<SecurityEvent> = (0..500)
+        .map(|i| SecurityEvent {
+            at: i,
+            kind: if i % 2 == 0 {
+                "auth_challenge".into()
+            } else {
+                "auth_failure".into()
+            },
+            reason: "r".into(),
+            source: "127.0.0.1:1".into(),
+            user: None,
+            detail: None,
+        })
+        .collect();
+    db.append_events(&events).await.unwrap();
+    assert_eq!(
+        db.list_events(None, Some("auth_failure"), 10_000)
+            .await
+            .unwrap()
+            .len(),
+        250
+    );
+}

@@ -1,0 +1,221 @@
+//! Keeps the running server and the store in step: loads extensions, settings and registrations at start,
+//! applies admin changes within a second (the store's `config_version` is polled), and writes security events
+//! and registration changes behind, in batches, so the database is never on the per-packet path.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use pbx::auth::{Credentials, NonceKey};
+use pbx::core::{CoreConfig, ExtensionAuth, PbxCore};
+use pbx::registrar::{self, Change};
+use pbx::store::{self, BindingChange, Db, Extension, settings};
+use sip::digest::Algorithm;
+
+use crate::config::Config;
+use crate::transport::Edge;
+
+/// How often the store is polled for admin changes and pending writes are flushed.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What the server starts with.
+pub struct Loaded {
+    pub core: PbxCore,
+    pub domain: String,
+    pub version: i64,
+}
+
+/// Resolves the domain (flag or palisade.toml, else the stored setting, else the host name), builds the PBX core
+/// and fills it from the store.
+pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<Loaded> {
+    let domain = if config.domain_explicit {
+        // Record it so the admin commands hash new passwords for the realm the server really uses.
+        if db.get_setting(settings::DOMAIN).await?.as_deref() != Some(config.domain.as_str()) {
+            db.set_setting(settings::DOMAIN, &config.domain)
+                .await
+                .context("cannot record the domain")?;
+        }
+        config.domain.clone()
+    } else {
+        db.domain().await?
+    };
+    let version = db.current_version().await?;
+    let mut core_config = CoreConfig::new(domain.clone());
+    core_config.algorithms = algorithms(db).await?;
+    let key = NonceKey::generate()
+        .map_err(|e| anyhow::anyhow!("cannot read random bytes for the nonce key: {e}"))?;
+    let mut core = PbxCore::new(core_config, key).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let extensions = db.list_extensions().await?;
+    warn_on_realm_mismatch(&extensions, &domain);
+    core.set_extensions(extensions.iter().map(extension_auth).collect());
+    let bindings: Vec<_> = db
+        .list_bindings()
+        .await?
+        .into_iter()
+        .filter_map(binding_from_store)
+        .collect();
+    let restored = bindings.len();
+    core.restore_bindings(bindings, now);
+    tracing::info!(extensions = extensions.len(), registrations = restored, realm = %domain, "store loaded");
+    Ok(Loaded {
+        core,
+        domain,
+        version,
+    })
+}
+
+async fn algorithms(db: &Db) -> anyhow::Result<Vec<Algorithm>> {
+    Ok(db
+        .digest_algorithms()
+        .await?
+        .into_iter()
+        .filter_map(|a| Algorithm::parse(a).ok())
+        .collect())
+}
+
+fn warn_on_realm_mismatch(extensions: &[Extension], domain: &str) {
+    for e in extensions.iter().filter(|e| e.realm != domain) {
+        tracing::warn!(extension = %e.number, realm = %e.realm, domain = %domain,
+            "password was set for another domain; reset it with `palisade ext reset-password {}`", e.number);
+    }
+}
+
+/// The authentication view of a stored extension.
+pub fn extension_auth(e: &Extension) -> ExtensionAuth {
+    ExtensionAuth {
+        number: e.number.clone(),
+        auth_id: e.auth_id.clone(),
+        enabled: e.enabled,
+        credentials: Credentials {
+            ha1_md5: Some(e.ha1_md5.clone()),
+            ha1_sha256: Some(e.ha1_sha256.clone()),
+            disabled: !e.enabled,
+        },
+        algorithms: e
+            .digest_algorithms
+            .as_deref()
+            .map(|list| {
+                list.split(',')
+                    .filter_map(|a| Algorithm::parse(a.trim()).ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|l| !l.is_empty()),
+    }
+}
+
+fn binding_from_store(b: store::Binding) -> Option<registrar::Binding> {
+    let transport = match b.transport.to_ascii_uppercase().as_str() {
+        "UDP" => "UDP",
+        "TCP" => "TCP",
+        "TLS" => "TLS",
+        "WS" => "WS",
+        "WSS" => "WSS",
+        _ => return None,
+    };
+    Some(registrar::Binding {
+        aor: b.aor,
+        contact: b.contact_uri,
+        transport: transport.to_string(),
+        source: b.source_addr.parse().ok()?,
+        local: b
+            .local_addr
+            .and_then(|l| l.parse().ok())
+            .unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
+        expires_at: u64::try_from(b.expires_at).ok()?,
+        call_id: b.call_id,
+        cseq: u32::try_from(b.cseq).ok()?,
+        q: b.q.and_then(|q| u16::try_from(q).ok()),
+        user_agent: b.user_agent,
+    })
+}
+
+fn binding_to_store(b: &registrar::Binding) -> store::Binding {
+    store::Binding {
+        aor: b.aor.clone(),
+        contact_uri: b.contact.clone(),
+        transport: b.transport.to_ascii_lowercase(),
+        source_addr: b.source.to_string(),
+        local_addr: (!b.local.ip().is_unspecified()).then(|| b.local.to_string()),
+        expires_at: i64::try_from(b.expires_at).unwrap_or(i64::MAX),
+        call_id: b.call_id.clone(),
+        cseq: i64::from(b.cseq),
+        user_agent: b.user_agent.clone(),
+        q: b.q.map(i64::from),
+    }
+}
+
+/// The sync task: runs until the server stops; [`flush`] once more on the way out.
+pub async fn run(db: Db, edge: Arc<Edge>, mut version: i64) {
+    let mut tick = tokio::time::interval(SYNC_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        edge.with_service(|s| {
+            let now = s.wall(Instant::now());
+            s.core_mut().expire(now);
+        });
+        if let Err(e) = flush(&db, &edge).await {
+            tracing::error!(error = %e, "cannot write to the store; will retry");
+        }
+        match db.current_version().await {
+            Ok(v) if v != version => match reload(&db, &edge).await {
+                Ok(()) => {
+                    version = v;
+                    tracing::info!(version = v, "configuration reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reload the configuration; will retry")
+                }
+            },
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the configuration version; will retry")
+            }
+        }
+    }
+}
+
+/// Re-reads extensions and settings into the running service.
+async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
+    let extensions: Vec<_> = db
+        .list_extensions()
+        .await?
+        .iter()
+        .map(extension_auth)
+        .collect();
+    let algorithms = algorithms(db).await?;
+    edge.with_service(|s| {
+        let core = s.core_mut();
+        core.set_extensions(extensions);
+        core.set_algorithms(algorithms);
+    });
+    Ok(())
+}
+
+/// Writes pending security events and registration changes. On failure they are put back for the next try
+/// (the core bounds how many events it keeps).
+pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
+    let (events, changes) = edge.with_service(|s| {
+        let core = s.core_mut();
+        (core.take_events(), core.take_changes())
+    });
+    let store_changes: Vec<BindingChange> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Upsert(b) => BindingChange::Upsert(binding_to_store(b)),
+            Change::Remove { aor, contact } => BindingChange::Remove {
+                aor: aor.clone(),
+                contact_uri: contact.clone(),
+            },
+        })
+        .collect();
+    if let Err(e) = db.apply_binding_changes(&store_changes).await {
+        edge.with_service(|s| s.core_mut().requeue(events, changes));
+        return Err(e).context("cannot store registrations");
+    }
+    if let Err(e) = db.append_events(&events).await {
+        edge.with_service(|s| s.core_mut().requeue(events, Vec::new()));
+        return Err(e).context("cannot store security events");
+    }
+    Ok(())
+}
