@@ -227,3 +227,77 @@ fn read_commands_do_not_create_a_data_directory() {
     assert!(e.contains("no Palisade database"), "{e}");
     assert!(!data.exists());
 }
+
+#[test]
+fn add_range_creates_all_or_nothing_and_prints_credentials_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let out = ok(data, &["ext", "add-range", "2000", "2099"]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("number,auth_id,password"), "{out}");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 100, "{out}");
+    let mut auth_ids = std::collections::HashSet::new();
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.len(), 3, "{row:?}");
+        assert_eq!(row[0], (2000 + i).to_string());
+        assert_eq!(row[1].len(), 10);
+        assert_ne!(row[1], row[0]);
+        assert_eq!(row[2].len(), 10);
+        assert!(row[2].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(
+            auth_ids.insert(row[1].to_string()),
+            "auth ID twice: {row:?}"
+        );
+    }
+    let list = json(data, &["ext", "list"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 100);
+    assert_eq!(list[0]["auth_id"], rows[0][1]);
+    assert_eq!(list[99]["number"], "2099");
+    // The passwords are not shown again.
+    let shown = ok(data, &["ext", "list", "--json"]);
+    assert!(!shown.contains(rows[0][2]) && !shown.contains(rows[99][2]));
+
+    // Overlapping an existing number refuses the whole range.
+    let e = fails(data, &["ext", "add-range", "2095", "2105"]);
+    assert!(e.contains("2095") && e.contains("already exist"), "{e}");
+    assert!(e.contains("nothing was added"), "{e}");
+    assert!(
+        fails(data, &["ext", "add-range", "2099", "2099"])
+            .contains("extension 2099 already exists")
+    );
+    assert_eq!(json(data, &["ext", "list"]).as_array().unwrap().len(), 100);
+
+    // Bad ranges.
+    let e = fails(data, &["ext", "add-range", "3000", "13000"]);
+    assert!(e.contains("at most 10000"), "{e}");
+    let e = fails(data, &["ext", "add-range", "3010", "3000"]);
+    assert!(e.contains("empty"), "{e}");
+    let e = fails(data, &["ext", "add-range", "7", "20"]);
+    assert!(e.contains("2 to 10 digits, got '7'"), "{e}");
+    let e = fails(data, &["ext", "add-range", "9999999990", "99999999999"]);
+    assert!(e.contains("2 to 10 digits"), "{e}");
+    let e = fails(data, &["ext", "add-range", "30a", "300"]);
+    assert!(e.contains("2 to 10 digits"), "{e}");
+    assert_eq!(json(data, &["ext", "list"]).as_array().unwrap().len(), 100);
+
+    // JSON, leading zeros kept, the largest range allowed.
+    let added = json(data, &["ext", "add-range", "0100", "0102"]);
+    let added = added.as_array().unwrap();
+    assert_eq!(added.len(), 3);
+    assert_eq!(added[0]["number"], "0100");
+    assert_eq!(added[2]["number"], "0102");
+    assert_eq!(added[1]["password"].as_str().unwrap().len(), 10);
+    assert!(added[1]["realm"].is_string());
+    let out = ok(data, &["ext", "add-range", "10000", "19999"]);
+    assert_eq!(out.lines().count(), 10_001);
+    assert_eq!(
+        json(data, &["ext", "list"]).as_array().unwrap().len(),
+        10_103
+    );
+
+    // The help says the output holds secrets.
+    let help = ok(data, &["ext", "add-range", "--help"]);
+    assert!(help.contains("SECRETS"), "{help}");
+}

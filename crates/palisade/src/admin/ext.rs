@@ -38,6 +38,19 @@ pub enum ExtCommand {
         #[arg(long, value_name = "EMAIL")]
         email: Option<String>,
     },
+    /// Add every extension number FROM to TO (at most 10,000), each with a random auth ID and password.
+    ///
+    /// All or nothing: if any number in the range exists already or is invalid, nothing is added. Prints the
+    /// credentials as CSV (`number,auth_id,password`, with a header line) or, with --json, as a JSON array.
+    /// THE OUTPUT HOLDS SECRETS: the passwords are shown only this once; redirect it to a file only you can read,
+    /// and delete it once the phones are configured.
+    #[command(verbatim_doc_comment)]
+    AddRange {
+        /// First extension number, 2 to 10 digits; leading zeros are kept (0100 0199 adds 0100, 0101, …).
+        from: String,
+        /// Last extension number (included).
+        to: String,
+    },
     /// List extensions.
     List,
     /// Show one extension (never its password or hashes).
@@ -128,6 +141,31 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                     creds.number
                 );
                 print_credentials(&creds);
+                Ok(())
+            }
+        }
+        ExtCommand::AddRange { from, to } => {
+            let numbers = range_numbers(&from, &to)?;
+            let db = common.open_or_create().await?;
+            let result = add_range(&db, &common, &numbers).await;
+            db.close().await;
+            let creds = result?;
+            if common.json {
+                output::json(&creds)
+            } else {
+                let mut out = String::with_capacity(creds.len() * 40 + 32);
+                out.push_str("number,auth_id,password\n");
+                for c in &creds {
+                    out.push_str(&format!("{},{},{}\n", c.number, c.auth_id, c.password));
+                }
+                print!("{out}");
+                eprintln!(
+                    "Added {} extensions ({}..{}) in realm {}. The passwords above are shown only this once.",
+                    creds.len(),
+                    from,
+                    to,
+                    creds.first().map(|c| c.realm.as_str()).unwrap_or("")
+                );
                 Ok(())
             }
         }
@@ -284,6 +322,83 @@ async fn add(
     }
     Err(anyhow!(
         "could not generate an unused auth ID; try again or give one with --auth-id"
+    ))
+}
+
+/// The most extensions `ext add-range` creates at once.
+const MAX_RANGE: u64 = 10_000;
+
+/// The numbers FROM..=TO, zero-padded to the width of FROM; each must be a valid extension number.
+fn range_numbers(from: &str, to: &str) -> anyhow::Result<Vec<String>> {
+    validate_number(from).map_err(|e| anyhow!("FROM: {e}"))?;
+    validate_number(to).map_err(|e| anyhow!("TO: {e}"))?;
+    let (a, b): (u64, u64) = (from.parse()?, to.parse()?);
+    if a > b {
+        bail!("the range {from}..{to} is empty: FROM must not be greater than TO");
+    }
+    let count = b - a + 1;
+    if count > MAX_RANGE {
+        bail!(
+            "the range {from}..{to} holds {count} numbers; at most {MAX_RANGE} can be added at once"
+        );
+    }
+    let width = from.len();
+    let numbers: Vec<String> = (a..=b).map(|n| format!("{n:0width$}")).collect();
+    if numbers.last().map(String::as_str) != Some(to) {
+        bail!(
+            "TO {to} must be written with as many digits as FROM {from} (or more, without leading zeros)"
+        );
+    }
+    for n in &numbers {
+        validate_number(n)
+            .map_err(|e| anyhow!("{e} (in the range {from}..{to}); nothing was added"))?;
+    }
+    Ok(numbers)
+}
+
+async fn add_range(
+    db: &Db,
+    common: &CommonArgs,
+    numbers: &[String],
+) -> anyhow::Result<Vec<NewCredentials>> {
+    let len = db.credential_length().await?;
+    let realm = realm(db, &common.data_dir()).await?;
+    // A generated auth ID that happens to be taken (or drawn twice) makes the batch fail; draw them all again.
+    for _ in 0..3 {
+        let mut creds = Vec::with_capacity(numbers.len());
+        let mut news = Vec::with_capacity(numbers.len());
+        for number in numbers {
+            let auth_id = generate_auth_id(len, number)?;
+            let password = generate_password(len, number, &auth_id)?;
+            let (ha1_md5, ha1_sha256) = ha1_pair(&auth_id, &realm, &password)?;
+            news.push(ExtensionNew {
+                number: number.clone(),
+                auth_id: auth_id.clone(),
+                ha1_md5,
+                ha1_sha256,
+                realm: realm.clone(),
+                ..ExtensionNew::default()
+            });
+            creds.push(NewCredentials {
+                number: number.clone(),
+                auth_id,
+                password,
+                realm: realm.clone(),
+            });
+        }
+        match db.create_extensions(news).await {
+            Ok(_) => return Ok(creds),
+            Err(StoreError::Conflict(msg)) if msg.starts_with("auth ID") => continue,
+            Err(StoreError::Conflict(msg)) => {
+                bail!(
+                    "{msg}; nothing was added (choose a range of free numbers, see `palisade ext list`)"
+                )
+            }
+            Err(e) => return Err(store_error(e)),
+        }
+    }
+    Err(anyhow!(
+        "could not generate unused auth IDs; nothing was added, try again"
     ))
 }
 

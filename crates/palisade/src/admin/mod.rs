@@ -24,7 +24,7 @@ pub use security::{SecurityArgs, SecurityCommand};
 /// The admin subcommands, flattened into the top-level command line next to `serve`.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Manage extensions: add, list, show, set, reset-password, remove.
+    /// Manage extensions: add, add-range, list, show, set, reset-password, remove.
     Ext(ExtArgs),
     /// List registered contacts.
     Registrations(RegistrationsArgs),

@@ -265,6 +265,127 @@ impl Db {
         }
     }
 
+    /// Creates many extensions in one transaction: all of them, or none. Every entry is validated as by
+    /// [`Db::create_extension`] first; a number or auth ID that exists already (or appears twice in `news`) fails
+    /// the whole batch with [`StoreError::Conflict`], whose message names the first few numbers ("extension …" /
+    /// "extensions …") or the auth ID ("auth ID …"). Returns how many were created.
+    pub async fn create_extensions(&self, news: Vec<ExtensionNew>) -> Result<usize> {
+        const SHOWN: usize = 5;
+        let mut rows = Vec::with_capacity(news.len());
+        let mut numbers = std::collections::HashSet::with_capacity(news.len());
+        let mut auth_ids = std::collections::HashSet::with_capacity(news.len());
+        for new in news {
+            validate_number(&new.number)?;
+            validate_auth_id(&new.auth_id, &new.number)?;
+            validate_hex("HA1 (MD5)", &new.ha1_md5, 32)?;
+            validate_hex("HA1 (SHA-256)", &new.ha1_sha256, 64)?;
+            let display_name = non_empty(new.display_name.clone());
+            if let Some(n) = &display_name {
+                validate_display_name(n)?;
+            }
+            let email = non_empty(new.email.clone());
+            if let Some(e) = &email {
+                validate_email(e)?;
+            }
+            let algorithms = non_empty(new.digest_algorithms.clone())
+                .map(|a| normalize_algorithms(&a))
+                .transpose()?;
+            if !numbers.insert(new.number.clone()) {
+                return Err(StoreError::Conflict(format!(
+                    "extension {} appears twice",
+                    new.number
+                )));
+            }
+            if !auth_ids.insert(new.auth_id.clone()) {
+                return Err(StoreError::Conflict(format!(
+                    "auth ID '{}' appears twice",
+                    new.auth_id
+                )));
+            }
+            rows.push((new, display_name, email, algorithms));
+        }
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let now = now_ms();
+        match self {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let mut taken = Vec::new();
+                for (new, ..) in &rows {
+                    let found: Option<String> =
+                        sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
+                            .bind(&new.number)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if let Some(n) = found {
+                        taken.push(n);
+                    }
+                }
+                if !taken.is_empty() {
+                    let mut list = taken
+                        .iter()
+                        .take(SHOWN)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    if taken.len() > SHOWN {
+                        list.push_str(&format!(" and {} more", taken.len() - SHOWN));
+                    }
+                    return Err(StoreError::Conflict(if taken.len() == 1 {
+                        format!("extension {list} already exists")
+                    } else {
+                        format!("extensions {list} already exist")
+                    }));
+                }
+                for (new, ..) in &rows {
+                    let owner: Option<String> =
+                        sqlx::query_scalar("SELECT number FROM extensions WHERE auth_id = $1")
+                            .bind(&new.auth_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if let Some(owner) = owner {
+                        return Err(StoreError::Conflict(format!(
+                            "auth ID '{}' is already used by extension {owner}",
+                            new.auth_id
+                        )));
+                    }
+                }
+                for (new, display_name, email, algorithms) in &rows {
+                    let inserted = sqlx::query(
+                        "INSERT INTO extensions (number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, \
+                         realm, digest_algorithms, email, created_at, updated_at, password_changed_at) \
+                         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9)",
+                    )
+                    .bind(&new.number)
+                    .bind(display_name)
+                    .bind(&new.auth_id)
+                    .bind(&new.ha1_md5)
+                    .bind(&new.ha1_sha256)
+                    .bind(&new.realm)
+                    .bind(algorithms)
+                    .bind(email)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted {
+                        Ok(_) => {}
+                        Err(e) if is_unique_violation(&e) => {
+                            return Err(StoreError::Conflict(format!(
+                                "extension {} or auth ID '{}' already exists",
+                                new.number, new.auth_id
+                            )));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                bump_version(&mut tx, now).await?;
+                tx.commit().await?;
+                Ok(rows.len())
+            }
+        }
+    }
+
     /// The extension with this number, if any.
     pub async fn extension(&self, number: &str) -> Result<Option<Extension>> {
         match self {
