@@ -24,6 +24,8 @@ pub struct NameAddr<'a> {
     /// True when the URI was written inside `<>`.
     pub bracketed: bool,
     params: &'a [u8],
+    /// The first `tag` parameter, found while the parameters were checked.
+    tag: Option<Option<&'a [u8]>>,
 }
 
 impl<'a> NameAddr<'a> {
@@ -63,12 +65,13 @@ impl<'a> NameAddr<'a> {
                 + i;
             let uri = Uri::parse(&v[i + 1..close])?;
             let params = &v[close + 1..];
-            check_params(params)?;
+            let tag = check_params(params)?;
             return Ok(NameAddr {
                 display_raw,
                 uri,
                 bracketed: true,
                 params,
+                tag,
             });
         }
         // addr-spec without brackets: parameters after the first ';' belong to the header, and the URI may not
@@ -85,12 +88,13 @@ impl<'a> NameAddr<'a> {
         }
         let uri = Uri::parse(spec)?;
         let params = &v[end..];
-        check_params(params)?;
+        let tag = check_params(params)?;
         Ok(NameAddr {
             display_raw: None,
             uri,
             bracketed: false,
             params,
+            tag,
         })
     }
 
@@ -103,9 +107,7 @@ impl<'a> NameAddr<'a> {
     }
 
     pub fn tag(&self) -> Option<&'a str> {
-        self.param("tag")
-            .flatten()
-            .and_then(|t| std::str::from_utf8(t).ok())
+        self.tag.flatten().and_then(|t| std::str::from_utf8(t).ok())
     }
 
     /// The display name with quotes and escapes removed.
@@ -118,11 +120,16 @@ impl<'a> NameAddr<'a> {
     }
 }
 
-fn check_params(params: &[u8]) -> Result<(), AddrError> {
+/// Checks the parameter list and returns the first `tag` parameter.
+fn check_params(params: &[u8]) -> Result<Option<Option<&[u8]>>, AddrError> {
+    let mut tag = None;
     for p in text::params(params) {
-        p.map_err(|_| AddrError::Syntax("malformed parameter"))?;
+        let p = p.map_err(|_| AddrError::Syntax("malformed parameter"))?;
+        if tag.is_none() && p.name.eq_ignore_ascii_case(b"tag") {
+            tag = Some(p.value);
+        }
     }
-    Ok(())
+    Ok(tag)
 }
 
 /// A Contact element: `*` (unregister all) or an address with `expires` and `q` parameters.

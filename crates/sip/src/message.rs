@@ -487,7 +487,7 @@ impl Message {
 
 /// Finds the end of the line starting at `pos`: returns (index of CR or LF, index after the line break).
 fn find_line_end(b: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let nl = pos + b[pos..].iter().position(|&c| c == b'\n')?;
+    let nl = pos + memchr::memchr(b'\n', &b[pos..])?;
     let end = if nl > pos && b[nl - 1] == b'\r' {
         nl - 1
     } else {

@@ -7,12 +7,23 @@
 /// RFC 3261 `token` characters: alphanumerics and `-.!%*_+`'~`.
 #[inline]
 pub fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[b as usize]
 }
+
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
 
 /// RFC 3261 `word` characters: token characters plus a few separators (used by Call-ID).
 #[inline]
@@ -111,6 +122,17 @@ impl<'a> Iterator for CommaSplit<'a> {
         let mut i = start;
         let mut in_angle = false;
         while i < s.len() {
+            // Jump to the next byte that can change the state: outside <> a quote, '<' or ','; inside, a quote
+            // or '>'.
+            let skip = if in_angle {
+                memchr::memchr2(b'"', b'>', &s[i..])
+            } else {
+                memchr::memchr3(b'"', b'<', b',', &s[i..])
+            };
+            match skip {
+                Some(n) => i += n,
+                None => break,
+            }
             match s[i] {
                 b'"' => match quoted_string_end(s, i) {
                     Some(end) => {

@@ -297,17 +297,17 @@ fn parse_host_name(h: &str) -> Result<Host<'_>, UriError> {
             .map(Host::V4)
             .map_err(|_| UriError::BadHost);
     }
-    let ok = h.split('.').enumerate().all(|(i, label)| {
-        let last = i == h.split('.').count() - 1;
-        // a trailing dot (fully qualified name) leaves an empty last label
-        (label.is_empty() && last && i > 0)
-            || (!label.is_empty()
+    // A trailing dot (fully qualified name) is allowed once, after at least one label.
+    let name = h.strip_suffix('.').unwrap_or(h);
+    let ok = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
-                && !label.ends_with('-'))
-    });
+                && !label.ends_with('-')
+        });
     if ok {
         Ok(Host::Name(h))
     } else {

@@ -25,6 +25,7 @@ pub struct Via<'a> {
     pub sent_by: &'a str,
     /// The parameters, from the first `;` on (may contain folding white space).
     params: &'a [u8],
+    branch: Option<&'a [u8]>,
 }
 
 impl<'a> Via<'a> {
@@ -63,11 +64,18 @@ impl<'a> Via<'a> {
             std::str::from_utf8(&v[start..i]).map_err(|_| ViaError::Syntax("bad sent-by"))?;
         let (host, port) = parse_hostport(sent_by).map_err(|_| ViaError::Syntax("bad sent-by"))?;
         let params = &v[i..];
+        let mut branch = None;
         for p in text::params(params) {
             let p = p.map_err(|_| ViaError::Syntax("bad parameter"))?;
-            if p.name.eq_ignore_ascii_case(b"branch") && p.value.is_none_or(|b| !text::is_token(b))
-            {
-                return Err(ViaError::Syntax("bad branch"));
+            if p.name.eq_ignore_ascii_case(b"branch") {
+                match p.value {
+                    Some(b) if text::is_token(b) => {
+                        if branch.is_none() {
+                            branch = Some(b);
+                        }
+                    }
+                    _ => return Err(ViaError::Syntax("bad branch")),
+                }
             }
         }
         Ok(Via {
@@ -76,6 +84,7 @@ impl<'a> Via<'a> {
             port,
             sent_by,
             params,
+            branch,
         })
     }
 
@@ -88,9 +97,8 @@ impl<'a> Via<'a> {
     }
 
     pub fn branch(&self) -> Option<&'a str> {
-        self.param("branch")
-            .flatten()
-            .and_then(|b| std::str::from_utf8(b).ok())
+        // Validated as a token (ASCII) by `parse`.
+        self.branch.and_then(|b| std::str::from_utf8(b).ok())
     }
 
     /// True when the branch carries the RFC 3261 magic cookie (transaction matching by branch is valid).

@@ -1,0 +1,497 @@
+//! The guard: a verdict for every packet before it is parsed, keyed on the transport source address only, plus
+//! the counters that turn failed authentications, unanswered challenges and floods into bans.
+//!
+//! Sans-IO: every input carries `now` (unix milliseconds); decisions come back as verdicts and as events for the
+//! security log and the store.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use crate::config::GuardConfig;
+use crate::lists::{Action, IpLists, Origin, Rule, canonical};
+
+/// What to do with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Process it.
+    Pass,
+    /// On the allow list: process it, and never count it toward a ban.
+    Trusted,
+    /// Drop it silently: blacklisted, or throttled.
+    Drop,
+}
+
+/// A decision for the security log (and, for bans, the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardEvent {
+    /// A source was blacklisted automatically.
+    Banned { rule: Rule },
+    /// A source crossed the amber tier; its packets are dropped until `until` (unix ms).
+    Throttled { source: IpNet, until: u64, pps: u32 },
+    /// An automatic or manual entry reached its expiry.
+    Expired { rule: Rule },
+}
+
+/// How the counters are keyed: an IPv4 address, or an IPv6 prefix (a /64 by default).
+type SourceKey = IpNet;
+
+#[derive(Debug, Clone, Default)]
+struct SourceState {
+    /// The second (unix ms / 1000) `packets` counts.
+    second: u64,
+    packets: u32,
+    throttled_until: u64,
+    auth_failures: u32,
+    unanswered_challenges: u32,
+}
+
+#[derive(Debug)]
+pub struct Guard {
+    config: GuardConfig,
+    lists: IpLists,
+    sources: HashMap<SourceKey, SourceState>,
+    /// Insertion order of `sources`, for eviction when the table is full.
+    order: VecDeque<SourceKey>,
+    events: Vec<GuardEvent>,
+    dropped: u64,
+}
+
+impl Guard {
+    pub fn new(config: GuardConfig) -> Self {
+        Guard {
+            config,
+            lists: IpLists::new(),
+            sources: HashMap::new(),
+            order: VecDeque::new(),
+            events: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    pub fn config(&self) -> &GuardConfig {
+        &self.config
+    }
+
+    /// New settings take effect for the next packet; counters are kept.
+    pub fn set_config(&mut self, config: GuardConfig) {
+        self.config = config;
+    }
+
+    pub fn lists(&self) -> &IpLists {
+        &self.lists
+    }
+
+    /// Replaces the manual entries (after an admin change); automatic entries are kept unless the store
+    /// dropped them (an unban), which `keep_auto` decides.
+    pub fn replace_rules(&mut self, rules: Vec<Rule>) {
+        let mut lists = IpLists::new();
+        for r in rules {
+            lists.insert(r);
+        }
+        self.lists = lists;
+    }
+
+    /// Adds one entry (a manual ban, or an automatic one restored from the store).
+    pub fn insert_rule(&mut self, rule: Rule) {
+        self.lists.insert(rule);
+    }
+
+    /// Packets dropped so far (blacklisted or throttled).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    pub fn tracked_sources(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Decisions since the last call.
+    pub fn take_events(&mut self) -> Vec<GuardEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The verdict for one packet from `ip`, counted toward the flood tiers.
+    pub fn check_packet(&mut self, ip: IpAddr, now_ms: u64) -> Verdict {
+        let ip = canonical(ip);
+        match self.lists.lookup(ip, now_ms).map(|r| r.action) {
+            Some(Action::Allow) => return Verdict::Trusted,
+            Some(Action::Block) => {
+                self.dropped += 1;
+                return Verdict::Drop;
+            }
+            None => {}
+        }
+        let key = self.key(ip);
+        let (amber, red, throttle_ms) = (
+            self.config.flood_amber_pps,
+            self.config.flood_red_pps,
+            u64::from(self.config.throttle_seconds) * 1000,
+        );
+        let state = self.state(key);
+        let second = now_ms / 1000;
+        if state.second != second {
+            state.second = second;
+            state.packets = 0;
+        }
+        state.packets = state.packets.saturating_add(1);
+        let packets = state.packets;
+        if packets > red {
+            self.dropped += 1;
+            self.ban(
+                key,
+                "flood",
+                now_ms,
+                format!("more than {red} packets in one second"),
+            );
+            return Verdict::Drop;
+        }
+        let mut throttled = None;
+        if packets > amber && state.throttled_until <= now_ms {
+            state.throttled_until = now_ms + throttle_ms;
+            throttled = Some(state.throttled_until);
+        }
+        let dropping = state.throttled_until > now_ms;
+        if let Some(until) = throttled {
+            self.events.push(GuardEvent::Throttled {
+                source: key,
+                until,
+                pps: packets,
+            });
+        }
+        if dropping {
+            self.dropped += 1;
+            return Verdict::Drop;
+        }
+        Verdict::Pass
+    }
+
+    /// Whether a new TCP/TLS connection from `ip` may be accepted (no counting).
+    pub fn allows_connection(&self, ip: IpAddr, now_ms: u64) -> bool {
+        let ip = canonical(ip);
+        if self
+            .lists
+            .lookup(ip, now_ms)
+            .is_some_and(|r| r.action == Action::Block)
+        {
+            return false;
+        }
+        self.sources
+            .get(&self.key(ip))
+            .is_none_or(|s| s.throttled_until <= now_ms)
+    }
+
+    /// A 401/407 challenge was sent to `ip`.
+    pub fn on_challenge(&mut self, ip: IpAddr, now_ms: u64) {
+        let Some(key) = self.countable(ip, now_ms) else {
+            return;
+        };
+        let limit = self.config.unanswered_challenges_before_ban;
+        let state = self.state(key);
+        state.unanswered_challenges = state.unanswered_challenges.saturating_add(1);
+        if state.unanswered_challenges >= limit {
+            self.ban(
+                key,
+                "unanswered_challenges",
+                now_ms,
+                format!("{limit} challenges left unanswered"),
+            );
+        }
+    }
+
+    /// A request from `ip` authenticated successfully: its failures are forgiven and one challenge answered.
+    pub fn on_auth_success(&mut self, ip: IpAddr, now_ms: u64) {
+        let Some(key) = self.countable(ip, now_ms) else {
+            return;
+        };
+        let state = self.state(key);
+        state.auth_failures = 0;
+        state.unanswered_challenges = state.unanswered_challenges.saturating_sub(1);
+    }
+
+    /// An authentication from `ip` failed (wrong password, unknown user, disabled extension, bad PIN, …).
+    pub fn on_auth_failure(&mut self, ip: IpAddr, now_ms: u64) {
+        let Some(key) = self.countable(ip, now_ms) else {
+            return;
+        };
+        let limit = self.config.auth_failures_before_ban;
+        let state = self.state(key);
+        state.auth_failures = state.auth_failures.saturating_add(1);
+        if state.auth_failures >= limit {
+            self.ban(
+                key,
+                "auth_failures",
+                now_ms,
+                format!("{limit} failed authentications"),
+            );
+        }
+    }
+
+    /// Removes expired entries; each becomes an event.
+    pub fn expire(&mut self, now_ms: u64) {
+        for rule in self.lists.expire(now_ms) {
+            self.events.push(GuardEvent::Expired { rule });
+        }
+    }
+
+    /// The counter key of `ip`, or `None` when it must not be counted (allow-listed).
+    fn countable(&self, ip: IpAddr, now_ms: u64) -> Option<SourceKey> {
+        let ip = canonical(ip);
+        match self.lists.lookup(ip, now_ms) {
+            Some(r) if r.action == Action::Allow => None,
+            _ => Some(self.key(ip)),
+        }
+    }
+
+    fn key(&self, ip: IpAddr) -> SourceKey {
+        match ip {
+            IpAddr::V4(v4) => IpNet::from(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => IpNet::new(IpAddr::V6(v6), self.config.ipv6_prefix_len.min(128))
+                .map(|n| n.trunc())
+                .unwrap_or_else(|_| IpNet::from(IpAddr::V6(Ipv6Addr::UNSPECIFIED))),
+        }
+    }
+
+    /// The state of `key`, created if new. The table is bounded: at capacity the longest-tracked source is
+    /// forgotten (a flood of spoofed addresses cannot grow memory; bans live in the lists, not here).
+    fn state(&mut self, key: SourceKey) -> &mut SourceState {
+        if !self.sources.contains_key(&key) {
+            while self.sources.len() >= self.config.max_sources.max(1) {
+                match self.order.pop_front() {
+                    Some(old) => {
+                        self.sources.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            self.order.push_back(key);
+        }
+        self.sources.entry(key).or_default()
+    }
+
+    fn ban(&mut self, key: SourceKey, reason: &str, now_ms: u64, detail: String) {
+        // Already banned (e.g. several packets of one flood): nothing new to record.
+        if self
+            .lists
+            .get(&key)
+            .is_some_and(|r| r.action == Action::Block && r.is_live(now_ms))
+        {
+            return;
+        }
+        while self.lists.auto_count() >= self.config.max_auto_bans.max(1) {
+            if self.lists.evict_one_auto().is_none() {
+                break;
+            }
+        }
+        let rule = Rule {
+            net: key,
+            action: Action::Block,
+            expires_at: Some(now_ms.saturating_add(self.config.ban_seconds.saturating_mul(1000))),
+            note: Some(detail),
+            origin: Origin::Auto {
+                reason: reason.to_string(),
+            },
+            created_at: now_ms,
+        };
+        self.lists.insert(rule.clone());
+        // A fresh start if the ban is lifted: the counters that led to it are spent. (The entry stays, so the
+        // eviction order keeps matching the table.)
+        if let Some(state) = self.sources.get_mut(&key) {
+            *state = SourceState::default();
+        }
+        self.events.push(GuardEvent::Banned { rule });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lists::parse_net;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn guard(f: impl FnOnce(&mut GuardConfig)) -> Guard {
+        let mut c = GuardConfig::default();
+        f(&mut c);
+        Guard::new(c)
+    }
+
+    #[test]
+    fn auth_failures_ban_at_exactly_the_limit_then_drop() {
+        let mut g = guard(|c| c.auth_failures_before_ban = 3);
+        let a = ip("127.0.0.2");
+        g.on_auth_failure(a, 0);
+        g.on_auth_failure(a, 0);
+        assert_eq!(g.check_packet(a, 1), Verdict::Pass);
+        g.on_auth_failure(a, 2);
+        assert_eq!(g.check_packet(a, 3), Verdict::Drop);
+        let ev = g.take_events();
+        assert!(
+            matches!(&ev[..], [GuardEvent::Banned { rule }] if rule.origin == Origin::Auto { reason: "auth_failures".into() }
+            && rule.expires_at == Some(2 + 86_400_000))
+        );
+        assert_eq!(
+            g.check_packet(ip("127.0.0.3"), 3),
+            Verdict::Pass,
+            "other sources unaffected"
+        );
+    }
+
+    #[test]
+    fn success_forgives_failures() {
+        let mut g = guard(|c| c.auth_failures_before_ban = 3);
+        let a = ip("192.0.2.1");
+        g.on_auth_failure(a, 0);
+        g.on_auth_failure(a, 0);
+        g.on_auth_success(a, 0);
+        g.on_auth_failure(a, 0);
+        g.on_auth_failure(a, 0);
+        assert_eq!(g.check_packet(a, 0), Verdict::Pass);
+    }
+
+    #[test]
+    fn unanswered_challenges_ban_but_answered_ones_do_not() {
+        let mut g = guard(|c| c.unanswered_challenges_before_ban = 100);
+        let phone = ip("192.0.2.10");
+        for _ in 0..1000 {
+            g.on_challenge(phone, 0);
+            g.on_auth_success(phone, 0);
+        }
+        assert_eq!(g.check_packet(phone, 0), Verdict::Pass);
+        let scanner = ip("192.0.2.66");
+        for _ in 0..99 {
+            g.on_challenge(scanner, 0);
+        }
+        assert_eq!(g.check_packet(scanner, 0), Verdict::Pass);
+        g.on_challenge(scanner, 0);
+        assert_eq!(g.check_packet(scanner, 0), Verdict::Drop);
+    }
+
+    #[test]
+    fn flood_tiers_throttle_at_amber_and_ban_at_red() {
+        let mut g = guard(|c| {
+            c.flood_amber_pps = 100;
+            c.flood_red_pps = 300;
+            c.throttle_seconds = 5;
+        });
+        let a = ip("127.0.0.2");
+        let passed = (0..100)
+            .filter(|_| g.check_packet(a, 10_000) == Verdict::Pass)
+            .count();
+        assert_eq!(passed, 100, "up to amber nothing happens");
+        assert_eq!(
+            g.check_packet(a, 10_000),
+            Verdict::Drop,
+            "above amber: throttled"
+        );
+        assert!(matches!(
+            &g.take_events()[..],
+            [GuardEvent::Throttled { until: 15_000, .. }]
+        ));
+        // still throttled in the next seconds, at a low rate
+        assert_eq!(g.check_packet(a, 12_000), Verdict::Drop);
+        assert_eq!(g.check_packet(a, 15_000), Verdict::Pass, "throttle over");
+        // a red flood in one second is banned
+        let drops = (0..400)
+            .filter(|_| g.check_packet(a, 20_000) == Verdict::Drop)
+            .count();
+        assert!(drops >= 300);
+        assert!(
+            g.take_events()
+                .iter()
+                .any(|e| matches!(e, GuardEvent::Banned { .. }))
+        );
+        assert_eq!(
+            g.check_packet(a, 30_000),
+            Verdict::Drop,
+            "banned, not just throttled"
+        );
+    }
+
+    #[test]
+    fn allow_list_exempts_from_everything_and_block_list_drops() {
+        let mut g = guard(|c| {
+            c.auth_failures_before_ban = 3;
+            c.flood_amber_pps = 10;
+            c.flood_red_pps = 20;
+        });
+        let rule = |net: &str, action| Rule {
+            net: parse_net(net).unwrap(),
+            action,
+            expires_at: None,
+            note: None,
+            origin: Origin::Manual,
+            created_at: 0,
+        };
+        g.insert_rule(rule("10.0.0.0/8", Action::Allow));
+        g.insert_rule(rule("10.6.6.6", Action::Block));
+        let office = ip("10.1.1.1");
+        for _ in 0..100 {
+            g.on_auth_failure(office, 0);
+            assert_eq!(g.check_packet(office, 0), Verdict::Trusted);
+        }
+        assert_eq!(g.check_packet(ip("10.6.6.6"), 0), Verdict::Drop);
+        assert!(g.take_events().is_empty());
+        assert_eq!(
+            g.tracked_sources(),
+            0,
+            "trusted sources are not even tracked"
+        );
+    }
+
+    #[test]
+    fn ipv6_sources_are_counted_per_64() {
+        let mut g = guard(|c| c.auth_failures_before_ban = 3);
+        g.on_auth_failure(ip("2001:db8:1:2::1"), 0);
+        g.on_auth_failure(ip("2001:db8:1:2::2"), 0);
+        g.on_auth_failure(ip("2001:db8:1:2:ffff::9"), 0);
+        assert_eq!(g.check_packet(ip("2001:db8:1:2::77"), 0), Verdict::Drop);
+        assert_eq!(g.check_packet(ip("2001:db8:1:3::1"), 0), Verdict::Pass);
+    }
+
+    #[test]
+    fn bans_expire() {
+        let mut g = guard(|c| {
+            c.auth_failures_before_ban = 3;
+            c.ban_seconds = 60;
+        });
+        let a = ip("198.51.100.1");
+        for _ in 0..3 {
+            g.on_auth_failure(a, 0);
+        }
+        assert_eq!(g.check_packet(a, 59_999), Verdict::Drop);
+        assert_eq!(
+            g.check_packet(a, 60_000),
+            Verdict::Pass,
+            "expired entries no longer match"
+        );
+        g.take_events();
+        g.expire(60_000);
+        assert!(matches!(&g.take_events()[..], [GuardEvent::Expired { .. }]));
+        assert!(g.lists().is_empty());
+    }
+
+    #[test]
+    fn memory_is_bounded_under_a_spoofed_flood() {
+        let mut g = guard(|c| {
+            c.max_sources = 1000;
+            c.max_auto_bans = 50;
+            c.auth_failures_before_ban = 3;
+        });
+        for i in 0..200_000u32 {
+            let a = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            g.check_packet(a, u64::from(i));
+            if i % 3 == 0 {
+                for _ in 0..3 {
+                    g.on_auth_failure(a, u64::from(i));
+                }
+            }
+        }
+        assert!(g.tracked_sources() <= 1000);
+        assert_eq!(g.order.len(), g.tracked_sources());
+        assert!(g.lists().auto_count() <= 50);
+    }
+}
