@@ -11,6 +11,7 @@
 
 mod events;
 mod extensions;
+pub mod ip_rules;
 mod registrations;
 pub mod settings;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use sqlx::sqlite::{
 
 pub use events::{MAX_EVENT_LIST, SecurityEvent, StoredEvent};
 pub use extensions::{Extension, ExtensionNew, ExtensionPatch, validate_auth_id, validate_number};
+pub use ip_rules::{IpRule, MAX_MANUAL_IP_RULES, canonical_net};
 pub use registrations::{Binding, BindingChange};
 
 /// The database file's name inside the data directory.

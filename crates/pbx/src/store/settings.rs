@@ -1,7 +1,13 @@
 //! Settings: a key/value table for values an administrator changes at run time, with the known keys, their
 //! defaults and their validation in one place so the CLI and the server agree.
 
+use guard::config::{ConfigError, FLOOD_AMBER_PPS, FLOOD_RED_PPS, Limit};
+
 use super::{Db, Result, StoreError, bump_version, now_ms};
+
+/// The anti-hacking settings (hardening step 7), with their defaults and limits, in display order. Stored in the
+/// settings table under these keys; see [`Db::guard_settings`].
+pub use guard::config::SETTINGS as GUARD_SETTINGS;
 
 /// The SIP domain, also the digest realm. Default: [`default_domain`].
 pub const DOMAIN: &str = "domain";
@@ -111,14 +117,29 @@ pub fn validate_domain(value: &str) -> Result<String> {
     }
 }
 
+/// The anti-hacking setting called `key`, if it is one.
+pub fn guard_limit(key: &str) -> Option<&'static Limit> {
+    GUARD_SETTINGS.iter().find(|l| l.key == key)
+}
+
 /// Validates and canonicalises a value for a settable key. Unknown keys are refused with the list of known ones.
+///
+/// Anti-hacking settings are checked against their limits here; that `flood_red_pps` stays above
+/// `flood_amber_pps` depends on the other stored value and is checked by [`Db::set_setting`].
 pub fn normalize(key: &str, value: &str) -> Result<String> {
     match key {
         DIGEST_ALGORITHMS => Ok(parse_digest_algorithms(value)?.join(",")),
         CREDENTIAL_LENGTH => Ok(parse_credential_length(value)?.to_string()),
         DOMAIN => validate_domain(value),
+        _ if guard_limit(key).is_some() => guard::config::validate(key, value)
+            .map(|v| v.to_string())
+            .map_err(|e| StoreError::Invalid(e.to_string())),
         _ => {
-            let known: Vec<&str> = SETTABLE.iter().map(|(k, _)| *k).collect();
+            let known: Vec<&str> = SETTABLE
+                .iter()
+                .map(|(k, _)| *k)
+                .chain(GUARD_SETTINGS.iter().map(|l| l.key))
+                .collect();
             Err(StoreError::Invalid(format!(
                 "unknown setting '{key}': known settings are {}",
                 known.join(", ")
@@ -157,6 +178,7 @@ impl Db {
         match self {
             Db::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
+                check_flood_tiers(&mut tx, key, value).await?;
                 sqlx::query(
                     "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (key) DO UPDATE SET value = $2, updated_at = $3",
@@ -171,6 +193,18 @@ impl Db {
                 Ok(())
             }
         }
+    }
+
+    /// The anti-hacking settings that are stored, as `(key, value)` in [`GUARD_SETTINGS`] order, for
+    /// `guard::GuardConfig::from_settings` (settings not stored keep their defaults).
+    pub async fn guard_settings(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for limit in &GUARD_SETTINGS {
+            if let Some(v) = self.get_setting(limit.key).await? {
+                out.push((limit.key.to_string(), v));
+            }
+        }
+        Ok(out)
     }
 
     /// The SIP domain (digest realm): the `domain` setting, else [`default_domain`].
@@ -195,4 +229,45 @@ impl Db {
         Ok(v.and_then(|v| parse_credential_length(&v).ok())
             .unwrap_or(DEFAULT_CREDENTIAL_LENGTH))
     }
+}
+
+/// Refuses a `flood_amber_pps` or `flood_red_pps` value that would put red at or below amber, given the other
+/// stored value (or its default). Values that are not numbers are left to [`normalize`].
+async fn check_flood_tiers(tx: &mut sqlx::SqliteConnection, key: &str, value: &str) -> Result<()> {
+    let other = match key {
+        k if k == FLOOD_AMBER_PPS.key => FLOOD_RED_PPS,
+        k if k == FLOOD_RED_PPS.key => FLOOD_AMBER_PPS,
+        _ => return Ok(()),
+    };
+    let Ok(new) = value.trim().parse::<u64>() else {
+        return Ok(());
+    };
+    let stored: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+        .bind(other.key)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let other_value = stored
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(other.default);
+    let (amber, red) = if key == FLOOD_RED_PPS.key {
+        (other_value, new)
+    } else {
+        (new, other_value)
+    };
+    if red <= amber {
+        let hint = if key == FLOOD_RED_PPS.key {
+            format!("choose a value above {amber}, or lower flood_amber_pps first")
+        } else {
+            format!("choose a value below {red}, or raise flood_red_pps first")
+        };
+        return Err(StoreError::Invalid(format!(
+            "{}; {hint} (limits: flood_amber_pps {} to {}, flood_red_pps {} to {})",
+            ConfigError::RedNotAboveAmber { amber, red },
+            FLOOD_AMBER_PPS.min,
+            FLOOD_AMBER_PPS.max,
+            FLOOD_RED_PPS.min,
+            FLOOD_RED_PPS.max
+        )));
+    }
+    Ok(())
 }
