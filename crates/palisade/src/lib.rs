@@ -6,6 +6,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
+pub mod guard_store;
 pub mod logging;
 pub mod server;
 pub mod service;

@@ -50,6 +50,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             limits: config.limits.clone(),
         },
         loaded.core,
+        loaded.guard,
         clock,
     );
     let udp_endpoints = listeners

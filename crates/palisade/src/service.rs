@@ -2,11 +2,12 @@
 //! transport source address and the current time) and send what it returns. It owns the transaction layer and
 //! answers what Palisade serves so far (OPTIONS) or refuses the rest with the right status.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use pbx::core::PbxCore;
+use guard::{Guard, Verdict};
+use pbx::core::{AuthSignal, PbxCore};
 use pbx::registrar::Origin;
 use sip::transaction::{
     Config as TxConfig, Output, Peer, TransactionLayer, Transport as TxTransport, TuEvent,
@@ -77,6 +78,8 @@ pub struct ServiceConfig {
 /// Counters of what the service saw, for logs, tests and (later) metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
+    /// Packets the guard dropped before parsing (blacklisted or throttled sources).
+    pub guard_dropped: u64,
     pub requests: u64,
     pub responses: u64,
     pub rejected: u64,
@@ -111,18 +114,42 @@ pub struct Service {
     stats: Stats,
     transactions: TransactionLayer,
     core: PbxCore,
+    guard: Guard,
     clock: WallClock,
 }
 
 impl Service {
-    pub fn new(config: ServiceConfig, core: PbxCore, clock: WallClock) -> Self {
+    pub fn new(config: ServiceConfig, core: PbxCore, guard: Guard, clock: WallClock) -> Self {
         Service {
             config,
             stats: Stats::default(),
             transactions: TransactionLayer::new(TxConfig::default()),
             core,
+            guard,
             clock,
         }
+    }
+
+    /// The anti-hacking guard, for the store synchronisation (rules, settings, events).
+    pub fn guard_mut(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+
+    /// The guard's verdict on a packet from `ip`, before anything is parsed or copied. Counted toward the flood
+    /// tiers; a `false` means drop it silently.
+    pub fn admit(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let ms = unix_ms(self.clock.at(now));
+        if self.guard.check_packet(ip, ms) == Verdict::Drop {
+            self.stats.guard_dropped += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Whether a new TCP/TLS connection from `ip` may be accepted.
+    pub fn allows_connection(&self, ip: IpAddr, now: Instant) -> bool {
+        self.guard
+            .allows_connection(ip, unix_ms(self.clock.at(now)))
     }
 
     /// A service for unit tests: realm `pbx.test`, no extensions, no Server header.
@@ -140,6 +167,7 @@ impl Service {
                 limits: sip::Limits::default(),
             },
             core,
+            Guard::new(guard::GuardConfig::default()),
             WallClock::now(),
         )
     }
@@ -158,8 +186,16 @@ impl Service {
         self.clock.at(now)
     }
 
-    /// Handles one received message and returns what to send.
+    /// Handles one received message (guard verdict first) and returns what to send.
     pub fn handle_inbound(&mut self, inbound: Inbound, now: Instant) -> Vec<Outbound> {
+        if !self.admit(inbound.source.ip(), now) {
+            return Vec::new();
+        }
+        self.process(inbound, now)
+    }
+
+    /// Handles a message the guard already admitted.
+    pub fn process(&mut self, inbound: Inbound, now: Instant) -> Vec<Outbound> {
         let framing = if inbound.transport.is_stream() {
             Framing::Stream
         } else {
@@ -276,7 +312,15 @@ impl Service {
             source: peer.addr,
             local: unspecified(peer.addr),
         };
-        let reply = self.core.handle_request(msg, origin, self.clock.at(now));
+        let wall = self.clock.at(now);
+        let reply = self.core.handle_request(msg, origin, wall);
+        let (ip, ms) = (peer.addr.ip(), unix_ms(wall));
+        match reply.auth {
+            AuthSignal::None => {}
+            AuthSignal::Challenged => self.guard.on_challenge(ip, ms),
+            AuthSignal::Succeeded => self.guard.on_auth_success(ip, ms),
+            AuthSignal::Failed => self.guard.on_auth_failure(ip, ms),
+        }
         let mut b = match &reply.reason {
             Some(reason) => ResponseBuilder::with_reason(msg, reply.status, reason),
             None => ResponseBuilder::new(msg, reply.status),
@@ -339,6 +383,13 @@ fn to_outbound(peer: Peer, data: Bytes) -> Outbound {
     }
 }
 
+/// Unix milliseconds, the guard's clock.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// A To tag: 64 random bits, hex.
 fn new_tag() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -361,6 +412,7 @@ mod tests {
                 limits: sip::Limits::default(),
             },
             core,
+            Guard::new(guard::GuardConfig::default()),
             WallClock::now(),
         )
     }
@@ -473,5 +525,49 @@ mod tests {
         let later = Instant::now() + std::time::Duration::from_secs(40);
         assert!(svc.handle_timeout(later).is_empty());
         assert!(svc.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn failed_authentications_ban_the_source_which_then_gets_silence() {
+        let mut svc = service();
+        svc.guard_mut().set_config(guard::GuardConfig {
+            auth_failures_before_ban: 3,
+            ..Default::default()
+        });
+        for i in 0..3 {
+            let r = answer(&mut svc, &request("REGISTER", "")).expect("challenge");
+            let www = r
+                .header_str(HeaderName::WwwAuthenticate)
+                .unwrap()
+                .to_string();
+            let nonce = www
+                .split("nonce=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_string();
+            let auth = format!(
+                "Authorization: Digest username=\"nobody\", realm=\"pbx.test\", nonce=\"{nonce}\", \
+                 uri=\"sip:pbx.test\", response=\"00000000000000000000000000000000\", algorithm=MD5, qop=auth, \
+                 nc=00000001, cnonce=\"x{i}\"\r\n"
+            );
+            let req = request("REGISTER", &auth).replace("z9hG4bK-t1", &format!("z9hG4bK-f{i}"));
+            let r = answer(&mut svc, &req).expect("failure answered like a challenge");
+            assert_eq!(r.status(), Some(401));
+        }
+        assert!(
+            answer(&mut svc, &request("OPTIONS", "")).is_none(),
+            "banned: dropped silently"
+        );
+        assert!(svc.stats().guard_dropped >= 1);
+        let bans: Vec<_> = svc
+            .guard_mut()
+            .take_events()
+            .into_iter()
+            .filter(|e| matches!(e, guard::GuardEvent::Banned { .. }))
+            .collect();
+        assert_eq!(bans.len(), 1);
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
+use guard::{Guard, GuardEvent, Rule};
 use pbx::auth::{Credentials, NonceKey};
 use pbx::core::{CoreConfig, ExtensionAuth, PbxCore};
 use pbx::registrar::{self, Change};
@@ -13,6 +14,8 @@ use pbx::store::{self, BindingChange, Db, Extension, settings};
 use sip::digest::Algorithm;
 
 use crate::config::Config;
+use crate::guard_store;
+use crate::service::unix_ms;
 use crate::transport::Edge;
 
 /// How often the store is polled for admin changes and pending writes are flushed.
@@ -21,6 +24,7 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 /// What the server starts with.
 pub struct Loaded {
     pub core: PbxCore,
+    pub guard: Guard,
     pub domain: String,
     pub version: i64,
 }
@@ -57,8 +61,15 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
     let restored = bindings.len();
     core.restore_bindings(bindings, now);
     tracing::info!(extensions = extensions.len(), registrations = restored, realm = %domain, "store loaded");
+    let mut guard = Guard::new(guard_store::guard_config(db).await?);
+    let rules = guard_store::rules(db).await?;
+    tracing::info!(ip_rules = rules.len(), "IP lists loaded");
+    for r in rules {
+        guard.insert_rule(r);
+    }
     Ok(Loaded {
         core,
+        guard,
         domain,
         version,
     })
@@ -153,6 +164,7 @@ pub async fn run(db: Db, edge: Arc<Edge>, mut version: i64) {
         edge.with_service(|s| {
             let now = s.wall(Instant::now());
             s.core_mut().expire(now);
+            s.guard_mut().expire(unix_ms(now));
         });
         if let Err(e) = flush(&db, &edge).await {
             tracing::error!(error = %e, "cannot write to the store; will retry");
@@ -184,10 +196,26 @@ async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
         .map(extension_auth)
         .collect();
     let algorithms = algorithms(db).await?;
+    let guard_config = guard_store::guard_config(db).await?;
+    let rules = guard_store::rules(db).await?;
     edge.with_service(|s| {
         let core = s.core_mut();
         core.set_extensions(extensions);
         core.set_algorithms(algorithms);
+        let guard = s.guard_mut();
+        // Automatic bans made since the last flush are not in the store yet: keep them.
+        let stored: std::collections::HashSet<_> = rules.iter().map(|r| r.net).collect();
+        let pending: Vec<Rule> = guard
+            .lists()
+            .iter()
+            .filter(|r| r.is_auto() && !stored.contains(&r.net))
+            .cloned()
+            .collect();
+        guard.replace_rules(rules);
+        for r in pending {
+            guard.insert_rule(r);
+        }
+        guard.set_config(guard_config);
     });
     Ok(())
 }
@@ -195,10 +223,39 @@ async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
 /// Writes pending security events and registration changes. On failure they are put back for the next try
 /// (the core bounds how many events it keeps).
 pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
-    let (events, changes) = edge.with_service(|s| {
+    let (mut events, changes, guard_events, now_ms) = edge.with_service(|s| {
+        let now_ms = unix_ms(s.wall(Instant::now()));
+        let guard_events = s.guard_mut().take_events();
         let core = s.core_mut();
-        (core.take_events(), core.take_changes())
+        (
+            core.take_events(),
+            core.take_changes(),
+            guard_events,
+            now_ms,
+        )
     });
+    // Bans first: a ban must survive a restart even if writing its event fails.
+    for e in &guard_events {
+        if let GuardEvent::Banned { rule } = e
+            && let Err(err) = db
+                .upsert_ip_rule(&guard_store::rule_to_store(rule), false)
+                .await
+        {
+            tracing::error!(error = %err, net = %rule.net, "cannot store a ban");
+        }
+    }
+    if guard_events
+        .iter()
+        .any(|e| matches!(e, GuardEvent::Expired { .. }))
+    {
+        db.purge_expired_ip_rules(i64::try_from(now_ms).unwrap_or(i64::MAX))
+            .await?;
+    }
+    events.extend(
+        guard_events
+            .iter()
+            .map(|e| guard_store::guard_event(e, now_ms)),
+    );
     let store_changes: Vec<BindingChange> = changes
         .iter()
         .map(|c| match c {

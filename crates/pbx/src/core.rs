@@ -61,6 +61,22 @@ pub struct Reply {
     pub status: u16,
     pub reason: Option<String>,
     pub headers: Vec<(HeaderName, String)>,
+    /// What authentication decided for this request, for the anti-hacking counters of its source.
+    pub auth: AuthSignal,
+}
+
+/// The authentication decision behind a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthSignal {
+    /// No authentication was involved (OPTIONS, 481, 501, …).
+    #[default]
+    None,
+    /// A 401/407 challenge went out (no credentials, or a stale nonce).
+    Challenged,
+    /// The credentials were valid.
+    Succeeded,
+    /// The credentials were wrong, unknown, disabled, replayed or used for another extension.
+    Failed,
 }
 
 impl Reply {
@@ -69,6 +85,7 @@ impl Reply {
             status,
             reason: None,
             headers: Vec::new(),
+            auth: AuthSignal::None,
         }
     }
 
@@ -101,6 +118,8 @@ pub struct PbxCore {
     events: Vec<SecurityEvent>,
     events_dropped: u64,
     changes: Vec<Change>,
+    /// The authentication decision of the request being handled.
+    signal: AuthSignal,
 }
 
 impl PbxCore {
@@ -115,6 +134,7 @@ impl PbxCore {
             events: Vec::new(),
             events_dropped: 0,
             changes: Vec::new(),
+            signal: AuthSignal::None,
         })
     }
 
@@ -193,7 +213,8 @@ impl PbxCore {
 
     /// Answers a validated request that opened a server transaction (not ACK, not CANCEL).
     pub fn handle_request(&mut self, msg: &Message, origin: Origin, now: SystemTime) -> Reply {
-        match msg.method() {
+        self.signal = AuthSignal::None;
+        let mut reply = match msg.method() {
             Some(Method::Options) => Reply::status(200)
                 .with(HeaderName::Allow, ALLOW)
                 .with(HeaderName::Accept, "application/sdp")
@@ -201,7 +222,9 @@ impl PbxCore {
                 .with(HeaderName::AcceptLanguage, "en"),
             Some(Method::Register) => self.register(msg, origin, now),
             _ => self.other(msg, origin, now),
-        }
+        };
+        reply.auth = self.signal;
+        reply
     }
 
     fn register(&mut self, msg: &Message, origin: Origin, now: SystemTime) -> Reply {
@@ -237,11 +260,7 @@ impl PbxCore {
                 reply
             }
             Err(e) => {
-                let mut reply = Reply {
-                    status: e.status(),
-                    reason: None,
-                    headers: Vec::new(),
-                };
+                let mut reply = Reply::status(e.status());
                 if let Some(h) = registrar::min_expires_header(&e) {
                     reply.headers.push(h);
                 }
@@ -483,6 +502,12 @@ impl PbxCore {
         detail: Option<String>,
         now: SystemTime,
     ) {
+        self.signal = match kind {
+            event_kind::CHALLENGE => AuthSignal::Challenged,
+            event_kind::SUCCESS => AuthSignal::Succeeded,
+            event_kind::FAILURE => AuthSignal::Failed,
+            _ => self.signal,
+        };
         if self.events.len() >= MAX_PENDING_EVENTS {
             self.events_dropped += 1;
             return;
@@ -698,6 +723,8 @@ mod tests {
             ));
         }
         assert_eq!(answers[0].0, 401);
+        let r = c.handle_request(&msg("REGISTER", "100", 9, ""), origin(), now());
+        assert_eq!(r.auth, AuthSignal::Challenged);
         assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
         let reasons: Vec<_> = c
             .take_events()

@@ -104,19 +104,50 @@ impl Edge {
 
     /// Runs one received message through the service; wakes the timer task when a sooner timer appeared.
     pub fn handle(&self, inbound: Inbound) -> Vec<Outbound> {
+        self.handle_with(inbound.source, |_| Some(inbound))
+    }
+
+    /// A datagram: the guard's verdict comes first, so a dropped packet is neither copied nor parsed.
+    pub fn handle_datagram(
+        &self,
+        data: &[u8],
+        source: SocketAddr,
+        local: SocketAddr,
+    ) -> Vec<Outbound> {
+        self.handle_with(source, |service| {
+            service.admit(source.ip(), Instant::now()).then(|| Inbound {
+                transport: Transport::Udp,
+                source,
+                local,
+                conn: None,
+                data: Bytes::copy_from_slice(data),
+            })
+        })
+    }
+
+    /// Runs `make` (which may refuse the message) and the service under one lock.
+    fn handle_with(
+        &self,
+        source: SocketAddr,
+        make: impl FnOnce(&mut Service) -> Option<Inbound>,
+    ) -> Vec<Outbound> {
         let (out, wake) = {
             let mut core = lock(&self.core);
-            let source = inbound.source;
             // A bug in the service must cost one message, not the listener that called it.
-            let out = match std::panic::catch_unwind(AssertUnwindSafe(|| {
-                core.service.handle_inbound(inbound, Instant::now())
-            })) {
-                Ok(out) => out,
-                Err(_) => {
-                    tracing::error!(%source, "service panicked on a message; message dropped");
-                    Vec::new()
-                }
-            };
+            let out =
+                match std::panic::catch_unwind(AssertUnwindSafe(|| match make(&mut core.service) {
+                    Some(inbound) if inbound.transport == Transport::Udp => {
+                        core.service.process(inbound, Instant::now())
+                    }
+                    Some(inbound) => core.service.handle_inbound(inbound, Instant::now()),
+                    None => Vec::new(),
+                })) {
+                    Ok(out) => out,
+                    Err(_) => {
+                        tracing::error!(%source, "service panicked on a message; message dropped");
+                        Vec::new()
+                    }
+                };
             let next = core.service.poll_timeout();
             let wake = match (next, core.armed) {
                 (Some(n), Some(a)) => n < a,
@@ -129,6 +160,13 @@ impl Edge {
             self.timer_wake.notify_one();
         }
         out
+    }
+
+    /// Whether the guard lets `ip` open a TCP/TLS connection.
+    pub fn allows_connection(&self, ip: std::net::IpAddr) -> bool {
+        lock(&self.core)
+            .service
+            .allows_connection(ip, Instant::now())
     }
 
     /// Runs `f` on the service under its lock (for the store synchronisation; never across an await).

@@ -42,6 +42,11 @@ pub async fn accept_loop(edge: Arc<Edge>, listener: TcpListener, tls: Option<Tls
             }
         };
         let peer = canonical(peer);
+        // Blacklisted and throttled sources get no connection at all (no answer, no TLS handshake).
+        if !edge.allows_connection(peer.ip()) {
+            drop(tcp);
+            continue;
+        }
         let Some(slot) = edge.reserve(peer.ip()) else {
             tracing::debug!(%peer, transport = %transport_name(transport), "connection limit reached; refused");
             drop(tcp);

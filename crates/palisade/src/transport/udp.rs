@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::{Edge, UdpEndpoint, canonical, send_datagram};
-use crate::service::{Inbound, Transport};
+use crate::service::Transport;
 
 /// Largest datagram we read.
 const MAX_DATAGRAM: usize = 65_535;
@@ -26,14 +24,7 @@ pub async fn recv_loop(edge: Arc<Edge>, ep: UdpEndpoint) {
             continue;
         }
         let source = canonical(source);
-        let inbound = Inbound {
-            transport: Transport::Udp,
-            source,
-            local: ep.local,
-            conn: None,
-            data: Bytes::copy_from_slice(&buf[..n]),
-        };
-        for o in edge.handle(inbound) {
+        for o in edge.handle_datagram(&buf[..n], source, ep.local) {
             if o.transport == Transport::Udp {
                 send_datagram(&ep, o.dest, &o.data);
             } else {
