@@ -39,7 +39,8 @@ impl ErrorKind {
     /// The status code RFC 3261 asks for, when the message can be answered at all.
     pub fn status(&self) -> u16 {
         match self {
-            ErrorKind::MessageTooLarge { .. } | ErrorKind::BodyTooLarge { .. } => 513,
+            ErrorKind::MessageTooLarge { .. } => 513,
+            ErrorKind::BodyTooLarge { .. } => 413,
             ErrorKind::BadVersion => 505,
             _ => 400,
         }

@@ -405,3 +405,63 @@ fn answerable(msg: &Message) -> bool {
         && msg.call_id().is_some()
         && msg.header(HeaderName::CSeq).is_some()
 }
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use crate::limits::Limits;
+    use crate::message::Framing;
+
+    fn run(msg: String, limits: &Limits) -> Triage {
+        triage(
+            bytes::Bytes::from(msg),
+            Framing::Datagram,
+            limits,
+            &Capabilities::default(),
+        )
+    }
+
+    fn request(extra: &str, body: &str) -> String {
+        format!(
+            "MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:c@d>;tag=1\r\nTo: <sip:a@b>\r\n\
+             Call-ID: x\r\nCSeq: 1 MESSAGE\r\n{extra}Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[test]
+    fn oversized_body_is_413_and_oversized_message_is_dropped() {
+        let limits = Limits {
+            max_body_size: 10,
+            max_message_size: 1000,
+            ..Limits::default()
+        };
+        match run(request("", &"x".repeat(11)), &limits) {
+            Triage::Reject { rejection, .. } => assert_eq!(rejection.status, 413),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            run(request("", &"x".repeat(2000)), &limits),
+            Triage::Drop(_)
+        ));
+    }
+
+    #[test]
+    fn too_many_headers_is_a_400_naming_the_limit() {
+        let limits = Limits {
+            max_headers: 8,
+            ..Limits::default()
+        };
+        match run(request("A: 1\r\nB: 2\r\nC: 3\r\n", ""), &limits) {
+            Triage::Reject { rejection, .. } => {
+                assert_eq!(rejection.status, 400);
+                assert!(
+                    rejection.reason.contains("more than 8 header fields"),
+                    "{}",
+                    rejection.reason
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
