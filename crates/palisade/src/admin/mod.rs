@@ -4,6 +4,7 @@
 
 mod events;
 mod ext;
+mod lists;
 mod output;
 mod security;
 mod time;
@@ -19,6 +20,7 @@ use crate::config::{CONFIG_FILE, DEFAULT_DATA_DIR, FileConfig};
 
 pub use events::{EventsArgs, RegistrationsArgs};
 pub use ext::{ExtArgs, ExtCommand};
+pub use lists::{ListArgs, ListCommand};
 pub use security::{SecurityArgs, SecurityCommand};
 
 /// The admin subcommands, flattened into the top-level command line next to `serve`.
@@ -32,6 +34,10 @@ pub enum AdminCommand {
     Events(EventsArgs),
     /// Show or change security settings.
     Security(SecurityArgs),
+    /// Blocked addresses and prefixes, manual and automatic bans: list, add, remove (unban).
+    Blacklist(ListArgs),
+    /// Addresses and prefixes exempt from anti-hacking: list, add, remove.
+    Whitelist(ListArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -86,6 +92,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Registrations(args) => events::registrations(args).await,
         AdminCommand::Events(args) => events::events(args).await,
         AdminCommand::Security(args) => security::run(args).await,
+        AdminCommand::Blacklist(args) => lists::run(lists::List::Black, args).await,
+        AdminCommand::Whitelist(args) => lists::run(lists::List::White, args).await,
     }
 }
 

@@ -1,7 +1,11 @@
 //! `palisade security …`: the security settings kept in the database.
 
 use clap::{Args, Subcommand};
-use pbx::store::settings::{self, CREDENTIAL_LENGTH, DIGEST_ALGORITHMS, DOMAIN, SETTABLE};
+use std::collections::BTreeMap;
+
+use pbx::store::settings::{
+    self, CREDENTIAL_LENGTH, DIGEST_ALGORITHMS, DOMAIN, GUARD_SETTINGS, SETTABLE,
+};
 use serde::Serialize;
 
 use super::{CommonArgs, output, realm, store_error};
@@ -18,7 +22,9 @@ pub struct SecurityArgs {
 pub enum SecurityCommand {
     /// Show the security settings and their values.
     Show,
-    /// Change a setting: digest_algorithms (e.g. "SHA-256,MD5"), credential_length (10 to 50) or domain.
+    /// Change a setting: digest_algorithms (e.g. "SHA-256,MD5"), credential_length (10 to 50), domain, or an
+    /// anti-hacking setting (auth_failures_before_ban, unanswered_challenges_before_ban, flood_amber_pps,
+    /// flood_red_pps, throttle_seconds, ban_seconds; `palisade security show` gives their limits).
     Set {
         /// The setting's name.
         key: String,
@@ -32,6 +38,35 @@ struct Settings {
     digest_algorithms: String,
     credential_length: usize,
     domain: String,
+    /// The anti-hacking settings in force, by key.
+    #[serde(flatten)]
+    guard: BTreeMap<&'static str, u64>,
+    /// Their defaults and limits, by key.
+    guard_limits: BTreeMap<&'static str, GuardLimit>,
+}
+
+#[derive(Debug, Serialize)]
+struct GuardLimit {
+    default: u64,
+    min: u64,
+    max: u64,
+    about: &'static str,
+}
+
+/// The anti-hacking settings in force: each stored value if valid, else its default (as the server does).
+async fn guard_values(db: &pbx::store::Db) -> anyhow::Result<BTreeMap<&'static str, u64>> {
+    let stored = db.guard_settings().await?;
+    Ok(GUARD_SETTINGS
+        .iter()
+        .map(|l| {
+            let v = stored
+                .iter()
+                .find(|(k, _)| k == l.key)
+                .and_then(|(_, v)| guard::config::validate(l.key, v).ok())
+                .unwrap_or(l.default);
+            (l.key, v)
+        })
+        .collect())
 }
 
 pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
@@ -44,6 +79,19 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
                     digest_algorithms: db.digest_algorithms().await?.join(","),
                     credential_length: db.credential_length().await?,
                     domain: realm(&db, &common.data_dir()).await?,
+                    guard: guard_values(&db).await?,
+                    guard_limits: GUARD_SETTINGS
+                        .iter()
+                        .map(|l| {
+                            let limit = GuardLimit {
+                                default: l.default,
+                                min: l.min,
+                                max: l.max,
+                                about: l.help,
+                            };
+                            (l.key, limit)
+                        })
+                        .collect(),
                 })
             }
             .await;
@@ -64,6 +112,21 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
                 })
                 .collect::<Vec<_>>();
             output::table(&["SETTING", "VALUE", "ABOUT"], &rows);
+            println!();
+            println!("Anti-hacking (per source IP; whitelisted sources are exempt):");
+            let rows = GUARD_SETTINGS
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.key.to_string(),
+                        s.guard.get(l.key).copied().unwrap_or(l.default).to_string(),
+                        l.default.to_string(),
+                        format!("{} to {}", l.min, l.max),
+                        l.help.to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            output::table(&["SETTING", "VALUE", "DEFAULT", "LIMITS", "ABOUT"], &rows);
             Ok(())
         }
         SecurityCommand::Set { key, value } => {
