@@ -4,6 +4,8 @@
 # the credentials CSV once over UDP and once over one TCP connection. Every registration must
 # succeed (sipp exit 0 and its statistics: 1000 successful, 0 failed), and `palisade registrations
 # --json` must then list the 1000 distinct extensions (the write-behind gets up to 3 s).
+# The rate (200 registrations/s = 400 requests/s from one source) stays below the flood guard's
+# default flood_amber_pps (1000): above it the source is throttled and sipp's calls time out.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
 set -euo pipefail
