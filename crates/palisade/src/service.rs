@@ -270,8 +270,15 @@ impl Service {
             match output {
                 Output::Transmit(t) => out.push(to_outbound(t.peer, t.bytes)),
                 Output::Event(TuEvent::Request { tx, request, peer }) => {
-                    let response = self.answer(&request, peer, now);
-                    if let Err(e) = self.transactions.respond(tx, response, now) {
+                    let (response, once) = self.answer(&request, peer, now);
+                    // Challenges and refusals of unauthenticated requests go out once: no retransmission
+                    // that a spoofed source could turn into amplification.
+                    let sent = if once {
+                        self.transactions.respond_once(tx, response, now)
+                    } else {
+                        self.transactions.respond(tx, response, now)
+                    };
+                    if let Err(e) = sent {
                         tracing::warn!(error = %e, "could not answer a request");
                     }
                 }
@@ -306,7 +313,7 @@ impl Service {
     }
 
     /// The response to a new request inside its server transaction: the PBX core decides.
-    fn answer(&mut self, msg: &Message, peer: Peer, now: Instant) -> Bytes {
+    fn answer(&mut self, msg: &Message, peer: Peer, now: Instant) -> (Bytes, bool) {
         let origin = Origin {
             transport: via_token(peer.transport),
             source: peer.addr,
@@ -328,7 +335,8 @@ impl Service {
         for (name, value) in &reply.headers {
             b = b.header(*name, value);
         }
-        self.finish(b, peer)
+        let once = matches!(reply.auth, AuthSignal::Challenged | AuthSignal::Failed);
+        (self.finish(b, peer), once)
     }
 
     /// Finishes a response: To tag, received/rport, Server header.

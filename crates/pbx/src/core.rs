@@ -103,7 +103,9 @@ pub mod event_kind {
 }
 
 /// Methods Palisade serves today, as listed in Allow.
-pub const ALLOW: &str = "OPTIONS, REGISTER, ACK, CANCEL";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
+/// The Allow header in call signalling (the same list).
+pub const ALLOW_CALLS: &str = ALLOW;
 
 /// Pending security events beyond this are dropped (and counted) rather than growing without bound when the
 /// store falls behind.
@@ -234,21 +236,8 @@ impl PbxCore {
             .ok()
             .and_then(|to| to.uri.user.map(str::to_string))
             .unwrap_or_default();
-        let ext = match self.authenticate(msg, HeaderName::Authorization, &aor, origin, now) {
-            Ok(ext) => ext,
-            Err(reply) => return reply,
-        };
-        if ext.number != aor {
-            // Valid credentials of one extension used to register another.
-            self.event(
-                event_kind::FAILURE,
-                "aor_mismatch",
-                origin,
-                Some(&ext.auth_id),
-                Some(format!("To {aor}")),
-                now,
-            );
-            return Reply::status(403);
+        if let Err(reply) = self.authenticate(msg, HeaderName::Authorization, &aor, origin, now) {
+            return reply;
         }
         match self.registrar.register(&aor, msg, origin, unix_secs(now)) {
             Ok(outcome) => {
@@ -288,21 +277,10 @@ impl PbxCore {
             .ok()
             .and_then(|f| f.uri.user.map(str::to_string))
             .unwrap_or_default();
-        let ext =
-            match self.authenticate(msg, HeaderName::ProxyAuthorization, &claimed, origin, now) {
-                Ok(ext) => ext,
-                Err(reply) => return reply,
-            };
-        if ext.number != claimed {
-            self.event(
-                event_kind::FAILURE,
-                "from_mismatch",
-                origin,
-                Some(&ext.auth_id),
-                Some(format!("From {claimed}")),
-                now,
-            );
-            return Reply::status(403);
+        if let Err(reply) =
+            self.authenticate(msg, HeaderName::ProxyAuthorization, &claimed, origin, now)
+        {
+            return reply;
         }
         // Calls, messaging and subscriptions arrive in later releases; say so truthfully.
         Reply::status(405).with(HeaderName::Allow, ALLOW)
@@ -414,6 +392,27 @@ impl PbxCore {
                         origin,
                         Some(&username),
                         None,
+                        now,
+                    );
+                    return Err(self.challenge(
+                        challenge_status,
+                        challenge_header,
+                        &algorithms,
+                        origin,
+                        now,
+                        false,
+                    ));
+                }
+                if ext.number != claimed {
+                    // Valid credentials of one extension used for another: refused exactly like a wrong
+                    // password, so the answer confirms nothing about the password.
+                    let detail = Some(format!("credentials of {} used for {claimed}", ext.number));
+                    self.event(
+                        event_kind::FAILURE,
+                        "aor_mismatch",
+                        origin,
+                        Some(&username),
+                        detail,
                         now,
                     );
                     return Err(self.challenge(
@@ -761,7 +760,7 @@ mod tests {
             origin(),
             now(),
         );
-        assert_eq!(r.status, 403);
+        assert_eq!(r.status, 401, "refused like a wrong password");
         assert!(c.registrar().is_empty());
     }
 

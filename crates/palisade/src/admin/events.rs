@@ -82,7 +82,7 @@ pub async fn registrations(args: RegistrationsArgs) -> anyhow::Result<()> {
         return output::json(&views);
     }
     if views.is_empty() {
-        println!("No registered contacts.");
+        crate::say!("No registered contacts.");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = views
@@ -146,7 +146,7 @@ pub async fn events(args: EventsArgs) -> anyhow::Result<()> {
         return output::json(&views);
     }
     if views.is_empty() {
-        println!("No security events.");
+        crate::say!("No security events.");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = views

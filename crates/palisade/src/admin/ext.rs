@@ -136,7 +136,7 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             if common.json {
                 output::json(&creds)
             } else {
-                println!(
+                crate::say!(
                     "Added extension {}. Configure the phone with:",
                     creds.number
                 );
@@ -178,7 +178,7 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                 return output::json(&views);
             }
             if views.is_empty() {
-                println!("No extensions. Add one with `palisade ext add NUMBER`.");
+                crate::say!("No extensions. Add one with `palisade ext add NUMBER`.");
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = views
@@ -239,7 +239,7 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             if common.json {
                 output::json(&creds)
             } else {
-                println!("New password for extension {}:", creds.number);
+                crate::say!("New password for extension {}:", creds.number);
                 print_credentials(&creds);
                 Ok(())
             }
@@ -252,7 +252,7 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             if common.json {
                 output::json(&serde_json::json!({ "removed": number }))
             } else {
-                println!("Removed extension {number} and its registrations.");
+                crate::say!("Removed extension {number} and its registrations.");
                 Ok(())
             }
         }
@@ -442,7 +442,7 @@ fn print_credentials(c: &NewCredentials) {
         ("Password", c.password.clone()),
         ("Realm", c.realm.clone()),
     ]);
-    println!(
+    crate::say!(
         "The password is shown only this once; `palisade ext reset-password {}` makes a new one.",
         c.number
     );

@@ -219,7 +219,7 @@ pub async fn run(list: List, args: ListArgs) -> anyhow::Result<()> {
                 return output::json(&views);
             }
             if rules.is_empty() {
-                println!(
+                crate::say!(
                     "The {} is empty. Add an entry with `palisade {} add CIDR`.",
                     list.name(),
                     list.name()
@@ -279,20 +279,22 @@ pub async fn run(list: List, args: ListArgs) -> anyhow::Result<()> {
                 Some(t) => format!("expires {}", expires_text(Some(t), now)),
             };
             match list {
-                List::Black => println!("Blocked {net}, {until}."),
-                List::White => println!("Whitelisted {net} (exempt from anti-hacking), {until}."),
+                List::Black => crate::say!("Blocked {net}, {until}."),
+                List::White => {
+                    crate::say!("Whitelisted {net} (exempt from anti-hacking), {until}.")
+                }
             }
             if let Some(old) = &replaced {
                 let was = List::of_action(&old.action);
                 if was == list {
-                    println!(
+                    crate::say!(
                         "This replaces the previous {} entry for {net} ({}, expiring {}).",
                         list.name(),
                         origin_text(old),
                         expires_text(old.expires_at, now)
                     );
                 } else {
-                    println!(
+                    crate::say!(
                         "This replaces the {} entry for {net} ({}), which is no longer on the {}.",
                         old.action,
                         origin_text(old),
@@ -300,7 +302,7 @@ pub async fn run(list: List, args: ListArgs) -> anyhow::Result<()> {
                     );
                 }
             }
-            println!("The running server applies it within a second.");
+            crate::say!("The running server applies it within a second.");
             Ok(())
         }
         ListCommand::Remove { cidr } => {
@@ -320,7 +322,7 @@ pub async fn run(list: List, args: ListArgs) -> anyhow::Result<()> {
             } else {
                 String::new()
             };
-            println!(
+            crate::say!(
                 "Removed {net} from the {}{what}. The running server applies it within a second.",
                 list.name()
             );

@@ -2,9 +2,18 @@
 
 use serde::Serialize;
 
+/// `println!` that never panics: a closed stdout (e.g. `palisade events | head`) just ends the output.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    crate::say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -25,7 +34,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<w$}  "));
             }
         }
-        println!("{}", out.trim_end());
+        crate::say!("{}", out.trim_end());
     };
     line(headers.to_vec());
     for row in rows {
@@ -37,7 +46,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
 pub fn fields(pairs: &[(&str, String)]) {
     let w = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     for (k, v) in pairs {
-        println!("{:<w$} {v}", format!("{k}:"));
+        crate::say!("{:<w$} {v}", format!("{k}:"));
     }
 }
 

@@ -112,8 +112,8 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
                 })
                 .collect::<Vec<_>>();
             output::table(&["SETTING", "VALUE", "ABOUT"], &rows);
-            println!();
-            println!("Anti-hacking (per source IP; whitelisted sources are exempt):");
+            crate::say!();
+            crate::say!("Anti-hacking (per source IP; whitelisted sources are exempt):");
             let rows = GUARD_SETTINGS
                 .iter()
                 .map(|l| {
@@ -153,9 +153,9 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
                     &serde_json::json!({ "key": key, "value": value, "stale_passwords": stale }),
                 );
             }
-            println!("{key} = {value}");
+            crate::say!("{key} = {value}");
             if !stale.is_empty() {
-                println!(
+                crate::say!(
                     "warning: the passwords of extension(s) {} were set for another realm and no longer work; \
                      give them new ones with `palisade ext reset-password NUMBER`",
                     stale.join(", ")

@@ -1299,3 +1299,43 @@ fn timer_c_ends_an_invite_stuck_in_proceeding_and_restarts_on_each_provisional()
         matches!(ev.as_slice(), [TuEvent::Timeout { tx: TxId::Client(t) }, TuEvent::Terminated { .. }] if *t == id)
     );
 }
+
+#[test]
+fn respond_once_sends_a_challenge_once_and_forgets_the_invite() {
+    use crate::transaction::{Config, Output, Peer, TransactionLayer, Transport, TuEvent};
+    let mut layer = TransactionLayer::new(Config::default());
+    let now = std::time::Instant::now();
+    let invite = crate::Message::parse(
+        bytes::Bytes::from_static(
+            b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKonce\r\nFrom: <sip:a@h>;tag=1\r\n\
+              To: <sip:b@h>\r\nCall-ID: once\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        ),
+        crate::Framing::Datagram,
+        &crate::Limits::default(),
+    )
+    .unwrap();
+    let peer = Peer::new("192.0.2.1:5060".parse().unwrap(), Transport::Udp);
+    layer.handle_request(invite.clone(), peer, now).unwrap();
+    let tx = loop {
+        match layer.poll_output() {
+            Some(Output::Event(TuEvent::Request { tx, .. })) => break tx,
+            Some(_) => continue,
+            None => panic!("no request event"),
+        }
+    };
+    let resp = crate::ResponseBuilder::new(&invite, 407)
+        .to_tag("x")
+        .build();
+    layer.respond_once(tx, resp, now).unwrap();
+    let mut transmits = 0;
+    while let Some(o) = layer.poll_output() {
+        if matches!(o, Output::Transmit(_)) {
+            transmits += 1;
+        }
+    }
+    assert_eq!(transmits, 1);
+    assert_eq!(layer.server_count(), 0, "no state kept");
+    // Nothing is retransmitted later.
+    layer.handle_timeout(now + std::time::Duration::from_secs(40));
+    assert!(std::iter::from_fn(|| layer.poll_output()).all(|o| !matches!(o, Output::Transmit(_))));
+}
