@@ -1,0 +1,14 @@
+//! Palisade's media layer, sans-IO: the SDP model and the rewrites a B2BUA needs ([`sdp`]), zero-copy RTP/RTCP
+//! header views and RFC 4733 events ([`rtp`]), the per-call relay core that decides where each datagram goes and
+//! refuses RTP bleed ([`relay`]), and the UDP port pool ([`pool`]). No sockets and no clocks in here: the tokio
+//! edge lives in the `palisade` crate (`palisade::media`) and passes `now` in (DESIGN.md principle 7).
+#![forbid(unsafe_code)]
+
+pub mod pool;
+pub mod relay;
+pub mod rtp;
+pub mod sdp;
+
+pub use pool::{PoolError, PortPool};
+pub use relay::{Decision, DropReason, Kind, Leg, LegStats, Relay};
+pub use sdp::{Sdp, SdpError};

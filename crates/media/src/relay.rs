@@ -1,0 +1,529 @@
+//! The relay core for one call, sans-IO: given a datagram that arrived on a leg's RTP or RTCP port, from some
+//! source, at some time, decide where it goes — or why it is dropped.
+//!
+//! Leg A faces the caller, leg B the callee. Each leg knows the peer address its SDP signalled for RTP and RTCP.
+//! **Anti-bleed** (Asterisk CVE-2017-14099, design/security.md): a leg accepts media only from its signalled
+//! peer. The one exception is NAT: the *first* valid packet from the signalled IP after (re)signalling may come
+//! from another port, and then that port is latched — once. Later packets from other ports of that IP, and any
+//! packet from any other IP, are dropped and counted; a new SDP ([`Relay::update_remote`]) is the only way to
+//! move a leg. Forwarded packets go to the other leg's latched address, or its signalled one until it latches.
+//!
+//! Hold needs nothing here: whatever arrives from the right source is forwarded.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::rtp::{RtcpPacket, RtpPacket, is_rtcp};
+
+/// A call leg: A faces the caller, B the callee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leg {
+    A,
+    B,
+}
+
+impl Leg {
+    pub fn other(self) -> Leg {
+        match self {
+            Leg::A => Leg::B,
+            Leg::B => Leg::A,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Which of a leg's two ports a datagram arrived on (RTP: the even port, RTCP: the one above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Rtp,
+    Rtcp,
+}
+
+impl Kind {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why a datagram was not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Not version-2 RTP (or RTCP on the RTP port, RFC 5761) with consistent lengths, or not RTCP on the RTCP port.
+    Malformed,
+    /// From an IP address other than the leg's signalled peer: a bleed attempt or a stray.
+    UnknownSource,
+    /// From the signalled IP but a port other than the signalled or latched one, after the latch decision.
+    WrongPort,
+    /// The leg has no signalled peer yet (no SDP from that side).
+    NoRemote,
+    /// The other leg has no peer to send to yet.
+    NoDestination,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 5] = [
+        DropReason::Malformed,
+        DropReason::UnknownSource,
+        DropReason::WrongPort,
+        DropReason::NoRemote,
+        DropReason::NoDestination,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::WrongPort => "wrong_port",
+            DropReason::NoRemote => "no_remote",
+            DropReason::NoDestination => "no_destination",
+        }
+    }
+}
+
+/// What to do with a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Send the datagram, unchanged, to `to` from the socket of `via` (the other leg, the same kind).
+    Forward {
+        to: SocketAddr,
+        via: (Leg, Kind),
+    },
+    Drop(DropReason),
+}
+
+/// Counters of one leg. "In" counts accepted datagrams that arrived on the leg; "out" counts datagrams the relay
+/// decided to send out of the leg.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegStats {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    drops: [u64; DropReason::ALL.len()],
+    /// When the last accepted datagram arrived on this leg.
+    pub last_activity: Option<Instant>,
+}
+
+impl LegStats {
+    /// Datagrams that arrived on this leg and were dropped for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    pub fn drops_total(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Peer {
+    /// From the leg's SDP.
+    signalled: Option<SocketAddr>,
+    /// The NAT-mapped source, latched once.
+    latched: Option<SocketAddr>,
+    /// Whether the latch decision has been taken (a packet was accepted since the last signalling).
+    decided: bool,
+}
+
+impl Peer {
+    fn current(&self) -> Option<SocketAddr> {
+        self.latched.or(self.signalled)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct LegState {
+    peers: [Peer; 2],
+    stats: LegStats,
+}
+
+/// The relay state of one call (two legs, RTP and RTCP each).
+#[derive(Debug, Clone)]
+pub struct Relay {
+    legs: [LegState; 2],
+    created: Instant,
+}
+
+/// Compare and store addresses in canonical form (an IPv4-mapped IPv6 source is the IPv4 address).
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// RTP on the RTP port (or RTCP multiplexed onto it, RFC 5761); RTCP on the RTCP port.
+fn well_formed(kind: Kind, packet: &[u8]) -> bool {
+    match kind {
+        Kind::Rtp if is_rtcp(packet) => RtcpPacket::parse(packet).is_ok(),
+        Kind::Rtp => RtpPacket::parse(packet).is_ok(),
+        Kind::Rtcp => RtcpPacket::parse(packet).is_ok(),
+    }
+}
+
+impl Relay {
+    /// A relay with no peers known yet; `now` starts the idle clock.
+    pub fn new(now: Instant) -> Self {
+        Relay {
+            legs: [LegState::default(); 2],
+            created: now,
+        }
+    }
+
+    /// Set the peer a leg's SDP signalled (initial offer/answer or a re-INVITE/UPDATE). A changed address
+    /// resets that kind's latch, so the next valid packet decides again; an unchanged one keeps it (a re-INVITE
+    /// for hold does not break a NAT-latched stream).
+    pub fn update_remote(&mut self, leg: Leg, rtp: SocketAddr, rtcp: SocketAddr) {
+        for (kind, addr) in [(Kind::Rtp, rtp), (Kind::Rtcp, rtcp)] {
+            let peer = &mut self.legs[leg.index()].peers[kind.index()];
+            let addr = canonical(addr);
+            if peer.signalled != Some(addr) {
+                *peer = Peer {
+                    signalled: Some(addr),
+                    latched: None,
+                    decided: false,
+                };
+            }
+        }
+    }
+
+    /// Where the relay sends a leg's media of `kind` now (latched, else signalled).
+    pub fn remote(&self, leg: Leg, kind: Kind) -> Option<SocketAddr> {
+        self.legs[leg.index()].peers[kind.index()].current()
+    }
+
+    /// Decide what to do with `packet`, which arrived on `leg`'s `kind` port from `source` at `now`.
+    pub fn on_packet(
+        &mut self,
+        leg: Leg,
+        kind: Kind,
+        source: SocketAddr,
+        packet: &[u8],
+        now: Instant,
+    ) -> Decision {
+        let decision = self.decide(leg, kind, source, packet, now);
+        if let Decision::Drop(reason) = decision {
+            self.legs[leg.index()].stats.drops[reason as usize] += 1;
+        }
+        decision
+    }
+
+    fn decide(
+        &mut self,
+        leg: Leg,
+        kind: Kind,
+        source: SocketAddr,
+        packet: &[u8],
+        now: Instant,
+    ) -> Decision {
+        let peer = self.legs[leg.index()].peers[kind.index()];
+        let Some(signalled) = peer.signalled else {
+            return Decision::Drop(DropReason::NoRemote);
+        };
+        let source = canonical(source);
+        let latch = if Some(source) == peer.current() {
+            false
+        } else if source.ip() != signalled.ip() {
+            return Decision::Drop(DropReason::UnknownSource);
+        } else if peer.decided {
+            return Decision::Drop(DropReason::WrongPort);
+        } else {
+            true
+        };
+        if !well_formed(kind, packet) {
+            return Decision::Drop(DropReason::Malformed);
+        }
+
+        let len = packet.len() as u64;
+        let this = &mut self.legs[leg.index()];
+        let p = &mut this.peers[kind.index()];
+        if latch {
+            p.latched = Some(source);
+        }
+        p.decided = true;
+        this.stats.packets_in += 1;
+        this.stats.bytes_in += len;
+        this.stats.last_activity = Some(now);
+
+        let other = &mut self.legs[leg.other().index()];
+        let Some(to) = other.peers[kind.index()].current() else {
+            return Decision::Drop(DropReason::NoDestination);
+        };
+        other.stats.packets_out += 1;
+        other.stats.bytes_out += len;
+        Decision::Forward {
+            to,
+            via: (leg.other(), kind),
+        }
+    }
+
+    pub fn stats(&self, leg: Leg) -> &LegStats {
+        &self.legs[leg.index()].stats
+    }
+
+    /// How long `leg` has sent nothing acceptable (since the relay was created, if never).
+    pub fn leg_idle_for(&self, leg: Leg, now: Instant) -> Duration {
+        let since = self.legs[leg.index()]
+            .stats
+            .last_activity
+            .unwrap_or(self.created);
+        now.saturating_duration_since(since)
+    }
+
+    /// The media timeout's input: the longer of the two legs' idle times, so a phone that vanished mid-call is
+    /// noticed even while the other keeps talking. RTCP counts as activity (a held stream keeps sending it).
+    pub fn idle_for(&self, now: Instant) -> Duration {
+        self.leg_idle_for(Leg::A, now)
+            .max(self.leg_idle_for(Leg::B, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RTP: [u8; 16] = [
+        0x80, 0, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4, 0xff, 0xff, 0xff, 0xff,
+    ];
+    const RR: [u8; 8] = [0x80, 201, 0, 1, 1, 2, 3, 4];
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// Caller at 10.0.0.1:4000/4001, callee at 10.0.0.2:6000/6001.
+    fn call(t0: Instant) -> Relay {
+        let mut r = Relay::new(t0);
+        r.update_remote(Leg::A, sa("10.0.0.1:4000"), sa("10.0.0.1:4001"));
+        r.update_remote(Leg::B, sa("10.0.0.2:6000"), sa("10.0.0.2:6001"));
+        r
+    }
+
+    fn fwd(to: &str, leg: Leg, kind: Kind) -> Decision {
+        Decision::Forward {
+            to: sa(to),
+            via: (leg, kind),
+        }
+    }
+
+    #[test]
+    fn forwards_between_signalled_peers() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        assert_eq!(
+            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            fwd("10.0.0.2:6000", Leg::B, Kind::Rtp)
+        );
+        assert_eq!(
+            r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:6000"), &RTP, t0),
+            fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+        );
+        assert_eq!(
+            r.on_packet(Leg::A, Kind::Rtcp, sa("10.0.0.1:4001"), &RR, t0),
+            fwd("10.0.0.2:6001", Leg::B, Kind::Rtcp)
+        );
+        // RTCP multiplexed on the RTP port goes out of the other RTP port.
+        assert_eq!(
+            r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:6000"), &RR, t0),
+            fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+        );
+        let a = r.stats(Leg::A);
+        assert_eq!(
+            (a.packets_in, a.bytes_in, a.packets_out, a.bytes_out),
+            (2, 24, 2, 24)
+        );
+        assert_eq!(a.last_activity, Some(t0));
+        assert_eq!(a.drops_total(), 0);
+    }
+
+    #[test]
+    fn bleed_from_another_ip_is_dropped_and_counted() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        // The attacker is first: no latching to whoever sends first.
+        for src in ["10.9.9.9:4000", "10.0.0.2:6000", "10.9.9.9:4001"] {
+            assert_eq!(
+                r.on_packet(Leg::A, Kind::Rtp, sa(src), &RTP, t0),
+                Decision::Drop(DropReason::UnknownSource)
+            );
+        }
+        assert_eq!(
+            r.on_packet(Leg::A, Kind::Rtcp, sa("10.9.9.9:4001"), &RR, t0),
+            Decision::Drop(DropReason::UnknownSource)
+        );
+        assert_eq!(r.stats(Leg::A).drops(DropReason::UnknownSource), 4);
+        assert_eq!(r.stats(Leg::A).packets_in, 0);
+        assert_eq!(r.stats(Leg::B).packets_out, 0, "nothing reached the callee");
+        // The real caller still gets through, and the destination did not move.
+        assert_eq!(
+            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            fwd("10.0.0.2:6000", Leg::B, Kind::Rtp)
+        );
+        assert_eq!(r.remote(Leg::A, Kind::Rtp), Some(sa("10.0.0.1:4000")));
+        // Mid-call, another IP still cannot take over.
+        assert_eq!(
+            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.66:4000"), &RTP, t0),
+            Decision::Drop(DropReason::UnknownSource)
+        );
+        assert_eq!(r.remote(Leg::A, Kind::Rtp), Some(sa("10.0.0.1:4000")));
+    }
+
+    #[test]
+    fn nat_port_latches_once_at_the_start() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        // The callee sits behind NAT: its packets come from the signalled IP but a mapped port.
+        assert_eq!(
+            r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:31000"), &RTP, t0),
+            fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+        );
+        assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.2:31000")));
+        // Media to the callee now goes to the mapped port.
+        assert_eq!(
+            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            fwd("10.0.0.2:31000", Leg::B, Kind::Rtp)
+        );
+        // No second latch: neither to another port nor back to the signalled one.
+        let later = t0 + Duration::from_millis(20);
+        for src in ["10.0.0.2:31002", "10.0.0.2:6000"] {
+            assert_eq!(
+                r.on_packet(Leg::B, Kind::Rtp, sa(src), &RTP, later),
+                Decision::Drop(DropReason::WrongPort)
+            );
+        }
+        assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.2:31000")));
+        // RTCP latches on its own (NAT maps it to an unrelated port).
+        assert_eq!(
+            r.on_packet(Leg::B, Kind::Rtcp, sa("10.0.0.2:31555"), &RR, later),
+            fwd("10.0.0.1:4001", Leg::A, Kind::Rtcp)
+        );
+        assert_eq!(r.stats(Leg::B).drops(DropReason::WrongPort), 2);
+    }
+
+    #[test]
+    fn no_latch_after_media_flowed_from_the_signalled_port() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0);
+        assert_eq!(
+            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:5555"), &RTP, t0),
+            Decision::Drop(DropReason::WrongPort)
+        );
+        assert_eq!(r.remote(Leg::A, Kind::Rtp), Some(sa("10.0.0.1:4000")));
+    }
+
+    #[test]
+    fn junk_is_dropped_and_cannot_latch() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        let stun = [
+            0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let junk: [&[u8]; 5] = [&[], &[0x80], &RTP[..11], &stun, &[0x40; 20]];
+        for p in junk {
+            assert_eq!(
+                r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:31000"), p, t0),
+                Decision::Drop(DropReason::Malformed)
+            );
+        }
+        // RTP on the RTCP port, a truncated RTCP length.
+        assert_eq!(
+            r.on_packet(Leg::B, Kind::Rtcp, sa("10.0.0.2:6001"), &RTP, t0),
+            Decision::Drop(DropReason::Malformed)
+        );
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtcp,
+                sa("10.0.0.2:6001"),
+                &[0x80, 201, 0, 9, 0, 0, 0, 0],
+                t0
+            ),
+            Decision::Drop(DropReason::Malformed)
+        );
+        assert_eq!(r.stats(Leg::B).drops(DropReason::Malformed), 7);
+        assert_eq!(
+            r.remote(Leg::B, Kind::Rtp),
+            Some(sa("10.0.0.2:6000")),
+            "junk did not latch"
+        );
+        assert_eq!(r.stats(Leg::B).last_activity, None);
+    }
+
+    #[test]
+    fn reinvite_moves_the_leg_and_resets_the_latch() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:31000"), &RTP, t0);
+        // Same SDP again (hold/resume): the latch survives.
+        r.update_remote(Leg::B, sa("10.0.0.2:6000"), sa("10.0.0.2:6001"));
+        assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.2:31000")));
+        // The callee moves to another address (e.g. a transfer or a network change).
+        r.update_remote(Leg::B, sa("10.0.0.3:7000"), sa("10.0.0.3:7001"));
+        assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.3:7000")));
+        assert_eq!(
+            r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:31000"), &RTP, t0),
+            Decision::Drop(DropReason::UnknownSource)
+        );
+        assert_eq!(
+            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            fwd("10.0.0.3:7000", Leg::B, Kind::Rtp)
+        );
+        // The new address may latch once again.
+        assert_eq!(
+            r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.3:40000"), &RTP, t0),
+            fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+        );
+        assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.3:40000")));
+    }
+
+    #[test]
+    fn unknown_peers() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(t0);
+        assert_eq!(
+            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            Decision::Drop(DropReason::NoRemote)
+        );
+        r.update_remote(Leg::A, sa("10.0.0.1:4000"), sa("10.0.0.1:4001"));
+        // Early media from the caller before the callee's answer has nowhere to go.
+        assert_eq!(
+            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            Decision::Drop(DropReason::NoDestination)
+        );
+        assert_eq!(r.stats(Leg::A).packets_in, 1);
+        assert_eq!(r.stats(Leg::A).drops(DropReason::NoDestination), 1);
+        assert_eq!(r.stats(Leg::A).drops(DropReason::NoRemote), 1);
+    }
+
+    #[test]
+    fn ipv4_mapped_sources_match() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        assert_eq!(
+            r.on_packet(Leg::A, Kind::Rtp, sa("[::ffff:10.0.0.1]:4000"), &RTP, t0),
+            fwd("10.0.0.2:6000", Leg::B, Kind::Rtp)
+        );
+    }
+
+    #[test]
+    fn idle_time_is_the_quieter_legs() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        let s = Duration::from_secs(1);
+        assert_eq!(r.idle_for(t0 + s), s);
+        r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0 + 10 * s);
+        r.on_packet(Leg::B, Kind::Rtcp, sa("10.0.0.2:6001"), &RR, t0 + 12 * s);
+        assert_eq!(r.leg_idle_for(Leg::A, t0 + 15 * s), 5 * s);
+        assert_eq!(r.leg_idle_for(Leg::B, t0 + 15 * s), 3 * s);
+        assert_eq!(r.idle_for(t0 + 15 * s), 5 * s);
+        // Dropped packets are not activity.
+        r.on_packet(Leg::A, Kind::Rtp, sa("10.6.6.6:4000"), &RTP, t0 + 15 * s);
+        assert_eq!(r.idle_for(t0 + 16 * s), 6 * s);
+        assert_eq!(
+            r.idle_for(t0),
+            Duration::ZERO,
+            "a clock that goes backwards does not panic"
+        );
+    }
+}
