@@ -104,7 +104,23 @@ impl Edge {
 
     /// Runs one received message through the service; wakes the timer task when a sooner timer appeared.
     pub fn handle(&self, inbound: Inbound) -> Vec<Outbound> {
-        self.handle_with(inbound.source, |_| Some(inbound))
+        let source = inbound.source;
+        self.handle_with(source, |service| {
+            service
+                .admit(source.ip(), Instant::now())
+                .then_some(inbound)
+        })
+    }
+
+    /// A message framed from a TCP/TLS connection; `None` when the guard refused it (close the connection).
+    pub fn handle_stream(&self, inbound: Inbound) -> Option<Vec<Outbound>> {
+        let source = inbound.source;
+        let mut admitted = false;
+        let out = self.handle_with(source, |service| {
+            admitted = service.admit(source.ip(), Instant::now());
+            admitted.then_some(inbound)
+        });
+        admitted.then_some(out)
     }
 
     /// A datagram: the guard's verdict comes first, so a dropped packet is neither copied nor parsed.
@@ -136,10 +152,8 @@ impl Edge {
             // A bug in the service must cost one message, not the listener that called it.
             let out =
                 match std::panic::catch_unwind(AssertUnwindSafe(|| match make(&mut core.service) {
-                    Some(inbound) if inbound.transport == Transport::Udp => {
-                        core.service.process(inbound, Instant::now())
-                    }
-                    Some(inbound) => core.service.handle_inbound(inbound, Instant::now()),
+                    // `make` asked the guard already.
+                    Some(inbound) => core.service.process(inbound, Instant::now()),
                     None => Vec::new(),
                 })) {
                     Ok(out) => out,

@@ -143,7 +143,12 @@ async fn serve<S>(
                         Ok(Some(Frame::KeepAlivePong)) => deadline = Instant::now() + idle,
                         Ok(Some(Frame::Message(data))) => {
                             deadline = Instant::now() + idle;
-                            let out = edge.handle(Inbound { transport, source: peer, local, conn: Some(id), data });
+                            let inbound = Inbound { transport, source: peer, local, conn: Some(id), data };
+                            let Some(out) = edge.handle_stream(inbound) else {
+                                // Banned or throttled: the guard dropped the message; the connection goes too,
+                                // so the client learns at once instead of waiting for answers that never come.
+                                break 'conn "source blocked by the guard";
+                            };
                             // Answers on this connection are written here, in order and with backpressure;
                             // the rest is routed.
                             let (mine, others): (Vec<Outbound>, Vec<Outbound>) =
