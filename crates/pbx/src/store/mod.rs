@@ -9,6 +9,7 @@
 //! Every admin write (extensions, settings) bumps the `config_version` setting in the same transaction; a running
 //! server polls [`Db::current_version`] and reloads when it changes.
 
+pub mod calls;
 mod events;
 mod extensions;
 pub mod ip_rules;
@@ -24,6 +25,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use calls::{ActiveCallRow, CdrRow, MAX_CDR_LIST, StoredActiveCall, StoredCdr};
 pub use events::{MAX_EVENT_LIST, SecurityEvent, StoredEvent};
 pub use extensions::{Extension, ExtensionNew, ExtensionPatch, validate_auth_id, validate_number};
 pub use ip_rules::{IpRule, MAX_MANUAL_IP_RULES, canonical_net};
