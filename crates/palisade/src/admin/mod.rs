@@ -1,7 +1,8 @@
-//! Administration commands: extensions, registrations, security events and security settings. They work on the
-//! database in the data directory directly, also while the server runs: every write is durable when the command
-//! returns and bumps the configuration version, which the server polls to reload.
+//! Administration commands: extensions, registrations, security events and settings, IP lists, calls and call
+//! records. They work on the database in the data directory directly, also while the server runs: every write is
+//! durable when the command returns and bumps the configuration version, which the server polls to reload.
 
+mod calls;
 mod events;
 mod ext;
 mod lists;
@@ -18,6 +19,7 @@ use pbx::store::{Db, StoreError};
 
 use crate::config::{CONFIG_FILE, DEFAULT_DATA_DIR, FileConfig};
 
+pub use calls::{CallsArgs, CdrArgs};
 pub use events::{EventsArgs, RegistrationsArgs};
 pub use ext::{ExtArgs, ExtCommand};
 pub use lists::{ListArgs, ListCommand};
@@ -38,6 +40,10 @@ pub enum AdminCommand {
     Blacklist(ListArgs),
     /// Addresses and prefixes exempt from anti-hacking: list, add, remove.
     Whitelist(ListArgs),
+    /// Show the calls in progress, as the running server last wrote them (it does within a second of a change).
+    Calls(CallsArgs),
+    /// Show call records (finished calls, answered or not), newest first.
+    Cdr(CdrArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -94,6 +100,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Security(args) => security::run(args).await,
         AdminCommand::Blacklist(args) => lists::run(lists::List::Black, args).await,
         AdminCommand::Whitelist(args) => lists::run(lists::List::White, args).await,
+        AdminCommand::Calls(args) => calls::calls(args).await,
+        AdminCommand::Cdr(args) => calls::cdr(args).await,
     }
 }
 
