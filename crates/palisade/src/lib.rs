@@ -8,6 +8,7 @@ pub mod config;
 pub mod data_dir;
 pub mod guard_store;
 pub mod logging;
+pub mod media;
 pub mod server;
 pub mod service;
 pub mod store_sync;

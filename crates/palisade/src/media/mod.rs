@@ -1,0 +1,243 @@
+//! The media relay's socket edge: a port pool shared by all calls, and per call four UDP sockets (leg A RTP/RTCP,
+//! leg B RTP/RTCP) read by one task that asks the sans-IO [`media::Relay`] where each datagram goes.
+//!
+//! Ports always go back to the pool: when [`MediaSessionHandle::close`] is called, when the handle is dropped
+//! (the call vanished), and when the runtime shuts down — the sockets are closed first, then the ports released.
+
+mod session;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use media::{Kind, Leg, LegStats, PoolError, PortPool, Relay};
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Why a media session could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("cannot bind media port {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("media sessions need a tokio runtime")]
+    NoRuntime,
+}
+
+/// The relay for all calls: the addresses to bind and advertise, and the port pool.
+#[derive(Debug, Clone)]
+pub struct MediaRelay {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    advertise_ip: IpAddr,
+    bind_ip: IpAddr,
+    pool: Mutex<PortPool>,
+}
+
+impl Shared {
+    fn pool(&self) -> MutexGuard<'_, PortPool> {
+        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn lock(relay: &Mutex<Relay>) -> MutexGuard<'_, Relay> {
+    relay.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Ports taken from the pool and the sockets bound to them. Dropping it closes the sockets, then returns the
+/// ports, so the next session that gets them can bind them.
+#[derive(Debug)]
+struct Lease {
+    shared: Arc<Shared>,
+    ports: Vec<u16>,
+    sockets: Vec<UdpSocket>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.sockets.clear();
+        let mut pool = self.shared.pool();
+        for port in self.ports.drain(..) {
+            if let Err(e) = pool.release(port) {
+                tracing::error!(port, error = %e, "media port release refused");
+            }
+        }
+    }
+}
+
+impl MediaRelay {
+    /// `advertise_ip` goes into SDP; sockets bind to `bind_ip`; RTP ports are the even ports of `ports`.
+    pub fn new(
+        advertise_ip: IpAddr,
+        bind_ip: IpAddr,
+        ports: RangeInclusive<u16>,
+    ) -> Result<Self, PoolError> {
+        let pool = Mutex::new(PortPool::new(ports)?);
+        Ok(MediaRelay {
+            shared: Arc::new(Shared {
+                advertise_ip,
+                bind_ip,
+                pool,
+            }),
+        })
+    }
+
+    pub fn advertise_ip(&self) -> IpAddr {
+        self.shared.advertise_ip
+    }
+
+    /// Port pairs in the pool / free now.
+    pub fn capacity(&self) -> usize {
+        self.shared.pool().capacity()
+    }
+
+    pub fn available(&self) -> usize {
+        self.shared.pool().available()
+    }
+
+    /// Bind a session's four sockets (a pair per leg; a pair already used by another program is skipped) and
+    /// start its relay task. Must be called inside a tokio runtime.
+    pub fn allocate(&self) -> Result<MediaSessionHandle, MediaError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
+        let mut lease = Lease {
+            shared: self.shared.clone(),
+            ports: Vec::new(),
+            sockets: Vec::new(),
+        };
+        for _ in [Leg::A, Leg::B] {
+            self.bind_pair(&mut lease)?;
+        }
+        let ports = [lease.ports[0], lease.ports[1]];
+        let relay = Arc::new(Mutex::new(Relay::new(Instant::now())));
+        let (shutdown, stopped) = oneshot::channel();
+        let task = runtime.spawn(session::run(lease, relay.clone(), stopped));
+        tracing::debug!(a = ports[0], b = ports[1], "media session allocated");
+        Ok(MediaSessionHandle {
+            ports,
+            advertise_ip: self.shared.advertise_ip,
+            relay,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
+    }
+
+    /// Take pairs from the pool until one binds; pairs in use elsewhere go back to the end of the queue.
+    fn bind_pair(&self, lease: &mut Lease) -> Result<(), MediaError> {
+        let attempts = self.shared.pool().available();
+        for _ in 0..attempts {
+            let port = self.shared.pool().allocate_one()?;
+            match bind_two(self.shared.bind_ip, port) {
+                Ok([rtp, rtcp]) => {
+                    lease.ports.push(port);
+                    lease.sockets.extend([rtp, rtcp]);
+                    return Ok(());
+                }
+                Err(e) => {
+                    // Release after the failed sockets are gone (bind_two dropped them).
+                    let _ = self.shared.pool().release(port);
+                    match e {
+                        MediaError::Bind { ref source, addr }
+                            if source.kind() == io::ErrorKind::AddrInUse =>
+                        {
+                            tracing::debug!(%addr, "media port in use by another program; skipped");
+                        }
+                        e => return Err(e),
+                    }
+                }
+            }
+        }
+        Err(PoolError::Exhausted {
+            capacity: self.capacity(),
+        }
+        .into())
+    }
+}
+
+fn bind_two(ip: IpAddr, rtp_port: u16) -> Result<[UdpSocket; 2], MediaError> {
+    let bind = |port: u16| {
+        let addr = SocketAddr::new(ip, port);
+        let socket = std::net::UdpSocket::bind(addr)
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .and_then(UdpSocket::from_std)
+            .map_err(|source| MediaError::Bind { addr, source })?;
+        Ok::<_, MediaError>(socket)
+    };
+    let rtp = bind(rtp_port)?;
+    let rtcp = bind(rtp_port + 1)?;
+    Ok([rtp, rtcp])
+}
+
+/// Both legs' counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStats {
+    pub a: LegStats,
+    pub b: LegStats,
+}
+
+/// One call's media session. Dropping it stops the task and returns the ports.
+#[derive(Debug)]
+pub struct MediaSessionHandle {
+    ports: [u16; 2],
+    advertise_ip: IpAddr,
+    relay: Arc<Mutex<Relay>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MediaSessionHandle {
+    /// The peer a leg's SDP signalled (initial or re-INVITE/UPDATE; a changed address re-arms the latch).
+    pub fn set_remote(&self, leg: Leg, rtp: SocketAddr, rtcp: SocketAddr) {
+        lock(&self.relay).update_remote(leg, rtp, rtcp);
+    }
+
+    /// The leg's RTP port, for its SDP (RTCP is the port above).
+    pub fn ports(&self, leg: Leg) -> u16 {
+        match leg {
+            Leg::A => self.ports[0],
+            Leg::B => self.ports[1],
+        }
+    }
+
+    /// The address to put in the SDP sent on either leg.
+    pub fn advertise_ip(&self) -> IpAddr {
+        self.advertise_ip
+    }
+
+    /// Where media of `kind` is sent on `leg` now (latched, else signalled).
+    pub fn remote(&self, leg: Leg, kind: Kind) -> Option<SocketAddr> {
+        lock(&self.relay).remote(leg, kind)
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        let relay = lock(&self.relay);
+        SessionStats {
+            a: *relay.stats(Leg::A),
+            b: *relay.stats(Leg::B),
+        }
+    }
+
+    /// The media timeout's input: how long the quieter leg has sent nothing acceptable.
+    pub fn idle_for(&self) -> Duration {
+        lock(&self.relay).idle_for(Instant::now())
+    }
+
+    /// Stop the task and wait until its sockets are closed and its ports are back in the pool.
+    pub async fn close(mut self) {
+        self.shutdown.take();
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "media session task failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! One call's relay task: wait on the four sockets, ask the relay core, send. The per-packet path allocates
+//! nothing: each socket has one receive buffer for the task's life, and sends are non-blocking (`try_send_to`;
+//! a full socket buffer drops the packet, as a congested network would, instead of stalling the other legs).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use media::{Decision, Kind, Leg, Relay};
+use tokio::sync::oneshot;
+
+use super::{Lease, lock};
+
+/// Largest datagram relayed; a longer one (truncated by the receive) is dropped. RTP over UDP stays under the
+/// path MTU, so 2 KiB leaves room for jumbo-ish SRTP/video without wasting memory per session.
+const BUF_LEN: usize = 2048;
+
+/// Socket `i` of the lease is leg `i / 2`, kind `i % 2`.
+const ROUTES: [(Leg, Kind); 4] = [
+    (Leg::A, Kind::Rtp),
+    (Leg::A, Kind::Rtcp),
+    (Leg::B, Kind::Rtp),
+    (Leg::B, Kind::Rtcp),
+];
+
+fn socket_index(leg: Leg, kind: Kind) -> usize {
+    let l = match leg {
+        Leg::A => 0,
+        Leg::B => 2,
+    };
+    l + match kind {
+        Kind::Rtp => 0,
+        Kind::Rtcp => 1,
+    }
+}
+
+/// Relay until the handle says stop (or is dropped). Dropping `lease` at the end closes the sockets and returns
+/// the ports; it happens also when the runtime drops this future.
+pub(super) async fn run(lease: Lease, relay: Arc<Mutex<Relay>>, mut stop: oneshot::Receiver<()>) {
+    let s = &lease.sockets;
+    let v6 = s
+        .first()
+        .and_then(|s| s.local_addr().ok())
+        .is_some_and(|a| a.is_ipv6());
+    let mut bufs = vec![[0u8; BUF_LEN]; 4];
+    let [b0, b1, b2, b3] = bufs.as_mut_slice() else {
+        return;
+    };
+    if s.len() != 4 {
+        return;
+    }
+    loop {
+        let (i, received) = tokio::select! {
+            _ = &mut stop => break,
+            r = s[0].recv_from(b0) => (0, r),
+            r = s[1].recv_from(b1) => (1, r),
+            r = s[2].recv_from(b2) => (2, r),
+            r = s[3].recv_from(b3) => (3, r),
+        };
+        let (len, source) = match received {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::trace!(error = %e, "media socket receive error");
+                continue;
+            }
+        };
+        if len >= BUF_LEN {
+            continue;
+        }
+        let packet: &[u8] = match i {
+            0 => &b0[..len],
+            1 => &b1[..len],
+            2 => &b2[..len],
+            _ => &b3[..len],
+        };
+        let (leg, kind) = ROUTES[i];
+        let decision = lock(&relay).on_packet(leg, kind, source, packet, Instant::now());
+        if let Decision::Forward {
+            to,
+            via: (out_leg, out_kind),
+        } = decision
+        {
+            let to = if v6 { mapped(to) } else { to };
+            if let Err(e) = s[socket_index(out_leg, out_kind)].try_send_to(packet, to) {
+                tracing::trace!(%to, error = %e, "media send failed; packet dropped");
+            }
+        }
+    }
+    drop(lease);
+}
+
+/// An IPv4 destination as seen from an IPv6 (dual-stack) socket.
+fn mapped(to: SocketAddr) -> SocketAddr {
+    match to {
+        SocketAddr::V4(v4) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+        v6 => v6,
+    }
+}
