@@ -157,6 +157,13 @@ impl Default for Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerTxId(pub(crate) u64);
 
+impl ServerTxId {
+    /// A handle from its number (for simulations and tests that drive a TU without a layer).
+    pub fn from_raw(id: u64) -> Self {
+        ServerTxId(id)
+    }
+}
+
 /// Handle of a client transaction, returned by [`TransactionLayer::send_request`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientTxId(pub(crate) u64);

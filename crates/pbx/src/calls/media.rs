@@ -1,0 +1,49 @@
+//! The relay as the call layer sees it: allocate a pair of legs, point each at its phone, ask how long it has
+//! been silent, release. The binary implements this over UDP sockets; tests use a fake.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// One side of a call: A is the caller, B the callee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leg {
+    A,
+    B,
+}
+
+impl Leg {
+    pub fn other(self) -> Leg {
+        match self {
+            Leg::A => Leg::B,
+            Leg::B => Leg::A,
+        }
+    }
+}
+
+/// A relay session (the media of one call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MediaId(pub u64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    #[error("no free media ports")]
+    Exhausted,
+    #[error("media relay error: {0}")]
+    Other(String),
+}
+
+pub trait MediaControl {
+    /// Reserves relay ports for both legs of a new call.
+    fn allocate(&mut self) -> Result<MediaId, MediaError>;
+    /// The relay's RTP port for `leg` (RTCP is the next port).
+    fn local_port(&self, id: MediaId, leg: Leg) -> Option<u16>;
+    /// The address to write in SDP for the relay.
+    fn advertise_ip(&self) -> IpAddr;
+    /// Where `leg`'s phone sends and receives media, from its SDP; the relay accepts media on that leg only
+    /// from there.
+    fn set_remote(&mut self, id: MediaId, leg: Leg, rtp: SocketAddr, rtcp: SocketAddr);
+    /// How long since the relay last saw media from either phone; `None` before any media.
+    fn idle_for(&self, id: MediaId, now: Instant) -> Option<Duration>;
+    /// Gives the ports back.
+    fn release(&mut self, id: MediaId);
+}

@@ -1,0 +1,1448 @@
+//! Calls between extensions: a back-to-back user agent (B2BUA).
+//!
+//! Each call has two independent dialogs. Leg A is the caller's INVITE, answered by Palisade as a UAS; leg B is
+//! Palisade's own INVITE (its own Call-ID, tags and SDP) to every registered contact of the callee in parallel.
+//! The first 2xx wins and the other branches are cancelled. Media always flows through Palisade's relay: each
+//! leg's SDP points at the relay's port for that leg.
+//!
+//! Sans-IO: inputs are requests, responses and timeouts with `now`; outputs ([`CallOutput`]) are responses to
+//! send in server transactions, new requests to send in client transactions, ACKs for 2xx (sent outside any
+//! transaction), CANCELs and call records. The relay is driven through the [`MediaControl`] trait, which the
+//! binary implements over sockets and tests fake.
+
+mod dialog;
+mod media;
+mod sdp;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use sip::transaction::{Peer, ServerTxId};
+use sip::{HeaderName, Message, Method};
+
+pub use dialog::Dialog;
+pub use media::{Leg, MediaControl, MediaError, MediaId};
+
+use crate::registrar::Binding;
+
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+
+/// Timing limits of calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallConfig {
+    /// Ringing with no answer for this long ends the attempt with 480.
+    pub no_answer: Duration,
+    /// A call is ended after this long, whatever happens.
+    pub max_duration: Duration,
+    /// A call whose relay has seen no media for this long is ended (the phone vanished).
+    pub media_timeout: Duration,
+    /// Smallest session interval accepted from a phone (RFC 4028 Min-SE).
+    pub min_session_expires: u32,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        CallConfig {
+            no_answer: Duration::from_secs(60),
+            max_duration: Duration::from_secs(4 * 3600),
+            media_timeout: Duration::from_secs(60),
+            min_session_expires: 90,
+        }
+    }
+}
+
+/// Palisade's own addresses, for Via and Contact of what it sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalAddrs {
+    /// The address to put in Via and Contact per transport token (`UDP`, `TCP`, `TLS`).
+    pub by_transport: Vec<(&'static str, SocketAddr)>,
+    /// The SIP domain, for From and To of the callee leg.
+    pub domain: String,
+}
+
+impl LocalAddrs {
+    pub fn for_transport(&self, transport: &str) -> Option<SocketAddr> {
+        self.by_transport
+            .iter()
+            .find(|(t, _)| t.eq_ignore_ascii_case(transport))
+            .map(|(_, a)| *a)
+    }
+}
+
+/// Identifies an outgoing request of a call, so its responses come back to the right place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegKey {
+    pub call: u64,
+    pub request: u64,
+}
+
+/// How a call ended, for the call record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Answered,
+    Busy,
+    NoAnswer,
+    Cancelled,
+    Failed,
+    NotFound,
+    Unavailable,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Answered => "answered",
+            Disposition::Busy => "busy",
+            Disposition::NoAnswer => "no_answer",
+            Disposition::Cancelled => "cancelled",
+            Disposition::Failed => "failed",
+            Disposition::NotFound => "not_found",
+            Disposition::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Which side ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HungUpBy {
+    Caller,
+    Callee,
+    System,
+}
+
+impl HungUpBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HungUpBy::Caller => "caller",
+            HungUpBy::Callee => "callee",
+            HungUpBy::System => "system",
+        }
+    }
+}
+
+/// A finished call, to store durably.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    pub started_at: SystemTime,
+    pub answered_at: Option<SystemTime>,
+    pub ended_at: SystemTime,
+    pub disposition: Disposition,
+    pub hung_up_by: HungUpBy,
+    /// Why it ended, e.g. "bye", "media_timeout", "max_duration", "486".
+    pub reason: String,
+}
+
+impl CallRecord {
+    /// Talk time in whole seconds (0 if never answered).
+    pub fn duration_secs(&self) -> u64 {
+        self.answered_at
+            .and_then(|a| self.ended_at.duration_since(a).ok())
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// A call in progress, for `palisade calls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveCall {
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    pub started_at: SystemTime,
+    pub answered_at: Option<SystemTime>,
+    pub state: &'static str,
+}
+
+/// What the caller of [`Calls`] must do.
+#[derive(Debug, Clone)]
+pub enum CallOutput {
+    /// Send a response in server transaction `tx`, built from the request that opened it.
+    Respond(Response),
+    /// Send a new request in a client transaction; report its responses with `leg`.
+    SendRequest {
+        leg: LegKey,
+        request: Bytes,
+        peer: Peer,
+    },
+    /// Send bytes outside any transaction (the ACK for a 2xx).
+    SendRaw { bytes: Bytes, peer: Peer },
+    /// Cancel the pending INVITE sent for `leg`.
+    Cancel { leg: LegKey },
+    /// Send again the 2xx last sent in server transaction `tx` (no ACK yet, RFC 3261 §13.3.1.4).
+    Retransmit { tx: ServerTxId },
+    /// A call ended: store its record.
+    Record(CallRecord),
+}
+
+/// A response to send in a server transaction.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub tx: ServerTxId,
+    pub status: u16,
+    pub reason: Option<String>,
+    /// Palisade's tag toward that side (the same for every response of the dialog).
+    pub to_tag: Option<String>,
+    pub headers: Vec<(HeaderName, String)>,
+    /// Content type and body.
+    pub body: Option<(String, Bytes)>,
+}
+
+/// An extension as the call layer needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    pub number: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// INVITEs sent to the callee's contacts; no final answer yet.
+    Ringing,
+    /// A 2xx was sent to the caller; waiting for its ACK.
+    Answered,
+    Confirmed,
+}
+
+/// One outgoing INVITE branch to a contact of the callee.
+#[derive(Debug, Clone)]
+struct Branch {
+    request_id: u64,
+    peer: Peer,
+    dialog: Dialog,
+    /// The INVITE as sent (for the ACK of a 2xx and for CANCEL bookkeeping).
+    invite_cseq: u32,
+    final_status: Option<u16>,
+    cancelled: bool,
+}
+
+/// A request Palisade relayed from one leg to the other inside the dialog (re-INVITE, UPDATE, INFO, …): the
+/// response from the other side goes back in `tx`.
+#[derive(Debug, Clone)]
+struct Relayed {
+    tx: ServerTxId,
+    /// The side the request came from.
+    from: Leg,
+    method: Method,
+}
+
+struct Call {
+    call_id_a: String,
+    caller: Party,
+    callee: Party,
+    state: State,
+    invite_tx: ServerTxId,
+    /// Dialog with the caller (Palisade is the UAS; `local_tag` is the To tag of every response).
+    a: Dialog,
+    a_peer: Peer,
+    /// The caller's offer.
+    offer: Bytes,
+    /// The winning branch once a 2xx arrived.
+    b: Option<Branch>,
+    branches: Vec<Branch>,
+    media: MediaId,
+    started_at: SystemTime,
+    answered_at: Option<SystemTime>,
+    ringing_deadline: Instant,
+    ends_at: Instant,
+    /// Session-timer deadline on the caller's leg (RFC 4028), when the caller asked for one.
+    session_deadline: Option<(Instant, Duration)>,
+    /// Retransmission of the 2xx to the caller until its ACK arrives (RFC 3261 §13.3.1.4): next time, interval,
+    /// and when to give up.
+    retransmit_2xx: Option<(Instant, Duration, Instant)>,
+    relayed: BTreeMap<u64, Relayed>,
+    /// Failures collected from branches, for choosing the answer to the caller.
+    failures: Vec<u16>,
+}
+
+/// Every call in progress.
+pub struct Calls {
+    config: CallConfig,
+    local: LocalAddrs,
+    calls: HashMap<u64, Call>,
+    /// (Call-ID, local tag, remote tag) of either leg → call id and side.
+    dialogs: HashMap<(String, String, String), (u64, Leg)>,
+    /// Caller leg before the dialog is confirmed, by the INVITE's server transaction.
+    by_invite: HashMap<ServerTxId, u64>,
+    next_id: u64,
+    outputs: Vec<CallOutput>,
+    /// Most calls at once; beyond it new INVITEs get 503.
+    max_calls: usize,
+}
+
+impl Calls {
+    pub fn new(config: CallConfig, local: LocalAddrs) -> Self {
+        Calls {
+            config,
+            local,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            by_invite: HashMap::new(),
+            next_id: 1,
+            outputs: Vec::new(),
+            max_calls: 10_000,
+        }
+    }
+
+    pub fn set_local(&mut self, local: LocalAddrs) {
+        self.local = local;
+    }
+
+    pub fn config(&self) -> &CallConfig {
+        &self.config
+    }
+
+    /// What to do next, in order.
+    pub fn take_outputs(&mut self) -> Vec<CallOutput> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// The calls in progress.
+    pub fn active(&self) -> Vec<ActiveCall> {
+        self.calls
+            .values()
+            .map(|c| ActiveCall {
+                call_id: c.call_id_a.clone(),
+                caller: c.caller.number.clone(),
+                callee: c.callee.number.clone(),
+                started_at: c.started_at,
+                answered_at: c.answered_at,
+                state: match c.state {
+                    State::Ringing => "ringing",
+                    State::Answered => "answering",
+                    State::Confirmed => "talking",
+                },
+            })
+            .collect()
+    }
+
+    fn alloc_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn respond(&mut self, tx: ServerTxId, status: u16, to_tag: Option<&str>) {
+        self.outputs.push(CallOutput::Respond(Response {
+            tx,
+            status,
+            reason: None,
+            to_tag: to_tag.map(str::to_string),
+            headers: Vec::new(),
+            body: None,
+        }));
+    }
+
+    /// A new INVITE from an authenticated extension (`caller`) to `callee`, whose live registrations are
+    /// `contacts`. Answers what it can at once (404/480/488/503) and otherwise starts ringing every contact.
+    #[allow(clippy::too_many_arguments)] // one call's inputs: the request, its parties and where to reach them
+    pub fn invite(
+        &mut self,
+        tx: ServerTxId,
+        msg: &Message,
+        peer: Peer,
+        caller: Party,
+        callee: Option<Party>,
+        contacts: &[Binding],
+        media: &mut dyn MediaControl,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let Some(callee) = callee else {
+            self.respond(tx, 404, None);
+            self.record_unconnected(msg, &caller, "", Disposition::NotFound, "404", wall);
+            return;
+        };
+        if contacts.is_empty() {
+            self.respond(tx, 480, None);
+            self.record_unconnected(
+                msg,
+                &caller,
+                &callee.number,
+                Disposition::Unavailable,
+                "not_registered",
+                wall,
+            );
+            return;
+        }
+        if self.calls.len() >= self.max_calls {
+            self.respond(tx, 503, None);
+            return;
+        }
+        // Palisade relays media and does not transcode, so it needs the offer up front (no late offer).
+        let offer = msg.body_bytes();
+        let is_sdp = msg
+            .content_type()
+            .and_then(Result::ok)
+            .is_some_and(|ct| ct.is("application", "sdp"));
+        if offer.is_empty() || !is_sdp || !sdp::has_audio(&offer) {
+            self.outputs.push(CallOutput::Respond(Response {
+                tx,
+                status: 488,
+                reason: Some("Not Acceptable Here (an SDP offer is required)".into()),
+                to_tag: None,
+                headers: vec![(
+                    HeaderName::Warning,
+                    "399 palisade \"SDP offer required\"".into(),
+                )],
+                body: None,
+            }));
+            return;
+        }
+        let media_id = match media.allocate() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, "no media ports for a new call");
+                self.outputs.push(CallOutput::Respond(Response {
+                    tx,
+                    status: 503,
+                    reason: Some("Service Unavailable (no media ports)".into()),
+                    to_tag: None,
+                    headers: vec![(HeaderName::RetryAfter, "5".into())],
+                    body: None,
+                }));
+                return;
+            }
+        };
+        if let Some((rtp, rtcp)) = sdp::endpoint(&offer) {
+            media.set_remote(
+                media_id,
+                Leg::A,
+                resolve(rtp, peer.addr),
+                resolve(rtcp, peer.addr),
+            );
+        }
+        let id = self.alloc_id();
+        let a = Dialog::uas(msg, new_tag());
+        let session_deadline = self.session_timer(msg).map(|se| {
+            (
+                now + Duration::from_secs(u64::from(se)),
+                Duration::from_secs(u64::from(se)),
+            )
+        });
+        let mut call = Call {
+            call_id_a: a.call_id.clone(),
+            caller,
+            callee,
+            state: State::Ringing,
+            invite_tx: tx,
+            a,
+            a_peer: peer,
+            offer: offer.clone(),
+            b: None,
+            branches: Vec::new(),
+            media: media_id,
+            started_at: wall,
+            answered_at: None,
+            ringing_deadline: now + self.config.no_answer,
+            ends_at: now + self.config.max_duration,
+            session_deadline,
+            retransmit_2xx: None,
+            relayed: BTreeMap::new(),
+            failures: Vec::new(),
+        };
+        self.respond(tx, 100, None);
+        let max_forwards = msg
+            .max_forwards()
+            .ok()
+            .flatten()
+            .unwrap_or(70)
+            .saturating_sub(1);
+        let b_port = media.local_port(media_id, Leg::B);
+        let advertise = media.advertise_ip();
+        for contact in contacts {
+            let Some(via_addr) = self.local.for_transport(&contact.transport) else {
+                continue;
+            };
+            let Some(b_port) = b_port else { continue };
+            let body = match sdp::rewrite(&offer, advertise, b_port) {
+                Some(b) => b,
+                None => continue,
+            };
+            let request_id = self.alloc_id();
+            let dialog = Dialog::uac(
+                new_call_id(&self.local.domain),
+                new_tag(),
+                format!("<sip:{}@{}>", call.caller.number, self.local.domain),
+                call.caller.display_name.clone(),
+                format!("<sip:{}@{}>", call.callee.number, self.local.domain),
+                contact.contact.clone(),
+            );
+            let peer = Peer::new(contact.source, transport_of(&contact.transport));
+            let request = dialog.request(
+                "INVITE",
+                1,
+                &via(contact.transport.as_str(), via_addr),
+                &contact_uri(via_addr, &contact.transport),
+                max_forwards,
+                &[(HeaderName::Allow, crate::core::ALLOW_CALLS.to_string())],
+                Some(("application/sdp", body)),
+            );
+            call.branches.push(Branch {
+                request_id,
+                peer,
+                dialog,
+                invite_cseq: 1,
+                final_status: None,
+                cancelled: false,
+            });
+            self.outputs.push(CallOutput::SendRequest {
+                leg: LegKey {
+                    call: id,
+                    request: request_id,
+                },
+                request,
+                peer,
+            });
+        }
+        if call.branches.is_empty() {
+            media.release(media_id);
+            self.respond(tx, 480, None);
+            return;
+        }
+        self.by_invite.insert(tx, id);
+        self.calls.insert(id, call);
+    }
+
+    /// The session interval the caller asked for (RFC 4028), raised to our minimum.
+    fn session_timer(&self, msg: &Message) -> Option<u32> {
+        let v = msg.header(HeaderName::SessionExpires)?;
+        let secs = v
+            .split(|&b| b == b';')
+            .next()
+            .map(sip::text::trim)
+            .and_then(sip::text::parse_u32)?;
+        Some(secs.max(self.config.min_session_expires))
+    }
+
+    /// A response to a request sent for `leg`.
+    pub fn response(
+        &mut self,
+        leg: LegKey,
+        msg: &Message,
+        media: &mut dyn MediaControl,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let Some(call) = self.calls.get_mut(&leg.call) else {
+            return;
+        };
+        let Some(status) = msg.status() else { return };
+        if let Some(relayed) = call.relayed.get(&leg.request).cloned() {
+            if status >= 200 {
+                call.relayed.remove(&leg.request);
+            }
+            self.relay_response(leg.call, relayed, msg, media, now);
+            return;
+        }
+        let Some(bi) = call
+            .branches
+            .iter()
+            .position(|b| b.request_id == leg.request)
+        else {
+            // A response to a BYE we sent, or to a branch already forgotten: nothing to do.
+            return;
+        };
+        let cseq_method = msg.cseq().map(|c| c.method).ok();
+        if cseq_method != Some(Method::Invite) {
+            return;
+        }
+        match status {
+            100 => {}
+            101..=199 => {
+                if call.state != State::Ringing {
+                    return;
+                }
+                // 180/183 to the caller, with early media pointed at the relay.
+                let mut body = None;
+                if !msg.body().is_empty() {
+                    if let Some((rtp, rtcp)) = sdp::endpoint(msg.body()) {
+                        let peer_addr = call.branches[bi].peer.addr;
+                        media.set_remote(
+                            call.media,
+                            Leg::B,
+                            resolve(rtp, peer_addr),
+                            resolve(rtcp, peer_addr),
+                        );
+                    }
+                    if let Some(port) = media.local_port(call.media, Leg::A) {
+                        body = sdp::answer_for(msg.body(), &call.offer, media.advertise_ip(), port)
+                            .map(|b| ("application/sdp".to_string(), b));
+                    }
+                }
+                let to_tag = call.a.local_tag.clone();
+                let tx = call.invite_tx;
+                self.outputs.push(CallOutput::Respond(Response {
+                    tx,
+                    status: if status == 183 || body.is_some() {
+                        183
+                    } else {
+                        180
+                    },
+                    reason: None,
+                    to_tag: Some(to_tag),
+                    headers: vec![contact_header(&self.local, &call.a_peer)]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                    body,
+                }));
+            }
+            200..=299 => self.branch_answered(leg.call, bi, msg, media, now, wall),
+            _ => {
+                let call = self.calls.get_mut(&leg.call).expect("checked above");
+                call.branches[bi].final_status = Some(status);
+                if call.state != State::Ringing {
+                    return;
+                }
+                call.failures.push(status);
+                if call.branches.iter().all(|b| b.final_status.is_some()) {
+                    let answer = best_failure(&call.failures);
+                    let disposition = match answer {
+                        486 | 600 => Disposition::Busy,
+                        487 => Disposition::Cancelled,
+                        408 | 480 => Disposition::NoAnswer,
+                        _ => Disposition::Failed,
+                    };
+                    let tx = call.invite_tx;
+                    let tag = call.a.local_tag.clone();
+                    self.respond(tx, answer, Some(&tag));
+                    self.finish(
+                        leg.call,
+                        disposition,
+                        HungUpBy::Callee,
+                        &answer.to_string(),
+                        media,
+                        wall,
+                    );
+                }
+            }
+        }
+    }
+
+    fn branch_answered(
+        &mut self,
+        id: u64,
+        bi: usize,
+        msg: &Message,
+        media: &mut dyn MediaControl,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let local = self.local.clone();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let to_tag = msg
+            .to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_string))
+            .unwrap_or_default();
+        let remote_target = msg.contacts().filter_map(Result::ok).find_map(|c| match c {
+            sip::addr::Contact::Addr(a) => Some(a.uri.raw.to_string()),
+            sip::addr::Contact::Star => None,
+        });
+        // Every 2xx is acknowledged, even a late one from a losing branch (which is then hung up).
+        let mut branch = call.branches[bi].clone();
+        branch.dialog.remote_tag = Some(to_tag.clone());
+        if let Some(target) = &remote_target {
+            branch.dialog.remote_target = target.clone();
+        }
+        let transport = transport_token(branch.peer.transport);
+        let via_addr = local.for_transport(transport);
+        if let Some(via_addr) = via_addr {
+            let ack = branch.dialog.request(
+                "ACK",
+                branch.invite_cseq,
+                &via(transport, via_addr),
+                &contact_uri(via_addr, transport),
+                70,
+                &[],
+                None,
+            );
+            self.outputs.push(CallOutput::SendRaw {
+                bytes: ack,
+                peer: branch.peer,
+            });
+        }
+        let call = self.calls.get_mut(&id).expect("present");
+        if call.state != State::Ringing || call.b.is_some() {
+            if call
+                .b
+                .as_ref()
+                .is_some_and(|b| b.request_id == branch.request_id)
+            {
+                return; // a retransmitted 2xx of the winner: ACKed again above
+            }
+            // A second branch answered too: hang it up.
+            if let Some(via_addr) = via_addr {
+                let bye = branch.dialog.request(
+                    "BYE",
+                    branch.invite_cseq + 1,
+                    &via(transport, via_addr),
+                    &contact_uri(via_addr, transport),
+                    70,
+                    &[],
+                    None,
+                );
+                let leg = LegKey {
+                    call: id,
+                    request: u64::MAX,
+                };
+                self.outputs.push(CallOutput::SendRequest {
+                    leg,
+                    request: bye,
+                    peer: branch.peer,
+                });
+            }
+            return;
+        }
+        call.branches[bi].final_status = Some(200);
+        // Cancel the other branches.
+        for other in call
+            .branches
+            .iter_mut()
+            .filter(|b| b.request_id != branch.request_id && b.final_status.is_none())
+        {
+            other.cancelled = true;
+            self.outputs.push(CallOutput::Cancel {
+                leg: LegKey {
+                    call: id,
+                    request: other.request_id,
+                },
+            });
+        }
+        if let Some((rtp, rtcp)) = sdp::endpoint(msg.body()) {
+            media.set_remote(
+                call.media,
+                Leg::B,
+                resolve(rtp, branch.peer.addr),
+                resolve(rtcp, branch.peer.addr),
+            );
+        }
+        let body = media
+            .local_port(call.media, Leg::A)
+            .and_then(|port| sdp::answer_for(msg.body(), &call.offer, media.advertise_ip(), port));
+        let Some(body) = body else {
+            // The callee's answer has nothing in common with the offer: end both sides.
+            let tx = call.invite_tx;
+            let tag = call.a.local_tag.clone();
+            self.respond(tx, 488, Some(&tag));
+            self.send_bye(id, Leg::B, media);
+            self.finish(
+                id,
+                Disposition::Failed,
+                HungUpBy::System,
+                "no_common_codec",
+                media,
+                wall,
+            );
+            return;
+        };
+        self.dialogs.insert(branch.dialog.key(), (id, Leg::B));
+        self.dialogs.insert(call.a.key(), (id, Leg::A));
+        call.b = Some(branch);
+        call.state = State::Answered;
+        call.answered_at = Some(wall);
+        let mut headers: Vec<(HeaderName, String)> =
+            contact_header(&local, &call.a_peer).into_iter().collect();
+        headers.push((HeaderName::Allow, crate::core::ALLOW_CALLS.to_string()));
+        if let Some((_, interval)) = call.session_deadline {
+            headers.push((
+                HeaderName::SessionExpires,
+                format!("{};refresher=uac", interval.as_secs()),
+            ));
+            headers.push((HeaderName::Require, "timer".into()));
+        }
+        let response = Response {
+            tx: call.invite_tx,
+            status: 200,
+            reason: None,
+            to_tag: Some(call.a.local_tag.clone()),
+            headers,
+            body: Some(("application/sdp".into(), body)),
+        };
+        self.outputs.push(CallOutput::Respond(response));
+        call.retransmit_2xx = Some((now + T1, T1, now + T1 * 64));
+    }
+
+    /// The final response to a request Palisade relayed across the call goes back to where it came from.
+    fn relay_response(
+        &mut self,
+        id: u64,
+        relayed: Relayed,
+        msg: &Message,
+        media: &mut dyn MediaControl,
+        _now: Instant,
+    ) {
+        let local = self.local.clone();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(status) = msg.status() else { return };
+        if status < 200 && status != 183 {
+            return;
+        }
+        let to = relayed.from;
+        let other = to.other();
+        let mut body = None;
+        if !msg.body().is_empty()
+            && msg
+                .content_type()
+                .and_then(Result::ok)
+                .is_some_and(|c| c.is("application", "sdp"))
+        {
+            if let Some((rtp, rtcp)) = sdp::endpoint(msg.body()) {
+                let peer_addr = call.peer(other).addr;
+                media.set_remote(
+                    call.media,
+                    other,
+                    resolve(rtp, peer_addr),
+                    resolve(rtcp, peer_addr),
+                );
+            }
+            if let Some(port) = media.local_port(call.media, to) {
+                body = sdp::rewrite(msg.body(), media.advertise_ip(), port)
+                    .map(|b| ("application/sdp".to_string(), b));
+            }
+        } else if !msg.body().is_empty() {
+            let ct = msg
+                .header_str(HeaderName::ContentType)
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            body = Some((ct, msg.body_bytes()));
+        }
+        // A 2xx to a re-INVITE from the other side is acknowledged by Palisade itself.
+        if relayed.method == Method::Invite && (200..300).contains(&status) {
+            let seq = msg.cseq().map(|c| c.seq).unwrap_or(1);
+            let peer = call.peer(other);
+            let transport = transport_token(peer.transport);
+            if let Some(via_addr) = local.for_transport(transport) {
+                let dialog = call.dialog(other);
+                let ack = dialog.request(
+                    "ACK",
+                    seq,
+                    &via(transport, via_addr),
+                    &contact_uri(via_addr, transport),
+                    70,
+                    &[],
+                    None,
+                );
+                self.outputs.push(CallOutput::SendRaw { bytes: ack, peer });
+            }
+        }
+        let call = self.calls.get_mut(&id).expect("present");
+        let tag = call.dialog(to).local_tag.clone();
+        let headers = contact_header(&local, &call.peer(to)).into_iter().collect();
+        self.outputs.push(CallOutput::Respond(Response {
+            tx: relayed.tx,
+            status,
+            reason: None,
+            to_tag: Some(tag),
+            headers,
+            body,
+        }));
+    }
+
+    /// A request that carries a To tag: it belongs to a dialog of a call, or to none (481).
+    /// Returns false when no call knows the dialog (the caller answers 481).
+    pub fn in_dialog(
+        &mut self,
+        tx: ServerTxId,
+        msg: &Message,
+        media: &mut dyn MediaControl,
+        now: Instant,
+        wall: SystemTime,
+    ) -> bool {
+        let Some((id, side)) = self.match_dialog(msg) else {
+            return false;
+        };
+        let method = msg.method().unwrap_or(Method::Other);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        // RFC 3261 §12.2.2: requests must come in order.
+        let seq = msg.cseq().map(|c| c.seq).unwrap_or(0);
+        let dialog = call.dialog_mut(side);
+        if dialog.remote_cseq.is_some_and(|last| seq < last) && method != Method::Ack {
+            self.respond(tx, 500, None);
+            return true;
+        }
+        dialog.remote_cseq = Some(seq);
+        match method {
+            Method::Bye => {
+                let tag = call.dialog(side).local_tag.clone();
+                self.respond(tx, 200, Some(&tag));
+                self.send_bye(id, side.other(), media);
+                let by = if side == Leg::A {
+                    HungUpBy::Caller
+                } else {
+                    HungUpBy::Callee
+                };
+                self.finish(id, Disposition::Answered, by, "bye", media, wall);
+            }
+            Method::Invite
+            | Method::Update
+            | Method::Info
+            | Method::Message
+            | Method::Notify
+            | Method::Refer
+            | Method::Other => {
+                if method == Method::Invite || method == Method::Update {
+                    // A refresh from the caller's side restarts its session timer.
+                    if side == Leg::A
+                        && let Some((deadline, interval)) = call.session_deadline.as_mut()
+                    {
+                        *deadline = now + *interval;
+                    }
+                }
+                if method == Method::Refer {
+                    // Transfers go through call policy, which arrives with the trunk and policy work.
+                    let tag = call.dialog(side).local_tag.clone();
+                    self.outputs.push(CallOutput::Respond(Response {
+                        tx,
+                        status: 501,
+                        reason: Some("Not Implemented (transfer)".into()),
+                        to_tag: Some(tag),
+                        headers: Vec::new(),
+                        body: None,
+                    }));
+                    return true;
+                }
+                self.relay_request(id, side, tx, msg, media);
+            }
+            Method::Ack
+            | Method::Cancel
+            | Method::Options
+            | Method::Register
+            | Method::Subscribe
+            | Method::Publish
+            | Method::Prack => {
+                let tag = call.dialog(side).local_tag.clone();
+                let status = if method == Method::Options { 200 } else { 405 };
+                self.respond(tx, status, Some(&tag));
+            }
+        }
+        true
+    }
+
+    /// Forwards an in-dialog request to the other leg, with the SDP pointed at the relay.
+    fn relay_request(
+        &mut self,
+        id: u64,
+        from: Leg,
+        tx: ServerTxId,
+        msg: &Message,
+        media: &mut dyn MediaControl,
+    ) {
+        let local = self.local.clone();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let to = from.other();
+        let method_text = msg.method_str().unwrap_or("INFO").to_string();
+        let method = msg.method().unwrap_or(Method::Other);
+        let mut body = None;
+        let is_sdp = msg
+            .content_type()
+            .and_then(Result::ok)
+            .is_some_and(|c| c.is("application", "sdp"));
+        if !msg.body().is_empty() && is_sdp {
+            if let Some((rtp, rtcp)) = sdp::endpoint(msg.body()) {
+                let peer_addr = call.peer(from).addr;
+                media.set_remote(
+                    call.media,
+                    from,
+                    resolve(rtp, peer_addr),
+                    resolve(rtcp, peer_addr),
+                );
+            }
+            if let Some(port) = media.local_port(call.media, to) {
+                body = sdp::rewrite(msg.body(), media.advertise_ip(), port)
+                    .map(|b| ("application/sdp".to_string(), b));
+            }
+            if method == Method::Invite && from == Leg::A {
+                call.offer = msg.body_bytes();
+            }
+        } else if !msg.body().is_empty() {
+            let ct = msg
+                .header_str(HeaderName::ContentType)
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            body = Some((ct, msg.body_bytes()));
+        }
+        let peer = call.peer(to);
+        let transport = transport_token(peer.transport);
+        let Some(via_addr) = local.for_transport(transport) else {
+            self.respond(tx, 500, None);
+            return;
+        };
+        let dialog = call.dialog_mut(to);
+        dialog.local_cseq += 1;
+        let seq = dialog.local_cseq;
+        let mut extra = Vec::new();
+        for h in [HeaderName::Event, HeaderName::SubscriptionState] {
+            if let Some(v) = msg.header_str(h) {
+                extra.push((h, v.to_string()));
+            }
+        }
+        let request = dialog.request(
+            &method_text,
+            seq,
+            &via(transport, via_addr),
+            &contact_uri(via_addr, transport),
+            70,
+            &extra,
+            body.as_ref().map(|(ct, b)| (ct.as_str(), b.clone())),
+        );
+        let request_id = self.next_id + 1;
+        self.next_id = request_id;
+        let call = self.calls.get_mut(&id).expect("present");
+        call.relayed
+            .insert(request_id, Relayed { tx, from, method });
+        self.outputs.push(CallOutput::SendRequest {
+            leg: LegKey {
+                call: id,
+                request: request_id,
+            },
+            request,
+            peer,
+        });
+    }
+
+    /// An ACK outside a transaction (for Palisade's 2xx).
+    pub fn ack(&mut self, msg: &Message) {
+        let Some((id, side)) = self.match_dialog(msg) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if side == Leg::A && call.state == State::Answered {
+            call.state = State::Confirmed;
+            call.retransmit_2xx = None;
+        }
+    }
+
+    /// The caller cancelled its INVITE (transaction `invite`): 487 to it, CANCEL to every branch.
+    /// Returns false if no ringing call belongs to that transaction.
+    pub fn cancel(
+        &mut self,
+        invite: ServerTxId,
+        media: &mut dyn MediaControl,
+        wall: SystemTime,
+    ) -> bool {
+        let Some(&id) = self.by_invite.get(&invite) else {
+            return false;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        if call.state != State::Ringing {
+            return false;
+        }
+        let tag = call.a.local_tag.clone();
+        for b in call
+            .branches
+            .iter_mut()
+            .filter(|b| b.final_status.is_none())
+        {
+            b.cancelled = true;
+            self.outputs.push(CallOutput::Cancel {
+                leg: LegKey {
+                    call: id,
+                    request: b.request_id,
+                },
+            });
+        }
+        self.respond(invite, 487, Some(&tag));
+        self.finish(
+            id,
+            Disposition::Cancelled,
+            HungUpBy::Caller,
+            "cancel",
+            media,
+            wall,
+        );
+        true
+    }
+
+    /// A client transaction of `leg` timed out or could not be sent.
+    pub fn leg_failed(
+        &mut self,
+        leg: LegKey,
+        media: &mut dyn MediaControl,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let Some(call) = self.calls.get_mut(&leg.call) else {
+            return;
+        };
+        if let Some(relayed) = call.relayed.remove(&leg.request) {
+            let tag = call.dialog(relayed.from).local_tag.clone();
+            self.respond(relayed.tx, 408, Some(&tag));
+            return;
+        }
+        if let Some(b) = call
+            .branches
+            .iter_mut()
+            .find(|b| b.request_id == leg.request && b.final_status.is_none())
+        {
+            b.final_status = Some(408);
+            call.failures.push(408);
+            let all_done = call.branches.iter().all(|b| b.final_status.is_some());
+            if all_done && call.state == State::Ringing {
+                let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
+                self.respond(tx, 480, Some(&tag));
+                self.finish(
+                    leg.call,
+                    Disposition::Unavailable,
+                    HungUpBy::System,
+                    "timeout",
+                    media,
+                    wall,
+                );
+            }
+        }
+        let _ = now;
+    }
+
+    /// Runs the call timers: no answer, 2xx retransmission, session timer, maximum length, media timeout.
+    pub fn handle_timeout(&mut self, media: &mut dyn MediaControl, now: Instant, wall: SystemTime) {
+        let ids: Vec<u64> = self.calls.keys().copied().collect();
+        for id in ids {
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if call.state == State::Ringing && now >= call.ringing_deadline {
+                let tag = call.a.local_tag.clone();
+                for b in call
+                    .branches
+                    .iter_mut()
+                    .filter(|b| b.final_status.is_none())
+                {
+                    b.cancelled = true;
+                    self.outputs.push(CallOutput::Cancel {
+                        leg: LegKey {
+                            call: id,
+                            request: b.request_id,
+                        },
+                    });
+                }
+                let tx = call.invite_tx;
+                self.respond(tx, 480, Some(&tag));
+                self.finish(
+                    id,
+                    Disposition::NoAnswer,
+                    HungUpBy::System,
+                    "no_answer",
+                    media,
+                    wall,
+                );
+                continue;
+            }
+            if let Some((at, interval, give_up)) = call.retransmit_2xx.as_mut()
+                && now >= *at
+            {
+                if now >= *give_up {
+                    // No ACK after 64·T1: the caller is gone. End the call on both sides.
+                    self.send_bye(id, Leg::B, media);
+                    self.send_bye(id, Leg::A, media);
+                    self.finish(
+                        id,
+                        Disposition::Failed,
+                        HungUpBy::System,
+                        "no_ack",
+                        media,
+                        wall,
+                    );
+                    continue;
+                }
+                *interval = (*interval * 2).min(T2);
+                *at = now + *interval;
+                let tx = call.invite_tx;
+                self.outputs.push(CallOutput::Retransmit { tx });
+            }
+            let call = self.calls.get_mut(&id).expect("present");
+            let session_expired = call.session_deadline.is_some_and(|(d, _)| now >= d);
+            let idle = media
+                .idle_for(call.media, now)
+                .is_some_and(|i| i >= self.config.media_timeout);
+            let reason = if now >= call.ends_at {
+                Some("max_duration")
+            } else if session_expired {
+                Some("session_timer")
+            } else if call.state == State::Confirmed && idle {
+                Some("media_timeout")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                self.send_bye(id, Leg::A, media);
+                self.send_bye(id, Leg::B, media);
+                self.finish(
+                    id,
+                    Disposition::Answered,
+                    HungUpBy::System,
+                    reason,
+                    media,
+                    wall,
+                );
+            }
+        }
+    }
+
+    /// When [`Self::handle_timeout`] should next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.calls
+            .values()
+            .flat_map(|c| {
+                let ringing = (c.state == State::Ringing).then_some(c.ringing_deadline);
+                let retransmit = c.retransmit_2xx.as_ref().map(|(at, _, _)| *at);
+                let session = c.session_deadline.map(|(d, _)| d);
+                [ringing, retransmit, session, Some(c.ends_at)]
+                    .into_iter()
+                    .flatten()
+            })
+            .min()
+    }
+
+    /// Sends BYE on `side` of an established call (no-op if that side has no dialog yet).
+    fn send_bye(&mut self, id: u64, side: Leg, _media: &mut dyn MediaControl) {
+        let local = self.local.clone();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if side == Leg::B && call.b.is_none() {
+            return;
+        }
+        let peer = call.peer(side);
+        let transport = transport_token(peer.transport);
+        let Some(via_addr) = local.for_transport(transport) else {
+            return;
+        };
+        let dialog = call.dialog_mut(side);
+        if dialog.remote_tag.is_none() {
+            return;
+        }
+        dialog.local_cseq += 1;
+        let seq = dialog.local_cseq;
+        let bye = dialog.request(
+            "BYE",
+            seq,
+            &via(transport, via_addr),
+            &contact_uri(via_addr, transport),
+            70,
+            &[],
+            None,
+        );
+        self.outputs.push(CallOutput::SendRequest {
+            leg: LegKey {
+                call: id,
+                request: u64::MAX - 1,
+            },
+            request: bye,
+            peer,
+        });
+    }
+
+    /// Removes a call: releases its media, forgets its dialogs, emits its record.
+    fn finish(
+        &mut self,
+        id: u64,
+        disposition: Disposition,
+        by: HungUpBy,
+        reason: &str,
+        media: &mut dyn MediaControl,
+        wall: SystemTime,
+    ) {
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        media.release(call.media);
+        self.by_invite.remove(&call.invite_tx);
+        self.dialogs.remove(&call.a.key());
+        if let Some(b) = &call.b {
+            self.dialogs.remove(&b.dialog.key());
+        }
+        let disposition = if call.answered_at.is_some() {
+            Disposition::Answered
+        } else {
+            disposition
+        };
+        self.outputs.push(CallOutput::Record(CallRecord {
+            call_id: call.call_id_a,
+            caller: call.caller.number,
+            callee: call.callee.number,
+            started_at: call.started_at,
+            answered_at: call.answered_at,
+            ended_at: wall,
+            disposition,
+            hung_up_by: by,
+            reason: reason.to_string(),
+        }));
+    }
+
+    fn record_unconnected(
+        &mut self,
+        msg: &Message,
+        caller: &Party,
+        callee: &str,
+        disposition: Disposition,
+        reason: &str,
+        wall: SystemTime,
+    ) {
+        let callee = if callee.is_empty() {
+            msg.request_uri()
+                .and_then(Result::ok)
+                .and_then(|u| u.user)
+                .unwrap_or("")
+                .to_string()
+        } else {
+            callee.to_string()
+        };
+        self.outputs.push(CallOutput::Record(CallRecord {
+            call_id: msg
+                .call_id()
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .unwrap_or_default(),
+            caller: caller.number.clone(),
+            callee,
+            started_at: wall,
+            answered_at: None,
+            ended_at: wall,
+            disposition,
+            hung_up_by: HungUpBy::System,
+            reason: reason.to_string(),
+        }));
+    }
+
+    fn match_dialog(&self, msg: &Message) -> Option<(u64, Leg)> {
+        let call_id = String::from_utf8_lossy(msg.call_id()?).into_owned();
+        let local = msg.to().ok()?.tag()?.to_string();
+        let remote = msg.from().ok()?.tag().unwrap_or_default().to_string();
+        self.dialogs.get(&(call_id, local, remote)).copied()
+    }
+}
+
+impl Call {
+    fn dialog(&self, side: Leg) -> &Dialog {
+        match side {
+            Leg::A => &self.a,
+            Leg::B => self.b.as_ref().map_or(&self.a, |b| &b.dialog),
+        }
+    }
+
+    fn dialog_mut(&mut self, side: Leg) -> &mut Dialog {
+        match (side, self.b.as_mut()) {
+            (Leg::B, Some(b)) => &mut b.dialog,
+            _ => &mut self.a,
+        }
+    }
+
+    fn peer(&self, side: Leg) -> Peer {
+        match side {
+            Leg::A => self.a_peer,
+            Leg::B => self.b.as_ref().map_or(self.a_peer, |b| b.peer),
+        }
+    }
+}
+
+/// The final answer to the caller when every branch failed (RFC 3261 §16.7, simplified): busy wins, then a
+/// global failure, then the lowest 4xx/5xx; timeouts become 480.
+fn best_failure(failures: &[u16]) -> u16 {
+    if failures.contains(&486) || failures.contains(&600) {
+        return 486;
+    }
+    if let Some(&g) = failures.iter().find(|s| (600..700).contains(*s)) {
+        return g;
+    }
+    match failures
+        .iter()
+        .copied()
+        .filter(|s| *s != 408 && *s != 487)
+        .min()
+    {
+        Some(s) if (400..600).contains(&s) => s,
+        _ => 480,
+    }
+}
+
+/// An address from the SDP, or — when the phone advertised a private or unspecified address that differs from
+/// where its signalling comes from — the signalling source's IP with the SDP port (NAT).
+fn resolve(sdp_addr: SocketAddr, signalling: SocketAddr) -> SocketAddr {
+    let ip = sdp_addr.ip();
+    if ip.is_unspecified() {
+        return SocketAddr::new(signalling.ip(), sdp_addr.port());
+    }
+    sdp_addr
+}
+
+fn transport_of(token: &str) -> sip::transaction::Transport {
+    match token.to_ascii_uppercase().as_str() {
+        "TCP" => sip::transaction::Transport::Tcp,
+        "TLS" => sip::transaction::Transport::Tls,
+        "WS" => sip::transaction::Transport::Ws,
+        "WSS" => sip::transaction::Transport::Wss,
+        _ => sip::transaction::Transport::Udp,
+    }
+}
+
+fn transport_token(t: sip::transaction::Transport) -> &'static str {
+    match t {
+        sip::transaction::Transport::Udp => "UDP",
+        sip::transaction::Transport::Tcp => "TCP",
+        sip::transaction::Transport::Tls => "TLS",
+        sip::transaction::Transport::Ws => "WS",
+        sip::transaction::Transport::Wss => "WSS",
+    }
+}
+
+fn via(transport: &str, addr: SocketAddr) -> String {
+    format!(
+        "SIP/2.0/{} {};branch=z9hG4bK{:016x};rport",
+        transport.to_ascii_uppercase(),
+        addr,
+        rand::random::<u64>()
+    )
+}
+
+fn contact_uri(addr: SocketAddr, transport: &str) -> String {
+    match transport.to_ascii_uppercase().as_str() {
+        "UDP" => format!("<sip:{addr}>"),
+        "TLS" => format!("<sip:{addr};transport=tls>"),
+        t => format!("<sip:{addr};transport={}>", t.to_ascii_lowercase()),
+    }
+}
+
+fn contact_header(local: &LocalAddrs, peer: &Peer) -> Option<(HeaderName, String)> {
+    let t = transport_token(peer.transport);
+    local
+        .for_transport(t)
+        .map(|a| (HeaderName::Contact, contact_uri(a, t)))
+}
+
+fn new_tag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn new_call_id(domain: &str) -> String {
+    format!(
+        "{:016x}{:016x}@{domain}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}

@@ -1,0 +1,570 @@
+//! Call-flow simulations: the B2BUA driven with real SIP messages and a fake relay, time passed in.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use sip::transaction::{Peer, ServerTxId, Transport};
+use sip::{Framing, Limits, Message};
+
+use super::*;
+
+#[derive(Default)]
+struct FakeMedia {
+    next: u64,
+    live: HashMap<u64, [Option<(SocketAddr, SocketAddr)>; 2]>,
+    released: Vec<u64>,
+    idle: Option<Duration>,
+    exhausted: bool,
+}
+
+impl MediaControl for FakeMedia {
+    fn allocate(&mut self) -> Result<MediaId, MediaError> {
+        if self.exhausted {
+            return Err(MediaError::Exhausted);
+        }
+        self.next += 1;
+        self.live.insert(self.next, [None, None]);
+        Ok(MediaId(self.next))
+    }
+    fn local_port(&self, id: MediaId, leg: Leg) -> Option<u16> {
+        self.live
+            .get(&id.0)
+            .map(|_| if leg == Leg::A { 30000 } else { 30002 })
+    }
+    fn advertise_ip(&self) -> IpAddr {
+        "192.0.2.1".parse().unwrap()
+    }
+    fn set_remote(&mut self, id: MediaId, leg: Leg, rtp: SocketAddr, rtcp: SocketAddr) {
+        if let Some(l) = self.live.get_mut(&id.0) {
+            l[if leg == Leg::A { 0 } else { 1 }] = Some((rtp, rtcp));
+        }
+    }
+    fn idle_for(&self, _id: MediaId, _now: Instant) -> Option<Duration> {
+        self.idle
+    }
+    fn release(&mut self, id: MediaId) {
+        self.live.remove(&id.0);
+        self.released.push(id.0);
+    }
+}
+
+const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+                     m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+                     a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
+const ANSWER: &str = "v=0\r\no=bob 7 7 IN IP4 10.0.0.6\r\ns=-\r\nc=IN IP4 10.0.0.6\r\nt=0 0\r\n\
+                      m=audio 5000 RTP/AVP 8 9 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:9 G722/8000\r\n\
+                      a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+fn parse(s: &str) -> Message {
+    Message::parse(
+        Bytes::copy_from_slice(s.as_bytes()),
+        Framing::Stream,
+        &Limits::default(),
+    )
+    .unwrap()
+}
+
+fn parse_bytes(b: &Bytes) -> Message {
+    Message::parse(b.clone(), Framing::Stream, &Limits::default()).unwrap()
+}
+
+fn local() -> LocalAddrs {
+    LocalAddrs {
+        by_transport: vec![
+            ("UDP", "192.0.2.1:5060".parse().unwrap()),
+            ("TCP", "192.0.2.1:5060".parse().unwrap()),
+        ],
+        domain: "pbx.test".into(),
+    }
+}
+
+fn binding(contact: &str, source: &str) -> Binding {
+    Binding {
+        aor: "101".into(),
+        contact: contact.into(),
+        transport: "UDP".into(),
+        source: source.parse().unwrap(),
+        local: "192.0.2.1:5060".parse().unwrap(),
+        expires_at: u64::MAX,
+        call_id: "r".into(),
+        cseq: 1,
+        q: None,
+        user_agent: None,
+    }
+}
+
+fn party(n: &str) -> Party {
+    Party {
+        number: n.into(),
+        display_name: None,
+    }
+}
+
+fn a_peer() -> Peer {
+    Peer::new("203.0.113.5:5062".parse().unwrap(), Transport::Udp)
+}
+
+fn invite_from_a() -> Message {
+    let s = format!(
+        "INVITE sip:101@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKa1;rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Alice\" <sip:100@pbx.test>;tag=atag\r\nTo: <sip:101@pbx.test>\r\n\
+         Call-ID: call-a@10.0.0.5\r\nCSeq: 20 INVITE\r\nContact: <sip:100@10.0.0.5:5062>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
+        OFFER.len()
+    );
+    parse(&s)
+}
+
+/// A response from B to a request we sent, echoing its dialog headers.
+fn response_to(request: &Message, status: u16, to_tag: &str, body: Option<&str>) -> Message {
+    let mut b = sip::ResponseBuilder::new(request, status).to_tag(to_tag);
+    if (200..300).contains(&status) {
+        b = b.header(sip::HeaderName::Contact, "<sip:101@10.0.0.6:5070>");
+    }
+    if let Some(body) = body {
+        b = b.body("application/sdp", Bytes::copy_from_slice(body.as_bytes()));
+    }
+    parse_bytes(&b.build())
+}
+
+struct World {
+    calls: Calls,
+    media: FakeMedia,
+    now: Instant,
+    wall: SystemTime,
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            calls: Calls::new(CallConfig::default(), local()),
+            media: FakeMedia::default(),
+            now: Instant::now(),
+            wall: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        }
+    }
+
+    fn invite(&mut self, contacts: &[Binding]) -> Vec<CallOutput> {
+        let (now, wall) = (self.now, self.wall);
+        self.calls.invite(
+            ServerTxId::from_raw(1),
+            &invite_from_a(),
+            a_peer(),
+            party("100"),
+            Some(party("101")),
+            contacts,
+            &mut self.media,
+            now,
+            wall,
+        );
+        self.calls.take_outputs()
+    }
+
+    fn respond(&mut self, leg: LegKey, msg: &Message) -> Vec<CallOutput> {
+        let (now, wall) = (self.now, self.wall);
+        self.calls.response(leg, msg, &mut self.media, now, wall);
+        self.calls.take_outputs()
+    }
+}
+
+fn sent_requests(out: &[CallOutput]) -> Vec<(LegKey, Message, Peer)> {
+    out.iter()
+        .filter_map(|o| match o {
+            CallOutput::SendRequest { leg, request, peer } => {
+                Some((*leg, parse_bytes(request), *peer))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn responses(out: &[CallOutput]) -> Vec<&Response> {
+    out.iter()
+        .filter_map(|o| match o {
+            CallOutput::Respond(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn record(out: &[CallOutput]) -> Option<&CallRecord> {
+    out.iter().find_map(|o| match o {
+        CallOutput::Record(r) => Some(r),
+        _ => None,
+    })
+}
+
+#[test]
+fn basic_call_ring_answer_and_hang_up() {
+    let mut w = World::new();
+    let out = w.invite(&[binding("sip:101@10.0.0.6:5070", "198.51.100.7:5070")]);
+    assert_eq!(
+        responses(&out).iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![100]
+    );
+    let sent = sent_requests(&out);
+    assert_eq!(sent.len(), 1);
+    let (leg, inv_b, peer_b) = &sent[0];
+    assert_eq!(
+        peer_b.addr,
+        "198.51.100.7:5070".parse().unwrap(),
+        "sent where the phone registered from (NAT)"
+    );
+    assert_eq!(inv_b.request_uri_raw(), Some(&b"sip:101@10.0.0.6:5070"[..]));
+    assert_ne!(
+        inv_b.call_id(),
+        Some(&b"call-a@10.0.0.5"[..]),
+        "own Call-ID on the callee leg"
+    );
+    assert_eq!(inv_b.from().unwrap().uri.user, Some("100"));
+    let body_b = std::str::from_utf8(inv_b.body()).unwrap();
+    assert!(
+        body_b.contains("c=IN IP4 192.0.2.1") && body_b.contains("m=audio 30002 "),
+        "{body_b}"
+    );
+    assert!(
+        !body_b.contains("10.0.0.5"),
+        "caller's address hidden: {body_b}"
+    );
+    assert_eq!(
+        w.media.live[&1][0].unwrap().0,
+        "10.0.0.5:4000".parse().unwrap()
+    );
+
+    // 180 from B → 180 to A with our tag
+    let out = w.respond(*leg, &response_to(inv_b, 180, "btag", None));
+    let r = responses(&out);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, 180);
+    let a_tag = r[0].to_tag.clone().unwrap();
+
+    // 200 from B → ACK to B, 200 to A with SDP pointing at the relay's A port, only offered codecs
+    let out = w.respond(*leg, &response_to(inv_b, 200, "btag", Some(ANSWER)));
+    let ack = out.iter().find_map(|o| match o {
+        CallOutput::SendRaw { bytes, peer } => Some((parse_bytes(bytes), *peer)),
+        _ => None,
+    });
+    let (ack, ack_peer) = ack.expect("ACK for the 2xx");
+    assert_eq!(ack.method_str(), Some("ACK"));
+    assert_eq!(
+        ack.request_uri_raw(),
+        Some(&b"sip:101@10.0.0.6:5070"[..]),
+        "to the 2xx's Contact"
+    );
+    assert_eq!(ack.to().unwrap().tag(), Some("btag"));
+    assert_eq!(ack_peer.addr, "198.51.100.7:5070".parse().unwrap());
+    let ok = responses(&out)[0];
+    assert_eq!(
+        (ok.status, ok.to_tag.as_deref()),
+        (200, Some(a_tag.as_str()))
+    );
+    let (_, body) = ok.body.clone().unwrap();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        body.contains("m=audio 30000 RTP/AVP 8 101"),
+        "G.722 was not offered: {body}"
+    );
+    assert_eq!(
+        w.media.live[&1][1].unwrap().0,
+        "10.0.0.6:5000".parse().unwrap()
+    );
+    assert_eq!(w.calls.active()[0].state, "answering");
+
+    // ACK from A confirms
+    let ack_a = parse(&format!(
+        "ACK sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKack\r\nFrom: <sip:100@pbx.test>;tag=atag\r\n\
+         To: <sip:101@pbx.test>;tag={a_tag}\r\nCall-ID: call-a@10.0.0.5\r\nCSeq: 20 ACK\r\nContent-Length: 0\r\n\r\n"
+    ));
+    w.calls.ack(&ack_a);
+    assert_eq!(w.calls.active()[0].state, "talking");
+
+    // BYE from A → 200 to A, BYE to B, record
+    let bye = parse(&format!(
+        "BYE sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKbye\r\nFrom: <sip:100@pbx.test>;tag=atag\r\n\
+         To: <sip:101@pbx.test>;tag={a_tag}\r\nCall-ID: call-a@10.0.0.5\r\nCSeq: 21 BYE\r\nContent-Length: 0\r\n\r\n"
+    ));
+    w.wall += Duration::from_secs(65);
+    let (now, wall) = (w.now, w.wall);
+    assert!(
+        w.calls
+            .in_dialog(ServerTxId::from_raw(9), &bye, &mut w.media, now, wall)
+    );
+    let out = w.calls.take_outputs();
+    assert_eq!(responses(&out)[0].status, 200);
+    let bye_b = &sent_requests(&out)[0].1;
+    assert_eq!(bye_b.method_str(), Some("BYE"));
+    assert_eq!(bye_b.to().unwrap().tag(), Some("btag"));
+    assert_eq!(bye_b.cseq().unwrap().seq, 2);
+    let rec = record(&out).unwrap();
+    assert_eq!(
+        (rec.disposition, rec.hung_up_by),
+        (Disposition::Answered, HungUpBy::Caller)
+    );
+    assert_eq!(rec.duration_secs(), 65);
+    assert!(w.calls.is_empty());
+    assert_eq!(w.media.released, vec![1], "ports back to the pool");
+}
+
+#[test]
+fn forking_first_answer_wins_others_cancelled() {
+    let mut w = World::new();
+    let out = w.invite(&[
+        binding("sip:101@10.0.0.6", "198.51.100.7:5070"),
+        binding("sip:101@10.0.0.9", "198.51.100.9:5070"),
+    ]);
+    let sent = sent_requests(&out);
+    assert_eq!(sent.len(), 2);
+    let out = w.respond(sent[1].0, &response_to(&sent[1].1, 200, "b2", Some(ANSWER)));
+    let cancels: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            CallOutput::Cancel { leg } => Some(*leg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cancels, vec![sent[0].0]);
+    // the loser answers anyway: ACK and BYE it
+    let out = w.respond(sent[0].0, &response_to(&sent[0].1, 200, "b1", Some(ANSWER)));
+    assert!(out.iter().any(|o| matches!(o, CallOutput::SendRaw { .. })));
+    assert_eq!(sent_requests(&out)[0].1.method_str(), Some("BYE"));
+}
+
+#[test]
+fn busy_everywhere_is_486_and_recorded() {
+    let mut w = World::new();
+    let out = w.invite(&[binding("sip:101@10.0.0.6", "198.51.100.7:5070")]);
+    let (leg, inv, _) = &sent_requests(&out)[0];
+    let out = w.respond(*leg, &response_to(inv, 486, "b", None));
+    assert_eq!(responses(&out)[0].status, 486);
+    assert_eq!(record(&out).unwrap().disposition, Disposition::Busy);
+    assert!(w.calls.is_empty());
+}
+
+#[test]
+fn caller_cancel_gives_487_and_cancels_branches() {
+    let mut w = World::new();
+    let out = w.invite(&[binding("sip:101@10.0.0.6", "198.51.100.7:5070")]);
+    let leg = sent_requests(&out)[0].0;
+    let wall = w.wall;
+    assert!(w.calls.cancel(ServerTxId::from_raw(1), &mut w.media, wall));
+    let out = w.calls.take_outputs();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, CallOutput::Cancel { leg: l } if *l == leg))
+    );
+    assert_eq!(responses(&out)[0].status, 487);
+    assert_eq!(record(&out).unwrap().disposition, Disposition::Cancelled);
+    assert_eq!(w.media.released, vec![1]);
+}
+
+#[test]
+fn no_answer_timeout_is_480() {
+    let mut w = World::new();
+    w.invite(&[binding("sip:101@10.0.0.6", "198.51.100.7:5070")]);
+    let deadline = w.calls.poll_timeout().unwrap();
+    assert_eq!(deadline, w.now + CallConfig::default().no_answer);
+    let wall = w.wall;
+    w.calls.handle_timeout(&mut w.media, deadline, wall);
+    let out = w.calls.take_outputs();
+    assert!(out.iter().any(|o| matches!(o, CallOutput::Cancel { .. })));
+    assert_eq!(responses(&out)[0].status, 480);
+    assert_eq!(record(&out).unwrap().disposition, Disposition::NoAnswer);
+}
+
+#[test]
+fn unknown_unregistered_and_no_offer() {
+    let mut w = World::new();
+    let (now, wall) = (w.now, w.wall);
+    w.calls.invite(
+        ServerTxId::from_raw(1),
+        &invite_from_a(),
+        a_peer(),
+        party("100"),
+        None,
+        &[],
+        &mut w.media,
+        now,
+        wall,
+    );
+    assert_eq!(responses(&w.calls.take_outputs())[0].status, 404);
+    w.calls.invite(
+        ServerTxId::from_raw(2),
+        &invite_from_a(),
+        a_peer(),
+        party("100"),
+        Some(party("101")),
+        &[],
+        &mut w.media,
+        now,
+        wall,
+    );
+    assert_eq!(responses(&w.calls.take_outputs())[0].status, 480);
+    let no_sdp = parse(
+        "INVITE sip:101@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKn\r\nFrom: <sip:100@pbx.test>;tag=a\r\n\
+         To: <sip:101@pbx.test>\r\nCall-ID: n\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+    );
+    w.calls.invite(
+        ServerTxId::from_raw(3),
+        &no_sdp,
+        a_peer(),
+        party("100"),
+        Some(party("101")),
+        &[binding("sip:x@y", "198.51.100.7:1")],
+        &mut w.media,
+        now,
+        wall,
+    );
+    assert_eq!(responses(&w.calls.take_outputs())[0].status, 488);
+    w.media.exhausted = true;
+    w.calls.invite(
+        ServerTxId::from_raw(4),
+        &invite_from_a(),
+        a_peer(),
+        party("100"),
+        Some(party("101")),
+        &[binding("sip:x@y", "198.51.100.7:1")],
+        &mut w.media,
+        now,
+        wall,
+    );
+    assert_eq!(responses(&w.calls.take_outputs())[0].status, 503);
+    assert!(w.calls.is_empty());
+}
+
+/// Sets up an answered and confirmed call; returns (A's tag, B's INVITE).
+fn talking(w: &mut World) -> (String, Message) {
+    let out = w.invite(&[binding("sip:101@10.0.0.6:5070", "198.51.100.7:5070")]);
+    let (leg, inv_b, _) = sent_requests(&out).remove(0);
+    let out = w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
+    let a_tag = responses(&out)[0].to_tag.clone().unwrap();
+    let ack = parse(&format!(
+        "ACK sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKack\r\nFrom: <sip:100@pbx.test>;tag=atag\r\n\
+         To: <sip:101@pbx.test>;tag={a_tag}\r\nCall-ID: call-a@10.0.0.5\r\nCSeq: 20 ACK\r\nContent-Length: 0\r\n\r\n"
+    ));
+    w.calls.ack(&ack);
+    (a_tag, inv_b)
+}
+
+#[test]
+fn hold_from_the_callee_is_relayed_with_rewritten_sdp() {
+    let mut w = World::new();
+    let (_, inv_b) = talking(&mut w);
+    let hold = ANSWER.replace("a=sendrecv", "a=sendonly");
+    let reinvite = parse(&format!(
+        "INVITE sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.6:5070;branch=z9hG4bKre\r\nFrom: <sip:101@pbx.test>;tag=btag\r\n\
+         To: {};tag={}\r\nCall-ID: {}\r\nCSeq: 5 INVITE\r\nContact: <sip:101@10.0.0.6:5070>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold}",
+        inv_b
+            .header_str(sip::HeaderName::From)
+            .unwrap()
+            .split(";tag=")
+            .next()
+            .unwrap(),
+        inv_b.from().unwrap().tag().unwrap(),
+        std::str::from_utf8(inv_b.call_id().unwrap()).unwrap(),
+        hold.len()
+    ));
+    let (now, wall) = (w.now, w.wall);
+    assert!(
+        w.calls
+            .in_dialog(ServerTxId::from_raw(7), &reinvite, &mut w.media, now, wall)
+    );
+    let out = w.calls.take_outputs();
+    let (leg, to_a, peer) = sent_requests(&out).remove(0);
+    assert_eq!(peer.addr, a_peer().addr);
+    assert_eq!(to_a.method_str(), Some("INVITE"));
+    assert_eq!(
+        to_a.request_uri_raw(),
+        Some(&b"sip:100@10.0.0.5:5062"[..]),
+        "A's Contact"
+    );
+    let body = std::str::from_utf8(to_a.body()).unwrap();
+    assert!(
+        body.contains("a=sendonly") && body.contains("m=audio 30000"),
+        "{body}"
+    );
+    // A answers 200: relayed to B, and Palisade ACKs A itself
+    let ok = response_to(
+        &to_a,
+        200,
+        "x",
+        Some(&OFFER.replace("a=sendrecv", "a=recvonly")),
+    );
+    let out = w.respond(leg, &ok);
+    assert!(out.iter().any(|o| matches!(o, CallOutput::SendRaw { .. })));
+    let r = responses(&out)[0];
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body.as_ref().unwrap().1).contains("m=audio 30002"));
+}
+
+#[test]
+fn media_timeout_and_max_duration_end_calls() {
+    let mut w = World::new();
+    talking(&mut w);
+    w.media.idle = Some(Duration::from_secs(61));
+    let (now, wall) = (w.now, w.wall);
+    w.calls
+        .handle_timeout(&mut w.media, now + Duration::from_secs(1), wall);
+    let out = w.calls.take_outputs();
+    let byes: Vec<_> = sent_requests(&out)
+        .into_iter()
+        .map(|(_, m, p)| (m.method_str().map(str::to_string), p.addr))
+        .collect();
+    assert_eq!(byes.len(), 2, "BYE to both phones");
+    assert_eq!(record(&out).unwrap().reason, "media_timeout");
+
+    let mut w = World::new();
+    talking(&mut w);
+    let (now, wall) = (w.now, w.wall);
+    w.calls
+        .handle_timeout(&mut w.media, now + CallConfig::default().max_duration, wall);
+    assert_eq!(
+        record(&w.calls.take_outputs()).unwrap().reason,
+        "max_duration"
+    );
+}
+
+#[test]
+fn unacknowledged_2xx_is_retransmitted_then_the_call_ends() {
+    let mut w = World::new();
+    let out = w.invite(&[binding("sip:101@10.0.0.6", "198.51.100.7:5070")]);
+    let (leg, inv_b, _) = sent_requests(&out).remove(0);
+    w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
+    let mut retransmits = 0;
+    let mut t = w.now;
+    let wall = w.wall;
+    for _ in 0..20 {
+        let Some(next) = w.calls.poll_timeout() else {
+            break;
+        };
+        t = next.max(t);
+        w.calls.handle_timeout(&mut w.media, t, wall);
+        let out = w.calls.take_outputs();
+        retransmits += out
+            .iter()
+            .filter(|o| matches!(o, CallOutput::Retransmit { .. }))
+            .count();
+        if let Some(r) = record(&out) {
+            assert_eq!(r.reason, "no_ack");
+            break;
+        }
+    }
+    assert!((6..=10).contains(&retransmits), "{retransmits}");
+    assert!(w.calls.is_empty());
+}
+
+#[test]
+fn in_dialog_request_for_an_unknown_dialog_is_not_ours() {
+    let mut w = World::new();
+    let bye = parse(
+        "BYE sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKx\r\nFrom: <sip:100@pbx.test>;tag=z\r\n\
+         To: <sip:101@pbx.test>;tag=nope\r\nCall-ID: nope\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+    );
+    let (now, wall) = (w.now, w.wall);
+    assert!(
+        !w.calls
+            .in_dialog(ServerTxId::from_raw(1), &bye, &mut w.media, now, wall)
+    );
+}
