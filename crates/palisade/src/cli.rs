@@ -55,4 +55,13 @@ pub struct ServeArgs {
     /// Value of the Server header in responses; an empty string sends none.
     #[arg(long, value_name = "TEXT")]
     pub server_header: Option<String>,
+
+    /// UDP port range of the media relay, LO-HI (RTP on even ports, RTCP on the next). Default 10000-20000.
+    #[arg(long, value_name = "LO-HI")]
+    pub rtp_ports: Option<String>,
+
+    /// The address phones reach Palisade's media relay (and, when listening on all addresses, its signalling)
+    /// at; written into SDP, Via and Contact. Default: the first listener with a specific address, else 127.0.0.1.
+    #[arg(long, value_name = "IP")]
+    pub advertise: Option<std::net::IpAddr>,
 }

@@ -92,6 +92,43 @@ pub struct LimitsFile {
 /// `palisade.toml` as written. Every key is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct CallsFile {
+    /// Ringing this long without an answer ends the attempt (480).
+    pub no_answer_seconds: Option<u64>,
+    /// Calls are ended after this long.
+    pub max_call_seconds: Option<u64>,
+    /// A call whose media stopped this long ago is ended.
+    pub media_timeout_seconds: Option<u64>,
+}
+
+/// Media relay and call timing, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSettings {
+    pub rtp_ports: std::ops::RangeInclusive<u16>,
+    pub advertise: Option<IpAddr>,
+    pub no_answer: Duration,
+    pub max_duration: Duration,
+    pub media_timeout: Duration,
+}
+
+/// Parses "LO-HI" (even LO not required; at least one RTP/RTCP pair).
+pub fn parse_port_range(s: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>> {
+    let bad = || {
+        anyhow::anyhow!(
+            "invalid RTP port range `{s}`: expected LO-HI with 1024 <= LO < HI <= 65535, e.g. 10000-20000"
+        )
+    };
+    let (lo, hi) = s.trim().split_once('-').ok_or_else(bad)?;
+    let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+    if lo < 1024 || hi <= lo {
+        return Err(bad());
+    }
+    Ok(lo..=hi)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<Vec<String>>,
     pub domain: Option<String>,
@@ -100,6 +137,11 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub server_header: Option<String>,
     pub limits: Option<LimitsFile>,
+    /// Media relay port range, "LO-HI".
+    pub rtp_ports: Option<String>,
+    /// Address written into SDP, Via and Contact.
+    pub advertise: Option<IpAddr>,
+    pub calls: Option<CallsFile>,
 }
 
 impl FileConfig {
@@ -177,6 +219,7 @@ pub struct Config {
     pub server_header: Option<String>,
     pub limits: sip::Limits,
     pub transport_limits: TransportLimits,
+    pub calls: CallSettings,
 }
 
 /// The data directory: --data, else $PALISADE_DATA (clap reads it into the same field), else ./palisade-data.
@@ -302,7 +345,31 @@ impl Config {
                 Duration::from_secs(positive("idle_timeout_secs", v as usize)? as u64);
         }
 
+        let rtp_ports = match args.rtp_ports.as_deref().or(file.rtp_ports.as_deref()) {
+            Some(r) => parse_port_range(r)?,
+            None => 10000..=20000,
+        };
+        let cf = file.calls.unwrap_or_default();
+        let secs = |name: &str, v: Option<u64>, default: u64| -> anyhow::Result<Duration> {
+            match v {
+                Some(0) => bail!(
+                    "[calls] {name} must be at least 1 second (file {})",
+                    path.display()
+                ),
+                Some(v) => Ok(Duration::from_secs(v)),
+                None => Ok(Duration::from_secs(default)),
+            }
+        };
+        let calls = CallSettings {
+            rtp_ports,
+            advertise: args.advertise.or(file.advertise),
+            no_answer: secs("no_answer_seconds", cf.no_answer_seconds, 60)?,
+            max_duration: secs("max_call_seconds", cf.max_call_seconds, 4 * 3600)?,
+            media_timeout: secs("media_timeout_seconds", cf.media_timeout_seconds, 60)?,
+        };
+
         Ok(Config {
+            calls,
             data_dir: data_dir.to_path_buf(),
             listen,
             domain,
@@ -359,6 +426,21 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 
 ## Server header in responses; "" sends none.
 # server_header = "Palisade"
+
+## UDP ports of the media relay, LO-HI (RTP on even ports, RTCP on the next).
+# rtp_ports = "10000-20000"
+
+## The address phones reach Palisade at, written into SDP, Via and Contact.
+## Default: the first listener with a specific address, else 127.0.0.1.
+# advertise = "203.0.113.10"
+
+# [calls]
+## Seconds of ringing without an answer before the caller gets 480.
+# no_answer_seconds = 60
+## Longest call, in seconds.
+# max_call_seconds = 14400
+## Seconds without media from a phone before its call is ended.
+# media_timeout_seconds = 60
 
 # [limits]
 ## Largest SIP message, in bytes.

@@ -10,7 +10,13 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{self, Config, transport_name};
 use pbx::store::Db;
 
-use crate::service::{Service, ServiceConfig, Transport, WallClock};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use pbx::calls::{CallConfig, Calls, LocalAddrs};
+
+use crate::call_media::RelayControl;
+use crate::media::MediaRelay;
+use crate::service::{Parts, Service, ServiceConfig, Transport, WallClock};
 use crate::transport::bind::{self, Listener};
 use crate::transport::{Edge, stream, udp};
 use crate::{data_dir, store_sync, tls};
@@ -43,14 +49,57 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
     let clock = WallClock::now();
     let loaded = store_sync::load(&db, &config, clock.wall).await?;
+    let advertise = advertise_ip(&config, &listeners);
+    // Loopback stays loopback (tests, a PBX behind a local proxy); otherwise listen on every address.
+    let media_bind = if advertise.is_loopback() {
+        advertise
+    } else if advertise.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    let relay = MediaRelay::new(advertise, media_bind, config.calls.rtp_ports.clone())
+        .map_err(|e| anyhow::anyhow!("invalid RTP port range: {e}"))?;
+    tracing::info!(advertise = %advertise, ports = ?config.calls.rtp_ports, "media relay ready");
+    let local = LocalAddrs {
+        by_transport: listeners
+            .iter()
+            .map(|l| {
+                let addr = l.local();
+                let ip = if addr.ip().is_unspecified() {
+                    advertise
+                } else {
+                    addr.ip()
+                };
+                (
+                    transport_token(l.transport()),
+                    SocketAddr::new(ip, addr.port()),
+                )
+            })
+            .collect(),
+        domain: loaded.domain.clone(),
+    };
+    let calls = Calls::new(
+        CallConfig {
+            no_answer: config.calls.no_answer,
+            max_duration: config.calls.max_duration,
+            media_timeout: config.calls.media_timeout,
+            ..CallConfig::default()
+        },
+        local,
+    );
     let service = Service::new(
         ServiceConfig {
             domain: loaded.domain.clone(),
             server_header: config.server_header.clone(),
             limits: config.limits.clone(),
         },
-        loaded.core,
-        loaded.guard,
+        Parts {
+            core: loaded.core,
+            guard: loaded.guard,
+            calls,
+            media: Box::new(RelayControl::new(relay)),
+        },
         clock,
     );
     let udp_endpoints = listeners
@@ -106,4 +155,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     db.close().await;
     Ok(())
+}
+
+/// The address phones reach Palisade at: `--advertise`, else the first listener bound to a specific address,
+/// else 127.0.0.1 (with a warning: phones elsewhere need `--advertise`).
+fn advertise_ip(config: &Config, listeners: &[Listener]) -> IpAddr {
+    if let Some(ip) = config.calls.advertise {
+        return ip;
+    }
+    if let Some(l) = listeners.iter().find(|l| !l.local().ip().is_unspecified()) {
+        return l.local().ip();
+    }
+    tracing::warn!(
+        "listening on all addresses without --advertise: SDP and Contact will say 127.0.0.1, so only \
+        local phones can call; set --advertise to the address phones reach"
+    );
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
+}
+
+fn transport_token(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "UDP",
+        Transport::Tcp => "TCP",
+        Transport::Tls => "TLS",
+    }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use guard::{Guard, GuardEvent, Rule};
 use pbx::auth::{Credentials, NonceKey};
+use pbx::calls::CallRecord;
 use pbx::core::{CoreConfig, ExtensionAuth, PbxCore};
 use pbx::registrar::{self, Change};
 use pbx::store::{self, BindingChange, Db, Extension, settings};
@@ -157,6 +158,11 @@ fn binding_to_store(b: &registrar::Binding) -> store::Binding {
 
 /// The sync task: runs until the server stops; [`flush`] once more on the way out.
 pub async fn run(db: Db, edge: Arc<Edge>, mut version: i64) {
+    // Calls do not survive a restart: whatever the last run left in the table is stale.
+    if let Err(e) = db.clear_active_calls().await {
+        tracing::error!(error = %e, "cannot clear the calls left by the last run");
+    }
+    let mut active: Vec<store::ActiveCallRow> = Vec::new();
     let mut tick = tokio::time::interval(SYNC_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -168,6 +174,9 @@ pub async fn run(db: Db, edge: Arc<Edge>, mut version: i64) {
         });
         if let Err(e) = flush(&db, &edge).await {
             tracing::error!(error = %e, "cannot write to the store; will retry");
+        }
+        if let Err(e) = sync_active_calls(&db, &edge, &mut active).await {
+            tracing::error!(error = %e, "cannot write the calls in progress; will retry");
         }
         match db.current_version().await {
             Ok(v) if v != version => match reload(&db, &edge).await {
@@ -222,7 +231,44 @@ async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
 
 /// Writes pending security events and registration changes. On failure they are put back for the next try
 /// (the core bounds how many events it keeps).
+/// Rewrites the table of calls in progress when the set changed.
+async fn sync_active_calls(
+    db: &Db,
+    edge: &Edge,
+    last: &mut Vec<store::ActiveCallRow>,
+) -> anyhow::Result<()> {
+    let mut now: Vec<store::ActiveCallRow> = edge.with_service(|s| {
+        s.active_calls()
+            .into_iter()
+            .map(|c| store::ActiveCallRow {
+                call_id: c.call_id,
+                caller: c.caller,
+                callee: c.callee,
+                started_at: i64::try_from(unix_ms(c.started_at)).unwrap_or(i64::MAX),
+                answered_at: c
+                    .answered_at
+                    .map(|t| i64::try_from(unix_ms(t)).unwrap_or(i64::MAX)),
+                state: c.state.to_string(),
+            })
+            .collect()
+    });
+    now.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+    if now != *last {
+        db.replace_active_calls(&now).await?;
+        *last = now;
+    }
+    Ok(())
+}
+
 pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
+    let records: Vec<store::CdrRow> = edge
+        .with_service(|s| s.take_call_records())
+        .iter()
+        .map(cdr_row)
+        .collect();
+    if let Err(e) = db.append_cdrs(&records).await {
+        tracing::error!(error = %e, count = records.len(), "cannot store call records");
+    }
     let (mut events, changes, guard_events, now_ms) = edge.with_service(|s| {
         let now_ms = unix_ms(s.wall(Instant::now()));
         let guard_events = s.guard_mut().take_events();
@@ -275,4 +321,20 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
         return Err(e).context("cannot store security events");
     }
     Ok(())
+}
+
+fn cdr_row(r: &CallRecord) -> store::CdrRow {
+    let ms = |t: SystemTime| i64::try_from(unix_ms(t)).unwrap_or(i64::MAX);
+    store::CdrRow {
+        call_id: r.call_id.clone(),
+        caller: r.caller.clone(),
+        callee: r.callee.clone(),
+        started_at: ms(r.started_at),
+        answered_at: r.answered_at.map(ms),
+        ended_at: ms(r.ended_at),
+        duration_secs: i64::try_from(r.duration_secs()).unwrap_or(i64::MAX),
+        disposition: r.disposition.as_str().to_string(),
+        hung_up_by: r.hung_up_by.as_str().to_string(),
+        reason: r.reason.clone(),
+    }
 }

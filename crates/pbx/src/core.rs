@@ -213,6 +213,31 @@ impl PbxCore {
         self.changes = changes;
     }
 
+    /// Authenticates a new INVITE (Proxy-Authorization, 407): the calling extension, or the reply to send.
+    pub fn authorize_call(
+        &mut self,
+        msg: &Message,
+        origin: Origin,
+        now: SystemTime,
+    ) -> Result<Arc<ExtensionAuth>, Reply> {
+        self.signal = AuthSignal::None;
+        let claimed = msg
+            .from()
+            .ok()
+            .and_then(|f| f.uri.user.map(str::to_string))
+            .unwrap_or_default();
+        self.authenticate(msg, HeaderName::ProxyAuthorization, &claimed, origin, now)
+            .map_err(|mut reply| {
+                reply.auth = self.signal;
+                reply
+            })
+    }
+
+    /// An extension by number.
+    pub fn extension(&self, number: &str) -> Option<Arc<ExtensionAuth>> {
+        self.by_number.get(number).cloned()
+    }
+
     /// Answers a validated request that opened a server transaction (not ACK, not CANCEL).
     pub fn handle_request(&mut self, msg: &Message, origin: Origin, now: SystemTime) -> Reply {
         self.signal = AuthSignal::None;

@@ -2,6 +2,7 @@
 //! transport source address and the current time) and send what it returns. It owns the transaction layer and
 //! answers what Palisade serves so far (OPTIONS) or refuses the rest with the right status.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
@@ -9,8 +10,12 @@ use bytes::Bytes;
 use guard::{Guard, Verdict};
 use pbx::core::{AuthSignal, PbxCore};
 use pbx::registrar::Origin;
+
+mod calls;
+use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
 use sip::transaction::{
-    Config as TxConfig, Output, Peer, TransactionLayer, Transport as TxTransport, TuEvent,
+    ClientTxId, Config as TxConfig, Output, Peer, ServerTxId, TransactionLayer,
+    Transport as TxTransport, TuEvent, TxId,
 };
 use sip::validate::{Capabilities, Triage, triage};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
@@ -115,17 +120,40 @@ pub struct Service {
     transactions: TransactionLayer,
     core: PbxCore,
     guard: Guard,
+    calls: Calls,
+    media: Box<dyn MediaControl + Send>,
+    /// Client transactions opened for calls, and back.
+    client_legs: HashMap<ClientTxId, LegKey>,
+    leg_clients: HashMap<LegKey, ClientTxId>,
+    /// The 2xx sent in each INVITE server transaction, for retransmission until the ACK.
+    sent_2xx: HashMap<ServerTxId, Bytes>,
+    /// Finished calls, drained by the store synchronisation.
+    records: Vec<CallRecord>,
     clock: WallClock,
 }
 
+/// The stateful parts a service is built from.
+pub struct Parts {
+    pub core: PbxCore,
+    pub guard: Guard,
+    pub calls: Calls,
+    pub media: Box<dyn MediaControl + Send>,
+}
+
 impl Service {
-    pub fn new(config: ServiceConfig, core: PbxCore, guard: Guard, clock: WallClock) -> Self {
+    pub fn new(config: ServiceConfig, parts: Parts, clock: WallClock) -> Self {
         Service {
             config,
             stats: Stats::default(),
             transactions: TransactionLayer::new(TxConfig::default()),
-            core,
-            guard,
+            core: parts.core,
+            guard: parts.guard,
+            calls: parts.calls,
+            media: parts.media,
+            client_legs: HashMap::new(),
+            leg_clients: HashMap::new(),
+            sent_2xx: HashMap::new(),
+            records: Vec::new(),
             clock,
         }
     }
@@ -166,8 +194,7 @@ impl Service {
                 server_header: None,
                 limits: sip::Limits::default(),
             },
-            core,
-            Guard::new(guard::GuardConfig::default()),
+            Parts::for_tests(core),
             WallClock::now(),
         )
     }
@@ -238,7 +265,7 @@ impl Service {
                     for (name, value) in &rejection.headers {
                         b = b.header(*name, value);
                     }
-                    out.push(to_outbound(peer, self.finish(b, peer)));
+                    out.push(to_outbound(peer, self.finish(b, peer, None)));
                 }
             }
             Triage::Drop(why) => {
@@ -250,9 +277,11 @@ impl Service {
         out
     }
 
-    /// Runs expired timers (retransmissions, transaction timeouts).
+    /// Runs expired timers (retransmissions, transaction timeouts, call timers).
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Outbound> {
         self.transactions.handle_timeout(now);
+        let wall = self.clock.at(now);
+        self.calls.handle_timeout(self.media.as_mut(), now, wall);
         let mut out = Vec::new();
         self.drain(now, &mut out);
         out
@@ -260,55 +289,124 @@ impl Service {
 
     /// When `handle_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.transactions.poll_timeout()
+        match (self.transactions.poll_timeout(), self.calls.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Acts on everything the transaction layer produced: transmits go out, requests are answered (which may
     /// produce more transmits, so this loops until the layer is quiet).
     fn drain(&mut self, now: Instant, out: &mut Vec<Outbound>) {
-        while let Some(output) = self.transactions.poll_output() {
-            match output {
-                Output::Transmit(t) => out.push(to_outbound(t.peer, t.bytes)),
-                Output::Event(TuEvent::Request { tx, request, peer }) => {
-                    let (response, once) = self.answer(&request, peer, now);
-                    // Challenges and refusals of unauthenticated requests go out once: no retransmission
-                    // that a spoofed source could turn into amplification.
-                    let sent = if once {
-                        self.transactions.respond_once(tx, response, now)
-                    } else {
-                        self.transactions.respond(tx, response, now)
-                    };
-                    if let Err(e) = sent {
-                        tracing::warn!(error = %e, "could not answer a request");
-                    }
+        loop {
+            let mut busy = false;
+            while let Some(output) = self.transactions.poll_output() {
+                busy = true;
+                match output {
+                    Output::Transmit(t) => out.push(to_outbound(t.peer, t.bytes)),
+                    Output::Event(ev) => self.on_event(ev, now, out),
                 }
-                Output::Event(TuEvent::Cancel {
-                    tx,
-                    request,
-                    invite,
-                    peer,
-                }) => {
-                    // RFC 3261 §9.2: 200 when the CANCEL matches a transaction, 481 otherwise. Palisade answers
-                    // every INVITE at once today, so there is never a pending one to terminate with 487.
-                    let status = if invite.is_some() { 200 } else { 481 };
-                    let response = self.finish(ResponseBuilder::new(&request, status), peer);
-                    if let Err(e) = self.transactions.respond(tx, response, now) {
-                        tracing::warn!(error = %e, "could not answer a CANCEL");
-                    }
-                }
-                Output::Event(TuEvent::Overloaded { request, peer }) => {
-                    let b = ResponseBuilder::new(&request, 503).header(HeaderName::RetryAfter, "5");
-                    out.push(to_outbound(peer, self.finish(b, peer)));
-                }
-                Output::Event(TuEvent::StrayResponse { response }) => {
-                    // RFC 3261 §18.1.2: a response matching no transaction is discarded.
-                    tracing::debug!(
-                        status = response.status(),
-                        "response matches no transaction"
-                    );
-                }
-                Output::Event(ev) => tracing::trace!(event = ?ev, "transaction event"),
             }
+            let call_outputs = self.calls.take_outputs();
+            if !call_outputs.is_empty() {
+                busy = true;
+                self.run_call_outputs(call_outputs, now, out);
+            }
+            if !busy {
+                break;
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: TuEvent, now: Instant, out: &mut Vec<Outbound>) {
+        let wall = self.clock.at(now);
+        match ev {
+            TuEvent::Request { tx, request, peer } => self.on_request(tx, request, peer, now),
+            TuEvent::Cancel {
+                tx,
+                request,
+                invite,
+                peer,
+            } => {
+                // RFC 3261 §9.2: 200 when the CANCEL matches a transaction, 481 otherwise; the call layer
+                // answers the INVITE with 487 when it was still ringing.
+                let status = if invite.is_some() { 200 } else { 481 };
+                let response = self.finish(ResponseBuilder::new(&request, status), peer, None);
+                if let Err(e) = self.transactions.respond(tx, response, now) {
+                    tracing::warn!(error = %e, "could not answer a CANCEL");
+                }
+                if let Some(invite) = invite {
+                    self.calls.cancel(invite, self.media.as_mut(), wall);
+                }
+            }
+            TuEvent::Ack { request, .. } => self.calls.ack(&request),
+            TuEvent::Response { tx, response } => {
+                if let Some(leg) = self.client_legs.get(&tx).copied() {
+                    self.calls
+                        .response(leg, &response, self.media.as_mut(), now, wall);
+                }
+            }
+            TuEvent::Timeout {
+                tx: TxId::Client(c),
+            }
+            | TuEvent::TransportError {
+                tx: TxId::Client(c),
+            } => {
+                if let Some(leg) = self.client_legs.get(&c).copied() {
+                    self.calls.leg_failed(leg, self.media.as_mut(), now, wall);
+                }
+            }
+            TuEvent::Terminated {
+                tx: TxId::Client(c),
+            } => {
+                if let Some(leg) = self.client_legs.remove(&c) {
+                    self.leg_clients.remove(&leg);
+                }
+            }
+            TuEvent::Terminated {
+                tx: TxId::Server(s),
+            } => {
+                self.sent_2xx.remove(&s);
+            }
+            TuEvent::Overloaded { request, peer } => {
+                let b = ResponseBuilder::new(&request, 503).header(HeaderName::RetryAfter, "5");
+                out.push(to_outbound(peer, self.finish(b, peer, None)));
+            }
+            TuEvent::StrayResponse { response } => {
+                // RFC 3261 §18.1.2: a response matching no transaction is discarded.
+                tracing::debug!(
+                    status = response.status(),
+                    "response matches no transaction"
+                );
+            }
+            ev => tracing::trace!(event = ?ev, "transaction event"),
+        }
+    }
+
+    /// A new request in server transaction `tx`: calls to the call layer, everything else to the PBX core.
+    fn on_request(&mut self, tx: ServerTxId, request: Message, peer: Peer, now: Instant) {
+        let in_dialog = request.to().is_ok_and(|t| t.tag().is_some());
+        if in_dialog
+            && self
+                .calls
+                .in_dialog(tx, &request, self.media.as_mut(), now, self.clock.at(now))
+        {
+            return;
+        }
+        if !in_dialog && request.method() == Some(Method::Invite) {
+            self.on_invite(tx, &request, peer, now);
+            return;
+        }
+        let (response, once) = self.answer(&request, peer, now);
+        // Challenges and refusals of unauthenticated requests go out once: no retransmission that a spoofed
+        // source could turn into amplification.
+        let sent = if once {
+            self.transactions.respond_once(tx, response, now)
+        } else {
+            self.transactions.respond(tx, response, now)
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not answer a request");
         }
     }
 
@@ -336,12 +434,13 @@ impl Service {
             b = b.header(*name, value);
         }
         let once = matches!(reply.auth, AuthSignal::Challenged | AuthSignal::Failed);
-        (self.finish(b, peer), once)
+        (self.finish(b, peer, None), once)
     }
 
-    /// Finishes a response: To tag, received/rport, Server header.
-    fn finish(&self, b: ResponseBuilder<'_>, peer: Peer) -> Bytes {
-        let mut b = b.to_tag(new_tag()).received_from(peer.addr);
+    /// Finishes a response: To tag (the dialog's, else a new one), received/rport, Server header.
+    fn finish(&self, b: ResponseBuilder<'_>, peer: Peer, to_tag: Option<&str>) -> Bytes {
+        let tag = to_tag.map_or_else(new_tag, str::to_string);
+        let mut b = b.to_tag(tag).received_from(peer.addr);
         if let Some(server) = &self.config.server_header {
             b = b.header(HeaderName::Server, server);
         }
@@ -419,8 +518,7 @@ mod tests {
                 server_header: server_header.map(str::to_string),
                 limits: sip::Limits::default(),
             },
-            core,
-            Guard::new(guard::GuardConfig::default()),
+            Parts::for_tests(core),
             WallClock::now(),
         )
     }

@@ -1,0 +1,203 @@
+//! The service's side of calls: authorising a new INVITE, handing it to the B2BUA with the callee's
+//! registrations, and carrying out what the B2BUA asks (responses, requests, ACKs, CANCELs, records).
+
+use std::time::Instant;
+
+use pbx::calls::{ActiveCall, CallOutput, CallRecord, Party};
+use pbx::core::{AuthSignal, unix_secs};
+use pbx::registrar::Origin;
+use sip::transaction::{Peer, ServerTxId};
+use sip::{Framing, Message, Method, ResponseBuilder};
+
+use super::{Parts, Service, to_outbound, unix_ms, unspecified, via_token};
+use crate::service::Outbound;
+
+impl Parts {
+    /// Parts for unit tests: no media relay (calls are refused with 503), default guard and call timers.
+    pub fn for_tests(core: pbx::core::PbxCore) -> Self {
+        Parts {
+            core,
+            guard: guard::Guard::new(guard::GuardConfig::default()),
+            calls: pbx::calls::Calls::new(
+                pbx::calls::CallConfig::default(),
+                pbx::calls::LocalAddrs {
+                    by_transport: Vec::new(),
+                    domain: "pbx.test".into(),
+                },
+            ),
+            media: Box::new(crate::call_media::NoMedia),
+        }
+    }
+}
+
+impl Service {
+    /// Finished calls since the last call, for the call-record store.
+    pub fn take_call_records(&mut self) -> Vec<CallRecord> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// The calls in progress.
+    pub fn active_calls(&self) -> Vec<ActiveCall> {
+        self.calls.active()
+    }
+
+    /// A new INVITE (no To tag): the caller must be an extension proving its credentials (407); then the call
+    /// layer rings the callee's contacts.
+    pub(super) fn on_invite(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        now: Instant,
+    ) {
+        let wall = self.clock.at(now);
+        let origin = Origin {
+            transport: via_token(peer.transport),
+            source: peer.addr,
+            local: unspecified(peer.addr),
+        };
+        let (ip, ms) = (peer.addr.ip(), unix_ms(wall));
+        let caller = match self.core.authorize_call(request, origin, wall) {
+            Ok(ext) => {
+                self.guard.on_auth_success(ip, ms);
+                ext
+            }
+            Err(reply) => {
+                match reply.auth {
+                    AuthSignal::Challenged => self.guard.on_challenge(ip, ms),
+                    AuthSignal::Failed => self.guard.on_auth_failure(ip, ms),
+                    _ => {}
+                }
+                let mut b = match &reply.reason {
+                    Some(reason) => ResponseBuilder::with_reason(request, reply.status, reason),
+                    None => ResponseBuilder::new(request, reply.status),
+                };
+                for (name, value) in &reply.headers {
+                    b = b.header(*name, value);
+                }
+                let bytes = self.finish(b, peer, None);
+                // Sent once, never retransmitted: no amplification for a spoofed INVITE.
+                if let Err(e) = self.transactions.respond_once(tx, bytes, now) {
+                    tracing::warn!(error = %e, "could not answer an INVITE");
+                }
+                return;
+            }
+        };
+        let number = request
+            .request_uri()
+            .and_then(Result::ok)
+            .and_then(|u| u.user)
+            .unwrap_or("")
+            .to_string();
+        let callee = self
+            .core
+            .extension(&number)
+            .filter(|e| e.enabled)
+            .map(|e| Party {
+                number: e.number.clone(),
+                display_name: None,
+            });
+        let contacts: Vec<_> = self
+            .core
+            .registrar()
+            .lookup(&number, unix_secs(wall))
+            .into_iter()
+            .cloned()
+            .collect();
+        let display_name = request.from().ok().and_then(|f| {
+            f.display_name()
+                .map(|d| String::from_utf8_lossy(&d).into_owned())
+        });
+        let caller = Party {
+            number: caller.number.clone(),
+            display_name,
+        };
+        self.calls.invite(
+            tx,
+            request,
+            peer,
+            caller,
+            callee,
+            &contacts,
+            self.media.as_mut(),
+            now,
+            wall,
+        );
+    }
+
+    /// Carries out what the call layer asked for.
+    pub(super) fn run_call_outputs(
+        &mut self,
+        outputs: Vec<CallOutput>,
+        now: Instant,
+        out: &mut Vec<Outbound>,
+    ) {
+        let wall = self.clock.at(now);
+        for o in outputs {
+            match o {
+                CallOutput::Respond(r) => {
+                    let (Some(request), Some(peer)) = (
+                        self.transactions.server_request(r.tx).cloned(),
+                        self.transactions.server_peer(r.tx),
+                    ) else {
+                        continue;
+                    };
+                    let mut b = match &r.reason {
+                        Some(reason) => ResponseBuilder::with_reason(&request, r.status, reason),
+                        None => ResponseBuilder::new(&request, r.status),
+                    };
+                    for (name, value) in &r.headers {
+                        b = b.header(*name, value);
+                    }
+                    if let Some((ct, body)) = r.body {
+                        b = b.body(ct, body);
+                    }
+                    let bytes = self.finish(b, peer, r.to_tag.as_deref());
+                    if (200..300).contains(&r.status) && request.method() == Some(Method::Invite) {
+                        self.sent_2xx.insert(r.tx, bytes.clone());
+                    }
+                    if let Err(e) = self.transactions.respond(r.tx, bytes, now) {
+                        tracing::debug!(error = %e, status = r.status, "call response not sent");
+                    }
+                }
+                CallOutput::Retransmit { tx } => {
+                    if let Some(bytes) = self.sent_2xx.get(&tx).cloned() {
+                        let _ = self.transactions.respond(tx, bytes, now);
+                    }
+                }
+                CallOutput::SendRequest { leg, request, peer } => {
+                    let sent = Message::parse(request, Framing::Stream, &self.config.limits)
+                        .map_err(|e| e.to_string())
+                        .and_then(|m| {
+                            self.transactions
+                                .send_request(m, peer, now)
+                                .map_err(|e| e.to_string())
+                        });
+                    match sent {
+                        Ok(client) => {
+                            self.client_legs.insert(client, leg);
+                            self.leg_clients.insert(leg, client);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "call request not sent");
+                            self.calls.leg_failed(leg, self.media.as_mut(), now, wall);
+                        }
+                    }
+                }
+                CallOutput::SendRaw { bytes, peer } => out.push(to_outbound(peer, bytes)),
+                CallOutput::Cancel { leg } => {
+                    if let Some(client) = self.leg_clients.get(&leg).copied()
+                        && let Err(e) = self.transactions.cancel(client, now)
+                    {
+                        tracing::debug!(error = %e, "CANCEL not sent");
+                    }
+                }
+                CallOutput::Record(r) => {
+                    tracing::info!(caller = %r.caller, callee = %r.callee, disposition = r.disposition.as_str(),
+                        reason = %r.reason, duration = r.duration_secs(), "call ended");
+                    self.records.push(r);
+                }
+            }
+        }
+    }
+}
