@@ -371,10 +371,31 @@ fn responses_equal(expected: &str, given: &str) -> bool {
 }
 
 /// Whether the digest `uri` names the Request-URI: equal ignoring ASCII case, or equal ignoring case once
-/// parameters and headers (from the first `;` or `?`) are dropped from both.
+/// parameters and headers (from the first `;` or `?`) are dropped from both, or — for SIP URIs — naming the same
+/// host and port with the user part left out. That last form is what widely used clients send (sipp 3.6 hashes
+/// `sip:HOST:PORT` for an INVITE to `sip:USER@HOST:PORT`); it still binds the answer to this server, and the
+/// nonce count already prevents replay.
 pub fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
     let (d, r) = (digest_uri.trim(), request_uri.trim());
-    d.eq_ignore_ascii_case(r) || uri_resource(d).eq_ignore_ascii_case(uri_resource(r))
+    d.eq_ignore_ascii_case(r)
+        || uri_resource(d).eq_ignore_ascii_case(uri_resource(r))
+        || same_sip_host(d, r)
+}
+
+fn same_sip_host(digest_uri: &str, request_uri: &str) -> bool {
+    let (Ok(d), Ok(r)) = (
+        sip::uri::Uri::parse(digest_uri.as_bytes()),
+        sip::uri::Uri::parse(request_uri.as_bytes()),
+    ) else {
+        return false;
+    };
+    let host = |u: &sip::uri::Uri<'_>| u.host.map(|h| h.to_string().to_ascii_lowercase());
+    d.is_sip()
+        && d.scheme == r.scheme
+        && d.user.is_none()
+        && host(&d).is_some()
+        && host(&d) == host(&r)
+        && d.port == r.port
 }
 
 /// A URI without its parameters and headers.
@@ -790,6 +811,10 @@ mod tests {
         assert!(!uri_matches("sip:101@pbx", "sip:100@pbx"));
         assert!(!uri_matches("sips:pbx", "sip:pbx"));
         assert!(!uri_matches("", "sip:pbx"));
+        // sipp 3.6's form for an INVITE: the server's host and port without the user
+        assert!(uri_matches("sip:127.0.0.1:5070", "sip:101@127.0.0.1:5070"));
+        assert!(!uri_matches("sip:127.0.0.1:5071", "sip:101@127.0.0.1:5070"));
+        assert!(!uri_matches("sip:192.0.2.9:5070", "sip:101@127.0.0.1:5070"));
     }
 
     #[test]
