@@ -346,6 +346,22 @@ async fn add(db: &Db, list: List, rule: &IpRule, now: i64) -> anyhow::Result<Opt
         )
         .await?;
     }
+    if list == List::Black {
+        // A manual ban is a security decision like an automatic one: it goes in the log too.
+        db.append_event(&SecurityEvent {
+            at: now_ms(),
+            kind: "ban".into(),
+            reason: "manual".into(),
+            source: rule.net.clone(),
+            user: None,
+            detail: Some(match &rule.note {
+                Some(note) => format!("palisade blacklist add; {note}"),
+                None => "palisade blacklist add".to_string(),
+            }),
+        })
+        .await
+        .map_err(store_error)?;
+    }
     Ok(old)
 }
 
