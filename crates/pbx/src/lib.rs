@@ -4,5 +4,6 @@
 pub mod auth;
 pub mod calls;
 pub mod core;
+pub mod policy;
 pub mod registrar;
 pub mod store;
