@@ -8,6 +8,7 @@ pub mod pool;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
+pub mod srtp;
 
 pub use pool::{PoolError, PortPool};
 pub use relay::{Decision, DropReason, Kind, Leg, LegStats, Relay};
