@@ -14,4 +14,5 @@ pub mod server;
 pub mod service;
 pub mod store_sync;
 pub mod tls;
+pub mod tls_reload;
 pub mod transport;

@@ -5,7 +5,9 @@ use clap::{Args, Subcommand};
 use pbx::auth::credentials::{
     Credentials, check_manual_password, generate_auth_id, generate_password,
 };
-use pbx::store::{Db, Extension, ExtensionNew, ExtensionPatch, StoreError, validate_number};
+use pbx::store::{
+    Db, Extension, ExtensionNew, ExtensionPatch, SrtpMode, StoreError, validate_number,
+};
 use serde::Serialize;
 
 use super::time::format_ms;
@@ -37,6 +39,13 @@ pub enum ExtCommand {
         /// Email address.
         #[arg(long, value_name = "EMAIL")]
         email: Option<String>,
+        /// Accept REGISTER and calls of this extension only over TLS.
+        #[arg(long)]
+        require_tls: bool,
+        /// SRTP: disabled (plain RTP only), enabled (SRTP when the phone offers it over TLS; the default) or
+        /// enforced (only SRTP over TLS; plain-RTP offers get 488).
+        #[arg(long, value_name = "MODE")]
+        srtp: Option<String>,
     },
     /// Add every extension number FROM to TO (at most 10,000), each with a random auth ID and password.
     ///
@@ -50,6 +59,12 @@ pub enum ExtCommand {
         from: String,
         /// Last extension number (included).
         to: String,
+        /// Accept REGISTER and calls of these extensions only over TLS.
+        #[arg(long)]
+        require_tls: bool,
+        /// SRTP for these extensions: disabled, enabled (the default) or enforced.
+        #[arg(long, value_name = "MODE")]
+        srtp: Option<String>,
     },
     /// List extensions.
     List,
@@ -70,6 +85,14 @@ pub enum ExtCommand {
         /// Digest algorithms for this extension, in order, e.g. "SHA-256,MD5" ("" uses the global setting).
         #[arg(long, value_name = "LIST")]
         digest_algorithms: Option<String>,
+        /// Accept REGISTER and calls of this extension only over TLS (over UDP or TCP they are refused and
+        /// recorded as a security event).
+        #[arg(long, value_name = "true|false")]
+        require_tls: Option<bool>,
+        /// SRTP: disabled (plain RTP only), enabled (SRTP when the phone offers it over TLS, plain RTP otherwise)
+        /// or enforced (only SRTP over TLS; a plain-RTP offer gets 488).
+        #[arg(long, value_name = "disabled|enabled|enforced")]
+        srtp: Option<String>,
     },
     /// Give an extension a new random password (shown once).
     ResetPassword { number: String },
@@ -87,6 +110,8 @@ struct ExtensionView {
     realm: String,
     digest_algorithms: Option<String>,
     email: Option<String>,
+    require_tls: bool,
+    srtp: SrtpMode,
     created_at: String,
     updated_at: String,
     password_changed_at: String,
@@ -102,6 +127,8 @@ impl From<&Extension> for ExtensionView {
             realm: e.realm.clone(),
             digest_algorithms: e.digest_algorithms.clone(),
             email: e.email.clone(),
+            require_tls: e.require_tls,
+            srtp: e.srtp,
             created_at: format_ms(e.created_at),
             updated_at: format_ms(e.updated_at),
             password_changed_at: format_ms(e.password_changed_at),
@@ -127,10 +154,16 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             auth_id,
             password,
             email,
+            require_tls,
+            srtp,
         } => {
             validate_number(&number).map_err(store_error)?;
+            let security = Security::parse(require_tls, srtp.as_deref())?;
             let db = common.open_or_create().await?;
-            let result = add(&db, &common, number, name, auth_id, password, email).await;
+            let result = add(
+                &db, &common, number, name, auth_id, password, email, security,
+            )
+            .await;
             db.close().await;
             let creds = result?;
             if common.json {
@@ -144,10 +177,16 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                 Ok(())
             }
         }
-        ExtCommand::AddRange { from, to } => {
+        ExtCommand::AddRange {
+            from,
+            to,
+            require_tls,
+            srtp,
+        } => {
             let numbers = range_numbers(&from, &to)?;
+            let security = Security::parse(require_tls, srtp.as_deref())?;
             let db = common.open_or_create().await?;
-            let result = add_range(&db, &common, &numbers).await;
+            let result = add_range(&db, &common, &numbers, security).await;
             db.close().await;
             let creds = result?;
             if common.json {
@@ -189,11 +228,18 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                         output::opt(&v.display_name),
                         if v.enabled { "yes" } else { "no" }.into(),
                         v.auth_id.clone(),
+                        if v.require_tls { "yes" } else { "no" }.into(),
+                        v.srtp.to_string(),
                         output::opt(&v.email),
                     ]
                 })
                 .collect();
-            output::table(&["NUMBER", "NAME", "ENABLED", "AUTH ID", "EMAIL"], &rows);
+            output::table(
+                &[
+                    "NUMBER", "NAME", "ENABLED", "AUTH ID", "TLS ONLY", "SRTP", "EMAIL",
+                ],
+                &rows,
+            );
             Ok(())
         }
         ExtCommand::Show { number } => {
@@ -211,16 +257,24 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             name,
             email,
             digest_algorithms,
+            require_tls,
+            srtp,
         } => {
+            if let Some(mode) = &srtp {
+                SrtpMode::parse(mode).map_err(srtp_error)?;
+            }
             let patch = ExtensionPatch {
                 display_name: name.map(Some),
                 enabled,
                 email: email.map(Some),
                 digest_algorithms: digest_algorithms.map(Some),
+                require_tls,
+                srtp,
             };
             if patch.is_empty() {
                 bail!(
-                    "nothing to change: give at least one of --enabled, --name, --email, --digest-algorithms"
+                    "nothing to change: give at least one of --enabled, --name, --email, --digest-algorithms, \
+                     --require-tls, --srtp"
                 );
             }
             let db = common.open().await?;
@@ -259,6 +313,35 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The security flags of new extensions.
+#[derive(Debug, Clone, Copy)]
+struct Security {
+    require_tls: bool,
+    srtp: SrtpMode,
+}
+
+impl Security {
+    fn parse(require_tls: bool, srtp: Option<&str>) -> anyhow::Result<Security> {
+        Ok(Security {
+            require_tls,
+            srtp: srtp
+                .map(SrtpMode::parse)
+                .transpose()
+                .map_err(srtp_error)?
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// An invalid --srtp value, with what each mode means.
+fn srtp_error(e: StoreError) -> anyhow::Error {
+    anyhow!(
+        "--srtp: {e} (disabled: plain RTP only; enabled: SRTP when the phone offers it over TLS, plain RTP \
+         otherwise; enforced: only SRTP over TLS)"
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn add(
     db: &Db,
     common: &CommonArgs,
@@ -267,6 +350,7 @@ async fn add(
     given_auth_id: Option<String>,
     password: Option<String>,
     email: Option<String>,
+    security: Security,
 ) -> anyhow::Result<NewCredentials> {
     let len = db.credential_length().await?;
     let realm = realm(db, &common.data_dir()).await?;
@@ -297,6 +381,8 @@ async fn add(
             realm: realm.clone(),
             email: email.clone(),
             digest_algorithms: None,
+            require_tls: security.require_tls,
+            srtp: security.srtp,
         };
         match db.create_extension(new).await {
             Ok(_) => {
@@ -360,6 +446,7 @@ async fn add_range(
     db: &Db,
     common: &CommonArgs,
     numbers: &[String],
+    security: Security,
 ) -> anyhow::Result<Vec<NewCredentials>> {
     let len = db.credential_length().await?;
     let realm = realm(db, &common.data_dir()).await?;
@@ -377,6 +464,8 @@ async fn add_range(
                 ha1_md5,
                 ha1_sha256,
                 realm: realm.clone(),
+                require_tls: security.require_tls,
+                srtp: security.srtp,
                 ..ExtensionNew::default()
             });
             creds.push(NewCredentials {
@@ -465,6 +554,24 @@ fn print_extension(v: &ExtensionView, json: bool) -> anyhow::Result<()> {
                 .unwrap_or_else(|| "(global setting)".into()),
         ),
         ("Email", output::opt(&v.email)),
+        (
+            "TLS only",
+            if v.require_tls {
+                "yes (REGISTER and calls over UDP or TCP are refused)"
+            } else {
+                "no"
+            }
+            .into(),
+        ),
+        (
+            "SRTP",
+            match v.srtp {
+                SrtpMode::Disabled => "disabled (plain RTP only)",
+                SrtpMode::Enabled => "enabled (when the phone offers it over TLS)",
+                SrtpMode::Enforced => "enforced (only SRTP over TLS)",
+            }
+            .into(),
+        ),
         ("Created", v.created_at.clone()),
         ("Updated", v.updated_at.clone()),
         ("Password changed", v.password_changed_at.clone()),

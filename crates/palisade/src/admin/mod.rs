@@ -3,6 +3,7 @@
 //! durable when the command returns and bumps the configuration version, which the server polls to reload.
 
 mod calls;
+mod cert;
 mod events;
 mod ext;
 mod lists;
@@ -20,6 +21,7 @@ use pbx::store::{Db, StoreError};
 use crate::config::{CONFIG_FILE, DEFAULT_DATA_DIR, FileConfig};
 
 pub use calls::{CallsArgs, CdrArgs};
+pub use cert::{CertArgs, CertCommand};
 pub use events::{EventsArgs, RegistrationsArgs};
 pub use ext::{ExtArgs, ExtCommand};
 pub use lists::{ListArgs, ListCommand};
@@ -44,6 +46,8 @@ pub enum AdminCommand {
     Calls(CallsArgs),
     /// Show call records (finished calls, answered or not), newest first.
     Cdr(CdrArgs),
+    /// The TLS certificate: show.
+    Cert(CertArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -102,6 +106,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Whitelist(args) => lists::run(lists::List::White, args).await,
         AdminCommand::Calls(args) => calls::calls(args).await,
         AdminCommand::Cdr(args) => calls::cdr(args).await,
+        AdminCommand::Cert(args) => cert::run(args).await,
     }
 }
 

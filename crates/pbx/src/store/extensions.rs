@@ -8,7 +8,7 @@ macro_rules! select {
     ($rest:literal) => {
         concat!(
             "SELECT number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, realm, digest_algorithms, email, \
-             created_at, updated_at, password_changed_at FROM extensions ",
+             created_at, updated_at, password_changed_at, require_tls, srtp FROM extensions ",
             $rest
         )
     };
@@ -37,6 +37,10 @@ pub struct Extension {
     pub created_at: i64,
     pub updated_at: i64,
     pub password_changed_at: i64,
+    /// REGISTER and calls of this extension are accepted only over TLS.
+    pub require_tls: bool,
+    /// SDES-SRTP policy for this extension's call legs.
+    pub srtp: SrtpMode,
 }
 
 impl std::fmt::Debug for Extension {
@@ -52,6 +56,8 @@ impl std::fmt::Debug for Extension {
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .field("password_changed_at", &self.password_changed_at)
+            .field("require_tls", &self.require_tls)
+            .field("srtp", &self.srtp)
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +73,10 @@ pub struct ExtensionNew {
     pub realm: String,
     pub email: Option<String>,
     pub digest_algorithms: Option<String>,
+    /// Accept REGISTER and calls of this extension only over TLS (default: no).
+    pub require_tls: bool,
+    /// SRTP policy (default: [`SrtpMode::Enabled`]).
+    pub srtp: SrtpMode,
 }
 
 /// Changes to an extension: `None` leaves a field alone; `Some(None)` clears an optional field.
@@ -76,6 +86,9 @@ pub struct ExtensionPatch {
     pub enabled: Option<bool>,
     pub email: Option<Option<String>>,
     pub digest_algorithms: Option<Option<String>>,
+    pub require_tls: Option<bool>,
+    /// "disabled", "enabled" or "enforced" (see [`SrtpMode`]); anything else is [`StoreError::Invalid`].
+    pub srtp: Option<String>,
 }
 
 impl ExtensionPatch {
@@ -84,6 +97,66 @@ impl ExtensionPatch {
             && self.enabled.is_none()
             && self.email.is_none()
             && self.digest_algorithms.is_none()
+            && self.require_tls.is_none()
+            && self.srtp.is_none()
+    }
+}
+
+/// An extension's SDES-SRTP policy (RFC 4568 keys travel in the SDP, so they are only offered and accepted in SIP
+/// over TLS). Stored as the lower-case name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
+#[sqlx(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpMode {
+    /// Plain RTP only: an SRTP offer is answered with plain RTP (or refused if the phone insists).
+    Disabled,
+    /// SRTP when the phone offers it over TLS; plain RTP otherwise. The default: phones on UDP keep working and
+    /// phones on TLS get encrypted media.
+    #[default]
+    Enabled,
+    /// "Exclusively secure": only SRTP over TLS is accepted; a plain-RTP offer is answered with 488 and the
+    /// extension is never sent plain RTP.
+    Enforced,
+}
+
+impl SrtpMode {
+    /// Every mode, in the order shown to operators.
+    pub const ALL: [SrtpMode; 3] = [SrtpMode::Disabled, SrtpMode::Enabled, SrtpMode::Enforced];
+
+    /// The stored (and command-line) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SrtpMode::Disabled => "disabled",
+            SrtpMode::Enabled => "enabled",
+            SrtpMode::Enforced => "enforced",
+        }
+    }
+
+    /// Parses a mode name (case-insensitive, surrounding spaces ignored); the error lists the allowed values.
+    pub fn parse(value: &str) -> Result<SrtpMode> {
+        let v = value.trim();
+        SrtpMode::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(v))
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "invalid SRTP mode '{}': expected disabled, enabled or enforced",
+                    value.escape_debug()
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for SrtpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SrtpMode {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<SrtpMode> {
+        SrtpMode::parse(s)
     }
 }
 
@@ -221,8 +294,8 @@ impl Db {
                 }
                 let inserted = sqlx::query(
                     "INSERT INTO extensions (number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, realm, \
-                     digest_algorithms, email, created_at, updated_at, password_changed_at) \
-                     VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9)",
+                     digest_algorithms, email, created_at, updated_at, password_changed_at, require_tls, srtp) \
+                     VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11)",
                 )
                 .bind(&new.number)
                 .bind(&display_name)
@@ -233,6 +306,8 @@ impl Db {
                 .bind(&algorithms)
                 .bind(&email)
                 .bind(now)
+                .bind(new.require_tls)
+                .bind(new.srtp)
                 .execute(&mut *tx)
                 .await;
                 match inserted {
@@ -260,6 +335,8 @@ impl Db {
                     created_at: now,
                     updated_at: now,
                     password_changed_at: now,
+                    require_tls: new.require_tls,
+                    srtp: new.srtp,
                 })
             }
         }
@@ -354,8 +431,9 @@ impl Db {
                 for (new, display_name, email, algorithms) in &rows {
                     let inserted = sqlx::query(
                         "INSERT INTO extensions (number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, \
-                         realm, digest_algorithms, email, created_at, updated_at, password_changed_at) \
-                         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9)",
+                         realm, digest_algorithms, email, created_at, updated_at, password_changed_at, \
+                         require_tls, srtp) \
+                         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11)",
                     )
                     .bind(&new.number)
                     .bind(display_name)
@@ -366,6 +444,8 @@ impl Db {
                     .bind(algorithms)
                     .bind(email)
                     .bind(now)
+                    .bind(new.require_tls)
+                    .bind(new.srtp)
                     .execute(&mut *tx)
                     .await;
                     match inserted {
@@ -443,6 +523,7 @@ impl Db {
             Some(Some(a)) => Some(Some(normalize_algorithms(&a)?)),
             other => other,
         };
+        let srtp = patch.srtp.as_deref().map(SrtpMode::parse).transpose()?;
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
@@ -454,6 +535,8 @@ impl Db {
                      enabled = CASE WHEN $4 = 1 THEN $5 ELSE enabled END, \
                      email = CASE WHEN $6 = 1 THEN $7 ELSE email END, \
                      digest_algorithms = CASE WHEN $8 = 1 THEN $9 ELSE digest_algorithms END, \
+                     require_tls = CASE WHEN $11 = 1 THEN $12 ELSE require_tls END, \
+                     srtp = CASE WHEN $13 = 1 THEN $14 ELSE srtp END, \
                      updated_at = $10 \
                      WHERE number = $1",
                 )
@@ -467,6 +550,10 @@ impl Db {
                 .bind(algorithms.is_some() as i64)
                 .bind(algorithms.flatten())
                 .bind(now)
+                .bind(patch.require_tls.is_some() as i64)
+                .bind(patch.require_tls.unwrap_or(false) as i64)
+                .bind(srtp.is_some() as i64)
+                .bind(srtp.unwrap_or_default())
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {

@@ -27,7 +27,9 @@ use sqlx::sqlite::{
 
 pub use calls::{ActiveCallRow, CdrRow, MAX_CDR_LIST, StoredActiveCall, StoredCdr};
 pub use events::{MAX_EVENT_LIST, SecurityEvent, StoredEvent};
-pub use extensions::{Extension, ExtensionNew, ExtensionPatch, validate_auth_id, validate_number};
+pub use extensions::{
+    Extension, ExtensionNew, ExtensionPatch, SrtpMode, validate_auth_id, validate_number,
+};
 pub use ip_rules::{IpRule, MAX_MANUAL_IP_RULES, canonical_net};
 pub use registrations::{Binding, BindingChange};
 

@@ -24,6 +24,7 @@ fn ext(number: &str, auth_id: &str) -> ExtensionNew {
         realm: "pbx.test".into(),
         email: None,
         digest_algorithms: None,
+        ..ExtensionNew::default()
     }
 }
 
@@ -81,6 +82,7 @@ async fn extension_crud() {
         email: Some(Some("a@example.com".into())),
         digest_algorithms: Some(Some("sha-256, md5".into())),
         display_name: Some(None),
+        ..Default::default()
     };
     let updated = db.update_extension("100", patch).await.unwrap();
     assert!(!updated.enabled);
@@ -1041,4 +1043,129 @@ async fn active_calls_are_replaced_as_a_set() {
     assert_eq!(db.clear_active_calls().await.unwrap(), 2);
     assert!(db.list_active_calls().await.unwrap().is_empty());
     assert_eq!(db.current_version().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn extension_security_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    // Defaults: any transport, SRTP when offered over TLS.
+    let plain = db.create_extension(ext("100", "sec1abcdef")).await.unwrap();
+    assert!(!plain.require_tls);
+    assert_eq!(plain.srtp, SrtpMode::Enabled);
+    assert_eq!(db.get_extension("100").await.unwrap(), plain);
+
+    let secure = db
+        .create_extension(ExtensionNew {
+            require_tls: true,
+            srtp: SrtpMode::Enforced,
+            ..ext("101", "sec2abcdef")
+        })
+        .await
+        .unwrap();
+    assert!(secure.require_tls);
+    assert_eq!(db.get_extension("101").await.unwrap(), secure);
+    db.create_extensions(vec![ExtensionNew {
+        srtp: SrtpMode::Disabled,
+        ..ext("102", "sec3abcdef")
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        db.get_extension("102").await.unwrap().srtp,
+        SrtpMode::Disabled
+    );
+
+    let before = db.current_version().await.unwrap();
+    let patch = ExtensionPatch {
+        require_tls: Some(true),
+        srtp: Some(" Enforced".into()),
+        ..Default::default()
+    };
+    assert!(!patch.is_empty());
+    let updated = db.update_extension("100", patch).await.unwrap();
+    assert!(updated.require_tls);
+    assert_eq!(updated.srtp, SrtpMode::Enforced);
+    assert!(db.current_version().await.unwrap() > before);
+    // Other fields are left alone, and so are these when not named.
+    assert_eq!(updated.auth_id, plain.auth_id);
+    let same = db
+        .update_extension(
+            "100",
+            ExtensionPatch {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(same.require_tls);
+    assert_eq!(same.srtp, SrtpMode::Enforced);
+    let back = db
+        .update_extension(
+            "100",
+            ExtensionPatch {
+                require_tls: Some(false),
+                srtp: Some("disabled".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!back.require_tls);
+    assert_eq!(back.srtp, SrtpMode::Disabled);
+
+    // An unknown mode is refused with the allowed values, and nothing changes.
+    let version = db.current_version().await.unwrap();
+    let err = db
+        .update_extension(
+            "100",
+            ExtensionPatch {
+                srtp: Some("mandatory".into()),
+                require_tls: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert!(
+        err.to_string().contains("disabled, enabled or enforced"),
+        "{err}"
+    );
+    assert_eq!(db.current_version().await.unwrap(), version);
+    assert!(!db.get_extension("100").await.unwrap().require_tls);
+
+    // The database refuses a bad value written behind the store's back.
+    let Db::Sqlite(pool) = &db;
+    assert!(
+        sqlx::query("UPDATE extensions SET srtp = 'maybe' WHERE number = '100'")
+            .execute(pool)
+            .await
+            .is_err()
+    );
+    assert_eq!(SrtpMode::default(), SrtpMode::Enabled);
+    assert_eq!("ENFORCED".parse::<SrtpMode>().unwrap(), SrtpMode::Enforced);
+    assert_eq!(SrtpMode::Enforced.to_string(), "enforced");
+}
+
+#[tokio::test]
+async fn security_flags_default_for_existing_extensions() {
+    // An extension made before migration 0004 gets require_tls = 0 and srtp = 'enabled'.
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    let Db::Sqlite(pool) = &db;
+    let (m, s) = ha1_pair("oldabcdefg", "pbx.test", "secretsecret");
+    sqlx::query(
+        "INSERT INTO extensions (number, enabled, auth_id, ha1_md5, ha1_sha256, realm, created_at, updated_at, \
+         password_changed_at) VALUES ('200', 1, 'oldabcdefg', $1, $2, 'pbx.test', 0, 0, 0)",
+    )
+    .bind(m)
+    .bind(s)
+    .execute(pool)
+    .await
+    .unwrap();
+    let e = db.get_extension("200").await.unwrap();
+    assert!(!e.require_tls);
+    assert_eq!(e.srtp, SrtpMode::Enabled);
 }
