@@ -301,3 +301,196 @@ fn add_range_creates_all_or_nothing_and_prints_credentials_once() {
     let help = ok(data, &["ext", "add-range", "--help"]);
     assert!(help.contains("SECRETS"), "{help}");
 }
+
+#[test]
+fn extension_security_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    // Defaults: any transport; SRTP when the phone offers it over TLS.
+    ok(data, &["ext", "add", "100"]);
+    let shown = json(data, &["ext", "show", "100"]);
+    assert_eq!(shown["require_tls"], false, "{shown}");
+    assert_eq!(shown["srtp"], "enabled", "{shown}");
+
+    ok(
+        data,
+        &["ext", "add", "101", "--require-tls", "--srtp", "enforced"],
+    );
+    let shown = json(data, &["ext", "show", "101"]);
+    assert_eq!(shown["require_tls"], true, "{shown}");
+    assert_eq!(shown["srtp"], "enforced", "{shown}");
+    let text = ok(data, &["ext", "show", "101"]);
+    assert!(text.contains("TLS only:"), "{text}");
+    assert!(text.contains("enforced"), "{text}");
+
+    let set = json(
+        data,
+        &[
+            "ext",
+            "set",
+            "100",
+            "--require-tls",
+            "true",
+            "--srtp",
+            "disabled",
+        ],
+    );
+    assert_eq!(set["require_tls"], true, "{set}");
+    assert_eq!(set["srtp"], "disabled", "{set}");
+    let set = json(data, &["ext", "set", "100", "--require-tls", "false"]);
+    assert_eq!(set["require_tls"], false, "{set}");
+    assert_eq!(set["srtp"], "disabled", "left alone: {set}");
+
+    let list = json(data, &["ext", "list"]);
+    let modes: Vec<(&str, bool, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["number"].as_str().unwrap(),
+                e["require_tls"].as_bool().unwrap(),
+                e["srtp"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        [("100", false, "disabled"), ("101", true, "enforced")]
+    );
+    let table = ok(data, &["ext", "list"]);
+    assert!(
+        table.contains("TLS ONLY") && table.contains("SRTP"),
+        "{table}"
+    );
+
+    // Invalid values name the allowed ones and change nothing.
+    for args in [
+        &["ext", "set", "100", "--srtp", "mandatory"][..],
+        &["ext", "add", "102", "--srtp", "on"][..],
+        &["ext", "add-range", "200", "201", "--srtp", "yes"][..],
+    ] {
+        let e = fails(data, args);
+        assert!(e.contains("disabled, enabled or enforced"), "{e}");
+    }
+    assert_eq!(json(data, &["ext", "show", "100"])["srtp"], "disabled");
+    assert_eq!(json(data, &["ext", "list"]).as_array().unwrap().len(), 2);
+    let out = palisade(data, &["ext", "set", "100", "--require-tls", "maybe"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("true"),
+        "{out:?}"
+    );
+
+    // A range gets the flags too.
+    ok(
+        data,
+        &[
+            "ext",
+            "add-range",
+            "300",
+            "302",
+            "--require-tls",
+            "--srtp",
+            "enforced",
+        ],
+    );
+    let e = json(data, &["ext", "show", "302"]);
+    assert_eq!(
+        (e["require_tls"].as_bool(), e["srtp"].as_str()),
+        (Some(true), Some("enforced"))
+    );
+}
+
+/// Writes a new self-signed certificate and key for `domain`; returns the certificate's SHA-256 fingerprint.
+fn write_cert(cert: &Path, key: &Path, domain: &str) -> String {
+    use rustls_pki_types::pem::PemObject as _;
+    let (cert_pem, key_pem) = palisade::tls::generate(domain).unwrap();
+    std::fs::create_dir_all(cert.parent().unwrap()).unwrap();
+    std::fs::write(cert, &cert_pem).unwrap();
+    std::fs::write(key, key_pem).unwrap();
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+    palisade::tls::fingerprint_sha256(&der)
+}
+
+#[test]
+fn cert_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let e = fails(data, &["cert", "show"]);
+    assert!(
+        e.contains("no TLS certificate") && e.contains("palisade serve"),
+        "{e}"
+    );
+
+    // The self-signed certificate in DATA/tls.
+    let tls_dir = data.join("tls");
+    let fp = write_cert(
+        &tls_dir.join("cert.pem"),
+        &tls_dir.join("key.pem"),
+        "pbx.test",
+    );
+    let shown = json(data, &["cert", "show"]);
+    assert_eq!(shown["source"], "self-signed", "{shown}");
+    assert_eq!(shown["self_signed"], true, "{shown}");
+    assert_eq!(shown["sha256_fingerprint"], fp.as_str(), "{shown}");
+    assert_eq!(shown["key_status"], "ok", "{shown}");
+    assert_eq!(shown["expired"], false, "{shown}");
+    assert!(shown["days_left"].as_i64().unwrap() > 300, "{shown}");
+    assert!(
+        shown["subject"].as_str().unwrap().contains("CN=pbx.test"),
+        "{shown}"
+    );
+    let sans: Vec<&str> = shown["sans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sans,
+        ["DNS:pbx.test", "DNS:localhost", "IP:127.0.0.1", "IP:::1"]
+    );
+    let text = ok(data, &["cert", "show"]);
+    for want in [
+        "Subject:",
+        "CN=pbx.test",
+        "DNS:localhost",
+        "days left",
+        &fp,
+        "yes (phones must be told",
+    ] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+
+    // Files named in palisade.toml (relative to the data directory) win.
+    let fp2 = write_cert(
+        &data.join("certs/pbx.pem"),
+        &data.join("certs/pbx.key"),
+        "other.test",
+    );
+    std::fs::write(
+        data.join("palisade.toml"),
+        "tls_cert = \"certs/pbx.pem\"\ntls_key = \"certs/pbx.key\"\n",
+    )
+    .unwrap();
+    let shown = json(data, &["cert", "show"]);
+    assert_eq!(shown["source"], "palisade.toml", "{shown}");
+    assert_eq!(shown["sha256_fingerprint"], fp2.as_str(), "{shown}");
+
+    // A key that does not belong to the certificate is reported.
+    std::fs::copy(tls_dir.join("key.pem"), data.join("certs/pbx.key")).unwrap();
+    let shown = json(data, &["cert", "show"]);
+    assert!(
+        shown["key_status"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{shown}"
+    );
+
+    // A broken certificate file is an error naming it.
+    std::fs::write(data.join("certs/pbx.pem"), "garbage").unwrap();
+    let e = fails(data, &["cert", "show"]);
+    assert!(e.contains("pbx.pem"), "{e}");
+}
