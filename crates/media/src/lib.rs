@@ -7,6 +7,7 @@
 pub mod pool;
 pub mod relay;
 pub mod rtp;
+pub mod sdes;
 pub mod sdp;
 pub mod srtp;
 
