@@ -112,6 +112,8 @@ pub fn extension_auth(e: &Extension) -> ExtensionAuth {
                     .collect::<Vec<_>>()
             })
             .filter(|l| !l.is_empty()),
+        require_tls: e.require_tls,
+        srtp: e.srtp,
     }
 }
 

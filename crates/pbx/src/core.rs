@@ -31,6 +31,10 @@ pub struct ExtensionAuth {
     pub credentials: Credentials,
     /// Per-extension override of the digest algorithms, in challenge order.
     pub algorithms: Option<Vec<Algorithm>>,
+    /// Registrations and calls only over TLS (hardening step 5).
+    pub require_tls: bool,
+    /// SRTP policy of the extension's call legs (hardening step 6).
+    pub srtp: crate::store::SrtpMode,
 }
 
 /// Settings of the core.
@@ -89,6 +93,11 @@ impl Reply {
         }
     }
 
+    fn reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_string());
+        self
+    }
+
     fn with(mut self, name: HeaderName, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
@@ -100,6 +109,8 @@ pub mod event_kind {
     pub const CHALLENGE: &str = "auth_challenge";
     pub const SUCCESS: &str = "auth_success";
     pub const FAILURE: &str = "auth_failure";
+    /// A request refused by a per-extension rule (e.g. TLS required) after its credentials were checked.
+    pub const POLICY: &str = "policy_refusal";
 }
 
 /// Methods Palisade serves today, as listed in Allow.
@@ -449,6 +460,23 @@ impl PbxCore {
                         false,
                     ));
                 }
+                if ext.require_tls && !matches!(origin.transport, "TLS" | "WSS") {
+                    // The credentials are right, but this extension may only be used over TLS: refused, and
+                    // recorded as a policy decision (it does not count toward a ban).
+                    let detail = Some(format!(
+                        "extension {} over {}",
+                        ext.number, origin.transport
+                    ));
+                    self.event(
+                        event_kind::POLICY,
+                        "tls_required",
+                        origin,
+                        Some(&username),
+                        detail,
+                        now,
+                    );
+                    return Err(Reply::status(403).reason("Forbidden (TLS required)"));
+                }
                 self.event(
                     event_kind::SUCCESS,
                     "ok",
@@ -623,6 +651,8 @@ mod tests {
             enabled,
             credentials: Credentials::from_password(auth_id, REALM, PASSWORD),
             algorithms: None,
+            require_tls: false,
+            srtp: crate::store::SrtpMode::Enabled,
         }
     }
 
@@ -841,5 +871,39 @@ mod tests {
         c.set_extensions(vec![ext("100", "aUthId100x", false)]);
         assert!(c.registrar().is_empty());
         assert!(matches!(&c.take_changes()[..], [Change::Remove { .. }]));
+    }
+
+    #[test]
+    fn an_extension_that_requires_tls_is_refused_over_udp_and_accepted_over_tls() {
+        let mut c = core();
+        let mut e = ext("100", "aUthId100x", true);
+        e.require_tls = true;
+        c.set_extensions(vec![e]);
+        let r = c.handle_request(&msg("REGISTER", "100", 1, ""), origin(), now());
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
+        let r = c.handle_request(
+            &msg("REGISTER", "100", 2, &format!("Authorization: {auth}\r\n")),
+            origin(),
+            now(),
+        );
+        assert_eq!(r.status, 403);
+        assert!(
+            c.take_events()
+                .iter()
+                .any(|e| e.kind == event_kind::POLICY && e.reason == "tls_required")
+        );
+        assert!(c.registrar().is_empty());
+        let tls = Origin {
+            transport: "TLS",
+            ..origin()
+        };
+        let r = c.handle_request(&msg("REGISTER", "100", 3, ""), tls, now());
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
+        let r = c.handle_request(
+            &msg("REGISTER", "100", 4, &format!("Authorization: {auth}\r\n")),
+            tls,
+            now(),
+        );
+        assert_eq!(r.status, 200);
     }
 }

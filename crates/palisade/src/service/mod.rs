@@ -433,7 +433,10 @@ impl Service {
         for (name, value) in &reply.headers {
             b = b.header(*name, value);
         }
-        let once = matches!(reply.auth, AuthSignal::Challenged | AuthSignal::Failed);
+        // Only an authenticated request keeps its transaction (to absorb retransmissions, whose nonce count
+        // would otherwise look like a replay). Everything else — challenges, refusals, OPTIONS — is answered
+        // once and forgotten: a request without valid credentials costs no state and is never amplified.
+        let once = reply.auth != AuthSignal::Succeeded;
         (self.finish(b, peer, None), once)
     }
 

@@ -7,6 +7,9 @@ use super::{Db, Result};
 /// Most rows one [`Db::list_events`] call returns.
 pub const MAX_EVENT_LIST: u32 = 10_000;
 
+/// Rows per INSERT statement in [`Db::append_events`] (6 parameters each, well under SQLite's 32,766).
+const EVENTS_PER_STATEMENT: usize = 500;
+
 /// Longest stored text field.
 const MAX_FIELD_LEN: usize = 512;
 
@@ -114,19 +117,21 @@ impl Db {
         match self {
             Db::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                for e in events {
-                    sqlx::query(
-                        "INSERT INTO security_events (at, kind, reason, source, username, detail) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(e.at)
-                    .bind(truncate(&e.kind, MAX_FIELD_LEN))
-                    .bind(truncate(&e.reason, MAX_FIELD_LEN))
-                    .bind(truncate(&e.source, MAX_FIELD_LEN))
-                    .bind(e.user.as_deref().map(|u| truncate(u, MAX_FIELD_LEN)))
-                    .bind(e.detail.as_deref().map(|d| truncate(d, MAX_FIELD_LEN)))
-                    .execute(&mut *tx)
-                    .await?;
+                // Many rows per statement: under load the server writes thousands of events a second, and one
+                // statement per row would cost more CPU than handling the SIP traffic that caused them.
+                for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                        "INSERT INTO security_events (at, kind, reason, source, username, detail) ",
+                    );
+                    q.push_values(chunk, |mut row, e| {
+                        row.push_bind(e.at)
+                            .push_bind(truncate(&e.kind, MAX_FIELD_LEN))
+                            .push_bind(truncate(&e.reason, MAX_FIELD_LEN))
+                            .push_bind(truncate(&e.source, MAX_FIELD_LEN))
+                            .push_bind(e.user.as_deref().map(|u| truncate(u, MAX_FIELD_LEN)))
+                            .push_bind(e.detail.as_deref().map(|d| truncate(d, MAX_FIELD_LEN)));
+                    });
+                    q.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -159,40 +159,35 @@ impl Db {
         if changes.is_empty() {
             return Ok(());
         }
+        // Only the last change per (AoR, contact) matters; under load a phone may refresh twice in a batch.
+        let mut last: std::collections::HashMap<(&str, &str), &BindingChange> =
+            std::collections::HashMap::new();
+        let mut order: Vec<(&str, &str)> = Vec::new();
+        for c in changes {
+            let key = match c {
+                BindingChange::Upsert(b) => (b.aor.as_str(), b.contact_uri.as_str()),
+                BindingChange::Remove { aor, contact_uri } => (aor.as_str(), contact_uri.as_str()),
+            };
+            if last.insert(key, c).is_none() {
+                order.push(key);
+            }
+        }
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                for c in changes {
-                    match c {
-                        BindingChange::Upsert(b) => {
-                            let user_agent = b
-                                .user_agent
-                                .as_deref()
-                                .map(|ua| truncate(ua, MAX_USER_AGENT_LEN));
-                            sqlx::query(
-                                "INSERT INTO registrations (aor, contact_uri, transport, source_addr, local_addr, \
-                                 expires_at, call_id, cseq, user_agent, q, updated_at) \
-                                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
-                                 WHERE EXISTS (SELECT 1 FROM extensions WHERE number = $1) \
-                                 ON CONFLICT (aor, contact_uri) DO UPDATE SET transport = $3, source_addr = $4, \
-                                 local_addr = $5, expires_at = $6, call_id = $7, cseq = $8, user_agent = $9, q = $10, \
-                                 updated_at = $11",
-                            )
-                            .bind(&b.aor)
-                            .bind(&b.contact_uri)
-                            .bind(&b.transport)
-                            .bind(&b.source_addr)
-                            .bind(&b.local_addr)
-                            .bind(b.expires_at)
-                            .bind(&b.call_id)
-                            .bind(b.cseq)
-                            .bind(user_agent)
-                            .bind(b.q)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
+                let known: std::collections::HashSet<String> =
+                    sqlx::query_scalar::<_, String>("SELECT number FROM extensions")
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                let mut upserts = Vec::new();
+                for key in &order {
+                    match last[key] {
+                        BindingChange::Upsert(b) if known.contains(&b.aor) => upserts.push(b),
+                        // The extension was removed meanwhile: the registrar drops it on the next reload.
+                        BindingChange::Upsert(_) => {}
                         BindingChange::Remove { aor, contact_uri } => {
                             sqlx::query(
                                 "DELETE FROM registrations WHERE aor = $1 AND contact_uri = $2",
@@ -203,6 +198,37 @@ impl Db {
                             .await?;
                         }
                     }
+                }
+                // Many rows per statement (11 parameters each).
+                for chunk in upserts.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                        "INSERT INTO registrations (aor, contact_uri, transport, source_addr, local_addr, expires_at, \
+                         call_id, cseq, user_agent, q, updated_at) ",
+                    );
+                    q.push_values(chunk, |mut row, b| {
+                        row.push_bind(&b.aor)
+                            .push_bind(&b.contact_uri)
+                            .push_bind(&b.transport)
+                            .push_bind(&b.source_addr)
+                            .push_bind(&b.local_addr)
+                            .push_bind(b.expires_at)
+                            .push_bind(&b.call_id)
+                            .push_bind(b.cseq)
+                            .push_bind(
+                                b.user_agent
+                                    .as_deref()
+                                    .map(|ua| truncate(ua, MAX_USER_AGENT_LEN)),
+                            )
+                            .push_bind(b.q)
+                            .push_bind(now);
+                    });
+                    q.push(
+                        " ON CONFLICT (aor, contact_uri) DO UPDATE SET transport = excluded.transport, \
+                         source_addr = excluded.source_addr, local_addr = excluded.local_addr, \
+                         expires_at = excluded.expires_at, call_id = excluded.call_id, cseq = excluded.cseq, \
+                         user_agent = excluded.user_agent, q = excluded.q, updated_at = excluded.updated_at",
+                    );
+                    q.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

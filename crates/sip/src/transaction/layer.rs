@@ -313,7 +313,7 @@ impl TransactionLayer {
         Ok(())
     }
 
-    /// Sends a final non-2xx response once and ends server transaction `tx` at once, without timer G's
+    /// Sends a final response (any but a 2xx to an INVITE) once and ends server transaction `tx` at once, without timer G's
     /// retransmissions: for answers to unauthenticated requests (401/407 challenges), so that one spoofed INVITE
     /// cannot make Palisade send eleven responses to its victim (reflection amplification). If the response is
     /// lost, the client retransmits its request and gets a fresh answer. A 1xx or 2xx goes through [`Self::respond`].
@@ -324,10 +324,11 @@ impl TransactionLayer {
         now: Instant,
     ) -> Result<(), RespondError> {
         let status = super::server::status_of(&response).ok_or(RespondError::NotAResponse)?;
-        if status < 300 {
+        let t = self.servers.get(&tx.0).ok_or(RespondError::Unknown)?;
+        // Provisional responses, and a 2xx to an INVITE (which the TU retransmits itself), keep the transaction.
+        if status < 200 || (t.invite && status < 300) {
             return self.respond(tx, response, now);
         }
-        let t = self.servers.get(&tx.0).ok_or(RespondError::Unknown)?;
         let peer = t.peer;
         self.sh.transmit(peer, response, TxId::Server(tx));
         self.finish_server(tx.0, Step::Terminate);
