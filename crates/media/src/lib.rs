@@ -12,5 +12,5 @@ pub mod sdp;
 pub mod srtp;
 
 pub use pool::{PoolError, PortPool};
-pub use relay::{Decision, DropReason, Kind, Leg, LegStats, Relay};
+pub use relay::{Decision, DropReason, Kind, Leg, LegCrypto, LegStats, Relay};
 pub use sdp::{Sdp, SdpError};

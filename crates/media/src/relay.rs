@@ -9,11 +9,18 @@
 //! move a leg. Forwarded packets go to the other leg's latched address, or its signalled one until it latches.
 //!
 //! Hold needs nothing here: whatever arrives from the right source is forwarded.
+//!
+//! **SRTP** (RFC 3711, keys from SDES) is terminated per leg: a leg with [`LegCrypto`] unprotects what its phone
+//! sends — a packet that fails authentication or is a replay is dropped and counted, and never latches — and
+//! the relay protects what it sends to that phone with its own key. So a call can bridge an SRTP leg and a plain
+//! one, or two SRTP legs with unrelated keys. Packets are rewritten in the caller's buffer; give it
+//! [`crate::srtp::MAX_TRAILER`] bytes of spare capacity and nothing is allocated per packet.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::rtp::{RtcpPacket, RtpPacket, is_rtcp};
+use crate::srtp::{MasterKey, SrtpContext, SrtpError, Suite};
 
 /// A call leg: A faces the caller, B the callee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,15 +68,24 @@ pub enum DropReason {
     NoRemote,
     /// The other leg has no peer to send to yet.
     NoDestination,
+    /// The leg speaks SRTP and the packet's authentication tag is wrong (a forgery, plain RTP, a stale key).
+    AuthFailed,
+    /// The leg speaks SRTP and the packet was already received, or is too old for the replay window.
+    Replay,
+    /// The other leg speaks SRTP and the packet could not be protected for it (its index space ran out).
+    ProtectFailed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Malformed,
         DropReason::UnknownSource,
         DropReason::WrongPort,
         DropReason::NoRemote,
         DropReason::NoDestination,
+        DropReason::AuthFailed,
+        DropReason::Replay,
+        DropReason::ProtectFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,14 +95,96 @@ impl DropReason {
             DropReason::WrongPort => "wrong_port",
             DropReason::NoRemote => "no_remote",
             DropReason::NoDestination => "no_destination",
+            DropReason::AuthFailed => "auth_failed",
+            DropReason::Replay => "replay",
+            DropReason::ProtectFailed => "protect_failed",
         }
+    }
+
+    fn unprotect(e: SrtpError) -> DropReason {
+        match e {
+            SrtpError::AuthFailed => DropReason::AuthFailed,
+            SrtpError::Replay => DropReason::Replay,
+            _ => DropReason::Malformed,
+        }
+    }
+}
+
+/// SRTP on one leg: the suite, the key the phone encrypts with (`rx`) and the key the relay encrypts with
+/// toward the phone (`tx`). `Debug` shows no key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegCrypto {
+    suite: Suite,
+    rx: MasterKey,
+    tx: MasterKey,
+}
+
+impl LegCrypto {
+    /// Both keys must have `suite`'s salt length.
+    pub fn new(suite: Suite, rx: MasterKey, tx: MasterKey) -> Result<Self, SrtpError> {
+        if !(rx.fits(suite) && tx.fits(suite)) {
+            return Err(SrtpError::BadKeyLength {
+                suite,
+                salt: suite.salt_len(),
+            });
+        }
+        Ok(LegCrypto { suite, rx, tx })
+    }
+
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// The phone's key (what arrives on the leg is protected with it).
+    pub fn rx(&self) -> &MasterKey {
+        &self.rx
+    }
+
+    /// Palisade's key toward the phone.
+    pub fn tx(&self) -> &MasterKey {
+        &self.tx
+    }
+}
+
+/// A leg's SRTP state: the keys and a context per direction.
+#[derive(Debug, Clone)]
+struct LegSrtp {
+    keys: LegCrypto,
+    rx: SrtpContext,
+    tx: SrtpContext,
+}
+
+impl LegSrtp {
+    fn new(keys: LegCrypto) -> Self {
+        let context = |key: &MasterKey| {
+            SrtpContext::from_master(keys.suite, key).expect("LegCrypto::new checked the lengths")
+        };
+        LegSrtp {
+            rx: context(&keys.rx),
+            tx: context(&keys.tx),
+            keys,
+        }
+    }
+
+    /// New keys: a direction whose key did not change keeps its context (its ROC, SRTCP index and replay
+    /// window — restarting those under the same key would reuse keystream or reopen the window).
+    fn rekey(&mut self, keys: LegCrypto) {
+        let fresh = LegSrtp::new(keys);
+        if fresh.keys.suite != self.keys.suite || fresh.keys.rx != self.keys.rx {
+            self.rx = fresh.rx;
+        }
+        if fresh.keys.suite != self.keys.suite || fresh.keys.tx != self.keys.tx {
+            self.tx = fresh.tx;
+        }
+        self.keys = fresh.keys;
     }
 }
 
 /// What to do with a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Send the datagram, unchanged, to `to` from the socket of `via` (the other leg, the same kind).
+    /// Send the datagram — as rewritten in the caller's buffer when a leg speaks SRTP, else unchanged — to `to`
+    /// from the socket of `via` (the other leg, the same kind).
     Forward {
         to: SocketAddr,
         via: (Leg, Kind),
@@ -95,7 +193,7 @@ pub enum Decision {
 }
 
 /// Counters of one leg. "In" counts accepted datagrams that arrived on the leg; "out" counts datagrams the relay
-/// decided to send out of the leg.
+/// decided to send out of the leg. Bytes are as on the wire of that leg (with SRTP tags where it has them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LegStats {
     pub packets_in: u64,
@@ -144,6 +242,7 @@ struct LegState {
 #[derive(Debug, Clone)]
 pub struct Relay {
     legs: [LegState; 2],
+    crypto: [Option<Box<LegSrtp>>; 2],
     created: Instant,
 }
 
@@ -166,6 +265,7 @@ impl Relay {
     pub fn new(now: Instant) -> Self {
         Relay {
             legs: [LegState::default(); 2],
+            crypto: [None, None],
             created: now,
         }
     }
@@ -187,18 +287,35 @@ impl Relay {
         }
     }
 
+    /// Turn SRTP on for `leg` with these keys (initial answer or a re-INVITE with new keys), or off with `None`.
+    /// A direction whose key is unchanged keeps its state; a changed key starts a fresh context.
+    pub fn set_crypto(&mut self, leg: Leg, crypto: Option<LegCrypto>) {
+        let slot = &mut self.crypto[leg.index()];
+        match (slot.as_mut(), crypto) {
+            (Some(current), Some(keys)) => current.rekey(keys),
+            (None, Some(keys)) => *slot = Some(Box::new(LegSrtp::new(keys))),
+            (_, None) => *slot = None,
+        }
+    }
+
+    /// The SRTP suite of `leg`, if it speaks SRTP.
+    pub fn crypto(&self, leg: Leg) -> Option<Suite> {
+        self.crypto[leg.index()].as_ref().map(|c| c.keys.suite)
+    }
+
     /// Where the relay sends a leg's media of `kind` now (latched, else signalled).
     pub fn remote(&self, leg: Leg, kind: Kind) -> Option<SocketAddr> {
         self.legs[leg.index()].peers[kind.index()].current()
     }
 
-    /// Decide what to do with `packet`, which arrived on `leg`'s `kind` port from `source` at `now`.
+    /// Decide what to do with `packet`, which arrived on `leg`'s `kind` port from `source` at `now`. With SRTP on
+    /// either leg the packet is unprotected and/or protected in place: on `Forward`, send what `packet` holds.
     pub fn on_packet(
         &mut self,
         leg: Leg,
         kind: Kind,
         source: SocketAddr,
-        packet: &[u8],
+        packet: &mut Vec<u8>,
         now: Instant,
     ) -> Decision {
         let decision = self.decide(leg, kind, source, packet, now);
@@ -213,7 +330,7 @@ impl Relay {
         leg: Leg,
         kind: Kind,
         source: SocketAddr,
-        packet: &[u8],
+        packet: &mut Vec<u8>,
         now: Instant,
     ) -> Decision {
         let peer = self.legs[leg.index()].peers[kind.index()];
@@ -230,11 +347,22 @@ impl Relay {
         } else {
             true
         };
+        let rtcp = kind == Kind::Rtcp || is_rtcp(packet);
+        let len_in = packet.len() as u64;
+        if let Some(srtp) = &mut self.crypto[leg.index()] {
+            let unprotected = if rtcp {
+                srtp.rx.unprotect_rtcp(packet)
+            } else {
+                srtp.rx.unprotect_rtp(packet)
+            };
+            if let Err(e) = unprotected {
+                return Decision::Drop(DropReason::unprotect(e));
+            }
+        }
         if !well_formed(kind, packet) {
             return Decision::Drop(DropReason::Malformed);
         }
 
-        let len = packet.len() as u64;
         let this = &mut self.legs[leg.index()];
         let p = &mut this.peers[kind.index()];
         if latch {
@@ -242,15 +370,25 @@ impl Relay {
         }
         p.decided = true;
         this.stats.packets_in += 1;
-        this.stats.bytes_in += len;
+        this.stats.bytes_in += len_in;
         this.stats.last_activity = Some(now);
 
         let other = &mut self.legs[leg.other().index()];
         let Some(to) = other.peers[kind.index()].current() else {
             return Decision::Drop(DropReason::NoDestination);
         };
+        if let Some(srtp) = &mut self.crypto[leg.other().index()] {
+            let protected = if rtcp {
+                srtp.tx.protect_rtcp(packet)
+            } else {
+                srtp.tx.protect_rtp(packet)
+            };
+            if protected.is_err() {
+                return Decision::Drop(DropReason::ProtectFailed);
+            }
+        }
         other.stats.packets_out += 1;
-        other.stats.bytes_out += len;
+        other.stats.bytes_out += packet.len() as u64;
         Decision::Forward {
             to,
             via: (leg.other(), kind),
@@ -311,20 +449,38 @@ mod tests {
         let t0 = Instant::now();
         let mut r = call(t0);
         assert_eq!(
-            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             fwd("10.0.0.2:6000", Leg::B, Kind::Rtp)
         );
         assert_eq!(
-            r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:6000"), &RTP, t0),
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("10.0.0.2:6000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
         );
         assert_eq!(
-            r.on_packet(Leg::A, Kind::Rtcp, sa("10.0.0.1:4001"), &RR, t0),
+            r.on_packet(
+                Leg::A,
+                Kind::Rtcp,
+                sa("10.0.0.1:4001"),
+                &mut RR.to_vec(),
+                t0
+            ),
             fwd("10.0.0.2:6001", Leg::B, Kind::Rtcp)
         );
         // RTCP multiplexed on the RTP port goes out of the other RTP port.
         assert_eq!(
-            r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:6000"), &RR, t0),
+            r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:6000"), &mut RR.to_vec(), t0),
             fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
         );
         let a = r.stats(Leg::A);
@@ -343,12 +499,18 @@ mod tests {
         // The attacker is first: no latching to whoever sends first.
         for src in ["10.9.9.9:4000", "10.0.0.2:6000", "10.9.9.9:4001"] {
             assert_eq!(
-                r.on_packet(Leg::A, Kind::Rtp, sa(src), &RTP, t0),
+                r.on_packet(Leg::A, Kind::Rtp, sa(src), &mut RTP.to_vec(), t0),
                 Decision::Drop(DropReason::UnknownSource)
             );
         }
         assert_eq!(
-            r.on_packet(Leg::A, Kind::Rtcp, sa("10.9.9.9:4001"), &RR, t0),
+            r.on_packet(
+                Leg::A,
+                Kind::Rtcp,
+                sa("10.9.9.9:4001"),
+                &mut RR.to_vec(),
+                t0
+            ),
             Decision::Drop(DropReason::UnknownSource)
         );
         assert_eq!(r.stats(Leg::A).drops(DropReason::UnknownSource), 4);
@@ -356,13 +518,25 @@ mod tests {
         assert_eq!(r.stats(Leg::B).packets_out, 0, "nothing reached the callee");
         // The real caller still gets through, and the destination did not move.
         assert_eq!(
-            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             fwd("10.0.0.2:6000", Leg::B, Kind::Rtp)
         );
         assert_eq!(r.remote(Leg::A, Kind::Rtp), Some(sa("10.0.0.1:4000")));
         // Mid-call, another IP still cannot take over.
         assert_eq!(
-            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.66:4000"), &RTP, t0),
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.66:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             Decision::Drop(DropReason::UnknownSource)
         );
         assert_eq!(r.remote(Leg::A, Kind::Rtp), Some(sa("10.0.0.1:4000")));
@@ -374,27 +548,45 @@ mod tests {
         let mut r = call(t0);
         // The callee sits behind NAT: its packets come from the signalled IP but a mapped port.
         assert_eq!(
-            r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:31000"), &RTP, t0),
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("10.0.0.2:31000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
         );
         assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.2:31000")));
         // Media to the callee now goes to the mapped port.
         assert_eq!(
-            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             fwd("10.0.0.2:31000", Leg::B, Kind::Rtp)
         );
         // No second latch: neither to another port nor back to the signalled one.
         let later = t0 + Duration::from_millis(20);
         for src in ["10.0.0.2:31002", "10.0.0.2:6000"] {
             assert_eq!(
-                r.on_packet(Leg::B, Kind::Rtp, sa(src), &RTP, later),
+                r.on_packet(Leg::B, Kind::Rtp, sa(src), &mut RTP.to_vec(), later),
                 Decision::Drop(DropReason::WrongPort)
             );
         }
         assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.2:31000")));
         // RTCP latches on its own (NAT maps it to an unrelated port).
         assert_eq!(
-            r.on_packet(Leg::B, Kind::Rtcp, sa("10.0.0.2:31555"), &RR, later),
+            r.on_packet(
+                Leg::B,
+                Kind::Rtcp,
+                sa("10.0.0.2:31555"),
+                &mut RR.to_vec(),
+                later
+            ),
             fwd("10.0.0.1:4001", Leg::A, Kind::Rtcp)
         );
         assert_eq!(r.stats(Leg::B).drops(DropReason::WrongPort), 2);
@@ -404,9 +596,21 @@ mod tests {
     fn no_latch_after_media_flowed_from_the_signalled_port() {
         let t0 = Instant::now();
         let mut r = call(t0);
-        r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0);
+        r.on_packet(
+            Leg::A,
+            Kind::Rtp,
+            sa("10.0.0.1:4000"),
+            &mut RTP.to_vec(),
+            t0,
+        );
         assert_eq!(
-            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:5555"), &RTP, t0),
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:5555"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             Decision::Drop(DropReason::WrongPort)
         );
         assert_eq!(r.remote(Leg::A, Kind::Rtp), Some(sa("10.0.0.1:4000")));
@@ -422,13 +626,19 @@ mod tests {
         let junk: [&[u8]; 5] = [&[], &[0x80], &RTP[..11], &stun, &[0x40; 20]];
         for p in junk {
             assert_eq!(
-                r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:31000"), p, t0),
+                r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:31000"), &mut p.to_vec(), t0),
                 Decision::Drop(DropReason::Malformed)
             );
         }
         // RTP on the RTCP port, a truncated RTCP length.
         assert_eq!(
-            r.on_packet(Leg::B, Kind::Rtcp, sa("10.0.0.2:6001"), &RTP, t0),
+            r.on_packet(
+                Leg::B,
+                Kind::Rtcp,
+                sa("10.0.0.2:6001"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             Decision::Drop(DropReason::Malformed)
         );
         assert_eq!(
@@ -436,7 +646,7 @@ mod tests {
                 Leg::B,
                 Kind::Rtcp,
                 sa("10.0.0.2:6001"),
-                &[0x80, 201, 0, 9, 0, 0, 0, 0],
+                &mut vec![0x80, 201, 0, 9, 0, 0, 0, 0],
                 t0
             ),
             Decision::Drop(DropReason::Malformed)
@@ -454,7 +664,13 @@ mod tests {
     fn reinvite_moves_the_leg_and_resets_the_latch() {
         let t0 = Instant::now();
         let mut r = call(t0);
-        r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:31000"), &RTP, t0);
+        r.on_packet(
+            Leg::B,
+            Kind::Rtp,
+            sa("10.0.0.2:31000"),
+            &mut RTP.to_vec(),
+            t0,
+        );
         // Same SDP again (hold/resume): the latch survives.
         r.update_remote(Leg::B, sa("10.0.0.2:6000"), sa("10.0.0.2:6001"));
         assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.2:31000")));
@@ -462,16 +678,34 @@ mod tests {
         r.update_remote(Leg::B, sa("10.0.0.3:7000"), sa("10.0.0.3:7001"));
         assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.3:7000")));
         assert_eq!(
-            r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:31000"), &RTP, t0),
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("10.0.0.2:31000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             Decision::Drop(DropReason::UnknownSource)
         );
         assert_eq!(
-            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             fwd("10.0.0.3:7000", Leg::B, Kind::Rtp)
         );
         // The new address may latch once again.
         assert_eq!(
-            r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.3:40000"), &RTP, t0),
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("10.0.0.3:40000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
         );
         assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.3:40000")));
@@ -482,13 +716,25 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Relay::new(t0);
         assert_eq!(
-            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             Decision::Drop(DropReason::NoRemote)
         );
         r.update_remote(Leg::A, sa("10.0.0.1:4000"), sa("10.0.0.1:4001"));
         // Early media from the caller before the callee's answer has nowhere to go.
         assert_eq!(
-            r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0),
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             Decision::Drop(DropReason::NoDestination)
         );
         assert_eq!(r.stats(Leg::A).packets_in, 1);
@@ -501,7 +747,13 @@ mod tests {
         let t0 = Instant::now();
         let mut r = call(t0);
         assert_eq!(
-            r.on_packet(Leg::A, Kind::Rtp, sa("[::ffff:10.0.0.1]:4000"), &RTP, t0),
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("[::ffff:10.0.0.1]:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
             fwd("10.0.0.2:6000", Leg::B, Kind::Rtp)
         );
     }
@@ -512,18 +764,308 @@ mod tests {
         let mut r = call(t0);
         let s = Duration::from_secs(1);
         assert_eq!(r.idle_for(t0 + s), s);
-        r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &RTP, t0 + 10 * s);
-        r.on_packet(Leg::B, Kind::Rtcp, sa("10.0.0.2:6001"), &RR, t0 + 12 * s);
+        r.on_packet(
+            Leg::A,
+            Kind::Rtp,
+            sa("10.0.0.1:4000"),
+            &mut RTP.to_vec(),
+            t0 + 10 * s,
+        );
+        r.on_packet(
+            Leg::B,
+            Kind::Rtcp,
+            sa("10.0.0.2:6001"),
+            &mut RR.to_vec(),
+            t0 + 12 * s,
+        );
         assert_eq!(r.leg_idle_for(Leg::A, t0 + 15 * s), 5 * s);
         assert_eq!(r.leg_idle_for(Leg::B, t0 + 15 * s), 3 * s);
         assert_eq!(r.idle_for(t0 + 15 * s), 5 * s);
         // Dropped packets are not activity.
-        r.on_packet(Leg::A, Kind::Rtp, sa("10.6.6.6:4000"), &RTP, t0 + 15 * s);
+        r.on_packet(
+            Leg::A,
+            Kind::Rtp,
+            sa("10.6.6.6:4000"),
+            &mut RTP.to_vec(),
+            t0 + 15 * s,
+        );
         assert_eq!(r.idle_for(t0 + 16 * s), 6 * s);
         assert_eq!(
             r.idle_for(t0),
             Duration::ZERO,
             "a clock that goes backwards does not panic"
         );
+    }
+
+    mod srtp {
+        use super::*;
+        use crate::srtp::{MAX_TRAILER, MasterKey, SrtpContext, Suite};
+
+        /// A 172-byte G.711 packet with room for a tag.
+        fn g711(seq: u16) -> Vec<u8> {
+            let mut p = Vec::with_capacity(172 + MAX_TRAILER);
+            p.extend_from_slice(&[0x80, 0]);
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 160, 0xca, 0xfe, 0xba, 0xbe]);
+            p.resize(172, 0xd5);
+            p
+        }
+
+        fn sr() -> Vec<u8> {
+            let mut p = vec![0x80, 200, 0, 6, 0xca, 0xfe, 0xba, 0xbe];
+            p.resize(28, 7);
+            p
+        }
+
+        /// The phone on an SRTP leg: what it sends and what it can read.
+        struct Phone {
+            send: SrtpContext,
+            recv: SrtpContext,
+        }
+
+        /// Leg B speaks SRTP; returns its phone.
+        fn secure_leg(r: &mut Relay, leg: Leg, suite: Suite) -> Phone {
+            let phone_key = MasterKey::generate(suite);
+            let relay_key = MasterKey::generate(suite);
+            r.set_crypto(
+                leg,
+                Some(LegCrypto::new(suite, phone_key.clone(), relay_key.clone()).unwrap()),
+            );
+            Phone {
+                send: SrtpContext::from_master(suite, &phone_key).unwrap(),
+                recv: SrtpContext::from_master(suite, &relay_key).unwrap(),
+            }
+        }
+
+        #[test]
+        fn plain_leg_and_srtp_leg_bridge_both_ways() {
+            for suite in Suite::ALL {
+                let t0 = Instant::now();
+                let mut r = call(t0);
+                let mut b = secure_leg(&mut r, Leg::B, suite);
+                assert_eq!(r.crypto(Leg::B), Some(suite));
+                assert_eq!(r.crypto(Leg::A), None);
+
+                // Plain A -> SRTP B: the relay protects, B's phone can read it.
+                let mut p = g711(1);
+                let cap = p.capacity();
+                assert_eq!(
+                    r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &mut p, t0),
+                    fwd("10.0.0.2:6000", Leg::B, Kind::Rtp)
+                );
+                assert_eq!(p.len(), 172 + suite.rtp_tag_len(), "{suite}");
+                assert_ne!(p[12..172], g711(1)[12..], "{suite}: no audio in clear");
+                assert_eq!(p.capacity(), cap, "{suite}: no reallocation");
+                b.recv.unprotect_rtp(&mut p).unwrap();
+                assert_eq!(p, g711(1));
+
+                // SRTP B -> plain A: the relay unprotects, A gets plain RTP.
+                let mut p = g711(7);
+                b.send.protect_rtp(&mut p).unwrap();
+                let wire_len = p.len() as u64;
+                assert_eq!(
+                    r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:6000"), &mut p, t0),
+                    fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+                );
+                assert_eq!(p, g711(7), "{suite}");
+
+                // SRTCP both ways, on the RTCP port and multiplexed on the RTP port.
+                let mut c = sr();
+                assert_eq!(
+                    r.on_packet(Leg::A, Kind::Rtcp, sa("10.0.0.1:4001"), &mut c, t0),
+                    fwd("10.0.0.2:6001", Leg::B, Kind::Rtcp)
+                );
+                b.recv.unprotect_rtcp(&mut c).unwrap();
+                assert_eq!(c, sr());
+                for kind in [Kind::Rtcp, Kind::Rtp] {
+                    let mut c = sr();
+                    b.send.protect_rtcp(&mut c).unwrap();
+                    let from = if kind == Kind::Rtp {
+                        "10.0.0.2:6000"
+                    } else {
+                        "10.0.0.2:6001"
+                    };
+                    let to = if kind == Kind::Rtp {
+                        "10.0.0.1:4000"
+                    } else {
+                        "10.0.0.1:4001"
+                    };
+                    assert_eq!(
+                        r.on_packet(Leg::B, kind, sa(from), &mut c, t0),
+                        fwd(to, Leg::A, kind)
+                    );
+                    assert_eq!(c, sr(), "{suite} {kind:?}");
+                }
+
+                let bs = r.stats(Leg::B);
+                assert_eq!(bs.packets_in, 3);
+                assert_eq!(bs.packets_out, 2);
+                assert_eq!(
+                    bs.bytes_out,
+                    (172 + suite.rtp_tag_len() + 28 + 4 + suite.rtcp_tag_len()) as u64
+                );
+                assert!(bs.bytes_in >= wire_len);
+                assert_eq!(bs.drops_total(), 0);
+            }
+        }
+
+        #[test]
+        fn tampered_replayed_and_plain_packets_are_dropped_on_an_srtp_leg() {
+            for suite in Suite::ALL {
+                let t0 = Instant::now();
+                let mut r = call(t0);
+                let mut b = secure_leg(&mut r, Leg::B, suite);
+                let from = sa("10.0.0.2:6000");
+
+                let mut genuine = g711(10);
+                b.send.protect_rtp(&mut genuine).unwrap();
+                let mut tampered = genuine.clone();
+                tampered[40] ^= 0x01;
+                assert_eq!(
+                    r.on_packet(Leg::B, Kind::Rtp, from, &mut tampered, t0),
+                    Decision::Drop(DropReason::AuthFailed)
+                );
+                // Plain RTP on the secure leg is refused too: nothing unauthenticated reaches the other phone.
+                assert_eq!(
+                    r.on_packet(Leg::B, Kind::Rtp, from, &mut g711(11), t0),
+                    Decision::Drop(DropReason::AuthFailed)
+                );
+                let mut p = genuine.clone();
+                assert_eq!(
+                    r.on_packet(Leg::B, Kind::Rtp, from, &mut p, t0),
+                    fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+                );
+                let mut replay = genuine.clone();
+                assert_eq!(
+                    r.on_packet(Leg::B, Kind::Rtp, from, &mut replay, t0),
+                    Decision::Drop(DropReason::Replay)
+                );
+                let mut c = sr();
+                b.send.protect_rtcp(&mut c).unwrap();
+                let rtcp_from = sa("10.0.0.2:6001");
+                assert!(matches!(
+                    r.on_packet(Leg::B, Kind::Rtcp, rtcp_from, &mut c.clone(), t0),
+                    Decision::Forward { .. }
+                ));
+                assert_eq!(
+                    r.on_packet(Leg::B, Kind::Rtcp, rtcp_from, &mut c, t0),
+                    Decision::Drop(DropReason::Replay)
+                );
+                let s = r.stats(Leg::B);
+                assert_eq!(s.drops(DropReason::AuthFailed), 2, "{suite}");
+                assert_eq!(s.drops(DropReason::Replay), 2, "{suite}");
+                assert_eq!(s.packets_in, 2);
+                assert_eq!(r.stats(Leg::A).packets_out, 2);
+            }
+        }
+
+        #[test]
+        fn a_forged_packet_cannot_latch_a_nat_port() {
+            let t0 = Instant::now();
+            let mut r = call(t0);
+            let mut b = secure_leg(&mut r, Leg::B, Suite::AesCm128HmacSha1_80);
+            // From the signalled IP but another port: would latch if it were accepted.
+            assert_eq!(
+                r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:31000"), &mut g711(1), t0),
+                Decision::Drop(DropReason::AuthFailed)
+            );
+            assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.2:6000")));
+            let mut p = g711(2);
+            b.send.protect_rtp(&mut p).unwrap();
+            assert_eq!(
+                r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:32000"), &mut p, t0),
+                fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+            );
+            assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.2:32000")));
+        }
+
+        #[test]
+        fn srtp_on_both_legs_with_different_keys() {
+            let t0 = Instant::now();
+            let mut r = call(t0);
+            let mut a = secure_leg(&mut r, Leg::A, Suite::AeadAes128Gcm);
+            let mut b = secure_leg(&mut r, Leg::B, Suite::AesCm128HmacSha1_32);
+            let mut p = g711(3);
+            a.send.protect_rtp(&mut p).unwrap();
+            assert_eq!(
+                r.on_packet(Leg::A, Kind::Rtp, sa("10.0.0.1:4000"), &mut p, t0),
+                fwd("10.0.0.2:6000", Leg::B, Kind::Rtp)
+            );
+            assert_eq!(p.len(), 172 + 4);
+            b.recv.unprotect_rtp(&mut p).unwrap();
+            assert_eq!(p, g711(3));
+            let mut p = g711(4);
+            b.send.protect_rtp(&mut p).unwrap();
+            assert_eq!(
+                r.on_packet(Leg::B, Kind::Rtp, sa("10.0.0.2:6000"), &mut p, t0),
+                fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+            );
+            assert_eq!(p.len(), 172 + 16);
+            a.recv.unprotect_rtp(&mut p).unwrap();
+            assert_eq!(p, g711(4));
+        }
+
+        #[test]
+        fn rekeying_replaces_only_what_changed_and_none_turns_srtp_off() {
+            let t0 = Instant::now();
+            let mut r = call(t0);
+            let suite = Suite::AesCm128HmacSha1_80;
+            let phone = MasterKey::generate(suite);
+            let relay = MasterKey::generate(suite);
+            r.set_crypto(
+                Leg::B,
+                Some(LegCrypto::new(suite, phone.clone(), relay.clone()).unwrap()),
+            );
+            let mut send = SrtpContext::from_master(suite, &phone).unwrap();
+            let mut p = g711(5);
+            send.protect_rtp(&mut p).unwrap();
+            let from = sa("10.0.0.2:6000");
+            assert!(matches!(
+                r.on_packet(Leg::B, Kind::Rtp, from, &mut p.clone(), t0),
+                Decision::Forward { .. }
+            ));
+            // A re-INVITE with the same phone key keeps the replay window.
+            r.set_crypto(
+                Leg::B,
+                Some(LegCrypto::new(suite, phone.clone(), MasterKey::generate(suite)).unwrap()),
+            );
+            assert_eq!(
+                r.on_packet(Leg::B, Kind::Rtp, from, &mut p.clone(), t0),
+                Decision::Drop(DropReason::Replay)
+            );
+            // A new phone key: the old key's packets no longer authenticate; the new key's do.
+            let phone2 = MasterKey::generate(suite);
+            r.set_crypto(
+                Leg::B,
+                Some(LegCrypto::new(suite, phone2.clone(), relay).unwrap()),
+            );
+            let mut old = g711(6);
+            send.protect_rtp(&mut old).unwrap();
+            assert_eq!(
+                r.on_packet(Leg::B, Kind::Rtp, from, &mut old, t0),
+                Decision::Drop(DropReason::AuthFailed)
+            );
+            let mut new = g711(6);
+            SrtpContext::from_master(suite, &phone2)
+                .unwrap()
+                .protect_rtp(&mut new)
+                .unwrap();
+            assert!(matches!(
+                r.on_packet(Leg::B, Kind::Rtp, from, &mut new, t0),
+                Decision::Forward { .. }
+            ));
+            // Off: plain RTP again.
+            r.set_crypto(Leg::B, None);
+            assert_eq!(r.crypto(Leg::B), None);
+            let mut p = g711(7);
+            assert!(matches!(
+                r.on_packet(Leg::B, Kind::Rtp, from, &mut p, t0),
+                Decision::Forward { .. }
+            ));
+            assert_eq!(p, g711(7));
+            assert!(
+                LegCrypto::new(Suite::AeadAes128Gcm, phone2, MasterKey::generate(suite)).is_err()
+            );
+        }
     }
 }
