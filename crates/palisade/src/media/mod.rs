@@ -12,7 +12,7 @@ use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use media::{Kind, Leg, LegStats, PoolError, PortPool, Relay};
+use media::{Kind, Leg, LegCrypto, LegStats, PoolError, PortPool, Relay};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -195,6 +195,13 @@ impl MediaSessionHandle {
     /// The peer a leg's SDP signalled (initial or re-INVITE/UPDATE; a changed address re-arms the latch).
     pub fn set_remote(&self, leg: Leg, rtp: SocketAddr, rtcp: SocketAddr) {
         lock(&self.relay).update_remote(leg, rtp, rtcp);
+    }
+
+    /// SRTP for a leg (keys from the SDES exchange: `rx` is the phone's, `tx` Palisade's toward it), or plain RTP
+    /// with `None`. On a re-INVITE with new keys the changed direction's context is replaced; an unchanged key
+    /// keeps its rollover counter and replay window.
+    pub fn set_crypto(&self, leg: Leg, crypto: Option<LegCrypto>) {
+        lock(&self.relay).set_crypto(leg, crypto);
     }
 
     /// The leg's RTP port, for its SDP (RTCP is the port above).

@@ -1,11 +1,13 @@
 //! One call's relay task: wait on the four sockets, ask the relay core, send. The per-packet path allocates
-//! nothing: each socket has one receive buffer for the task's life, and sends are non-blocking (`try_send_to`;
-//! a full socket buffer drops the packet, as a congested network would, instead of stalling the other legs).
+//! nothing: each socket has one receive buffer for the task's life — with room past [`BUF_LEN`] for the SRTP
+//! tag the relay may append in place — and sends are non-blocking (`try_send_to`; a full socket buffer drops
+//! the packet, as a congested network would, instead of stalling the other legs).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use media::srtp::MAX_TRAILER;
 use media::{Decision, Kind, Leg, Relay};
 use tokio::sync::oneshot;
 
@@ -42,20 +44,23 @@ pub(super) async fn run(lease: Lease, relay: Arc<Mutex<Relay>>, mut stop: onesho
         .first()
         .and_then(|s| s.local_addr().ok())
         .is_some_and(|a| a.is_ipv6());
-    let mut bufs = vec![[0u8; BUF_LEN]; 4];
-    let [b0, b1, b2, b3] = bufs.as_mut_slice() else {
-        return;
-    };
+    // Received datagrams fill a buffer's spare capacity (cleared before each receive); one longer than BUF_LEN
+    // is dropped, so an SRTP protect never has to grow the buffer.
+    let buffer = || Vec::<u8>::with_capacity(BUF_LEN + MAX_TRAILER);
+    let (mut b0, mut b1, mut b2, mut b3) = (buffer(), buffer(), buffer(), buffer());
     if s.len() != 4 {
         return;
     }
     loop {
+        for b in [&mut b0, &mut b1, &mut b2, &mut b3] {
+            b.clear();
+        }
         let (i, received) = tokio::select! {
             _ = &mut stop => break,
-            r = s[0].recv_from(b0) => (0, r),
-            r = s[1].recv_from(b1) => (1, r),
-            r = s[2].recv_from(b2) => (2, r),
-            r = s[3].recv_from(b3) => (3, r),
+            r = s[0].recv_buf_from(&mut b0) => (0, r),
+            r = s[1].recv_buf_from(&mut b1) => (1, r),
+            r = s[2].recv_buf_from(&mut b2) => (2, r),
+            r = s[3].recv_buf_from(&mut b3) => (3, r),
         };
         let (len, source) = match received {
             Ok(x) => x,
@@ -64,14 +69,14 @@ pub(super) async fn run(lease: Lease, relay: Arc<Mutex<Relay>>, mut stop: onesho
                 continue;
             }
         };
-        if len >= BUF_LEN {
+        if len > BUF_LEN {
             continue;
         }
-        let packet: &[u8] = match i {
-            0 => &b0[..len],
-            1 => &b1[..len],
-            2 => &b2[..len],
-            _ => &b3[..len],
+        let packet = match i {
+            0 => &mut b0,
+            1 => &mut b1,
+            2 => &mut b2,
+            _ => &mut b3,
         };
         let (leg, kind) = ROUTES[i];
         let decision = lock(&relay).on_packet(leg, kind, source, packet, Instant::now());
@@ -81,7 +86,7 @@ pub(super) async fn run(lease: Lease, relay: Arc<Mutex<Relay>>, mut stop: onesho
         } = decision
         {
             let to = if v6 { mapped(to) } else { to };
-            if let Err(e) = s[socket_index(out_leg, out_kind)].try_send_to(packet, to) {
+            if let Err(e) = s[socket_index(out_leg, out_kind)].try_send_to(packet.as_slice(), to) {
                 tracing::trace!(%to, error = %e, "media send failed; packet dropped");
             }
         }

@@ -205,3 +205,55 @@ fn allocate_outside_a_runtime_is_an_error() {
     assert!(matches!(relay.allocate(), Err(MediaError::NoRuntime)));
     assert_eq!(relay.available(), 2);
 }
+
+#[tokio::test]
+async fn bridges_a_plain_leg_and_an_srtp_leg_over_sockets() {
+    use media::LegCrypto;
+    use media::srtp::{MasterKey, SrtpContext, Suite};
+
+    let relay = MediaRelay::new(LOOPBACK, LOOPBACK, 43300..=43339).unwrap();
+    let session = relay.allocate().unwrap();
+    let (a, b) = (session.ports(Leg::A), session.ports(Leg::B));
+    let caller = Phone::new(LOOPBACK).await;
+    let callee = Phone::new(LOOPBACK).await;
+    session.set_remote(Leg::A, caller.rtp_addr(), caller.rtcp_addr());
+    session.set_remote(Leg::B, callee.rtp_addr(), callee.rtcp_addr());
+    let suite = Suite::AesCm128HmacSha1_80;
+    let (phone_key, relay_key) = (MasterKey::generate(suite), MasterKey::generate(suite));
+    session.set_crypto(
+        Leg::B,
+        Some(LegCrypto::new(suite, phone_key.clone(), relay_key.clone()).unwrap()),
+    );
+    let mut callee_send = SrtpContext::from_master(suite, &phone_key).unwrap();
+    let mut callee_recv = SrtpContext::from_master(suite, &relay_key).unwrap();
+
+    // Plain caller -> SRTP callee: encrypted on the wire, readable with the relay's key.
+    caller.rtp.send_to(&rtp(1), (LOOPBACK, a)).await.unwrap();
+    let (mut got, _) = recv(&callee.rtp).await.expect("callee hears the caller");
+    assert_eq!(got.len(), 172 + 10);
+    assert_ne!(
+        got[12..172],
+        rtp(1)[12..],
+        "no audio in clear on the secure leg"
+    );
+    callee_recv.unprotect_rtp(&mut got).unwrap();
+    assert_eq!(got, rtp(1));
+
+    // SRTP callee -> plain caller, and the same packet again (a replay) is dropped.
+    let mut p = rtp(2);
+    callee_send.protect_rtp(&mut p).unwrap();
+    callee.rtp.send_to(&p, (LOOPBACK, b)).await.unwrap();
+    let (got, _) = recv(&caller.rtp).await.expect("caller hears the callee");
+    assert_eq!(got, rtp(2));
+    callee.rtp.send_to(&p, (LOOPBACK, b)).await.unwrap();
+    // Plain RTP on the secure leg is refused.
+    callee.rtp.send_to(&rtp(3), (LOOPBACK, b)).await.unwrap();
+    assert_eq!(recv(&caller.rtp).await, None);
+    let stats = session.stats();
+    assert_eq!(stats.b.drops(DropReason::Replay), 1);
+    assert_eq!(stats.b.drops(DropReason::AuthFailed), 1);
+    assert_eq!(stats.b.packets_out, 1);
+
+    session.close().await;
+    assert_eq!(relay.available(), relay.capacity());
+}
