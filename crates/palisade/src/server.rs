@@ -31,8 +31,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(specs) => bind::bind_explicit(specs)?,
         None => bind::bind_defaults(&config::default_listeners())?,
     };
+    // With a TLS listener, the certificate files are watched and reloaded without a restart (and on SIGHUP).
+    let mut reloader = None;
     let tls_acceptor = if listeners.iter().any(|l| l.transport() == Transport::Tls) {
-        let server = tls::server_config(&config.tls, &config.data_dir, &config.domain)?;
+        let (server, resolver) =
+            tls::reloading_server_config(&config.tls, &config.data_dir, &config.domain)?;
+        reloader = Some(crate::tls_reload::spawn_reloader(resolver.clone()));
+        let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received; reloading the TLS certificate");
+                let r = resolver.clone();
+                // Failures are logged by reload(); the old certificate stays in use.
+                let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+            }
+        });
         Some(TlsAcceptor::from(server))
     } else {
         None
@@ -149,6 +162,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ = sigint.recv() => tracing::info!("SIGINT received; shutting down"),
     }
     tasks.abort_all();
+    if let Some(r) = reloader {
+        r.abort();
+    }
     // Registrations and security events are written behind; write what is pending before leaving.
     if let Err(e) = store_sync::flush(&db, &edge).await {
         tracing::error!(error = %e, "could not write pending registrations and events");
