@@ -10,4 +10,4 @@ if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
   . "$HOME/.cargo/env"
 fi
 cargo build --release -p palisade
-exec target/release/palisade serve "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/palisade" serve "$@"

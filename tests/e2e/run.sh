@@ -25,7 +25,7 @@ if [ -z "${PALISADE_BIN:-}" ]; then
     echo "e2e: 0 passed, 1 failed"
     exit 1
   }
-  PALISADE_BIN=$PWD/target/$PROFILE/palisade
+  PALISADE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/$PROFILE/palisade
 fi
 export PALISADE_BIN
 [ -x "$PALISADE_BIN" ] || {
