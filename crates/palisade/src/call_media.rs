@@ -65,6 +65,12 @@ impl MediaControl for RelayControl {
         self.sessions.get(&id.0).map(MediaSessionHandle::idle_for)
     }
 
+    fn set_crypto(&mut self, id: MediaId, l: Leg, crypto: Option<media::LegCrypto>) {
+        if let Some(h) = self.sessions.get(&id.0) {
+            h.set_crypto(leg(l), crypto);
+        }
+    }
+
     fn release(&mut self, id: MediaId) {
         // Dropping the handle stops its task; the sockets close and the ports go back to the pool.
         self.sessions.remove(&id.0);
@@ -88,5 +94,6 @@ impl MediaControl for NoMedia {
     fn idle_for(&self, _: MediaId, _: Instant) -> Option<Duration> {
         None
     }
+    fn set_crypto(&mut self, _: MediaId, _: Leg, _: Option<media::LegCrypto>) {}
     fn release(&mut self, _: MediaId) {}
 }

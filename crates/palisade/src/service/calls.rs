@@ -96,6 +96,7 @@ impl Service {
             .map(|e| Party {
                 number: e.number.clone(),
                 display_name: None,
+                srtp: e.srtp,
             });
         let contacts: Vec<_> = self
             .core
@@ -111,6 +112,7 @@ impl Service {
         let caller = Party {
             number: caller.number.clone(),
             display_name,
+            srtp: caller.srtp,
         };
         self.calls.invite(
             tx,

@@ -44,6 +44,8 @@ pub trait MediaControl {
     fn set_remote(&mut self, id: MediaId, leg: Leg, rtp: SocketAddr, rtcp: SocketAddr);
     /// How long since the relay last saw media from either phone; `None` before any media.
     fn idle_for(&self, id: MediaId, now: Instant) -> Option<Duration>;
+    /// SRTP keys of `leg` (what its phone encrypts with, and what Palisade encrypts with toward it), or plain RTP.
+    fn set_crypto(&mut self, id: MediaId, leg: Leg, crypto: Option<::media::LegCrypto>);
     /// Gives the ports back.
     fn release(&mut self, id: MediaId);
 }

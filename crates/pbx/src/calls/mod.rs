@@ -27,7 +27,11 @@ use sip::{HeaderName, Message, Method};
 pub use dialog::Dialog;
 pub use media::{Leg, MediaControl, MediaError, MediaId};
 
+use ::media::sdes::CryptoAttribute;
+use ::media::srtp::Suite;
+
 use crate::registrar::Binding;
+use crate::store::SrtpMode;
 
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
@@ -199,6 +203,8 @@ pub struct Response {
 pub struct Party {
     pub number: String,
     pub display_name: Option<String>,
+    /// The extension's SRTP policy for its leg.
+    pub srtp: SrtpMode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +226,8 @@ struct Branch {
     invite_cseq: u32,
     final_status: Option<u16>,
     cancelled: bool,
+    /// The keys Palisade offered this branch (RTP/SAVP), one per suite; empty for plain RTP.
+    offered_keys: Vec<CryptoAttribute>,
 }
 
 /// A request Palisade relayed from one leg to the other inside the dialog (re-INVITE, UPDATE, INFO, …): the
@@ -259,6 +267,14 @@ struct Call {
     relayed: BTreeMap<u64, Relayed>,
     /// Failures collected from branches, for choosing the answer to the caller.
     failures: Vec<u16>,
+    /// Per leg (A, B): whether its media is SRTP.
+    secure: [bool; 2],
+    /// The key the caller offered (what it encrypts with) and Palisade's key toward it, when leg A is SRTP.
+    a_keys: Option<(CryptoAttribute, CryptoAttribute)>,
+    /// Keys of a re-INVITE/UPDATE offer in flight, per leg: what the offering side sent, and what Palisade
+    /// offered the other side.
+    pending_rx: [Option<CryptoAttribute>; 2],
+    pending_offer: [Vec<CryptoAttribute>; 2],
 }
 
 /// Every call in progress.
@@ -402,6 +418,45 @@ impl Calls {
             }));
             return;
         }
+        // SRTP on the caller's leg (hardening step 6): keys travel only over TLS, and the extension's policy
+        // decides whether SRTP is refused, taken when offered, or required.
+        let a_tls = matches!(
+            peer.transport,
+            sip::transaction::Transport::Tls | sip::transaction::Transport::Wss
+        );
+        let security = sdp::security(&offer);
+        let offered = security.savp || !security.crypto.is_empty();
+        let a_keys = match (caller.srtp, offered, a_tls) {
+            (SrtpMode::Enforced, false, _) => {
+                self.refuse_488(tx, "SRTP is required for this extension");
+                return;
+            }
+            (SrtpMode::Enforced, true, false) => {
+                self.refuse_488(tx, "SRTP keys are only exchanged over TLS");
+                return;
+            }
+            (SrtpMode::Enabled, true, false) if security.savp => {
+                self.refuse_488(tx, "SRTP keys are only exchanged over TLS");
+                return;
+            }
+            (SrtpMode::Disabled, true, _) if security.savp => {
+                self.refuse_488(tx, "SRTP is disabled for this extension");
+                return;
+            }
+            (SrtpMode::Enabled | SrtpMode::Enforced, true, true) => {
+                match ::media::sdes::choose(security.crypto.iter().map(String::as_str)) {
+                    Some(theirs) => {
+                        let ours = theirs.answer();
+                        Some((theirs, ours))
+                    }
+                    None => {
+                        self.refuse_488(tx, "no acceptable SRTP crypto suite");
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
         let media_id = match media.allocate() {
             Ok(id) => id,
             Err(e) => {
@@ -424,6 +479,9 @@ impl Calls {
                 resolve(rtp, peer.addr),
                 resolve(rtcp, peer.addr),
             );
+        }
+        if let Some((theirs, ours)) = &a_keys {
+            media.set_crypto(media_id, Leg::A, leg_crypto(theirs, ours));
         }
         let id = self.alloc_id();
         let a = Dialog::uas(msg, new_tag());
@@ -453,6 +511,10 @@ impl Calls {
             retransmit_2xx: None,
             relayed: BTreeMap::new(),
             failures: Vec::new(),
+            secure: [a_keys.is_some(), false],
+            a_keys,
+            pending_rx: [None, None],
+            pending_offer: [Vec::new(), Vec::new()],
         };
         self.respond(tx, 100, None);
         let max_forwards = msg
@@ -468,7 +530,18 @@ impl Calls {
                 continue;
             };
             let Some(b_port) = b_port else { continue };
-            let body = match sdp::rewrite(&offer, advertise, b_port) {
+            let b_tls = matches!(
+                contact.transport.to_ascii_uppercase().as_str(),
+                "TLS" | "WSS"
+            );
+            let offered_keys = match (call.callee.srtp, b_tls) {
+                (SrtpMode::Disabled, _) => Vec::new(),
+                (_, true) => offer_keys(),
+                // An extension that requires SRTP is never rung on a contact that cannot carry the keys.
+                (SrtpMode::Enforced, false) => continue,
+                (SrtpMode::Enabled, false) => Vec::new(),
+            };
+            let body = match sdp::rewrite_with_crypto(&offer, advertise, b_port, &offered_keys) {
                 Some(b) => b,
                 None => continue,
             };
@@ -498,6 +571,7 @@ impl Calls {
                 invite_cseq: 1,
                 final_status: None,
                 cancelled: false,
+                offered_keys,
             });
             self.outputs.push(CallOutput::SendRequest {
                 leg: LegKey {
@@ -515,6 +589,17 @@ impl Calls {
         }
         self.by_invite.insert(tx, id);
         self.calls.insert(id, call);
+    }
+
+    fn refuse_488(&mut self, tx: ServerTxId, reason: &str) {
+        self.outputs.push(CallOutput::Respond(Response {
+            tx,
+            status: 488,
+            reason: Some(format!("Not Acceptable Here ({reason})")),
+            to_tag: None,
+            headers: vec![(HeaderName::Warning, format!("399 palisade \"{reason}\""))],
+            body: None,
+        }));
     }
 
     /// The session interval the caller asked for (RFC 4028), raised to our minimum.
@@ -578,9 +663,24 @@ impl Calls {
                             resolve(rtcp, peer_addr),
                         );
                     }
+                    let branch_keys = call.branches[bi].offered_keys.clone();
+                    if let Some((theirs, ours)) =
+                        answered_keys(&branch_keys, &sdp::security(msg.body()).crypto)
+                    {
+                        media.set_crypto(call.media, Leg::B, leg_crypto(&theirs, &ours));
+                        call.secure[1] = true;
+                    }
                     if let Some(port) = media.local_port(call.media, Leg::A) {
-                        body = sdp::answer_for(msg.body(), &call.offer, media.advertise_ip(), port)
-                            .map(|b| ("application/sdp".to_string(), b));
+                        let a_ours: Vec<CryptoAttribute> =
+                            call.a_keys.iter().map(|(_, o)| o.clone()).collect();
+                        body = sdp::answer_for_with_crypto(
+                            msg.body(),
+                            &call.offer,
+                            media.advertise_ip(),
+                            port,
+                            &a_ours,
+                        )
+                        .map(|b| ("application/sdp".to_string(), b));
                     }
                 }
                 let to_tag = call.a.local_tag.clone();
@@ -733,9 +833,47 @@ impl Calls {
                 resolve(rtcp, branch.peer.addr),
             );
         }
-        let body = media
-            .local_port(call.media, Leg::A)
-            .and_then(|port| sdp::answer_for(msg.body(), &call.offer, media.advertise_ip(), port));
+        // The callee's keys: it answered one of the suites Palisade offered, or plain RTP.
+        match answered_keys(&branch.offered_keys, &sdp::security(msg.body()).crypto) {
+            Some((theirs, ours)) => {
+                media.set_crypto(call.media, Leg::B, leg_crypto(&theirs, &ours));
+                call.secure[1] = true;
+            }
+            None => {
+                media.set_crypto(call.media, Leg::B, None);
+                call.secure[1] = false;
+                if call.callee.srtp == SrtpMode::Enforced {
+                    // The callee's phone answered without SRTP although its extension requires it.
+                    let tx = call.invite_tx;
+                    let tag = call.a.local_tag.clone();
+                    self.respond(tx, 488, Some(&tag));
+                    self.dialogs.insert(branch.dialog.key(), (id, Leg::B));
+                    if let Some(c) = self.calls.get_mut(&id) {
+                        c.b = Some(branch);
+                    }
+                    self.send_bye(id, Leg::B, media);
+                    self.finish(
+                        id,
+                        Disposition::Failed,
+                        HungUpBy::System,
+                        "callee_refused_srtp",
+                        media,
+                        wall,
+                    );
+                    return;
+                }
+            }
+        }
+        let a_ours: Vec<CryptoAttribute> = call.a_keys.iter().map(|(_, o)| o.clone()).collect();
+        let body = media.local_port(call.media, Leg::A).and_then(|port| {
+            sdp::answer_for_with_crypto(
+                msg.body(),
+                &call.offer,
+                media.advertise_ip(),
+                port,
+                &a_ours,
+            )
+        });
         let Some(body) = body else {
             // The callee's answer has nothing in common with the offer: end both sides.
             let tx = call.invite_tx;
@@ -814,9 +952,28 @@ impl Calls {
                     resolve(rtcp, peer_addr),
                 );
             }
+            // The answerer's keys (one of those Palisade offered it), and Palisade's fresh key for the offerer.
+            let answered = sdp::security(msg.body());
+            if let Some((theirs, ours)) =
+                answered_keys(&call.pending_offer[idx(other)], &answered.crypto)
+            {
+                media.set_crypto(call.media, other, leg_crypto(&theirs, &ours));
+            }
+            let mut ours_for_offerer = Vec::new();
+            if let Some(theirs) = call.pending_rx[idx(to)].take() {
+                let ours = theirs.answer();
+                media.set_crypto(call.media, to, leg_crypto(&theirs, &ours));
+                ours_for_offerer.push(ours);
+            }
+            call.pending_offer[idx(other)].clear();
             if let Some(port) = media.local_port(call.media, to) {
-                body = sdp::rewrite(msg.body(), media.advertise_ip(), port)
-                    .map(|b| ("application/sdp".to_string(), b));
+                body = sdp::rewrite_with_crypto(
+                    msg.body(),
+                    media.advertise_ip(),
+                    port,
+                    &ours_for_offerer,
+                )
+                .map(|b| ("application/sdp".to_string(), b));
             }
         } else if !msg.body().is_empty() {
             let ct = msg
@@ -970,9 +1127,27 @@ impl Calls {
                     resolve(rtcp, peer_addr),
                 );
             }
+            // Fresh keys on every new offer: the offerer's key is kept for the answer Palisade will give it, and
+            // the other leg gets a new key from Palisade (never the offerer's: keys stay on their own leg).
+            let secure = &sdp::security(msg.body());
+            call.pending_rx[idx(from)] = if call.secure[idx(from)] {
+                ::media::sdes::choose(secure.crypto.iter().map(String::as_str))
+            } else {
+                None
+            };
+            call.pending_offer[idx(to)] = if call.secure[idx(to)] {
+                offer_keys()
+            } else {
+                Vec::new()
+            };
             if let Some(port) = media.local_port(call.media, to) {
-                body = sdp::rewrite(msg.body(), media.advertise_ip(), port)
-                    .map(|b| ("application/sdp".to_string(), b));
+                body = sdp::rewrite_with_crypto(
+                    msg.body(),
+                    media.advertise_ip(),
+                    port,
+                    &call.pending_offer[idx(to)],
+                )
+                .map(|b| ("application/sdp".to_string(), b));
             }
             if method == Method::Invite && from == Leg::A {
                 call.offer = msg.body_bytes();
@@ -1433,6 +1608,42 @@ fn contact_header(local: &LocalAddrs, peer: &Peer) -> Option<(HeaderName, String
     local
         .for_transport(t)
         .map(|a| (HeaderName::Contact, contact_uri(a, t)))
+}
+
+fn idx(leg: Leg) -> usize {
+    match leg {
+        Leg::A => 0,
+        Leg::B => 1,
+    }
+}
+
+/// Palisade's SRTP offer to a phone: a fresh key for each suite it can take, strongest first.
+fn offer_keys() -> Vec<CryptoAttribute> {
+    [Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32]
+        .into_iter()
+        .enumerate()
+        .map(|(i, suite)| CryptoAttribute::generate(u32::try_from(i + 1).unwrap_or(1), suite))
+        .collect()
+}
+
+/// The key pair for a leg: what the phone answered (it encrypts with that) and Palisade's offered key with the
+/// same tag and suite.
+fn answered_keys(
+    offered: &[CryptoAttribute],
+    answer_crypto: &[String],
+) -> Option<(CryptoAttribute, CryptoAttribute)> {
+    answer_crypto.iter().find_map(|value| {
+        let theirs = CryptoAttribute::parse(value).ok()?;
+        let ours = offered
+            .iter()
+            .find(|o| o.tag == theirs.tag && o.suite == theirs.suite)?
+            .clone();
+        Some((theirs, ours))
+    })
+}
+
+fn leg_crypto(theirs: &CryptoAttribute, ours: &CryptoAttribute) -> Option<::media::LegCrypto> {
+    ::media::LegCrypto::new(theirs.suite, theirs.key.clone(), ours.key.clone()).ok()
 }
 
 fn new_tag() -> String {

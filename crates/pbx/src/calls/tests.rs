@@ -17,6 +17,8 @@ struct FakeMedia {
     released: Vec<u64>,
     idle: Option<Duration>,
     exhausted: bool,
+    /// (session, is leg A) → SRTP set.
+    crypto: HashMap<(u64, bool), bool>,
 }
 
 impl MediaControl for FakeMedia {
@@ -43,6 +45,9 @@ impl MediaControl for FakeMedia {
     }
     fn idle_for(&self, _id: MediaId, _now: Instant) -> Option<Duration> {
         self.idle
+    }
+    fn set_crypto(&mut self, id: MediaId, leg: Leg, crypto: Option<::media::LegCrypto>) {
+        self.crypto.insert((id.0, leg == Leg::A), crypto.is_some());
     }
     fn release(&mut self, id: MediaId) {
         self.live.remove(&id.0);
@@ -75,6 +80,7 @@ fn local() -> LocalAddrs {
         by_transport: vec![
             ("UDP", "192.0.2.1:5060".parse().unwrap()),
             ("TCP", "192.0.2.1:5060".parse().unwrap()),
+            ("TLS", "192.0.2.1:5061".parse().unwrap()),
         ],
         domain: "pbx.test".into(),
     }
@@ -99,6 +105,7 @@ fn party(n: &str) -> Party {
     Party {
         number: n.into(),
         display_name: None,
+        srtp: crate::store::SrtpMode::Enabled,
     }
 }
 
@@ -567,4 +574,165 @@ fn in_dialog_request_for_an_unknown_dialog_is_not_ours() {
         !w.calls
             .in_dialog(ServerTxId::from_raw(1), &bye, &mut w.media, now, wall)
     );
+}
+
+fn tls_binding(contact: &str, source: &str) -> Binding {
+    Binding {
+        transport: "TLS".into(),
+        ..binding(contact, source)
+    }
+}
+
+fn invite_with(sdp: &str) -> Message {
+    parse(&format!(
+        "INVITE sip:101@pbx.test SIP/2.0\r\nVia: SIP/2.0/TLS 10.0.0.5:5061;branch=z9hG4bKs1\r\n\
+         From: <sip:100@pbx.test>;tag=atag\r\nTo: <sip:101@pbx.test>\r\nCall-ID: srtp@10.0.0.5\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:100@10.0.0.5:5061;transport=tls>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    ))
+}
+
+const CRYPTO_A: &str =
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+#[test]
+fn plain_caller_to_srtp_callee_over_tls_gets_keys_only_on_the_secure_leg() {
+    let mut w = World::new();
+    let out = w.invite(&[tls_binding(
+        "sip:101@10.0.0.6:5061;transport=tls",
+        "198.51.100.7:5061",
+    )]);
+    let (leg, inv_b, peer) = sent_requests(&out).remove(0);
+    assert_eq!(peer.transport, Transport::Tls);
+    let body = std::str::from_utf8(inv_b.body()).unwrap().to_string();
+    assert!(body.contains("m=audio 30002 RTP/SAVP"), "{body}");
+    assert_eq!(
+        body.matches("a=crypto:").count(),
+        2,
+        "one fresh key per suite: {body}"
+    );
+    // B answers SRTP with tag 1
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")),
+        "{body}"
+    );
+    let theirs = CRYPTO_A;
+    let answer = ANSWER
+        .replace("RTP/AVP", "RTP/SAVP")
+        .replace("a=sendrecv", &format!("{theirs}\r\na=sendrecv"));
+    let out = w.respond(leg, &response_to(&inv_b, 200, "btag", Some(&answer)));
+    assert_eq!(
+        w.media.crypto.get(&(1, false)),
+        Some(&true),
+        "SRTP on leg B"
+    );
+    assert_eq!(w.media.crypto.get(&(1, true)), None, "leg A stays plain");
+    let ok = responses(&out)[0];
+    let a_body = String::from_utf8(ok.body.clone().unwrap().1.to_vec()).unwrap();
+    assert!(
+        a_body.contains("RTP/AVP") && !a_body.contains("crypto"),
+        "no key on the plain leg: {a_body}"
+    );
+}
+
+#[test]
+fn srtp_caller_over_tls_gets_palisade_key_and_plain_callee_sees_no_key() {
+    let mut w = World::new();
+    let sdp = OFFER
+        .replace("RTP/AVP", "RTP/SAVP")
+        .replace("a=sendrecv", &format!("{CRYPTO_A}\r\na=sendrecv"));
+    let (now, wall) = (w.now, w.wall);
+    let peer = Peer::new("203.0.113.5:5061".parse().unwrap(), Transport::Tls);
+    w.calls.invite(
+        ServerTxId::from_raw(1),
+        &invite_with(&sdp),
+        peer,
+        party("100"),
+        Some(party("101")),
+        &[binding("sip:101@10.0.0.6", "198.51.100.7:5070")],
+        &mut w.media,
+        now,
+        wall,
+    );
+    let out = w.calls.take_outputs();
+    assert_eq!(w.media.crypto.get(&(1, true)), Some(&true), "SRTP on leg A");
+    let (leg, inv_b, _) = sent_requests(&out).remove(0);
+    let b_body = std::str::from_utf8(inv_b.body()).unwrap();
+    assert!(
+        b_body.contains("RTP/AVP") && !b_body.contains("crypto"),
+        "the caller's key never reaches leg B: {b_body}"
+    );
+    let out = w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
+    let a_body = String::from_utf8(responses(&out)[0].body.clone().unwrap().1.to_vec()).unwrap();
+    assert!(
+        a_body.contains("RTP/SAVP")
+            && a_body.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{a_body}"
+    );
+    assert!(
+        !a_body.contains("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"),
+        "Palisade answers with its own key"
+    );
+}
+
+#[test]
+fn srtp_policy_refusals_are_488() {
+    let mut w = World::new();
+    let (now, wall) = (w.now, w.wall);
+    let enforced = Party {
+        srtp: crate::store::SrtpMode::Enforced,
+        ..party("100")
+    };
+    // enforced extension offering plain RTP
+    w.calls.invite(
+        ServerTxId::from_raw(1),
+        &invite_from_a(),
+        a_peer(),
+        enforced.clone(),
+        Some(party("101")),
+        &[binding("sip:x@y", "198.51.100.7:1")],
+        &mut w.media,
+        now,
+        wall,
+    );
+    assert_eq!(responses(&w.calls.take_outputs())[0].status, 488);
+    // SRTP offered over UDP: keys would travel in clear
+    let sdp = OFFER
+        .replace("RTP/AVP", "RTP/SAVP")
+        .replace("a=sendrecv", &format!("{CRYPTO_A}\r\na=sendrecv"));
+    w.calls.invite(
+        ServerTxId::from_raw(2),
+        &invite_with(&sdp),
+        a_peer(),
+        party("100"),
+        Some(party("101")),
+        &[binding("sip:x@y", "198.51.100.7:1")],
+        &mut w.media,
+        now,
+        wall,
+    );
+    assert_eq!(responses(&w.calls.take_outputs())[0].status, 488);
+    // an enforced callee is not rung on a UDP contact: nothing left → 480
+    let callee = Party {
+        srtp: crate::store::SrtpMode::Enforced,
+        ..party("101")
+    };
+    w.calls.invite(
+        ServerTxId::from_raw(3),
+        &invite_from_a(),
+        a_peer(),
+        party("100"),
+        Some(callee),
+        &[binding("sip:x@y", "198.51.100.7:1")],
+        &mut w.media,
+        now,
+        wall,
+    );
+    assert_eq!(
+        responses(&w.calls.take_outputs()).last().unwrap().status,
+        480
+    );
+    assert!(w.calls.is_empty());
+    assert!(w.media.live.is_empty(), "no ports held by refused calls");
 }
