@@ -106,12 +106,18 @@ fn first_audio(sdp: &Sdp) -> Option<usize> {
         .position(|m| m.kind.eq_ignore_ascii_case("audio") && m.is_active())
 }
 
-/// Refuses (port 0) every stream but the first active audio one: one relayed stream per call.
+/// Refuses (port 0) every stream but the first active audio one: one relayed stream per call. Also removes the
+/// source descriptions (`a=ssrc`, `a=ssrc-group`, `a=msid`), whose CNAME often names the phone's own address:
+/// neither side learns anything about the other beyond the codecs.
 fn relay_only_audio(sdp: &mut Sdp) {
     let keep = first_audio(sdp);
     for (i, m) in sdp.media.iter_mut().enumerate() {
         if Some(i) != keep {
             m.port = 0;
         }
+        m.lines.retain(|l| {
+            !matches!(l, media::sdp::Line::Attribute(a)
+                if ["ssrc", "ssrc-group", "msid"].iter().any(|n| a.name.eq_ignore_ascii_case(n)))
+        });
     }
 }

@@ -57,7 +57,7 @@ impl MediaControl for FakeMedia {
 
 const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
                      m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-                     a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
+                     a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ssrc:1234 cname:sip:100@10.0.0.5\r\na=sendrecv\r\n";
 const ANSWER: &str = "v=0\r\no=bob 7 7 IN IP4 10.0.0.6\r\ns=-\r\nc=IN IP4 10.0.0.6\r\nt=0 0\r\n\
                       m=audio 5000 RTP/AVP 8 9 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:9 G722/8000\r\n\
                       a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
@@ -234,6 +234,10 @@ fn basic_call_ring_answer_and_hang_up() {
     assert!(
         !body_b.contains("10.0.0.5"),
         "caller's address hidden: {body_b}"
+    );
+    assert!(
+        !body_b.contains("a=ssrc"),
+        "source descriptions removed: {body_b}"
     );
     assert_eq!(
         w.media.live[&1][0].unwrap().0,
