@@ -93,6 +93,22 @@ pub enum ExtCommand {
         /// or enforced (only SRTP over TLS; a plain-RTP offer gets 488).
         #[arg(long, value_name = "disabled|enabled|enforced")]
         srtp: Option<String>,
+        /// No external calls in or out, only other extensions (emergency numbers still go out).
+        #[arg(long, value_name = "true|false")]
+        internal_only: Option<bool>,
+        /// Outbound external calls are refused until the user dials 777 and the voicemail PIN (e.g. 7771234);
+        /// they are then allowed for `pin_unlock_seconds` (see `palisade policy show`).
+        #[arg(long, value_name = "true|false")]
+        pin_protect: Option<bool>,
+        /// Registration only from the local networks (the `local_networks` policy setting).
+        #[arg(long, value_name = "true|false")]
+        lan_only: Option<bool>,
+        /// Refuse SIP over WebSocket (ws, wss) for this extension from outside the local networks.
+        #[arg(long, value_name = "true|false")]
+        block_remote_ws: Option<bool>,
+        /// No outbound external calls outside the office hours (the `office_hours` policy setting).
+        #[arg(long, value_name = "true|false")]
+        office_hours_only: Option<bool>,
     },
     /// Give an extension a new random password (shown once).
     ResetPassword { number: String },
@@ -112,6 +128,11 @@ struct ExtensionView {
     email: Option<String>,
     require_tls: bool,
     srtp: SrtpMode,
+    internal_only: bool,
+    pin_protect: bool,
+    lan_only: bool,
+    block_remote_ws: bool,
+    office_hours_only: bool,
     created_at: String,
     updated_at: String,
     password_changed_at: String,
@@ -129,6 +150,11 @@ impl From<&Extension> for ExtensionView {
             email: e.email.clone(),
             require_tls: e.require_tls,
             srtp: e.srtp,
+            internal_only: e.internal_only,
+            pin_protect: e.pin_protect,
+            lan_only: e.lan_only,
+            block_remote_ws: e.block_remote_ws,
+            office_hours_only: e.office_hours_only,
             created_at: format_ms(e.created_at),
             updated_at: format_ms(e.updated_at),
             password_changed_at: format_ms(e.password_changed_at),
@@ -230,13 +256,21 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                         v.auth_id.clone(),
                         if v.require_tls { "yes" } else { "no" }.into(),
                         v.srtp.to_string(),
+                        restrictions(v),
                         output::opt(&v.email),
                     ]
                 })
                 .collect();
             output::table(
                 &[
-                    "NUMBER", "NAME", "ENABLED", "AUTH ID", "TLS ONLY", "SRTP", "EMAIL",
+                    "NUMBER",
+                    "NAME",
+                    "ENABLED",
+                    "AUTH ID",
+                    "TLS ONLY",
+                    "SRTP",
+                    "RESTRICTIONS",
+                    "EMAIL",
                 ],
                 &rows,
             );
@@ -259,6 +293,11 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             digest_algorithms,
             require_tls,
             srtp,
+            internal_only,
+            pin_protect,
+            lan_only,
+            block_remote_ws,
+            office_hours_only,
         } => {
             if let Some(mode) = &srtp {
                 SrtpMode::parse(mode).map_err(srtp_error)?;
@@ -270,11 +309,17 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                 digest_algorithms: digest_algorithms.map(Some),
                 require_tls,
                 srtp,
+                internal_only,
+                pin_protect,
+                lan_only,
+                block_remote_ws,
+                office_hours_only,
             };
             if patch.is_empty() {
                 bail!(
                     "nothing to change: give at least one of --enabled, --name, --email, --digest-algorithms, \
-                     --require-tls, --srtp"
+                     --require-tls, --srtp, --internal-only, --pin-protect, --lan-only, --block-remote-ws, \
+                     --office-hours-only"
                 );
             }
             let db = common.open().await?;
@@ -383,6 +428,7 @@ async fn add(
             digest_algorithms: None,
             require_tls: security.require_tls,
             srtp: security.srtp,
+            ..ExtensionNew::default()
         };
         match db.create_extension(new).await {
             Ok(_) => {
@@ -572,9 +618,64 @@ fn print_extension(v: &ExtensionView, json: bool) -> anyhow::Result<()> {
             }
             .into(),
         ),
+        (
+            "Internal only",
+            yes_no(
+                v.internal_only,
+                "yes (no external calls in or out; emergency numbers still go out)",
+            ),
+        ),
+        (
+            "PIN protect",
+            yes_no(
+                v.pin_protect,
+                "yes (external calls need 777 + voicemail PIN first)",
+            ),
+        ),
+        (
+            "LAN only",
+            yes_no(v.lan_only, "yes (registration only from local_networks)"),
+        ),
+        (
+            "Block remote WebSocket",
+            yes_no(
+                v.block_remote_ws,
+                "yes (no SIP over WebSocket from outside local_networks)",
+            ),
+        ),
+        (
+            "Office hours only",
+            yes_no(
+                v.office_hours_only,
+                "yes (no outbound external calls outside office_hours)",
+            ),
+        ),
         ("Created", v.created_at.clone()),
         ("Updated", v.updated_at.clone()),
         ("Password changed", v.password_changed_at.clone()),
     ]);
     Ok(())
+}
+
+fn yes_no(flag: bool, yes: &str) -> String {
+    if flag { yes.into() } else { "no".into() }
+}
+
+/// The call restrictions that are on, for the list table ("-" for none).
+fn restrictions(v: &ExtensionView) -> String {
+    let on: Vec<&str> = [
+        (v.internal_only, "internal-only"),
+        (v.pin_protect, "pin-protect"),
+        (v.lan_only, "lan-only"),
+        (v.block_remote_ws, "block-remote-ws"),
+        (v.office_hours_only, "office-hours-only"),
+    ]
+    .into_iter()
+    .filter_map(|(flag, name)| flag.then_some(name))
+    .collect();
+    if on.is_empty() {
+        "-".into()
+    } else {
+        on.join(",")
+    }
 }

@@ -8,7 +8,8 @@ macro_rules! select {
     ($rest:literal) => {
         concat!(
             "SELECT number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, realm, digest_algorithms, email, \
-             created_at, updated_at, password_changed_at, require_tls, srtp FROM extensions ",
+             created_at, updated_at, password_changed_at, require_tls, srtp, internal_only, pin_protect, lan_only, \
+             block_remote_ws, office_hours_only FROM extensions ",
             $rest
         )
     };
@@ -41,6 +42,30 @@ pub struct Extension {
     pub require_tls: bool,
     /// SDES-SRTP policy for this extension's call legs.
     pub srtp: SrtpMode,
+    /// No external calls in or out, only other extensions.
+    pub internal_only: bool,
+    /// Outbound external calls need a PIN unlock first (unlock prefix + voicemail PIN).
+    pub pin_protect: bool,
+    /// REGISTER only from the `local_networks` setting.
+    pub lan_only: bool,
+    /// SIP over WebSocket refused from outside the `local_networks` setting.
+    pub block_remote_ws: bool,
+    /// No outbound external calls outside office hours.
+    pub office_hours_only: bool,
+}
+
+impl Extension {
+    /// This extension's call restrictions for [`crate::policy::route`]. `unlocked_until` is run-time state (a PIN
+    /// unlock) the caller fills in; it is `None` here.
+    pub fn caller_restrictions(&self) -> crate::policy::CallerRestrictions {
+        crate::policy::CallerRestrictions {
+            number: self.number.clone(),
+            internal_only: self.internal_only,
+            pin_protect: self.pin_protect,
+            unlocked_until: None,
+            office_hours_only: self.office_hours_only,
+        }
+    }
 }
 
 impl std::fmt::Debug for Extension {
@@ -58,6 +83,11 @@ impl std::fmt::Debug for Extension {
             .field("password_changed_at", &self.password_changed_at)
             .field("require_tls", &self.require_tls)
             .field("srtp", &self.srtp)
+            .field("internal_only", &self.internal_only)
+            .field("pin_protect", &self.pin_protect)
+            .field("lan_only", &self.lan_only)
+            .field("block_remote_ws", &self.block_remote_ws)
+            .field("office_hours_only", &self.office_hours_only)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +107,12 @@ pub struct ExtensionNew {
     pub require_tls: bool,
     /// SRTP policy (default: [`SrtpMode::Enabled`]).
     pub srtp: SrtpMode,
+    /// Call restrictions (hardening step 3), all off by default; see [`Extension`].
+    pub internal_only: bool,
+    pub pin_protect: bool,
+    pub lan_only: bool,
+    pub block_remote_ws: bool,
+    pub office_hours_only: bool,
 }
 
 /// Changes to an extension: `None` leaves a field alone; `Some(None)` clears an optional field.
@@ -89,6 +125,11 @@ pub struct ExtensionPatch {
     pub require_tls: Option<bool>,
     /// "disabled", "enabled" or "enforced" (see [`SrtpMode`]); anything else is [`StoreError::Invalid`].
     pub srtp: Option<String>,
+    pub internal_only: Option<bool>,
+    pub pin_protect: Option<bool>,
+    pub lan_only: Option<bool>,
+    pub block_remote_ws: Option<bool>,
+    pub office_hours_only: Option<bool>,
 }
 
 impl ExtensionPatch {
@@ -99,6 +140,11 @@ impl ExtensionPatch {
             && self.digest_algorithms.is_none()
             && self.require_tls.is_none()
             && self.srtp.is_none()
+            && self.internal_only.is_none()
+            && self.pin_protect.is_none()
+            && self.lan_only.is_none()
+            && self.block_remote_ws.is_none()
+            && self.office_hours_only.is_none()
     }
 }
 
@@ -294,8 +340,9 @@ impl Db {
                 }
                 let inserted = sqlx::query(
                     "INSERT INTO extensions (number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, realm, \
-                     digest_algorithms, email, created_at, updated_at, password_changed_at, require_tls, srtp) \
-                     VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11)",
+                     digest_algorithms, email, created_at, updated_at, password_changed_at, require_tls, srtp, \
+                     internal_only, pin_protect, lan_only, block_remote_ws, office_hours_only) \
+                     VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13, $14, $15, $16)",
                 )
                 .bind(&new.number)
                 .bind(&display_name)
@@ -308,6 +355,11 @@ impl Db {
                 .bind(now)
                 .bind(new.require_tls)
                 .bind(new.srtp)
+                .bind(new.internal_only)
+                .bind(new.pin_protect)
+                .bind(new.lan_only)
+                .bind(new.block_remote_ws)
+                .bind(new.office_hours_only)
                 .execute(&mut *tx)
                 .await;
                 match inserted {
@@ -337,6 +389,11 @@ impl Db {
                     password_changed_at: now,
                     require_tls: new.require_tls,
                     srtp: new.srtp,
+                    internal_only: new.internal_only,
+                    pin_protect: new.pin_protect,
+                    lan_only: new.lan_only,
+                    block_remote_ws: new.block_remote_ws,
+                    office_hours_only: new.office_hours_only,
                 })
             }
         }
@@ -432,8 +489,9 @@ impl Db {
                     let inserted = sqlx::query(
                         "INSERT INTO extensions (number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, \
                          realm, digest_algorithms, email, created_at, updated_at, password_changed_at, \
-                         require_tls, srtp) \
-                         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11)",
+                         require_tls, srtp, internal_only, pin_protect, lan_only, block_remote_ws, \
+                         office_hours_only) \
+                         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13, $14, $15, $16)",
                     )
                     .bind(&new.number)
                     .bind(display_name)
@@ -446,6 +504,11 @@ impl Db {
                     .bind(now)
                     .bind(new.require_tls)
                     .bind(new.srtp)
+                    .bind(new.internal_only)
+                    .bind(new.pin_protect)
+                    .bind(new.lan_only)
+                    .bind(new.block_remote_ws)
+                    .bind(new.office_hours_only)
                     .execute(&mut *tx)
                     .await;
                     match inserted {
@@ -537,6 +600,11 @@ impl Db {
                      digest_algorithms = CASE WHEN $8 = 1 THEN $9 ELSE digest_algorithms END, \
                      require_tls = CASE WHEN $11 = 1 THEN $12 ELSE require_tls END, \
                      srtp = CASE WHEN $13 = 1 THEN $14 ELSE srtp END, \
+                     internal_only = CASE WHEN $15 = 1 THEN $16 ELSE internal_only END, \
+                     pin_protect = CASE WHEN $17 = 1 THEN $18 ELSE pin_protect END, \
+                     lan_only = CASE WHEN $19 = 1 THEN $20 ELSE lan_only END, \
+                     block_remote_ws = CASE WHEN $21 = 1 THEN $22 ELSE block_remote_ws END, \
+                     office_hours_only = CASE WHEN $23 = 1 THEN $24 ELSE office_hours_only END, \
                      updated_at = $10 \
                      WHERE number = $1",
                 )
@@ -554,6 +622,16 @@ impl Db {
                 .bind(patch.require_tls.unwrap_or(false) as i64)
                 .bind(srtp.is_some() as i64)
                 .bind(srtp.unwrap_or_default())
+                .bind(patch.internal_only.is_some() as i64)
+                .bind(patch.internal_only.unwrap_or(false) as i64)
+                .bind(patch.pin_protect.is_some() as i64)
+                .bind(patch.pin_protect.unwrap_or(false) as i64)
+                .bind(patch.lan_only.is_some() as i64)
+                .bind(patch.lan_only.unwrap_or(false) as i64)
+                .bind(patch.block_remote_ws.is_some() as i64)
+                .bind(patch.block_remote_ws.unwrap_or(false) as i64)
+                .bind(patch.office_hours_only.is_some() as i64)
+                .bind(patch.office_hours_only.unwrap_or(false) as i64)
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {

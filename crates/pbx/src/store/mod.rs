@@ -13,6 +13,7 @@ pub mod calls;
 mod events;
 mod extensions;
 pub mod ip_rules;
+pub mod policy;
 mod registrations;
 pub mod settings;
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use extensions::{
     Extension, ExtensionNew, ExtensionPatch, SrtpMode, validate_auth_id, validate_number,
 };
 pub use ip_rules::{IpRule, MAX_MANUAL_IP_RULES, canonical_net};
+pub use policy::{OutboundRuleRow, POLICY_SETTINGS, PolicyConfig};
 pub use registrations::{Binding, BindingChange};
 
 /// The database file's name inside the data directory.

@@ -134,11 +134,15 @@ pub fn normalize(key: &str, value: &str) -> Result<String> {
         _ if guard_limit(key).is_some() => guard::config::validate(key, value)
             .map(|v| v.to_string())
             .map_err(|e| StoreError::Invalid(e.to_string())),
+        _ if super::policy::policy_setting(key).is_some() => {
+            super::policy::normalize(key, value).unwrap_or_else(|| Ok(value.to_string()))
+        }
         _ => {
             let known: Vec<&str> = SETTABLE
                 .iter()
                 .map(|(k, _)| *k)
                 .chain(GUARD_SETTINGS.iter().map(|l| l.key))
+                .chain(super::policy::POLICY_SETTINGS.iter().map(|s| s.key))
                 .collect();
             Err(StoreError::Invalid(format!(
                 "unknown setting '{key}': known settings are {}",
@@ -191,6 +195,29 @@ impl Db {
                 bump_version(&mut tx, now).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+        }
+    }
+
+    /// Removes a stored setting, so its default applies again, and bumps the configuration version. Returns
+    /// whether it was set.
+    pub async fn remove_setting(&self, key: &str) -> Result<bool> {
+        if key == CONFIG_VERSION {
+            return Err(StoreError::Invalid(format!(
+                "{CONFIG_VERSION} is maintained by Palisade and cannot be removed"
+            )));
+        }
+        let now = now_ms();
+        match self {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let done = sqlx::query("DELETE FROM settings WHERE key = $1")
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+                bump_version(&mut tx, now).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
             }
         }
     }
