@@ -8,6 +8,7 @@ mod events;
 mod ext;
 mod lists;
 mod output;
+mod policy;
 mod security;
 mod time;
 
@@ -25,6 +26,7 @@ pub use cert::{CertArgs, CertCommand};
 pub use events::{EventsArgs, RegistrationsArgs};
 pub use ext::{ExtArgs, ExtCommand};
 pub use lists::{ListArgs, ListCommand};
+pub use policy::{PolicyArgs, PolicyCommand, RuleArgs, RuleCommand};
 pub use security::{SecurityArgs, SecurityCommand};
 
 /// The admin subcommands, flattened into the top-level command line next to `serve`.
@@ -48,6 +50,11 @@ pub enum AdminCommand {
     Cdr(CdrArgs),
     /// The TLS certificate: show.
     Cert(CertArgs),
+    /// Call policy: home country and dialling prefixes, allowed countries, emergency numbers, PIN unlock, local
+    /// networks, office hours: show, set, reset.
+    Policy(PolicyArgs),
+    /// Outbound rules, tried in order: add, list, remove, move.
+    Rule(RuleArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -107,6 +114,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Calls(args) => calls::calls(args).await,
         AdminCommand::Cdr(args) => calls::cdr(args).await,
         AdminCommand::Cert(args) => cert::run(args).await,
+        AdminCommand::Policy(args) => policy::run_policy(args).await,
+        AdminCommand::Rule(args) => policy::run_rule(args).await,
     }
 }
 

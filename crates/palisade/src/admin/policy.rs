@@ -1,0 +1,402 @@
+//! `palisade policy …` (the call-policy settings) and `palisade rule …` (the ordered outbound rules).
+
+use anyhow::anyhow;
+use clap::{Args, Subcommand};
+use pbx::store::policy::{POLICY_SETTINGS, PolicyConfig, PolicySetting};
+use pbx::store::{OutboundRuleRow, StoreError, settings};
+use serde::Serialize;
+
+use super::{CommonArgs, output, store_error};
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show the call-policy settings, their values, defaults and allowed values.
+    Show,
+    /// Change a setting: country_code, international_prefix, national_prefix, allowed_country_codes,
+    /// emergency_numbers, pin_unlock_seconds, local_networks, office_hours_timezone, office_hours, holidays
+    /// (`palisade policy show` gives what each takes).
+    Set {
+        /// The setting's name.
+        key: String,
+        /// The new value ("" where the setting allows an empty value).
+        value: String,
+    },
+    /// Put a setting back to its default.
+    Reset {
+        /// The setting's name.
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: RuleCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuleCommand {
+    /// Add an outbound rule (at the end, or at --position). The first rule that matches a dialled number (prefix,
+    /// length, calling extension) rewrites it (strip, then prepend) and sends it to its trunks in order.
+    Add {
+        /// The rule's name: letters, digits, '-' and '_'.
+        name: String,
+        /// Dialled numbers starting with these digits (e.g. 00, 0, +44); "" for any number.
+        #[arg(long, value_name = "DIGITS", allow_hyphen_values = true)]
+        prefix: String,
+        /// Shortest dialled number, in digits (default: the prefix length).
+        #[arg(long, value_name = "N")]
+        min_len: Option<u32>,
+        /// Longest dialled number, in digits (default: 32).
+        #[arg(long, value_name = "N")]
+        max_len: Option<u32>,
+        /// Only for these calling extensions, e.g. 201,202 (default: all).
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        extensions: Vec<String>,
+        /// Digits removed from the front of the dialled number.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        strip: u32,
+        /// Digits put in front after stripping, e.g. 0049 or + (default: none).
+        #[arg(long, value_name = "DIGITS", default_value = "")]
+        prepend: String,
+        /// Trunk names, in failover order, e.g. carrier,backup.
+        #[arg(long, value_name = "T1[,T2]", value_delimiter = ',', required = true)]
+        trunks: Vec<String>,
+        /// Insert at this position (1 is tried first); the rules from there on move down.
+        #[arg(long, value_name = "N")]
+        position: Option<usize>,
+    },
+    /// List the outbound rules, in the order they are tried.
+    List,
+    /// Remove an outbound rule.
+    Remove { name: String },
+    /// Move an outbound rule to another position (1 is tried first).
+    Move {
+        name: String,
+        /// The new position.
+        #[arg(long, value_name = "POSITION")]
+        to: usize,
+    },
+}
+
+/// One setting as shown.
+#[derive(Debug, Serialize)]
+struct SettingView {
+    key: &'static str,
+    value: String,
+    default: &'static str,
+    allowed: &'static str,
+    about: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct PolicyView {
+    /// The values in force, by key.
+    values: serde_json::Map<String, serde_json::Value>,
+    settings: Vec<SettingView>,
+    /// Set when the home country is missing: every external call except emergency numbers is refused.
+    warning: Option<String>,
+    /// The home country and allowed_country_codes: the countries external calls may reach.
+    effective_allowed_country_codes: Vec<String>,
+    /// The office-hours time zone in force.
+    effective_timezone: String,
+    rules: Vec<OutboundRuleRow>,
+}
+
+/// A setting's value in force, as stored text.
+fn value_of(c: &PolicyConfig, key: &str) -> String {
+    use pbx::store::policy::*;
+    match key {
+        COUNTRY_CODE => c.country_code.clone(),
+        INTERNATIONAL_PREFIX => c.international_prefix.clone(),
+        NATIONAL_PREFIX => c.national_prefix.clone(),
+        ALLOWED_COUNTRY_CODES => c.allowed_country_codes.join(","),
+        EMERGENCY_NUMBERS => c.emergency_numbers.join(","),
+        PIN_UNLOCK_SECONDS => c.pin_unlock_seconds.to_string(),
+        LOCAL_NETWORKS => c.local_networks.join(","),
+        OFFICE_HOURS_TIMEZONE => c.office_hours_timezone.clone(),
+        OFFICE_HOURS => c.office_hours.clone(),
+        HOLIDAYS => c.holidays.join(","),
+        _ => String::new(),
+    }
+}
+
+/// A setting's value in force, as JSON: lists as arrays, numbers as numbers.
+fn json_value(c: &PolicyConfig, key: &str) -> serde_json::Value {
+    use pbx::store::policy::*;
+    let arr = |v: &[String]| serde_json::json!(v);
+    match key {
+        ALLOWED_COUNTRY_CODES => arr(&c.allowed_country_codes),
+        EMERGENCY_NUMBERS => arr(&c.emergency_numbers),
+        LOCAL_NETWORKS => arr(&c.local_networks),
+        HOLIDAYS => arr(&c.holidays),
+        PIN_UNLOCK_SECONDS => serde_json::json!(c.pin_unlock_seconds),
+        k => serde_json::json!(value_of(c, k)),
+    }
+}
+
+fn policy_key(key: &str) -> anyhow::Result<&'static PolicySetting> {
+    pbx::store::policy::policy_setting(key).ok_or_else(|| {
+        let known: Vec<&str> = POLICY_SETTINGS.iter().map(|s| s.key).collect();
+        anyhow!(
+            "unknown policy setting '{key}': known settings are {} (see `palisade policy show`)",
+            known.join(", ")
+        )
+    })
+}
+
+fn show_value(v: &str) -> String {
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.to_string()
+    }
+}
+
+pub async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
+    let common = args.common;
+    match args.command {
+        PolicyCommand::Show => {
+            let db = common.open_or_create().await?;
+            let config = db.policy_settings().await;
+            db.close().await;
+            let c = config?;
+            let view = PolicyView {
+                values: POLICY_SETTINGS
+                    .iter()
+                    .map(|s| (s.key.to_string(), json_value(&c, s.key)))
+                    .collect(),
+                settings: POLICY_SETTINGS
+                    .iter()
+                    .map(|s| SettingView {
+                        key: s.key,
+                        value: value_of(&c, s.key),
+                        default: s.default,
+                        allowed: s.allowed,
+                        about: s.about,
+                    })
+                    .collect(),
+                warning: c.not_configured(),
+                effective_allowed_country_codes: c
+                    .effective_allowed_country_codes()
+                    .into_iter()
+                    .collect(),
+                effective_timezone: c.effective_timezone(),
+                rules: c.rules.clone(),
+            };
+            if common.json {
+                return output::json(&view);
+            }
+            let rows: Vec<Vec<String>> = view
+                .settings
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.key.to_string(),
+                        show_value(&s.value),
+                        show_value(s.default),
+                        s.allowed.to_string(),
+                    ]
+                })
+                .collect();
+            output::table(&["SETTING", "VALUE", "DEFAULT", "ALLOWED"], &rows);
+            crate::say!();
+            let countries = if view.effective_allowed_country_codes.is_empty() {
+                "none".to_string()
+            } else {
+                view.effective_allowed_country_codes.join(", ")
+            };
+            crate::say!("Countries external calls may reach: {countries}");
+            crate::say!(
+                "Office hours time zone in force: {}",
+                view.effective_timezone
+            );
+            crate::say!(
+                "Outbound rules: {} (see `palisade rule list`)",
+                view.rules.len()
+            );
+            if let Some(w) = &view.warning {
+                crate::say!();
+                crate::say!("warning: {w}");
+            }
+            Ok(())
+        }
+        PolicyCommand::Set { key, value } => {
+            policy_key(&key)?;
+            let value = settings::normalize(&key, &value).map_err(store_error)?;
+            let db = common.open_or_create().await?;
+            let done = db.set_setting(&key, &value).await;
+            db.close().await;
+            done.map_err(store_error)?;
+            if common.json {
+                return output::json(&serde_json::json!({ "key": key, "value": value }));
+            }
+            crate::say!("{key} = {}", show_value(&value));
+            Ok(())
+        }
+        PolicyCommand::Reset { key } => {
+            let setting = policy_key(&key)?;
+            let db = common.open_or_create().await?;
+            let done = db.remove_setting(&key).await;
+            db.close().await;
+            done.map_err(store_error)?;
+            if common.json {
+                return output::json(
+                    &serde_json::json!({ "key": key, "value": setting.default, "reset": true }),
+                );
+            }
+            crate::say!("{key} = {} (the default)", show_value(setting.default));
+            Ok(())
+        }
+    }
+}
+
+/// A store error about rules, with a hint where one helps.
+fn rule_error(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::NotFound(what) => {
+            anyhow!("{what} does not exist (list them with `palisade rule list`)")
+        }
+        e => store_error(e),
+    }
+}
+
+fn print_rules(rules: &[OutboundRuleRow]) {
+    if rules.is_empty() {
+        crate::say!(
+            "No outbound rules: no external call goes out, emergency numbers included. Add one with \
+             `palisade rule add NAME --prefix DIGITS --trunks TRUNK`."
+        );
+        return;
+    }
+    let rows: Vec<Vec<String>> = rules
+        .iter()
+        .map(|r| {
+            vec![
+                r.position.to_string(),
+                r.name.clone(),
+                if r.prefix.is_empty() {
+                    "(any)".into()
+                } else {
+                    r.prefix.clone()
+                },
+                format!("{}-{}", r.effective_min_len(), r.effective_max_len()),
+                if r.extensions.is_empty() {
+                    "(all)".into()
+                } else {
+                    r.extensions.join(",")
+                },
+                r.strip.to_string(),
+                show_value(&r.prepend),
+                r.trunks.join(","),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "POS",
+            "NAME",
+            "PREFIX",
+            "LENGTH",
+            "EXTENSIONS",
+            "STRIP",
+            "PREPEND",
+            "TRUNKS",
+        ],
+        &rows,
+    );
+}
+
+pub async fn run_rule(args: RuleArgs) -> anyhow::Result<()> {
+    let common = args.common;
+    match args.command {
+        RuleCommand::Add {
+            name,
+            prefix,
+            min_len,
+            max_len,
+            extensions,
+            strip,
+            prepend,
+            trunks,
+            position,
+        } => {
+            let trim = |v: Vec<String>| -> Vec<String> {
+                v.into_iter()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            };
+            let rule = OutboundRuleRow {
+                position: 0,
+                name,
+                prefix: prefix.trim().to_string(),
+                min_len,
+                max_len,
+                extensions: trim(extensions),
+                strip,
+                prepend: prepend.trim().to_string(),
+                trunks: trim(trunks),
+            };
+            rule.validate().map_err(store_error)?;
+            let db = common.open_or_create().await?;
+            let added = db.add_outbound_rule(rule, position).await;
+            db.close().await;
+            let added = added.map_err(rule_error)?;
+            if common.json {
+                return output::json(&added);
+            }
+            crate::say!(
+                "Added outbound rule {} at position {}.",
+                added.name,
+                added.position
+            );
+            print_rules(std::slice::from_ref(&added));
+            Ok(())
+        }
+        RuleCommand::List => {
+            let db = common.open_or_create().await?;
+            let rules = db.list_outbound_rules().await;
+            db.close().await;
+            let rules = rules?;
+            if common.json {
+                return output::json(&rules);
+            }
+            print_rules(&rules);
+            Ok(())
+        }
+        RuleCommand::Remove { name } => {
+            let db = common.open().await?;
+            let removed = db.remove_outbound_rule(&name).await;
+            db.close().await;
+            removed.map_err(rule_error)?;
+            if common.json {
+                return output::json(&serde_json::json!({ "removed": name }));
+            }
+            crate::say!("Removed outbound rule {name}.");
+            Ok(())
+        }
+        RuleCommand::Move { name, to } => {
+            let db = common.open().await?;
+            let moved = db.move_outbound_rule(&name, to).await;
+            db.close().await;
+            let rules = moved.map_err(rule_error)?;
+            if common.json {
+                return output::json(&rules);
+            }
+            crate::say!("Moved outbound rule {name} to position {to}.");
+            print_rules(&rules);
+            Ok(())
+        }
+    }
+}
