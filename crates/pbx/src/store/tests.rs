@@ -1493,7 +1493,7 @@ async fn outbound_rules_round_trip_and_are_validated() {
             ..full.clone()
         }
     );
-    assert_eq!(db.list_outbound_rules().await.unwrap(), [added.clone()]);
+    assert_eq!(db.list_outbound_rules().await.unwrap(), vec![added.clone()]);
     let r = added.to_rule();
     assert_eq!((r.min_len, r.max_len, r.strip), (6, 20, 2));
     assert!(r.matches("0044207946000", "201"));
