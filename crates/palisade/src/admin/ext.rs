@@ -637,11 +637,13 @@ fn print_extension(v: &ExtensionView, json: bool) -> anyhow::Result<()> {
             yes_no(v.lan_only, "yes (registration only from local_networks)"),
         ),
         (
-            "Block remote WebSocket",
-            yes_no(
-                v.block_remote_ws,
-                "yes (no SIP over WebSocket from outside local_networks)",
-            ),
+            "Remote WebSocket",
+            if v.block_remote_ws {
+                "blocked (no SIP over WebSocket from outside local_networks)"
+            } else {
+                "allowed"
+            }
+            .into(),
         ),
         (
             "Office hours only",
