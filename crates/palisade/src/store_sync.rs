@@ -53,6 +53,7 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
     let extensions = db.list_extensions().await?;
     warn_on_realm_mismatch(&extensions, &domain);
     core.set_extensions(extensions.iter().map(extension_auth).collect());
+    core.set_restrictions(restrictions(db).await?);
     let bindings: Vec<_> = db
         .list_bindings()
         .await?
@@ -114,7 +115,35 @@ pub fn extension_auth(e: &Extension) -> ExtensionAuth {
             .filter(|l| !l.is_empty()),
         require_tls: e.require_tls,
         srtp: e.srtp,
+        restrictions: e.caller_restrictions(),
+        lan_only: e.lan_only,
     }
+}
+
+/// The call policy from the store. Office hours that no longer parse are dropped with a warning (extensions
+/// restricted to office hours are then refused external calls: deny by default).
+async fn restrictions(db: &Db) -> anyhow::Result<pbx::restrictions::Restrictions> {
+    let config = db.policy_settings().await?;
+    let settings = match config.to_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "office hours ignored");
+            let mut c = config.clone();
+            c.office_hours.clear();
+            c.to_settings().map_err(|e| anyhow::anyhow!(e))?
+        }
+    };
+    let local: Vec<ipnet::IpNet> = config
+        .local_networks
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    Ok(pbx::restrictions::Restrictions::new(
+        settings,
+        config.not_configured(),
+        local,
+        config.pin_unlock_duration(),
+    ))
 }
 
 fn binding_from_store(b: store::Binding) -> Option<registrar::Binding> {
@@ -207,12 +236,14 @@ async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
         .map(extension_auth)
         .collect();
     let algorithms = algorithms(db).await?;
+    let restrictions = restrictions(db).await?;
     let guard_config = guard_store::guard_config(db).await?;
     let rules = guard_store::rules(db).await?;
     edge.with_service(|s| {
         let core = s.core_mut();
         core.set_extensions(extensions);
         core.set_algorithms(algorithms);
+        core.set_restrictions(restrictions);
         let guard = s.guard_mut();
         // Automatic bans made since the last flush are not in the store yet: keep them.
         let stored: std::collections::HashSet<_> = rules.iter().map(|r| r.net).collect();

@@ -19,7 +19,9 @@ use sip::{HeaderName, Message, Method};
 use crate::auth::{
     AuthOutcome, ConfigError, Credentials, DigestVerifier, FailReason, NonceKey, VerifierConfig,
 };
+use crate::policy::{Refusal, Route};
 use crate::registrar::{self, Change, Origin, RegisterError, Registrar, RegistrarConfig};
+use crate::restrictions::Restrictions;
 use crate::store::SecurityEvent;
 
 /// What the core needs to know about an extension to authenticate it (loaded from the store).
@@ -35,6 +37,10 @@ pub struct ExtensionAuth {
     pub require_tls: bool,
     /// SRTP policy of the extension's call legs (hardening step 6).
     pub srtp: crate::store::SrtpMode,
+    /// What the extension may call (internal only, PIN protect, office hours; hardening step 3).
+    pub restrictions: crate::policy::CallerRestrictions,
+    /// Registration only from the local networks.
+    pub lan_only: bool,
 }
 
 /// Settings of the core.
@@ -133,6 +139,7 @@ pub struct PbxCore {
     changes: Vec<Change>,
     /// The authentication decision of the request being handled.
     signal: AuthSignal,
+    restrictions: Restrictions,
 }
 
 impl PbxCore {
@@ -148,6 +155,7 @@ impl PbxCore {
             events_dropped: 0,
             changes: Vec::new(),
             signal: AuthSignal::None,
+            restrictions: Restrictions::default(),
         })
     }
 
@@ -244,6 +252,49 @@ impl PbxCore {
             })
     }
 
+    /// New call-policy settings (after an admin change); PIN unlocks in progress are kept.
+    pub fn set_restrictions(&mut self, restrictions: Restrictions) {
+        self.restrictions.update(restrictions);
+    }
+
+    /// Where a call from `caller` to `dialed` goes now (extension, outbound, emergency, PIN unlock, or refused).
+    /// A refusal is recorded as a policy event.
+    pub fn route_call(
+        &mut self,
+        caller: &ExtensionAuth,
+        dialed: &str,
+        origin: Origin,
+        now: SystemTime,
+    ) -> Route {
+        let by_number = &self.by_number;
+        let route = self.restrictions.route(
+            &caller.restrictions,
+            dialed,
+            |n| by_number.contains_key(n),
+            now,
+        );
+        if let Route::Refused(r) = &route {
+            let detail = match (r, self.restrictions.not_configured()) {
+                (Refusal::CountryNotAllowed(_), Some(why)) => format!("{dialed}: {why}"),
+                _ => format!("{dialed}: {r}"),
+            };
+            self.event(
+                event_kind::POLICY,
+                r.reason_code(),
+                origin,
+                Some(&caller.auth_id),
+                Some(detail),
+                now,
+            );
+        }
+        route
+    }
+
+    /// Lifts `number`'s PIN protection for the configured time; returns until when.
+    pub fn unlock_pin(&mut self, number: &str, now: SystemTime) -> SystemTime {
+        self.restrictions.unlock(number, now)
+    }
+
     /// An extension by number.
     pub fn extension(&self, number: &str) -> Option<Arc<ExtensionAuth>> {
         self.by_number.get(number).cloned()
@@ -272,8 +323,26 @@ impl PbxCore {
             .ok()
             .and_then(|to| to.uri.user.map(str::to_string))
             .unwrap_or_default();
-        if let Err(reply) = self.authenticate(msg, HeaderName::Authorization, &aor, origin, now) {
-            return reply;
+        let ext = match self.authenticate(msg, HeaderName::Authorization, &aor, origin, now) {
+            Ok(ext) => ext,
+            Err(reply) => return reply,
+        };
+        if ext.lan_only && !self.restrictions.is_local(origin.source.ip()) {
+            let detail = Some(format!(
+                "extension {} from {}",
+                ext.number,
+                origin.source.ip()
+            ));
+            self.event(
+                event_kind::POLICY,
+                "lan_only",
+                origin,
+                Some(&ext.auth_id),
+                detail,
+                now,
+            );
+            return Reply::status(403)
+                .reason("Forbidden (registration only from the local network)");
         }
         match self.registrar.register(&aor, msg, origin, unix_secs(now)) {
             Ok(outcome) => {
@@ -653,6 +722,11 @@ mod tests {
             algorithms: None,
             require_tls: false,
             srtp: crate::store::SrtpMode::Enabled,
+            restrictions: crate::policy::CallerRestrictions {
+                number: number.into(),
+                ..Default::default()
+            },
+            lan_only: false,
         }
     }
 
@@ -902,6 +976,40 @@ mod tests {
         let r = c.handle_request(
             &msg("REGISTER", "100", 4, &format!("Authorization: {auth}\r\n")),
             tls,
+            now(),
+        );
+        assert_eq!(r.status, 200);
+    }
+
+    #[test]
+    fn lan_only_extensions_register_only_from_local_networks() {
+        let mut c = core();
+        let mut e = ext("100", "aUthId100x", true);
+        e.lan_only = true;
+        c.set_extensions(vec![e]);
+        // origin() is 192.0.2.50: not a local network by default
+        let r = c.handle_request(&msg("REGISTER", "100", 1, ""), origin(), now());
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
+        let r = c.handle_request(
+            &msg("REGISTER", "100", 2, &format!("Authorization: {auth}\r\n")),
+            origin(),
+            now(),
+        );
+        assert_eq!(r.status, 403);
+        assert!(
+            c.take_events()
+                .iter()
+                .any(|e| e.kind == event_kind::POLICY && e.reason == "lan_only")
+        );
+        let lan = Origin {
+            source: "192.168.1.20:5060".parse().unwrap(),
+            ..origin()
+        };
+        let r = c.handle_request(&msg("REGISTER", "100", 3, ""), lan, now());
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
+        let r = c.handle_request(
+            &msg("REGISTER", "100", 4, &format!("Authorization: {auth}\r\n")),
+            lan,
             now(),
         );
         assert_eq!(r.status, 200);

@@ -6,4 +6,5 @@ pub mod calls;
 pub mod core;
 pub mod policy;
 pub mod registrar;
+pub mod restrictions;
 pub mod store;

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use pbx::calls::{ActiveCall, CallOutput, CallRecord, Party};
 use pbx::core::{AuthSignal, unix_secs};
+use pbx::policy::Route;
 use pbx::registrar::Origin;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{Framing, Message, Method, ResponseBuilder};
@@ -89,6 +90,35 @@ impl Service {
             .and_then(|u| u.user)
             .unwrap_or("")
             .to_string();
+        // Call policy first (hardening steps 3 and 4): where may this extension call, now?
+        let refusal = match self.core.route_call(&caller, &number, origin, wall) {
+            Route::Extension(_) => None,
+            Route::Refused(r) => {
+                let status = r.status();
+                Some((status, format!("{} ({r})", sip::reason_phrase(status)), r.reason_code()))
+            }
+            // Trunks are not configurable yet, so nothing can leave the PBX.
+            Route::External { .. } | Route::Emergency { .. } => Some((
+                503,
+                "Service Unavailable (no trunk is available for this number)".to_string(),
+                "no_trunk",
+            )),
+            Route::PinUnlock { .. } => Some((
+                403,
+                "Forbidden (PIN unlock needs a voicemail PIN, which this version does not store yet)".to_string(),
+                "pin_unlock_unavailable",
+            )),
+        };
+        if let Some((status, reason, code)) = refusal {
+            let party = Party {
+                number: caller.number.clone(),
+                display_name: None,
+                srtp: caller.srtp,
+            };
+            self.calls
+                .refuse(tx, request, &party, &number, status, &reason, code, wall);
+            return;
+        }
         let callee = self
             .core
             .extension(&number)

@@ -1471,6 +1471,35 @@ impl Calls {
         }));
     }
 
+    /// Refuses a new INVITE before any ringing (call policy) and records the attempt.
+    #[allow(clippy::too_many_arguments)] // the refusal and what its record needs
+    pub fn refuse(
+        &mut self,
+        tx: ServerTxId,
+        msg: &Message,
+        caller: &Party,
+        dialed: &str,
+        status: u16,
+        reason: &str,
+        code: &str,
+        wall: SystemTime,
+    ) {
+        self.outputs.push(CallOutput::Respond(Response {
+            tx,
+            status,
+            reason: Some(reason.to_string()),
+            to_tag: None,
+            headers: Vec::new(),
+            body: None,
+        }));
+        let disposition = if status == 404 {
+            Disposition::NotFound
+        } else {
+            Disposition::Failed
+        };
+        self.record_unconnected(msg, caller, dialed, disposition, code, wall);
+    }
+
     fn record_unconnected(
         &mut self,
         msg: &Message,
