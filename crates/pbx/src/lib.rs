@@ -8,3 +8,4 @@ pub mod policy;
 pub mod registrar;
 pub mod restrictions;
 pub mod store;
+pub mod trunks;
