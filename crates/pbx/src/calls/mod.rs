@@ -228,6 +228,30 @@ struct Branch {
     cancelled: bool,
     /// The keys Palisade offered this branch (RTP/SAVP), one per suite; empty for plain RTP.
     offered_keys: Vec<CryptoAttribute>,
+    /// Digest credentials for a trunk's challenge (answered once, and only on this branch's own request).
+    credentials: Option<(String, String)>,
+    auth_tried: bool,
+    /// The INVITE's body, Via address, transport and Max-Forwards, to send it again with credentials.
+    body: Bytes,
+    via_addr: SocketAddr,
+    transport: String,
+    max_forwards: u8,
+}
+
+/// Where a callee-leg INVITE goes: a registered contact of an extension, or a trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub request_uri: String,
+    /// The To header (name-addr).
+    pub to_uri: String,
+    /// The From user (the caller's extension, or the trunk's caller ID).
+    pub from_user: String,
+    /// The address to send to.
+    pub source: SocketAddr,
+    /// `UDP`, `TCP`, `TLS`.
+    pub transport: String,
+    /// Credentials for the target's digest challenges (trunks).
+    pub credentials: Option<(String, String)>,
 }
 
 /// A request Palisade relayed from one leg to the other inside the dialog (re-INVITE, UPDATE, INFO, …): the
@@ -275,6 +299,12 @@ struct Call {
     /// offered the other side.
     pending_rx: [Option<CryptoAttribute>; 2],
     pending_offer: [Vec<CryptoAttribute>; 2],
+    /// Trunks still to try, in order, if the current one fails.
+    failover: Vec<Target>,
+    /// Media port and address for ringing a failover target.
+    b_port: Option<u16>,
+    advertise: std::net::IpAddr,
+    max_forwards: u8,
 }
 
 /// Every call in progress.
@@ -373,6 +403,84 @@ impl Calls {
         caller: Party,
         callee: Option<Party>,
         contacts: &[Binding],
+        media: &mut dyn MediaControl,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let targets: Vec<Target> = contacts
+            .iter()
+            .map(|c| Target {
+                request_uri: c.contact.clone(),
+                to_uri: format!("<sip:{}@{}>", c.aor, self.local.domain),
+                from_user: caller.number.clone(),
+                source: c.source,
+                transport: c.transport.clone(),
+                credentials: None,
+            })
+            .collect();
+        self.start(
+            tx,
+            msg,
+            peer,
+            caller,
+            callee,
+            targets,
+            Vec::new(),
+            media,
+            now,
+            wall,
+        );
+    }
+
+    /// A call out through trunks: `targets` are the trunks in failover order (the first is rung; the next is
+    /// tried when it fails with a timeout or a server error).
+    #[allow(clippy::too_many_arguments)]
+    pub fn invite_trunk(
+        &mut self,
+        tx: ServerTxId,
+        msg: &Message,
+        peer: Peer,
+        caller: Party,
+        dialed: &str,
+        mut targets: Vec<Target>,
+        media: &mut dyn MediaControl,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let callee = Party {
+            number: dialed.to_string(),
+            display_name: None,
+            srtp: SrtpMode::Disabled,
+        };
+        let rest = if targets.len() > 1 {
+            targets.split_off(1)
+        } else {
+            Vec::new()
+        };
+        self.start(
+            tx,
+            msg,
+            peer,
+            caller,
+            Some(callee),
+            targets,
+            rest,
+            media,
+            now,
+            wall,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &mut self,
+        tx: ServerTxId,
+        msg: &Message,
+        peer: Peer,
+        caller: Party,
+        callee: Option<Party>,
+        contacts: Vec<Target>,
+        failover: Vec<Target>,
         media: &mut dyn MediaControl,
         now: Instant,
         wall: SystemTime,
@@ -515,6 +623,10 @@ impl Calls {
             a_keys,
             pending_rx: [None, None],
             pending_offer: [Vec::new(), Vec::new()],
+            failover: Vec::new(),
+            b_port: None,
+            advertise: media.advertise_ip(),
+            max_forwards: 70,
         };
         self.respond(tx, 100, None);
         let max_forwards = msg
@@ -525,62 +637,19 @@ impl Calls {
             .saturating_sub(1);
         let b_port = media.local_port(media_id, Leg::B);
         let advertise = media.advertise_ip();
+        call.failover = failover;
+        call.b_port = b_port;
+        call.max_forwards = max_forwards;
         for contact in contacts {
-            let Some(via_addr) = self.local.for_transport(&contact.transport) else {
-                continue;
-            };
-            let Some(b_port) = b_port else { continue };
-            let b_tls = matches!(
-                contact.transport.to_ascii_uppercase().as_str(),
-                "TLS" | "WSS"
-            );
-            let offered_keys = match (call.callee.srtp, b_tls) {
-                (SrtpMode::Disabled, _) => Vec::new(),
-                (_, true) => offer_keys(),
-                // An extension that requires SRTP is never rung on a contact that cannot carry the keys.
-                (SrtpMode::Enforced, false) => continue,
-                (SrtpMode::Enabled, false) => Vec::new(),
-            };
-            let body = match sdp::rewrite_with_crypto(&offer, advertise, b_port, &offered_keys) {
-                Some(b) => b,
-                None => continue,
-            };
-            let request_id = self.alloc_id();
-            let dialog = Dialog::uac(
-                new_call_id(&self.local.domain),
-                new_tag(),
-                format!("<sip:{}@{}>", call.caller.number, self.local.domain),
-                call.caller.display_name.clone(),
-                format!("<sip:{}@{}>", call.callee.number, self.local.domain),
-                contact.contact.clone(),
-            );
-            let peer = Peer::new(contact.source, transport_of(&contact.transport));
-            let request = dialog.request(
-                "INVITE",
-                1,
-                &via(contact.transport.as_str(), via_addr),
-                &contact_uri(via_addr, &contact.transport),
+            self.ring(
+                &mut call,
+                id,
+                contact,
+                &offer,
+                b_port,
+                advertise,
                 max_forwards,
-                &[(HeaderName::Allow, crate::core::ALLOW_CALLS.to_string())],
-                Some(("application/sdp", body)),
             );
-            call.branches.push(Branch {
-                request_id,
-                peer,
-                dialog,
-                invite_cseq: 1,
-                final_status: None,
-                cancelled: false,
-                offered_keys,
-            });
-            self.outputs.push(CallOutput::SendRequest {
-                leg: LegKey {
-                    call: id,
-                    request: request_id,
-                },
-                request,
-                peer,
-            });
         }
         if call.branches.is_empty() {
             media.release(media_id);
@@ -600,6 +669,136 @@ impl Calls {
             headers: vec![(HeaderName::Warning, format!("399 palisade \"{reason}\""))],
             body: None,
         }));
+    }
+
+    /// Sends the INVITE of branch `bi` again with credentials for the challenge in `msg`. False when the branch
+    /// has no credentials or already tried them (the provider refused them: give up).
+    fn retry_with_credentials(&mut self, id: u64, bi: usize, msg: &Message, status: u16) -> bool {
+        let request_id = self.alloc_id();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        let b = &mut call.branches[bi];
+        let Some((user, password)) = b.credentials.clone().filter(|_| !b.auth_tried) else {
+            return false;
+        };
+        let (challenge_header, answer_header) = if status == 407 {
+            (
+                HeaderName::ProxyAuthenticate,
+                HeaderName::ProxyAuthorization,
+            )
+        } else {
+            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+        };
+        let Some(challenge) = msg
+            .header_values(challenge_header)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .find_map(crate::trunks::parse_challenge)
+        else {
+            return false;
+        };
+        let uri = b.dialog.remote_target.clone();
+        let answer = crate::trunks::answer_challenge(&challenge, &user, &password, "INVITE", &uri);
+        b.auth_tried = true;
+        b.invite_cseq += 1;
+        b.dialog.local_cseq = b.invite_cseq;
+        b.request_id = request_id;
+        let request = b.dialog.request(
+            "INVITE",
+            b.invite_cseq,
+            &via(&b.transport, b.via_addr),
+            &contact_uri(b.via_addr, &b.transport),
+            b.max_forwards,
+            &[
+                (HeaderName::Allow, crate::core::ALLOW_CALLS.to_string()),
+                (answer_header, answer),
+            ],
+            Some(("application/sdp", b.body.clone())),
+        );
+        let peer = b.peer;
+        self.outputs.push(CallOutput::SendRequest {
+            leg: LegKey {
+                call: id,
+                request: request_id,
+            },
+            request,
+            peer,
+        });
+        true
+    }
+
+    /// Sends the callee-leg INVITE to one target (a registered contact or a trunk).
+    #[allow(clippy::too_many_arguments)]
+    fn ring(
+        &mut self,
+        call: &mut Call,
+        id: u64,
+        target: Target,
+        offer: &[u8],
+        b_port: Option<u16>,
+        advertise: std::net::IpAddr,
+        max_forwards: u8,
+    ) {
+        let Some(via_addr) = self.local.for_transport(&target.transport) else {
+            return;
+        };
+        let Some(b_port) = b_port else { return };
+        let b_tls = matches!(
+            target.transport.to_ascii_uppercase().as_str(),
+            "TLS" | "WSS"
+        );
+        let offered_keys = match (call.callee.srtp, b_tls) {
+            (SrtpMode::Disabled, _) => Vec::new(),
+            (_, true) => offer_keys(),
+            // An extension that requires SRTP is never rung on a contact that cannot carry the keys.
+            (SrtpMode::Enforced, false) => return,
+            (SrtpMode::Enabled, false) => Vec::new(),
+        };
+        let Some(body) = sdp::rewrite_with_crypto(offer, advertise, b_port, &offered_keys) else {
+            return;
+        };
+        let request_id = self.alloc_id();
+        let dialog = Dialog::uac(
+            new_call_id(&self.local.domain),
+            new_tag(),
+            format!("<sip:{}@{}>", target.from_user, self.local.domain),
+            call.caller.display_name.clone(),
+            target.to_uri.clone(),
+            target.request_uri.clone(),
+        );
+        let peer = Peer::new(target.source, transport_of(&target.transport));
+        let request = dialog.request(
+            "INVITE",
+            1,
+            &via(target.transport.as_str(), via_addr),
+            &contact_uri(via_addr, &target.transport),
+            max_forwards,
+            &[(HeaderName::Allow, crate::core::ALLOW_CALLS.to_string())],
+            Some(("application/sdp", body.clone())),
+        );
+        call.branches.push(Branch {
+            request_id,
+            peer,
+            dialog,
+            invite_cseq: 1,
+            final_status: None,
+            cancelled: false,
+            offered_keys,
+            credentials: target.credentials.clone(),
+            auth_tried: false,
+            body,
+            via_addr,
+            transport: target.transport.clone(),
+            max_forwards,
+        });
+        self.outputs.push(CallOutput::SendRequest {
+            leg: LegKey {
+                call: id,
+                request: request_id,
+            },
+            request,
+            peer,
+        });
     }
 
     /// The session interval the caller asked for (RFC 4028), raised to our minimum.
@@ -703,6 +902,12 @@ impl Calls {
             }
             200..=299 => self.branch_answered(leg.call, bi, msg, media, now, wall),
             _ => {
+                // A trunk's challenge to Palisade's own INVITE is answered once with the trunk's credentials.
+                if matches!(status, 401 | 407)
+                    && self.retry_with_credentials(leg.call, bi, msg, status)
+                {
+                    return;
+                }
                 let call = self.calls.get_mut(&leg.call).expect("checked above");
                 call.branches[bi].final_status = Some(status);
                 if call.state != State::Ringing {
@@ -710,6 +915,24 @@ impl Calls {
                 }
                 call.failures.push(status);
                 if call.branches.iter().all(|b| b.final_status.is_some()) {
+                    // Trunk failover: a timeout or a server error moves on to the next trunk.
+                    if !call.failover.is_empty()
+                        && (matches!(status, 401 | 407 | 408) || status >= 500)
+                    {
+                        let id = leg.call;
+                        if let Some(mut call) = self.calls.remove(&id) {
+                            let next = call.failover.remove(0);
+                            let (offer, b_port, advertise, mf) = (
+                                call.offer.clone(),
+                                call.b_port,
+                                call.advertise,
+                                call.max_forwards,
+                            );
+                            self.ring(&mut call, id, next, &offer, b_port, advertise, mf);
+                            self.calls.insert(id, call);
+                        }
+                        return;
+                    }
                     let answer = best_failure(&call.failures);
                     let disposition = match answer {
                         486 | 600 => Disposition::Busy,
@@ -1568,6 +1791,13 @@ impl Call {
 /// The final answer to the caller when every branch failed (RFC 3261 §16.7, simplified): busy wins, then a
 /// global failure, then the lowest 4xx/5xx; timeouts become 480.
 fn best_failure(failures: &[u16]) -> u16 {
+    // A challenge from the callee side (a trunk refusing Palisade's credentials) must never reach the caller,
+    // which would take it as Palisade's own challenge.
+    let failures: Vec<u16> = failures
+        .iter()
+        .map(|&s| if matches!(s, 401 | 407) { 503 } else { s })
+        .collect();
+    let failures = failures.as_slice();
     if failures.contains(&486) || failures.contains(&600) {
         return 486;
     }

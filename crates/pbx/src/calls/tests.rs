@@ -740,3 +740,121 @@ fn srtp_policy_refusals_are_488() {
     assert!(w.calls.is_empty());
     assert!(w.media.live.is_empty(), "no ports held by refused calls");
 }
+
+fn trunk_target(addr: &str) -> Target {
+    Target {
+        request_uri: format!("sip:4930123456@{addr}"),
+        to_uri: format!("<sip:4930123456@{addr}>"),
+        from_user: "4930999".into(),
+        source: addr.parse().unwrap(),
+        transport: "UDP".into(),
+        credentials: Some(("acct".into(), "s3cret".into())),
+    }
+}
+
+#[test]
+fn trunk_call_answers_the_trunks_challenge_once_and_fails_over_on_server_errors() {
+    let mut w = World::new();
+    let (now, wall) = (w.now, w.wall);
+    w.calls.invite_trunk(
+        ServerTxId::from_raw(1),
+        &invite_from_a(),
+        a_peer(),
+        party("100"),
+        "004930123456",
+        vec![
+            trunk_target("198.51.100.10:5060"),
+            trunk_target("198.51.100.20:5060"),
+        ],
+        &mut w.media,
+        now,
+        wall,
+    );
+    let out = w.calls.take_outputs();
+    let (leg, inv, peer) = sent_requests(&out).remove(0);
+    assert_eq!(peer.addr, "198.51.100.10:5060".parse().unwrap());
+    assert_eq!(
+        inv.from().unwrap().uri.user,
+        Some("4930999"),
+        "the trunk's caller ID"
+    );
+    // the trunk challenges: answered with the trunk's credentials, same Call-ID, next CSeq
+    let challenge = parse_bytes(
+        &sip::ResponseBuilder::new(&inv, 407)
+            .to_tag("t1")
+            .header(
+                sip::HeaderName::ProxyAuthenticate,
+                "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\"",
+            )
+            .build(),
+    );
+    let out = w.respond(leg, &challenge);
+    let (leg2, inv2, _) = sent_requests(&out).remove(0);
+    assert_eq!(inv2.call_id(), inv.call_id());
+    assert_eq!(inv2.cseq().unwrap().seq, 2);
+    let auth = inv2
+        .header_str(sip::HeaderName::ProxyAuthorization)
+        .unwrap();
+    assert!(
+        auth.contains("username=\"acct\"") && auth.contains("realm=\"carrier\""),
+        "{auth}"
+    );
+    // refused again: not retried a second time; a server error fails over to the next trunk
+    let again = parse_bytes(
+        &sip::ResponseBuilder::new(&inv2, 407)
+            .to_tag("t1")
+            .header(
+                sip::HeaderName::ProxyAuthenticate,
+                "Digest realm=\"carrier\", nonce=\"n2\"",
+            )
+            .build(),
+    );
+    let out = w.respond(leg2, &again);
+    let next = sent_requests(&out);
+    assert_eq!(
+        next.len(),
+        1,
+        "credentials are tried once, then the next trunk"
+    );
+    assert_eq!(next[0].2.addr, "198.51.100.20:5060".parse().unwrap());
+    // the last trunk refuses too: the caller gets 503, never the trunk's challenge
+    let (leg3, inv3, _) = next.into_iter().next().unwrap();
+    let out = w.respond(
+        leg3,
+        &parse_bytes(&sip::ResponseBuilder::new(&inv3, 407).to_tag("t3").build()),
+    );
+    assert_eq!(
+        responses(&out)[0].status,
+        503,
+        "a trunk's challenge never reaches the caller"
+    );
+
+    let mut w = World::new();
+    let (now, wall) = (w.now, w.wall);
+    w.calls.invite_trunk(
+        ServerTxId::from_raw(1),
+        &invite_from_a(),
+        a_peer(),
+        party("100"),
+        "004930123456",
+        vec![
+            trunk_target("198.51.100.10:5060"),
+            trunk_target("198.51.100.20:5060"),
+        ],
+        &mut w.media,
+        now,
+        wall,
+    );
+    let (leg, inv, _) = sent_requests(&w.calls.take_outputs()).remove(0);
+    let out = w.respond(leg, &response_to(&inv, 503, "t", None));
+    let (_, _, peer2) = sent_requests(&out).remove(0);
+    assert_eq!(
+        peer2.addr,
+        "198.51.100.20:5060".parse().unwrap(),
+        "failover to the second trunk"
+    );
+    assert!(
+        responses(&out).iter().all(|r| r.status < 300),
+        "the caller is not answered yet"
+    );
+}
