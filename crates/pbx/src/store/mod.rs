@@ -16,6 +16,7 @@ pub mod ip_rules;
 pub mod policy;
 mod registrations;
 pub mod settings;
+pub mod trunks;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +35,7 @@ pub use extensions::{
 pub use ip_rules::{IpRule, MAX_MANUAL_IP_RULES, canonical_net};
 pub use policy::{OutboundRuleRow, POLICY_SETTINGS, PolicyConfig};
 pub use registrations::{Binding, BindingChange};
+pub use trunks::{DidRow, TrunkNew, TrunkPatch, TrunkRow};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "palisade.db";
