@@ -11,6 +11,7 @@ mod output;
 mod policy;
 mod security;
 mod time;
+mod trunks;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ pub use ext::{ExtArgs, ExtCommand};
 pub use lists::{ListArgs, ListCommand};
 pub use policy::{PolicyArgs, PolicyCommand, RuleArgs, RuleCommand};
 pub use security::{SecurityArgs, SecurityCommand};
+pub use trunks::{DidArgs, DidCommand, TrunkArgs, TrunkCommand};
 
 /// The admin subcommands, flattened into the top-level command line next to `serve`.
 #[derive(Debug, Subcommand)]
@@ -55,6 +57,10 @@ pub enum AdminCommand {
     Policy(PolicyArgs),
     /// Outbound rules, tried in order: add, list, remove, move.
     Rule(RuleArgs),
+    /// SIP trunks (the providers external calls go through): add, set, list, show, remove.
+    Trunk(TrunkArgs),
+    /// Inbound numbers (DIDs) and the extension each rings: add, list, remove.
+    Did(DidArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -116,6 +122,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Cert(args) => cert::run(args).await,
         AdminCommand::Policy(args) => policy::run_policy(args).await,
         AdminCommand::Rule(args) => policy::run_rule(args).await,
+        AdminCommand::Trunk(args) => trunks::run_trunk(args).await,
+        AdminCommand::Did(args) => trunks::run_did(args).await,
     }
 }
 

@@ -1,0 +1,496 @@
+//! `palisade trunk …` (SIP trunks: the providers external calls go through) and `palisade did …` (inbound numbers
+//! and the extension each rings).
+
+use anyhow::anyhow;
+use clap::{Args, Subcommand};
+use pbx::store::{Db, DidRow, StoreError, TrunkNew, TrunkPatch, TrunkRow};
+use serde::Serialize;
+
+use super::time::format_ms;
+use super::{CommonArgs, output, store_error};
+
+#[derive(Debug, Args)]
+pub struct TrunkArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: TrunkCommand,
+}
+
+/// The trunk password is stored as given, because Palisade needs it to answer the provider's digest challenges
+/// (the database file is readable only by its owner, mode 0600). It is never shown.
+#[derive(Debug, Subcommand)]
+pub enum TrunkCommand {
+    /// Add a trunk. Calls come in as this trunk only from its --source networks. The --password is stored as
+    /// given (it is needed to answer the provider's digest challenges; the database file is mode 0600) and never
+    /// shown again.
+    Add {
+        /// The trunk's name: 1 to 32 letters, digits, '-' and '_'.
+        name: String,
+        /// The provider's SIP server: IP address or DNS name.
+        #[arg(long, value_name = "HOST")]
+        host: String,
+        /// The provider's SIP port (default: 5060, 5061 for tls).
+        #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+        port: Option<u16>,
+        /// udp, tcp or tls (default: udp).
+        #[arg(long, value_name = "udp|tcp|tls")]
+        transport: Option<String>,
+        /// Username for the provider's digest challenges (and registration).
+        #[arg(long, value_name = "USER")]
+        username: Option<String>,
+        /// Password for the provider's digest challenges; needs --username. Stored as given (needed to answer the
+        /// challenges; the database file is mode 0600) and never shown.
+        #[arg(long, value_name = "PASSWORD", requires = "username")]
+        password: Option<String>,
+        /// Register to the provider (for providers that send calls to a registered contact).
+        #[arg(long)]
+        register: bool,
+        /// The addresses or CIDR prefixes the provider sends calls from (required: only these may send calls in
+        /// as this trunk), e.g. 198.51.100.0/28,203.0.113.5.
+        #[arg(long, value_name = "CIDR[,CIDR]", value_delimiter = ',')]
+        source: Vec<String>,
+        /// The caller number presented on outbound calls (digits, optionally after '+').
+        #[arg(long, value_name = "NUMBER")]
+        caller_id: Option<String>,
+    },
+    /// Change a trunk: only the options given change; "" clears --username (and the password), --password and
+    /// --caller-id; --source replaces the whole list. The --password is stored as given (see `trunk add`).
+    Set {
+        name: String,
+        /// The provider's SIP server: IP address or DNS name.
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+        /// The provider's SIP port.
+        #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+        port: Option<u16>,
+        /// udp, tcp or tls.
+        #[arg(long, value_name = "udp|tcp|tls")]
+        transport: Option<String>,
+        /// Username for the provider's digest challenges; "" removes the credentials.
+        #[arg(long, value_name = "USER")]
+        username: Option<String>,
+        /// Password for the provider's digest challenges (needs a username); "" removes it. Never shown.
+        #[arg(long, value_name = "PASSWORD")]
+        password: Option<String>,
+        /// Register to the provider.
+        #[arg(long, conflicts_with = "no_register")]
+        register: bool,
+        /// Stop registering to the provider.
+        #[arg(long)]
+        no_register: bool,
+        /// The provider's source addresses or CIDR prefixes (replaces the list; at least one).
+        #[arg(long, value_name = "CIDR[,CIDR]", value_delimiter = ',')]
+        source: Option<Vec<String>>,
+        /// The caller number presented on outbound calls; "" for none.
+        #[arg(long, value_name = "NUMBER")]
+        caller_id: Option<String>,
+    },
+    /// List the trunks (never their passwords).
+    List,
+    /// Show one trunk and its DIDs (never its password).
+    Show { name: String },
+    /// Remove a trunk and its DIDs.
+    Remove { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct DidArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: DidCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DidCommand {
+    /// Map an inbound number to an extension: a call from the trunk's source networks to NUMBER rings EXT.
+    Add {
+        /// The inbound number: digits, optionally after '+' (e.g. +4930123456).
+        number: String,
+        /// The trunk the number comes in on.
+        #[arg(long, value_name = "NAME")]
+        trunk: String,
+        /// The extension it rings.
+        #[arg(long, value_name = "EXT")]
+        ext: String,
+    },
+    /// List the inbound numbers.
+    List,
+    /// Remove an inbound number (with or without its '+').
+    Remove { number: String },
+}
+
+#[derive(Debug, Serialize)]
+struct DidView {
+    number: String,
+    extension: String,
+}
+
+/// A trunk as shown: never the password, only whether one is set.
+#[derive(Debug, Serialize)]
+struct TrunkView {
+    name: String,
+    host: String,
+    port: i64,
+    transport: String,
+    username: Option<String>,
+    /// "set", or null when there is none.
+    password: Option<&'static str>,
+    register: bool,
+    sources: Vec<String>,
+    caller_id: Option<String>,
+    dids: Vec<DidView>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn view(t: &TrunkRow, dids: &[DidRow]) -> TrunkView {
+    TrunkView {
+        name: t.name.clone(),
+        host: t.host.clone(),
+        port: t.port,
+        transport: t.transport.clone(),
+        username: t.username.clone(),
+        password: t.password.as_ref().map(|_| "set"),
+        register: t.register,
+        sources: t.source_list(),
+        caller_id: t.caller_id.clone(),
+        dids: dids
+            .iter()
+            .filter(|d| d.trunk == t.name)
+            .map(|d| DidView {
+                number: d.number.clone(),
+                extension: d.extension.clone(),
+            })
+            .collect(),
+        created_at: format_ms(t.created_at),
+        updated_at: format_ms(t.updated_at),
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+fn print_trunk(v: &TrunkView) {
+    let dids = if v.dids.is_empty() {
+        "none (map one with `palisade did add NUMBER --trunk NAME --ext EXT`)".to_string()
+    } else {
+        v.dids
+            .iter()
+            .map(|d| format!("{} -> {}", d.number, d.extension))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    output::fields(&[
+        ("name", v.name.clone()),
+        ("host", v.host.clone()),
+        ("port", v.port.to_string()),
+        ("transport", v.transport.clone()),
+        ("username", output::opt(&v.username)),
+        ("password", v.password.unwrap_or("not set").to_string()),
+        ("register", yes_no(v.register)),
+        ("sources", v.sources.join(", ")),
+        ("caller ID", output::opt(&v.caller_id)),
+        ("DIDs", dids),
+        ("created", v.created_at.clone()),
+        ("updated", v.updated_at.clone()),
+    ]);
+}
+
+fn print_trunks(trunks: &[TrunkView]) {
+    if trunks.is_empty() {
+        crate::say!(
+            "No trunks: no external call goes in or out. Add one with `palisade trunk add NAME --host HOST \
+             --source CIDR`."
+        );
+        return;
+    }
+    let rows: Vec<Vec<String>> = trunks
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                t.host.clone(),
+                t.port.to_string(),
+                t.transport.clone(),
+                output::opt(&t.username),
+                yes_no(t.register),
+                t.sources.join(","),
+                output::opt(&t.caller_id),
+                t.dids.len().to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "NAME",
+            "HOST",
+            "PORT",
+            "TRANSPORT",
+            "USERNAME",
+            "REGISTER",
+            "SOURCES",
+            "CALLER ID",
+            "DIDS",
+        ],
+        &rows,
+    );
+}
+
+/// A store error about trunks or DIDs, with a hint where one helps.
+fn trunk_error(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::NotFound(what) if what.starts_with("trunk ") => {
+            anyhow!("{what} does not exist (list them with `palisade trunk list`)")
+        }
+        StoreError::NotFound(what) if what.starts_with("DID ") => {
+            anyhow!("{what} does not exist (list them with `palisade did list`)")
+        }
+        e => store_error(e),
+    }
+}
+
+/// The outbound rules that name trunk `name`.
+async fn rules_using(db: &Db, name: &str) -> anyhow::Result<Vec<String>> {
+    Ok(db
+        .list_outbound_rules()
+        .await?
+        .into_iter()
+        .filter(|r| r.trunks.iter().any(|t| t == name))
+        .map(|r| r.name)
+        .collect())
+}
+
+fn clearable(v: Option<String>) -> Option<Option<String>> {
+    v.map(|s| Some(s).filter(|s| !s.is_empty()))
+}
+
+pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
+    let common = args.common;
+    match args.command {
+        TrunkCommand::Add {
+            name,
+            host,
+            port,
+            transport,
+            username,
+            password,
+            register,
+            source,
+            caller_id,
+        } => {
+            let new = TrunkNew {
+                name,
+                host,
+                port,
+                transport,
+                username,
+                password,
+                register,
+                sources: source,
+                caller_id,
+            };
+            let db = common.open_or_create().await?;
+            let added = db.add_trunk(new).await;
+            db.close().await;
+            let added = added.map_err(trunk_error)?;
+            let v = view(&added, &[]);
+            if common.json {
+                return output::json(&v);
+            }
+            crate::say!("Added trunk {}.", v.name);
+            print_trunk(&v);
+            crate::say!();
+            crate::say!(
+                "Route calls through it with `palisade rule add NAME --prefix DIGITS --trunks {}`.",
+                v.name
+            );
+            Ok(())
+        }
+        TrunkCommand::Set {
+            name,
+            host,
+            port,
+            transport,
+            username,
+            password,
+            register,
+            no_register,
+            source,
+            caller_id,
+        } => {
+            let patch = TrunkPatch {
+                host,
+                port,
+                transport,
+                username: clearable(username),
+                password: clearable(password),
+                register: if register {
+                    Some(true)
+                } else if no_register {
+                    Some(false)
+                } else {
+                    None
+                },
+                sources: source,
+                caller_id: clearable(caller_id),
+            };
+            if patch.is_empty() {
+                return Err(anyhow!(
+                    "nothing to change: give at least one option, e.g. --host or --source (see `palisade trunk set \
+                     --help`)"
+                ));
+            }
+            let db = common.open().await?;
+            let result = async {
+                let t = db.update_trunk(&name, patch).await.map_err(trunk_error)?;
+                let dids = db.list_dids().await?;
+                anyhow::Ok(view(&t, &dids))
+            }
+            .await;
+            db.close().await;
+            let v = result?;
+            if common.json {
+                return output::json(&v);
+            }
+            crate::say!("Changed trunk {}.", v.name);
+            print_trunk(&v);
+            Ok(())
+        }
+        TrunkCommand::List => {
+            let db = common.open_or_create().await?;
+            let result = async {
+                let trunks = db.list_trunk_rows().await?;
+                let dids = db.list_dids().await?;
+                anyhow::Ok(trunks.iter().map(|t| view(t, &dids)).collect::<Vec<_>>())
+            }
+            .await;
+            db.close().await;
+            let views = result?;
+            if common.json {
+                return output::json(&views);
+            }
+            print_trunks(&views);
+            Ok(())
+        }
+        TrunkCommand::Show { name } => {
+            let db = common.open().await?;
+            let result = async {
+                let t = db.get_trunk(&name).await.map_err(trunk_error)?;
+                let dids = db.list_dids().await?;
+                anyhow::Ok(view(&t, &dids))
+            }
+            .await;
+            db.close().await;
+            let v = result?;
+            if common.json {
+                return output::json(&v);
+            }
+            print_trunk(&v);
+            Ok(())
+        }
+        TrunkCommand::Remove { name } => {
+            let db = common.open().await?;
+            let result = async {
+                let dids: Vec<String> = db
+                    .list_dids()
+                    .await?
+                    .into_iter()
+                    .filter(|d| d.trunk == name)
+                    .map(|d| d.number)
+                    .collect();
+                db.remove_trunk(&name).await.map_err(trunk_error)?;
+                let rules = rules_using(&db, &name).await?;
+                anyhow::Ok((dids, rules))
+            }
+            .await;
+            db.close().await;
+            let (dids, rules) = result?;
+            if common.json {
+                return output::json(&serde_json::json!({
+                    "removed": name,
+                    "dids_removed": dids,
+                    "rules_naming_it": rules,
+                }));
+            }
+            if dids.is_empty() {
+                crate::say!("Removed trunk {name}.");
+            } else {
+                crate::say!("Removed trunk {name} and its DIDs: {}.", dids.join(", "));
+            }
+            if !rules.is_empty() {
+                crate::say!(
+                    "warning: outbound rules still name trunk {name}: {} (calls matching them fail over to their \
+                     other trunks or are refused; change them with `palisade rule remove` and `palisade rule add`)",
+                    rules.join(", ")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_dids(dids: &[DidRow]) {
+    if dids.is_empty() {
+        crate::say!(
+            "No DIDs: inbound calls ring nobody. Map one with `palisade did add NUMBER --trunk NAME --ext EXT`."
+        );
+        return;
+    }
+    let rows: Vec<Vec<String>> = dids
+        .iter()
+        .map(|d| vec![d.number.clone(), d.trunk.clone(), d.extension.clone()])
+        .collect();
+    output::table(&["NUMBER", "TRUNK", "EXTENSION"], &rows);
+}
+
+pub async fn run_did(args: DidArgs) -> anyhow::Result<()> {
+    let common = args.common;
+    match args.command {
+        DidCommand::Add { number, trunk, ext } => {
+            let db = common.open().await?;
+            let added = db.add_did(&number, &trunk, &ext).await;
+            db.close().await;
+            let added = added.map_err(trunk_error)?;
+            if common.json {
+                return output::json(&added);
+            }
+            crate::say!(
+                "Added DID {}: calls from trunk {} to it ring extension {}.",
+                added.number,
+                added.trunk,
+                added.extension
+            );
+            Ok(())
+        }
+        DidCommand::List => {
+            let db = common.open_or_create().await?;
+            let dids = db.list_dids().await;
+            db.close().await;
+            let dids = dids?;
+            if common.json {
+                return output::json(&dids);
+            }
+            print_dids(&dids);
+            Ok(())
+        }
+        DidCommand::Remove { number } => {
+            let db = common.open().await?;
+            let removed = db.remove_did(&number).await;
+            db.close().await;
+            let removed = removed.map_err(trunk_error)?;
+            if common.json {
+                return output::json(&serde_json::json!({ "removed": removed }));
+            }
+            crate::say!(
+                "Removed DID {} (trunk {}, extension {}).",
+                removed.number,
+                removed.trunk,
+                removed.extension
+            );
+            Ok(())
+        }
+    }
+}
