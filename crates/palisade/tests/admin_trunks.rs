@@ -1,0 +1,437 @@
+//! `palisade trunk …` and `palisade did …`, run as the real binary against a temporary data directory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json as j};
+
+fn palisade(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env_remove("PALISADE_DATA")
+        .output()
+        .expect("run palisade")
+}
+
+fn ok(data: &Path, args: &[&str]) -> String {
+    let out = palisade(data, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?} failed: {stderr}{stdout}");
+    stdout
+}
+
+/// Runs a command that must fail with exit code 1 and returns its stderr.
+fn fails(data: &Path, args: &[&str]) -> String {
+    let out = palisade(data, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?}: {stderr}{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn json(data: &Path, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let out = ok(data, &args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+}
+
+const SECRET: &str = "Pr0vider-Secret!";
+
+fn add_carrier(data: &Path) -> Value {
+    json(
+        data,
+        &[
+            "trunk",
+            "add",
+            "carrier",
+            "--host",
+            "198.51.100.10",
+            "--username",
+            "acct",
+            "--password",
+            SECRET,
+            "--register",
+            "--source",
+            "198.51.100.3/28,203.0.113.5",
+            "--caller-id",
+            "+4930123456",
+        ],
+    )
+}
+
+#[test]
+fn trunk_add_show_list_set_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let added = add_carrier(data);
+    assert_eq!(added["name"], "carrier");
+    assert_eq!(added["port"], 5060);
+    assert_eq!(added["transport"], "udp");
+    assert_eq!(added["register"], true);
+    assert_eq!(added["password"], "set");
+    assert_eq!(added["sources"], j!(["198.51.100.0/28", "203.0.113.5/32"]));
+
+    let shown = json(data, &["trunk", "show", "carrier"]);
+    assert_eq!(shown["username"], "acct");
+    assert_eq!(shown["password"], "set");
+    assert_eq!(shown["caller_id"], "+4930123456");
+    let text = ok(data, &["trunk", "show", "carrier"]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("password:") && l.trim_end().ends_with(" set")),
+        "{text}"
+    );
+    assert!(text.contains("198.51.100.0/28"), "{text}");
+
+    let list = json(data, &["trunk", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "carrier");
+    let text = ok(data, &["trunk", "list"]);
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(text.contains("carrier"), "{text}");
+
+    let set = json(
+        data,
+        &[
+            "trunk",
+            "set",
+            "carrier",
+            "--transport",
+            "tls",
+            "--port",
+            "5061",
+            "--no-register",
+            "--caller-id",
+            "",
+            "--source",
+            "192.0.2.1",
+        ],
+    );
+    assert_eq!(set["transport"], "tls");
+    assert_eq!(set["port"], 5061);
+    assert_eq!(set["register"], false);
+    assert_eq!(set["caller_id"], Value::Null);
+    assert_eq!(set["sources"], j!(["192.0.2.1/32"]));
+    assert_eq!(set["password"], "set");
+    let set = json(data, &["trunk", "set", "carrier", "--username", ""]);
+    assert_eq!(set["username"], Value::Null);
+    assert_eq!(set["password"], Value::Null);
+    let text = ok(data, &["trunk", "show", "carrier"]);
+    assert!(text.contains("not set"), "{text}");
+
+    let removed = json(data, &["trunk", "remove", "carrier"]);
+    assert_eq!(removed["removed"], "carrier");
+    assert_eq!(json(data, &["trunk", "list"]), j!([]));
+    assert!(ok(data, &["trunk", "list"]).contains("No trunks"));
+}
+
+#[test]
+fn the_password_is_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let added = add_carrier(data);
+    assert!(!added.to_string().contains(SECRET));
+    ok(data, &["ext", "add", "201"]);
+    ok(
+        data,
+        &[
+            "did",
+            "add",
+            "+4930123456",
+            "--trunk",
+            "carrier",
+            "--ext",
+            "201",
+        ],
+    );
+    for args in [
+        &["trunk", "show", "carrier"][..],
+        &["trunk", "list"][..],
+        &["trunk", "set", "carrier", "--host", "sip.example.com"][..],
+        &["did", "list"][..],
+    ] {
+        for json in [false, true] {
+            let mut a = args.to_vec();
+            if json {
+                a.push("--json");
+            }
+            let out = ok(data, &a);
+            assert!(!out.contains(SECRET), "{a:?} shows the password: {out}");
+        }
+    }
+    let out = ok(
+        data,
+        &[
+            "trunk",
+            "add",
+            "t2",
+            "--host",
+            "192.0.2.9",
+            "--username",
+            "u",
+            "--password",
+            SECRET,
+            "--source",
+            "192.0.2.9",
+        ],
+    );
+    assert!(!out.contains(SECRET), "{out}");
+}
+
+#[test]
+fn trunk_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let e = fails(
+        data,
+        &["trunk", "add", "carrier", "--host", "198.51.100.10"],
+    );
+    assert!(e.contains("at least one source network"), "{e}");
+    assert!(e.contains("impersonated by anyone"), "{e}");
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "carrier",
+            "--host",
+            "198.51.100.10",
+            "--source",
+            "0.0.0.0/0",
+        ],
+    );
+    assert!(e.contains("any address"), "{e}");
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "carrier",
+            "--host",
+            "198.51.100.10",
+            "--source",
+            "nonsense",
+        ],
+    );
+    assert!(e.contains("not an IP address or CIDR prefix"), "{e}");
+    let e = fails(
+        data,
+        &[
+            "trunk", "add", "carrier", "--host", "1.2.3", "--source", "1.2.3.4",
+        ],
+    );
+    assert!(e.contains("invalid host"), "{e}");
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "carrier",
+            "--host",
+            "1.2.3.4",
+            "--source",
+            "1.2.3.4",
+            "--transport",
+            "sctp",
+        ],
+    );
+    assert!(e.contains("udp, tcp or tls"), "{e}");
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "carrier",
+            "--host",
+            "1.2.3.4",
+            "--source",
+            "1.2.3.4",
+            "--caller-id",
+            "abc",
+        ],
+    );
+    assert!(e.contains("invalid caller ID"), "{e}");
+    let e = fails(
+        data,
+        &[
+            "trunk", "add", "bad name", "--host", "1.2.3.4", "--source", "1.2.3.4",
+        ],
+    );
+    assert!(e.contains("invalid trunk name"), "{e}");
+
+    add_carrier(data);
+    let e = fails(
+        data,
+        &[
+            "trunk", "add", "carrier", "--host", "1.2.3.4", "--source", "1.2.3.4",
+        ],
+    );
+    assert!(e.contains("already exists"), "{e}");
+    let e = fails(data, &["trunk", "show", "nope"]);
+    assert!(
+        e.contains("trunk nope does not exist") && e.contains("palisade trunk list"),
+        "{e}"
+    );
+    let e = fails(data, &["trunk", "remove", "nope"]);
+    assert!(e.contains("trunk nope does not exist"), "{e}");
+    let e = fails(data, &["trunk", "set", "carrier"]);
+    assert!(e.contains("nothing to change"), "{e}");
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "set",
+            "carrier",
+            "--username",
+            "",
+            "--password",
+            "x",
+        ],
+    );
+    assert!(e.contains("password needs a username"), "{e}");
+    // Nothing was changed by the refusals.
+    assert_eq!(
+        json(data, &["trunk", "show", "carrier"])["username"],
+        "acct"
+    );
+}
+
+#[test]
+fn dids_map_numbers_to_extensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    add_carrier(data);
+    ok(data, &["ext", "add", "201"]);
+    ok(data, &["ext", "add", "202"]);
+    assert!(ok(data, &["did", "list"]).contains("No DIDs"));
+    let added = json(
+        data,
+        &[
+            "did",
+            "add",
+            "+4930123456",
+            "--trunk",
+            "carrier",
+            "--ext",
+            "201",
+        ],
+    );
+    assert_eq!(
+        added,
+        j!({"number": "+4930123456", "trunk": "carrier", "extension": "201"})
+    );
+    json(
+        data,
+        &[
+            "did",
+            "add",
+            "4930123457",
+            "--trunk",
+            "carrier",
+            "--ext",
+            "202",
+        ],
+    );
+    let list = json(data, &["did", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let text = ok(data, &["did", "list"]);
+    assert!(text.starts_with("NUMBER"), "{text}");
+    let shown = json(data, &["trunk", "show", "carrier"]);
+    assert_eq!(
+        shown["dids"],
+        j!([
+            {"number": "+4930123456", "extension": "201"},
+            {"number": "4930123457", "extension": "202"}
+        ])
+    );
+
+    let e = fails(
+        data,
+        &[
+            "did",
+            "add",
+            "4930123456",
+            "--trunk",
+            "carrier",
+            "--ext",
+            "202",
+        ],
+    );
+    assert!(e.contains("already exists"), "{e}");
+    let e = fails(
+        data,
+        &["did", "add", "4930999", "--trunk", "nope", "--ext", "201"],
+    );
+    assert!(e.contains("trunk nope does not exist"), "{e}");
+    let e = fails(
+        data,
+        &[
+            "did", "add", "4930999", "--trunk", "carrier", "--ext", "299",
+        ],
+    );
+    assert!(e.contains("extension 299 does not exist"), "{e}");
+    let e = fails(
+        data,
+        &["did", "add", "49-30", "--trunk", "carrier", "--ext", "201"],
+    );
+    assert!(e.contains("invalid DID"), "{e}");
+
+    let removed = json(data, &["did", "remove", "4930123456"]);
+    assert_eq!(removed["removed"]["number"], "+4930123456");
+    let e = fails(data, &["did", "remove", "4930123456"]);
+    assert!(
+        e.contains("DID 4930123456 does not exist") && e.contains("palisade did list"),
+        "{e}"
+    );
+
+    // Removing the extension or the trunk removes its DIDs.
+    json(
+        data,
+        &[
+            "did",
+            "add",
+            "4930123458",
+            "--trunk",
+            "carrier",
+            "--ext",
+            "201",
+        ],
+    );
+    ok(data, &["ext", "remove", "202"]);
+    let list = json(data, &["did", "list"]);
+    assert_eq!(
+        list,
+        j!([{"number": "4930123458", "trunk": "carrier", "extension": "201"}])
+    );
+    let removed = json(data, &["trunk", "remove", "carrier"]);
+    assert_eq!(removed["dids_removed"], j!(["4930123458"]));
+    assert_eq!(json(data, &["did", "list"]), j!([]));
+}
+
+#[test]
+fn removing_a_trunk_warns_about_rules_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    add_carrier(data);
+    ok(
+        data,
+        &[
+            "rule", "add", "national", "--prefix", "0", "--trunks", "carrier",
+        ],
+    );
+    let out = ok(data, &["trunk", "remove", "carrier"]);
+    assert!(
+        out.contains("warning: outbound rules still name trunk carrier: national"),
+        "{out}"
+    );
+}
