@@ -16,9 +16,9 @@ pub mod ip_rules;
 pub mod policy;
 mod registrations;
 pub mod settings;
-pub mod trunks;
 #[cfg(test)]
 mod tests;
+pub mod trunks;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
