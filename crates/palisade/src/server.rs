@@ -101,7 +101,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         local,
     );
-    let service = Service::new(
+    let mut service = Service::new(
         ServiceConfig {
             domain: loaded.domain.clone(),
             server_header: config.server_header.clone(),
@@ -115,6 +115,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         clock,
     );
+    service.set_trunks(loaded.trunks.clone());
     let udp_endpoints = listeners
         .iter()
         .filter_map(|l| match l {

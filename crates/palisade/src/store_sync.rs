@@ -24,6 +24,7 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What the server starts with.
 pub struct Loaded {
+    pub trunks: Vec<pbx::trunks::Trunk>,
     pub core: PbxCore,
     pub guard: Guard,
     pub domain: String,
@@ -70,6 +71,7 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
         guard.insert_rule(r);
     }
     Ok(Loaded {
+        trunks: db.list_trunks().await?,
         core,
         guard,
         domain,
@@ -237,6 +239,7 @@ async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
         .collect();
     let algorithms = algorithms(db).await?;
     let restrictions = restrictions(db).await?;
+    let trunks = db.list_trunks().await?;
     let guard_config = guard_store::guard_config(db).await?;
     let rules = guard_store::rules(db).await?;
     edge.with_service(|s| {
@@ -244,6 +247,7 @@ async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
         core.set_extensions(extensions);
         core.set_algorithms(algorithms);
         core.set_restrictions(restrictions);
+        s.set_trunks(trunks);
         let guard = s.guard_mut();
         // Automatic bans made since the last flush are not in the store yet: keep them.
         let stored: std::collections::HashSet<_> = rules.iter().map(|r| r.net).collect();

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use pbx::calls::{ActiveCall, CallOutput, CallRecord, Party};
+use pbx::calls::{ActiveCall, CallOutput, CallRecord, Party, Target};
 use pbx::core::{AuthSignal, unix_secs};
 use pbx::policy::Route;
 use pbx::registrar::Origin;
@@ -57,6 +57,12 @@ impl Service {
             source: peer.addr,
             local: unspecified(peer.addr),
         };
+        // A call from a trunk is trusted by its source address (never by what it claims) and rings the
+        // extension its number (DID) belongs to.
+        if let Some(trunk) = pbx::trunks::trunk_of(&self.trunks, peer.addr.ip()).cloned() {
+            self.on_trunk_invite(tx, request, peer, &trunk, now);
+            return;
+        }
         let (ip, ms) = (peer.addr.ip(), unix_ms(wall));
         let caller = match self.core.authorize_call(request, origin, wall) {
             Ok(ext) => {
@@ -98,11 +104,20 @@ impl Service {
                 Some((status, format!("{} ({r})", sip::reason_phrase(status)), r.reason_code()))
             }
             // Trunks are not configurable yet, so nothing can leave the PBX.
-            Route::External { .. } | Route::Emergency { .. } => Some((
-                503,
-                "Service Unavailable (no trunk is available for this number)".to_string(),
-                "no_trunk",
-            )),
+            Route::External { number, trunks, .. } | Route::Emergency { number, trunks, .. } => {
+                let targets = self.trunk_targets(&trunks, &number, &caller.number);
+                if targets.is_empty() {
+                    Some((503, "Service Unavailable (no trunk is available for this number)".to_string(), "no_trunk"))
+                } else {
+                    let display_name = request
+                        .from()
+                        .ok()
+                        .and_then(|f| f.display_name().map(|d| String::from_utf8_lossy(&d).into_owned()));
+                    let party = Party { number: caller.number.clone(), display_name, srtp: caller.srtp };
+                    self.calls.invite_trunk(tx, request, peer, party, &number, targets, self.media.as_mut(), now, wall);
+                    return;
+                }
+            }
             Route::PinUnlock { .. } => Some((
                 403,
                 "Forbidden (PIN unlock needs a voicemail PIN, which this version does not store yet)".to_string(),
@@ -150,6 +165,122 @@ impl Service {
             peer,
             caller,
             callee,
+            &contacts,
+            self.media.as_mut(),
+            now,
+            wall,
+        );
+    }
+
+    /// The trunks Palisade connects external calls through (from the store).
+    pub fn set_trunks(&mut self, trunks: Vec<pbx::trunks::Trunk>) {
+        self.trunks = trunks;
+    }
+
+    /// The INVITE targets for `number` through the named trunks, in order. Trunks with a host name (which would
+    /// need DNS) are skipped with a warning: give providers by IP address.
+    fn trunk_targets(&self, names: &[String], number: &str, caller: &str) -> Vec<Target> {
+        names
+            .iter()
+            .filter_map(|name| self.trunks.iter().find(|t| &t.name == name))
+            .filter_map(|t| {
+                let Some(addr) = t.socket_addr() else {
+                    tracing::warn!(trunk = %t.name, host = %t.host, "trunk host is not an IP address; skipped");
+                    return None;
+                };
+                Some(Target {
+                    request_uri: format!("sip:{number}@{}:{}", t.host, t.port),
+                    to_uri: format!("<sip:{number}@{}>", t.host),
+                    from_user: t.caller_id.clone().unwrap_or_else(|| caller.to_string()),
+                    source: addr,
+                    transport: t.transport.clone(),
+                    credentials: t.username.clone().zip(t.password.clone()),
+                })
+            })
+            .collect()
+    }
+
+    /// An INVITE from a trunk's source address: no authentication (the provider is trusted by address); the
+    /// dialled number must be one of the trunk's DIDs, and an internal-only extension takes no external calls.
+    fn on_trunk_invite(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        trunk: &pbx::trunks::Trunk,
+        now: Instant,
+    ) {
+        let wall = self.clock.at(now);
+        let dialed = request
+            .request_uri()
+            .and_then(Result::ok)
+            .and_then(|u| u.user.map(str::to_string))
+            .or_else(|| {
+                request
+                    .to()
+                    .ok()
+                    .and_then(|t| t.uri.user.map(str::to_string))
+            })
+            .unwrap_or_default();
+        let caller_number = request
+            .from()
+            .ok()
+            .and_then(|f| f.uri.user.map(str::to_string))
+            .unwrap_or_default();
+        let caller = Party {
+            number: caller_number,
+            display_name: None,
+            srtp: pbx::store::SrtpMode::Disabled,
+        };
+        let ext = trunk
+            .extension_for(&dialed)
+            .and_then(|n| self.core.extension(n))
+            .filter(|e| e.enabled);
+        let Some(ext) = ext else {
+            self.calls.refuse(
+                tx,
+                request,
+                &caller,
+                &dialed,
+                404,
+                "Not Found (no such number)",
+                "unknown_did",
+                wall,
+            );
+            return;
+        };
+        if ext.restrictions.internal_only {
+            self.calls.refuse(
+                tx,
+                request,
+                &caller,
+                &ext.number,
+                403,
+                "Forbidden (internal calls only)",
+                "internal_only",
+                wall,
+            );
+            return;
+        }
+        let callee = Party {
+            number: ext.number.clone(),
+            display_name: None,
+            srtp: ext.srtp,
+        };
+        let contacts: Vec<_> = self
+            .core
+            .registrar()
+            .lookup(&ext.number, unix_secs(wall))
+            .into_iter()
+            .cloned()
+            .collect();
+        tracing::info!(trunk = %trunk.name, did = %dialed, extension = %ext.number, "inbound call");
+        self.calls.invite(
+            tx,
+            request,
+            peer,
+            caller,
+            Some(callee),
             &contacts,
             self.media.as_mut(),
             now,

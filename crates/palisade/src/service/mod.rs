@@ -129,6 +129,8 @@ pub struct Service {
     sent_2xx: HashMap<ServerTxId, Bytes>,
     /// Finished calls, drained by the store synchronisation.
     records: Vec<CallRecord>,
+    /// The SIP trunks (providers).
+    trunks: Vec<pbx::trunks::Trunk>,
     clock: WallClock,
 }
 
@@ -154,6 +156,7 @@ impl Service {
             leg_clients: HashMap::new(),
             sent_2xx: HashMap::new(),
             records: Vec::new(),
+            trunks: Vec::new(),
             clock,
         }
     }
