@@ -119,6 +119,7 @@ pub fn extension_auth(e: &Extension) -> ExtensionAuth {
         srtp: e.srtp,
         restrictions: e.caller_restrictions(),
         lan_only: e.lan_only,
+        block_remote_ws: e.block_remote_ws,
     }
 }
 

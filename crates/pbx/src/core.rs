@@ -41,6 +41,8 @@ pub struct ExtensionAuth {
     pub restrictions: crate::policy::CallerRestrictions,
     /// Registration only from the local networks.
     pub lan_only: bool,
+    /// No SIP over WebSocket from outside the local networks (remote "tunnel" clients).
+    pub block_remote_ws: bool,
 }
 
 /// Settings of the core.
@@ -529,6 +531,27 @@ impl PbxCore {
                         false,
                     ));
                 }
+                if ext.block_remote_ws
+                    && matches!(origin.transport, "WS" | "WSS")
+                    && !self.restrictions.is_local(origin.source.ip())
+                {
+                    let detail = Some(format!(
+                        "extension {} over {} from {}",
+                        ext.number,
+                        origin.transport,
+                        origin.source.ip()
+                    ));
+                    self.event(
+                        event_kind::POLICY,
+                        "remote_ws_blocked",
+                        origin,
+                        Some(&username),
+                        detail,
+                        now,
+                    );
+                    return Err(Reply::status(403)
+                        .reason("Forbidden (WebSocket clients only from the local network)"));
+                }
                 if ext.require_tls && !matches!(origin.transport, "TLS" | "WSS") {
                     // The credentials are right, but this extension may only be used over TLS: refused, and
                     // recorded as a policy decision (it does not count toward a ban).
@@ -727,6 +750,7 @@ mod tests {
                 ..Default::default()
             },
             lan_only: false,
+            block_remote_ws: false,
         }
     }
 
@@ -1010,6 +1034,40 @@ mod tests {
         let r = c.handle_request(
             &msg("REGISTER", "100", 4, &format!("Authorization: {auth}\r\n")),
             lan,
+            now(),
+        );
+        assert_eq!(r.status, 200);
+    }
+
+    #[test]
+    fn remote_websocket_clients_can_be_blocked_per_extension() {
+        let mut c = core();
+        let mut e = ext("100", "aUthId100x", true);
+        e.block_remote_ws = true;
+        c.set_extensions(vec![e]);
+        let ws = Origin {
+            transport: "WSS",
+            ..origin()
+        };
+        let r = c.handle_request(&msg("REGISTER", "100", 1, ""), ws, now());
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
+        let r = c.handle_request(
+            &msg("REGISTER", "100", 2, &format!("Authorization: {auth}\r\n")),
+            ws,
+            now(),
+        );
+        assert_eq!(r.status, 403);
+        assert!(
+            c.take_events()
+                .iter()
+                .any(|e| e.reason == "remote_ws_blocked")
+        );
+        // the same phone over plain UDP is not affected
+        let r = c.handle_request(&msg("REGISTER", "100", 3, ""), origin(), now());
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
+        let r = c.handle_request(
+            &msg("REGISTER", "100", 4, &format!("Authorization: {auth}\r\n")),
+            origin(),
             now(),
         );
         assert_eq!(r.status, 200);

@@ -150,7 +150,9 @@ impl Default for Config {
             // Only authenticated requests keep a server transaction (the service answers the rest once), and a
             // completed non-INVITE one lingers 64·T1 = 32 s over UDP: 300,000 sustain 9,000 requests/s.
             max_server_transactions: 300_000,
-            max_client_transactions: 10_000,
+            // Client transactions are opened only for authenticated calls; an INVITE one lingers 64·T1 after its
+            // 2xx (timer M), so the cap must cover call rate × 32 s.
+            max_client_transactions: 300_000,
         }
     }
 }
