@@ -31,7 +31,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", env = "PALISADE_DATA")]
     pub data: Option<PathBuf>,
 
-    /// Where to listen, as TRANSPORT:IP:PORT (udp, tcp or tls), e.g. udp:0.0.0.0:5060 or tls:[::]:5061.
+    /// Where to listen, as TRANSPORT:IP:PORT (udp, tcp, tls, or ws/wss for SIP over WebSocket), e.g.
+    /// udp:0.0.0.0:5060, tls:[::]:5061 or wss:0.0.0.0:8089.
     /// Repeat for several. Default: UDP and TCP on 5060 and TLS on 5061, all addresses, IPv4 and IPv6.
     #[arg(long, value_name = "TRANSPORT:IP:PORT")]
     pub listen: Vec<ListenSpec>,

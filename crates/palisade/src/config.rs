@@ -46,6 +46,8 @@ pub fn transport_name(t: Transport) -> &'static str {
         Transport::Udp => "udp",
         Transport::Tcp => "tcp",
         Transport::Tls => "tls",
+        Transport::Ws => "ws",
+        Transport::Wss => "wss",
     }
 }
 
@@ -55,8 +57,8 @@ impl fmt::Display for ListenSpec {
     }
 }
 
-const LISTEN_FORM: &str = "expected TRANSPORT:IP:PORT with TRANSPORT udp, tcp or tls, \
-e.g. udp:0.0.0.0:5060, tcp:[::1]:5060 or tls:192.0.2.10:5061";
+const LISTEN_FORM: &str = "expected TRANSPORT:IP:PORT with TRANSPORT udp, tcp, tls, ws or wss, \
+e.g. udp:0.0.0.0:5060, tcp:[::1]:5060, tls:192.0.2.10:5061 or wss:0.0.0.0:8089";
 
 impl FromStr for ListenSpec {
     type Err = String;
@@ -68,6 +70,8 @@ impl FromStr for ListenSpec {
             "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
             "tls" => Transport::Tls,
+            "ws" => Transport::Ws,
+            "wss" => Transport::Wss,
             _ => return Err(bad()),
         };
         let addr: SocketAddr = rest.parse().map_err(|_| bad())?;
@@ -482,6 +486,14 @@ mod tests {
             ListenSpec::new(Transport::Tls, "[::1]:5061".parse().unwrap())
         );
         assert_eq!(s.to_string(), "tls:[::1]:5061");
+        let s: ListenSpec = "ws:127.0.0.1:8088".parse().unwrap();
+        assert_eq!(
+            s,
+            ListenSpec::new(Transport::Ws, "127.0.0.1:8088".parse().unwrap())
+        );
+        let s: ListenSpec = "WSS:[::]:8089".parse().unwrap();
+        assert_eq!(s.transport, Transport::Wss);
+        assert_eq!(s.to_string(), "wss:[::]:8089");
         for bad in [
             "udp",
             "udp:",

@@ -18,7 +18,7 @@ use crate::call_media::RelayControl;
 use crate::media::MediaRelay;
 use crate::service::{Parts, Service, ServiceConfig, Transport, WallClock};
 use crate::transport::bind::{self, Listener};
-use crate::transport::{Edge, stream, udp};
+use crate::transport::{Edge, stream, udp, ws};
 use crate::{data_dir, store_sync, tls};
 
 /// The line printed on stdout once every listener is up.
@@ -33,7 +33,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     // With a TLS listener, the certificate files are watched and reloaded without a restart (and on SIGHUP).
     let mut reloader = None;
-    let tls_acceptor = if listeners.iter().any(|l| l.transport() == Transport::Tls) {
+    // WSS uses the same certificate as SIP over TLS.
+    let tls_acceptor = if listeners
+        .iter()
+        .any(|l| matches!(l.transport(), Transport::Tls | Transport::Wss))
+    {
         let (server, resolver) =
             tls::reloading_server_config(&config.tls, &config.data_dir, &config.domain)?;
         reloader = Some(crate::tls_reload::spawn_reloader(resolver.clone()));
@@ -144,10 +148,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 listener,
                 ..
             } => {
-                let tls = (transport == Transport::Tls)
+                let tls = matches!(transport, Transport::Tls | Transport::Wss)
                     .then(|| tls_acceptor.clone())
                     .flatten();
-                tasks.spawn(stream::accept_loop(edge.clone(), listener, tls));
+                if transport.is_websocket() {
+                    tasks.spawn(ws::accept_loop(edge.clone(), listener, tls));
+                } else {
+                    tasks.spawn(stream::accept_loop(edge.clone(), listener, tls));
+                }
             }
         }
     }
@@ -195,5 +203,7 @@ fn transport_token(t: Transport) -> &'static str {
         Transport::Udp => "UDP",
         Transport::Tcp => "TCP",
         Transport::Tls => "TLS",
+        Transport::Ws => "WS",
+        Transport::Wss => "WSS",
     }
 }

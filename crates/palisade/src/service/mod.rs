@@ -26,6 +26,10 @@ pub enum Transport {
     Udp,
     Tcp,
     Tls,
+    /// SIP over WebSocket (RFC 7118), plain.
+    Ws,
+    /// SIP over WebSocket over TLS.
+    Wss,
 }
 
 impl Transport {
@@ -35,7 +39,14 @@ impl Transport {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
             Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
         }
+    }
+
+    /// SIP over WebSocket: one WebSocket message is one SIP message.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
     }
 
     pub fn is_stream(self) -> bool {
@@ -226,7 +237,8 @@ impl Service {
 
     /// Handles a message the guard already admitted.
     pub fn process(&mut self, inbound: Inbound, now: Instant) -> Vec<Outbound> {
-        let framing = if inbound.transport.is_stream() {
+        // A WebSocket message is whole, like a datagram: Content-Length is optional there (RFC 7118).
+        let framing = if inbound.transport.is_stream() && !inbound.transport.is_websocket() {
             Framing::Stream
         } else {
             Framing::Datagram
@@ -468,6 +480,8 @@ impl From<Transport> for TxTransport {
             Transport::Udp => TxTransport::Udp,
             Transport::Tcp => TxTransport::Tcp,
             Transport::Tls => TxTransport::Tls,
+            Transport::Ws => TxTransport::Ws,
+            Transport::Wss => TxTransport::Wss,
         }
     }
 }
@@ -485,8 +499,10 @@ fn via_token(t: TxTransport) -> &'static str {
 fn to_outbound(peer: Peer, data: Bytes) -> Outbound {
     let transport = match peer.transport {
         TxTransport::Udp => Transport::Udp,
-        TxTransport::Tcp | TxTransport::Ws => Transport::Tcp,
-        TxTransport::Tls | TxTransport::Wss => Transport::Tls,
+        TxTransport::Tcp => Transport::Tcp,
+        TxTransport::Tls => Transport::Tls,
+        TxTransport::Ws => Transport::Ws,
+        TxTransport::Wss => Transport::Wss,
     };
     Outbound {
         transport,

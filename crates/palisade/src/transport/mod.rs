@@ -7,6 +7,7 @@
 pub mod bind;
 pub mod stream;
 pub mod udp;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
@@ -112,7 +113,7 @@ impl Edge {
         })
     }
 
-    /// A message framed from a TCP/TLS connection; `None` when the guard refused it (close the connection).
+    /// A message framed from a TCP/TLS connection (or one WebSocket message); `None` when the guard refused it (close the connection).
     pub fn handle_stream(&self, inbound: Inbound) -> Option<Vec<Outbound>> {
         let source = inbound.source;
         let mut admitted = false;
@@ -219,7 +220,7 @@ impl Edge {
     pub fn send(self: &Arc<Self>, o: Outbound) {
         match o.transport {
             Transport::Udp => self.send_udp(o.dest, &o.data),
-            Transport::Tcp | Transport::Tls => self.send_stream(o),
+            Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => self.send_stream(o),
         }
     }
 
@@ -268,6 +269,11 @@ impl Edge {
             },
             None => match o.transport {
                 Transport::Tcp => stream::connect(self.clone(), dest, o.data),
+                Transport::Ws | Transport::Wss => tracing::debug!(
+                    %dest,
+                    transport = %transport_name(o.transport),
+                    "no open WebSocket connection to the peer (phones connect to Palisade); message dropped"
+                ),
                 _ => tracing::warn!(
                     %dest,
                     "outgoing TLS connections are not supported yet; message dropped (no open connection to the peer)"
