@@ -19,6 +19,7 @@ PKGS=(
   tshark              # packet captures when debugging
   sox                 # audio checks
   python3             # mutate.py (malformed-datagram flood) and helpers
+  python3-websockets  # ws_client.py: SIP over WebSocket (ws and wss)
   iproute2            # ss: free-port checks
   procps              # ps / pgrep for process checks
   netcat-openbsd      # nc
