@@ -413,8 +413,9 @@ pub fn default_domain() -> String {
 pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-line flags override these settings.
 ## Every setting below shows its default; remove the leading "# " to change one.
 
-## Where to listen: TRANSPORT:IP:PORT with TRANSPORT udp, tcp or tls.
-## Default: UDP and TCP on 5060, TLS on 5061, all addresses, IPv4 and IPv6.
+## Where to listen: TRANSPORT:IP:PORT with TRANSPORT udp, tcp or tls, or ws/wss for SIP over WebSocket
+## (RFC 7118; wss uses the TLS certificate), e.g. "wss:0.0.0.0:8089".
+## Default: UDP and TCP on 5060, TLS on 5061, all addresses, IPv4 and IPv6 (no WebSocket).
 # listen = ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060", "tls:0.0.0.0:5061"]
 
 ## The SIP domain this server is authoritative for. Default: the machine's host name.
@@ -521,6 +522,28 @@ mod tests {
         assert!(
             msg.contains("max_conns") && msg.contains("/srv/pbx/palisade.toml"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn websocket_listeners_in_the_file() {
+        let file = FileConfig::parse(
+            "listen = [\"ws:127.0.0.1:8088\", \"wss:[::]:8089\"]\n",
+            &path(),
+        )
+        .unwrap();
+        let c =
+            Config::resolve(&ServeArgs::default(), file, Path::new("/srv/pbx"), &path()).unwrap();
+        let listen = c.listen.unwrap();
+        assert_eq!(
+            listen.iter().map(|l| l.transport).collect::<Vec<_>>(),
+            [Transport::Ws, Transport::Wss]
+        );
+        assert!(
+            !default_listeners()
+                .iter()
+                .any(|l| l.transport.is_websocket()),
+            "WebSocket only when configured"
         );
     }
 
