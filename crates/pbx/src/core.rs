@@ -292,6 +292,19 @@ impl PbxCore {
         route
     }
 
+    /// Records a policy refusal decided outside the core (e.g. an inbound trunk call to an internal-only
+    /// extension).
+    pub fn policy_event(&mut self, reason: &str, origin: Origin, detail: &str, now: SystemTime) {
+        self.event(
+            event_kind::POLICY,
+            reason,
+            origin,
+            None,
+            Some(detail.to_string()),
+            now,
+        );
+    }
+
     /// Lifts `number`'s PIN protection for the configured time; returns until when.
     pub fn unlock_pin(&mut self, number: &str, now: SystemTime) -> SystemTime {
         self.restrictions.unlock(number, now)

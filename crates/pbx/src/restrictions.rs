@@ -92,10 +92,11 @@ impl Restrictions {
         let mut caller = caller.clone();
         caller.unlocked_until = self.unlocked.get(&caller.number).copied();
         let route = policy::route(&self.settings, &caller, dialed, is_extension, now);
+        // The pure check lets calls through when no hours are set; here the office is closed then, and that
+        // refusal comes before the PIN check, as when hours are set.
+        let closed = caller.office_hours_only && self.settings.office_hours.is_none();
         match route {
-            Route::External { .. }
-                if caller.office_hours_only && self.settings.office_hours.is_none() =>
-            {
+            Route::External { .. } | Route::Refused(Refusal::PinProtected) if closed => {
                 Route::Refused(Refusal::OutsideOfficeHours)
             }
             other => other,

@@ -104,8 +104,8 @@ impl Service {
                 Some((status, format!("{} ({r})", sip::reason_phrase(status)), r.reason_code()))
             }
             // Trunks are not configurable yet, so nothing can leave the PBX.
-            Route::External { number, trunks, .. } | Route::Emergency { number, trunks, .. } => {
-                let targets = self.trunk_targets(&trunks, &number, &caller.number);
+            Route::External { number: out_number, trunks, .. } | Route::Emergency { number: out_number, trunks, .. } => {
+                let targets = self.trunk_targets(&trunks, &out_number, &caller.number);
                 if targets.is_empty() {
                     Some((503, "Service Unavailable (no trunk is available for this number)".to_string(), "no_trunk"))
                 } else {
@@ -195,6 +195,7 @@ impl Service {
                     source: addr,
                     transport: t.transport.clone(),
                     credentials: t.username.clone().zip(t.password.clone()),
+                    is_trunk: true,
                 })
             })
             .collect()
@@ -250,6 +251,17 @@ impl Service {
             return;
         };
         if ext.restrictions.internal_only {
+            let origin = Origin {
+                transport: via_token(peer.transport),
+                source: peer.addr,
+                local: unspecified(peer.addr),
+            };
+            self.core.policy_event(
+                "internal_only",
+                origin,
+                &format!("inbound call from trunk {} to {}", trunk.name, ext.number),
+                wall,
+            );
             self.calls.refuse(
                 tx,
                 request,

@@ -236,7 +236,13 @@ struct Branch {
     via_addr: SocketAddr,
     transport: String,
     max_forwards: u8,
+    /// A trunk branch that has not answered at all by this time is given up (and the next trunk tried), long
+    /// before timer B's 32 s.
+    silent_deadline: Option<Instant>,
 }
+
+/// How long a trunk may stay completely silent (no provisional response) before the next one is tried.
+const TRUNK_SILENCE: Duration = Duration::from_secs(4);
 
 /// Where a callee-leg INVITE goes: a registered contact of an extension, or a trunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +258,8 @@ pub struct Target {
     pub transport: String,
     /// Credentials for the target's digest challenges (trunks).
     pub credentials: Option<(String, String)>,
+    /// A trunk (given up after a few seconds of silence, then the next one is tried).
+    pub is_trunk: bool,
 }
 
 /// A request Palisade relayed from one leg to the other inside the dialog (re-INVITE, UPDATE, INFO, …): the
@@ -416,6 +424,7 @@ impl Calls {
                 source: c.source,
                 transport: c.transport.clone(),
                 credentials: None,
+                is_trunk: false,
             })
             .collect();
         self.start(
@@ -649,6 +658,7 @@ impl Calls {
                 b_port,
                 advertise,
                 max_forwards,
+                now,
             );
         }
         if call.branches.is_empty() {
@@ -669,6 +679,23 @@ impl Calls {
             headers: vec![(HeaderName::Warning, format!("399 palisade \"{reason}\""))],
             body: None,
         }));
+    }
+
+    /// Rings the next trunk of a call whose current ones all failed.
+    fn fail_over(&mut self, id: u64, now: Instant) {
+        if let Some(mut call) = self.calls.remove(&id) {
+            if !call.failover.is_empty() {
+                let next = call.failover.remove(0);
+                let (offer, b_port, advertise, mf) = (
+                    call.offer.clone(),
+                    call.b_port,
+                    call.advertise,
+                    call.max_forwards,
+                );
+                self.ring(&mut call, id, next, &offer, b_port, advertise, mf, now);
+            }
+            self.calls.insert(id, call);
+        }
     }
 
     /// Sends the INVITE of branch `bi` again with credentials for the challenge in `msg`. False when the branch
@@ -738,6 +765,7 @@ impl Calls {
         b_port: Option<u16>,
         advertise: std::net::IpAddr,
         max_forwards: u8,
+        now: Instant,
     ) {
         let Some(via_addr) = self.local.for_transport(&target.transport) else {
             return;
@@ -790,6 +818,7 @@ impl Calls {
             via_addr,
             transport: target.transport.clone(),
             max_forwards,
+            silent_deadline: target.is_trunk.then_some(now + TRUNK_SILENCE),
         });
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
@@ -843,6 +872,9 @@ impl Calls {
         let cseq_method = msg.cseq().map(|c| c.method).ok();
         if cseq_method != Some(Method::Invite) {
             return;
+        }
+        if status < 200 {
+            call.branches[bi].silent_deadline = None;
         }
         match status {
             100 => {}
@@ -919,18 +951,7 @@ impl Calls {
                     if !call.failover.is_empty()
                         && (matches!(status, 401 | 407 | 408) || status >= 500)
                     {
-                        let id = leg.call;
-                        if let Some(mut call) = self.calls.remove(&id) {
-                            let next = call.failover.remove(0);
-                            let (offer, b_port, advertise, mf) = (
-                                call.offer.clone(),
-                                call.b_port,
-                                call.advertise,
-                                call.max_forwards,
-                            );
-                            self.ring(&mut call, id, next, &offer, b_port, advertise, mf);
-                            self.calls.insert(id, call);
-                        }
+                        self.fail_over(leg.call, now);
                         return;
                     }
                     let answer = best_failure(&call.failures);
@@ -1502,6 +1523,10 @@ impl Calls {
             b.final_status = Some(408);
             call.failures.push(408);
             let all_done = call.branches.iter().all(|b| b.final_status.is_some());
+            if all_done && call.state == State::Ringing && !call.failover.is_empty() {
+                self.fail_over(leg.call, now);
+                return;
+            }
             if all_done && call.state == State::Ringing {
                 let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
                 self.respond(tx, 480, Some(&tag));
@@ -1522,6 +1547,25 @@ impl Calls {
     pub fn handle_timeout(&mut self, media: &mut dyn MediaControl, now: Instant, wall: SystemTime) {
         let ids: Vec<u64> = self.calls.keys().copied().collect();
         for id in ids {
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            let silent: Vec<u64> = call
+                .branches
+                .iter()
+                .filter(|b| b.final_status.is_none() && b.silent_deadline.is_some_and(|d| now >= d))
+                .map(|b| b.request_id)
+                .collect();
+            if call.state == State::Ringing && !silent.is_empty() {
+                for request in silent {
+                    // Stop retransmitting to a provider that does not answer; then the next trunk.
+                    self.outputs.push(CallOutput::Cancel {
+                        leg: LegKey { call: id, request },
+                    });
+                    self.leg_failed(LegKey { call: id, request }, media, now, wall);
+                }
+                continue;
+            }
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
@@ -1610,8 +1654,14 @@ impl Calls {
             .flat_map(|c| {
                 let ringing = (c.state == State::Ringing).then_some(c.ringing_deadline);
                 let retransmit = c.retransmit_2xx.as_ref().map(|(at, _, _)| *at);
+                let silent = c
+                    .branches
+                    .iter()
+                    .filter(|b| b.final_status.is_none())
+                    .filter_map(|b| b.silent_deadline)
+                    .min();
                 let session = c.session_deadline.map(|(d, _)| d);
-                [ringing, retransmit, session, Some(c.ends_at)]
+                [ringing, retransmit, session, silent, Some(c.ends_at)]
                     .into_iter()
                     .flatten()
             })

@@ -749,6 +749,7 @@ fn trunk_target(addr: &str) -> Target {
         source: addr.parse().unwrap(),
         transport: "UDP".into(),
         credentials: Some(("acct".into(), "s3cret".into())),
+        is_trunk: true,
     }
 }
 
@@ -857,4 +858,33 @@ fn trunk_call_answers_the_trunks_challenge_once_and_fails_over_on_server_errors(
         responses(&out).iter().all(|r| r.status < 300),
         "the caller is not answered yet"
     );
+}
+
+#[test]
+fn a_silent_trunk_is_given_up_after_a_few_seconds_for_the_next() {
+    let mut w = World::new();
+    let (now, wall) = (w.now, w.wall);
+    w.calls.invite_trunk(
+        ServerTxId::from_raw(1),
+        &invite_from_a(),
+        a_peer(),
+        party("100"),
+        "004930123456",
+        vec![
+            trunk_target("198.51.100.10:5060"),
+            trunk_target("198.51.100.20:5060"),
+        ],
+        &mut w.media,
+        now,
+        wall,
+    );
+    w.calls.take_outputs();
+    let deadline = w.calls.poll_timeout().unwrap();
+    assert_eq!(deadline, now + Duration::from_secs(4));
+    w.calls.handle_timeout(&mut w.media, deadline, wall);
+    let out = w.calls.take_outputs();
+    assert!(out.iter().any(|o| matches!(o, CallOutput::Cancel { .. })));
+    let next = sent_requests(&out);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].2.addr, "198.51.100.20:5060".parse().unwrap());
 }

@@ -49,7 +49,8 @@ const TWO_DIGIT_CODES: [&str; 44] = [
 
 /// The country calling code of an E.164 number (digits only, no `+`).
 pub fn country_code(e164: &str) -> Option<&str> {
-    if e164.is_empty() || !e164.bytes().all(|b| b.is_ascii_digit()) {
+    // No country calling code starts with 0: such a number is malformed (e.g. one international prefix too many).
+    if e164.is_empty() || e164.starts_with('0') || !e164.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     if e164.starts_with('1') || e164.starts_with('7') {
@@ -119,5 +120,6 @@ mod tests {
             "international networks"
         );
         assert_eq!(country_code("x"), None);
+        assert_eq!(country_code("0252611234567"), None, "no code starts with 0");
     }
 }
