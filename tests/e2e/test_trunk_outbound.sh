@@ -15,7 +15,7 @@
 #     the call is answered (200, BYE 200) and recorded as answered;
 #   * 0044207946000 with allowed_country_codes "" (home only) -> 403 country_not_allowed (a policy_refusal
 #     event, a call record); 00252611234567 -> 403 (Somalia, also after allowing 44); 000252611234567 (no
-#     country code starts with 0) -> 403; internal-only 100 dialling 0301234567 -> 403
+#     country code starts with 0) -> 404 bad_number; internal-only 100 dialling 0301234567 -> 403
 #     internal_only; none of these reaches the provider;
 #   * internal-only 100 dialling 112 -> goes out (sip:112@...); office-hours-only 100 (no hours configured)
 #     -> 403 outside_office_hours; PIN-protected 100 -> 403 pin_*; 112 from PIN-protected, office-hours-only
@@ -166,12 +166,13 @@ expect_refused() {
   local out n0 e0 ev rec
   n0=$(ncdr)
   e0=$(nref)
+  local want=${4:-403}
   out=$(call_as100 "$1") || fail "$3: call_client: $out"
-  if [ "$(jget "$out" 'r["challenge"]')" != 407 ] || [ "$(jget "$out" 'r["final"]')" != 403 ]; then
-    fail "$3: dialling $1 expected 407 then 403, got $out"
+  if [ "$(jget "$out" 'r["challenge"]')" != 407 ] || [ "$(jget "$out" 'r["final"]')" != "$want" ]; then
+    fail "$3: dialling $1 expected 407 then $want, got $out"
   fi
   ev=$(newest_refusal $((e0 + 1)))
-  [ "$(nref)" -gt "$e0" ] || fail "$3: no policy_refusal event after the 403 to $1 (events: $(refusals))"
+  [ "$(nref)" -gt "$e0" ] || fail "$3: no policy_refusal event after the $want to $1 (events: $(refusals))"
   case $ev in *"$2"*) ;; *) fail "$3: newest policy_refusal event lacks reason $2: $ev" ;; esac
   case $ev in *"$(cred 100 3)"*) fail "$3: the event holds the extension's password: $ev" ;; esac
   rec=$(cdr_newest $((n0 + 1)))
@@ -207,7 +208,7 @@ ok "0301234567: provider got '$ruri', From $from, then (after its 407) Proxy-Aut
 start_provider trunk_provider_auth.xml "$PROV" "$cport" intl 1
 expect_refused 0044207946000 country_not_allowed "UK with allowed_country_codes \"\""
 expect_refused 00252611234567 country_not_allowed "Somalia (252)"
-expect_refused 000252611234567 policy_refusal "a 0 after the international prefix (000252611234567)"
+expect_refused 000252611234567 bad_number "a 0 after the international prefix (000252611234567)" 404
 pal ext set 100 --internal-only true >/dev/null || fail "ext set 100 --internal-only true"
 sleep 1.5
 expect_refused 0301234567 internal_only "internal-only 100"
