@@ -55,7 +55,8 @@ pub enum AdminCommand {
     /// Call policy: home country and dialling prefixes, allowed countries, emergency numbers, PIN unlock, local
     /// networks, office hours: show, set, reset.
     Policy(PolicyArgs),
-    /// Outbound rules, tried in order: add, list, remove, move.
+    /// Outbound rules, tried in order: add, list, remove, move (also `palisade route …`).
+    #[command(alias = "route")]
     Rule(RuleArgs),
     /// SIP trunks (the providers external calls go through): add, set, list, show, remove.
     Trunk(TrunkArgs),

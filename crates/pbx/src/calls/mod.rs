@@ -1757,12 +1757,15 @@ impl Calls {
         code: &str,
         wall: SystemTime,
     ) {
+        // The reason code also travels in a Warning header (RFC 3261 §20.43), for phones that do not show the
+        // reason phrase.
+        let warning = format!("399 palisade \"{}\"", code.replace('"', ""));
         self.outputs.push(CallOutput::Respond(Response {
             tx,
             status,
             reason: Some(reason.to_string()),
             to_tag: None,
-            headers: Vec::new(),
+            headers: vec![(HeaderName::Warning, warning)],
             body: None,
         }));
         let disposition = if status == 404 {
