@@ -69,8 +69,10 @@ relay_sockets() { ss -Huanp | awk -v pid="$PAL_PID" -v lo="$RTP_LO" -v hi="$RTP_
   n = split($4, a, ":"); p = a[n] + 0; if (p >= lo && p <= hi) print $4 }'; }
 
 # the callee: 101 registered from the UAS's port, then the UAS (RTP echo on its media port)
-uport=$(free_port)
-umedia=$(free_port 3)
+# one block of free ports per sipp: free_port only checks ports, it does not hold them, so two
+# separate picks could overlap (the signalling port inside the media range)
+ublock=$(free_port 6)
+uport=$ublock umedia=$((ublock + 2))
 r=$(timeout -k 2 10 python3 "$CLIENT" register "$HOST:$port" 101 "$(cred 101 2)" "$(cred 101 3)" \
   --contact "$HOST:$uport" --bind "$uport") || fail "register 101: $r"
 case $r in *'"final": 200'*) ;; *) fail "register 101 -> $HOST:$uport: $r" ;; esac
@@ -93,8 +95,8 @@ alive "$upid" || {
   fail "sipp UAS did not start"
 }
 
-cport=$(free_port)
-cmedia=$(free_port 3)
+cblock=$(free_port 6)
+cport=$cblock cmedia=$((cblock + 2))
 t0=$(date +%s.%N)
 (cd "$E2E_TMP" && timeout -k 2 90 sipp "$HOST:$port" -sf "$SCEN/call_uac_rtp.xml" -inf "$E2E_TMP/calls.csv" \
   -i "$HOST" -p "$cport" -mi "$HOST" -mp "$cmedia" -r "$RATE" -l "$CALLS" -m "$CALLS" -d "$HOLD_MS" \
