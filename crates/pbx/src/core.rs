@@ -824,6 +824,20 @@ mod tests {
         )
     }
 
+    /// Extension 100 registers from `from`: an unauthenticated REGISTER (CSeq `cseq`), then one
+    /// answering its challenge (CSeq `cseq + 1`); returns the reply to the second.
+    fn register_100(c: &mut PbxCore, from: Origin, cseq: u32) -> Reply {
+        let r = c.handle_request(&msg("REGISTER", "100", cseq, ""), from, now());
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
+        let m = msg(
+            "REGISTER",
+            "100",
+            cseq + 1,
+            &format!("Authorization: {auth}\r\n"),
+        );
+        c.handle_request(&m, from, now())
+    }
+
     fn header_names(r: &Reply) -> Vec<HeaderName> {
         r.headers.iter().map(|(h, _)| *h).collect()
     }
@@ -990,13 +1004,7 @@ mod tests {
         let mut e = ext("100", "aUthId100x", true);
         e.require_tls = true;
         c.set_extensions(vec![e]);
-        let r = c.handle_request(&msg("REGISTER", "100", 1, ""), origin(), now());
-        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
-        let r = c.handle_request(
-            &msg("REGISTER", "100", 2, &format!("Authorization: {auth}\r\n")),
-            origin(),
-            now(),
-        );
+        let r = register_100(&mut c, origin(), 1);
         assert_eq!(r.status, 403);
         assert!(
             c.take_events()
@@ -1008,13 +1016,7 @@ mod tests {
             transport: "TLS",
             ..origin()
         };
-        let r = c.handle_request(&msg("REGISTER", "100", 3, ""), tls, now());
-        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
-        let r = c.handle_request(
-            &msg("REGISTER", "100", 4, &format!("Authorization: {auth}\r\n")),
-            tls,
-            now(),
-        );
+        let r = register_100(&mut c, tls, 3);
         assert_eq!(r.status, 200);
     }
 
@@ -1025,13 +1027,7 @@ mod tests {
         e.lan_only = true;
         c.set_extensions(vec![e]);
         // origin() is 192.0.2.50: not a local network by default
-        let r = c.handle_request(&msg("REGISTER", "100", 1, ""), origin(), now());
-        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
-        let r = c.handle_request(
-            &msg("REGISTER", "100", 2, &format!("Authorization: {auth}\r\n")),
-            origin(),
-            now(),
-        );
+        let r = register_100(&mut c, origin(), 1);
         assert_eq!(r.status, 403);
         assert!(
             c.take_events()
@@ -1042,13 +1038,7 @@ mod tests {
             source: "192.168.1.20:5060".parse().unwrap(),
             ..origin()
         };
-        let r = c.handle_request(&msg("REGISTER", "100", 3, ""), lan, now());
-        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
-        let r = c.handle_request(
-            &msg("REGISTER", "100", 4, &format!("Authorization: {auth}\r\n")),
-            lan,
-            now(),
-        );
+        let r = register_100(&mut c, lan, 3);
         assert_eq!(r.status, 200);
     }
 
@@ -1062,13 +1052,7 @@ mod tests {
             transport: "WSS",
             ..origin()
         };
-        let r = c.handle_request(&msg("REGISTER", "100", 1, ""), ws, now());
-        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
-        let r = c.handle_request(
-            &msg("REGISTER", "100", 2, &format!("Authorization: {auth}\r\n")),
-            ws,
-            now(),
-        );
+        let r = register_100(&mut c, ws, 1);
         assert_eq!(r.status, 403);
         assert!(
             c.take_events()
@@ -1076,13 +1060,7 @@ mod tests {
                 .any(|e| e.reason == "remote_ws_blocked")
         );
         // the same phone over plain UDP is not affected
-        let r = c.handle_request(&msg("REGISTER", "100", 3, ""), origin(), now());
-        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), "REGISTER", 1);
-        let r = c.handle_request(
-            &msg("REGISTER", "100", 4, &format!("Authorization: {auth}\r\n")),
-            origin(),
-            now(),
-        );
+        let r = register_100(&mut c, origin(), 3);
         assert_eq!(r.status, 200);
     }
 }
