@@ -11,50 +11,6 @@ use sip::addr::NameAddr;
 use sip::uri::Uri;
 use sip::{Framing, HeaderName, Limits, Message, ResponseBuilder};
 
-const ALL_NAMES: &[HeaderName] = &[
-    HeaderName::Via,
-    HeaderName::From,
-    HeaderName::To,
-    HeaderName::CallId,
-    HeaderName::CSeq,
-    HeaderName::Contact,
-    HeaderName::MaxForwards,
-    HeaderName::ContentLength,
-    HeaderName::ContentType,
-    HeaderName::ContentEncoding,
-    HeaderName::Route,
-    HeaderName::RecordRoute,
-    HeaderName::Expires,
-    HeaderName::MinExpires,
-    HeaderName::Authorization,
-    HeaderName::ProxyAuthorization,
-    HeaderName::WwwAuthenticate,
-    HeaderName::ProxyAuthenticate,
-    HeaderName::AuthenticationInfo,
-    HeaderName::Allow,
-    HeaderName::Supported,
-    HeaderName::Require,
-    HeaderName::ProxyRequire,
-    HeaderName::Unsupported,
-    HeaderName::UserAgent,
-    HeaderName::Server,
-    HeaderName::Accept,
-    HeaderName::AcceptEncoding,
-    HeaderName::AcceptLanguage,
-    HeaderName::Event,
-    HeaderName::SubscriptionState,
-    HeaderName::ReferTo,
-    HeaderName::ReferredBy,
-    HeaderName::SessionExpires,
-    HeaderName::MinSe,
-    HeaderName::Date,
-    HeaderName::Subject,
-    HeaderName::Timestamp,
-    HeaderName::RetryAfter,
-    HeaderName::Warning,
-    HeaderName::Other,
-];
-
 fn uri(u: &Uri<'_>) {
     black_box((
         u.raw, u.scheme, u.user, u.password, u.host, u.port, u.params, u.headers,
@@ -107,7 +63,7 @@ fn exercise(m: &Message) {
         }
     }
     black_box(m.header_count());
-    for &name in ALL_NAMES {
+    for &name in HeaderName::ALL {
         black_box(m.header_elements(name).count());
         black_box(m.header_values(name).count());
         black_box(m.option_tags(name).count());

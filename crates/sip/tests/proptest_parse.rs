@@ -9,50 +9,6 @@ use sip::addr::{Contact, NameAddr};
 use sip::uri::Uri;
 use sip::{Framing, HeaderName, Limits, Message, RequestBuilder, ResponseBuilder};
 
-const ALL_NAMES: &[HeaderName] = &[
-    HeaderName::Via,
-    HeaderName::From,
-    HeaderName::To,
-    HeaderName::CallId,
-    HeaderName::CSeq,
-    HeaderName::Contact,
-    HeaderName::MaxForwards,
-    HeaderName::ContentLength,
-    HeaderName::ContentType,
-    HeaderName::ContentEncoding,
-    HeaderName::Route,
-    HeaderName::RecordRoute,
-    HeaderName::Expires,
-    HeaderName::MinExpires,
-    HeaderName::Authorization,
-    HeaderName::ProxyAuthorization,
-    HeaderName::WwwAuthenticate,
-    HeaderName::ProxyAuthenticate,
-    HeaderName::AuthenticationInfo,
-    HeaderName::Allow,
-    HeaderName::Supported,
-    HeaderName::Require,
-    HeaderName::ProxyRequire,
-    HeaderName::Unsupported,
-    HeaderName::UserAgent,
-    HeaderName::Server,
-    HeaderName::Accept,
-    HeaderName::AcceptEncoding,
-    HeaderName::AcceptLanguage,
-    HeaderName::Event,
-    HeaderName::SubscriptionState,
-    HeaderName::ReferTo,
-    HeaderName::ReferredBy,
-    HeaderName::SessionExpires,
-    HeaderName::MinSe,
-    HeaderName::Date,
-    HeaderName::Subject,
-    HeaderName::Timestamp,
-    HeaderName::RetryAfter,
-    HeaderName::Warning,
-    HeaderName::Other,
-];
-
 /// Valid messages that the mutation strategy starts from.
 const SEEDS: &[&[u8]] = &[
     b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
@@ -135,7 +91,7 @@ fn exercise(m: &Message) {
             black_box(m.other_header_values(name).count());
         }
     }
-    for &name in ALL_NAMES {
+    for &name in HeaderName::ALL {
         black_box(m.header_elements(name).count());
         black_box(m.option_tags(name).count());
         black_box((m.header_occurrences(name), m.header_str(name)));
