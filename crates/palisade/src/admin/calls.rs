@@ -96,16 +96,14 @@ pub async fn calls(args: CallsArgs) -> anyhow::Result<()> {
             }
         })
         .collect();
-    if common.json {
-        return output::json(&views);
-    }
-    if views.is_empty() {
-        crate::say!("No calls in progress.");
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = views
-        .iter()
-        .map(|v| {
+    output::list(
+        common.json,
+        &views,
+        "No calls in progress.",
+        &[
+            "CALL-ID", "CALLER", "CALLEE", "STATE", "STARTED", "DURATION",
+        ],
+        |v| {
             vec![
                 v.call_id.clone(),
                 v.caller.clone(),
@@ -114,15 +112,8 @@ pub async fn calls(args: CallsArgs) -> anyhow::Result<()> {
                 v.started_at.clone(),
                 v.duration_secs.map_or_else(|| "-".into(), hms),
             ]
-        })
-        .collect();
-    output::table(
-        &[
-            "CALL-ID", "CALLER", "CALLEE", "STATE", "STARTED", "DURATION",
-        ],
-        &rows,
-    );
-    Ok(())
+        },
+    )
 }
 
 pub async fn cdr(args: CdrArgs) -> anyhow::Result<()> {
@@ -160,28 +151,10 @@ pub async fn cdr(args: CdrArgs) -> anyhow::Result<()> {
             }
         })
         .collect();
-    if common.json {
-        return output::json(&views);
-    }
-    if views.is_empty() {
-        crate::say!("No call records.");
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = views
-        .iter()
-        .map(|v| {
-            vec![
-                v.started_at.clone(),
-                v.caller.clone(),
-                or_dash(&v.callee),
-                v.disposition.clone(),
-                hms(v.duration_secs),
-                v.hung_up_by.clone(),
-                or_dash(&v.reason),
-            ]
-        })
-        .collect();
-    output::table(
+    output::list(
+        common.json,
+        &views,
+        "No call records.",
         &[
             "STARTED",
             "CALLER",
@@ -191,9 +164,18 @@ pub async fn cdr(args: CdrArgs) -> anyhow::Result<()> {
             "HUNG UP BY",
             "REASON",
         ],
-        &rows,
-    );
-    Ok(())
+        |v| {
+            vec![
+                v.started_at.clone(),
+                v.caller.clone(),
+                or_dash(&v.callee),
+                v.disposition.clone(),
+                hms(v.duration_secs),
+                v.hung_up_by.clone(),
+                or_dash(&v.reason),
+            ]
+        },
+    )
 }
 
 #[cfg(test)]

@@ -78,27 +78,10 @@ pub async fn registrations(args: RegistrationsArgs) -> anyhow::Result<()> {
             user_agent: b.user_agent,
         })
         .collect();
-    if common.json {
-        return output::json(&views);
-    }
-    if views.is_empty() {
-        crate::say!("No registered contacts.");
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = views
-        .iter()
-        .map(|v| {
-            vec![
-                v.extension.clone(),
-                v.contact.clone(),
-                v.transport.clone(),
-                v.source.clone(),
-                format!("{}s", v.expires_in_s),
-                output::opt(&v.user_agent),
-            ]
-        })
-        .collect();
-    output::table(
+    output::list(
+        common.json,
+        &views,
+        "No registered contacts.",
         &[
             "EXTENSION",
             "CONTACT",
@@ -107,9 +90,17 @@ pub async fn registrations(args: RegistrationsArgs) -> anyhow::Result<()> {
             "EXPIRES IN",
             "USER AGENT",
         ],
-        &rows,
-    );
-    Ok(())
+        |v| {
+            vec![
+                v.extension.clone(),
+                v.contact.clone(),
+                v.transport.clone(),
+                v.source.clone(),
+                format!("{}s", v.expires_in_s),
+                output::opt(&v.user_agent),
+            ]
+        },
+    )
 }
 
 pub async fn events(args: EventsArgs) -> anyhow::Result<()> {
@@ -142,16 +133,12 @@ pub async fn events(args: EventsArgs) -> anyhow::Result<()> {
             detail: e.detail,
         })
         .collect();
-    if common.json {
-        return output::json(&views);
-    }
-    if views.is_empty() {
-        crate::say!("No security events.");
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = views
-        .iter()
-        .map(|v| {
+    output::list(
+        common.json,
+        &views,
+        "No security events.",
+        &["TIME", "KIND", "REASON", "SOURCE", "USER", "DETAIL"],
+        |v| {
             vec![
                 v.at.clone(),
                 v.kind.clone(),
@@ -160,11 +147,6 @@ pub async fn events(args: EventsArgs) -> anyhow::Result<()> {
                 output::opt(&v.user),
                 output::opt(&v.detail),
             ]
-        })
-        .collect();
-    output::table(
-        &["TIME", "KIND", "REASON", "SOURCE", "USER", "DETAIL"],
-        &rows,
-    );
-    Ok(())
+        },
+    )
 }

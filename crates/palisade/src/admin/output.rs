@@ -54,3 +54,24 @@ pub fn fields(pairs: &[(&str, String)]) {
 pub fn opt(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".into())
 }
+
+/// Prints a list command's result: `items` as JSON for scripts, else `empty` when there is nothing
+/// to show, else a table with one `row` per item.
+pub fn list<T: Serialize>(
+    json: bool,
+    items: &[T],
+    empty: &str,
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    if json {
+        return self::json(&items);
+    }
+    if items.is_empty() {
+        crate::say!("{empty}");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    table(headers, &rows);
+    Ok(())
+}
