@@ -1,9 +1,12 @@
 //! Palisade's media layer, sans-IO: the SDP model and the rewrites a B2BUA needs ([`sdp`]), zero-copy RTP/RTCP
 //! header views and RFC 4733 events ([`rtp`]), the per-call relay core that decides where each datagram goes and
-//! refuses RTP bleed ([`relay`]), and the UDP port pool ([`pool`]). No sockets and no clocks in here: the tokio
-//! edge lives in the `palisade` crate (`palisade::media`) and passes `now` in (DESIGN.md principle 7).
+//! refuses RTP bleed ([`relay`]), and the UDP port pool ([`pool`]). For the media the PBX terminates itself
+//! (voicemail, prompts): G.711 ([`g711`]), 8 kHz WAV files ([`wav`]), DTMF from RTP and SIP INFO ([`dtmf`]),
+//! tones and their detection ([`tone`]), outgoing RTP ([`packetizer`]) and the compiled-in spoken prompts
+//! ([`prompts`]). No sockets and no clocks in here: the tokio edge lives in the `palisade` crate (`palisade::media`) and passes `now` in (DESIGN.md principle 7).
 #![forbid(unsafe_code)]
 
+pub mod g711;
 pub mod pool;
 pub mod relay;
 pub mod rtp;
