@@ -13,6 +13,7 @@ pub mod rtp;
 pub mod sdes;
 pub mod sdp;
 pub mod srtp;
+pub mod wav;
 
 pub use pool::{PoolError, PortPool};
 pub use relay::{Decision, DropReason, Kind, Leg, LegCrypto, LegStats, Relay};
