@@ -13,6 +13,7 @@ pub mod rtp;
 pub mod sdes;
 pub mod sdp;
 pub mod srtp;
+pub mod tone;
 pub mod wav;
 
 pub use pool::{PoolError, PortPool};
