@@ -6,6 +6,7 @@
 //! ([`prompts`]). No sockets and no clocks in here: the tokio edge lives in the `palisade` crate (`palisade::media`) and passes `now` in (DESIGN.md principle 7).
 #![forbid(unsafe_code)]
 
+pub mod dtmf;
 pub mod g711;
 pub mod pool;
 pub mod relay;
