@@ -8,6 +8,7 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod packetizer;
 pub mod pool;
 pub mod relay;
 pub mod rtp;
