@@ -10,6 +10,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod packetizer;
 pub mod pool;
+pub mod prompts;
 pub mod relay;
 pub mod rtp;
 pub mod sdes;
