@@ -21,7 +21,7 @@ data=$E2E_TMP/data
 csv=$E2E_TMP/credentials.csv
 "$PALISADE_BIN" ext add-range "$FIRST" "$LAST" --data "$data" >"$csv" 2>"$E2E_TMP/add-range.err" ||
   fail "ext add-range $FIRST $LAST failed: $(cat "$E2E_TMP/add-range.err")"
-[ "$(head -1 "$csv")" = number,auth_id,password ] || fail "add-range CSV header: $(head -1 "$csv")"
+[ "$(head -1 "$csv")" = number,auth_id,password,voicemail_pin ] || fail "add-range CSV header: $(head -1 "$csv")"
 [ "$(tail -n +2 "$csv" | wc -l)" = "$N" ] || fail "add-range printed $(tail -n +2 "$csv" | wc -l) rows, expected $N"
 inf=$E2E_TMP/reg.inf
 {

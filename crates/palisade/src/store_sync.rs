@@ -53,7 +53,7 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
     let mut core = PbxCore::new(core_config, key).map_err(|e| anyhow::anyhow!("{e}"))?;
     let extensions = db.list_extensions().await?;
     warn_on_realm_mismatch(&extensions, &domain);
-    core.set_extensions(extensions.iter().map(extension_auth).collect());
+    core.set_extensions(extension_auths(db).await?);
     core.set_restrictions(restrictions(db).await?);
     let bindings: Vec<_> = db
         .list_bindings()
@@ -96,7 +96,7 @@ fn warn_on_realm_mismatch(extensions: &[Extension], domain: &str) {
 }
 
 /// The authentication view of a stored extension.
-pub fn extension_auth(e: &Extension) -> ExtensionAuth {
+pub fn extension_auth(e: &Extension, mailbox: Option<&store::Mailbox>) -> ExtensionAuth {
     ExtensionAuth {
         number: e.number.clone(),
         auth_id: e.auth_id.clone(),
@@ -120,7 +120,25 @@ pub fn extension_auth(e: &Extension) -> ExtensionAuth {
         restrictions: e.caller_restrictions(),
         lan_only: e.lan_only,
         block_remote_ws: e.block_remote_ws,
+        voicemail: mailbox.is_some_and(|m| m.enabled),
+        mwi_unsolicited: mailbox.is_some_and(|m| m.mwi_unsolicited),
     }
+}
+
+/// Every extension with its mailbox settings.
+async fn extension_auths(db: &Db) -> anyhow::Result<Vec<ExtensionAuth>> {
+    let mailboxes: std::collections::HashMap<String, store::Mailbox> = db
+        .list_mailboxes()
+        .await?
+        .into_iter()
+        .map(|m| (m.number.clone(), m))
+        .collect();
+    Ok(db
+        .list_extensions()
+        .await?
+        .iter()
+        .map(|e| extension_auth(e, mailboxes.get(&e.number)))
+        .collect())
 }
 
 /// The call policy from the store. Office hours that no longer parse are dropped with a warning (extensions
@@ -232,12 +250,8 @@ pub async fn run(db: Db, edge: Arc<Edge>, mut version: i64) {
 
 /// Re-reads extensions and settings into the running service.
 async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
-    let extensions: Vec<_> = db
-        .list_extensions()
-        .await?
-        .iter()
-        .map(extension_auth)
-        .collect();
+    let extensions = extension_auths(db).await?;
+    let counts = db.voicemail_counts().await?;
     let algorithms = algorithms(db).await?;
     let restrictions = restrictions(db).await?;
     let trunks = db.list_trunks().await?;
@@ -249,6 +263,7 @@ async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
         core.set_algorithms(algorithms);
         core.set_restrictions(restrictions);
         s.set_trunks(trunks);
+        s.set_voicemail_counts(counts);
         let guard = s.guard_mut();
         // Automatic bans made since the last flush are not in the store yet: keep them.
         let stored: std::collections::HashSet<_> = rules.iter().map(|r| r.net).collect();

@@ -234,12 +234,21 @@ fn add_range_creates_all_or_nothing_and_prints_credentials_once() {
     let data = dir.path();
     let out = ok(data, &["ext", "add-range", "2000", "2099"]);
     let mut lines = out.lines();
-    assert_eq!(lines.next(), Some("number,auth_id,password"), "{out}");
+    assert_eq!(
+        lines.next(),
+        Some("number,auth_id,password,voicemail_pin"),
+        "{out}"
+    );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 100, "{out}");
     let mut auth_ids = std::collections::HashSet::new();
     for (i, row) in rows.iter().enumerate() {
-        assert_eq!(row.len(), 3, "{row:?}");
+        assert_eq!(row.len(), 4, "{row:?}");
+        assert_eq!(row[3].len(), 4, "voicemail PIN: {row:?}");
+        assert!(
+            pbx::voicemail::pin::validate(row[3], row[0]).is_ok(),
+            "{row:?}"
+        );
         assert_eq!(row[0], (2000 + i).to_string());
         assert_eq!(row[1].len(), 10);
         assert_ne!(row[1], row[0]);

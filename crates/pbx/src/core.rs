@@ -43,6 +43,10 @@ pub struct ExtensionAuth {
     pub lan_only: bool,
     /// No SIP over WebSocket from outside the local networks (remote "tunnel" clients).
     pub block_remote_ws: bool,
+    /// Unanswered, busy and unregistered calls go to the extension's mailbox.
+    pub voicemail: bool,
+    /// Message-waiting NOTIFYs go to its registered phones even without a subscription.
+    pub mwi_unsolicited: bool,
 }
 
 /// Settings of the core.
@@ -303,6 +307,34 @@ impl PbxCore {
             Some(detail.to_string()),
             now,
         );
+    }
+
+    /// A wrong voicemail PIN from `origin` for `mailbox` (`locked_out`: the last allowed try), as an
+    /// authentication failure event.
+    pub fn voicemail_pin_failure(
+        &mut self,
+        mailbox: &str,
+        origin: Origin,
+        locked_out: bool,
+        now: SystemTime,
+    ) {
+        let (reason, detail) = if locked_out {
+            (
+                "voicemail_locked_out",
+                format!("mailbox {mailbox}: 3 wrong PINs, call ended"),
+            )
+        } else {
+            ("voicemail_pin_wrong", format!("mailbox {mailbox}"))
+        };
+        self.event(
+            event_kind::FAILURE,
+            reason,
+            origin,
+            Some(mailbox),
+            Some(detail),
+            now,
+        );
+        self.signal = AuthSignal::None;
     }
 
     /// Lifts `number`'s PIN protection for the configured time; returns until when.
@@ -764,6 +796,8 @@ mod tests {
             },
             lan_only: false,
             block_remote_ws: false,
+            voicemail: false,
+            mwi_unsolicited: false,
         }
     }
 

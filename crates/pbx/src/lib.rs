@@ -9,3 +9,4 @@ pub mod registrar;
 pub mod restrictions;
 pub mod store;
 pub mod trunks;
+pub mod voicemail;

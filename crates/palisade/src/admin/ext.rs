@@ -50,7 +50,7 @@ pub enum ExtCommand {
     /// Add every extension number FROM to TO (at most 10,000), each with a random auth ID and password.
     ///
     /// All or nothing: if any number in the range exists already or is invalid, nothing is added. Prints the
-    /// credentials as CSV (`number,auth_id,password`, with a header line) or, with --json, as a JSON array.
+    /// credentials as CSV (`number,auth_id,password,voicemail_pin`, with a header line) or, with --json, as a JSON array.
     /// THE OUTPUT HOLDS SECRETS: the passwords are shown only this once; redirect it to a file only you can read,
     /// and delete it once the phones are configured.
     #[command(verbatim_doc_comment)]
@@ -109,9 +109,23 @@ pub enum ExtCommand {
         /// No outbound external calls outside the office hours (the `office_hours` policy setting).
         #[arg(long, value_name = "true|false")]
         office_hours_only: Option<bool>,
+        /// Voicemail for unanswered, busy and unregistered calls to this extension.
+        #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+        voicemail: Option<bool>,
+        /// Send message-waiting NOTIFYs to this extension's registered phones even when they did not subscribe.
+        #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+        mwi_unsolicited: Option<bool>,
     },
     /// Give an extension a new random password (shown once).
     ResetPassword { number: String },
+    /// Give an extension's mailbox a new voicemail PIN: random (4 digits, shown once) or the one given.
+    ResetPin {
+        number: String,
+        /// The PIN to set instead of a random one: 4 to 10 digits, not one digit repeated, not a run like 1234,
+        /// not the extension number.
+        #[arg(long, value_name = "DIGITS")]
+        pin: Option<String>,
+    },
     /// Remove an extension and its registrations.
     Remove { number: String },
 }
@@ -136,6 +150,44 @@ struct ExtensionView {
     created_at: String,
     updated_at: String,
     password_changed_at: String,
+    /// Mailbox settings (`ext show` and `ext set` fill them in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    voicemail: Option<MailboxView>,
+}
+
+#[derive(Debug, Serialize)]
+struct MailboxView {
+    enabled: bool,
+    pin_set: bool,
+    greeting: &'static str,
+    mwi_unsolicited: bool,
+    new_messages: usize,
+    old_messages: usize,
+}
+
+/// The extension's view with its mailbox.
+async fn view_with_mailbox(db: &Db, ext: &Extension) -> anyhow::Result<ExtensionView> {
+    let mut view = ExtensionView::from(ext);
+    if let Some(m) = db.mailbox(&ext.number).await.map_err(store_error)? {
+        let messages = db
+            .list_voicemail_messages(&ext.number)
+            .await
+            .map_err(store_error)?;
+        let new = messages.iter().filter(|m| m.is_new).count();
+        view.voicemail = Some(MailboxView {
+            enabled: m.enabled,
+            pin_set: m.pin_hash.is_some(),
+            greeting: if m.greeting.is_some() {
+                "recorded"
+            } else {
+                "default"
+            },
+            mwi_unsolicited: m.mwi_unsolicited,
+            new_messages: new,
+            old_messages: messages.len() - new,
+        });
+    }
+    Ok(view)
 }
 
 impl From<&Extension> for ExtensionView {
@@ -158,6 +210,7 @@ impl From<&Extension> for ExtensionView {
             created_at: format_ms(e.created_at),
             updated_at: format_ms(e.updated_at),
             password_changed_at: format_ms(e.password_changed_at),
+            voicemail: None,
         }
     }
 }
@@ -169,6 +222,28 @@ struct NewCredentials {
     auth_id: String,
     password: String,
     realm: String,
+    /// The voicemail PIN, for a new extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    voicemail_pin: Option<String>,
+}
+
+/// `on`/`off` (also true/false, yes/no) for switches.
+fn parse_on_off(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!(
+            "expected on or off, got '{}'",
+            value.escape_debug()
+        )),
+    }
+}
+
+/// A new random PIN for `number` and its hash.
+fn new_pin(number: &str) -> anyhow::Result<(String, String)> {
+    let pin = pbx::voicemail::pin::generate(number);
+    let hash = pbx::voicemail::pin::hash(&pin).map_err(|e| anyhow!("{e}"))?;
+    Ok((pin, hash))
 }
 
 pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
@@ -219,9 +294,15 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                 output::json(&creds)
             } else {
                 let mut out = String::with_capacity(creds.len() * 40 + 32);
-                out.push_str("number,auth_id,password\n");
+                out.push_str("number,auth_id,password,voicemail_pin\n");
                 for c in &creds {
-                    out.push_str(&format!("{},{},{}\n", c.number, c.auth_id, c.password));
+                    out.push_str(&format!(
+                        "{},{},{},{}\n",
+                        c.number,
+                        c.auth_id,
+                        c.password,
+                        c.voicemail_pin.as_deref().unwrap_or("")
+                    ));
                 }
                 print!("{out}");
                 eprintln!(
@@ -278,12 +359,12 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
         }
         ExtCommand::Show { number } => {
             let db = common.open().await?;
-            let found = db.get_extension(&number).await;
+            let view = match db.get_extension(&number).await {
+                Ok(ext) => view_with_mailbox(&db, &ext).await,
+                Err(e) => Err(store_error(e)),
+            };
             db.close().await;
-            print_extension(
-                &ExtensionView::from(&found.map_err(store_error)?),
-                common.json,
-            )
+            print_extension(&view?, common.json)
         }
         ExtCommand::Set {
             number,
@@ -298,6 +379,8 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             lan_only,
             block_remote_ws,
             office_hours_only,
+            voicemail,
+            mwi_unsolicited,
         } => {
             if let Some(mode) = &srtp {
                 SrtpMode::parse(mode).map_err(srtp_error)?;
@@ -315,20 +398,56 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                 block_remote_ws,
                 office_hours_only,
             };
-            if patch.is_empty() {
+            if patch.is_empty() && voicemail.is_none() && mwi_unsolicited.is_none() {
                 bail!(
                     "nothing to change: give at least one of --enabled, --name, --email, --digest-algorithms, \
                      --require-tls, --srtp, --internal-only, --pin-protect, --lan-only, --block-remote-ws, \
-                     --office-hours-only"
+                     --office-hours-only, --voicemail, --mwi-unsolicited"
                 );
             }
             let db = common.open().await?;
-            let updated = db.update_extension(&number, patch).await;
+            let result = async {
+                if let Some(on) = voicemail {
+                    db.set_voicemail_enabled(&number, on).await?;
+                }
+                if let Some(on) = mwi_unsolicited {
+                    db.set_mwi_unsolicited(&number, on).await?;
+                }
+                if patch.is_empty() {
+                    db.get_extension(&number).await
+                } else {
+                    db.update_extension(&number, patch).await
+                }
+            }
+            .await;
+            let view = match result {
+                Ok(ext) => view_with_mailbox(&db, &ext).await,
+                Err(e) => Err(store_error(e)),
+            };
             db.close().await;
-            print_extension(
-                &ExtensionView::from(&updated.map_err(store_error)?),
-                common.json,
-            )
+            print_extension(&view?, common.json)
+        }
+        ExtCommand::ResetPin { number, pin } => {
+            let pin = match pin {
+                Some(pin) => {
+                    pbx::voicemail::pin::validate(&pin, &number)
+                        .map_err(|e| anyhow!("{e} (leave out --pin to get a random one)"))?;
+                    pin
+                }
+                None => pbx::voicemail::pin::generate(&number),
+            };
+            let hash = pbx::voicemail::pin::hash(&pin).map_err(|e| anyhow!("{e}"))?;
+            let db = common.open().await?;
+            let set = db.set_voicemail_pin_hash(&number, &hash).await;
+            db.close().await;
+            set.map_err(store_error)?;
+            if common.json {
+                output::json(&serde_json::json!({ "number": number, "voicemail_pin": pin }))
+            } else {
+                crate::say!("New voicemail PIN for extension {number}: {pin}");
+                crate::say!("It is shown only this once; it is stored hashed.");
+                Ok(())
+            }
         }
         ExtCommand::ResetPassword { number } => {
             let db = common.open().await?;
@@ -417,6 +536,7 @@ async fn add(
             None => generate_password(len, &number, &auth_id)?,
         };
         let (ha1_md5, ha1_sha256) = ha1_pair(&auth_id, &realm, &password)?;
+        let (pin, pin_hash) = new_pin(&number)?;
         let new = ExtensionNew {
             number: number.clone(),
             display_name: name.clone(),
@@ -428,6 +548,7 @@ async fn add(
             digest_algorithms: None,
             require_tls: security.require_tls,
             srtp: security.srtp,
+            voicemail_pin_hash: Some(pin_hash),
             ..ExtensionNew::default()
         };
         match db.create_extension(new).await {
@@ -437,6 +558,7 @@ async fn add(
                     auth_id,
                     password,
                     realm,
+                    voicemail_pin: Some(pin),
                 });
             }
             Err(StoreError::Conflict(msg))
@@ -504,6 +626,7 @@ async fn add_range(
             let auth_id = generate_auth_id(len, number)?;
             let password = generate_password(len, number, &auth_id)?;
             let (ha1_md5, ha1_sha256) = ha1_pair(&auth_id, &realm, &password)?;
+            let (pin, pin_hash) = new_pin(number)?;
             news.push(ExtensionNew {
                 number: number.clone(),
                 auth_id: auth_id.clone(),
@@ -512,6 +635,7 @@ async fn add_range(
                 realm: realm.clone(),
                 require_tls: security.require_tls,
                 srtp: security.srtp,
+                voicemail_pin_hash: Some(pin_hash),
                 ..ExtensionNew::default()
             });
             creds.push(NewCredentials {
@@ -519,6 +643,7 @@ async fn add_range(
                 auth_id,
                 password,
                 realm: realm.clone(),
+                voicemail_pin: Some(pin),
             });
         }
         match db.create_extensions(news).await {
@@ -555,6 +680,7 @@ async fn reset_password(
         auth_id: ext.auth_id,
         password,
         realm,
+        voicemail_pin: None,
     })
 }
 
@@ -577,6 +703,9 @@ fn print_credentials(c: &NewCredentials) {
         ("Password", c.password.clone()),
         ("Realm", c.realm.clone()),
     ]);
+    if let Some(pin) = &c.voicemail_pin {
+        output::fields(&[("Voicemail PIN", pin.clone())]);
+    }
     crate::say!(
         "The password is shown only this once; `palisade ext reset-password {}` makes a new one.",
         c.number
@@ -656,6 +785,33 @@ fn print_extension(v: &ExtensionView, json: bool) -> anyhow::Result<()> {
         ("Updated", v.updated_at.clone()),
         ("Password changed", v.password_changed_at.clone()),
     ]);
+    if let Some(m) = &v.voicemail {
+        output::fields(&[
+            (
+                "Voicemail",
+                if m.enabled {
+                    format!(
+                        "on ({} new, {} old; {} greeting)",
+                        m.new_messages, m.old_messages, m.greeting
+                    )
+                } else {
+                    "off".into()
+                },
+            ),
+            (
+                "Voicemail PIN",
+                if m.pin_set {
+                    "set (stored hashed)".into()
+                } else {
+                    format!(
+                        "not set: the mailbox cannot be opened (`palisade ext reset-pin {}`)",
+                        v.number
+                    )
+                },
+            ),
+            ("Unsolicited MWI", yes_no(m.mwi_unsolicited, "yes")),
+        ]);
+    }
     Ok(())
 }
 

@@ -26,6 +26,7 @@ use sip::{HeaderName, Message, Method};
 
 pub use dialog::Dialog;
 pub use media::{Leg, MediaControl, MediaError, MediaId};
+pub use sdp::AppCodec;
 
 use ::media::sdes::CryptoAttribute;
 use ::media::srtp::Suite;
@@ -47,6 +48,8 @@ pub struct CallConfig {
     pub media_timeout: Duration,
     /// Smallest session interval accepted from a phone (RFC 4028 Min-SE).
     pub min_session_expires: u32,
+    /// An extension with voicemail rings this long before the call goes to its mailbox.
+    pub voicemail_ring: Duration,
 }
 
 impl Default for CallConfig {
@@ -56,6 +59,7 @@ impl Default for CallConfig {
             max_duration: Duration::from_secs(4 * 3600),
             media_timeout: Duration::from_secs(60),
             min_session_expires: 90,
+            voicemail_ring: Duration::from_secs(20),
         }
     }
 }
@@ -183,6 +187,39 @@ pub enum CallOutput {
     Retransmit { tx: ServerTxId },
     /// A call ended: store its record.
     Record(CallRecord),
+    /// Start a media application for `call` (voicemail); answer with [`Calls::app_ready`] or
+    /// [`Calls::app_failed`].
+    StartApp(AppStart),
+    /// A key the caller pressed, sent by SIP INFO, for the application of `call`.
+    AppDigit { call: u64, digit: char },
+    /// The call of a media application ended: stop it (keeping a message being recorded).
+    StopApp { call: u64 },
+}
+
+/// A media application Palisade itself answers a call with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppKind {
+    /// A caller leaves a message in `mailbox`.
+    Deposit { mailbox: String },
+    /// The caller listens to its own mailbox.
+    Access { mailbox: String },
+    /// The caller lifts its PIN protection (`pin` dialled as one number, or asked for).
+    Unlock { pin: Option<String> },
+}
+
+/// What the edge needs to run a media application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppStart {
+    pub call: u64,
+    pub kind: AppKind,
+    /// The calling number and name, as for the call record.
+    pub caller: String,
+    pub caller_name: Option<String>,
+    /// The caller's signalling source (wrong PINs count against it).
+    pub source: SocketAddr,
+    pub codec: AppCodec,
+    /// The relay port the application exchanges audio with (the callee side of the call's relay).
+    pub relay_port: u16,
 }
 
 /// A response to send in a server transaction.
@@ -205,6 +242,8 @@ pub struct Party {
     pub display_name: Option<String>,
     /// The extension's SRTP policy for its leg.
     pub srtp: SrtpMode,
+    /// Unanswered, busy and unregistered calls to this party go to its mailbox.
+    pub voicemail: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +253,8 @@ enum State {
     /// A 2xx was sent to the caller; waiting for its ACK.
     Answered,
     Confirmed,
+    /// Going to a media application (voicemail); waiting for the edge to start it.
+    Diverting,
 }
 
 /// One outgoing INVITE branch to a contact of the callee.
@@ -313,6 +354,10 @@ struct Call {
     b_port: Option<u16>,
     advertise: std::net::IpAddr,
     max_forwards: u8,
+    /// The media application answering this call instead of a phone.
+    app: Option<AppKind>,
+    /// The application's session description (its answer, in the callee's place).
+    app_sdp: Option<Bytes>,
 }
 
 /// Every call in progress.
@@ -352,6 +397,40 @@ impl Calls {
         &self.config
     }
 
+    /// A request in `dialog` toward `peer`, with Palisade's Via and Contact for the peer's transport (for other
+    /// dialogs the service holds, e.g. message-waiting subscriptions). `None` without a listener on that transport.
+    pub fn dialog_request(
+        &self,
+        dialog: &Dialog,
+        method: &str,
+        cseq: u32,
+        peer: &Peer,
+        extra: &[(HeaderName, String)],
+        body: Option<(&str, Bytes)>,
+    ) -> Option<Bytes> {
+        let transport = transport_token(peer.transport);
+        let via_addr = self.local.for_transport(transport)?;
+        Some(dialog.request(
+            method,
+            cseq,
+            &via(transport, via_addr),
+            &contact_uri(via_addr, transport),
+            70,
+            extra,
+            body,
+        ))
+    }
+
+    /// Palisade's Contact header value toward `peer` (for responses that open a dialog).
+    pub fn contact_for(&self, peer: &Peer) -> Option<String> {
+        contact_header(&self.local, peer).map(|(_, v)| v)
+    }
+
+    /// The SIP domain.
+    pub fn domain(&self) -> &str {
+        &self.local.domain
+    }
+
     /// What to do next, in order.
     pub fn take_outputs(&mut self) -> Vec<CallOutput> {
         std::mem::take(&mut self.outputs)
@@ -375,10 +454,12 @@ impl Calls {
                 callee: c.callee.number.clone(),
                 started_at: c.started_at,
                 answered_at: c.answered_at,
-                state: match c.state {
-                    State::Ringing => "ringing",
-                    State::Answered => "answering",
-                    State::Confirmed => "talking",
+                state: match (c.state, &c.app) {
+                    (State::Ringing, _) => "ringing",
+                    (State::Diverting, _) => "to voicemail",
+                    (State::Answered | State::Confirmed, Some(_)) => "voicemail",
+                    (State::Answered, None) => "answering",
+                    (State::Confirmed, None) => "talking",
                 },
             })
             .collect()
@@ -460,6 +541,7 @@ impl Calls {
             number: dialed.to_string(),
             display_name: None,
             srtp: SrtpMode::Disabled,
+            voicemail: false,
         };
         let rest = if targets.len() > 1 {
             targets.split_off(1)
@@ -499,7 +581,7 @@ impl Calls {
             self.record_unconnected(msg, &caller, "", Disposition::NotFound, "404", wall);
             return;
         };
-        if contacts.is_empty() {
+        if contacts.is_empty() && !callee.voicemail {
             self.respond(tx, 480, None);
             self.record_unconnected(
                 msg,
@@ -636,7 +718,12 @@ impl Calls {
             b_port: None,
             advertise: media.advertise_ip(),
             max_forwards: 70,
+            app: None,
+            app_sdp: None,
         };
+        if call.callee.voicemail {
+            call.ringing_deadline = now + self.config.no_answer.min(self.config.voicemail_ring);
+        }
         self.respond(tx, 100, None);
         let max_forwards = msg
             .max_forwards()
@@ -661,13 +748,25 @@ impl Calls {
                 now,
             );
         }
-        if call.branches.is_empty() {
+        if call.branches.is_empty() && !call.callee.voicemail {
             media.release(media_id);
             self.respond(tx, 480, None);
             return;
         }
+        let unreachable = call.branches.is_empty();
+        let mailbox = call.callee.number.clone();
         self.by_invite.insert(tx, id);
         self.calls.insert(id, call);
+        if unreachable {
+            self.divert(
+                id,
+                AppKind::Deposit { mailbox },
+                480,
+                "not_registered",
+                media,
+                wall,
+            );
+        }
     }
 
     fn refuse_488(&mut self, tx: ServerTxId, reason: &str) {
@@ -955,6 +1054,24 @@ impl Calls {
                         return;
                     }
                     let answer = best_failure(&call.failures);
+                    // Busy, declined or not answered: the caller may leave a message.
+                    if call.callee.voicemail && matches!(answer, 408 | 480 | 486 | 600 | 603) {
+                        let mailbox = call.callee.number.clone();
+                        let why = if matches!(answer, 486 | 600) {
+                            "busy"
+                        } else {
+                            "no_answer"
+                        };
+                        self.divert(
+                            leg.call,
+                            AppKind::Deposit { mailbox },
+                            answer,
+                            why,
+                            media,
+                            wall,
+                        );
+                        return;
+                    }
                     let disposition = match answer {
                         486 | 600 => Disposition::Busy,
                         487 => Disposition::Cancelled,
@@ -1283,6 +1400,10 @@ impl Calls {
             return true;
         }
         dialog.remote_cseq = Some(seq);
+        if call.app.is_some() && side == Leg::A && method != Method::Bye {
+            self.app_request(id, tx, msg, method, media, now);
+            return true;
+        }
         match method {
             Method::Bye => {
                 let tag = call.dialog(side).local_tag.clone();
@@ -1470,7 +1591,7 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        if call.state != State::Ringing {
+        if !matches!(call.state, State::Ringing | State::Diverting) {
             return false;
         }
         let tag = call.a.local_tag.clone();
@@ -1525,6 +1646,18 @@ impl Calls {
             let all_done = call.branches.iter().all(|b| b.final_status.is_some());
             if all_done && call.state == State::Ringing && !call.failover.is_empty() {
                 self.fail_over(leg.call, now);
+                return;
+            }
+            if all_done && call.state == State::Ringing && call.callee.voicemail {
+                let mailbox = call.callee.number.clone();
+                self.divert(
+                    leg.call,
+                    AppKind::Deposit { mailbox },
+                    480,
+                    "timeout",
+                    media,
+                    wall,
+                );
                 return;
             }
             if all_done && call.state == State::Ringing {
@@ -1583,6 +1716,18 @@ impl Calls {
                             request: b.request_id,
                         },
                     });
+                }
+                if call.callee.voicemail {
+                    let mailbox = call.callee.number.clone();
+                    self.divert(
+                        id,
+                        AppKind::Deposit { mailbox },
+                        480,
+                        "no_answer",
+                        media,
+                        wall,
+                    );
+                    continue;
                 }
                 let tx = call.invite_tx;
                 self.respond(tx, 480, Some(&tag));
@@ -1668,6 +1813,294 @@ impl Calls {
             .min()
     }
 
+    /// A call Palisade answers itself with a media application (the voicemail access number, the PIN unlock).
+    #[allow(clippy::too_many_arguments)] // one call's inputs, as for `invite`
+    pub fn invite_app(
+        &mut self,
+        tx: ServerTxId,
+        msg: &Message,
+        peer: Peer,
+        caller: Party,
+        kind: AppKind,
+        media: &mut dyn MediaControl,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let callee = Party {
+            number: match &kind {
+                AppKind::Access { mailbox } | AppKind::Deposit { mailbox } => mailbox.clone(),
+                AppKind::Unlock { .. } => "unlock".into(),
+            },
+            display_name: None,
+            srtp: SrtpMode::Disabled,
+            voicemail: true,
+        };
+        self.start(
+            tx,
+            msg,
+            peer,
+            caller,
+            Some(callee),
+            Vec::new(),
+            Vec::new(),
+            media,
+            now,
+            wall,
+        );
+        // With no contacts `start` diverted the call (if it could open it) to a mailbox: make it the application
+        // asked for.
+        if let Some(id) = self.by_invite.get(&tx).copied() {
+            for o in self.outputs.iter_mut() {
+                if let CallOutput::StartApp(start) = o
+                    && start.call == id
+                {
+                    start.kind = kind.clone();
+                }
+            }
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.app = Some(kind);
+            }
+        }
+    }
+
+    /// Hands a call that was not answered to a media application instead of failing it with `status`.
+    fn divert(
+        &mut self,
+        id: u64,
+        kind: AppKind,
+        status: u16,
+        why: &str,
+        media: &mut dyn MediaControl,
+        wall: SystemTime,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(codec) = sdp::app_codec(&call.offer) else {
+            // Voicemail speaks G.711 only; without it the caller gets the failure it would have had.
+            let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
+            self.respond(tx, status, Some(&tag));
+            self.finish(
+                id,
+                Disposition::Unavailable,
+                HungUpBy::System,
+                why,
+                media,
+                wall,
+            );
+            return;
+        };
+        let Some(relay_port) = media.local_port(call.media, Leg::B) else {
+            let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
+            self.respond(tx, status, Some(&tag));
+            self.finish(
+                id,
+                Disposition::Unavailable,
+                HungUpBy::System,
+                why,
+                media,
+                wall,
+            );
+            return;
+        };
+        tracing::debug!(call = id, why, "to voicemail");
+        call.state = State::Diverting;
+        call.app = Some(kind.clone());
+        let start = AppStart {
+            call: id,
+            kind,
+            caller: call.caller.number.clone(),
+            caller_name: call.caller.display_name.clone(),
+            source: call.a_peer.addr,
+            codec,
+            relay_port,
+        };
+        self.outputs.push(CallOutput::StartApp(start));
+    }
+
+    /// The media application of `call` listens at `rtp`: answer the caller with it.
+    pub fn app_ready(
+        &mut self,
+        id: u64,
+        rtp: SocketAddr,
+        media: &mut dyn MediaControl,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let local = self.local.clone();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(codec) = sdp::app_codec(&call.offer).filter(|_| call.state == State::Diverting)
+        else {
+            return;
+        };
+        let description = sdp::app_description(rtp, codec);
+        media.set_remote(
+            call.media,
+            Leg::B,
+            rtp,
+            SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)),
+        );
+        media.set_crypto(call.media, Leg::B, None);
+        let a_ours: Vec<CryptoAttribute> = call.a_keys.iter().map(|(_, o)| o.clone()).collect();
+        let body = media.local_port(call.media, Leg::A).and_then(|port| {
+            sdp::answer_for_with_crypto(
+                &description,
+                &call.offer,
+                media.advertise_ip(),
+                port,
+                &a_ours,
+            )
+        });
+        let Some(body) = body else {
+            self.app_failed(id, media, wall);
+            return;
+        };
+        call.app_sdp = Some(description);
+        self.dialogs.insert(call.a.key(), (id, Leg::A));
+        call.state = State::Answered;
+        call.answered_at = Some(wall);
+        let mut headers: Vec<(HeaderName, String)> =
+            contact_header(&local, &call.a_peer).into_iter().collect();
+        headers.push((HeaderName::Allow, crate::core::ALLOW_CALLS.to_string()));
+        self.outputs.push(CallOutput::Respond(Response {
+            tx: call.invite_tx,
+            status: 200,
+            reason: None,
+            to_tag: Some(call.a.local_tag.clone()),
+            headers,
+            body: Some(("application/sdp".into(), body)),
+        }));
+        call.retransmit_2xx = Some((now + T1, T1, now + T1 * 64));
+    }
+
+    /// The media application of `call` could not start: the caller gets 480.
+    pub fn app_failed(&mut self, id: u64, media: &mut dyn MediaControl, wall: SystemTime) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
+        call.app = None;
+        self.respond(tx, 480, Some(&tag));
+        self.finish(
+            id,
+            Disposition::Unavailable,
+            HungUpBy::System,
+            "voicemail_unavailable",
+            media,
+            wall,
+        );
+    }
+
+    /// The media application of `call` is done (message saved, caller locked out, goodbye): hang up.
+    pub fn app_hangup(&mut self, id: u64, media: &mut dyn MediaControl, wall: SystemTime) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        // The application ended itself: `finish` must not tell it to stop.
+        call.app = None;
+        self.send_bye(id, Leg::A, media);
+        self.finish(
+            id,
+            Disposition::Answered,
+            HungUpBy::Callee,
+            "voicemail",
+            media,
+            wall,
+        );
+    }
+
+    /// An in-dialog request from the caller of a media application: keys by INFO, session refreshes and hold
+    /// answered by Palisade; no transfers out of voicemail.
+    fn app_request(
+        &mut self,
+        id: u64,
+        tx: ServerTxId,
+        msg: &Message,
+        method: Method,
+        media: &mut dyn MediaControl,
+        now: Instant,
+    ) {
+        let local = self.local.clone();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let tag = call.a.local_tag.clone();
+        let mut response = Response {
+            tx,
+            status: 200,
+            reason: None,
+            to_tag: Some(tag),
+            headers: Vec::new(),
+            body: None,
+        };
+        match method {
+            Method::Info => {
+                let ct = msg.header_str(HeaderName::ContentType).unwrap_or("");
+                if let Some(digit) = ::media::dtmf::parse_info(ct, msg.body()) {
+                    self.outputs.push(CallOutput::AppDigit { call: id, digit });
+                }
+            }
+            Method::Invite | Method::Update => {
+                if let Some((_, interval)) = call.session_deadline.as_mut() {
+                    let interval = *interval;
+                    call.session_deadline = Some((now + interval, interval));
+                }
+                let offer = msg.body_bytes();
+                if !offer.is_empty() {
+                    if let Some((rtp, rtcp)) = sdp::endpoint(&offer) {
+                        let peer_addr = call.a_peer.addr;
+                        media.set_remote(
+                            call.media,
+                            Leg::A,
+                            resolve(rtp, peer_addr),
+                            resolve(rtcp, peer_addr),
+                        );
+                    }
+                    // A new offer on a secure leg brings a new key, and gets a fresh one from Palisade.
+                    let mut ours = Vec::new();
+                    if call.secure[0]
+                        && let Some(theirs) = ::media::sdes::choose(
+                            sdp::security(&offer).crypto.iter().map(String::as_str),
+                        )
+                    {
+                        let mine = theirs.answer();
+                        media.set_crypto(call.media, Leg::A, leg_crypto(&theirs, &mine));
+                        ours.push(mine);
+                    }
+                    let answer = match (&call.app_sdp, media.local_port(call.media, Leg::A)) {
+                        (Some(app), Some(port)) => sdp::answer_for_with_crypto(
+                            app,
+                            &offer,
+                            media.advertise_ip(),
+                            port,
+                            &ours,
+                        ),
+                        _ => None,
+                    };
+                    match answer {
+                        Some(body) => {
+                            call.offer = offer;
+                            response.body = Some(("application/sdp".into(), body));
+                        }
+                        None => response.status = 488,
+                    }
+                }
+                response
+                    .headers
+                    .extend(contact_header(&local, &call.a_peer));
+            }
+            Method::Refer => {
+                response.status = 403;
+                response.reason = Some("Forbidden (no transfers from voicemail)".into());
+            }
+            Method::Options => {}
+            _ => response.status = 405,
+        }
+        self.outputs.push(CallOutput::Respond(response));
+    }
+
     /// Sends BYE on `side` of an established call (no-op if that side has no dialog yet).
     fn send_bye(&mut self, id: u64, side: Leg, _media: &mut dyn MediaControl) {
         let local = self.local.clone();
@@ -1720,6 +2153,9 @@ impl Calls {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        if call.app.is_some() {
+            self.outputs.push(CallOutput::StopApp { call: id });
+        }
         media.release(call.media);
         self.by_invite.remove(&call.invite_tx);
         self.dialogs.remove(&call.a.key());

@@ -121,3 +121,93 @@ fn relay_only_audio(sdp: &mut Sdp) {
         });
     }
 }
+
+/// What a media application (voicemail) speaks with the caller: G.711 and, when offered, RFC 4733 events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppCodec {
+    /// 0 (PCMU) or 8 (PCMA).
+    pub payload_type: u8,
+    /// The offer's `telephone-event/8000` payload type.
+    pub dtmf_payload_type: Option<u8>,
+}
+
+/// The first of PCMU and PCMA in the offer's order (static payload types need no rtpmap), with its
+/// telephone-event payload type. `None` when the offer has neither: Palisade does not transcode.
+pub fn app_codec(offer: &[u8]) -> Option<AppCodec> {
+    let sdp = Sdp::parse_bytes(offer).ok()?;
+    let m = &sdp.media[first_audio(&sdp)?];
+    let payload_type = m
+        .formats
+        .iter()
+        .filter_map(|f| f.parse::<u8>().ok())
+        .find(|pt| matches!(pt, 0 | 8))?;
+    let dtmf_payload_type = m
+        .rtpmaps()
+        .find(|r| r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == 8000)
+        .map(|r| r.payload_type);
+    Some(AppCodec {
+        payload_type,
+        dtmf_payload_type,
+    })
+}
+
+/// The session description of a media application listening at `addr`, as if it were the callee's answer.
+pub fn app_description(addr: SocketAddr, codec: AppCodec) -> Bytes {
+    let (net, ip) = match addr.ip() {
+        IpAddr::V4(v4) => ("IP4", v4.to_string()),
+        IpAddr::V6(v6) => ("IP6", v6.to_string()),
+    };
+    let name = if codec.payload_type == 0 {
+        "PCMU"
+    } else {
+        "PCMA"
+    };
+    let mut formats = codec.payload_type.to_string();
+    let mut attributes = format!("a=rtpmap:{} {name}/8000\r\n", codec.payload_type);
+    if let Some(pt) = codec.dtmf_payload_type {
+        formats.push_str(&format!(" {pt}"));
+        attributes.push_str(&format!(
+            "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} 0-15\r\n"
+        ));
+    }
+    Bytes::from(format!(
+        "v=0\r\no=palisade 1 1 IN {net} {ip}\r\ns=palisade\r\nc=IN {net} {ip}\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP {formats}\r\n{attributes}a=ptime:20\r\na=sendrecv\r\n",
+        addr.port()
+    ))
+}
+
+#[cfg(test)]
+mod app_tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 4000 RTP/AVP 9 8 0 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+    #[test]
+    fn app_speaks_the_first_g711_of_the_offer() {
+        let c = app_codec(OFFER.as_bytes()).expect("codec");
+        assert_eq!(c.payload_type, 8);
+        assert_eq!(c.dtmf_payload_type, Some(101));
+        let no_g711 = OFFER.replace("9 8 0 101", "9 101");
+        assert_eq!(app_codec(no_g711.as_bytes()), None);
+    }
+
+    #[test]
+    fn app_description_answers_the_offer() {
+        let c = app_codec(OFFER.as_bytes()).expect("codec");
+        let d = app_description("127.0.0.1:5000".parse().unwrap(), c);
+        let answer = answer_for_with_crypto(
+            &d,
+            OFFER.as_bytes(),
+            "192.0.2.1".parse().unwrap(),
+            30000,
+            &[],
+        )
+        .expect("answer");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.contains("m=audio 30000 RTP/AVP 8 101"), "{text}");
+        assert!(text.contains("c=IN IP4 192.0.2.1"), "{text}");
+        assert_eq!(endpoint(&d).map(|e| e.0.port()), Some(5000));
+    }
+}

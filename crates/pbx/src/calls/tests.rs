@@ -106,6 +106,7 @@ fn party(n: &str) -> Party {
         number: n.into(),
         display_name: None,
         srtp: crate::store::SrtpMode::Enabled,
+        voicemail: false,
     }
 }
 

@@ -57,6 +57,8 @@ pub struct PolicySettings {
     pub emergency_numbers: Vec<String>,
     /// Dialled before the voicemail PIN to lift PIN protection (default 777).
     pub pin_unlock_prefix: String,
+    /// The voicemail access number (default 999). An emergency number with an outbound rule wins over it.
+    pub voicemail_number: String,
     pub office_hours: Option<OfficeHours>,
 }
 
@@ -70,6 +72,7 @@ impl PolicySettings {
             allowed_country_codes: BTreeSet::from([home]),
             emergency_numbers: vec!["112".into(), "911".into(), "999".into()],
             pin_unlock_prefix: "777".into(),
+            voicemail_number: "999".into(),
             office_hours: None,
         }
     }
@@ -147,10 +150,13 @@ pub enum Route {
         number: String,
         trunks: Vec<String>,
     },
-    /// The caller asks to lift its PIN protection with this PIN.
+    /// The caller asks to lift its PIN protection with this PIN (empty: dialled the prefix alone, so the PIN is
+    /// asked for by prompt).
     PinUnlock {
         pin: String,
     },
+    /// The caller's own mailbox (the voicemail access number).
+    Voicemail,
     Refused(Refusal),
 }
 
@@ -169,7 +175,9 @@ pub fn route(
             .iter()
             .find(|r| r.matches(number, &caller.number))
     };
-    // Emergency numbers first: no restriction may stand in their way.
+    let is_voicemail = !settings.voicemail_number.is_empty() && dialed == settings.voicemail_number;
+    // Emergency numbers first: no restriction may stand in their way. Where an emergency number is also the
+    // voicemail number (999 in the UK), a rule that routes it out makes it an emergency call.
     if settings.emergency_numbers.iter().any(|e| e == dialed) {
         return match rule_for(dialed) {
             Some(rule) => Route::Emergency {
@@ -177,13 +185,17 @@ pub fn route(
                 number: rule.rewrite(dialed),
                 trunks: rule.trunks.clone(),
             },
+            None if is_voicemail => Route::Voicemail,
             None => Route::Refused(Refusal::NoRoute),
         };
+    }
+    if is_voicemail {
+        return Route::Voicemail;
     }
     if caller.pin_protect
         && !settings.pin_unlock_prefix.is_empty()
         && let Some(pin) = dialed.strip_prefix(&settings.pin_unlock_prefix)
-        && !pin.is_empty()
+        && pin.len() <= crate::voicemail::pin::MAX_LEN
         && pin.bytes().all(|b| b.is_ascii_digit())
     {
         return Route::PinUnlock {
@@ -396,6 +408,69 @@ mod tests {
             route(&no_rule, &locked, "112", ext, now()),
             Route::Refused(Refusal::NoRoute)
         );
+    }
+
+    #[test]
+    fn voicemail_number_and_unlock_prefix() {
+        let s = settings();
+        let locked = CallerRestrictions {
+            internal_only: true,
+            pin_protect: true,
+            ..caller()
+        };
+        // 999 is an emergency number by default, but without a rule routing it out it reaches voicemail.
+        let mut no_999_rule = settings();
+        no_999_rule.rules.retain(|r| !r.matches("999", "201"));
+        assert_eq!(
+            route(&no_999_rule, &locked, "999", ext, now()),
+            Route::Voicemail
+        );
+        // The PIN prefix alone asks for the PIN by prompt; too long a "PIN" is just a number.
+        assert_eq!(
+            route(&s, &locked, "777", ext, now()),
+            Route::PinUnlock { pin: String::new() }
+        );
+        assert_ne!(
+            route(&s, &locked, "77712345678901", ext, now()),
+            Route::PinUnlock {
+                pin: "12345678901".into()
+            }
+        );
+        // Without PIN protection 777… is an ordinary number.
+        assert!(!matches!(
+            route(&s, &caller(), "7771234", ext, now()),
+            Route::PinUnlock { .. }
+        ));
+        let mut other = settings();
+        other.voicemail_number = "8000".into();
+        assert_eq!(
+            route(&other, &caller(), "8000", ext, now()),
+            Route::Voicemail
+        );
+    }
+
+    #[test]
+    fn an_emergency_rule_wins_over_the_voicemail_number() {
+        let mut s = settings();
+        s.emergency_numbers.push("8000".into());
+        s.voicemail_number = "8000".into();
+        s.rules.insert(
+            0,
+            OutboundRule {
+                name: "uk-emergency".into(),
+                prefix: "8000".into(),
+                min_len: 4,
+                max_len: 4,
+                extensions: Vec::new(),
+                strip: 0,
+                prepend: String::new(),
+                trunks: vec!["carrier".into()],
+            },
+        );
+        assert!(matches!(
+            route(&s, &caller(), "8000", ext, now()),
+            Route::Emergency { .. }
+        ));
     }
 
     #[test]

@@ -113,6 +113,9 @@ pub struct ExtensionNew {
     pub lan_only: bool,
     pub block_remote_ws: bool,
     pub office_hours_only: bool,
+    /// The voicemail PIN's hash (see `voicemail::pin::hash`); the mailbox is created with the extension, in the
+    /// same transaction. `None`: a mailbox without a PIN, which cannot be opened until one is set.
+    pub voicemail_pin_hash: Option<String>,
 }
 
 /// Changes to an extension: `None` leaves a field alone; `Some(None)` clears an optional field.
@@ -372,6 +375,13 @@ impl Db {
                     }
                     Err(e) => return Err(e.into()),
                 }
+                super::voicemail::create_mailbox(
+                    &mut tx,
+                    &new.number,
+                    new.voicemail_pin_hash.as_deref(),
+                    now,
+                )
+                .await?;
                 bump_version(&mut tx, now).await?;
                 tx.commit().await?;
                 Ok(Extension {
@@ -521,6 +531,13 @@ impl Db {
                         }
                         Err(e) => return Err(e.into()),
                     }
+                    super::voicemail::create_mailbox(
+                        &mut tx,
+                        &new.number,
+                        new.voicemail_pin_hash.as_deref(),
+                        now,
+                    )
+                    .await?;
                 }
                 bump_version(&mut tx, now).await?;
                 tx.commit().await?;

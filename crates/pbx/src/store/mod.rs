@@ -19,6 +19,7 @@ pub mod settings;
 #[cfg(test)]
 mod tests;
 pub mod trunks;
+pub mod voicemail;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,6 +37,7 @@ pub use ip_rules::{IpRule, MAX_MANUAL_IP_RULES, canonical_net};
 pub use policy::{OutboundRuleRow, POLICY_SETTINGS, PolicyConfig};
 pub use registrations::{Binding, BindingChange};
 pub use trunks::{DidRow, TrunkNew, TrunkPatch, TrunkRow};
+pub use voicemail::{Mailbox, VoicemailMessage, VoicemailNew};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "palisade.db";

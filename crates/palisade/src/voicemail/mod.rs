@@ -1,0 +1,109 @@
+//! Voicemail's audio edge: one task per call answered by a media application. It speaks G.711 RTP with the
+//! call's relay (which handles the caller's SRTP, latching and ports), plays prompts and messages paced at 20 ms,
+//! records, takes keys from RFC 4733 events (and SIP INFO, which the service forwards), and drives the sans-IO
+//! dialogue [`pbx::voicemail::ivr::Ivr`]. What the service must do (hang up, count a wrong PIN, lift PIN
+//! protection, light message-waiting lamps) goes back as [`AppEvent`]s.
+
+pub mod files;
+mod session;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pbx::calls::AppStart;
+use pbx::store::Db;
+use tokio::sync::mpsc;
+
+use crate::service::{AppEvent, AppHost};
+
+/// What every application task shares.
+struct Shared {
+    db: Db,
+    /// `DATA/voicemail`.
+    root: PathBuf,
+    /// The address the applications bind to and reach the relay at (loopback when the relay listens on every
+    /// address: the audio never leaves the machine).
+    ip: IpAddr,
+    max_message: Duration,
+    events: mpsc::UnboundedSender<AppEvent>,
+}
+
+/// Inputs of one application task.
+enum Input {
+    Digit(char),
+    Stop,
+}
+
+/// Starts and stops application tasks for the service.
+pub struct Apps {
+    shared: Arc<Shared>,
+    running: HashMap<u64, mpsc::UnboundedSender<Input>>,
+}
+
+impl Apps {
+    /// `relay_bind` is where the media relay's sockets are bound.
+    pub fn new(
+        db: Db,
+        root: PathBuf,
+        relay_bind: IpAddr,
+        max_message: Duration,
+        events: mpsc::UnboundedSender<AppEvent>,
+    ) -> Self {
+        let ip = match relay_bind {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Apps {
+            shared: Arc::new(Shared {
+                db,
+                root,
+                ip,
+                max_message,
+                events,
+            }),
+            running: HashMap::new(),
+        }
+    }
+}
+
+impl AppHost for Apps {
+    fn start(&mut self, start: AppStart) -> Result<SocketAddr, String> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| "media applications need a tokio runtime".to_string())?;
+        let std_socket = std::net::UdpSocket::bind(SocketAddr::new(self.shared.ip, 0))
+            .map_err(|e| format!("cannot bind a voicemail media socket: {e}"))?;
+        std_socket
+            .set_nonblocking(true)
+            .map_err(|e| format!("cannot set up the voicemail media socket: {e}"))?;
+        let local = std_socket
+            .local_addr()
+            .map_err(|e| format!("voicemail media socket: {e}"))?;
+        let socket = {
+            let _guard = handle.enter();
+            tokio::net::UdpSocket::from_std(std_socket)
+                .map_err(|e| format!("voicemail media socket: {e}"))?
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.running.retain(|_, t| !t.is_closed());
+        self.running.insert(start.call, tx);
+        let relay = SocketAddr::new(self.shared.ip, start.relay_port);
+        handle.spawn(session::run(self.shared.clone(), start, socket, relay, rx));
+        Ok(local)
+    }
+
+    fn digit(&mut self, call: u64, digit: char) {
+        if let Some(tx) = self.running.get(&call) {
+            let _ = tx.send(Input::Digit(digit));
+        }
+    }
+
+    fn stop(&mut self, call: u64) {
+        if let Some(tx) = self.running.remove(&call) {
+            let _ = tx.send(Input::Stop);
+        }
+    }
+}
