@@ -103,6 +103,10 @@ pub struct CallsFile {
     pub max_call_seconds: Option<u64>,
     /// A call whose media stopped this long ago is ended.
     pub media_timeout_seconds: Option<u64>,
+    /// An extension with voicemail rings this long before the caller reaches its mailbox.
+    pub voicemail_ring_seconds: Option<u64>,
+    /// The longest voicemail message.
+    pub voicemail_max_message_seconds: Option<u64>,
 }
 
 /// Media relay and call timing, resolved.
@@ -113,6 +117,8 @@ pub struct CallSettings {
     pub no_answer: Duration,
     pub max_duration: Duration,
     pub media_timeout: Duration,
+    pub voicemail_ring: Duration,
+    pub voicemail_max_message: Duration,
 }
 
 /// Parses "LO-HI" (even LO not required; at least one RTP/RTCP pair).
@@ -370,6 +376,12 @@ impl Config {
             no_answer: secs("no_answer_seconds", cf.no_answer_seconds, 60)?,
             max_duration: secs("max_call_seconds", cf.max_call_seconds, 4 * 3600)?,
             media_timeout: secs("media_timeout_seconds", cf.media_timeout_seconds, 60)?,
+            voicemail_ring: secs("voicemail_ring_seconds", cf.voicemail_ring_seconds, 20)?,
+            voicemail_max_message: secs(
+                "voicemail_max_message_seconds",
+                cf.voicemail_max_message_seconds,
+                120,
+            )?,
         };
 
         Ok(Config {
@@ -446,6 +458,10 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 # max_call_seconds = 14400
 ## Seconds without media from a phone before its call is ended.
 # media_timeout_seconds = 60
+## Seconds an extension with voicemail rings before the caller reaches its mailbox.
+# voicemail_ring_seconds = 20
+## Longest voicemail message, in seconds.
+# voicemail_max_message_seconds = 120
 
 # [limits]
 ## Largest SIP message, in bytes.

@@ -101,6 +101,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             no_answer: config.calls.no_answer,
             max_duration: config.calls.max_duration,
             media_timeout: config.calls.media_timeout,
+            voicemail_ring: config.calls.voicemail_ring,
             ..CallConfig::default()
         },
         local,
@@ -120,6 +121,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         clock,
     );
     service.set_trunks(loaded.trunks.clone());
+    let (app_events, app_events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let voicemail_root = crate::voicemail::files::root(&config.data_dir);
+    sweep_voicemail_files(&db, &voicemail_root).await;
+    service.set_apps(Box::new(crate::voicemail::Apps::new(
+        db.clone(),
+        voicemail_root,
+        media_bind,
+        config.calls.voicemail_max_message,
+        app_events,
+    )));
+    let _ = service.set_voicemail_counts(db.voicemail_counts().await?, std::time::Instant::now());
     let udp_endpoints = listeners
         .iter()
         .filter_map(|l| match l {
@@ -136,6 +148,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(edge.clone().run_timers());
+    tasks.spawn(run_app_events(edge.clone(), app_events_rx));
     tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
     for l in listeners {
         tracing::info!(transport = %transport_name(l.transport()), addr = %l.local(), "listening");
@@ -205,5 +218,31 @@ fn transport_token(t: Transport) -> &'static str {
         Transport::Tls => "TLS",
         Transport::Ws => "WS",
         Transport::Wss => "WSS",
+    }
+}
+
+/// Carries media applications' reports (hang up, wrong PIN, unlock, new counts) into the service.
+async fn run_app_events(
+    edge: std::sync::Arc<Edge>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::service::AppEvent>,
+) {
+    while let Some(event) = events.recv().await {
+        let out = edge.with_service(|s| s.on_app_event(event, std::time::Instant::now()));
+        edge.wake_timers();
+        edge.dispatch(out);
+    }
+}
+
+/// Removes voicemail files no row names (a crash between writing a file and recording it).
+async fn sweep_voicemail_files(db: &Db, root: &std::path::Path) {
+    match db.voicemail_files().await {
+        Ok(names) => {
+            let known = names.into_iter().collect();
+            let removed = crate::voicemail::files::sweep(root, &known);
+            if removed > 0 {
+                tracing::info!(removed, "removed voicemail files left without a record");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list voicemail files; none removed"),
     }
 }

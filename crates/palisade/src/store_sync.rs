@@ -249,7 +249,7 @@ pub async fn run(db: Db, edge: Arc<Edge>, mut version: i64) {
 }
 
 /// Re-reads extensions and settings into the running service.
-async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
+async fn reload(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
     let extensions = extension_auths(db).await?;
     let counts = db.voicemail_counts().await?;
     let algorithms = algorithms(db).await?;
@@ -257,13 +257,13 @@ async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     let trunks = db.list_trunks().await?;
     let guard_config = guard_store::guard_config(db).await?;
     let rules = guard_store::rules(db).await?;
-    edge.with_service(|s| {
+    let out = edge.with_service(|s| {
         let core = s.core_mut();
         core.set_extensions(extensions);
         core.set_algorithms(algorithms);
         core.set_restrictions(restrictions);
         s.set_trunks(trunks);
-        s.set_voicemail_counts(counts);
+        let lamps = s.set_voicemail_counts(counts, Instant::now());
         let guard = s.guard_mut();
         // Automatic bans made since the last flush are not in the store yet: keep them.
         let stored: std::collections::HashSet<_> = rules.iter().map(|r| r.net).collect();
@@ -278,7 +278,9 @@ async fn reload(db: &Db, edge: &Edge) -> anyhow::Result<()> {
             guard.insert_rule(r);
         }
         guard.set_config(guard_config);
+        lamps
     });
+    edge.dispatch(out);
     Ok(())
 }
 

@@ -126,7 +126,7 @@ pub mod event_kind {
 }
 
 /// Methods Palisade serves today, as listed in Allow.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, SUBSCRIBE";
 /// The Allow header in call signalling (the same list).
 pub const ALLOW_CALLS: &str = ALLOW;
 

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use pbx::calls::{ActiveCall, CallOutput, CallRecord, Party, Target};
+use pbx::calls::{ActiveCall, AppKind, CallOutput, CallRecord, Party, Target};
 use pbx::core::{AuthSignal, unix_secs};
 use pbx::policy::Route;
 use pbx::registrar::Origin;
@@ -113,22 +113,28 @@ impl Service {
                         .from()
                         .ok()
                         .and_then(|f| f.display_name().map(|d| String::from_utf8_lossy(&d).into_owned()));
-                    let party = Party { number: caller.number.clone(), display_name, srtp: caller.srtp };
+                    let party = Party { number: caller.number.clone(), display_name, srtp: caller.srtp, voicemail: false };
                     self.calls.invite_trunk(tx, request, peer, party, &number, targets, self.media.as_mut(), now, wall);
                     return;
                 }
             }
-            Route::PinUnlock { .. } => Some((
-                403,
-                "Forbidden (PIN unlock needs a voicemail PIN, which this version does not store yet)".to_string(),
-                "pin_unlock_unavailable",
-            )),
+            Route::PinUnlock { pin } => {
+                let kind = AppKind::Unlock { pin: (!pin.is_empty()).then_some(pin) };
+                self.answer_with_app(tx, request, peer, &caller, kind, now);
+                return;
+            }
+            Route::Voicemail => {
+                let kind = AppKind::Access { mailbox: caller.number.clone() };
+                self.answer_with_app(tx, request, peer, &caller, kind, now);
+                return;
+            }
         };
         if let Some((status, reason, code)) = refusal {
             let party = Party {
                 number: caller.number.clone(),
                 display_name: None,
                 srtp: caller.srtp,
+                voicemail: false,
             };
             self.calls
                 .refuse(tx, request, &party, &number, status, &reason, code, wall);
@@ -142,6 +148,7 @@ impl Service {
                 number: e.number.clone(),
                 display_name: None,
                 srtp: e.srtp,
+                voicemail: e.voicemail,
             });
         let contacts: Vec<_> = self
             .core
@@ -158,6 +165,7 @@ impl Service {
             number: caller.number.clone(),
             display_name,
             srtp: caller.srtp,
+            voicemail: false,
         };
         self.calls.invite(
             tx,
@@ -166,6 +174,39 @@ impl Service {
             caller,
             callee,
             &contacts,
+            self.media.as_mut(),
+            now,
+            wall,
+        );
+    }
+
+    /// Answers the call with a media application (the caller's mailbox, the PIN unlock dialogue).
+    fn answer_with_app(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        caller: &pbx::core::ExtensionAuth,
+        kind: AppKind,
+        now: Instant,
+    ) {
+        let wall = self.clock.at(now);
+        let display_name = request.from().ok().and_then(|f| {
+            f.display_name()
+                .map(|d| String::from_utf8_lossy(&d).into_owned())
+        });
+        let party = Party {
+            number: caller.number.clone(),
+            display_name,
+            srtp: caller.srtp,
+            voicemail: false,
+        };
+        self.calls.invite_app(
+            tx,
+            request,
+            peer,
+            party,
+            kind,
             self.media.as_mut(),
             now,
             wall,
@@ -232,6 +273,7 @@ impl Service {
             number: caller_number,
             display_name: None,
             srtp: pbx::store::SrtpMode::Disabled,
+            voicemail: false,
         };
         let ext = trunk
             .extension_for(&dialed)
@@ -278,6 +320,7 @@ impl Service {
             number: ext.number.clone(),
             display_name: None,
             srtp: ext.srtp,
+            voicemail: ext.voicemail,
         };
         let contacts: Vec<_> = self
             .core
@@ -367,6 +410,9 @@ impl Service {
                         tracing::debug!(error = %e, "CANCEL not sent");
                     }
                 }
+                CallOutput::StartApp(start) => self.start_app(start, now),
+                CallOutput::AppDigit { call, digit } => self.app_digit(call, digit),
+                CallOutput::StopApp { call } => self.stop_app(call),
                 CallOutput::Record(r) => {
                     tracing::info!(caller = %r.caller, callee = %r.callee, disposition = r.disposition.as_str(),
                         reason = %r.reason, duration = r.duration_secs(), "call ended");

@@ -12,6 +12,8 @@ use pbx::core::{AuthSignal, PbxCore};
 use pbx::registrar::Origin;
 
 mod calls;
+mod voicemail;
+pub use voicemail::{AppEvent, AppHost};
 use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
 use sip::transaction::{
     ClientTxId, Config as TxConfig, Output, Peer, ServerTxId, TransactionLayer,
@@ -143,6 +145,9 @@ pub struct Service {
     /// The SIP trunks (providers).
     trunks: Vec<pbx::trunks::Trunk>,
     clock: WallClock,
+    /// Media applications (voicemail); none in unit tests.
+    apps: Option<Box<dyn AppHost>>,
+    mwi: voicemail::Mwi,
 }
 
 /// The stateful parts a service is built from.
@@ -169,6 +174,8 @@ impl Service {
             records: Vec::new(),
             trunks: Vec::new(),
             clock,
+            apps: None,
+            mwi: voicemail::Mwi::default(),
         }
     }
 
@@ -410,6 +417,10 @@ impl Service {
         }
         if !in_dialog && request.method() == Some(Method::Invite) {
             self.on_invite(tx, &request, peer, now);
+            return;
+        }
+        if request.method() == Some(Method::Subscribe) {
+            self.on_subscribe(tx, &request, peer, now);
             return;
         }
         let (response, once) = self.answer(&request, peer, now);

@@ -184,6 +184,11 @@ impl Edge {
             .allows_connection(ip, Instant::now())
     }
 
+    /// Lets the timer task re-read the service's next deadline (after work done through [`Edge::with_service`]).
+    pub fn wake_timers(&self) {
+        self.timer_wake.notify_one();
+    }
+
     /// Runs `f` on the service under its lock (for the store synchronisation; never across an await).
     pub fn with_service<R>(&self, f: impl FnOnce(&mut Service) -> R) -> R {
         f(&mut lock(&self.core).service)
