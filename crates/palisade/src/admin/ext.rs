@@ -467,6 +467,16 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             let removed = db.remove_extension(&number).await;
             db.close().await;
             removed.map_err(store_error)?;
+            // The mailbox's rows went with the extension; its audio files go too.
+            let mailbox_dir = crate::voicemail::files::root(&common.data_dir()).join(&number);
+            if mailbox_dir.is_dir()
+                && let Err(e) = std::fs::remove_dir_all(&mailbox_dir)
+            {
+                eprintln!(
+                    "warning: cannot remove {}: {e} (remove it by hand)",
+                    mailbox_dir.display()
+                );
+            }
             if common.json {
                 output::json(&serde_json::json!({ "removed": number }))
             } else {

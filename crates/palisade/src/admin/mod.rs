@@ -12,6 +12,7 @@ mod policy;
 mod security;
 mod time;
 mod trunks;
+mod voicemail;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,11 +31,12 @@ pub use lists::{ListArgs, ListCommand};
 pub use policy::{PolicyArgs, PolicyCommand, RuleArgs, RuleCommand};
 pub use security::{SecurityArgs, SecurityCommand};
 pub use trunks::{DidArgs, DidCommand, TrunkArgs, TrunkCommand};
+pub use voicemail::{VoicemailArgs, VoicemailCommand};
 
 /// The admin subcommands, flattened into the top-level command line next to `serve`.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Manage extensions: add, add-range, list, show, set, reset-password, remove.
+    /// Manage extensions: add, add-range, list, show, set, reset-password, reset-pin, remove.
     Ext(ExtArgs),
     /// List registered contacts.
     Registrations(RegistrationsArgs),
@@ -62,6 +64,8 @@ pub enum AdminCommand {
     Trunk(TrunkArgs),
     /// Inbound numbers (DIDs) and the extension each rings: add, list, remove.
     Did(DidArgs),
+    /// Voicemail messages of a mailbox: list, export, delete (PINs: `palisade ext reset-pin`).
+    Voicemail(VoicemailArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -125,6 +129,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Rule(args) => policy::run_rule(args).await,
         AdminCommand::Trunk(args) => trunks::run_trunk(args).await,
         AdminCommand::Did(args) => trunks::run_did(args).await,
+        AdminCommand::Voicemail(args) => voicemail::run(args).await,
     }
 }
 

@@ -101,30 +101,66 @@ impl Service {
             Route::Extension(_) => None,
             Route::Refused(r) => {
                 let status = r.status();
-                Some((status, format!("{} ({r})", sip::reason_phrase(status)), r.reason_code()))
+                Some((
+                    status,
+                    format!("{} ({r})", sip::reason_phrase(status)),
+                    r.reason_code(),
+                ))
             }
             // Trunks are not configurable yet, so nothing can leave the PBX.
-            Route::External { number: out_number, trunks, .. } | Route::Emergency { number: out_number, trunks, .. } => {
+            Route::External {
+                number: out_number,
+                trunks,
+                ..
+            }
+            | Route::Emergency {
+                number: out_number,
+                trunks,
+                ..
+            } => {
                 let targets = self.trunk_targets(&trunks, &out_number, &caller.number);
                 if targets.is_empty() {
-                    Some((503, "Service Unavailable (no trunk is available for this number)".to_string(), "no_trunk"))
+                    Some((
+                        503,
+                        "Service Unavailable (no trunk is available for this number)".to_string(),
+                        "no_trunk",
+                    ))
                 } else {
-                    let display_name = request
-                        .from()
-                        .ok()
-                        .and_then(|f| f.display_name().map(|d| String::from_utf8_lossy(&d).into_owned()));
-                    let party = Party { number: caller.number.clone(), display_name, srtp: caller.srtp, voicemail: false };
-                    self.calls.invite_trunk(tx, request, peer, party, &number, targets, self.media.as_mut(), now, wall);
+                    let display_name = request.from().ok().and_then(|f| {
+                        f.display_name()
+                            .map(|d| String::from_utf8_lossy(&d).into_owned())
+                    });
+                    let party = Party {
+                        number: caller.number.clone(),
+                        display_name,
+                        srtp: caller.srtp,
+                        voicemail: false,
+                    };
+                    self.calls.invite_trunk(
+                        tx,
+                        request,
+                        peer,
+                        party,
+                        &number,
+                        targets,
+                        self.media.as_mut(),
+                        now,
+                        wall,
+                    );
                     return;
                 }
             }
             Route::PinUnlock { pin } => {
-                let kind = AppKind::Unlock { pin: (!pin.is_empty()).then_some(pin) };
+                let kind = AppKind::Unlock {
+                    pin: (!pin.is_empty()).then_some(pin),
+                };
                 self.answer_with_app(tx, request, peer, &caller, kind, now);
                 return;
             }
             Route::Voicemail => {
-                let kind = AppKind::Access { mailbox: caller.number.clone() };
+                let kind = AppKind::Access {
+                    mailbox: caller.number.clone(),
+                };
                 self.answer_with_app(tx, request, peer, &caller, kind, now);
                 return;
             }

@@ -13,7 +13,6 @@ use pbx::registrar::Origin;
 
 mod calls;
 mod voicemail;
-pub use voicemail::{AppEvent, AppHost};
 use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
 use sip::transaction::{
     ClientTxId, Config as TxConfig, Output, Peer, ServerTxId, TransactionLayer,
@@ -21,6 +20,7 @@ use sip::transaction::{
 };
 use sip::validate::{Capabilities, Triage, triage};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
+pub use voicemail::{AppEvent, AppHost};
 
 /// Which transport a message came in on or must leave by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

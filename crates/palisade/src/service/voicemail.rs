@@ -71,7 +71,11 @@ impl Service {
     }
 
     /// Message counts from the store (at start and after admin changes); lamps whose state changed are updated.
-    pub fn set_voicemail_counts(&mut self, counts: Vec<(String, Counts)>, now: Instant) -> Vec<Outbound> {
+    pub fn set_voicemail_counts(
+        &mut self,
+        counts: Vec<(String, Counts)>,
+        now: Instant,
+    ) -> Vec<Outbound> {
         let mut fresh: HashMap<String, Counts> = counts.into_iter().collect();
         let mut changed: Vec<String> = Vec::new();
         for (mailbox, old) in &self.mwi.counts {
@@ -170,7 +174,13 @@ impl Service {
     }
 
     /// SUBSCRIBE: `message-summary` for the subscriber's own mailbox, after digest authentication (407).
-    pub(super) fn on_subscribe(&mut self, tx: ServerTxId, request: &Message, peer: Peer, now: Instant) {
+    pub(super) fn on_subscribe(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        now: Instant,
+    ) {
         let wall = self.clock.at(now);
         let event_ok = request
             .header_str(HeaderName::Event)
@@ -201,7 +211,8 @@ impl Service {
             sub.expires_at = now + Duration::from_secs(u64::from(expires));
             sub.peer = peer;
             let tag = sub.dialog.local_tag.clone();
-            let b = ResponseBuilder::new(request, 200).header(HeaderName::Expires, expires.to_string());
+            let b =
+                ResponseBuilder::new(request, 200).header(HeaderName::Expires, expires.to_string());
             let bytes = self.finish(b, peer, Some(&tag));
             let _ = self.transactions.respond(tx, bytes, now);
             if let Some(key) = key {
@@ -261,7 +272,8 @@ impl Service {
         }
         let tag = format!("{:016x}", rand::random::<u64>());
         let dialog = Dialog::uas(request, tag.clone());
-        let mut b = ResponseBuilder::new(request, 200).header(HeaderName::Expires, expires.to_string());
+        let mut b =
+            ResponseBuilder::new(request, 200).header(HeaderName::Expires, expires.to_string());
         if let Some(contact) = self.calls.contact_for(&peer) {
             b = b.header(HeaderName::Contact, contact);
         }
@@ -343,7 +355,10 @@ impl Service {
             .filter(|(_, s)| s.mailbox == mailbox)
             .map(|(k, s)| {
                 let left = s.expires_at.saturating_duration_since(now).as_secs();
-                (k.clone(), u32::try_from(left.max(1)).unwrap_or(MAX_SUBSCRIPTION))
+                (
+                    k.clone(),
+                    u32::try_from(left.max(1)).unwrap_or(MAX_SUBSCRIPTION),
+                )
             })
             .collect();
         for (key, left) in keys {

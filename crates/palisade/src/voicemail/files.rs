@@ -23,7 +23,8 @@ pub fn resolve(root: &Path, name: &str) -> Option<PathBuf> {
 
 /// Writes `samples` as WAV to `root/name` durably.
 pub fn write_wav(root: &Path, name: &str, samples: &[i16]) -> std::io::Result<()> {
-    let path = resolve(root, name).ok_or_else(|| std::io::Error::other("invalid voicemail file name"))?;
+    let path =
+        resolve(root, name).ok_or_else(|| std::io::Error::other("invalid voicemail file name"))?;
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("voicemail file without a directory"))?;
@@ -47,7 +48,8 @@ pub fn write_wav(root: &Path, name: &str, samples: &[i16]) -> std::io::Result<()
 
 /// Reads a stored WAV file's samples.
 pub fn read_wav(root: &Path, name: &str) -> std::io::Result<Vec<i16>> {
-    let path = resolve(root, name).ok_or_else(|| std::io::Error::other("invalid voicemail file name"))?;
+    let path =
+        resolve(root, name).ok_or_else(|| std::io::Error::other("invalid voicemail file name"))?;
     let bytes = std::fs::read(path)?;
     media::wav::decode(&bytes).map_err(std::io::Error::other)
 }
@@ -130,7 +132,15 @@ mod tests {
             resolve(root, "1001/1.wav"),
             Some(PathBuf::from("/data/voicemail/1001/1.wav"))
         );
-        for bad in ["", "../x.wav", "1001/../../x", "/etc/passwd", "1001/./x", "a/b/c", "1001/"] {
+        for bad in [
+            "",
+            "../x.wav",
+            "1001/../../x",
+            "/etc/passwd",
+            "1001/./x",
+            "a/b/c",
+            "1001/",
+        ] {
             assert_eq!(resolve(root, bad), None, "{bad}");
         }
     }

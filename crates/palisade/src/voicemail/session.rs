@@ -81,9 +81,8 @@ pub(super) async fn run(
     let mut buf = vec![0u8; 2048];
     loop {
         for action in std::mem::take(&mut actions) {
-            match session.act(action).await {
-                Some(event) => actions.extend(ivr.handle(event, Instant::now())),
-                None => {}
+            if let Some(event) = session.act(action).await {
+                actions.extend(ivr.handle(event, Instant::now()));
             }
         }
         if ivr.is_done() && session.playing.is_none() {
@@ -214,7 +213,12 @@ impl Session {
                 None
             }
             Action::Delete(id) => {
-                match self.shared.db.delete_voicemail_message(&self.mailbox, id).await {
+                match self
+                    .shared
+                    .db
+                    .delete_voicemail_message(&self.mailbox, id)
+                    .await
+                {
                     Ok(file) => {
                         if let Err(e) = files::remove(&self.shared.root, &file) {
                             tracing::warn!(file, error = %e, "cannot remove a deleted message's file");
@@ -346,7 +350,8 @@ impl Session {
         let file = format!("{}/{}-{}.wav", self.mailbox, now_ms, self.start.call);
         let root = self.shared.root.clone();
         let name = file.clone();
-        let written = tokio::task::spawn_blocking(move || files::write_wav(&root, &name, &samples)).await;
+        let written =
+            tokio::task::spawn_blocking(move || files::write_wav(&root, &name, &samples)).await;
         if !matches!(written, Ok(Ok(()))) {
             tracing::error!(mailbox = %self.mailbox, "cannot write a voicemail message; message lost");
             return;
@@ -378,12 +383,18 @@ impl Session {
         let file = format!("{}/greeting-{}.wav", self.mailbox, unix_ms());
         let root = self.shared.root.clone();
         let name = file.clone();
-        let written = tokio::task::spawn_blocking(move || files::write_wav(&root, &name, &samples)).await;
+        let written =
+            tokio::task::spawn_blocking(move || files::write_wav(&root, &name, &samples)).await;
         if !matches!(written, Ok(Ok(()))) {
             tracing::error!(mailbox = %self.mailbox, "cannot write a greeting");
             return;
         }
-        match self.shared.db.set_greeting(&self.mailbox, Some(&file)).await {
+        match self
+            .shared
+            .db
+            .set_greeting(&self.mailbox, Some(&file))
+            .await
+        {
             Ok(Some(old)) => {
                 let _ = files::remove(&self.shared.root, &old);
             }

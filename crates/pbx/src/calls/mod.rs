@@ -454,12 +454,11 @@ impl Calls {
                 callee: c.callee.number.clone(),
                 started_at: c.started_at,
                 answered_at: c.answered_at,
-                state: match (c.state, &c.app) {
-                    (State::Ringing, _) => "ringing",
-                    (State::Diverting, _) => "to voicemail",
-                    (State::Answered | State::Confirmed, Some(_)) => "voicemail",
-                    (State::Answered, None) => "answering",
-                    (State::Confirmed, None) => "talking",
+                // A call answered by voicemail is shown as answered by its mailbox (the callee).
+                state: match c.state {
+                    State::Ringing | State::Diverting => "ringing",
+                    State::Answered => "answering",
+                    State::Confirmed => "talking",
                 },
             })
             .collect()

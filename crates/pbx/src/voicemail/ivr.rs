@@ -260,11 +260,9 @@ impl Ivr {
 
     fn digit(&mut self, d: char, out: &mut Vec<Action>, now: Instant) {
         match &mut self.state {
-            State::Recording(kind) => {
-                if d == '#' {
-                    let kind = *kind;
-                    self.end_recording(kind, out);
-                }
+            State::Recording(kind) if d == '#' => {
+                let kind = *kind;
+                self.end_recording(kind, out);
             }
             State::Pin { digits } => {
                 if d == '#' {

@@ -1,0 +1,141 @@
+//! `palisade voicemail …`: the messages of a mailbox: list, export (copy the WAV out), delete.
+
+use anyhow::{anyhow, bail};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::time::format_ms;
+use super::{CommonArgs, output, store_error};
+use crate::voicemail::files;
+
+#[derive(Debug, Args)]
+pub struct VoicemailArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: VoicemailCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VoicemailCommand {
+    /// List a mailbox's messages, oldest first.
+    List {
+        /// The extension number.
+        number: String,
+    },
+    /// Copy a message's audio (8 kHz 16-bit mono WAV) to FILE.
+    Export {
+        number: String,
+        /// The message ID (see `palisade voicemail list`).
+        id: i64,
+        /// Where to write the WAV file (an existing file is not overwritten).
+        file: std::path::PathBuf,
+    },
+    /// Delete a message (its lamp on the phones goes out if it was the last new one).
+    Delete { number: String, id: i64 },
+}
+
+#[derive(Debug, Serialize)]
+struct MessageView {
+    id: i64,
+    caller: String,
+    caller_name: Option<String>,
+    received_at: String,
+    duration_secs: f64,
+    new: bool,
+}
+
+pub async fn run(args: VoicemailArgs) -> anyhow::Result<()> {
+    let common = args.common;
+    let root = files::root(&common.data_dir());
+    match args.command {
+        VoicemailCommand::List { number } => {
+            let db = common.open().await?;
+            let result = async {
+                db.get_extension(&number).await?;
+                db.list_voicemail_messages(&number).await
+            }
+            .await;
+            db.close().await;
+            let views: Vec<MessageView> = result
+                .map_err(store_error)?
+                .into_iter()
+                .map(|m| MessageView {
+                    id: m.id,
+                    caller: m.caller,
+                    caller_name: m.caller_name,
+                    received_at: format_ms(m.received_at),
+                    duration_secs: m.duration_ms as f64 / 1000.0,
+                    new: m.is_new,
+                })
+                .collect();
+            output::list(
+                common.json,
+                &views,
+                &format!("No messages in mailbox {number}."),
+                &["ID", "FROM", "NAME", "RECEIVED", "SECONDS", "NEW"],
+                |v| {
+                    vec![
+                        v.id.to_string(),
+                        v.caller.clone(),
+                        output::opt(&v.caller_name),
+                        v.received_at.clone(),
+                        format!("{:.1}", v.duration_secs),
+                        if v.new { "yes" } else { "no" }.into(),
+                    ]
+                },
+            )
+        }
+        VoicemailCommand::Export { number, id, file } => {
+            let db = common.open().await?;
+            let found = db.voicemail_message(&number, id).await;
+            db.close().await;
+            let message = found.map_err(store_error)?;
+            let source = files::resolve(&root, &message.file)
+                .ok_or_else(|| anyhow!("message {id} names an invalid file"))?;
+            let bytes = std::fs::read(&source)
+                .map_err(|e| anyhow!("cannot read message {id} ({}): {e}", source.display()))?;
+            media::wav::decode(&bytes)
+                .map_err(|e| anyhow!("message {id} is not a readable WAV file: {e}"))?;
+            let mut out = match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&file)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+                    "{} exists already: choose another file name (nothing was overwritten)",
+                    file.display()
+                ),
+                Err(e) => bail!("cannot create {}: {e}", file.display()),
+            };
+            std::io::Write::write_all(&mut out, &bytes)
+                .and_then(|()| out.sync_all())
+                .map_err(|e| anyhow!("cannot write {}: {e}", file.display()))?;
+            if common.json {
+                output::json(&serde_json::json!({ "id": id, "file": file, "bytes": bytes.len() }))
+            } else {
+                crate::say!(
+                    "Wrote message {id} of mailbox {number} to {}.",
+                    file.display()
+                );
+                Ok(())
+            }
+        }
+        VoicemailCommand::Delete { number, id } => {
+            let db = common.open().await?;
+            let deleted = db.delete_voicemail_message(&number, id).await;
+            db.close().await;
+            let file = deleted.map_err(store_error)?;
+            if let Err(e) = files::remove(&root, &file) {
+                tracing::warn!(file, error = %e, "message deleted; its file could not be removed");
+            }
+            if common.json {
+                output::json(&serde_json::json!({ "deleted": id }))
+            } else {
+                crate::say!("Deleted message {id} of mailbox {number}.");
+                Ok(())
+            }
+        }
+    }
+}
