@@ -1939,3 +1939,136 @@ async fn list_trunks_converts_for_the_server() {
         .collect();
     assert_eq!(names, ["carrier"]);
 }
+
+fn vm_message(mailbox: &str, file: &str) -> VoicemailNew {
+    VoicemailNew {
+        mailbox: mailbox.into(),
+        caller: "200".into(),
+        caller_name: Some("Front desk".into()),
+        received_at: 1_800_000_000_000,
+        duration_ms: 4200,
+        file: file.into(),
+    }
+}
+
+#[tokio::test]
+async fn mailboxes_come_with_extensions_and_keep_their_pin_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    let hash = crate::voicemail::pin::hash("4711").unwrap();
+    db.create_extension(ExtensionNew {
+        voicemail_pin_hash: Some(hash.clone()),
+        ..ext("100", "a7Kx9Qp2Lm")
+    })
+    .await
+    .unwrap();
+    db.create_extension(ext("101", "b7Kx9Qp2Lm")).await.unwrap();
+    let m = db.mailbox("100").await.unwrap().expect("mailbox");
+    assert!(m.enabled && !m.mwi_unsolicited && m.greeting.is_none());
+    assert!(crate::voicemail::pin::verify(
+        "4711",
+        m.pin_hash.as_deref().unwrap()
+    ));
+    assert!(!format!("{m:?}").contains("argon2"), "Debug hides the hash");
+    assert_eq!(db.mailbox("101").await.unwrap().unwrap().pin_hash, None);
+    assert_eq!(db.list_mailboxes().await.unwrap().len(), 2);
+
+    let v0 = db.current_version().await.unwrap();
+    db.set_voicemail_enabled("100", false).await.unwrap();
+    db.set_mwi_unsolicited("100", true).await.unwrap();
+    let m = db.mailbox("100").await.unwrap().unwrap();
+    assert!(!m.enabled && m.mwi_unsolicited);
+    assert!(
+        db.current_version().await.unwrap() > v0,
+        "the server reloads"
+    );
+    assert!(matches!(
+        db.set_voicemail_enabled("999", true).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        db.set_voicemail_pin_hash("100", "1234").await,
+        Err(StoreError::Invalid(_))
+    ));
+    let new_hash = crate::voicemail::pin::hash("2580").unwrap();
+    db.set_voicemail_pin_hash("101", &new_hash).await.unwrap();
+    assert!(
+        db.mailbox("101")
+            .await
+            .unwrap()
+            .unwrap()
+            .pin_changed_at
+            .is_some()
+    );
+    assert_eq!(
+        db.set_greeting("100", Some("100/g1.wav")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        db.set_greeting("100", Some("100/g2.wav")).await.unwrap(),
+        Some("100/g1.wav".into()),
+        "the previous greeting's file, to remove"
+    );
+}
+
+#[tokio::test]
+async fn voicemail_messages_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();
+    let a = db
+        .add_voicemail_message(&vm_message("100", "100/a.wav"))
+        .await
+        .unwrap();
+    let b = db
+        .add_voicemail_message(&vm_message("100", "100/b.wav"))
+        .await
+        .unwrap();
+    assert!(b > a);
+    assert!(matches!(
+        db.add_voicemail_message(&vm_message("555", "555/x.wav"))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let list = db.list_voicemail_messages("100").await.unwrap();
+    assert_eq!(list.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, b]);
+    assert!(list.iter().all(|m| m.is_new && m.caller == "200"));
+    db.mark_voicemail_read("100", a).await.unwrap();
+    assert_eq!(
+        db.voicemail_counts().await.unwrap(),
+        vec![("100".to_string(), voicemail::Counts { new: 1, old: 1 })]
+    );
+    assert!(!db.voicemail_message("100", a).await.unwrap().is_new);
+    assert!(matches!(
+        db.voicemail_message("101", a).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let v0 = db.current_version().await.unwrap();
+    assert_eq!(
+        db.delete_voicemail_message("100", a).await.unwrap(),
+        "100/a.wav"
+    );
+    assert!(db.current_version().await.unwrap() > v0);
+    assert!(matches!(
+        db.delete_voicemail_message("100", a).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let mut files = db.voicemail_files().await.unwrap();
+    files.sort();
+    assert_eq!(files, vec!["100/b.wav".to_string()]);
+    // A full mailbox refuses more.
+    for i in 1..voicemail::MAX_MESSAGES {
+        db.add_voicemail_message(&vm_message("100", &format!("100/{i}.wav")))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        db.add_voicemail_message(&vm_message("100", "100/full.wav"))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    // Removing the extension removes its mailbox and messages.
+    db.remove_extension("100").await.unwrap();
+    assert_eq!(db.mailbox("100").await.unwrap(), None);
+    assert!(db.list_voicemail_messages("100").await.unwrap().is_empty());
+}
