@@ -21,8 +21,8 @@ pub enum PolicyCommand {
     /// Show the call-policy settings, their values, defaults and allowed values.
     Show,
     /// Change a setting: country_code, international_prefix, national_prefix, allowed_country_codes,
-    /// emergency_numbers, pin_unlock_seconds, local_networks, office_hours_timezone, office_hours, holidays
-    /// (`palisade policy show` gives what each takes).
+    /// emergency_numbers, pin_unlock_seconds, local_networks, office_hours_timezone, office_hours, holidays,
+    /// voicemail_number (`palisade policy show` gives what each takes).
     Set {
         /// The setting's name.
         key: String,
@@ -127,6 +127,7 @@ fn value_of(c: &PolicyConfig, key: &str) -> String {
         OFFICE_HOURS_TIMEZONE => c.office_hours_timezone.clone(),
         OFFICE_HOURS => c.office_hours.clone(),
         HOLIDAYS => c.holidays.join(","),
+        VOICEMAIL_NUMBER => c.voicemail_number.clone(),
         _ => String::new(),
     }
 }
