@@ -7,6 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
+pub mod registration;
+
 /// One provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trunk {
