@@ -16,3 +16,4 @@ pub mod store_sync;
 pub mod tls;
 pub mod tls_reload;
 pub mod transport;
+pub mod trunk_dns;

@@ -12,6 +12,7 @@ use pbx::core::{AuthSignal, PbxCore};
 use pbx::registrar::Origin;
 
 mod calls;
+mod trunks;
 use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
 use sip::transaction::{
     ClientTxId, Config as TxConfig, Output, Peer, ServerTxId, TransactionLayer,
@@ -19,6 +20,7 @@ use sip::transaction::{
 };
 use sip::validate::{Capabilities, Triage, triage};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
+pub use trunks::Resolved;
 
 /// Which transport a message came in on or must leave by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,6 +144,8 @@ pub struct Service {
     records: Vec<CallRecord>,
     /// The SIP trunks (providers).
     trunks: Vec<pbx::trunks::Trunk>,
+    /// Trunks as configured, resolved host names, trunk registrations (service/trunks.rs).
+    trunk_state: trunks::TrunkState,
     clock: WallClock,
 }
 
@@ -168,6 +172,7 @@ impl Service {
             sent_2xx: HashMap::new(),
             records: Vec::new(),
             trunks: Vec::new(),
+            trunk_state: trunks::TrunkState::default(),
             clock,
         }
     }
@@ -297,6 +302,7 @@ impl Service {
         self.transactions.handle_timeout(now);
         let wall = self.clock.at(now);
         self.calls.handle_timeout(self.media.as_mut(), now, wall);
+        self.trunk_timeout(now);
         let mut out = Vec::new();
         self.drain(now, &mut out);
         out
@@ -304,10 +310,14 @@ impl Service {
 
     /// When `handle_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.transactions.poll_timeout(), self.calls.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.transactions.poll_timeout(),
+            self.calls.poll_timeout(),
+            self.trunk_poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Acts on everything the transaction layer produced: transmits go out, requests are answered (which may
@@ -359,6 +369,8 @@ impl Service {
                 if let Some(leg) = self.client_legs.get(&tx).copied() {
                     self.calls
                         .response(leg, &response, self.media.as_mut(), now, wall);
+                } else {
+                    self.trunk_response(tx, &response, now);
                 }
             }
             TuEvent::Timeout {
@@ -369,6 +381,8 @@ impl Service {
             } => {
                 if let Some(leg) = self.client_legs.get(&c).copied() {
                     self.calls.leg_failed(leg, self.media.as_mut(), now, wall);
+                } else {
+                    self.trunk_failed(c, now);
                 }
             }
             TuEvent::Terminated {
@@ -377,6 +391,7 @@ impl Service {
                 if let Some(leg) = self.client_legs.remove(&c) {
                     self.leg_clients.remove(&leg);
                 }
+                self.trunk_terminated(c);
             }
             TuEvent::Terminated {
                 tx: TxId::Server(s),
