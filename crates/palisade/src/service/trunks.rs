@@ -216,7 +216,6 @@ impl Service {
 mod tests {
     use super::*;
     use crate::service::{Inbound, Transport};
-    use bytes::Bytes;
     use sip::{HeaderName, ResponseBuilder};
     use std::time::Duration;
 
@@ -254,7 +253,7 @@ mod tests {
             source: out.dest,
             local: "127.0.0.1:5060".parse().unwrap(),
             conn: None,
-            data: Bytes::from(b.build()),
+            data: b.build(),
         }
     }
 

@@ -486,10 +486,11 @@ impl Registrations {
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<RegSend> {
         let mut out = Vec::new();
         for r in &mut self.regs {
-            if r.in_flight.is_none() && r.next_at.is_some_and(|t| t <= now) {
-                if let Some(s) = r.attempt(now) {
-                    out.push(s);
-                }
+            if r.in_flight.is_none()
+                && r.next_at.is_some_and(|t| t <= now)
+                && let Some(s) = r.attempt(now)
+            {
+                out.push(s);
             }
         }
         // An unregistration that could not even be sent is done.
