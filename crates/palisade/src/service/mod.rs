@@ -12,6 +12,7 @@ use pbx::core::{AuthSignal, PbxCore};
 use pbx::registrar::Origin;
 
 mod calls;
+mod trunks;
 mod voicemail;
 use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
 use sip::transaction::{
@@ -20,6 +21,7 @@ use sip::transaction::{
 };
 use sip::validate::{Capabilities, Triage, triage};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
+pub use trunks::Resolved;
 pub use voicemail::{AppEvent, AppHost};
 
 /// Which transport a message came in on or must leave by.
@@ -144,6 +146,8 @@ pub struct Service {
     records: Vec<CallRecord>,
     /// The SIP trunks (providers).
     trunks: Vec<pbx::trunks::Trunk>,
+    /// Trunks as configured, resolved host names, trunk registrations (service/trunks.rs).
+    trunk_state: trunks::TrunkState,
     clock: WallClock,
     /// Media applications (voicemail); none in unit tests.
     apps: Option<Box<dyn AppHost>>,
@@ -173,6 +177,7 @@ impl Service {
             sent_2xx: HashMap::new(),
             records: Vec::new(),
             trunks: Vec::new(),
+            trunk_state: trunks::TrunkState::default(),
             clock,
             apps: None,
             mwi: voicemail::Mwi::default(),
@@ -304,6 +309,7 @@ impl Service {
         self.transactions.handle_timeout(now);
         let wall = self.clock.at(now);
         self.calls.handle_timeout(self.media.as_mut(), now, wall);
+        self.trunk_timeout(now);
         let mut out = Vec::new();
         self.drain(now, &mut out);
         out
@@ -311,10 +317,14 @@ impl Service {
 
     /// When `handle_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.transactions.poll_timeout(), self.calls.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.transactions.poll_timeout(),
+            self.calls.poll_timeout(),
+            self.trunk_poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Acts on everything the transaction layer produced: transmits go out, requests are answered (which may
@@ -366,6 +376,8 @@ impl Service {
                 if let Some(leg) = self.client_legs.get(&tx).copied() {
                     self.calls
                         .response(leg, &response, self.media.as_mut(), now, wall);
+                } else {
+                    self.trunk_response(tx, &response, now);
                 }
             }
             TuEvent::Timeout {
@@ -376,6 +388,8 @@ impl Service {
             } => {
                 if let Some(leg) = self.client_legs.get(&c).copied() {
                     self.calls.leg_failed(leg, self.media.as_mut(), now, wall);
+                } else {
+                    self.trunk_failed(c, now);
                 }
             }
             TuEvent::Terminated {
@@ -384,6 +398,7 @@ impl Service {
                 if let Some(leg) = self.client_legs.remove(&c) {
                     self.leg_clients.remove(&leg);
                 }
+                self.trunk_terminated(c);
             }
             TuEvent::Terminated {
                 tx: TxId::Server(s),

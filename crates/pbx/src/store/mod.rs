@@ -18,6 +18,7 @@ mod registrations;
 pub mod settings;
 #[cfg(test)]
 mod tests;
+pub mod trunk_status;
 pub mod trunks;
 pub mod voicemail;
 
@@ -36,6 +37,7 @@ pub use extensions::{
 pub use ip_rules::{IpRule, MAX_MANUAL_IP_RULES, canonical_net};
 pub use policy::{OutboundRuleRow, POLICY_SETTINGS, PolicyConfig};
 pub use registrations::{Binding, BindingChange};
+pub use trunk_status::TrunkStatusRow;
 pub use trunks::{DidRow, TrunkNew, TrunkPatch, TrunkRow};
 pub use voicemail::{Mailbox, VoicemailMessage, VoicemailNew};
 
