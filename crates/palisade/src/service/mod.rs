@@ -24,6 +24,19 @@ use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
 pub use trunks::Resolved;
 pub use voicemail::{AppEvent, AppHost};
 
+/// What Palisade accepts: no option tags; the bodies it reads (SDP, keys by INFO) or passes between the legs of a
+/// call (transfer progress) — anything else is refused with 415 before it reaches a call.
+const CAPABILITIES: Capabilities<'static> = Capabilities {
+    supported: &[],
+    accepted_types: &[
+        "application/sdp",
+        "multipart/mixed",
+        "application/dtmf-relay",
+        "application/dtmf",
+        "message/sipfrag",
+    ],
+};
+
 /// Which transport a message came in on or must leave by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -261,12 +274,7 @@ impl Service {
             connection: inbound.conn.map(|c| c.0),
         };
         let mut out = Vec::new();
-        match triage(
-            inbound.data,
-            framing,
-            &self.config.limits,
-            &Capabilities::default(),
-        ) {
+        match triage(inbound.data, framing, &self.config.limits, &CAPABILITIES) {
             Triage::Request(msg) => {
                 self.stats.requests += 1;
                 if let Err(e) = self.transactions.handle_request(msg, peer, now) {
