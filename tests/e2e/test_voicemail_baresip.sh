@@ -168,7 +168,7 @@ id=$(vm_list | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])
 "$PALISADE_BIN" voicemail export 101 "$id" "$d/msg.wav" --data "$data" >/dev/null || fail "voicemail export"
 "$PALISADE_BIN" voicemail export 101 "$id" "$d/msg.wav" --data "$data" >/dev/null 2>&1 &&
   fail "voicemail export overwrote an existing file"
-[ "$(soxi -r "$d/msg.wav")" = 8000 ] && [ "$(soxi -b "$d/msg.wav")" = 16 ] && [ "$(soxi -c "$d/msg.wav")" = 1 ] ||
+[ "$(soxi -r "$d/msg.wav") $(soxi -b "$d/msg.wav") $(soxi -c "$d/msg.wav")" = "8000 16 1" ] ||
   fail "stored message is not 8 kHz 16-bit mono: $(soxi "$d/msg.wav")"
 tone_in "$d/msg.wav" 880 || fail "the stored message does not hold the caller's 880 Hz tone"
 ok "message stored as 8 kHz 16-bit WAV with the caller's 880 Hz tone"
@@ -249,7 +249,7 @@ notifies | grep "^$mw" | grep -q 'Voice-Message: 0/0' || fail "no NOTIFY 0/0 aft
 ok "delete by CLI removes row and file and clears the lamp"
 rc=0
 wait "$mpid" || rc=$?
-[ "$rc" = 0 ] || fail "sipp MWI subscriber exited $rc: $(tail -5 "$d/mwi.log"; cat "$d/mwi.err" 2>/dev/null | tail -5)"
+[ "$rc" = 0 ] || fail "sipp MWI subscriber exited $rc: $(tail -5 "$d/mwi.log"; tail -5 "$d/mwi.err" 2>/dev/null)"
 ok "sipp subscriber got every expected NOTIFY in order and unsubscribed"
 for p in "$apid" "$bpid" "$tpid"; do kill "$p" 2>/dev/null || true; done
 pal_stop
