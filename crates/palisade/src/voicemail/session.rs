@@ -82,7 +82,8 @@ pub(super) async fn run(
     let mut ivr = Ivr::new(mode);
     let mut actions = ivr.handle(Event::Started, Instant::now());
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Late ticks are caught up, so prompts keep real time (the phone's jitter buffer absorbs a burst).
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut buf = vec![0u8; 2048];
     loop {
         // Everything the dialogue asked for is done before the next input is looked at: a hang-up must not
