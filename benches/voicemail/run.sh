@@ -62,7 +62,7 @@ run() {
   "$PALISADE_BIN" security set flood_amber_pps 1000000 --data "$data" >/dev/null
   { echo SEQUENTIAL; awk -F';' '{print $1 ";" $2 ";" $3 ";" $1 + 2000}' "$data/callers.csv"; } >"$data/calls.csv"
   printf '[calls]\nvoicemail_ring_seconds = 30\nvoicemail_max_message_seconds = 120\n' >"$data/palisade.toml"
-  start_palisade "$data" --rtp-ports 20000-29999
+  PAL_LOG=$data/palisade.log start_palisade "$data" --rtp-ports 20000-29999
   if [ "$mode" = relay ]; then
     # every callee registered from the echoing UAS's port
     { echo SEQUENTIAL; cat "$data/callees.csv"; } >"$data/reg.csv"

@@ -5,7 +5,9 @@
 #     holds 1 kHz;
 #   * sipp as 101 calls 999 and sends its PIN as SIP INFO (two digits application/dtmf-relay, two
 #     application/dtmf, then '#'): the dialogue logs in and plays the message, which is then listed as heard;
-#   * the same with a wrong PIN (digits of 0000) leaves the message new and records voicemail_pin_wrong.
+#   * the same with a wrong PIN (digits of 0000) leaves the message new and records voicemail_pin_wrong;
+#   * with --mwi-unsolicited on, 101's registered phone (a UDP listener) gets a NOTIFY "Voice-Message: 0/1" when
+#     the message is heard, without having subscribed.
 # Ports: signalling 32200-32299, relay 32300-32399.
 # shellcheck disable=SC2119
 set -euo pipefail
@@ -66,6 +68,37 @@ vm_json | python3 -c 'import json,sys; m=json.load(sys.stdin); sys.exit(0 if m a
 pal events --json --limit 100 | grep -q voicemail_pin_wrong || fail "no voicemail_pin_wrong event for the INFO PIN"
 ok "wrong PIN by SIP INFO: refused, security event, message still new"
 
+# Unsolicited message-waiting: 101 wants lamps without subscribing; its "phone" is a UDP listener that registered
+# from its own port (Palisade sends to the address a REGISTER came from).
+pal ext set 101 --mwi-unsolicited on >/dev/null || fail "ext set --mwi-unsolicited"
+lport=$(free_port)
+r=$(timeout -k 2 10 python3 "$E2E_DIR/call_client.py" register "$HOST:$port" 101 "$(cred 101 2)" "$(cred 101 3)" \
+  --contact "$HOST:$lport" --bind "$lport") || fail "register 101: $r"
+cat >"$E2E_TMP/phone.py" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(0.5)
+out = open(sys.argv[3], "a")
+end = time.time() + 35
+while time.time() < end:
+    try:
+        data, peer = s.recvfrom(65536)
+    except socket.timeout:
+        continue
+    text = data.decode(errors="replace")
+    head, _, body = text.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    if lines[0].startswith("NOTIFY "):
+        out.write(body.replace("\r\n", " ").strip() + "\n")
+        out.flush()
+    keep = [l for l in lines[1:] if l.split(":")[0].strip().lower() in ("via", "from", "to", "call-id", "cseq")]
+    if not lines[0].startswith("SIP/2.0"):
+        s.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode(), peer)
+PY
+spawn "$E2E_TMP/phone.log" timeout -k 2 40 python3 "$E2E_TMP/phone.py" "$HOST" "$lport" "$E2E_TMP/notifies.txt"
+sleep 1.5 # the registration and the setting reach the server (written behind / polled every 0.5 s)
+
 run_uac right vm_uac_info.xml 4000 "101;$(cred 101 2);$(cred 101 3);999;$(digits "$pin")"
 for ((i = 0; i < 30; i++)); do
   vm_json | python3 -c 'import json,sys; m=json.load(sys.stdin); sys.exit(0 if m and not m[0]["new"] else 1)' && break
@@ -74,4 +107,11 @@ done
 vm_json | python3 -c 'import json,sys; m=json.load(sys.stdin); sys.exit(0 if m and not m[0]["new"] else f"{m}")' ||
   fail "the PIN by SIP INFO did not log in (message still new)"
 ok "PIN by SIP INFO (dtmf-relay and dtmf bodies): logged in, message played and marked heard"
+for ((i = 0; i < 30; i++)); do
+  grep -q 'Voice-Message: 0/1' "$E2E_TMP/notifies.txt" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q 'Messages-Waiting: no.*Voice-Message: 0/1' "$E2E_TMP/notifies.txt" 2>/dev/null ||
+  fail "no unsolicited NOTIFY (0/1) reached 101's registered phone: $(cat "$E2E_TMP/notifies.txt" 2>/dev/null)"
+ok "unsolicited message-waiting NOTIFY reached 101's registered phone"
 pal_stop
