@@ -1184,7 +1184,11 @@ fn voicemail_answers_an_srtp_caller_with_its_own_key_and_plain_rtp_toward_the_ap
         "{body}"
     );
     assert!(!body.contains("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"));
-    assert_eq!(w.media.crypto.get(&(1, true)), Some(&true), "SRTP on the caller's leg");
+    assert_eq!(
+        w.media.crypto.get(&(1, true)),
+        Some(&true),
+        "SRTP on the caller's leg"
+    );
     assert_eq!(
         w.media.crypto.get(&(1, false)),
         Some(&false),

@@ -318,7 +318,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let taken: Option<String> =
                     sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
                         .bind(&new.number)
@@ -454,7 +454,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let mut taken = Vec::new();
                 for (new, ..) in &rows {
                     let found: Option<String> =
@@ -607,7 +607,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 // One statement per field keeps the SQL static; CASE flags say which fields to touch.
                 let done = sqlx::query(
                     "UPDATE extensions SET \
@@ -676,7 +676,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query(
                     "UPDATE extensions SET ha1_md5 = $2, ha1_sha256 = $3, realm = $4, password_changed_at = $5, \
                      updated_at = $5 WHERE number = $1",
@@ -703,7 +703,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query("DELETE FROM extensions WHERE number = $1")
                     .bind(number)
                     .execute(&mut *tx)

@@ -161,6 +161,14 @@ impl Db {
 }
 
 /// Increments `config_version` inside the caller's transaction.
+/// Starts a write transaction holding SQLite's write lock from its first statement (`BEGIN IMMEDIATE`). A
+/// deferred transaction that reads, then writes, fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT)
+/// when another connection wrote in between — which the server's voicemail tasks and an admin command do at the
+/// same time; an immediate one waits (busy timeout) and then succeeds.
+async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
 async fn bump_version(tx: &mut sqlx::SqliteConnection, now: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO settings (key, value, updated_at) VALUES ('config_version', '1', $1) \

@@ -721,7 +721,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let mut rules = load_rules(&mut tx).await?;
                 if rules.iter().any(|r| r.name == rule.name) {
                     return Err(StoreError::Conflict(format!(
@@ -754,7 +754,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let mut rules = load_rules(&mut tx).await?;
                 let Some(i) = rules.iter().position(|r| r.name == name) else {
                     return Err(StoreError::NotFound(format!("outbound rule {name}")));
@@ -773,7 +773,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let mut rules = load_rules(&mut tx).await?;
                 let Some(i) = rules.iter().position(|r| r.name == name) else {
                     return Err(StoreError::NotFound(format!("outbound rule {name}")));

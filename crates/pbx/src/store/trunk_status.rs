@@ -41,7 +41,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 sqlx::query("DELETE FROM trunk_status")
                     .execute(&mut *tx)
                     .await?;

@@ -529,7 +529,7 @@ impl Db {
         })?;
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks")
                     .fetch_one(&mut *tx)
                     .await?;
@@ -561,7 +561,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let mut row = load_trunk(&mut tx, name)
                     .await?
                     .ok_or_else(|| trunk_not_found(name))?;
@@ -607,7 +607,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query("DELETE FROM trunks WHERE name = $1")
                     .bind(name)
                     .execute(&mut *tx)
@@ -630,7 +630,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 if load_trunk(&mut tx, trunk).await?.is_none() {
                     return Err(trunk_not_found(trunk));
                 }
@@ -687,7 +687,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let found: Option<DidRow> = sqlx::query_as(
                     "SELECT number, trunk, extension FROM dids WHERE number = $1 OR number = $2",
                 )
