@@ -3,8 +3,7 @@
 #   . "$(dirname "$0")/secure_lib.sh"
 #
 # sec_baresip_conf DIR SIP_PORT CTRL_PORT RTP_LO RTP_HI TONE_HZ CAFILE ACCOUNT_LINE
-#   headless loopback baresip (the configuration of test_call_baresip.sh plus the srtp module and
-#   sip_cafile): its "microphone" is a sine tone (ausine, 48 kHz only), its speaker nothing
+#   headless loopback baresip (baresip_lib.sh's configuration plus the srtp module and sip_cafile): its "microphone" is a sine tone (ausine, 48 kHz only), its speaker nothing
 #   (aubridge); sndfile dumps what it sends and receives into DIR/snd. baresip listens for SIP on
 #   SIP_PORT (UDP/TCP) and SIP_PORT+1 (TLS); ctrl_tcp on CTRL_PORT (keep it off SIP_PORT+1).
 # sec_ctrl ARGS...        baresip_ctrl.py, bounded
@@ -19,44 +18,12 @@
 #   there is none). An SRTP packet carries the auth tag after the payload (10 bytes for _80, 4 for
 #   _32), which tshark counts as payload.
 
+# shellcheck source=tests/e2e/baresip_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/baresip_lib.sh"
+
 sec_baresip_conf() {
   local dir=$1 sport=$2 cport=$3 rlo=$4 rhi=$5 hz=$6 ca=$7 acc=$8
-  mkdir -p "$dir/snd"
-  cat >"$dir/config" <<CONF
-poll_method		epoll
-sip_listen		$HOST:$sport
-sip_cafile		$ca
-call_local_timeout	30
-call_max_calls		4
-audio_player		aubridge,null$sport
-audio_source		ausine,$hz
-audio_alert		aubridge,null$sport
-ausrc_srate		48000
-auplay_srate		48000
-ausrc_channels		2
-auplay_channels		1
-audio_level		no
-rtp_ports		$rlo-$rhi
-rtp_timeout		0
-rtcp_mux		no
-jitter_buffer_delay	5-10
-net_interface		$HOST
-dns_server		$HOST:53
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			ausine.so
-module			aubridge.so
-module			sndfile.so
-module			srtp.so
-module_tmp		account.so
-module_app		menu.so
-module_app		ctrl_tcp.so
-statmode_default	off
-ctrl_tcp_listen		$HOST:$cport
-snd_path		$dir/snd
-CONF
-  printf '%s\n' "$acc" >"$dir/accounts"
-  : >"$dir/contacts"
+  baresip_conf "$dir" "$sport" "$cport" "$rlo" "$rhi" "$hz" "$acc" "sip_cafile		$ca" "module			srtp.so"
 }
 
 sec_ctrl() { timeout -k 1 20 python3 "$E2E_DIR/baresip_ctrl.py" "$@"; }

@@ -20,6 +20,8 @@ set -euo pipefail
 export E2E_PORT_MIN=29000 E2E_PORT_MAX=29099
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e/baresip_lib.sh
+. "$(dirname "$0")/baresip_lib.sh"
 need baresip python3 ss sox tshark
 
 RTP_LO=29200 RTP_HI=29299
@@ -33,46 +35,6 @@ cred() { grep "^$1," "$csv" | cut -d, -f"$2"; } # cred NUMBER FIELD(2=auth_id,3=
 port=$(free_port)
 pal_start "$data" --listen "udp:$HOST:$port" --listen "tcp:$HOST:$port" --rtp-ports "$RTP_LO-$RTP_HI"
 
-# mkconf DIR SIP_PORT CTRL_PORT RTP_LO RTP_HI TONE_HZ ACCOUNT_LINE: headless loopback baresip whose
-# "microphone" is a sine tone (ausine, 48 kHz only) and whose speaker is nothing (aubridge); sndfile
-# dumps what it sends and receives into DIR/snd.
-mkconf() {
-  local dir=$1 sport=$2 cport=$3 rlo=$4 rhi=$5 hz=$6 acc=$7
-  mkdir -p "$dir/snd"
-  cat >"$dir/config" <<CONF
-poll_method		epoll
-sip_listen		$HOST:$sport
-call_local_timeout	30
-call_max_calls		4
-audio_player		aubridge,null$sport
-audio_source		ausine,$hz
-audio_alert		aubridge,null$sport
-ausrc_srate		48000
-auplay_srate		48000
-ausrc_channels		2
-auplay_channels		1
-audio_level		no
-rtp_ports		$rlo-$rhi
-rtp_timeout		0
-rtcp_mux		no
-jitter_buffer_delay	5-10
-net_interface		$HOST
-dns_server		$HOST:53
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			ausine.so
-module			aubridge.so
-module			sndfile.so
-module_tmp		account.so
-module_app		menu.so
-module_app		ctrl_tcp.so
-statmode_default	off
-ctrl_tcp_listen		$HOST:$cport
-snd_path		$dir/snd
-CONF
-  printf '%s\n' "$acc" >"$dir/accounts"
-  : >"$dir/contacts"
-}
 
 ctrl() { timeout -k 1 20 python3 "$CTRL" "$@"; }
 freq() { sox "$1" -n stat 2>&1 | awk '/Rough +frequency/{print $3}'; }
@@ -143,9 +105,9 @@ run_case() { # transport hangup_side(a|b)
     [ "$sb" -gt $((sa + 2)) ] || [ $((sb + 2)) -lt "$sa" ] && break
   done
   cb=$((sb + 2))
-  mkconf "$d/a" "$sa" "$ca" 29100 29119 440 \
+  baresip_conf "$d/a" "$sa" "$ca" 29100 29119 440 \
     "<sip:100@$HOST:$port;transport=$tp>;auth_user=$(cred 100 2);auth_pass=$(cred 100 3);regint=600"
-  mkconf "$d/b" "$sb" "$cb" 29120 29139 880 \
+  baresip_conf "$d/b" "$sb" "$cb" 29120 29139 880 \
     "<sip:101@$HOST:$port;transport=$tp>;auth_user=$(cred 101 2);auth_pass=$(cred 101 3);answermode=auto;regint=600"
 
   # loopback capture of signalling and media (self-terminating)

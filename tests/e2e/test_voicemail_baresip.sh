@@ -21,6 +21,8 @@ set -euo pipefail
 export E2E_PORT_MIN=29400 E2E_PORT_MAX=29499
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e/baresip_lib.sh
+. "$(dirname "$0")/baresip_lib.sh"
 need baresip python3 sox tshark sipp
 
 RTP_LO=29600 RTP_HI=29699
@@ -42,43 +44,6 @@ TOML
 port=$(free_port)
 pal_start "$data" --listen "udp:$HOST:$port" --rtp-ports "$RTP_LO-$RTP_HI"
 
-mkconf() { # DIR SIP_PORT CTRL_PORT RTP_LO RTP_HI TONE_HZ ACCOUNT_LINE
-  local dir=$1 sport=$2 cport=$3 rlo=$4 rhi=$5 hz=$6 acc=$7
-  mkdir -p "$dir/snd"
-  cat >"$dir/config" <<CONF
-poll_method		epoll
-sip_listen		$HOST:$sport
-call_local_timeout	60
-call_max_calls		4
-audio_player		aubridge,null$sport
-audio_source		ausine,$hz
-audio_alert		aubridge,null$sport
-ausrc_srate		48000
-auplay_srate		48000
-ausrc_channels		2
-auplay_channels		1
-audio_level		no
-rtp_ports		$rlo-$rhi
-rtp_timeout		0
-rtcp_mux		no
-jitter_buffer_delay	5-10
-net_interface		$HOST
-dns_server		$HOST:53
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			ausine.so
-module			aubridge.so
-module			sndfile.so
-module_tmp		account.so
-module_app		menu.so
-module_app		ctrl_tcp.so
-statmode_default	off
-ctrl_tcp_listen		$HOST:$cport
-snd_path		$dir/snd
-CONF
-  printf '%s\n' "$acc" >"$dir/accounts"
-  : >"$dir/contacts"
-}
 
 ctrl() { timeout -k 1 30 python3 "$CTRL" "$@"; }
 # tone_in WAV HZ: the strongest half second of the file is HZ (Goertzel against speech-band tones).
@@ -120,9 +85,9 @@ for ((i = 0; i < 20; i++)); do
   sb=$(free_port 3)
   [ "$sb" -gt $((sa + 2)) ] || [ $((sb + 2)) -lt "$sa" ] && break
 done
-mkconf "$d/a" "$sa" $((sa + 2)) 29500 29519 880 \
+baresip_conf "$d/a" "$sa" $((sa + 2)) 29500 29519 880 \
   "<sip:100@$HOST:$port;transport=udp>;auth_user=$(cred 100 2);auth_pass=$(cred 100 3);regint=600"
-mkconf "$d/b" "$sb" $((sb + 2)) 29520 29539 440 \
+baresip_conf "$d/b" "$sb" $((sb + 2)) 29520 29539 440 \
   "<sip:101@$HOST:$port;transport=udp>;auth_user=$(cred 101 2);auth_pass=$(cred 101 3);regint=600"
 
 spawn "$d/tshark.log" timeout -k 2 150 tshark -i lo -F pcap -a duration:140 -w "$d/cap.pcap" -f "udp port $port"

@@ -63,32 +63,8 @@ impl Service {
             self.on_trunk_invite(tx, request, peer, &trunk, now);
             return;
         }
-        let (ip, ms) = (peer.addr.ip(), unix_ms(wall));
-        let caller = match self.core.authorize_call(request, origin, wall) {
-            Ok(ext) => {
-                self.guard.on_auth_success(ip, ms);
-                ext
-            }
-            Err(reply) => {
-                match reply.auth {
-                    AuthSignal::Challenged => self.guard.on_challenge(ip, ms),
-                    AuthSignal::Failed => self.guard.on_auth_failure(ip, ms),
-                    _ => {}
-                }
-                let mut b = match &reply.reason {
-                    Some(reason) => ResponseBuilder::with_reason(request, reply.status, reason),
-                    None => ResponseBuilder::new(request, reply.status),
-                };
-                for (name, value) in &reply.headers {
-                    b = b.header(*name, value);
-                }
-                let bytes = self.finish(b, peer, None);
-                // Sent once, never retransmitted: no amplification for a spoofed INVITE.
-                if let Err(e) = self.transactions.respond_once(tx, bytes, now) {
-                    tracing::warn!(error = %e, "could not answer an INVITE");
-                }
-                return;
-            }
+        let Some(caller) = self.authorize_new_dialog(tx, request, peer, now) else {
+            return;
         };
         let number = request
             .request_uri()
@@ -214,6 +190,50 @@ impl Service {
             now,
             wall,
         );
+    }
+
+    /// Authenticates a request that opens a dialog (INVITE, SUBSCRIBE) by Proxy-Authorization and counts the
+    /// outcome in the guard. On failure the challenge or refusal has been sent, once: never retransmitted, so a
+    /// spoofed request cannot be amplified.
+    pub(super) fn authorize_new_dialog(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        now: Instant,
+    ) -> Option<std::sync::Arc<pbx::core::ExtensionAuth>> {
+        let wall = self.clock.at(now);
+        let origin = Origin {
+            transport: via_token(peer.transport),
+            source: peer.addr,
+            local: unspecified(peer.addr),
+        };
+        let (ip, ms) = (peer.addr.ip(), unix_ms(wall));
+        match self.core.authorize_call(request, origin, wall) {
+            Ok(ext) => {
+                self.guard.on_auth_success(ip, ms);
+                Some(ext)
+            }
+            Err(reply) => {
+                match reply.auth {
+                    AuthSignal::Challenged => self.guard.on_challenge(ip, ms),
+                    AuthSignal::Failed => self.guard.on_auth_failure(ip, ms),
+                    _ => {}
+                }
+                let mut b = match &reply.reason {
+                    Some(reason) => ResponseBuilder::with_reason(request, reply.status, reason),
+                    None => ResponseBuilder::new(request, reply.status),
+                };
+                for (name, value) in &reply.headers {
+                    b = b.header(*name, value);
+                }
+                let bytes = self.finish(b, peer, None);
+                if let Err(e) = self.transactions.respond_once(tx, bytes, now) {
+                    tracing::warn!(error = %e, "could not answer a request that needs authentication");
+                }
+                None
+            }
+        }
     }
 
     /// Answers the call with a media application (the caller's mailbox, the PIN unlock dialogue).

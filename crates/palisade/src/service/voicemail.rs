@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pbx::calls::{AppStart, Dialog};
-use pbx::core::{AuthSignal, unix_secs};
+use pbx::core::unix_secs;
 use pbx::registrar::Origin;
 use pbx::voicemail::Counts;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{Framing, HeaderName, Message, ResponseBuilder};
 
-use super::{Outbound, Service, unix_ms, unspecified, via_token};
+use super::{Outbound, Service, unix_ms, unspecified};
 
 /// Starts media applications (the binary runs them as tasks; unit tests have none).
 pub trait AppHost: Send {
@@ -181,7 +181,6 @@ impl Service {
         peer: Peer,
         now: Instant,
     ) {
-        let wall = self.clock.at(now);
         let event_ok = request
             .header_str(HeaderName::Event)
             .and_then(|e| e.split(';').next())
@@ -223,33 +222,8 @@ impl Service {
             }
             return;
         }
-        let origin = Origin {
-            transport: via_token(peer.transport),
-            source: peer.addr,
-            local: unspecified(peer.addr),
-        };
-        let (ip, ms) = (peer.addr.ip(), unix_ms(wall));
-        let subscriber = match self.core.authorize_call(request, origin, wall) {
-            Ok(ext) => {
-                self.guard.on_auth_success(ip, ms);
-                ext
-            }
-            Err(reply) => {
-                match reply.auth {
-                    AuthSignal::Challenged => self.guard.on_challenge(ip, ms),
-                    AuthSignal::Failed => self.guard.on_auth_failure(ip, ms),
-                    _ => {}
-                }
-                let mut b = match &reply.reason {
-                    Some(reason) => ResponseBuilder::with_reason(request, reply.status, reason),
-                    None => ResponseBuilder::new(request, reply.status),
-                };
-                for (name, value) in &reply.headers {
-                    b = b.header(*name, value);
-                }
-                self.respond_once(tx, b, peer, now);
-                return;
-            }
+        let Some(subscriber) = self.authorize_new_dialog(tx, request, peer, now) else {
+            return;
         };
         let mailbox = request
             .request_uri()
@@ -390,7 +364,7 @@ impl Service {
                 format!("<sip:{mailbox}@{domain}>"),
                 c.contact.clone(),
             );
-            let peer = Peer::new(c.source, transport_of(&c.transport));
+            let peer = Peer::new(c.source, pbx::calls::transport_of(&c.transport));
             let request = self.calls.dialog_request(
                 &dialog,
                 "NOTIFY",
@@ -428,15 +402,4 @@ fn dialog_key(msg: &Message) -> Option<(String, String, String)> {
     let local = msg.to().ok()?.tag()?.to_string();
     let remote = msg.from().ok()?.tag().unwrap_or_default().to_string();
     Some((call_id, local, remote))
-}
-
-fn transport_of(token: &str) -> sip::transaction::Transport {
-    use sip::transaction::Transport as T;
-    match token.to_ascii_uppercase().as_str() {
-        "TCP" => T::Tcp,
-        "TLS" => T::Tls,
-        "WS" => T::Ws,
-        "WSS" => T::Wss,
-        _ => T::Udp,
-    }
 }

@@ -1875,21 +1875,10 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(codec) = sdp::app_codec(&call.offer) else {
-            // Voicemail speaks G.711 only; without it the caller gets the failure it would have had.
-            let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
-            self.respond(tx, status, Some(&tag));
-            self.finish(
-                id,
-                Disposition::Unavailable,
-                HungUpBy::System,
-                why,
-                media,
-                wall,
-            );
-            return;
-        };
-        let Some(relay_port) = media.local_port(call.media, Leg::B) else {
+        // Voicemail speaks G.711 only; without it (or without relay ports) the caller gets the failure it would
+        // have had.
+        let usable = sdp::app_codec(&call.offer).zip(media.local_port(call.media, Leg::B));
+        let Some((codec, relay_port)) = usable else {
             let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
             self.respond(tx, status, Some(&tag));
             self.finish(
@@ -2313,7 +2302,8 @@ fn resolve(sdp_addr: SocketAddr, signalling: SocketAddr) -> SocketAddr {
     sdp_addr
 }
 
-fn transport_of(token: &str) -> sip::transaction::Transport {
+/// The transaction-layer transport for a Via/registration transport token (`UDP` when unknown).
+pub fn transport_of(token: &str) -> sip::transaction::Transport {
     match token.to_ascii_uppercase().as_str() {
         "TCP" => sip::transaction::Transport::Tcp,
         "TLS" => sip::transaction::Transport::Tls,

@@ -155,13 +155,18 @@ impl World {
     }
 
     fn invite(&mut self, contacts: &[Binding]) -> Vec<CallOutput> {
+        self.invite_to(party("101"), contacts)
+    }
+
+    /// 100 calls `callee`, whose phones are `contacts`.
+    fn invite_to(&mut self, callee: Party, contacts: &[Binding]) -> Vec<CallOutput> {
         let (now, wall) = (self.now, self.wall);
         self.calls.invite(
             ServerTxId::from_raw(1),
             &invite_from_a(),
             a_peer(),
             party("100"),
-            Some(party("101")),
+            Some(callee),
             contacts,
             &mut self.media,
             now,
@@ -908,19 +913,7 @@ fn app_start(out: &[CallOutput]) -> Option<&AppStart> {
 
 impl World {
     fn invite_vm(&mut self, contacts: &[Binding]) -> Vec<CallOutput> {
-        let (now, wall) = (self.now, self.wall);
-        self.calls.invite(
-            ServerTxId::from_raw(1),
-            &invite_from_a(),
-            a_peer(),
-            party("100"),
-            Some(vm_party("101")),
-            contacts,
-            &mut self.media,
-            now,
-            wall,
-        );
-        self.calls.take_outputs()
+        self.invite_to(vm_party("101"), contacts)
     }
 
     /// The edge started the application at `addr`.
