@@ -27,6 +27,10 @@ data=$E2E_TMP/data
 csv=$E2E_TMP/credentials.csv
 "$PALISADE_BIN" ext add-range 100 104 --data "$data" 2>/dev/null | grep -E '^[0-9]+,' >"$csv" ||
   fail "ext add-range 100 104"
+# These calls must fail as they would without a mailbox (voicemail, on by default, would answer them).
+for n in 100 101 102 103 104; do
+  "$PALISADE_BIN" ext set "$n" --voicemail off --data "$data" >/dev/null || fail "ext set $n --voicemail off"
+done
 cred() { grep "^$1," "$csv" | cut -d, -f"$2"; } # cred NUMBER FIELD(2=auth_id,3=password)
 cat >"$data/palisade.toml" <<'TOML'
 [calls]

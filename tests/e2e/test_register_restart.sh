@@ -52,7 +52,7 @@ if [ -z "$loaded" ] || [ "$loaded" -lt "$N" ]; then
 fi
 ok "restart: palisade loaded registrations=$loaded"
 
-tail -n +2 "$csv" | while IFS=, read -r number auth_id password; do
+tail -n +2 "$csv" | while IFS=, read -r number auth_id password _pin; do
   for tp in udp tcp; do
     out=$E2E_TMP/query-$number-$tp.json
     timeout -k 2 15 python3 "$E2E_DIR/reg_client.py" "$HOST:$port" "$tp" "$number" "$auth_id" "$password" --query \

@@ -32,6 +32,8 @@ csv=$E2E_TMP/credentials.csv
 "$PALISADE_BIN" ext set 102 --srtp enforced --data "$data" >/dev/null || fail "ext set 102 --srtp enforced"
 "$PALISADE_BIN" ext set 104 --require-tls true --data "$data" >/dev/null || fail "ext set 104 --require-tls true"
 "$PALISADE_BIN" ext set 105 --srtp enforced --data "$data" >/dev/null || fail "ext set 105 --srtp enforced"
+# 105 must not be answered by its mailbox when no contact can take SRTP: this test is about refusals.
+"$PALISADE_BIN" ext set 105 --voicemail off --data "$data" >/dev/null || fail "ext set 105 --voicemail off"
 cred() { grep "^$1," "$csv" | cut -d, -f"$2"; } # cred NUMBER FIELD(2=auth_id,3=password)
 
 port=$(free_port 2) # UDP/TCP on port, TLS on port+1
