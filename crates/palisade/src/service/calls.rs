@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use pbx::calls::{ActiveCall, AppKind, CallOutput, CallRecord, Party, Target};
+use pbx::calls::{
+    ActiveCall, AppKind, CallOutput, CallRecord, ForwardReason, Party, Resolved, Target,
+};
 use pbx::core::{AuthSignal, unix_secs};
 use pbx::policy::Route;
 use pbx::registrar::Origin;
@@ -12,6 +14,29 @@ use sip::{Framing, Message, Method, ResponseBuilder};
 
 use super::{Parts, Service, to_outbound, unix_ms, unspecified, via_token};
 use crate::service::Outbound;
+
+/// An extension as the calling party of a call.
+fn caller_party(e: &pbx::core::ExtensionAuth, display_name: Option<String>) -> Party {
+    Party {
+        number: e.number.clone(),
+        display_name,
+        srtp: e.srtp,
+        extension: true,
+        ..Party::default()
+    }
+}
+
+/// An extension as the called party: its mailbox and call forwards apply.
+fn callee_party(e: &pbx::core::ExtensionAuth) -> Party {
+    Party {
+        number: e.number.clone(),
+        display_name: None,
+        srtp: e.srtp,
+        voicemail: e.voicemail,
+        forward: e.forward.clone(),
+        extension: true,
+    }
+}
 
 impl Parts {
     /// Parts for unit tests: no media relay (calls are refused with 503), default guard and call timers.
@@ -130,12 +155,7 @@ impl Service {
                         f.display_name()
                             .map(|d| String::from_utf8_lossy(&d).into_owned())
                     });
-                    let party = Party {
-                        number: caller.number.clone(),
-                        display_name,
-                        srtp: caller.srtp,
-                        voicemail: false,
-                    };
+                    let party = caller_party(&caller, display_name);
                     self.calls.invite_trunk(
                         tx,
                         request,
@@ -166,12 +186,7 @@ impl Service {
             }
         };
         if let Some((status, reason, code)) = refusal {
-            let party = Party {
-                number: caller.number.clone(),
-                display_name: None,
-                srtp: caller.srtp,
-                voicemail: false,
-            };
+            let party = caller_party(&caller, None);
             self.calls
                 .refuse(tx, request, &party, &number, status, &reason, code, wall);
             return;
@@ -180,12 +195,7 @@ impl Service {
             .core
             .extension(&number)
             .filter(|e| e.enabled)
-            .map(|e| Party {
-                number: e.number.clone(),
-                display_name: None,
-                srtp: e.srtp,
-                voicemail: e.voicemail,
-            });
+            .map(|e| callee_party(&e));
         let contacts: Vec<_> = self
             .core
             .registrar()
@@ -197,12 +207,7 @@ impl Service {
             f.display_name()
                 .map(|d| String::from_utf8_lossy(&d).into_owned())
         });
-        let caller = Party {
-            number: caller.number.clone(),
-            display_name,
-            srtp: caller.srtp,
-            voicemail: false,
-        };
+        let caller = caller_party(&caller, display_name);
         self.calls.invite(
             tx,
             request,
@@ -231,12 +236,7 @@ impl Service {
             f.display_name()
                 .map(|d| String::from_utf8_lossy(&d).into_owned())
         });
-        let party = Party {
-            number: caller.number.clone(),
-            display_name,
-            srtp: caller.srtp,
-            voicemail: false,
-        };
+        let party = caller_party(caller, display_name);
         self.calls.invite_app(
             tx,
             request,
@@ -305,11 +305,11 @@ impl Service {
             .ok()
             .and_then(|f| f.uri.user.map(str::to_string))
             .unwrap_or_default();
+        // The other end of a trunk: not an extension (it may not transfer).
         let caller = Party {
             number: caller_number,
-            display_name: None,
             srtp: pbx::store::SrtpMode::Disabled,
-            voicemail: false,
+            ..Party::default()
         };
         let ext = trunk
             .extension_for(&dialed)
@@ -352,12 +352,7 @@ impl Service {
             );
             return;
         }
-        let callee = Party {
-            number: ext.number.clone(),
-            display_name: None,
-            srtp: ext.srtp,
-            voicemail: ext.voicemail,
-        };
+        let callee = callee_party(&ext);
         let contacts: Vec<_> = self
             .core
             .registrar()
@@ -377,6 +372,85 @@ impl Service {
             now,
             wall,
         );
+    }
+
+    /// Routes a forward or transfer target exactly as if extension `from` (the forwarding or transferring
+    /// extension) dialled it: the same call policy, refusals, events and trunks as [`Self::on_invite`]. A forward
+    /// never reaches what `from` could not call itself.
+    fn resolve_forward(
+        &mut self,
+        from: &str,
+        target: &str,
+        reason: ForwardReason,
+        source: Peer,
+        now: Instant,
+    ) -> Resolved {
+        let wall = self.clock.at(now);
+        let refused = |status: u16, reason: &str, code: &str| Resolved::Refused {
+            status,
+            reason: reason.to_string(),
+            code: code.to_string(),
+        };
+        let Some(ext) = self.core.extension(from).filter(|e| e.enabled) else {
+            return refused(403, "Forbidden (extension disabled)", "disabled");
+        };
+        let origin = Origin {
+            transport: via_token(source.transport),
+            source: source.addr,
+            local: unspecified(source.addr),
+        };
+        let why = match reason {
+            ForwardReason::Transfer => format!("transfer by {from}"),
+            r => format!("forward {} from {from}", r.as_str()),
+        };
+        match self.core.route_forward(&ext, target, &why, origin, wall) {
+            Route::Extension(number) => match self.core.extension(&number).filter(|e| e.enabled) {
+                Some(e) => {
+                    let contacts = self
+                        .core
+                        .registrar()
+                        .lookup(&number, unix_secs(wall))
+                        .into_iter()
+                        .cloned()
+                        .collect();
+                    Resolved::Extension {
+                        party: callee_party(&e),
+                        contacts,
+                    }
+                }
+                None => refused(404, "Not Found", "404"),
+            },
+            Route::External { number, trunks, .. } | Route::Emergency { number, trunks, .. } => {
+                let targets = self.trunk_targets(&trunks, &number, from);
+                if targets.is_empty() {
+                    refused(
+                        503,
+                        "Service Unavailable (no trunk is available for this number)",
+                        "no_trunk",
+                    )
+                } else {
+                    Resolved::External {
+                        number: target.to_string(),
+                        targets,
+                    }
+                }
+            }
+            Route::Refused(r) => {
+                let status = r.status();
+                refused(
+                    status,
+                    &format!("{} ({r})", sip::reason_phrase(status)),
+                    r.reason_code(),
+                )
+            }
+            // The voicemail access and PIN unlock numbers serve the extension that dials them, never a caller
+            // sent there.
+            Route::PinUnlock { .. } | Route::Voicemail => refused(
+                403,
+                "Forbidden (a service number cannot be a forward or transfer target)",
+                "not_forwardable",
+            ),
+        }
     }
 
     /// Carries out what the call layer asked for.
@@ -449,6 +523,17 @@ impl Service {
                 CallOutput::StartApp(start) => self.start_app(start, now),
                 CallOutput::AppDigit { call, digit } => self.app_digit(call, digit),
                 CallOutput::StopApp { call } => self.stop_app(call),
+                CallOutput::Forward {
+                    call,
+                    from,
+                    target,
+                    reason,
+                    source,
+                } => {
+                    let resolved = self.resolve_forward(&from, &target, reason, source, now);
+                    self.calls
+                        .forward_to(call, resolved, self.media.as_mut(), now, wall);
+                }
                 CallOutput::Record(r) => {
                     tracing::info!(caller = %r.caller, callee = %r.callee, disposition = r.disposition.as_str(),
                         reason = %r.reason, duration = r.duration_secs(), "call ended");

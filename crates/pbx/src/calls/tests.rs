@@ -107,6 +107,8 @@ fn party(n: &str) -> Party {
         display_name: None,
         srtp: crate::store::SrtpMode::Enabled,
         voicemail: false,
+        forward: Forwarding::default(),
+        extension: true,
     }
 }
 
