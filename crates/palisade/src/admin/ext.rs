@@ -836,7 +836,7 @@ fn print_extension(v: &ExtensionView, json: bool) -> anyhow::Result<()> {
         ),
         ("Forward always", forward_text(&v.forward.always)),
         ("Forward on busy", forward_text(&v.forward.busy)),
-        ("Forward on no answer", forward_text(&v.forward.no_answer)),
+        ("Forward no answer", forward_text(&v.forward.no_answer)),
         ("Created", v.created_at.clone()),
         ("Updated", v.updated_at.clone()),
         ("Password changed", v.password_changed_at.clone()),

@@ -397,7 +397,7 @@ impl Calls {
         let Some(bi) = t.branches.iter().position(|b| b.request_id == leg.request) else {
             return;
         };
-        if t.branches[bi].final_status.is_some() && status >= 200 && status < 300 {
+        if t.branches[bi].final_status.is_some() {
             return;
         }
         match status {
