@@ -33,11 +33,10 @@ pal() { "$PALISADE_BIN" "$@" --data "$data"; }
   fail "ext add-range 100 103"
 cred() { grep "^$1," "$csv" | cut -d, -f"$2"; } # cred NUMBER FIELD(2=auth_id,3=password)
 
-# One free_port call: palisade, then three sipp UASes (SIP port, then its media ports): 102's phone (+1),
-# 101's phone (+4), the provider (+7).
-base=$(free_port 10)
-port=$base p102=$((base + 1)) p101=$((base + 4)) cport=$((base + 7))
-
+# One free_port call: palisade, then three sipp UASes, each with its SIP port and the four media ports sipp binds
+# from -mp: 102's phone (+1), 101's phone (+6), the provider (+11).
+base=$(free_port 16)
+port=$base p102=$((base + 1)) p101=$((base + 6)) cport=$((base + 11))
 pal policy set country_code 49 >/dev/null || fail "policy set country_code"
 pal policy set international_prefix 00 >/dev/null || fail "policy set international_prefix"
 pal policy set national_prefix 0 >/dev/null || fail "policy set national_prefix"

@@ -33,11 +33,11 @@ pal() { "$PALISADE_BIN" "$@" --data "$data"; }
   fail "ext add-range 100 103"
 cred() { grep "^$1," "$csv" | cut -d, -f"$2"; } # cred NUMBER FIELD(2=auth_id,3=password)
 
-# One free_port call: palisade, the provider (+1, media +2), then per baresip SIP (UDP/TCP), TLS (+1) and
-# ctrl (+2): A at +5, B at +8, C at +11; 103's sipp at +14 (media +15).
-base=$(free_port 17)
-port=$base cport=$((base + 1)) p103=$((base + 14))
-sa=$((base + 5)) sb=$((base + 8)) sc=$((base + 11))
+# One free_port call: palisade; the provider (+1, and the four media ports sipp binds from -mp, +2..+5); per
+# baresip SIP (UDP/TCP), TLS (+1) and ctrl (+2): A at +6, B at +9, C at +12; 103's sipp at +15 (media +16..+19).
+base=$(free_port 20)
+port=$base cport=$((base + 1)) p103=$((base + 15))
+sa=$((base + 6)) sb=$((base + 9)) sc=$((base + 12))
 ca=$((sa + 2)) cb=$((sb + 2)) cc=$((sc + 2))
 
 pal policy set country_code 49 >/dev/null || fail "policy set country_code"

@@ -129,8 +129,10 @@ pub mod event_kind {
 
 /// Methods Palisade serves today, as listed in Allow.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, SUBSCRIBE";
-/// The Allow header in call signalling (the same list).
-pub const ALLOW_CALLS: &str = ALLOW;
+/// The Allow header in call signalling: also REFER (blind transfer inside a call) and NOTIFY (relayed between the
+/// legs, and a transfer's progress).
+pub const ALLOW_CALLS: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, SUBSCRIBE, REFER, NOTIFY";
 
 /// Pending security events beyond this are dropped (and counted) rather than growing without bound when the
 /// store falls behind.

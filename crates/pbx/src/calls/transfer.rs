@@ -580,6 +580,28 @@ impl Calls {
         call.secure[idx(side)] = keys.is_some();
         call.pending_rx[idx(side)] = None;
         call.pending_offer[idx(side)].clear();
+        // What the transferee sent the transferor and is still unanswered will never be: it asks again later
+        // (and reaches the target).
+        let stale: Vec<u64> = call
+            .relayed
+            .iter()
+            .filter(|(_, r)| r.from == transferee)
+            .map(|(k, _)| *k)
+            .collect();
+        let transferee_tag = call.dialog(transferee).local_tag.clone();
+        for k in stale {
+            if let Some(r) = call.relayed.remove(&k) {
+                self.outputs.push(CallOutput::Respond(Response {
+                    tx: r.tx,
+                    status: 491,
+                    reason: None,
+                    to_tag: Some(transferee_tag.clone()),
+                    headers: Vec::new(),
+                    body: None,
+                }));
+            }
+        }
+        call.pending_rx[idx(transferee)] = None;
         // The transferor: the final NOTIFY, then BYE; its dialog is kept only to answer a crossing BYE.
         if !t.transferor_gone {
             self.notify(id, side, &t.event, "SIP/2.0 200 OK", true);
