@@ -543,3 +543,143 @@ impl Service {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pbx::auth::Credentials;
+    use pbx::calls::Forwarding;
+    use pbx::core::ExtensionAuth;
+    use pbx::policy::{NumberPlan, OutboundRule, PolicySettings};
+    use pbx::restrictions::Restrictions;
+    use sip::transaction::Transport as TxTransport;
+
+    use super::*;
+
+    fn ext(number: &str, internal_only: bool, forward: Forwarding) -> ExtensionAuth {
+        ExtensionAuth {
+            number: number.into(),
+            auth_id: format!("auth{number}x"),
+            enabled: true,
+            credentials: Credentials::from_password(
+                &format!("auth{number}x"),
+                "pbx.test",
+                "Pw-12345678",
+            ),
+            algorithms: None,
+            require_tls: false,
+            srtp: pbx::store::SrtpMode::Enabled,
+            restrictions: pbx::policy::CallerRestrictions {
+                number: number.into(),
+                internal_only,
+                ..Default::default()
+            },
+            lan_only: false,
+            block_remote_ws: false,
+            voicemail: false,
+            mwi_unsolicited: false,
+            forward,
+        }
+    }
+
+    /// Home country 49 only; rules `intl` (00) and `out` (0, strip 1) to trunk `carrier`, which is not configured.
+    fn service() -> Service {
+        let mut svc = Service::for_tests();
+        let mut settings = PolicySettings::new(NumberPlan {
+            country_code: "49".into(),
+            international_prefix: "00".into(),
+            national_prefix: "0".into(),
+        });
+        for (name, prefix, strip) in [("intl", "00", 0), ("out", "0", 1)] {
+            settings.rules.push(OutboundRule {
+                name: name.into(),
+                prefix: prefix.into(),
+                min_len: 1,
+                max_len: 32,
+                extensions: Vec::new(),
+                strip,
+                prepend: String::new(),
+                trunks: vec!["carrier".into()],
+            });
+        }
+        let core = svc.core_mut();
+        core.set_restrictions(Restrictions::new(
+            settings,
+            None,
+            Vec::new(),
+            Duration::from_secs(3600),
+        ));
+        let always_102 = Forwarding {
+            always: Some("102".into()),
+            ..Forwarding::default()
+        };
+        core.set_extensions(vec![
+            ext("101", true, always_102.clone()),
+            ext("102", false, Forwarding::default()),
+            ext("103", false, Forwarding::default()),
+        ]);
+        svc
+    }
+
+    fn peer() -> Peer {
+        Peer::new("127.0.0.9:5099".parse().unwrap(), TxTransport::Udp)
+    }
+
+    fn refusal(r: &Resolved) -> Option<(u16, &str)> {
+        match r {
+            Resolved::Refused { status, code, .. } => Some((*status, code.as_str())),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn forward_targets_are_routed_as_the_forwarding_extension() {
+        let mut svc = service();
+        let now = Instant::now();
+        // An internal target: the extension, with its own forwards, and its (here: no) registrations.
+        match svc.resolve_forward("101", "102", ForwardReason::Busy, peer(), now) {
+            Resolved::Extension { party, contacts } => {
+                assert_eq!(party.number, "102");
+                assert!(party.extension);
+                assert!(contacts.is_empty());
+            }
+            other => panic!("expected the extension, got {other:?}"),
+        }
+        // 101 is internal-only: it cannot forward out, and the refusal is its own policy event.
+        let r = svc.resolve_forward("101", "0301234567", ForwardReason::Always, peer(), now);
+        assert_eq!(refusal(&r), Some((403, "internal_only")));
+        let events = svc.core_mut().take_events();
+        let ev = events.last().expect("a policy event");
+        assert_eq!(
+            (ev.kind.as_str(), ev.reason.as_str()),
+            ("policy_refusal", "internal_only")
+        );
+        assert_eq!(ev.user.as_deref(), Some("auth101x"));
+        assert!(
+            ev.detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("forward always from 101: 0301234567")),
+            "{ev:?}"
+        );
+        // 103 may call out, but not to a country that is not allowed; a transfer is refused the same way.
+        let r = svc.resolve_forward(
+            "103",
+            "00441234567890",
+            ForwardReason::Transfer,
+            peer(),
+            now,
+        );
+        assert_eq!(refusal(&r), Some((403, "country_not_allowed")));
+        let ev = svc.core_mut().take_events().pop().expect("a policy event");
+        assert!(ev.detail.is_some_and(|d| d.starts_with("transfer by 103")));
+        // An allowed national number, but the rule's trunk does not exist.
+        let r = svc.resolve_forward("103", "0301234567", ForwardReason::NoAnswer, peer(), now);
+        assert_eq!(refusal(&r), Some((503, "no_trunk")));
+        // Service numbers and unknown extensions are never targets.
+        let r = svc.resolve_forward("103", "999", ForwardReason::Transfer, peer(), now);
+        assert_eq!(refusal(&r), Some((403, "not_forwardable")));
+        let r = svc.resolve_forward("555", "102", ForwardReason::Transfer, peer(), now);
+        assert_eq!(refusal(&r), Some((403, "disabled")));
+    }
+}
