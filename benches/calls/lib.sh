@@ -198,7 +198,7 @@ pal_provision() { # DATA FIRST LAST
 start_palisade() { # DATA [extra serve args...]
   local data=$1
   shift
-  bg_start "$WORK/palisade.log" "$PALISADE_BIN" serve --data "$data" --listen "udp:$HOST:$PORT" "$@"
+  bg_start "${PAL_LOG:-$WORK/palisade.log}" "$PALISADE_BIN" serve --data "$data" --listen "udp:$HOST:$PORT" "$@"
   SERVER_PID=$BG_PID SERVER_NAME=palisade
   wait_listening "$SERVER_PID" "$WORK/palisade.log"
 }

@@ -42,25 +42,7 @@ cred() { grep "^$1," "$csv" | cut -d, -f"$2"; }
 
 # 5 s of a 1 kHz tone as G.711 u-law RTP (20 ms, 160 bytes a packet) in an Ethernet pcap
 sox -n -r 8000 -c 1 -t ul "$E2E_TMP/tone.ul" synth 5.2 sine 1000 2>/dev/null || fail "sox tone"
-python3 - "$E2E_TMP/tone.ul" "$E2E_TMP/g711.pcap" <<'PY'
-import struct, sys
-payload = open(sys.argv[1], "rb").read()
-out = open(sys.argv[2], "wb")
-out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xFFFF)
-    return ~(s + (s >> 16)) & 0xFFFF
-for i in range(len(payload) // 160):
-    rtp = struct.pack("!BBHII", 0x80, 0, i, i * 160, 0x5EED) + payload[i * 160:(i + 1) * 160]
-    udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i, 0, 64, 17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
-    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-    frame = b"\x00" * 12 + b"\x08\x00" + ip + udp
-    t = i * 20000
-    out.write(struct.pack("<IIII", t // 1000000, t % 1000000, len(frame), len(frame)))
-    out.write(frame)
-PY
+python3 "$E2E_DIR/make_g711_pcap.py" "$E2E_TMP/tone.ul" "$E2E_TMP/g711.pcap" || fail "g711.pcap"
 
 port=$(free_port)
 pal_start "$data" --listen "udp:$HOST:$port" --rtp-ports "$RTP_LO-$RTP_HI"

@@ -9,6 +9,8 @@
 #   * B dials 999, sends its PIN by RFC 4733 DTMF (baresip sndcode), and the audio it receives holds
 #     the message's 880 Hz tone; the message is then old, and a NOTIFY with "Messages-Waiting: no" and
 #     "Voice-Message: 0/1" reaches B;
+#   * B (PIN-protected) dials 777 and sends its PIN by DTMF: the unlock dialogue lifts the protection (server
+#     log) and hangs up;
 #   * B dials 999 again and sends a wrong PIN three times: Palisade ends the call, `palisade events`
 #     holds voicemail_pin_wrong and voicemail_locked_out, and the message is still there;
 #   * `palisade voicemail delete` removes it (file too) and the lamp NOTIFY says 0/0; the subscriber then
@@ -31,6 +33,7 @@ csv=$E2E_TMP/credentials.csv
 cred() { grep "^$1," "$csv" | cut -d, -f"$2"; } # cred NUMBER FIELD(2=auth_id,3=password,4=PIN)
 pin=$(cred 101 4)
 [[ $pin =~ ^[0-9]{4}$ ]] || fail "ext add-range printed no 4-digit voicemail PIN for 101: '$pin'"
+"$PALISADE_BIN" ext set 101 --pin-protect true --data "$data" >/dev/null || fail "ext set 101 --pin-protect"
 cat >"$data/palisade.toml" <<'TOML'
 [calls]
 voicemail_ring_seconds = 3
@@ -165,7 +168,7 @@ id=$(vm_list | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])
 "$PALISADE_BIN" voicemail export 101 "$id" "$d/msg.wav" --data "$data" >/dev/null || fail "voicemail export"
 "$PALISADE_BIN" voicemail export 101 "$id" "$d/msg.wav" --data "$data" >/dev/null 2>&1 &&
   fail "voicemail export overwrote an existing file"
-[ "$(soxi -r "$d/msg.wav")" = 8000 ] && [ "$(soxi -b "$d/msg.wav")" = 16 ] && [ "$(soxi -c "$d/msg.wav")" = 1 ] ||
+[ "$(soxi -r "$d/msg.wav") $(soxi -b "$d/msg.wav") $(soxi -c "$d/msg.wav")" = "8000 16 1" ] ||
   fail "stored message is not 8 kHz 16-bit mono: $(soxi "$d/msg.wav")"
 tone_in "$d/msg.wav" 880 || fail "the stored message does not hold the caller's 880 Hz tone"
 ok "message stored as 8 kHz 16-bit WAV with the caller's 880 Hz tone"
@@ -206,6 +209,16 @@ notifies | grep "^$mw" | grep 'Messages-Waiting: no' | grep -q 'Voice-Message: 0
   fail "no NOTIFY (Messages-Waiting: no, 0/1) after the message was heard: $(notifies | tail -3)"
 ok "MWI NOTIFY (no, 0/1) after listening"
 
+# 3b. PIN-protected 101 unlocks external calls by prompt: 777, then the PIN by DTMF; Palisade says so and hangs up.
+ctrl "$HOST:$((sb + 2))" --wait-event CALL_ESTABLISHED --timeout 10 dial "sip:777@$HOST:$port" >/dev/null ||
+  fail "B's call to 777 was not answered by the unlock dialogue"
+sleep 1
+ctrl "$HOST:$((sb + 2))" --timeout 2 sndcode "$pin#" >/dev/null || fail "sndcode (unlock PIN)"
+ctrl "$HOST:$((sb + 2))" --wait-event CALL_CLOSED --timeout 15 >/dev/null ||
+  fail "the unlock dialogue did not hang up after the PIN"
+grep -q 'PIN protection lifted extension=101' "$PAL_ERR" || fail "777 + PIN by DTMF did not lift 101's PIN protection"
+ok "777 then the PIN by DTMF lifted 101's PIN protection; the dialogue hung up"
+
 # 4. Three wrong PINs end the call and leave security events; the message survives.
 ctrl "$HOST:$((sb + 2))" --wait-event CALL_ESTABLISHED --timeout 10 dial "sip:999@$HOST:$port" >/dev/null ||
   fail "second call to 999 not answered"
@@ -236,7 +249,7 @@ notifies | grep "^$mw" | grep -q 'Voice-Message: 0/0' || fail "no NOTIFY 0/0 aft
 ok "delete by CLI removes row and file and clears the lamp"
 rc=0
 wait "$mpid" || rc=$?
-[ "$rc" = 0 ] || fail "sipp MWI subscriber exited $rc: $(tail -5 "$d/mwi.log"; cat "$d/mwi.err" 2>/dev/null | tail -5)"
+[ "$rc" = 0 ] || fail "sipp MWI subscriber exited $rc: $(tail -5 "$d/mwi.log"; tail -5 "$d/mwi.err" 2>/dev/null)"
 ok "sipp subscriber got every expected NOTIFY in order and unsubscribed"
 for p in "$apid" "$bpid" "$tpid"; do kill "$p" 2>/dev/null || true; done
 pal_stop

@@ -16,4 +16,5 @@ pub mod store_sync;
 pub mod tls;
 pub mod tls_reload;
 pub mod transport;
+pub mod trunk_dns;
 pub mod voicemail;

@@ -19,7 +19,7 @@ use crate::media::MediaRelay;
 use crate::service::{Parts, Service, ServiceConfig, Transport, WallClock};
 use crate::transport::bind::{self, Listener};
 use crate::transport::{Edge, stream, udp, ws};
-use crate::{data_dir, store_sync, tls};
+use crate::{data_dir, store_sync, tls, trunk_dns};
 
 /// The line printed on stdout once every listener is up.
 pub const READY_LINE: &str = "palisade ready";
@@ -96,6 +96,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .collect(),
         domain: loaded.domain.clone(),
     };
+    let by_transport = local.by_transport.clone();
     let calls = Calls::new(
         CallConfig {
             no_answer: config.calls.no_answer,
@@ -120,7 +121,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         clock,
     );
-    service.set_trunks(loaded.trunks.clone());
+    // Trunk host names are resolved here, before the first call, and then by the trunk_dns task.
+    service.set_local_addrs(by_transport);
+    service.apply_trunks(loaded.trunks.clone(), std::time::Instant::now());
+    let resolved = trunk_dns::resolve(&service.trunk_host_names()).await;
+    service.set_resolved(resolved, std::time::Instant::now());
     let (app_events, app_events_rx) = tokio::sync::mpsc::unbounded_channel();
     let voicemail_root = crate::voicemail::files::root(&config.data_dir);
     sweep_voicemail_files(&db, &voicemail_root).await;
@@ -150,6 +155,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(edge.clone().run_timers());
     tasks.spawn(run_app_events(edge.clone(), app_events_rx));
     tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
+    tasks.spawn(trunk_dns::run(db.clone(), edge.clone()));
     for l in listeners {
         tracing::info!(transport = %transport_name(l.transport()), addr = %l.local(), "listening");
         match l {

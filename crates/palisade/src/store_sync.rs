@@ -263,7 +263,7 @@ async fn reload(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
         core.set_extensions(extensions);
         core.set_algorithms(algorithms);
         core.set_restrictions(restrictions);
-        s.set_trunks(trunks);
+        s.apply_trunks(trunks, Instant::now());
         let lamps = s.set_voicemail_counts(counts, Instant::now());
         let guard = s.guard_mut();
         // Automatic bans made since the last flush are not in the store yet: keep them.

@@ -92,12 +92,17 @@ fn policy_show_defaults_and_set() {
     );
     // Every setting with its default and allowed form.
     let settings = shown["settings"].as_array().unwrap();
-    assert_eq!(settings.len(), 10);
+    assert_eq!(settings.len(), 11);
     let pin = settings
         .iter()
         .find(|s| s["key"] == "pin_unlock_seconds")
         .unwrap();
     assert_eq!(pin["default"], "3600");
+    let vm = settings
+        .iter()
+        .find(|s| s["key"] == "voicemail_number")
+        .unwrap();
+    assert_eq!(vm["default"], "999");
     assert!(pin["allowed"].as_str().unwrap().contains("60 to 86400"));
     let text = ok(data, &["policy", "show"]);
     assert!(

@@ -189,15 +189,81 @@ fn the_password_is_never_shown() {
 }
 
 #[test]
+fn trunk_without_sources_trusts_its_host_and_register_on_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let added = json(
+        data,
+        &[
+            "trunk",
+            "add",
+            "named",
+            "--host",
+            "sip.example.com",
+            "--register",
+            "on",
+        ],
+    );
+    assert_eq!(added["sources"], j!(["host"]));
+    assert_eq!(added["register"], true);
+    assert_eq!(added["registration"], Value::Null);
+    let text = ok(data, &["trunk", "show", "named"]);
+    assert!(
+        text.contains("host (the addresses of sip.example.com only)"),
+        "{text}"
+    );
+    assert!(text.contains("not reported yet"), "{text}");
+    let text = ok(data, &["trunk", "set", "named", "--port", "5080"]);
+    assert!(
+        text.contains("warning: registration is on but the trunk has no username"),
+        "{text}"
+    );
+    let set = json(data, &["trunk", "set", "named", "--register", "off"]);
+    assert_eq!(set["register"], false);
+    let set = json(data, &["trunk", "set", "named", "--register"]);
+    assert_eq!(set["register"], true);
+    let set = json(data, &["trunk", "set", "named", "--no-register"]);
+    assert_eq!(set["register"], false);
+    let text = ok(data, &["trunk", "list"]);
+    assert!(
+        text.contains("REGISTRATION") && text.contains("off"),
+        "{text}"
+    );
+}
+
+#[test]
 fn trunk_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let e = fails(
         data,
-        &["trunk", "add", "carrier", "--host", "198.51.100.10"],
+        &[
+            "trunk",
+            "add",
+            "carrier",
+            "--host",
+            "198.51.100.10",
+            "--source",
+            "host,192.0.2.0/24",
+        ],
     );
-    assert!(e.contains("at least one source network"), "{e}");
-    assert!(e.contains("impersonated by anyone"), "{e}");
+    assert!(e.contains("cannot be combined"), "{e}");
+    // A usage error (clap, exit code 2) that says what is expected.
+    let out = palisade(
+        data,
+        &[
+            "trunk",
+            "add",
+            "carrier",
+            "--host",
+            "198.51.100.10",
+            "--register",
+            "maybe",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("'maybe' is not on or off"), "{e}");
     let e = fails(
         data,
         &[

@@ -7,6 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
+pub mod registration;
+
 /// One provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trunk {
@@ -21,30 +23,41 @@ pub struct Trunk {
     pub password: Option<String>,
     /// Register to the provider (for providers that route calls to a registered contact).
     pub register: bool,
-    /// Addresses the provider sends calls from: only these may send calls in as this trunk.
+    /// Addresses the provider sends calls from: only these may send calls in as this trunk. Empty: the addresses
+    /// of `host` (the IP itself, or what the name resolves to); never everyone.
     pub sources: Vec<IpNet>,
     /// The number presented as caller for outbound calls (From user), if the provider wants one.
     pub caller_id: Option<String>,
     /// Inbound numbers (DIDs) and the extension each rings.
     pub dids: Vec<(String, String)>,
+    /// What a host name resolved to, preferred address first (filled in by the binary, which resolves names off
+    /// the packet path; empty for IP hosts and names that do not resolve).
+    pub addresses: Vec<IpAddr>,
 }
 
 impl Trunk {
-    /// The address requests to the provider are sent to, when `host` is an IP address (host names need DNS,
-    /// which the binary resolves).
+    /// The host as an IP address, if it is one.
+    pub fn host_ip(&self) -> Option<IpAddr> {
+        self.host.parse::<IpAddr>().ok()
+    }
+
+    /// The address requests to the provider are sent to: the host if it is an IP address, else the first
+    /// address its name resolved to (`None` while it resolves to nothing).
     pub fn socket_addr(&self) -> Option<SocketAddr> {
-        self.host
-            .parse::<IpAddr>()
-            .ok()
+        self.host_ip()
+            .or_else(|| self.addresses.first().copied())
             .map(|ip| SocketAddr::new(ip, self.port))
     }
 
-    /// Whether a request from `ip` comes from this trunk.
+    /// Whether a request from `ip` comes from this trunk: from one of its source networks, or, when it has
+    /// none, from the host's own address(es). A trunk without sources whose name resolves to nothing trusts
+    /// no one.
     pub fn is_source(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = unmapped(ip);
+        if self.sources.is_empty() {
+            return self.host_ip().map(unmapped) == Some(ip)
+                || self.addresses.iter().any(|a| unmapped(*a) == ip);
+        }
         self.sources.iter().any(|n| n.contains(&ip))
     }
 
@@ -56,6 +69,22 @@ impl Trunk {
             .find(|(did, _)| did.trim_start_matches('+') == number)
             .map(|(_, ext)| ext.as_str())
     }
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Orders resolved `addresses` for sending: those of a family in `usable` (the families Palisade can send
+/// from) first, keeping the resolver's order otherwise.
+pub fn prefer_families(mut addresses: Vec<IpAddr>, usable: &[IpAddr]) -> Vec<IpAddr> {
+    addresses.sort_by_key(|a| !usable.iter().any(|u| u.is_ipv4() == a.is_ipv4()));
+    addresses.dedup();
+    addresses
 }
 
 /// The trunk a request from `ip` belongs to, if any.
@@ -82,7 +111,48 @@ mod tests {
                 ("+4930123456".into(), "201".into()),
                 ("4930123457".into(), "202".into()),
             ],
+            addresses: Vec::new(),
         }
+    }
+
+    #[test]
+    fn host_names_use_resolved_addresses_and_empty_sources_trust_only_the_host() {
+        let mut t = trunk();
+        t.host = "sip.carrier.test".into();
+        assert_eq!(t.socket_addr(), None, "not resolved yet: no target");
+        t.addresses = vec![
+            "198.51.100.10".parse().unwrap(),
+            "198.51.100.11".parse().unwrap(),
+        ];
+        assert_eq!(t.socket_addr(), Some("198.51.100.10:5060".parse().unwrap()));
+        // With sources, only the sources count (not the host).
+        t.sources = vec!["203.0.113.0/28".parse().unwrap()];
+        assert!(!t.is_source("198.51.100.10".parse().unwrap()));
+        assert!(t.is_source("203.0.113.2".parse().unwrap()));
+        // Without sources: exactly the resolved addresses.
+        t.sources.clear();
+        assert!(t.is_source("198.51.100.11".parse().unwrap()));
+        assert!(t.is_source("::ffff:198.51.100.10".parse().unwrap()));
+        assert!(!t.is_source("198.51.100.12".parse().unwrap()));
+        t.addresses.clear();
+        assert!(
+            !t.is_source("198.51.100.10".parse().unwrap()),
+            "resolves to nothing: trusts no one"
+        );
+        assert!(!t.is_source("0.0.0.0".parse().unwrap()));
+        // An IP host without sources trusts that address.
+        t.host = "198.51.100.20".into();
+        assert!(t.is_source("198.51.100.20".parse().unwrap()));
+        assert!(!t.is_source("198.51.100.21".parse().unwrap()));
+    }
+
+    #[test]
+    fn usable_families_first() {
+        let v6: IpAddr = "::1".parse().unwrap();
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(prefer_families(vec![v6, v4], &[v4]), vec![v4, v6]);
+        assert_eq!(prefer_families(vec![v6, v4], &[v6]), vec![v6, v4]);
+        assert_eq!(prefer_families(vec![v6, v4, v4], &[]), vec![v6, v4]);
     }
 
     #[test]

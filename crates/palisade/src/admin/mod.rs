@@ -4,8 +4,10 @@
 
 mod calls;
 mod cert;
+mod countries;
 mod events;
 mod ext;
+mod hours;
 mod lists;
 mod output;
 mod policy;
@@ -25,8 +27,10 @@ use crate::config::{CONFIG_FILE, DEFAULT_DATA_DIR, FileConfig};
 
 pub use calls::{CallsArgs, CdrArgs};
 pub use cert::{CertArgs, CertCommand};
+pub use countries::{CountriesArgs, CountriesCommand};
 pub use events::{EventsArgs, RegistrationsArgs};
 pub use ext::{ExtArgs, ExtCommand};
+pub use hours::{HolidayCommand, HoursArgs, HoursCommand};
 pub use lists::{ListArgs, ListCommand};
 pub use policy::{PolicyArgs, PolicyCommand, RuleArgs, RuleCommand};
 pub use security::{SecurityArgs, SecurityCommand};
@@ -60,6 +64,10 @@ pub enum AdminCommand {
     /// Outbound rules, tried in order: add, list, remove, move (also `palisade route …`).
     #[command(alias = "route")]
     Rule(RuleArgs),
+    /// Country calling codes international calls may reach: list, allow CODE, deny CODE.
+    Countries(CountriesArgs),
+    /// Office hours (for office-hours-only extensions): show, set, timezone, holiday add|remove.
+    Hours(HoursArgs),
     /// SIP trunks (the providers external calls go through): add, set, list, show, remove.
     Trunk(TrunkArgs),
     /// Inbound numbers (DIDs) and the extension each rings: add, list, remove.
@@ -127,6 +135,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Cert(args) => cert::run(args).await,
         AdminCommand::Policy(args) => policy::run_policy(args).await,
         AdminCommand::Rule(args) => policy::run_rule(args).await,
+        AdminCommand::Countries(args) => countries::run(args).await,
+        AdminCommand::Hours(args) => hours::run(args).await,
         AdminCommand::Trunk(args) => trunks::run_trunk(args).await,
         AdminCommand::Did(args) => trunks::run_did(args).await,
         AdminCommand::Voicemail(args) => voicemail::run(args).await,

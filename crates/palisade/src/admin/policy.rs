@@ -21,8 +21,8 @@ pub enum PolicyCommand {
     /// Show the call-policy settings, their values, defaults and allowed values.
     Show,
     /// Change a setting: country_code, international_prefix, national_prefix, allowed_country_codes,
-    /// emergency_numbers, pin_unlock_seconds, local_networks, office_hours_timezone, office_hours, holidays
-    /// (`palisade policy show` gives what each takes).
+    /// emergency_numbers, pin_unlock_seconds, local_networks, office_hours_timezone, office_hours, holidays,
+    /// voicemail_number (`palisade policy show` gives what each takes).
     Set {
         /// The setting's name.
         key: String,
@@ -127,6 +127,7 @@ fn value_of(c: &PolicyConfig, key: &str) -> String {
         OFFICE_HOURS_TIMEZONE => c.office_hours_timezone.clone(),
         OFFICE_HOURS => c.office_hours.clone(),
         HOLIDAYS => c.holidays.join(","),
+        VOICEMAIL_NUMBER => c.voicemail_number.clone(),
         _ => String::new(),
     }
 }
@@ -155,12 +156,37 @@ fn policy_key(key: &str) -> anyhow::Result<&'static PolicySetting> {
     })
 }
 
-fn show_value(v: &str) -> String {
+pub(super) fn show_value(v: &str) -> String {
     if v.is_empty() {
         "(none)".into()
     } else {
         v.to_string()
     }
+}
+
+/// Validates a policy setting, stores it (bumping the configuration version, which the running server reloads
+/// within a second) and returns the stored (canonical) value. `palisade policy set`, `palisade countries` and
+/// `palisade hours` all change settings through here.
+pub(super) async fn set_policy(
+    common: &CommonArgs,
+    key: &str,
+    value: &str,
+) -> anyhow::Result<String> {
+    policy_key(key)?;
+    let value = settings::normalize(key, value).map_err(store_error)?;
+    let db = common.open_or_create().await?;
+    let done = db.set_setting(key, &value).await;
+    db.close().await;
+    done.map_err(store_error)?;
+    Ok(value)
+}
+
+/// The stored call policy with defaults applied (for `palisade countries` and `palisade hours`).
+pub(super) async fn read_policy(common: &CommonArgs) -> anyhow::Result<PolicyConfig> {
+    let db = common.open_or_create().await?;
+    let config = db.policy_settings().await;
+    db.close().await;
+    Ok(config?)
 }
 
 pub async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
@@ -232,12 +258,7 @@ pub async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
             Ok(())
         }
         PolicyCommand::Set { key, value } => {
-            policy_key(&key)?;
-            let value = settings::normalize(&key, &value).map_err(store_error)?;
-            let db = common.open_or_create().await?;
-            let done = db.set_setting(&key, &value).await;
-            db.close().await;
-            done.map_err(store_error)?;
+            let value = set_policy(&common, &key, &value).await?;
             if common.json {
                 return output::json(&serde_json::json!({ "key": key, "value": value }));
             }

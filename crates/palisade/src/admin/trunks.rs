@@ -3,7 +3,8 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use pbx::store::{Db, DidRow, StoreError, TrunkNew, TrunkPatch, TrunkRow};
+use pbx::store::trunks::HOST_SOURCES;
+use pbx::store::{Db, DidRow, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow};
 use serde::Serialize;
 
 use super::time::format_ms;
@@ -43,11 +44,14 @@ pub enum TrunkCommand {
         /// challenges; the database file is mode 0600) and never shown.
         #[arg(long, value_name = "PASSWORD", requires = "username")]
         password: Option<String>,
-        /// Register to the provider (for providers that send calls to a registered contact).
-        #[arg(long)]
-        register: bool,
-        /// The addresses or CIDR prefixes the provider sends calls from (required: only these may send calls in
-        /// as this trunk), e.g. 198.51.100.0/28,203.0.113.5.
+        /// Register to the provider (for providers that send calls to a registered contact): on or off
+        /// (default off; --register alone is on). Needs --username and --password.
+        #[arg(long, value_name = "on|off", num_args = 0..=1, default_missing_value = "on",
+              value_parser = on_off)]
+        register: Option<bool>,
+        /// The addresses or CIDR prefixes the provider sends calls from: only these may send calls in as this
+        /// trunk, e.g. 198.51.100.0/28,203.0.113.5. Default (or "host"): the addresses of --host only (its
+        /// name is resolved again every 300 s).
         #[arg(long, value_name = "CIDR[,CIDR]", value_delimiter = ',')]
         source: Vec<String>,
         /// The caller number presented on outbound calls (digits, optionally after '+').
@@ -73,13 +77,15 @@ pub enum TrunkCommand {
         /// Password for the provider's digest challenges (needs a username); "" removes it. Never shown.
         #[arg(long, value_name = "PASSWORD")]
         password: Option<String>,
-        /// Register to the provider.
-        #[arg(long, conflicts_with = "no_register")]
-        register: bool,
-        /// Stop registering to the provider.
+        /// Register to the provider: on or off (--register alone is on). Needs a username and password.
+        #[arg(long, value_name = "on|off", num_args = 0..=1, default_missing_value = "on",
+              value_parser = on_off, conflicts_with = "no_register")]
+        register: Option<bool>,
+        /// Stop registering to the provider (the same as --register off).
         #[arg(long)]
         no_register: bool,
-        /// The provider's source addresses or CIDR prefixes (replaces the list; at least one).
+        /// The provider's source addresses or CIDR prefixes (replaces the list); "host" for the addresses of the
+        /// trunk's host only.
         #[arg(long, value_name = "CIDR[,CIDR]", value_delimiter = ',')]
         source: Option<Vec<String>>,
         /// The caller number presented on outbound calls; "" for none.
@@ -121,6 +127,15 @@ pub enum DidCommand {
     Remove { number: String },
 }
 
+/// `on`/`off` (also yes/no, true/false).
+fn on_off(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "yes" | "true" => Ok(true),
+        "off" | "no" | "false" => Ok(false),
+        _ => Err(format!("'{v}' is not on or off (e.g. --register on)")),
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct DidView {
     number: String,
@@ -138,6 +153,10 @@ struct TrunkView {
     /// "set", or null when there is none.
     password: Option<&'static str>,
     register: bool,
+    /// How the registration stands, as the running server last wrote it (null while registration is off or the
+    /// server has not written it yet).
+    registration: Option<RegistrationView>,
+    /// Networks, or ["host"]: the addresses of `host` only.
     sources: Vec<String>,
     caller_id: Option<String>,
     dids: Vec<DidView>,
@@ -145,7 +164,42 @@ struct TrunkView {
     updated_at: String,
 }
 
-fn view(t: &TrunkRow, dids: &[DidRow]) -> TrunkView {
+#[derive(Debug, Serialize)]
+struct RegistrationView {
+    /// registered, registering, failed or unregistering.
+    state: String,
+    registered_until: Option<String>,
+    last_error: Option<String>,
+    next_attempt: Option<String>,
+    /// When the server wrote this.
+    updated_at: String,
+}
+
+impl RegistrationView {
+    /// One line for tables: "registered until …", "failed", "registering"…
+    fn summary(&self) -> String {
+        match (&self.state[..], &self.registered_until) {
+            ("registered", Some(until)) => format!("registered until {until}"),
+            (s, _) => s.to_string(),
+        }
+    }
+}
+
+fn registration_view(t: &TrunkRow, status: &[TrunkStatusRow]) -> Option<RegistrationView> {
+    if !t.register {
+        return None;
+    }
+    let s = status.iter().find(|s| s.trunk == t.name)?;
+    Some(RegistrationView {
+        state: s.state.clone(),
+        registered_until: s.registered_until.map(format_ms),
+        last_error: s.last_error.clone(),
+        next_attempt: s.next_attempt.map(format_ms),
+        updated_at: format_ms(s.updated_at),
+    })
+}
+
+fn view(t: &TrunkRow, dids: &[DidRow], status: &[TrunkStatusRow]) -> TrunkView {
     TrunkView {
         name: t.name.clone(),
         host: t.host.clone(),
@@ -154,6 +208,7 @@ fn view(t: &TrunkRow, dids: &[DidRow]) -> TrunkView {
         username: t.username.clone(),
         password: t.password.as_ref().map(|_| "set"),
         register: t.register,
+        registration: registration_view(t, status),
         sources: t.source_list(),
         caller_id: t.caller_id.clone(),
         dids: dids
@@ -171,6 +226,15 @@ fn view(t: &TrunkRow, dids: &[DidRow]) -> TrunkView {
 
 fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.into()
+}
+
+/// The sources for people: "host" spelled out.
+fn sources_text(v: &TrunkView) -> String {
+    if v.sources.len() == 1 && v.sources[0] == HOST_SOURCES {
+        format!("{HOST_SOURCES} (the addresses of {} only)", v.host)
+    } else {
+        v.sources.join(", ")
+    }
 }
 
 fn print_trunk(v: &TrunkView) {
@@ -191,12 +255,38 @@ fn print_trunk(v: &TrunkView) {
         ("username", output::opt(&v.username)),
         ("password", v.password.unwrap_or("not set").to_string()),
         ("register", yes_no(v.register)),
-        ("sources", v.sources.join(", ")),
+        (
+            "registration",
+            match (&v.registration, v.register) {
+                (_, false) => "off".to_string(),
+                (Some(r), true) => r.summary(),
+                (None, true) => "not reported yet (is `palisade serve` running?)".to_string(),
+            },
+        ),
+        (
+            "last error",
+            v.registration
+                .as_ref()
+                .and_then(|r| r.last_error.clone())
+                .unwrap_or_else(|| "none".into()),
+        ),
+        ("sources", sources_text(v)),
         ("caller ID", output::opt(&v.caller_id)),
         ("DIDs", dids),
         ("created", v.created_at.clone()),
         ("updated", v.updated_at.clone()),
     ]);
+}
+
+/// A warning when registration is on but cannot work.
+fn warn_register(v: &TrunkView) {
+    if v.register && (v.username.is_none() || v.password.is_none()) {
+        crate::say!(
+            "warning: registration is on but the trunk has no username and password, so it cannot register; set \
+             them with `palisade trunk set {} --username USER --password PASSWORD`",
+            v.name
+        );
+    }
 }
 
 fn print_trunks(trunks: &[TrunkView]) {
@@ -216,7 +306,11 @@ fn print_trunks(trunks: &[TrunkView]) {
                 t.port.to_string(),
                 t.transport.clone(),
                 output::opt(&t.username),
-                yes_no(t.register),
+                match (&t.registration, t.register) {
+                    (_, false) => "off".to_string(),
+                    (Some(r), true) => r.summary(),
+                    (None, true) => "on".to_string(),
+                },
                 t.sources.join(","),
                 output::opt(&t.caller_id),
                 t.dids.len().to_string(),
@@ -230,7 +324,7 @@ fn print_trunks(trunks: &[TrunkView]) {
             "PORT",
             "TRANSPORT",
             "USERNAME",
-            "REGISTER",
+            "REGISTRATION",
             "SOURCES",
             "CALLER ID",
             "DIDS",
@@ -288,7 +382,7 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
                 transport,
                 username,
                 password,
-                register,
+                register: register.unwrap_or(false),
                 sources: source,
                 caller_id,
             };
@@ -296,12 +390,13 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             let added = db.add_trunk(new).await;
             db.close().await;
             let added = added.map_err(trunk_error)?;
-            let v = view(&added, &[]);
+            let v = view(&added, &[], &[]);
             if common.json {
                 return output::json(&v);
             }
             crate::say!("Added trunk {}.", v.name);
             print_trunk(&v);
+            warn_register(&v);
             crate::say!();
             crate::say!(
                 "Route calls through it with `palisade rule add NAME --prefix DIGITS --trunks {}`.",
@@ -327,13 +422,7 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
                 transport,
                 username: clearable(username),
                 password: clearable(password),
-                register: if register {
-                    Some(true)
-                } else if no_register {
-                    Some(false)
-                } else {
-                    None
-                },
+                register: if no_register { Some(false) } else { register },
                 sources: source,
                 caller_id: clearable(caller_id),
             };
@@ -347,7 +436,8 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             let result = async {
                 let t = db.update_trunk(&name, patch).await.map_err(trunk_error)?;
                 let dids = db.list_dids().await?;
-                anyhow::Ok(view(&t, &dids))
+                let status = db.list_trunk_status().await?;
+                anyhow::Ok(view(&t, &dids, &status))
             }
             .await;
             db.close().await;
@@ -357,6 +447,7 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             }
             crate::say!("Changed trunk {}.", v.name);
             print_trunk(&v);
+            warn_register(&v);
             Ok(())
         }
         TrunkCommand::List => {
@@ -364,7 +455,13 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             let result = async {
                 let trunks = db.list_trunk_rows().await?;
                 let dids = db.list_dids().await?;
-                anyhow::Ok(trunks.iter().map(|t| view(t, &dids)).collect::<Vec<_>>())
+                let status = db.list_trunk_status().await?;
+                anyhow::Ok(
+                    trunks
+                        .iter()
+                        .map(|t| view(t, &dids, &status))
+                        .collect::<Vec<_>>(),
+                )
             }
             .await;
             db.close().await;
@@ -380,7 +477,8 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             let result = async {
                 let t = db.get_trunk(&name).await.map_err(trunk_error)?;
                 let dids = db.list_dids().await?;
-                anyhow::Ok(view(&t, &dids))
+                let status = db.list_trunk_status().await?;
+                anyhow::Ok(view(&t, &dids, &status))
             }
             .await;
             db.close().await;

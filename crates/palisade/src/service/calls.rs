@@ -254,15 +254,15 @@ impl Service {
         self.trunks = trunks;
     }
 
-    /// The INVITE targets for `number` through the named trunks, in order. Trunks with a host name (which would
-    /// need DNS) are skipped with a warning: give providers by IP address.
+    /// The INVITE targets for `number` through the named trunks, in order. A trunk whose host name resolved to
+    /// nothing (service/trunks.rs) is skipped with a warning: the call fails over to the next.
     fn trunk_targets(&self, names: &[String], number: &str, caller: &str) -> Vec<Target> {
         names
             .iter()
             .filter_map(|name| self.trunks.iter().find(|t| &t.name == name))
             .filter_map(|t| {
                 let Some(addr) = t.socket_addr() else {
-                    tracing::warn!(trunk = %t.name, host = %t.host, "trunk host is not an IP address; skipped");
+                    tracing::warn!(trunk = %t.name, host = %t.host, "trunk host does not resolve; skipped");
                     return None;
                 };
                 Some(Target {

@@ -12,6 +12,7 @@ use pbx::core::{AuthSignal, PbxCore};
 use pbx::registrar::Origin;
 
 mod calls;
+mod trunks;
 mod voicemail;
 use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
 use sip::transaction::{
@@ -20,7 +21,21 @@ use sip::transaction::{
 };
 use sip::validate::{Capabilities, Triage, triage};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
+pub use trunks::Resolved;
 pub use voicemail::{AppEvent, AppHost};
+
+/// What Palisade accepts: no option tags; the bodies it reads (SDP, keys by INFO) or passes between the legs of a
+/// call (transfer progress) — anything else is refused with 415 before it reaches a call.
+const CAPABILITIES: Capabilities<'static> = Capabilities {
+    supported: &[],
+    accepted_types: &[
+        "application/sdp",
+        "multipart/mixed",
+        "application/dtmf-relay",
+        "application/dtmf",
+        "message/sipfrag",
+    ],
+};
 
 /// Which transport a message came in on or must leave by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -144,6 +159,8 @@ pub struct Service {
     records: Vec<CallRecord>,
     /// The SIP trunks (providers).
     trunks: Vec<pbx::trunks::Trunk>,
+    /// Trunks as configured, resolved host names, trunk registrations (service/trunks.rs).
+    trunk_state: trunks::TrunkState,
     clock: WallClock,
     /// Media applications (voicemail); none in unit tests.
     apps: Option<Box<dyn AppHost>>,
@@ -173,6 +190,7 @@ impl Service {
             sent_2xx: HashMap::new(),
             records: Vec::new(),
             trunks: Vec::new(),
+            trunk_state: trunks::TrunkState::default(),
             clock,
             apps: None,
             mwi: voicemail::Mwi::default(),
@@ -256,12 +274,7 @@ impl Service {
             connection: inbound.conn.map(|c| c.0),
         };
         let mut out = Vec::new();
-        match triage(
-            inbound.data,
-            framing,
-            &self.config.limits,
-            &Capabilities::default(),
-        ) {
+        match triage(inbound.data, framing, &self.config.limits, &CAPABILITIES) {
             Triage::Request(msg) => {
                 self.stats.requests += 1;
                 if let Err(e) = self.transactions.handle_request(msg, peer, now) {
@@ -304,6 +317,7 @@ impl Service {
         self.transactions.handle_timeout(now);
         let wall = self.clock.at(now);
         self.calls.handle_timeout(self.media.as_mut(), now, wall);
+        self.trunk_timeout(now);
         let mut out = Vec::new();
         self.drain(now, &mut out);
         out
@@ -311,10 +325,14 @@ impl Service {
 
     /// When `handle_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.transactions.poll_timeout(), self.calls.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.transactions.poll_timeout(),
+            self.calls.poll_timeout(),
+            self.trunk_poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Acts on everything the transaction layer produced: transmits go out, requests are answered (which may
@@ -366,6 +384,8 @@ impl Service {
                 if let Some(leg) = self.client_legs.get(&tx).copied() {
                     self.calls
                         .response(leg, &response, self.media.as_mut(), now, wall);
+                } else {
+                    self.trunk_response(tx, &response, now);
                 }
             }
             TuEvent::Timeout {
@@ -376,6 +396,8 @@ impl Service {
             } => {
                 if let Some(leg) = self.client_legs.get(&c).copied() {
                     self.calls.leg_failed(leg, self.media.as_mut(), now, wall);
+                } else {
+                    self.trunk_failed(c, now);
                 }
             }
             TuEvent::Terminated {
@@ -384,6 +406,7 @@ impl Service {
                 if let Some(leg) = self.client_legs.remove(&c) {
                     self.leg_clients.remove(&leg);
                 }
+                self.trunk_terminated(c);
             }
             TuEvent::Terminated {
                 tx: TxId::Server(s),

@@ -74,15 +74,25 @@ pub(super) async fn run(
         start,
     };
     let mode = session.mode().await;
+    tracing::debug!(
+        call = session.start.call,
+        ?mode,
+        "voicemail session started"
+    );
     let mut ivr = Ivr::new(mode);
     let mut actions = ivr.handle(Event::Started, Instant::now());
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Late ticks are caught up, so prompts keep real time (the phone's jitter buffer absorbs a burst).
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut buf = vec![0u8; 2048];
     loop {
-        for action in std::mem::take(&mut actions) {
-            if let Some(event) = session.act(action).await {
-                actions.extend(ivr.handle(event, Instant::now()));
+        // Everything the dialogue asked for is done before the next input is looked at: a hang-up must not
+        // overtake a PIN result (a wrong PIN still counts, a right one still unlocks).
+        while !actions.is_empty() {
+            for action in std::mem::take(&mut actions) {
+                if let Some(event) = session.act(action).await {
+                    actions.extend(ivr.handle(event, Instant::now()));
+                }
             }
         }
         if ivr.is_done() && session.playing.is_none() {
@@ -188,7 +198,11 @@ impl Session {
                 }
                 None
             }
-            Action::CheckPin(pin) => Some(Event::PinChecked(self.check_pin(pin).await)),
+            Action::CheckPin(pin) => {
+                let ok = self.check_pin(pin).await;
+                tracing::debug!(call = self.start.call, ok, "voicemail PIN checked");
+                Some(Event::PinChecked(ok))
+            }
             Action::PinFailed => {
                 let _ = self.shared.events.send(AppEvent::PinFailed {
                     source: self.start.source,

@@ -1849,3 +1849,47 @@ fn a_failed_transfer_target_returns_to_the_transferor_or_ends_the_call_without_i
     assert_eq!(record(&out).unwrap().reason, "transfer_failed");
     assert!(w.calls.is_empty());
 }
+
+#[test]
+fn voicemail_answers_an_srtp_caller_with_its_own_key_and_plain_rtp_toward_the_application() {
+    let mut w = World::new();
+    let sdp = OFFER
+        .replace("RTP/AVP", "RTP/SAVP")
+        .replace("a=sendrecv", &format!("{CRYPTO_A}\r\na=sendrecv"));
+    let (now, wall) = (w.now, w.wall);
+    let peer = Peer::new("203.0.113.5:5061".parse().unwrap(), Transport::Tls);
+    w.calls.invite(
+        ServerTxId::from_raw(1),
+        &invite_with(&sdp),
+        peer,
+        party("100"),
+        Some(vm_party("101")),
+        &[],
+        &mut w.media,
+        now,
+        wall,
+    );
+    let out = w.calls.take_outputs();
+    let call = app_start(&out).expect("StartApp").call;
+    let out = w.app_ready(call, "127.0.0.1:41000");
+    let ok = responses(&out)
+        .into_iter()
+        .find(|r| r.status == 200)
+        .expect("200");
+    let body = std::str::from_utf8(&ok.body.as_ref().unwrap().1).unwrap();
+    assert!(
+        body.contains("RTP/SAVP") && body.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{body}"
+    );
+    assert!(!body.contains("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"));
+    assert_eq!(
+        w.media.crypto.get(&(1, true)),
+        Some(&true),
+        "SRTP on the caller's leg"
+    );
+    assert_eq!(
+        w.media.crypto.get(&(1, false)),
+        Some(&false),
+        "plain RTP toward the application"
+    );
+}

@@ -131,7 +131,7 @@ impl Db {
         }
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 for r in rows {
                     sqlx::query(
                         "INSERT INTO cdr (call_id, caller, callee, started_at, answered_at, ended_at, \
@@ -211,7 +211,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 sqlx::query("DELETE FROM active_calls")
                     .execute(&mut *tx)
                     .await?;

@@ -116,7 +116,7 @@ impl Db {
         }
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 // Many rows per statement: under load the server writes thousands of events a second, and one
                 // statement per row would cost more CPU than handling the SIP traffic that caused them.
                 for chunk in events.chunks(EVENTS_PER_STATEMENT) {

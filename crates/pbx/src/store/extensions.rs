@@ -341,7 +341,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let taken: Option<String> =
                     sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
                         .bind(&new.number)
@@ -480,7 +480,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let mut taken = Vec::new();
                 for (new, ..) in &rows {
                     let found: Option<String> =
@@ -647,7 +647,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 // One statement per field keeps the SQL static; CASE flags say which fields to touch.
                 let done = sqlx::query(
                     "UPDATE extensions SET \
@@ -725,7 +725,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query(
                     "UPDATE extensions SET ha1_md5 = $2, ha1_sha256 = $3, realm = $4, password_changed_at = $5, \
                      updated_at = $5 WHERE number = $1",
@@ -752,7 +752,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query("DELETE FROM extensions WHERE number = $1")
                     .bind(number)
                     .execute(&mut *tx)

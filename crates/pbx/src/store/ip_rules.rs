@@ -181,7 +181,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let old: Option<IpRule> = sqlx::query_as(
 "SELECT net, action, expires_at, note, origin, reason, created_at FROM ip_rules WHERE net = $1",
 )
@@ -234,7 +234,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query("DELETE FROM ip_rules WHERE net = $1")
                     .bind(&net)
                     .execute(&mut *tx)

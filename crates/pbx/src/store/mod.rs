@@ -18,6 +18,7 @@ mod registrations;
 pub mod settings;
 #[cfg(test)]
 mod tests;
+pub mod trunk_status;
 pub mod trunks;
 pub mod voicemail;
 
@@ -36,6 +37,7 @@ pub use extensions::{
 pub use ip_rules::{IpRule, MAX_MANUAL_IP_RULES, canonical_net};
 pub use policy::{OutboundRuleRow, POLICY_SETTINGS, PolicyConfig};
 pub use registrations::{Binding, BindingChange};
+pub use trunk_status::TrunkStatusRow;
 pub use trunks::{DidRow, TrunkNew, TrunkPatch, TrunkRow};
 pub use voicemail::{Mailbox, VoicemailMessage, VoicemailNew};
 
@@ -159,6 +161,14 @@ impl Db {
 }
 
 /// Increments `config_version` inside the caller's transaction.
+/// Starts a write transaction holding SQLite's write lock from its first statement (`BEGIN IMMEDIATE`). A
+/// deferred transaction that reads, then writes, fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT)
+/// when another connection wrote in between — which the server's voicemail tasks and an admin command do at the
+/// same time; an immediate one waits (busy timeout) and then succeeds.
+async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
 async fn bump_version(tx: &mut sqlx::SqliteConnection, now: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO settings (key, value, updated_at) VALUES ('config_version', '1', $1) \

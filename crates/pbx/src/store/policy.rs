@@ -35,6 +35,9 @@ pub const OFFICE_HOURS_TIMEZONE: &str = "office_hours_timezone";
 pub const OFFICE_HOURS: &str = "office_hours";
 /// Days the office is closed, as ISO dates.
 pub const HOLIDAYS: &str = "holidays";
+/// The number extensions dial for their own mailbox.
+pub const VOICEMAIL_NUMBER: &str = "voicemail_number";
+pub const DEFAULT_VOICEMAIL_NUMBER: &str = "999";
 
 pub const DEFAULT_INTERNATIONAL_PREFIX: &str = "00";
 pub const DEFAULT_NATIONAL_PREFIX: &str = "0";
@@ -62,7 +65,7 @@ pub struct PolicySetting {
 }
 
 /// The policy settings, in display order.
-pub const POLICY_SETTINGS: [PolicySetting; 10] = [
+pub const POLICY_SETTINGS: [PolicySetting; 11] = [
     PolicySetting {
         key: COUNTRY_CODE,
         default: "",
@@ -122,6 +125,12 @@ pub const POLICY_SETTINGS: [PolicySetting; 10] = [
         default: "",
         about: "days the office is closed all day",
         allowed: "comma-separated dates YYYY-MM-DD (e.g. 2026-12-25,2026-12-26)",
+    },
+    PolicySetting {
+        key: VOICEMAIL_NUMBER,
+        default: DEFAULT_VOICEMAIL_NUMBER,
+        about: "dialled for one's own mailbox (an emergency number with an outbound rule wins over it)",
+        allowed: "2 to 10 digits; \"\" for no access number",
     },
 ];
 
@@ -312,6 +321,13 @@ pub fn normalize(key: &str, value: &str) -> Option<Result<String>> {
                     .join(",")
             })
         }
+        VOICEMAIL_NUMBER => {
+            if v.is_empty() || (is_digits(v) && (2..=10).contains(&v.len())) {
+                Ok(v.to_string())
+            } else {
+                Err(invalid(key, value, ""))
+            }
+        }
         _ => return None,
     };
     Some(r)
@@ -337,6 +353,8 @@ pub struct PolicyConfig {
     pub office_hours: String,
     /// ISO dates, sorted.
     pub holidays: Vec<String>,
+    /// The voicemail access number; empty: none.
+    pub voicemail_number: String,
     /// The outbound rules, in order.
     pub rules: Vec<OutboundRuleRow>,
 }
@@ -355,6 +373,7 @@ impl Default for PolicyConfig {
             office_hours_timezone: String::new(),
             office_hours: String::new(),
             holidays: Vec::new(),
+            voicemail_number: DEFAULT_VOICEMAIL_NUMBER.into(),
             rules: Vec::new(),
         }
     }
@@ -423,6 +442,7 @@ impl PolicyConfig {
         s.rules = self.rules.iter().map(OutboundRuleRow::to_rule).collect();
         s.allowed_country_codes = self.effective_allowed_country_codes();
         s.emergency_numbers = self.emergency_numbers.clone();
+        s.voicemail_number = self.voicemail_number.clone();
         s.office_hours = self
             .office_hours()
             .map_err(|e| format!("{e} (fix it with `palisade policy set office_hours …`)"))?;
@@ -672,6 +692,7 @@ impl Db {
                 OFFICE_HOURS_TIMEZONE => c.office_hours_timezone = v,
                 OFFICE_HOURS => c.office_hours = v,
                 HOLIDAYS => c.holidays = split(&v),
+                VOICEMAIL_NUMBER => c.voicemail_number = v,
                 _ => {}
             }
         }
@@ -700,7 +721,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let mut rules = load_rules(&mut tx).await?;
                 if rules.iter().any(|r| r.name == rule.name) {
                     return Err(StoreError::Conflict(format!(
@@ -733,7 +754,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let mut rules = load_rules(&mut tx).await?;
                 let Some(i) = rules.iter().position(|r| r.name == name) else {
                     return Err(StoreError::NotFound(format!("outbound rule {name}")));
@@ -752,7 +773,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let mut rules = load_rules(&mut tx).await?;
                 let Some(i) = rules.iter().position(|r| r.name == name) else {
                     return Err(StoreError::NotFound(format!("outbound rule {name}")));

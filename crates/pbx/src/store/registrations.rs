@@ -175,7 +175,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let known: std::collections::HashSet<String> =
                     sqlx::query_scalar::<_, String>("SELECT number FROM extensions")
                         .fetch_all(&mut *tx)

@@ -181,7 +181,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 check_flood_tiers(&mut tx, key, value).await?;
                 sqlx::query(
                     "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
@@ -210,7 +210,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query("DELETE FROM settings WHERE key = $1")
                     .bind(key)
                     .execute(&mut *tx)

@@ -1721,14 +1721,13 @@ async fn trunk_validation() {
         f(&mut t);
         t
     };
-    let m = invalid_msg(db.add_trunk(with(&|t| t.sources.clear())).await);
-    assert!(m.contains("at least one source network"), "{m}");
-    assert!(m.contains("impersonated by anyone"), "{m}");
     let m = invalid_msg(
-        db.add_trunk(with(&|t| t.sources = vec![" , ".into()]))
-            .await,
+        db.add_trunk(with(&|t| {
+            t.sources = vec!["host".into(), "192.0.2.0/24".into()]
+        }))
+        .await,
     );
-    assert!(m.contains("at least one source network"), "{m}");
+    assert!(m.contains("cannot be combined"), "{m}");
     let m = invalid_msg(
         db.add_trunk(with(&|t| t.sources = vec!["0.0.0.0/0".into()]))
             .await,
@@ -1780,17 +1779,6 @@ async fn trunk_validation() {
         db.update_trunk(
             "carrier",
             TrunkPatch {
-                sources: Some(vec![]),
-                ..TrunkPatch::default()
-            },
-        )
-        .await,
-    );
-    assert!(m.contains("at least one source network"), "{m}");
-    let m = invalid_msg(
-        db.update_trunk(
-            "carrier",
-            TrunkPatch {
                 username: Some(None),
                 password: Some(Some("x".into())),
                 ..TrunkPatch::default()
@@ -1803,6 +1791,54 @@ async fn trunk_validation() {
         db.get_trunk("carrier").await.unwrap().sources,
         "198.51.100.0/28,203.0.113.5/32"
     );
+}
+
+#[tokio::test]
+async fn trunk_without_sources_trusts_its_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    let mut t = trunk_new("carrier");
+    t.sources.clear();
+    let row = db.add_trunk(t).await.unwrap();
+    assert_eq!(row.sources, "host");
+    assert_eq!(row.source_list(), vec!["host".to_string()]);
+    let mut t = trunk_new("named");
+    t.host = "sip.example.com".into();
+    t.sources = vec![" , ".into()];
+    assert_eq!(db.add_trunk(t).await.unwrap().sources, "host");
+    let trunks = db.list_trunks().await.unwrap();
+    assert!(trunks.iter().all(|t| t.sources.is_empty()));
+    let carrier = trunks.iter().find(|t| t.name == "carrier").unwrap();
+    assert!(carrier.is_source("198.51.100.10".parse().unwrap()));
+    assert!(!carrier.is_source("198.51.100.9".parse().unwrap()));
+    let named = trunks.iter().find(|t| t.name == "named").unwrap();
+    assert!(
+        !named.is_source("198.51.100.10".parse().unwrap()),
+        "not resolved: trusts no one"
+    );
+    // Networks again, then back to the host.
+    let u = db
+        .update_trunk(
+            "carrier",
+            TrunkPatch {
+                sources: Some(vec!["192.0.2.0/24".into()]),
+                ..TrunkPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(u.sources, "192.0.2.0/24");
+    let u = db
+        .update_trunk(
+            "carrier",
+            TrunkPatch {
+                sources: Some(vec!["HOST".into()]),
+                ..TrunkPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(u.sources, "host");
 }
 
 #[tokio::test]
@@ -1909,6 +1945,7 @@ async fn list_trunks_converts_for_the_server() {
             ],
             caller_id: Some("+4930123456".into()),
             dids: vec![("+4930123456".into(), "201".into())],
+            addresses: Vec::new(),
         }
     );
     assert!(carrier.is_source("198.51.100.9".parse().unwrap()));

@@ -1,7 +1,8 @@
 //! Stored SIP trunks (the providers external calls go through) and DIDs (the inbound numbers each one delivers,
 //! and the extension each rings). [`Db::list_trunks`] gives them as the [`crate::trunks::Trunk`]s the server uses.
 //!
-//! A trunk is trusted by the address its requests come from, so every trunk has at least one source network. Its
+//! A trunk is trusted by the address its requests come from: its source networks, or, without any, the addresses
+//! of its host (the IP itself, or what the name resolves to; stored as [`HOST_SOURCES`]). Its
 //! digest password is stored as given: Palisade needs it to answer the provider's challenges (the database file is
 //! mode 0600, like the HA1s of the extensions).
 
@@ -55,7 +56,7 @@ pub struct TrunkRow {
     /// Stored as given (needed to answer the provider's digest challenges).
     pub password: Option<String>,
     pub register: bool,
-    /// Comma list of canonical CIDRs.
+    /// Comma list of canonical CIDRs, or [`HOST_SOURCES`]: the host's own addresses.
     pub sources: String,
     pub caller_id: Option<String>,
     /// Unix milliseconds.
@@ -82,12 +83,12 @@ impl std::fmt::Debug for TrunkRow {
 }
 
 impl TrunkRow {
-    /// The source networks, parsed.
+    /// The source networks, parsed; empty when the host's own addresses are trusted.
     pub fn source_nets(&self) -> Result<Vec<IpNet>> {
         parse_sources(&self.sources)
     }
 
-    /// The source networks as text.
+    /// The source networks as text ([`HOST_SOURCES`] alone when the host's own addresses are trusted).
     pub fn source_list(&self) -> Vec<String> {
         split(&self.sources)
     }
@@ -115,6 +116,7 @@ impl TrunkRow {
             sources,
             caller_id: checked.caller_id,
             dids: dids.to_vec(),
+            addresses: Vec::new(),
         })
     }
 }
@@ -132,7 +134,8 @@ pub struct TrunkNew {
     /// Only together with `username`.
     pub password: Option<String>,
     pub register: bool,
-    /// Addresses or CIDR prefixes (each item may itself be a comma list); at least one.
+    /// Addresses or CIDR prefixes (each item may itself be a comma list); none (or [`HOST_SOURCES`]): the
+    /// addresses of `host`.
     pub sources: Vec<String>,
     pub caller_id: Option<String>,
 }
@@ -276,11 +279,24 @@ pub fn normalize_transport(transport: &str) -> Result<&'static str> {
         })
 }
 
-/// Parses a comma list of addresses and CIDR prefixes into canonical networks (duplicates dropped). At least one,
-/// and none that covers every address.
+/// The stored `sources` of a trunk without source networks: calls are trusted from the addresses of its host
+/// only (the IP itself, or what the name resolves to).
+pub const HOST_SOURCES: &str = "host";
+
+/// Parses a comma list of addresses and CIDR prefixes into canonical networks (duplicates dropped), none that
+/// covers every address. An empty list (or [`HOST_SOURCES`] alone) means the host's own addresses.
 fn parse_sources(list: &str) -> Result<Vec<IpNet>> {
+    let items = split(list);
+    if items.iter().any(|i| i.eq_ignore_ascii_case(HOST_SOURCES)) {
+        if items.len() > 1 {
+            return Err(invalid(format!(
+                "source '{HOST_SOURCES}' (the addresses of the trunk's host) cannot be combined with networks:                  give either --source {HOST_SOURCES} (or no --source) or the provider's networks (e.g.                  --source 198.51.100.0/28)"
+            )));
+        }
+        return Ok(Vec::new());
+    }
     let mut nets: Vec<IpNet> = Vec::new();
-    for item in split(list) {
+    for item in items {
         let net = parse_net(&item).map_err(|e| invalid(format!("invalid source network: {e}")))?;
         if net.prefix_len() == 0 {
             return Err(invalid(format!(
@@ -292,14 +308,6 @@ fn parse_sources(list: &str) -> Result<Vec<IpNet>> {
             nets.push(net);
         }
     }
-    if nets.is_empty() {
-        return Err(invalid(
-            "a trunk needs at least one source network (--source CIDR[,CIDR]): calls from a trunk are trusted by \
-             the address they come from, so a trunk without source networks could be impersonated by anyone. Give \
-             the addresses your provider sends calls from (e.g. --source 198.51.100.0/28)"
-                .into(),
-        ));
-    }
     if nets.len() > MAX_SOURCES {
         return Err(invalid(format!(
             "at most {MAX_SOURCES} source networks per trunk; combine them into wider prefixes"
@@ -308,9 +316,14 @@ fn parse_sources(list: &str) -> Result<Vec<IpNet>> {
     Ok(nets)
 }
 
-/// The canonical comma list for `sources` (addresses and CIDR prefixes, each possibly a comma list itself).
+/// The canonical comma list for `sources` (addresses and CIDR prefixes, each possibly a comma list itself);
+/// [`HOST_SOURCES`] for none.
 pub fn normalize_sources(sources: &[String]) -> Result<String> {
-    Ok(parse_sources(&sources.join(","))?
+    let nets = parse_sources(&sources.join(","))?;
+    if nets.is_empty() {
+        return Ok(HOST_SOURCES.to_string());
+    }
+    Ok(nets
         .iter()
         .map(IpNet::to_string)
         .collect::<Vec<_>>()
@@ -516,7 +529,7 @@ impl Db {
         })?;
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks")
                     .fetch_one(&mut *tx)
                     .await?;
@@ -548,7 +561,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let mut row = load_trunk(&mut tx, name)
                     .await?
                     .ok_or_else(|| trunk_not_found(name))?;
@@ -594,7 +607,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query("DELETE FROM trunks WHERE name = $1")
                     .bind(name)
                     .execute(&mut *tx)
@@ -617,7 +630,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 if load_trunk(&mut tx, trunk).await?.is_none() {
                     return Err(trunk_not_found(trunk));
                 }
@@ -674,7 +687,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let found: Option<DidRow> = sqlx::query_as(
                     "SELECT number, trunk, extension FROM dids WHERE number = $1 OR number = $2",
                 )

@@ -131,7 +131,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query(sql)
                     .bind(number)
                     .bind(value)
@@ -201,7 +201,7 @@ impl Db {
     pub async fn add_voicemail_message(&self, new: &VoicemailNew) -> Result<i64> {
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let count: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM voicemail_messages WHERE mailbox = $1",
                 )
@@ -284,7 +284,7 @@ impl Db {
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = super::begin_write(pool).await?;
                 let file: Option<String> = sqlx::query_scalar(
                     "DELETE FROM voicemail_messages WHERE mailbox = $1 AND id = $2 RETURNING file",
                 )

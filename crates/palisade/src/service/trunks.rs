@@ -1,0 +1,346 @@
+//! The service's side of trunks: the configured trunks plus what their host names resolved to (resolved by the
+//! async edge, [`crate::trunk_dns`], never on the packet path) give the trunks calls use; trunks with
+//! registration on are registered through the transaction layer ([`pbx::trunks::registration`]).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use pbx::trunks::Trunk;
+use pbx::trunks::registration::{
+    DEFAULT_EXPIRES, RegId, RegSend, RegStatus, RegTarget, Registrations,
+};
+use sip::transaction::{ClientTxId, Peer, Transport as TxTransport};
+use sip::{Framing, Message};
+
+use super::Service;
+
+/// Host name -> the addresses it resolved to, in the resolver's order.
+pub type Resolved = HashMap<String, Vec<IpAddr>>;
+
+/// Trunk state kept by the service.
+#[derive(Debug, Default)]
+pub struct TrunkState {
+    /// The trunks as stored (host names unresolved).
+    configured: Vec<Trunk>,
+    resolved: Resolved,
+    /// Palisade's address per transport token (`UDP`, `TCP`, `TLS`): Via and Contact of REGISTERs.
+    local: Vec<(&'static str, SocketAddr)>,
+    regs: Registrations,
+    /// Client transactions of REGISTERs, and the registration each belongs to.
+    clients: HashMap<ClientTxId, RegId>,
+}
+
+impl TrunkState {
+    fn local_for(&self, transport: &str) -> Option<SocketAddr> {
+        self.local
+            .iter()
+            .find(|(t, _)| t.eq_ignore_ascii_case(transport))
+            .map(|(_, a)| *a)
+    }
+}
+
+fn tx_transport(t: &str) -> TxTransport {
+    match t.to_ascii_uppercase().as_str() {
+        "TCP" => TxTransport::Tcp,
+        "TLS" => TxTransport::Tls,
+        _ => TxTransport::Udp,
+    }
+}
+
+impl Service {
+    /// Palisade's address per transport token, for the Contact of trunk registrations (the same addresses calls
+    /// put in Via and Contact).
+    pub fn set_local_addrs(&mut self, local: Vec<(&'static str, SocketAddr)>) {
+        self.trunk_state.local = local;
+    }
+
+    /// New trunks from the store: calls use them at once (host names with the addresses resolved so far; a new
+    /// name is resolved by the edge within a second), registrations follow.
+    pub fn apply_trunks(&mut self, trunks: Vec<Trunk>, now: Instant) {
+        self.trunk_state.configured = trunks;
+        self.refresh_trunks(now);
+    }
+
+    /// What the trunks' host names resolve to now (names missing did not resolve).
+    pub fn set_resolved(&mut self, resolved: Resolved, now: Instant) {
+        if resolved != self.trunk_state.resolved {
+            self.trunk_state.resolved = resolved;
+            self.refresh_trunks(now);
+        }
+    }
+
+    /// The host names (with ports) of the configured trunks that need DNS, sorted, without duplicates.
+    pub fn trunk_host_names(&self) -> Vec<(String, u16)> {
+        let mut names: Vec<(String, u16)> = self
+            .trunk_state
+            .configured
+            .iter()
+            .filter(|t| t.host_ip().is_none())
+            .map(|t| (t.host.clone(), t.port))
+            .collect();
+        names.sort();
+        names.dedup_by(|a, b| a.0 == b.0);
+        names
+    }
+
+    /// How each trunk registration stands (trunks with registration on but no credentials included, as failed).
+    pub fn trunk_status(&self, now: Instant) -> Vec<RegStatus> {
+        let wall = self.clock.at(now);
+        let mut out = self.trunk_state.regs.status(now, wall);
+        for t in &self.trunk_state.configured {
+            if t.register && (t.username.is_none() || t.password.is_none()) {
+                out.push(RegStatus {
+                    trunk: t.name.clone(),
+                    state: "failed",
+                    registered_until: None,
+                    last_error: Some(
+                        "registration is on but the trunk has no username and password (set them with \
+                         `palisade trunk set NAME --username USER --password PASSWORD`)"
+                            .into(),
+                    ),
+                    next_attempt: None,
+                });
+            }
+        }
+        out
+    }
+
+    /// The trunks calls use: host names with their addresses (an address family Palisade sends from first),
+    /// and the registrations wanted.
+    fn refresh_trunks(&mut self, now: Instant) {
+        let st = &self.trunk_state;
+        let effective: Vec<Trunk> = st
+            .configured
+            .iter()
+            .cloned()
+            .map(|mut t| {
+                if t.host_ip().is_none() {
+                    let usable: Vec<IpAddr> = st
+                        .local_for(&t.transport)
+                        .map(|a| a.ip())
+                        .into_iter()
+                        .collect();
+                    let found = st.resolved.get(&t.host).cloned().unwrap_or_default();
+                    t.addresses = pbx::trunks::prefer_families(found, &usable);
+                }
+                t
+            })
+            .collect();
+        let wanted: Vec<RegTarget> = effective
+            .iter()
+            .filter(|t| t.register)
+            .filter_map(|t| {
+                Some(RegTarget {
+                    trunk: t.name.clone(),
+                    host: t.host.clone(),
+                    port: t.port,
+                    transport: t.transport.clone(),
+                    username: t.username.clone()?,
+                    password: t.password.clone()?,
+                    dest: t.socket_addr(),
+                    contact: st.local_for(&t.transport),
+                    expires: DEFAULT_EXPIRES,
+                })
+            })
+            .collect();
+        self.set_trunks(effective);
+        self.trunk_state.regs.sync(&wanted, now);
+    }
+
+    /// When a registration timer is due.
+    pub(super) fn trunk_poll_timeout(&self) -> Option<Instant> {
+        self.trunk_state.regs.poll_timeout()
+    }
+
+    /// Sends the REGISTERs that are due.
+    pub(super) fn trunk_timeout(&mut self, now: Instant) {
+        let sends = self.trunk_state.regs.handle_timeout(now);
+        self.send_registers(sends, now);
+    }
+
+    /// A response in client transaction `tx`; false when it is not a REGISTER's.
+    pub(super) fn trunk_response(&mut self, tx: ClientTxId, msg: &Message, now: Instant) -> bool {
+        let Some(id) = self.trunk_state.clients.get(&tx).copied() else {
+            return false;
+        };
+        let wall = self.clock.at(now);
+        if let Some(next) = self.trunk_state.regs.on_response(id, msg, now, wall) {
+            self.send_registers(vec![next], now);
+        }
+        true
+    }
+
+    /// Client transaction `tx` timed out or could not be sent; false when it is not a REGISTER's.
+    pub(super) fn trunk_failed(&mut self, tx: ClientTxId, now: Instant) -> bool {
+        let Some(id) = self.trunk_state.clients.get(&tx).copied() else {
+            return false;
+        };
+        self.trunk_state.regs.on_failure(id, now);
+        true
+    }
+
+    /// Client transaction `tx` is over.
+    pub(super) fn trunk_terminated(&mut self, tx: ClientTxId) {
+        self.trunk_state.clients.remove(&tx);
+    }
+
+    fn send_registers(&mut self, sends: Vec<RegSend>, now: Instant) {
+        for s in sends {
+            let peer = Peer {
+                addr: s.dest,
+                transport: tx_transport(&s.transport),
+                connection: None,
+            };
+            let sent = Message::parse(s.request, Framing::Stream, &self.config.limits)
+                .map_err(|e| e.to_string())
+                .and_then(|m| {
+                    self.transactions
+                        .send_request(m, peer, now)
+                        .map_err(|e| e.to_string())
+                });
+            match sent {
+                Ok(client) => {
+                    self.trunk_state.clients.insert(client, s.id);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, dest = %s.dest, "REGISTER to a trunk not sent");
+                    self.trunk_state.regs.on_failure(s.id, now);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{Inbound, Transport};
+    use sip::{HeaderName, ResponseBuilder};
+    use std::time::Duration;
+
+    fn trunk(host: &str) -> Trunk {
+        Trunk {
+            name: "carrier".into(),
+            host: host.into(),
+            port: 5070,
+            transport: "UDP".into(),
+            username: Some("acct".into()),
+            password: Some("secret".into()),
+            register: true,
+            sources: Vec::new(),
+            caller_id: None,
+            dids: Vec::new(),
+            addresses: Vec::new(),
+        }
+    }
+
+    fn service() -> Service {
+        let mut s = Service::for_tests();
+        s.set_local_addrs(vec![("UDP", "127.0.0.1:5060".parse().unwrap())]);
+        s
+    }
+
+    fn reply(out: &crate::service::Outbound, status: u16, extra: &[(HeaderName, &str)]) -> Inbound {
+        let req =
+            Message::parse(out.data.clone(), Framing::Datagram, &sip::Limits::default()).unwrap();
+        let mut b = ResponseBuilder::new(&req, status).to_tag("p1".to_string());
+        for (n, v) in extra {
+            b = b.header(*n, v);
+        }
+        Inbound {
+            transport: Transport::Udp,
+            source: out.dest,
+            local: "127.0.0.1:5060".parse().unwrap(),
+            conn: None,
+            data: b.build(),
+        }
+    }
+
+    #[test]
+    fn host_names_resolve_into_targets_sources_and_registrations() {
+        let mut s = service();
+        let now = Instant::now();
+        s.apply_trunks(vec![trunk("sip.carrier.test")], now);
+        assert_eq!(
+            s.trunk_host_names(),
+            vec![("sip.carrier.test".to_string(), 5070)]
+        );
+        // Not resolved: no target, trusts no one, registration waits (failed: does not resolve).
+        assert!(s.trunks[0].socket_addr().is_none());
+        assert!(pbx::trunks::trunk_of(&s.trunks, "127.0.0.5".parse().unwrap()).is_none());
+        assert!(s.handle_timeout(now).is_empty());
+        assert_eq!(s.trunk_status(now)[0].state, "failed");
+
+        let mut r = Resolved::new();
+        r.insert(
+            "sip.carrier.test".into(),
+            vec!["::1".parse().unwrap(), "127.0.0.5".parse().unwrap()],
+        );
+        s.set_resolved(r, now);
+        // The IPv4 address first: Palisade sends UDP from 127.0.0.1.
+        assert_eq!(
+            s.trunks[0].socket_addr(),
+            Some("127.0.0.5:5070".parse().unwrap())
+        );
+        assert_eq!(
+            pbx::trunks::trunk_of(&s.trunks, "127.0.0.5".parse().unwrap()).map(|t| t.name.as_str()),
+            Some("carrier")
+        );
+        let later = now + Duration::from_secs(31);
+        let out = s.handle_timeout(later);
+        assert_eq!(out.len(), 1, "the retry registers to the resolved address");
+        assert_eq!(out[0].dest, "127.0.0.5:5070".parse().unwrap());
+        let text = String::from_utf8_lossy(&out[0].data).into_owned();
+        assert!(
+            text.starts_with("REGISTER sip:sip.carrier.test:5070 SIP/2.0\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nContact: <sip:127.0.0.1:5060>\r\n"),
+            "{text}"
+        );
+
+        // 401, answered once; 200 with Expires 60: registered.
+        let challenge = reply(
+            &out[0],
+            401,
+            &[(
+                HeaderName::WwwAuthenticate,
+                "Digest realm=\"c\", nonce=\"n\"",
+            )],
+        );
+        let out2 = s.handle_inbound(challenge, later);
+        assert_eq!(out2.len(), 1);
+        let text2 = String::from_utf8_lossy(&out2[0].data).into_owned();
+        assert!(
+            text2.contains("Authorization: Digest username=\"acct\""),
+            "{text2}"
+        );
+        let ok = reply(&out2[0], 200, &[(HeaderName::Expires, "60")]);
+        assert!(s.handle_inbound(ok, later).is_empty());
+        let st = &s.trunk_status(later)[0];
+        assert_eq!((st.state, st.last_error.as_deref()), ("registered", None));
+        assert!(s.poll_timeout().is_some());
+
+        // Registration turned off: unregistered with Expires 0.
+        let mut off = trunk("sip.carrier.test");
+        off.register = false;
+        s.apply_trunks(vec![off], later);
+        let out3 = s.handle_timeout(later);
+        assert_eq!(out3.len(), 1);
+        assert!(String::from_utf8_lossy(&out3[0].data).contains("\r\nExpires: 0\r\n"));
+    }
+
+    #[test]
+    fn registration_without_credentials_is_reported() {
+        let mut s = service();
+        let mut t = trunk("127.0.0.5");
+        t.password = None;
+        s.apply_trunks(vec![t], Instant::now());
+        assert!(s.handle_timeout(Instant::now()).is_empty());
+        let st = s.trunk_status(Instant::now());
+        assert_eq!(st.len(), 1);
+        assert!(st[0].last_error.as_deref().unwrap().contains("--password"));
+    }
+}
