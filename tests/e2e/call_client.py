@@ -12,7 +12,8 @@
       --cancel-after S: S seconds after the first 18x, send CANCEL. Every final non-2xx is ACKed; a
       2xx is ACKed and ended with BYE. --wait S bounds the wait for a final answer (default 15).
       Prints one JSON object: {"challenge": CODE|null, "responses": [[T, CODE, REASON], ...],
-      "final": CODE, "final_t": T, "cancel": CODE|null, "bye": CODE|null, "proxy_authenticate": {...}},
+      "final": CODE, "final_t": T, "warning": WARNING-HEADER|null, "cancel": CODE|null, "bye": CODE|null,
+      "proxy_authenticate": {...}},
       T = seconds since the (last) INVITE was sent.
 Exit status 0 when answers came (whatever their codes), 2 on a timeout or a protocol error.
 """
@@ -267,6 +268,7 @@ def call(ua, host, port, number, auth_id, password, callee, no_auth, cancel_afte
             continue
         out["final"] = code
         out["final_t"] = round(time.monotonic() - t0, 3)
+        out["warning"] = header(r, "warning")
         if 200 <= code < 300:  # end the call at once: ACK then BYE to the Contact
             target = header(r, "contact", "m").split("<", 1)[-1].split(">", 1)[0]
             to = header(r, "to", "t")

@@ -224,6 +224,10 @@ struct Peer {
     latched: Option<SocketAddr>,
     /// Whether the latch decision has been taken (a packet was accepted since the last signalling).
     decided: bool,
+    /// Where the leg's media went before the signalling moved it elsewhere: a late packet from there may not take
+    /// the latch meant for the new peer (a transferor's last packets when a transfer target on the same address,
+    /// e.g. behind the same NAT, takes its place).
+    previous: Option<SocketAddr>,
 }
 
 impl Peer {
@@ -282,6 +286,7 @@ impl Relay {
                     signalled: Some(addr),
                     latched: None,
                     decided: false,
+                    previous: peer.current().filter(|p| *p != addr),
                 };
             }
         }
@@ -342,7 +347,7 @@ impl Relay {
             false
         } else if source.ip() != signalled.ip() {
             return Decision::Drop(DropReason::UnknownSource);
-        } else if peer.decided {
+        } else if peer.decided || Some(source) == peer.previous {
             return Decision::Drop(DropReason::WrongPort);
         } else {
             true
@@ -709,6 +714,66 @@ mod tests {
             fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
         );
         assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.3:40000")));
+    }
+
+    #[test]
+    fn the_old_peer_cannot_take_the_latch_from_the_new_one_on_the_same_address() {
+        // A transfer on one host (or behind one NAT): the transferor at 10.0.0.2:6000 is replaced by the target at
+        // 10.0.0.2:7000; the transferor's last packets arrive before the target's first.
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        r.on_packet(
+            Leg::B,
+            Kind::Rtp,
+            sa("10.0.0.2:6000"),
+            &mut RTP.to_vec(),
+            t0,
+        );
+        r.update_remote(Leg::B, sa("10.0.0.2:7000"), sa("10.0.0.2:7001"));
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("10.0.0.2:6000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            Decision::Drop(DropReason::WrongPort)
+        );
+        assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.2:7000")));
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("10.0.0.2:7000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+        );
+        assert_eq!(
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            fwd("10.0.0.2:7000", Leg::B, Kind::Rtp)
+        );
+        // A NAT-mapped port of the new peer still latches.
+        r.update_remote(Leg::B, sa("10.0.0.2:8000"), sa("10.0.0.2:8001"));
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("10.0.0.2:41000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+        );
+        assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.2:41000")));
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub fn extension_auth(e: &Extension, mailbox: Option<&store::Mailbox>) -> Extens
         block_remote_ws: e.block_remote_ws,
         voicemail: mailbox.is_some_and(|m| m.enabled),
         mwi_unsolicited: mailbox.is_some_and(|m| m.mwi_unsolicited),
+        forward: e.forwarding(),
     }
 }
 

@@ -47,6 +47,8 @@ pub struct ExtensionAuth {
     pub voicemail: bool,
     /// Message-waiting NOTIFYs go to its registered phones even without a subscription.
     pub mwi_unsolicited: bool,
+    /// Call forwards (always, on busy, on no answer), routed by the policy as this extension.
+    pub forward: crate::calls::Forwarding,
 }
 
 /// Settings of the core.
@@ -127,8 +129,10 @@ pub mod event_kind {
 
 /// Methods Palisade serves today, as listed in Allow.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, SUBSCRIBE";
-/// The Allow header in call signalling (the same list).
-pub const ALLOW_CALLS: &str = ALLOW;
+/// The Allow header in call signalling: also REFER (blind transfer inside a call) and NOTIFY (relayed between the
+/// legs, and a transfer's progress).
+pub const ALLOW_CALLS: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, SUBSCRIBE, REFER, NOTIFY";
 
 /// Pending security events beyond this are dropped (and counted) rather than growing without bound when the
 /// store falls behind.
@@ -272,6 +276,31 @@ impl PbxCore {
         origin: Origin,
         now: SystemTime,
     ) -> Route {
+        self.route_as(caller, dialed, None, origin, now)
+    }
+
+    /// Where a forwarded or transferred leg goes: routed exactly as if `caller` (the forwarding or transferring
+    /// extension) dialled `dialed`, with the same refusals and events; `why` (e.g. "forward busy from 101") is
+    /// written in front of the refusal event's detail.
+    pub fn route_forward(
+        &mut self,
+        caller: &ExtensionAuth,
+        dialed: &str,
+        why: &str,
+        origin: Origin,
+        now: SystemTime,
+    ) -> Route {
+        self.route_as(caller, dialed, Some(why), origin, now)
+    }
+
+    fn route_as(
+        &mut self,
+        caller: &ExtensionAuth,
+        dialed: &str,
+        why: Option<&str>,
+        origin: Origin,
+        now: SystemTime,
+    ) -> Route {
         let by_number = &self.by_number;
         let route = self.restrictions.route(
             &caller.restrictions,
@@ -283,6 +312,10 @@ impl PbxCore {
             let detail = match (r, self.restrictions.not_configured()) {
                 (Refusal::CountryNotAllowed(_), Some(why)) => format!("{dialed}: {why}"),
                 _ => format!("{dialed}: {r}"),
+            };
+            let detail = match why {
+                Some(why) => format!("{why}: {detail}"),
+                None => detail,
             };
             self.event(
                 event_kind::POLICY,
@@ -798,6 +831,7 @@ mod tests {
             block_remote_ws: false,
             voicemail: false,
             mwi_unsolicited: false,
+            forward: Default::default(),
         }
     }
 

@@ -115,6 +115,18 @@ pub enum ExtCommand {
         /// Send message-waiting NOTIFYs to this extension's registered phones even when they did not subscribe.
         #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
         mwi_unsolicited: Option<bool>,
+        /// Forward every call to this number before ringing ("" turns it off). The forwarded call is placed as
+        /// if this extension dialled the number: its restrictions and the call policy apply.
+        #[arg(long, value_name = "NUM")]
+        forward_always: Option<String>,
+        /// Forward calls to this number when every phone of the extension is busy or declines ("" turns it off);
+        /// it takes precedence over voicemail.
+        #[arg(long, value_name = "NUM")]
+        forward_busy: Option<String>,
+        /// Forward calls to this number when nobody answers within the ring time or no phone is registered
+        /// ("" turns it off); it takes precedence over voicemail.
+        #[arg(long, value_name = "NUM")]
+        forward_no_answer: Option<String>,
     },
     /// Give an extension a new random password (shown once).
     ResetPassword { number: String },
@@ -147,12 +159,21 @@ struct ExtensionView {
     lan_only: bool,
     block_remote_ws: bool,
     office_hours_only: bool,
+    /// Call forwards (`null`: off).
+    forward: ForwardView,
     created_at: String,
     updated_at: String,
     password_changed_at: String,
     /// Mailbox settings (`ext show` and `ext set` fill them in).
     #[serde(skip_serializing_if = "Option::is_none")]
     voicemail: Option<MailboxView>,
+}
+
+#[derive(Debug, Serialize)]
+struct ForwardView {
+    always: Option<String>,
+    busy: Option<String>,
+    no_answer: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -207,6 +228,11 @@ impl From<&Extension> for ExtensionView {
             lan_only: e.lan_only,
             block_remote_ws: e.block_remote_ws,
             office_hours_only: e.office_hours_only,
+            forward: ForwardView {
+                always: e.forward_always.clone(),
+                busy: e.forward_busy.clone(),
+                no_answer: e.forward_no_answer.clone(),
+            },
             created_at: format_ms(e.created_at),
             updated_at: format_ms(e.updated_at),
             password_changed_at: format_ms(e.password_changed_at),
@@ -381,9 +407,22 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             office_hours_only,
             voicemail,
             mwi_unsolicited,
+            forward_always,
+            forward_busy,
+            forward_no_answer,
         } => {
             if let Some(mode) = &srtp {
                 SrtpMode::parse(mode).map_err(srtp_error)?;
+            }
+            for (flag, value) in [
+                ("--forward-always", &forward_always),
+                ("--forward-busy", &forward_busy),
+                ("--forward-no-answer", &forward_no_answer),
+            ] {
+                if let Some(target) = value.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+                    pbx::calls::validate_forward_target(&number, target)
+                        .map_err(|e| anyhow!("{flag}: {e} (\"\" turns the forward off)"))?;
+                }
             }
             let patch = ExtensionPatch {
                 display_name: name.map(Some),
@@ -397,12 +436,16 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                 lan_only,
                 block_remote_ws,
                 office_hours_only,
+                forward_always: forward_always.map(Some),
+                forward_busy: forward_busy.map(Some),
+                forward_no_answer: forward_no_answer.map(Some),
             };
             if patch.is_empty() && voicemail.is_none() && mwi_unsolicited.is_none() {
                 bail!(
                     "nothing to change: give at least one of --enabled, --name, --email, --digest-algorithms, \
                      --require-tls, --srtp, --internal-only, --pin-protect, --lan-only, --block-remote-ws, \
-                     --office-hours-only, --voicemail, --mwi-unsolicited"
+                     --office-hours-only, --voicemail, --mwi-unsolicited, --forward-always, --forward-busy, \
+                     --forward-no-answer"
                 );
             }
             let db = common.open().await?;
@@ -791,6 +834,9 @@ fn print_extension(v: &ExtensionView, json: bool) -> anyhow::Result<()> {
                 "yes (no outbound external calls outside office_hours)",
             ),
         ),
+        ("Forward always", forward_text(&v.forward.always)),
+        ("Forward on busy", forward_text(&v.forward.busy)),
+        ("Forward no answer", forward_text(&v.forward.no_answer)),
         ("Created", v.created_at.clone()),
         ("Updated", v.updated_at.clone()),
         ("Password changed", v.password_changed_at.clone()),
@@ -823,6 +869,12 @@ fn print_extension(v: &ExtensionView, json: bool) -> anyhow::Result<()> {
         ]);
     }
     Ok(())
+}
+
+fn forward_text(target: &Option<String>) -> String {
+    target
+        .as_ref()
+        .map_or_else(|| "off".into(), |t| format!("to {t}"))
 }
 
 fn yes_no(flag: bool, yes: &str) -> String {

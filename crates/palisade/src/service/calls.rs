@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use pbx::calls::{ActiveCall, AppKind, CallOutput, CallRecord, Party, Target};
+use pbx::calls::{
+    ActiveCall, AppKind, CallOutput, CallRecord, ForwardReason, Party, Resolved, Target,
+};
 use pbx::core::{AuthSignal, unix_secs};
 use pbx::policy::Route;
 use pbx::registrar::Origin;
@@ -12,6 +14,29 @@ use sip::{Framing, Message, Method, ResponseBuilder};
 
 use super::{Parts, Service, to_outbound, unix_ms, unspecified, via_token};
 use crate::service::Outbound;
+
+/// An extension as the calling party of a call.
+fn caller_party(e: &pbx::core::ExtensionAuth, display_name: Option<String>) -> Party {
+    Party {
+        number: e.number.clone(),
+        display_name,
+        srtp: e.srtp,
+        extension: true,
+        ..Party::default()
+    }
+}
+
+/// An extension as the called party: its mailbox and call forwards apply.
+fn callee_party(e: &pbx::core::ExtensionAuth) -> Party {
+    Party {
+        number: e.number.clone(),
+        display_name: None,
+        srtp: e.srtp,
+        voicemail: e.voicemail,
+        forward: e.forward.clone(),
+        extension: true,
+    }
+}
 
 impl Parts {
     /// Parts for unit tests: no media relay (calls are refused with 503), default guard and call timers.
@@ -106,12 +131,7 @@ impl Service {
                         f.display_name()
                             .map(|d| String::from_utf8_lossy(&d).into_owned())
                     });
-                    let party = Party {
-                        number: caller.number.clone(),
-                        display_name,
-                        srtp: caller.srtp,
-                        voicemail: false,
-                    };
+                    let party = caller_party(&caller, display_name);
                     self.calls.invite_trunk(
                         tx,
                         request,
@@ -142,12 +162,7 @@ impl Service {
             }
         };
         if let Some((status, reason, code)) = refusal {
-            let party = Party {
-                number: caller.number.clone(),
-                display_name: None,
-                srtp: caller.srtp,
-                voicemail: false,
-            };
+            let party = caller_party(&caller, None);
             self.calls
                 .refuse(tx, request, &party, &number, status, &reason, code, wall);
             return;
@@ -156,12 +171,7 @@ impl Service {
             .core
             .extension(&number)
             .filter(|e| e.enabled)
-            .map(|e| Party {
-                number: e.number.clone(),
-                display_name: None,
-                srtp: e.srtp,
-                voicemail: e.voicemail,
-            });
+            .map(|e| callee_party(&e));
         let contacts: Vec<_> = self
             .core
             .registrar()
@@ -173,12 +183,7 @@ impl Service {
             f.display_name()
                 .map(|d| String::from_utf8_lossy(&d).into_owned())
         });
-        let caller = Party {
-            number: caller.number.clone(),
-            display_name,
-            srtp: caller.srtp,
-            voicemail: false,
-        };
+        let caller = caller_party(&caller, display_name);
         self.calls.invite(
             tx,
             request,
@@ -251,12 +256,7 @@ impl Service {
             f.display_name()
                 .map(|d| String::from_utf8_lossy(&d).into_owned())
         });
-        let party = Party {
-            number: caller.number.clone(),
-            display_name,
-            srtp: caller.srtp,
-            voicemail: false,
-        };
+        let party = caller_party(caller, display_name);
         self.calls.invite_app(
             tx,
             request,
@@ -325,11 +325,11 @@ impl Service {
             .ok()
             .and_then(|f| f.uri.user.map(str::to_string))
             .unwrap_or_default();
+        // The other end of a trunk: not an extension (it may not transfer).
         let caller = Party {
             number: caller_number,
-            display_name: None,
             srtp: pbx::store::SrtpMode::Disabled,
-            voicemail: false,
+            ..Party::default()
         };
         let ext = trunk
             .extension_for(&dialed)
@@ -372,12 +372,7 @@ impl Service {
             );
             return;
         }
-        let callee = Party {
-            number: ext.number.clone(),
-            display_name: None,
-            srtp: ext.srtp,
-            voicemail: ext.voicemail,
-        };
+        let callee = callee_party(&ext);
         let contacts: Vec<_> = self
             .core
             .registrar()
@@ -397,6 +392,85 @@ impl Service {
             now,
             wall,
         );
+    }
+
+    /// Routes a forward or transfer target exactly as if extension `from` (the forwarding or transferring
+    /// extension) dialled it: the same call policy, refusals, events and trunks as [`Self::on_invite`]. A forward
+    /// never reaches what `from` could not call itself.
+    fn resolve_forward(
+        &mut self,
+        from: &str,
+        target: &str,
+        reason: ForwardReason,
+        source: Peer,
+        now: Instant,
+    ) -> Resolved {
+        let wall = self.clock.at(now);
+        let refused = |status: u16, reason: &str, code: &str| Resolved::Refused {
+            status,
+            reason: reason.to_string(),
+            code: code.to_string(),
+        };
+        let Some(ext) = self.core.extension(from).filter(|e| e.enabled) else {
+            return refused(403, "Forbidden (extension disabled)", "disabled");
+        };
+        let origin = Origin {
+            transport: via_token(source.transport),
+            source: source.addr,
+            local: unspecified(source.addr),
+        };
+        let why = match reason {
+            ForwardReason::Transfer => format!("transfer by {from}"),
+            r => format!("forward {} from {from}", r.as_str()),
+        };
+        match self.core.route_forward(&ext, target, &why, origin, wall) {
+            Route::Extension(number) => match self.core.extension(&number).filter(|e| e.enabled) {
+                Some(e) => {
+                    let contacts = self
+                        .core
+                        .registrar()
+                        .lookup(&number, unix_secs(wall))
+                        .into_iter()
+                        .cloned()
+                        .collect();
+                    Resolved::Extension {
+                        party: callee_party(&e),
+                        contacts,
+                    }
+                }
+                None => refused(404, "Not Found", "404"),
+            },
+            Route::External { number, trunks, .. } | Route::Emergency { number, trunks, .. } => {
+                let targets = self.trunk_targets(&trunks, &number, from);
+                if targets.is_empty() {
+                    refused(
+                        503,
+                        "Service Unavailable (no trunk is available for this number)",
+                        "no_trunk",
+                    )
+                } else {
+                    Resolved::External {
+                        number: target.to_string(),
+                        targets,
+                    }
+                }
+            }
+            Route::Refused(r) => {
+                let status = r.status();
+                refused(
+                    status,
+                    &format!("{} ({r})", sip::reason_phrase(status)),
+                    r.reason_code(),
+                )
+            }
+            // The voicemail access and PIN unlock numbers serve the extension that dials them, never a caller
+            // sent there.
+            Route::PinUnlock { .. } | Route::Voicemail => refused(
+                403,
+                "Forbidden (a service number cannot be a forward or transfer target)",
+                "not_forwardable",
+            ),
+        }
     }
 
     /// Carries out what the call layer asked for.
@@ -469,6 +543,17 @@ impl Service {
                 CallOutput::StartApp(start) => self.start_app(start, now),
                 CallOutput::AppDigit { call, digit } => self.app_digit(call, digit),
                 CallOutput::StopApp { call } => self.stop_app(call),
+                CallOutput::Forward {
+                    call,
+                    from,
+                    target,
+                    reason,
+                    source,
+                } => {
+                    let resolved = self.resolve_forward(&from, &target, reason, source, now);
+                    self.calls
+                        .forward_to(call, resolved, self.media.as_mut(), now, wall);
+                }
                 CallOutput::Record(r) => {
                     tracing::info!(caller = %r.caller, callee = %r.callee, disposition = r.disposition.as_str(),
                         reason = %r.reason, duration = r.duration_secs(), "call ended");
@@ -476,5 +561,145 @@ impl Service {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pbx::auth::Credentials;
+    use pbx::calls::Forwarding;
+    use pbx::core::ExtensionAuth;
+    use pbx::policy::{NumberPlan, OutboundRule, PolicySettings};
+    use pbx::restrictions::Restrictions;
+    use sip::transaction::Transport as TxTransport;
+
+    use super::*;
+
+    fn ext(number: &str, internal_only: bool, forward: Forwarding) -> ExtensionAuth {
+        ExtensionAuth {
+            number: number.into(),
+            auth_id: format!("auth{number}x"),
+            enabled: true,
+            credentials: Credentials::from_password(
+                &format!("auth{number}x"),
+                "pbx.test",
+                "Pw-12345678",
+            ),
+            algorithms: None,
+            require_tls: false,
+            srtp: pbx::store::SrtpMode::Enabled,
+            restrictions: pbx::policy::CallerRestrictions {
+                number: number.into(),
+                internal_only,
+                ..Default::default()
+            },
+            lan_only: false,
+            block_remote_ws: false,
+            voicemail: false,
+            mwi_unsolicited: false,
+            forward,
+        }
+    }
+
+    /// Home country 49 only; rules `intl` (00) and `out` (0, strip 1) to trunk `carrier`, which is not configured.
+    fn service() -> Service {
+        let mut svc = Service::for_tests();
+        let mut settings = PolicySettings::new(NumberPlan {
+            country_code: "49".into(),
+            international_prefix: "00".into(),
+            national_prefix: "0".into(),
+        });
+        for (name, prefix, strip) in [("intl", "00", 0), ("out", "0", 1)] {
+            settings.rules.push(OutboundRule {
+                name: name.into(),
+                prefix: prefix.into(),
+                min_len: 1,
+                max_len: 32,
+                extensions: Vec::new(),
+                strip,
+                prepend: String::new(),
+                trunks: vec!["carrier".into()],
+            });
+        }
+        let core = svc.core_mut();
+        core.set_restrictions(Restrictions::new(
+            settings,
+            None,
+            Vec::new(),
+            Duration::from_secs(3600),
+        ));
+        let always_102 = Forwarding {
+            always: Some("102".into()),
+            ..Forwarding::default()
+        };
+        core.set_extensions(vec![
+            ext("101", true, always_102.clone()),
+            ext("102", false, Forwarding::default()),
+            ext("103", false, Forwarding::default()),
+        ]);
+        svc
+    }
+
+    fn peer() -> Peer {
+        Peer::new("127.0.0.9:5099".parse().unwrap(), TxTransport::Udp)
+    }
+
+    fn refusal(r: &Resolved) -> Option<(u16, &str)> {
+        match r {
+            Resolved::Refused { status, code, .. } => Some((*status, code.as_str())),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn forward_targets_are_routed_as_the_forwarding_extension() {
+        let mut svc = service();
+        let now = Instant::now();
+        // An internal target: the extension, with its own forwards, and its (here: no) registrations.
+        match svc.resolve_forward("101", "102", ForwardReason::Busy, peer(), now) {
+            Resolved::Extension { party, contacts } => {
+                assert_eq!(party.number, "102");
+                assert!(party.extension);
+                assert!(contacts.is_empty());
+            }
+            other => panic!("expected the extension, got {other:?}"),
+        }
+        // 101 is internal-only: it cannot forward out, and the refusal is its own policy event.
+        let r = svc.resolve_forward("101", "0301234567", ForwardReason::Always, peer(), now);
+        assert_eq!(refusal(&r), Some((403, "internal_only")));
+        let events = svc.core_mut().take_events();
+        let ev = events.last().expect("a policy event");
+        assert_eq!(
+            (ev.kind.as_str(), ev.reason.as_str()),
+            ("policy_refusal", "internal_only")
+        );
+        assert_eq!(ev.user.as_deref(), Some("auth101x"));
+        assert!(
+            ev.detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("forward always from 101: 0301234567")),
+            "{ev:?}"
+        );
+        // 103 may call out, but not to a country that is not allowed; a transfer is refused the same way.
+        let r = svc.resolve_forward(
+            "103",
+            "00441234567890",
+            ForwardReason::Transfer,
+            peer(),
+            now,
+        );
+        assert_eq!(refusal(&r), Some((403, "country_not_allowed")));
+        let ev = svc.core_mut().take_events().pop().expect("a policy event");
+        assert!(ev.detail.is_some_and(|d| d.starts_with("transfer by 103")));
+        // An allowed national number, but the rule's trunk does not exist.
+        let r = svc.resolve_forward("103", "0301234567", ForwardReason::NoAnswer, peer(), now);
+        assert_eq!(refusal(&r), Some((503, "no_trunk")));
+        // Service numbers and unknown extensions are never targets.
+        let r = svc.resolve_forward("103", "999", ForwardReason::Transfer, peer(), now);
+        assert_eq!(refusal(&r), Some((403, "not_forwardable")));
+        let r = svc.resolve_forward("555", "102", ForwardReason::Transfer, peer(), now);
+        assert_eq!(refusal(&r), Some((403, "disabled")));
     }
 }

@@ -11,10 +11,12 @@
 //! binary implements over sockets and tests fake.
 
 mod dialog;
+mod forward;
 mod media;
 mod sdp;
 #[cfg(test)]
 mod tests;
+mod transfer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -25,6 +27,10 @@ use sip::transaction::{Peer, ServerTxId};
 use sip::{HeaderName, Message, Method};
 
 pub use dialog::Dialog;
+pub use forward::{
+    ForwardReason, Forwarding, MAX_HOPS as MAX_FORWARD_HOPS, Resolved,
+    validate_target as validate_forward_target,
+};
 pub use media::{Leg, MediaControl, MediaError, MediaId};
 pub use sdp::AppCodec;
 
@@ -194,6 +200,16 @@ pub enum CallOutput {
     AppDigit { call: u64, digit: char },
     /// The call of a media application ended: stop it (keeping a message being recorded).
     StopApp { call: u64 },
+    /// Route `target` as if extension `from` dialled it (call forwarding, or a transfer by REFER), with the call
+    /// policy of direct dialling; answer with [`Calls::forward_to`]. `source` is the signalling source of the
+    /// request that led here (the caller's INVITE, the transferor's REFER), for the policy event.
+    Forward {
+        call: u64,
+        from: String,
+        target: String,
+        reason: ForwardReason,
+        source: Peer,
+    },
 }
 
 /// A media application Palisade itself answers a call with.
@@ -235,8 +251,8 @@ pub struct Response {
     pub body: Option<(String, Bytes)>,
 }
 
-/// An extension as the call layer needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A party of a call (an extension, or the other end of a trunk) as the call layer needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Party {
     pub number: String,
     pub display_name: Option<String>,
@@ -244,6 +260,10 @@ pub struct Party {
     pub srtp: SrtpMode,
     /// Unanswered, busy and unregistered calls to this party go to its mailbox.
     pub voicemail: bool,
+    /// The extension's call forwards (they take precedence over its mailbox).
+    pub forward: Forwarding,
+    /// An extension of this PBX (not a trunk's caller nor an external number): only extensions may transfer.
+    pub extension: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +275,8 @@ enum State {
     Confirmed,
     /// Going to a media application (voicemail); waiting for the edge to start it.
     Diverting,
+    /// Being forwarded: waiting for the service to route the forward target ([`Calls::forward_to`]).
+    Forwarding,
 }
 
 /// One outgoing INVITE branch to a contact of the callee.
@@ -358,6 +380,26 @@ struct Call {
     app: Option<AppKind>,
     /// The application's session description (its answer, in the callee's place).
     app_sdp: Option<Bytes>,
+    /// The extensions the call was forwarded through, the original callee first (loop detection).
+    chain: Vec<String>,
+    /// Forwards followed so far.
+    hops: usize,
+    /// What the service is routing for this call (a forward or a transfer target).
+    pending: Option<forward::Pending>,
+    /// Branches of earlier targets (before a forward or a transfer): a late 2xx from one is hung up.
+    retired: Vec<Branch>,
+    /// A blind transfer in progress (the target ringing).
+    transfer: Option<transfer::Transfer>,
+    /// Per leg: the session description of the last completed offer/answer (the codecs that leg agreed on).
+    answers: [Option<Bytes>; 2],
+    /// Per leg: REFERs accepted in its dialog (the `id` of the refer event package, RFC 3515 §2.4.6).
+    refers: [u32; 2],
+    /// Per leg: that side left (a transferor that hung up while its transfer target rang).
+    gone: [bool; 2],
+    /// Dialogs of transferors handed over to a transfer target: a BYE crossing Palisade's gets 200.
+    detached: Vec<(String, String, String)>,
+    /// After a transfer, the parties of the call record: the transferee and the target.
+    cdr_parties: Option<(String, String)>,
 }
 
 /// Every call in progress.
@@ -373,6 +415,8 @@ pub struct Calls {
     outputs: Vec<CallOutput>,
     /// Most calls at once; beyond it new INVITEs get 503.
     max_calls: usize,
+    /// Dialogs of transferors after the handover (see [`Call::detached`]) → call id.
+    detached: HashMap<(String, String, String), u64>,
 }
 
 impl Calls {
@@ -386,6 +430,7 @@ impl Calls {
             next_id: 1,
             outputs: Vec::new(),
             max_calls: 10_000,
+            detached: HashMap::new(),
         }
     }
 
@@ -450,13 +495,13 @@ impl Calls {
             .values()
             .map(|c| ActiveCall {
                 call_id: c.call_id_a.clone(),
-                caller: c.caller.number.clone(),
-                callee: c.callee.number.clone(),
+                caller: c.record_parties().0,
+                callee: c.record_parties().1,
                 started_at: c.started_at,
                 answered_at: c.answered_at,
                 // A call answered by voicemail is shown as answered by its mailbox (the callee).
                 state: match c.state {
-                    State::Ringing | State::Diverting => "ringing",
+                    State::Ringing | State::Diverting | State::Forwarding => "ringing",
                     State::Answered => "answering",
                     State::Confirmed => "talking",
                 },
@@ -495,18 +540,7 @@ impl Calls {
         now: Instant,
         wall: SystemTime,
     ) {
-        let targets: Vec<Target> = contacts
-            .iter()
-            .map(|c| Target {
-                request_uri: c.contact.clone(),
-                to_uri: format!("<sip:{}@{}>", c.aor, self.local.domain),
-                from_user: caller.number.clone(),
-                source: c.source,
-                transport: c.transport.clone(),
-                credentials: None,
-                is_trunk: false,
-            })
-            .collect();
+        let targets = self.contact_targets(&caller.number, contacts);
         self.start(
             tx,
             msg,
@@ -519,6 +553,22 @@ impl Calls {
             now,
             wall,
         );
+    }
+
+    /// INVITE targets for an extension's registered contacts, calling from `from_user`.
+    fn contact_targets(&self, from_user: &str, contacts: &[Binding]) -> Vec<Target> {
+        contacts
+            .iter()
+            .map(|c| Target {
+                request_uri: c.contact.clone(),
+                to_uri: format!("<sip:{}@{}>", c.aor, self.local.domain),
+                from_user: from_user.to_string(),
+                source: c.source,
+                transport: c.transport.clone(),
+                credentials: None,
+                is_trunk: false,
+            })
+            .collect()
     }
 
     /// A call out through trunks: `targets` are the trunks in failover order (the first is rung; the next is
@@ -538,9 +588,8 @@ impl Calls {
     ) {
         let callee = Party {
             number: dialed.to_string(),
-            display_name: None,
             srtp: SrtpMode::Disabled,
-            voicemail: false,
+            ..Party::default()
         };
         let rest = if targets.len() > 1 {
             targets.split_off(1)
@@ -580,7 +629,11 @@ impl Calls {
             self.record_unconnected(msg, &caller, "", Disposition::NotFound, "404", wall);
             return;
         };
-        if contacts.is_empty() && !callee.voicemail {
+        // An unreachable callee may still forward the call or take a message.
+        let elsewhere = callee.voicemail
+            || callee.forward.always.is_some()
+            || callee.forward.no_answer.is_some();
+        if contacts.is_empty() && !elsewhere {
             self.respond(tx, 480, None);
             self.record_unconnected(
                 msg,
@@ -682,6 +735,7 @@ impl Calls {
             media.set_crypto(media_id, Leg::A, leg_crypto(theirs, ours));
         }
         let id = self.alloc_id();
+        let (callee_is_extension, callee_number) = (callee.extension, callee.number.clone());
         let a = Dialog::uas(msg, new_tag());
         let session_deadline = self.session_timer(msg).map(|se| {
             (
@@ -719,10 +773,22 @@ impl Calls {
             max_forwards: 70,
             app: None,
             app_sdp: None,
+            chain: if callee_is_extension {
+                vec![callee_number]
+            } else {
+                Vec::new()
+            },
+            hops: 0,
+            pending: None,
+            retired: Vec::new(),
+            transfer: None,
+            answers: [None, None],
+            refers: [0, 0],
+            gone: [false, false],
+            detached: Vec::new(),
+            cdr_parties: None,
         };
-        if call.callee.voicemail {
-            call.ringing_deadline = now + self.config.no_answer.min(self.config.voicemail_ring);
-        }
+        call.ringing_deadline = now + self.ring_time(&call.callee);
         self.respond(tx, 100, None);
         let max_forwards = msg
             .max_forwards()
@@ -735,6 +801,13 @@ impl Calls {
         call.failover = failover;
         call.b_port = b_port;
         call.max_forwards = max_forwards;
+        // Forward always: the callee's phones do not ring at all.
+        if let Some(target) = call.callee.forward.always.clone() {
+            self.by_invite.insert(tx, id);
+            self.calls.insert(id, call);
+            self.forward(id, ForwardReason::Always, target, media, wall);
+            return;
+        }
         for contact in contacts {
             self.ring(
                 &mut call,
@@ -747,25 +820,81 @@ impl Calls {
                 now,
             );
         }
-        if call.branches.is_empty() && !call.callee.voicemail {
+        if call.branches.is_empty()
+            && !call.callee.voicemail
+            && call.callee.forward.no_answer.is_none()
+        {
             media.release(media_id);
             self.respond(tx, 480, None);
             return;
         }
         let unreachable = call.branches.is_empty();
-        let mailbox = call.callee.number.clone();
         self.by_invite.insert(tx, id);
         self.calls.insert(id, call);
-        if unreachable {
-            self.divert(
+        if unreachable && !self.divert_unanswered(id, 480, "not_registered", media, wall) {
+            let tag = self.calls.get(&id).map(|c| c.a.local_tag.clone());
+            self.respond(tx, 480, tag.as_deref());
+            self.finish(
                 id,
-                AppKind::Deposit { mailbox },
-                480,
+                Disposition::Unavailable,
+                HungUpBy::System,
                 "not_registered",
                 media,
                 wall,
             );
         }
+    }
+
+    /// How long the callee's phones ring: shorter when the call has somewhere else to go (its mailbox, its
+    /// no-answer forward).
+    fn ring_time(&self, callee: &Party) -> Duration {
+        if callee.voicemail || callee.forward.no_answer.is_some() {
+            self.config.no_answer.min(self.config.voicemail_ring)
+        } else {
+            self.config.no_answer
+        }
+    }
+
+    /// The callee did not take the call: `status` is 486/600/603 (busy, declined) or 408/480 (no answer,
+    /// unreachable). The callee's forward for the case wins, then its mailbox. Returns false when it has neither:
+    /// the caller must get the failure.
+    fn divert_unanswered(
+        &mut self,
+        id: u64,
+        status: u16,
+        why: &str,
+        media: &mut dyn MediaControl,
+        wall: SystemTime,
+    ) -> bool {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        if !matches!(status, 408 | 480 | 486 | 600 | 603) {
+            return false;
+        }
+        let (reason, target) = if matches!(status, 486 | 600 | 603) {
+            (ForwardReason::Busy, call.callee.forward.busy.clone())
+        } else if why == "not_registered" {
+            (
+                ForwardReason::Unavailable,
+                call.callee.forward.no_answer.clone(),
+            )
+        } else {
+            (
+                ForwardReason::NoAnswer,
+                call.callee.forward.no_answer.clone(),
+            )
+        };
+        if let Some(target) = target {
+            self.forward(id, reason, target, media, wall);
+            return true;
+        }
+        if call.callee.voicemail {
+            let mailbox = call.callee.number.clone();
+            self.divert(id, AppKind::Deposit { mailbox }, status, why, media, wall);
+            return true;
+        }
+        false
     }
 
     fn refuse_488(&mut self, tx: ServerTxId, reason: &str) {
@@ -800,47 +929,12 @@ impl Calls {
     /// has no credentials or already tried them (the provider refused them: give up).
     fn retry_with_credentials(&mut self, id: u64, bi: usize, msg: &Message, status: u16) -> bool {
         let request_id = self.alloc_id();
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some(b) = self.calls.get_mut(&id).and_then(|c| c.branches.get_mut(bi)) else {
             return false;
         };
-        let b = &mut call.branches[bi];
-        let Some((user, password)) = b.credentials.clone().filter(|_| !b.auth_tried) else {
+        let Some((request, peer)) = reauthenticate(b, request_id, msg, status) else {
             return false;
         };
-        let (challenge_header, answer_header) = if status == 407 {
-            (
-                HeaderName::ProxyAuthenticate,
-                HeaderName::ProxyAuthorization,
-            )
-        } else {
-            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
-        };
-        let Some(challenge) = msg
-            .header_values(challenge_header)
-            .filter_map(|v| std::str::from_utf8(v).ok())
-            .find_map(crate::trunks::parse_challenge)
-        else {
-            return false;
-        };
-        let uri = b.dialog.remote_target.clone();
-        let answer = crate::trunks::answer_challenge(&challenge, &user, &password, "INVITE", &uri);
-        b.auth_tried = true;
-        b.invite_cseq += 1;
-        b.dialog.local_cseq = b.invite_cseq;
-        b.request_id = request_id;
-        let request = b.dialog.request(
-            "INVITE",
-            b.invite_cseq,
-            &via(&b.transport, b.via_addr),
-            &contact_uri(b.via_addr, &b.transport),
-            b.max_forwards,
-            &[
-                (HeaderName::Allow, crate::core::ALLOW_CALLS.to_string()),
-                (answer_header, answer),
-            ],
-            Some(("application/sdp", b.body.clone())),
-        );
-        let peer = b.peer;
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,
@@ -865,30 +959,58 @@ impl Calls {
         max_forwards: u8,
         now: Instant,
     ) {
-        let Some(via_addr) = self.local.for_transport(&target.transport) else {
-            return;
+        let from = OutgoingFrom {
+            display_name: call.caller.display_name.clone(),
+            srtp: call.callee.srtp,
         };
-        let Some(b_port) = b_port else { return };
-        let b_tls = matches!(
+        if let Some(branch) = self.new_branch(
+            id,
+            target,
+            offer,
+            b_port,
+            advertise,
+            max_forwards,
+            from,
+            now,
+        ) {
+            call.branches.push(branch);
+        }
+    }
+
+    /// Sends a new INVITE to `target` with `offer` pointed at relay port `port` and returns its branch; `None`
+    /// when it cannot be sent (no listener for its transport, SRTP required on a transport without TLS).
+    #[allow(clippy::too_many_arguments)]
+    fn new_branch(
+        &mut self,
+        id: u64,
+        target: Target,
+        offer: &[u8],
+        port: Option<u16>,
+        advertise: std::net::IpAddr,
+        max_forwards: u8,
+        from: OutgoingFrom,
+        now: Instant,
+    ) -> Option<Branch> {
+        let via_addr = self.local.for_transport(&target.transport)?;
+        let port = port?;
+        let tls = matches!(
             target.transport.to_ascii_uppercase().as_str(),
             "TLS" | "WSS"
         );
-        let offered_keys = match (call.callee.srtp, b_tls) {
+        let offered_keys = match (from.srtp, tls) {
             (SrtpMode::Disabled, _) => Vec::new(),
             (_, true) => offer_keys(),
             // An extension that requires SRTP is never rung on a contact that cannot carry the keys.
-            (SrtpMode::Enforced, false) => return,
+            (SrtpMode::Enforced, false) => return None,
             (SrtpMode::Enabled, false) => Vec::new(),
         };
-        let Some(body) = sdp::rewrite_with_crypto(offer, advertise, b_port, &offered_keys) else {
-            return;
-        };
+        let body = sdp::rewrite_with_crypto(offer, advertise, port, &offered_keys)?;
         let request_id = self.alloc_id();
         let dialog = Dialog::uac(
             new_call_id(&self.local.domain),
             new_tag(),
             format!("<sip:{}@{}>", target.from_user, self.local.domain),
-            call.caller.display_name.clone(),
+            from.display_name,
             target.to_uri.clone(),
             target.request_uri.clone(),
         );
@@ -902,7 +1024,15 @@ impl Calls {
             &[(HeaderName::Allow, crate::core::ALLOW_CALLS.to_string())],
             Some(("application/sdp", body.clone())),
         );
-        call.branches.push(Branch {
+        self.outputs.push(CallOutput::SendRequest {
+            leg: LegKey {
+                call: id,
+                request: request_id,
+            },
+            request,
+            peer,
+        });
+        Some(Branch {
             request_id,
             peer,
             dialog,
@@ -917,15 +1047,7 @@ impl Calls {
             transport: target.transport.clone(),
             max_forwards,
             silent_deadline: target.is_trunk.then_some(now + TRUNK_SILENCE),
-        });
-        self.outputs.push(CallOutput::SendRequest {
-            leg: LegKey {
-                call: id,
-                request: request_id,
-            },
-            request,
-            peer,
-        });
+        })
     }
 
     /// The session interval the caller asked for (RFC 4028), raised to our minimum.
@@ -964,7 +1086,24 @@ impl Calls {
             .iter()
             .position(|b| b.request_id == leg.request)
         else {
-            // A response to a BYE we sent, or to a branch already forgotten: nothing to do.
+            if call
+                .transfer
+                .as_ref()
+                .is_some_and(|t| t.branches.iter().any(|b| b.request_id == leg.request))
+            {
+                self.transfer_response(leg, msg, media, now, wall);
+            } else if (200..300).contains(&status)
+                && msg.cseq().map(|c| c.method).ok() == Some(Method::Invite)
+                && let Some(old) = call
+                    .retired
+                    .iter()
+                    .find(|b| b.request_id == leg.request)
+                    .cloned()
+            {
+                // A phone of an earlier target answered after the call moved on: hang it up.
+                self.hang_up_late(leg.call, old, msg);
+            }
+            // Otherwise a response to a BYE or NOTIFY we sent, or to a branch already forgotten.
             return;
         };
         let cseq_method = msg.cseq().map(|c| c.method).ok();
@@ -1053,24 +1192,18 @@ impl Calls {
                         return;
                     }
                     let answer = best_failure(&call.failures);
-                    // Busy, declined or not answered: the caller may leave a message.
-                    if call.callee.voicemail && matches!(answer, 408 | 480 | 486 | 600 | 603) {
-                        let mailbox = call.callee.number.clone();
-                        let why = if matches!(answer, 486 | 600) {
-                            "busy"
-                        } else {
-                            "no_answer"
-                        };
-                        self.divert(
-                            leg.call,
-                            AppKind::Deposit { mailbox },
-                            answer,
-                            why,
-                            media,
-                            wall,
-                        );
+                    // Busy, declined or not answered: the callee's forward, or its mailbox.
+                    let why = if matches!(answer, 486 | 600) {
+                        "busy"
+                    } else {
+                        "no_answer"
+                    };
+                    if self.divert_unanswered(leg.call, answer, why, media, wall) {
                         return;
                     }
+                    let Some(call) = self.calls.get_mut(&leg.call) else {
+                        return;
+                    };
                     let disposition = match answer {
                         486 | 600 => Disposition::Busy,
                         487 => Disposition::Cancelled,
@@ -1253,6 +1386,7 @@ impl Calls {
         self.dialogs.insert(branch.dialog.key(), (id, Leg::B));
         self.dialogs.insert(call.a.key(), (id, Leg::A));
         call.b = Some(branch);
+        call.answers = [Some(body.clone()), Some(msg.body_bytes())];
         call.state = State::Answered;
         call.answered_at = Some(wall);
         let mut headers: Vec<(HeaderName, String)> =
@@ -1275,6 +1409,56 @@ impl Calls {
         };
         self.outputs.push(CallOutput::Respond(response));
         call.retransmit_2xx = Some((now + T1, T1, now + T1 * 64));
+    }
+
+    /// ACKs a 2xx from a branch that is no longer wanted and hangs it up with BYE.
+    fn hang_up_late(&mut self, id: u64, mut branch: Branch, msg: &Message) {
+        let to_tag = msg
+            .to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_string))
+            .unwrap_or_default();
+        branch.dialog.remote_tag = Some(to_tag);
+        if let Some(target) = msg.contacts().filter_map(Result::ok).find_map(|c| match c {
+            sip::addr::Contact::Addr(a) => Some(a.uri.raw.to_string()),
+            sip::addr::Contact::Star => None,
+        }) {
+            branch.dialog.remote_target = target;
+        }
+        let transport = transport_token(branch.peer.transport);
+        let Some(via_addr) = self.local.for_transport(transport) else {
+            return;
+        };
+        let ack = branch.dialog.request(
+            "ACK",
+            branch.invite_cseq,
+            &via(transport, via_addr),
+            &contact_uri(via_addr, transport),
+            70,
+            &[],
+            None,
+        );
+        self.outputs.push(CallOutput::SendRaw {
+            bytes: ack,
+            peer: branch.peer,
+        });
+        let bye = branch.dialog.request(
+            "BYE",
+            branch.invite_cseq + 1,
+            &via(transport, via_addr),
+            &contact_uri(via_addr, transport),
+            70,
+            &[],
+            None,
+        );
+        self.outputs.push(CallOutput::SendRequest {
+            leg: LegKey {
+                call: id,
+                request: u64::MAX,
+            },
+            request: bye,
+            peer: branch.peer,
+        });
     }
 
     /// The final response to a request Palisade relayed across the call goes back to where it came from.
@@ -1335,6 +1519,13 @@ impl Calls {
                 )
                 .map(|b| ("application/sdp".to_string(), b));
             }
+            // The offer/answer on both legs is complete: remember what each agreed on.
+            if (200..300).contains(&status) {
+                call.answers[idx(other)] = Some(msg.body_bytes());
+                if let Some((_, b)) = &body {
+                    call.answers[idx(to)] = Some(b.clone());
+                }
+            }
         } else if !msg.body().is_empty() {
             let ct = msg
                 .header_str(HeaderName::ContentType)
@@ -1384,10 +1575,24 @@ impl Calls {
         now: Instant,
         wall: SystemTime,
     ) -> bool {
-        let Some((id, side)) = self.match_dialog(msg) else {
-            return false;
-        };
         let method = msg.method().unwrap_or(Method::Other);
+        let Some((id, side)) = self.match_dialog(msg) else {
+            // A transferor's dialog after the handover: its BYE (crossing Palisade's) is answered.
+            let Some(key) = dialog_key(msg) else {
+                return false;
+            };
+            if !self.detached.contains_key(&key) {
+                return false;
+            }
+            let tag = msg.to().ok().and_then(|t| t.tag().map(str::to_string));
+            let status = match method {
+                Method::Bye => 200,
+                Method::Ack => return true,
+                _ => 481,
+            };
+            self.respond(tx, status, tag.as_deref());
+            return true;
+        };
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
@@ -1407,6 +1612,10 @@ impl Calls {
             Method::Bye => {
                 let tag = call.dialog(side).local_tag.clone();
                 self.respond(tx, 200, Some(&tag));
+                // A transferor hanging up while its transfer target rings: the call goes on without it.
+                if self.transferor_left(id, side) {
+                    return true;
+                }
                 self.send_bye(id, side.other(), media);
                 let by = if side == Leg::A {
                     HungUpBy::Caller
@@ -1431,16 +1640,8 @@ impl Calls {
                     }
                 }
                 if method == Method::Refer {
-                    // Transfers go through call policy, which arrives with the trunk and policy work.
-                    let tag = call.dialog(side).local_tag.clone();
-                    self.outputs.push(CallOutput::Respond(Response {
-                        tx,
-                        status: 501,
-                        reason: Some("Not Implemented (transfer)".into()),
-                        to_tag: Some(tag),
-                        headers: Vec::new(),
-                        body: None,
-                    }));
+                    // A blind transfer, routed by the call policy as the transferring extension.
+                    self.refer(id, side, tx, msg);
                     return true;
                 }
                 self.relay_request(id, side, tx, msg, media);
@@ -1474,6 +1675,12 @@ impl Calls {
             return;
         };
         let to = from.other();
+        if call.gone[idx(to)] {
+            // The other side is a transferor that left while its transfer target rings: ask again later.
+            let tag = call.dialog(from).local_tag.clone();
+            self.respond(tx, 491, Some(&tag));
+            return;
+        }
         let method_text = msg.method_str().unwrap_or("INFO").to_string();
         let method = msg.method().unwrap_or(Method::Other);
         let mut body = None;
@@ -1590,7 +1797,10 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        if !matches!(call.state, State::Ringing | State::Diverting) {
+        if !matches!(
+            call.state,
+            State::Ringing | State::Diverting | State::Forwarding
+        ) {
             return false;
         }
         let tag = call.a.local_tag.clone();
@@ -1635,6 +1845,14 @@ impl Calls {
             self.respond(relayed.tx, 408, Some(&tag));
             return;
         }
+        if call.transfer.as_ref().is_some_and(|t| {
+            t.branches
+                .iter()
+                .any(|b| b.request_id == leg.request && b.final_status.is_none())
+        }) {
+            self.transfer_branch_final(leg.call, leg.request, 408, media, now, wall);
+            return;
+        }
         if let Some(b) = call
             .branches
             .iter_mut()
@@ -1647,18 +1865,15 @@ impl Calls {
                 self.fail_over(leg.call, now);
                 return;
             }
-            if all_done && call.state == State::Ringing && call.callee.voicemail {
-                let mailbox = call.callee.number.clone();
-                self.divert(
-                    leg.call,
-                    AppKind::Deposit { mailbox },
-                    480,
-                    "timeout",
-                    media,
-                    wall,
-                );
+            if all_done
+                && call.state == State::Ringing
+                && self.divert_unanswered(leg.call, 480, "timeout", media, wall)
+            {
                 return;
             }
+            let Some(call) = self.calls.get_mut(&leg.call) else {
+                return;
+            };
             if all_done && call.state == State::Ringing {
                 let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
                 self.respond(tx, 480, Some(&tag));
@@ -1679,6 +1894,9 @@ impl Calls {
     pub fn handle_timeout(&mut self, media: &mut dyn MediaControl, now: Instant, wall: SystemTime) {
         let ids: Vec<u64> = self.calls.keys().copied().collect();
         for id in ids {
+            if self.calls.get(&id).is_some_and(|c| c.transfer.is_some()) {
+                self.transfer_timeout(id, media, now, wall);
+            }
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
@@ -1716,18 +1934,12 @@ impl Calls {
                         },
                     });
                 }
-                if call.callee.voicemail {
-                    let mailbox = call.callee.number.clone();
-                    self.divert(
-                        id,
-                        AppKind::Deposit { mailbox },
-                        480,
-                        "no_answer",
-                        media,
-                        wall,
-                    );
+                if self.divert_unanswered(id, 480, "no_answer", media, wall) {
                     continue;
                 }
+                let Some(call) = self.calls.get_mut(&id) else {
+                    continue;
+                };
                 let tx = call.invite_tx;
                 self.respond(tx, 480, Some(&tag));
                 self.finish(
@@ -1805,9 +2017,20 @@ impl Calls {
                     .filter_map(|b| b.silent_deadline)
                     .min();
                 let session = c.session_deadline.map(|(d, _)| d);
-                [ringing, retransmit, session, silent, Some(c.ends_at)]
-                    .into_iter()
-                    .flatten()
+                let transfer = c
+                    .transfer
+                    .as_ref()
+                    .and_then(transfer::Transfer::next_deadline);
+                [
+                    ringing,
+                    retransmit,
+                    session,
+                    silent,
+                    transfer,
+                    Some(c.ends_at),
+                ]
+                .into_iter()
+                .flatten()
             })
             .min()
     }
@@ -1830,9 +2053,9 @@ impl Calls {
                 AppKind::Access { mailbox } | AppKind::Deposit { mailbox } => mailbox.clone(),
                 AppKind::Unlock { .. } => "unlock".into(),
             },
-            display_name: None,
             srtp: SrtpMode::Disabled,
             voicemail: true,
+            ..Party::default()
         };
         self.start(
             tx,
@@ -2095,7 +2318,7 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if side == Leg::B && call.b.is_none() {
+        if (side == Leg::B && call.b.is_none()) || call.gone[idx(side)] {
             return;
         }
         let peer = call.peer(side);
@@ -2144,21 +2367,39 @@ impl Calls {
         if call.app.is_some() {
             self.outputs.push(CallOutput::StopApp { call: id });
         }
+        // A transfer target still ringing is cancelled.
+        for b in call
+            .transfer
+            .iter()
+            .flat_map(|t| t.branches.iter())
+            .filter(|b| b.final_status.is_none())
+        {
+            self.outputs.push(CallOutput::Cancel {
+                leg: LegKey {
+                    call: id,
+                    request: b.request_id,
+                },
+            });
+        }
         media.release(call.media);
         self.by_invite.remove(&call.invite_tx);
         self.dialogs.remove(&call.a.key());
         if let Some(b) = &call.b {
             self.dialogs.remove(&b.dialog.key());
         }
+        for key in &call.detached {
+            self.detached.remove(key);
+        }
         let disposition = if call.answered_at.is_some() {
             Disposition::Answered
         } else {
             disposition
         };
+        let (caller, callee) = call.record_parties();
         self.outputs.push(CallOutput::Record(CallRecord {
             call_id: call.call_id_a,
-            caller: call.caller.number,
-            callee: call.callee.number,
+            caller,
+            callee,
             started_at: call.started_at,
             answered_at: call.answered_at,
             ended_at: wall,
@@ -2235,14 +2476,26 @@ impl Calls {
     }
 
     fn match_dialog(&self, msg: &Message) -> Option<(u64, Leg)> {
-        let call_id = String::from_utf8_lossy(msg.call_id()?).into_owned();
-        let local = msg.to().ok()?.tag()?.to_string();
-        let remote = msg.from().ok()?.tag().unwrap_or_default().to_string();
-        self.dialogs.get(&(call_id, local, remote)).copied()
+        self.dialogs.get(&dialog_key(msg)?).copied()
     }
 }
 
 impl Call {
+    /// The caller and callee of the call record (after a transfer: the transferee and the target).
+    fn record_parties(&self) -> (String, String) {
+        self.cdr_parties
+            .clone()
+            .unwrap_or_else(|| (self.caller.number.clone(), self.callee.number.clone()))
+    }
+
+    /// The party on `side`.
+    fn party(&self, side: Leg) -> &Party {
+        match side {
+            Leg::A => &self.caller,
+            Leg::B => &self.callee,
+        }
+    }
+
     fn dialog(&self, side: Leg) -> &Dialog {
         match side {
             Leg::A => &self.a,
@@ -2263,6 +2516,62 @@ impl Call {
             Leg::B => self.b.as_ref().map_or(self.a_peer, |b| b.peer),
         }
     }
+}
+
+/// (Call-ID, To tag, From tag) of a request from the other side of a dialog: its key as Palisade holds it.
+fn dialog_key(msg: &Message) -> Option<(String, String, String)> {
+    let call_id = String::from_utf8_lossy(msg.call_id()?).into_owned();
+    let local = msg.to().ok()?.tag()?.to_string();
+    let remote = msg.from().ok()?.tag().unwrap_or_default().to_string();
+    Some((call_id, local, remote))
+}
+
+/// Who a new INVITE is from, and the SRTP policy of the leg it opens.
+struct OutgoingFrom {
+    display_name: Option<String>,
+    srtp: SrtpMode,
+}
+
+/// The INVITE of `b` again, with credentials for the challenge in `msg` (a trunk's 401/407), as request
+/// `request_id`. `None` when the branch has no credentials or already tried them (the provider refused them).
+fn reauthenticate(
+    b: &mut Branch,
+    request_id: u64,
+    msg: &Message,
+    status: u16,
+) -> Option<(Bytes, Peer)> {
+    let (user, password) = b.credentials.clone().filter(|_| !b.auth_tried)?;
+    let (challenge_header, answer_header) = if status == 407 {
+        (
+            HeaderName::ProxyAuthenticate,
+            HeaderName::ProxyAuthorization,
+        )
+    } else {
+        (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+    };
+    let challenge = msg
+        .header_values(challenge_header)
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .find_map(crate::trunks::parse_challenge)?;
+    let uri = b.dialog.remote_target.clone();
+    let answer = crate::trunks::answer_challenge(&challenge, &user, &password, "INVITE", &uri);
+    b.auth_tried = true;
+    b.invite_cseq += 1;
+    b.dialog.local_cseq = b.invite_cseq;
+    b.request_id = request_id;
+    let request = b.dialog.request(
+        "INVITE",
+        b.invite_cseq,
+        &via(&b.transport, b.via_addr),
+        &contact_uri(b.via_addr, &b.transport),
+        b.max_forwards,
+        &[
+            (HeaderName::Allow, crate::core::ALLOW_CALLS.to_string()),
+            (answer_header, answer),
+        ],
+        Some(("application/sdp", b.body.clone())),
+    );
+    Some((request, b.peer))
 }
 
 /// The final answer to the caller when every branch failed (RFC 3261 §16.7, simplified): busy wins, then a

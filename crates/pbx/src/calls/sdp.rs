@@ -78,6 +78,19 @@ pub fn answer_for_with_crypto(
     Some(Bytes::from(answer.to_text()))
 }
 
+/// The description with its audio stream made two-way (`a=sendrecv`, any session-level direction removed): the
+/// offer to a transfer target, whatever hold the transferor had put the call on.
+pub fn sendrecv(body: &[u8]) -> Option<Bytes> {
+    let mut sdp = Sdp::parse_bytes(body).ok()?;
+    sdp.session_lines.retain(|l| {
+        !matches!(l, media::sdp::Line::Attribute(a)
+            if a.value.is_none() && media::sdp::Direction::from_name(&a.name).is_some())
+    });
+    let index = first_audio(&sdp)?;
+    sdp.media[index].set_direction(media::sdp::Direction::SendRecv);
+    Some(Bytes::from(sdp.to_text()))
+}
+
 fn set_crypto(sdp: &mut Sdp, crypto: &[media::sdes::CryptoAttribute]) {
     let Some(index) = first_audio(sdp) else {
         return;

@@ -107,6 +107,8 @@ fn party(n: &str) -> Party {
         display_name: None,
         srtp: crate::store::SrtpMode::Enabled,
         voicemail: false,
+        forward: Forwarding::default(),
+        extension: true,
     }
 }
 
@@ -1143,6 +1145,702 @@ fn application_hangs_up_and_access_calls() {
     let out = w.calls.take_outputs();
     assert!(responses(&out).iter().any(|r| r.status == 480));
     assert_eq!(w.media.released, vec![1]);
+}
+
+// ---- Call forwarding ----
+
+fn forwarding_party(n: &str, forward: Forwarding) -> Party {
+    Party {
+        forward,
+        ..party(n)
+    }
+}
+
+fn binding_of(aor: &str, contact: &str, source: &str) -> Binding {
+    Binding {
+        aor: aor.into(),
+        ..binding(contact, source)
+    }
+}
+
+/// The `Forward` requests among the outputs: (call, from, target, reason).
+fn forwards(out: &[CallOutput]) -> Vec<(u64, String, String, ForwardReason)> {
+    out.iter()
+        .filter_map(|o| match o {
+            CallOutput::Forward {
+                call,
+                from,
+                target,
+                reason,
+                ..
+            } => Some((*call, from.clone(), target.clone(), *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn records(out: &[CallOutput]) -> Vec<&CallRecord> {
+    out.iter()
+        .filter_map(|o| match o {
+            CallOutput::Record(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn warning_of(r: &Response) -> Option<&str> {
+    r.headers
+        .iter()
+        .find(|(n, _)| *n == sip::HeaderName::Warning)
+        .map(|(_, v)| v.as_str())
+}
+
+impl World {
+    fn invite_party(&mut self, callee: Party, contacts: &[Binding]) -> Vec<CallOutput> {
+        let (now, wall) = (self.now, self.wall);
+        self.calls.invite(
+            ServerTxId::from_raw(1),
+            &invite_from_a(),
+            a_peer(),
+            party("100"),
+            Some(callee),
+            contacts,
+            &mut self.media,
+            now,
+            wall,
+        );
+        self.calls.take_outputs()
+    }
+
+    fn forward_to(&mut self, call: u64, resolved: Resolved) -> Vec<CallOutput> {
+        let (now, wall) = (self.now, self.wall);
+        self.calls
+            .forward_to(call, resolved, &mut self.media, now, wall);
+        self.calls.take_outputs()
+    }
+
+    fn in_dialog(&mut self, tx: u64, msg: &Message) -> Vec<CallOutput> {
+        let (now, wall) = (self.now, self.wall);
+        assert!(
+            self.calls
+                .in_dialog(ServerTxId::from_raw(tx), msg, &mut self.media, now, wall),
+            "in a dialog of a call"
+        );
+        self.calls.take_outputs()
+    }
+}
+
+fn ext_102(forward: Forwarding) -> Resolved {
+    Resolved::Extension {
+        party: forwarding_party("102", forward),
+        contacts: vec![binding_of(
+            "102",
+            "sip:102@10.0.0.8:5070",
+            "198.51.100.8:5070",
+        )],
+    }
+}
+
+#[test]
+fn forward_always_rings_the_target_and_not_the_callee() {
+    let mut w = World::new();
+    let callee = forwarding_party(
+        "101",
+        Forwarding {
+            always: Some("102".into()),
+            ..Forwarding::default()
+        },
+    );
+    let out = w.invite_party(
+        callee,
+        &[binding("sip:101@10.0.0.6:5070", "198.51.100.7:5070")],
+    );
+    assert!(sent_requests(&out).is_empty(), "101's phone does not ring");
+    assert_eq!(
+        responses(&out).iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![100, 181]
+    );
+    let fw = forwards(&out);
+    assert_eq!(fw.len(), 1);
+    let (call, from, target, reason) = fw[0].clone();
+    assert_eq!(
+        (from.as_str(), target.as_str(), reason),
+        ("101", "102", ForwardReason::Always),
+        "routed as the forwarding extension"
+    );
+    assert_eq!(w.calls.active()[0].state, "ringing");
+    let out = w.forward_to(call, ext_102(Forwarding::default()));
+    let sent = sent_requests(&out);
+    assert_eq!(sent.len(), 1);
+    let (leg, inv, peer) = &sent[0];
+    assert_eq!(peer.addr, "198.51.100.8:5070".parse().unwrap());
+    assert_eq!(inv.request_uri_raw(), Some(&b"sip:102@10.0.0.8:5070"[..]));
+    assert_eq!(
+        inv.from().unwrap().uri.user,
+        Some("100"),
+        "the caller's number"
+    );
+    let rec = records(&out)[0];
+    assert_eq!(
+        (rec.callee.as_str(), rec.reason.as_str()),
+        ("101", "forward_always:102")
+    );
+    let out = w.respond(*leg, &response_to(inv, 200, "ctag", Some(ANSWER)));
+    assert_eq!(responses(&out)[0].status, 200);
+    assert_eq!(w.calls.active()[0].callee, "102");
+}
+
+#[test]
+fn forward_on_busy_takes_precedence_over_voicemail_and_may_go_out_through_a_trunk() {
+    let mut w = World::new();
+    let callee = Party {
+        voicemail: true,
+        ..forwarding_party(
+            "101",
+            Forwarding {
+                busy: Some("0049301234".into()),
+                ..Forwarding::default()
+            },
+        )
+    };
+    let out = w.invite_party(
+        callee,
+        &[binding("sip:101@10.0.0.6:5070", "198.51.100.7:5070")],
+    );
+    let (leg, inv_b, _) = sent_requests(&out).remove(0);
+    let out = w.respond(leg, &response_to(&inv_b, 486, "btag", None));
+    assert!(app_start(&out).is_none(), "not to the mailbox");
+    assert!(!responses(&out).iter().any(|r| r.status == 486));
+    let (call, from, target, reason) = forwards(&out).remove(0);
+    assert_eq!(
+        (from.as_str(), target.as_str(), reason),
+        ("101", "0049301234", ForwardReason::Busy)
+    );
+    let out = w.forward_to(
+        call,
+        Resolved::External {
+            number: "0049301234".into(),
+            targets: vec![trunk_target("198.51.100.20:5060")],
+        },
+    );
+    let sent = sent_requests(&out);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].2.addr, "198.51.100.20:5060".parse().unwrap());
+    let rec = records(&out)[0];
+    assert_eq!(rec.disposition, Disposition::Busy);
+    assert_eq!(rec.reason, "forward_busy:0049301234");
+    assert_eq!(w.calls.active()[0].callee, "0049301234");
+}
+
+#[test]
+fn forward_on_no_answer_at_the_ring_time_and_when_unregistered() {
+    let no_answer = Forwarding {
+        no_answer: Some("102".into()),
+        ..Forwarding::default()
+    };
+    let mut w = World::new();
+    let out = w.invite_party(
+        forwarding_party("101", no_answer.clone()),
+        &[binding("sip:101@10.0.0.6:5070", "198.51.100.7:5070")],
+    );
+    let (leg, inv_b, _) = sent_requests(&out).remove(0);
+    w.respond(leg, &response_to(&inv_b, 180, "btag", None));
+    assert_eq!(
+        w.calls.poll_timeout(),
+        Some(w.now + Duration::from_secs(20)),
+        "the shorter ring time, as for voicemail"
+    );
+    let later = w.now + Duration::from_secs(20);
+    w.calls.handle_timeout(&mut w.media, later, w.wall);
+    let out = w.calls.take_outputs();
+    assert!(out.iter().any(|o| matches!(o, CallOutput::Cancel { .. })));
+    let (call, _, target, reason) = forwards(&out).remove(0);
+    assert_eq!((target.as_str(), reason), ("102", ForwardReason::NoAnswer));
+    w.now = later;
+    let out = w.forward_to(call, ext_102(Forwarding::default()));
+    let (leg2, inv_c, _) = sent_requests(&out).remove(0);
+    // A late 200 from 101's phone is hung up, not connected; 102 still rings.
+    let out = w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
+    assert!(
+        sent_requests(&out)
+            .iter()
+            .any(|(_, m, _)| m.method() == Some(Method::Bye))
+    );
+    assert!(!responses(&out).iter().any(|r| r.status == 200));
+    let out = w.respond(leg2, &response_to(&inv_c, 200, "ctag", Some(ANSWER)));
+    assert_eq!(responses(&out)[0].status, 200);
+
+    // No phone registered: forwarded at once.
+    let mut w = World::new();
+    let out = w.invite_party(forwarding_party("101", no_answer), &[]);
+    let (_, _, target, reason) = forwards(&out).remove(0);
+    assert_eq!(
+        (target.as_str(), reason),
+        ("102", ForwardReason::Unavailable)
+    );
+}
+
+#[test]
+fn refused_forward_to_a_disallowed_country_is_403_with_the_reason_code() {
+    let mut w = World::new();
+    let out = w.invite_party(
+        forwarding_party(
+            "101",
+            Forwarding {
+                always: Some("00441234567890".into()),
+                ..Forwarding::default()
+            },
+        ),
+        &[binding("sip:101@10.0.0.6:5070", "198.51.100.7:5070")],
+    );
+    let (call, ..) = forwards(&out).remove(0);
+    let out = w.forward_to(
+        call,
+        Resolved::Refused {
+            status: 403,
+            reason: "Forbidden (calls to country code 44 are not allowed)".into(),
+            code: "country_not_allowed".into(),
+        },
+    );
+    assert!(sent_requests(&out).is_empty(), "nothing rings");
+    let r = responses(&out)[0];
+    assert_eq!(r.status, 403);
+    assert_eq!(warning_of(r), Some("399 palisade \"country_not_allowed\""));
+    let rec = record(&out).unwrap();
+    assert_eq!(
+        (rec.disposition, rec.reason.as_str()),
+        (Disposition::Failed, "country_not_allowed")
+    );
+    assert!(w.calls.is_empty());
+    assert_eq!(w.media.released, vec![1]);
+}
+
+#[test]
+fn forward_loops_and_long_chains_are_482() {
+    // 101 → 102 → back to 101.
+    let mut w = World::new();
+    let out = w.invite_party(
+        forwarding_party(
+            "101",
+            Forwarding {
+                always: Some("102".into()),
+                ..Forwarding::default()
+            },
+        ),
+        &[],
+    );
+    let (call, ..) = forwards(&out).remove(0);
+    let out = w.forward_to(
+        call,
+        ext_102(Forwarding {
+            always: Some("101".into()),
+            ..Forwarding::default()
+        }),
+    );
+    let (_, from, target, _) = forwards(&out).remove(0);
+    assert_eq!((from.as_str(), target.as_str()), ("102", "101"));
+    let out = w.forward_to(
+        call,
+        Resolved::Extension {
+            party: forwarding_party(
+                "101",
+                Forwarding {
+                    always: Some("102".into()),
+                    ..Forwarding::default()
+                },
+            ),
+            contacts: Vec::new(),
+        },
+    );
+    assert!(sent_requests(&out).is_empty());
+    let r = responses(&out)[0];
+    assert_eq!(r.status, 482);
+    assert_eq!(warning_of(r), Some("399 palisade \"forward_loop\""));
+    assert!(w.calls.is_empty());
+
+    // 101 → 200 → 201 → … : stops after MAX_FORWARD_HOPS forwards.
+    let mut w = World::new();
+    let out = w.invite_party(
+        forwarding_party(
+            "101",
+            Forwarding {
+                always: Some("200".into()),
+                ..Forwarding::default()
+            },
+        ),
+        &[],
+    );
+    let (call, ..) = forwards(&out).remove(0);
+    let mut hops = 1;
+    loop {
+        let n = 199 + hops;
+        let out = w.forward_to(
+            call,
+            Resolved::Extension {
+                party: forwarding_party(
+                    &n.to_string(),
+                    Forwarding {
+                        always: Some((n + 1).to_string()),
+                        ..Forwarding::default()
+                    },
+                ),
+                contacts: Vec::new(),
+            },
+        );
+        if forwards(&out).is_empty() {
+            assert_eq!(responses(&out)[0].status, 482);
+            break;
+        }
+        hops += 1;
+        assert!(hops <= MAX_FORWARD_HOPS, "the chain must stop");
+    }
+    assert_eq!(hops, MAX_FORWARD_HOPS);
+}
+
+#[test]
+fn caller_cancel_while_forwarding_ends_the_call() {
+    let mut w = World::new();
+    let out = w.invite_party(
+        forwarding_party(
+            "101",
+            Forwarding {
+                always: Some("102".into()),
+                ..Forwarding::default()
+            },
+        ),
+        &[],
+    );
+    let (call, ..) = forwards(&out).remove(0);
+    assert!(
+        w.calls
+            .cancel(ServerTxId::from_raw(1), &mut w.media, w.wall)
+    );
+    let out = w.calls.take_outputs();
+    assert_eq!(responses(&out)[0].status, 487);
+    // The service's answer comes too late: nothing happens.
+    let out = w.forward_to(call, ext_102(Forwarding::default()));
+    assert!(out.is_empty());
+}
+
+// ---- Blind transfer (REFER) ----
+
+/// An in-dialog request from B (the callee's phone) in the dialog of `inv_b`.
+fn in_dialog_from_b(inv_b: &Message, method: &str, cseq: u32, extra: &str, body: &str) -> Message {
+    parse(&format!(
+        "{method} sip:pbx@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.6:5070;branch=z9hG4bK{method}b{cseq}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:101@pbx.test>;tag=btag\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
+         Contact: <sip:101@10.0.0.6:5070>\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        inv_b.header_str(sip::HeaderName::From).unwrap(),
+        std::str::from_utf8(inv_b.call_id().unwrap()).unwrap(),
+        body.len()
+    ))
+}
+
+fn sipfrag(m: &Message) -> String {
+    assert_eq!(m.method_str(), Some("NOTIFY"));
+    assert_eq!(
+        m.header_str(sip::HeaderName::ContentType),
+        Some("message/sipfrag;version=2.0")
+    );
+    assert!(
+        m.header_str(sip::HeaderName::Event)
+            .is_some_and(|e| e.starts_with("refer"))
+    );
+    String::from_utf8_lossy(m.body()).trim().to_string()
+}
+
+#[test]
+fn refer_to_an_extension_transfers_the_caller_to_it() {
+    let mut w = World::new();
+    let (a_tag, inv_b) = talking(&mut w);
+    // 101 (the callee) transfers the caller to 102.
+    let refer = in_dialog_from_b(&inv_b, "REFER", 7, "Refer-To: <sip:102@pbx.test>\r\n", "");
+    let out = w.in_dialog(20, &refer);
+    assert!(responses(&out).is_empty(), "answered once routed");
+    let (call, from, target, reason) = forwards(&out).remove(0);
+    assert_eq!(
+        (from.as_str(), target.as_str(), reason),
+        ("101", "102", ForwardReason::Transfer),
+        "routed as the transferor"
+    );
+    let out = w.forward_to(call, ext_102(Forwarding::default()));
+    let r = responses(&out)[0];
+    assert_eq!((r.status, r.tx), (202, ServerTxId::from_raw(20)));
+    let sent = sent_requests(&out);
+    let notify = sent
+        .iter()
+        .find(|(_, m, _)| m.method_str() == Some("NOTIFY"))
+        .expect("NOTIFY to the transferor");
+    assert_eq!(notify.2.addr, "198.51.100.7:5070".parse().unwrap());
+    assert_eq!(sipfrag(&notify.1), "SIP/2.0 100 Trying");
+    assert_eq!(
+        notify.1.header_str(sip::HeaderName::SubscriptionState),
+        Some("active;expires=60")
+    );
+    let (leg, inv_c, peer_c) = sent
+        .iter()
+        .find(|(_, m, _)| m.method_str() == Some("INVITE"))
+        .cloned()
+        .expect("INVITE to the target");
+    assert_eq!(peer_c.addr, "198.51.100.8:5070".parse().unwrap());
+    assert_eq!(
+        inv_c.from().unwrap().uri.user,
+        Some("100"),
+        "from the transferee"
+    );
+    let body = std::str::from_utf8(inv_c.body()).unwrap();
+    assert!(
+        body.contains("m=audio 30002 RTP/AVP 8 101") && body.contains("a=sendrecv"),
+        "the transferor's relay port and the codecs the transferee agreed on: {body}"
+    );
+    // While 102 rings, the call goes on.
+    assert_eq!(w.calls.active()[0].state, "talking");
+    w.respond(leg, &response_to(&inv_c, 180, "ctag", None));
+    let answer_c = ANSWER
+        .replace("10.0.0.6", "10.0.0.8")
+        .replace("5000", "6000");
+    let out = w.respond(leg, &response_to(&inv_c, 200, "ctag", Some(&answer_c)));
+    assert!(
+        out.iter().any(|o| matches!(o, CallOutput::SendRaw { .. })),
+        "ACK"
+    );
+    let sent = sent_requests(&out);
+    let to_b: Vec<_> = sent
+        .iter()
+        .filter(|(_, _, p)| p.addr == "198.51.100.7:5070".parse().unwrap())
+        .map(|(_, m, _)| m.clone())
+        .collect();
+    assert_eq!(to_b.len(), 2, "final NOTIFY and BYE to the transferor");
+    assert_eq!(sipfrag(&to_b[0]), "SIP/2.0 200 OK");
+    assert!(
+        to_b[0]
+            .header_str(sip::HeaderName::SubscriptionState)
+            .is_some_and(|s| s.starts_with("terminated"))
+    );
+    assert_eq!(to_b[1].method_str(), Some("BYE"));
+    assert_eq!(
+        w.media.live[&1][1].unwrap().0,
+        "10.0.0.8:6000".parse().unwrap(),
+        "the relay's B side now talks to the target"
+    );
+    assert_eq!(
+        w.media.live[&1][0].unwrap().0,
+        "10.0.0.5:4000".parse().unwrap(),
+        "the transferee's side is unchanged"
+    );
+    let rec = record(&out).unwrap();
+    assert_eq!(
+        (
+            rec.caller.as_str(),
+            rec.callee.as_str(),
+            rec.reason.as_str(),
+            rec.hung_up_by
+        ),
+        ("100", "101", "transfer", HungUpBy::Callee)
+    );
+    // The transferor's BYE crossing ours is answered.
+    let bye_b = in_dialog_from_b(&inv_b, "BYE", 8, "", "");
+    let out = w.in_dialog(21, &bye_b);
+    assert_eq!(responses(&out)[0].status, 200);
+    assert!(sent_requests(&out).is_empty());
+    // The caller hangs up: BYE goes to the target; the record is transferee → target.
+    let bye = in_dialog_from_a("BYE", &a_tag, 30, "", "");
+    let out = w.in_dialog(22, &bye);
+    let (_, bye_c, peer) = sent_requests(&out).remove(0);
+    assert_eq!(bye_c.method_str(), Some("BYE"));
+    assert_eq!(peer.addr, "198.51.100.8:5070".parse().unwrap());
+    assert_eq!(bye_c.to().unwrap().tag(), Some("ctag"));
+    let rec = record(&out).unwrap();
+    assert_eq!(
+        (
+            rec.caller.as_str(),
+            rec.callee.as_str(),
+            rec.reason.as_str()
+        ),
+        ("100", "102", "bye")
+    );
+    assert!(w.calls.is_empty());
+}
+
+#[test]
+fn refer_from_the_caller_hands_the_callee_to_the_target() {
+    let mut w = World::new();
+    let (a_tag, inv_b) = talking(&mut w);
+    let refer = in_dialog_from_a("REFER", &a_tag, 21, "Refer-To: <sip:102@pbx.test>\r\n", "");
+    let out = w.in_dialog(20, &refer);
+    let (call, from, ..) = forwards(&out).remove(0);
+    assert_eq!(from, "100");
+    let out = w.forward_to(call, ext_102(Forwarding::default()));
+    let (leg, inv_c, _) = sent_requests(&out)
+        .into_iter()
+        .find(|(_, m, _)| m.method_str() == Some("INVITE"))
+        .unwrap();
+    assert_eq!(
+        inv_c.from().unwrap().uri.user,
+        Some("101"),
+        "from the transferee"
+    );
+    assert!(
+        std::str::from_utf8(inv_c.body())
+            .unwrap()
+            .contains("m=audio 30000 ")
+    );
+    let out = w.respond(leg, &response_to(&inv_c, 200, "ctag", Some(ANSWER)));
+    let byes: Vec<_> = sent_requests(&out)
+        .into_iter()
+        .filter(|(_, m, _)| m.method_str() == Some("BYE"))
+        .collect();
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].2.addr, a_peer().addr, "the transferor leaves");
+    // The transferee hangs up: BYE to the target, which took the caller's place.
+    let bye = in_dialog_from_b(&inv_b, "BYE", 9, "", "");
+    let out = w.in_dialog(21, &bye);
+    let (_, bye_c, _) = sent_requests(&out).remove(0);
+    assert_eq!(bye_c.to().unwrap().tag(), Some("ctag"));
+    let rec = record(&out).unwrap();
+    assert_eq!((rec.caller.as_str(), rec.callee.as_str()), ("101", "102"));
+}
+
+#[test]
+fn refused_refer_is_403_with_the_reason_code_and_the_call_goes_on() {
+    let mut w = World::new();
+    let (a_tag, inv_b) = talking(&mut w);
+    let refer = in_dialog_from_b(
+        &inv_b,
+        "REFER",
+        7,
+        "Refer-To: <sip:00441234567890@pbx.test>\r\n",
+        "",
+    );
+    let out = w.in_dialog(20, &refer);
+    let (call, ..) = forwards(&out).remove(0);
+    let out = w.forward_to(
+        call,
+        Resolved::Refused {
+            status: 403,
+            reason: "Forbidden (calls to country code 44 are not allowed)".into(),
+            code: "country_not_allowed".into(),
+        },
+    );
+    assert!(sent_requests(&out).is_empty(), "nothing is sent anywhere");
+    let r = responses(&out)[0];
+    assert_eq!((r.status, r.tx), (403, ServerTxId::from_raw(20)));
+    assert_eq!(warning_of(r), Some("399 palisade \"country_not_allowed\""));
+    assert!(record(&out).is_none());
+    assert_eq!(w.calls.active()[0].state, "talking");
+    // The call is intact: a BYE ends it normally.
+    let out = w.in_dialog(21, &in_dialog_from_a("BYE", &a_tag, 30, "", ""));
+    assert_eq!(
+        sent_requests(&out)[0].2.addr,
+        "198.51.100.7:5070".parse().unwrap()
+    );
+    assert_eq!(record(&out).unwrap().callee, "101");
+}
+
+#[test]
+fn refer_from_a_trunk_leg_attended_transfer_and_bad_refer_to_are_refused() {
+    // The caller came in through a trunk: not an extension.
+    let mut w = World::new();
+    let (now, wall) = (w.now, w.wall);
+    let outside = Party {
+        extension: false,
+        ..party("4930555")
+    };
+    w.calls.invite(
+        ServerTxId::from_raw(1),
+        &invite_from_a(),
+        a_peer(),
+        outside,
+        Some(party("101")),
+        &[binding("sip:101@10.0.0.6:5070", "198.51.100.7:5070")],
+        &mut w.media,
+        now,
+        wall,
+    );
+    let out = w.calls.take_outputs();
+    let (leg, inv_b, _) = sent_requests(&out).remove(0);
+    let out = w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
+    let a_tag = responses(&out)[0].to_tag.clone().unwrap();
+    w.calls.ack(&in_dialog_from_a("ACK", &a_tag, 20, "", ""));
+    let refer = in_dialog_from_a(
+        "REFER",
+        &a_tag,
+        21,
+        "Refer-To: <sip:0049301234@pbx.test>\r\n",
+        "",
+    );
+    let out = w.in_dialog(30, &refer);
+    assert!(forwards(&out).is_empty(), "not even routed");
+    let r = responses(&out)[0];
+    assert_eq!(r.status, 403);
+    assert_eq!(warning_of(r), Some("399 palisade \"transfer_not_allowed\""));
+
+    // Attended transfer and a Refer-To that is no number.
+    let mut w = World::new();
+    let (_, inv_b) = talking(&mut w);
+    let replaces = in_dialog_from_b(
+        &inv_b,
+        "REFER",
+        7,
+        "Refer-To: <sip:102@pbx.test?Replaces=x%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n",
+        "",
+    );
+    let out = w.in_dialog(20, &replaces);
+    assert!(forwards(&out).is_empty());
+    assert_eq!(responses(&out)[0].status, 501);
+    let bad = in_dialog_from_b(&inv_b, "REFER", 8, "Refer-To: <sip:alice@pbx.test>\r\n", "");
+    let out = w.in_dialog(21, &bad);
+    assert_eq!(responses(&out)[0].status, 400);
+    assert_eq!(w.calls.active()[0].state, "talking");
+}
+
+#[test]
+fn a_failed_transfer_target_returns_to_the_transferor_or_ends_the_call_without_it() {
+    // The transferor is still there: NOTIFY with the failure, the call goes on.
+    let mut w = World::new();
+    let (_, inv_b) = talking(&mut w);
+    let refer = in_dialog_from_b(&inv_b, "REFER", 7, "Refer-To: <sip:102@pbx.test>\r\n", "");
+    let (call, ..) = forwards(&w.in_dialog(20, &refer)).remove(0);
+    let out = w.forward_to(call, ext_102(Forwarding::default()));
+    let (leg, inv_c, _) = sent_requests(&out)
+        .into_iter()
+        .find(|(_, m, _)| m.method_str() == Some("INVITE"))
+        .unwrap();
+    let out = w.respond(leg, &response_to(&inv_c, 486, "ctag", None));
+    let notify = sent_requests(&out).remove(0).1;
+    assert_eq!(sipfrag(&notify), "SIP/2.0 486 Busy Here");
+    assert!(record(&out).is_none());
+    assert_eq!(w.calls.active()[0].state, "talking");
+    assert_eq!(w.calls.active()[0].callee, "101");
+
+    // The transferor hung up right after 202: the transferee hears the failure as the end of the call.
+    let mut w = World::new();
+    let (_, inv_b) = talking(&mut w);
+    let refer = in_dialog_from_b(&inv_b, "REFER", 7, "Refer-To: <sip:102@pbx.test>\r\n", "");
+    let (call, ..) = forwards(&w.in_dialog(20, &refer)).remove(0);
+    let out = w.forward_to(call, ext_102(Forwarding::default()));
+    let (leg, _, _) = sent_requests(&out)
+        .into_iter()
+        .find(|(_, m, _)| m.method_str() == Some("INVITE"))
+        .unwrap();
+    let out = w.in_dialog(21, &in_dialog_from_b(&inv_b, "BYE", 8, "", ""));
+    assert_eq!(responses(&out)[0].status, 200);
+    assert!(sent_requests(&out).is_empty(), "the transferee stays");
+    assert!(record(&out).is_none());
+    // Ringing for too long.
+    let later = w.now + CallConfig::default().no_answer;
+    w.calls.handle_timeout(&mut w.media, later, w.wall);
+    let out = w.calls.take_outputs();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, CallOutput::Cancel { leg: l } if *l == leg))
+    );
+    let sent = sent_requests(&out);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1.method_str(), Some("BYE"));
+    assert_eq!(sent[0].2.addr, a_peer().addr, "BYE to the transferee");
+    assert_eq!(record(&out).unwrap().reason, "transfer_failed");
+    assert!(w.calls.is_empty());
 }
 
 #[test]

@@ -9,7 +9,7 @@ macro_rules! select {
         concat!(
             "SELECT number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, realm, digest_algorithms, email, \
              created_at, updated_at, password_changed_at, require_tls, srtp, internal_only, pin_protect, lan_only, \
-             block_remote_ws, office_hours_only FROM extensions ",
+             block_remote_ws, office_hours_only, forward_always, forward_busy, forward_no_answer FROM extensions ",
             $rest
         )
     };
@@ -52,9 +52,22 @@ pub struct Extension {
     pub block_remote_ws: bool,
     /// No outbound external calls outside office hours.
     pub office_hours_only: bool,
+    /// Call forwards: the number for each case, `None` when off (see [`crate::calls::Forwarding`]).
+    pub forward_always: Option<String>,
+    pub forward_busy: Option<String>,
+    pub forward_no_answer: Option<String>,
 }
 
 impl Extension {
+    /// This extension's call forwards.
+    pub fn forwarding(&self) -> crate::calls::Forwarding {
+        crate::calls::Forwarding {
+            always: self.forward_always.clone(),
+            busy: self.forward_busy.clone(),
+            no_answer: self.forward_no_answer.clone(),
+        }
+    }
+
     /// This extension's call restrictions for [`crate::policy::route`]. `unlocked_until` is run-time state (a PIN
     /// unlock) the caller fills in; it is `None` here.
     pub fn caller_restrictions(&self) -> crate::policy::CallerRestrictions {
@@ -88,6 +101,9 @@ impl std::fmt::Debug for Extension {
             .field("lan_only", &self.lan_only)
             .field("block_remote_ws", &self.block_remote_ws)
             .field("office_hours_only", &self.office_hours_only)
+            .field("forward_always", &self.forward_always)
+            .field("forward_busy", &self.forward_busy)
+            .field("forward_no_answer", &self.forward_no_answer)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +149,10 @@ pub struct ExtensionPatch {
     pub lan_only: Option<bool>,
     pub block_remote_ws: Option<bool>,
     pub office_hours_only: Option<bool>,
+    /// Call forwards: `Some(None)` (or an empty number) turns one off.
+    pub forward_always: Option<Option<String>>,
+    pub forward_busy: Option<Option<String>>,
+    pub forward_no_answer: Option<Option<String>>,
 }
 
 impl ExtensionPatch {
@@ -148,6 +168,9 @@ impl ExtensionPatch {
             && self.lan_only.is_none()
             && self.block_remote_ws.is_none()
             && self.office_hours_only.is_none()
+            && self.forward_always.is_none()
+            && self.forward_busy.is_none()
+            && self.forward_no_answer.is_none()
     }
 }
 
@@ -404,6 +427,9 @@ impl Db {
                     lan_only: new.lan_only,
                     block_remote_ws: new.block_remote_ws,
                     office_hours_only: new.office_hours_only,
+                    forward_always: None,
+                    forward_busy: None,
+                    forward_no_answer: None,
                 })
             }
         }
@@ -604,6 +630,20 @@ impl Db {
             other => other,
         };
         let srtp = patch.srtp.as_deref().map(SrtpMode::parse).transpose()?;
+        let forward =
+            |value: Option<Option<String>>, which: &str| -> Result<Option<Option<String>>> {
+                match value.map(|v| non_empty(v.map(|t| t.trim().to_string()))) {
+                    Some(Some(target)) => {
+                        crate::calls::validate_forward_target(number, &target)
+                            .map_err(|e| StoreError::Invalid(format!("{which}: {e}")))?;
+                        Ok(Some(Some(target)))
+                    }
+                    other => Ok(other),
+                }
+            };
+        let forward_always = forward(patch.forward_always, "forward always")?;
+        let forward_busy = forward(patch.forward_busy, "forward on busy")?;
+        let forward_no_answer = forward(patch.forward_no_answer, "forward on no answer")?;
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
@@ -622,6 +662,9 @@ impl Db {
                      lan_only = CASE WHEN $19 = 1 THEN $20 ELSE lan_only END, \
                      block_remote_ws = CASE WHEN $21 = 1 THEN $22 ELSE block_remote_ws END, \
                      office_hours_only = CASE WHEN $23 = 1 THEN $24 ELSE office_hours_only END, \
+                     forward_always = CASE WHEN $25 = 1 THEN $26 ELSE forward_always END, \
+                     forward_busy = CASE WHEN $27 = 1 THEN $28 ELSE forward_busy END, \
+                     forward_no_answer = CASE WHEN $29 = 1 THEN $30 ELSE forward_no_answer END, \
                      updated_at = $10 \
                      WHERE number = $1",
                 )
@@ -649,6 +692,12 @@ impl Db {
                 .bind(patch.block_remote_ws.unwrap_or(false) as i64)
                 .bind(patch.office_hours_only.is_some() as i64)
                 .bind(patch.office_hours_only.unwrap_or(false) as i64)
+                .bind(forward_always.is_some() as i64)
+                .bind(forward_always.flatten())
+                .bind(forward_busy.is_some() as i64)
+                .bind(forward_busy.flatten())
+                .bind(forward_no_answer.is_some() as i64)
+                .bind(forward_no_answer.flatten())
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {

@@ -2109,3 +2109,61 @@ async fn voicemail_messages_lifecycle() {
     assert_eq!(db.mailbox("100").await.unwrap(), None);
     assert!(db.list_voicemail_messages("100").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn call_forwards_are_set_cleared_and_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    let created = db.create_extension(ext("301", "fwdabcdefg")).await.unwrap();
+    assert!(created.forwarding().is_empty());
+    let before = db.current_version().await.unwrap();
+    let set = db
+        .update_extension(
+            "301",
+            ExtensionPatch {
+                forward_always: Some(Some(" 302 ".into())),
+                forward_busy: Some(Some("+4930123456".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(set.forward_always.as_deref(), Some("302"), "trimmed");
+    assert_eq!(set.forward_busy.as_deref(), Some("+4930123456"));
+    assert_eq!(set.forward_no_answer, None);
+    assert!(db.current_version().await.unwrap() > before);
+    assert_eq!(db.get_extension("301").await.unwrap(), set);
+    // "" turns one off; the others stay.
+    let cleared = db
+        .update_extension(
+            "301",
+            ExtensionPatch {
+                forward_always: Some(Some(String::new())),
+                forward_no_answer: Some(Some("0049301234".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let f = cleared.forwarding();
+    assert_eq!(
+        (f.always, f.busy.as_deref(), f.no_answer.as_deref()),
+        (None, Some("+4930123456"), Some("0049301234"))
+    );
+    for bad in ["301", "abc", "12 34", "+"] {
+        let err = db
+            .update_extension(
+                "301",
+                ExtensionPatch {
+                    forward_busy: Some(Some(bad.into())),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid(m) if m.starts_with("forward on busy")),
+            "{bad}: {err}"
+        );
+    }
+}
