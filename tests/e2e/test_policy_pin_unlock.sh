@@ -6,7 +6,8 @@
 #   * 7770000 (never a valid PIN: one digit repeated) is answered by the unlock dialogue, which says the PIN is
 #     wrong and hangs up; a voicemail_pin_wrong security event; calls are still refused;
 #   * 777 + 100's voicemail PIN (printed once by `ext add-range`) is answered, the dialogue lifts the
-#     protection; 0301234567 then reaches the provider and is answered;
+#     protection (an auth_success event with reason pin_unlock); 0301234567 then reaches the provider and is
+#     answered;
 #   * pin_unlock_seconds (60, the minimum) later the protection is back: 403 again.
 # Ports: signalling 32000-32099, relay 32100-32199.
 # shellcheck disable=SC2119
@@ -79,6 +80,8 @@ out=$(call_as100 "777$pin") || fail "call 777+PIN: $out"
 sleep 0.5
 out=$(call_as100 0301234567) || fail "call after unlocking: $out"
 [ "$(final <<<"$out")" = 200 ] || fail "external call still refused after 777+PIN: $out"
+for ((i = 0; i < 30; i++)); do [ "$(events_with pin_unlock)" -ge 1 ] && break; sleep 0.1; done
+[ "$(events_with pin_unlock)" -ge 1 ] || fail "no pin_unlock event (audit trail of the unlock)"
 [ "$(invites)" -ge 1 ] || fail "the provider saw no INVITE after the unlock"
 ok "777 + PIN unlocked external calls: 0301234567 reached the provider and was answered"
 

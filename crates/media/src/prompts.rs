@@ -41,6 +41,8 @@ pub enum Prompt {
     GreetingSaved,
     /// "Your message is saved. Goodbye."
     MessageSaved,
+    /// "The mailbox is full. Please try again later."
+    MailboxFull,
     /// "To unlock external calls, enter your voicemail PIN, then press the pound key."
     UnlockEnterPin,
     /// "External calls are unlocked."
@@ -65,7 +67,7 @@ const DIGITS: [(&str, &[u8]); 10] = [
 
 impl Prompt {
     /// Every prompt once, digits 0 to 9 included.
-    pub const ALL: [Prompt; 27] = [
+    pub const ALL: [Prompt; 28] = [
         Prompt::GreetingDefault,
         Prompt::EnterPin,
         Prompt::PinWrong,
@@ -81,6 +83,7 @@ impl Prompt {
         Prompt::RecordGreeting,
         Prompt::GreetingSaved,
         Prompt::MessageSaved,
+        Prompt::MailboxFull,
         Prompt::UnlockEnterPin,
         Prompt::UnlockDone,
         Prompt::Digit(0),
@@ -133,6 +136,7 @@ impl Prompt {
             Prompt::RecordGreeting => file!("vm-record-greeting"),
             Prompt::GreetingSaved => file!("vm-greeting-saved"),
             Prompt::MessageSaved => file!("vm-message-saved"),
+            Prompt::MailboxFull => file!("vm-mailbox-full"),
             Prompt::UnlockEnterPin => file!("unlock-enter-pin"),
             Prompt::UnlockDone => file!("unlock-done"),
             Prompt::Digit(n) => DIGITS[usize::from(n % 10)],

@@ -370,6 +370,28 @@ impl PbxCore {
         self.signal = AuthSignal::None;
     }
 
+    /// Records that `number` lifted its PIN protection (an audit trail of when external calls were unlocked).
+    pub fn pin_unlock_event(
+        &mut self,
+        number: &str,
+        origin: Origin,
+        until: SystemTime,
+        now: SystemTime,
+    ) {
+        self.event(
+            event_kind::SUCCESS,
+            "pin_unlock",
+            origin,
+            Some(number),
+            Some(format!(
+                "external calls allowed until unix time {}",
+                unix_secs(until)
+            )),
+            now,
+        );
+        self.signal = AuthSignal::None;
+    }
+
     /// Lifts `number`'s PIN protection for the configured time; returns until when.
     pub fn unlock_pin(&mut self, number: &str, now: SystemTime) -> SystemTime {
         self.restrictions.unlock(number, now)

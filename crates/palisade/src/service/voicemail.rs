@@ -31,14 +31,19 @@ pub trait AppHost: Send {
 pub enum AppEvent {
     /// It is done: hang up the call.
     Hangup { call: u64 },
-    /// A wrong PIN from `source` (`locked_out`: the last allowed one).
+    /// A wrong PIN from `source` over `transport` (`locked_out`: the last allowed one).
     PinFailed {
         source: SocketAddr,
+        transport: &'static str,
         mailbox: String,
         locked_out: bool,
     },
-    /// The right PIN in the unlock dialogue: lift `number`'s PIN protection.
-    Unlocked { number: String },
+    /// The right PIN in the unlock dialogue from `source`: lift `number`'s PIN protection.
+    Unlocked {
+        number: String,
+        source: SocketAddr,
+        transport: &'static str,
+    },
     /// A mailbox's counts changed.
     MailboxChanged { mailbox: String, counts: Counts },
 }
@@ -136,13 +141,14 @@ impl Service {
             AppEvent::Hangup { call } => self.calls.app_hangup(call, self.media.as_mut(), wall),
             AppEvent::PinFailed {
                 source,
+                transport,
                 mailbox,
                 locked_out,
             } => {
                 // A wrong PIN is a failed authentication of the source, toward its ban (hardening step 2).
                 self.guard.on_auth_failure(source.ip(), unix_ms(wall));
                 let origin = Origin {
-                    transport: "UDP",
+                    transport,
                     source,
                     local: unspecified(source),
                 };
@@ -152,8 +158,18 @@ impl Service {
                     tracing::warn!(%source, mailbox, "voicemail: three wrong PINs, call ended");
                 }
             }
-            AppEvent::Unlocked { number } => {
+            AppEvent::Unlocked {
+                number,
+                source,
+                transport,
+            } => {
                 let until = self.core.unlock_pin(&number, wall);
+                let origin = Origin {
+                    transport,
+                    source,
+                    local: unspecified(source),
+                };
+                self.core.pin_unlock_event(&number, origin, until, wall);
                 tracing::info!(extension = %number, until = unix_secs(until), "PIN protection lifted");
             }
             AppEvent::MailboxChanged { mailbox, counts } => {

@@ -139,6 +139,16 @@ impl Session {
         let db = &self.shared.db;
         match &self.start.kind {
             AppKind::Deposit { .. } => {
+                let stored = db
+                    .list_voicemail_messages(&self.mailbox)
+                    .await
+                    .map_or(0, |m| m.len());
+                if stored
+                    >= usize::try_from(pbx::store::voicemail::MAX_MESSAGES).unwrap_or(usize::MAX)
+                {
+                    tracing::warn!(mailbox = %self.mailbox, stored, "mailbox full; caller told so");
+                    return Mode::Full;
+                }
                 self.greeting_file = db
                     .mailbox(&self.mailbox)
                     .await
@@ -206,6 +216,7 @@ impl Session {
             Action::PinFailed => {
                 let _ = self.shared.events.send(AppEvent::PinFailed {
                     source: self.start.source,
+                    transport: self.start.transport,
                     mailbox: self.mailbox.clone(),
                     locked_out: false,
                 });
@@ -214,6 +225,7 @@ impl Session {
             Action::LockedOut => {
                 let _ = self.shared.events.send(AppEvent::PinFailed {
                     source: self.start.source,
+                    transport: self.start.transport,
                     mailbox: self.mailbox.clone(),
                     locked_out: true,
                 });
@@ -248,6 +260,8 @@ impl Session {
             Action::Unlock => {
                 let _ = self.shared.events.send(AppEvent::Unlocked {
                     number: self.start.caller.clone(),
+                    source: self.start.source,
+                    transport: self.start.transport,
                 });
                 None
             }

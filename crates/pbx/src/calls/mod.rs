@@ -231,8 +231,9 @@ pub struct AppStart {
     /// The calling number and name, as for the call record.
     pub caller: String,
     pub caller_name: Option<String>,
-    /// The caller's signalling source (wrong PINs count against it).
+    /// The caller's signalling source (wrong PINs count against it) and its transport token (`UDP`, `TLS`, …).
     pub source: SocketAddr,
+    pub transport: &'static str,
     pub codec: AppCodec,
     /// The relay port the application exchanges audio with (the callee side of the call's relay).
     pub relay_port: u16,
@@ -2123,6 +2124,7 @@ impl Calls {
             caller: call.caller.number.clone(),
             caller_name: call.caller.display_name.clone(),
             source: call.a_peer.addr,
+            transport: transport_token(call.a_peer.transport),
             codec,
             relay_port,
         };

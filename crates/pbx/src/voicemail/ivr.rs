@@ -94,6 +94,8 @@ pub enum Mode {
     Access { messages: Vec<MessageRef> },
     /// Lift PIN protection; `pin` when it was dialled as one number (777 + PIN), else asked for.
     Unlock { pin: Option<String> },
+    /// A caller reached a mailbox that cannot take another message: say so and hang up.
+    Full,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +218,7 @@ impl Ivr {
                 self.state = State::CheckingPin;
                 out.push(Action::CheckPin(pin));
             }
+            Mode::Full => self.close(out, vec![Clip::Prompt(Prompt::MailboxFull)]),
             Mode::Unlock { pin: None } => {
                 self.state = State::Pin {
                     digits: String::new(),
@@ -582,6 +585,25 @@ mod tests {
         );
         // Nothing more is accepted.
         assert!(ivr.handle(Event::PinChecked(true), now).is_empty());
+    }
+
+    #[test]
+    fn a_full_mailbox_says_so_and_hangs_up_without_recording() {
+        let now = t0();
+        let mut ivr = Ivr::new(Mode::Full);
+        let a = ivr.handle(Event::Started, now);
+        assert_eq!(
+            plays(&a),
+            vec![
+                Clip::Prompt(Prompt::MailboxFull),
+                Clip::Prompt(Prompt::Goodbye)
+            ]
+        );
+        assert!(!a.iter().any(|x| matches!(x, Action::Record { .. })));
+        assert_eq!(
+            ivr.handle(Event::PlaybackFinished, now),
+            vec![Action::Hangup]
+        );
     }
 
     #[test]
