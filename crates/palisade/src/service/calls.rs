@@ -26,6 +26,24 @@ fn caller_party(e: &pbx::core::ExtensionAuth, display_name: Option<String>) -> P
     }
 }
 
+/// The From header's display name, as text.
+fn display_name_of(request: &Message) -> Option<String> {
+    request.from().ok().and_then(|f| {
+        f.display_name()
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+    })
+}
+
+/// The Request-URI's user part (the dialled number), or "".
+pub(super) fn dialled_number(request: &Message) -> String {
+    request
+        .request_uri()
+        .and_then(Result::ok)
+        .and_then(|u| u.user)
+        .unwrap_or("")
+        .to_string()
+}
+
 /// An extension as the called party: its mailbox and call forwards apply.
 fn callee_party(e: &pbx::core::ExtensionAuth) -> Party {
     Party {
@@ -91,12 +109,7 @@ impl Service {
         let Some(caller) = self.authorize_new_dialog(tx, request, peer, now) else {
             return;
         };
-        let number = request
-            .request_uri()
-            .and_then(Result::ok)
-            .and_then(|u| u.user)
-            .unwrap_or("")
-            .to_string();
+        let number = dialled_number(request);
         // Call policy first (hardening steps 3 and 4): where may this extension call, now?
         let refusal = match self.core.route_call(&caller, &number, origin, wall) {
             Route::Extension(_) => None,
@@ -127,11 +140,7 @@ impl Service {
                         "no_trunk",
                     ))
                 } else {
-                    let display_name = request.from().ok().and_then(|f| {
-                        f.display_name()
-                            .map(|d| String::from_utf8_lossy(&d).into_owned())
-                    });
-                    let party = caller_party(&caller, display_name);
+                    let party = caller_party(&caller, display_name_of(request));
                     self.calls.invite_trunk(
                         tx,
                         request,
@@ -179,11 +188,7 @@ impl Service {
             .into_iter()
             .cloned()
             .collect();
-        let display_name = request.from().ok().and_then(|f| {
-            f.display_name()
-                .map(|d| String::from_utf8_lossy(&d).into_owned())
-        });
-        let caller = caller_party(&caller, display_name);
+        let caller = caller_party(&caller, display_name_of(request));
         self.calls.invite(
             tx,
             request,
@@ -252,11 +257,7 @@ impl Service {
         now: Instant,
     ) {
         let wall = self.clock.at(now);
-        let display_name = request.from().ok().and_then(|f| {
-            f.display_name()
-                .map(|d| String::from_utf8_lossy(&d).into_owned())
-        });
-        let party = caller_party(caller, display_name);
+        let party = caller_party(caller, display_name_of(request));
         self.calls.invite_app(
             tx,
             request,

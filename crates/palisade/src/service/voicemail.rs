@@ -241,12 +241,7 @@ impl Service {
         let Some(subscriber) = self.authorize_new_dialog(tx, request, peer, now) else {
             return;
         };
-        let mailbox = request
-            .request_uri()
-            .and_then(Result::ok)
-            .and_then(|u| u.user)
-            .unwrap_or("")
-            .to_string();
+        let mailbox = super::calls::dialled_number(request);
         if mailbox != subscriber.number {
             let b = ResponseBuilder::with_reason(request, 403, "Forbidden (only your own mailbox)");
             self.respond_once(tx, b, peer, now);
