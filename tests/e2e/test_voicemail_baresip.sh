@@ -14,7 +14,9 @@
 #   * B dials 999 again and sends a wrong PIN three times: Palisade ends the call, `palisade events`
 #     holds voicemail_pin_wrong and voicemail_locked_out, and the message is still there;
 #   * `palisade voicemail delete` removes it (file too) and the lamp NOTIFY says 0/0; the subscriber then
-#     unsubscribes and sipp exits 0 (every NOTIFY body it got was the expected one, in order).
+#     unsubscribes and sipp exits 0 (every NOTIFY body it got was the expected one, in order);
+#   * B records its own greeting by phone (999, PIN, 9, tone, #): `ext show` says so, the file exists, and A's next
+#     unanswered call to B hears it (B's 440 Hz) instead of the default greeting.
 # Ports: SIP/ctrl 29400-29499, baresip RTP 29500-29539, palisade relay 29600-29699.
 # shellcheck disable=SC2119
 set -euo pipefail
@@ -68,7 +70,7 @@ best = 0.0
 for i in range(0, len(s) - win, win // 2):
     x = s[i:i + win]
     p = power(x, hz)
-    others = max(power(x, f) for f in (300, 500, 700, 1000, 1200, 440))
+    others = max(power(x, f) for f in (300, 440, 500, 700, 880, 1000, 1200) if abs(f - hz) > 60)
     if p > 20 * others:
         best = max(best, p)
 if best <= 0:
@@ -212,6 +214,31 @@ ok "security events recorded; message kept"
 sleep 2
 notifies | grep "^$mw" | grep -q 'Voice-Message: 0/0' || fail "no NOTIFY 0/0 after the delete: $(notifies | tail -2)"
 ok "delete by CLI removes row and file and clears the lamp"
+# 6. B records its own greeting (999, PIN, 9, its 440 Hz source after the tone, #); A's next unanswered call hears
+#    that greeting instead of the default one.
+ctrl "$HOST:$((sb + 2))" --wait-event CALL_ESTABLISHED --timeout 10 dial "sip:999@$HOST:$port" >/dev/null ||
+  fail "B's call to 999 (greeting) was not answered"
+sleep 1
+ctrl "$HOST:$((sb + 2))" --timeout 2 sndcode "$pin#" >/dev/null || fail "sndcode (PIN for the greeting)"
+sleep 2
+ctrl "$HOST:$((sb + 2))" --timeout 2 sndcode 9 >/dev/null || fail "sndcode 9"
+sleep 7
+ctrl "$HOST:$((sb + 2))" --timeout 2 sndcode "#" >/dev/null || fail "sndcode # (end of greeting)"
+sleep 1.5
+ctrl "$HOST:$((sb + 2))" --wait-event CALL_CLOSED --timeout 10 hangup >/dev/null || true
+"$PALISADE_BIN" ext show 101 --data "$data" | grep -q 'recorded greeting' || fail "ext show 101 does not say the greeting is recorded"
+ls "$data/voicemail/101/"greeting-*.wav >/dev/null 2>&1 || fail "no greeting file in $data/voicemail/101"
+rm -f "$d/a/snd/"*.wav
+ctrl "$HOST:$((sa + 2))" --wait-event CALL_ESTABLISHED --timeout 15 dial "sip:101@$HOST:$port" >/dev/null ||
+  fail "A's second call to 101 was not answered by voicemail"
+sleep 4
+ctrl "$HOST:$((sa + 2))" --wait-event CALL_CLOSED --timeout 10 hangup >/dev/null || fail "A could not hang up (greeting)"
+sleep 0.5
+adec=$(find "$d/a/snd" -name '*dec*.wav' | head -1)
+[ -n "$adec" ] || fail "baresip A recorded no received audio for the greeting call"
+tone_in "$adec" 440 || fail "A did not hear B's recorded greeting (B's 440 Hz)"
+ok "B recorded its greeting by phone (9 … #); the next caller heard it (440 Hz)"
+
 rc=0
 wait "$mpid" || rc=$?
 [ "$rc" = 0 ] || fail "sipp MWI subscriber exited $rc: $(tail -5 "$d/mwi.log"; tail -5 "$d/mwi.err" 2>/dev/null)"
