@@ -2068,3 +2068,138 @@ fn a_refused_or_unanswered_resume_reinvite_keeps_the_call() {
     assert_eq!(w.calls.active()[0].state, "talking");
     assert_eq!(w.calls.active()[0].callee, "102");
 }
+
+#[test]
+fn a_hold_still_unanswered_when_the_target_answers_is_resumed_after_its_answer() {
+    let mut w = World::new();
+    let (_, inv_b) = talking(&mut w);
+    let hold = ANSWER.replace("a=sendrecv", "a=inactive");
+    let reinvite = in_dialog_from_b(
+        &inv_b,
+        "INVITE",
+        5,
+        "Content-Type: application/sdp\r\n",
+        &hold,
+    );
+    let (hold_leg, hold_to_a, _) = sent_requests(&w.in_dialog(10, &reinvite)).remove(0);
+    let refer = in_dialog_from_b(&inv_b, "REFER", 7, "Refer-To: <sip:102@pbx.test>\r\n", "");
+    let (call, ..) = forwards(&w.in_dialog(20, &refer)).remove(0);
+    let out = w.forward_to(call, ext_102(Forwarding::default()));
+    let (leg_c, inv_c, _) = sent_requests(&out)
+        .into_iter()
+        .find(|(_, m, _)| m.method_str() == Some("INVITE"))
+        .unwrap();
+    let answer_c = ANSWER.replace("10.0.0.6", "10.0.0.8");
+    let out = w.respond(leg_c, &response_to(&inv_c, 200, "ctag", Some(&answer_c)));
+    assert!(
+        sent_requests(&out)
+            .iter()
+            .all(|(_, _, p)| p.addr != a_peer().addr),
+        "not while the hold re-INVITE is in flight"
+    );
+    // The caller answers the hold (inactive): now Palisade takes it off hold.
+    let held = OFFER.replace("a=sendrecv", "a=inactive");
+    let out = w.respond(hold_leg, &response_to(&hold_to_a, 200, "atag", Some(&held)));
+    let (_, resume, peer) = sent_requests(&out).remove(0);
+    assert_eq!(peer.addr, a_peer().addr);
+    assert_eq!(resume.method_str(), Some("INVITE"));
+    assert!(
+        resume.cseq().unwrap().seq > hold_to_a.cseq().unwrap().seq,
+        "the next CSeq of the dialog"
+    );
+    let body = std::str::from_utf8(resume.body()).unwrap();
+    assert!(
+        body.contains("a=sendrecv") && body.contains("m=audio 30000"),
+        "{body}"
+    );
+}
+
+#[test]
+fn an_srtp_transferee_is_taken_off_hold_with_a_fresh_key() {
+    let mut w = World::new();
+    let sdp = OFFER
+        .replace("RTP/AVP", "RTP/SAVP")
+        .replace("a=sendrecv", &format!("{CRYPTO_A}\r\na=sendrecv"));
+    let (now, wall) = (w.now, w.wall);
+    let a_tls = Peer::new("203.0.113.5:5061".parse().unwrap(), Transport::Tls);
+    w.calls.invite(
+        ServerTxId::from_raw(1),
+        &invite_with(&sdp),
+        a_tls,
+        party("100"),
+        Some(party("101")),
+        &[binding("sip:101@10.0.0.6", "198.51.100.7:5070")],
+        &mut w.media,
+        now,
+        wall,
+    );
+    let (leg, inv_b, _) = sent_requests(&w.calls.take_outputs()).remove(0);
+    let out = w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
+    let a_tag = responses(&out)[0].to_tag.clone().unwrap();
+    w.calls.ack(&parse(&format!(
+        "ACK sip:pbx SIP/2.0\r\nVia: SIP/2.0/TLS 10.0.0.5:5061;branch=z9hG4bKack\r\nFrom: <sip:100@pbx.test>;tag=atag\r\n\
+         To: <sip:101@pbx.test>;tag={a_tag}\r\nCall-ID: srtp@10.0.0.5\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    )));
+    // 101 holds the caller, which answers with a key for Palisade's fresh one.
+    let hold = ANSWER.replace("a=sendrecv", "a=sendonly");
+    let reinvite = in_dialog_from_b(
+        &inv_b,
+        "INVITE",
+        5,
+        "Content-Type: application/sdp\r\n",
+        &hold,
+    );
+    let (hold_leg, hold_to_a, _) = sent_requests(&w.in_dialog(10, &reinvite)).remove(0);
+    let hold_body = std::str::from_utf8(hold_to_a.body()).unwrap().to_string();
+    assert!(hold_body.contains("RTP/SAVP"), "{hold_body}");
+    let held = sdp.replace("a=sendrecv", "a=recvonly");
+    w.respond(hold_leg, &response_to(&hold_to_a, 200, "atag", Some(&held)));
+    let refer = in_dialog_from_b(&inv_b, "REFER", 7, "Refer-To: <sip:102@pbx.test>\r\n", "");
+    let (call, ..) = forwards(&w.in_dialog(20, &refer)).remove(0);
+    let out = w.forward_to(call, ext_102(Forwarding::default()));
+    let (leg_c, inv_c, _) = sent_requests(&out)
+        .into_iter()
+        .find(|(_, m, _)| m.method_str() == Some("INVITE"))
+        .unwrap();
+    assert!(
+        !std::str::from_utf8(inv_c.body())
+            .unwrap()
+            .contains("crypto"),
+        "the plain target sees no key"
+    );
+    let answer_c = ANSWER.replace("10.0.0.6", "10.0.0.8");
+    let out = w.respond(leg_c, &response_to(&inv_c, 200, "ctag", Some(&answer_c)));
+    let (leg, resume, peer) = sent_requests(&out)
+        .into_iter()
+        .find(|(_, m, _)| m.method_str() == Some("INVITE"))
+        .expect("re-INVITE to the transferee");
+    assert_eq!(peer, a_tls);
+    let body = std::str::from_utf8(resume.body()).unwrap().to_string();
+    assert!(
+        body.contains("m=audio 30000 RTP/SAVP") && body.contains("a=sendrecv"),
+        "{body}"
+    );
+    let keys: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("a=crypto:"))
+        .collect();
+    assert_eq!(keys.len(), 2, "{body}");
+    for k in &keys {
+        assert!(!hold_body.contains(k), "a fresh key, not the hold's: {k}");
+        assert!(!k.contains("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"));
+    }
+    // The transferee answers with a new key of its own: the relay's leg A is keyed again.
+    w.media.crypto.clear();
+    let answer = sdp.replace(
+        "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk",
+    );
+    let out = w.respond(leg, &response_to(&resume, 200, "atag", Some(&answer)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, CallOutput::SendRaw { peer, .. } if *peer == a_tls)),
+        "ACK"
+    );
+    assert_eq!(w.media.crypto.get(&(1, true)), Some(&true), "SRTP on leg A");
+    assert_eq!(w.media.crypto.get(&(1, false)), None, "leg B untouched");
+}
