@@ -6,7 +6,7 @@
 //! event), and the call goes on unchanged. Otherwise the REFER gets 202 Accepted, the transferor a NOTIFY
 //! `SIP/2.0 100 Trying` (`message/sipfrag`), and Palisade INVITEs the target from the transferee, offering the
 //! codecs the transferee agreed on, pointed at the relay port the transferor used: the transferee keeps talking
-//! to the same relay port and its session description does not change.
+//! to the same relay port.
 //!
 //! - The target answers: the transferor gets NOTIFY `SIP/2.0 200 OK` (subscription terminated) and BYE, and the
 //!   target takes its place in the call (relay and dialog). The conversation before the transfer is recorded
@@ -15,6 +15,11 @@
 //!   gets NOTIFY with the failure (e.g. `SIP/2.0 486 Busy Here`) and keeps the call, as a phone user expects
 //!   after a failed blind transfer. A transferor that already hung up (many phones do right after 202) left the
 //!   transferee alone: the transferee then gets BYE (`transfer_failed`).
+//! - The transferee on hold (the transferor held it before the REFER, as many phones do): once the target
+//!   answered, Palisade re-INVITEs the transferee itself ([`Resume`]: `a=sendrecv`, the same relay port, the
+//!   codecs agreed with the target, a fresh SRTP key on an SRTP leg), after any INVITE still in flight toward it.
+//!   Its 2xx is ACKed and its answer taken (relay address, keys); a failure is logged and the call goes on; an
+//!   INVITE crossing it gets 491. A transferee that was not on hold gets nothing.
 //! - Attended transfer (Refer-To with `Replaces`) is not supported: 501.
 
 use std::time::{Instant, SystemTime};
