@@ -2203,3 +2203,59 @@ fn an_srtp_transferee_is_taken_off_hold_with_a_fresh_key() {
     assert_eq!(w.media.crypto.get(&(1, true)), Some(&true), "SRTP on leg A");
     assert_eq!(w.media.crypto.get(&(1, false)), None, "leg B untouched");
 }
+
+#[test]
+fn a_callee_held_by_the_transferring_caller_is_taken_off_hold_too() {
+    let mut w = World::new();
+    let (a_tag, _) = talking(&mut w);
+    // The caller holds 101 (sendonly; 101 answers recvonly), then transfers it to 102.
+    let hold = OFFER.replace("a=sendrecv", "a=sendonly");
+    let reinvite = in_dialog_from_a(
+        "INVITE",
+        &a_tag,
+        21,
+        "Contact: <sip:100@10.0.0.5:5062>\r\nContent-Type: application/sdp\r\n",
+        &hold,
+    );
+    let (hold_leg, hold_to_b, peer_b) = sent_requests(&w.in_dialog(10, &reinvite)).remove(0);
+    let held = ANSWER.replace("a=sendrecv", "a=recvonly");
+    w.respond(hold_leg, &response_to(&hold_to_b, 200, "btag", Some(&held)));
+    let refer = in_dialog_from_a("REFER", &a_tag, 22, "Refer-To: <sip:102@pbx.test>\r\n", "");
+    let (call, ..) = forwards(&w.in_dialog(20, &refer)).remove(0);
+    let out = w.forward_to(call, ext_102(Forwarding::default()));
+    let (leg_c, inv_c, _) = sent_requests(&out)
+        .into_iter()
+        .find(|(_, m, _)| m.method_str() == Some("INVITE"))
+        .unwrap();
+    let answer_c = ANSWER
+        .replace("10.0.0.6", "10.0.0.8")
+        .replace("5000", "6000");
+    let out = w.respond(leg_c, &response_to(&inv_c, 200, "ctag", Some(&answer_c)));
+    let (leg, resume, peer) = sent_requests(&out)
+        .into_iter()
+        .find(|(_, m, _)| m.method_str() == Some("INVITE"))
+        .expect("re-INVITE to the transferee (the callee)");
+    assert_eq!(peer, peer_b);
+    assert_eq!(resume.to().unwrap().tag(), Some("btag"));
+    assert!(resume.cseq().unwrap().seq > hold_to_b.cseq().unwrap().seq);
+    let body = std::str::from_utf8(resume.body()).unwrap();
+    assert!(
+        body.contains("m=audio 30002 ") && body.contains("a=sendrecv"),
+        "{body}"
+    );
+    let out = w.respond(leg, &response_to(&resume, 200, "btag", Some(ANSWER)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, CallOutput::SendRaw { peer, .. } if *peer == peer_b)),
+        "ACK"
+    );
+    assert_eq!(
+        w.media.live[&1][1].unwrap().0,
+        "10.0.0.6:5000".parse().unwrap()
+    );
+    assert_eq!(
+        w.media.live[&1][0].unwrap().0,
+        "10.0.0.8:6000".parse().unwrap(),
+        "the target took the caller's place"
+    );
+}
