@@ -7,10 +7,12 @@
 #     country_not_allowed says "transfer by 103", the provider gets no INVITE, and the call goes on
 #     (`palisade calls`: 100 -> 103 talking) until 103 hangs up 3 s later (A's call ends). baresip is not
 #     used for this case: its menu hangs the call up itself after any failed transfer;
-#   * B transfers A to 102: C rings and answers, B's call closes ("Call transfered", after the NOTIFY with
-#     SIP/2.0 200 OK), `palisade calls` shows 100 -> 102 talking; after ~4 s C has received A's 440 Hz (sndfile
-#     dump) and, on the loopback capture, the relay sends A C's 660 Hz after the transfer: the transferee kept its
-#     relay port and SDP;
+#   * B puts A on hold (re-INVITE sendonly: A answers recvonly and stops sending), then transfers A to 102: C
+#     rings and answers, B's call closes ("Call transfered", after the NOTIFY with SIP/2.0 200 OK), Palisade
+#     re-INVITEs A itself (a=sendrecv, the same relay port) and A answers it, `palisade calls` shows 100 -> 102
+#     talking; after ~4 s C has received A's 440 Hz (sndfile dump) and, on the loopback capture, after the
+#     transfer A sends the relay its 440 Hz, the relay sends C 440 Hz and A C's 660 Hz: audio flows both ways
+#     although the transferor had held the call;
 #   * A hangs up, C sees CALL_CLOSED; the records: 100 -> 103 (bye), 100 -> 101 ended by `transfer`, then
 #     100 -> 102 answered (bye).
 # Ports: SIP/ctrl 29800-29849, baresip RTP 29850-29909, palisade relay 29910-29999.
@@ -107,11 +109,13 @@ talking() {
 }
 refusals() { pal events --kind policy_refusal --json --limit 1000; }
 nref() { refusals | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
-# RTP from the relay to a phone's RTP range after epoch time T, decoded; prints "PACKETS FREQUENCY"
-rtp_after() { # pcap dst_lo dst_hi T out
-  local pcap=$1 lo=$2 hi=$3 t=$4 out=$5
+# RTP from the relay to a phone's RTP range after epoch time T, decoded; prints "PACKETS FREQUENCY". With
+# "from" as 6th argument: RTP from that phone range to the relay instead.
+rtp_after() { # pcap phone_lo phone_hi T out [from]
+  local pcap=$1 lo=$2 hi=$3 t=$4 out=$5 src=udp.srcport dst=udp.dstport
+  [ "${6:-}" = from ] && src=udp.dstport dst=udp.srcport
   tshark -r "$pcap" -o rtp.heuristic_rtp:TRUE -T fields -e rtp.p_type -e rtp.payload \
-    -Y "rtp && udp.srcport >= $RTP_LO && udp.srcport <= $RTP_HI && udp.dstport >= $lo && udp.dstport <= $hi && frame.time_epoch > $t" \
+    -Y "rtp && $src >= $RTP_LO && $src <= $RTP_HI && $dst >= $lo && $dst <= $hi && frame.time_epoch > $t" \
     2>/dev/null | python3 -c '
 import sys
 pt, n, out = None, 0, open(sys.argv[1], "wb")
@@ -225,7 +229,12 @@ fi
 talking 100 101 || fail "palisade does not show 100 -> 101 talking: $(calls_json)"
 ok "A (100) called B (101): established, palisade shows 100 -> 101 talking"
 
-# ---- 2. B transfers A to C (102)
+# ---- 2. B holds A, then transfers A to C (102)
+sleep 1
+ctrl "$HOST:$cb" --timeout 5 hold >"$d/hold.json" 2>&1 || fail "B's hold command refused: $(cat "$d/hold.json")"
+sleep 1.5
+talking 100 101 || fail "during the hold palisade does not show 100 -> 101 talking: $(calls_json)"
+ok "B put A on hold (the capture is checked at the end)"
 spawn "$d/c_est.json" timeout -k 1 15 python3 "$CTRL" "$HOST:$cc" --wait-event CALL_ESTABLISHED --timeout 12
 cwait=$BG_PID
 sleep 0.3
@@ -285,17 +294,38 @@ for p in $apid $bpid $cpid; do wait_exit "$p" 5 || true; stop_pid "$p" 2; done
 sleep 0.5
 stop_pid "$tpid" 3
 
-# ---- audio: C heard A; after the transfer the relay sent A what C says
+# ---- signalling: A answered B's hold recvonly; after the transfer palisade re-INVITEd A (sendrecv), A said 200
+sipf() { tshark -r "$d/cap.pcap" -Y "$1" -T fields -e sip.CSeq.seq 2>/dev/null | head -1 || true; }
+held=$(sipf "sip.Status-Code == 200 && sip.CSeq.method == \"INVITE\" && udp.srcport == $sa && udp.dstport == $port && sdp.media_attr == \"recvonly\" && frame.time_epoch < $t_xfer")
+[ -n "$held" ] || fail "B's hold: no 200 (a=recvonly) from A before the transfer"
+resumed=$(sipf "sip.Method == \"INVITE\" && udp.srcport == $port && udp.dstport == $sa && sdp.media_attr == \"sendrecv\" && frame.time_epoch > $t_xfer")
+[ -n "$resumed" ] || fail "no re-INVITE (a=sendrecv) from palisade to A after the transfer"
+answered=$(sipf "sip.Status-Code == 200 && sip.CSeq.method == \"INVITE\" && sip.CSeq.seq == $resumed && udp.srcport == $sa && udp.dstport == $port && sdp.media_attr == \"sendrecv\"")
+[ -n "$answered" ] || fail "A did not answer palisade's re-INVITE (CSeq $resumed) with 200 sendrecv"
+ok "signalling: A answered the hold recvonly; after the transfer palisade's re-INVITE (CSeq $resumed, sendrecv) got 200 sendrecv from A"
+
+# ---- audio: C heard A; after the transfer audio flows both ways between A and C
 wc_=$(find "$d/c/snd" -name '*dec.wav' | sort | head -1)
 [ -n "$wc_" ] || fail "no received-audio dump (sndfile *dec.wav) at C"
 fc=$(freq "$wc_")
 near "$fc" 440 || fail "C received ${fc:-?} Hz (want 440, A's tone)"
-ra=$(rtp_after "$d/cap.pcap" 29850 29869 "$(awk -v t="$t_xfer" 'BEGIN{printf "%.3f", t + 1.5}')" "$d/rx_a")
+t_after=$(awk -v t="$t_xfer" 'BEGIN{printf "%.3f", t + 1.5}')
+ra=$(rtp_after "$d/cap.pcap" 29850 29869 "$t_after" "$d/rx_a")
 na=${ra% *}
 if [ "$na" -lt 50 ] || ! near "${ra#* }" 660; then
   fail "after the transfer the relay sent A $na RTP packets at ${ra#* } Hz (want >= 50 at 660, C's tone)"
 fi
-ok "audio: C received ${fc} Hz (A's 440), A received $na packets at ${ra#* } Hz from the relay after the transfer (C's 660)"
+sa_=$(rtp_after "$d/cap.pcap" 29850 29869 "$t_after" "$d/tx_a" from)
+nsa=${sa_% *}
+if [ "$nsa" -lt 50 ] || ! near "${sa_#* }" 440; then
+  fail "after the transfer A sent the relay $nsa RTP packets at ${sa_#* } Hz (want >= 50 at 440: still on hold?)"
+fi
+rc_=$(rtp_after "$d/cap.pcap" 29890 29909 "$t_after" "$d/rx_c")
+nc=${rc_% *}
+if [ "$nc" -lt 50 ] || ! near "${rc_#* }" 440; then
+  fail "after the transfer the relay sent C $nc RTP packets at ${rc_#* } Hz (want >= 50 at 440, A's tone)"
+fi
+ok "audio: C received ${fc} Hz (A's 440); after the transfer A sent $nsa packets at ${sa_#* } Hz, the relay sent C $nc at ${rc_#* } Hz and A $na at ${ra#* } Hz (C's 660)"
 
 stop_pid "$prov_pid" 2
 [ "$(prov_invites)" = 0 ] || fail "the provider got an INVITE"

@@ -401,6 +401,14 @@ struct Call {
     detached: Vec<(String, String, String)>,
     /// After a transfer, the parties of the call record: the transferee and the target.
     cdr_parties: Option<(String, String)>,
+    /// Per leg: the session description Palisade last sent that leg (its origin is the one a new offer of
+    /// Palisade's own continues).
+    sent: [Option<Bytes>; 2],
+    /// After a transfer: the transferee's leg still to be taken off hold, with the target's answer (sent once no
+    /// other INVITE is in flight on that leg).
+    resume_due: Option<(Leg, Bytes)>,
+    /// Palisade's own re-INVITE taking a transferee off hold.
+    resume: Option<transfer::Resume>,
 }
 
 /// Every call in progress.
@@ -763,6 +771,9 @@ impl Calls {
             session_deadline,
             retransmit_2xx: None,
             relayed: BTreeMap::new(),
+            sent: [None, None],
+            resume_due: None,
+            resume: None,
             failures: Vec::new(),
             secure: [a_keys.is_some(), false],
             a_keys,
@@ -1080,6 +1091,17 @@ impl Calls {
                 call.relayed.remove(&leg.request);
             }
             self.relay_response(leg.call, relayed, msg, media, now);
+            if status >= 200 {
+                self.resume(leg.call, media);
+            }
+            return;
+        }
+        if call
+            .resume
+            .as_ref()
+            .is_some_and(|r| r.request == leg.request)
+        {
+            self.resume_response(leg.call, msg, media);
             return;
         }
         let Some(bi) = call
@@ -1388,6 +1410,7 @@ impl Calls {
         self.dialogs.insert(call.a.key(), (id, Leg::A));
         call.b = Some(branch);
         call.answers = [Some(body.clone()), Some(msg.body_bytes())];
+        call.sent = [Some(body.clone()), call.b.as_ref().map(|b| b.body.clone())];
         call.state = State::Answered;
         call.answered_at = Some(wall);
         let mut headers: Vec<(HeaderName, String)> =
@@ -1519,6 +1542,9 @@ impl Calls {
                     &ours_for_offerer,
                 )
                 .map(|b| ("application/sdp".to_string(), b));
+            }
+            if let Some((_, b)) = &body {
+                call.sent[idx(to)] = Some(b.clone());
             }
             // The offer/answer on both legs is complete: remember what each agreed on.
             if (200..300).contains(&status) {
@@ -1684,6 +1710,15 @@ impl Calls {
         }
         let method_text = msg.method_str().unwrap_or("INFO").to_string();
         let method = msg.method().unwrap_or(Method::Other);
+        if call.resume_in_flight()
+            && (method == Method::Invite || (method == Method::Update && !msg.body().is_empty()))
+        {
+            // Glare with Palisade's own re-INVITE to a transferee (RFC 3261 §14.2, RFC 3311 §5.2): that one goes
+            // first, this one is asked again later.
+            let tag = call.dialog(from).local_tag.clone();
+            self.respond(tx, 491, Some(&tag));
+            return;
+        }
         let mut body = None;
         let is_sdp = msg
             .content_type()
@@ -1720,6 +1755,9 @@ impl Calls {
                     &call.pending_offer[idx(to)],
                 )
                 .map(|b| ("application/sdp".to_string(), b));
+            }
+            if let Some((_, b)) = &body {
+                call.sent[idx(to)] = Some(b.clone());
             }
             if method == Method::Invite && from == Leg::A {
                 call.offer = msg.body_bytes();
@@ -1844,6 +1882,15 @@ impl Calls {
         if let Some(relayed) = call.relayed.remove(&leg.request) {
             let tag = call.dialog(relayed.from).local_tag.clone();
             self.respond(relayed.tx, 408, Some(&tag));
+            self.resume(leg.call, media);
+            return;
+        }
+        if call
+            .resume
+            .as_ref()
+            .is_some_and(|r| r.request == leg.request)
+        {
+            self.resume_failed(leg.call, 408);
             return;
         }
         if call.transfer.as_ref().is_some_and(|t| {

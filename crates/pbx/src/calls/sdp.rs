@@ -91,6 +91,45 @@ pub fn sendrecv(body: &[u8]) -> Option<Bytes> {
     Some(Bytes::from(sdp.to_text()))
 }
 
+/// Whether the first audio stream of a description is two-way: `sendrecv` (its own direction, else the
+/// session's) toward a real address (not the `c=0.0.0.0` of RFC 2543 hold). False for what does not parse.
+pub fn is_two_way(body: &[u8]) -> bool {
+    let Ok(sdp) = Sdp::parse_bytes(body) else {
+        return false;
+    };
+    let Some(index) = first_audio(&sdp) else {
+        return false;
+    };
+    sdp.media_direction(index) == media::sdp::Direction::SendRecv && sdp.endpoint(index).is_some()
+}
+
+/// Palisade's own offer to take a leg off hold: the codecs of `agreed` (the other party's answer), two-way,
+/// pointed at the relay (`ip`, `port`) with `crypto` as in [`rewrite_with_crypto`]. The origin is the one of
+/// `previous` (the description Palisade last sent that leg) with its version incremented (RFC 3264 §8); without
+/// one, the origin of `agreed`, incremented.
+pub fn resume_offer(
+    agreed: &[u8],
+    previous: Option<&[u8]>,
+    ip: IpAddr,
+    port: u16,
+    crypto: &[media::sdes::CryptoAttribute],
+) -> Option<Bytes> {
+    let two_way = sendrecv(agreed)?;
+    let mut sdp = Sdp::parse_bytes(&two_way).ok()?;
+    relay_only_audio(&mut sdp);
+    sdp.rewrite_media_addresses(ip, &[port]).ok()?;
+    set_crypto(&mut sdp, crypto);
+    let mut origin = previous
+        .and_then(|p| Sdp::parse_bytes(p).ok())
+        .map(|p| p.origin)
+        .unwrap_or_else(|| sdp.origin.clone());
+    origin.session_version = origin.session_version.saturating_add(1);
+    origin.addr_type = media::sdp::AddrType::of(ip);
+    origin.address = ip.to_string();
+    sdp.origin = origin;
+    Some(Bytes::from(sdp.to_text()))
+}
+
 fn set_crypto(sdp: &mut Sdp, crypto: &[media::sdes::CryptoAttribute]) {
     let Some(index) = first_audio(sdp) else {
         return;

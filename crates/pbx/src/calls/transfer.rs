@@ -6,7 +6,7 @@
 //! event), and the call goes on unchanged. Otherwise the REFER gets 202 Accepted, the transferor a NOTIFY
 //! `SIP/2.0 100 Trying` (`message/sipfrag`), and Palisade INVITEs the target from the transferee, offering the
 //! codecs the transferee agreed on, pointed at the relay port the transferor used: the transferee keeps talking
-//! to the same relay port and its session description does not change.
+//! to the same relay port.
 //!
 //! - The target answers: the transferor gets NOTIFY `SIP/2.0 200 OK` (subscription terminated) and BYE, and the
 //!   target takes its place in the call (relay and dialog). The conversation before the transfer is recorded
@@ -15,6 +15,11 @@
 //!   gets NOTIFY with the failure (e.g. `SIP/2.0 486 Busy Here`) and keeps the call, as a phone user expects
 //!   after a failed blind transfer. A transferor that already hung up (many phones do right after 202) left the
 //!   transferee alone: the transferee then gets BYE (`transfer_failed`).
+//! - The transferee on hold (the transferor held it before the REFER, as many phones do): once the target
+//!   answered, Palisade re-INVITEs the transferee itself ([`Resume`]: `a=sendrecv`, the same relay port, the
+//!   codecs agreed with the target, a fresh SRTP key on an SRTP leg), after any INVITE still in flight toward it.
+//!   Its 2xx is ACKed and its answer taken (relay address, keys); a failure is logged and the call goes on; an
+//!   INVITE crossing it gets 491. A transferee that was not on hold gets nothing.
 //! - Attended transfer (Refer-To with `Replaces`) is not supported: 501.
 
 use std::time::{Instant, SystemTime};
@@ -31,6 +36,7 @@ use super::{
     transport_token, via,
 };
 use crate::store::SrtpMode;
+use ::media::sdes::CryptoAttribute;
 
 /// The request id of the NOTIFYs Palisade sends (their responses are not waited for).
 const NOTIFY_REQUEST: u64 = u64::MAX - 2;
@@ -81,6 +87,29 @@ impl Transfer {
             .filter_map(|b| b.silent_deadline)
             .chain(std::iter::once(self.deadline))
             .min()
+    }
+}
+
+/// Palisade's own re-INVITE to a transferee that was on hold when its transfer target answered (RFC 3261
+/// §14.1): a two-way offer toward the same relay port with the codecs agreed with the target.
+#[derive(Debug)]
+pub(super) struct Resume {
+    side: Leg,
+    /// The [`LegKey`] request id its responses come back with.
+    pub(super) request: u64,
+    cseq: u32,
+    peer: sip::transaction::Peer,
+    offer: Bytes,
+    /// The keys Palisade offered (SRTP leg), empty for plain RTP.
+    keys: Vec<CryptoAttribute>,
+    /// The ACK of its 2xx, once answered (sent again for a retransmitted 2xx).
+    ack: Option<Bytes>,
+}
+
+impl super::Call {
+    /// Palisade's own re-INVITE is waiting for its final response.
+    pub(super) fn resume_in_flight(&self) -> bool {
+        self.resume.as_ref().is_some_and(|r| r.ack.is_none())
     }
 }
 
@@ -635,6 +664,7 @@ impl Calls {
         }));
         tracing::info!(call = id, target = %t.target.number, "transfer completed");
         let new_key = branch.dialog.key();
+        let branch_body = branch.body.clone();
         match side {
             Leg::B => call.b = Some(branch),
             Leg::A => {
@@ -657,6 +687,10 @@ impl Calls {
         call.started_at = wall;
         call.answered_at = Some(wall);
         call.answers[idx(side)] = Some(msg.body_bytes());
+        call.sent[idx(side)] = Some(branch_body);
+        // A transferee the transferor had put on hold is taken off it by Palisade (nobody else will).
+        call.resume_due = Some((transferee, msg.body_bytes()));
+        self.resume(id, media);
     }
 
     /// The transfer target could not be reached (`status`). A transferor still in the call is told so and keeps
@@ -746,6 +780,203 @@ impl Calls {
         }
         if expired && self.calls.get(&id).is_some_and(|c| c.transfer.is_some()) {
             self.fail_transfer(id, 480, media, wall);
+        }
+    }
+
+    /// Takes a transferee off hold once nothing else is being negotiated on its leg: when its last agreed
+    /// description is not two-way (`sendonly`/`recvonly`/`inactive`, `c=0.0.0.0`), Palisade sends it a re-INVITE
+    /// of its own. A transferee that is not on hold gets nothing (its session is unchanged).
+    pub(super) fn resume(&mut self, id: u64, media: &mut dyn MediaControl) {
+        let local = self.local.clone();
+        let request_id = self.next_id + 1;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some((leg, agreed)) = call.resume_due.clone() else {
+            return;
+        };
+        // Not while an INVITE is in flight toward that leg (ours, or one relayed from the other side): its
+        // answer comes first, and this runs again then.
+        if call.resume_in_flight()
+            || call
+                .relayed
+                .values()
+                .any(|r| r.method == Method::Invite && r.from == leg.other())
+        {
+            return;
+        }
+        call.resume_due = None;
+        let current = call.answers[idx(leg)]
+            .clone()
+            .unwrap_or_else(|| call.offer.clone());
+        if sdp::is_two_way(&current) {
+            return;
+        }
+        let keys = if call.secure[idx(leg)] {
+            super::offer_keys()
+        } else {
+            Vec::new()
+        };
+        let Some(port) = media.local_port(call.media, leg) else {
+            return;
+        };
+        let Some(offer) = sdp::resume_offer(
+            &agreed,
+            call.sent[idx(leg)].as_deref(),
+            media.advertise_ip(),
+            port,
+            &keys,
+        ) else {
+            tracing::warn!(
+                call = id,
+                "transferee on hold: no offer could be made to resume it"
+            );
+            return;
+        };
+        let peer = call.peer(leg);
+        let transport = transport_token(peer.transport);
+        let Some(via_addr) = local.for_transport(transport) else {
+            return;
+        };
+        let dialog = call.dialog_mut(leg);
+        dialog.local_cseq += 1;
+        let cseq = dialog.local_cseq;
+        let request = dialog.request(
+            "INVITE",
+            cseq,
+            &via(transport, via_addr),
+            &contact_uri(via_addr, transport),
+            70,
+            &[],
+            Some(("application/sdp", offer.clone())),
+        );
+        tracing::info!(
+            call = id,
+            "transferee on hold: re-INVITE to take it off hold"
+        );
+        call.resume = Some(Resume {
+            side: leg,
+            request: request_id,
+            cseq,
+            peer,
+            offer,
+            keys,
+            ack: None,
+        });
+        self.next_id = request_id;
+        self.outputs.push(CallOutput::SendRequest {
+            leg: LegKey {
+                call: id,
+                request: request_id,
+            },
+            request,
+            peer,
+        });
+    }
+
+    /// A response to Palisade's own re-INVITE: a 2xx is ACKed and its answer taken (the relay's address and
+    /// keys for that leg); a failure leaves the call as it is.
+    pub(super) fn resume_response(&mut self, id: u64, msg: &Message, media: &mut dyn MediaControl) {
+        let local = self.local.clone();
+        let Some(status) = msg.status() else { return };
+        if status < 200 || msg.cseq().map(|c| c.method).ok() != Some(Method::Invite) {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(r) = call.resume.as_ref() else {
+            return;
+        };
+        if !(200..300).contains(&status) {
+            if r.ack.is_none() {
+                self.resume_failed(id, status);
+            }
+            return;
+        }
+        if let Some(ack) = &r.ack {
+            // A retransmitted 2xx: our ACK was lost.
+            if !ack.is_empty() {
+                self.outputs.push(CallOutput::SendRaw {
+                    bytes: ack.clone(),
+                    peer: r.peer,
+                });
+            }
+            return;
+        }
+        let (leg, peer, cseq) = (r.side, r.peer, r.cseq);
+        let transport = transport_token(peer.transport);
+        // Empty when no local address serves the transport (nothing can be sent then).
+        let ack = local
+            .for_transport(transport)
+            .map(|via_addr| {
+                call.dialog(leg).request(
+                    "ACK",
+                    cseq,
+                    &via(transport, via_addr),
+                    &contact_uri(via_addr, transport),
+                    70,
+                    &[],
+                    None,
+                )
+            })
+            .unwrap_or_default();
+        if !ack.is_empty() {
+            self.outputs.push(CallOutput::SendRaw {
+                bytes: ack.clone(),
+                peer,
+            });
+        }
+        let Some(r) = call.resume.as_mut() else {
+            return;
+        };
+        r.ack = Some(ack);
+        let is_sdp = msg
+            .content_type()
+            .and_then(Result::ok)
+            .is_some_and(|c| c.is("application", "sdp"));
+        if !is_sdp || msg.body().is_empty() {
+            tracing::warn!(
+                call = id,
+                "the transferee answered the re-INVITE without SDP"
+            );
+            return;
+        }
+        if let Some((rtp, rtcp)) = sdp::endpoint(msg.body()) {
+            media.set_remote(
+                call.media,
+                leg,
+                resolve(rtp, peer.addr),
+                resolve(rtcp, peer.addr),
+            );
+        }
+        if !r.keys.is_empty() {
+            match answered_keys(&r.keys, &sdp::security(msg.body()).crypto) {
+                Some((theirs, ours)) => {
+                    media.set_crypto(call.media, leg, leg_crypto(&theirs, &ours));
+                }
+                None => tracing::warn!(
+                    call = id,
+                    "the transferee answered the re-INVITE without SRTP keys: its keys are kept"
+                ),
+            }
+        }
+        call.sent[idx(leg)] = Some(r.offer.clone());
+        call.answers[idx(leg)] = Some(msg.body_bytes());
+        tracing::info!(call = id, "transferee taken off hold");
+    }
+
+    /// Palisade's own re-INVITE failed (`status`, 408 for a timeout): the call goes on as it is.
+    pub(super) fn resume_failed(&mut self, id: u64, status: u16) {
+        if let Some(call) = self.calls.get_mut(&id)
+            && call.resume_in_flight()
+        {
+            call.resume = None;
+            tracing::warn!(
+                call = id,
+                status,
+                "the transferee refused to be taken off hold; the call goes on"
+            );
         }
     }
 
