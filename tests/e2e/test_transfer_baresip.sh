@@ -22,6 +22,8 @@ set -euo pipefail
 export E2E_PORT_MIN=29800 E2E_PORT_MAX=29849
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e/baresip_lib.sh
+. "$(dirname "$0")/baresip_lib.sh"
 need baresip python3 ss sox tshark sipp
 
 RTP_LO=29910 RTP_HI=29999
@@ -51,45 +53,6 @@ pal trunk add carrier --host "$PROV" --port "$cport" --transport udp --source "$
 pal rule add intl --prefix 00 --trunks carrier >/dev/null || fail "rule add intl"
 
 pal_start "$data" --listen "udp:$HOST:$port" --rtp-ports "$RTP_LO-$RTP_HI"
-
-# mkconf DIR SIP_PORT CTRL_PORT RTP_LO RTP_HI TONE_HZ ACCOUNT_LINE (as in test_call_baresip.sh)
-mkconf() {
-  local dir=$1 sport=$2 cport_=$3 rlo=$4 rhi=$5 hz=$6 acc=$7
-  mkdir -p "$dir/snd"
-  cat >"$dir/config" <<CONF
-poll_method		epoll
-sip_listen		$HOST:$sport
-call_local_timeout	30
-call_max_calls		4
-audio_player		aubridge,null$sport
-audio_source		ausine,$hz
-audio_alert		aubridge,null$sport
-ausrc_srate		48000
-auplay_srate		48000
-ausrc_channels		2
-auplay_channels		1
-audio_level		no
-rtp_ports		$rlo-$rhi
-rtp_timeout		0
-rtcp_mux		no
-jitter_buffer_delay	5-10
-net_interface		$HOST
-dns_server		$HOST:53
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			ausine.so
-module			aubridge.so
-module			sndfile.so
-module_tmp		account.so
-module_app		menu.so
-module_app		ctrl_tcp.so
-statmode_default	off
-ctrl_tcp_listen		$HOST:$cport_
-snd_path		$dir/snd
-CONF
-  printf '%s\n' "$acc" >"$dir/accounts"
-  : >"$dir/contacts"
-}
 
 ctrl() { timeout -k 1 20 python3 "$CTRL" "$@"; }
 jget() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]); print(eval(sys.argv[2], {}, {"r": v}))' "$1" "$2"; }
@@ -143,11 +106,11 @@ spawn "$E2E_TMP/prov.out" timeout -k 2 90 sipp -sf "$SCEN/call_uas_rtp.xml" -i "
 prov_pid=$BG_PID
 
 d=$E2E_TMP/phones
-mkconf "$d/a" "$sa" "$ca" 29850 29869 440 \
+baresip_conf "$d/a" "$sa" "$ca" 29850 29869 440 \
   "<sip:100@$HOST:$port;transport=udp>;auth_user=$(cred 100 2);auth_pass=$(cred 100 3);regint=600"
-mkconf "$d/b" "$sb" "$cb" 29870 29889 880 \
+baresip_conf "$d/b" "$sb" "$cb" 29870 29889 880 \
   "<sip:101@$HOST:$port;transport=udp>;auth_user=$(cred 101 2);auth_pass=$(cred 101 3);answermode=auto;regint=600"
-mkconf "$d/c" "$sc" "$cc" 29890 29909 660 \
+baresip_conf "$d/c" "$sc" "$cc" 29890 29909 660 \
   "<sip:102@$HOST:$port;transport=udp>;auth_user=$(cred 102 2);auth_pass=$(cred 102 3);answermode=auto;regint=600"
 
 spawn "$d/tshark.log" timeout -k 2 70 tshark -i lo -F pcap -a duration:60 -w "$d/cap.pcap" \
