@@ -1280,14 +1280,12 @@ impl Calls {
         let transport = transport_token(branch.peer.transport);
         let via_addr = local.for_transport(transport);
         if let Some(via_addr) = via_addr {
-            let ack = branch.dialog.request(
+            let ack = bodyless(
+                &branch.dialog,
                 "ACK",
                 branch.invite_cseq,
-                &via(transport, via_addr),
-                &contact_uri(via_addr, transport),
-                70,
-                &[],
-                None,
+                transport,
+                via_addr,
             );
             self.outputs.push(CallOutput::SendRaw {
                 bytes: ack,
@@ -1305,14 +1303,12 @@ impl Calls {
             }
             // A second branch answered too: hang it up.
             if let Some(via_addr) = via_addr {
-                let bye = branch.dialog.request(
+                let bye = bodyless(
+                    &branch.dialog,
                     "BYE",
                     branch.invite_cseq + 1,
-                    &via(transport, via_addr),
-                    &contact_uri(via_addr, transport),
-                    70,
-                    &[],
-                    None,
+                    transport,
+                    via_addr,
                 );
                 let leg = LegKey {
                     call: id,
@@ -1453,27 +1449,23 @@ impl Calls {
         let Some(via_addr) = self.local.for_transport(transport) else {
             return;
         };
-        let ack = branch.dialog.request(
+        let ack = bodyless(
+            &branch.dialog,
             "ACK",
             branch.invite_cseq,
-            &via(transport, via_addr),
-            &contact_uri(via_addr, transport),
-            70,
-            &[],
-            None,
+            transport,
+            via_addr,
         );
         self.outputs.push(CallOutput::SendRaw {
             bytes: ack,
             peer: branch.peer,
         });
-        let bye = branch.dialog.request(
+        let bye = bodyless(
+            &branch.dialog,
             "BYE",
             branch.invite_cseq + 1,
-            &via(transport, via_addr),
-            &contact_uri(via_addr, transport),
-            70,
-            &[],
-            None,
+            transport,
+            via_addr,
         );
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
@@ -1567,15 +1559,7 @@ impl Calls {
             let transport = transport_token(peer.transport);
             if let Some(via_addr) = local.for_transport(transport) {
                 let dialog = call.dialog(other);
-                let ack = dialog.request(
-                    "ACK",
-                    seq,
-                    &via(transport, via_addr),
-                    &contact_uri(via_addr, transport),
-                    70,
-                    &[],
-                    None,
-                );
+                let ack = bodyless(dialog, "ACK", seq, transport, via_addr);
                 self.outputs.push(CallOutput::SendRaw { bytes: ack, peer });
             }
         }
@@ -2381,15 +2365,7 @@ impl Calls {
         }
         dialog.local_cseq += 1;
         let seq = dialog.local_cseq;
-        let bye = dialog.request(
-            "BYE",
-            seq,
-            &via(transport, via_addr),
-            &contact_uri(via_addr, transport),
-            70,
-            &[],
-            None,
-        );
+        let bye = bodyless(dialog, "BYE", seq, transport, via_addr);
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,
@@ -2679,6 +2655,26 @@ fn transport_token(t: sip::transaction::Transport) -> &'static str {
         sip::transaction::Transport::Ws => "WS",
         sip::transaction::Transport::Wss => "WSS",
     }
+}
+
+/// A request without a body in `dialog` (ACK, BYE, …), with Palisade's Via and Contact for `transport` at
+/// `via_addr`.
+fn bodyless(
+    dialog: &Dialog,
+    method: &str,
+    cseq: u32,
+    transport: &str,
+    via_addr: SocketAddr,
+) -> Bytes {
+    dialog.request(
+        method,
+        cseq,
+        &via(transport, via_addr),
+        &contact_uri(via_addr, transport),
+        70,
+        &[],
+        None,
+    )
 }
 
 fn via(transport: &str, addr: SocketAddr) -> String {

@@ -32,8 +32,8 @@ use super::forward::{Pending, Resolved, warning};
 use super::{
     Branch, CallOutput, CallRecord, Calls, Disposition, ForwardReason, HungUpBy, Leg, LegKey,
     MAX_FORWARD_HOPS, MediaControl, OutgoingFrom, Party, Response, State, Target, answered_keys,
-    best_failure, contact_header, contact_uri, idx, leg_crypto, reauthenticate, resolve, sdp,
-    transport_token, via,
+    best_failure, bodyless, contact_header, contact_uri, idx, leg_crypto, reauthenticate, resolve,
+    sdp, transport_token, via,
 };
 use crate::store::SrtpMode;
 use ::media::sdes::CryptoAttribute;
@@ -533,14 +533,12 @@ impl Calls {
         let transport = transport_token(branch.peer.transport);
         let via_addr = local.for_transport(transport);
         if let Some(via_addr) = via_addr {
-            let ack = branch.dialog.request(
+            let ack = bodyless(
+                &branch.dialog,
                 "ACK",
                 branch.invite_cseq,
-                &via(transport, via_addr),
-                &contact_uri(via_addr, transport),
-                70,
-                &[],
-                None,
+                transport,
+                via_addr,
             );
             self.outputs.push(CallOutput::SendRaw {
                 bytes: ack,
@@ -566,14 +564,12 @@ impl Calls {
         if keys.is_none() && t.target.srtp == SrtpMode::Enforced {
             // The target's phone answered without SRTP although its extension requires it.
             if let Some(via_addr) = via_addr {
-                let bye = branch.dialog.request(
+                let bye = bodyless(
+                    &branch.dialog,
                     "BYE",
                     branch.invite_cseq + 1,
-                    &via(transport, via_addr),
-                    &contact_uri(via_addr, transport),
-                    70,
-                    &[],
-                    None,
+                    transport,
+                    via_addr,
                 );
                 self.outputs.push(CallOutput::SendRequest {
                     leg: LegKey {
