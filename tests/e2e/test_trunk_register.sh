@@ -12,7 +12,9 @@
 #     `palisade trunk show badcarrier` says failed, with an error naming the refused credentials and a retry
 #     30 s later;
 #   * `palisade trunk set carrier --register off`: the provider gets a REGISTER with Expires: 0 (answered
-#     after its challenge) and the trunk shows registration off.
+#     after its challenge) and the trunk shows registration off;
+#   * registration on again, then SIGTERM: Palisade unregisters carrier (Expires: 0, after the challenge) before
+#     it exits.
 # Ports: 31700-31749.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -158,6 +160,18 @@ text=$(pal trunk show carrier)
 case $text in *"registration:"*"off"*) ;; *) fail "trunk show carrier after --register off: $text" ;; esac
 ok "--register off: the provider got REGISTER Expires: 0 (same Call-ID, answered after its 401); trunk show: registration off"
 
+# ---- 4. shutdown: a registered trunk is unregistered before Palisade exits
+registrar again "$PROV" "$pport" 1
+pal trunk set carrier --register on >/dev/null || fail "trunk set carrier --register on"
+wait_state carrier registered
+registrar_done again "$REG_PID" 10
+registrar bye "$PROV" "$pport" 1
 alive "$PAL_PID" || fail "palisade died"
 no_panic
 pal_stop
+registrar_done bye "$REG_PID" 10
+[ "$(hdr_of_register bye 1 expires)" = 0 ] ||
+  fail "the REGISTER at shutdown has Expires '$(hdr_of_register bye 1 expires)' (expected 0)"
+[ "$(hdr_of_register bye 1 call-id)" = "$(hdr_of_register again 1 call-id)" ] ||
+  fail "the unregistration at shutdown used another Call-ID than the registration"
+ok "shutdown: Palisade unregistered carrier (REGISTER Expires: 0, answered after its 401) before exiting"

@@ -189,6 +189,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ = sigterm.recv() => tracing::info!("SIGTERM received; shutting down"),
         _ = sigint.recv() => tracing::info!("SIGINT received; shutting down"),
     }
+    unregister_trunks(&edge).await;
     tasks.abort_all();
     if let Some(r) = reloader {
         r.abort();
@@ -236,6 +237,22 @@ async fn run_app_events(
         let out = edge.with_service(|s| s.on_app_event(event, std::time::Instant::now()));
         edge.wake_timers();
         edge.dispatch(out);
+    }
+}
+
+/// Unregisters the trunks registered to their providers (Expires: 0, a challenge answered as usual), waiting at
+/// most two seconds: the sockets and timers still run meanwhile.
+async fn unregister_trunks(edge: &std::sync::Arc<Edge>) {
+    let out = edge.with_service(|s| s.unregister_trunks(std::time::Instant::now()));
+    if out.is_empty() {
+        return;
+    }
+    tracing::info!("unregistering trunks");
+    edge.wake_timers();
+    edge.dispatch(out);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline && edge.with_service(|s| s.trunks_unregistering()) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

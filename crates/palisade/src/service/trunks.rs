@@ -13,7 +13,7 @@ use pbx::trunks::registration::{
 use sip::transaction::{ClientTxId, Peer, Transport as TxTransport};
 use sip::{Framing, Message};
 
-use super::Service;
+use super::{Outbound, Service};
 
 /// Host name -> the addresses it resolved to, in the resolver's order.
 pub type Resolved = HashMap<String, Vec<IpAddr>>;
@@ -146,6 +146,21 @@ impl Service {
             .collect();
         self.set_trunks(effective);
         self.trunk_state.regs.sync(&wanted, now);
+    }
+
+    /// At shutdown: unregisters (Expires: 0) every trunk the provider holds a binding for, so it stops sending
+    /// calls to a PBX that is gone. Returns what to send; [`Service::trunks_unregistering`] says when it is over.
+    pub fn unregister_trunks(&mut self, now: Instant) -> Vec<Outbound> {
+        self.trunk_state.regs.sync(&[], now);
+        self.trunk_timeout(now);
+        let mut out = Vec::new();
+        self.drain(now, &mut out);
+        out
+    }
+
+    /// Whether unregistrations started by [`Service::unregister_trunks`] are still going on.
+    pub fn trunks_unregistering(&self) -> bool {
+        !self.trunk_state.regs.is_empty()
     }
 
     /// When a registration timer is due.

@@ -473,6 +473,11 @@ impl Registrations {
         }
     }
 
+    /// No registration is kept (after a `sync` with nothing wanted: every unregistration is over).
+    pub fn is_empty(&self) -> bool {
+        self.regs.is_empty()
+    }
+
     /// When [`Registrations::handle_timeout`] should next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.regs
