@@ -139,6 +139,18 @@ fn response_to(request: &Message, status: u16, to_tag: &str, body: Option<&str>)
     parse_bytes(&b.build())
 }
 
+/// The caller's offer with SRTP (RTP/SAVP and its key).
+fn srtp_offer() -> String {
+    OFFER
+        .replace("RTP/AVP", "RTP/SAVP")
+        .replace("a=sendrecv", &format!("{CRYPTO_A}\r\na=sendrecv"))
+}
+
+/// The caller over TLS.
+fn tls_peer() -> Peer {
+    Peer::new("203.0.113.5:5061".parse().unwrap(), Transport::Tls)
+}
+
 struct World {
     calls: Calls,
     media: FakeMedia,
@@ -158,6 +170,22 @@ impl World {
 
     fn invite(&mut self, contacts: &[Binding]) -> Vec<CallOutput> {
         self.invite_to(party("101"), contacts)
+    }
+
+    /// 100 calls `callee` over TLS offering SRTP (RTP/SAVP with a key).
+    fn invite_srtp_over_tls(&mut self, callee: Party, contacts: &[Binding]) {
+        let (now, wall) = (self.now, self.wall);
+        self.calls.invite(
+            ServerTxId::from_raw(1),
+            &invite_with(&srtp_offer()),
+            tls_peer(),
+            party("100"),
+            Some(callee),
+            contacts,
+            &mut self.media,
+            now,
+            wall,
+        );
     }
 
     /// 100 calls `callee`, whose phones are `contacts`.
@@ -651,21 +679,9 @@ fn plain_caller_to_srtp_callee_over_tls_gets_keys_only_on_the_secure_leg() {
 #[test]
 fn srtp_caller_over_tls_gets_palisade_key_and_plain_callee_sees_no_key() {
     let mut w = World::new();
-    let sdp = OFFER
-        .replace("RTP/AVP", "RTP/SAVP")
-        .replace("a=sendrecv", &format!("{CRYPTO_A}\r\na=sendrecv"));
-    let (now, wall) = (w.now, w.wall);
-    let peer = Peer::new("203.0.113.5:5061".parse().unwrap(), Transport::Tls);
-    w.calls.invite(
-        ServerTxId::from_raw(1),
-        &invite_with(&sdp),
-        peer,
-        party("100"),
-        Some(party("101")),
+    w.invite_srtp_over_tls(
+        party("101"),
         &[binding("sip:101@10.0.0.6", "198.51.100.7:5070")],
-        &mut w.media,
-        now,
-        wall,
     );
     let out = w.calls.take_outputs();
     assert_eq!(w.media.crypto.get(&(1, true)), Some(&true), "SRTP on leg A");
@@ -1850,22 +1866,7 @@ fn a_failed_transfer_target_returns_to_the_transferor_or_ends_the_call_without_i
 #[test]
 fn voicemail_answers_an_srtp_caller_with_its_own_key_and_plain_rtp_toward_the_application() {
     let mut w = World::new();
-    let sdp = OFFER
-        .replace("RTP/AVP", "RTP/SAVP")
-        .replace("a=sendrecv", &format!("{CRYPTO_A}\r\na=sendrecv"));
-    let (now, wall) = (w.now, w.wall);
-    let peer = Peer::new("203.0.113.5:5061".parse().unwrap(), Transport::Tls);
-    w.calls.invite(
-        ServerTxId::from_raw(1),
-        &invite_with(&sdp),
-        peer,
-        party("100"),
-        Some(vm_party("101")),
-        &[],
-        &mut w.media,
-        now,
-        wall,
-    );
+    w.invite_srtp_over_tls(vm_party("101"), &[]);
     let out = w.calls.take_outputs();
     let call = app_start(&out).expect("StartApp").call;
     let out = w.app_ready(call, "127.0.0.1:41000");
@@ -2117,21 +2118,10 @@ fn a_hold_still_unanswered_when_the_target_answers_is_resumed_after_its_answer()
 #[test]
 fn an_srtp_transferee_is_taken_off_hold_with_a_fresh_key() {
     let mut w = World::new();
-    let sdp = OFFER
-        .replace("RTP/AVP", "RTP/SAVP")
-        .replace("a=sendrecv", &format!("{CRYPTO_A}\r\na=sendrecv"));
-    let (now, wall) = (w.now, w.wall);
-    let a_tls = Peer::new("203.0.113.5:5061".parse().unwrap(), Transport::Tls);
-    w.calls.invite(
-        ServerTxId::from_raw(1),
-        &invite_with(&sdp),
-        a_tls,
-        party("100"),
-        Some(party("101")),
+    let (sdp, a_tls) = (srtp_offer(), tls_peer());
+    w.invite_srtp_over_tls(
+        party("101"),
         &[binding("sip:101@10.0.0.6", "198.51.100.7:5070")],
-        &mut w.media,
-        now,
-        wall,
     );
     let (leg, inv_b, _) = sent_requests(&w.calls.take_outputs()).remove(0);
     let out = w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
