@@ -182,19 +182,15 @@ struct MailboxView {
     pin_set: bool,
     greeting: &'static str,
     mwi_unsolicited: bool,
-    new_messages: usize,
-    old_messages: usize,
+    new_messages: u32,
+    old_messages: u32,
 }
 
 /// The extension's view with its mailbox.
 async fn view_with_mailbox(db: &Db, ext: &Extension) -> anyhow::Result<ExtensionView> {
     let mut view = ExtensionView::from(ext);
     if let Some(m) = db.mailbox(&ext.number).await.map_err(store_error)? {
-        let messages = db
-            .list_voicemail_messages(&ext.number)
-            .await
-            .map_err(store_error)?;
-        let new = messages.iter().filter(|m| m.is_new).count();
+        let counts = db.mailbox_counts(&ext.number).await.map_err(store_error)?;
         view.voicemail = Some(MailboxView {
             enabled: m.enabled,
             pin_set: m.pin_hash.is_some(),
@@ -204,8 +200,8 @@ async fn view_with_mailbox(db: &Db, ext: &Extension) -> anyhow::Result<Extension
                 "default"
             },
             mwi_unsolicited: m.mwi_unsolicited,
-            new_messages: new,
-            old_messages: messages.len() - new,
+            new_messages: counts.new,
+            old_messages: counts.old,
         });
     }
     Ok(view)

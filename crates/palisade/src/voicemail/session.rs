@@ -140,12 +140,10 @@ impl Session {
         match &self.start.kind {
             AppKind::Deposit { .. } => {
                 let stored = db
-                    .list_voicemail_messages(&self.mailbox)
+                    .mailbox_counts(&self.mailbox)
                     .await
-                    .map_or(0, |m| m.len());
-                if stored
-                    >= usize::try_from(pbx::store::voicemail::MAX_MESSAGES).unwrap_or(usize::MAX)
-                {
+                    .map_or(0, |c| i64::from(c.total()));
+                if stored >= pbx::store::voicemail::MAX_MESSAGES {
                     tracing::warn!(mailbox = %self.mailbox, stored, "mailbox full; caller told so");
                     return Mode::Full;
                 }
@@ -436,13 +434,8 @@ impl Session {
 
     /// Tells the service the new counts (for message-waiting NOTIFYs).
     async fn mailbox_changed(&self) {
-        match self.shared.db.list_voicemail_messages(&self.mailbox).await {
-            Ok(list) => {
-                let new = list.iter().filter(|m| m.is_new).count();
-                let counts = pbx::voicemail::Counts {
-                    new: u32::try_from(new).unwrap_or(u32::MAX),
-                    old: u32::try_from(list.len() - new).unwrap_or(u32::MAX),
-                };
+        match self.shared.db.mailbox_counts(&self.mailbox).await {
+            Ok(counts) => {
                 let _ = self.shared.events.send(AppEvent::MailboxChanged {
                     mailbox: self.mailbox.clone(),
                     counts,

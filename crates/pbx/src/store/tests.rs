@@ -2075,6 +2075,14 @@ async fn voicemail_messages_lifecycle() {
         db.voicemail_counts().await.unwrap(),
         vec![("100".to_string(), voicemail::Counts { new: 1, old: 1 })]
     );
+    assert_eq!(
+        db.mailbox_counts("100").await.unwrap(),
+        voicemail::Counts { new: 1, old: 1 }
+    );
+    assert_eq!(
+        db.mailbox_counts("555").await.unwrap(),
+        voicemail::Counts::default()
+    );
     assert!(!db.voicemail_message("100", a).await.unwrap().is_new);
     assert!(matches!(
         db.voicemail_message("101", a).await,

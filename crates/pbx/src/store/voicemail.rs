@@ -60,6 +60,21 @@ pub struct Counts {
     pub old: u32,
 }
 
+impl Counts {
+    fn from_sums(new: i64, old: i64) -> Self {
+        let c = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+        Counts {
+            new: c(new),
+            old: c(old),
+        }
+    }
+
+    /// Every message, new or old.
+    pub fn total(self) -> u32 {
+        self.new.saturating_add(self.old)
+    }
+}
+
 /// `SELECT <mailbox columns> FROM voicemail_boxes <rest>` as a `&'static str` (sqlx takes only static SQL).
 macro_rules! select_mailbox {
     ($rest:literal) => {
@@ -315,17 +330,24 @@ impl Db {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(m, new, old)| {
-                        let c = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
-                        (
-                            m,
-                            Counts {
-                                new: c(new),
-                                old: c(old),
-                            },
-                        )
-                    })
+                    .map(|(m, new, old)| (m, Counts::from_sums(new, old)))
                     .collect())
+            }
+        }
+    }
+
+    /// New and old counts of one mailbox (zeros when it has no messages).
+    pub async fn mailbox_counts(&self, mailbox: &str) -> Result<Counts> {
+        match self {
+            Db::Sqlite(pool) => {
+                let (new, old): (i64, i64) = sqlx::query_as(
+                    "SELECT COALESCE(SUM(is_new), 0), COALESCE(SUM(1 - is_new), 0) FROM voicemail_messages \
+                     WHERE mailbox = $1",
+                )
+                .bind(mailbox)
+                .fetch_one(pool)
+                .await?;
+                Ok(Counts::from_sums(new, old))
             }
         }
     }
