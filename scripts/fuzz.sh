@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Fuzzes the SIP message parser for SECONDS (default 60) with cargo-fuzz / libFuzzer.
+# Fuzzes for SECONDS (default 60) with cargo-fuzz / libFuzzer: the SIP message parser (target parse_message,
+# the default) or the whole service (target service: scripts of phone, attacker and clock operations driving
+# Service::handle_inbound, see crates/palisade/src/service/harness.rs).
 #
-#   scripts/fuzz.sh [SECONDS]
+#   scripts/fuzz.sh [SECONDS] [parse_message|service]
 #
 # cargo-fuzz needs nightly-only rustc flags (-Zsanitizer=address, coverage instrumentation); the project's
 # toolchain is stable, so RUSTC_BOOTSTRAP=1 lets stable rustc accept them. Crashes land in
-# fuzz/artifacts/parse_message/; minimise one with
-#   RUSTC_BOOTSTRAP=1 cargo fuzz tmin parse_message fuzz/artifacts/parse_message/crash-…
-# and commit the result under fuzz/seeds/ as a regression seed.
+# fuzz/artifacts/TARGET/; minimise one with
+#   RUSTC_BOOTSTRAP=1 cargo fuzz tmin TARGET fuzz/artifacts/TARGET/crash-…
+# and commit the result under fuzz/seeds/ (fuzz/seeds/service/ for the service target) as a regression seed;
+# the service seeds run in `cargo test` (service::harness::tests::seeds_run_clean).
 set -euo pipefail
 secs="${1:-60}"
+target="${2:-parse_message}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export RUSTC_BOOTSTRAP=1
 
@@ -20,5 +24,5 @@ fi
 
 "$root/fuzz/seed.sh"
 cd "$root/fuzz"
-cargo fuzz run parse_message -- \
+cargo fuzz run "$target" -- \
     -max_total_time="$secs" -rss_limit_mb=512 -max_len=70000 -print_final_stats=1

@@ -115,20 +115,25 @@ port_free() {
 
 # Print N (default 1) consecutive free ports in the test range (first one printed).
 # Starts at a random point so successive tests and parallel runs rarely collide.
+# Every port handed out is claimed for the rest of the test (E2E_TMP/ports.claimed): a port that is
+# not bound yet (a peer started later, the media ports sipp binds from -mp) is never given out twice,
+# so ask for every port a test uses here, in blocks as wide as what binds them (sipp -mp P binds P..P+3).
 free_port() {
-  local n=${1:-1} span=$((E2E_PORT_MAX - E2E_PORT_MIN + 1)) start i j p ok_
+  local n=${1:-1} span=$((E2E_PORT_MAX - E2E_PORT_MIN + 1)) start i j p ok_ claimed=$E2E_TMP/ports.claimed
+  touch "$claimed"
   start=$((RANDOM % span))
   for ((i = 0; i < span; i++)); do
     p=$((E2E_PORT_MIN + (start + i) % span))
     [ $((p + n - 1)) -le "$E2E_PORT_MAX" ] || continue
     ok_=1
     for ((j = 0; j < n; j++)); do
-      port_free $((p + j)) || {
+      if grep -qx "$((p + j))" "$claimed" || ! port_free $((p + j)); then
         ok_=0
         break
-      }
+      fi
     done
     if [ "$ok_" = 1 ]; then
+      for ((j = 0; j < n; j++)); do echo "$((p + j))" >>"$claimed"; done
       echo "$p"
       return 0
     fi

@@ -45,18 +45,6 @@ port=$(free_port)
 pal_start "$data" --listen "udp:$HOST:$port"
 
 # Local ports for svcrack, all different (never reused: a late answer to one run must not reach another).
-USED_PORTS=" $port "
-fresh_port() {
-  local p i
-  for ((i = 0; i < 50; i++)); do
-    p=$(free_port)
-    case $USED_PORTS in *" $p "*) continue ;; esac
-    USED_PORTS+="$p "
-    echo "$p"
-    return 0
-  done
-  fail "no unused free port left"
-}
 
 # "USER PASSWORD" lines of svcrack's result table:
 #   | IaoWs3Pmp7 | 6hAH4AgA7o |
@@ -95,7 +83,7 @@ check_run() { # NAME LPORT DESCRIPTION: svcrack ended normally, reached the serv
 
 # ------------------------------------------------------------------ control: svcrack can crack Palisade
 
-lp_ctl=$(fresh_port)
+lp_ctl=$(free_port)
 svcrack_cmd control "$lp_ctl" -u "$authid" -e 100 -d "$E2E_TMP/dict-100.txt"
 found=$(cracked "$E2E_TMP/svcrack-control.out")
 [ "$found" = "$authid $password" ] || {
@@ -106,7 +94,7 @@ ok "control: svcrack -u AUTHID -e 100 finds the password when it is in the dicti
 
 # ------------------------------------------------------------------ the attacks
 
-lp_a=$(fresh_port) lp_b=$(fresh_port) lp_c=$(fresh_port) lp_d=$(fresh_port)
+lp_a=$(free_port) lp_b=$(free_port) lp_c=$(free_port) lp_d=$(free_port)
 svcrack_cmd A "$lp_a" -u 100 -d "$E2E_TMP/dict-100.txt" &
 pid_a=$!
 svcrack_cmd B "$lp_b" -u "$authid" -d "$E2E_TMP/dict-100.txt" &

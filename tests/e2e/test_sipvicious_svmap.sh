@@ -12,19 +12,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need svmap ss
 
-USED_PORTS=" "
-fresh_port() {
-  local p i
-  for ((i = 0; i < 50; i++)); do
-    p=$(free_port)
-    case $USED_PORTS in *" $p "*) continue ;; esac
-    USED_PORTS+="$p "
-    echo "$p"
-    return 0
-  done
-  fail "no unused free port left"
-}
-
 # run_svmap NAME PORT LOCAL_PORT svmap-args...: output in $E2E_TMP/svmap-NAME.out
 run_svmap() {
   local name=$1 port=$2 lport=$3 rc=0
@@ -52,7 +39,7 @@ port=$(free_port)
 pal_start "$E2E_TMP/data" --listen "udp:$HOST:$port"
 pids=()
 for m in OPTIONS REGISTER INVITE; do # in parallel: each svmap waits ~3 s for late answers
-  lport=$(fresh_port)
+  lport=$(free_port)
   run_svmap "$m" "$port" "$lport" -m "$m" &
   pids+=($!)
 done
@@ -87,7 +74,7 @@ pal_stop
 
 port2=$(free_port)
 pal_start "$E2E_TMP/data" --listen "udp:$HOST:$port2" --server-header "Palisade/9.8.7"
-run_svmap versioned "$port2" "$(fresh_port)"
+run_svmap versioned "$port2" "$(free_port)"
 ua=$(user_agent versioned "$port2")
 if [ "$ua" != "Palisade/9.8.7" ] || ! has_version "$ua"; then
   show "$E2E_TMP/svmap-versioned.out" 20
@@ -98,7 +85,7 @@ pal_stop
 
 port3=$(free_port)
 pal_start "$E2E_TMP/data" --listen "udp:$HOST:$port3" --server-header ""
-run_svmap none "$port3" "$(fresh_port)"
+run_svmap none "$port3" "$(free_port)"
 ua=$(user_agent none "$port3")
 [ "$ua" = unknown ] || {
   show "$E2E_TMP/svmap-none.out" 20

@@ -30,18 +30,6 @@ DISABLED=101
 # ------------------------------------------------------------------ helpers
 
 # A local port for one svwar/probe run, never handed out twice in this test.
-USED_PORTS=" "
-fresh_port() {
-  local p i
-  for ((i = 0; i < 50; i++)); do
-    p=$(free_port)
-    case $USED_PORTS in *" $p "*) continue ;; esac
-    USED_PORTS+="$p "
-    echo "$p"
-    return 0
-  done
-  fail "no unused free port left"
-}
 
 # Extensions listed in svwar's result table, as "EXT AUTH" lines, e.g.
 #   | 205        | reqauth        |
@@ -56,7 +44,7 @@ found_extensions() {
 run_svwar() {
   local name=$1 port=$2 lport rc=0
   shift 2
-  lport=$(fresh_port)
+  lport=$(free_port)
   SVWAR_OUT=$E2E_TMP/svwar-$name.out
   timeout -k 2 30 svwar -v -p "$port" -P "$lport" -x "$HOST" --maximumtime 5 "$@" "$HOST" \
     >"$SVWAR_OUT" 2>&1 </dev/null || rc=$?
@@ -184,7 +172,7 @@ EOF
 
 # ------------------------------------------------------------------ control: a leaky responder is caught
 
-lport=$(fresh_port)
+lport=$(free_port)
 spawn "$E2E_TMP/leaky.log" python3 -u "$E2E_TMP/leaky.py" "$lport"
 leaky_pid=$BG_PID
 for ((i = 0; i < 50; i++)); do
@@ -199,7 +187,7 @@ found=$(found_extensions "$SVWAR_OUT")
   fail "control: svwar against a responder that leaks 205 reported '${found:-nothing}', expected '205 reqauth'"
 }
 ok "control: svwar finds 205 on a leaky responder and the table parser reads it"
-if timeout -k 2 40 python3 "$E2E_TMP/probe.py" "$lport" "$(fresh_port)" 205 204 >"$E2E_TMP/probe-leaky.out" 2>&1; then
+if timeout -k 2 40 python3 "$E2E_TMP/probe.py" "$lport" "$(free_port)" 205 204 >"$E2E_TMP/probe-leaky.out" 2>&1; then
   show "$E2E_TMP/probe-leaky.out" 10
   fail "control: probe.py saw no difference on the leaky responder"
 fi
@@ -218,7 +206,7 @@ for n in "${EXISTING[@]}"; do
 done
 "$PALISADE_BIN" ext set "$DISABLED" --enabled false --data "$data" >/dev/null || fail "ext set $DISABLED --enabled false"
 authid=$(jq -r .auth_id "$E2E_TMP/ext-100.json")
-port=$(fresh_port)
+port=$(free_port)
 pal_start "$data" --listen "udp:$HOST:$port"
 
 for m in REGISTER INVITE OPTIONS; do
@@ -239,7 +227,7 @@ done
 
 # Same answers for existing, disabled and unknown users, and for an auth ID used as a user name.
 users=(100 205 1000 "$DISABLED" 102 999 1001 4242424242 "$authid")
-if ! timeout -k 2 60 python3 "$E2E_TMP/probe.py" "$port" "$(fresh_port)" "${users[@]}" \
+if ! timeout -k 2 60 python3 "$E2E_TMP/probe.py" "$port" "$(free_port)" "${users[@]}" \
   >"$E2E_TMP/probe.out" 2>&1; then
   show "$E2E_TMP/probe.out" 40
   fail "answers differ between existing, disabled and unknown users (or some got no answer)"

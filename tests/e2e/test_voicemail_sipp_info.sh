@@ -36,7 +36,7 @@ python3 "$E2E_DIR/make_g711_pcap.py" "$E2E_TMP/tone.ul" "$E2E_TMP/g711.pcap" || 
 run_uac() {
   local name=$1 scen=$2 hold=$3 line=$4 block rc=0
   printf 'SEQUENTIAL\n%s\n' "$line" >"$E2E_TMP/$name.csv"
-  block=$(free_port 4)
+  block=$(free_port 6) # SIP port, one spare, then the four media ports sipp binds from -mp
   (cd "$E2E_TMP" && timeout -k 2 60 sipp -sf "$SCEN/$scen" -inf "$E2E_TMP/$name.csv" -i "$HOST" -p "$block" \
     -mi "$HOST" -mp $((block + 2)) -m 1 -d "$hold" -nostdin -timeout 50 -timeout_error \
     -trace_err -error_file "$E2E_TMP/$name.err" "$HOST:$port" >"$E2E_TMP/$name.out" 2>&1) || rc=$?

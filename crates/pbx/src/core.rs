@@ -51,6 +51,31 @@ pub struct ExtensionAuth {
     pub forward: crate::calls::Forwarding,
 }
 
+impl ExtensionAuth {
+    /// An enabled extension with the defaults of `palisade ext add`: no restrictions, SRTP offered, no mailbox,
+    /// no forwards.
+    pub fn new(number: &str, auth_id: &str, credentials: Credentials) -> Self {
+        ExtensionAuth {
+            number: number.into(),
+            auth_id: auth_id.into(),
+            enabled: true,
+            credentials,
+            algorithms: None,
+            require_tls: false,
+            srtp: crate::store::SrtpMode::Enabled,
+            restrictions: crate::policy::CallerRestrictions {
+                number: number.into(),
+                ..Default::default()
+            },
+            lan_only: false,
+            block_remote_ws: false,
+            voicemail: false,
+            mwi_unsolicited: false,
+            forward: Default::default(),
+        }
+    }
+}
+
 /// Settings of the core.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {

@@ -12,6 +12,8 @@ use pbx::core::{AuthSignal, PbxCore};
 use pbx::registrar::Origin;
 
 mod calls;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod harness;
 mod trunks;
 mod voicemail;
 use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
