@@ -11,6 +11,7 @@
       with Proxy-Authorization (username AUTH_ID); --no-auth stops at the first final answer.
       --cancel-after S: S seconds after the first 18x, send CANCEL. Every final non-2xx is ACKed; a
       2xx is ACKed and ended with BYE. --wait S bounds the wait for a final answer (default 15).
+  Both modes: --src IP sends from that loopback address (default: the server's).
       Prints one JSON object: {"challenge": CODE|null, "responses": [[T, CODE, REASON], ...],
       "final": CODE, "final_t": T, "warning": WARNING-HEADER|null, "cancel": CODE|null, "bye": CODE|null,
       "proxy_authenticate": {...}},
@@ -95,12 +96,13 @@ def credentials(hdr_name, ch, user, password, method, uri):
 
 
 class UA:
-    def __init__(self, host, port, bind=0):
-        if not host.startswith("127."):
+    def __init__(self, host, port, bind=0, src=None):
+        src = src or host
+        if not host.startswith("127.") or not src.startswith("127."):
             raise SystemExit("call_client: loopback (127.x) only")
         self.server = (host, port)
         self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.s.bind((host, bind))
+        self.s.bind((src, bind))
         self.lhost, self.lport = self.s.getsockname()
 
     def send(self, text):
@@ -310,7 +312,7 @@ def main(argv):
     def opt(name, default=None):
         return argv[argv.index(name) + 1] if name in argv else default
 
-    ua = UA(host, port, int(opt("--bind", "0")))
+    ua = UA(host, port, int(opt("--bind", "0")), opt("--src"))
     try:
         if mode == "register":
             out = register(ua, host, port, argv[2], argv[3], argv[4], opt("--contact"), opt("--expires", "3600"))
