@@ -138,6 +138,9 @@ pub enum ExtCommand {
         #[arg(long, value_name = "DIGITS")]
         pin: Option<String>,
     },
+    /// Lift a voicemail PIN lockout (too many wrong PINs across calls) and clear the count of wrong PINs; the
+    /// running server sees it at the next PIN entry.
+    UnlockPin { number: String },
     /// Remove an extension and its registrations.
     Remove { number: String },
 }
@@ -184,6 +187,12 @@ struct MailboxView {
     mwi_unsolicited: bool,
     new_messages: u32,
     old_messages: u32,
+    /// Wrong PINs counted in the last 24 h (across calls).
+    pin_failures: u32,
+    /// PIN entry refused until then (RFC 3339), while locked.
+    pin_locked_until: Option<String>,
+    /// Lockouts since the last correct PIN or unlock.
+    pin_lockouts: u32,
 }
 
 /// The extension's view with its mailbox.
@@ -191,7 +200,12 @@ async fn view_with_mailbox(db: &Db, ext: &Extension) -> anyhow::Result<Extension
     let mut view = ExtensionView::from(ext);
     if let Some(m) = db.mailbox(&ext.number).await.map_err(store_error)? {
         let counts = db.mailbox_counts(&ext.number).await.map_err(store_error)?;
+        let lock = db.pin_lock_state(&ext.number).await.map_err(store_error)?;
+        let now = super::time::now_ms();
         view.voicemail = Some(MailboxView {
+            pin_failures: lock.failures_at(now),
+            pin_locked_until: lock.locked(now).map(format_ms),
+            pin_lockouts: lock.lockouts,
             enabled: m.enabled,
             pin_set: m.pin_hash.is_some(),
             greeting: if m.greeting.is_some() {
@@ -485,6 +499,34 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             } else {
                 crate::say!("New voicemail PIN for extension {number}: {pin}");
                 crate::say!("It is shown only this once; it is stored hashed.");
+                Ok(())
+            }
+        }
+        ExtCommand::UnlockPin { number } => {
+            let db = common.open().await?;
+            let result = async {
+                let mailbox = db.mailbox(&number).await.map_err(store_error)?;
+                if mailbox.is_none() {
+                    bail!("extension {number} does not exist (list them with `palisade ext list`)");
+                }
+                let was = db.pin_lock_state(&number).await.map_err(store_error)?;
+                db.clear_pin_lockout(&number).await.map_err(store_error)?;
+                anyhow::Ok(was)
+            }
+            .await;
+            db.close().await;
+            let was = result?;
+            let was_locked = was.locked(super::time::now_ms()).is_some();
+            if common.json {
+                output::json(&serde_json::json!({ "number": number, "was_locked": was_locked }))
+            } else {
+                if was_locked {
+                    crate::say!("Voicemail PIN entry of extension {number} unlocked.");
+                } else {
+                    crate::say!(
+                        "Voicemail PIN entry of extension {number} was not locked; its count of wrong PINs is cleared."
+                    );
+                }
                 Ok(())
             }
         }
@@ -859,6 +901,16 @@ fn print_extension(v: &ExtensionView, json: bool) -> anyhow::Result<()> {
                         "not set: the mailbox cannot be opened (`palisade ext reset-pin {}`)",
                         v.number
                     )
+                },
+            ),
+            (
+                "PIN lockout",
+                match &m.pin_locked_until {
+                    Some(until) => format!(
+                        "LOCKED until {until} (lockout {}; lift it with `palisade ext unlock-pin {}`)",
+                        m.pin_lockouts, v.number
+                    ),
+                    None => format!("no ({} wrong PINs in the last 24 h)", m.pin_failures),
                 },
             ),
             ("Unsolicited MWI", yes_no(m.mwi_unsolicited, "yes")),

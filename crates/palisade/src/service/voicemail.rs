@@ -38,6 +38,16 @@ pub enum AppEvent {
         mailbox: String,
         locked_out: bool,
     },
+    /// `mailbox`'s PIN entry is locked until `until` (unix ms): `new` when a wrong PIN from `source` just locked
+    /// it (the `lockouts`-th lockout), else a PIN entry refused because of it.
+    PinLockout {
+        source: SocketAddr,
+        transport: &'static str,
+        mailbox: String,
+        until: i64,
+        lockouts: u32,
+        new: bool,
+    },
     /// The right PIN in the unlock dialogue from `source`: lift `number`'s PIN protection.
     Unlocked {
         number: String,
@@ -156,6 +166,29 @@ impl Service {
                     .voicemail_pin_failure(&mailbox, origin, locked_out, wall);
                 if locked_out {
                     tracing::warn!(%source, mailbox, "voicemail: three wrong PINs, call ended");
+                }
+            }
+            AppEvent::PinLockout {
+                source,
+                transport,
+                mailbox,
+                until,
+                lockouts,
+                new,
+            } => {
+                let origin = Origin {
+                    transport,
+                    source,
+                    local: unspecified(source),
+                };
+                if !new {
+                    // A PIN offered while locked is still a guess: it counts toward the source's ban.
+                    self.guard.on_auth_failure(source.ip(), unix_ms(wall));
+                }
+                self.core
+                    .voicemail_pin_lockout(&mailbox, origin, until, lockouts, new, wall);
+                if new {
+                    tracing::warn!(%source, mailbox, until, lockouts, "voicemail: mailbox PIN entry locked");
                 }
             }
             AppEvent::Unlocked {

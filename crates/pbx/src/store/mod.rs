@@ -13,6 +13,7 @@ pub mod calls;
 mod events;
 mod extensions;
 pub mod ip_rules;
+mod pin_lockout;
 pub mod policy;
 mod registrations;
 pub mod settings;

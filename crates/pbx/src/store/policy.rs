@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::{Db, Result, StoreError, bump_version, now_ms};
 use crate::policy::{NumberPlan, OfficeHours, OutboundRule, PolicySettings};
+use crate::voicemail::lockout::{self, LockoutSettings};
 
 /// The home country calling code, e.g. 1, 44, 49. Default: not set (no external calls until it is).
 pub const COUNTRY_CODE: &str = "country_code";
@@ -27,6 +28,10 @@ pub const ALLOWED_COUNTRY_CODES: &str = "allowed_country_codes";
 pub const EMERGENCY_NUMBERS: &str = "emergency_numbers";
 /// How long a PIN unlock lasts, in seconds.
 pub const PIN_UNLOCK_SECONDS: &str = "pin_unlock_seconds";
+/// Wrong voicemail PINs for one mailbox within 24 h before its PIN entry is locked.
+pub const PIN_FAILURES_BEFORE_LOCKOUT: &str = "pin_failures_before_lockout";
+/// How long the first lockout of a mailbox's PIN entry lasts, in seconds (doubled for each further one).
+pub const PIN_LOCKOUT_SECONDS: &str = "pin_lockout_seconds";
 /// The local networks (CIDRs) for `lan_only` and `block_remote_ws`.
 pub const LOCAL_NETWORKS: &str = "local_networks";
 /// The IANA time zone of the office hours; empty: the server's system time zone.
@@ -65,7 +70,7 @@ pub struct PolicySetting {
 }
 
 /// The policy settings, in display order.
-pub const POLICY_SETTINGS: [PolicySetting; 11] = [
+pub const POLICY_SETTINGS: [PolicySetting; 13] = [
     PolicySetting {
         key: COUNTRY_CODE,
         default: "",
@@ -100,6 +105,18 @@ pub const POLICY_SETTINGS: [PolicySetting; 11] = [
         key: PIN_UNLOCK_SECONDS,
         default: "3600",
         about: "how long external calls stay allowed after a PIN unlock",
+        allowed: "60 to 86400 seconds",
+    },
+    PolicySetting {
+        key: PIN_FAILURES_BEFORE_LOCKOUT,
+        default: "10",
+        about: "wrong voicemail PINs (999 and 777 alike, across calls) within 24 h that lock a mailbox's PIN entry",
+        allowed: "3 to 100",
+    },
+    PolicySetting {
+        key: PIN_LOCKOUT_SECONDS,
+        default: "3600",
+        about: "how long a mailbox's PIN entry stays locked; doubled for each further lockout, at most 24 h",
         allowed: "60 to 86400 seconds",
     },
     PolicySetting {
@@ -249,6 +266,22 @@ pub fn normalize(key: &str, value: &str) -> Option<Result<String>> {
             }
             r.map(|()| out.join(","))
         }
+        PIN_FAILURES_BEFORE_LOCKOUT => match v.parse::<u32>() {
+            Ok(n)
+                if (lockout::MIN_FAILURES_BEFORE_LOCKOUT
+                    ..=lockout::MAX_FAILURES_BEFORE_LOCKOUT)
+                    .contains(&n) =>
+            {
+                Ok(n.to_string())
+            }
+            _ => Err(invalid(key, value, "")),
+        },
+        PIN_LOCKOUT_SECONDS => match v.parse::<u64>() {
+            Ok(n) if (lockout::MIN_LOCKOUT_SECONDS..=lockout::MAX_LOCKOUT_SECONDS).contains(&n) => {
+                Ok(n.to_string())
+            }
+            _ => Err(invalid(key, value, "")),
+        },
         PIN_UNLOCK_SECONDS => match v.parse::<u64>() {
             Ok(n) if (MIN_PIN_UNLOCK_SECONDS..=MAX_PIN_UNLOCK_SECONDS).contains(&n) => {
                 Ok(n.to_string())
@@ -345,6 +378,8 @@ pub struct PolicyConfig {
     pub allowed_country_codes: Vec<String>,
     pub emergency_numbers: Vec<String>,
     pub pin_unlock_seconds: u64,
+    pub pin_failures_before_lockout: u32,
+    pub pin_lockout_seconds: u64,
     /// Canonical CIDRs (`guard::lists::parse_net` accepts each).
     pub local_networks: Vec<String>,
     /// IANA name as set; empty: the system time zone (see [`PolicyConfig::effective_timezone`]).
@@ -369,6 +404,8 @@ impl Default for PolicyConfig {
             allowed_country_codes: Vec::new(),
             emergency_numbers: split(DEFAULT_EMERGENCY_NUMBERS),
             pin_unlock_seconds: DEFAULT_PIN_UNLOCK_SECONDS,
+            pin_failures_before_lockout: lockout::DEFAULT_FAILURES_BEFORE_LOCKOUT,
+            pin_lockout_seconds: lockout::DEFAULT_LOCKOUT_SECONDS,
             local_networks: split(DEFAULT_LOCAL_NETWORKS),
             office_hours_timezone: String::new(),
             office_hours: String::new(),
@@ -424,6 +461,14 @@ impl PolicyConfig {
     /// How long a PIN unlock lasts.
     pub fn pin_unlock_duration(&self) -> Duration {
         Duration::from_secs(self.pin_unlock_seconds)
+    }
+
+    /// The voicemail PIN lockout settings.
+    pub fn pin_lockout(&self) -> LockoutSettings {
+        LockoutSettings {
+            failures_before_lockout: self.pin_failures_before_lockout,
+            lockout_seconds: self.pin_lockout_seconds,
+        }
     }
 
     /// The number plan; its country code is empty while not configured.
@@ -687,6 +732,14 @@ impl Db {
                 EMERGENCY_NUMBERS => c.emergency_numbers = split(&v),
                 PIN_UNLOCK_SECONDS => {
                     c.pin_unlock_seconds = v.parse().unwrap_or(DEFAULT_PIN_UNLOCK_SECONDS)
+                }
+                PIN_FAILURES_BEFORE_LOCKOUT => {
+                    c.pin_failures_before_lockout = v
+                        .parse()
+                        .unwrap_or(lockout::DEFAULT_FAILURES_BEFORE_LOCKOUT)
+                }
+                PIN_LOCKOUT_SECONDS => {
+                    c.pin_lockout_seconds = v.parse().unwrap_or(lockout::DEFAULT_LOCKOUT_SECONDS)
                 }
                 LOCAL_NETWORKS => c.local_networks = split(&v),
                 OFFICE_HOURS_TIMEZONE => c.office_hours_timezone = v,

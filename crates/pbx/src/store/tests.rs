@@ -230,7 +230,7 @@ async fn durable_across_reopen_and_migrations_idempotent() {
     .unwrap();
     let version = db.current_version().await.unwrap();
     db.close().await;
-    drop(db);
+    db.close().await;
 
     // Reopen twice: migrations already applied are skipped, data is all there.
     for _ in 0..2 {
@@ -2174,4 +2174,40 @@ async fn call_forwards_are_set_cleared_and_validated() {
             "{bad}: {err}"
         );
     }
+}
+
+#[tokio::test]
+async fn voicemail_pin_lockout_persists_locks_and_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_in(dir.path()).await.unwrap();
+    db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();
+    let s = crate::voicemail::lockout::LockoutSettings {
+        failures_before_lockout: 3,
+        lockout_seconds: 60,
+    };
+    let t0 = 1_800_000_000_000;
+    assert_eq!(
+        db.record_wrong_pin("100", s, t0).await.unwrap(),
+        crate::voicemail::lockout::WrongPin::Counted { failures: 1 }
+    );
+    db.record_wrong_pin("100", s, t0).await.unwrap();
+    assert_eq!(
+        db.record_wrong_pin("100", s, t0).await.unwrap(),
+        crate::voicemail::lockout::WrongPin::LockedOut {
+            until: t0 + 60_000,
+            lockouts: 1
+        }
+    );
+    db.close().await;
+    let db = Db::open_in(dir.path()).await.unwrap();
+    assert_eq!(
+        db.pin_lock_state("100").await.unwrap().locked(t0),
+        Some(t0 + 60_000)
+    );
+    assert!(db.clear_pin_lockout("100").await.unwrap());
+    assert!(!db.clear_pin_lockout("100").await.unwrap());
+    assert_eq!(
+        db.pin_lock_state("100").await.unwrap(),
+        crate::voicemail::lockout::PinLockState::default()
+    );
 }

@@ -1,0 +1,14 @@
+-- Voicemail PIN lockout across calls (issue 12 item 1): wrong PINs per mailbox, whichever call, source or access
+-- number they came through; see pbx::voicemail::lockout. No row: no wrong PIN counted. Times are unix
+-- milliseconds, 0 for none. Keep the SQL portable to PostgreSQL.
+
+CREATE TABLE voicemail_pin_lockouts (
+    mailbox      TEXT PRIMARY KEY NOT NULL REFERENCES voicemail_boxes (number) ON DELETE CASCADE,
+    -- Wrong PINs counted since window_start (the first of them).
+    failures     INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+    window_start INTEGER NOT NULL DEFAULT 0,
+    -- PIN entry refused until then.
+    locked_until INTEGER NOT NULL DEFAULT 0,
+    -- Lockouts since the last correct PIN or `palisade ext unlock-pin` (each doubles the next one).
+    lockouts     INTEGER NOT NULL DEFAULT 0 CHECK (lockouts >= 0)
+);
