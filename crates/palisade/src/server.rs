@@ -133,6 +133,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     service.core_mut().set_server_addresses(server_addresses);
     service.set_local_addrs(by_transport);
     service.apply_trunks(loaded.trunks.clone(), std::time::Instant::now());
+    service.set_resource_limits(loaded.limits.clone());
     let resolved = trunk_dns::resolve(&service.trunk_host_names()).await;
     service.set_resolved(resolved, std::time::Instant::now());
     let (app_events, app_events_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -92,7 +92,8 @@ fn policy_show_defaults_and_set() {
     );
     // Every setting with its default and allowed form.
     let settings = shown["settings"].as_array().unwrap();
-    assert_eq!(settings.len(), 13);
+    assert_eq!(settings.len(), 15);
+    assert_eq!(v["max_calls_per_extension"], 4);
     let lockout = settings
         .iter()
         .find(|s| s["key"] == "pin_failures_before_lockout")

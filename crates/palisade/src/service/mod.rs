@@ -12,6 +12,7 @@ use pbx::core::{AuthSignal, PbxCore};
 use pbx::registrar::Origin;
 
 mod calls;
+mod limits;
 mod trunks;
 mod voicemail;
 use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
@@ -165,6 +166,8 @@ pub struct Service {
     /// Media applications (voicemail); none in unit tests.
     apps: Option<Box<dyn AppHost>>,
     mwi: voicemail::Mwi,
+    /// Per-extension and per-trunk resource limits (service/limits.rs).
+    limits: pbx::limits::ResourceLimits,
 }
 
 /// The stateful parts a service is built from.
@@ -194,6 +197,7 @@ impl Service {
             clock,
             apps: None,
             mwi: voicemail::Mwi::default(),
+            limits: pbx::limits::ResourceLimits::default(),
         }
     }
 

@@ -14,7 +14,7 @@ use pbx::voicemail::Counts;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{Framing, HeaderName, Message, ResponseBuilder};
 
-use super::{Outbound, Service, unix_ms, unspecified};
+use super::{Outbound, Service, unix_ms, unspecified, via_token};
 
 /// Starts media applications (the binary runs them as tasks; unit tests have none).
 pub trait AppHost: Send {
@@ -277,6 +277,27 @@ impl Service {
         let mailbox = super::calls::dialled_number(request);
         if mailbox != subscriber.number {
             let b = ResponseBuilder::with_reason(request, 403, "Forbidden (only your own mailbox)");
+            self.respond_once(tx, b, peer, now);
+            return;
+        }
+        // One extension holds at most max_subscriptions_per_extension live subscriptions (issue 12 item 3).
+        let held = self
+            .mwi
+            .subscriptions
+            .values()
+            .filter(|s| s.mailbox == subscriber.number && s.expires_at > now)
+            .count();
+        let origin = Origin {
+            transport: via_token(peer.transport),
+            source: peer.addr,
+            local: unspecified(peer.addr),
+        };
+        if let Some(r) =
+            self.subscription_limit(&subscriber.number, held, origin, self.clock.at(now))
+        {
+            let warning = format!("399 palisade \"{}\"", r.reason_code());
+            let b = ResponseBuilder::with_reason(request, r.status(), &r.phrase())
+                .header(HeaderName::Warning, warning);
             self.respond_once(tx, b, peer, now);
             return;
         }

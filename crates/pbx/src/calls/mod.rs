@@ -518,6 +518,24 @@ impl Calls {
             .collect()
     }
 
+    /// Per call in progress: the extension that placed it (if one did) and every address its legs talk to
+    /// (the caller, the answering or ringing branches), for the resource limits ([`crate::limits`]).
+    pub fn usage(&self) -> Vec<(Option<&str>, Vec<std::net::IpAddr>)> {
+        self.calls
+            .values()
+            .map(|c| {
+                let caller = c.caller.extension.then_some(c.caller.number.as_str());
+                let mut ips: Vec<_> = std::iter::once(c.a_peer.addr.ip())
+                    .chain(c.b.iter().map(|b| b.peer.addr.ip()))
+                    .chain(c.branches.iter().map(|b| b.peer.addr.ip()))
+                    .collect();
+                ips.sort_unstable();
+                ips.dedup();
+                (caller, ips)
+            })
+            .collect()
+    }
+
     fn alloc_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id

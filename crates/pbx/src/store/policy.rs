@@ -32,6 +32,10 @@ pub const PIN_UNLOCK_SECONDS: &str = "pin_unlock_seconds";
 pub const PIN_FAILURES_BEFORE_LOCKOUT: &str = "pin_failures_before_lockout";
 /// How long the first lockout of a mailbox's PIN entry lasts, in seconds (doubled for each further one).
 pub const PIN_LOCKOUT_SECONDS: &str = "pin_lockout_seconds";
+/// Concurrent calls one extension may place (a per-extension override exists: `ext set --max-calls`).
+pub const MAX_CALLS_PER_EXTENSION: &str = "max_calls_per_extension";
+/// Message-waiting subscriptions one extension may hold.
+pub const MAX_SUBSCRIPTIONS_PER_EXTENSION: &str = "max_subscriptions_per_extension";
 /// The local networks (CIDRs) for `lan_only` and `block_remote_ws`.
 pub const LOCAL_NETWORKS: &str = "local_networks";
 /// The IANA time zone of the office hours; empty: the server's system time zone.
@@ -70,7 +74,7 @@ pub struct PolicySetting {
 }
 
 /// The policy settings, in display order.
-pub const POLICY_SETTINGS: [PolicySetting; 13] = [
+pub const POLICY_SETTINGS: [PolicySetting; 15] = [
     PolicySetting {
         key: COUNTRY_CODE,
         default: "",
@@ -118,6 +122,18 @@ pub const POLICY_SETTINGS: [PolicySetting; 13] = [
         default: "3600",
         about: "how long a mailbox's PIN entry stays locked; doubled for each further lockout, at most 24 h",
         allowed: "60 to 86400 seconds",
+    },
+    PolicySetting {
+        key: MAX_CALLS_PER_EXTENSION,
+        default: "4",
+        about: "calls in progress one extension may have placed; the next gets 486 (emergency calls always pass)",
+        allowed: "1 to 1000 (per extension: ext set --max-calls)",
+    },
+    PolicySetting {
+        key: MAX_SUBSCRIPTIONS_PER_EXTENSION,
+        default: "4",
+        about: "message-waiting subscriptions one extension may hold; the next gets 486",
+        allowed: "1 to 1000",
     },
     PolicySetting {
         key: LOCAL_NETWORKS,
@@ -282,6 +298,10 @@ pub fn normalize(key: &str, value: &str) -> Option<Result<String>> {
             }
             _ => Err(invalid(key, value, "")),
         },
+        MAX_CALLS_PER_EXTENSION | MAX_SUBSCRIPTIONS_PER_EXTENSION => match v.parse::<u32>() {
+            Ok(n) if (1..=crate::limits::MAX_LIMIT).contains(&n) => Ok(n.to_string()),
+            _ => Err(invalid(key, value, "")),
+        },
         PIN_UNLOCK_SECONDS => match v.parse::<u64>() {
             Ok(n) if (MIN_PIN_UNLOCK_SECONDS..=MAX_PIN_UNLOCK_SECONDS).contains(&n) => {
                 Ok(n.to_string())
@@ -380,6 +400,8 @@ pub struct PolicyConfig {
     pub pin_unlock_seconds: u64,
     pub pin_failures_before_lockout: u32,
     pub pin_lockout_seconds: u64,
+    pub max_calls_per_extension: u32,
+    pub max_subscriptions_per_extension: u32,
     /// Canonical CIDRs (`guard::lists::parse_net` accepts each).
     pub local_networks: Vec<String>,
     /// IANA name as set; empty: the system time zone (see [`PolicyConfig::effective_timezone`]).
@@ -406,6 +428,8 @@ impl Default for PolicyConfig {
             pin_unlock_seconds: DEFAULT_PIN_UNLOCK_SECONDS,
             pin_failures_before_lockout: lockout::DEFAULT_FAILURES_BEFORE_LOCKOUT,
             pin_lockout_seconds: lockout::DEFAULT_LOCKOUT_SECONDS,
+            max_calls_per_extension: crate::limits::DEFAULT_MAX_CALLS_PER_EXTENSION,
+            max_subscriptions_per_extension: crate::limits::DEFAULT_MAX_SUBSCRIPTIONS_PER_EXTENSION,
             local_networks: split(DEFAULT_LOCAL_NETWORKS),
             office_hours_timezone: String::new(),
             office_hours: String::new(),
@@ -740,6 +764,16 @@ impl Db {
                 }
                 PIN_LOCKOUT_SECONDS => {
                     c.pin_lockout_seconds = v.parse().unwrap_or(lockout::DEFAULT_LOCKOUT_SECONDS)
+                }
+                MAX_CALLS_PER_EXTENSION => {
+                    c.max_calls_per_extension = v
+                        .parse()
+                        .unwrap_or(crate::limits::DEFAULT_MAX_CALLS_PER_EXTENSION)
+                }
+                MAX_SUBSCRIPTIONS_PER_EXTENSION => {
+                    c.max_subscriptions_per_extension = v
+                        .parse()
+                        .unwrap_or(crate::limits::DEFAULT_MAX_SUBSCRIPTIONS_PER_EXTENSION)
                 }
                 LOCAL_NETWORKS => c.local_networks = split(&v),
                 OFFICE_HOURS_TIMEZONE => c.office_hours_timezone = v,
