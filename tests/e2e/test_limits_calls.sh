@@ -8,6 +8,10 @@
 #   * trunk limit: trunk `carrier` (a sipp UAS on 127.0.0.61) with `--max-calls 1`, rule 0 -> carrier: while
 #     103's call through it is up, 104's call gets 503 with Warning trunk_call_limit and an event; the first
 #     call carries on; afterwards 104's call goes through;
+#   * subscriptions: `policy set max_subscriptions_per_extension 1` on the running server; while 100 holds one
+#     message-waiting subscription (sipp mwi_subscribe_once.xml, held 4 s), a second gets 407 then 486 and a
+#     subscription_limit event; the first ends normally; then a new one is accepted;
+#   * `ext set 100 --max-calls 2 --max-external-calls 1` is shown; 0 / "" go back to the defaults.
 # Ports: signalling 26400-26799 (E2E_PORT_MIN/MAX), relay inside 45000-49999.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -136,6 +140,49 @@ uac_done trunk103 1
 r=$(call_as 104 0301234568) || fail "call of 104 after: $r"
 [ "$(jget "$r" final)" = 200 ] || fail "104 through carrier after the first call ended: expected 200, got $r"
 ok "the trunk's call carried on; afterwards 104 -> 200 through carrier"
+
+# ---- 3. subscriptions per extension
+pal policy set max_subscriptions_per_extension 1 >/dev/null || fail "policy set max_subscriptions_per_extension 1"
+sleep 1.5 # picked up by the running server within a second
+# subscribe NAME HOLD_MS -> sipp's exit status; messages in $E2E_TMP/NAME.msg
+subscribe() {
+  local lport rc=0
+  lport=$(free_port)
+  timeout -k 2 30 sipp "$HOST:$port" -sf "$SCEN/mwi_subscribe_once.xml" -s 100 -au "$(cred 100 2)" \
+    -ap "$(cred 100 3)" -i "$HOST" -p "$lport" -m 1 -d "$2" -nostdin -timeout 20 -recv_timeout 5000 \
+    -trace_msg -message_file "$E2E_TMP/$1.msg" >"$E2E_TMP/$1.out" 2>&1 </dev/null || rc=$?
+  return "$rc"
+}
+statuses() { tr -d '\r' <"$E2E_TMP/$1.msg" 2>/dev/null | grep -E '^SIP/2.0 ' | cut -d' ' -f2 | tr '\n' ' '; }
+subscribe sub_held 4000 &
+held_pid=$!
+E2E_PIDS+=("$held_pid")
+for ((i = 0; i < 50; i++)); do
+  case $(statuses sub_held) in *200*) break ;; esac
+  sleep 0.1
+done
+rc=0
+subscribe sub_second 0 || rc=$?
+st=$(statuses sub_second)
+[ "$rc" != 0 ] || fail "a second subscription of 100 was accepted with max_subscriptions_per_extension 1 ($st)"
+case $st in "407 486"*) ;; *) fail "second subscription: expected 407 then 486, got '$st'" ;; esac
+wait_refusal subscription_limit
+rc=0
+wait "$held_pid" || rc=$?
+[ "$rc" = 0 ] || fail "the held subscription failed: exit $rc ($(statuses sub_held))"
+rc=0
+subscribe sub_after 0 || rc=$?
+[ "$rc" = 0 ] || fail "a subscription after the first ended failed: exit $rc ($(statuses sub_after))"
+ok "subscriptions (limit 1): second -> $st; the first ended normally ($(statuses sub_held)); a new one -> $(statuses sub_after)"
+
+# ---- 4. the per-extension override and its display
+out=$(pal ext set 100 --max-calls 2 --max-external-calls 1) || fail "ext set 100 --max-calls 2: $out"
+case $out in *"2 calls at once; external: 1 at once"*) ;; *) fail "ext set does not show the limits: $out" ;; esac
+out=$(pal ext set 100 --max-calls 0 --max-external-calls "") || fail "ext set 100 --max-calls 0: $out"
+case $out in *"4 calls at once (the max_calls_per_extension setting); external: no cap"*) ;;
+*) fail "ext set --max-calls 0 did not go back to the setting: $out" ;; esac
+pal ext set 100 --max-calls 1001 >/dev/null 2>&1 && fail "ext set --max-calls 1001 was accepted"
+ok "ext set --max-calls / --max-external-calls: shown by ext show, 0 and \"\" go back to the defaults"
 
 alive "$PAL_PID" || fail "palisade died"
 no_panic

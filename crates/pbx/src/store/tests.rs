@@ -2211,3 +2211,55 @@ async fn voicemail_pin_lockout_persists_locks_and_clears() {
         crate::voicemail::lockout::PinLockState::default()
     );
 }
+
+#[tokio::test]
+async fn resource_limits_per_extension_and_trunk() {
+    use crate::limits::ExtensionLimits;
+    use crate::store::limits::parse_limit;
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();
+    let l = db.resource_limits().await.unwrap();
+    assert_eq!(
+        (l.max_calls_per_extension, l.max_subscriptions_per_extension),
+        (4, 4)
+    );
+    assert!(l.extensions.is_empty() && l.trunk_max_calls.is_empty());
+    let set = db
+        .set_extension_limits("100", Some(Some(2)), Some(Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        set,
+        ExtensionLimits {
+            max_calls: Some(2),
+            max_external_calls: Some(1)
+        }
+    );
+    // Only what is given changes; None back to the default.
+    let set = db
+        .set_extension_limits("100", Some(None), None)
+        .await
+        .unwrap();
+    assert_eq!(set.max_calls, None);
+    assert_eq!(set.max_external_calls, Some(1));
+    assert!(matches!(
+        db.set_extension_limits("999", Some(Some(1)), None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        db.set_trunk_max_calls("nope", Some(3)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(parse_limit("--max-calls", "").unwrap(), None);
+    assert_eq!(parse_limit("--max-calls", "0").unwrap(), None);
+    assert_eq!(parse_limit("--max-calls", "12").unwrap(), Some(12));
+    assert!(parse_limit("--max-calls", "1001").is_err());
+    assert!(parse_limit("--max-calls", "-1").is_err());
+    db.set_setting(super::policy::MAX_CALLS_PER_EXTENSION, "7")
+        .await
+        .unwrap();
+    let l = db.resource_limits().await.unwrap();
+    assert_eq!(l.max_calls_per_extension, 7);
+    assert_eq!(l.extensions["100"].max_external_calls, Some(1));
+}
