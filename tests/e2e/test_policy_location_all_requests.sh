@@ -5,7 +5,8 @@
 #     999, 407 answered) gets 403, a message-waiting SUBSCRIBE (sipp scenarios/mwi_subscribe_once.xml) gets
 #     403; each leaves a policy_refusal event lan_only from 127.0.0.2 naming the method; no call record;
 #   * then from 127.0.0.1 (inside): the same call is answered (200, by the voicemail) and the subscription
-#     gets 200 and its NOTIFYs;
+#     gets 200 and its NOTIFYs; inside that answered call an INFO sent from 127.0.0.2 gets 403 (a lan_only event
+#     "INFO inside a dialog"), one from the caller's own socket 200;
 #   * --require-tls: the same call from inside over UDP gets 403 and a tls_required event.
 # Before the fix the INVITE and the SUBSCRIBE from outside were served.
 # lib.sh helpers take optional arguments: calling them without any is intended.
@@ -31,8 +32,10 @@ rtp=$((45000 + (port - E2E_PORT_MIN) * 10))
 pal_start "$data" --listen "udp:$HOST:$port" --rtp-ports "$rtp-$((rtp + 9))"
 
 # call_from SRC -> call_client's JSON for 300 calling 999 (its mailbox) from SRC
-call_from() {
-  timeout -k 2 30 python3 "$CLIENT" call "$HOST:$port" 300 "$(cred 300 2)" "$(cred 300 3)" 999 --src "$1" --wait 10
+call_from() { # call_from SRC [call_client options...]
+  local src=$1
+  shift
+  timeout -k 2 30 python3 "$CLIENT" call "$HOST:$port" 300 "$(cred 300 2)" "$(cred 300 3)" 999 --src "$src" --wait 10 "$@"
 }
 jget() { python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2]))' "$1" "$2"; }
 # subscribe_from NAME SRC -> sipp's exit status; messages in $E2E_TMP/NAME.msg
@@ -81,6 +84,14 @@ ok "SUBSCRIBE from $OUTSIDE: $st; policy_refusal lan_only (SUBSCRIBE)"
 r=$(call_from "$INSIDE") || fail "call from $INSIDE: $r"
 [ "$(jget "$r" final)" = 200 ] || fail "300 calling 999 from $INSIDE: expected 200 (voicemail), got $r"
 ok "call from $INSIDE: 407 then $(jget "$r" final), BYE $(jget "$r" bye)"
+# inside the call started from inside: an INFO from outside is refused, one from the caller's socket is not
+r=$(call_from "$INSIDE" --probe-from "$OUTSIDE") || fail "call from $INSIDE with an in-dialog probe: $r"
+[ "$(jget "$r" final)/$(jget "$r" probe_other)/$(jget "$r" probe_same)" = 200/403/200 ] ||
+  fail "in-dialog INFO: expected 403 from $OUTSIDE and 200 from $INSIDE, got $r"
+pal events --kind policy_refusal --json --limit 1000 | grep -q 'INFO inside a dialog' || sleep 1
+pal events --kind policy_refusal --json --limit 1000 | grep -q 'INFO inside a dialog' ||
+  fail "no policy_refusal event for the in-dialog INFO from $OUTSIDE"
+ok "INFO inside 300's call: from $OUTSIDE -> $(jget "$r" probe_other) (policy event), from $INSIDE -> $(jget "$r" probe_same)"
 rc=0
 subscribe_from sub_in "$INSIDE" || rc=$?
 st=$(statuses sub_in)

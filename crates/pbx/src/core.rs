@@ -417,6 +417,36 @@ impl PbxCore {
         self.signal = AuthSignal::None;
     }
 
+    /// A request inside a dialog of extension `number` (not re-authenticated) breaks one of its location rules
+    /// (`--lan-only`, `--require-tls`, `--block-remote-ws`): the 403 to send, after a policy event. `None`: it
+    /// may go on.
+    pub fn in_dialog_location(
+        &mut self,
+        number: &str,
+        method: &str,
+        origin: Origin,
+        now: SystemTime,
+    ) -> Option<Reply> {
+        let ext = self.by_number.get(number).cloned()?;
+        let local = self.restrictions.is_local(origin.source.ip());
+        let refusal = location_refusal(&ext, origin, local)?;
+        let detail = Some(format!(
+            "extension {} {method} inside a dialog over {} from {}",
+            ext.number,
+            origin.transport,
+            origin.source.ip()
+        ));
+        self.event(
+            event_kind::POLICY,
+            refusal.reason_code(),
+            origin,
+            Some(&ext.auth_id),
+            detail,
+            now,
+        );
+        Some(Reply::status(403).reason(refusal.phrase()))
+    }
+
     /// Records that `number` lifted its PIN protection (an audit trail of when external calls were unlocked).
     pub fn pin_unlock_event(
         &mut self,
@@ -1277,6 +1307,32 @@ mod tests {
             ..lan
         };
         assert_eq!(request_as_100(&mut c, "INVITE", tls, 102).status, 200);
+    }
+
+    #[test]
+    fn location_rules_hold_inside_dialogs_too() {
+        let mut c = core();
+        let mut e = ext("100", "aUthId100x", true);
+        e.lan_only = true;
+        c.set_extensions(vec![e]);
+        let r = c.in_dialog_location("100", "INVITE", origin(), now());
+        assert_eq!(r.map(|r| r.status), Some(403));
+        let events = c.take_events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, "lan_only");
+        assert!(
+            events[0]
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("inside a dialog")
+        );
+        let lan = Origin {
+            source: "192.168.1.20:5060".parse().unwrap(),
+            ..origin()
+        };
+        assert_eq!(c.in_dialog_location("100", "BYE", lan, now()), None);
+        assert_eq!(c.in_dialog_location("555", "BYE", origin(), now()), None);
     }
 
     #[test]

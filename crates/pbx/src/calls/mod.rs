@@ -2518,6 +2518,14 @@ impl Calls {
         }));
     }
 
+    /// The extension on the side an in-dialog request came from, if that side is one of this PBX's extensions
+    /// (rules about where an extension may be used hold inside its dialogs too).
+    pub fn dialog_extension(&self, msg: &Message) -> Option<&str> {
+        let (id, side) = self.match_dialog(msg)?;
+        let party = self.calls.get(&id)?.party(side);
+        party.extension.then_some(party.number.as_str())
+    }
+
     fn match_dialog(&self, msg: &Message) -> Option<(u64, Leg)> {
         self.dialogs.get(&dialog_key(msg)?).copied()
     }
