@@ -252,6 +252,30 @@ impl Service {
         // A refresh (or an unsubscribe) inside an existing subscription.
         if request.to().is_ok_and(|t| t.tag().is_some()) {
             let key = dialog_key(request);
+            let Some(mailbox) = key
+                .as_ref()
+                .and_then(|k| self.mwi.subscriptions.get(k))
+                .map(|s| s.mailbox.clone())
+            else {
+                self.respond_once(tx, ResponseBuilder::new(request, 481), peer, now);
+                return;
+            };
+            // The subscriber's location rules hold for its refreshes too (they would move its NOTIFYs).
+            let origin = Origin {
+                transport: via_token(peer.transport),
+                source: peer.addr,
+                local: unspecified(peer.addr),
+            };
+            let wall = self.clock.at(now);
+            if let Some(reply) = self
+                .core
+                .in_dialog_location(&mailbox, "SUBSCRIBE", origin, wall)
+            {
+                let phrase = reply.reason.unwrap_or_else(|| "Forbidden".into());
+                let b = ResponseBuilder::with_reason(request, reply.status, &phrase);
+                self.respond_once(tx, b, peer, now);
+                return;
+            }
             let Some(sub) = key.as_ref().and_then(|k| self.mwi.subscriptions.get_mut(k)) else {
                 self.respond_once(tx, ResponseBuilder::new(request, 481), peer, now);
                 return;
