@@ -39,6 +39,7 @@ prompts=(
     "vm-greeting-saved|Your greeting is saved."
     "vm-message-saved|Your message is saved. Goodbye."
     "vm-mailbox-full|The mailbox is full. Please try again later."
+    "vm-mailbox-locked|This mailbox is locked. Try again later."
     "unlock-enter-pin|To unlock external calls, enter your voicemail PIN, then press the pound key."
     "unlock-done|External calls are unlocked."
     "digit-0|zero"

@@ -11,6 +11,9 @@
       with Proxy-Authorization (username AUTH_ID); --no-auth stops at the first final answer.
       --cancel-after S: S seconds after the first 18x, send CANCEL. Every final non-2xx is ACKed; a
       2xx is ACKed and ended with BYE. --wait S bounds the wait for a final answer (default 15).
+      --probe-from IP: once answered (after the ACK), send an INFO inside the call from IP, then one from the
+      caller's own socket; their final codes are "probe_other" and "probe_same".
+  Both modes: --src IP sends from that loopback address (default: the server's).
       Prints one JSON object: {"challenge": CODE|null, "responses": [[T, CODE, REASON], ...],
       "final": CODE, "final_t": T, "warning": WARNING-HEADER|null, "cancel": CODE|null, "bye": CODE|null,
       "proxy_authenticate": {...}},
@@ -95,12 +98,13 @@ def credentials(hdr_name, ch, user, password, method, uri):
 
 
 class UA:
-    def __init__(self, host, port, bind=0):
-        if not host.startswith("127."):
+    def __init__(self, host, port, bind=0, src=None):
+        src = src or host
+        if not host.startswith("127.") or not src.startswith("127."):
             raise SystemExit("call_client: loopback (127.x) only")
         self.server = (host, port)
         self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.s.bind((host, bind))
+        self.s.bind((src, bind))
         self.lhost, self.lport = self.s.getsockname()
 
     def send(self, text):
@@ -155,7 +159,7 @@ def register(ua, host, port, number, auth_id, password, contact, expires):
     return {"final": r["code"]}
 
 
-def call(ua, host, port, number, auth_id, password, callee, no_auth, cancel_after, wait):
+def call(ua, host, port, number, auth_id, password, callee, no_auth, cancel_after, wait, probe_from=None):
     uri = f"sip:{callee}@{host}:{port}"
     call_id = os.urandom(10).hex() + "@" + ua.lhost
     tag = os.urandom(6).hex()
@@ -272,7 +276,38 @@ def call(ua, host, port, number, auth_id, password, callee, no_auth, cancel_afte
         if 200 <= code < 300:  # end the call at once: ACK then BYE to the Contact
             target = header(r, "contact", "m").split("<", 1)[-1].split(">", 1)[0]
             to = header(r, "to", "t")
-            for method, cs in (("ACK", cseq), ("BYE", cseq + 1)):
+            steps = [("ACK", cseq, ua, None)]
+            if probe_from:  # an INFO inside the call from another address, then one from the caller's own
+                steps += [("INFO", cseq + 1, UA(host, port, 0, probe_from), "probe_other"), ("INFO", cseq + 2, ua, "probe_same")]
+            steps.append(("BYE", steps[-1][1] + 1, ua, None))
+            for method, cs, sender, key in steps:
+                if method == "BYE":
+                    break
+                b = new_branch()
+                body = "Signal=5\r\nDuration=160\r\n" if method == "INFO" else ""
+                sender.send(
+                    "\r\n".join(
+                        [
+                            f"{method} {target} SIP/2.0",
+                            sender.via(b),
+                            "Max-Forwards: 70",
+                            f"From: <sip:{number}@{host}>;tag={tag}",
+                            f"To: {to}",
+                            f"Call-ID: {call_id}",
+                            f"CSeq: {cs} {method}",
+                        ]
+                        + (["Content-Type: application/dtmf-relay"] if body else [])
+                        + [f"Content-Length: {len(body)}", "", body]
+                    )
+                )
+                if key:
+                    dl = time.monotonic() + 5
+                    while True:
+                        p = sender.recv(dl)
+                        if "code" in p and b in (header(p, "via", "v") or "") and p["code"] >= 200:
+                            out[key] = p["code"]
+                            break
+            for method, cs in (("BYE", steps[-1][1]),):
                 b = new_branch()
                 ua.send(
                     "\r\n".join(
@@ -310,7 +345,7 @@ def main(argv):
     def opt(name, default=None):
         return argv[argv.index(name) + 1] if name in argv else default
 
-    ua = UA(host, port, int(opt("--bind", "0")))
+    ua = UA(host, port, int(opt("--bind", "0")), opt("--src"))
     try:
         if mode == "register":
             out = register(ua, host, port, argv[2], argv[3], argv[4], opt("--contact"), opt("--expires", "3600"))
@@ -318,7 +353,7 @@ def main(argv):
             ca = opt("--cancel-after")
             out = call(
                 ua, host, port, argv[2], argv[3], argv[4], argv[5], "--no-auth" in argv,
-                None if ca is None else float(ca), float(opt("--wait", "15")),
+                None if ca is None else float(ca), float(opt("--wait", "15")), opt("--probe-from"),
             )
     except (OSError, TimeoutError, ValueError, IndexError, KeyError) as e:
         print(json.dumps({"error": f"{type(e).__name__}: {e}"}))

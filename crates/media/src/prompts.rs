@@ -43,6 +43,8 @@ pub enum Prompt {
     MessageSaved,
     /// "The mailbox is full. Please try again later."
     MailboxFull,
+    /// "This mailbox is locked. Try again later." (too many wrong PINs across calls)
+    MailboxLocked,
     /// "To unlock external calls, enter your voicemail PIN, then press the pound key."
     UnlockEnterPin,
     /// "External calls are unlocked."
@@ -67,7 +69,7 @@ const DIGITS: [(&str, &[u8]); 10] = [
 
 impl Prompt {
     /// Every prompt once, digits 0 to 9 included.
-    pub const ALL: [Prompt; 28] = [
+    pub const ALL: [Prompt; 29] = [
         Prompt::GreetingDefault,
         Prompt::EnterPin,
         Prompt::PinWrong,
@@ -84,6 +86,7 @@ impl Prompt {
         Prompt::GreetingSaved,
         Prompt::MessageSaved,
         Prompt::MailboxFull,
+        Prompt::MailboxLocked,
         Prompt::UnlockEnterPin,
         Prompt::UnlockDone,
         Prompt::Digit(0),
@@ -137,6 +140,7 @@ impl Prompt {
             Prompt::GreetingSaved => file!("vm-greeting-saved"),
             Prompt::MessageSaved => file!("vm-message-saved"),
             Prompt::MailboxFull => file!("vm-mailbox-full"),
+            Prompt::MailboxLocked => file!("vm-mailbox-locked"),
             Prompt::UnlockEnterPin => file!("unlock-enter-pin"),
             Prompt::UnlockDone => file!("unlock-done"),
             Prompt::Digit(n) => DIGITS[usize::from(n % 10)],

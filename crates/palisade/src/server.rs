@@ -122,8 +122,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         clock,
     );
     // Trunk host names are resolved here, before the first call, and then by the trunk_dns task.
+    // A digest `uri` may name this server by any address it listens on or advertises (sipp writes its target
+    // address there): every listener's own address, the addresses Via and Contact say, and --advertise.
+    let server_addresses: Vec<SocketAddr> = listeners
+        .iter()
+        .map(Listener::local)
+        .chain(by_transport.iter().map(|(_, a)| *a))
+        .chain([SocketAddr::new(advertise, 0)])
+        .collect();
+    service.core_mut().set_server_addresses(server_addresses);
     service.set_local_addrs(by_transport);
     service.apply_trunks(loaded.trunks.clone(), std::time::Instant::now());
+    service.set_resource_limits(loaded.limits.clone());
     let resolved = trunk_dns::resolve(&service.trunk_host_names()).await;
     service.set_resolved(resolved, std::time::Instant::now());
     let (app_events, app_events_rx) = tokio::sync::mpsc::unbounded_channel();

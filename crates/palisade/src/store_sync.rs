@@ -25,6 +25,7 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 /// What the server starts with.
 pub struct Loaded {
     pub trunks: Vec<pbx::trunks::Trunk>,
+    pub limits: pbx::limits::ResourceLimits,
     pub core: PbxCore,
     pub guard: Guard,
     pub domain: String,
@@ -72,6 +73,7 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
     }
     Ok(Loaded {
         trunks: db.list_trunks().await?,
+        limits: db.resource_limits().await?,
         core,
         guard,
         domain,
@@ -256,6 +258,7 @@ async fn reload(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
     let algorithms = algorithms(db).await?;
     let restrictions = restrictions(db).await?;
     let trunks = db.list_trunks().await?;
+    let limits = db.resource_limits().await?;
     let guard_config = guard_store::guard_config(db).await?;
     let rules = guard_store::rules(db).await?;
     let out = edge.with_service(|s| {
@@ -264,6 +267,7 @@ async fn reload(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
         core.set_algorithms(algorithms);
         core.set_restrictions(restrictions);
         s.apply_trunks(trunks, Instant::now());
+        s.set_resource_limits(limits);
         let lamps = s.set_voicemail_counts(counts, Instant::now());
         let guard = s.guard_mut();
         // Automatic bans made since the last flush are not in the store yet: keep them.

@@ -92,7 +92,17 @@ fn policy_show_defaults_and_set() {
     );
     // Every setting with its default and allowed form.
     let settings = shown["settings"].as_array().unwrap();
-    assert_eq!(settings.len(), 11);
+    assert_eq!(settings.len(), 15);
+    assert_eq!(v["max_calls_per_extension"], 4);
+    let lockout = settings
+        .iter()
+        .find(|s| s["key"] == "pin_failures_before_lockout")
+        .unwrap();
+    assert_eq!(lockout["default"], "10");
+    assert_eq!(v["pin_failures_before_lockout"], 10);
+    assert_eq!(v["pin_lockout_seconds"], 3600);
+    let e = fails(data, &["policy", "set", "pin_failures_before_lockout", "2"]);
+    assert!(e.contains("3 to 100"), "{e}");
     let pin = settings
         .iter()
         .find(|s| s["key"] == "pin_unlock_seconds")

@@ -9,7 +9,7 @@
 //! with a fresh, genuine nonce; the verifier does the same work for each. Only the security event says which.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +17,8 @@ use sip::digest::{Algorithm, DigestAuthorization};
 use sip::{HeaderName, Message, Method};
 
 use crate::auth::{
-    AuthOutcome, ConfigError, Credentials, DigestVerifier, FailReason, NonceKey, VerifierConfig,
+    AuthOutcome, ConfigError, Credentials, DigestVerifier, FailReason, NonceKey, ServerNames,
+    VerifierConfig,
 };
 use crate::policy::{Refusal, Route};
 use crate::registrar::{self, Change, Origin, RegisterError, Registrar, RegistrarConfig};
@@ -204,6 +205,13 @@ impl PbxCore {
         if !algorithms.is_empty() {
             self.config.algorithms = algorithms;
         }
+    }
+
+    /// The addresses Palisade listens on and advertises: a digest `uri` naming one of them (or the domain), with
+    /// or without the port, names this server as well as the Request-URI does.
+    pub fn set_server_addresses(&mut self, addresses: impl IntoIterator<Item = SocketAddr>) {
+        let names = ServerNames::new([self.config.realm.as_str()], addresses);
+        self.verifier.set_server_names(names);
     }
 
     /// Replaces the extension directory (at start and whenever an admin changes something). Bindings of
@@ -395,6 +403,75 @@ impl PbxCore {
         self.signal = AuthSignal::None;
     }
 
+    /// `mailbox`'s PIN entry is locked until `until` (unix ms) after too many wrong PINs across calls: `new`
+    /// when a wrong PIN from `origin` just locked it (the `lockouts`-th lockout since the last correct PIN), else
+    /// a PIN entry from `origin` refused because of it. Both are authentication-failure events.
+    pub fn voicemail_pin_lockout(
+        &mut self,
+        mailbox: &str,
+        origin: Origin,
+        until: i64,
+        lockouts: u32,
+        new: bool,
+        now: SystemTime,
+    ) {
+        let until_secs = until.max(0) / 1000;
+        let (reason, detail) = if new {
+            (
+                "voicemail_pin_lockout",
+                format!(
+                    "mailbox {mailbox}: too many wrong PINs, PIN entry locked until unix time {until_secs}                      (lockout {lockouts}; lift it with `palisade ext unlock-pin {mailbox}`)"
+                ),
+            )
+        } else {
+            (
+                "voicemail_mailbox_locked",
+                format!(
+                    "mailbox {mailbox}: PIN entry refused, locked until unix time {until_secs}"
+                ),
+            )
+        };
+        self.event(
+            event_kind::FAILURE,
+            reason,
+            origin,
+            Some(mailbox),
+            Some(detail),
+            now,
+        );
+        self.signal = AuthSignal::None;
+    }
+
+    /// A request inside a dialog of extension `number` (not re-authenticated) breaks one of its location rules
+    /// (`--lan-only`, `--require-tls`, `--block-remote-ws`): the 403 to send, after a policy event. `None`: it
+    /// may go on.
+    pub fn in_dialog_location(
+        &mut self,
+        number: &str,
+        method: &str,
+        origin: Origin,
+        now: SystemTime,
+    ) -> Option<Reply> {
+        let ext = self.by_number.get(number).cloned()?;
+        let local = self.restrictions.is_local(origin.source.ip());
+        let refusal = location_refusal(&ext, origin, local)?;
+        let detail = Some(format!(
+            "extension {} {method} inside a dialog over {} from {}",
+            ext.number,
+            origin.transport,
+            origin.source.ip()
+        ));
+        self.event(
+            event_kind::POLICY,
+            refusal.reason_code(),
+            origin,
+            Some(&ext.auth_id),
+            detail,
+            now,
+        );
+        Some(Reply::status(403).reason(refusal.phrase()))
+    }
+
     /// Records that `number` lifted its PIN protection (an audit trail of when external calls were unlocked).
     pub fn pin_unlock_event(
         &mut self,
@@ -444,32 +521,16 @@ impl PbxCore {
     }
 
     fn register(&mut self, msg: &Message, origin: Origin, now: SystemTime) -> Reply {
-        // The address of record is the extension number in the To URI.
-        let aor = msg
-            .to()
-            .ok()
-            .and_then(|to| to.uri.user.map(str::to_string))
-            .unwrap_or_default();
-        let ext = match self.authenticate(msg, HeaderName::Authorization, &aor, origin, now) {
-            Ok(ext) => ext,
-            Err(reply) => return reply,
+        // The address of record is the extension number in the To URI, which must be a SIP or SIPS URI
+        // (RFC 3261 §10.2; RFC 4475 unksm2): anything else is a 400 before any challenge, the same for every
+        // user, so it reveals nothing about extensions.
+        let to_uri = msg.to().ok().map(|to| to.uri);
+        let Some(to_uri) = to_uri.filter(|u| u.is_sip()) else {
+            return Reply::status(400).reason("Bad Request (To is not a SIP or SIPS URI)");
         };
-        if ext.lan_only && !self.restrictions.is_local(origin.source.ip()) {
-            let detail = Some(format!(
-                "extension {} from {}",
-                ext.number,
-                origin.source.ip()
-            ));
-            self.event(
-                event_kind::POLICY,
-                "lan_only",
-                origin,
-                Some(&ext.auth_id),
-                detail,
-                now,
-            );
-            return Reply::status(403)
-                .reason("Forbidden (registration only from the local network)");
+        let aor = to_uri.user.map(str::to_string).unwrap_or_default();
+        if let Err(reply) = self.authenticate(msg, HeaderName::Authorization, &aor, origin, now) {
+            return reply;
         }
         match self.registrar.register(&aor, msg, origin, unix_secs(now)) {
             Ok(outcome) => {
@@ -656,43 +717,28 @@ impl PbxCore {
                         false,
                     ));
                 }
-                if ext.block_remote_ws
-                    && matches!(origin.transport, "WS" | "WSS")
-                    && !self.restrictions.is_local(origin.source.ip())
-                {
+                // Where an extension may be used (LAN only, TLS only, no remote WebSocket) holds for every
+                // request its credentials authenticate — REGISTER, INVITE, SUBSCRIBE, MESSAGE, REFER … — not
+                // only for registration. Right credentials from the wrong place are a policy decision: 403 and
+                // a policy event, not an authentication failure (it does not count toward a ban).
+                let local = self.restrictions.is_local(origin.source.ip());
+                if let Some(refusal) = location_refusal(&ext, origin, local) {
                     let detail = Some(format!(
-                        "extension {} over {} from {}",
+                        "extension {} {} over {} from {}",
                         ext.number,
+                        msg.method_str().unwrap_or("request"),
                         origin.transport,
                         origin.source.ip()
                     ));
                     self.event(
                         event_kind::POLICY,
-                        "remote_ws_blocked",
+                        refusal.reason_code(),
                         origin,
                         Some(&username),
                         detail,
                         now,
                     );
-                    return Err(Reply::status(403)
-                        .reason("Forbidden (WebSocket clients only from the local network)"));
-                }
-                if ext.require_tls && !matches!(origin.transport, "TLS" | "WSS") {
-                    // The credentials are right, but this extension may only be used over TLS: refused, and
-                    // recorded as a policy decision (it does not count toward a ban).
-                    let detail = Some(format!(
-                        "extension {} over {}",
-                        ext.number, origin.transport
-                    ));
-                    self.event(
-                        event_kind::POLICY,
-                        "tls_required",
-                        origin,
-                        Some(&username),
-                        detail,
-                        now,
-                    );
-                    return Err(Reply::status(403).reason("Forbidden (TLS required)"));
+                    return Err(Reply::status(403).reason(refusal.phrase()));
                 }
                 self.event(
                     event_kind::SUCCESS,
@@ -794,6 +840,51 @@ impl PbxCore {
     /// The transport source of an event, for callers that key per-source state on it.
     pub fn source_ip(origin: &Origin) -> IpAddr {
         origin.source.ip()
+    }
+}
+
+/// A per-extension rule about where the extension may be used, broken by a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LocationRefusal {
+    /// `--lan-only`: from outside the local networks.
+    LanOnly,
+    /// `--block-remote-ws`: over WebSocket from outside the local networks.
+    RemoteWebSocket,
+    /// `--require-tls`: over a transport without TLS.
+    TlsRequired,
+}
+
+impl LocationRefusal {
+    fn reason_code(self) -> &'static str {
+        match self {
+            LocationRefusal::LanOnly => "lan_only",
+            LocationRefusal::RemoteWebSocket => "remote_ws_blocked",
+            LocationRefusal::TlsRequired => "tls_required",
+        }
+    }
+
+    fn phrase(self) -> &'static str {
+        match self {
+            LocationRefusal::LanOnly => "Forbidden (only from the local network)",
+            LocationRefusal::RemoteWebSocket => {
+                "Forbidden (WebSocket clients only from the local network)"
+            }
+            LocationRefusal::TlsRequired => "Forbidden (TLS required)",
+        }
+    }
+}
+
+/// Which of `ext`'s location rules a request arriving at `origin` breaks, if any (`local`: the source is on one of
+/// the local networks).
+fn location_refusal(ext: &ExtensionAuth, origin: Origin, local: bool) -> Option<LocationRefusal> {
+    if ext.lan_only && !local {
+        Some(LocationRefusal::LanOnly)
+    } else if ext.block_remote_ws && matches!(origin.transport, "WS" | "WSS") && !local {
+        Some(LocationRefusal::RemoteWebSocket)
+    } else if ext.require_tls && !matches!(origin.transport, "TLS" | "WSS") {
+        Some(LocationRefusal::TlsRequired)
+    } else {
+        None
     }
 }
 
@@ -994,6 +1085,27 @@ mod tests {
     }
 
     #[test]
+    fn a_register_whose_to_is_not_a_sip_uri_gets_400_before_any_challenge() {
+        let mut c = core();
+        let unksm2 = "REGISTER sip:example.com SIP/2.0\r\nTo: isbn:2983792873\r\n\
+            From: <http://www.example.com>;tag=3234233\r\nCall-ID: unksm2.daksdj@hyphenated-host.example.com\r\n\
+            CSeq: 234902 REGISTER\r\nMax-Forwards: 70\r\nVia: SIP/2.0/UDP 192.0.2.21:5060;branch=z9hG4bKkdjuw\r\n\
+            Contact: <name:John_Smith>\r\nl: 0\r\n\r\n";
+        let m = Message::parse(Bytes::from(unksm2), Framing::Datagram, &Limits::default()).unwrap();
+        let r = c.handle_request(&m, origin(), now());
+        assert_eq!(r.status, 400);
+        assert!(r.headers.is_empty(), "no challenge: {r:?}");
+        assert_eq!(r.auth, AuthSignal::None);
+        assert!(c.take_events().is_empty());
+        // A sips: To is fine (challenged as usual).
+        let m = msg("REGISTER", "100", 1, "");
+        let text = String::from_utf8(m.bytes().to_vec()).unwrap();
+        let sips = text.replacen("To: <sip:", "To: <sips:", 1);
+        let m = Message::parse(Bytes::from(sips), Framing::Stream, &Limits::default()).unwrap();
+        assert_eq!(c.handle_request(&m, origin(), now()).status, 401);
+    }
+
+    #[test]
     fn unknown_user_wrong_password_and_disabled_get_identical_answers() {
         let mut c = core();
         let mut answers = Vec::new();
@@ -1155,6 +1267,97 @@ mod tests {
         };
         let r = register_100(&mut c, lan, 3);
         assert_eq!(r.status, 200);
+    }
+
+    /// `method` from extension 100 at `from`: unauthenticated, then answering the 407; the second reply
+    /// (`authorize_call` for INVITE, as the call layer asks, `handle_request` otherwise).
+    fn request_as_100(c: &mut PbxCore, method: &str, from: Origin, cseq: u32) -> Reply {
+        let send = |c: &mut PbxCore, m: &Message| {
+            if method == "INVITE" {
+                c.authorize_call(m, from, now())
+                    .err()
+                    .unwrap_or(Reply::status(200))
+            } else {
+                c.handle_request(m, from, now())
+            }
+        };
+        let r = send(c, &msg(method, "100", cseq, ""));
+        assert_eq!(r.status, 407, "{method}: {r:?}");
+        let auth = authorization("aUthId100x", PASSWORD, &nonce_of(&r), method, 1);
+        let m = msg(
+            method,
+            "100",
+            cseq + 1,
+            &format!("Proxy-Authorization: {auth}\r\n"),
+        );
+        send(c, &m)
+    }
+
+    #[test]
+    fn location_rules_hold_for_every_authenticated_request() {
+        let mut c = core();
+        let mut e = ext("100", "aUthId100x", true);
+        e.lan_only = true;
+        c.set_extensions(vec![e]);
+        let lan = Origin {
+            source: "192.168.1.20:5060".parse().unwrap(),
+            ..origin()
+        };
+        for (i, method) in ["INVITE", "SUBSCRIBE", "MESSAGE", "REFER"]
+            .into_iter()
+            .enumerate()
+        {
+            let cseq = 10 * i as u32;
+            let r = request_as_100(&mut c, method, origin(), cseq);
+            assert_eq!(r.status, 403, "{method} from outside: {r:?}");
+            let events = c.take_events();
+            let refusal = events
+                .iter()
+                .find(|e| e.kind == event_kind::POLICY)
+                .unwrap_or_else(|| panic!("no policy event for {method}: {events:?}"));
+            assert_eq!(refusal.reason, "lan_only");
+            assert!(refusal.detail.as_deref().unwrap_or("").contains(method));
+            let r = request_as_100(&mut c, method, lan, cseq + 2);
+            assert_ne!(r.status, 403, "{method} from the LAN: {r:?}");
+            assert_ne!(r.status, 407, "{method} from the LAN: {r:?}");
+        }
+        // TLS required: an INVITE over UDP is refused, over TLS it passes.
+        let mut e = ext("100", "aUthId100x", true);
+        e.require_tls = true;
+        c.set_extensions(vec![e]);
+        assert_eq!(request_as_100(&mut c, "INVITE", lan, 100).status, 403);
+        assert!(c.take_events().iter().any(|e| e.reason == "tls_required"));
+        let tls = Origin {
+            transport: "TLS",
+            ..lan
+        };
+        assert_eq!(request_as_100(&mut c, "INVITE", tls, 102).status, 200);
+    }
+
+    #[test]
+    fn location_rules_hold_inside_dialogs_too() {
+        let mut c = core();
+        let mut e = ext("100", "aUthId100x", true);
+        e.lan_only = true;
+        c.set_extensions(vec![e]);
+        let r = c.in_dialog_location("100", "INVITE", origin(), now());
+        assert_eq!(r.map(|r| r.status), Some(403));
+        let events = c.take_events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, "lan_only");
+        assert!(
+            events[0]
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("inside a dialog")
+        );
+        let lan = Origin {
+            source: "192.168.1.20:5060".parse().unwrap(),
+            ..origin()
+        };
+        assert_eq!(c.in_dialog_location("100", "BYE", lan, now()), None);
+        assert_eq!(c.in_dialog_location("555", "BYE", origin(), now()), None);
     }
 
     #[test]

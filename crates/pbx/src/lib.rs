@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod calls;
 pub mod core;
+pub mod limits;
 pub mod policy;
 pub mod registrar;
 pub mod restrictions;

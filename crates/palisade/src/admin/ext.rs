@@ -127,6 +127,13 @@ pub enum ExtCommand {
         /// ("" turns it off); it takes precedence over voicemail.
         #[arg(long, value_name = "NUM")]
         forward_no_answer: Option<String>,
+        /// Most calls in progress this extension may have placed, 1 to 1000; 0 or "" for the
+        /// `max_calls_per_extension` setting (default 4). The next call gets 486; emergency calls always pass.
+        #[arg(long, value_name = "N")]
+        max_calls: Option<String>,
+        /// Most external calls (through a trunk) in progress for this extension, 1 to 1000; 0 or "" for no cap.
+        #[arg(long, value_name = "N")]
+        max_external_calls: Option<String>,
     },
     /// Give an extension a new random password (shown once).
     ResetPassword { number: String },
@@ -138,6 +145,9 @@ pub enum ExtCommand {
         #[arg(long, value_name = "DIGITS")]
         pin: Option<String>,
     },
+    /// Lift a voicemail PIN lockout (too many wrong PINs across calls) and clear the count of wrong PINs; the
+    /// running server sees it at the next PIN entry.
+    UnlockPin { number: String },
     /// Remove an extension and its registrations.
     Remove { number: String },
 }
@@ -167,6 +177,17 @@ struct ExtensionView {
     /// Mailbox settings (`ext show` and `ext set` fill them in).
     #[serde(skip_serializing_if = "Option::is_none")]
     voicemail: Option<MailboxView>,
+    /// Resource limits (filled in with the mailbox).
+    limits: Option<LimitsView>,
+}
+
+#[derive(Debug, Serialize)]
+struct LimitsView {
+    /// Calls in progress it may have placed (its own or the `max_calls_per_extension` setting).
+    max_calls: u32,
+    max_calls_is_default: bool,
+    /// External calls in progress it may have; null: no cap.
+    max_external_calls: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -184,14 +205,35 @@ struct MailboxView {
     mwi_unsolicited: bool,
     new_messages: u32,
     old_messages: u32,
+    /// Wrong PINs counted in the last 24 h (across calls).
+    pin_failures: u32,
+    /// PIN entry refused until then (RFC 3339), while locked.
+    pin_locked_until: Option<String>,
+    /// Lockouts since the last correct PIN or unlock.
+    pin_lockouts: u32,
 }
 
 /// The extension's view with its mailbox.
 async fn view_with_mailbox(db: &Db, ext: &Extension) -> anyhow::Result<ExtensionView> {
     let mut view = ExtensionView::from(ext);
+    let own = db
+        .extension_limits(&ext.number)
+        .await
+        .map_err(store_error)?;
+    let default = db.policy_settings().await.map_err(store_error)?;
+    view.limits = Some(LimitsView {
+        max_calls: own.max_calls.unwrap_or(default.max_calls_per_extension),
+        max_calls_is_default: own.max_calls.is_none(),
+        max_external_calls: own.max_external_calls,
+    });
     if let Some(m) = db.mailbox(&ext.number).await.map_err(store_error)? {
         let counts = db.mailbox_counts(&ext.number).await.map_err(store_error)?;
+        let lock = db.pin_lock_state(&ext.number).await.map_err(store_error)?;
+        let now = super::time::now_ms();
         view.voicemail = Some(MailboxView {
+            pin_failures: lock.failures_at(now),
+            pin_locked_until: lock.locked(now).map(format_ms),
+            pin_lockouts: lock.lockouts,
             enabled: m.enabled,
             pin_set: m.pin_hash.is_some(),
             greeting: if m.greeting.is_some() {
@@ -233,6 +275,7 @@ impl From<&Extension> for ExtensionView {
             updated_at: format_ms(e.updated_at),
             password_changed_at: format_ms(e.password_changed_at),
             voicemail: None,
+            limits: None,
         }
     }
 }
@@ -406,7 +449,17 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             forward_always,
             forward_busy,
             forward_no_answer,
+            max_calls,
+            max_external_calls,
         } => {
+            let max_calls = max_calls
+                .map(|v| pbx::store::limits::parse_limit("--max-calls", &v))
+                .transpose()
+                .map_err(store_error)?;
+            let max_external_calls = max_external_calls
+                .map(|v| pbx::store::limits::parse_limit("--max-external-calls", &v))
+                .transpose()
+                .map_err(store_error)?;
             if let Some(mode) = &srtp {
                 SrtpMode::parse(mode).map_err(srtp_error)?;
             }
@@ -436,12 +489,14 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                 forward_busy: forward_busy.map(Some),
                 forward_no_answer: forward_no_answer.map(Some),
             };
-            if patch.is_empty() && voicemail.is_none() && mwi_unsolicited.is_none() {
+            let limits_given = max_calls.is_some() || max_external_calls.is_some();
+            if patch.is_empty() && voicemail.is_none() && mwi_unsolicited.is_none() && !limits_given
+            {
                 bail!(
                     "nothing to change: give at least one of --enabled, --name, --email, --digest-algorithms, \
                      --require-tls, --srtp, --internal-only, --pin-protect, --lan-only, --block-remote-ws, \
                      --office-hours-only, --voicemail, --mwi-unsolicited, --forward-always, --forward-busy, \
-                     --forward-no-answer"
+                     --forward-no-answer, --max-calls, --max-external-calls"
                 );
             }
             let db = common.open().await?;
@@ -451,6 +506,10 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                 }
                 if let Some(on) = mwi_unsolicited {
                     db.set_mwi_unsolicited(&number, on).await?;
+                }
+                if limits_given {
+                    db.set_extension_limits(&number, max_calls, max_external_calls)
+                        .await?;
                 }
                 if patch.is_empty() {
                     db.get_extension(&number).await
@@ -485,6 +544,34 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             } else {
                 crate::say!("New voicemail PIN for extension {number}: {pin}");
                 crate::say!("It is shown only this once; it is stored hashed.");
+                Ok(())
+            }
+        }
+        ExtCommand::UnlockPin { number } => {
+            let db = common.open().await?;
+            let result = async {
+                let mailbox = db.mailbox(&number).await.map_err(store_error)?;
+                if mailbox.is_none() {
+                    bail!("extension {number} does not exist (list them with `palisade ext list`)");
+                }
+                let was = db.pin_lock_state(&number).await.map_err(store_error)?;
+                db.clear_pin_lockout(&number).await.map_err(store_error)?;
+                anyhow::Ok(was)
+            }
+            .await;
+            db.close().await;
+            let was = result?;
+            let was_locked = was.locked(super::time::now_ms()).is_some();
+            if common.json {
+                output::json(&serde_json::json!({ "number": number, "was_locked": was_locked }))
+            } else {
+                if was_locked {
+                    crate::say!("Voicemail PIN entry of extension {number} unlocked.");
+                } else {
+                    crate::say!(
+                        "Voicemail PIN entry of extension {number} was not locked; its count of wrong PINs is cleared."
+                    );
+                }
                 Ok(())
             }
         }
@@ -837,6 +924,22 @@ fn print_extension(v: &ExtensionView, json: bool) -> anyhow::Result<()> {
         ("Updated", v.updated_at.clone()),
         ("Password changed", v.password_changed_at.clone()),
     ]);
+    if let Some(l) = &v.limits {
+        output::fields(&[(
+            "Call limits",
+            format!(
+                "{} calls at once{}; external: {}",
+                l.max_calls,
+                if l.max_calls_is_default {
+                    " (the max_calls_per_extension setting)"
+                } else {
+                    ""
+                },
+                l.max_external_calls
+                    .map_or_else(|| "no cap".to_string(), |n| format!("{n} at once"))
+            ),
+        )]);
+    }
     if let Some(m) = &v.voicemail {
         output::fields(&[
             (
@@ -859,6 +962,16 @@ fn print_extension(v: &ExtensionView, json: bool) -> anyhow::Result<()> {
                         "not set: the mailbox cannot be opened (`palisade ext reset-pin {}`)",
                         v.number
                     )
+                },
+            ),
+            (
+                "PIN lockout",
+                match &m.pin_locked_until {
+                    Some(until) => format!(
+                        "LOCKED until {until} (lockout {}; lift it with `palisade ext unlock-pin {}`)",
+                        m.pin_lockouts, v.number
+                    ),
+                    None => format!("no ({} wrong PINs in the last 24 h)", m.pin_failures),
                 },
             ),
             ("Unsolicited MWI", yes_no(m.mwi_unsolicited, "yes")),

@@ -123,6 +123,10 @@ fn value_of(c: &PolicyConfig, key: &str) -> String {
         ALLOWED_COUNTRY_CODES => c.allowed_country_codes.join(","),
         EMERGENCY_NUMBERS => c.emergency_numbers.join(","),
         PIN_UNLOCK_SECONDS => c.pin_unlock_seconds.to_string(),
+        PIN_FAILURES_BEFORE_LOCKOUT => c.pin_failures_before_lockout.to_string(),
+        PIN_LOCKOUT_SECONDS => c.pin_lockout_seconds.to_string(),
+        MAX_CALLS_PER_EXTENSION => c.max_calls_per_extension.to_string(),
+        MAX_SUBSCRIPTIONS_PER_EXTENSION => c.max_subscriptions_per_extension.to_string(),
         LOCAL_NETWORKS => c.local_networks.join(","),
         OFFICE_HOURS_TIMEZONE => c.office_hours_timezone.clone(),
         OFFICE_HOURS => c.office_hours.clone(),
@@ -142,6 +146,10 @@ fn json_value(c: &PolicyConfig, key: &str) -> serde_json::Value {
         LOCAL_NETWORKS => arr(&c.local_networks),
         HOLIDAYS => arr(&c.holidays),
         PIN_UNLOCK_SECONDS => serde_json::json!(c.pin_unlock_seconds),
+        PIN_FAILURES_BEFORE_LOCKOUT => serde_json::json!(c.pin_failures_before_lockout),
+        PIN_LOCKOUT_SECONDS => serde_json::json!(c.pin_lockout_seconds),
+        MAX_CALLS_PER_EXTENSION => serde_json::json!(c.max_calls_per_extension),
+        MAX_SUBSCRIPTIONS_PER_EXTENSION => serde_json::json!(c.max_subscriptions_per_extension),
         k => serde_json::json!(value_of(c, k)),
     }
 }

@@ -57,6 +57,10 @@ pub enum TrunkCommand {
         /// The caller number presented on outbound calls (digits, optionally after '+').
         #[arg(long, value_name = "NUMBER")]
         caller_id: Option<String>,
+        /// Most concurrent calls (in and out) through this trunk, 1 to 1000; the next gets 503 (or the next
+        /// trunk of the rule). Default: no cap.
+        #[arg(long, value_name = "N")]
+        max_calls: Option<String>,
     },
     /// Change a trunk: only the options given change; "" clears --username (and the password), --password and
     /// --caller-id; --source replaces the whole list. The --password is stored as given (see `trunk add`).
@@ -91,6 +95,9 @@ pub enum TrunkCommand {
         /// The caller number presented on outbound calls; "" for none.
         #[arg(long, value_name = "NUMBER")]
         caller_id: Option<String>,
+        /// Most concurrent calls (in and out) through this trunk, 1 to 1000; 0 or "" for no cap.
+        #[arg(long, value_name = "N")]
+        max_calls: Option<String>,
     },
     /// List the trunks (never their passwords).
     List,
@@ -159,6 +166,8 @@ struct TrunkView {
     /// Networks, or ["host"]: the addresses of `host` only.
     sources: Vec<String>,
     caller_id: Option<String>,
+    /// Concurrent calls (in and out) this trunk carries at most; null: no cap.
+    max_calls: Option<u32>,
     dids: Vec<DidView>,
     created_at: String,
     updated_at: String,
@@ -211,6 +220,7 @@ fn view(t: &TrunkRow, dids: &[DidRow], status: &[TrunkStatusRow]) -> TrunkView {
         registration: registration_view(t, status),
         sources: t.source_list(),
         caller_id: t.caller_id.clone(),
+        max_calls: None,
         dids: dids
             .iter()
             .filter(|d| d.trunk == t.name)
@@ -272,6 +282,13 @@ fn print_trunk(v: &TrunkView) {
         ),
         ("sources", sources_text(v)),
         ("caller ID", output::opt(&v.caller_id)),
+        (
+            "max calls",
+            v.max_calls.map_or_else(
+                || "no cap".to_string(),
+                |n| format!("{n} at once (in and out)"),
+            ),
+        ),
         ("DIDs", dids),
         ("created", v.created_at.clone()),
         ("updated", v.updated_at.clone()),
@@ -374,7 +391,13 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             register,
             source,
             caller_id,
+            max_calls,
         } => {
+            let max_calls = max_calls
+                .map(|v| pbx::store::limits::parse_limit("--max-calls", &v))
+                .transpose()
+                .map_err(trunk_error)?
+                .flatten();
             let new = TrunkNew {
                 name,
                 host,
@@ -387,10 +410,20 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
                 caller_id,
             };
             let db = common.open_or_create().await?;
-            let added = db.add_trunk(new).await;
+            let added = async {
+                let t = db.add_trunk(new).await.map_err(trunk_error)?;
+                if max_calls.is_some() {
+                    db.set_trunk_max_calls(&t.name, max_calls)
+                        .await
+                        .map_err(trunk_error)?;
+                }
+                anyhow::Ok(t)
+            }
+            .await;
             db.close().await;
-            let added = added.map_err(trunk_error)?;
-            let v = view(&added, &[], &[]);
+            let added = added?;
+            let mut v = view(&added, &[], &[]);
+            v.max_calls = max_calls;
             if common.json {
                 return output::json(&v);
             }
@@ -415,7 +448,12 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             no_register,
             source,
             caller_id,
+            max_calls,
         } => {
+            let max_calls = max_calls
+                .map(|v| pbx::store::limits::parse_limit("--max-calls", &v))
+                .transpose()
+                .map_err(trunk_error)?;
             let patch = TrunkPatch {
                 host,
                 port,
@@ -426,7 +464,7 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
                 sources: source,
                 caller_id: clearable(caller_id),
             };
-            if patch.is_empty() {
+            if patch.is_empty() && max_calls.is_none() {
                 return Err(anyhow!(
                     "nothing to change: give at least one option, e.g. --host or --source (see `palisade trunk set \
                      --help`)"
@@ -434,10 +472,21 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             }
             let db = common.open().await?;
             let result = async {
-                let t = db.update_trunk(&name, patch).await.map_err(trunk_error)?;
+                let t = if patch.is_empty() {
+                    db.get_trunk(&name).await.map_err(trunk_error)?
+                } else {
+                    db.update_trunk(&name, patch).await.map_err(trunk_error)?
+                };
+                if let Some(max_calls) = max_calls {
+                    db.set_trunk_max_calls(&t.name, max_calls)
+                        .await
+                        .map_err(trunk_error)?;
+                }
                 let dids = db.list_dids().await?;
                 let status = db.list_trunk_status().await?;
-                anyhow::Ok(view(&t, &dids, &status))
+                let mut v = view(&t, &dids, &status);
+                v.max_calls = db.trunk_max_calls(&t.name).await?;
+                anyhow::Ok(v)
             }
             .await;
             db.close().await;
@@ -478,7 +527,9 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
                 let t = db.get_trunk(&name).await.map_err(trunk_error)?;
                 let dids = db.list_dids().await?;
                 let status = db.list_trunk_status().await?;
-                anyhow::Ok(view(&t, &dids, &status))
+                let mut v = view(&t, &dids, &status);
+                v.max_calls = db.trunk_max_calls(&t.name).await?;
+                anyhow::Ok(v)
             }
             .await;
             db.close().await;

@@ -111,7 +111,30 @@ impl Service {
         };
         let number = dialled_number(request);
         // Call policy first (hardening steps 3 and 4): where may this extension call, now?
-        let refusal = match self.core.route_call(&caller, &number, origin, wall) {
+        let route = self.core.route_call(&caller, &number, origin, wall);
+        // Then the extension's resource limits (emergency calls are never limited).
+        let limited = match &route {
+            Route::Refused(_) | Route::Emergency { .. } => None,
+            Route::External { .. } => self.call_limit(&caller.number, true, &number, origin, wall),
+            _ => self.call_limit(&caller.number, false, &number, origin, wall),
+        };
+        if let Some(r) = limited {
+            let party = caller_party(&caller, None);
+            let reason = r.phrase();
+            self.calls.refuse(
+                tx,
+                request,
+                &party,
+                &number,
+                r.status(),
+                &reason,
+                r.reason_code(),
+                wall,
+            );
+            return;
+        }
+        let emergency = matches!(route, Route::Emergency { .. });
+        let refusal = match route {
             Route::Extension(_) => None,
             Route::Refused(r) => {
                 let status = r.status();
@@ -132,8 +155,18 @@ impl Service {
                 trunks,
                 ..
             } => {
-                let targets = self.trunk_targets(&trunks, &out_number, &caller.number);
-                if targets.is_empty() {
+                let with_room = self.trunks_with_room(&trunks, emergency);
+                let targets = self.trunk_targets(&with_room, &out_number, &caller.number);
+                if with_room.is_empty() && !trunks.is_empty() {
+                    let detail = format!(
+                        "extension {} calling {number}: trunks {} at their call limit",
+                        caller.number,
+                        trunks.join(",")
+                    );
+                    self.trunk_limit_event(&detail, origin, wall);
+                    let r = pbx::limits::LimitRefusal::TrunkCalls;
+                    Some((r.status(), r.phrase(), r.reason_code()))
+                } else if targets.is_empty() {
                     Some((
                         503,
                         "Service Unavailable (no trunk is available for this number)".to_string(),
@@ -332,6 +365,34 @@ impl Service {
             srtp: pbx::store::SrtpMode::Disabled,
             ..Party::default()
         };
+        if self
+            .trunks_with_room(std::slice::from_ref(&trunk.name), false)
+            .is_empty()
+        {
+            let origin = Origin {
+                transport: via_token(peer.transport),
+                source: peer.addr,
+                local: unspecified(peer.addr),
+            };
+            let detail = format!(
+                "inbound call from trunk {} to {dialed}: the trunk is at its call limit",
+                trunk.name
+            );
+            self.trunk_limit_event(&detail, origin, wall);
+            let r = pbx::limits::LimitRefusal::TrunkCalls;
+            let reason = r.phrase();
+            self.calls.refuse(
+                tx,
+                request,
+                &caller,
+                &dialed,
+                r.status(),
+                &reason,
+                r.reason_code(),
+                wall,
+            );
+            return;
+        }
         let ext = trunk
             .extension_for(&dialed)
             .and_then(|n| self.core.extension(n))
@@ -442,8 +503,15 @@ impl Service {
                 None => refused(404, "Not Found", "404"),
             },
             Route::External { number, trunks, .. } | Route::Emergency { number, trunks, .. } => {
-                let targets = self.trunk_targets(&trunks, &number, from);
-                if targets.is_empty() {
+                // A forwarded or transferred leg takes a trunk channel like any call.
+                let with_room = self.trunks_with_room(&trunks, false);
+                let targets = self.trunk_targets(&with_room, &number, from);
+                if with_room.is_empty() && !trunks.is_empty() {
+                    let detail = format!("{why}: trunks {} at their call limit", trunks.join(","));
+                    self.trunk_limit_event(&detail, origin, wall);
+                    let r = pbx::limits::LimitRefusal::TrunkCalls;
+                    refused(r.status(), &r.phrase(), r.reason_code())
+                } else if targets.is_empty() {
                     refused(
                         503,
                         "Service Unavailable (no trunk is available for this number)",

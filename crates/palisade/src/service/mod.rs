@@ -14,6 +14,7 @@ use pbx::registrar::Origin;
 mod calls;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
+mod limits;
 mod trunks;
 mod voicemail;
 use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
@@ -167,6 +168,8 @@ pub struct Service {
     /// Media applications (voicemail); none in unit tests.
     apps: Option<Box<dyn AppHost>>,
     mwi: voicemail::Mwi,
+    /// Per-extension and per-trunk resource limits (service/limits.rs).
+    limits: pbx::limits::ResourceLimits,
 }
 
 /// The stateful parts a service is built from.
@@ -196,6 +199,7 @@ impl Service {
             clock,
             apps: None,
             mwi: voicemail::Mwi::default(),
+            limits: pbx::limits::ResourceLimits::default(),
         }
     }
 
@@ -433,6 +437,9 @@ impl Service {
     /// A new request in server transaction `tx`: calls to the call layer, everything else to the PBX core.
     fn on_request(&mut self, tx: ServerTxId, request: Message, peer: Peer, now: Instant) {
         let in_dialog = request.to().is_ok_and(|t| t.tag().is_some());
+        if in_dialog && self.in_dialog_refused(tx, &request, peer, now) {
+            return;
+        }
         if in_dialog
             && self
                 .calls
@@ -459,6 +466,45 @@ impl Service {
         if let Err(e) = sent {
             tracing::warn!(error = %e, "could not answer a request");
         }
+    }
+
+    /// A request inside a call of an extension whose location rules (`--lan-only`, `--require-tls`,
+    /// `--block-remote-ws`) it breaks — a re-INVITE, REFER, INFO … sent from elsewhere than the extension may be
+    /// used — is refused with 403 and a policy event, like the same request outside a dialog. A BYE always
+    /// passes: ending a call gives nothing away and frees its ports.
+    fn in_dialog_refused(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        now: Instant,
+    ) -> bool {
+        if matches!(request.method(), Some(Method::Bye | Method::Ack)) {
+            return false;
+        }
+        let Some(number) = self.calls.dialog_extension(request).map(str::to_string) else {
+            return false;
+        };
+        let origin = Origin {
+            transport: via_token(peer.transport),
+            source: peer.addr,
+            local: unspecified(peer.addr),
+        };
+        let method = request.method_str().unwrap_or("request").to_string();
+        let wall = self.clock.at(now);
+        let Some(reply) = self.core.in_dialog_location(&number, &method, origin, wall) else {
+            return false;
+        };
+        let b = ResponseBuilder::with_reason(
+            request,
+            reply.status,
+            reply.reason.as_deref().unwrap_or("Forbidden"),
+        );
+        let bytes = self.finish(b, peer, None);
+        if let Err(e) = self.transactions.respond_once(tx, bytes, now) {
+            tracing::warn!(error = %e, "could not refuse an in-dialog request");
+        }
+        true
     }
 
     /// The response to a new request inside its server transaction: the PBX core decides.

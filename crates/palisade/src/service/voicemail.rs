@@ -14,7 +14,7 @@ use pbx::voicemail::Counts;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{Framing, HeaderName, Message, ResponseBuilder};
 
-use super::{Outbound, Service, unix_ms, unspecified};
+use super::{Outbound, Service, unix_ms, unspecified, via_token};
 
 /// Starts media applications (the binary runs them as tasks; unit tests have none).
 pub trait AppHost: Send {
@@ -37,6 +37,16 @@ pub enum AppEvent {
         transport: &'static str,
         mailbox: String,
         locked_out: bool,
+    },
+    /// `mailbox`'s PIN entry is locked until `until` (unix ms): `new` when a wrong PIN from `source` just locked
+    /// it (the `lockouts`-th lockout), else a PIN entry refused because of it.
+    PinLockout {
+        source: SocketAddr,
+        transport: &'static str,
+        mailbox: String,
+        until: i64,
+        lockouts: u32,
+        new: bool,
     },
     /// The right PIN in the unlock dialogue from `source`: lift `number`'s PIN protection.
     Unlocked {
@@ -158,6 +168,29 @@ impl Service {
                     tracing::warn!(%source, mailbox, "voicemail: three wrong PINs, call ended");
                 }
             }
+            AppEvent::PinLockout {
+                source,
+                transport,
+                mailbox,
+                until,
+                lockouts,
+                new,
+            } => {
+                let origin = Origin {
+                    transport,
+                    source,
+                    local: unspecified(source),
+                };
+                if !new {
+                    // A PIN offered while locked is still a guess: it counts toward the source's ban.
+                    self.guard.on_auth_failure(source.ip(), unix_ms(wall));
+                }
+                self.core
+                    .voicemail_pin_lockout(&mailbox, origin, until, lockouts, new, wall);
+                if new {
+                    tracing::warn!(%source, mailbox, until, lockouts, "voicemail: mailbox PIN entry locked");
+                }
+            }
             AppEvent::Unlocked {
                 number,
                 source,
@@ -219,6 +252,30 @@ impl Service {
         // A refresh (or an unsubscribe) inside an existing subscription.
         if request.to().is_ok_and(|t| t.tag().is_some()) {
             let key = dialog_key(request);
+            let Some(mailbox) = key
+                .as_ref()
+                .and_then(|k| self.mwi.subscriptions.get(k))
+                .map(|s| s.mailbox.clone())
+            else {
+                self.respond_once(tx, ResponseBuilder::new(request, 481), peer, now);
+                return;
+            };
+            // The subscriber's location rules hold for its refreshes too (they would move its NOTIFYs).
+            let origin = Origin {
+                transport: via_token(peer.transport),
+                source: peer.addr,
+                local: unspecified(peer.addr),
+            };
+            let wall = self.clock.at(now);
+            if let Some(reply) = self
+                .core
+                .in_dialog_location(&mailbox, "SUBSCRIBE", origin, wall)
+            {
+                let phrase = reply.reason.unwrap_or_else(|| "Forbidden".into());
+                let b = ResponseBuilder::with_reason(request, reply.status, &phrase);
+                self.respond_once(tx, b, peer, now);
+                return;
+            }
             let Some(sub) = key.as_ref().and_then(|k| self.mwi.subscriptions.get_mut(k)) else {
                 self.respond_once(tx, ResponseBuilder::new(request, 481), peer, now);
                 return;
@@ -244,6 +301,27 @@ impl Service {
         let mailbox = super::calls::dialled_number(request);
         if mailbox != subscriber.number {
             let b = ResponseBuilder::with_reason(request, 403, "Forbidden (only your own mailbox)");
+            self.respond_once(tx, b, peer, now);
+            return;
+        }
+        // One extension holds at most max_subscriptions_per_extension live subscriptions (issue 12 item 3).
+        let held = self
+            .mwi
+            .subscriptions
+            .values()
+            .filter(|s| s.mailbox == subscriber.number && s.expires_at > now)
+            .count();
+        let origin = Origin {
+            transport: via_token(peer.transport),
+            source: peer.addr,
+            local: unspecified(peer.addr),
+        };
+        if let Some(r) =
+            self.subscription_limit(&subscriber.number, held, origin, self.clock.at(now))
+        {
+            let warning = format!("399 palisade \"{}\"", r.reason_code());
+            let b = ResponseBuilder::with_reason(request, r.status(), &r.phrase())
+                .header(HeaderName::Warning, warning);
             self.respond_once(tx, b, peer, now);
             return;
         }

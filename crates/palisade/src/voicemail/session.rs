@@ -12,6 +12,7 @@ use media::rtp::RtpPacket;
 use pbx::calls::{AppKind, AppStart};
 use pbx::store::VoicemailNew;
 use pbx::voicemail::ivr::{Action, Clip, Event, Ivr, MessageRef, Mode, RecordingKind};
+use pbx::voicemail::lockout::WrongPin;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -207,9 +208,9 @@ impl Session {
                 None
             }
             Action::CheckPin(pin) => {
-                let ok = self.check_pin(pin).await;
-                tracing::debug!(call = self.start.call, ok, "voicemail PIN checked");
-                Some(Event::PinChecked(ok))
+                let event = self.check_pin(pin).await;
+                tracing::debug!(call = self.start.call, ?event, "voicemail PIN checked");
+                Some(event)
             }
             Action::PinFailed => {
                 let _ = self.shared.events.send(AppEvent::PinFailed {
@@ -350,7 +351,69 @@ impl Session {
         events
     }
 
-    async fn check_pin(&self, pin: String) -> bool {
+    /// Checks a PIN against the mailbox's lockout first (a locked mailbox checks no PIN, the right one
+    /// included), then its hash; the outcome is counted in the store, across calls (see
+    /// [`pbx::voicemail::lockout`]).
+    async fn check_pin(&self, pin: String) -> Event {
+        let db = &self.shared.db;
+        let now = unix_ms();
+        let state = db.pin_lock_state(&self.mailbox).await.unwrap_or_else(|e| {
+            // Fail closed: without the count, treat the mailbox as locked for this try.
+            tracing::error!(mailbox = %self.mailbox, error = %e, "cannot read the PIN lockout");
+            pbx::voicemail::lockout::PinLockState {
+                locked_until: i64::MAX,
+                ..Default::default()
+            }
+        });
+        if let Some(until) = state.locked(now) {
+            self.lockout_event(until, state.lockouts, false);
+            return Event::MailboxLocked {
+                after_wrong_pin: false,
+            };
+        }
+        if self.pin_matches(pin).await {
+            if state != Default::default()
+                && let Err(e) = db.clear_pin_lockout(&self.mailbox).await
+            {
+                tracing::error!(mailbox = %self.mailbox, error = %e, "cannot reset the PIN failure count");
+            }
+            return Event::PinChecked(true);
+        }
+        let settings = match db.policy_settings().await {
+            Ok(p) => p.pin_lockout(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the PIN lockout settings; using the defaults");
+                Default::default()
+            }
+        };
+        match db.record_wrong_pin(&self.mailbox, settings, now).await {
+            Ok(WrongPin::Counted { .. }) => Event::PinChecked(false),
+            Ok(WrongPin::LockedOut { until, lockouts }) => {
+                self.lockout_event(until, lockouts, true);
+                Event::MailboxLocked {
+                    after_wrong_pin: true,
+                }
+            }
+            Err(e) => {
+                tracing::error!(mailbox = %self.mailbox, error = %e, "cannot count a wrong PIN");
+                Event::PinChecked(false)
+            }
+        }
+    }
+
+    /// Reports a lockout (`new`: this wrong PIN caused it) or a PIN entry refused because of one.
+    fn lockout_event(&self, until: i64, lockouts: u32, new: bool) {
+        let _ = self.shared.events.send(AppEvent::PinLockout {
+            source: self.start.source,
+            transport: self.start.transport,
+            mailbox: self.mailbox.clone(),
+            until,
+            lockouts,
+            new,
+        });
+    }
+
+    async fn pin_matches(&self, pin: String) -> bool {
         let hash = match self.shared.db.mailbox(&self.mailbox).await {
             Ok(Some(m)) => m.pin_hash,
             Ok(None) => None,

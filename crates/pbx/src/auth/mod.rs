@@ -20,4 +20,6 @@ pub use credentials::{
 };
 pub use nonce::{NonceCheck, NonceKey, NonceSigner};
 pub use replay::{NcVerdict, ReplayTable};
-pub use verifier::{AuthOutcome, ConfigError, DigestVerifier, FailReason, VerifierConfig};
+pub use verifier::{
+    AuthOutcome, ConfigError, DigestVerifier, FailReason, ServerNames, VerifierConfig,
+};

@@ -5,10 +5,13 @@
 //! - **qop=auth is required.** An RFC 2069 answer (no `qop`) has no `nc`/`cnonce`, hence no replay protection:
 //!   [`FailReason::QopRequired`]. Every phone in use sends `qop=auth` when the challenge offers it.
 //! - **Only offered algorithms**, never `-sess` and never `userhash`.
-//! - **The digest `uri` must name the Request-URI** ([`uri_matches`]): equal ignoring ASCII case, or equal
-//!   ignoring case once URI parameters and headers (from the first `;` or `?`) are dropped on both sides. Phones
-//!   copy the Request-URI verbatim; the leniency only covers clients that drop `;transport=…` or change case.
-//!   The response hash is always computed over the `uri` the client sent.
+//! - **The digest `uri` must name the Request-URI or this server** ([`uri_matches`]): equal ignoring ASCII
+//!   case, or equal ignoring case once URI parameters and headers (from the first `;` or `?`) are dropped on both
+//!   sides, or a SIP/SIPS URI whose user (when it has one) is the Request-URI's and whose host is the
+//!   Request-URI's or one of [`ServerNames`] (the domain, an address Palisade listens on or advertises, with or
+//!   without one of its ports). Phones copy the Request-URI verbatim; sipp and others write the server's address
+//!   (`sip:SERVER_IP:PORT` for `REGISTER sip:DOMAIN`), which Kamailio accepts too. Another host or another user
+//!   is still refused. The response hash is always computed over the `uri` the client sent.
 //! - **Unknown users cost the same as known ones.** A missing user, a missing HA1 for the algorithm and a
 //!   disabled extension all compute a response (against a random dummy HA1 when there is none) and compare it
 //!   in constant time; the [`FailReason`] tells them apart for the security log, the caller answers the same.
@@ -45,6 +48,60 @@ pub struct VerifierConfig {
     pub replay_capacity: usize,
     /// Bind nonces to the client's source address. Default off: see [`super::nonce`] for why.
     pub bind_nonce_to_source: bool,
+    /// What a digest `uri` may name besides the Request-URI. Default: nothing.
+    pub server_names: ServerNames,
+}
+
+/// The names this server answers to: the host names (its domain), the addresses it listens on or advertises, and
+/// its ports. A digest `uri` naming one of them names this server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerNames {
+    hosts: Vec<String>,
+    ips: Vec<IpAddr>,
+    ports: Vec<u16>,
+}
+
+impl ServerNames {
+    /// `hosts` (compared ignoring ASCII case) and `addresses` (their IPs and ports); duplicates are dropped.
+    pub fn new<'a>(
+        hosts: impl IntoIterator<Item = &'a str>,
+        addresses: impl IntoIterator<Item = std::net::SocketAddr>,
+    ) -> Self {
+        let mut names = ServerNames::default();
+        for h in hosts {
+            let h = h.trim().to_ascii_lowercase();
+            if !h.is_empty() && !names.hosts.contains(&h) {
+                names.hosts.push(h);
+            }
+        }
+        for a in addresses {
+            let ip = canonical_ip(a.ip());
+            if !ip.is_unspecified() && !names.ips.contains(&ip) {
+                names.ips.push(ip);
+            }
+            if a.port() != 0 && !names.ports.contains(&a.port()) {
+                names.ports.push(a.port());
+            }
+        }
+        names
+    }
+
+    /// Whether `host` (with `port`, if written) is this server.
+    fn names(&self, host: &sip::uri::Host<'_>, port: Option<u16>) -> bool {
+        let host_is_ours = match host.ip() {
+            Some(ip) => self.ips.contains(&canonical_ip(ip)),
+            None => self.hosts.contains(&host.to_string().to_ascii_lowercase()),
+        };
+        host_is_ours && port.is_none_or(|p| self.ports.contains(&p))
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 impl VerifierConfig {
@@ -56,6 +113,7 @@ impl VerifierConfig {
             nonce_lifetime: DEFAULT_NONCE_LIFETIME,
             replay_capacity: DEFAULT_REPLAY_CAPACITY,
             bind_nonce_to_source: false,
+            server_names: ServerNames::default(),
         }
     }
 
@@ -206,6 +264,12 @@ impl DigestVerifier {
         &self.config
     }
 
+    /// What a digest `uri` may name besides the Request-URI (the listeners and the advertised address, once
+    /// known).
+    pub fn set_server_names(&mut self, names: ServerNames) {
+        self.config.server_names = names;
+    }
+
     /// Signs new nonces with `key`; nonces signed with the previous key stay valid until they expire.
     pub fn rotate_key(&mut self, key: &NonceKey) {
         self.signer.rotate(key);
@@ -293,7 +357,7 @@ impl DigestVerifier {
         let Some(nc) = auth.nc.filter(|_| auth.qop.is_some()) else {
             return refuse(FailReason::QopRequired);
         };
-        if !uri_matches(&auth.uri, request_uri) {
+        if !uri_matches(&auth.uri, request_uri, &self.config.server_names) {
             return refuse(FailReason::UriMismatch);
         }
         let (nonce, stale) =
@@ -372,30 +436,38 @@ fn responses_equal(expected: &str, given: &str) -> bool {
 
 /// Whether the digest `uri` names the Request-URI: equal ignoring ASCII case, or equal ignoring case once
 /// parameters and headers (from the first `;` or `?`) are dropped from both, or — for SIP URIs — naming the same
-/// host and port with the user part left out. That last form is what widely used clients send (sipp 3.6 hashes
-/// `sip:HOST:PORT` for an INVITE to `sip:USER@HOST:PORT`); it still binds the answer to this server, and the
-/// nonce count already prevents replay.
-pub fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
+/// target ([`same_target`]). The response hash covers the digest `uri`, so what matters is that it binds the
+/// answer to this server and to the Request-URI's user; the nonce count already prevents replay.
+pub fn uri_matches(digest_uri: &str, request_uri: &str, server: &ServerNames) -> bool {
     let (d, r) = (digest_uri.trim(), request_uri.trim());
     d.eq_ignore_ascii_case(r)
         || uri_resource(d).eq_ignore_ascii_case(uri_resource(r))
-        || same_sip_host(d, r)
+        || same_target(d, r, server)
 }
 
-fn same_sip_host(digest_uri: &str, request_uri: &str) -> bool {
+/// A SIP/SIPS digest `uri` that names the Request-URI's user, or no user (sipp 3.6 hashes `sip:HOST:PORT` for an
+/// INVITE to `sip:USER@HOST:PORT`), at the Request-URI's host and port, or at this server written any way it
+/// can be reached (sipp answers `REGISTER sip:DOMAIN` with `uri="sip:SERVER_IP:PORT"`).
+fn same_target(digest_uri: &str, request_uri: &str, server: &ServerNames) -> bool {
     let (Ok(d), Ok(r)) = (
         sip::uri::Uri::parse(digest_uri.as_bytes()),
         sip::uri::Uri::parse(request_uri.as_bytes()),
     ) else {
         return false;
     };
-    let host = |u: &sip::uri::Uri<'_>| u.host.map(|h| h.to_string().to_ascii_lowercase());
-    d.is_sip()
-        && d.scheme == r.scheme
-        && d.user.is_none()
-        && host(&d).is_some()
-        && host(&d) == host(&r)
-        && d.port == r.port
+    let Some(d_host) = d.host else {
+        return false;
+    };
+    let same_user = match (d.user, r.user) {
+        (None, _) => true,
+        (Some(du), Some(ru)) => du == ru,
+        (Some(_), None) => false,
+    };
+    let lower = |h: &sip::uri::Host<'_>| h.to_string().to_ascii_lowercase();
+    let request_host = d.scheme == r.scheme
+        && r.host.as_ref().is_some_and(|h| lower(h) == lower(&d_host))
+        && d.port == r.port;
+    d.is_sip() && same_user && (request_host || server.names(&d_host, d.port))
 }
 
 /// A URI without its parameters and headers.
@@ -795,8 +867,81 @@ mod tests {
         assert_eq!(check(&mut v, &upper, at(T0)), ok());
     }
 
+    fn matches(d: &str, r: &str) -> bool {
+        uri_matches(d, r, &ServerNames::default())
+    }
+
+    fn server() -> ServerNames {
+        ServerNames::new(
+            ["PBX.example.com"],
+            [
+                "127.0.0.1:5070".parse().unwrap(),
+                "[::1]:5071".parse().unwrap(),
+                "203.0.113.10:5070".parse().unwrap(),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_uri_naming_this_server_is_accepted_another_host_or_user_is_not() {
+        let s = server();
+        let yes = |d: &str, r: &str| assert!(uri_matches(d, r, &s), "{d} for {r}");
+        let no = |d: &str, r: &str| assert!(!uri_matches(d, r, &s), "{d} for {r}");
+        // sipp's REGISTER: the server's address for a Request-URI naming the domain
+        yes("sip:127.0.0.1:5070", "sip:pbx.example.com");
+        yes("sip:127.0.0.1", "sip:pbx.example.com");
+        yes("sips:203.0.113.10:5070", "sip:pbx.example.com");
+        yes("sip:[::1]:5071", "sip:pbx.example.com");
+        yes("sip:pbx.example.com:5071", "sip:127.0.0.1:5070");
+        yes("sip:101@127.0.0.1:5070", "sip:101@pbx.example.com");
+        yes(
+            "sip:127.0.0.1:5070;transport=udp",
+            "sip:101@pbx.example.com",
+        );
+        // another host, another port, another user
+        no("sip:192.0.2.9:5070", "sip:pbx.example.com");
+        no("sip:evil.example.com", "sip:pbx.example.com");
+        no("sip:127.0.0.1:5999", "sip:pbx.example.com");
+        no("sip:102@127.0.0.1:5070", "sip:101@pbx.example.com");
+        no("sip:101@127.0.0.1:5070", "sip:pbx.example.com");
+        no("tel:+15551234", "sip:pbx.example.com");
+        // without server names only the Request-URI's own host counts
+        assert!(!matches("sip:127.0.0.1:5070", "sip:pbx.example.com"));
+        // the unspecified address is never one of ours
+        let any = ServerNames::new([], ["0.0.0.0:5060".parse().unwrap()]);
+        assert!(!uri_matches("sip:0.0.0.0:5060", "sip:pbx", &any));
+    }
+
+    #[test]
+    fn a_uri_naming_this_server_verifies() {
+        let mut v = verifier(&[Algorithm::Md5]);
+        v.set_server_names(server());
+        let n = nonce_of(&v.challenge(at(T0), src())[0]);
+        let h = answer(
+            Algorithm::Md5,
+            USER,
+            PASSWORD,
+            &n,
+            1,
+            "REGISTER",
+            "sip:127.0.0.1:5070",
+        );
+        assert_eq!(check(&mut v, &h, at(T0)), ok());
+        let h = answer(
+            Algorithm::Md5,
+            USER,
+            PASSWORD,
+            &n,
+            2,
+            "REGISTER",
+            "sip:192.0.2.1:5070",
+        );
+        assert_eq!(check(&mut v, &h, at(T0)), failed(FailReason::UriMismatch));
+    }
+
     #[test]
     fn uri_matching_rules() {
+        let uri_matches = matches;
         assert!(uri_matches("sip:pbx.example.com", "sip:pbx.example.com"));
         assert!(uri_matches("SIP:PBX.example.com", "sip:pbx.example.com"));
         assert!(uri_matches(

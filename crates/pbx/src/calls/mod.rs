@@ -518,6 +518,24 @@ impl Calls {
             .collect()
     }
 
+    /// Per call in progress: the extension that placed it (if one did) and every address its legs talk to
+    /// (the caller, the answering or ringing branches), for the resource limits ([`crate::limits`]).
+    pub fn usage(&self) -> Vec<(Option<&str>, Vec<std::net::IpAddr>)> {
+        self.calls
+            .values()
+            .map(|c| {
+                let caller = c.caller.extension.then_some(c.caller.number.as_str());
+                let mut ips: Vec<_> = std::iter::once(c.a_peer.addr.ip())
+                    .chain(c.b.iter().map(|b| b.peer.addr.ip()))
+                    .chain(c.branches.iter().map(|b| b.peer.addr.ip()))
+                    .collect();
+                ips.sort_unstable();
+                ips.dedup();
+                (caller, ips)
+            })
+            .collect()
+    }
+
     fn alloc_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -2498,6 +2516,14 @@ impl Calls {
             hung_up_by: HungUpBy::System,
             reason: reason.to_string(),
         }));
+    }
+
+    /// The extension on the side an in-dialog request came from, if that side is one of this PBX's extensions
+    /// (rules about where an extension may be used hold inside its dialogs too).
+    pub fn dialog_extension(&self, msg: &Message) -> Option<&str> {
+        let (id, side) = self.match_dialog(msg)?;
+        let party = self.calls.get(&id)?.party(side);
+        party.extension.then_some(party.number.as_str())
     }
 
     fn match_dialog(&self, msg: &Message) -> Option<(u64, Leg)> {

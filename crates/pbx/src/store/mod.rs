@@ -13,6 +13,8 @@ pub mod calls;
 mod events;
 mod extensions;
 pub mod ip_rules;
+pub mod limits;
+mod pin_lockout;
 pub mod policy;
 mod registrations;
 pub mod settings;

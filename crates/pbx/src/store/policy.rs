@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::{Db, Result, StoreError, bump_version, now_ms};
 use crate::policy::{NumberPlan, OfficeHours, OutboundRule, PolicySettings};
+use crate::voicemail::lockout::{self, LockoutSettings};
 
 /// The home country calling code, e.g. 1, 44, 49. Default: not set (no external calls until it is).
 pub const COUNTRY_CODE: &str = "country_code";
@@ -27,6 +28,14 @@ pub const ALLOWED_COUNTRY_CODES: &str = "allowed_country_codes";
 pub const EMERGENCY_NUMBERS: &str = "emergency_numbers";
 /// How long a PIN unlock lasts, in seconds.
 pub const PIN_UNLOCK_SECONDS: &str = "pin_unlock_seconds";
+/// Wrong voicemail PINs for one mailbox within 24 h before its PIN entry is locked.
+pub const PIN_FAILURES_BEFORE_LOCKOUT: &str = "pin_failures_before_lockout";
+/// How long the first lockout of a mailbox's PIN entry lasts, in seconds (doubled for each further one).
+pub const PIN_LOCKOUT_SECONDS: &str = "pin_lockout_seconds";
+/// Concurrent calls one extension may place (a per-extension override exists: `ext set --max-calls`).
+pub const MAX_CALLS_PER_EXTENSION: &str = "max_calls_per_extension";
+/// Message-waiting subscriptions one extension may hold.
+pub const MAX_SUBSCRIPTIONS_PER_EXTENSION: &str = "max_subscriptions_per_extension";
 /// The local networks (CIDRs) for `lan_only` and `block_remote_ws`.
 pub const LOCAL_NETWORKS: &str = "local_networks";
 /// The IANA time zone of the office hours; empty: the server's system time zone.
@@ -65,7 +74,7 @@ pub struct PolicySetting {
 }
 
 /// The policy settings, in display order.
-pub const POLICY_SETTINGS: [PolicySetting; 11] = [
+pub const POLICY_SETTINGS: [PolicySetting; 15] = [
     PolicySetting {
         key: COUNTRY_CODE,
         default: "",
@@ -101,6 +110,30 @@ pub const POLICY_SETTINGS: [PolicySetting; 11] = [
         default: "3600",
         about: "how long external calls stay allowed after a PIN unlock",
         allowed: "60 to 86400 seconds",
+    },
+    PolicySetting {
+        key: PIN_FAILURES_BEFORE_LOCKOUT,
+        default: "10",
+        about: "wrong voicemail PINs (999 and 777 alike, across calls) within 24 h that lock a mailbox's PIN entry",
+        allowed: "3 to 100",
+    },
+    PolicySetting {
+        key: PIN_LOCKOUT_SECONDS,
+        default: "3600",
+        about: "how long a mailbox's PIN entry stays locked; doubled for each further lockout, at most 24 h",
+        allowed: "60 to 86400 seconds",
+    },
+    PolicySetting {
+        key: MAX_CALLS_PER_EXTENSION,
+        default: "4",
+        about: "calls in progress one extension may have placed; the next gets 486 (emergency calls always pass)",
+        allowed: "1 to 1000 (per extension: ext set --max-calls)",
+    },
+    PolicySetting {
+        key: MAX_SUBSCRIPTIONS_PER_EXTENSION,
+        default: "4",
+        about: "message-waiting subscriptions one extension may hold; the next gets 486",
+        allowed: "1 to 1000",
     },
     PolicySetting {
         key: LOCAL_NETWORKS,
@@ -249,6 +282,26 @@ pub fn normalize(key: &str, value: &str) -> Option<Result<String>> {
             }
             r.map(|()| out.join(","))
         }
+        PIN_FAILURES_BEFORE_LOCKOUT => match v.parse::<u32>() {
+            Ok(n)
+                if (lockout::MIN_FAILURES_BEFORE_LOCKOUT
+                    ..=lockout::MAX_FAILURES_BEFORE_LOCKOUT)
+                    .contains(&n) =>
+            {
+                Ok(n.to_string())
+            }
+            _ => Err(invalid(key, value, "")),
+        },
+        PIN_LOCKOUT_SECONDS => match v.parse::<u64>() {
+            Ok(n) if (lockout::MIN_LOCKOUT_SECONDS..=lockout::MAX_LOCKOUT_SECONDS).contains(&n) => {
+                Ok(n.to_string())
+            }
+            _ => Err(invalid(key, value, "")),
+        },
+        MAX_CALLS_PER_EXTENSION | MAX_SUBSCRIPTIONS_PER_EXTENSION => match v.parse::<u32>() {
+            Ok(n) if (1..=crate::limits::MAX_LIMIT).contains(&n) => Ok(n.to_string()),
+            _ => Err(invalid(key, value, "")),
+        },
         PIN_UNLOCK_SECONDS => match v.parse::<u64>() {
             Ok(n) if (MIN_PIN_UNLOCK_SECONDS..=MAX_PIN_UNLOCK_SECONDS).contains(&n) => {
                 Ok(n.to_string())
@@ -345,6 +398,10 @@ pub struct PolicyConfig {
     pub allowed_country_codes: Vec<String>,
     pub emergency_numbers: Vec<String>,
     pub pin_unlock_seconds: u64,
+    pub pin_failures_before_lockout: u32,
+    pub pin_lockout_seconds: u64,
+    pub max_calls_per_extension: u32,
+    pub max_subscriptions_per_extension: u32,
     /// Canonical CIDRs (`guard::lists::parse_net` accepts each).
     pub local_networks: Vec<String>,
     /// IANA name as set; empty: the system time zone (see [`PolicyConfig::effective_timezone`]).
@@ -369,6 +426,10 @@ impl Default for PolicyConfig {
             allowed_country_codes: Vec::new(),
             emergency_numbers: split(DEFAULT_EMERGENCY_NUMBERS),
             pin_unlock_seconds: DEFAULT_PIN_UNLOCK_SECONDS,
+            pin_failures_before_lockout: lockout::DEFAULT_FAILURES_BEFORE_LOCKOUT,
+            pin_lockout_seconds: lockout::DEFAULT_LOCKOUT_SECONDS,
+            max_calls_per_extension: crate::limits::DEFAULT_MAX_CALLS_PER_EXTENSION,
+            max_subscriptions_per_extension: crate::limits::DEFAULT_MAX_SUBSCRIPTIONS_PER_EXTENSION,
             local_networks: split(DEFAULT_LOCAL_NETWORKS),
             office_hours_timezone: String::new(),
             office_hours: String::new(),
@@ -424,6 +485,14 @@ impl PolicyConfig {
     /// How long a PIN unlock lasts.
     pub fn pin_unlock_duration(&self) -> Duration {
         Duration::from_secs(self.pin_unlock_seconds)
+    }
+
+    /// The voicemail PIN lockout settings.
+    pub fn pin_lockout(&self) -> LockoutSettings {
+        LockoutSettings {
+            failures_before_lockout: self.pin_failures_before_lockout,
+            lockout_seconds: self.pin_lockout_seconds,
+        }
     }
 
     /// The number plan; its country code is empty while not configured.
@@ -687,6 +756,24 @@ impl Db {
                 EMERGENCY_NUMBERS => c.emergency_numbers = split(&v),
                 PIN_UNLOCK_SECONDS => {
                     c.pin_unlock_seconds = v.parse().unwrap_or(DEFAULT_PIN_UNLOCK_SECONDS)
+                }
+                PIN_FAILURES_BEFORE_LOCKOUT => {
+                    c.pin_failures_before_lockout = v
+                        .parse()
+                        .unwrap_or(lockout::DEFAULT_FAILURES_BEFORE_LOCKOUT)
+                }
+                PIN_LOCKOUT_SECONDS => {
+                    c.pin_lockout_seconds = v.parse().unwrap_or(lockout::DEFAULT_LOCKOUT_SECONDS)
+                }
+                MAX_CALLS_PER_EXTENSION => {
+                    c.max_calls_per_extension = v
+                        .parse()
+                        .unwrap_or(crate::limits::DEFAULT_MAX_CALLS_PER_EXTENSION)
+                }
+                MAX_SUBSCRIPTIONS_PER_EXTENSION => {
+                    c.max_subscriptions_per_extension = v
+                        .parse()
+                        .unwrap_or(crate::limits::DEFAULT_MAX_SUBSCRIPTIONS_PER_EXTENSION)
                 }
                 LOCAL_NETWORKS => c.local_networks = split(&v),
                 OFFICE_HOURS_TIMEZONE => c.office_hours_timezone = v,

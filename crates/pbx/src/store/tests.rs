@@ -230,7 +230,7 @@ async fn durable_across_reopen_and_migrations_idempotent() {
     .unwrap();
     let version = db.current_version().await.unwrap();
     db.close().await;
-    drop(db);
+    db.close().await;
 
     // Reopen twice: migrations already applied are skipped, data is all there.
     for _ in 0..2 {
@@ -2174,4 +2174,92 @@ async fn call_forwards_are_set_cleared_and_validated() {
             "{bad}: {err}"
         );
     }
+}
+
+#[tokio::test]
+async fn voicemail_pin_lockout_persists_locks_and_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_in(dir.path()).await.unwrap();
+    db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();
+    let s = crate::voicemail::lockout::LockoutSettings {
+        failures_before_lockout: 3,
+        lockout_seconds: 60,
+    };
+    let t0 = 1_800_000_000_000;
+    assert_eq!(
+        db.record_wrong_pin("100", s, t0).await.unwrap(),
+        crate::voicemail::lockout::WrongPin::Counted { failures: 1 }
+    );
+    db.record_wrong_pin("100", s, t0).await.unwrap();
+    assert_eq!(
+        db.record_wrong_pin("100", s, t0).await.unwrap(),
+        crate::voicemail::lockout::WrongPin::LockedOut {
+            until: t0 + 60_000,
+            lockouts: 1
+        }
+    );
+    db.close().await;
+    let db = Db::open_in(dir.path()).await.unwrap();
+    assert_eq!(
+        db.pin_lock_state("100").await.unwrap().locked(t0),
+        Some(t0 + 60_000)
+    );
+    assert!(db.clear_pin_lockout("100").await.unwrap());
+    assert!(!db.clear_pin_lockout("100").await.unwrap());
+    assert_eq!(
+        db.pin_lock_state("100").await.unwrap(),
+        crate::voicemail::lockout::PinLockState::default()
+    );
+}
+
+#[tokio::test]
+async fn resource_limits_per_extension_and_trunk() {
+    use crate::limits::ExtensionLimits;
+    use crate::store::limits::parse_limit;
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();
+    let l = db.resource_limits().await.unwrap();
+    assert_eq!(
+        (l.max_calls_per_extension, l.max_subscriptions_per_extension),
+        (4, 4)
+    );
+    assert!(l.extensions.is_empty() && l.trunk_max_calls.is_empty());
+    let set = db
+        .set_extension_limits("100", Some(Some(2)), Some(Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        set,
+        ExtensionLimits {
+            max_calls: Some(2),
+            max_external_calls: Some(1)
+        }
+    );
+    // Only what is given changes; None back to the default.
+    let set = db
+        .set_extension_limits("100", Some(None), None)
+        .await
+        .unwrap();
+    assert_eq!(set.max_calls, None);
+    assert_eq!(set.max_external_calls, Some(1));
+    assert!(matches!(
+        db.set_extension_limits("999", Some(Some(1)), None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        db.set_trunk_max_calls("nope", Some(3)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(parse_limit("--max-calls", "").unwrap(), None);
+    assert_eq!(parse_limit("--max-calls", "0").unwrap(), None);
+    assert_eq!(parse_limit("--max-calls", "12").unwrap(), Some(12));
+    assert!(parse_limit("--max-calls", "1001").is_err());
+    assert!(parse_limit("--max-calls", "-1").is_err());
+    db.set_setting(super::policy::MAX_CALLS_PER_EXTENSION, "7")
+        .await
+        .unwrap();
+    let l = db.resource_limits().await.unwrap();
+    assert_eq!(l.max_calls_per_extension, 7);
+    assert_eq!(l.extensions["100"].max_external_calls, Some(1));
 }

@@ -72,6 +72,11 @@ pub enum Event {
     /// The recording reached its maximum length.
     RecordingFull,
     PinChecked(bool),
+    /// The mailbox's PIN entry is locked (too many wrong PINs across calls, see [`super::lockout`]): the PIN was
+    /// not checked, or (`after_wrong_pin`) it was wrong and locked the mailbox.
+    MailboxLocked {
+        after_wrong_pin: bool,
+    },
     /// Time passed (for key timeouts).
     Tick,
 }
@@ -178,6 +183,9 @@ impl Ivr {
                 }
             }
             Event::PinChecked(ok) => self.pin_checked(ok, &mut out),
+            Event::MailboxLocked { after_wrong_pin } => {
+                self.mailbox_locked(after_wrong_pin, &mut out)
+            }
             Event::Tick => self.tick(&mut out, now),
         }
         if out.iter().any(|a| matches!(a, Action::Play(_))) {
@@ -353,6 +361,21 @@ impl Ivr {
                 self.play(out, clips);
             }
         }
+    }
+
+    /// The caller is told the mailbox is locked and the call ends; a wrong PIN that caused it still counts.
+    fn mailbox_locked(&mut self, after_wrong_pin: bool, out: &mut Vec<Action>) {
+        if self.state != State::CheckingPin {
+            return;
+        }
+        let mut clips = Vec::new();
+        if after_wrong_pin {
+            self.failures += 1;
+            out.push(Action::PinFailed);
+            clips.push(Clip::Prompt(Prompt::PinWrong));
+        }
+        clips.push(Clip::Prompt(Prompt::MailboxLocked));
+        self.close(out, clips);
     }
 
     fn pin_checked(&mut self, ok: bool, out: &mut Vec<Action>) {
@@ -710,5 +733,41 @@ mod tests {
             ivr.handle(Event::PinChecked(true), now)
                 .contains(&Action::Unlock)
         );
+    }
+
+    #[test]
+    fn a_locked_mailbox_is_announced_and_the_call_ends() {
+        let now = Instant::now();
+        for (mode, after_wrong_pin) in [
+            (Mode::Access { messages: vec![] }, false),
+            (Mode::Access { messages: vec![] }, true),
+            (
+                Mode::Unlock {
+                    pin: Some("4711".into()),
+                },
+                false,
+            ),
+        ] {
+            let mut ivr = Ivr::new(mode.clone());
+            let mut all = ivr.handle(Event::Started, now);
+            for d in "4711#".chars() {
+                all.extend(ivr.handle(Event::Digit(d), now));
+            }
+            assert!(
+                all.iter().any(|a| matches!(a, Action::CheckPin(_))),
+                "{mode:?}: {all:?}"
+            );
+            let a = ivr.handle(Event::MailboxLocked { after_wrong_pin }, now);
+            assert_eq!(a.contains(&Action::PinFailed), after_wrong_pin, "{a:?}");
+            assert!(!a.contains(&Action::Unlock));
+            let clips = plays(&a);
+            assert_eq!(clips.last(), Some(&Clip::Prompt(Prompt::Goodbye)));
+            assert!(
+                clips.contains(&Clip::Prompt(Prompt::MailboxLocked)),
+                "{clips:?}"
+            );
+            ivr.handle(Event::PlaybackFinished, now);
+            assert!(ivr.is_done());
+        }
     }
 }

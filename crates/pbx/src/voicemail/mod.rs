@@ -2,6 +2,7 @@
 //! Storage is in [`crate::store::voicemail`]; the audio edge (RTP, WAV files) is in the binary.
 
 pub mod ivr;
+pub mod lockout;
 pub mod pin;
 
 use std::time::Duration;
