@@ -69,6 +69,104 @@ fn add_carrier(data: &Path) -> Value {
     )
 }
 
+/// Runs a command with `input` on its standard input (a pipe, not a terminal).
+fn with_stdin(data: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env_remove("PALISADE_DATA")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run palisade");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("wait for palisade")
+}
+
+#[test]
+fn trunk_password_from_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let args = [
+        "trunk",
+        "add",
+        "carrier",
+        "--host",
+        "198.51.100.10",
+        "--username",
+        "acct",
+        "--password-stdin",
+        "--register",
+        "--json",
+    ];
+    let out = with_stdin(data, &args, &format!("{SECRET}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains(SECRET), "{stdout}");
+    let added: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(added["password"], "set");
+
+    // Without a terminal and without a password flag, no prompt: the trunk is added without a password.
+    let shown = json(
+        data,
+        &[
+            "trunk",
+            "add",
+            "other",
+            "--host",
+            "198.51.100.11",
+            "--username",
+            "u",
+        ],
+    );
+    assert_eq!(shown["password"], Value::Null);
+    let out = with_stdin(
+        data,
+        &["trunk", "set", "other", "--password-stdin", "--json"],
+        "N3w-Secret!\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let set: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(set["password"], "set");
+
+    let out = with_stdin(data, &["trunk", "set", "other", "--password-stdin"], "\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("held no password"));
+    // --password-stdin needs --username on add, and excludes --password.
+    let out = with_stdin(
+        data,
+        &["trunk", "add", "x", "--host", "h", "--password-stdin"],
+        "pw\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = with_stdin(
+        data,
+        &[
+            "trunk",
+            "set",
+            "other",
+            "--password",
+            "a",
+            "--password-stdin",
+        ],
+        "b\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn trunk_add_show_list_set_remove() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@ use pbx::store::trunks::HOST_SOURCES;
 use pbx::store::{Db, DidRow, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow};
 use serde::Serialize;
 
+use super::secret::PasswordArgs;
 use super::time::format_ms;
 use super::{CommonArgs, output, store_error};
 
@@ -41,9 +42,18 @@ pub enum TrunkCommand {
         #[arg(long, value_name = "USER")]
         username: Option<String>,
         /// Password for the provider's digest challenges; needs --username. Stored as given (needed to answer the
-        /// challenges; the database file is mode 0600) and never shown.
-        #[arg(long, value_name = "PASSWORD", requires = "username")]
+        /// challenges; the database file is mode 0600) and never shown. Visible to every local user (`ps`) while
+        /// the command runs: prefer --password-stdin, or leave both out on a terminal to be asked for it.
+        #[arg(
+            long,
+            value_name = "PASSWORD",
+            requires = "username",
+            conflicts_with = "password_stdin"
+        )]
         password: Option<String>,
+        /// Read the password as one line from standard input; needs --username.
+        #[arg(long, requires = "username")]
+        password_stdin: bool,
         /// Register to the provider (for providers that send calls to a registered contact): on or off
         /// (default off; --register alone is on). Needs --username and --password.
         #[arg(long, value_name = "on|off", num_args = 0..=1, default_missing_value = "on",
@@ -75,8 +85,12 @@ pub enum TrunkCommand {
         #[arg(long, value_name = "USER")]
         username: Option<String>,
         /// Password for the provider's digest challenges (needs a username); "" removes it. Never shown.
-        #[arg(long, value_name = "PASSWORD")]
+        /// Visible to every local user (`ps`) while the command runs: prefer --password-stdin.
+        #[arg(long, value_name = "PASSWORD", conflicts_with = "password_stdin")]
         password: Option<String>,
+        /// Read the new password as one line from standard input.
+        #[arg(long)]
+        password_stdin: bool,
         /// Register to the provider: on or off (--register alone is on). Needs a username and password.
         #[arg(long, value_name = "on|off", num_args = 0..=1, default_missing_value = "on",
               value_parser = on_off, conflicts_with = "no_register")]
@@ -283,7 +297,7 @@ fn warn_register(v: &TrunkView) {
     if v.register && (v.username.is_none() || v.password.is_none()) {
         crate::say!(
             "warning: registration is on but the trunk has no username and password, so it cannot register; set \
-             them with `palisade trunk set {} --username USER --password PASSWORD`",
+             them with `palisade trunk set {} --username USER --password-stdin`",
             v.name
         );
     }
@@ -371,10 +385,17 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             transport,
             username,
             password,
+            password_stdin,
             register,
             source,
             caller_id,
         } => {
+            // With a username the provider's challenges need a password: on a terminal, asked for without echo.
+            let password = PasswordArgs {
+                flag: password,
+                stdin: password_stdin,
+            }
+            .read(username.is_some().then_some("Password for the provider"))?;
             let new = TrunkNew {
                 name,
                 host,
@@ -411,11 +432,17 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             transport,
             username,
             password,
+            password_stdin,
             register,
             no_register,
             source,
             caller_id,
         } => {
+            let password = PasswordArgs {
+                flag: password,
+                stdin: password_stdin,
+            }
+            .read(None)?;
             let patch = TrunkPatch {
                 host,
                 port,

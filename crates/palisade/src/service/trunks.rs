@@ -96,7 +96,7 @@ impl Service {
                     registered_until: None,
                     last_error: Some(
                         "registration is on but the trunk has no username and password (set them with \
-                         `palisade trunk set NAME --username USER --password PASSWORD`)"
+                         `palisade trunk set NAME --username USER --password-stdin`)"
                             .into(),
                     ),
                     next_attempt: None,
