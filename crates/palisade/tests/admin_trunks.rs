@@ -168,6 +168,138 @@ fn trunk_password_from_standard_input() {
 }
 
 #[test]
+fn tls_trunk_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let missing = data.join("missing.pem");
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "sec",
+            "--host",
+            "sip.example.com",
+            "--transport",
+            "tls",
+            "--ca-file",
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        e.contains("--ca-file") && e.contains("cannot read CA file"),
+        "{e}"
+    );
+    let junk = data.join("junk.pem");
+    std::fs::write(&junk, "hello\n").unwrap();
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "sec",
+            "--host",
+            "sip.example.com",
+            "--transport",
+            "tls",
+            "--ca-file",
+            junk.to_str().unwrap(),
+        ],
+    );
+    assert!(e.contains("holds no certificate"), "{e}");
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "sec",
+            "--host",
+            "h.example",
+            "--srtp",
+            "always",
+        ],
+    );
+    assert!(e.contains("--srtp") && e.contains("enforced"), "{e}");
+
+    // A certificate file is accepted (and stored as an absolute path).
+    let ca = data.join("ca.pem");
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUJ2d9+bvh0Xwq2dHz2ZB7N6Y5wYcwCgYIKoZIzj0EAwIw\n-----END CERTIFICATE-----\n";
+    std::fs::write(&ca, pem).unwrap();
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "sec",
+            "--host",
+            "h.example",
+            "--transport",
+            "tls",
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        e.contains("--ca-file"),
+        "a truncated certificate is refused: {e}"
+    );
+
+    let added = json(
+        data,
+        &[
+            "trunk",
+            "add",
+            "sec",
+            "--host",
+            "sip.example.com",
+            "--transport",
+            "tls",
+            "--tls-server-name",
+            "SIP.Example.com",
+            "--username",
+            "100",
+            "--auth-user",
+            "acct100",
+            "--srtp",
+            "enabled",
+        ],
+    );
+    assert_eq!(added["port"], 5061);
+    assert_eq!(added["ca_file"], Value::Null);
+    assert_eq!(added["tls_server_name"], "sip.example.com");
+    assert_eq!(added["auth_user"], "acct100");
+    assert_eq!(added["srtp"], "enabled");
+    let shown = ok(data, &["trunk", "show", "sec"]);
+    assert!(
+        shown.contains("certificate for sip.example.com checked against the system roots"),
+        "{shown}"
+    );
+    let set = json(
+        data,
+        &[
+            "trunk",
+            "set",
+            "sec",
+            "--tls-server-name",
+            "",
+            "--srtp",
+            "disabled",
+            "--username",
+            "",
+        ],
+    );
+    assert_eq!(set["tls_server_name"], Value::Null);
+    assert_eq!(set["srtp"], "disabled");
+    assert_eq!(
+        set["auth_user"],
+        Value::Null,
+        "clearing the username clears the auth user"
+    );
+    let e = fails(data, &["trunk", "set", "sec", "--auth-user", "x"]);
+    assert!(e.contains("auth user needs a username"), "{e}");
+}
+
+#[test]
 fn trunk_add_show_list_set_remove() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();

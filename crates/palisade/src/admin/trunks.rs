@@ -4,7 +4,9 @@
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use pbx::store::trunks::HOST_SOURCES;
-use pbx::store::{Db, DidRow, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow};
+use pbx::store::{
+    Db, DidRow, SrtpMode, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow,
+};
 use serde::Serialize;
 
 use super::secret::PasswordArgs;
@@ -67,6 +69,22 @@ pub enum TrunkCommand {
         /// The caller number presented on outbound calls (digits, optionally after '+').
         #[arg(long, value_name = "NUMBER")]
         caller_id: Option<String>,
+        /// The digest username for the provider's challenges when it differs from --username (which stays the
+        /// user of From, To and the registration).
+        #[arg(long, value_name = "USER", requires = "username")]
+        auth_user: Option<String>,
+        /// With --transport tls: a PEM file of the CA certificate(s) the provider's certificate must chain to
+        /// (default: the system's trusted roots). A provider's self-signed certificate works here too.
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<std::path::PathBuf>,
+        /// With --transport tls: the name the provider's certificate must carry, also sent as SNI (default:
+        /// --host).
+        #[arg(long, value_name = "NAME")]
+        tls_server_name: Option<String>,
+        /// SRTP toward the provider: disabled (plain RTP; the default), enabled (SRTP offered over TLS, plain
+        /// RTP accepted) or enforced (only SRTP, only over TLS).
+        #[arg(long, value_name = "disabled|enabled|enforced")]
+        srtp: Option<String>,
     },
     /// Change a trunk: only the options given change; "" clears --username (and the password), --password and
     /// --caller-id; --source replaces the whole list. The --password is stored as given (see `trunk add`).
@@ -105,6 +123,22 @@ pub enum TrunkCommand {
         /// The caller number presented on outbound calls; "" for none.
         #[arg(long, value_name = "NUMBER")]
         caller_id: Option<String>,
+        /// The digest username for the provider's challenges when it differs from --username (which stays the
+        /// user of From, To and the registration).
+        #[arg(long, value_name = "USER")]
+        auth_user: Option<String>,
+        /// With --transport tls: a PEM file of the CA certificate(s) the provider's certificate must chain to
+        /// ("" for the system's trusted roots). A provider's self-signed certificate works here too.
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<std::path::PathBuf>,
+        /// With --transport tls: the name the provider's certificate must carry, also sent as SNI ("" for
+        /// --host).
+        #[arg(long, value_name = "NAME")]
+        tls_server_name: Option<String>,
+        /// SRTP toward the provider: disabled (plain RTP; the default), enabled (SRTP offered over TLS, plain
+        /// RTP accepted) or enforced (only SRTP, only over TLS).
+        #[arg(long, value_name = "disabled|enabled|enforced")]
+        srtp: Option<String>,
     },
     /// List the trunks (never their passwords).
     List,
@@ -173,6 +207,13 @@ struct TrunkView {
     /// Networks, or ["host"]: the addresses of `host` only.
     sources: Vec<String>,
     caller_id: Option<String>,
+    /// The digest username, when it differs from `username`.
+    auth_user: Option<String>,
+    /// TLS: the CA file the provider's certificate is checked against (null: the system roots).
+    ca_file: Option<String>,
+    /// TLS: the name the provider's certificate must carry (null: the host).
+    tls_server_name: Option<String>,
+    srtp: SrtpMode,
     dids: Vec<DidView>,
     created_at: String,
     updated_at: String,
@@ -225,6 +266,10 @@ fn view(t: &TrunkRow, dids: &[DidRow], status: &[TrunkStatusRow]) -> TrunkView {
         registration: registration_view(t, status),
         sources: t.source_list(),
         caller_id: t.caller_id.clone(),
+        auth_user: t.auth_user.clone(),
+        ca_file: t.ca_file.clone(),
+        tls_server_name: t.tls_server_name.clone(),
+        srtp: t.srtp,
         dids: dids
             .iter()
             .filter(|d| d.trunk == t.name)
@@ -267,6 +312,7 @@ fn print_trunk(v: &TrunkView) {
         ("port", v.port.to_string()),
         ("transport", v.transport.clone()),
         ("username", output::opt(&v.username)),
+        ("auth user", output::opt(&v.auth_user)),
         ("password", v.password.unwrap_or("not set").to_string()),
         ("register", yes_no(v.register)),
         (
@@ -285,6 +331,19 @@ fn print_trunk(v: &TrunkView) {
                 .unwrap_or_else(|| "none".into()),
         ),
         ("sources", sources_text(v)),
+        (
+            "TLS",
+            if v.transport == "tls" {
+                format!(
+                    "certificate for {} checked against {}",
+                    v.tls_server_name.as_deref().unwrap_or(&v.host),
+                    v.ca_file.as_deref().unwrap_or("the system roots")
+                )
+            } else {
+                "no (transport is not tls)".into()
+            },
+        ),
+        ("SRTP", v.srtp.to_string()),
         ("caller ID", output::opt(&v.caller_id)),
         ("DIDs", dids),
         ("created", v.created_at.clone()),
@@ -371,6 +430,26 @@ async fn rules_using(db: &Db, name: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+/// A --ca-file: made absolute (the server may run elsewhere) and checked to hold PEM certificates now, so a
+/// typo is reported here rather than as a failed connection later.
+fn ca_file_arg(path: &std::path::Path) -> anyhow::Result<String> {
+    let abs =
+        std::path::absolute(path).map_err(|e| anyhow!("--ca-file {}: {e}", path.display()))?;
+    crate::tls_client::load_ca_file(&abs).map_err(|e| anyhow!("--ca-file: {e:#}"))?;
+    abs.to_str()
+        .map(String::from)
+        .ok_or_else(|| anyhow!("--ca-file {}: the path is not UTF-8", abs.display()))
+}
+
+fn parse_srtp(v: &str) -> anyhow::Result<SrtpMode> {
+    SrtpMode::parse(v).map_err(|e| {
+        anyhow!(
+            "--srtp: {e} (disabled: plain RTP toward the provider; enabled: SRTP offered over TLS, plain RTP \
+             accepted; enforced: only SRTP over TLS)"
+        )
+    })
+}
+
 fn clearable(v: Option<String>) -> Option<Option<String>> {
     v.map(|s| Some(s).filter(|s| !s.is_empty()))
 }
@@ -389,6 +468,10 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             register,
             source,
             caller_id,
+            auth_user,
+            ca_file,
+            tls_server_name,
+            srtp,
         } => {
             // With a username the provider's challenges need a password: on a terminal, asked for without echo.
             let password = PasswordArgs {
@@ -406,6 +489,10 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
                 register: register.unwrap_or(false),
                 sources: source,
                 caller_id,
+                auth_user,
+                ca_file: ca_file.map(|f| ca_file_arg(&f)).transpose()?,
+                tls_server_name,
+                srtp: srtp.as_deref().map(parse_srtp).transpose()?,
             };
             let db = common.open_or_create().await?;
             let added = db.add_trunk(new).await;
@@ -437,6 +524,10 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             no_register,
             source,
             caller_id,
+            auth_user,
+            ca_file,
+            tls_server_name,
+            srtp,
         } => {
             let password = PasswordArgs {
                 flag: password,
@@ -452,6 +543,18 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
                 register: if no_register { Some(false) } else { register },
                 sources: source,
                 caller_id: clearable(caller_id),
+                auth_user: clearable(auth_user),
+                ca_file: ca_file
+                    .map(|f| {
+                        if f.as_os_str().is_empty() {
+                            Ok(None)
+                        } else {
+                            ca_file_arg(&f).map(Some)
+                        }
+                    })
+                    .transpose()?,
+                tls_server_name: clearable(tls_server_name),
+                srtp: srtp.as_deref().map(parse_srtp).transpose()?,
             };
             if patch.is_empty() {
                 return Err(anyhow!(

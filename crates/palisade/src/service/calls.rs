@@ -292,7 +292,10 @@ impl Service {
                     from_user: t.caller_id.clone().unwrap_or_else(|| caller.to_string()),
                     source: addr,
                     transport: t.transport.clone(),
-                    credentials: t.username.clone().zip(t.password.clone()),
+                    credentials: t
+                        .digest_user()
+                        .map(String::from)
+                        .zip(t.password.clone()),
                     is_trunk: true,
                 })
             })

@@ -70,6 +70,21 @@ impl Service {
         }
     }
 
+    /// How to verify the TLS peer at `dest` when Palisade opens a connection to it: the TLS trunk whose resolved
+    /// address that is (its CA file and server name). `None` for any other address: Palisade connects out over
+    /// TLS only to its trunks (phones connect to it).
+    pub fn tls_peer(&self, dest: SocketAddr) -> Option<crate::tls_client::TlsPeer> {
+        let dest = crate::transport::canonical(dest);
+        self.trunks
+            .iter()
+            .filter(|t| t.transport.eq_ignore_ascii_case("TLS"))
+            .find(|t| t.socket_addr().map(crate::transport::canonical) == Some(dest))
+            .map(|t| crate::tls_client::TlsPeer {
+                server_name: t.tls_server_name().to_string(),
+                ca_file: t.tls.ca_file.clone(),
+            })
+    }
+
     /// The host names (with ports) of the configured trunks that need DNS, sorted, without duplicates.
     pub fn trunk_host_names(&self) -> Vec<(String, u16)> {
         let mut names: Vec<(String, u16)> = self
@@ -137,6 +152,7 @@ impl Service {
                     port: t.port,
                     transport: t.transport.clone(),
                     username: t.username.clone()?,
+                    auth_user: t.auth_user.clone(),
                     password: t.password.clone()?,
                     dest: t.socket_addr(),
                     contact: st.local_for(&t.transport),
@@ -247,6 +263,9 @@ mod tests {
             caller_id: None,
             dids: Vec::new(),
             addresses: Vec::new(),
+            auth_user: None,
+            tls: Default::default(),
+            srtp: Default::default(),
         }
     }
 

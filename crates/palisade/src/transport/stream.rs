@@ -15,7 +15,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::{ConnSlot, Edge, canonical};
 use crate::config::transport_name;
-use crate::service::{Inbound, Outbound, Transport};
+use crate::service::{ConnId, Inbound, Outbound, Transport};
+use crate::tls_client::TlsPeer;
 
 /// How long one write may take before the peer is considered stuck and the connection closed.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,10 +99,67 @@ pub fn connect(edge: Arc<Edge>, dest: SocketAddr, first: Bytes) {
     });
 }
 
+/// Opens a TLS connection to the trunk at `dest` in the background, verifying its certificate as `peer` says,
+/// and sends `first` on it. The connection is registered at once, so what is sent to `dest` meanwhile queues on
+/// it instead of opening another; it then carries the trunk's requests and what the provider sends back.
+pub fn connect_tls(edge: Arc<Edge>, dest: SocketAddr, peer: TlsPeer, first: Bytes) {
+    let (config, name) = match edge.tls_clients.for_peer(&peer) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(%dest, server_name = %peer.server_name, error = %format!("{e:#}"),
+                "cannot connect to the trunk over TLS; message dropped");
+            return;
+        }
+    };
+    let Some(mut slot) = edge.reserve(dest.ip()) else {
+        tracing::debug!(%dest, "connection limit reached; outgoing message dropped");
+        return;
+    };
+    let (id, rx) = edge.register(&mut slot, Transport::Tls, dest);
+    tokio::spawn(async move {
+        let connected = timeout(CONNECT_TIMEOUT, async {
+            let tcp = TcpStream::connect(dest).await?;
+            let _ = tcp.set_nodelay(true);
+            let local = tcp.local_addr().map(canonical).unwrap_or(dest);
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await?;
+            std::io::Result::Ok((tls, local))
+        })
+        .await;
+        let (stream, local) = match connected {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                // A certificate the trunk's CA file (or the system roots) does not vouch for ends up here.
+                tracing::warn!(%dest, server_name = %peer.server_name,
+                    ca_file = %peer.ca_file.as_deref().map_or("system roots".into(), |p| p.display().to_string()),
+                    error = %e, "TLS connection to the trunk failed; messages dropped");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%dest, "TLS connection to the trunk timed out; messages dropped");
+                return;
+            }
+        };
+        tracing::debug!(%dest, server_name = %peer.server_name, "TLS connection to the trunk open");
+        serve_registered(
+            edge,
+            stream,
+            Transport::Tls,
+            dest,
+            local,
+            slot,
+            Some(first),
+            (id, rx),
+        )
+        .await;
+    });
+}
+
 /// Runs one connection until the peer closes it, it idles out, it cannot be framed or a write gets stuck.
 async fn serve<S>(
     edge: Arc<Edge>,
-    mut stream: S,
+    stream: S,
     transport: Transport,
     peer: SocketAddr,
     local: SocketAddr,
@@ -110,7 +168,27 @@ async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (id, mut rx) = edge.register(&mut slot, transport, peer);
+    let registered = edge.register(&mut slot, transport, peer);
+    serve_registered(
+        edge, stream, transport, peer, local, slot, first, registered,
+    )
+    .await
+}
+
+/// [`serve`] for a connection already registered with the edge.
+#[allow(clippy::too_many_arguments)]
+async fn serve_registered<S>(
+    edge: Arc<Edge>,
+    mut stream: S,
+    transport: Transport,
+    peer: SocketAddr,
+    local: SocketAddr,
+    slot: ConnSlot,
+    first: Option<Bytes>,
+    (id, mut rx): (ConnId, tokio::sync::mpsc::Receiver<Bytes>),
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let tname = transport_name(transport);
     tracing::debug!(%peer, transport = %tname, conn = id.0, "connection open");
     let idle = edge.transport_limits.idle_timeout;

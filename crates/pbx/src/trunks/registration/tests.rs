@@ -11,6 +11,7 @@ fn target() -> RegTarget {
         port: 5060,
         transport: "UDP".into(),
         username: USER.into(),
+        auth_user: None,
         password: PASS.into(),
         dest: Some("198.51.100.10:5060".parse().unwrap()),
         contact: Some("192.0.2.1:5060".parse().unwrap()),
