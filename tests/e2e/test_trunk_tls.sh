@@ -18,7 +18,9 @@ set -euo pipefail
 export E2E_PORT_MIN=27400 E2E_PORT_MAX=27499
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
-need python3 ss tshark openssl
+need python3 ss tshark openssl sipp sox
+# shellcheck source=tests/e2e/secure_lib.sh
+. "$(dirname "$0")/secure_lib.sh"
 
 PROV=127.0.0.80 BADPROV=127.0.0.81
 TRUNK_PW=Prov-Trunk-Secret-77
@@ -26,13 +28,17 @@ pbx=$E2E_TMP/pbx prov=$E2E_TMP/provider
 P() { "$PALISADE_BIN" "$@" --data "$pbx"; }
 V() { "$PALISADE_BIN" "$@" --data "$prov"; }
 
-block=$(free_port 3)
+# one block: the provider, the PBX (UDP, TLS), the callee UAS (SIP, RTP/RTCP, video RTP/RTCP), the caller UAC
+block=$(free_port 13)
 pport=$block aport=$((block + 1)) atls=$((block + 2))
+uport=$((block + 3)) umedia=$((block + 4)) cport=$((block + 8)) cmedia=$((block + 9))
 
 # ---- the provider (its domain, the digest realm, set before the extension is made)
 mkdir -p "$prov"
 echo 'domain = "provider.test"' >"$prov/palisade.toml"
 printf '%s\n' "$TRUNK_PW" | V ext add 100 --auth-id provtrunk100 --password-stdin >/dev/null || fail "provider: ext add 100"
+V ext add 300 --json >"$E2E_TMP/300.json" || fail "provider: ext add 300"
+jf() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 pal_start "$prov" --listen "tls:$PROV:$pport" --listen "tls:$BADPROV:$pport" \
   --listen "udp:$PROV:$pport" --rtp-ports 55300-55399 --advertise "$PROV"
 PROV_PID=$PAL_PID PROV_ERR=$PAL_ERR
@@ -55,7 +61,11 @@ done
 # ---- the PBX
 printf '%s\n' "$TRUNK_PW" | P trunk add prov --host "$PROV" --port "$pport" --transport tls \
   --ca-file "$prov/tls/cert.pem" --tls-server-name localhost --username 100 --auth-user provtrunk100 \
-  --password-stdin --register --source "$PROV/32" >/dev/null || fail "trunk add prov"
+  --password-stdin --register --source "$PROV/32" --caller-id 100 >/dev/null || fail "trunk add prov"
+P ext add 201 --json >"$E2E_TMP/201.json" || fail "ext add 201"
+P policy set country_code 49 >/dev/null || fail "policy set country_code"
+P policy set national_prefix 0 >/dev/null || fail "policy set national_prefix"
+P rule add out --prefix 0 --strip 1 --trunks prov >/dev/null || fail "rule add out"
 printf '%s\n' "$TRUNK_PW" | P trunk add badca --host "$BADPROV" --port "$pport" --transport tls \
   --ca-file "$E2E_TMP/other.pem" --tls-server-name localhost --username 100 --auth-user provtrunk100 \
   --password-stdin --register --source "$BADPROV/32" >/dev/null || fail "trunk add badca"
@@ -100,13 +110,62 @@ esac
   fail "the provider holds more than prov's binding: $(V registrations)"
 ok "trunk badca: certificate refused ($(echo "$line" | grep -o 'invalid peer certificate[^"]*' | head -1)), not registered"
 
+# ---- an outbound call over the trunk: 201 (sipp UAC on the PBX) dials 0300 -> the provider's 300 (sipp UAS, echo)
+sox -n -r 8000 -c 1 -t ul "$E2E_TMP/tone.ul" synth 4 sine 1000 2>/dev/null || fail "sox tone"
+python3 "$E2E_DIR/make_g711_pcap.py" "$E2E_TMP/tone.ul" "$E2E_TMP/g711.pcap" || fail "g711.pcap"
+r=$(timeout -k 2 10 python3 "$E2E_DIR/call_client.py" register "$PROV:$pport" 300 "$(jf "$E2E_TMP/300.json" auth_id)" \
+  "$(jf "$E2E_TMP/300.json" password)" --contact "$PROV:$uport" --bind "$uport") || fail "register 300: $r"
+case $r in *'"final": 200'*) ;; *) fail "register 300 at the provider: $r" ;; esac
+spawn "$E2E_TMP/uas.out" timeout -k 2 40 sipp -sf "$E2E_DIR/scenarios/call_uas_rtp.xml" -i "$PROV" -p "$uport" \
+  -mi "$PROV" -mp "$umedia" -rtp_echo -m 1 -nostdin -timeout 35 -trace_msg -message_file "$E2E_TMP/uas.msg" \
+  -trace_err -error_file "$E2E_TMP/uas.err"
+UAS=$BG_PID
+spawn "$E2E_TMP/rtp.log" timeout -k 2 40 tshark -i lo -F pcap -a duration:35 -w "$E2E_TMP/rtp.pcap" \
+  -f "udp and portrange 55200-55399"
+RTPCAP=$BG_PID
+for ((i = 0; i < 50; i++)); do
+  grep -q 'Capturing on' "$E2E_TMP/rtp.log" && break
+  sleep 0.1
+done
+printf 'SEQUENTIAL\n201;%s;%s;0300\n' "$(jf "$E2E_TMP/201.json" auth_id)" "$(jf "$E2E_TMP/201.json" password)" >"$E2E_TMP/uac.csv"
+rc=0
+(cd "$E2E_TMP" && timeout -k 2 40 sipp "$HOST:$aport" -sf "$E2E_DIR/scenarios/call_uac_rtp.xml" -inf "$E2E_TMP/uac.csv" \
+  -i "$HOST" -p "$cport" -mi "$HOST" -mp "$cmedia" -m 1 -d 3000 -nostdin -timeout 30 -timeout_error \
+  -trace_msg -message_file "$E2E_TMP/uac.msg" -trace_err -error_file "$E2E_TMP/uac.err" \
+  >"$E2E_TMP/uac.out" 2>&1 </dev/null) || rc=$?
+[ "$rc" = 0 ] || {
+  show "$E2E_TMP/uac.msg" 60
+  show "$PBX_ERR" 30
+  show "$PROV_ERR" 30
+  fail "the call 201 -> 0300 through the TLS trunk failed (sipp exit $rc)"
+}
+wait_exit "$UAS" 10 || fail "the provider's callee UAS did not finish"
+sleep 0.3
+stop_pid "$RTPCAP" 3
+grep -q "^INVITE sip:300@" "$E2E_TMP/uas.msg" || fail "the provider's 300 got no INVITE"
+# the trunk leg: PBX relay (55200-55299) -> provider relay (55300-55399), and back
+read -r n pt size ent f ports < <(sec_rtp_leg "$E2E_TMP/rtp.pcap" 55200 55299 55300 55399 "$E2E_TMP/trunk_out")
+read -r nb _ _ entb fb _ < <(sec_rtp_leg "$E2E_TMP/rtp.pcap" 55300 55399 55200 55299 "$E2E_TMP/trunk_back")
+log "trunk leg RTP: out $n packets (pt $pt, $size bytes, entropy $ent, ~$f Hz), back $nb packets (entropy $entb, ~$fb Hz)"
+# the callee's leg: the provider's relay -> the UAS, carrying the caller's tone
+read -r nu _ _ _ fu _ < <(sec_rtp_leg "$E2E_TMP/rtp.pcap" 55300 55399 "$umedia" "$umedia" "$E2E_TMP/callee")
+read -r nc _ _ _ fc _ < <(sec_rtp_leg "$E2E_TMP/rtp.pcap" 55200 55299 "$cmedia" "$cmedia" "$E2E_TMP/caller")
+if [ "$nu" -lt 100 ] || ! sec_near "$fu" 1000; then
+  fail "the callee got $nu packets (~$fu Hz): the caller's tone did not cross the trunk"
+fi
+if [ "$nc" -lt 100 ] || ! sec_near "$fc" 1000; then
+  fail "the caller got $nc packets back (~$fc Hz): the echo did not cross the trunk"
+fi
+if [ "$n" -lt 100 ] || [ "$nb" -lt 100 ]; then fail "trunk leg: $n packets out, $nb back"; fi
+ok "call 201 -> 0300 over the TLS trunk: the callee got $nu packets of ~$fu Hz, the caller $nc echoed (~$fc Hz)"
+
 # ---- no SIP in clear on the trunk's connection
 sleep 0.5
 kill -INT "$TSHARK" 2>/dev/null || true
 wait_exit "$TSHARK" 5 || true
 hs=$(tshark -r "$E2E_TMP/trunk.pcap" -Y 'tls.handshake.type == 1' 2>/dev/null | wc -l)
 sip=$(tshark -r "$E2E_TMP/trunk.pcap" -Y sip 2>/dev/null | wc -l)
-clear=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(d.count(b"REGISTER sip:") + d.count(b"SIP/2.0 "))' "$E2E_TMP/trunk.pcap")
+clear=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(sum(d.count(m) for m in (b"REGISTER sip:", b"INVITE sip:", b"SIP/2.0 ", b"a=crypto")))' "$E2E_TMP/trunk.pcap")
 [ "$hs" -ge 2 ] || fail "tshark saw $hs TLS ClientHellos on port $pport (expected prov's and badca's)"
 [ "$sip" = 0 ] || fail "tshark decoded $sip SIP packets on the trunk's TLS port"
 [ "$clear" = 0 ] || fail "SIP in clear on the trunk's TLS port: $sip SIP packets, $clear clear-text markers"
