@@ -10,7 +10,13 @@
 #     server name, CA file and "invalid peer certificate"), it never registers, and the provider holds no binding
 #     made through it;
 #   * the legitimate use: prov registers (trunk show: registered; the provider's `registrations` show 100 over
-#     TLS from the PBX), and tshark on the provider's TLS port sees TLS handshakes and no SIP in clear.
+#     TLS from the PBX);
+#   * calls: 201 (sipp UAC on the PBX) dials 0300 (rule out: strip the 0, trunk prov, caller ID 100) -> the
+#     provider authenticates the INVITE as 100 (digest user provtrunk100) and rings its 300 (a sipp UAS, RTP
+#     echo). With --srtp disabled (the default) the trunk leg (PBX relay -> provider relay) carries the 1 kHz
+#     tone in clear; after `trunk set prov --srtp enabled` it carries only SRTP (SDES keys exchanged over the
+#     TLS connection: payload 170 bytes, entropy > 7.5 bits/byte, no tone) while both phones still get the tone;
+#   * tshark on the provider's TLS port sees TLS handshakes and no SIP (nor an a=crypto line) in clear.
 # Ports: 27400-27499 (signalling), relays 55200-55299 (PBX) and 55300-55399 (provider).
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -116,48 +122,82 @@ python3 "$E2E_DIR/make_g711_pcap.py" "$E2E_TMP/tone.ul" "$E2E_TMP/g711.pcap" || 
 r=$(timeout -k 2 10 python3 "$E2E_DIR/call_client.py" register "$PROV:$pport" 300 "$(jf "$E2E_TMP/300.json" auth_id)" \
   "$(jf "$E2E_TMP/300.json" password)" --contact "$PROV:$uport" --bind "$uport") || fail "register 300: $r"
 case $r in *'"final": 200'*) ;; *) fail "register 300 at the provider: $r" ;; esac
-spawn "$E2E_TMP/uas.out" timeout -k 2 40 sipp -sf "$E2E_DIR/scenarios/call_uas_rtp.xml" -i "$PROV" -p "$uport" \
-  -mi "$PROV" -mp "$umedia" -rtp_echo -m 1 -nostdin -timeout 35 -trace_msg -message_file "$E2E_TMP/uas.msg" \
+spawn "$E2E_TMP/uas.out" timeout -k 2 60 sipp -sf "$E2E_DIR/scenarios/call_uas_rtp.xml" -i "$PROV" -p "$uport" \
+  -mi "$PROV" -mp "$umedia" -rtp_echo -m 2 -nostdin -timeout 55 -trace_msg -message_file "$E2E_TMP/uas.msg" \
   -trace_err -error_file "$E2E_TMP/uas.err"
 UAS=$BG_PID
-spawn "$E2E_TMP/rtp.log" timeout -k 2 40 tshark -i lo -F pcap -a duration:35 -w "$E2E_TMP/rtp.pcap" \
-  -f "udp and portrange 55200-55399"
-RTPCAP=$BG_PID
-for ((i = 0; i < 50; i++)); do
-  grep -q 'Capturing on' "$E2E_TMP/rtp.log" && break
-  sleep 0.1
-done
 printf 'SEQUENTIAL\n201;%s;%s;0300\n' "$(jf "$E2E_TMP/201.json" auth_id)" "$(jf "$E2E_TMP/201.json" password)" >"$E2E_TMP/uac.csv"
-rc=0
-(cd "$E2E_TMP" && timeout -k 2 40 sipp "$HOST:$aport" -sf "$E2E_DIR/scenarios/call_uac_rtp.xml" -inf "$E2E_TMP/uac.csv" \
-  -i "$HOST" -p "$cport" -mi "$HOST" -mp "$cmedia" -m 1 -d 3000 -nostdin -timeout 30 -timeout_error \
-  -trace_msg -message_file "$E2E_TMP/uac.msg" -trace_err -error_file "$E2E_TMP/uac.err" \
-  >"$E2E_TMP/uac.out" 2>&1 </dev/null) || rc=$?
-[ "$rc" = 0 ] || {
-  show "$E2E_TMP/uac.msg" 60
-  show "$PBX_ERR" 30
-  show "$PROV_ERR" 30
-  fail "the call 201 -> 0300 through the TLS trunk failed (sipp exit $rc)"
+
+# call NAME: one call 201 -> 0300 (3 s of a 1 kHz tone, echoed by the callee) with the media captured; sets
+# TRUNK_OUT / TRUNK_BACK (sec_rtp_leg lines of the trunk leg: PBX relay -> provider relay and back)
+call() {
+  local name=$1 rc=0 cap i n pt size ent f nu fu nc fc
+  cap=$E2E_TMP/$name.pcap
+  spawn "$E2E_TMP/$name.tshark.log" timeout -k 2 30 tshark -i lo -F pcap -a duration:25 -w "$cap" \
+    -f "udp and portrange 55200-55399"
+  local tpid=$BG_PID
+  for ((i = 0; i < 50; i++)); do
+    grep -q 'Capturing on' "$E2E_TMP/$name.tshark.log" && break
+    sleep 0.1
+  done
+  (cd "$E2E_TMP" && timeout -k 2 30 sipp "$HOST:$aport" -sf "$E2E_DIR/scenarios/call_uac_rtp.xml" \
+    -inf "$E2E_TMP/uac.csv" -i "$HOST" -p "$cport" -mi "$HOST" -mp "$cmedia" -m 1 -d 3000 -nostdin -timeout 25 \
+    -timeout_error -trace_msg -message_file "$E2E_TMP/$name.uac.msg" -trace_err \
+    -error_file "$E2E_TMP/$name.uac.err" >"$E2E_TMP/$name.uac.out" 2>&1 </dev/null) || rc=$?
+  [ "$rc" = 0 ] || {
+    show "$E2E_TMP/$name.uac.msg" 60
+    show "$PBX_ERR" 30
+    show "$PROV_ERR" 30
+    fail "$name: the call 201 -> 0300 through the TLS trunk failed (sipp exit $rc)"
+  }
+  sleep 0.5
+  stop_pid "$tpid" 3
+  TRUNK_OUT=$(sec_rtp_leg "$cap" 55200 55299 55300 55399 "$E2E_TMP/$name.out")
+  TRUNK_BACK=$(sec_rtp_leg "$cap" 55300 55399 55200 55299 "$E2E_TMP/$name.back")
+  read -r n pt size ent f _ <<<"$TRUNK_OUT"
+  log "$name: trunk leg out: $n packets (pt $pt, $size bytes, entropy $ent, ~$f Hz); back: $TRUNK_BACK"
+  # the callee's leg (provider relay -> UAS) and the caller's (PBX relay -> UAC) carry the tone in clear
+  read -r nu _ _ _ fu _ < <(sec_rtp_leg "$cap" 55300 55399 "$umedia" "$umedia" "$E2E_TMP/$name.callee")
+  read -r nc _ _ _ fc _ < <(sec_rtp_leg "$cap" 55200 55299 "$cmedia" "$cmedia" "$E2E_TMP/$name.caller")
+  if [ "$nu" -lt 100 ] || ! sec_near "$fu" 1000; then
+    fail "$name: the callee got $nu packets (~$fu Hz): the caller's tone did not cross the trunk"
+  fi
+  if [ "$nc" -lt 100 ] || ! sec_near "$fc" 1000; then
+    fail "$name: the caller got $nc packets back (~$fc Hz): the echo did not cross the trunk"
+  fi
+  if [ "$n" -lt 100 ]; then fail "$name: trunk leg: $n packets out"; fi
+  ok "$name: call 201 -> 0300 over the TLS trunk: the callee got $nu packets of ~$fu Hz, the caller $nc echoed (~$fc Hz)"
 }
+# plain LEG_LINE / encrypted LEG_LINE: the trunk leg carries the tone in clear / only SRTP
+plain() {
+  local n pt size ent f
+  read -r n pt size ent f _ <<<"$1"
+  [ "$n" -ge 100 ] && [ "$size" = 160 ] && sec_near "$f" 1000
+}
+encrypted() {
+  local n pt size ent f
+  read -r n pt size ent f _ <<<"$1"
+  [ "$n" -ge 100 ] && [ "$size" -gt 160 ] && ! sec_near "$f" 1000 &&
+    python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 7.5 else 1)' "$ent"
+}
+
+# srtp disabled (the default): the trunk leg is plain RTP (what an eavesdropper on the path hears)
+call plain-call
+if ! plain "$TRUNK_OUT" || ! plain "$TRUNK_BACK"; then
+  fail "--srtp disabled: the trunk leg is not plain 1 kHz RTP: $TRUNK_OUT | $TRUNK_BACK"
+fi
+ok "--srtp disabled: the tone crosses the trunk leg in clear ($TRUNK_OUT)"
+
+# srtp enabled: SDES keys over the TLS trunk, SRTP on the trunk leg, the tone in clear only on the phones' legs
+P trunk set prov --srtp enabled >/dev/null || fail "trunk set prov --srtp enabled"
+sleep 1.2
+call srtp-call
+if ! encrypted "$TRUNK_OUT" || ! encrypted "$TRUNK_BACK"; then
+  fail "--srtp enabled: the trunk leg is not SRTP: $TRUNK_OUT | $TRUNK_BACK"
+fi
+grep -q "RTP/SAVP" "$E2E_TMP/uas.msg" && fail "the provider's callee saw an SRTP offer (its own leg is plain UDP)"
+ok "--srtp enabled: the trunk leg is SRTP both ways (payload > 160 bytes, entropy > 7.5, no tone): $TRUNK_OUT"
 wait_exit "$UAS" 10 || fail "the provider's callee UAS did not finish"
-sleep 0.3
-stop_pid "$RTPCAP" 3
-grep -q "^INVITE sip:300@" "$E2E_TMP/uas.msg" || fail "the provider's 300 got no INVITE"
-# the trunk leg: PBX relay (55200-55299) -> provider relay (55300-55399), and back
-read -r n pt size ent f ports < <(sec_rtp_leg "$E2E_TMP/rtp.pcap" 55200 55299 55300 55399 "$E2E_TMP/trunk_out")
-read -r nb _ _ entb fb _ < <(sec_rtp_leg "$E2E_TMP/rtp.pcap" 55300 55399 55200 55299 "$E2E_TMP/trunk_back")
-log "trunk leg RTP: out $n packets (pt $pt, $size bytes, entropy $ent, ~$f Hz), back $nb packets (entropy $entb, ~$fb Hz)"
-# the callee's leg: the provider's relay -> the UAS, carrying the caller's tone
-read -r nu _ _ _ fu _ < <(sec_rtp_leg "$E2E_TMP/rtp.pcap" 55300 55399 "$umedia" "$umedia" "$E2E_TMP/callee")
-read -r nc _ _ _ fc _ < <(sec_rtp_leg "$E2E_TMP/rtp.pcap" 55200 55299 "$cmedia" "$cmedia" "$E2E_TMP/caller")
-if [ "$nu" -lt 100 ] || ! sec_near "$fu" 1000; then
-  fail "the callee got $nu packets (~$fu Hz): the caller's tone did not cross the trunk"
-fi
-if [ "$nc" -lt 100 ] || ! sec_near "$fc" 1000; then
-  fail "the caller got $nc packets back (~$fc Hz): the echo did not cross the trunk"
-fi
-if [ "$n" -lt 100 ] || [ "$nb" -lt 100 ]; then fail "trunk leg: $n packets out, $nb back"; fi
-ok "call 201 -> 0300 over the TLS trunk: the callee got $nu packets of ~$fu Hz, the caller $nc echoed (~$fc Hz)"
 
 # ---- no SIP in clear on the trunk's connection
 sleep 0.5

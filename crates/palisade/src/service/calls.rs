@@ -297,6 +297,7 @@ impl Service {
                         .map(String::from)
                         .zip(t.password.clone()),
                     is_trunk: true,
+                    srtp: Some(t.srtp),
                 })
             })
             .collect()
@@ -329,10 +330,10 @@ impl Service {
             .ok()
             .and_then(|f| f.uri.user.map(str::to_string))
             .unwrap_or_default();
-        // The other end of a trunk: not an extension (it may not transfer).
+        // The other end of a trunk: not an extension (it may not transfer); its SRTP is the trunk's.
         let caller = Party {
             number: caller_number,
-            srtp: pbx::store::SrtpMode::Disabled,
+            srtp: trunk.srtp,
             ..Party::default()
         };
         let ext = trunk

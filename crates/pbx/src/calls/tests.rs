@@ -774,6 +774,7 @@ fn trunk_target(addr: &str) -> Target {
         transport: "UDP".into(),
         credentials: Some(("acct".into(), "s3cret".into())),
         is_trunk: true,
+        srtp: None,
     }
 }
 
