@@ -16,6 +16,8 @@
 #     echo). With --srtp disabled (the default) the trunk leg (PBX relay -> provider relay) carries the 1 kHz
 #     tone in clear; after `trunk set prov --srtp enabled` it carries only SRTP (SDES keys exchanged over the
 #     TLS connection: payload 170 bytes, entropy > 7.5 bits/byte, no tone) while both phones still get the tone;
+#   * the provider's 300 calls 100 (the PBX's registration): the INVITE comes back over the connection the PBX
+#     opened (the provider opens none to the PBX's TLS listener), DID 100 rings 201;
 #   * tshark on the provider's TLS port sees TLS handshakes and no SIP (nor an a=crypto line) in clear.
 # Ports: 27400-27499 (signalling), relays 55200-55299 (PBX) and 55300-55399 (provider).
 # lib.sh helpers take optional arguments: calling them without any is intended.
@@ -35,9 +37,10 @@ P() { "$PALISADE_BIN" "$@" --data "$pbx"; }
 V() { "$PALISADE_BIN" "$@" --data "$prov"; }
 
 # one block: the provider, the PBX (UDP, TLS), the callee UAS (SIP, RTP/RTCP, video RTP/RTCP), the caller UAC
-block=$(free_port 13)
+block=$(free_port 18)
 pport=$block aport=$((block + 1)) atls=$((block + 2))
 uport=$((block + 3)) umedia=$((block + 4)) cport=$((block + 8)) cmedia=$((block + 9))
+u2port=$((block + 13)) u2media=$((block + 14))
 
 # ---- the provider (its domain, the digest realm, set before the extension is made)
 mkdir -p "$prov"
@@ -198,6 +201,34 @@ fi
 grep -q "RTP/SAVP" "$E2E_TMP/uas.msg" && fail "the provider's callee saw an SRTP offer (its own leg is plain UDP)"
 ok "--srtp enabled: the trunk leg is SRTP both ways (payload > 160 bytes, entropy > 7.5, no tone): $TRUNK_OUT"
 wait_exit "$UAS" 10 || fail "the provider's callee UAS did not finish"
+
+# ---- a call from the provider: its 300 dials 100 (the PBX's registration) -> over the PBX's own TLS connection
+# (the provider has no other way in: the PBX's contact is behind that connection) -> DID 100 -> 201 (a sipp UAS)
+P did add 100 --trunk prov --ext 201 >/dev/null || fail "did add 100"
+r=$(timeout -k 2 10 python3 "$E2E_DIR/call_client.py" register "$HOST:$aport" 201 "$(jf "$E2E_TMP/201.json" auth_id)" \
+  "$(jf "$E2E_TMP/201.json" password)" --contact "$HOST:$u2port" --bind "$u2port") || fail "register 201: $r"
+case $r in *'"final": 200'*) ;; *) fail "register 201 at the PBX: $r" ;; esac
+spawn "$E2E_TMP/uas2.out" timeout -k 2 30 sipp -sf "$E2E_DIR/scenarios/call_uas_rtp.xml" -i "$HOST" -p "$u2port" \
+  -mi "$HOST" -mp "$u2media" -rtp_echo -m 1 -nostdin -timeout 25 -trace_msg -message_file "$E2E_TMP/uas2.msg" \
+  -trace_err -error_file "$E2E_TMP/uas2.err"
+UAS2=$BG_PID
+printf 'SEQUENTIAL\n300;%s;%s;100\n' "$(jf "$E2E_TMP/300.json" auth_id)" "$(jf "$E2E_TMP/300.json" password)" >"$E2E_TMP/in.csv"
+rc=0
+(cd "$E2E_TMP" && timeout -k 2 30 sipp "$PROV:$pport" -sf "$E2E_DIR/scenarios/call_uac_rtp.xml" -inf "$E2E_TMP/in.csv" \
+  -i "$PROV" -p "$cport" -mi "$PROV" -mp "$cmedia" -m 1 -d 2000 -nostdin -timeout 25 -timeout_error \
+  -trace_msg -message_file "$E2E_TMP/in.uac.msg" -trace_err -error_file "$E2E_TMP/in.uac.err" \
+  >"$E2E_TMP/in.uac.out" 2>&1 </dev/null) || rc=$?
+[ "$rc" = 0 ] || {
+  show "$E2E_TMP/in.uac.msg" 60
+  show "$PBX_ERR" 30
+  show "$PROV_ERR" 30
+  fail "the provider's call 300 -> 100 did not reach the PBX's 201 over the trunk (sipp exit $rc)"
+}
+wait_exit "$UAS2" 10 || fail "201's UAS did not finish"
+grep -q "^INVITE " "$E2E_TMP/uas2.msg" || fail "201 got no INVITE"
+[ -z "$(ss -Htn "( sport = :$atls )")" ] ||
+  fail "the provider opened a connection to the PBX's TLS listener: $(ss -Htn "( sport = :$atls )")"
+ok "the provider's call to the PBX's registration came back over the PBX's TLS connection and rang 201"
 
 # ---- no SIP in clear on the trunk's connection
 sleep 0.5
