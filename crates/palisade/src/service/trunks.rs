@@ -292,6 +292,44 @@ mod tests {
     }
 
     #[test]
+    fn tls_peers_are_the_tls_trunks_addresses_only() {
+        let mut s = service();
+        let now = Instant::now();
+        let mut tls = trunk("198.51.100.10");
+        tls.transport = "TLS".into();
+        tls.tls.ca_file = Some("/etc/palisade/provider-ca.pem".into());
+        let mut named = trunk("sip.carrier.test");
+        named.name = "named".into();
+        named.transport = "TLS".into();
+        named.tls.server_name = Some("edge.carrier.test".into());
+        let mut plain = trunk("198.51.100.20");
+        plain.name = "plain".into();
+        s.apply_trunks(vec![tls, named, plain], now);
+        let peer = s.tls_peer("198.51.100.10:5070".parse().unwrap()).unwrap();
+        assert_eq!(peer.server_name, "198.51.100.10");
+        assert_eq!(
+            peer.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/palisade/provider-ca.pem"))
+        );
+        // a name trunk: found by what its name resolved to, verified for its configured server name
+        let mut resolved = Resolved::new();
+        resolved.insert(
+            "sip.carrier.test".into(),
+            vec!["203.0.113.7".parse().unwrap()],
+        );
+        s.set_resolved(resolved, now);
+        let peer = s
+            .tls_peer("[::ffff:203.0.113.7]:5070".parse().unwrap())
+            .unwrap();
+        assert_eq!(peer.server_name, "edge.carrier.test");
+        assert_eq!(peer.ca_file, None, "the system roots");
+        // not a TLS trunk, another port, anyone else: no outgoing TLS connection
+        assert!(s.tls_peer("198.51.100.20:5070".parse().unwrap()).is_none());
+        assert!(s.tls_peer("198.51.100.10:5061".parse().unwrap()).is_none());
+        assert!(s.tls_peer("192.0.2.99:5061".parse().unwrap()).is_none());
+    }
+
+    #[test]
     fn host_names_resolve_into_targets_sources_and_registrations() {
         let mut s = service();
         let now = Instant::now();
