@@ -7,6 +7,9 @@
 #     is refused after the reset;
 #   * `trunk add carrier --password-stdin --register`: a sipp registrar (scenarios/trunk_register_uas.xml,
 #     verifyauth) accepts Palisade's answer to its challenge, so the stored password is the one from stdin;
+#   * on a terminal (a pty from `script`), `trunk add --username U` without a password flag asks for it twice
+#     without echo: the typed password never appears in the output and the trunk has one; two different
+#     answers add nothing;
 #   * a sampler reading every /proc/*/cmdline every 5 ms for the whole test finds none of the passwords.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -14,15 +17,15 @@ set -euo pipefail
 export E2E_PORT_MIN=27200 E2E_PORT_MAX=27299
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
-need sipp python3 ss
+need sipp python3 ss script
 
-EXT_PW=Stdin-Ext-Pw-7391 NEW_PW=Stdin-New-Pw-5518 TRUNK_PW=Stdin-Trunk-Pw-2206
+EXT_PW=Stdin-Ext-Pw-7391 NEW_PW=Stdin-New-Pw-5518 TRUNK_PW=Stdin-Trunk-Pw-2206 TYPED_PW=Typed-Trunk-Pw-9034
 AUTH_ID=desk601stdin TRUNK_USER=palisade-trunk PROV=127.0.0.72
 data=$E2E_TMP/data
 pal() { "$PALISADE_BIN" "$@" --data "$data"; }
 
 # ---- the sampler: every process's command line, every 5 ms, until told to stop
-printf '%s\n' "$EXT_PW" "$NEW_PW" "$TRUNK_PW" >"$E2E_TMP/secrets"
+printf '%s\n' "$EXT_PW" "$NEW_PW" "$TRUNK_PW" "$TYPED_PW" >"$E2E_TMP/secrets"
 cat >"$E2E_TMP/sampler.py" <<'PY'
 import os, sys, time
 secrets = [s.encode() for s in open(sys.argv[1]).read().split()]
@@ -151,7 +154,32 @@ wait "$REG_PID" || rc=$?
 }
 ok "trunk add --password-stdin: the provider's verifyauth accepts the password read from stdin"
 
-# ---- 4. the sampler saw no password in any command line
+# ---- 4. a prompt without echo on a terminal
+# on_tty OUT LINE1 LINE2 ARGS...: runs `palisade ARGS --data DATA` on a pty, typing LINE1 and LINE2
+on_tty() {
+  local out=$1 l1=$2 l2=$3
+  shift 3
+  (
+    sleep 0.5
+    printf '%s\n' "$l1"
+    sleep 0.3
+    printf '%s\n' "$l2"
+  ) | timeout -k 2 15 script -qec "$(printf '%q ' "$PALISADE_BIN" "$@" --data "$data")" /dev/null >"$out" 2>&1
+}
+on_tty "$E2E_TMP/tty1.out" "$TYPED_PW" "$TYPED_PW" trunk add typed --host 198.51.100.40 --username acct ||
+  fail "trunk add on a terminal failed: $(cat -v "$E2E_TMP/tty1.out")"
+grep -q "Password for the provider:" "$E2E_TMP/tty1.out" || fail "no prompt: $(cat -v "$E2E_TMP/tty1.out")"
+grep -qF "$TYPED_PW" "$E2E_TMP/tty1.out" && fail "the typed password was echoed: $(cat -v "$E2E_TMP/tty1.out")"
+[ "$(pal trunk show typed --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["password"])')" = set ] ||
+  fail "the trunk added on a terminal has no password"
+if on_tty "$E2E_TMP/tty2.out" "$TYPED_PW" "Something-Else-1" trunk add typo --host 198.51.100.41 --username acct; then
+  fail "two different passwords were accepted"
+fi
+grep -q "the two passwords differ" "$E2E_TMP/tty2.out" || fail "no clear error for a typo: $(cat -v "$E2E_TMP/tty2.out")"
+pal trunk show typo >/dev/null 2>&1 && fail "trunk typo was added despite the mismatch"
+ok "trunk add on a terminal: asked twice without echo; a mismatch adds nothing"
+
+# ---- 5. the sampler saw no password in any command line
 touch "$E2E_TMP/sampler.stop"
 wait_exit "$SAMPLER" 5 || fail "the sampler did not stop"
 samples=$(awk '/^samples/ {print $2}' "$E2E_TMP/sampler.out")

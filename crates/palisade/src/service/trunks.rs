@@ -13,7 +13,7 @@ use pbx::trunks::registration::{
 use sip::transaction::{ClientTxId, Peer, Transport as TxTransport};
 use sip::{Framing, Message};
 
-use super::{Outbound, Service};
+use super::{Outbound, Service, Transport};
 
 /// Host name -> the addresses it resolved to, in the resolver's order.
 pub type Resolved = HashMap<String, Vec<IpAddr>>;
@@ -209,6 +209,30 @@ impl Service {
         };
         self.trunk_state.regs.on_failure(id, now);
         true
+    }
+
+    /// The edge could not open a connection to `dest` over `transport` (`reason` says why, e.g. a certificate
+    /// that did not verify): the trunk registrations waiting on it fail now, with that reason for `trunk show`.
+    pub fn connect_failed(
+        &mut self,
+        transport: Transport,
+        dest: SocketAddr,
+        reason: &str,
+        now: Instant,
+    ) {
+        let token = match transport {
+            Transport::Tls => "TLS",
+            Transport::Tcp => "TCP",
+            _ => return,
+        };
+        let failed = self
+            .trunk_state
+            .regs
+            .on_connect_failure(dest, token, reason, now);
+        // Their transactions would time out later and must not fail the next attempt.
+        self.trunk_state
+            .clients
+            .retain(|_, id| !failed.contains(id));
     }
 
     /// Client transaction `tx` is over.

@@ -131,13 +131,19 @@ pub fn connect_tls(edge: Arc<Edge>, dest: SocketAddr, peer: TlsPeer, first: Byte
             Ok(Ok(x)) => x,
             Ok(Err(e)) => {
                 // A certificate the trunk's CA file (or the system roots) does not vouch for ends up here.
-                tracing::warn!(%dest, server_name = %peer.server_name,
-                    ca_file = %peer.ca_file.as_deref().map_or("system roots".into(), |p| p.display().to_string()),
+                let ca = peer
+                    .ca_file
+                    .as_deref()
+                    .map_or("the system roots".into(), |p| p.display().to_string());
+                tracing::warn!(%dest, server_name = %peer.server_name, ca_file = %ca,
                     error = %e, "TLS connection to the trunk failed; messages dropped");
+                let reason = format!("{e} (server name {}, CA file {ca})", peer.server_name);
+                connect_failed(&edge, dest, &reason);
                 return;
             }
             Err(_) => {
                 tracing::warn!(%dest, "TLS connection to the trunk timed out; messages dropped");
+                connect_failed(&edge, dest, "the TLS connection timed out");
                 return;
             }
         };
@@ -154,6 +160,14 @@ pub fn connect_tls(edge: Arc<Edge>, dest: SocketAddr, peer: TlsPeer, first: Byte
         )
         .await;
     });
+}
+
+/// Tells the service that a TLS connection to `dest` failed (its registrations fail at once).
+fn connect_failed(edge: &Arc<Edge>, dest: SocketAddr, reason: &str) {
+    edge.with_service(|s| {
+        s.connect_failed(Transport::Tls, dest, reason, std::time::Instant::now())
+    });
+    edge.wake_timers();
 }
 
 /// Runs one connection until the peer closes it, it idles out, it cannot be framed or a write gets stuck.

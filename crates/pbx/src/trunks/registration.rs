@@ -567,6 +567,42 @@ impl Registrations {
         r.fail(why, None, now);
     }
 
+    /// No connection to `dest` over `transport` could be made (e.g. the provider's TLS certificate did not
+    /// verify): every registration with a REGISTER in flight to it fails now, with `reason`, instead of waiting
+    /// for its transaction to time out. Returns the registrations that failed (their transactions are moot).
+    pub fn on_connect_failure(
+        &mut self,
+        dest: SocketAddr,
+        transport: &str,
+        reason: &str,
+        now: Instant,
+    ) -> Vec<RegId> {
+        let mut failed = Vec::new();
+        let mut i = 0;
+        while i < self.regs.len() {
+            let r = &mut self.regs[i];
+            let hit = r.in_flight.is_some()
+                && r.target.dest == Some(dest)
+                && r.target.transport.eq_ignore_ascii_case(transport);
+            if !hit {
+                i += 1;
+                continue;
+            }
+            failed.push(r.id);
+            if r.removing {
+                self.regs.remove(i);
+                continue;
+            }
+            let why = format!(
+                "cannot connect to the provider at {dest} ({}): {reason}",
+                r.target.transport
+            );
+            r.fail(why, None, now);
+            i += 1;
+        }
+        failed
+    }
+
     /// How each registration stands (unregistering ones included).
     pub fn status(&self, now: Instant, wall: SystemTime) -> Vec<RegStatus> {
         self.regs
