@@ -18,7 +18,9 @@
 #     TLS connection: payload 170 bytes, entropy > 7.5 bits/byte, no tone) while both phones still get the tone;
 #   * the provider's 300 calls 100 (the PBX's registration): the INVITE comes back over the connection the PBX
 #     opened (the provider opens none to the PBX's TLS listener), DID 100 rings 201;
-#   * tshark on the provider's TLS port sees TLS handshakes and no SIP (nor an a=crypto line) in clear.
+#   * both sides close connections idle for 3 s, yet prov's one connection (kept alive by the PBX's CRLF
+#     pings) carries everything: tshark on the provider's TLS port sees exactly two ClientHellos (prov's and
+#     badca's) and no SIP (nor an a=crypto line) in clear.
 # Ports: 27400-27499 (signalling), relays 55200-55299 (PBX) and 55300-55399 (provider).
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -43,8 +45,11 @@ uport=$((block + 3)) umedia=$((block + 4)) cport=$((block + 8)) cmedia=$((block 
 u2port=$((block + 13)) u2media=$((block + 14))
 
 # ---- the provider (its domain, the digest realm, set before the extension is made)
-mkdir -p "$prov"
-echo 'domain = "provider.test"' >"$prov/palisade.toml"
+# Both sides close a connection idle for 3 s: only the PBX's keep-alives (CRLF CRLF every second) keep the
+# trunk's connection, and with it the provider's way back to the PBX, open.
+mkdir -p "$prov" "$pbx"
+printf 'domain = "provider.test"\n[limits]\nidle_timeout_secs = 3\n' >"$prov/palisade.toml"
+printf '[limits]\nidle_timeout_secs = 3\n' >"$pbx/palisade.toml"
 printf '%s\n' "$TRUNK_PW" | V ext add 100 --auth-id provtrunk100 --password-stdin >/dev/null || fail "provider: ext add 100"
 V ext add 300 --json >"$E2E_TMP/300.json" || fail "provider: ext add 300"
 jf() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
@@ -209,6 +214,7 @@ grep -q "RTP/SAVP" "$E2E_TMP/uas.msg" && fail "the provider's callee saw an SRTP
 ok "--srtp enabled: the trunk leg is SRTP both ways (payload > 160 bytes, entropy > 7.5, no tone): $TRUNK_OUT"
 wait_exit "$UAS" 10 || fail "the provider's callee UAS did not finish"
 
+sleep 4 # longer than both idle timeouts
 # ---- a call from the provider: its 300 dials 100 (the PBX's registration) -> over the PBX's own TLS connection
 # (the provider has no other way in: the PBX's contact is behind that connection) -> DID 100 -> 201 (a sipp UAS)
 P did add 100 --trunk prov --ext 201 >/dev/null || fail "did add 100"
@@ -244,10 +250,10 @@ wait_exit "$TSHARK" 5 || true
 hs=$(tshark -r "$E2E_TMP/trunk.pcap" -Y 'tls.handshake.type == 1' 2>/dev/null | wc -l)
 sip=$(tshark -r "$E2E_TMP/trunk.pcap" -Y sip 2>/dev/null | wc -l)
 clear=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(sum(d.count(m) for m in (b"REGISTER sip:", b"INVITE sip:", b"SIP/2.0 ", b"a=crypto")))' "$E2E_TMP/trunk.pcap")
-[ "$hs" -ge 2 ] || fail "tshark saw $hs TLS ClientHellos on port $pport (expected prov's and badca's)"
+[ "$hs" = 2 ] || fail "tshark saw $hs TLS ClientHellos on port $pport (expected 2: prov's one connection, reused, and badca's)"
 [ "$sip" = 0 ] || fail "tshark decoded $sip SIP packets on the trunk's TLS port"
 [ "$clear" = 0 ] || fail "SIP in clear on the trunk's TLS port: $sip SIP packets, $clear clear-text markers"
-ok "tshark on port $pport: $hs ClientHellos, no SIP in clear"
+ok "tshark on port $pport: $hs ClientHellos (one connection for prov's registration, calls and the call back), no SIP in clear"
 
 alive "$PBX_PID" || fail "the PBX died"
 alive "$PROV_PID" || fail "the provider died"

@@ -116,6 +116,7 @@ pub fn connect_tls(edge: Arc<Edge>, dest: SocketAddr, peer: TlsPeer, first: Byte
         return;
     };
     let (id, rx) = edge.register(&mut slot, Transport::Tls, dest);
+    let edge_idle = edge.transport_limits.idle_timeout;
     tokio::spawn(async move {
         let connected = timeout(CONNECT_TIMEOUT, async {
             let tcp = TcpStream::connect(dest).await?;
@@ -157,9 +158,17 @@ pub fn connect_tls(edge: Arc<Edge>, dest: SocketAddr, peer: TlsPeer, first: Byte
             slot,
             Some(first),
             (id, rx),
+            Some(keepalive_interval(edge_idle)),
         )
         .await;
     });
+}
+
+/// How often a connection Palisade opened to a trunk is kept alive with a CRLF CRLF ping (RFC 5626 §4.4.1):
+/// well inside the idle timeouts (ours and, usually, the provider's), so the provider can always reach the
+/// registered contact behind it.
+fn keepalive_interval(idle: Duration) -> Duration {
+    (idle / 3).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
 /// Tells the service that a TLS connection to `dest` failed (its registrations fail at once).
@@ -184,7 +193,7 @@ async fn serve<S>(
 {
     let registered = edge.register(&mut slot, transport, peer);
     serve_registered(
-        edge, stream, transport, peer, local, slot, first, registered,
+        edge, stream, transport, peer, local, slot, first, registered, None,
     )
     .await
 }
@@ -200,6 +209,7 @@ async fn serve_registered<S>(
     slot: ConnSlot,
     first: Option<Bytes>,
     (id, mut rx): (ConnId, tokio::sync::mpsc::Receiver<Bytes>),
+    keepalive: Option<Duration>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -210,6 +220,9 @@ async fn serve_registered<S>(
     let mut framer = StreamFramer::new(edge.limits.clone());
     let mut buf = vec![0u8; READ_CHUNK];
     let mut to_write: Vec<Bytes> = first.into_iter().collect();
+    // Outgoing trunk connections only: pinged while the peer is still a TLS trunk, else closed.
+    let ka_every = keepalive.unwrap_or(Duration::from_secs(3600));
+    let mut ka = tokio::time::interval_at(Instant::now() + ka_every, ka_every);
     let reason = 'conn: loop {
         for data in to_write.drain(..) {
             if let Err(reason) = write(&mut stream, &data).await {
@@ -259,6 +272,14 @@ async fn serve_registered<S>(
                 Some(data) => to_write.push(data),
                 None => break 'conn "unregistered",
             },
+            _ = ka.tick(), if keepalive.is_some() => {
+                if edge.with_service(|s| s.tls_peer(peer)).is_none() {
+                    break 'conn "no longer a TLS trunk";
+                }
+                to_write.push(Bytes::from_static(b"\r\n\r\n"));
+                // The connection is wanted while its trunk is: our own idle timeout does not close it.
+                deadline = Instant::now() + idle;
+            }
         }
     };
     tracing::debug!(%peer, transport = %tname, conn = id.0, reason, "connection closed");
