@@ -250,10 +250,12 @@ wait_exit "$TSHARK" 5 || true
 hs=$(tshark -r "$E2E_TMP/trunk.pcap" -Y 'tls.handshake.type == 1' 2>/dev/null | wc -l)
 sip=$(tshark -r "$E2E_TMP/trunk.pcap" -Y sip 2>/dev/null | wc -l)
 clear=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(sum(d.count(m) for m in (b"REGISTER sip:", b"INVITE sip:", b"SIP/2.0 ", b"a=crypto")))' "$E2E_TMP/trunk.pcap")
+sni=$(tshark -r "$E2E_TMP/trunk.pcap" -Y 'tls.handshake.extensions_server_name == "localhost"' 2>/dev/null | wc -l)
+[ "$sni" = "$hs" ] || fail "$sni of $hs ClientHellos carried SNI localhost (the trunks' --tls-server-name)"
 [ "$hs" = 2 ] || fail "tshark saw $hs TLS ClientHellos on port $pport (expected 2: prov's one connection, reused, and badca's)"
 [ "$sip" = 0 ] || fail "tshark decoded $sip SIP packets on the trunk's TLS port"
 [ "$clear" = 0 ] || fail "SIP in clear on the trunk's TLS port: $sip SIP packets, $clear clear-text markers"
-ok "tshark on port $pport: $hs ClientHellos (one connection for prov's registration, calls and the call back), no SIP in clear"
+ok "tshark on port $pport: $hs ClientHellos with SNI localhost (one connection for prov's registration, calls and the call back), no SIP in clear"
 
 alive "$PBX_PID" || fail "the PBX died"
 alive "$PROV_PID" || fail "the provider died"
