@@ -106,8 +106,10 @@ pub fn connect_tls(edge: Arc<Edge>, dest: SocketAddr, peer: TlsPeer, first: Byte
     let (config, name) = match edge.tls_clients.for_peer(&peer) {
         Ok(x) => x,
         Err(e) => {
-            tracing::warn!(%dest, server_name = %peer.server_name, error = %format!("{e:#}"),
+            let reason = format!("{e:#}");
+            tracing::warn!(%dest, server_name = %peer.server_name, error = %reason,
                 "cannot connect to the trunk over TLS; message dropped");
+            connect_failed(&edge, dest, &reason);
             return;
         }
     };
