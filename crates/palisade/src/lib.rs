@@ -14,6 +14,7 @@ pub mod server;
 pub mod service;
 pub mod store_sync;
 pub mod tls;
+pub mod tls_client;
 pub mod tls_reload;
 pub mod transport;
 pub mod trunk_dns;

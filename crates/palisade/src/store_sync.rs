@@ -285,6 +285,8 @@ async fn reload(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
         guard.set_config(guard_config);
         lamps
     });
+    // A trunk's CA file may have changed with the configuration: read it again at the next TLS connection.
+    edge.tls_clients.clear();
     edge.dispatch(out);
     Ok(())
 }

@@ -42,6 +42,25 @@ fn fails(data: &Path, args: &[&str]) -> String {
     stderr
 }
 
+/// Runs a command with `input` on its standard input (a pipe, not a terminal).
+fn with_stdin(data: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env_remove("PALISADE_DATA")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run palisade");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("wait for palisade")
+}
+
 fn json(data: &Path, args: &[&str]) -> Value {
     let mut args = args.to_vec();
     args.push("--json");
@@ -148,9 +167,10 @@ fn duplicates_and_bad_input_fail_with_exit_1() {
             "Vq8pLm3xZt7w",
         ],
     );
+    // A password the operator gave is not echoed back.
     assert_eq!(
         (added["auth_id"].as_str(), added["password"].as_str()),
-        (Some("desk102abc"), Some("Vq8pLm3xZt7w"))
+        (Some("desk102abc"), None)
     );
     let e = fails(data, &["ext", "add", "103", "--auth-id", "desk102abc"]);
     assert!(e.contains("already used by extension 102"), "{e}");
@@ -189,6 +209,82 @@ fn set_reset_password_and_remove() {
     );
     fails(data, &["ext", "remove", "100"]);
     fails(data, &["ext", "reset-password", "100"]);
+}
+
+#[test]
+fn passwords_from_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let given = "Vq8pLm3xZt7w";
+
+    // ext add: the password read from stdin is taken (and checked like --password), never echoed.
+    let out = with_stdin(
+        data,
+        &[
+            "ext",
+            "add",
+            "104",
+            "--auth-id",
+            "desk104abc",
+            "--password-stdin",
+            "--json",
+        ],
+        &format!("{given}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains(given), "{stdout}");
+    let added: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(added["password"], Value::Null);
+    assert_eq!(added["auth_id"], "desk104abc");
+
+    let out = with_stdin(data, &["ext", "add", "105", "--password-stdin"], "short1\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--password-stdin"), "{stderr}");
+    let out = with_stdin(data, &["ext", "add", "105", "--password-stdin"], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("held no password"), "{stderr}");
+    let out = with_stdin(
+        data,
+        &["ext", "add", "105", "--password", given, "--password-stdin"],
+        given,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "both password flags must be refused"
+    );
+    fails(data, &["ext", "show", "105"]);
+
+    // ext reset-password: random by default, the line from stdin with --password-stdin.
+    let other = "Zr4kTq9wLm2x";
+    let out = with_stdin(
+        data,
+        &["ext", "reset-password", "104", "--password-stdin"],
+        &format!("{other}\r\n"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("(the one given; not shown)"), "{stdout}");
+    assert!(!stdout.contains(other), "{stdout}");
+    let out = with_stdin(
+        data,
+        &["ext", "reset-password", "104", "--password-stdin"],
+        "desk104abc-pw\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let reset = json(data, &["ext", "reset-password", "104"]);
+    assert_eq!(reset["password"].as_str().map(str::len), Some(10));
 }
 
 #[test]

@@ -69,6 +69,236 @@ fn add_carrier(data: &Path) -> Value {
     )
 }
 
+/// Runs a command with `input` on its standard input (a pipe, not a terminal).
+fn with_stdin(data: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env_remove("PALISADE_DATA")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run palisade");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("wait for palisade")
+}
+
+#[test]
+fn trunk_password_from_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let args = [
+        "trunk",
+        "add",
+        "carrier",
+        "--host",
+        "198.51.100.10",
+        "--username",
+        "acct",
+        "--password-stdin",
+        "--register",
+        "--json",
+    ];
+    let out = with_stdin(data, &args, &format!("{SECRET}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains(SECRET), "{stdout}");
+    let added: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(added["password"], "set");
+
+    // Without a terminal and without a password flag, no prompt: the trunk is added without a password.
+    let shown = json(
+        data,
+        &[
+            "trunk",
+            "add",
+            "other",
+            "--host",
+            "198.51.100.11",
+            "--username",
+            "u",
+        ],
+    );
+    assert_eq!(shown["password"], Value::Null);
+    let out = with_stdin(
+        data,
+        &["trunk", "set", "other", "--password-stdin", "--json"],
+        "N3w-Secret!\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let set: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(set["password"], "set");
+
+    let out = with_stdin(data, &["trunk", "set", "other", "--password-stdin"], "\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("held no password"));
+    // --password-stdin needs --username on add, and excludes --password.
+    let out = with_stdin(
+        data,
+        &["trunk", "add", "x", "--host", "h", "--password-stdin"],
+        "pw\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = with_stdin(
+        data,
+        &[
+            "trunk",
+            "set",
+            "other",
+            "--password",
+            "a",
+            "--password-stdin",
+        ],
+        "b\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn tls_trunk_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let missing = data.join("missing.pem");
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "sec",
+            "--host",
+            "sip.example.com",
+            "--transport",
+            "tls",
+            "--ca-file",
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        e.contains("--ca-file") && e.contains("cannot read CA file"),
+        "{e}"
+    );
+    let junk = data.join("junk.pem");
+    std::fs::write(&junk, "hello\n").unwrap();
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "sec",
+            "--host",
+            "sip.example.com",
+            "--transport",
+            "tls",
+            "--ca-file",
+            junk.to_str().unwrap(),
+        ],
+    );
+    assert!(e.contains("holds no certificate"), "{e}");
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "sec",
+            "--host",
+            "h.example",
+            "--srtp",
+            "always",
+        ],
+    );
+    assert!(e.contains("--srtp") && e.contains("enforced"), "{e}");
+
+    // A certificate file is accepted (and stored as an absolute path).
+    let ca = data.join("ca.pem");
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUJ2d9+bvh0Xwq2dHz2ZB7N6Y5wYcwCgYIKoZIzj0EAwIw\n-----END CERTIFICATE-----\n";
+    std::fs::write(&ca, pem).unwrap();
+    let e = fails(
+        data,
+        &[
+            "trunk",
+            "add",
+            "sec",
+            "--host",
+            "h.example",
+            "--transport",
+            "tls",
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        e.contains("--ca-file"),
+        "a truncated certificate is refused: {e}"
+    );
+
+    let added = json(
+        data,
+        &[
+            "trunk",
+            "add",
+            "sec",
+            "--host",
+            "sip.example.com",
+            "--transport",
+            "tls",
+            "--tls-server-name",
+            "SIP.Example.com",
+            "--username",
+            "100",
+            "--auth-user",
+            "acct100",
+            "--srtp",
+            "enabled",
+        ],
+    );
+    assert_eq!(added["port"], 5061);
+    assert_eq!(added["ca_file"], Value::Null);
+    assert_eq!(added["tls_server_name"], "sip.example.com");
+    assert_eq!(added["auth_user"], "acct100");
+    assert_eq!(added["srtp"], "enabled");
+    let shown = ok(data, &["trunk", "show", "sec"]);
+    assert!(
+        shown.contains("certificate for sip.example.com checked against the system roots"),
+        "{shown}"
+    );
+    let set = json(
+        data,
+        &[
+            "trunk",
+            "set",
+            "sec",
+            "--tls-server-name",
+            "",
+            "--srtp",
+            "disabled",
+            "--username",
+            "",
+        ],
+    );
+    assert_eq!(set["tls_server_name"], Value::Null);
+    assert_eq!(set["srtp"], "disabled");
+    assert_eq!(
+        set["auth_user"],
+        Value::Null,
+        "clearing the username clears the auth user"
+    );
+    let e = fails(data, &["trunk", "set", "sec", "--auth-user", "x"]);
+    assert!(e.contains("auth user needs a username"), "{e}");
+}
+
 #[test]
 fn trunk_add_show_list_set_remove() {
     let dir = tempfile::tempdir().unwrap();

@@ -33,9 +33,35 @@ pub struct Trunk {
     /// What a host name resolved to, preferred address first (filled in by the binary, which resolves names off
     /// the packet path; empty for IP hosts and names that do not resolve).
     pub addresses: Vec<IpAddr>,
+    /// The digest username when the provider's differs from `username` (the user of From/To).
+    pub auth_user: Option<String>,
+    /// How the provider's TLS certificate is checked (transport TLS only).
+    pub tls: TrunkTls,
+    /// SRTP toward the provider.
+    pub srtp: crate::store::SrtpMode,
+}
+
+/// How the provider's certificate is verified on an outgoing TLS connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrunkTls {
+    /// PEM file of the CA certificate(s) to trust instead of the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The name the certificate must carry and the SNI sent; `None`: the trunk's host.
+    pub server_name: Option<String>,
 }
 
 impl Trunk {
+    /// The digest username: the auth user when set, else the username.
+    pub fn digest_user(&self) -> Option<&str> {
+        self.auth_user.as_deref().or(self.username.as_deref())
+    }
+
+    /// The name the provider's TLS certificate must carry (and the SNI): the configured server name, else the
+    /// host (a DNS name or an IP address).
+    pub fn tls_server_name(&self) -> &str {
+        self.tls.server_name.as_deref().unwrap_or(&self.host)
+    }
+
     /// The host as an IP address, if it is one.
     pub fn host_ip(&self) -> Option<IpAddr> {
         self.host.parse::<IpAddr>().ok()
@@ -112,6 +138,9 @@ mod tests {
                 ("4930123457".into(), "202".into()),
             ],
             addresses: Vec::new(),
+            auth_user: None,
+            tls: Default::default(),
+            srtp: Default::default(),
         }
     }
 

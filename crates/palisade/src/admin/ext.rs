@@ -10,6 +10,7 @@ use pbx::store::{
 };
 use serde::Serialize;
 
+use super::secret::PasswordArgs;
 use super::time::format_ms;
 use super::{CommonArgs, output, realm, store_error};
 
@@ -34,8 +35,12 @@ pub enum ExtCommand {
         #[arg(long, value_name = "ID")]
         auth_id: Option<String>,
         /// Password instead of a random one: at least 10 characters, not containing the number or auth ID.
-        #[arg(long, value_name = "PW")]
+        /// Visible to every local user (`ps`) while the command runs: prefer --password-stdin.
+        #[arg(long, value_name = "PW", conflicts_with = "password_stdin")]
         password: Option<String>,
+        /// Read the password (instead of a random one) as one line from standard input.
+        #[arg(long)]
+        password_stdin: bool,
         /// Email address.
         #[arg(long, value_name = "EMAIL")]
         email: Option<String>,
@@ -135,8 +140,14 @@ pub enum ExtCommand {
         #[arg(long, value_name = "N")]
         max_external_calls: Option<String>,
     },
-    /// Give an extension a new random password (shown once).
-    ResetPassword { number: String },
+    /// Give an extension a new random password (shown once), or the one read from standard input.
+    ResetPassword {
+        number: String,
+        /// Set the password read as one line from standard input instead of a random one (at least 10
+        /// characters, not containing the number or auth ID).
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Give an extension's mailbox a new voicemail PIN: random (4 digits, shown once) or the one given.
     ResetPin {
         number: String,
@@ -285,7 +296,8 @@ impl From<&Extension> for ExtensionView {
 struct NewCredentials {
     number: String,
     auth_id: String,
-    password: String,
+    /// A generated password; one the operator gave is not echoed back (`null`).
+    password: Option<String>,
     realm: String,
     /// The voicemail PIN, for a new extension.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -319,11 +331,17 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             name,
             auth_id,
             password,
+            password_stdin,
             email,
             require_tls,
             srtp,
         } => {
             validate_number(&number).map_err(store_error)?;
+            let password = PasswordArgs {
+                flag: password,
+                stdin: password_stdin,
+            }
+            .read(None)?;
             let security = Security::parse(require_tls, srtp.as_deref())?;
             let db = common.open_or_create().await?;
             let result = add(
@@ -365,7 +383,7 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                         "{},{},{},{}\n",
                         c.number,
                         c.auth_id,
-                        c.password,
+                        c.password.as_deref().unwrap_or(""),
                         c.voicemail_pin.as_deref().unwrap_or("")
                     ));
                 }
@@ -575,9 +593,17 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                 Ok(())
             }
         }
-        ExtCommand::ResetPassword { number } => {
+        ExtCommand::ResetPassword {
+            number,
+            password_stdin,
+        } => {
+            let given = PasswordArgs {
+                flag: None,
+                stdin: password_stdin,
+            }
+            .read(None)?;
             let db = common.open().await?;
-            let result = reset_password(&db, &common, &number).await;
+            let result = reset_password(&db, &common, &number, given).await;
             db.close().await;
             let creds = result?;
             if common.json {
@@ -648,7 +674,7 @@ async fn add(
     number: String,
     name: Option<String>,
     given_auth_id: Option<String>,
-    password: Option<String>,
+    given_password: Option<String>,
     email: Option<String>,
     security: Security,
 ) -> anyhow::Result<NewCredentials> {
@@ -663,10 +689,11 @@ async fn add(
             Some(id) => id.clone(),
             None => generate_auth_id(len, &number)?,
         };
-        let password = match &password {
+        let password = match &given_password {
             Some(pw) => {
-                check_manual_password(pw, &number, &auth_id)
-                    .map_err(|e| anyhow!("{e} (leave out --password to get a random one)"))?;
+                check_manual_password(pw, &number, &auth_id).map_err(|e| {
+                    anyhow!("{e} (leave out --password/--password-stdin to get a random one)")
+                })?;
                 pw.clone()
             }
             None => generate_password(len, &number, &auth_id)?,
@@ -692,7 +719,7 @@ async fn add(
                 return Ok(NewCredentials {
                     number,
                     auth_id,
-                    password,
+                    password: given_password.is_none().then_some(password),
                     realm,
                     voicemail_pin: Some(pin),
                 });
@@ -777,7 +804,7 @@ async fn add_range(
             creds.push(NewCredentials {
                 number: number.clone(),
                 auth_id,
-                password,
+                password: Some(password),
                 realm: realm.clone(),
                 voicemail_pin: Some(pin),
             });
@@ -802,11 +829,19 @@ async fn reset_password(
     db: &Db,
     common: &CommonArgs,
     number: &str,
+    given: Option<String>,
 ) -> anyhow::Result<NewCredentials> {
     let ext = db.get_extension(number).await.map_err(store_error)?;
     let len = db.credential_length().await?;
     let realm = realm(db, &common.data_dir()).await?;
-    let password = generate_password(len, &ext.number, &ext.auth_id)?;
+    let password = match &given {
+        Some(pw) => {
+            check_manual_password(pw, &ext.number, &ext.auth_id)
+                .map_err(|e| anyhow!("{e} (leave out --password-stdin to get a random one)"))?;
+            pw.clone()
+        }
+        None => generate_password(len, &ext.number, &ext.auth_id)?,
+    };
     let (md5, sha256) = ha1_pair(&ext.auth_id, &realm, &password)?;
     db.set_password_hashes(number, &md5, &sha256, &realm)
         .await
@@ -814,7 +849,7 @@ async fn reset_password(
     Ok(NewCredentials {
         number: ext.number,
         auth_id: ext.auth_id,
-        password,
+        password: given.is_none().then_some(password),
         realm,
         voicemail_pin: None,
     })
@@ -836,7 +871,12 @@ fn print_credentials(c: &NewCredentials) {
     output::fields(&[
         ("Extension", c.number.clone()),
         ("Auth ID", c.auth_id.clone()),
-        ("Password", c.password.clone()),
+        (
+            "Password",
+            c.password
+                .clone()
+                .unwrap_or_else(|| "(the one given; not shown)".into()),
+        ),
         ("Realm", c.realm.clone()),
     ]);
     if let Some(pin) = &c.voicemail_pin {

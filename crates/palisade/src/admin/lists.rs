@@ -318,7 +318,10 @@ pub async fn run(list: List, args: ListArgs) -> anyhow::Result<()> {
                 }));
             }
             let what = if old.is_auto() {
-                format!(" (an automatic ban: {})", output::opt(&old.reason))
+                format!(
+                    " (an automatic ban: {})",
+                    output::clean(&output::opt(&old.reason))
+                )
             } else {
                 String::new()
             };

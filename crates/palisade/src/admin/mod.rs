@@ -11,6 +11,7 @@ mod hours;
 mod lists;
 mod output;
 mod policy;
+mod secret;
 mod security;
 mod time;
 mod trunks;

@@ -4,9 +4,12 @@
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use pbx::store::trunks::HOST_SOURCES;
-use pbx::store::{Db, DidRow, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow};
+use pbx::store::{
+    Db, DidRow, SrtpMode, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow,
+};
 use serde::Serialize;
 
+use super::secret::PasswordArgs;
 use super::time::format_ms;
 use super::{CommonArgs, output, store_error};
 
@@ -41,9 +44,18 @@ pub enum TrunkCommand {
         #[arg(long, value_name = "USER")]
         username: Option<String>,
         /// Password for the provider's digest challenges; needs --username. Stored as given (needed to answer the
-        /// challenges; the database file is mode 0600) and never shown.
-        #[arg(long, value_name = "PASSWORD", requires = "username")]
+        /// challenges; the database file is mode 0600) and never shown. Visible to every local user (`ps`) while
+        /// the command runs: prefer --password-stdin, or leave both out on a terminal to be asked for it.
+        #[arg(
+            long,
+            value_name = "PASSWORD",
+            requires = "username",
+            conflicts_with = "password_stdin"
+        )]
         password: Option<String>,
+        /// Read the password as one line from standard input; needs --username.
+        #[arg(long, requires = "username")]
+        password_stdin: bool,
         /// Register to the provider (for providers that send calls to a registered contact): on or off
         /// (default off; --register alone is on). Needs --username and --password.
         #[arg(long, value_name = "on|off", num_args = 0..=1, default_missing_value = "on",
@@ -61,6 +73,22 @@ pub enum TrunkCommand {
         /// trunk of the rule). Default: no cap.
         #[arg(long, value_name = "N")]
         max_calls: Option<String>,
+        /// The digest username for the provider's challenges when it differs from --username (which stays the
+        /// user of From, To and the registration).
+        #[arg(long, value_name = "USER", requires = "username")]
+        auth_user: Option<String>,
+        /// With --transport tls: a PEM file of the CA certificate(s) the provider's certificate must chain to
+        /// (default: the system's trusted roots). A provider's self-signed certificate works here too.
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<std::path::PathBuf>,
+        /// With --transport tls: the name the provider's certificate must carry, also sent as SNI (default:
+        /// --host).
+        #[arg(long, value_name = "NAME")]
+        tls_server_name: Option<String>,
+        /// SRTP toward the provider: disabled (plain RTP; the default), enabled (SRTP offered over TLS, plain
+        /// RTP accepted) or enforced (only SRTP, only over TLS).
+        #[arg(long, value_name = "disabled|enabled|enforced")]
+        srtp: Option<String>,
     },
     /// Change a trunk: only the options given change; "" clears --username (and the password), --password and
     /// --caller-id; --source replaces the whole list. The --password is stored as given (see `trunk add`).
@@ -79,8 +107,12 @@ pub enum TrunkCommand {
         #[arg(long, value_name = "USER")]
         username: Option<String>,
         /// Password for the provider's digest challenges (needs a username); "" removes it. Never shown.
-        #[arg(long, value_name = "PASSWORD")]
+        /// Visible to every local user (`ps`) while the command runs: prefer --password-stdin.
+        #[arg(long, value_name = "PASSWORD", conflicts_with = "password_stdin")]
         password: Option<String>,
+        /// Read the new password as one line from standard input.
+        #[arg(long)]
+        password_stdin: bool,
         /// Register to the provider: on or off (--register alone is on). Needs a username and password.
         #[arg(long, value_name = "on|off", num_args = 0..=1, default_missing_value = "on",
               value_parser = on_off, conflicts_with = "no_register")]
@@ -98,6 +130,22 @@ pub enum TrunkCommand {
         /// Most concurrent calls (in and out) through this trunk, 1 to 1000; 0 or "" for no cap.
         #[arg(long, value_name = "N")]
         max_calls: Option<String>,
+        /// The digest username for the provider's challenges when it differs from --username (which stays the
+        /// user of From, To and the registration).
+        #[arg(long, value_name = "USER")]
+        auth_user: Option<String>,
+        /// With --transport tls: a PEM file of the CA certificate(s) the provider's certificate must chain to
+        /// ("" for the system's trusted roots). A provider's self-signed certificate works here too.
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<std::path::PathBuf>,
+        /// With --transport tls: the name the provider's certificate must carry, also sent as SNI ("" for
+        /// --host).
+        #[arg(long, value_name = "NAME")]
+        tls_server_name: Option<String>,
+        /// SRTP toward the provider: disabled (plain RTP; the default), enabled (SRTP offered over TLS, plain
+        /// RTP accepted) or enforced (only SRTP, only over TLS).
+        #[arg(long, value_name = "disabled|enabled|enforced")]
+        srtp: Option<String>,
     },
     /// List the trunks (never their passwords).
     List,
@@ -168,6 +216,13 @@ struct TrunkView {
     caller_id: Option<String>,
     /// Concurrent calls (in and out) this trunk carries at most; null: no cap.
     max_calls: Option<u32>,
+    /// The digest username, when it differs from `username`.
+    auth_user: Option<String>,
+    /// TLS: the CA file the provider's certificate is checked against (null: the system roots).
+    ca_file: Option<String>,
+    /// TLS: the name the provider's certificate must carry (null: the host).
+    tls_server_name: Option<String>,
+    srtp: SrtpMode,
     dids: Vec<DidView>,
     created_at: String,
     updated_at: String,
@@ -221,6 +276,10 @@ fn view(t: &TrunkRow, dids: &[DidRow], status: &[TrunkStatusRow]) -> TrunkView {
         sources: t.source_list(),
         caller_id: t.caller_id.clone(),
         max_calls: None,
+        auth_user: t.auth_user.clone(),
+        ca_file: t.ca_file.clone(),
+        tls_server_name: t.tls_server_name.clone(),
+        srtp: t.srtp,
         dids: dids
             .iter()
             .filter(|d| d.trunk == t.name)
@@ -263,6 +322,7 @@ fn print_trunk(v: &TrunkView) {
         ("port", v.port.to_string()),
         ("transport", v.transport.clone()),
         ("username", output::opt(&v.username)),
+        ("auth user", output::opt(&v.auth_user)),
         ("password", v.password.unwrap_or("not set").to_string()),
         ("register", yes_no(v.register)),
         (
@@ -281,6 +341,19 @@ fn print_trunk(v: &TrunkView) {
                 .unwrap_or_else(|| "none".into()),
         ),
         ("sources", sources_text(v)),
+        (
+            "TLS",
+            if v.transport == "tls" {
+                format!(
+                    "certificate for {} checked against {}",
+                    v.tls_server_name.as_deref().unwrap_or(&v.host),
+                    v.ca_file.as_deref().unwrap_or("the system roots")
+                )
+            } else {
+                "no (transport is not tls)".into()
+            },
+        ),
+        ("SRTP", v.srtp.to_string()),
         ("caller ID", output::opt(&v.caller_id)),
         (
             "max calls",
@@ -300,7 +373,7 @@ fn warn_register(v: &TrunkView) {
     if v.register && (v.username.is_none() || v.password.is_none()) {
         crate::say!(
             "warning: registration is on but the trunk has no username and password, so it cannot register; set \
-             them with `palisade trunk set {} --username USER --password PASSWORD`",
+             them with `palisade trunk set {} --username USER --password-stdin`",
             v.name
         );
     }
@@ -374,6 +447,26 @@ async fn rules_using(db: &Db, name: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+/// A --ca-file: made absolute (the server may run elsewhere) and checked to hold PEM certificates now, so a
+/// typo is reported here rather than as a failed connection later.
+fn ca_file_arg(path: &std::path::Path) -> anyhow::Result<String> {
+    let abs =
+        std::path::absolute(path).map_err(|e| anyhow!("--ca-file {}: {e}", path.display()))?;
+    crate::tls_client::load_ca_file(&abs).map_err(|e| anyhow!("--ca-file: {e:#}"))?;
+    abs.to_str()
+        .map(String::from)
+        .ok_or_else(|| anyhow!("--ca-file {}: the path is not UTF-8", abs.display()))
+}
+
+fn parse_srtp(v: &str) -> anyhow::Result<SrtpMode> {
+    SrtpMode::parse(v).map_err(|e| {
+        anyhow!(
+            "--srtp: {e} (disabled: plain RTP toward the provider; enabled: SRTP offered over TLS, plain RTP \
+             accepted; enforced: only SRTP over TLS)"
+        )
+    })
+}
+
 fn clearable(v: Option<String>) -> Option<Option<String>> {
     v.map(|s| Some(s).filter(|s| !s.is_empty()))
 }
@@ -388,16 +481,27 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             transport,
             username,
             password,
+            password_stdin,
             register,
             source,
             caller_id,
             max_calls,
+            auth_user,
+            ca_file,
+            tls_server_name,
+            srtp,
         } => {
             let max_calls = max_calls
                 .map(|v| pbx::store::limits::parse_limit("--max-calls", &v))
                 .transpose()
                 .map_err(trunk_error)?
                 .flatten();
+            // With a username the provider's challenges need a password: on a terminal, asked for without echo.
+            let password = PasswordArgs {
+                flag: password,
+                stdin: password_stdin,
+            }
+            .read(username.is_some().then_some("Password for the provider"))?;
             let new = TrunkNew {
                 name,
                 host,
@@ -408,6 +512,10 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
                 register: register.unwrap_or(false),
                 sources: source,
                 caller_id,
+                auth_user,
+                ca_file: ca_file.map(|f| ca_file_arg(&f)).transpose()?,
+                tls_server_name,
+                srtp: srtp.as_deref().map(parse_srtp).transpose()?,
             };
             let db = common.open_or_create().await?;
             let added = async {
@@ -444,16 +552,26 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             transport,
             username,
             password,
+            password_stdin,
             register,
             no_register,
             source,
             caller_id,
             max_calls,
+            auth_user,
+            ca_file,
+            tls_server_name,
+            srtp,
         } => {
             let max_calls = max_calls
                 .map(|v| pbx::store::limits::parse_limit("--max-calls", &v))
                 .transpose()
                 .map_err(trunk_error)?;
+            let password = PasswordArgs {
+                flag: password,
+                stdin: password_stdin,
+            }
+            .read(None)?;
             let patch = TrunkPatch {
                 host,
                 port,
@@ -463,6 +581,18 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
                 register: if no_register { Some(false) } else { register },
                 sources: source,
                 caller_id: clearable(caller_id),
+                auth_user: clearable(auth_user),
+                ca_file: ca_file
+                    .map(|f| {
+                        if f.as_os_str().is_empty() {
+                            Ok(None)
+                        } else {
+                            ca_file_arg(&f).map(Some)
+                        }
+                    })
+                    .transpose()?,
+                tls_server_name: clearable(tls_server_name),
+                srtp: srtp.as_deref().map(parse_srtp).transpose()?,
             };
             if patch.is_empty() && max_calls.is_none() {
                 return Err(anyhow!(

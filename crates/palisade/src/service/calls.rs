@@ -325,8 +325,12 @@ impl Service {
                     from_user: t.caller_id.clone().unwrap_or_else(|| caller.to_string()),
                     source: addr,
                     transport: t.transport.clone(),
-                    credentials: t.username.clone().zip(t.password.clone()),
+                    credentials: t
+                        .digest_user()
+                        .map(String::from)
+                        .zip(t.password.clone()),
                     is_trunk: true,
+                    srtp: Some(t.srtp),
                 })
             })
             .collect()
@@ -359,10 +363,10 @@ impl Service {
             .ok()
             .and_then(|f| f.uri.user.map(str::to_string))
             .unwrap_or_default();
-        // The other end of a trunk: not an extension (it may not transfer).
+        // The other end of a trunk: not an extension (it may not transfer); its SRTP is the trunk's.
         let caller = Party {
             number: caller_number,
-            srtp: pbx::store::SrtpMode::Disabled,
+            srtp: trunk.srtp,
             ..Party::default()
         };
         if self

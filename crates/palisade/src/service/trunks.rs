@@ -13,7 +13,7 @@ use pbx::trunks::registration::{
 use sip::transaction::{ClientTxId, Peer, Transport as TxTransport};
 use sip::{Framing, Message};
 
-use super::{Outbound, Service};
+use super::{Outbound, Service, Transport};
 
 /// Host name -> the addresses it resolved to, in the resolver's order.
 pub type Resolved = HashMap<String, Vec<IpAddr>>;
@@ -70,6 +70,21 @@ impl Service {
         }
     }
 
+    /// How to verify the TLS peer at `dest` when Palisade opens a connection to it: the TLS trunk whose resolved
+    /// address that is (its CA file and server name). `None` for any other address: Palisade connects out over
+    /// TLS only to its trunks (phones connect to it).
+    pub fn tls_peer(&self, dest: SocketAddr) -> Option<crate::tls_client::TlsPeer> {
+        let dest = crate::transport::canonical(dest);
+        self.trunks
+            .iter()
+            .filter(|t| t.transport.eq_ignore_ascii_case("TLS"))
+            .find(|t| t.socket_addr().map(crate::transport::canonical) == Some(dest))
+            .map(|t| crate::tls_client::TlsPeer {
+                server_name: t.tls_server_name().to_string(),
+                ca_file: t.tls.ca_file.clone(),
+            })
+    }
+
     /// The host names (with ports) of the configured trunks that need DNS, sorted, without duplicates.
     pub fn trunk_host_names(&self) -> Vec<(String, u16)> {
         let mut names: Vec<(String, u16)> = self
@@ -96,7 +111,7 @@ impl Service {
                     registered_until: None,
                     last_error: Some(
                         "registration is on but the trunk has no username and password (set them with \
-                         `palisade trunk set NAME --username USER --password PASSWORD`)"
+                         `palisade trunk set NAME --username USER --password-stdin`)"
                             .into(),
                     ),
                     next_attempt: None,
@@ -137,6 +152,7 @@ impl Service {
                     port: t.port,
                     transport: t.transport.clone(),
                     username: t.username.clone()?,
+                    auth_user: t.auth_user.clone(),
                     password: t.password.clone()?,
                     dest: t.socket_addr(),
                     contact: st.local_for(&t.transport),
@@ -195,6 +211,30 @@ impl Service {
         true
     }
 
+    /// The edge could not open a connection to `dest` over `transport` (`reason` says why, e.g. a certificate
+    /// that did not verify): the trunk registrations waiting on it fail now, with that reason for `trunk show`.
+    pub fn connect_failed(
+        &mut self,
+        transport: Transport,
+        dest: SocketAddr,
+        reason: &str,
+        now: Instant,
+    ) {
+        let token = match transport {
+            Transport::Tls => "TLS",
+            Transport::Tcp => "TCP",
+            _ => return,
+        };
+        let failed = self
+            .trunk_state
+            .regs
+            .on_connect_failure(dest, token, reason, now);
+        // Their transactions would time out later and must not fail the next attempt.
+        self.trunk_state
+            .clients
+            .retain(|_, id| !failed.contains(id));
+    }
+
     /// Client transaction `tx` is over.
     pub(super) fn trunk_terminated(&mut self, tx: ClientTxId) {
         self.trunk_state.clients.remove(&tx);
@@ -247,6 +287,9 @@ mod tests {
             caller_id: None,
             dids: Vec::new(),
             addresses: Vec::new(),
+            auth_user: None,
+            tls: Default::default(),
+            srtp: Default::default(),
         }
     }
 
@@ -270,6 +313,44 @@ mod tests {
             conn: None,
             data: b.build(),
         }
+    }
+
+    #[test]
+    fn tls_peers_are_the_tls_trunks_addresses_only() {
+        let mut s = service();
+        let now = Instant::now();
+        let mut tls = trunk("198.51.100.10");
+        tls.transport = "TLS".into();
+        tls.tls.ca_file = Some("/etc/palisade/provider-ca.pem".into());
+        let mut named = trunk("sip.carrier.test");
+        named.name = "named".into();
+        named.transport = "TLS".into();
+        named.tls.server_name = Some("edge.carrier.test".into());
+        let mut plain = trunk("198.51.100.20");
+        plain.name = "plain".into();
+        s.apply_trunks(vec![tls, named, plain], now);
+        let peer = s.tls_peer("198.51.100.10:5070".parse().unwrap()).unwrap();
+        assert_eq!(peer.server_name, "198.51.100.10");
+        assert_eq!(
+            peer.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/palisade/provider-ca.pem"))
+        );
+        // a name trunk: found by what its name resolved to, verified for its configured server name
+        let mut resolved = Resolved::new();
+        resolved.insert(
+            "sip.carrier.test".into(),
+            vec!["203.0.113.7".parse().unwrap()],
+        );
+        s.set_resolved(resolved, now);
+        let peer = s
+            .tls_peer("[::ffff:203.0.113.7]:5070".parse().unwrap())
+            .unwrap();
+        assert_eq!(peer.server_name, "edge.carrier.test");
+        assert_eq!(peer.ca_file, None, "the system roots");
+        // not a TLS trunk, another port, anyone else: no outgoing TLS connection
+        assert!(s.tls_peer("198.51.100.20:5070".parse().unwrap()).is_none());
+        assert!(s.tls_peer("198.51.100.10:5061".parse().unwrap()).is_none());
+        assert!(s.tls_peer("192.0.2.99:5061".parse().unwrap()).is_none());
     }
 
     #[test]

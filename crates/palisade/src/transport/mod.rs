@@ -65,6 +65,8 @@ pub struct Edge {
     udp: Vec<UdpEndpoint>,
     pub limits: sip::Limits,
     pub transport_limits: TransportLimits,
+    /// Client configurations for outgoing TLS connections (to trunks).
+    pub tls_clients: crate::tls_client::TlsClients,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,6 +102,7 @@ impl Edge {
             udp,
             limits,
             transport_limits,
+            tls_clients: Default::default(),
         })
     }
 
@@ -279,10 +282,15 @@ impl Edge {
                     transport = %transport_name(o.transport),
                     "no open WebSocket connection to the peer (phones connect to Palisade); message dropped"
                 ),
-                _ => tracing::warn!(
-                    %dest,
-                    "outgoing TLS connections are not supported yet; message dropped (no open connection to the peer)"
-                ),
+                Transport::Tls => match self.with_service(|s| s.tls_peer(dest)) {
+                    Some(peer) => stream::connect_tls(self.clone(), dest, peer, o.data),
+                    None => tracing::debug!(
+                        %dest,
+                        "no open TLS connection to the peer, which is no TLS trunk (phones connect to Palisade); \
+                         message dropped"
+                    ),
+                },
+                Transport::Udp => {}
             },
         }
     }

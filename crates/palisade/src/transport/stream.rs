@@ -15,7 +15,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::{ConnSlot, Edge, canonical};
 use crate::config::transport_name;
-use crate::service::{Inbound, Outbound, Transport};
+use crate::service::{ConnId, Inbound, Outbound, Transport};
+use crate::tls_client::TlsPeer;
 
 /// How long one write may take before the peer is considered stuck and the connection closed.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,10 +99,92 @@ pub fn connect(edge: Arc<Edge>, dest: SocketAddr, first: Bytes) {
     });
 }
 
+/// Opens a TLS connection to the trunk at `dest` in the background, verifying its certificate as `peer` says,
+/// and sends `first` on it. The connection is registered at once, so what is sent to `dest` meanwhile queues on
+/// it instead of opening another; it then carries the trunk's requests and what the provider sends back.
+pub fn connect_tls(edge: Arc<Edge>, dest: SocketAddr, peer: TlsPeer, first: Bytes) {
+    let (config, name) = match edge.tls_clients.for_peer(&peer) {
+        Ok(x) => x,
+        Err(e) => {
+            let reason = format!("{e:#}");
+            tracing::warn!(%dest, server_name = %peer.server_name, error = %reason,
+                "cannot connect to the trunk over TLS; message dropped");
+            connect_failed(&edge, dest, &reason);
+            return;
+        }
+    };
+    let Some(mut slot) = edge.reserve(dest.ip()) else {
+        tracing::debug!(%dest, "connection limit reached; outgoing message dropped");
+        return;
+    };
+    let (id, rx) = edge.register(&mut slot, Transport::Tls, dest);
+    let edge_idle = edge.transport_limits.idle_timeout;
+    tokio::spawn(async move {
+        let connected = timeout(CONNECT_TIMEOUT, async {
+            let tcp = TcpStream::connect(dest).await?;
+            let _ = tcp.set_nodelay(true);
+            let local = tcp.local_addr().map(canonical).unwrap_or(dest);
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await?;
+            std::io::Result::Ok((tls, local))
+        })
+        .await;
+        let (stream, local) = match connected {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                // A certificate the trunk's CA file (or the system roots) does not vouch for ends up here.
+                let ca = peer
+                    .ca_file
+                    .as_deref()
+                    .map_or("the system roots".into(), |p| p.display().to_string());
+                tracing::warn!(%dest, server_name = %peer.server_name, ca_file = %ca,
+                    error = %e, "TLS connection to the trunk failed; messages dropped");
+                let reason = format!("{e} (server name {}, CA file {ca})", peer.server_name);
+                connect_failed(&edge, dest, &reason);
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%dest, "TLS connection to the trunk timed out; messages dropped");
+                connect_failed(&edge, dest, "the TLS connection timed out");
+                return;
+            }
+        };
+        tracing::debug!(%dest, server_name = %peer.server_name, "TLS connection to the trunk open");
+        serve_registered(
+            edge,
+            stream,
+            Transport::Tls,
+            dest,
+            local,
+            slot,
+            Some(first),
+            (id, rx),
+            Some(keepalive_interval(edge_idle)),
+        )
+        .await;
+    });
+}
+
+/// How often a connection Palisade opened to a trunk is kept alive with a CRLF CRLF ping (RFC 5626 §4.4.1):
+/// well inside the idle timeouts (ours and, usually, the provider's), so the provider can always reach the
+/// registered contact behind it.
+fn keepalive_interval(idle: Duration) -> Duration {
+    (idle / 3).clamp(Duration::from_secs(1), Duration::from_secs(30))
+}
+
+/// Tells the service that a TLS connection to `dest` failed (its registrations fail at once).
+fn connect_failed(edge: &Arc<Edge>, dest: SocketAddr, reason: &str) {
+    edge.with_service(|s| {
+        s.connect_failed(Transport::Tls, dest, reason, std::time::Instant::now())
+    });
+    edge.wake_timers();
+}
+
 /// Runs one connection until the peer closes it, it idles out, it cannot be framed or a write gets stuck.
 async fn serve<S>(
     edge: Arc<Edge>,
-    mut stream: S,
+    stream: S,
     transport: Transport,
     peer: SocketAddr,
     local: SocketAddr,
@@ -110,7 +193,28 @@ async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (id, mut rx) = edge.register(&mut slot, transport, peer);
+    let registered = edge.register(&mut slot, transport, peer);
+    serve_registered(
+        edge, stream, transport, peer, local, slot, first, registered, None,
+    )
+    .await
+}
+
+/// [`serve`] for a connection already registered with the edge.
+#[allow(clippy::too_many_arguments)]
+async fn serve_registered<S>(
+    edge: Arc<Edge>,
+    mut stream: S,
+    transport: Transport,
+    peer: SocketAddr,
+    local: SocketAddr,
+    slot: ConnSlot,
+    first: Option<Bytes>,
+    (id, mut rx): (ConnId, tokio::sync::mpsc::Receiver<Bytes>),
+    keepalive: Option<Duration>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let tname = transport_name(transport);
     tracing::debug!(%peer, transport = %tname, conn = id.0, "connection open");
     let idle = edge.transport_limits.idle_timeout;
@@ -118,6 +222,9 @@ async fn serve<S>(
     let mut framer = StreamFramer::new(edge.limits.clone());
     let mut buf = vec![0u8; READ_CHUNK];
     let mut to_write: Vec<Bytes> = first.into_iter().collect();
+    // Outgoing trunk connections only: pinged while the peer is still a TLS trunk, else closed.
+    let ka_every = keepalive.unwrap_or(Duration::from_secs(3600));
+    let mut ka = tokio::time::interval_at(Instant::now() + ka_every, ka_every);
     let reason = 'conn: loop {
         for data in to_write.drain(..) {
             if let Err(reason) = write(&mut stream, &data).await {
@@ -167,6 +274,14 @@ async fn serve<S>(
                 Some(data) => to_write.push(data),
                 None => break 'conn "unregistered",
             },
+            _ = ka.tick(), if keepalive.is_some() => {
+                if edge.with_service(|s| s.tls_peer(peer)).is_none() {
+                    break 'conn "no longer a TLS trunk";
+                }
+                to_write.push(Bytes::from_static(b"\r\n\r\n"));
+                // The connection is wanted while its trunk is: our own idle timeout does not close it.
+                deadline = Instant::now() + idle;
+            }
         }
     };
     tracing::debug!(%peer, transport = %tname, conn = id.0, reason, "connection closed");

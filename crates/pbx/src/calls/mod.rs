@@ -292,6 +292,8 @@ struct Branch {
     cancelled: bool,
     /// The keys Palisade offered this branch (RTP/SAVP), one per suite; empty for plain RTP.
     offered_keys: Vec<CryptoAttribute>,
+    /// The SRTP policy of this leg (the callee extension's, or the trunk's).
+    srtp: SrtpMode,
     /// Digest credentials for a trunk's challenge (answered once, and only on this branch's own request).
     credentials: Option<(String, String)>,
     auth_tried: bool,
@@ -324,6 +326,8 @@ pub struct Target {
     pub credentials: Option<(String, String)>,
     /// A trunk (given up after a few seconds of silence, then the next one is tried).
     pub is_trunk: bool,
+    /// A trunk's SRTP policy for this leg; `None`: the callee's (an extension's contact).
+    pub srtp: Option<SrtpMode>,
 }
 
 /// A request Palisade relayed from one leg to the other inside the dialog (re-INVITE, UPDATE, INFO, …): the
@@ -594,6 +598,7 @@ impl Calls {
                 transport: c.transport.clone(),
                 credentials: None,
                 is_trunk: false,
+                srtp: None,
             })
             .collect()
     }
@@ -991,7 +996,7 @@ impl Calls {
     ) {
         let from = OutgoingFrom {
             display_name: call.caller.display_name.clone(),
-            srtp: call.callee.srtp,
+            srtp: target.srtp.unwrap_or(call.callee.srtp),
         };
         if let Some(branch) = self.new_branch(
             id,
@@ -1070,6 +1075,7 @@ impl Calls {
             final_status: None,
             cancelled: false,
             offered_keys,
+            srtp: from.srtp,
             credentials: target.credentials.clone(),
             auth_tried: false,
             body,
@@ -1372,8 +1378,8 @@ impl Calls {
             None => {
                 media.set_crypto(call.media, Leg::B, None);
                 call.secure[1] = false;
-                if call.callee.srtp == SrtpMode::Enforced {
-                    // The callee's phone answered without SRTP although its extension requires it.
+                if branch.srtp == SrtpMode::Enforced {
+                    // The callee's phone (or trunk) answered without SRTP although its leg requires it.
                     let tx = call.invite_tx;
                     let tag = call.a.local_tag.clone();
                     self.respond(tx, 488, Some(&tag));

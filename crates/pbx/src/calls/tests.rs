@@ -774,7 +774,55 @@ fn trunk_target(addr: &str) -> Target {
         transport: "UDP".into(),
         credentials: Some(("acct".into(), "s3cret".into())),
         is_trunk: true,
+        srtp: None,
     }
+}
+
+/// The INVITE a trunk call sends to a target with `transport` and the trunk's `srtp` mode.
+fn trunk_invite_body(transport: &str, srtp: SrtpMode) -> String {
+    let mut w = World::new();
+    let (now, wall) = (w.now, w.wall);
+    let mut target = trunk_target("198.51.100.10:5061");
+    target.transport = transport.into();
+    target.srtp = Some(srtp);
+    w.calls.invite_trunk(
+        ServerTxId::from_raw(1),
+        &invite_from_a(),
+        a_peer(),
+        party("100"),
+        "004930123456",
+        vec![target],
+        &mut w.media,
+        now,
+        wall,
+    );
+    let out = w.calls.take_outputs();
+    match sent_requests(&out).into_iter().next() {
+        Some((_, inv, _)) => std::str::from_utf8(inv.body()).unwrap().to_string(),
+        None => String::new(),
+    }
+}
+
+#[test]
+fn a_trunk_gets_srtp_keys_only_when_its_mode_asks_and_only_over_tls() {
+    let tls_enabled = trunk_invite_body("TLS", SrtpMode::Enabled);
+    assert!(tls_enabled.contains("RTP/SAVP"), "{tls_enabled}");
+    assert!(tls_enabled.contains("a=crypto:"), "{tls_enabled}");
+    let tls_disabled = trunk_invite_body("TLS", SrtpMode::Disabled);
+    assert!(
+        !tls_disabled.is_empty() && !tls_disabled.contains("a=crypto"),
+        "{tls_disabled}"
+    );
+    let udp_enabled = trunk_invite_body("UDP", SrtpMode::Enabled);
+    assert!(
+        !udp_enabled.is_empty() && !udp_enabled.contains("a=crypto"),
+        "keys never over UDP: {udp_enabled}"
+    );
+    assert_eq!(
+        trunk_invite_body("UDP", SrtpMode::Enforced),
+        "",
+        "an enforced trunk is never used without TLS"
+    );
 }
 
 #[test]

@@ -1946,6 +1946,9 @@ async fn list_trunks_converts_for_the_server() {
             caller_id: Some("+4930123456".into()),
             dids: vec![("+4930123456".into(), "201".into())],
             addresses: Vec::new(),
+            auth_user: None,
+            tls: Default::default(),
+            srtp: SrtpMode::Disabled,
         }
     );
     assert!(carrier.is_source("198.51.100.9".parse().unwrap()));

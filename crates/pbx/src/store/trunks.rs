@@ -13,9 +13,10 @@ use guard::lists::parse_net;
 use ipnet::IpNet;
 use serde::Serialize;
 
+use super::SrtpMode;
 use super::policy::{MAX_NUMBER_LEN, validate_name};
 use super::{Db, Result, StoreError, bump_version, is_unique_violation, now_ms};
-use crate::trunks::Trunk;
+use crate::trunks::{Trunk, TrunkTls};
 
 /// The default port (5061 for TLS).
 pub const DEFAULT_PORT: u16 = 5060;
@@ -31,13 +32,14 @@ pub const MAX_DIDS: i64 = 100_000;
 const MAX_USERNAME_LEN: usize = 128;
 const MAX_PASSWORD_LEN: usize = 256;
 const MAX_HOST_LEN: usize = 253;
+const MAX_PATH_LEN: usize = 4096;
 
 /// `SELECT <all columns> FROM trunks <rest>` as a `&'static str`.
 macro_rules! select {
     ($rest:literal) => {
         concat!(
             "SELECT name, host, port, transport, username, password, register, sources, caller_id, created_at, \
-             updated_at FROM trunks ",
+             updated_at, auth_user, ca_file, tls_server_name, srtp FROM trunks ",
             $rest
         )
     };
@@ -62,6 +64,14 @@ pub struct TrunkRow {
     /// Unix milliseconds.
     pub created_at: i64,
     pub updated_at: i64,
+    /// The digest username when it differs from `username` (the user of From/To).
+    pub auth_user: Option<String>,
+    /// PEM file of the CA certificate(s) the provider's TLS certificate must chain to; `None`: the system roots.
+    pub ca_file: Option<String>,
+    /// The name the provider's TLS certificate must carry (and the SNI); `None`: the host.
+    pub tls_server_name: Option<String>,
+    /// SRTP toward the provider.
+    pub srtp: SrtpMode,
 }
 
 impl std::fmt::Debug for TrunkRow {
@@ -78,6 +88,10 @@ impl std::fmt::Debug for TrunkRow {
             .field("caller_id", &self.caller_id)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("auth_user", &self.auth_user)
+            .field("ca_file", &self.ca_file)
+            .field("tls_server_name", &self.tls_server_name)
+            .field("srtp", &self.srtp)
             .finish()
     }
 }
@@ -117,6 +131,12 @@ impl TrunkRow {
             caller_id: checked.caller_id,
             dids: dids.to_vec(),
             addresses: Vec::new(),
+            auth_user: checked.auth_user,
+            tls: TrunkTls {
+                ca_file: checked.ca_file.map(Into::into),
+                server_name: checked.tls_server_name,
+            },
+            srtp: checked.srtp,
         })
     }
 }
@@ -138,6 +158,11 @@ pub struct TrunkNew {
     /// addresses of `host`.
     pub sources: Vec<String>,
     pub caller_id: Option<String>,
+    pub auth_user: Option<String>,
+    pub ca_file: Option<String>,
+    pub tls_server_name: Option<String>,
+    /// `None`: [`SrtpMode::Disabled`] (most providers speak plain RTP).
+    pub srtp: Option<SrtpMode>,
 }
 
 impl std::fmt::Debug for TrunkNew {
@@ -152,6 +177,10 @@ impl std::fmt::Debug for TrunkNew {
             .field("register", &self.register)
             .field("sources", &self.sources)
             .field("caller_id", &self.caller_id)
+            .field("auth_user", &self.auth_user)
+            .field("ca_file", &self.ca_file)
+            .field("tls_server_name", &self.tls_server_name)
+            .field("srtp", &self.srtp)
             .finish()
     }
 }
@@ -169,6 +198,10 @@ pub struct TrunkPatch {
     /// Replaces the whole list.
     pub sources: Option<Vec<String>>,
     pub caller_id: Option<Option<String>>,
+    pub auth_user: Option<Option<String>>,
+    pub ca_file: Option<Option<String>>,
+    pub tls_server_name: Option<Option<String>>,
+    pub srtp: Option<SrtpMode>,
 }
 
 impl std::fmt::Debug for TrunkPatch {
@@ -185,6 +218,10 @@ impl std::fmt::Debug for TrunkPatch {
             .field("register", &self.register)
             .field("sources", &self.sources)
             .field("caller_id", &self.caller_id)
+            .field("auth_user", &self.auth_user)
+            .field("ca_file", &self.ca_file)
+            .field("tls_server_name", &self.tls_server_name)
+            .field("srtp", &self.srtp)
             .finish()
     }
 }
@@ -199,6 +236,10 @@ impl TrunkPatch {
             && self.register.is_none()
             && self.sources.is_none()
             && self.caller_id.is_none()
+            && self.auth_user.is_none()
+            && self.ca_file.is_none()
+            && self.tls_server_name.is_none()
+            && self.srtp.is_none()
     }
 }
 
@@ -410,6 +451,31 @@ fn checked(mut row: TrunkRow) -> Result<TrunkRow> {
     if let Some(c) = &row.caller_id {
         validate_phone_number("caller ID", c)?;
     }
+    row.auth_user = non_empty(row.auth_user);
+    if let Some(u) = &row.auth_user {
+        validate_username(u)?;
+        if row.username.is_none() {
+            return Err(invalid(
+                "a trunk auth user needs a username (--username): it only replaces the user in the digest answer"
+                    .into(),
+            ));
+        }
+    }
+    row.ca_file = non_empty(row.ca_file);
+    if let Some(f) = &row.ca_file
+        && (f.len() > MAX_PATH_LEN || f.chars().any(char::is_control) || !f.starts_with('/'))
+    {
+        return Err(invalid(format!(
+            "invalid CA file '{}': expected an absolute path (at most {MAX_PATH_LEN} bytes) of a PEM file",
+            f.escape_debug()
+        )));
+    }
+    row.tls_server_name = non_empty(row.tls_server_name)
+        .map(|n| normalize_host(&n))
+        .transpose()
+        .map_err(|_| {
+            invalid("invalid TLS server name: expected a DNS name or an IP address".into())
+        })?;
     Ok(row)
 }
 
@@ -435,10 +501,12 @@ async fn load_trunk(conn: &mut sqlx::SqliteConnection, name: &str) -> Result<Opt
 async fn write_trunk(conn: &mut sqlx::SqliteConnection, t: &TrunkRow, insert: bool) -> Result<()> {
     let sql = if insert {
         "INSERT INTO trunks (name, host, port, transport, username, password, register, sources, caller_id, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+         created_at, updated_at, auth_user, ca_file, tls_server_name, srtp) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     } else {
         "UPDATE trunks SET host = $2, port = $3, transport = $4, username = $5, password = $6, register = $7, \
-         sources = $8, caller_id = $9, created_at = $10, updated_at = $11 WHERE name = $1"
+         sources = $8, caller_id = $9, created_at = $10, updated_at = $11, auth_user = $12, ca_file = $13, \
+         tls_server_name = $14, srtp = $15 WHERE name = $1"
     };
     sqlx::query(sql)
         .bind(&t.name)
@@ -452,6 +520,10 @@ async fn write_trunk(conn: &mut sqlx::SqliteConnection, t: &TrunkRow, insert: bo
         .bind(&t.caller_id)
         .bind(t.created_at)
         .bind(t.updated_at)
+        .bind(&t.auth_user)
+        .bind(&t.ca_file)
+        .bind(&t.tls_server_name)
+        .bind(t.srtp)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -526,6 +598,10 @@ impl Db {
             caller_id: new.caller_id,
             created_at: now,
             updated_at: now,
+            auth_user: new.auth_user,
+            ca_file: new.ca_file,
+            tls_server_name: new.tls_server_name,
+            srtp: new.srtp.unwrap_or(SrtpMode::Disabled),
         })?;
         match self {
             Db::Sqlite(pool) => {
@@ -591,6 +667,22 @@ impl Db {
                 }
                 if let Some(c) = patch.caller_id {
                     row.caller_id = c;
+                }
+                // Clearing the username clears the auth user that replaced it in digest answers.
+                if row.username.is_none() && patch.auth_user.is_none() {
+                    row.auth_user = None;
+                }
+                if let Some(a) = patch.auth_user {
+                    row.auth_user = a;
+                }
+                if let Some(f) = patch.ca_file {
+                    row.ca_file = f;
+                }
+                if let Some(n) = patch.tls_server_name {
+                    row.tls_server_name = n;
+                }
+                if let Some(m) = patch.srtp {
+                    row.srtp = m;
                 }
                 row.updated_at = now;
                 let row = checked(row)?;

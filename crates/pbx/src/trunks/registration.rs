@@ -45,6 +45,8 @@ pub struct RegTarget {
     /// `UDP`, `TCP` or `TLS`.
     pub transport: String,
     pub username: String,
+    /// The digest username when it differs from `username` (the user of From/To).
+    pub auth_user: Option<String>,
     pub password: String,
     /// Where REGISTERs go (the resolved host); `None` while the host does not resolve.
     pub dest: Option<SocketAddr>,
@@ -62,6 +64,7 @@ impl std::fmt::Debug for RegTarget {
             .field("port", &self.port)
             .field("transport", &self.transport)
             .field("username", &self.username)
+            .field("auth_user", &self.auth_user)
             .field("dest", &self.dest)
             .field("contact", &self.contact)
             .field("expires", &self.expires)
@@ -315,8 +318,16 @@ impl Registration {
                 if self.answered && !(stale && self.stale_answers == 0) {
                     let why = format!(
                         "the provider refused the credentials ({status} again after Palisade answered its \
-                         challenge as user {}): check the trunk's --username and --password",
-                        self.target.username
+                         challenge as user {}): check the trunk's --username{} and --password",
+                        self.target
+                            .auth_user
+                            .as_deref()
+                            .unwrap_or(&self.target.username),
+                        if self.target.auth_user.is_some() {
+                            ", --auth-user"
+                        } else {
+                            ""
+                        }
                     );
                     if self.removing {
                         return None;
@@ -340,7 +351,10 @@ impl Registration {
                 );
                 let answer = answer_challenge(
                     &challenge,
-                    &self.target.username,
+                    self.target
+                        .auth_user
+                        .as_deref()
+                        .unwrap_or(&self.target.username),
                     &self.target.password,
                     "REGISTER",
                     &uri,
@@ -551,6 +565,42 @@ impl Registrations {
             r.target.transport
         );
         r.fail(why, None, now);
+    }
+
+    /// No connection to `dest` over `transport` could be made (e.g. the provider's TLS certificate did not
+    /// verify): every registration with a REGISTER in flight to it fails now, with `reason`, instead of waiting
+    /// for its transaction to time out. Returns the registrations that failed (their transactions are moot).
+    pub fn on_connect_failure(
+        &mut self,
+        dest: SocketAddr,
+        transport: &str,
+        reason: &str,
+        now: Instant,
+    ) -> Vec<RegId> {
+        let mut failed = Vec::new();
+        let mut i = 0;
+        while i < self.regs.len() {
+            let r = &mut self.regs[i];
+            let hit = r.in_flight.is_some()
+                && r.target.dest == Some(dest)
+                && r.target.transport.eq_ignore_ascii_case(transport);
+            if !hit {
+                i += 1;
+                continue;
+            }
+            failed.push(r.id);
+            if r.removing {
+                self.regs.remove(i);
+                continue;
+            }
+            let why = format!(
+                "cannot connect to the provider at {dest} ({}): {reason}",
+                r.target.transport
+            );
+            r.fail(why, None, now);
+            i += 1;
+        }
+        failed
     }
 
     /// How each registration stands (unregistering ones included).

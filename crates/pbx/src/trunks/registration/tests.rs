@@ -11,6 +11,7 @@ fn target() -> RegTarget {
         port: 5060,
         transport: "UDP".into(),
         username: USER.into(),
+        auth_user: None,
         password: PASS.into(),
         dest: Some("198.51.100.10:5060".parse().unwrap()),
         contact: Some("192.0.2.1:5060".parse().unwrap()),
@@ -328,4 +329,39 @@ fn late_or_foreign_answers_are_ignored() {
     let c = respond(&first, 401, &[(HeaderName::WwwAuthenticate, CHALLENGE)]);
     assert!(regs.on_response(first.id, &c, now, wall).is_none());
     assert_eq!(regs.status(now, wall)[0].state, "registered");
+}
+
+#[test]
+fn a_failed_connection_fails_the_registration_at_once_with_its_reason() {
+    let mut regs = Registrations::default();
+    let now = Instant::now();
+    let mut t = target();
+    t.transport = "TLS".into();
+    regs.sync(&[t], now);
+    let sent = regs.handle_timeout(now);
+    assert_eq!(sent.len(), 1);
+    let dest = sent[0].dest;
+    // another address or transport: nothing happens
+    assert!(
+        regs.on_connect_failure("198.51.100.99:5061".parse().unwrap(), "TLS", "x", now)
+            .is_empty()
+    );
+    assert!(regs.on_connect_failure(dest, "TCP", "x", now).is_empty());
+    let failed =
+        regs.on_connect_failure(dest, "TLS", "invalid peer certificate: UnknownIssuer", now);
+    assert_eq!(failed, vec![sent[0].id]);
+    let st = &regs.status(now, SystemTime::now())[0];
+    assert_eq!(st.state, "failed");
+    let err = st.last_error.clone().unwrap();
+    assert!(
+        err.contains(
+            "cannot connect to the provider at 198.51.100.10:5060 (TLS): invalid peer certificate"
+        ),
+        "{err}"
+    );
+    // nothing in flight any more: a second report changes nothing
+    assert!(
+        regs.on_connect_failure(dest, "TLS", "again", now)
+            .is_empty()
+    );
 }
