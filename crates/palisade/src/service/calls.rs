@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use pbx::calls::{
-    ActiveCall, AppKind, CallOutput, CallRecord, ForwardReason, Party, Resolved, Target,
+    ActiveCall, AppKind, CallOutput, CallRecord, DialogLeg, ForwardReason, Party, Resolved,
+    SourceCheck, Target, check_source,
 };
 use pbx::core::{AuthSignal, unix_secs};
 use pbx::policy::Route;
@@ -472,6 +473,89 @@ impl Service {
                 "not_forwardable",
             ),
         }
+    }
+
+    /// Where an in-dialog request (or an ACK) for a call came from, checked against that leg's signalling
+    /// ([`pbx::calls::check_source`]): its own flow, a registered flow of its extension, or its trunk.
+    /// `None` when no call holds the dialog (the call layer answers that).
+    pub(super) fn in_dialog_source(
+        &self,
+        request: &Message,
+        source: &Peer,
+        now: Instant,
+    ) -> Option<(DialogLeg, SourceCheck)> {
+        let leg = self.calls.dialog_leg(request)?;
+        let wall = self.clock.at(now);
+        let flows: Vec<_> = leg
+            .extension
+            .as_deref()
+            .map(|number| {
+                self.core
+                    .registrar()
+                    .lookup(number, unix_secs(wall))
+                    .into_iter()
+                    .map(|b| (b.source, pbx::calls::transport_of(&b.transport)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let trunk = |ip| pbx::trunks::trunk_of(&self.trunks, ip).map(|t| t.name.as_str());
+        let same_trunk =
+            trunk(source.addr.ip()).is_some_and(|t| Some(t) == trunk(leg.peer.addr.ip()));
+        let check = check_source(&leg, source, &flows, same_trunk);
+        Some((leg, check))
+    }
+
+    /// An in-dialog request from somewhere else than its leg's signalling: 403 in `tx` (an ACK has none), a
+    /// policy event, and the call goes on untouched. Returns whether the request was refused.
+    pub(super) fn refuse_foreign_in_dialog(
+        &mut self,
+        tx: Option<ServerTxId>,
+        request: &Message,
+        source: Peer,
+        now: Instant,
+    ) -> bool {
+        let Some((leg, check)) = self.in_dialog_source(request, &source, now) else {
+            return false;
+        };
+        if check.accepted() {
+            return false;
+        }
+        let wall = self.clock.at(now);
+        let method = request.method_str().unwrap_or("?").to_string();
+        tracing::warn!(
+            %method,
+            source = %source.addr,
+            leg = %leg.peer.addr,
+            "in-dialog request from another address than the call's; refused"
+        );
+        let origin = Origin {
+            transport: via_token(source.transport),
+            source: source.addr,
+            local: unspecified(source.addr),
+        };
+        self.core.policy_event(
+            "in_dialog_foreign_source",
+            origin,
+            &format!(
+                "{method} in call {} from outside the leg's signalling ({} {})",
+                leg.call_id,
+                via_token(leg.peer.transport),
+                leg.peer.addr
+            ),
+            wall,
+        );
+        if let Some(tx) = tx {
+            let b = ResponseBuilder::with_reason(
+                request,
+                403,
+                "Forbidden (not from this call's signalling address)",
+            );
+            let bytes = self.finish(b, source, None);
+            if let Err(e) = self.transactions.respond_once(tx, bytes, now) {
+                tracing::debug!(error = %e, "in-dialog refusal not sent");
+            }
+        }
+        true
     }
 
     /// Carries out what the call layer asked for.

@@ -379,7 +379,17 @@ impl Service {
                     self.calls.cancel(invite, self.media.as_mut(), wall);
                 }
             }
-            TuEvent::Ack { request, .. } => self.calls.ack(&request),
+            TuEvent::Ack { request, peer, .. } => {
+                // An ACK from elsewhere than the call's leg confirms nothing (and is recorded).
+                let foreign = self
+                    .in_dialog_source(&request, &peer, now)
+                    .is_some_and(|(_, check)| !check.accepted());
+                if foreign {
+                    self.refuse_foreign_in_dialog(None, &request, peer, now);
+                } else {
+                    self.calls.ack(&request);
+                }
+            }
             TuEvent::Response { tx, response } => {
                 if let Some(leg) = self.client_legs.get(&tx).copied() {
                     self.calls
@@ -431,6 +441,9 @@ impl Service {
     /// A new request in server transaction `tx`: calls to the call layer, everything else to the PBX core.
     fn on_request(&mut self, tx: ServerTxId, request: Message, peer: Peer, now: Instant) {
         let in_dialog = request.to().is_ok_and(|t| t.tag().is_some());
+        if in_dialog && self.refuse_foreign_in_dialog(Some(tx), &request, peer, now) {
+            return;
+        }
         if in_dialog
             && self
                 .calls

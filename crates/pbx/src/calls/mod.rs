@@ -13,6 +13,7 @@
 mod dialog;
 mod forward;
 mod media;
+mod origin;
 mod sdp;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ pub use forward::{
     validate_target as validate_forward_target,
 };
 pub use media::{Leg, MediaControl, MediaError, MediaId};
+pub use origin::{DialogLeg, SourceCheck, check_source};
 pub use sdp::AppCodec;
 
 use ::media::sdes::CryptoAttribute;
@@ -2501,6 +2503,19 @@ impl Calls {
             hung_up_by: HungUpBy::System,
             reason: reason.to_string(),
         }));
+    }
+
+    /// The leg an in-dialog request belongs to, for checking where it came from ([`check_source`]) before
+    /// [`Calls::in_dialog`] acts on it. `None` for a dialog no call holds.
+    pub fn dialog_leg(&self, msg: &Message) -> Option<DialogLeg> {
+        let (id, side) = self.match_dialog(msg)?;
+        let call = self.calls.get(&id)?;
+        let party = call.party(side);
+        Some(DialogLeg {
+            call_id: call.dialog(side).call_id.clone(),
+            peer: call.peer(side),
+            extension: party.extension.then(|| party.number.clone()),
+        })
     }
 
     fn match_dialog(&self, msg: &Message) -> Option<(u64, Leg)> {
