@@ -583,7 +583,16 @@ impl Service {
                         b = b.header(*name, value);
                     }
                     if let Some((ct, body)) = r.body {
-                        b = b.body(ct, body);
+                        if keys_in_clear(&body, peer) {
+                            // Never reached by the call layer's own rules; kept as the last gate.
+                            b = ResponseBuilder::with_reason(
+                                &request,
+                                500,
+                                "Server Internal Error",
+                            );
+                        } else {
+                            b = b.body(ct, body);
+                        }
                     }
                     let bytes = self.finish(b, peer, r.to_tag.as_deref());
                     if (200..300).contains(&r.status) && request.method() == Some(Method::Invite) {
@@ -602,6 +611,9 @@ impl Service {
                     let sent = Message::parse(request, Framing::Stream, &self.config.limits)
                         .map_err(|e| e.to_string())
                         .and_then(|m| {
+                            if keys_in_clear(m.body(), peer) {
+                                return Err("SDES keys toward a plain transport".to_string());
+                            }
                             self.transactions
                                 .send_request(m, peer, now)
                                 .map_err(|e| e.to_string())
@@ -617,7 +629,12 @@ impl Service {
                         }
                     }
                 }
-                CallOutput::SendRaw { bytes, peer } => out.push(to_outbound(peer, bytes)),
+                CallOutput::SendRaw { bytes, peer } => {
+                    if keys_in_clear(&bytes, peer) {
+                        continue;
+                    }
+                    out.push(to_outbound(peer, bytes));
+                }
                 CallOutput::Cancel { leg } => {
                     if let Some(client) = self.leg_clients.get(&leg).copied()
                         && let Err(e) = self.transactions.cancel(client, now)
@@ -787,4 +804,18 @@ mod tests {
         let r = svc.resolve_forward("555", "102", ForwardReason::Transfer, peer(), now);
         assert_eq!(refusal(&r), Some((403, "disabled")));
     }
+}
+
+/// SDES keys in a body about to go over a transport that is not TLS (or secure WebSocket): never sent (RFC 4568
+/// §8.3). The call layer only puts keys on TLS legs; this is the gate every message passes, whatever built it.
+fn keys_in_clear(body: &[u8], peer: Peer) -> bool {
+    let secure = matches!(
+        peer.transport,
+        sip::transaction::Transport::Tls | sip::transaction::Transport::Wss
+    );
+    let leak = !secure && media::sdes::body_has_keys(body);
+    if leak {
+        tracing::error!(to = %peer.addr, "SDES keys toward a plain transport: not sent");
+    }
+    leak
 }
