@@ -666,6 +666,20 @@ impl Service {
     }
 }
 
+/// SDES keys in a body about to go over a transport that is not TLS (or secure WebSocket): never sent (RFC 4568
+/// §8.3). The call layer only puts keys on TLS legs; this is the gate every message passes, whatever built it.
+fn keys_in_clear(body: &[u8], peer: Peer) -> bool {
+    let secure = matches!(
+        peer.transport,
+        sip::transaction::Transport::Tls | sip::transaction::Transport::Wss
+    );
+    let leak = !secure && media::sdes::body_has_keys(body);
+    if leak {
+        tracing::error!(to = %peer.addr, "SDES keys toward a plain transport: not sent");
+    }
+    leak
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -804,18 +818,4 @@ mod tests {
         let r = svc.resolve_forward("555", "102", ForwardReason::Transfer, peer(), now);
         assert_eq!(refusal(&r), Some((403, "disabled")));
     }
-}
-
-/// SDES keys in a body about to go over a transport that is not TLS (or secure WebSocket): never sent (RFC 4568
-/// §8.3). The call layer only puts keys on TLS legs; this is the gate every message passes, whatever built it.
-fn keys_in_clear(body: &[u8], peer: Peer) -> bool {
-    let secure = matches!(
-        peer.transport,
-        sip::transaction::Transport::Tls | sip::transaction::Transport::Wss
-    );
-    let leak = !secure && media::sdes::body_has_keys(body);
-    if leak {
-        tracing::error!(to = %peer.addr, "SDES keys toward a plain transport: not sent");
-    }
-    leak
 }
