@@ -11,7 +11,7 @@ use pbx::core::{AuthSignal, unix_secs};
 use pbx::policy::Route;
 use pbx::registrar::Origin;
 use sip::transaction::{Peer, ServerTxId};
-use sip::{Framing, Message, Method, ResponseBuilder};
+use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
 
 use super::{Parts, Service, to_outbound, unix_ms, unspecified, via_token};
 use crate::service::Outbound;
@@ -473,6 +473,64 @@ impl Service {
                 "not_forwardable",
             ),
         }
+    }
+
+    /// A request's session body as the call layer may take it ([`pbx::calls::body`]): a multipart body's one SDP
+    /// part becomes the body (the other parts are dropped); an INVITE or UPDATE with a body of another type gets
+    /// 415 with `Accept: application/sdp`, as does an SDP hidden in a multipart body of any other method.
+    /// `None` when the request was answered here.
+    pub(super) fn session_request(
+        &mut self,
+        tx: ServerTxId,
+        request: Message,
+        peer: Peer,
+        now: Instant,
+    ) -> Option<Message> {
+        use pbx::calls::body::{SessionBody, classify, with_body};
+        let session = matches!(request.method(), Some(Method::Invite | Method::Update));
+        let refuse = match classify(&request) {
+            SessionBody::Plain => return Some(request),
+            SessionBody::SdpPart(sdp) if session => {
+                match with_body(&request, Some(("application/sdp", &sdp)), &self.config.limits) {
+                    Some(m) => return Some(m),
+                    None => true,
+                }
+            }
+            SessionBody::SdpPart(_) => true,
+            SessionBody::Unsupported => session,
+        };
+        if !refuse {
+            return Some(request);
+        }
+        let b = ResponseBuilder::new(&request, 415).header(HeaderName::Accept, "application/sdp");
+        let bytes = self.finish(b, peer, None);
+        if let Err(e) = self.transactions.respond_once(tx, bytes, now) {
+            tracing::debug!(error = %e, "415 not sent");
+        }
+        None
+    }
+
+    /// A response to an INVITE or UPDATE of a call leg, its body made one the call layer may take: a multipart
+    /// body's one SDP part, else no body at all (never the original forwarded).
+    pub(super) fn session_response(&self, response: Message) -> Message {
+        use pbx::calls::body::{SessionBody, classify, with_body};
+        let session = response
+            .cseq()
+            .is_ok_and(|c| matches!(c.method, Method::Invite | Method::Update));
+        if !session {
+            return response;
+        }
+        let replaced = match classify(&response) {
+            SessionBody::Plain => return response,
+            SessionBody::SdpPart(sdp) => {
+                with_body(&response, Some(("application/sdp", &sdp)), &self.config.limits)
+            }
+            SessionBody::Unsupported => with_body(&response, None, &self.config.limits),
+        };
+        // Rebuilding cannot fail for a message that parsed; if it did, the body still must not pass.
+        replaced
+            .or_else(|| with_body(&response, None, &self.config.limits))
+            .unwrap_or(response)
     }
 
     /// Where an in-dialog request (or an ACK) for a call came from, checked against that leg's signalling

@@ -392,6 +392,7 @@ impl Service {
             }
             TuEvent::Response { tx, response } => {
                 if let Some(leg) = self.client_legs.get(&tx).copied() {
+                    let response = self.session_response(response);
                     self.calls
                         .response(leg, &response, self.media.as_mut(), now, wall);
                 } else {
@@ -444,6 +445,9 @@ impl Service {
         if in_dialog && self.refuse_foreign_in_dialog(Some(tx), &request, peer, now) {
             return;
         }
+        let Some(request) = self.session_request(tx, request, peer, now) else {
+            return;
+        };
         if in_dialog
             && self
                 .calls

@@ -10,6 +10,7 @@
 //! transaction), CANCELs and call records. The relay is driven through the [`MediaControl`] trait, which the
 //! binary implements over sockets and tests fake.
 
+pub mod body;
 mod dialog;
 mod forward;
 mod media;
