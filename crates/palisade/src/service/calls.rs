@@ -491,7 +491,11 @@ impl Service {
         let refuse = match classify(&request) {
             SessionBody::Plain => return Some(request),
             SessionBody::SdpPart(sdp) if session => {
-                match with_body(&request, Some(("application/sdp", &sdp)), &self.config.limits) {
+                match with_body(
+                    &request,
+                    Some(("application/sdp", &sdp)),
+                    &self.config.limits,
+                ) {
                     Some(m) => return Some(m),
                     None => true,
                 }
@@ -522,9 +526,11 @@ impl Service {
         }
         let replaced = match classify(&response) {
             SessionBody::Plain => return response,
-            SessionBody::SdpPart(sdp) => {
-                with_body(&response, Some(("application/sdp", &sdp)), &self.config.limits)
-            }
+            SessionBody::SdpPart(sdp) => with_body(
+                &response,
+                Some(("application/sdp", &sdp)),
+                &self.config.limits,
+            ),
             SessionBody::Unsupported => with_body(&response, None, &self.config.limits),
         };
         // Rebuilding cannot fail for a message that parsed; if it did, the body still must not pass.

@@ -194,16 +194,28 @@ mod tests {
         assert_eq!(&sdp[..], SDP.as_bytes());
         let rebuilt = with_body(&m, Some(("application/sdp", &sdp)), &Limits::default()).unwrap();
         assert_eq!(rebuilt.body(), SDP.as_bytes());
-        assert!(rebuilt.content_type().unwrap().unwrap().is("application", "sdp"));
+        assert!(
+            rebuilt
+                .content_type()
+                .unwrap()
+                .unwrap()
+                .is("application", "sdp")
+        );
         assert_eq!(rebuilt.call_id(), m.call_id());
         assert_eq!(rebuilt.header_occurrences(HeaderName::ContentType), 1);
         let text = String::from_utf8_lossy(rebuilt.bytes());
-        assert!(!text.contains("ISUP") && !text.contains("unique-boundary"), "{text}");
+        assert!(
+            !text.contains("ISUP") && !text.contains("unique-boundary"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_quoted_boundary_a_preamble_and_alternative_work() {
-        let body = format!("preamble\r\n{}", parts().replace("unique-boundary-1", "b 1"));
+        let body = format!(
+            "preamble\r\n{}",
+            parts().replace("unique-boundary-1", "b 1")
+        );
         let m = mpart("multipart/alternative; boundary=\"b 1\"", &body);
         assert!(matches!(classify(&m), SessionBody::SdpPart(s) if &s[..] == SDP.as_bytes()));
     }
@@ -223,7 +235,11 @@ mod tests {
             ("application/x-foo", SDP.to_string()),
             ("text/plain", "hello".to_string()),
         ] {
-            assert_eq!(classify(&mpart(ct, &body)), SessionBody::Unsupported, "{ct}: {body}");
+            assert_eq!(
+                classify(&mpart(ct, &body)),
+                SessionBody::Unsupported,
+                "{ct}: {body}"
+            );
         }
         assert_eq!(classify(&mpart("application/sdp", SDP)), SessionBody::Plain);
     }
@@ -240,7 +256,10 @@ mod tests {
     fn damaged_multiparts_never_panic() {
         let p = parts();
         for cut in 0..p.len() {
-            let _ = classify(&mpart("multipart/mixed;boundary=unique-boundary-1", &p[..cut]));
+            let _ = classify(&mpart(
+                "multipart/mixed;boundary=unique-boundary-1",
+                &p[..cut],
+            ));
         }
     }
 }
