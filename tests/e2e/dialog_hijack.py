@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An established call, then another loopback address tries to act in its dialog (issue 12 item 9).
 
-  dialog_hijack.py HOST:PORT NUMBER AUTH_ID PASSWORD CALLEE ATTACKER_IP
+  dialog_hijack.py HOST:PORT NUMBER AUTH_ID PASSWORD CALLEE ATTACKER_IP [--cancel]
 
 The caller (this script, on HOST) calls CALLEE (a sipp UAS echoing RTP), answers the 407, ACKs the 200 and sends
 G.711-sized RTP every 20 ms to the relay while counting what comes back. ATTACKER_IP (another 127.x address)
@@ -9,6 +9,9 @@ then sends, with the dialog's Call-ID, tags and Request-URI, a BYE and a re-INVI
 afterwards the caller checks that audio still flows and ends the call with its own BYE.
 Prints one JSON object: {"attack_bye": CODE|null, "attack_reinvite": CODE|null, "server_bye": BOOL,
 "rtp_before": N, "rtp_after": N, "bye": CODE|null}. Exit status 0 when the run completed, 2 on an error.
+With --cancel the callee only rings: ATTACKER_IP sends a CANCEL copying the caller's INVITE (Via, branch,
+Call-ID, tags, CSeq); the caller then checks its INVITE still rings for a second and cancels it itself. Prints
+{"attack_cancel": CODE|null, "still_ringing": BOOL, "cancel": CODE|null, "final": CODE|null}.
 """
 
 import json
@@ -92,7 +95,62 @@ def final_response(sock, branch, deadline):
             return r
 
 
+def cancel_attack(ua, host, port, uri, invite_lines, branch, call_id, cseq, attacker_ip):
+    """The INVITE (with credentials) was sent: wait for its 180, let the attacker CANCEL it, then cancel it."""
+    out = {"attack_cancel": None, "still_ringing": False, "cancel": None, "final": None}
+    deadline = time.monotonic() + 10
+    while True:
+        r = ua.recv(deadline)
+        if "code" in r and r["code"] == 180:
+            break
+        if "code" in r and r["code"] >= 200:
+            raise ValueError(f"INVITE answered {r['code']} before ringing")
+    # The attacker copies the INVITE's Via (branch and sent-by), From, To, Call-ID and CSeq number.
+    keep = [line for line in invite_lines[1:] if line.split(":", 1)[0] in ("Via", "From", "To", "Call-ID")]
+    cancel = [f"CANCEL {uri} SIP/2.0", "Max-Forwards: 70"] + keep + [f"CSeq: {cseq} CANCEL", "Content-Length: 0", "", ""]
+    evil = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    evil.bind((attacker_ip, 0))
+    evil.sendto("\r\n".join(cancel).encode(), (host, port))
+    evil.settimeout(2)
+    try:
+        out["attack_cancel"] = parse(evil.recvfrom(65535)[0]).get("code")
+    except socket.timeout:
+        pass
+    # Still ringing: no final answer to the INVITE for a second.
+    end = time.monotonic() + 1.0
+    out["still_ringing"] = True
+    while time.monotonic() < end:
+        try:
+            r = ua.recv(end)
+        except TimeoutError:
+            break
+        except socket.timeout:
+            break
+        if "code" in r and branch in (header(r, "via", "v") or "") and r["code"] >= 200:
+            out["still_ringing"] = False
+            out["final"] = r["code"]
+    ua.send("\r\n".join(cancel))
+    deadline = time.monotonic() + 5
+    while out["cancel"] is None or out["final"] is None:
+        try:
+            r = ua.recv(deadline)
+        except TimeoutError:
+            break
+        if "code" not in r:
+            continue
+        if (header(r, "cseq") or "").endswith("CANCEL"):
+            out["cancel"] = r["code"]
+        elif r["code"] >= 200:
+            out["final"] = r["code"]
+            to = header(r, "to", "t")
+            ua.send(request("ACK", uri, invite_lines[1], invite_lines[3].split(": ", 1)[1], to, call_id, cseq))
+    print(json.dumps(out))
+    return 0
+
+
 def main(argv):
+    cancel_mode = "--cancel" in argv
+    argv = [a for a in argv if a != "--cancel"]
     if len(argv) != 6:
         print(__doc__)
         return 2
@@ -121,6 +179,8 @@ def main(argv):
             lines.append(auth)
         lines += ["Content-Type: application/sdp", f"Content-Length: {len(sdp)}", "", sdp]
         ua.send("\r\n".join(lines))
+        if cancel_mode and auth:
+            return cancel_attack(ua, host, port, uri, lines, branch, call_id, cseq, attacker_ip)
         r = final_response(ua.s, branch, time.monotonic() + 10)
         if r is None:
             raise TimeoutError("no final answer to the INVITE")

@@ -4,7 +4,9 @@
 #   * an attacker on 127.0.0.66 sends a BYE and then a re-INVITE (SDP pointing at itself) with the call's
 #     Call-ID, tags and Request-URI: both get 403, the callee gets no BYE, the caller no BYE, and the echo keeps
 #     coming back through the relay; `palisade events` holds `policy_refusal` events `in_dialog_foreign_source`;
-#   * the caller's own BYE then gets 200 and the call record says the caller hung up.
+#   * the caller's own BYE then gets 200 and the call record says the caller hung up;
+#   * a CANCEL from 127.0.0.66 copying a ringing INVITE's Via, Call-ID, tags and CSeq (callee 102: a sipp UAS that
+#     only rings) cancels nothing: the INVITE keeps ringing, and the caller's own CANCEL then gets 200 and 487.
 # Before the fix the attacker's BYE got 200 and ended the call.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -18,8 +20,8 @@ SCEN=$E2E_DIR/scenarios
 CLIENT=$E2E_DIR/call_client.py
 data=$E2E_TMP/data
 csv=$E2E_TMP/credentials.csv
-"$PALISADE_BIN" ext add-range 101 101 --data "$data" 2>/dev/null | grep -E '^[0-9]+,' >"$csv" ||
-  fail "ext add-range 101 101"
+"$PALISADE_BIN" ext add-range 101 102 --data "$data" 2>/dev/null | grep -E '^[0-9]+,' >"$csv" ||
+  fail "ext add-range 101 102"
 "$PALISADE_BIN" ext add-range 200 200 --data "$data" 2>/dev/null | grep -E '^[0-9]+,' >>"$csv" ||
   fail "ext add-range 200 200"
 cred() { grep "^$1," "$csv" | cut -d, -f"$2"; }
@@ -78,6 +80,27 @@ for ((i = 0; i < 30; i++)); do
 done
 grep -q '"hung_up_by": *"caller"' <<<"$cdr" || fail "call record: $cdr"
 ok "the caller's own BYE ended the call (200, hung up by caller)"
+
+# A CANCEL from elsewhere: 102 only rings.
+rblock=$(free_port 6)
+r=$(timeout -k 2 10 python3 "$CLIENT" register "$HOST:$port" 102 "$(cred 102 2)" "$(cred 102 3)" \
+  --contact "$HOST:$rblock" --bind "$rblock") || fail "register 102: $r"
+case $r in *'"final": 200'*) ;; *) fail "register 102 -> $HOST:$rblock: $r" ;; esac
+spawn "$E2E_TMP/ring.out" timeout -k 2 30 sipp -sf "$SCEN/call_uas_ring.xml" -i "$HOST" -p "$rblock" \
+  -mi "$HOST" -mp $((rblock + 2)) -m 1 -nostdin -timeout 25
+sleep 0.5
+res=$(timeout -k 2 30 python3 "$E2E_DIR/dialog_hijack.py" "$HOST:$port" 200 "$(cred 200 2)" "$(cred 200 3)" 102 127.0.0.66 --cancel) || {
+  show "$PAL_ERR" 20
+  fail "dialog_hijack.py --cancel: $res"
+}
+log "result: $res"
+[ "$(field still_ringing)" = True ] || fail "after a CANCEL from 127.0.0.66 the INVITE was ended ($(field final))"
+case $(field attack_cancel) in 200) fail "the CANCEL from 127.0.0.66 got 200" ;; esac
+ok "a CANCEL from 127.0.0.66 copying the INVITE cancelled nothing (answer: $(field attack_cancel)); the call kept ringing"
+if [ "$(field cancel)" != 200 ] || [ "$(field final)" != 487 ]; then
+  fail "the caller's own CANCEL: $(field cancel), INVITE $(field final) (want 200, 487)"
+fi
+ok "the caller's own CANCEL: 200, INVITE 487"
 
 alive "$PAL_PID" || fail "palisade died"
 no_panic

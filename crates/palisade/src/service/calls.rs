@@ -622,6 +622,37 @@ impl Service {
         true
     }
 
+    /// A CANCEL for a pending INVITE from another address or transport than that INVITE: 403, a policy event,
+    /// and the call keeps ringing.
+    pub(super) fn foreign_cancel(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        source: Peer,
+        now: Instant,
+    ) {
+        let origin = Origin {
+            transport: via_token(source.transport),
+            source: source.addr,
+            local: unspecified(source.addr),
+        };
+        self.core.policy_event(
+            "cancel_foreign_source",
+            origin,
+            "CANCEL from another address than its INVITE",
+            self.clock.at(now),
+        );
+        let b = ResponseBuilder::with_reason(
+            request,
+            403,
+            "Forbidden (not from the INVITE's address)",
+        );
+        let bytes = self.finish(b, source, None);
+        if let Err(e) = self.transactions.respond_once(tx, bytes, now) {
+            tracing::debug!(error = %e, "CANCEL refusal not sent");
+        }
+    }
+
     /// Carries out what the call layer asked for.
     pub(super) fn run_call_outputs(
         &mut self,
@@ -728,6 +759,13 @@ impl Service {
             }
         }
     }
+}
+
+/// The same transport and source address (IPv4-mapped IPv6 compared as IPv4).
+pub(super) fn same_flow(a: &Peer, b: &Peer) -> bool {
+    a.transport == b.transport
+        && a.addr.ip().to_canonical() == b.addr.ip().to_canonical()
+        && a.addr.port() == b.addr.port()
 }
 
 /// SDES keys in a body about to go over a transport that is not TLS (or secure WebSocket): never sent (RFC 4568

@@ -12,6 +12,7 @@ use pbx::core::{AuthSignal, PbxCore};
 use pbx::registrar::Origin;
 
 mod calls;
+use calls::same_flow;
 mod trunks;
 mod voicemail;
 use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
@@ -369,7 +370,15 @@ impl Service {
                 peer,
             } => {
                 // RFC 3261 §9.2: 200 when the CANCEL matches a transaction, 481 otherwise; the call layer
-                // answers the INVITE with 487 when it was still ringing.
+                // answers the INVITE with 487 when it was still ringing. A CANCEL must come from where its INVITE
+                // came from: one from elsewhere (the branch is visible on the wire) cancels nothing.
+                let foreign = invite
+                    .and_then(|i| self.transactions.server_peer(i))
+                    .is_some_and(|p| !same_flow(&p, &peer));
+                if foreign {
+                    self.foreign_cancel(tx, &request, peer, now);
+                    return;
+                }
                 let status = if invite.is_some() { 200 } else { 481 };
                 let response = self.finish(ResponseBuilder::new(&request, status), peer, None);
                 if let Err(e) = self.transactions.respond(tx, response, now) {
