@@ -642,11 +642,8 @@ impl Service {
             "CANCEL from another address than its INVITE",
             self.clock.at(now),
         );
-        let b = ResponseBuilder::with_reason(
-            request,
-            403,
-            "Forbidden (not from the INVITE's address)",
-        );
+        let b =
+            ResponseBuilder::with_reason(request, 403, "Forbidden (not from the INVITE's address)");
         let bytes = self.finish(b, source, None);
         if let Err(e) = self.transactions.respond_once(tx, bytes, now) {
             tracing::debug!(error = %e, "CANCEL refusal not sent");
@@ -919,5 +916,39 @@ mod tests {
         assert_eq!(refusal(&r), Some((403, "not_forwardable")));
         let r = svc.resolve_forward("555", "102", ForwardReason::Transfer, peer(), now);
         assert_eq!(refusal(&r), Some((403, "disabled")));
+    }
+
+    #[test]
+    fn sdes_keys_only_leave_over_tls() {
+        let body =
+            b"v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:k\r\n";
+        let to = |t| Peer::new("192.0.2.7:5061".parse().unwrap(), t);
+        for t in [TxTransport::Udp, TxTransport::Tcp, TxTransport::Ws] {
+            assert!(keys_in_clear(body, to(t)), "{t:?}");
+        }
+        for t in [TxTransport::Tls, TxTransport::Wss] {
+            assert!(!keys_in_clear(body, to(t)), "{t:?}");
+        }
+        assert!(!keys_in_clear(
+            b"v=0\r\nm=audio 4000 RTP/AVP 0\r\n",
+            to(TxTransport::Udp)
+        ));
+    }
+
+    #[test]
+    fn a_flow_is_its_transport_and_address() {
+        let p = |a: &str, t| Peer::new(a.parse().unwrap(), t);
+        assert!(same_flow(
+            &p("192.0.2.7:5060", TxTransport::Udp),
+            &p("[::ffff:192.0.2.7]:5060", TxTransport::Udp)
+        ));
+        assert!(!same_flow(
+            &p("192.0.2.7:5060", TxTransport::Udp),
+            &p("192.0.2.7:5061", TxTransport::Udp)
+        ));
+        assert!(!same_flow(
+            &p("192.0.2.7:5060", TxTransport::Udp),
+            &p("192.0.2.7:5060", TxTransport::Tcp)
+        ));
     }
 }
