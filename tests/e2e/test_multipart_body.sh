@@ -6,6 +6,9 @@
 #     key, no ISUP part, no boundary (the SDP part was rewritten, the rest dropped);
 #   * an INVITE whose body is application/x-palisade-test (scenarios/call_uac_unknown_body.xml) gets 415 with
 #     Accept: application/sdp, and the callee sees nothing of it;
+#   * the answer too: 102 (a sipp UAS made from call_uas_rtp.xml here) answers with a multipart/mixed 200 (an SDP part
+#     naming 127.0.0.98, an ISUP part): the caller's 200 is plain application/sdp toward the relay, without 127.0.0.98,
+#     the ISUP part or the boundary;
 #   * a plain SDP call (call_client.py) still gets 200 and its BYE 200.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -19,8 +22,8 @@ SCEN=$E2E_DIR/scenarios
 CLIENT=$E2E_DIR/call_client.py
 data=$E2E_TMP/data
 csv=$E2E_TMP/credentials.csv
-"$PALISADE_BIN" ext add-range 101 101 --data "$data" 2>/dev/null | grep -E '^[0-9]+,' >"$csv" ||
-  fail "ext add-range 101 101"
+"$PALISADE_BIN" ext add-range 101 102 --data "$data" 2>/dev/null | grep -E '^[0-9]+,' >"$csv" ||
+  fail "ext add-range 101 102"
 "$PALISADE_BIN" ext add-range 200 200 --data "$data" 2>/dev/null | grep -E '^[0-9]+,' >>"$csv" ||
   fail "ext add-range 200 200"
 cred() { grep "^$1," "$csv" | cut -d, -f"$2"; }
@@ -87,6 +90,71 @@ done
 grep -qi '^Content-Type: application/sdp' "$msgs" || fail "the callee's INVITE is not application/sdp"
 grep -q "^c=IN IP4 $HOST" "$msgs" || fail "the callee's SDP does not point at the relay ($HOST)"
 ok "the callee got plain application/sdp toward the relay: no 127.0.0.99, no key, no ISUP part, no boundary"
+
+# A multipart answer: 102 answers with an SDP part (127.0.0.98) and an ISUP part.
+python3 - "$SCEN/call_uas_rtp.xml" "$E2E_TMP/uas_multipart.xml" <<'PY'
+import sys
+s = open(sys.argv[1]).read()
+old = """      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=- 2 2 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+"""
+new = """      Content-Type: multipart/mixed;boundary=answer-boundary-7
+      MIME-Version: 1.0
+      Content-Length: [len]
+
+      --answer-boundary-7
+      Content-Type: application/sdp
+
+      v=0
+      o=- 2 2 IN IP4 127.0.0.98
+      s=-
+      c=IN IP4 127.0.0.98
+"""
+assert old in s
+s = s.replace(old, new).replace("""      a=sendrecv
+
+    ]]>""", """      a=sendrecv
+
+      --answer-boundary-7
+      Content-Type: application/ISUP; version=nxv3; base=etsi121
+
+      ISUP-ANSWER-FROM-127.0.0.98
+      --answer-boundary-7--
+
+    ]]>""", 1)
+open(sys.argv[2], "w").write(s)
+PY
+rblock=$(free_port 6)
+r=$(timeout -k 2 10 python3 "$CLIENT" register "$HOST:$port" 102 "$(cred 102 2)" "$(cred 102 3)" \
+  --contact "$HOST:$rblock" --bind "$rblock") || fail "register 102: $r"
+case $r in *'"final": 200'*) ;; *) fail "register 102 -> $HOST:$rblock: $r" ;; esac
+spawn "$E2E_TMP/uas2.out" timeout -k 2 30 sipp -sf "$E2E_TMP/uas_multipart.xml" -i "$HOST" -p "$rblock" \
+  -mi "$HOST" -mp $((rblock + 2)) -m 1 -nostdin -timeout 25
+sleep 0.5
+sed -i 's/;101$/;102/' "$E2E_TMP/calls.csv"
+rm -f "$E2E_TMP/call_uac_multipart.msg"
+uac call_uac_multipart || {
+  show "$E2E_TMP/call_uac_multipart.out" 20
+  show "$PAL_ERR" 20
+  fail "the call to 102 (multipart answer) did not complete"
+}
+# What the caller received (sipp logs what it sent too: keep the "message received" blocks only).
+awk '/^-----/ { rx = 0 } /message received/ { rx = 1 } rx' "$E2E_TMP/call_uac_multipart.msg" >"$E2E_TMP/caller_rx.msg"
+answer=$(sed -n '/^SIP\/2.0 200/,/^a=sendrecv/p' "$E2E_TMP/caller_rx.msg" | grep -v '^$' || true)
+grep -q 'CSeq: 2 INVITE' <<<"$answer" || fail "no 200 to the INVITE in the caller's log"
+for leak in 127.0.0.98 ISUP answer-boundary multipart; do
+  if grep -qi -- "$leak" "$E2E_TMP/caller_rx.msg"; then
+    grep -n -i -- "$leak" "$E2E_TMP/caller_rx.msg" | head -5 >&2
+    fail "the caller saw '$leak' from the callee's multipart answer"
+  fi
+done
+grep -qi '^Content-Type: application/sdp' <<<"$answer" || fail "the caller's 200 is not application/sdp: $answer"
+ok "multipart/mixed 200 from the callee: the caller got plain application/sdp, without 127.0.0.98, the ISUP part or the boundary"
 
 # The legitimate plain SDP call still works.
 r=$(timeout -k 2 20 python3 "$CLIENT" call "$HOST:$port" 200 "$(cred 200 2)" "$(cred 200 3)" 101) || fail "plain call: $r"
