@@ -20,7 +20,8 @@ PKGS=(
   sox                 # audio checks
   python3             # mutate.py (malformed-datagram flood) and helpers
   python3-websockets  # ws_client.py: SIP over WebSocket (ws and wss)
-  iproute2            # ss: free-port checks
+  iproute2            # ss: free-port checks; ip netns: the NAT test (test_media_nat_netns)
+  nftables            # nft: the masquerading router of the NAT test
   procps              # ps / pgrep for process checks
   netcat-openbsd      # nc
   shellcheck          # lint of the project's shell scripts

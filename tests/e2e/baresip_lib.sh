@@ -5,7 +5,8 @@
 #   writes DIR/config, DIR/accounts and DIR/contacts: the "microphone" is a sine tone (ausine, 48 kHz only), the
 #   speaker nothing (aubridge), sndfile dumps what is sent and received into DIR/snd, ctrl_tcp listens on
 #   CTRL_PORT for tests/e2e/baresip_ctrl.py. EXTRA_LINEs (e.g. "sip_cafile<TAB>FILE", "module<TAB>srtp.so") are
-#   appended to the config.
+#   appended to the config. BARESIP_CTRL_HOST (default HOST) is the address ctrl_tcp listens on (127.0.0.1 for a
+#   phone in its own network namespace, driven through that namespace's loopback).
 baresip_conf() {
   local dir=$1 sport=$2 cport=$3 rlo=$4 rhi=$5 hz=$6 acc=$7
   shift 7
@@ -45,7 +46,7 @@ module_tmp		account.so
 module_app		menu.so
 module_app		ctrl_tcp.so
 statmode_default	off
-ctrl_tcp_listen		$HOST:$cport
+ctrl_tcp_listen		${BARESIP_CTRL_HOST:-$HOST}:$cport
 snd_path		$dir/snd
 CONF
     for line in "$@"; do

@@ -1,12 +1,15 @@
 //! The relay core for one call, sans-IO: given a datagram that arrived on a leg's RTP or RTCP port, from some
 //! source, at some time, decide where it goes — or why it is dropped.
 //!
-//! Leg A faces the caller, leg B the callee. Each leg knows the peer address its SDP signalled for RTP and RTCP.
-//! **Anti-bleed** (Asterisk CVE-2017-14099, design/security.md): a leg accepts media only from its signalled
-//! peer. The one exception is NAT: the *first* valid packet from the signalled IP after (re)signalling may come
-//! from another port, and then that port is latched — once. Later packets from other ports of that IP, and any
-//! packet from any other IP, are dropped and counted; a new SDP ([`Relay::update_remote`]) is the only way to
-//! move a leg. Forwarded packets go to the other leg's latched address, or its signalled one until it latches.
+//! Leg A faces the caller, leg B the callee. Each leg knows, per stream (RTP and RTCP), a [`Remote`]: the one IP
+//! its media may come from, the address its SDP signalled, and whether that address may be sent to before the
+//! phone's first packet ([`crate::nat`] decides, from the SDP and the signalling source).
+//! **Anti-bleed** (Asterisk CVE-2017-14099, design/security.md): a leg accepts media only from its expected IP.
+//! NAT: the *first* valid packet from that IP after (re)signalling may come from any port, and then that port
+//! is latched — once. Later packets from other ports of that IP, and any packet from any other IP, are dropped
+//! and counted; a new SDP ([`Relay::set_remote`]) is the only way to move a leg. Forwarded packets go to the
+//! other leg's latched address, or its signalled one until it latches when that one is trusted — an untrusted
+//! leg (a phone whose SDP names a private or foreign address) gets nothing until it latched.
 //!
 //! Hold needs nothing here: whatever arrives from the right source is forwarded.
 //!
@@ -19,6 +22,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::nat::Remote;
 use crate::rtp::{RtcpPacket, RtpPacket, is_rtcp};
 use crate::srtp::{MasterKey, SrtpContext, SrtpError, Suite};
 
@@ -60,13 +64,13 @@ impl Kind {
 pub enum DropReason {
     /// Not version-2 RTP (or RTCP on the RTP port, RFC 5761) with consistent lengths, or not RTCP on the RTCP port.
     Malformed,
-    /// From an IP address other than the leg's signalled peer: a bleed attempt or a stray.
+    /// From an IP address other than the leg's expected peer: a bleed attempt or a stray.
     UnknownSource,
-    /// From the signalled IP but a port other than the signalled or latched one, after the latch decision.
+    /// From the expected IP but a port other than the signalled or latched one, after the latch decision.
     WrongPort,
     /// The leg has no signalled peer yet (no SDP from that side).
     NoRemote,
-    /// The other leg has no peer to send to yet.
+    /// The other leg has no peer to send to yet (no SDP, or an untrusted one not latched yet).
     NoDestination,
     /// The leg speaks SRTP and the packet's authentication tag is wrong (a forgery, plain RTP, a stale key).
     AuthFailed,
@@ -218,8 +222,8 @@ impl LegStats {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Peer {
-    /// From the leg's SDP.
-    signalled: Option<SocketAddr>,
+    /// From the leg's SDP and signalling source.
+    remote: Option<Remote>,
     /// The NAT-mapped source, latched once.
     latched: Option<SocketAddr>,
     /// Whether the latch decision has been taken (a packet was accepted since the last signalling).
@@ -232,7 +236,8 @@ struct Peer {
 
 impl Peer {
     fn current(&self) -> Option<SocketAddr> {
-        self.latched.or(self.signalled)
+        self.latched
+            .or_else(|| self.remote.and_then(|r| r.send_to()))
     }
 }
 
@@ -274,19 +279,24 @@ impl Relay {
         }
     }
 
-    /// Set the peer a leg's SDP signalled (initial offer/answer or a re-INVITE/UPDATE). A changed address
-    /// resets that kind's latch, so the next valid packet decides again; an unchanged one keeps it (a re-INVITE
-    /// for hold does not break a NAT-latched stream).
+    /// Set the peer a leg's SDP signalled, trusted as it is ([`Remote::exact`]): see [`Relay::set_remote`].
     pub fn update_remote(&mut self, leg: Leg, rtp: SocketAddr, rtcp: SocketAddr) {
-        for (kind, addr) in [(Kind::Rtp, rtp), (Kind::Rtcp, rtcp)] {
+        self.set_remote(leg, Remote::exact(rtp), Remote::exact(rtcp));
+    }
+
+    /// Set where a leg's media may come from and go to (initial offer/answer or a re-INVITE/UPDATE). A changed
+    /// remote resets that kind's latch, so the next valid packet decides again; an unchanged one keeps it (a
+    /// re-INVITE for hold does not break a NAT-latched stream).
+    pub fn set_remote(&mut self, leg: Leg, rtp: Remote, rtcp: Remote) {
+        for (kind, remote) in [(Kind::Rtp, rtp), (Kind::Rtcp, rtcp)] {
             let peer = &mut self.legs[leg.index()].peers[kind.index()];
-            let addr = canonical(addr);
-            if peer.signalled != Some(addr) {
+            if peer.remote != Some(remote) {
+                let next = remote.send_to();
                 *peer = Peer {
-                    signalled: Some(addr),
+                    remote: Some(remote),
                     latched: None,
                     decided: false,
-                    previous: peer.current().filter(|p| *p != addr),
+                    previous: peer.current().filter(|p| Some(*p) != next),
                 };
             }
         }
@@ -308,7 +318,7 @@ impl Relay {
         self.crypto[leg.index()].as_ref().map(|c| c.keys.suite)
     }
 
-    /// Where the relay sends a leg's media of `kind` now (latched, else signalled).
+    /// Where the relay sends a leg's media of `kind` now (latched, else signalled when trusted).
     pub fn remote(&self, leg: Leg, kind: Kind) -> Option<SocketAddr> {
         self.legs[leg.index()].peers[kind.index()].current()
     }
@@ -339,13 +349,13 @@ impl Relay {
         now: Instant,
     ) -> Decision {
         let peer = self.legs[leg.index()].peers[kind.index()];
-        let Some(signalled) = peer.signalled else {
+        let Some(remote) = peer.remote else {
             return Decision::Drop(DropReason::NoRemote);
         };
         let source = canonical(source);
         let latch = if Some(source) == peer.current() {
             false
-        } else if source.ip() != signalled.ip() {
+        } else if source.ip() != remote.expect {
             return Decision::Drop(DropReason::UnknownSource);
         } else if peer.decided || Some(source) == peer.previous {
             return Decision::Drop(DropReason::WrongPort);
@@ -774,6 +784,138 @@ mod tests {
             fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
         );
         assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("10.0.0.2:41000")));
+    }
+
+    /// Leg B is a phone behind NAT: its SDP says 10.1.2.3, its signalling came from 198.51.100.7.
+    fn nat_call(t0: Instant) -> Relay {
+        let mut r = Relay::new(t0);
+        r.update_remote(Leg::A, sa("10.0.0.1:4000"), sa("10.0.0.1:4001"));
+        let source: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+        r.set_remote(
+            Leg::B,
+            Remote::latch(source, sa("10.1.2.3:6000")),
+            Remote::latch(source, sa("10.1.2.3:6001")),
+        );
+        r
+    }
+
+    #[test]
+    fn an_untrusted_leg_gets_nothing_until_it_latches() {
+        let t0 = Instant::now();
+        let mut r = nat_call(t0);
+        assert_eq!(r.remote(Leg::B, Kind::Rtp), None);
+        // The caller talks first: nothing goes to the private address the callee wrote.
+        assert_eq!(
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            Decision::Drop(DropReason::NoDestination)
+        );
+        // Neither the private address nor a stranger can latch; the NAT's public address can, on any port.
+        for src in ["10.1.2.3:6000", "192.0.2.66:31000"] {
+            assert_eq!(
+                r.on_packet(Leg::B, Kind::Rtp, sa(src), &mut RTP.to_vec(), t0),
+                Decision::Drop(DropReason::UnknownSource),
+                "{src}"
+            );
+        }
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("198.51.100.7:31000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+        );
+        assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("198.51.100.7:31000")));
+        assert_eq!(
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            fwd("198.51.100.7:31000", Leg::B, Kind::Rtp)
+        );
+        // Latched once: another port of the same public address is refused.
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("198.51.100.7:31002"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            Decision::Drop(DropReason::WrongPort)
+        );
+        // RTCP latches on its own.
+        assert_eq!(r.remote(Leg::B, Kind::Rtcp), None);
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtcp,
+                sa("198.51.100.7:31001"),
+                &mut RR.to_vec(),
+                t0
+            ),
+            fwd("10.0.0.1:4001", Leg::A, Kind::Rtcp)
+        );
+        assert_eq!(r.remote(Leg::B, Kind::Rtcp), Some(sa("198.51.100.7:31001")));
+    }
+
+    #[test]
+    fn the_same_untrusted_sdp_again_keeps_the_latch_a_new_one_rearms_it() {
+        let t0 = Instant::now();
+        let mut r = nat_call(t0);
+        r.on_packet(
+            Leg::B,
+            Kind::Rtp,
+            sa("198.51.100.7:31000"),
+            &mut RTP.to_vec(),
+            t0,
+        );
+        let source: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+        // Hold (a=sendonly, same address): the latch stays.
+        r.set_remote(
+            Leg::B,
+            Remote::latch(source, sa("10.1.2.3:6000")),
+            Remote::latch(source, sa("10.1.2.3:6001")),
+        );
+        assert_eq!(r.remote(Leg::B, Kind::Rtp), Some(sa("198.51.100.7:31000")));
+        // A new local port: the next packet decides again, but not the old mapping.
+        r.set_remote(
+            Leg::B,
+            Remote::latch(source, sa("10.1.2.3:6010")),
+            Remote::latch(source, sa("10.1.2.3:6011")),
+        );
+        assert_eq!(r.remote(Leg::B, Kind::Rtp), None);
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("198.51.100.7:31000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            Decision::Drop(DropReason::WrongPort)
+        );
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("198.51.100.7:31010"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+        );
     }
 
     #[test]

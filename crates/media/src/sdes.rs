@@ -180,6 +180,17 @@ fn rank(suite: Suite) -> usize {
         .unwrap_or(usize::MAX)
 }
 
+/// Whether a message body (an SDP, or a multipart body holding one) carries SDES keys: any `a=crypto:` line.
+/// Such a body may only leave over TLS (RFC 4568 §8.3); the service checks every message it sends with this,
+/// whatever path built it.
+pub fn body_has_keys(body: &[u8]) -> bool {
+    const ATTR: &[u8] = b"a=crypto:";
+    body.split(|&b| b == b'\n').any(|line| {
+        let line = line.trim_ascii_start();
+        line.len() >= ATTR.len() && line[..ATTR.len()].eq_ignore_ascii_case(ATTR)
+    })
+}
+
 /// The best acceptable attribute among an offer's `a=crypto` values (unparsable or refused ones are skipped;
 /// among equals, the first offered).
 pub fn choose<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<CryptoAttribute> {
@@ -312,5 +323,19 @@ mod tests {
         assert_ne!(a.key, offer.key);
         assert_ne!(a.key, b.key);
         assert_eq!(CryptoAttribute::parse(&a.to_string()).unwrap(), a);
+    }
+
+    #[test]
+    fn keys_are_found_in_any_body() {
+        assert!(body_has_keys(
+            b"v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n"
+        ));
+        assert!(body_has_keys(
+            b"--b\r\nContent-Type: application/sdp\r\n\r\nA=CRYPTO:1 x\r\n--b--"
+        ));
+        assert!(!body_has_keys(
+            b"v=0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        ));
+        assert!(!body_has_keys(b""));
     }
 }

@@ -1,9 +1,10 @@
 //! The call layer's view of the media relay ([`pbx::calls::MediaControl`]) over the socket relay.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use media::Remote;
 use pbx::calls::{Leg, MediaControl, MediaError, MediaId};
 
 use crate::media::{MediaRelay, MediaSessionHandle};
@@ -55,7 +56,7 @@ impl MediaControl for RelayControl {
         self.relay.advertise_ip()
     }
 
-    fn set_remote(&mut self, id: MediaId, l: Leg, rtp: SocketAddr, rtcp: SocketAddr) {
+    fn set_remote(&mut self, id: MediaId, l: Leg, rtp: Remote, rtcp: Remote) {
         if let Some(h) = self.sessions.get(&id.0) {
             h.set_remote(leg(l), rtp, rtcp);
         }
@@ -90,7 +91,7 @@ impl MediaControl for NoMedia {
     fn advertise_ip(&self) -> IpAddr {
         IpAddr::from([127, 0, 0, 1])
     }
-    fn set_remote(&mut self, _: MediaId, _: Leg, _: SocketAddr, _: SocketAddr) {}
+    fn set_remote(&mut self, _: MediaId, _: Leg, _: Remote, _: Remote) {}
     fn idle_for(&self, _: MediaId, _: Instant) -> Option<Duration> {
         None
     }

@@ -12,7 +12,7 @@ use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use media::{Kind, Leg, LegCrypto, LegStats, PoolError, PortPool, Relay};
+use media::{Kind, Leg, LegCrypto, LegStats, PoolError, PortPool, Relay, Remote};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -192,9 +192,10 @@ pub struct MediaSessionHandle {
 }
 
 impl MediaSessionHandle {
-    /// The peer a leg's SDP signalled (initial or re-INVITE/UPDATE; a changed address re-arms the latch).
-    pub fn set_remote(&self, leg: Leg, rtp: SocketAddr, rtcp: SocketAddr) {
-        lock(&self.relay).update_remote(leg, rtp, rtcp);
+    /// Where a leg's media may come from and go to, from its SDP and signalling source (initial or
+    /// re-INVITE/UPDATE; a changed remote re-arms the latch).
+    pub fn set_remote(&self, leg: Leg, rtp: Remote, rtcp: Remote) {
+        lock(&self.relay).set_remote(leg, rtp, rtcp);
     }
 
     /// SRTP for a leg (keys from the SDES exchange: `rx` is the phone's, `tx` Palisade's toward it), or plain RTP

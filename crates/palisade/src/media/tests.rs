@@ -1,7 +1,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use media::{DropReason, Kind, Leg, PoolError};
+use media::{DropReason, Kind, Leg, PoolError, Remote};
 use tokio::net::UdpSocket;
 use tokio::time::{sleep, timeout};
 
@@ -64,8 +64,16 @@ async fn relays_both_ways_and_drops_bleed() {
     assert_ne!(a, b);
     let caller = Phone::new(LOOPBACK).await;
     let callee = Phone::new(LOOPBACK).await;
-    session.set_remote(Leg::A, caller.rtp_addr(), caller.rtcp_addr());
-    session.set_remote(Leg::B, callee.rtp_addr(), callee.rtcp_addr());
+    session.set_remote(
+        Leg::A,
+        Remote::exact(caller.rtp_addr()),
+        Remote::exact(caller.rtcp_addr()),
+    );
+    session.set_remote(
+        Leg::B,
+        Remote::exact(callee.rtp_addr()),
+        Remote::exact(callee.rtcp_addr()),
+    );
 
     caller.rtp.send_to(&rtp(1), (LOOPBACK, a)).await.unwrap();
     let (got, from) = recv(&callee.rtp).await.expect("callee hears the caller");
@@ -114,8 +122,16 @@ async fn nat_latch_and_reinvite() {
     let caller = Phone::new(LOOPBACK).await;
     let callee = Phone::new(LOOPBACK).await;
     let natted = Phone::new(LOOPBACK).await; // the callee's real source port differs from its SDP
-    session.set_remote(Leg::A, caller.rtp_addr(), caller.rtcp_addr());
-    session.set_remote(Leg::B, callee.rtp_addr(), callee.rtcp_addr());
+    session.set_remote(
+        Leg::A,
+        Remote::exact(caller.rtp_addr()),
+        Remote::exact(caller.rtcp_addr()),
+    );
+    session.set_remote(
+        Leg::B,
+        Remote::exact(callee.rtp_addr()),
+        Remote::exact(callee.rtcp_addr()),
+    );
     natted
         .rtp
         .send_to(&rtp(1), (LOOPBACK, session.ports(Leg::B)))
@@ -135,7 +151,11 @@ async fn nat_latch_and_reinvite() {
 
     // A re-INVITE moves the callee; its old source is now refused.
     let moved = Phone::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3))).await;
-    session.set_remote(Leg::B, moved.rtp_addr(), moved.rtcp_addr());
+    session.set_remote(
+        Leg::B,
+        Remote::exact(moved.rtp_addr()),
+        Remote::exact(moved.rtcp_addr()),
+    );
     caller
         .rtp
         .send_to(&rtp(3), (LOOPBACK, session.ports(Leg::A)))
@@ -216,8 +236,16 @@ async fn bridges_a_plain_leg_and_an_srtp_leg_over_sockets() {
     let (a, b) = (session.ports(Leg::A), session.ports(Leg::B));
     let caller = Phone::new(LOOPBACK).await;
     let callee = Phone::new(LOOPBACK).await;
-    session.set_remote(Leg::A, caller.rtp_addr(), caller.rtcp_addr());
-    session.set_remote(Leg::B, callee.rtp_addr(), callee.rtcp_addr());
+    session.set_remote(
+        Leg::A,
+        Remote::exact(caller.rtp_addr()),
+        Remote::exact(caller.rtcp_addr()),
+    );
+    session.set_remote(
+        Leg::B,
+        Remote::exact(callee.rtp_addr()),
+        Remote::exact(callee.rtcp_addr()),
+    );
     let suite = Suite::AesCm128HmacSha1_80;
     let (phone_key, relay_key) = (MasterKey::generate(suite), MasterKey::generate(suite));
     session.set_crypto(

@@ -4,13 +4,14 @@
 use std::time::Instant;
 
 use pbx::calls::{
-    ActiveCall, AppKind, CallOutput, CallRecord, ForwardReason, Party, Resolved, Target,
+    ActiveCall, AppKind, CallOutput, CallRecord, DialogLeg, ForwardReason, Party, Resolved,
+    SourceCheck, Target, check_source,
 };
 use pbx::core::{AuthSignal, unix_secs};
 use pbx::policy::Route;
 use pbx::registrar::Origin;
 use sip::transaction::{Peer, ServerTxId};
-use sip::{Framing, Message, Method, ResponseBuilder};
+use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
 
 use super::{Parts, Service, to_outbound, unix_ms, unspecified, via_token};
 use crate::service::Outbound;
@@ -546,6 +547,181 @@ impl Service {
         }
     }
 
+    /// A request's session body as the call layer may take it ([`pbx::calls::body`]): a multipart body's one SDP
+    /// part becomes the body (the other parts are dropped); an INVITE or UPDATE with a body of another type gets
+    /// 415 with `Accept: application/sdp`, as does an SDP hidden in a multipart body of any other method.
+    /// `None` when the request was answered here.
+    pub(super) fn session_request(
+        &mut self,
+        tx: ServerTxId,
+        request: Message,
+        peer: Peer,
+        now: Instant,
+    ) -> Option<Message> {
+        use pbx::calls::body::{SessionBody, classify, with_body};
+        let session = matches!(request.method(), Some(Method::Invite | Method::Update));
+        let refuse = match classify(&request) {
+            SessionBody::Plain => return Some(request),
+            SessionBody::SdpPart(sdp) if session => {
+                match with_body(
+                    &request,
+                    Some(("application/sdp", &sdp)),
+                    &self.config.limits,
+                ) {
+                    Some(m) => return Some(m),
+                    None => true,
+                }
+            }
+            SessionBody::SdpPart(_) => true,
+            SessionBody::Unsupported => session,
+        };
+        if !refuse {
+            return Some(request);
+        }
+        let b = ResponseBuilder::new(&request, 415).header(HeaderName::Accept, "application/sdp");
+        let bytes = self.finish(b, peer, None);
+        if let Err(e) = self.transactions.respond_once(tx, bytes, now) {
+            tracing::debug!(error = %e, "415 not sent");
+        }
+        None
+    }
+
+    /// A response to an INVITE or UPDATE of a call leg, its body made one the call layer may take: a multipart
+    /// body's one SDP part, else no body at all (never the original forwarded).
+    pub(super) fn session_response(&self, response: Message) -> Message {
+        use pbx::calls::body::{SessionBody, classify, with_body};
+        let session = response
+            .cseq()
+            .is_ok_and(|c| matches!(c.method, Method::Invite | Method::Update));
+        if !session {
+            return response;
+        }
+        let replaced = match classify(&response) {
+            SessionBody::Plain => return response,
+            SessionBody::SdpPart(sdp) => with_body(
+                &response,
+                Some(("application/sdp", &sdp)),
+                &self.config.limits,
+            ),
+            SessionBody::Unsupported => with_body(&response, None, &self.config.limits),
+        };
+        // Rebuilding cannot fail for a message that parsed; if it did, the body still must not pass.
+        replaced
+            .or_else(|| with_body(&response, None, &self.config.limits))
+            .unwrap_or(response)
+    }
+
+    /// Where an in-dialog request (or an ACK) for a call came from, checked against that leg's signalling
+    /// ([`pbx::calls::check_source`]): its own flow, a registered flow of its extension, or its trunk.
+    /// `None` when no call holds the dialog (the call layer answers that).
+    pub(super) fn in_dialog_source(
+        &self,
+        request: &Message,
+        source: &Peer,
+        now: Instant,
+    ) -> Option<(DialogLeg, SourceCheck)> {
+        let leg = self.calls.dialog_leg(request)?;
+        let wall = self.clock.at(now);
+        let flows: Vec<_> = leg
+            .extension
+            .as_deref()
+            .map(|number| {
+                self.core
+                    .registrar()
+                    .lookup(number, unix_secs(wall))
+                    .into_iter()
+                    .map(|b| (b.source, pbx::calls::transport_of(&b.transport)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let trunk = |ip| pbx::trunks::trunk_of(&self.trunks, ip).map(|t| t.name.as_str());
+        let same_trunk =
+            trunk(source.addr.ip()).is_some_and(|t| Some(t) == trunk(leg.peer.addr.ip()));
+        let check = check_source(&leg, source, &flows, same_trunk);
+        Some((leg, check))
+    }
+
+    /// An in-dialog request from somewhere else than its leg's signalling: 403 in `tx` (an ACK has none), a
+    /// policy event, and the call goes on untouched. Returns whether the request was refused.
+    pub(super) fn refuse_foreign_in_dialog(
+        &mut self,
+        tx: Option<ServerTxId>,
+        request: &Message,
+        source: Peer,
+        now: Instant,
+    ) -> bool {
+        let Some((leg, check)) = self.in_dialog_source(request, &source, now) else {
+            return false;
+        };
+        if check.accepted() {
+            return false;
+        }
+        let wall = self.clock.at(now);
+        let method = request.method_str().unwrap_or("?").to_string();
+        tracing::warn!(
+            %method,
+            source = %source.addr,
+            leg = %leg.peer.addr,
+            "in-dialog request from another address than the call's; refused"
+        );
+        let origin = Origin {
+            transport: via_token(source.transport),
+            source: source.addr,
+            local: unspecified(source.addr),
+        };
+        self.core.policy_event(
+            "in_dialog_foreign_source",
+            origin,
+            &format!(
+                "{method} in call {} from outside the leg's signalling ({} {})",
+                leg.call_id,
+                via_token(leg.peer.transport),
+                leg.peer.addr
+            ),
+            wall,
+        );
+        if let Some(tx) = tx {
+            let b = ResponseBuilder::with_reason(
+                request,
+                403,
+                "Forbidden (not from this call's signalling address)",
+            );
+            let bytes = self.finish(b, source, None);
+            if let Err(e) = self.transactions.respond_once(tx, bytes, now) {
+                tracing::debug!(error = %e, "in-dialog refusal not sent");
+            }
+        }
+        true
+    }
+
+    /// A CANCEL for a pending INVITE from another address or transport than that INVITE: 403, a policy event,
+    /// and the call keeps ringing.
+    pub(super) fn foreign_cancel(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        source: Peer,
+        now: Instant,
+    ) {
+        let origin = Origin {
+            transport: via_token(source.transport),
+            source: source.addr,
+            local: unspecified(source.addr),
+        };
+        self.core.policy_event(
+            "cancel_foreign_source",
+            origin,
+            "CANCEL from another address than its INVITE",
+            self.clock.at(now),
+        );
+        let b =
+            ResponseBuilder::with_reason(request, 403, "Forbidden (not from the INVITE's address)");
+        let bytes = self.finish(b, source, None);
+        if let Err(e) = self.transactions.respond_once(tx, bytes, now) {
+            tracing::debug!(error = %e, "CANCEL refusal not sent");
+        }
+    }
+
     /// Carries out what the call layer asked for.
     pub(super) fn run_call_outputs(
         &mut self,
@@ -571,7 +747,16 @@ impl Service {
                         b = b.header(*name, value);
                     }
                     if let Some((ct, body)) = r.body {
-                        b = b.body(ct, body);
+                        if keys_in_clear(&body, peer) {
+                            // Never reached by the call layer's own rules; kept as the last gate.
+                            b = ResponseBuilder::with_reason(
+                                &request,
+                                500,
+                                "Server Internal Error",
+                            );
+                        } else {
+                            b = b.body(ct, body);
+                        }
                     }
                     let bytes = self.finish(b, peer, r.to_tag.as_deref());
                     if (200..300).contains(&r.status) && request.method() == Some(Method::Invite) {
@@ -590,6 +775,9 @@ impl Service {
                     let sent = Message::parse(request, Framing::Stream, &self.config.limits)
                         .map_err(|e| e.to_string())
                         .and_then(|m| {
+                            if keys_in_clear(m.body(), peer) {
+                                return Err("SDES keys toward a plain transport".to_string());
+                            }
                             self.transactions
                                 .send_request(m, peer, now)
                                 .map_err(|e| e.to_string())
@@ -605,7 +793,12 @@ impl Service {
                         }
                     }
                 }
-                CallOutput::SendRaw { bytes, peer } => out.push(to_outbound(peer, bytes)),
+                CallOutput::SendRaw { bytes, peer } => {
+                    if keys_in_clear(&bytes, peer) {
+                        continue;
+                    }
+                    out.push(to_outbound(peer, bytes));
+                }
                 CallOutput::Cancel { leg } => {
                     if let Some(client) = self.leg_clients.get(&leg).copied()
                         && let Err(e) = self.transactions.cancel(client, now)
@@ -635,6 +828,27 @@ impl Service {
             }
         }
     }
+}
+
+/// The same transport and source address (IPv4-mapped IPv6 compared as IPv4).
+pub(super) fn same_flow(a: &Peer, b: &Peer) -> bool {
+    a.transport == b.transport
+        && a.addr.ip().to_canonical() == b.addr.ip().to_canonical()
+        && a.addr.port() == b.addr.port()
+}
+
+/// SDES keys in a body about to go over a transport that is not TLS (or secure WebSocket): never sent (RFC 4568
+/// §8.3). The call layer only puts keys on TLS legs; this is the gate every message passes, whatever built it.
+fn keys_in_clear(body: &[u8], peer: Peer) -> bool {
+    let secure = matches!(
+        peer.transport,
+        sip::transaction::Transport::Tls | sip::transaction::Transport::Wss
+    );
+    let leak = !secure && media::sdes::body_has_keys(body);
+    if leak {
+        tracing::error!(to = %peer.addr, "SDES keys toward a plain transport: not sent");
+    }
+    leak
 }
 
 #[cfg(test)]
@@ -774,5 +988,39 @@ mod tests {
         assert_eq!(refusal(&r), Some((403, "not_forwardable")));
         let r = svc.resolve_forward("555", "102", ForwardReason::Transfer, peer(), now);
         assert_eq!(refusal(&r), Some((403, "disabled")));
+    }
+
+    #[test]
+    fn sdes_keys_only_leave_over_tls() {
+        let body =
+            b"v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:k\r\n";
+        let to = |t| Peer::new("192.0.2.7:5061".parse().unwrap(), t);
+        for t in [TxTransport::Udp, TxTransport::Tcp, TxTransport::Ws] {
+            assert!(keys_in_clear(body, to(t)), "{t:?}");
+        }
+        for t in [TxTransport::Tls, TxTransport::Wss] {
+            assert!(!keys_in_clear(body, to(t)), "{t:?}");
+        }
+        assert!(!keys_in_clear(
+            b"v=0\r\nm=audio 4000 RTP/AVP 0\r\n",
+            to(TxTransport::Udp)
+        ));
+    }
+
+    #[test]
+    fn a_flow_is_its_transport_and_address() {
+        let p = |a: &str, t| Peer::new(a.parse().unwrap(), t);
+        assert!(same_flow(
+            &p("192.0.2.7:5060", TxTransport::Udp),
+            &p("[::ffff:192.0.2.7]:5060", TxTransport::Udp)
+        ));
+        assert!(!same_flow(
+            &p("192.0.2.7:5060", TxTransport::Udp),
+            &p("192.0.2.7:5061", TxTransport::Udp)
+        ));
+        assert!(!same_flow(
+            &p("192.0.2.7:5060", TxTransport::Udp),
+            &p("192.0.2.7:5060", TxTransport::Tcp)
+        ));
     }
 }

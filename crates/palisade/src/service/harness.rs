@@ -132,7 +132,7 @@ impl MediaControl for FakeMedia {
     fn advertise_ip(&self) -> IpAddr {
         IpAddr::from([127, 0, 0, 1])
     }
-    fn set_remote(&mut self, _: MediaId, _: Leg, _: SocketAddr, _: SocketAddr) {}
+    fn set_remote(&mut self, _: MediaId, _: Leg, _: media::Remote, _: media::Remote) {}
     fn idle_for(&self, _: MediaId, _: Instant) -> Option<Duration> {
         None
     }

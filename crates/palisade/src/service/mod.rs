@@ -15,6 +15,7 @@ mod calls;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
 mod limits;
+use calls::same_flow;
 mod trunks;
 mod voicemail;
 use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
@@ -375,7 +376,15 @@ impl Service {
                 peer,
             } => {
                 // RFC 3261 §9.2: 200 when the CANCEL matches a transaction, 481 otherwise; the call layer
-                // answers the INVITE with 487 when it was still ringing.
+                // answers the INVITE with 487 when it was still ringing. A CANCEL must come from where its INVITE
+                // came from: one from elsewhere (the branch is visible on the wire) cancels nothing.
+                let foreign = invite
+                    .and_then(|i| self.transactions.server_peer(i))
+                    .is_some_and(|p| !same_flow(&p, &peer));
+                if foreign {
+                    self.foreign_cancel(tx, &request, peer, now);
+                    return;
+                }
                 let status = if invite.is_some() { 200 } else { 481 };
                 let response = self.finish(ResponseBuilder::new(&request, status), peer, None);
                 if let Err(e) = self.transactions.respond(tx, response, now) {
@@ -385,9 +394,20 @@ impl Service {
                     self.calls.cancel(invite, self.media.as_mut(), wall);
                 }
             }
-            TuEvent::Ack { request, .. } => self.calls.ack(&request),
+            TuEvent::Ack { request, peer, .. } => {
+                // An ACK from elsewhere than the call's leg confirms nothing (and is recorded).
+                let foreign = self
+                    .in_dialog_source(&request, &peer, now)
+                    .is_some_and(|(_, check)| !check.accepted());
+                if foreign {
+                    self.refuse_foreign_in_dialog(None, &request, peer, now);
+                } else {
+                    self.calls.ack(&request);
+                }
+            }
             TuEvent::Response { tx, response } => {
                 if let Some(leg) = self.client_legs.get(&tx).copied() {
+                    let response = self.session_response(response);
                     self.calls
                         .response(leg, &response, self.media.as_mut(), now, wall);
                 } else {
@@ -437,9 +457,15 @@ impl Service {
     /// A new request in server transaction `tx`: calls to the call layer, everything else to the PBX core.
     fn on_request(&mut self, tx: ServerTxId, request: Message, peer: Peer, now: Instant) {
         let in_dialog = request.to().is_ok_and(|t| t.tag().is_some());
+        if in_dialog && self.refuse_foreign_in_dialog(Some(tx), &request, peer, now) {
+            return;
+        }
         if in_dialog && self.in_dialog_refused(tx, &request, peer, now) {
             return;
         }
+        let Some(request) = self.session_request(tx, request, peer, now) else {
+            return;
+        };
         if in_dialog
             && self
                 .calls

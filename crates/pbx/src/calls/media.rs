@@ -1,7 +1,7 @@
 //! The relay as the call layer sees it: allocate a pair of legs, point each at its phone, ask how long it has
 //! been silent, release. The binary implements this over UDP sockets; tests use a fake.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// One side of a call: A is the caller, B the callee.
@@ -39,9 +39,9 @@ pub trait MediaControl {
     fn local_port(&self, id: MediaId, leg: Leg) -> Option<u16>;
     /// The address to write in SDP for the relay.
     fn advertise_ip(&self) -> IpAddr;
-    /// Where `leg`'s phone sends and receives media, from its SDP; the relay accepts media on that leg only
-    /// from there.
-    fn set_remote(&mut self, id: MediaId, leg: Leg, rtp: SocketAddr, rtcp: SocketAddr);
+    /// Where `leg`'s media may come from and go to, per stream, decided by [`::media::nat::remote_for`] from its
+    /// SDP and signalling source; the relay accepts media on that leg only from the expected IP.
+    fn set_remote(&mut self, id: MediaId, leg: Leg, rtp: ::media::Remote, rtcp: ::media::Remote);
     /// How long since the relay last saw media from either phone; `None` before any media.
     fn idle_for(&self, id: MediaId, now: Instant) -> Option<Duration>;
     /// SRTP keys of `leg` (what its phone encrypts with, and what Palisade encrypts with toward it), or plain RTP.

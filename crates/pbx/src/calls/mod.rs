@@ -10,9 +10,11 @@
 //! transaction), CANCELs and call records. The relay is driven through the [`MediaControl`] trait, which the
 //! binary implements over sockets and tests fake.
 
+pub mod body;
 mod dialog;
 mod forward;
 mod media;
+mod origin;
 mod sdp;
 #[cfg(test)]
 mod tests;
@@ -32,6 +34,7 @@ pub use forward::{
     validate_target as validate_forward_target,
 };
 pub use media::{Leg, MediaControl, MediaError, MediaId};
+pub use origin::{DialogLeg, SourceCheck, check_source};
 pub use sdp::AppCodec;
 
 use ::media::sdes::CryptoAttribute;
@@ -755,14 +758,15 @@ impl Calls {
                 return;
             }
         };
-        if let Some((rtp, rtcp)) = sdp::endpoint(&offer) {
-            media.set_remote(
-                media_id,
-                Leg::A,
-                resolve(rtp, peer.addr),
-                resolve(rtcp, peer.addr),
-            );
-        }
+        point_leg(
+            media,
+            &self.local,
+            media_id,
+            Leg::A,
+            &offer,
+            peer.addr,
+            &caller,
+        );
         if let Some((theirs, ours)) = &a_keys {
             media.set_crypto(media_id, Leg::A, leg_crypto(theirs, ours));
         }
@@ -1169,15 +1173,15 @@ impl Calls {
                 // 180/183 to the caller, with early media pointed at the relay.
                 let mut body = None;
                 if !msg.body().is_empty() {
-                    if let Some((rtp, rtcp)) = sdp::endpoint(msg.body()) {
-                        let peer_addr = call.branches[bi].peer.addr;
-                        media.set_remote(
-                            call.media,
-                            Leg::B,
-                            resolve(rtp, peer_addr),
-                            resolve(rtcp, peer_addr),
-                        );
-                    }
+                    point_leg(
+                        media,
+                        &self.local,
+                        call.media,
+                        Leg::B,
+                        msg.body(),
+                        call.branches[bi].peer.addr,
+                        &call.callee,
+                    );
                     let branch_keys = call.branches[bi].offered_keys.clone();
                     if let Some((theirs, ours)) =
                         answered_keys(&branch_keys, &sdp::security(msg.body()).crypto)
@@ -1361,14 +1365,15 @@ impl Calls {
                 },
             });
         }
-        if let Some((rtp, rtcp)) = sdp::endpoint(msg.body()) {
-            media.set_remote(
-                call.media,
-                Leg::B,
-                resolve(rtp, branch.peer.addr),
-                resolve(rtcp, branch.peer.addr),
-            );
-        }
+        point_leg(
+            media,
+            &self.local,
+            call.media,
+            Leg::B,
+            msg.body(),
+            branch.peer.addr,
+            &call.callee,
+        );
         // The callee's keys: it answered one of the suites Palisade offered, or plain RTP.
         match answered_keys(&branch.offered_keys, &sdp::security(msg.body()).crypto) {
             Some((theirs, ours)) => {
@@ -1527,15 +1532,15 @@ impl Calls {
                 .and_then(Result::ok)
                 .is_some_and(|c| c.is("application", "sdp"))
         {
-            if let Some((rtp, rtcp)) = sdp::endpoint(msg.body()) {
-                let peer_addr = call.peer(other).addr;
-                media.set_remote(
-                    call.media,
-                    other,
-                    resolve(rtp, peer_addr),
-                    resolve(rtcp, peer_addr),
-                );
-            }
+            point_leg(
+                media,
+                &self.local,
+                call.media,
+                other,
+                msg.body(),
+                call.peer(other).addr,
+                call.party(other),
+            );
             // The answerer's keys (one of those Palisade offered it), and Palisade's fresh key for the offerer.
             let answered = sdp::security(msg.body());
             if let Some((theirs, ours)) =
@@ -1733,15 +1738,15 @@ impl Calls {
             .and_then(Result::ok)
             .is_some_and(|c| c.is("application", "sdp"));
         if !msg.body().is_empty() && is_sdp {
-            if let Some((rtp, rtcp)) = sdp::endpoint(msg.body()) {
-                let peer_addr = call.peer(from).addr;
-                media.set_remote(
-                    call.media,
-                    from,
-                    resolve(rtp, peer_addr),
-                    resolve(rtcp, peer_addr),
-                );
-            }
+            point_leg(
+                media,
+                &self.local,
+                call.media,
+                from,
+                msg.body(),
+                call.peer(from).addr,
+                call.party(from),
+            );
             // Fresh keys on every new offer: the offerer's key is kept for the answer Palisade will give it, and
             // the other leg gets a new key from Palisade (never the offerer's: keys stay on their own leg).
             let secure = &sdp::security(msg.body());
@@ -2204,11 +2209,12 @@ impl Calls {
             return;
         };
         let description = sdp::app_description(rtp, codec);
+        // Palisade's own application: its address is trusted as it is.
         media.set_remote(
             call.media,
             Leg::B,
-            rtp,
-            SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)),
+            ::media::Remote::exact(rtp),
+            ::media::Remote::exact(SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))),
         );
         media.set_crypto(call.media, Leg::B, None);
         let a_ours: Vec<CryptoAttribute> = call.a_keys.iter().map(|(_, o)| o.clone()).collect();
@@ -2317,15 +2323,15 @@ impl Calls {
                 }
                 let offer = msg.body_bytes();
                 if !offer.is_empty() {
-                    if let Some((rtp, rtcp)) = sdp::endpoint(&offer) {
-                        let peer_addr = call.a_peer.addr;
-                        media.set_remote(
-                            call.media,
-                            Leg::A,
-                            resolve(rtp, peer_addr),
-                            resolve(rtcp, peer_addr),
-                        );
-                    }
+                    point_leg(
+                        media,
+                        &self.local,
+                        call.media,
+                        Leg::A,
+                        &offer,
+                        call.a_peer.addr,
+                        &call.caller,
+                    );
                     // A new offer on a secure leg brings a new key, and gets a fresh one from Palisade.
                     let mut ours = Vec::new();
                     if call.secure[0]
@@ -2532,6 +2538,19 @@ impl Calls {
         party.extension.then_some(party.number.as_str())
     }
 
+    /// The leg an in-dialog request belongs to, for checking where it came from ([`check_source`]) before
+    /// [`Calls::in_dialog`] acts on it. `None` for a dialog no call holds.
+    pub fn dialog_leg(&self, msg: &Message) -> Option<DialogLeg> {
+        let (id, side) = self.match_dialog(msg)?;
+        let call = self.calls.get(&id)?;
+        let party = call.party(side);
+        Some(DialogLeg {
+            call_id: call.dialog(side).call_id.clone(),
+            peer: call.peer(side),
+            extension: party.extension.then(|| party.number.clone()),
+        })
+    }
+
     fn match_dialog(&self, msg: &Message) -> Option<(u64, Leg)> {
         self.dialogs.get(&dialog_key(msg)?).copied()
     }
@@ -2660,12 +2679,35 @@ fn best_failure(failures: &[u16]) -> u16 {
 
 /// An address from the SDP, or — when the phone advertised a private or unspecified address that differs from
 /// where its signalling comes from — the signalling source's IP with the SDP port (NAT).
-fn resolve(sdp_addr: SocketAddr, signalling: SocketAddr) -> SocketAddr {
-    let ip = sdp_addr.ip();
-    if ip.is_unspecified() {
-        return SocketAddr::new(signalling.ip(), sdp_addr.port());
-    }
-    sdp_addr
+/// Points `leg` of the relay at the media a session description names — or, for a phone whose SDP names another
+/// address than the one it signals from (NAT, or an attempt to aim the relay elsewhere), at its signalling source
+/// with the port latched from its first packet ([`::media::nat::remote_for`]). A description without a usable
+/// audio address (hold with `c=0.0.0.0`) leaves the leg as it was.
+fn point_leg(
+    media: &mut dyn MediaControl,
+    local: &LocalAddrs,
+    id: MediaId,
+    leg: Leg,
+    body: &[u8],
+    source: SocketAddr,
+    party: &Party,
+) {
+    let Some((rtp, rtcp)) = sdp::endpoint(body) else {
+        return;
+    };
+    let trust = if party.extension {
+        ::media::Trust::Phone
+    } else {
+        ::media::Trust::Trunk
+    };
+    let own: Vec<std::net::IpAddr> = local
+        .by_transport
+        .iter()
+        .map(|(_, a)| a.ip())
+        .chain([media.advertise_ip()])
+        .collect();
+    let remote = |addr| ::media::nat::remote_for(addr, source.ip(), trust, &own);
+    media.set_remote(id, leg, remote(rtp), remote(rtcp));
 }
 
 /// The transaction-layer transport for a Via/registration transport token (`UDP` when unknown).

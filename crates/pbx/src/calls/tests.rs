@@ -19,6 +19,8 @@ struct FakeMedia {
     exhausted: bool,
     /// (session, is leg A) → SRTP set.
     crypto: HashMap<(u64, bool), bool>,
+    /// (session, is leg A) → what the relay was told for RTP and RTCP.
+    remotes: HashMap<(u64, bool), (::media::Remote, ::media::Remote)>,
 }
 
 impl MediaControl for FakeMedia {
@@ -38,10 +40,11 @@ impl MediaControl for FakeMedia {
     fn advertise_ip(&self) -> IpAddr {
         "192.0.2.1".parse().unwrap()
     }
-    fn set_remote(&mut self, id: MediaId, leg: Leg, rtp: SocketAddr, rtcp: SocketAddr) {
+    fn set_remote(&mut self, id: MediaId, leg: Leg, rtp: ::media::Remote, rtcp: ::media::Remote) {
         if let Some(l) = self.live.get_mut(&id.0) {
-            l[if leg == Leg::A { 0 } else { 1 }] = Some((rtp, rtcp));
+            l[if leg == Leg::A { 0 } else { 1 }] = Some((rtp.signalled, rtcp.signalled));
         }
+        self.remotes.insert((id.0, leg == Leg::A), (rtp, rtcp));
     }
     fn idle_for(&self, _id: MediaId, _now: Instant) -> Option<Duration> {
         self.idle
@@ -237,6 +240,61 @@ fn record(out: &[CallOutput]) -> Option<&CallRecord> {
         CallOutput::Record(r) => Some(r),
         _ => None,
     })
+}
+
+/// Both phones write a private address into their SDP and signal from a NAT's public address: the relay expects
+/// each leg's media from that public address, learns the port from the first packet and sends nothing before.
+#[test]
+fn phones_behind_nat_get_media_from_their_signalling_source() {
+    let mut w = World::new();
+    let out = w.invite(&[binding("sip:101@10.0.0.6:5070", "198.51.100.7:5070")]);
+    let (leg, inv_b, _) = &sent_requests(&out)[0];
+    w.respond(*leg, &response_to(inv_b, 200, "btag", Some(ANSWER)));
+    let (a_rtp, a_rtcp) = w.media.remotes[&(1, true)];
+    assert_eq!(
+        (a_rtp.expect, a_rtp.send_to(), a_rtp.signalled),
+        (
+            "203.0.113.5".parse().unwrap(),
+            None,
+            "10.0.0.5:4000".parse().unwrap()
+        )
+    );
+    assert_eq!(
+        (a_rtcp.expect, a_rtcp.trusted),
+        ("203.0.113.5".parse().unwrap(), false)
+    );
+    let (b_rtp, _) = w.media.remotes[&(1, false)];
+    assert_eq!(
+        (b_rtp.expect, b_rtp.send_to()),
+        ("198.51.100.7".parse().unwrap(), None)
+    );
+}
+
+/// A trunk's SDP names its media server, on another host than its signalling: trusted as it is.
+#[test]
+fn a_trunk_media_server_elsewhere_is_trusted() {
+    let mut w = World::new();
+    let target = trunk_target("198.51.100.20:5060");
+    let (now, wall) = (w.now, w.wall);
+    w.calls.invite_trunk(
+        ServerTxId::from_raw(1),
+        &invite_from_a(),
+        a_peer(),
+        party("100"),
+        "0049301234",
+        vec![target],
+        &mut w.media,
+        now,
+        wall,
+    );
+    let out = w.calls.take_outputs();
+    let (leg, inv_b, _) = &sent_requests(&out)[0];
+    w.respond(*leg, &response_to(inv_b, 200, "btag", Some(ANSWER)));
+    let (b_rtp, _) = w.media.remotes[&(1, false)];
+    assert_eq!(
+        b_rtp,
+        ::media::Remote::exact("10.0.0.6:5000".parse().unwrap())
+    );
 }
 
 #[test]

@@ -32,8 +32,8 @@ use super::forward::{Pending, Resolved, warning};
 use super::{
     Branch, CallOutput, CallRecord, Calls, Disposition, ForwardReason, HungUpBy, Leg, LegKey,
     MAX_FORWARD_HOPS, MediaControl, OutgoingFrom, Party, Response, State, Target, answered_keys,
-    best_failure, bodyless, contact_header, contact_uri, idx, leg_crypto, reauthenticate, resolve,
-    sdp, transport_token, via,
+    best_failure, bodyless, contact_header, contact_uri, idx, leg_crypto, point_leg,
+    reauthenticate, sdp, transport_token, via,
 };
 use crate::store::SrtpMode;
 use ::media::sdes::CryptoAttribute;
@@ -588,14 +588,15 @@ impl Calls {
         let side = t.side;
         let transferee = side.other();
         // The target now talks to the relay port the transferor used.
-        if let Some((rtp, rtcp)) = sdp::endpoint(msg.body()) {
-            media.set_remote(
-                call.media,
-                side,
-                resolve(rtp, branch.peer.addr),
-                resolve(rtcp, branch.peer.addr),
-            );
-        }
+        point_leg(
+            media,
+            &self.local,
+            call.media,
+            side,
+            msg.body(),
+            branch.peer.addr,
+            &t.target,
+        );
         media.set_crypto(
             call.media,
             side,
@@ -938,14 +939,19 @@ impl Calls {
             );
             return;
         }
-        if let Some((rtp, rtcp)) = sdp::endpoint(msg.body()) {
-            media.set_remote(
-                call.media,
-                leg,
-                resolve(rtp, peer.addr),
-                resolve(rtcp, peer.addr),
-            );
-        }
+        let party = match leg {
+            Leg::A => &call.caller,
+            Leg::B => &call.callee,
+        };
+        point_leg(
+            media,
+            &self.local,
+            call.media,
+            leg,
+            msg.body(),
+            peer.addr,
+            party,
+        );
         if !r.keys.is_empty() {
             match answered_keys(&r.keys, &sdp::security(msg.body()).crypto) {
                 Some((theirs, ours)) => {
