@@ -116,7 +116,7 @@ impl IpLists {
         let current = self.rules.get(&old.net);
         let same = |r: &Rule| r.expires_at == old.expires_at;
         if let Some(at) = old.expires_at
-            && !current.is_some_and(|c| same(c))
+            && !current.is_some_and(same)
         {
             self.by_expiry.remove(&(at, old.net));
         }
