@@ -102,6 +102,7 @@ pub struct Guard {
     trunk_sources: Vec<IpNet>,
     events: Vec<GuardEvent>,
     dropped: u64,
+    auth_successes: u64,
 }
 
 impl Guard {
@@ -115,6 +116,7 @@ impl Guard {
             trunk_sources: Vec::new(),
             events: Vec::new(),
             dropped: 0,
+            auth_successes: 0,
         }
     }
 
@@ -168,6 +170,12 @@ impl Guard {
     /// Packets dropped so far (blacklisted or throttled).
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Successful authentications seen so far (whatever the source), so the edge can tell whether a message it
+    /// handed over authenticated its connection.
+    pub fn auth_successes(&self) -> u64 {
+        self.auth_successes
     }
 
     pub fn tracked_sources(&self) -> usize {
@@ -277,6 +285,7 @@ impl Guard {
 
     /// A request from `ip` authenticated successfully: its failures are forgiven and one challenge answered.
     pub fn on_auth_success(&mut self, ip: IpAddr, now_ms: u64) {
+        self.auth_successes += 1;
         let Some(key) = self.countable(ip, now_ms) else {
             return;
         };

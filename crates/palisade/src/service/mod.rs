@@ -252,6 +252,20 @@ impl Service {
         self.stats
     }
 
+    /// Counters that tell the edge what one message did: (messages parsed, successful authentications). Each
+    /// only grows; compare before and after [`Service::process`].
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            self.stats.requests + self.stats.responses,
+            self.guard.auth_successes(),
+        )
+    }
+
+    /// Whether `ip` is a configured trunk's source (trusted by address: it never authenticates).
+    pub fn is_trunk_source(&self, ip: IpAddr) -> bool {
+        pbx::trunks::trunk_of(&self.trunks, ip).is_some()
+    }
+
     pub fn state_sizes(&self) -> StateSizes {
         StateSizes {
             server_transactions: self.transactions.server_count(),

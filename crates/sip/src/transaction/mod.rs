@@ -56,7 +56,7 @@ use bytes::Bytes;
 use crate::message::Message;
 
 pub use key::{ClientKey, KeyError, ServerKey, is_rfc3261_branch};
-pub use layer::TransactionLayer;
+pub use layer::{TransactionLayer, source_key};
 
 /// The transport a message travels on. Everything except UDP is reliable (§17.1.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
