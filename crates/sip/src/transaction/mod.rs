@@ -158,9 +158,11 @@ impl Default for Config {
             // Client transactions are opened only for authenticated calls; an INVITE one lingers 64·T1 after its
             // 2xx (timer M), so the cap must cover call rate × 32 s.
             max_client_transactions: 300_000,
-            // A 500-phone office behind one NAT address rebooting at once keeps about 2,000 (each authenticated
-            // non-INVITE transaction lives 32 s over UDP); only authenticated requests keep a transaction.
-            max_server_transactions_per_source: 5_000,
+            // Only authenticated requests keep a transaction; over UDP a non-INVITE one lives 32 s (timer J).
+            // A source sending below the guard's default amber tier (1,000 packets/s, i.e. at most 500
+            // authenticated requests/s with their challenges) for 32 s keeps at most 16,000: it never reaches
+            // this, while ten sources are needed to fill the table.
+            max_server_transactions_per_source: 30_000,
         }
     }
 }
