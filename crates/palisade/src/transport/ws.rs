@@ -192,6 +192,7 @@ async fn upgrade<S>(
 {
     let config = ws_config(&edge);
     let allowed = edge.transport_limits.ws_allowed_origins.clone();
+    #[allow(clippy::result_large_err)] // the signature tungstenite asks for
     let callback = move |request: &Request, response: Response| {
         let verdict = negotiate(request, response, &allowed);
         if let Err(refusal) = &verdict {
