@@ -687,6 +687,34 @@ mod tests {
     }
 
     #[test]
+    fn a_ban_at_the_cap_evicts_the_expired_ban_first() {
+        let mut g = guard(|c| {
+            c.max_auto_bans = 2;
+            c.auth_failures_before_ban = 3;
+            c.ban_seconds = 60;
+        });
+        let ban = |g: &mut Guard, who: &str, at: u64| {
+            for _ in 0..3 {
+                g.on_auth_failure(ip(who), at);
+            }
+        };
+        ban(&mut g, "192.0.2.1", 0); // expires at 60 s, not yet purged at 100 s
+        g.set_config(GuardConfig {
+            ban_seconds: 10_000,
+            ..g.config().clone()
+        });
+        ban(&mut g, "192.0.2.2", 50_000); // expires at 10,050 s
+        ban(&mut g, "192.0.2.3", 100_000);
+        assert_eq!(g.lists().auto_count(), 2);
+        assert_eq!(
+            g.check_packet(ip("192.0.2.2"), 100_001),
+            Verdict::Drop,
+            "the live ban was kept"
+        );
+        assert_eq!(g.check_packet(ip("192.0.2.3"), 100_001), Verdict::Drop);
+    }
+
+    #[test]
     fn a_full_table_forgets_clean_sources_oldest_first() {
         let mut g = guard(|c| c.max_sources = 3);
         for i in 1..=3 {
