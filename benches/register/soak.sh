@@ -7,7 +7,7 @@
 #      tiers (one sipp address sends 2 requests per registration) and starts `palisade serve` on
 #      udp:127.0.0.1:PORT;
 #   2. runs sipp (tests/e2e/scenarios/reg_auth.xml: REGISTER, 401, REGISTER with digest, 200) through the 1,000
-#      extensions in turn, COUNT registrations at RATE per second;
+#      extensions in turn, COUNT registrations at RATE per second, from two source addresses (half each);
 #   3. every SAMPLE_S seconds, and for IDLE_S seconds after the load, records the server's RSS (VmRSS) and the
 #      size of the database files (palisade.db + WAL), and at the end the number of security event rows;
 #   4. prints a table (elapsed s, registrations done, RSS MB, DB MB) and a summary line.
@@ -42,9 +42,9 @@ fi
 command -v sipp >/dev/null || { echo "sipp is missing (scripts/install-deps.sh)" >&2; exit 1; }
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/palisade-soak.XXXXXX")
-PAL_PID="" SIPP_PID=""
+PAL_PID="" SIPP_PID="" SIPP2_PID=""
 cleanup() {
-  if [ -n "$SIPP_PID" ]; then kill "$SIPP_PID" 2>/dev/null || true; fi
+  for p in $SIPP_PID $SIPP2_PID; do kill "$p" 2>/dev/null || true; done
   if [ -n "$PAL_PID" ]; then
     kill -TERM "$PAL_PID" 2>/dev/null || true
     wait "$PAL_PID" 2>/dev/null || true
@@ -72,33 +72,47 @@ grep -qx 'palisade ready' "$TMP/pal.out" || { tail "$TMP/pal.err" >&2; exit 1; }
 
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$PAL_PID/status"; }
 db_mb() { du -cb "$data"/palisade.db* 2>/dev/null | awk 'END { printf "%.1f", $1 / 1048576 }'; }
-done_regs() { # successful registrations so far, from sipp's statistics file
-  awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "SuccessfulCall(C)") k = i; next } { v = $k } END { print v + 0 }' \
-    "$TMP/sipp.csv" 2>/dev/null || echo 0
+stat() { # COLUMN: its last cumulative value, summed over both generators' statistics files
+  local f n total=0
+  for f in "$TMP/sipp1.csv" "$TMP/sipp2.csv"; do
+    n=$(awk -F';' -v c="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next } { v = $k } END { print v + 0 }' \
+      "$f" 2>/dev/null || echo 0)
+    total=$((total + n))
+  done
+  echo "$total"
 }
+done_regs() { stat 'SuccessfulCall(C)'; }
 
 limit=$((COUNT / RATE + 60))
-log "sipp: $COUNT registrations at $RATE/s (at most ${limit}s)"
-(cd "$TMP" && exec timeout -k 2 "$limit" sipp "127.0.0.1:$PORT" -sf "$SCENARIO" -inf "$TMP/reg.inf" -t u1 \
-  -i 127.0.0.1 -p $((PORT + 1)) -m "$COUNT" -r "$RATE" -l $((RATE * 2)) -nostdin -timeout "$limit" \
-  -max_retrans 3 -trace_stat -stf "$TMP/sipp.csv" -fd "$SAMPLE_S" >"$TMP/sipp.out" 2>&1 </dev/null) &
+log "sipp: $COUNT registrations at $RATE/s from 127.0.0.1 and 127.0.0.2, half each (at most ${limit}s)"
+# Two generators on two source addresses: one address sending 1,000 authenticated registrations a second would
+# keep 32,000 transactions (timer J), above the per-source cap of 30,000 (docs/security.md).
+gen() { # N SRC
+  (cd "$TMP" && exec timeout -k 2 "$limit" sipp "127.0.0.1:$PORT" -sf "$SCENARIO" -inf "$TMP/reg.inf" -t u1 \
+    -i "127.0.0.$1" -p $((PORT + $1)) -m $((COUNT / 2)) -r $((RATE / 2)) -l "$RATE" -nostdin -timeout "$limit" \
+    -max_retrans 3 -trace_stat -stf "$TMP/sipp$1.csv" -fd "$SAMPLE_S" >"$TMP/sipp$1.out" 2>&1 </dev/null)
+}
+gen 1 &
 SIPP_PID=$!
+gen 2 &
+SIPP2_PID=$!
 t0=$SECONDS
 printf '%8s %14s %8s %8s\n' elapsed_s registrations rss_mb db_mb
 printf '%8s %14s %8s %8s\n' 0 0 "$(rss_mb)" "$(db_mb)"
 first_rss=""
-while kill -0 "$SIPP_PID" 2>/dev/null; do
+while kill -0 "$SIPP_PID" 2>/dev/null || kill -0 "$SIPP2_PID" 2>/dev/null; do
   sleep "$SAMPLE_S"
   printf '%8s %14s %8s %8s\n' $((SECONDS - t0)) "$(done_regs)" "$(rss_mb)" "$(db_mb)"
   [ -n "$first_rss" ] || first_rss=$(rss_mb)
 done
 rc=0
 wait "$SIPP_PID" || rc=$?
-SIPP_PID=""
+wait "$SIPP2_PID" || rc=$?
+SIPP_PID="" SIPP2_PID=""
 load_s=$((SECONDS - t0))
 sleep "$IDLE_S"
 printf '%8s %14s %8s %8s  (idle %ss)\n' $((SECONDS - t0)) "$(done_regs)" "$(rss_mb)" "$(db_mb)" "$IDLE_S"
-failed=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "FailedCall(C)") k = i; next } { v = $k } END { print v + 0 }' "$TMP/sipp.csv")
+failed=$(stat 'FailedCall(C)')
 rows=$(pal events --summary --json | awk -F': ' '/"rows"/ { gsub(/,/, "", $2); print $2 }')
 echo "summary: $(done_regs) registrations ok, $failed failed (sipp exit $rc) in ${load_s}s; RSS after the first ${SAMPLE_S}s ${first_rss} MB, at the end $(rss_mb) MB; database $(db_mb) MB; security event rows: $rows"
 pal events --summary | tail -n +6

@@ -341,7 +341,8 @@ impl Db {
                             .push_bind(e.user.as_deref().map(|u| truncate(u, MAX_FIELD_LEN)))
                             .push_bind(e.detail.as_deref().map(|d| truncate(d, MAX_FIELD_LEN)));
                     });
-                    q.build().execute(&mut *tx).await?;
+                    // Not cached: the text differs with every batch size (see Db::apply_binding_changes).
+                    q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
