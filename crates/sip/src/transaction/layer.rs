@@ -49,9 +49,12 @@ impl Shared {
 pub struct TransactionLayer {
     sh: Shared,
     next_id: u64,
-    servers: HashMap<u64, ServerTx>,
+    /// Boxed, like `clients`: the tables hold tens of thousands of transactions under load, and a table of
+    /// pointers doubles its capacity in a few hundred kilobytes where one of inline transactions took tens of
+    /// megabytes (which the allocator then keeps).
+    servers: HashMap<u64, Box<ServerTx>>,
     server_index: HashMap<ServerKey, u64>,
-    clients: HashMap<u64, ClientTx>,
+    clients: HashMap<u64, Box<ClientTx>>,
     client_index: HashMap<ClientKey, u64>,
     /// Live server transactions per source ([`source_key`]), for [`Config::max_server_transactions_per_source`].
     per_source: HashMap<IpAddr, usize>,
@@ -168,7 +171,7 @@ impl TransactionLayer {
         let id = self.alloc_id();
         let tx = ServerTx::start(id, key.clone(), request.clone(), peer, &mut self.sh, now);
         self.server_index.insert(key, id);
-        self.servers.insert(id, tx);
+        self.servers.insert(id, Box::new(tx));
         self.per_source.insert(source, from_source + 1);
         let ev = if method == Some(Method::Cancel) {
             TuEvent::Cancel {
@@ -292,7 +295,7 @@ impl TransactionLayer {
     ) {
         let tx = ClientTx::start(id, key.clone(), request, peer, &mut self.sh, now);
         self.client_index.insert(key, id);
-        self.clients.insert(id, tx);
+        self.clients.insert(id, Box::new(tx));
     }
 
     /// Cancels the INVITE client transaction `invite` (§9.1): builds the CANCEL and sends it in a client
