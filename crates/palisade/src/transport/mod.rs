@@ -74,8 +74,9 @@ struct Conns {
 impl Conns {
     /// Releases slot `seq` (counts and routing); returns its entry if it was still held.
     fn release(&mut self, seq: u64) -> Option<SlotEntry> {
-        let entry = self.slots.remove(&seq)?;
+        // First, so that the eviction loop in `Edge::reserve` always makes progress.
         self.unauthenticated.remove(&seq);
+        let entry = self.slots.remove(&seq)?;
         if let Some(n) = self.per_ip.get_mut(&entry.key) {
             *n -= 1;
             if *n == 0 {
