@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """SIP over WebSocket (RFC 7118) probe for the end-to-end tests (python3-websockets).
 
-  ws_client.py URL [--cafile PEM] [--no-subprotocol] [--count N]
+  ws_client.py URL [--cafile PEM] [--no-subprotocol] [--count N] [--origin ORIGIN] [--expect-refused STATUS]
 
 Without --no-subprotocol: offers the `sip` subprotocol, checks that the server agreed to it, sends N OPTIONS
 (one per WebSocket text message) and prints the status line of each answer; exit 0 when every answer is 200.
 With --no-subprotocol: offers none and exits 0 when the server refuses the upgrade (prints the HTTP status).
+--origin sends an Origin header (as a browser on that page would); --expect-refused STATUS exits 0 only when the
+upgrade is refused with that HTTP status.
 Every step is bounded by a timeout.
 """
 import argparse
@@ -46,7 +48,10 @@ async def main():
     ap.add_argument("--cafile")
     ap.add_argument("--no-subprotocol", action="store_true")
     ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("--origin")
+    ap.add_argument("--expect-refused", type=int)
     a = ap.parse_args()
+    expect_refused = a.expect_refused or (400 if a.no_subprotocol else None)
     ctx = None
     if a.url.startswith("wss://"):
         ctx = ssl.create_default_context(cafile=a.cafile)
@@ -54,15 +59,15 @@ async def main():
     transport = "WSS" if ctx else "WS"
     try:
         ws = await asyncio.wait_for(
-            websockets.connect(a.url, subprotocols=subprotocols, ssl=ctx, open_timeout=TIMEOUT),
+            websockets.connect(a.url, subprotocols=subprotocols, ssl=ctx, open_timeout=TIMEOUT, origin=a.origin),
             TIMEOUT,
         )
     except Exception as e:  # noqa: BLE001 — any refusal counts; print what it was
         status = refusal_status(e)
         print(f"refused: HTTP {status}" if status else f"refused: {type(e).__name__}: {e}")
-        return 0 if a.no_subprotocol and status == 400 else 1
-    if a.no_subprotocol:
-        print("upgrade accepted without the sip subprotocol")
+        return 0 if expect_refused is not None and status == expect_refused else 1
+    if expect_refused is not None:
+        print(f"upgrade accepted (expected a refusal with HTTP {expect_refused})")
         await ws.close()
         return 1
     if ws.subprotocol != "sip":

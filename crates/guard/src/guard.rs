@@ -12,6 +12,19 @@ use ipnet::IpNet;
 use crate::config::GuardConfig;
 use crate::lists::{Action, IpLists, Origin, Rule, canonical};
 
+/// An IPv4-mapped IPv6 prefix as its IPv4 prefix, so that it matches the canonical addresses lookups use.
+fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96)
+                .map(|n| n.trunc())
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other.trunc(),
+    }
+}
+
 /// What to do with a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -45,6 +58,33 @@ struct SourceState {
     throttled_until: u64,
     auth_failures: u32,
     unanswered_challenges: u32,
+    /// The eviction tier the state is queued in (see [`Tier`]); it only rises while the state lives.
+    tier: Tier,
+    /// Tells this life of the key apart from an earlier one in the eviction queues (entries are removed lazily).
+    generation: u64,
+}
+
+/// How much a source's state is worth keeping when the table is full. A source that left challenges unanswered
+/// or failed to authenticate (or was throttled) is kept in preference to a clean one, so that spraying packets
+/// from many (spoofed) addresses evicts the clean sources first and cannot wipe an attacker's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+enum Tier {
+    #[default]
+    Clean = 0,
+    Challenged = 1,
+    Failed = 2,
+}
+
+impl SourceState {
+    fn tier(&self) -> Tier {
+        if self.auth_failures > 0 || self.throttled_until > 0 {
+            Tier::Failed
+        } else if self.unanswered_challenges > 0 {
+            Tier::Challenged
+        } else {
+            Tier::Clean
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -52,10 +92,17 @@ pub struct Guard {
     config: GuardConfig,
     lists: IpLists,
     sources: HashMap<SourceKey, SourceState>,
-    /// Insertion order of `sources`, for eviction when the table is full.
-    order: VecDeque<SourceKey>,
+    /// Per tier, the keys in the order they entered it: eviction takes the oldest of the lowest tier. Entries
+    /// whose state left the tier (or the table) are skipped when they come up.
+    queues: [VecDeque<(SourceKey, u64)>; 3],
+    next_generation: u64,
+    /// Where configured trunks send from (kept current by the server as trunks and their DNS change): counted
+    /// toward the flood tiers but never banned by a counter, since a trunk does not authenticate to us and its
+    /// address is the easiest one to spoof (see docs/security.md, "Trunk sources").
+    trunk_sources: Vec<IpNet>,
     events: Vec<GuardEvent>,
     dropped: u64,
+    auth_successes: u64,
 }
 
 impl Guard {
@@ -64,9 +111,12 @@ impl Guard {
             config,
             lists: IpLists::new(),
             sources: HashMap::new(),
-            order: VecDeque::new(),
+            queues: Default::default(),
+            next_generation: 0,
+            trunk_sources: Vec::new(),
             events: Vec::new(),
             dropped: 0,
+            auth_successes: 0,
         }
     }
 
@@ -98,9 +148,34 @@ impl Guard {
         self.lists.insert(rule);
     }
 
+    /// The addresses configured trunks send from: never banned by authentication counters or floods (a flood
+    /// from them is throttled).
+    pub fn set_trunk_sources(&mut self, mut nets: Vec<IpNet>) {
+        for n in &mut nets {
+            *n = canonical_net(*n);
+        }
+        nets.sort();
+        nets.dedup();
+        self.trunk_sources = nets;
+    }
+
+    pub fn trunk_sources(&self) -> &[IpNet] {
+        &self.trunk_sources
+    }
+
+    fn is_trunk(&self, ip: IpAddr) -> bool {
+        self.trunk_sources.iter().any(|n| n.contains(&ip))
+    }
+
     /// Packets dropped so far (blacklisted or throttled).
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Successful authentications seen so far (whatever the source), so the edge can tell whether a message it
+    /// handed over authenticated its connection.
+    pub fn auth_successes(&self) -> u64 {
+        self.auth_successes
     }
 
     pub fn tracked_sources(&self) -> usize {
@@ -129,6 +204,7 @@ impl Guard {
             self.config.flood_red_pps,
             u64::from(self.config.throttle_seconds) * 1000,
         );
+        let trunk = self.is_trunk(ip);
         let state = self.state(key);
         let second = now_ms / 1000;
         if state.second != second {
@@ -137,7 +213,9 @@ impl Guard {
         }
         state.packets = state.packets.saturating_add(1);
         let packets = state.packets;
-        if packets > red {
+        // A trunk's flood is throttled like any amber flood, never banned: spoofed packets must not cut the
+        // provider off for a day.
+        if packets > red && !trunk {
             self.dropped += 1;
             self.ban(
                 key,
@@ -154,6 +232,7 @@ impl Guard {
         }
         let dropping = state.throttled_until > now_ms;
         if let Some(until) = throttled {
+            self.requeue(key);
             self.events.push(GuardEvent::Throttled {
                 source: key,
                 until,
@@ -190,6 +269,10 @@ impl Guard {
         let limit = self.config.unanswered_challenges_before_ban;
         let state = self.state(key);
         state.unanswered_challenges = state.unanswered_challenges.saturating_add(1);
+        self.requeue(key);
+        let Some(state) = self.sources.get(&key) else {
+            return;
+        };
         if state.unanswered_challenges >= limit {
             self.ban(
                 key,
@@ -202,6 +285,7 @@ impl Guard {
 
     /// A request from `ip` authenticated successfully: its failures are forgiven and one challenge answered.
     pub fn on_auth_success(&mut self, ip: IpAddr, now_ms: u64) {
+        self.auth_successes += 1;
         let Some(key) = self.countable(ip, now_ms) else {
             return;
         };
@@ -218,6 +302,10 @@ impl Guard {
         let limit = self.config.auth_failures_before_ban;
         let state = self.state(key);
         state.auth_failures = state.auth_failures.saturating_add(1);
+        self.requeue(key);
+        let Some(state) = self.sources.get(&key) else {
+            return;
+        };
         if state.auth_failures >= limit {
             self.ban(
                 key,
@@ -235,9 +323,13 @@ impl Guard {
         }
     }
 
-    /// The counter key of `ip`, or `None` when it must not be counted (allow-listed).
+    /// The counter key of `ip` for authentication counters, or `None` when it must not be counted: allow-listed,
+    /// or a trunk's source (trunks do not authenticate to us, and a spoofer must not get the provider banned).
     fn countable(&self, ip: IpAddr, now_ms: u64) -> Option<SourceKey> {
         let ip = canonical(ip);
+        if self.is_trunk(ip) {
+            return None;
+        }
         match self.lists.lookup(ip, now_ms) {
             Some(r) if r.action == Action::Allow => None,
             _ => Some(self.key(ip)),
@@ -253,21 +345,64 @@ impl Guard {
         }
     }
 
-    /// The state of `key`, created if new. The table is bounded: at capacity the longest-tracked source is
-    /// forgotten (a flood of spoofed addresses cannot grow memory; bans live in the lists, not here).
+    /// The state of `key`, created if new. The table is bounded: at capacity one source is forgotten — the
+    /// longest-tracked clean one, else the longest-tracked that only left challenges unanswered, else the
+    /// longest-tracked of the rest (a flood of spoofed addresses cannot grow memory, nor wipe the counters of
+    /// a source that is failing to authenticate; bans live in the lists, not here).
     fn state(&mut self, key: SourceKey) -> &mut SourceState {
         if !self.sources.contains_key(&key) {
             while self.sources.len() >= self.config.max_sources.max(1) {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.sources.remove(&old);
-                    }
-                    None => break,
+                if !self.evict_one() {
+                    break;
                 }
             }
-            self.order.push_back(key);
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            self.queues[Tier::Clean as usize].push_back((key, generation));
+            self.sources.insert(
+                key,
+                SourceState {
+                    generation,
+                    ..SourceState::default()
+                },
+            );
         }
         self.sources.entry(key).or_default()
+    }
+
+    /// Moves `key` to the queue of its tier when its counters raised it.
+    fn requeue(&mut self, key: SourceKey) {
+        let Some(state) = self.sources.get_mut(&key) else {
+            return;
+        };
+        let tier = state.tier();
+        if tier > state.tier {
+            state.tier = tier;
+            self.queues[tier as usize].push_back((key, state.generation));
+        }
+    }
+
+    /// Forgets the oldest source of the lowest tier; `false` when nothing could be evicted.
+    fn evict_one(&mut self) -> bool {
+        for tier in [Tier::Clean, Tier::Challenged, Tier::Failed] {
+            while let Some((key, generation)) = self.queues[tier as usize].pop_front() {
+                let current = self
+                    .sources
+                    .get(&key)
+                    .is_some_and(|s| s.generation == generation && s.tier == tier);
+                if current {
+                    self.sources.remove(&key);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Entries waiting in the eviction queues (live and stale), for the bound check in tests.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum()
     }
 
     fn ban(&mut self, key: SourceKey, reason: &str, now_ms: u64, detail: String) {
@@ -295,10 +430,14 @@ impl Guard {
             created_at: now_ms,
         };
         self.lists.insert(rule.clone());
-        // A fresh start if the ban is lifted: the counters that led to it are spent. (The entry stays, so the
-        // eviction order keeps matching the table.)
+        // A fresh start if the ban is lifted: the counters that led to it are spent. (The entry stays in its
+        // tier, so the eviction queues keep matching the table.)
         if let Some(state) = self.sources.get_mut(&key) {
-            *state = SourceState::default();
+            *state = SourceState {
+                tier: state.tier,
+                generation: state.generation,
+                ..SourceState::default()
+            };
         }
         self.events.push(GuardEvent::Banned { rule });
     }
@@ -311,6 +450,10 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    fn v4(i: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(i))
     }
 
     fn guard(f: impl FnOnce(&mut GuardConfig)) -> Guard {
@@ -491,7 +634,148 @@ mod tests {
             }
         }
         assert!(g.tracked_sources() <= 1000);
-        assert_eq!(g.order.len(), g.tracked_sources());
+        assert!(
+            g.queued() <= 2 * 1000 + 3,
+            "stale queue entries stay bounded too"
+        );
         assert!(g.lists().auto_count() <= 50);
+    }
+
+    #[test]
+    fn spraying_many_sources_does_not_wipe_an_attackers_counters() {
+        let mut g = guard(|c| {
+            c.max_sources = 1000;
+            c.auth_failures_before_ban = 3;
+            c.unanswered_challenges_before_ban = 100;
+        });
+        let attacker = ip("203.0.113.66");
+        g.on_auth_failure(attacker, 0);
+        g.on_auth_failure(attacker, 0);
+        let scanner = ip("203.0.113.77");
+        for _ in 0..99 {
+            g.on_challenge(scanner, 0);
+        }
+        // Ten times the table's size in fresh (spoofed) sources, each sending one packet.
+        for i in 0..10_000u32 {
+            g.check_packet(v4(0x0a00_0000 + i), 1);
+        }
+        assert!(g.tracked_sources() <= 1000);
+        g.on_auth_failure(attacker, 2);
+        g.on_challenge(scanner, 2);
+        assert_eq!(
+            g.check_packet(attacker, 3),
+            Verdict::Drop,
+            "third failure bans"
+        );
+        assert_eq!(
+            g.check_packet(scanner, 3),
+            Verdict::Drop,
+            "100th challenge bans"
+        );
+        // Under a spray of challenged sources, the ones that failed authentication still outlast them.
+        let mut g = guard(|c| {
+            c.max_sources = 100;
+            c.auth_failures_before_ban = 3;
+        });
+        g.on_auth_failure(attacker, 0);
+        g.on_auth_failure(attacker, 0);
+        for i in 0..1_000u32 {
+            g.on_challenge(v4(0x0a00_0000 + i), 1);
+        }
+        g.on_auth_failure(attacker, 2);
+        assert_eq!(g.check_packet(attacker, 3), Verdict::Drop);
+    }
+
+    #[test]
+    fn a_ban_at_the_cap_evicts_the_expired_ban_first() {
+        let mut g = guard(|c| {
+            c.max_auto_bans = 2;
+            c.auth_failures_before_ban = 3;
+            c.ban_seconds = 60;
+        });
+        let ban = |g: &mut Guard, who: &str, at: u64| {
+            for _ in 0..3 {
+                g.on_auth_failure(ip(who), at);
+            }
+        };
+        ban(&mut g, "192.0.2.1", 0); // expires at 60 s, not yet purged at 100 s
+        g.set_config(GuardConfig {
+            ban_seconds: 10_000,
+            ..g.config().clone()
+        });
+        ban(&mut g, "192.0.2.2", 50_000); // expires at 10,050 s
+        ban(&mut g, "192.0.2.3", 100_000);
+        assert_eq!(g.lists().auto_count(), 2);
+        assert_eq!(
+            g.check_packet(ip("192.0.2.2"), 100_001),
+            Verdict::Drop,
+            "the live ban was kept"
+        );
+        assert_eq!(g.check_packet(ip("192.0.2.3"), 100_001), Verdict::Drop);
+    }
+
+    #[test]
+    fn a_full_table_forgets_clean_sources_oldest_first() {
+        let mut g = guard(|c| c.max_sources = 3);
+        for i in 1..=3 {
+            g.check_packet(v4(i), 0);
+        }
+        g.on_challenge(v4(1), 0);
+        g.check_packet(v4(4), 0);
+        assert!(g.sources.contains_key(&g.key(v4(1))), "challenged kept");
+        assert!(
+            !g.sources.contains_key(&g.key(v4(2))),
+            "oldest clean forgotten"
+        );
+        assert!(g.sources.contains_key(&g.key(v4(3))));
+    }
+
+    #[test]
+    fn trunk_sources_are_never_banned_by_counters_and_their_floods_are_only_throttled() {
+        let mut g = guard(|c| {
+            c.auth_failures_before_ban = 3;
+            c.unanswered_challenges_before_ban = 100;
+            c.flood_amber_pps = 10;
+            c.flood_red_pps = 20;
+        });
+        g.set_trunk_sources(vec![parse_net("198.51.100.0/29").unwrap()]);
+        let trunk = ip("198.51.100.5");
+        for _ in 0..1000 {
+            g.on_auth_failure(trunk, 0);
+            g.on_challenge(trunk, 0);
+        }
+        assert_eq!(g.check_packet(trunk, 0), Verdict::Pass);
+        let drops = (0..100)
+            .filter(|_| g.check_packet(trunk, 1_000) == Verdict::Drop)
+            .count();
+        assert!(drops >= 80, "flood throttled");
+        let events = g.take_events();
+        assert!(
+            events
+                .iter()
+                .all(|e| matches!(e, GuardEvent::Throttled { .. })),
+            "{events:?}"
+        );
+        assert_eq!(
+            g.check_packet(trunk, 10_000),
+            Verdict::Pass,
+            "throttle over"
+        );
+        // Mapped IPv4 counts as the trunk too; the rest of the world does not.
+        assert_eq!(
+            g.check_packet(ip("::ffff:198.51.100.5"), 10_000),
+            Verdict::Pass
+        );
+        let other = ip("198.51.100.9");
+        for _ in 0..3 {
+            g.on_auth_failure(other, 20_000);
+        }
+        assert_eq!(g.check_packet(other, 20_000), Verdict::Drop);
+        // Trunk sources follow the configuration.
+        g.set_trunk_sources(Vec::new());
+        for _ in 0..3 {
+            g.on_auth_failure(trunk, 30_000);
+        }
+        assert_eq!(g.check_packet(trunk, 30_000), Verdict::Drop);
     }
 }

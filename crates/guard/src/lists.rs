@@ -2,9 +2,10 @@
 //! prefixes, IPv4 and IPv6, with optional expiry. The most specific prefix wins, whatever the order of entry.
 //!
 //! Lookup is one hash probe per prefix length in use (typically one or two), so a banned source costs well
-//! under a microsecond to recognise.
+//! under a microsecond to recognise. Entries are also indexed by expiry, so expiring them and evicting the
+//! automatic entry closest to expiry cost O(log n) each, never a scan of the table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -77,7 +78,11 @@ pub struct IpLists {
     /// How many entries use each prefix length, per family (iterated longest first for lookups).
     v4_lens: BTreeMap<u8, usize>,
     v6_lens: BTreeMap<u8, usize>,
-    auto_count: usize,
+    /// Entries that expire, by (expiry, prefix): [`IpLists::expire`] takes them from the front.
+    by_expiry: BTreeSet<(u64, IpNet)>,
+    /// Automatic entries by (expiry or `u64::MAX`, prefix): [`IpLists::evict_one_auto`] takes the first, so an
+    /// expired ban is always evicted before a live one.
+    auto_by_expiry: BTreeSet<(u64, IpNet)>,
 }
 
 impl IpLists {
@@ -88,16 +93,36 @@ impl IpLists {
     /// Adds or replaces the entry for `rule.net`.
     pub fn insert(&mut self, rule: Rule) {
         let net = rule.net.trunc();
-        if rule.is_auto() {
-            self.auto_count += 1;
-        }
-        match self.rules.insert(net, Rule { net, ..rule }) {
-            Some(old) => {
-                if old.is_auto() {
-                    self.auto_count -= 1;
-                }
-            }
+        let rule = Rule { net, ..rule };
+        self.index(&rule);
+        match self.rules.insert(net, rule) {
+            Some(old) => self.unindex(&old),
             None => *self.lens_mut(&net).entry(net.prefix_len()).or_insert(0) += 1,
+        }
+    }
+
+    fn index(&mut self, rule: &Rule) {
+        if let Some(at) = rule.expires_at {
+            self.by_expiry.insert((at, rule.net));
+        }
+        if rule.is_auto() {
+            self.auto_by_expiry
+                .insert((rule.expires_at.unwrap_or(u64::MAX), rule.net));
+        }
+    }
+
+    /// Removes `old`'s index entries, unless the entry that replaced it has the very same ones.
+    fn unindex(&mut self, old: &Rule) {
+        let current = self.rules.get(&old.net);
+        let same = |r: &Rule| r.expires_at == old.expires_at;
+        if let Some(at) = old.expires_at
+            && !current.is_some_and(same)
+        {
+            self.by_expiry.remove(&(at, old.net));
+        }
+        if old.is_auto() && !current.is_some_and(|c| c.is_auto() && same(c)) {
+            self.auto_by_expiry
+                .remove(&(old.expires_at.unwrap_or(u64::MAX), old.net));
         }
     }
 
@@ -105,9 +130,7 @@ impl IpLists {
     pub fn remove(&mut self, net: &IpNet) -> Option<Rule> {
         let net = net.trunc();
         let removed = self.rules.remove(&net)?;
-        if removed.is_auto() {
-            self.auto_count -= 1;
-        }
+        self.unindex(&removed);
         let lens = self.lens_mut(&net);
         if let Some(count) = lens.get_mut(&net.prefix_len()) {
             *count -= 1;
@@ -148,28 +171,37 @@ impl IpLists {
 
     /// Removes expired entries and returns them.
     pub fn expire(&mut self, now_ms: u64) -> Vec<Rule> {
-        let expired: Vec<IpNet> = self
-            .rules
-            .values()
-            .filter(|r| !r.is_live(now_ms))
-            .map(|r| r.net)
-            .collect();
-        expired.iter().filter_map(|n| self.remove(n)).collect()
+        let mut out = Vec::new();
+        while let Some(&(at, net)) = self.by_expiry.first()
+            && at <= now_ms
+        {
+            match self.remove(&net) {
+                Some(rule) => out.push(rule),
+                // Not expected (the index follows the table); never loop on a stale index entry.
+                None => {
+                    self.by_expiry.remove(&(at, net));
+                }
+            }
+        }
+        out
     }
 
-    /// Drops the automatic entry closest to expiry (to keep automatic entries bounded).
+    /// Drops the automatic entry closest to expiry (to keep automatic entries bounded): an expired one before
+    /// any live one, and never a ban that outlives another. O(log n).
     pub fn evict_one_auto(&mut self) -> Option<Rule> {
-        let victim = self
-            .rules
-            .values()
-            .filter(|r| r.is_auto())
-            .min_by_key(|r| r.expires_at.unwrap_or(u64::MAX))?
-            .net;
-        self.remove(&victim)
+        while let Some(&(at, net)) = self.auto_by_expiry.first() {
+            match self.remove(&net) {
+                Some(rule) => return Some(rule),
+                None => {
+                    self.auto_by_expiry.remove(&(at, net));
+                }
+            }
+        }
+        None
     }
 
     pub fn auto_count(&self) -> usize {
-        self.auto_count
+        self.auto_by_expiry.len()
     }
 
     pub fn len(&self) -> usize {
@@ -267,6 +299,46 @@ mod tests {
         assert!(l.remove(&parse_net("192.0.2.0/24").unwrap()).is_some());
         assert!(l.lookup(ip("192.0.2.1"), 0).is_none());
         assert!(l.v4_lens.is_empty());
+    }
+
+    fn auto(net: &str, expires_at: Option<u64>) -> Rule {
+        Rule {
+            origin: Origin::Auto {
+                reason: "auth_failures".into(),
+            },
+            ..rule(net, Action::Block, expires_at)
+        }
+    }
+
+    #[test]
+    fn eviction_takes_the_entry_closest_to_expiry_and_indexes_follow_replacements() {
+        let mut l = IpLists::new();
+        l.insert(auto("192.0.2.1", Some(5_000)));
+        l.insert(auto("192.0.2.2", Some(1_000)));
+        l.insert(auto("192.0.2.3", None));
+        l.insert(rule("192.0.2.4", Action::Block, Some(500)));
+        assert_eq!(l.auto_count(), 3);
+        // Replacing an entry re-indexes it: .1 now expires first, .2 last among the timed ones.
+        l.insert(auto("192.0.2.1", Some(100)));
+        l.insert(auto("192.0.2.2", Some(9_000)));
+        assert_eq!(l.auto_count(), 3);
+        let order: Vec<String> = std::iter::from_fn(|| l.evict_one_auto())
+            .map(|r| r.net.to_string())
+            .collect();
+        assert_eq!(order, ["192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"]);
+        assert_eq!(l.len(), 1, "manual entries are never evicted");
+        // A manual entry replacing an automatic one leaves the automatic index.
+        l.insert(auto("192.0.2.9", Some(10)));
+        l.insert(rule("192.0.2.9", Action::Block, None));
+        assert_eq!(l.auto_count(), 0);
+        assert!(l.evict_one_auto().is_none());
+        assert_eq!(
+            l.expire(10).len(),
+            0,
+            "the replaced expiry is not in the index any more"
+        );
+        assert_eq!(l.expire(500).len(), 1);
+        assert_eq!(l.len(), 1);
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub struct LimitsFile {
     pub max_connections: Option<usize>,
     pub tls_handshake_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
+    pub first_request_timeout_secs: Option<u64>,
 }
 
 /// `palisade.toml` as written. Every key is optional.
@@ -152,6 +153,8 @@ pub struct FileConfig {
     /// Address written into SDP, Via and Contact.
     pub advertise: Option<IpAddr>,
     pub calls: Option<CallsFile>,
+    /// Browser origins allowed to open a WebSocket (`Origin` header), e.g. "https://phone.example.com".
+    pub ws_allowed_origins: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -188,10 +191,18 @@ impl FileConfig {
 /// Connection and timeout limits of the stream transports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportLimits {
+    /// Open connections per source: an IPv4 address, or an IPv6 /64.
     pub max_connections_per_ip: usize,
+    /// Open connections in total; at the cap the oldest connection that never authenticated is closed to make
+    /// room (transport/mod.rs).
     pub max_connections: usize,
     pub tls_handshake_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A connection that has not sent a valid SIP message this long after it opened is closed.
+    pub first_request_timeout: Duration,
+    /// Browser origins allowed to upgrade to SIP over WebSocket; empty: none (requests without Origin, from
+    /// non-browser clients, are accepted; see transport/ws.rs).
+    pub ws_allowed_origins: Vec<String>,
 }
 
 impl Default for TransportLimits {
@@ -201,6 +212,8 @@ impl Default for TransportLimits {
             max_connections: 10_000,
             tls_handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
+            first_request_timeout: Duration::from_secs(30),
+            ws_allowed_origins: Vec::new(),
         }
     }
 }
@@ -354,6 +367,22 @@ impl Config {
             tl.idle_timeout =
                 Duration::from_secs(positive("idle_timeout_secs", v as usize)? as u64);
         }
+        if let Some(v) = lf.first_request_timeout_secs {
+            tl.first_request_timeout =
+                Duration::from_secs(positive("first_request_timeout_secs", v as usize)? as u64);
+        }
+        if let Some(origins) = file.ws_allowed_origins {
+            tl.ws_allowed_origins = origins
+                .iter()
+                .map(|o| crate::transport::ws::normalize_origin(o))
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "invalid config file {}: key `ws_allowed_origins`: {e}",
+                        path.display()
+                    )
+                })?;
+        }
 
         let rtp_ports = match args.rtp_ports.as_deref().or(file.rtp_ports.as_deref()) {
             Some(r) => parse_port_range(r)?,
@@ -451,6 +480,11 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 ## Default: the first listener with a specific address, else 127.0.0.1.
 # advertise = "203.0.113.10"
 
+## Web pages (Origin, scheme://host[:port]) whose scripts may open SIP over WebSocket. Default: none, so a
+## browser on any other site is refused with 403 at the upgrade; clients that send no Origin (softphones such
+## as baresip or sipp) are not browsers and are accepted.
+# ws_allowed_origins = ["https://phone.example.com"]
+
 # [calls]
 ## Seconds of ringing without an answer before the caller gets 480.
 # no_answer_seconds = 60
@@ -480,6 +514,8 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 # tls_handshake_timeout_secs = 10
 ## Seconds a TCP/TLS connection may go without a complete message or keep-alive before it is closed.
 # idle_timeout_secs = 300
+## Seconds a new TCP/TLS/WebSocket connection has to send its first valid SIP message before it is closed.
+# first_request_timeout_secs = 30
 "##;
 
 #[cfg(test)]
@@ -652,7 +688,14 @@ mod tests {
         let f = FileConfig::parse(&uncommented, &path()).unwrap();
         let c = Config::resolve(&ServeArgs::default(), f, Path::new("d"), &path()).unwrap();
         assert_eq!(c.limits, sip::Limits::default());
-        assert_eq!(c.transport_limits, TransportLimits::default());
+        // The example origin is the one value that is not a default.
+        assert_eq!(
+            c.transport_limits,
+            TransportLimits {
+                ws_allowed_origins: vec!["https://phone.example.com".into()],
+                ..TransportLimits::default()
+            }
+        );
         assert_eq!(c.domain, "pbx.example.com");
     }
 }

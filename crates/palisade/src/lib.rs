@@ -12,6 +12,7 @@ pub mod logging;
 pub mod media;
 pub mod server;
 pub mod service;
+pub mod state_log;
 pub mod store_sync;
 pub mod tls;
 pub mod tls_client;

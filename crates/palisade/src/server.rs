@@ -166,6 +166,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(run_app_events(edge.clone(), app_events_rx));
     tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
     tasks.spawn(trunk_dns::run(db.clone(), edge.clone()));
+    tasks.spawn(crate::state_log::run(edge.clone()));
     for l in listeners {
         tracing::info!(transport = %transport_name(l.transport()), addr = %l.local(), "listening");
         match l {

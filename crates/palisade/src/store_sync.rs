@@ -220,8 +220,15 @@ pub async fn run(db: Db, edge: Arc<Edge>, mut version: i64) {
     let mut active: Vec<store::ActiveCallRow> = Vec::new();
     let mut tick = tokio::time::interval(SYNC_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pruned_at: Option<Instant> = None;
     loop {
         tick.tick().await;
+        if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_INTERVAL) {
+            pruned_at = Some(Instant::now());
+            if let Err(e) = prune_events(&db, SystemTime::now()).await {
+                tracing::error!(error = %e, "cannot prune the security events; will retry");
+            }
+        }
         edge.with_service(|s| {
             let now = s.wall(Instant::now());
             s.core_mut().expire(now);
@@ -378,9 +385,36 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
         edge.with_service(|s| s.core_mut().requeue(events, changes));
         return Err(e).context("cannot store registrations");
     }
-    if let Err(e) = db.append_events(&events).await {
-        edge.with_service(|s| s.core_mut().requeue(events, Vec::new()));
+    // Routine decisions (challenges to requests without credentials, successful authentications) are counted,
+    // not stored one row each: see store::events::is_routine and docs/security.md.
+    let (rows, counts) = store::split_routine(events);
+    if let Err(e) = db.add_event_counts(&counts).await {
+        tracing::error!(error = %e, "cannot update the event counters; these counts are lost");
+    }
+    if let Err(e) = db.append_events(&rows).await {
+        edge.with_service(|s| s.core_mut().requeue(rows, Vec::new()));
         return Err(e).context("cannot store security events");
+    }
+    Ok(())
+}
+
+/// How often old and surplus security events are deleted.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Deletes events past `event_retention_days` and beyond `event_max_rows` (settings read each time, so a change
+/// applies at the next prune).
+pub async fn prune_events(db: &Db, now: SystemTime) -> anyhow::Result<()> {
+    let (days, max_rows) = db.event_retention().await?;
+    let now_ms = i64::try_from(unix_ms(now)).unwrap_or(i64::MAX);
+    let pruned = db.prune_events_by(now_ms, days, max_rows).await?;
+    if pruned != store::Pruned::default() {
+        tracing::info!(
+            too_old = pruned.too_old,
+            over_max = pruned.over_max,
+            retention_days = days,
+            max_rows,
+            "security events pruned"
+        );
     }
     Ok(())
 }

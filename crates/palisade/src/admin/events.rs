@@ -30,6 +30,11 @@ pub struct EventsArgs {
     /// At most N events (1 to 10000).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub limit: u32,
+    /// Instead of the events: how many rows the log holds, its retention settings, and the daily counters of the
+    /// routine decisions that are counted rather than stored (challenges to requests without credentials,
+    /// successful authentications), since --since (default: the last 7 days).
+    #[arg(long)]
+    pub summary: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,6 +121,9 @@ pub async fn events(args: EventsArgs) -> anyhow::Result<()> {
         .map(|s| parse_since(s, now_ms()))
         .transpose()?;
     let common = args.common;
+    if args.summary {
+        return summary(&common, since).await;
+    }
     let db = common.open().await?;
     let list = db
         .list_events(since, args.kind.as_deref(), args.limit)
@@ -146,6 +154,83 @@ pub async fn events(args: EventsArgs) -> anyhow::Result<()> {
                 v.source.clone(),
                 output::opt(&v.user),
                 output::opt(&v.detail),
+            ]
+        },
+    )
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    /// Event rows stored now, and the time of the oldest.
+    rows: i64,
+    oldest: Option<String>,
+    event_retention_days: u64,
+    event_max_rows: u64,
+    /// Routine decisions counted per UTC day instead of stored.
+    counts: Vec<CountView>,
+}
+
+#[derive(Debug, Serialize)]
+struct CountView {
+    day: String,
+    kind: String,
+    reason: String,
+    count: i64,
+    last_at: String,
+}
+
+/// `palisade events --summary`.
+async fn summary(common: &CommonArgs, since: Option<i64>) -> anyhow::Result<()> {
+    let since = since.unwrap_or_else(|| now_ms() - 7 * 86_400_000);
+    let db = common.open().await?;
+    let read = async {
+        let (rows, oldest) = db.event_rows().await?;
+        let (days, max_rows) = db.event_retention().await?;
+        let counts = db.event_counts(since.div_euclid(86_400_000)).await?;
+        anyhow::Ok((rows, oldest, days, max_rows, counts))
+    }
+    .await;
+    db.close().await;
+    let (rows, oldest, days, max_rows, counts) = read?;
+    let s = Summary {
+        rows,
+        oldest: oldest.map(format_ms),
+        event_retention_days: days,
+        event_max_rows: max_rows,
+        counts: counts
+            .into_iter()
+            .map(|c| CountView {
+                day: format_ms(c.day.saturating_mul(86_400_000))[..10].to_string(),
+                kind: c.kind,
+                reason: c.reason,
+                count: c.count,
+                last_at: format_ms(c.last_at),
+            })
+            .collect(),
+    };
+    if common.json {
+        return output::json(&s);
+    }
+    output::fields(&[
+        ("event rows", s.rows.to_string()),
+        ("oldest", output::opt(&s.oldest)),
+        ("event_retention_days", s.event_retention_days.to_string()),
+        ("event_max_rows", s.event_max_rows.to_string()),
+    ]);
+    crate::say!();
+    crate::say!("Routine decisions, counted per day (not stored as rows):");
+    output::list(
+        false,
+        &s.counts,
+        "None.",
+        &["DAY", "KIND", "REASON", "COUNT", "LAST"],
+        |c| {
+            vec![
+                c.day.clone(),
+                c.kind.clone(),
+                c.reason.clone(),
+                c.count.to_string(),
+                c.last_at.clone(),
             ]
         },
     )

@@ -24,7 +24,8 @@ pub enum SecurityCommand {
     Show,
     /// Change a setting: digest_algorithms (e.g. "SHA-256,MD5"), credential_length (10 to 50), domain, or an
     /// anti-hacking setting (auth_failures_before_ban, unanswered_challenges_before_ban, flood_amber_pps,
-    /// flood_red_pps, throttle_seconds, ban_seconds; `palisade security show` gives their limits).
+    /// flood_red_pps, throttle_seconds, ban_seconds), or an event log setting (event_retention_days,
+    /// event_max_rows); `palisade security show` gives their limits.
     Set {
         /// The setting's name.
         key: String,
@@ -43,6 +44,8 @@ struct Settings {
     guard: BTreeMap<&'static str, u64>,
     /// Their defaults and limits, by key.
     guard_limits: BTreeMap<&'static str, GuardLimit>,
+    /// The event log settings in force (`event_retention_days`, `event_max_rows`).
+    events: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,6 +83,13 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
                     credential_length: db.credential_length().await?,
                     domain: realm(&db, &common.data_dir()).await?,
                     guard: guard_values(&db).await?,
+                    events: {
+                        let (days, rows) = db.event_retention().await?;
+                        BTreeMap::from([
+                            (pbx::store::EVENT_RETENTION_DAYS.key, days),
+                            (pbx::store::EVENT_MAX_ROWS.key, rows),
+                        ])
+                    },
                     guard_limits: GUARD_SETTINGS
                         .iter()
                         .map(|l| {
@@ -120,6 +130,27 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
                     vec![
                         l.key.to_string(),
                         s.guard.get(l.key).copied().unwrap_or(l.default).to_string(),
+                        l.default.to_string(),
+                        format!("{} to {}", l.min, l.max),
+                        l.help.to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            output::table(&["SETTING", "VALUE", "DEFAULT", "LIMITS", "ABOUT"], &rows);
+            crate::say!();
+            crate::say!(
+                "Security event log (`palisade events --summary` shows its size and the routine counters):"
+            );
+            let rows = pbx::store::EVENT_SETTINGS
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.key.to_string(),
+                        s.events
+                            .get(l.key)
+                            .copied()
+                            .unwrap_or(l.default)
+                            .to_string(),
                         l.default.to_string(),
                         format!("{} to {}", l.min, l.max),
                         l.help.to_string(),

@@ -123,6 +123,16 @@ pub struct Stats {
     pub dropped: u64,
 }
 
+/// The sizes of the state that traffic can grow, for the periodic `service state` log line (crate::state_log)
+/// and tests: each is bounded (docs/security.md, "State from unauthenticated requests").
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StateSizes {
+    pub server_transactions: usize,
+    pub client_transactions: usize,
+    pub guard_sources: usize,
+    pub blacklist_auto: usize,
+}
+
 /// Maps the monotonic `now` the edge passes in to wall-clock time (for nonces, expiry and event times) from one
 /// reading taken at start, so the service itself never reads a clock.
 #[derive(Debug, Clone, Copy)]
@@ -247,6 +257,29 @@ impl Service {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Counters that tell the edge what one message did: (messages parsed, successful authentications). Each
+    /// only grows; compare before and after [`Service::process`].
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            self.stats.requests + self.stats.responses,
+            self.guard.auth_successes(),
+        )
+    }
+
+    /// Whether `ip` is a configured trunk's source (trusted by address: it never authenticates).
+    pub fn is_trunk_source(&self, ip: IpAddr) -> bool {
+        pbx::trunks::trunk_of(&self.trunks, ip).is_some()
+    }
+
+    pub fn state_sizes(&self) -> StateSizes {
+        StateSizes {
+            server_transactions: self.transactions.server_count(),
+            client_transactions: self.transactions.client_count(),
+            guard_sources: self.guard.tracked_sources(),
+            blacklist_auto: self.guard.lists().auto_count(),
+        }
     }
 
     /// The PBX core, for the store synchronisation (extension reloads, write-behind of events and bindings).
@@ -393,6 +426,11 @@ impl Service {
                 if let Some(invite) = invite {
                     self.calls.cancel(invite, self.media.as_mut(), wall);
                 }
+            }
+            TuEvent::StrayCancel { request, peer } => {
+                // Nothing to cancel: 481, statelessly (no transaction was created for it).
+                let response = self.finish(ResponseBuilder::new(&request, 481), peer, None);
+                out.push(to_outbound(peer, response));
             }
             TuEvent::Ack { request, peer, .. } => {
                 // An ACK from elsewhere than the call's leg confirms nothing (and is recorded).
@@ -758,6 +796,44 @@ mod tests {
         let challenge = answer(&mut svc, &request("REGISTER", "")).unwrap();
         assert_eq!(challenge.status(), Some(401));
         assert!(svc.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn unmatched_cancels_and_unauthenticated_invites_leave_no_transaction() {
+        let mut svc = service();
+        svc.guard_mut().set_config(guard::GuardConfig {
+            flood_amber_pps: 1_000_000,
+            flood_red_pps: 2_000_000,
+            unanswered_challenges_before_ban: 1_000_000,
+            ..Default::default()
+        });
+        let invite = |i: usize| {
+            request("INVITE", "Contact: <sip:100@10.1.1.1>\r\n")
+                .replace("z9hG4bK-t1", &format!("z9hG4bK-i{i}"))
+                .replace("c1@h", &format!("c{i}@h"))
+                .replace("To: <sip:pbx.test>", "To: <sip:200@pbx.test>")
+        };
+        let cancel = |i: usize| {
+            request("CANCEL", "")
+                .replace("z9hG4bK-t1", &format!("z9hG4bK-x{i}"))
+                .replace("c1@h", &format!("x{i}@h"))
+        };
+        for i in 0..2_000 {
+            let r = answer(&mut svc, &cancel(i)).expect("answered");
+            assert_eq!(r.status(), Some(481));
+            let r = answer(&mut svc, &invite(i)).expect("answered");
+            assert_eq!(r.status(), Some(407));
+        }
+        // The same CANCEL again (a retransmission) is answered again, still statelessly.
+        assert_eq!(answer(&mut svc, &cancel(0)).unwrap().status(), Some(481));
+        let sizes = svc.state_sizes();
+        assert_eq!(
+            (sizes.server_transactions, sizes.client_transactions),
+            (0, 0),
+            "{sizes:?}"
+        );
+        assert_eq!(sizes.guard_sources, 1, "one source, one guard entry");
+        assert!(svc.poll_timeout().is_none(), "no timer either");
     }
 
     #[test]

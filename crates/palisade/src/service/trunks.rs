@@ -40,6 +40,25 @@ impl TrunkState {
     }
 }
 
+/// Where the trunks send from, for the guard (which never bans these by its counters): each trunk's source
+/// networks, or when it has none its host's address(es) — exactly the addresses [`Trunk::is_source`] accepts.
+fn trunk_source_nets(trunks: &[Trunk]) -> Vec<ipnet::IpNet> {
+    trunks
+        .iter()
+        .flat_map(|t| {
+            if t.sources.is_empty() {
+                t.host_ip()
+                    .into_iter()
+                    .chain(t.addresses.iter().copied())
+                    .map(ipnet::IpNet::from)
+                    .collect()
+            } else {
+                t.sources.clone()
+            }
+        })
+        .collect()
+}
+
 fn tx_transport(t: &str) -> TxTransport {
     match t.to_ascii_uppercase().as_str() {
         "TCP" => TxTransport::Tcp,
@@ -160,6 +179,7 @@ impl Service {
                 })
             })
             .collect();
+        self.guard.set_trunk_sources(trunk_source_nets(&effective));
         self.set_trunks(effective);
         self.trunk_state.regs.sync(&wanted, now);
     }
@@ -426,6 +446,40 @@ mod tests {
         let out3 = s.handle_timeout(later);
         assert_eq!(out3.len(), 1);
         assert!(String::from_utf8_lossy(&out3[0].data).contains("\r\nExpires: 0\r\n"));
+    }
+
+    #[test]
+    fn the_guard_learns_trunk_sources_as_trunks_and_their_dns_change() {
+        let mut s = service();
+        let now = Instant::now();
+        let nets = |s: &mut Service| -> Vec<String> {
+            s.guard_mut()
+                .trunk_sources()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        s.apply_trunks(vec![trunk("sip.carrier.test")], now);
+        assert!(nets(&mut s).is_empty(), "unresolved: no source yet");
+        let mut r = Resolved::new();
+        r.insert(
+            "sip.carrier.test".into(),
+            vec!["127.0.0.5".parse().unwrap()],
+        );
+        s.set_resolved(r.clone(), now);
+        assert_eq!(nets(&mut s), ["127.0.0.5/32"]);
+        r.insert(
+            "sip.carrier.test".into(),
+            vec!["127.0.0.6".parse().unwrap()],
+        );
+        s.set_resolved(r, now);
+        assert_eq!(nets(&mut s), ["127.0.0.6/32"], "DNS change followed");
+        let mut with_sources = trunk("127.0.0.7");
+        with_sources.sources = vec!["192.0.2.0/28".parse().unwrap()];
+        s.apply_trunks(vec![with_sources, trunk("127.0.0.8")], now);
+        assert_eq!(nets(&mut s), ["127.0.0.8/32", "192.0.2.0/28"]);
+        s.apply_trunks(Vec::new(), now);
+        assert!(nets(&mut s).is_empty(), "trunk removed");
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub mod stream;
 pub mod udp;
 pub mod ws;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,12 +48,60 @@ struct ConnEntry {
     tx: mpsc::Sender<Bytes>,
 }
 
+/// One counted connection slot (from accept, through the TLS and WebSocket handshakes, to close).
+struct SlotEntry {
+    /// The source it counts against ([`sip::transaction::source_key`]: IPv6 per /64).
+    key: IpAddr,
+    conn: Option<ConnId>,
+    /// Tells the connection's task to close (it was evicted).
+    kill: Arc<Notify>,
+}
+
 #[derive(Default)]
 struct Conns {
     by_id: HashMap<ConnId, ConnEntry>,
     by_peer: HashMap<(Transport, SocketAddr), ConnId>,
     per_ip: HashMap<IpAddr, usize>,
     total: usize,
+    slots: HashMap<u64, SlotEntry>,
+    /// Slots whose connection has not authenticated (nor come from a trunk) yet, oldest first: when the total
+    /// cap is reached the first of them is closed to make room, so idle connections from many addresses cannot
+    /// lock phones out.
+    unauthenticated: BTreeSet<u64>,
+    next_slot: u64,
+}
+
+impl Conns {
+    /// Releases slot `seq` (counts and routing); returns its entry if it was still held.
+    fn release(&mut self, seq: u64) -> Option<SlotEntry> {
+        // First, so that the eviction loop in `Edge::reserve` always makes progress.
+        self.unauthenticated.remove(&seq);
+        let entry = self.slots.remove(&seq)?;
+        if let Some(n) = self.per_ip.get_mut(&entry.key) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&entry.key);
+            }
+        }
+        self.total = self.total.saturating_sub(1);
+        if let Some(id) = entry.conn
+            && let Some(c) = self.by_id.remove(&id)
+            && self.by_peer.get(&(c.transport, c.peer)) == Some(&id)
+        {
+            self.by_peer.remove(&(c.transport, c.peer));
+        }
+        Some(entry)
+    }
+}
+
+/// What one message from a stream connection did, for the connection's bookkeeping.
+#[derive(Debug, Default)]
+pub struct StreamOutcome {
+    pub out: Vec<Outbound>,
+    /// It parsed as a SIP message (a request or a response).
+    pub valid: bool,
+    /// It authenticated (or came from a trunk's source address).
+    pub authenticated: bool,
 }
 
 /// Shared by every transport task.
@@ -116,15 +164,39 @@ impl Edge {
         })
     }
 
-    /// A message framed from a TCP/TLS connection (or one WebSocket message); `None` when the guard refused it (close the connection).
-    pub fn handle_stream(&self, inbound: Inbound) -> Option<Vec<Outbound>> {
+    /// A message framed from a TCP/TLS connection (or one WebSocket message); `None` when the guard refused it
+    /// (close the connection).
+    pub fn handle_stream(&self, inbound: Inbound) -> Option<StreamOutcome> {
         let source = inbound.source;
         let mut admitted = false;
+        let mut before = (0, 0);
         let out = self.handle_with(source, |service| {
             admitted = service.admit(source.ip(), Instant::now());
+            before = service.progress();
             admitted.then_some(inbound)
         });
-        admitted.then_some(out)
+        if !admitted {
+            return None;
+        }
+        let (after, trunk) = {
+            let core = lock(&self.core);
+            (
+                core.service.progress(),
+                core.service.is_trunk_source(source.ip()),
+            )
+        };
+        let valid = after.0 > before.0;
+        Some(StreamOutcome {
+            out,
+            valid,
+            authenticated: after.1 > before.1 || (valid && trunk),
+        })
+    }
+
+    /// A keep-alive (CRLF, WebSocket ping) from a connection: counted toward the source's packet rate like a
+    /// message; `false` when the guard drops it (close the connection).
+    pub fn admit_keepalive(&self, ip: IpAddr) -> bool {
+        lock(&self.core).service.admit(ip, Instant::now())
     }
 
     /// A datagram: the guard's verdict comes first, so a dropped packet is neither copied nor parsed.
@@ -295,22 +367,49 @@ impl Edge {
         }
     }
 
-    /// Takes a connection slot for `ip`, or `None` when the per-IP or total limit is reached.
+    /// Takes a connection slot for `ip`, or `None` when its source (an IPv4 address, or an IPv6 /64) is at the
+    /// per-source limit. At the total limit the oldest connection that has not authenticated is closed to make
+    /// room; when every open connection has authenticated, the new one is refused.
     pub fn reserve(self: &Arc<Self>, ip: IpAddr) -> Option<ConnSlot> {
+        let key = sip::transaction::source_key(ip);
         let mut conns = lock(&self.conns);
-        let per_ip = conns.per_ip.get(&ip).copied().unwrap_or(0);
-        if per_ip >= self.transport_limits.max_connections_per_ip
-            || conns.total >= self.transport_limits.max_connections
-        {
+        let per_ip = conns.per_ip.get(&key).copied().unwrap_or(0);
+        if per_ip >= self.transport_limits.max_connections_per_ip {
             return None;
         }
-        conns.per_ip.insert(ip, per_ip + 1);
+        while conns.total >= self.transport_limits.max_connections {
+            let oldest = conns.unauthenticated.first().copied()?;
+            if let Some(evicted) = conns.release(oldest) {
+                tracing::debug!(source = %evicted.key, "connection limit reached: closing the oldest unauthenticated connection");
+                evicted.kill.notify_one();
+            }
+        }
+        let per_ip = conns.per_ip.get(&key).copied().unwrap_or(0);
+        conns.per_ip.insert(key, per_ip + 1);
         conns.total += 1;
+        let seq = conns.next_slot;
+        conns.next_slot += 1;
+        let kill = Arc::new(Notify::new());
+        conns.slots.insert(
+            seq,
+            SlotEntry {
+                key,
+                conn: None,
+                kill: kill.clone(),
+            },
+        );
+        conns.unauthenticated.insert(seq);
         Some(ConnSlot {
             edge: self.clone(),
-            ip,
+            seq,
+            kill,
             id: None,
         })
+    }
+
+    /// The connection in `slot` authenticated (or is one Palisade opened, or a trunk's): it is never evicted.
+    pub fn mark_authenticated(&self, slot: &ConnSlot) {
+        lock(&self.conns).unauthenticated.remove(&slot.seq);
     }
 
     /// Makes an open connection reachable for outbound messages; returns its id and queue.
@@ -323,6 +422,12 @@ impl Edge {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(CONN_QUEUE);
         let mut conns = lock(&self.conns);
+        slot.id = Some(id);
+        // An evicted slot stays unreachable: its task is closing.
+        let Some(entry) = conns.slots.get_mut(&slot.seq) else {
+            return (id, rx);
+        };
+        entry.conn = Some(id);
         conns.by_id.insert(
             id,
             ConnEntry {
@@ -332,7 +437,6 @@ impl Edge {
             },
         );
         conns.by_peer.insert((transport, peer), id);
-        slot.id = Some(id);
         (id, rx)
     }
 
@@ -358,26 +462,22 @@ pub fn send_datagram(ep: &UdpEndpoint, dest: SocketAddr, data: &[u8]) {
 /// One counted connection (or connection attempt). Dropping it releases the slot and unregisters the connection.
 pub struct ConnSlot {
     edge: Arc<Edge>,
-    ip: IpAddr,
+    seq: u64,
+    kill: Arc<Notify>,
     id: Option<ConnId>,
+}
+
+impl ConnSlot {
+    /// Resolves when the slot was evicted to make room (the task must close its connection).
+    pub async fn evicted(&self) {
+        self.kill.notified().await
+    }
 }
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        let mut conns = lock(&self.edge.conns);
-        if let Some(n) = conns.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                conns.per_ip.remove(&self.ip);
-            }
-        }
-        conns.total = conns.total.saturating_sub(1);
-        if let Some(id) = self.id
-            && let Some(entry) = conns.by_id.remove(&id)
-            && conns.by_peer.get(&(entry.transport, entry.peer)) == Some(&id)
-        {
-            conns.by_peer.remove(&(entry.transport, entry.peer));
-        }
+        // Already released when it was evicted.
+        lock(&self.edge.conns).release(self.seq);
     }
 }
 
@@ -426,12 +526,60 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let s1 = edge.reserve(a).unwrap();
-        let _s2 = edge.reserve(a).unwrap();
+        let s2 = edge.reserve(a).unwrap();
         assert!(edge.reserve(a).is_none(), "per-IP cap");
-        let _s3 = edge.reserve(b).unwrap();
+        let s3 = edge.reserve(b).unwrap();
+        // Every slot authenticated: at the total cap a new connection is refused.
+        for s in [&s1, &s2, &s3] {
+            edge.mark_authenticated(s);
+        }
         assert!(edge.reserve(b).is_none(), "total cap");
         drop(s1);
+        assert_eq!(edge.open_connections(), 2);
         assert!(edge.reserve(a).is_some());
+    }
+
+    #[tokio::test]
+    async fn at_the_total_cap_the_oldest_unauthenticated_connection_makes_room() {
+        let edge = edge(TransportLimits {
+            max_connections_per_ip: 10,
+            max_connections: 3,
+            ..Default::default()
+        });
+        let ip = |i: u8| IpAddr::from([192, 0, 2, i]);
+        let phone = edge.reserve(ip(1)).unwrap();
+        edge.mark_authenticated(&phone);
+        let idle1 = edge.reserve(ip(2)).unwrap();
+        let idle2 = edge.reserve(ip(3)).unwrap();
+        let newcomer = edge.reserve(ip(4)).expect("room made");
+        assert_eq!(edge.open_connections(), 3);
+        // The oldest idle one was told to close; the phone and the younger idle one were not.
+        let told = |s: &ConnSlot| futures_util::FutureExt::now_or_never(s.evicted()).is_some();
+        assert!(told(&idle1));
+        assert!(!told(&idle2) && !told(&phone) && !told(&newcomer));
+        drop(idle1); // its task ends: nothing counted twice
+        assert_eq!(edge.open_connections(), 3);
+        let _again = edge.reserve(ip(5)).unwrap();
+        assert!(told(&idle2));
+        drop(idle2);
+        drop(newcomer);
+        assert_eq!(edge.open_connections(), 2);
+    }
+
+    #[tokio::test]
+    async fn ipv6_sources_are_capped_per_64() {
+        let edge = edge(TransportLimits {
+            max_connections_per_ip: 2,
+            ..Default::default()
+        });
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _a = edge.reserve(ip("2001:db8:1:2::1")).unwrap();
+        let _b = edge.reserve(ip("2001:db8:1:2::2")).unwrap();
+        assert!(
+            edge.reserve(ip("2001:db8:1:2:ffff::9")).is_none(),
+            "same /64"
+        );
+        assert!(edge.reserve(ip("2001:db8:1:3::1")).is_some(), "another /64");
     }
 
     #[test]

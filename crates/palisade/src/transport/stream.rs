@@ -62,7 +62,14 @@ pub async fn accept_loop(edge: Arc<Edge>, listener: TcpListener, tls: Option<Tls
                 None => serve(edge, tcp, Transport::Tcp, peer, local, slot, None).await,
                 Some(acceptor) => {
                     let handshake = edge.transport_limits.tls_handshake_timeout;
-                    match timeout(handshake, acceptor.accept(tcp)).await {
+                    let accepted = tokio::select! {
+                        r = timeout(handshake, acceptor.accept(tcp)) => r,
+                        () = slot.evicted() => {
+                            tracing::debug!(%peer, "connection limit reached: handshake abandoned");
+                            return;
+                        }
+                    };
+                    match accepted {
                         Ok(Ok(stream)) => {
                             serve(edge, stream, Transport::Tls, peer, local, slot, None).await
                         }
@@ -81,6 +88,8 @@ pub fn connect(edge: Arc<Edge>, dest: SocketAddr, first: Bytes) {
         tracing::debug!(%dest, "connection limit reached; outgoing message dropped");
         return;
     };
+    // Palisade opened it: never evicted for an incoming one.
+    edge.mark_authenticated(&slot);
     tokio::spawn(async move {
         let tcp = match timeout(CONNECT_TIMEOUT, TcpStream::connect(dest)).await {
             Ok(Ok(tcp)) => tcp,
@@ -117,6 +126,8 @@ pub fn connect_tls(edge: Arc<Edge>, dest: SocketAddr, peer: TlsPeer, first: Byte
         tracing::debug!(%dest, "connection limit reached; outgoing message dropped");
         return;
     };
+    // Palisade opened it to a trunk: never evicted for an incoming one.
+    edge.mark_authenticated(&slot);
     let (id, rx) = edge.register(&mut slot, Transport::Tls, dest);
     let edge_idle = edge.transport_limits.idle_timeout;
     tokio::spawn(async move {
@@ -219,6 +230,12 @@ async fn serve_registered<S>(
     tracing::debug!(%peer, transport = %tname, conn = id.0, "connection open");
     let idle = edge.transport_limits.idle_timeout;
     let mut deadline = Instant::now() + idle;
+    // Until the peer sends a valid SIP message (a connection Palisade opened starts valid), the connection
+    // also closes at this deadline, keep-alives or not.
+    let mut first_deadline = first
+        .is_none()
+        .then(|| Instant::now() + edge.transport_limits.first_request_timeout);
+    let mut authenticated = first.is_some();
     let mut framer = StreamFramer::new(edge.limits.clone());
     let mut buf = vec![0u8; READ_CHUNK];
     let mut to_write: Vec<Bytes> = first.into_iter().collect();
@@ -231,9 +248,15 @@ async fn serve_registered<S>(
                 break 'conn reason;
             }
         }
+        let wake = first_deadline.map_or(deadline, |f| f.min(deadline));
         tokio::select! {
-            r = timeout_at(deadline, stream.read(&mut buf)) => {
+            () = slot.evicted() => break 'conn "evicted: connection limit reached",
+            r = timeout_at(wake, stream.read(&mut buf)) => {
                 let n = match r {
+                    Err(_) if first_deadline.is_some_and(|f| Instant::now() >= f) => {
+                        break 'conn "no valid SIP message in time"
+                    }
+                    Err(_) if Instant::now() < deadline => continue,
                     Err(_) => break 'conn "idle timeout",
                     Ok(Ok(0)) => break 'conn "closed by peer",
                     Ok(Err(_)) => break 'conn "read error",
@@ -243,19 +266,33 @@ async fn serve_registered<S>(
                 loop {
                     match framer.next() {
                         Ok(None) => break,
-                        Ok(Some(Frame::KeepAlivePing)) => {
+                        Ok(Some(frame @ (Frame::KeepAlivePing | Frame::KeepAlivePong))) => {
+                            // Keep-alives count toward the source's packet rate like messages: a flood of
+                            // CRLFs is throttled like any other.
+                            if !edge.admit_keepalive(peer.ip()) {
+                                break 'conn "source blocked by the guard";
+                            }
                             deadline = Instant::now() + idle;
-                            to_write.push(Bytes::from_static(b"\r\n"));
+                            if matches!(frame, Frame::KeepAlivePing) {
+                                to_write.push(Bytes::from_static(b"\r\n"));
+                            }
                         }
-                        Ok(Some(Frame::KeepAlivePong)) => deadline = Instant::now() + idle,
                         Ok(Some(Frame::Message(data))) => {
                             deadline = Instant::now() + idle;
                             let inbound = Inbound { transport, source: peer, local, conn: Some(id), data };
-                            let Some(out) = edge.handle_stream(inbound) else {
+                            let Some(outcome) = edge.handle_stream(inbound) else {
                                 // Banned or throttled: the guard dropped the message; the connection goes too,
                                 // so the client learns at once instead of waiting for answers that never come.
                                 break 'conn "source blocked by the guard";
                             };
+                            if outcome.valid {
+                                first_deadline = None;
+                            }
+                            if outcome.authenticated && !authenticated {
+                                authenticated = true;
+                                edge.mark_authenticated(&slot);
+                            }
+                            let out = outcome.out;
                             // Answers on this connection are written here, in order and with backpressure;
                             // the rest is routed.
                             let (mine, others): (Vec<Outbound>, Vec<Outbound>) =

@@ -69,13 +69,22 @@ pub async fn accept_loop(edge: Arc<Edge>, listener: TcpListener, tls: Option<Tls
             let deadline = Instant::now() + edge.transport_limits.tls_handshake_timeout;
             match tls {
                 None => upgrade(edge, tcp, transport, peer, local, slot, deadline).await,
-                Some(acceptor) => match timeout_at(deadline, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        upgrade(edge, stream, transport, peer, local, slot, deadline).await
+                Some(acceptor) => {
+                    let accepted = tokio::select! {
+                        r = timeout_at(deadline, acceptor.accept(tcp)) => r,
+                        () = slot.evicted() => {
+                            tracing::debug!(%peer, "connection limit reached: handshake abandoned");
+                            return;
+                        }
+                    };
+                    match accepted {
+                        Ok(Ok(stream)) => {
+                            upgrade(edge, stream, transport, peer, local, slot, deadline).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                },
+                }
             }
         });
     }
@@ -92,9 +101,59 @@ fn offers_sip(request: &Request) -> bool {
         .any(|p| p.trim().eq_ignore_ascii_case(SUBPROTOCOL))
 }
 
-/// The handshake callback: agrees on `sip`, or refuses the upgrade with 400.
+/// An origin as compared: `scheme://host[:port]`, lower case, without a trailing slash; only http and https
+/// (what browsers send). Used for the `ws_allowed_origins` setting.
+pub fn normalize_origin(origin: &str) -> Result<String, String> {
+    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"))
+        .ok_or_else(|| {
+            format!("`{origin}` is not a web origin: expected scheme://host[:port], e.g. https://phone.example.com")
+        })?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!(
+            "`{origin}` is not a web origin: expected scheme://host[:port] without a path, e.g. https://phone.example.com"
+        ));
+    }
+    Ok(o)
+}
+
+/// Whether a WebSocket upgrade may go ahead given its `Origin` header. A browser always sends Origin (RFC 6455
+/// §4.1), so a page on another site can only reach Palisade from a visitor's browser if its origin is allowed:
+/// without this, any web page could make its visitors' browsers open SIP sessions (and run password guesses or
+/// floods from their addresses). A request without Origin comes from a non-browser client (baresip, sipp, a
+/// desk phone), which could send any Origin it liked anyway: it is allowed, and authenticates like any phone.
+fn origin_allowed(request: &Request, allowed: &[String]) -> bool {
+    let mut origins = request.headers().get_all(header::ORIGIN).iter();
+    let Some(first) = origins.next() else {
+        return true;
+    };
+    if origins.next().is_some() {
+        return false;
+    }
+    first
+        .to_str()
+        .ok()
+        .and_then(|o| normalize_origin(o).ok())
+        .is_some_and(|o| allowed.contains(&o))
+}
+
+/// The handshake callback: refuses a browser origin that is not allowed with 403, agrees on `sip`, or refuses
+/// the upgrade with 400.
 #[allow(clippy::result_large_err)] // the signature tungstenite asks for
-fn negotiate(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+fn negotiate(
+    request: &Request,
+    mut response: Response,
+    allowed_origins: &[String],
+) -> Result<Response, ErrorResponse> {
+    if !origin_allowed(request, allowed_origins) {
+        let mut refusal = ErrorResponse::new(Some(
+            "this web origin may not open SIP over WebSocket (ws_allowed_origins)\n".to_string(),
+        ));
+        *refusal.status_mut() = StatusCode::FORBIDDEN;
+        return Err(refusal);
+    }
     if offers_sip(request) {
         response.headers_mut().insert(
             header::SEC_WEBSOCKET_PROTOCOL,
@@ -132,9 +191,28 @@ async fn upgrade<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let config = ws_config(&edge);
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, negotiate, Some(config));
-    match timeout_at(deadline, handshake).await {
+    let allowed = edge.transport_limits.ws_allowed_origins.clone();
+    #[allow(clippy::result_large_err)] // the signature tungstenite asks for
+    let callback = move |request: &Request, response: Response| {
+        let verdict = negotiate(request, response, &allowed);
+        if let Err(refusal) = &verdict {
+            tracing::debug!(%peer, status = %refusal.status(), origin = ?request.headers().get(header::ORIGIN),
+                "WebSocket upgrade refused");
+        }
+        verdict
+    };
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
+    let handshake = async {
+        tokio::select! {
+            r = timeout_at(deadline, handshake) => Some(r),
+            () = slot.evicted() => None,
+        }
+    };
+    let Some(handshake) = handshake.await else {
+        tracing::debug!(%peer, "connection limit reached: WebSocket handshake abandoned");
+        return;
+    };
+    match handshake {
         Ok(Ok(ws)) => serve(edge, ws, transport, peer, local, slot).await,
         Ok(Err(e)) => {
             tracing::debug!(%peer, transport = %transport_name(transport), error = %e, "WebSocket handshake failed")
@@ -170,6 +248,9 @@ async fn serve<S>(
     tracing::debug!(%peer, transport = %tname, conn = id.0, "WebSocket connection open");
     let idle = edge.transport_limits.idle_timeout;
     let mut deadline = Instant::now() + idle;
+    // Until the client sends a valid SIP message the connection also closes at this deadline, pings or not.
+    let mut first_deadline = Some(Instant::now() + edge.transport_limits.first_request_timeout);
+    let mut authenticated = false;
     let mut to_write: Vec<Bytes> = Vec::new();
     let reason = 'conn: loop {
         for data in to_write.drain(..) {
@@ -179,9 +260,15 @@ async fn serve<S>(
                 Err(_) => break 'conn "write timed out",
             }
         }
+        let wake = first_deadline.map_or(deadline, |f| f.min(deadline));
         tokio::select! {
-            r = timeout_at(deadline, ws.next()) => {
+            () = slot.evicted() => break 'conn "evicted: connection limit reached",
+            r = timeout_at(wake, ws.next()) => {
                 let data = match r {
+                    Err(_) if first_deadline.is_some_and(|f| Instant::now() >= f) => {
+                        break 'conn "no valid SIP message in time"
+                    }
+                    Err(_) if Instant::now() < deadline => continue,
                     Err(_) => break 'conn "idle timeout",
                     Ok(None) => break 'conn "closed by peer",
                     Ok(Some(Err(e))) => {
@@ -192,6 +279,10 @@ async fn serve<S>(
                         Message::Text(text) => Bytes::from(text),
                         Message::Binary(data) => data,
                         Message::Ping(_) | Message::Pong(_) => {
+                            // Keep-alives count toward the source's packet rate like messages.
+                            if !edge.admit_keepalive(peer.ip()) {
+                                break 'conn "source blocked by the guard";
+                            }
                             // Tungstenite queued the pong; send it now rather than with the next message.
                             deadline = Instant::now() + idle;
                             if timeout(WRITE_TIMEOUT, ws.flush()).await.is_err() {
@@ -204,15 +295,27 @@ async fn serve<S>(
                     },
                 };
                 deadline = Instant::now() + idle;
-                // A message of nothing but line breaks is a keep-alive some clients send; there is nothing to parse.
+                // A message of nothing but line breaks is a keep-alive some clients send; there is nothing to parse,
+                // but it counts toward the packet rate.
                 if data.iter().all(|b| b.is_ascii_whitespace()) {
+                    if !edge.admit_keepalive(peer.ip()) {
+                        break 'conn "source blocked by the guard";
+                    }
                     continue;
                 }
                 let inbound = Inbound { transport, source: peer, local, conn: Some(id), data };
-                let Some(out) = edge.handle_stream(inbound) else {
+                let Some(outcome) = edge.handle_stream(inbound) else {
                     // Banned or throttled: the connection goes too, so the client learns at once.
                     break 'conn "source blocked by the guard";
                 };
+                if outcome.valid {
+                    first_deadline = None;
+                }
+                if outcome.authenticated && !authenticated {
+                    authenticated = true;
+                    edge.mark_authenticated(&slot);
+                }
+                let out = outcome.out;
                 // Answers on this connection are written here, in order and with backpressure; the rest is routed.
                 let (mine, others): (Vec<Outbound>, Vec<Outbound>) =
                     out.into_iter().partition(|o| o.conn == Some(id) && o.transport == transport);
@@ -245,7 +348,7 @@ mod tests {
     #[test]
     fn sip_subprotocol_is_required_and_echoed() {
         for offered in [&["sip"][..], &["chat, sip"], &["chat", "SIP"]] {
-            let r = negotiate(&request(offered), Response::default()).unwrap();
+            let r = negotiate(&request(offered), Response::default(), &[]).unwrap();
             assert_eq!(
                 r.headers().get(header::SEC_WEBSOCKET_PROTOCOL).unwrap(),
                 "sip",
@@ -253,8 +356,50 @@ mod tests {
             );
         }
         for offered in [&[][..], &["chat"], &["sips, xmpp"]] {
-            let e = negotiate(&request(offered), Response::default()).unwrap_err();
+            let e = negotiate(&request(offered), Response::default(), &[]).unwrap_err();
             assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{offered:?}");
+        }
+    }
+
+    #[test]
+    fn browser_origins_must_be_allowed_and_clients_without_origin_pass() {
+        let with_origin = |origins: &[&str]| {
+            let mut b = Request::builder()
+                .uri("/")
+                .method("GET")
+                .header(header::SEC_WEBSOCKET_PROTOCOL, "sip");
+            for o in origins {
+                b = b.header(header::ORIGIN, *o);
+            }
+            b.body(()).unwrap()
+        };
+        let allowed = vec![normalize_origin("https://Phone.Example.com/").unwrap()];
+        assert_eq!(allowed, ["https://phone.example.com"]);
+        let ok = |r: &Request, a: &[String]| negotiate(r, Response::default(), a).is_ok();
+        assert!(ok(&with_origin(&[]), &[]), "no Origin: not a browser");
+        assert!(ok(&with_origin(&["https://PHONE.example.com"]), &allowed));
+        for refused in [
+            &["https://evil.example"][..],
+            &["null"],
+            &["https://phone.example.com:8443"],
+            &["https://phone.example.com", "https://evil.example"],
+        ] {
+            let e = negotiate(&with_origin(refused), Response::default(), &allowed).unwrap_err();
+            assert_eq!(e.status(), StatusCode::FORBIDDEN, "{refused:?}");
+        }
+        let e = negotiate(
+            &with_origin(&["https://phone.example.com"]),
+            Response::default(),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.status(),
+            StatusCode::FORBIDDEN,
+            "default: no browser origin"
+        );
+        for bad in ["phone.example.com", "ftp://x", "https://", "https://x/path"] {
+            assert!(normalize_origin(bad).is_err(), "{bad}");
         }
     }
 

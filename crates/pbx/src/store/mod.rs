@@ -32,7 +32,10 @@ use sqlx::sqlite::{
 };
 
 pub use calls::{ActiveCallRow, CdrRow, MAX_CDR_LIST, StoredActiveCall, StoredCdr};
-pub use events::{MAX_EVENT_LIST, SecurityEvent, StoredEvent};
+pub use events::{
+    EVENT_MAX_ROWS, EVENT_RETENTION_DAYS, EVENT_SETTINGS, EventCount, MAX_EVENT_LIST, Pruned,
+    SecurityEvent, StoredEvent, is_routine, split_routine,
+};
 pub use extensions::{
     Extension, ExtensionNew, ExtensionPatch, SrtpMode, validate_auth_id, validate_number,
 };

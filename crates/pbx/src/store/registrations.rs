@@ -228,7 +228,10 @@ impl Db {
                          expires_at = excluded.expires_at, call_id = excluded.call_id, cseq = excluded.cseq, \
                          user_agent = excluded.user_agent, q = excluded.q, updated_at = excluded.updated_at",
                     );
-                    q.build().execute(&mut *tx).await?;
+                    // Not kept in the connection's statement cache: the text differs with every batch size, and
+                    // each cached multi-row statement holds its own compiled program (up to 100 per connection),
+                    // which made the server's memory creep up under a steady registration load.
+                    q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -122,6 +122,27 @@ pub fn guard_limit(key: &str) -> Option<&'static Limit> {
     GUARD_SETTINGS.iter().find(|l| l.key == key)
 }
 
+/// The event log setting called `key` (`event_retention_days`, `event_max_rows`), if it is one.
+pub fn event_limit(key: &str) -> Option<&'static Limit> {
+    super::events::EVENT_SETTINGS.iter().find(|l| l.key == key)
+}
+
+/// Checks a whole number against `limit`; returns it canonical.
+pub fn validate_limit(limit: &Limit, value: &str) -> Result<String> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| (limit.min..=limit.max).contains(v))
+        .map(|v| v.to_string())
+        .ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "{} must be a whole number from {} to {}, got '{value}'",
+                limit.key, limit.min, limit.max
+            ))
+        })
+}
+
 /// Validates and canonicalises a value for a settable key. Unknown keys are refused with the list of known ones.
 ///
 /// Anti-hacking settings are checked against their limits here; that `flood_red_pps` stays above
@@ -134,6 +155,9 @@ pub fn normalize(key: &str, value: &str) -> Result<String> {
         _ if guard_limit(key).is_some() => guard::config::validate(key, value)
             .map(|v| v.to_string())
             .map_err(|e| StoreError::Invalid(e.to_string())),
+        _ if event_limit(key).is_some() => {
+            event_limit(key).map_or(Ok(value.to_string()), |l| validate_limit(l, value))
+        }
         _ if super::policy::policy_setting(key).is_some() => {
             super::policy::normalize(key, value).unwrap_or_else(|| Ok(value.to_string()))
         }
@@ -142,6 +166,7 @@ pub fn normalize(key: &str, value: &str) -> Result<String> {
                 .iter()
                 .map(|(k, _)| *k)
                 .chain(GUARD_SETTINGS.iter().map(|l| l.key))
+                .chain(super::events::EVENT_SETTINGS.iter().map(|l| l.key))
                 .chain(super::policy::POLICY_SETTINGS.iter().map(|s| s.key))
                 .collect();
             Err(StoreError::Invalid(format!(

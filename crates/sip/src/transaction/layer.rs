@@ -1,6 +1,7 @@
 //! [`TransactionLayer`]: the table of live transactions, the timer queue and the output queue.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -48,10 +49,31 @@ impl Shared {
 pub struct TransactionLayer {
     sh: Shared,
     next_id: u64,
-    servers: HashMap<u64, ServerTx>,
+    /// Boxed, like `clients`: the tables hold tens of thousands of transactions under load, and a table of
+    /// pointers doubles its capacity in a few hundred kilobytes where one of inline transactions took tens of
+    /// megabytes (which the allocator then keeps).
+    servers: HashMap<u64, Box<ServerTx>>,
     server_index: HashMap<ServerKey, u64>,
-    clients: HashMap<u64, ClientTx>,
+    clients: HashMap<u64, Box<ClientTx>>,
     client_index: HashMap<ClientKey, u64>,
+    /// Live server transactions per source ([`source_key`]), for [`Config::max_server_transactions_per_source`].
+    per_source: HashMap<IpAddr, usize>,
+}
+
+/// What a source is counted as: an IPv4 address (IPv4-mapped IPv6 included), or an IPv6 /64 (one subscriber
+/// usually holds a whole /64), as the guard counts it.
+pub fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(Ipv6Addr::from(seg))
+            }
+        },
+    }
 }
 
 impl Default for TransactionLayer {
@@ -73,6 +95,7 @@ impl TransactionLayer {
             server_index: HashMap::new(),
             clients: HashMap::new(),
             client_index: HashMap::new(),
+            per_source: HashMap::new(),
         }
     }
 
@@ -127,19 +150,29 @@ impl TransactionLayer {
             return Ok(());
         }
 
-        if self.servers.len() >= self.sh.cfg.max_server_transactions {
+        let cancelled = (method == Some(Method::Cancel))
+            .then(|| self.server_index.get(&key.cancelled_invite()).copied())
+            .flatten()
+            .map(ServerTxId);
+        if method == Some(Method::Cancel) && cancelled.is_none() {
+            self.sh.event(TuEvent::StrayCancel { request, peer });
+            return Ok(());
+        }
+
+        let source = source_key(peer.addr.ip());
+        let from_source = self.per_source.get(&source).copied().unwrap_or(0);
+        if self.servers.len() >= self.sh.cfg.max_server_transactions
+            || from_source >= self.sh.cfg.max_server_transactions_per_source
+        {
             self.sh.event(TuEvent::Overloaded { request, peer });
             return Ok(());
         }
 
         let id = self.alloc_id();
-        let cancelled = (method == Some(Method::Cancel))
-            .then(|| self.server_index.get(&key.cancelled_invite()).copied())
-            .flatten()
-            .map(ServerTxId);
         let tx = ServerTx::start(id, key.clone(), request.clone(), peer, &mut self.sh, now);
         self.server_index.insert(key, id);
-        self.servers.insert(id, tx);
+        self.servers.insert(id, Box::new(tx));
+        self.per_source.insert(source, from_source + 1);
         let ev = if method == Some(Method::Cancel) {
             TuEvent::Cancel {
                 tx: ServerTxId(id),
@@ -262,7 +295,7 @@ impl TransactionLayer {
     ) {
         let tx = ClientTx::start(id, key.clone(), request, peer, &mut self.sh, now);
         self.client_index.insert(key, id);
-        self.clients.insert(id, tx);
+        self.clients.insert(id, Box::new(tx));
     }
 
     /// Cancels the INVITE client transaction `invite` (§9.1): builds the CANCEL and sends it in a client
@@ -417,6 +450,13 @@ impl TransactionLayer {
         };
         self.sh.timers.cancel_all(&mut tx.armed, id);
         self.server_index.remove(&tx.key);
+        let source = source_key(tx.peer.addr.ip());
+        if let Some(n) = self.per_source.get_mut(&source) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&source);
+            }
+        }
         self.sh.event(TuEvent::Terminated {
             tx: TxId::Server(ServerTxId(id)),
         });

@@ -29,8 +29,10 @@
 //!   [`Timers::trying_delay`] (200 ms) after the INVITE, or at once when the INVITE is retransmitted before then.
 //! * Matching: see [`ServerKey`] and [`ClientKey`]; branches without the RFC 3261 cookie (and the bare cookie of
 //!   RFC 4475's `badbranch`) fall back to RFC 2543 matching.
-//! * Bounded: at most [`Config::max_server_transactions`] server transactions exist; when full a new request is
-//!   handed back as [`TuEvent::Overloaded`] (answer it 503 statelessly) and no state is kept. Client transactions
+//! * Bounded: at most [`Config::max_server_transactions`] server transactions exist, and at most
+//!   [`Config::max_server_transactions_per_source`] from one source; beyond either a new request is
+//!   handed back as [`TuEvent::Overloaded`] (answer it 503 statelessly) and no state is kept. A CANCEL matching
+//!   no INVITE creates none either ([`TuEvent::StrayCancel`]). Client transactions
 //!   are capped likewise ([`SendError::Full`]). A server transaction whose TU never sends a final response is
 //!   abandoned after [`Timers::invite_server_limit`] (INVITE) or 64·T1 (others), and an INVITE client transaction
 //!   left in Proceeding (a 2xx lost and never retransmitted) ends after [`Timers::timer_c`], so every transaction
@@ -54,7 +56,7 @@ use bytes::Bytes;
 use crate::message::Message;
 
 pub use key::{ClientKey, KeyError, ServerKey, is_rfc3261_branch};
-pub use layer::TransactionLayer;
+pub use layer::{TransactionLayer, source_key};
 
 /// The transport a message travels on. Everything except UDP is reliable (§17.1.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,6 +143,9 @@ pub struct Config {
     pub max_server_transactions: usize,
     /// Most live client transactions; [`TransactionLayer::send_request`] fails beyond it.
     pub max_client_transactions: usize,
+    /// Most live server transactions per source (an IPv4 address, or an IPv6 /64): one source can never fill
+    /// the table for everyone else; requests beyond it come back as [`TuEvent::Overloaded`].
+    pub max_server_transactions_per_source: usize,
 }
 
 impl Default for Config {
@@ -153,6 +158,11 @@ impl Default for Config {
             // Client transactions are opened only for authenticated calls; an INVITE one lingers 64·T1 after its
             // 2xx (timer M), so the cap must cover call rate × 32 s.
             max_client_transactions: 300_000,
+            // Only authenticated requests keep a transaction; over UDP a non-INVITE one lives 32 s (timer J).
+            // A source sending below the guard's default amber tier (1,000 packets/s, i.e. at most 500
+            // authenticated requests/s with their challenges) for 32 s keeps at most 16,000: it never reaches
+            // this, while ten sources are needed to fill the table.
+            max_server_transactions_per_source: 30_000,
         }
     }
 }
@@ -231,14 +241,19 @@ pub enum TuEvent {
         request: Message,
         peer: Peer,
     },
-    /// A CANCEL created server transaction `tx`. `invite` is the INVITE transaction it cancels; when `None` the TU
-    /// answers 481, otherwise 200 (and 487 to the INVITE if it is still Proceeding).
+    /// A CANCEL created server transaction `tx`. `invite` is the INVITE transaction it cancels: the TU answers
+    /// 200 (and 487 to the INVITE if it is still Proceeding). `invite` is `None` only when the INVITE ended
+    /// between the two (answer 481); a CANCEL matching nothing is a [`TuEvent::StrayCancel`].
     Cancel {
         tx: ServerTxId,
         request: Message,
         peer: Peer,
         invite: Option<ServerTxId>,
     },
+    /// A CANCEL that matches no INVITE server transaction: answer it 481 statelessly. No transaction is created,
+    /// so a flood of such CANCELs (which need no credentials) costs no memory; a retransmission is simply
+    /// answered again.
+    StrayCancel { request: Message, peer: Peer },
     /// An ACK the layer does not absorb: for a 2xx, outside any transaction (`invite: None`), or matching an INVITE
     /// transaction in Accepted.
     Ack {

@@ -835,17 +835,19 @@ fn cancel_matches_its_invite_and_unknown_cancel_is_reported() {
         .unwrap();
     assert_eq!(shape(&mut layer), (0, 0));
 
-    // A CANCEL whose INVITE we never saw: the TU is told, with no INVITE (it answers 481).
+    // A CANCEL whose INVITE we never saw: the TU is told (it answers 481 statelessly), and no transaction is
+    // created for it, however many come.
+    let live = layer.server_count();
     let other = request("INVITE", "z9hG4bKnever", "UDP", 1);
     let stray = parse(crate::builder::cancel_for(&other).unwrap());
-    layer
-        .handle_request(stray, peer(Transport::Udp), t0)
-        .unwrap();
-    let (_, ev) = drain(&mut layer);
-    assert!(matches!(
-        ev.as_slice(),
-        [TuEvent::Cancel { invite: None, .. }]
-    ));
+    for _ in 0..3 {
+        layer
+            .handle_request(stray.clone(), peer(Transport::Udp), t0)
+            .unwrap();
+        let (_, ev) = drain(&mut layer);
+        assert!(matches!(ev.as_slice(), [TuEvent::StrayCancel { .. }]));
+    }
+    assert_eq!(layer.server_count(), live);
     // Same branch but from another sent-by: not the same transaction.
     let spoof_text = String::from_utf8(crate::builder::cancel_for(&invite).unwrap().to_vec())
         .unwrap()
@@ -854,10 +856,46 @@ fn cancel_matches_its_invite_and_unknown_cancel_is_reported() {
         .handle_request(parse(spoof_text.into()), peer(Transport::Udp), t0)
         .unwrap();
     let (_, ev) = drain(&mut layer);
-    assert!(matches!(
-        ev.as_slice(),
-        [TuEvent::Cancel { invite: None, .. }]
-    ));
+    assert!(matches!(ev.as_slice(), [TuEvent::StrayCancel { .. }]));
+    assert_eq!(layer.server_count(), live);
+}
+
+#[test]
+fn one_source_cannot_fill_the_server_table() {
+    let cfg = Config {
+        max_server_transactions_per_source: 2,
+        ..Config::default()
+    };
+    let mut layer = TransactionLayer::new(cfg);
+    let t0 = Instant::now();
+    let from = |addr: &str| Peer::new(addr.parse().unwrap(), Transport::Udp);
+    let send = |layer: &mut TransactionLayer, i: usize, p: Peer| {
+        let r = request("OPTIONS", &format!("z9hG4bKps{i}"), "UDP", 1);
+        layer.handle_request(r, p, t0).unwrap();
+        let (_, ev) = drain(layer);
+        matches!(ev.as_slice(), [TuEvent::Request { .. }])
+    };
+    assert!(send(&mut layer, 0, from("192.0.2.1:5060")));
+    assert!(send(&mut layer, 1, from("192.0.2.1:5070")));
+    assert!(
+        !send(&mut layer, 2, from("192.0.2.1:5080")),
+        "third from one address: overloaded"
+    );
+    assert!(
+        send(&mut layer, 3, from("192.0.2.2:5060")),
+        "another source is unaffected"
+    );
+    // IPv6 counts per /64.
+    assert!(send(&mut layer, 4, from("[2001:db8:1:2::1]:5060")));
+    assert!(send(&mut layer, 5, from("[2001:db8:1:2::2]:5060")));
+    assert!(!send(&mut layer, 6, from("[2001:db8:1:2:ffff::3]:5060")));
+    assert!(send(&mut layer, 7, from("[2001:db8:1:3::1]:5060")));
+    assert_eq!(layer.server_count(), 6);
+    // When they end, the source's slots come back.
+    layer.handle_timeout(t0 + Duration::from_secs(40));
+    drain(&mut layer);
+    assert_eq!(layer.server_count(), 0);
+    assert!(send(&mut layer, 8, from("192.0.2.1:5060")));
 }
 
 #[test]
