@@ -954,22 +954,12 @@ mod tests {
 
     fn ext(number: &str, auth_id: &str, enabled: bool) -> ExtensionAuth {
         ExtensionAuth {
-            number: number.into(),
-            auth_id: auth_id.into(),
             enabled,
-            credentials: Credentials::from_password(auth_id, REALM, PASSWORD),
-            algorithms: None,
-            require_tls: false,
-            srtp: crate::store::SrtpMode::Enabled,
-            restrictions: crate::policy::CallerRestrictions {
-                number: number.into(),
-                ..Default::default()
-            },
-            lan_only: false,
-            block_remote_ws: false,
-            voicemail: false,
-            mwi_unsolicited: false,
-            forward: Default::default(),
+            ..ExtensionAuth::new(
+                number,
+                auth_id,
+                Credentials::from_password(auth_id, REALM, PASSWORD),
+            )
         }
     }
 

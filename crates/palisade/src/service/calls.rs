@@ -865,29 +865,15 @@ mod tests {
     use super::*;
 
     fn ext(number: &str, internal_only: bool, forward: Forwarding) -> ExtensionAuth {
-        ExtensionAuth {
-            number: number.into(),
-            auth_id: format!("auth{number}x"),
-            enabled: true,
-            credentials: Credentials::from_password(
-                &format!("auth{number}x"),
-                "pbx.test",
-                "Pw-12345678",
-            ),
-            algorithms: None,
-            require_tls: false,
-            srtp: pbx::store::SrtpMode::Enabled,
-            restrictions: pbx::policy::CallerRestrictions {
-                number: number.into(),
-                internal_only,
-                ..Default::default()
-            },
-            lan_only: false,
-            block_remote_ws: false,
-            voicemail: false,
-            mwi_unsolicited: false,
-            forward,
-        }
+        let auth_id = format!("auth{number}x");
+        let mut e = ExtensionAuth::new(
+            number,
+            &auth_id,
+            Credentials::from_password(&auth_id, "pbx.test", "Pw-12345678"),
+        );
+        e.restrictions.internal_only = internal_only;
+        e.forward = forward;
+        e
     }
 
     /// Home country 49 only; rules `intl` (00) and `out` (0, strip 1) to trunk `carrier`, which is not configured.
