@@ -83,7 +83,10 @@ fn with_stdin(data: &Path, args: &[&str], input: &str) -> Output {
         .spawn()
         .expect("run palisade");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input.as_bytes()).expect("write stdin");
+    // A command refused before it reads its input (clap's conflicting flags) closes the pipe first.
+    if let Err(e) = stdin.write_all(input.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
     drop(stdin);
     child.wait_with_output().expect("wait for palisade")
 }
