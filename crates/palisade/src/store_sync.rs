@@ -11,7 +11,7 @@ use pbx::auth::{Credentials, NonceKey};
 use pbx::calls::CallRecord;
 use pbx::core::{CoreConfig, ExtensionAuth, PbxCore};
 use pbx::registrar::{self, Change};
-use pbx::store::{self, BindingChange, Db, Extension, settings};
+use store::{self, BindingChange, Db, Extension, settings};
 use sip::digest::Algorithm;
 
 use crate::config::Config;

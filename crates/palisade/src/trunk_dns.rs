@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use pbx::store::{Db, TrunkStatusRow};
+use store::{Db, TrunkStatusRow};
 use pbx::trunks::registration::RegStatus;
 
 use crate::service::{Resolved, unix_ms};

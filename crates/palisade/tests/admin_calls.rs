@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pbx::store::{ActiveCallRow, CdrRow, Db};
+use store::{ActiveCallRow, CdrRow, Db};
 use serde_json::Value;
 
 fn palisade(data: &Path, args: &[&str]) -> Output {

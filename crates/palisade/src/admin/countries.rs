@@ -4,7 +4,7 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use pbx::store::policy::{ALLOWED_COUNTRY_CODES, COUNTRY_CODE, PolicyConfig, normalize};
+use store::policy::{ALLOWED_COUNTRY_CODES, COUNTRY_CODE, PolicyConfig, normalize};
 use serde::Serialize;
 
 use super::policy::{read_policy, set_policy};

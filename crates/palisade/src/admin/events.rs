@@ -2,7 +2,7 @@
 
 use anyhow::bail;
 use clap::Args;
-use pbx::store::MAX_EVENT_LIST;
+use store::MAX_EVENT_LIST;
 use serde::Serialize;
 
 use super::time::{format_ms, now_ms, parse_since};

@@ -5,7 +5,7 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use pbx::store::policy::{HOLIDAYS, OFFICE_HOURS, OFFICE_HOURS_TIMEZONE, PolicyConfig, normalize};
+use store::policy::{HOLIDAYS, OFFICE_HOURS, OFFICE_HOURS_TIMEZONE, PolicyConfig, normalize};
 use serde::Serialize;
 
 use super::policy::{read_policy, set_policy, show_value};

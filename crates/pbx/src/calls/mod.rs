@@ -41,7 +41,7 @@ use ::media::sdes::CryptoAttribute;
 use ::media::srtp::Suite;
 
 use crate::registrar::Binding;
-use crate::store::SrtpMode;
+use crate::model::SrtpMode;
 
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
