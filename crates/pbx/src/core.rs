@@ -20,10 +20,10 @@ use crate::auth::{
     AuthOutcome, ConfigError, Credentials, DigestVerifier, FailReason, NonceKey, ServerNames,
     VerifierConfig,
 };
+use crate::model::SecurityEvent;
 use crate::policy::{Refusal, Route};
 use crate::registrar::{self, Change, Origin, RegisterError, Registrar, RegistrarConfig};
 use crate::restrictions::Restrictions;
-use crate::model::SecurityEvent;
 
 /// What the core needs to know about an extension to authenticate it (loaded from the store).
 #[derive(Debug, Clone)]

@@ -2217,8 +2217,8 @@ async fn voicemail_pin_lockout_persists_locks_and_clears() {
 
 #[tokio::test]
 async fn resource_limits_per_extension_and_trunk() {
-    use pbx::limits::ExtensionLimits;
     use crate::limits::parse_limit;
+    use pbx::limits::ExtensionLimits;
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
     db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();

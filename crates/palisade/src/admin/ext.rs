@@ -5,10 +5,8 @@ use clap::{Args, Subcommand};
 use pbx::auth::credentials::{
     Credentials, check_manual_password, generate_auth_id, generate_password,
 };
-use store::{
-    Db, Extension, ExtensionNew, ExtensionPatch, SrtpMode, StoreError, validate_number,
-};
 use serde::Serialize;
+use store::{Db, Extension, ExtensionNew, ExtensionPatch, SrtpMode, StoreError, validate_number};
 
 use super::secret::PasswordArgs;
 use super::time::format_ms;

@@ -172,9 +172,7 @@ async fn realm(db: &Db, data_dir: &Path) -> anyhow::Result<String> {
         return Ok(d);
     }
     let file = FileConfig::load(&data_dir.join(CONFIG_FILE))?;
-    Ok(file
-        .domain
-        .unwrap_or_else(store::settings::default_domain))
+    Ok(file.domain.unwrap_or_else(store::settings::default_domain))
 }
 
 /// Turns a store error into an operator message, with a hint for a missing extension.

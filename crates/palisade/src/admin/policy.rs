@@ -2,9 +2,9 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
+use serde::Serialize;
 use store::policy::{POLICY_SETTINGS, PolicyConfig, PolicySetting};
 use store::{OutboundRuleRow, StoreError, settings};
-use serde::Serialize;
 
 use super::{CommonArgs, output, store_error};
 

@@ -3,10 +3,10 @@
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use store::settings::{
     self, CREDENTIAL_LENGTH, DIGEST_ALGORITHMS, DOMAIN, GUARD_SETTINGS, SETTABLE,
 };
-use serde::Serialize;
 
 use super::{CommonArgs, output, realm, store_error};
 

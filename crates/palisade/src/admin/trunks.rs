@@ -3,11 +3,9 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use store::trunks::HOST_SOURCES;
-use store::{
-    Db, DidRow, SrtpMode, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow,
-};
 use serde::Serialize;
+use store::trunks::HOST_SOURCES;
+use store::{Db, DidRow, SrtpMode, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow};
 
 use super::secret::PasswordArgs;
 use super::time::format_ms;

@@ -10,9 +10,9 @@ use media::g711::Law;
 use media::packetizer::{FRAME_SAMPLES, RtpSender};
 use media::rtp::RtpPacket;
 use pbx::calls::{AppKind, AppStart};
-use store::VoicemailNew;
 use pbx::voicemail::ivr::{Action, Clip, Event, Ivr, MessageRef, Mode, RecordingKind};
 use pbx::voicemail::lockout::WrongPin;
+use store::VoicemailNew;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 

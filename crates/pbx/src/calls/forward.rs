@@ -11,8 +11,8 @@ use std::time::{Instant, SystemTime};
 
 use sip::HeaderName;
 
-use crate::registrar::Binding;
 use crate::model::SrtpMode;
+use crate::registrar::Binding;
 
 use super::transfer::PendingTransfer;
 use super::{
