@@ -447,7 +447,7 @@ pub fn default_listeners() -> Vec<ListenSpec> {
 
 /// The machine's host name, else "palisade.local" (shared with the admin commands).
 pub fn default_domain() -> String {
-    pbx::store::settings::default_domain()
+    store::settings::default_domain()
 }
 
 /// The commented palisade.toml written on first start. Every setting is commented out, so it changes nothing.

@@ -1,7 +1,7 @@
 //! Translations between the guard (rules, decisions) and the store (IP list rows, security events).
 
 use guard::{Action, GuardConfig, GuardEvent, Origin, Rule, parse_net};
-use pbx::store::{self, Db, SecurityEvent};
+use store::{self, Db, SecurityEvent};
 
 /// The guard's settings from the store. A stored combination that no longer validates falls back to the
 /// defaults (with a warning), so a bad value can never keep the server from starting.

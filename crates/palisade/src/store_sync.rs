@@ -11,8 +11,8 @@ use pbx::auth::{Credentials, NonceKey};
 use pbx::calls::CallRecord;
 use pbx::core::{CoreConfig, ExtensionAuth, PbxCore};
 use pbx::registrar::{self, Change};
-use pbx::store::{self, BindingChange, Db, Extension, settings};
 use sip::digest::Algorithm;
+use store::{self, BindingChange, Db, Extension, settings};
 
 use crate::config::Config;
 use crate::guard_store;

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use pbx::store::{Db, TrunkStatusRow};
 use pbx::trunks::registration::RegStatus;
+use store::{Db, TrunkStatusRow};
 
 use crate::service::{Resolved, unix_ms};
 use crate::transport::Edge;

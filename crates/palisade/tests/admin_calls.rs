@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pbx::store::{ActiveCallRow, CdrRow, Db};
 use serde_json::Value;
+use store::{ActiveCallRow, CdrRow, Db};
 
 fn palisade(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_palisade"))

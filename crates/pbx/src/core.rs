@@ -20,10 +20,10 @@ use crate::auth::{
     AuthOutcome, ConfigError, Credentials, DigestVerifier, FailReason, NonceKey, ServerNames,
     VerifierConfig,
 };
+use crate::model::SecurityEvent;
 use crate::policy::{Refusal, Route};
 use crate::registrar::{self, Change, Origin, RegisterError, Registrar, RegistrarConfig};
 use crate::restrictions::Restrictions;
-use crate::store::SecurityEvent;
 
 /// What the core needs to know about an extension to authenticate it (loaded from the store).
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ pub struct ExtensionAuth {
     /// Registrations and calls only over TLS (hardening step 5).
     pub require_tls: bool,
     /// SRTP policy of the extension's call legs (hardening step 6).
-    pub srtp: crate::store::SrtpMode,
+    pub srtp: crate::model::SrtpMode,
     /// What the extension may call (internal only, PIN protect, office hours; hardening step 3).
     pub restrictions: crate::policy::CallerRestrictions,
     /// Registration only from the local networks.
@@ -63,7 +63,7 @@ impl ExtensionAuth {
             credentials,
             algorithms: None,
             require_tls: false,
-            srtp: crate::store::SrtpMode::Enabled,
+            srtp: crate::model::SrtpMode::Enabled,
             restrictions: crate::policy::CallerRestrictions {
                 number: number.into(),
                 ..Default::default()
@@ -144,14 +144,7 @@ impl Reply {
     }
 }
 
-/// Event kinds, as stored (`palisade events --kind …`).
-pub mod event_kind {
-    pub const CHALLENGE: &str = "auth_challenge";
-    pub const SUCCESS: &str = "auth_success";
-    pub const FAILURE: &str = "auth_failure";
-    /// A request refused by a per-extension rule (e.g. TLS required) after its credentials were checked.
-    pub const POLICY: &str = "policy_refusal";
-}
+pub use crate::model::event_kind;
 
 /// Methods Palisade serves today, as listed in Allow.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, SUBSCRIBE";

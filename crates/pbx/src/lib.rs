@@ -1,13 +1,14 @@
-//! The PBX core: what Palisade does with SIP once a message is valid. Knows nothing of sockets.
+//! The PBX core: what Palisade does with SIP once a message is valid. Knows nothing of sockets or the database
+//! (sans-IO: no tokio, no sqlx; the `store` crate depends on this one, never the reverse).
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod calls;
 pub mod core;
 pub mod limits;
+pub mod model;
 pub mod policy;
 pub mod registrar;
 pub mod restrictions;
-pub mod store;
 pub mod trunks;
 pub mod voicemail;

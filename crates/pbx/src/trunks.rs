@@ -38,7 +38,7 @@ pub struct Trunk {
     /// How the provider's TLS certificate is checked (transport TLS only).
     pub tls: TrunkTls,
     /// SRTP toward the provider.
-    pub srtp: crate::store::SrtpMode,
+    pub srtp: crate::model::SrtpMode,
 }
 
 /// How the provider's certificate is verified on an outgoing TLS connection.

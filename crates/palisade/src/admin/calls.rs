@@ -2,8 +2,8 @@
 
 use anyhow::bail;
 use clap::Args;
-use pbx::store::MAX_CDR_LIST;
 use serde::Serialize;
+use store::MAX_CDR_LIST;
 
 use super::time::{format_ms, now_ms, parse_since};
 use super::{CommonArgs, output};

@@ -4,8 +4,8 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use pbx::store::policy::{ALLOWED_COUNTRY_CODES, COUNTRY_CODE, PolicyConfig, normalize};
 use serde::Serialize;
+use store::policy::{ALLOWED_COUNTRY_CODES, COUNTRY_CODE, PolicyConfig, normalize};
 
 use super::policy::{read_policy, set_policy};
 use super::{CommonArgs, output};

@@ -5,10 +5,8 @@ use clap::{Args, Subcommand};
 use pbx::auth::credentials::{
     Credentials, check_manual_password, generate_auth_id, generate_password,
 };
-use pbx::store::{
-    Db, Extension, ExtensionNew, ExtensionPatch, SrtpMode, StoreError, validate_number,
-};
 use serde::Serialize;
+use store::{Db, Extension, ExtensionNew, ExtensionPatch, SrtpMode, StoreError, validate_number};
 
 use super::secret::PasswordArgs;
 use super::time::format_ms;
@@ -471,11 +469,11 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             max_external_calls,
         } => {
             let max_calls = max_calls
-                .map(|v| pbx::store::limits::parse_limit("--max-calls", &v))
+                .map(|v| store::limits::parse_limit("--max-calls", &v))
                 .transpose()
                 .map_err(store_error)?;
             let max_external_calls = max_external_calls
-                .map(|v| pbx::store::limits::parse_limit("--max-external-calls", &v))
+                .map(|v| store::limits::parse_limit("--max-external-calls", &v))
                 .transpose()
                 .map_err(store_error)?;
             if let Some(mode) = &srtp {
@@ -660,7 +658,7 @@ impl Security {
 }
 
 /// An invalid --srtp value, with what each mode means.
-fn srtp_error(e: StoreError) -> anyhow::Error {
+fn srtp_error(e: pbx::model::InvalidSrtpMode) -> anyhow::Error {
     anyhow!(
         "--srtp: {e} (disabled: plain RTP only; enabled: SRTP when the phone offers it over TLS, plain RTP \
          otherwise; enforced: only SRTP over TLS)"
@@ -681,7 +679,7 @@ async fn add(
     let len = db.credential_length().await?;
     let realm = realm(db, &common.data_dir()).await?;
     if let Some(id) = &given_auth_id {
-        pbx::store::validate_auth_id(id, &number).map_err(store_error)?;
+        store::validate_auth_id(id, &number).map_err(store_error)?;
     }
     // A generated auth ID that happens to be taken is replaced; a given one is reported.
     for _ in 0..3 {

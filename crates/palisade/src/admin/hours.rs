@@ -5,8 +5,8 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use pbx::store::policy::{HOLIDAYS, OFFICE_HOURS, OFFICE_HOURS_TIMEZONE, PolicyConfig, normalize};
 use serde::Serialize;
+use store::policy::{HOLIDAYS, OFFICE_HOURS, OFFICE_HOURS_TIMEZONE, PolicyConfig, normalize};
 
 use super::policy::{read_policy, set_policy, show_value};
 use super::{CommonArgs, output};

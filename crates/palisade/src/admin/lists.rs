@@ -8,9 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use guard::lists::parse_net;
-use pbx::store::ip_rules::{ACTION_ALLOW, ACTION_BLOCK, ORIGIN_MANUAL};
-use pbx::store::{Db, IpRule, SecurityEvent, canonical_net};
 use serde::Serialize;
+use store::ip_rules::{ACTION_ALLOW, ACTION_BLOCK, ORIGIN_MANUAL};
+use store::{Db, IpRule, SecurityEvent, canonical_net};
 
 use super::time::{format_ms, now_ms};
 use super::{CommonArgs, output, store_error};

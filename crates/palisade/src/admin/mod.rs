@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use pbx::store::{Db, StoreError};
+use store::{Db, StoreError};
 
 use crate::config::{CONFIG_FILE, DEFAULT_DATA_DIR, FileConfig};
 
@@ -107,7 +107,7 @@ impl CommonArgs {
     /// Opens an existing database; a missing one is reported with the data directory that was looked at.
     async fn open(&self) -> anyhow::Result<Db> {
         let dir = self.data_dir();
-        match Db::open_existing(&dir.join(pbx::store::DB_FILE)).await {
+        match Db::open_existing(&dir.join(store::DB_FILE)).await {
             Ok(db) => Ok(db),
             Err(StoreError::Missing(_)) => Err(anyhow!(
                 "no Palisade database in {}: check --data or $PALISADE_DATA (`palisade serve` or \
@@ -166,15 +166,13 @@ pub fn main(cmd: AdminCommand) -> ExitCode {
 }
 
 /// The SIP domain, which is the digest realm: the `domain` setting, else `domain` in palisade.toml, else the
-/// shared default ([`pbx::store::settings::default_domain`]).
+/// shared default ([`store::settings::default_domain`]).
 async fn realm(db: &Db, data_dir: &Path) -> anyhow::Result<String> {
-    if let Some(d) = db.get_setting(pbx::store::settings::DOMAIN).await? {
+    if let Some(d) = db.get_setting(store::settings::DOMAIN).await? {
         return Ok(d);
     }
     let file = FileConfig::load(&data_dir.join(CONFIG_FILE))?;
-    Ok(file
-        .domain
-        .unwrap_or_else(pbx::store::settings::default_domain))
+    Ok(file.domain.unwrap_or_else(store::settings::default_domain))
 }
 
 /// Turns a store error into an operator message, with a hint for a missing extension.

@@ -2,9 +2,9 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use pbx::store::policy::{POLICY_SETTINGS, PolicyConfig, PolicySetting};
-use pbx::store::{OutboundRuleRow, StoreError, settings};
 use serde::Serialize;
+use store::policy::{POLICY_SETTINGS, PolicyConfig, PolicySetting};
+use store::{OutboundRuleRow, StoreError, settings};
 
 use super::{CommonArgs, output, store_error};
 
@@ -115,7 +115,7 @@ struct PolicyView {
 
 /// A setting's value in force, as stored text.
 fn value_of(c: &PolicyConfig, key: &str) -> String {
-    use pbx::store::policy::*;
+    use store::policy::*;
     match key {
         COUNTRY_CODE => c.country_code.clone(),
         INTERNATIONAL_PREFIX => c.international_prefix.clone(),
@@ -138,7 +138,7 @@ fn value_of(c: &PolicyConfig, key: &str) -> String {
 
 /// A setting's value in force, as JSON: lists as arrays, numbers as numbers.
 fn json_value(c: &PolicyConfig, key: &str) -> serde_json::Value {
-    use pbx::store::policy::*;
+    use store::policy::*;
     let arr = |v: &[String]| serde_json::json!(v);
     match key {
         ALLOWED_COUNTRY_CODES => arr(&c.allowed_country_codes),
@@ -155,7 +155,7 @@ fn json_value(c: &PolicyConfig, key: &str) -> serde_json::Value {
 }
 
 fn policy_key(key: &str) -> anyhow::Result<&'static PolicySetting> {
-    pbx::store::policy::policy_setting(key).ok_or_else(|| {
+    store::policy::policy_setting(key).ok_or_else(|| {
         let known: Vec<&str> = POLICY_SETTINGS.iter().map(|s| s.key).collect();
         anyhow!(
             "unknown policy setting '{key}': known settings are {} (see `palisade policy show`)",

@@ -3,10 +3,10 @@
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 
-use pbx::store::settings::{
+use serde::Serialize;
+use store::settings::{
     self, CREDENTIAL_LENGTH, DIGEST_ALGORITHMS, DOMAIN, GUARD_SETTINGS, SETTABLE,
 };
-use serde::Serialize;
 
 use super::{CommonArgs, output, realm, store_error};
 
@@ -57,7 +57,7 @@ struct GuardLimit {
 }
 
 /// The anti-hacking settings in force: each stored value if valid, else its default (as the server does).
-async fn guard_values(db: &pbx::store::Db) -> anyhow::Result<BTreeMap<&'static str, u64>> {
+async fn guard_values(db: &store::Db) -> anyhow::Result<BTreeMap<&'static str, u64>> {
     let stored = db.guard_settings().await?;
     Ok(GUARD_SETTINGS
         .iter()
@@ -86,8 +86,8 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
                     events: {
                         let (days, rows) = db.event_retention().await?;
                         BTreeMap::from([
-                            (pbx::store::EVENT_RETENTION_DAYS.key, days),
-                            (pbx::store::EVENT_MAX_ROWS.key, rows),
+                            (store::EVENT_RETENTION_DAYS.key, days),
+                            (store::EVENT_MAX_ROWS.key, rows),
                         ])
                     },
                     guard_limits: GUARD_SETTINGS
@@ -141,7 +141,7 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
             crate::say!(
                 "Security event log (`palisade events --summary` shows its size and the routine counters):"
             );
-            let rows = pbx::store::EVENT_SETTINGS
+            let rows = store::EVENT_SETTINGS
                 .iter()
                 .map(|l| {
                     vec![

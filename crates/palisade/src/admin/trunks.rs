@@ -3,11 +3,9 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use pbx::store::trunks::HOST_SOURCES;
-use pbx::store::{
-    Db, DidRow, SrtpMode, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow,
-};
 use serde::Serialize;
+use store::trunks::HOST_SOURCES;
+use store::{Db, DidRow, SrtpMode, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow};
 
 use super::secret::PasswordArgs;
 use super::time::format_ms;
@@ -492,7 +490,7 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             srtp,
         } => {
             let max_calls = max_calls
-                .map(|v| pbx::store::limits::parse_limit("--max-calls", &v))
+                .map(|v| store::limits::parse_limit("--max-calls", &v))
                 .transpose()
                 .map_err(trunk_error)?
                 .flatten();
@@ -564,7 +562,7 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             srtp,
         } => {
             let max_calls = max_calls
-                .map(|v| pbx::store::limits::parse_limit("--max-calls", &v))
+                .map(|v| store::limits::parse_limit("--max-calls", &v))
                 .transpose()
                 .map_err(trunk_error)?;
             let password = PasswordArgs {

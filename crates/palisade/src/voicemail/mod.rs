@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pbx::calls::AppStart;
-use pbx::store::Db;
+use store::Db;
 use tokio::sync::mpsc;
 
 use crate::service::{AppEvent, AppHost};

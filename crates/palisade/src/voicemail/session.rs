@@ -10,9 +10,9 @@ use media::g711::Law;
 use media::packetizer::{FRAME_SAMPLES, RtpSender};
 use media::rtp::RtpPacket;
 use pbx::calls::{AppKind, AppStart};
-use pbx::store::VoicemailNew;
 use pbx::voicemail::ivr::{Action, Clip, Event, Ivr, MessageRef, Mode, RecordingKind};
 use pbx::voicemail::lockout::WrongPin;
+use store::VoicemailNew;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -144,7 +144,7 @@ impl Session {
                     .mailbox_counts(&self.mailbox)
                     .await
                     .map_or(0, |c| i64::from(c.total()));
-                if stored >= pbx::store::voicemail::MAX_MESSAGES {
+                if stored >= store::voicemail::MAX_MESSAGES {
                     tracing::warn!(mailbox = %self.mailbox, stored, "mailbox full; caller told so");
                     return Mode::Full;
                 }

@@ -11,8 +11,8 @@ use std::time::{Instant, SystemTime};
 
 use sip::HeaderName;
 
+use crate::model::SrtpMode;
 use crate::registrar::Binding;
-use crate::store::SrtpMode;
 
 use super::transfer::PendingTransfer;
 use super::{
@@ -26,22 +26,7 @@ pub const MAX_HOPS: usize = 5;
 /// Longest forward target accepted, in characters.
 pub const MAX_TARGET_LEN: usize = 32;
 
-/// An extension's call forwards: the number for each case, `None` when off.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Forwarding {
-    /// Every call, before ringing.
-    pub always: Option<String>,
-    /// Every phone answered busy (486/600) or declined (603).
-    pub busy: Option<String>,
-    /// Nobody answered before the ring time, or no phone is registered.
-    pub no_answer: Option<String>,
-}
-
-impl Forwarding {
-    pub fn is_empty(&self) -> bool {
-        self.always.is_none() && self.busy.is_none() && self.no_answer.is_none()
-    }
-}
+pub use crate::model::Forwarding;
 
 /// Why a call leaves for another number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

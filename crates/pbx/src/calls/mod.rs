@@ -40,8 +40,8 @@ pub use sdp::AppCodec;
 use ::media::sdes::CryptoAttribute;
 use ::media::srtp::Suite;
 
+use crate::model::SrtpMode;
 use crate::registrar::Binding;
-use crate::store::SrtpMode;
 
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);

@@ -108,7 +108,7 @@ fn party(n: &str) -> Party {
     Party {
         number: n.into(),
         display_name: None,
-        srtp: crate::store::SrtpMode::Enabled,
+        srtp: crate::model::SrtpMode::Enabled,
         voicemail: false,
         forward: Forwarding::default(),
         extension: true,
@@ -767,7 +767,7 @@ fn srtp_policy_refusals_are_488() {
     let mut w = World::new();
     let (now, wall) = (w.now, w.wall);
     let enforced = Party {
-        srtp: crate::store::SrtpMode::Enforced,
+        srtp: crate::model::SrtpMode::Enforced,
         ..party("100")
     };
     // enforced extension offering plain RTP
@@ -801,7 +801,7 @@ fn srtp_policy_refusals_are_488() {
     assert_eq!(responses(&w.calls.take_outputs())[0].status, 488);
     // an enforced callee is not rung on a UDP contact: nothing left → 480
     let callee = Party {
-        srtp: crate::store::SrtpMode::Enforced,
+        srtp: crate::model::SrtpMode::Enforced,
         ..party("101")
     };
     w.calls.invite(

@@ -35,7 +35,7 @@ use super::{
     best_failure, bodyless, contact_header, contact_uri, idx, leg_crypto, point_leg,
     reauthenticate, sdp, transport_token, via,
 };
-use crate::store::SrtpMode;
+use crate::model::SrtpMode;
 use ::media::sdes::CryptoAttribute;
 
 /// The request id of the NOTIFYs Palisade sends (their responses are not waited for).

@@ -1,5 +1,5 @@
 //! Voicemail: PINs ([`pin`]), the spoken dialogue ([`ivr`]) and message-waiting indication bodies (RFC 3842).
-//! Storage is in [`crate::store::voicemail`]; the audio edge (RTP, WAV files) is in the binary.
+//! Storage is in the `store` crate; the audio edge (RTP, WAV files) is in the binary.
 
 pub mod ivr;
 pub mod lockout;
@@ -7,7 +7,7 @@ pub mod pin;
 
 use std::time::Duration;
 
-pub use crate::store::voicemail::Counts;
+pub use crate::model::Counts;
 
 /// Voicemail settings of the PBX.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,9 @@
-//! The stored voicemail PIN lockout state per mailbox ([`crate::voicemail::lockout`] decides; this keeps it).
+//! The stored voicemail PIN lockout state per mailbox ([`pbx::voicemail::lockout`] decides; this keeps it).
 //! The server's voicemail sessions read and update it around every PIN check; `palisade ext show` reads it and
 //! `palisade ext unlock-pin` clears it, which the next PIN check sees (no reload needed).
 
 use super::{Db, Result};
-use crate::voicemail::lockout::{LockoutSettings, PinLockState, WrongPin};
+use pbx::voicemail::lockout::{LockoutSettings, PinLockState, WrongPin};
 
 type Row = (i64, i64, i64, i64);
 

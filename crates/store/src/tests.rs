@@ -3,7 +3,7 @@
 use super::policy::MAX_NUMBER_LEN;
 use super::settings::{self, CREDENTIAL_LENGTH, DIGEST_ALGORITHMS};
 use super::*;
-use crate::auth::credentials::Credentials;
+use pbx::auth::credentials::Credentials;
 
 /// (MD5 HA1, SHA-256 HA1).
 fn ha1_pair(user: &str, realm: &str, password: &str) -> (String, String) {
@@ -1552,7 +1552,7 @@ async fn outbound_rules_round_trip_and_are_validated() {
 #[tokio::test]
 async fn policy_from_the_store_routes_calls() {
     use super::policy::*;
-    use crate::policy::{Route, route};
+    use pbx::policy::{Route, route};
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
     let mut emergency = rule("emergency", "");
@@ -1931,7 +1931,7 @@ async fn list_trunks_converts_for_the_server() {
     let carrier = &trunks[1];
     assert_eq!(
         carrier,
-        &crate::trunks::Trunk {
+        &pbx::trunks::Trunk {
             name: "carrier".into(),
             host: "198.51.100.10".into(),
             port: 5060,
@@ -1954,7 +1954,7 @@ async fn list_trunks_converts_for_the_server() {
     assert!(carrier.is_source("198.51.100.9".parse().unwrap()));
     assert_eq!(carrier.extension_for("4930123456"), Some("201"));
     assert_eq!(
-        crate::trunks::trunk_of(&trunks, "203.0.113.5".parse().unwrap()).map(|t| t.name.as_str()),
+        pbx::trunks::trunk_of(&trunks, "203.0.113.5".parse().unwrap()).map(|t| t.name.as_str()),
         Some("carrier")
     );
 
@@ -1995,7 +1995,7 @@ fn vm_message(mailbox: &str, file: &str) -> VoicemailNew {
 async fn mailboxes_come_with_extensions_and_keep_their_pin_hashed() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
-    let hash = crate::voicemail::pin::hash("4711").unwrap();
+    let hash = pbx::voicemail::pin::hash("4711").unwrap();
     db.create_extension(ExtensionNew {
         voicemail_pin_hash: Some(hash.clone()),
         ..ext("100", "a7Kx9Qp2Lm")
@@ -2005,7 +2005,7 @@ async fn mailboxes_come_with_extensions_and_keep_their_pin_hashed() {
     db.create_extension(ext("101", "b7Kx9Qp2Lm")).await.unwrap();
     let m = db.mailbox("100").await.unwrap().expect("mailbox");
     assert!(m.enabled && !m.mwi_unsolicited && m.greeting.is_none());
-    assert!(crate::voicemail::pin::verify(
+    assert!(pbx::voicemail::pin::verify(
         "4711",
         m.pin_hash.as_deref().unwrap()
     ));
@@ -2030,7 +2030,7 @@ async fn mailboxes_come_with_extensions_and_keep_their_pin_hashed() {
         db.set_voicemail_pin_hash("100", "1234").await,
         Err(StoreError::Invalid(_))
     ));
-    let new_hash = crate::voicemail::pin::hash("2580").unwrap();
+    let new_hash = pbx::voicemail::pin::hash("2580").unwrap();
     db.set_voicemail_pin_hash("101", &new_hash).await.unwrap();
     assert!(
         db.mailbox("101")
@@ -2184,19 +2184,19 @@ async fn voicemail_pin_lockout_persists_locks_and_clears() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open_in(dir.path()).await.unwrap();
     db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();
-    let s = crate::voicemail::lockout::LockoutSettings {
+    let s = pbx::voicemail::lockout::LockoutSettings {
         failures_before_lockout: 3,
         lockout_seconds: 60,
     };
     let t0 = 1_800_000_000_000;
     assert_eq!(
         db.record_wrong_pin("100", s, t0).await.unwrap(),
-        crate::voicemail::lockout::WrongPin::Counted { failures: 1 }
+        pbx::voicemail::lockout::WrongPin::Counted { failures: 1 }
     );
     db.record_wrong_pin("100", s, t0).await.unwrap();
     assert_eq!(
         db.record_wrong_pin("100", s, t0).await.unwrap(),
-        crate::voicemail::lockout::WrongPin::LockedOut {
+        pbx::voicemail::lockout::WrongPin::LockedOut {
             until: t0 + 60_000,
             lockouts: 1
         }
@@ -2211,14 +2211,14 @@ async fn voicemail_pin_lockout_persists_locks_and_clears() {
     assert!(!db.clear_pin_lockout("100").await.unwrap());
     assert_eq!(
         db.pin_lock_state("100").await.unwrap(),
-        crate::voicemail::lockout::PinLockState::default()
+        pbx::voicemail::lockout::PinLockState::default()
     );
 }
 
 #[tokio::test]
 async fn resource_limits_per_extension_and_trunk() {
-    use crate::limits::ExtensionLimits;
-    use crate::store::limits::parse_limit;
+    use crate::limits::parse_limit;
+    use pbx::limits::ExtensionLimits;
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
     db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();

@@ -1,5 +1,5 @@
 //! Stored SIP trunks (the providers external calls go through) and DIDs (the inbound numbers each one delivers,
-//! and the extension each rings). [`Db::list_trunks`] gives them as the [`crate::trunks::Trunk`]s the server uses.
+//! and the extension each rings). [`Db::list_trunks`] gives them as the [`pbx::trunks::Trunk`]s the server uses.
 //!
 //! A trunk is trusted by the address its requests come from: its source networks, or, without any, the addresses
 //! of its host (the IP itself, or what the name resolves to; stored as [`HOST_SOURCES`]). Its
@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::SrtpMode;
 use super::policy::{MAX_NUMBER_LEN, validate_name};
 use super::{Db, Result, StoreError, bump_version, is_unique_violation, now_ms};
-use crate::trunks::{Trunk, TrunkTls};
+use pbx::trunks::{Trunk, TrunkTls};
 
 /// The default port (5061 for TLS).
 pub const DEFAULT_PORT: u16 = 5060;
@@ -71,6 +71,7 @@ pub struct TrunkRow {
     /// The name the provider's TLS certificate must carry (and the SNI); `None`: the host.
     pub tls_server_name: Option<String>,
     /// SRTP toward the provider.
+    #[sqlx(try_from = "String")]
     pub srtp: SrtpMode,
 }
 
@@ -523,7 +524,7 @@ async fn write_trunk(conn: &mut sqlx::SqliteConnection, t: &TrunkRow, insert: bo
         .bind(&t.auth_user)
         .bind(&t.ca_file)
         .bind(&t.tls_server_name)
-        .bind(t.srtp)
+        .bind(t.srtp.as_str())
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -1,7 +1,7 @@
 //! Stored call policy (hardening steps 3 and 4): the E.164 and policy settings (kept in the settings table, checked
 //! by [`normalize`] through [`super::settings::normalize`]) and the ordered outbound rules. [`Db::policy_settings`]
 //! reads them all into a [`PolicyConfig`], whose [`PolicyConfig::to_settings`] builds the
-//! [`crate::policy::PolicySettings`] the pure policy function takes.
+//! [`pbx::policy::PolicySettings`] the pure policy function takes.
 //!
 //! Deny by default: until the home `country_code` is set, no external call goes out except emergency numbers
 //! (see [`PolicyConfig::not_configured`]); international calls need both a matching outbound rule and an allowed
@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Db, Result, StoreError, bump_version, now_ms};
-use crate::policy::{NumberPlan, OfficeHours, OutboundRule, PolicySettings};
-use crate::voicemail::lockout::{self, LockoutSettings};
+use pbx::policy::{NumberPlan, OfficeHours, OutboundRule, PolicySettings};
+use pbx::voicemail::lockout::{self, LockoutSettings};
 
 /// The home country calling code, e.g. 1, 44, 49. Default: not set (no external calls until it is).
 pub const COUNTRY_CODE: &str = "country_code";
@@ -194,7 +194,7 @@ fn is_digits(s: &str) -> bool {
 pub fn is_country_code(code: &str) -> bool {
     (1..=3).contains(&code.len())
         && is_digits(code)
-        && crate::policy::country_code(&format!("{code}0000000")) == Some(code)
+        && pbx::policy::country_code(&format!("{code}0000000")) == Some(code)
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -211,7 +211,7 @@ fn country(key: &str, value: &str, item: &str) -> Result<String> {
         ));
     }
     if !is_country_code(code) {
-        let hint = match crate::policy::country_code(&format!("{code}0000000")) {
+        let hint = match pbx::policy::country_code(&format!("{code}0000000")) {
             Some(real) if real.len() > code.len() => format!(
                 "{code} is not a country calling code: numbers starting with {code} belong to longer codes \
                  such as {real}"
@@ -299,7 +299,7 @@ pub fn normalize(key: &str, value: &str) -> Option<Result<String>> {
             _ => Err(invalid(key, value, "")),
         },
         MAX_CALLS_PER_EXTENSION | MAX_SUBSCRIPTIONS_PER_EXTENSION => match v.parse::<u32>() {
-            Ok(n) if (1..=crate::limits::MAX_LIMIT).contains(&n) => Ok(n.to_string()),
+            Ok(n) if (1..=pbx::limits::MAX_LIMIT).contains(&n) => Ok(n.to_string()),
             _ => Err(invalid(key, value, "")),
         },
         PIN_UNLOCK_SECONDS => match v.parse::<u64>() {
@@ -428,8 +428,8 @@ impl Default for PolicyConfig {
             pin_unlock_seconds: DEFAULT_PIN_UNLOCK_SECONDS,
             pin_failures_before_lockout: lockout::DEFAULT_FAILURES_BEFORE_LOCKOUT,
             pin_lockout_seconds: lockout::DEFAULT_LOCKOUT_SECONDS,
-            max_calls_per_extension: crate::limits::DEFAULT_MAX_CALLS_PER_EXTENSION,
-            max_subscriptions_per_extension: crate::limits::DEFAULT_MAX_SUBSCRIPTIONS_PER_EXTENSION,
+            max_calls_per_extension: pbx::limits::DEFAULT_MAX_CALLS_PER_EXTENSION,
+            max_subscriptions_per_extension: pbx::limits::DEFAULT_MAX_SUBSCRIPTIONS_PER_EXTENSION,
             local_networks: split(DEFAULT_LOCAL_NETWORKS),
             office_hours_timezone: String::new(),
             office_hours: String::new(),
@@ -504,7 +504,7 @@ impl PolicyConfig {
         }
     }
 
-    /// The settings for [`crate::policy::route`]. Errors (a stored office-hours value that no longer parses,
+    /// The settings for [`pbx::policy::route`]. Errors (a stored office-hours value that no longer parses,
     /// e.g. after a time-zone database change) say what to fix.
     pub fn to_settings(&self) -> Result<PolicySettings, String> {
         let mut s = PolicySettings::new(self.number_plan());
@@ -768,12 +768,12 @@ impl Db {
                 MAX_CALLS_PER_EXTENSION => {
                     c.max_calls_per_extension = v
                         .parse()
-                        .unwrap_or(crate::limits::DEFAULT_MAX_CALLS_PER_EXTENSION)
+                        .unwrap_or(pbx::limits::DEFAULT_MAX_CALLS_PER_EXTENSION)
                 }
                 MAX_SUBSCRIPTIONS_PER_EXTENSION => {
                     c.max_subscriptions_per_extension = v
                         .parse()
-                        .unwrap_or(crate::limits::DEFAULT_MAX_SUBSCRIPTIONS_PER_EXTENSION)
+                        .unwrap_or(pbx::limits::DEFAULT_MAX_SUBSCRIPTIONS_PER_EXTENSION)
                 }
                 LOCAL_NETWORKS => c.local_networks = split(&v),
                 OFFICE_HOURS_TIMEZONE => c.office_hours_timezone = v,

@@ -1,9 +1,9 @@
-//! Stored resource limits ([`crate::limits`] decides): per-extension overrides and per-trunk caps, each in its own
+//! Stored resource limits ([`pbx::limits`] decides): per-extension overrides and per-trunk caps, each in its own
 //! table so the extension and trunk rows stay as they are. Every change bumps the configuration version, so the
 //! running server picks it up within a second.
 
 use super::{Db, Result, StoreError, bump_version, now_ms};
-use crate::limits::{ExtensionLimits, MAX_LIMIT, ResourceLimits};
+use pbx::limits::{ExtensionLimits, MAX_LIMIT, ResourceLimits};
 
 /// A limit as given on the command line: a number from 1 to 1000, or "" / "0" for none (the default).
 pub fn parse_limit(what: &str, value: &str) -> Result<Option<u32>> {

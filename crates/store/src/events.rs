@@ -102,21 +102,8 @@ const EVENTS_PER_STATEMENT: usize = 500;
 /// Longest stored text field.
 const MAX_FIELD_LEN: usize = 512;
 
-/// An event to record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecurityEvent {
-    /// Unix milliseconds.
-    pub at: i64,
-    /// What kind of decision, e.g. "auth_failure", "ban", "challenge".
-    pub kind: String,
-    /// The reason code, e.g. "wrong_password", "unknown_user".
-    pub reason: String,
-    /// The transport source address.
-    pub source: String,
-    /// The user named in the request, if any (attacker-controlled).
-    pub user: Option<String>,
-    pub detail: Option<String>,
-}
+/// An event to record (the PBX core's vocabulary).
+pub use pbx::model::SecurityEvent;
 
 /// A recorded event with its id.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

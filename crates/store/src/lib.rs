@@ -1,5 +1,8 @@
 //! Durable storage: SQLite embedded by default, behind an interface a PostgreSQL backend can implement.
 //!
+//! This crate depends on the sans-IO `pbx` core and maps its vocabulary ([`pbx::model`]) to and from columns;
+//! `pbx` never depends on it.
+//!
 //! One file, `DATA/palisade.db`, in WAL mode with `synchronous=FULL`: when a write returns, it is on disk
 //! (nothing lost, DESIGN.md principle 5). Migrations are embedded in the binary and applied at open.
 //!
@@ -81,6 +84,12 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<pbx::model::InvalidSrtpMode> for StoreError {
+    fn from(e: pbx::model::InvalidSrtpMode) -> Self {
+        StoreError::Invalid(e.to_string())
+    }
 }
 
 impl StoreError {

@@ -41,6 +41,7 @@ pub struct Extension {
     /// REGISTER and calls of this extension are accepted only over TLS.
     pub require_tls: bool,
     /// SDES-SRTP policy for this extension's call legs.
+    #[sqlx(try_from = "String")]
     pub srtp: SrtpMode,
     /// No external calls in or out, only other extensions.
     pub internal_only: bool,
@@ -52,7 +53,7 @@ pub struct Extension {
     pub block_remote_ws: bool,
     /// No outbound external calls outside office hours.
     pub office_hours_only: bool,
-    /// Call forwards: the number for each case, `None` when off (see [`crate::calls::Forwarding`]).
+    /// Call forwards: the number for each case, `None` when off (see [`pbx::calls::Forwarding`]).
     pub forward_always: Option<String>,
     pub forward_busy: Option<String>,
     pub forward_no_answer: Option<String>,
@@ -60,18 +61,18 @@ pub struct Extension {
 
 impl Extension {
     /// This extension's call forwards.
-    pub fn forwarding(&self) -> crate::calls::Forwarding {
-        crate::calls::Forwarding {
+    pub fn forwarding(&self) -> pbx::calls::Forwarding {
+        pbx::calls::Forwarding {
             always: self.forward_always.clone(),
             busy: self.forward_busy.clone(),
             no_answer: self.forward_no_answer.clone(),
         }
     }
 
-    /// This extension's call restrictions for [`crate::policy::route`]. `unlocked_until` is run-time state (a PIN
+    /// This extension's call restrictions for [`pbx::policy::route`]. `unlocked_until` is run-time state (a PIN
     /// unlock) the caller fills in; it is `None` here.
-    pub fn caller_restrictions(&self) -> crate::policy::CallerRestrictions {
-        crate::policy::CallerRestrictions {
+    pub fn caller_restrictions(&self) -> pbx::policy::CallerRestrictions {
+        pbx::policy::CallerRestrictions {
             number: self.number.clone(),
             internal_only: self.internal_only,
             pin_protect: self.pin_protect,
@@ -174,63 +175,7 @@ impl ExtensionPatch {
     }
 }
 
-/// An extension's SDES-SRTP policy (RFC 4568 keys travel in the SDP, so they are only offered and accepted in SIP
-/// over TLS). Stored as the lower-case name.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
-#[sqlx(rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum SrtpMode {
-    /// Plain RTP only: an SRTP offer is answered with plain RTP (or refused if the phone insists).
-    Disabled,
-    /// SRTP when the phone offers it over TLS; plain RTP otherwise. The default: phones on UDP keep working and
-    /// phones on TLS get encrypted media.
-    #[default]
-    Enabled,
-    /// "Exclusively secure": only SRTP over TLS is accepted; a plain-RTP offer is answered with 488 and the
-    /// extension is never sent plain RTP.
-    Enforced,
-}
-
-impl SrtpMode {
-    /// Every mode, in the order shown to operators.
-    pub const ALL: [SrtpMode; 3] = [SrtpMode::Disabled, SrtpMode::Enabled, SrtpMode::Enforced];
-
-    /// The stored (and command-line) name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SrtpMode::Disabled => "disabled",
-            SrtpMode::Enabled => "enabled",
-            SrtpMode::Enforced => "enforced",
-        }
-    }
-
-    /// Parses a mode name (case-insensitive, surrounding spaces ignored); the error lists the allowed values.
-    pub fn parse(value: &str) -> Result<SrtpMode> {
-        let v = value.trim();
-        SrtpMode::ALL
-            .into_iter()
-            .find(|m| m.as_str().eq_ignore_ascii_case(v))
-            .ok_or_else(|| {
-                StoreError::Invalid(format!(
-                    "invalid SRTP mode '{}': expected disabled, enabled or enforced",
-                    value.escape_debug()
-                ))
-            })
-    }
-}
-
-impl std::fmt::Display for SrtpMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for SrtpMode {
-    type Err = StoreError;
-    fn from_str(s: &str) -> Result<SrtpMode> {
-        SrtpMode::parse(s)
-    }
-}
+pub use pbx::model::SrtpMode;
 
 /// An extension number is 2 to 10 ASCII digits.
 pub fn validate_number(number: &str) -> Result<()> {
@@ -380,7 +325,7 @@ impl Db {
                 .bind(&email)
                 .bind(now)
                 .bind(new.require_tls)
-                .bind(new.srtp)
+                .bind(new.srtp.as_str())
                 .bind(new.internal_only)
                 .bind(new.pin_protect)
                 .bind(new.lan_only)
@@ -539,7 +484,7 @@ impl Db {
                     .bind(email)
                     .bind(now)
                     .bind(new.require_tls)
-                    .bind(new.srtp)
+                    .bind(new.srtp.as_str())
                     .bind(new.internal_only)
                     .bind(new.pin_protect)
                     .bind(new.lan_only)
@@ -634,7 +579,7 @@ impl Db {
             |value: Option<Option<String>>, which: &str| -> Result<Option<Option<String>>> {
                 match value.map(|v| non_empty(v.map(|t| t.trim().to_string()))) {
                     Some(Some(target)) => {
-                        crate::calls::validate_forward_target(number, &target)
+                        pbx::calls::validate_forward_target(number, &target)
                             .map_err(|e| StoreError::Invalid(format!("{which}: {e}")))?;
                         Ok(Some(Some(target)))
                     }
@@ -681,7 +626,7 @@ impl Db {
                 .bind(patch.require_tls.is_some() as i64)
                 .bind(patch.require_tls.unwrap_or(false) as i64)
                 .bind(srtp.is_some() as i64)
-                .bind(srtp.unwrap_or_default())
+                .bind(srtp.unwrap_or_default().as_str())
                 .bind(patch.internal_only.is_some() as i64)
                 .bind(patch.internal_only.unwrap_or(false) as i64)
                 .bind(patch.pin_protect.is_some() as i64)

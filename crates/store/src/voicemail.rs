@@ -53,25 +53,15 @@ pub struct VoicemailNew {
     pub file: String,
 }
 
-/// New and old message counts of one mailbox (for message-waiting indication).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Counts {
-    pub new: u32,
-    pub old: u32,
-}
+/// New and old message counts of one mailbox (the PBX core's vocabulary).
+pub use pbx::model::Counts;
 
-impl Counts {
-    fn from_sums(new: i64, old: i64) -> Self {
-        let c = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
-        Counts {
-            new: c(new),
-            old: c(old),
-        }
-    }
-
-    /// Every message, new or old.
-    pub fn total(self) -> u32 {
-        self.new.saturating_add(self.old)
+/// Counts from the SQL sums (saturating at `u32::MAX`).
+fn counts_from_sums(new: i64, old: i64) -> Counts {
+    let c = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+    Counts {
+        new: c(new),
+        old: c(old),
     }
 }
 
@@ -330,7 +320,7 @@ impl Db {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(m, new, old)| (m, Counts::from_sums(new, old)))
+                    .map(|(m, new, old)| (m, counts_from_sums(new, old)))
                     .collect())
             }
         }
@@ -347,7 +337,7 @@ impl Db {
                 .bind(mailbox)
                 .fetch_one(pool)
                 .await?;
-                Ok(Counts::from_sums(new, old))
+                Ok(counts_from_sums(new, old))
             }
         }
     }
