@@ -77,6 +77,13 @@ impl ExtensionAuth {
     }
 }
 
+/// How a refused request is challenged: 401 + WWW-Authenticate (REGISTER) or 407 + Proxy-Authenticate, with the
+/// algorithms the claimed extension (or the global setting) offers.
+struct ChallengeKind {
+    proxy: bool,
+    algorithms: Vec<Algorithm>,
+}
+
 /// Settings of the core.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -583,21 +590,15 @@ impl PbxCore {
         origin: Origin,
         now: SystemTime,
     ) -> Result<Arc<ExtensionAuth>, Reply> {
-        let challenge_status = if header == HeaderName::Authorization {
-            401
-        } else {
-            407
+        let challenge = ChallengeKind {
+            // REGISTER carries Authorization and is challenged 401; everything else 407 (RFC 3261 §22).
+            proxy: header != HeaderName::Authorization,
+            algorithms: self
+                .by_number
+                .get(claimed)
+                .and_then(|e| e.algorithms.clone())
+                .unwrap_or_else(|| self.config.algorithms.clone()),
         };
-        let challenge_header = if header == HeaderName::Authorization {
-            HeaderName::WwwAuthenticate
-        } else {
-            HeaderName::ProxyAuthenticate
-        };
-        let algorithms = self
-            .by_number
-            .get(claimed)
-            .and_then(|e| e.algorithms.clone())
-            .unwrap_or_else(|| self.config.algorithms.clone());
 
         // A phone may carry credentials for several realms; only ours count.
         let credentials = msg
@@ -609,19 +610,13 @@ impl PbxCore {
                     .unwrap_or(true)
             });
         let Some(credentials) = credentials else {
-            self.event(
+            return Err(self.refuse(
+                &challenge,
                 event_kind::CHALLENGE,
                 "no_credentials",
                 origin,
                 None,
                 None,
-                now,
-            );
-            return Err(self.challenge(
-                challenge_status,
-                challenge_header,
-                &algorithms,
-                origin,
                 now,
                 false,
             ));
@@ -650,19 +645,13 @@ impl PbxCore {
             AuthOutcome::Ok { username } => {
                 let Some(ext) = self.by_auth_id.get(&username).cloned() else {
                     // The directory changed between lookup and now; treat as unknown.
-                    self.event(
+                    return Err(self.refuse(
+                        &challenge,
                         event_kind::FAILURE,
                         "unknown_user",
                         origin,
                         Some(&username),
                         None,
-                        now,
-                    );
-                    return Err(self.challenge(
-                        challenge_status,
-                        challenge_header,
-                        &algorithms,
-                        origin,
                         now,
                         false,
                     ));
@@ -672,19 +661,13 @@ impl PbxCore {
                     .ok();
                 let allowed = ext.algorithms.as_ref().unwrap_or(&self.config.algorithms);
                 if used.is_none_or(|a| !allowed.contains(&a)) {
-                    self.event(
+                    return Err(self.refuse(
+                        &challenge,
                         event_kind::FAILURE,
                         "algorithm_not_allowed",
                         origin,
                         Some(&username),
                         None,
-                        now,
-                    );
-                    return Err(self.challenge(
-                        challenge_status,
-                        challenge_header,
-                        &algorithms,
-                        origin,
                         now,
                         false,
                     ));
@@ -693,19 +676,13 @@ impl PbxCore {
                     // Valid credentials of one extension used for another: refused exactly like a wrong
                     // password, so the answer confirms nothing about the password.
                     let detail = Some(format!("credentials of {} used for {claimed}", ext.number));
-                    self.event(
+                    return Err(self.refuse(
+                        &challenge,
                         event_kind::FAILURE,
                         "aor_mismatch",
                         origin,
                         Some(&username),
                         detail,
-                        now,
-                    );
-                    return Err(self.challenge(
-                        challenge_status,
-                        challenge_header,
-                        &algorithms,
-                        origin,
                         now,
                         false,
                     ));
@@ -743,57 +720,51 @@ impl PbxCore {
                 );
                 Ok(ext)
             }
-            AuthOutcome::Stale => {
-                self.event(
-                    event_kind::CHALLENGE,
-                    "stale_nonce",
-                    origin,
-                    None,
-                    None,
-                    now,
-                );
-                Err(self.challenge(
-                    challenge_status,
-                    challenge_header,
-                    &algorithms,
-                    origin,
-                    now,
-                    true,
-                ))
-            }
-            AuthOutcome::Fail { reason, username } => {
-                self.event(
-                    event_kind::FAILURE,
-                    reason_code(&reason),
-                    origin,
-                    username.as_deref(),
-                    None,
-                    now,
-                );
-                Err(self.challenge(
-                    challenge_status,
-                    challenge_header,
-                    &algorithms,
-                    origin,
-                    now,
-                    false,
-                ))
-            }
+            AuthOutcome::Stale => Err(self.refuse(
+                &challenge,
+                event_kind::CHALLENGE,
+                "stale_nonce",
+                origin,
+                None,
+                None,
+                now,
+                true,
+            )),
+            AuthOutcome::Fail { reason, username } => Err(self.refuse(
+                &challenge,
+                event_kind::FAILURE,
+                reason_code(&reason),
+                origin,
+                username.as_deref(),
+                None,
+                now,
+                false,
+            )),
         }
     }
 
-    fn challenge(
+    /// A refused authentication: its event (which also feeds the guard), then a fresh challenge.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse(
         &mut self,
-        status: u16,
-        header: HeaderName,
-        algorithms: &[Algorithm],
+        challenge: &ChallengeKind,
+        kind: &str,
+        reason: &str,
         origin: Origin,
+        user: Option<&str>,
+        detail: Option<String>,
         now: SystemTime,
         stale: bool,
     ) -> Reply {
-        let values = self
-            .verifier
-            .challenge_with(algorithms, now, origin.source.ip(), stale);
+        self.event(kind, reason, origin, user, detail, now);
+        let values =
+            self.verifier
+                .challenge_with(&challenge.algorithms, now, origin.source.ip(), stale);
+        let (status, header) = if challenge.proxy {
+            (407, HeaderName::ProxyAuthenticate)
+        } else {
+            (401, HeaderName::WwwAuthenticate)
+        };
         let mut reply = Reply::status(status);
         for v in values {
             reply.headers.push((header, v));
