@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes for SECONDS (default 60) with cargo-fuzz / libFuzzer: the SIP message parser (target parse_message,
 # the default) or the whole service (target service: scripts of phone, attacker and clock operations driving
-# Service::handle_inbound, see crates/palisade/src/service/harness.rs).
+# Endpoint::handle_inbound, see crates/pbx/src/endpoint/harness.rs).
 #
 #   scripts/fuzz.sh [SECONDS] [parse_message|service]
 #
@@ -10,7 +10,7 @@
 # fuzz/artifacts/TARGET/; minimise one with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz tmin TARGET fuzz/artifacts/TARGET/crash-…
 # and commit the result under fuzz/seeds/ (fuzz/seeds/service/ for the service target) as a regression seed;
-# the service seeds run in `cargo test` (service::harness::tests::seeds_run_clean).
+# the service seeds run in `cargo test` (endpoint::harness::tests::seeds_run_clean in palisade-pbx).
 set -euo pipefail
 secs="${1:-60}"
 target="${2:-parse_message}"

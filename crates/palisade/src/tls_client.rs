@@ -11,14 +11,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 
-/// Where the provider's certificate must chain to, and the name it must carry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TlsPeer {
-    /// A DNS name or an IP address: checked against the certificate and sent as SNI (names only).
-    pub server_name: String,
-    /// PEM CA certificate(s) to trust; `None`: the system roots.
-    pub ca_file: Option<PathBuf>,
-}
+pub use pbx::endpoint::TlsPeer;
 
 /// Reads the CA certificates in a PEM file: at least one, each a well-formed X.509 certificate.
 pub fn load_ca_file(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod calls;
 pub mod core;
+pub mod endpoint;
 pub mod limits;
 pub mod model;
 pub mod policy;

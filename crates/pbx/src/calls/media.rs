@@ -49,3 +49,24 @@ pub trait MediaControl {
     /// Gives the ports back.
     fn release(&mut self, id: MediaId);
 }
+
+/// No relay (unit tests of the service): every call is refused with 503.
+pub struct NoMedia;
+
+impl MediaControl for NoMedia {
+    fn allocate(&mut self) -> Result<MediaId, MediaError> {
+        Err(MediaError::Exhausted)
+    }
+    fn local_port(&self, _: MediaId, _: Leg) -> Option<u16> {
+        None
+    }
+    fn advertise_ip(&self) -> IpAddr {
+        IpAddr::from([127, 0, 0, 1])
+    }
+    fn set_remote(&mut self, _: MediaId, _: Leg, _: ::media::Remote, _: ::media::Remote) {}
+    fn idle_for(&self, _: MediaId, _: Instant) -> Option<Duration> {
+        None
+    }
+    fn set_crypto(&mut self, _: MediaId, _: Leg, _: Option<::media::LegCrypto>) {}
+    fn release(&mut self, _: MediaId) {}
+}

@@ -33,7 +33,7 @@ pub use forward::{
     ForwardReason, Forwarding, MAX_HOPS as MAX_FORWARD_HOPS, Resolved,
     validate_target as validate_forward_target,
 };
-pub use media::{Leg, MediaControl, MediaError, MediaId};
+pub use media::{Leg, MediaControl, MediaError, MediaId, NoMedia};
 pub use origin::{DialogLeg, SourceCheck, check_source};
 pub use sdp::AppCodec;
 

@@ -58,21 +58,7 @@ use crate::message::Message;
 pub use key::{ClientKey, KeyError, ServerKey, is_rfc3261_branch};
 pub use layer::{TransactionLayer, source_key};
 
-/// The transport a message travels on. Everything except UDP is reliable (§17.1.1.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-    Ws,
-    Wss,
-}
-
-impl Transport {
-    pub fn is_reliable(self) -> bool {
-        !matches!(self, Transport::Udp)
-    }
-}
+pub use crate::transport::Transport;
 
 /// Where a message came from or goes to. Opaque to the transaction layer except for `transport`'s reliability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
+use crate::core::{AuthSignal, PbxCore};
+use crate::registrar::Origin;
 use bytes::Bytes;
 use guard::{Guard, Verdict};
-use pbx::core::{AuthSignal, PbxCore};
-use pbx::registrar::Origin;
+pub use sip::Transport;
 
 mod calls;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -18,14 +19,13 @@ mod limits;
 use calls::same_flow;
 mod trunks;
 mod voicemail;
-use pbx::calls::{CallRecord, Calls, LegKey, MediaControl};
+use crate::calls::{CallRecord, Calls, LegKey, MediaControl};
 use sip::transaction::{
-    ClientTxId, Config as TxConfig, Output, Peer, ServerTxId, TransactionLayer,
-    Transport as TxTransport, TuEvent, TxId,
+    ClientTxId, Config as TxConfig, Output, Peer, ServerTxId, TransactionLayer, TuEvent, TxId,
 };
 use sip::validate::{Capabilities, Triage, triage};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
-pub use trunks::Resolved;
+pub use trunks::{Resolved, TlsPeer};
 pub use voicemail::{AppEvent, AppHost};
 
 /// What Palisade accepts: no option tags; the bodies it reads (SDP, keys by INFO) or passes between the legs of a
@@ -40,40 +40,6 @@ const CAPABILITIES: Capabilities<'static> = Capabilities {
         "message/sipfrag",
     ],
 };
-
-/// Which transport a message came in on or must leave by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-    /// SIP over WebSocket (RFC 7118), plain.
-    Ws,
-    /// SIP over WebSocket over TLS.
-    Wss,
-}
-
-impl Transport {
-    /// The Via transport token.
-    pub fn via_token(self) -> &'static str {
-        match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-            Transport::Tls => "TLS",
-            Transport::Ws => "WS",
-            Transport::Wss => "WSS",
-        }
-    }
-
-    /// SIP over WebSocket: one WebSocket message is one SIP message.
-    pub fn is_websocket(self) -> bool {
-        matches!(self, Transport::Ws | Transport::Wss)
-    }
-
-    pub fn is_stream(self) -> bool {
-        !matches!(self, Transport::Udp)
-    }
-}
 
 /// Identifies one accepted TCP or TLS connection for as long as it is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,7 +122,7 @@ impl WallClock {
 
 /// The SIP service state. Not thread-safe by itself: the edge keeps it behind a mutex and never holds the lock
 /// across an await.
-pub struct Service {
+pub struct Endpoint {
     config: ServiceConfig,
     stats: Stats,
     transactions: TransactionLayer,
@@ -172,7 +138,7 @@ pub struct Service {
     /// Finished calls, drained by the store synchronisation.
     records: Vec<CallRecord>,
     /// The SIP trunks (providers).
-    trunks: Vec<pbx::trunks::Trunk>,
+    trunks: Vec<crate::trunks::Trunk>,
     /// Trunks as configured, resolved host names, trunk registrations (service/trunks.rs).
     trunk_state: trunks::TrunkState,
     clock: WallClock,
@@ -180,7 +146,7 @@ pub struct Service {
     apps: Option<Box<dyn AppHost>>,
     mwi: voicemail::Mwi,
     /// Per-extension and per-trunk resource limits (service/limits.rs).
-    limits: pbx::limits::ResourceLimits,
+    limits: crate::limits::ResourceLimits,
 }
 
 /// The stateful parts a service is built from.
@@ -191,9 +157,9 @@ pub struct Parts {
     pub media: Box<dyn MediaControl + Send>,
 }
 
-impl Service {
+impl Endpoint {
     pub fn new(config: ServiceConfig, parts: Parts, clock: WallClock) -> Self {
-        Service {
+        Endpoint {
             config,
             stats: Stats::default(),
             transactions: TransactionLayer::new(TxConfig::default()),
@@ -210,7 +176,7 @@ impl Service {
             clock,
             apps: None,
             mwi: voicemail::Mwi::default(),
-            limits: pbx::limits::ResourceLimits::default(),
+            limits: crate::limits::ResourceLimits::default(),
         }
     }
 
@@ -236,15 +202,15 @@ impl Service {
             .allows_connection(ip, unix_ms(self.clock.at(now)))
     }
 
-    /// A service for unit tests: realm `pbx.test`, no extensions, no Server header.
-    #[cfg(test)]
-    pub(crate) fn for_tests() -> Self {
+    /// An endpoint for unit tests (its own and the socket edge's): realm `pbx.test`, no extensions, no Server
+    /// header, no media relay.
+    pub fn for_tests() -> Self {
         let core = PbxCore::new(
-            pbx::core::CoreConfig::new("pbx.test"),
-            pbx::auth::NonceKey::from_bytes([1; 32]),
+            crate::core::CoreConfig::new("pbx.test"),
+            crate::auth::NonceKey::from_bytes([1; 32]),
         )
         .expect("static test configuration");
-        Service::new(
+        Endpoint::new(
             ServiceConfig {
                 domain: "pbx.test".into(),
                 server_header: None,
@@ -260,7 +226,7 @@ impl Service {
     }
 
     /// Counters that tell the edge what one message did: (messages parsed, successful authentications). Each
-    /// only grows; compare before and after [`Service::process`].
+    /// only grows; compare before and after [`Endpoint::process`].
     pub fn progress(&self) -> (u64, u64) {
         (
             self.stats.requests + self.stats.responses,
@@ -270,7 +236,7 @@ impl Service {
 
     /// Whether `ip` is a configured trunk's source (trusted by address: it never authenticates).
     pub fn is_trunk_source(&self, ip: IpAddr) -> bool {
-        pbx::trunks::trunk_of(&self.trunks, ip).is_some()
+        crate::trunks::trunk_of(&self.trunks, ip).is_some()
     }
 
     pub fn state_sizes(&self) -> StateSizes {
@@ -310,7 +276,7 @@ impl Service {
         };
         let peer = Peer {
             addr: inbound.source,
-            transport: inbound.transport.into(),
+            transport: inbound.transport,
             connection: inbound.conn.map(|c| c.0),
         };
         let mut out = Vec::new();
@@ -620,38 +586,14 @@ fn unspecified(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-impl From<Transport> for TxTransport {
-    fn from(t: Transport) -> Self {
-        match t {
-            Transport::Udp => TxTransport::Udp,
-            Transport::Tcp => TxTransport::Tcp,
-            Transport::Tls => TxTransport::Tls,
-            Transport::Ws => TxTransport::Ws,
-            Transport::Wss => TxTransport::Wss,
-        }
-    }
-}
-
-fn via_token(t: TxTransport) -> &'static str {
-    match t {
-        TxTransport::Udp => "UDP",
-        TxTransport::Tcp => "TCP",
-        TxTransport::Tls => "TLS",
-        TxTransport::Ws => "WS",
-        TxTransport::Wss => "WSS",
-    }
+/// The Via transport token of a peer's transport.
+fn via_token(t: Transport) -> &'static str {
+    t.via_token()
 }
 
 fn to_outbound(peer: Peer, data: Bytes) -> Outbound {
-    let transport = match peer.transport {
-        TxTransport::Udp => Transport::Udp,
-        TxTransport::Tcp => Transport::Tcp,
-        TxTransport::Tls => Transport::Tls,
-        TxTransport::Ws => Transport::Ws,
-        TxTransport::Wss => Transport::Wss,
-    };
     Outbound {
-        transport,
+        transport: peer.transport,
         dest: peer.addr,
         conn: peer.connection.map(ConnId),
         data,
@@ -674,13 +616,13 @@ fn new_tag() -> String {
 mod tests {
     use super::*;
 
-    fn service_with(server_header: Option<&str>) -> Service {
+    fn service_with(server_header: Option<&str>) -> Endpoint {
         let core = PbxCore::new(
-            pbx::core::CoreConfig::new("pbx.test"),
-            pbx::auth::NonceKey::from_bytes([1; 32]),
+            crate::core::CoreConfig::new("pbx.test"),
+            crate::auth::NonceKey::from_bytes([1; 32]),
         )
         .unwrap();
-        Service::new(
+        Endpoint::new(
             ServiceConfig {
                 domain: "pbx.test".into(),
                 server_header: server_header.map(str::to_string),
@@ -691,7 +633,7 @@ mod tests {
         )
     }
 
-    fn service() -> Service {
+    fn service() -> Endpoint {
         service_with(Some("Palisade"))
     }
 
@@ -713,7 +655,7 @@ mod tests {
         )
     }
 
-    fn answer(svc: &mut Service, data: &str) -> Option<Message> {
+    fn answer(svc: &mut Endpoint, data: &str) -> Option<Message> {
         let out = svc.handle_inbound(udp(data), Instant::now());
         assert!(out.len() <= 1);
         out.into_iter().next().map(|o| {
@@ -727,7 +669,7 @@ mod tests {
         let mut svc = service();
         let r = answer(&mut svc, &request("OPTIONS", "")).unwrap();
         assert_eq!(r.status(), Some(200));
-        assert_eq!(r.header_str(HeaderName::Allow), Some(pbx::core::ALLOW));
+        assert_eq!(r.header_str(HeaderName::Allow), Some(crate::core::ALLOW));
         assert_eq!(r.header_str(HeaderName::Server), Some("Palisade"));
         let via = r.top_via().unwrap();
         assert_eq!(via.received(), Some("127.0.0.9"));

@@ -1,4 +1,4 @@
-//! Drives a whole [`Service`] from arbitrary bytes, for the `service` fuzz target (fuzz/fuzz_targets/service.rs)
+//! Drives a whole [`Endpoint`] from arbitrary bytes, for the `service` fuzz target (fuzz/fuzz_targets/service.rs)
 //! and for the unit tests that replay its seeds on every `cargo test`.
 //!
 //! Random bytes rarely get past digest authentication, so the input is read as a script of operations that a
@@ -14,14 +14,14 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::auth::Credentials;
+use crate::calls::{Leg, MediaControl, MediaError, MediaId};
+use crate::core::{CoreConfig, ExtensionAuth, PbxCore};
+use crate::trunks::{TrunkChallenge, answer_challenge, parse_challenge};
 use bytes::Bytes;
-use pbx::auth::Credentials;
-use pbx::calls::{Leg, MediaControl, MediaError, MediaId};
-use pbx::core::{CoreConfig, ExtensionAuth, PbxCore};
-use pbx::trunks::{TrunkChallenge, answer_challenge, parse_challenge};
 use sip::{Framing, HeaderName, Message};
 
-use super::{ConnId, Inbound, Outbound, Parts, Service, ServiceConfig, Transport, WallClock};
+use super::{ConnId, Endpoint, Inbound, Outbound, Parts, ServiceConfig, Transport, WallClock};
 
 const REALM: &str = "pbx.test";
 const PASSWORD: &str = "Harness-Pw-1234";
@@ -153,7 +153,7 @@ struct Answered {
 
 /// The service under test and what the harness's phones remember.
 pub struct Harness {
-    svc: Service,
+    svc: Endpoint,
     start: Instant,
     now: Instant,
     /// Every address that sent the service something: the only places it may send to.
@@ -183,7 +183,7 @@ impl Harness {
         let start = Instant::now();
         let mut core = PbxCore::new(
             CoreConfig::new(REALM),
-            pbx::auth::NonceKey::from_bytes([7; 32]),
+            crate::auth::NonceKey::from_bytes([7; 32]),
         )
         .expect("static harness configuration");
         core.set_extensions(
@@ -203,14 +203,14 @@ impl Harness {
             TRANSPORTS.iter().map(|t| (t.via_token(), local)).collect();
         let mut parts = Parts::for_tests(core);
         parts.media = Box::new(FakeMedia::default());
-        parts.calls = pbx::calls::Calls::new(
-            pbx::calls::CallConfig::default(),
-            pbx::calls::LocalAddrs {
+        parts.calls = crate::calls::Calls::new(
+            crate::calls::CallConfig::default(),
+            crate::calls::LocalAddrs {
                 by_transport: by_transport.clone(),
                 domain: REALM.into(),
             },
         );
-        let mut svc = Service::new(
+        let mut svc = Endpoint::new(
             ServiceConfig {
                 domain: REALM.into(),
                 server_header: Some("Palisade".into()),

@@ -1,15 +1,15 @@
 //! Resource limits applied to new calls and subscriptions (issue 12 item 3): the decisions are
-//! [`pbx::limits`]'s; this maps the calls in progress to extensions and trunks and records each refusal.
+//! [`crate::limits`]'s; this maps the calls in progress to extensions and trunks and records each refusal.
 
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use pbx::limits::{CallUse, LimitRefusal, ResourceLimits};
-use pbx::registrar::Origin;
+use crate::limits::{CallUse, LimitRefusal, ResourceLimits};
+use crate::registrar::Origin;
 
-use super::Service;
+use super::Endpoint;
 
-impl Service {
+impl Endpoint {
     /// New limits from the store (at start and after an admin change).
     pub fn set_resource_limits(&mut self, limits: ResourceLimits) {
         self.limits = limits;

@@ -1,19 +1,20 @@
 //! The service's side of trunks: the configured trunks plus what their host names resolved to (resolved by the
 //! async edge, [`crate::trunk_dns`], never on the packet path) give the trunks calls use; trunks with
-//! registration on are registered through the transaction layer ([`pbx::trunks::registration`]).
+//! registration on are registered through the transaction layer ([`crate::trunks::registration`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use pbx::trunks::Trunk;
-use pbx::trunks::registration::{
+use crate::trunks::Trunk;
+use crate::trunks::registration::{
     DEFAULT_EXPIRES, RegId, RegSend, RegStatus, RegTarget, Registrations,
 };
 use sip::transaction::{ClientTxId, Peer, Transport as TxTransport};
+use sip::transport::canonical;
 use sip::{Framing, Message};
 
-use super::{Outbound, Service, Transport};
+use super::{Endpoint, Outbound, Transport};
 
 /// Host name -> the addresses it resolved to, in the resolver's order.
 pub type Resolved = HashMap<String, Vec<IpAddr>>;
@@ -67,7 +68,16 @@ fn tx_transport(t: &str) -> TxTransport {
     }
 }
 
-impl Service {
+/// How to verify a trunk's TLS certificate when Palisade connects out to it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TlsPeer {
+    /// A DNS name or an IP address: checked against the certificate and sent as SNI (names only).
+    pub server_name: String,
+    /// PEM CA certificate(s) to trust; `None`: the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl Endpoint {
     /// Palisade's address per transport token, for the Contact of trunk registrations (the same addresses calls
     /// put in Via and Contact).
     pub fn set_local_addrs(&mut self, local: Vec<(&'static str, SocketAddr)>) {
@@ -92,13 +102,13 @@ impl Service {
     /// How to verify the TLS peer at `dest` when Palisade opens a connection to it: the TLS trunk whose resolved
     /// address that is (its CA file and server name). `None` for any other address: Palisade connects out over
     /// TLS only to its trunks (phones connect to it).
-    pub fn tls_peer(&self, dest: SocketAddr) -> Option<crate::tls_client::TlsPeer> {
-        let dest = crate::transport::canonical(dest);
+    pub fn tls_peer(&self, dest: SocketAddr) -> Option<TlsPeer> {
+        let dest = canonical(dest);
         self.trunks
             .iter()
             .filter(|t| t.transport.eq_ignore_ascii_case("TLS"))
-            .find(|t| t.socket_addr().map(crate::transport::canonical) == Some(dest))
-            .map(|t| crate::tls_client::TlsPeer {
+            .find(|t| t.socket_addr().map(canonical) == Some(dest))
+            .map(|t| TlsPeer {
                 server_name: t.tls_server_name().to_string(),
                 ca_file: t.tls.ca_file.clone(),
             })
@@ -156,7 +166,7 @@ impl Service {
                         .into_iter()
                         .collect();
                     let found = st.resolved.get(&t.host).cloned().unwrap_or_default();
-                    t.addresses = pbx::trunks::prefer_families(found, &usable);
+                    t.addresses = crate::trunks::prefer_families(found, &usable);
                 }
                 t
             })
@@ -185,7 +195,7 @@ impl Service {
     }
 
     /// At shutdown: unregisters (Expires: 0) every trunk the provider holds a binding for, so it stops sending
-    /// calls to a PBX that is gone. Returns what to send; [`Service::trunks_unregistering`] says when it is over.
+    /// calls to a PBX that is gone. Returns what to send; [`Endpoint::trunks_unregistering`] says when it is over.
     pub fn unregister_trunks(&mut self, now: Instant) -> Vec<Outbound> {
         self.trunk_state.regs.sync(&[], now);
         self.trunk_timeout(now);
@@ -194,7 +204,7 @@ impl Service {
         out
     }
 
-    /// Whether unregistrations started by [`Service::unregister_trunks`] are still going on.
+    /// Whether unregistrations started by [`Endpoint::unregister_trunks`] are still going on.
     pub fn trunks_unregistering(&self) -> bool {
         !self.trunk_state.regs.is_empty()
     }
@@ -290,7 +300,7 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::{Inbound, Transport};
+    use crate::endpoint::{Inbound, Transport};
     use sip::{HeaderName, ResponseBuilder};
     use std::time::Duration;
 
@@ -313,13 +323,17 @@ mod tests {
         }
     }
 
-    fn service() -> Service {
-        let mut s = Service::for_tests();
+    fn service() -> Endpoint {
+        let mut s = Endpoint::for_tests();
         s.set_local_addrs(vec![("UDP", "127.0.0.1:5060".parse().unwrap())]);
         s
     }
 
-    fn reply(out: &crate::service::Outbound, status: u16, extra: &[(HeaderName, &str)]) -> Inbound {
+    fn reply(
+        out: &crate::endpoint::Outbound,
+        status: u16,
+        extra: &[(HeaderName, &str)],
+    ) -> Inbound {
         let req =
             Message::parse(out.data.clone(), Framing::Datagram, &sip::Limits::default()).unwrap();
         let mut b = ResponseBuilder::new(&req, status).to_tag("p1".to_string());
@@ -384,7 +398,7 @@ mod tests {
         );
         // Not resolved: no target, trusts no one, registration waits (failed: does not resolve).
         assert!(s.trunks[0].socket_addr().is_none());
-        assert!(pbx::trunks::trunk_of(&s.trunks, "127.0.0.5".parse().unwrap()).is_none());
+        assert!(crate::trunks::trunk_of(&s.trunks, "127.0.0.5".parse().unwrap()).is_none());
         assert!(s.handle_timeout(now).is_empty());
         assert_eq!(s.trunk_status(now)[0].state, "failed");
 
@@ -400,7 +414,8 @@ mod tests {
             Some("127.0.0.5:5070".parse().unwrap())
         );
         assert_eq!(
-            pbx::trunks::trunk_of(&s.trunks, "127.0.0.5".parse().unwrap()).map(|t| t.name.as_str()),
+            crate::trunks::trunk_of(&s.trunks, "127.0.0.5".parse().unwrap())
+                .map(|t| t.name.as_str()),
             Some("carrier")
         );
         let later = now + Duration::from_secs(31);
@@ -452,7 +467,7 @@ mod tests {
     fn the_guard_learns_trunk_sources_as_trunks_and_their_dns_change() {
         let mut s = service();
         let now = Instant::now();
-        let nets = |s: &mut Service| -> Vec<String> {
+        let nets = |s: &mut Endpoint| -> Vec<String> {
             s.guard_mut()
                 .trunk_sources()
                 .iter()

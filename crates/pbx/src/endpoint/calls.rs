@@ -3,21 +3,21 @@
 
 use std::time::Instant;
 
-use pbx::calls::{
+use crate::calls::{
     ActiveCall, AppKind, CallOutput, CallRecord, DialogLeg, ForwardReason, Party, Resolved,
     SourceCheck, Target, check_source,
 };
-use pbx::core::{AuthSignal, unix_secs};
-use pbx::policy::Route;
-use pbx::registrar::Origin;
+use crate::core::{AuthSignal, unix_secs};
+use crate::policy::Route;
+use crate::registrar::Origin;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
 
-use super::{Parts, Service, to_outbound, unix_ms, unspecified, via_token};
-use crate::service::Outbound;
+use super::{Endpoint, Parts, to_outbound, unix_ms, unspecified, via_token};
+use crate::endpoint::Outbound;
 
 /// An extension as the calling party of a call.
-fn caller_party(e: &pbx::core::ExtensionAuth, display_name: Option<String>) -> Party {
+fn caller_party(e: &crate::core::ExtensionAuth, display_name: Option<String>) -> Party {
     Party {
         number: e.number.clone(),
         display_name,
@@ -46,7 +46,7 @@ pub(super) fn dialled_number(request: &Message) -> String {
 }
 
 /// An extension as the called party: its mailbox and call forwards apply.
-fn callee_party(e: &pbx::core::ExtensionAuth) -> Party {
+fn callee_party(e: &crate::core::ExtensionAuth) -> Party {
     Party {
         number: e.number.clone(),
         display_name: None,
@@ -59,23 +59,23 @@ fn callee_party(e: &pbx::core::ExtensionAuth) -> Party {
 
 impl Parts {
     /// Parts for unit tests: no media relay (calls are refused with 503), default guard and call timers.
-    pub fn for_tests(core: pbx::core::PbxCore) -> Self {
+    pub fn for_tests(core: crate::core::PbxCore) -> Self {
         Parts {
             core,
             guard: guard::Guard::new(guard::GuardConfig::default()),
-            calls: pbx::calls::Calls::new(
-                pbx::calls::CallConfig::default(),
-                pbx::calls::LocalAddrs {
+            calls: crate::calls::Calls::new(
+                crate::calls::CallConfig::default(),
+                crate::calls::LocalAddrs {
                     by_transport: Vec::new(),
                     domain: "pbx.test".into(),
                 },
             ),
-            media: Box::new(crate::call_media::NoMedia),
+            media: Box::new(crate::calls::NoMedia),
         }
     }
 }
 
-impl Service {
+impl Endpoint {
     /// Finished calls since the last call, for the call-record store.
     pub fn take_call_records(&mut self) -> Vec<CallRecord> {
         std::mem::take(&mut self.records)
@@ -103,7 +103,7 @@ impl Service {
         };
         // A call from a trunk is trusted by its source address (never by what it claims) and rings the
         // extension its number (DID) belongs to.
-        if let Some(trunk) = pbx::trunks::trunk_of(&self.trunks, peer.addr.ip()).cloned() {
+        if let Some(trunk) = crate::trunks::trunk_of(&self.trunks, peer.addr.ip()).cloned() {
             self.on_trunk_invite(tx, request, peer, &trunk, now);
             return;
         }
@@ -165,12 +165,12 @@ impl Service {
                         trunks.join(",")
                     );
                     self.trunk_limit_event(&detail, origin, wall);
-                    let r = pbx::limits::LimitRefusal::TrunkCalls;
+                    let r = crate::limits::LimitRefusal::TrunkCalls;
                     Some((r.status(), r.phrase(), r.reason_code()))
                 } else if targets.is_empty() {
                     Some((
                         503,
-                        "Service Unavailable (no trunk is available for this number)".to_string(),
+                        "Endpoint Unavailable (no trunk is available for this number)".to_string(),
                         "no_trunk",
                     ))
                 } else {
@@ -245,7 +245,7 @@ impl Service {
         request: &Message,
         peer: Peer,
         now: Instant,
-    ) -> Option<std::sync::Arc<pbx::core::ExtensionAuth>> {
+    ) -> Option<std::sync::Arc<crate::core::ExtensionAuth>> {
         let wall = self.clock.at(now);
         let origin = Origin {
             transport: via_token(peer.transport),
@@ -286,7 +286,7 @@ impl Service {
         tx: ServerTxId,
         request: &Message,
         peer: Peer,
-        caller: &pbx::core::ExtensionAuth,
+        caller: &crate::core::ExtensionAuth,
         kind: AppKind,
         now: Instant,
     ) {
@@ -305,7 +305,7 @@ impl Service {
     }
 
     /// The trunks Palisade connects external calls through (from the store).
-    pub fn set_trunks(&mut self, trunks: Vec<pbx::trunks::Trunk>) {
+    pub fn set_trunks(&mut self, trunks: Vec<crate::trunks::Trunk>) {
         self.trunks = trunks;
     }
 
@@ -344,7 +344,7 @@ impl Service {
         tx: ServerTxId,
         request: &Message,
         peer: Peer,
-        trunk: &pbx::trunks::Trunk,
+        trunk: &crate::trunks::Trunk,
         now: Instant,
     ) {
         let wall = self.clock.at(now);
@@ -384,7 +384,7 @@ impl Service {
                 trunk.name
             );
             self.trunk_limit_event(&detail, origin, wall);
-            let r = pbx::limits::LimitRefusal::TrunkCalls;
+            let r = crate::limits::LimitRefusal::TrunkCalls;
             let reason = r.phrase();
             self.calls.refuse(
                 tx,
@@ -514,12 +514,12 @@ impl Service {
                 if with_room.is_empty() && !trunks.is_empty() {
                     let detail = format!("{why}: trunks {} at their call limit", trunks.join(","));
                     self.trunk_limit_event(&detail, origin, wall);
-                    let r = pbx::limits::LimitRefusal::TrunkCalls;
+                    let r = crate::limits::LimitRefusal::TrunkCalls;
                     refused(r.status(), &r.phrase(), r.reason_code())
                 } else if targets.is_empty() {
                     refused(
                         503,
-                        "Service Unavailable (no trunk is available for this number)",
+                        "Endpoint Unavailable (no trunk is available for this number)",
                         "no_trunk",
                     )
                 } else {
@@ -547,7 +547,7 @@ impl Service {
         }
     }
 
-    /// A request's session body as the call layer may take it ([`pbx::calls::body`]): a multipart body's one SDP
+    /// A request's session body as the call layer may take it ([`crate::calls::body`]): a multipart body's one SDP
     /// part becomes the body (the other parts are dropped); an INVITE or UPDATE with a body of another type gets
     /// 415 with `Accept: application/sdp`, as does an SDP hidden in a multipart body of any other method.
     /// `None` when the request was answered here.
@@ -558,7 +558,7 @@ impl Service {
         peer: Peer,
         now: Instant,
     ) -> Option<Message> {
-        use pbx::calls::body::{SessionBody, classify, with_body};
+        use crate::calls::body::{SessionBody, classify, with_body};
         let session = matches!(request.method(), Some(Method::Invite | Method::Update));
         let refuse = match classify(&request) {
             SessionBody::Plain => return Some(request),
@@ -589,7 +589,7 @@ impl Service {
     /// A response to an INVITE or UPDATE of a call leg, its body made one the call layer may take: a multipart
     /// body's one SDP part, else no body at all (never the original forwarded).
     pub(super) fn session_response(&self, response: Message) -> Message {
-        use pbx::calls::body::{SessionBody, classify, with_body};
+        use crate::calls::body::{SessionBody, classify, with_body};
         let session = response
             .cseq()
             .is_ok_and(|c| matches!(c.method, Method::Invite | Method::Update));
@@ -612,7 +612,7 @@ impl Service {
     }
 
     /// Where an in-dialog request (or an ACK) for a call came from, checked against that leg's signalling
-    /// ([`pbx::calls::check_source`]): its own flow, a registered flow of its extension, or its trunk.
+    /// ([`crate::calls::check_source`]): its own flow, a registered flow of its extension, or its trunk.
     /// `None` when no call holds the dialog (the call layer answers that).
     pub(super) fn in_dialog_source(
         &self,
@@ -630,11 +630,11 @@ impl Service {
                     .registrar()
                     .lookup(number, unix_secs(wall))
                     .into_iter()
-                    .map(|b| (b.source, pbx::calls::transport_of(&b.transport)))
+                    .map(|b| (b.source, crate::calls::transport_of(&b.transport)))
                     .collect()
             })
             .unwrap_or_default();
-        let trunk = |ip| pbx::trunks::trunk_of(&self.trunks, ip).map(|t| t.name.as_str());
+        let trunk = |ip| crate::trunks::trunk_of(&self.trunks, ip).map(|t| t.name.as_str());
         let same_trunk =
             trunk(source.addr.ip()).is_some_and(|t| Some(t) == trunk(leg.peer.addr.ip()));
         let check = check_source(&leg, source, &flows, same_trunk);
@@ -855,11 +855,11 @@ fn keys_in_clear(body: &[u8], peer: Peer) -> bool {
 mod tests {
     use std::time::Duration;
 
-    use pbx::auth::Credentials;
-    use pbx::calls::Forwarding;
-    use pbx::core::ExtensionAuth;
-    use pbx::policy::{NumberPlan, OutboundRule, PolicySettings};
-    use pbx::restrictions::Restrictions;
+    use crate::auth::Credentials;
+    use crate::calls::Forwarding;
+    use crate::core::ExtensionAuth;
+    use crate::policy::{NumberPlan, OutboundRule, PolicySettings};
+    use crate::restrictions::Restrictions;
     use sip::transaction::Transport as TxTransport;
 
     use super::*;
@@ -877,8 +877,8 @@ mod tests {
     }
 
     /// Home country 49 only; rules `intl` (00) and `out` (0, strip 1) to trunk `carrier`, which is not configured.
-    fn service() -> Service {
-        let mut svc = Service::for_tests();
+    fn service() -> Endpoint {
+        let mut svc = Endpoint::for_tests();
         let mut settings = PolicySettings::new(NumberPlan {
             country_code: "49".into(),
             international_prefix: "00".into(),
@@ -969,7 +969,7 @@ mod tests {
         // An allowed national number, but the rule's trunk does not exist.
         let r = svc.resolve_forward("103", "0301234567", ForwardReason::NoAnswer, peer(), now);
         assert_eq!(refusal(&r), Some((503, "no_trunk")));
-        // Service numbers and unknown extensions are never targets.
+        // Endpoint numbers and unknown extensions are never targets.
         let r = svc.resolve_forward("103", "999", ForwardReason::Transfer, peer(), now);
         assert_eq!(refusal(&r), Some((403, "not_forwardable")));
         let r = svc.resolve_forward("555", "102", ForwardReason::Transfer, peer(), now);

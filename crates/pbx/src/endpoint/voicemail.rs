@@ -6,15 +6,15 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::calls::{AppStart, Dialog};
+use crate::core::unix_secs;
+use crate::registrar::Origin;
+use crate::voicemail::Counts;
 use bytes::Bytes;
-use pbx::calls::{AppStart, Dialog};
-use pbx::core::unix_secs;
-use pbx::registrar::Origin;
-use pbx::voicemail::Counts;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{Framing, HeaderName, Message, ResponseBuilder};
 
-use super::{Outbound, Service, unix_ms, unspecified, via_token};
+use super::{Endpoint, Outbound, unix_ms, unspecified, via_token};
 
 /// Starts media applications (the binary runs them as tasks; unit tests have none).
 pub trait AppHost: Send {
@@ -79,7 +79,7 @@ pub(super) struct Mwi {
     counts: HashMap<String, Counts>,
 }
 
-impl Service {
+impl Endpoint {
     /// The media applications' host (the binary's voicemail tasks).
     pub fn set_apps(&mut self, apps: Box<dyn AppHost>) {
         self.apps = Some(apps);
@@ -372,7 +372,7 @@ impl Service {
     fn summary(&self, mailbox: &str) -> Bytes {
         let counts = self.mwi.counts.get(mailbox).copied().unwrap_or_default();
         let account = format!("sip:{mailbox}@{}", self.calls.domain());
-        Bytes::from(pbx::voicemail::message_summary(&account, counts))
+        Bytes::from(crate::voicemail::message_summary(&account, counts))
     }
 
     /// Sends the current state in one subscription (`expires` 0: its last NOTIFY).
@@ -453,7 +453,7 @@ impl Service {
                 format!("<sip:{mailbox}@{domain}>"),
                 c.contact.clone(),
             );
-            let peer = Peer::new(c.source, pbx::calls::transport_of(&c.transport));
+            let peer = Peer::new(c.source, crate::calls::transport_of(&c.transport));
             let request = self.calls.dialog_request(
                 &dialog,
                 "NOTIFY",
