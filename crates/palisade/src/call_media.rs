@@ -1,7 +1,13 @@
 //! The call layer's view of the media relay ([`pbx::calls::MediaControl`]) over the socket relay.
+//!
+//! Two halves share the open sessions: the endpoint's copy (inside the service, under the edge's lock) only
+//! points, keys, measures and releases sessions — no sockets are bound there — while the edge's copy opens them
+//! ([`RelayControl::open`], binding four sockets and starting a task) when the endpoint asks with
+//! `Event::AllocateMedia`, outside the lock.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use media::Remote;
@@ -9,9 +15,15 @@ use pbx::calls::{Leg, MediaControl, MediaError, MediaId};
 
 use crate::media::{MediaRelay, MediaSessionHandle};
 
+#[derive(Clone)]
 pub struct RelayControl {
     relay: MediaRelay,
-    sessions: HashMap<u64, MediaSessionHandle>,
+    sessions: Arc<Mutex<Sessions>>,
+}
+
+#[derive(Default)]
+struct Sessions {
+    open: HashMap<u64, MediaSessionHandle>,
     next: u64,
 }
 
@@ -19,14 +31,31 @@ impl RelayControl {
     pub fn new(relay: MediaRelay) -> Self {
         RelayControl {
             relay,
-            sessions: HashMap::new(),
-            next: 0,
+            sessions: Arc::default(),
         }
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Opens a session (ports for both legs, their sockets, the relay task). Does I/O: never under the edge's
+    /// lock.
+    pub fn open(&self) -> Result<MediaId, MediaError> {
+        let handle = self.relay.allocate().map_err(|e| match e {
+            crate::media::MediaError::Pool(_) => MediaError::Exhausted,
+            other => MediaError::Other(other.to_string()),
+        })?;
+        let mut sessions = self.sessions();
+        sessions.next += 1;
+        let id = sessions.next;
+        sessions.open.insert(id, handle);
+        Ok(MediaId(id))
     }
 
     /// Sessions open now (each holds two port pairs).
     pub fn open_sessions(&self) -> usize {
-        self.sessions.len()
+        self.sessions().open.len()
     }
 }
 
@@ -38,18 +67,8 @@ fn leg(l: Leg) -> media::Leg {
 }
 
 impl MediaControl for RelayControl {
-    fn allocate(&mut self) -> Result<MediaId, MediaError> {
-        let handle = self.relay.allocate().map_err(|e| match e {
-            crate::media::MediaError::Pool(_) => MediaError::Exhausted,
-            other => MediaError::Other(other.to_string()),
-        })?;
-        self.next += 1;
-        self.sessions.insert(self.next, handle);
-        Ok(MediaId(self.next))
-    }
-
     fn local_port(&self, id: MediaId, l: Leg) -> Option<u16> {
-        self.sessions.get(&id.0).map(|h| h.ports(leg(l)))
+        self.sessions().open.get(&id.0).map(|h| h.ports(leg(l)))
     }
 
     fn advertise_ip(&self) -> IpAddr {
@@ -57,23 +76,28 @@ impl MediaControl for RelayControl {
     }
 
     fn set_remote(&mut self, id: MediaId, l: Leg, rtp: Remote, rtcp: Remote) {
-        if let Some(h) = self.sessions.get(&id.0) {
+        if let Some(h) = self.sessions().open.get(&id.0) {
             h.set_remote(leg(l), rtp, rtcp);
         }
     }
 
     fn idle_for(&self, id: MediaId, _now: Instant) -> Option<Duration> {
-        self.sessions.get(&id.0).map(MediaSessionHandle::idle_for)
+        self.sessions()
+            .open
+            .get(&id.0)
+            .map(MediaSessionHandle::idle_for)
     }
 
     fn set_crypto(&mut self, id: MediaId, l: Leg, crypto: Option<media::LegCrypto>) {
-        if let Some(h) = self.sessions.get(&id.0) {
+        if let Some(h) = self.sessions().open.get(&id.0) {
             h.set_crypto(leg(l), crypto);
         }
     }
 
     fn release(&mut self, id: MediaId) {
-        // Dropping the handle stops its task; the sockets close and the ports go back to the pool.
-        self.sessions.remove(&id.0);
+        // Dropping the handle stops its task; the sockets close and the ports go back to the pool. Taken out of
+        // the table first so the drop does not happen under its lock.
+        let handle = self.sessions().open.remove(&id.0);
+        drop(handle);
     }
 }

@@ -7,6 +7,7 @@ pub mod call_media;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
+pub mod endpoint_events;
 pub mod guard_store;
 pub mod logging;
 pub mod media;

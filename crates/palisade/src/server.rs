@@ -88,15 +88,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 } else {
                     addr.ip()
                 };
-                (
-                    transport_token(l.transport()),
-                    SocketAddr::new(ip, addr.port()),
-                )
+                (l.transport().via_token(), SocketAddr::new(ip, addr.port()))
             })
             .collect(),
         domain: loaded.domain.clone(),
     };
     let by_transport = local.by_transport.clone();
+    let relay = RelayControl::new(relay);
     let calls = Calls::new(
         CallConfig {
             no_answer: config.calls.no_answer,
@@ -117,7 +115,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             core: loaded.core,
             guard: loaded.guard,
             calls,
-            media: Box::new(RelayControl::new(relay)),
+            media: Box::new(relay.clone()),
         },
         clock,
     );
@@ -139,13 +137,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (app_events, app_events_rx) = tokio::sync::mpsc::unbounded_channel();
     let voicemail_root = crate::voicemail::files::root(&config.data_dir);
     sweep_voicemail_files(&db, &voicemail_root).await;
-    service.set_apps(Box::new(crate::voicemail::Apps::new(
+    let apps = crate::voicemail::Apps::new(
         db.clone(),
         voicemail_root,
         media_bind,
         config.calls.voicemail_max_message,
         app_events,
-    )));
+    );
+    service.enable_apps();
     let _ = service.set_voicemail_counts(db.voicemail_counts().await?, std::time::Instant::now());
     let udp_endpoints = listeners
         .iter()
@@ -164,6 +163,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(edge.clone().run_timers());
     tasks.spawn(run_app_events(edge.clone(), app_events_rx));
+    tasks.spawn(crate::endpoint_events::run(edge.clone(), relay, apps));
     tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
     tasks.spawn(trunk_dns::run(db.clone(), edge.clone()));
     tasks.spawn(crate::state_log::run(edge.clone()));
@@ -227,16 +227,6 @@ fn advertise_ip(config: &Config, listeners: &[Listener]) -> IpAddr {
         local phones can call; set --advertise to the address phones reach"
     );
     IpAddr::V4(Ipv4Addr::LOCALHOST)
-}
-
-fn transport_token(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "UDP",
-        Transport::Tcp => "TCP",
-        Transport::Tls => "TLS",
-        Transport::Ws => "WS",
-        Transport::Wss => "WSS",
-    }
 }
 
 /// Carries media applications' reports (hang up, wrong PIN, unlock, new counts) into the service.

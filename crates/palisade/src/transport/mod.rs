@@ -108,6 +108,8 @@ pub struct StreamOutcome {
 pub struct Edge {
     core: Mutex<Core>,
     timer_wake: Notify,
+    /// Wakes the task that carries out the endpoint's events (crate::endpoint_events).
+    events_wake: Notify,
     conns: Mutex<Conns>,
     next_conn: AtomicU64,
     udp: Vec<UdpEndpoint>,
@@ -121,16 +123,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// IPv4-mapped IPv6 addresses (from dual-stack sockets) as plain IPv4, so that one peer has one address.
-pub fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => addr,
-        },
-        v4 => v4,
-    }
-}
+pub use sip::transport::canonical;
 
 impl Edge {
     pub fn new(
@@ -145,6 +138,7 @@ impl Edge {
                 armed: None,
             }),
             timer_wake: Notify::new(),
+            events_wake: Notify::new(),
             conns: Mutex::new(Conns::default()),
             next_conn: AtomicU64::new(1),
             udp,
@@ -223,7 +217,7 @@ impl Edge {
         source: SocketAddr,
         make: impl FnOnce(&mut Service) -> Option<Inbound>,
     ) -> Vec<Outbound> {
-        let (out, wake) = {
+        let (out, wake, events) = {
             let mut core = lock(&self.core);
             // A bug in the service must cost one message, not the listener that called it.
             let out =
@@ -244,10 +238,13 @@ impl Edge {
                 (Some(_), None) => true,
                 _ => false,
             };
-            (out, wake)
+            (out, wake, core.service.has_events())
         };
         if wake {
             self.timer_wake.notify_one();
+        }
+        if events {
+            self.events_wake.notify_one();
         }
         out
     }
@@ -266,7 +263,20 @@ impl Edge {
 
     /// Runs `f` on the service under its lock (for the store synchronisation; never across an await).
     pub fn with_service<R>(&self, f: impl FnOnce(&mut Service) -> R) -> R {
-        f(&mut lock(&self.core).service)
+        let (result, events) = {
+            let mut core = lock(&self.core);
+            let result = f(&mut core.service);
+            (result, core.service.has_events())
+        };
+        if events {
+            self.events_wake.notify_one();
+        }
+        result
+    }
+
+    /// Waits until the service may have events for the edge (`Service::poll_event`).
+    pub async fn events_ready(&self) {
+        self.events_wake.notified().await;
     }
 
     /// The timer task: sleeps until the service's next timer (at most a second), runs it, sends the results.
@@ -282,7 +292,7 @@ impl Edge {
             };
             tokio::select! {
                 () = tokio::time::sleep_until(tokio::time::Instant::from_std(when)) => {
-                    let out = lock(&self.core).service.handle_timeout(Instant::now());
+                    let out = self.with_service(|s| s.handle_timeout(Instant::now()));
                     self.dispatch(out);
                 }
                 () = self.timer_wake.notified() => {}

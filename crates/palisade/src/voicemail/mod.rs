@@ -17,7 +17,7 @@ use pbx::calls::AppStart;
 use store::Db;
 use tokio::sync::mpsc;
 
-use crate::service::{AppEvent, AppHost};
+use crate::service::AppEvent;
 
 /// What every application task shares.
 struct Shared {
@@ -37,7 +37,7 @@ enum Input {
     Stop,
 }
 
-/// Starts and stops application tasks for the service.
+/// Starts and stops application tasks when the endpoint asks (`Event::StartApp`, `AppDigit`, `StopApp`).
 pub struct Apps {
     shared: Arc<Shared>,
     running: HashMap<u64, mpsc::UnboundedSender<Input>>,
@@ -70,8 +70,10 @@ impl Apps {
     }
 }
 
-impl AppHost for Apps {
-    fn start(&mut self, start: AppStart) -> Result<SocketAddr, String> {
+impl Apps {
+    /// Starts the application for `start.call`; returns the address its audio comes from. Binds a socket and
+    /// spawns a task: never under the edge's lock.
+    pub fn start(&mut self, start: AppStart) -> Result<SocketAddr, String> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| "media applications need a tokio runtime".to_string())?;
         let std_socket = std::net::UdpSocket::bind(SocketAddr::new(self.shared.ip, 0))
@@ -95,13 +97,15 @@ impl AppHost for Apps {
         Ok(local)
     }
 
-    fn digit(&mut self, call: u64, digit: char) {
+    /// A key the caller sent by SIP INFO.
+    pub fn digit(&mut self, call: u64, digit: char) {
         if let Some(tx) = self.running.get(&call) {
             let _ = tx.send(Input::Digit(digit));
         }
     }
 
-    fn stop(&mut self, call: u64) {
+    /// The call ended.
+    pub fn stop(&mut self, call: u64) {
         if let Some(tx) = self.running.remove(&call) {
             let _ = tx.send(Input::Stop);
         }

@@ -1,5 +1,8 @@
-//! The relay as the call layer sees it: allocate a pair of legs, point each at its phone, ask how long it has
-//! been silent, release. The binary implements this over UDP sockets; tests use a fake.
+//! The relay as the call layer sees it: point each leg of an open session at its phone, ask how long it has been
+//! silent, release it. Opening a session (binding sockets, starting a task) is the edge's job, asked for with
+//! [`super::CallOutput::AllocateMedia`] and answered with [`super::Calls::media_ready`]; nothing here may block or
+//! do I/O, since the endpoint calls it under the edge's lock. The binary implements it over its socket relay;
+//! tests use a fake.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -33,8 +36,6 @@ pub enum MediaError {
 }
 
 pub trait MediaControl {
-    /// Reserves relay ports for both legs of a new call.
-    fn allocate(&mut self) -> Result<MediaId, MediaError>;
     /// The relay's RTP port for `leg` (RTCP is the next port).
     fn local_port(&self, id: MediaId, leg: Leg) -> Option<u16>;
     /// The address to write in SDP for the relay.
@@ -48,14 +49,20 @@ pub trait MediaControl {
     fn set_crypto(&mut self, id: MediaId, leg: Leg, crypto: Option<::media::LegCrypto>);
     /// Gives the ports back.
     fn release(&mut self, id: MediaId);
+    /// Whether a relay opens ports when asked ([`super::CallOutput::AllocateMedia`]); without one every request
+    /// for ports fails at once.
+    fn has_relay(&self) -> bool {
+        true
+    }
 }
 
-/// No relay (unit tests of the service): every call is refused with 503.
+/// No relay (unit tests of the endpoint): the endpoint answers its own requests for ports with
+/// [`MediaError::Exhausted`], so every call is refused with 503.
 pub struct NoMedia;
 
 impl MediaControl for NoMedia {
-    fn allocate(&mut self) -> Result<MediaId, MediaError> {
-        Err(MediaError::Exhausted)
+    fn has_relay(&self) -> bool {
+        false
     }
     fn local_port(&self, _: MediaId, _: Leg) -> Option<u16> {
         None

@@ -16,6 +16,7 @@ mod forward;
 mod media;
 mod origin;
 mod sdp;
+mod setup;
 #[cfg(test)]
 mod tests;
 mod transfer;
@@ -41,7 +42,6 @@ use ::media::sdes::CryptoAttribute;
 use ::media::srtp::Suite;
 
 use crate::model::SrtpMode;
-use crate::registrar::Binding;
 
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
@@ -180,6 +180,8 @@ pub struct ActiveCall {
 /// What the caller of [`Calls`] must do.
 #[derive(Debug, Clone)]
 pub enum CallOutput {
+    /// Open relay ports (both legs) for new call `call`; answer with [`Calls::media_ready`].
+    AllocateMedia { call: u64 },
     /// Send a response in server transaction `tx`, built from the request that opened it.
     Respond(Response),
     /// Send a new request in a client transaction; report its responses with `leg`.
@@ -429,6 +431,8 @@ pub struct Calls {
     by_invite: HashMap<ServerTxId, u64>,
     next_id: u64,
     outputs: Vec<CallOutput>,
+    /// New calls waiting for their relay ports ([`CallOutput::AllocateMedia`]), by call id.
+    awaiting_media: HashMap<u64, setup::AwaitingMedia>,
     /// Most calls at once; beyond it new INVITEs get 503.
     max_calls: usize,
     /// Dialogs of transferors after the handover (see [`Call::detached`]) → call id.
@@ -445,6 +449,7 @@ impl Calls {
             by_invite: HashMap::new(),
             next_id: 1,
             outputs: Vec::new(),
+            awaiting_media: HashMap::new(),
             max_calls: 10_000,
             detached: HashMap::new(),
         }
@@ -557,331 +562,6 @@ impl Calls {
             headers: Vec::new(),
             body: None,
         }));
-    }
-
-    /// A new INVITE from an authenticated extension (`caller`) to `callee`, whose live registrations are
-    /// `contacts`. Answers what it can at once (404/480/488/503) and otherwise starts ringing every contact.
-    #[allow(clippy::too_many_arguments)] // one call's inputs: the request, its parties and where to reach them
-    pub fn invite(
-        &mut self,
-        tx: ServerTxId,
-        msg: &Message,
-        peer: Peer,
-        caller: Party,
-        callee: Option<Party>,
-        contacts: &[Binding],
-        media: &mut dyn MediaControl,
-        now: Instant,
-        wall: SystemTime,
-    ) {
-        let targets = self.contact_targets(&caller.number, contacts);
-        self.start(
-            tx,
-            msg,
-            peer,
-            caller,
-            callee,
-            targets,
-            Vec::new(),
-            media,
-            now,
-            wall,
-        );
-    }
-
-    /// INVITE targets for an extension's registered contacts, calling from `from_user`.
-    fn contact_targets(&self, from_user: &str, contacts: &[Binding]) -> Vec<Target> {
-        contacts
-            .iter()
-            .map(|c| Target {
-                request_uri: c.contact.clone(),
-                to_uri: format!("<sip:{}@{}>", c.aor, self.local.domain),
-                from_user: from_user.to_string(),
-                source: c.source,
-                transport: c.transport.clone(),
-                credentials: None,
-                is_trunk: false,
-                srtp: None,
-            })
-            .collect()
-    }
-
-    /// A call out through trunks: `targets` are the trunks in failover order (the first is rung; the next is
-    /// tried when it fails with a timeout or a server error).
-    #[allow(clippy::too_many_arguments)]
-    pub fn invite_trunk(
-        &mut self,
-        tx: ServerTxId,
-        msg: &Message,
-        peer: Peer,
-        caller: Party,
-        dialed: &str,
-        mut targets: Vec<Target>,
-        media: &mut dyn MediaControl,
-        now: Instant,
-        wall: SystemTime,
-    ) {
-        let callee = Party {
-            number: dialed.to_string(),
-            srtp: SrtpMode::Disabled,
-            ..Party::default()
-        };
-        let rest = if targets.len() > 1 {
-            targets.split_off(1)
-        } else {
-            Vec::new()
-        };
-        self.start(
-            tx,
-            msg,
-            peer,
-            caller,
-            Some(callee),
-            targets,
-            rest,
-            media,
-            now,
-            wall,
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn start(
-        &mut self,
-        tx: ServerTxId,
-        msg: &Message,
-        peer: Peer,
-        caller: Party,
-        callee: Option<Party>,
-        contacts: Vec<Target>,
-        failover: Vec<Target>,
-        media: &mut dyn MediaControl,
-        now: Instant,
-        wall: SystemTime,
-    ) {
-        let Some(callee) = callee else {
-            self.respond(tx, 404, None);
-            self.record_unconnected(msg, &caller, "", Disposition::NotFound, "404", wall);
-            return;
-        };
-        // An unreachable callee may still forward the call or take a message.
-        let elsewhere = callee.voicemail
-            || callee.forward.always.is_some()
-            || callee.forward.no_answer.is_some();
-        if contacts.is_empty() && !elsewhere {
-            self.respond(tx, 480, None);
-            self.record_unconnected(
-                msg,
-                &caller,
-                &callee.number,
-                Disposition::Unavailable,
-                "not_registered",
-                wall,
-            );
-            return;
-        }
-        if self.calls.len() >= self.max_calls {
-            self.respond(tx, 503, None);
-            return;
-        }
-        // Palisade relays media and does not transcode, so it needs the offer up front (no late offer).
-        let offer = msg.body_bytes();
-        let is_sdp = msg
-            .content_type()
-            .and_then(Result::ok)
-            .is_some_and(|ct| ct.is("application", "sdp"));
-        if offer.is_empty() || !is_sdp || !sdp::has_audio(&offer) {
-            self.outputs.push(CallOutput::Respond(Response {
-                tx,
-                status: 488,
-                reason: Some("Not Acceptable Here (an SDP offer is required)".into()),
-                to_tag: None,
-                headers: vec![(
-                    HeaderName::Warning,
-                    "399 palisade \"SDP offer required\"".into(),
-                )],
-                body: None,
-            }));
-            return;
-        }
-        // SRTP on the caller's leg (hardening step 6): keys travel only over TLS, and the extension's policy
-        // decides whether SRTP is refused, taken when offered, or required.
-        let a_tls = matches!(
-            peer.transport,
-            sip::transaction::Transport::Tls | sip::transaction::Transport::Wss
-        );
-        let security = sdp::security(&offer);
-        let offered = security.savp || !security.crypto.is_empty();
-        let a_keys = match (caller.srtp, offered, a_tls) {
-            (SrtpMode::Enforced, false, _) => {
-                self.refuse_488(tx, "SRTP is required for this extension");
-                return;
-            }
-            (SrtpMode::Enforced, true, false) => {
-                self.refuse_488(tx, "SRTP keys are only exchanged over TLS");
-                return;
-            }
-            (SrtpMode::Enabled, true, false) if security.savp => {
-                self.refuse_488(tx, "SRTP keys are only exchanged over TLS");
-                return;
-            }
-            (SrtpMode::Disabled, true, _) if security.savp => {
-                self.refuse_488(tx, "SRTP is disabled for this extension");
-                return;
-            }
-            (SrtpMode::Enabled | SrtpMode::Enforced, true, true) => {
-                match ::media::sdes::choose(security.crypto.iter().map(String::as_str)) {
-                    Some(theirs) => {
-                        let ours = theirs.answer();
-                        Some((theirs, ours))
-                    }
-                    None => {
-                        self.refuse_488(tx, "no acceptable SRTP crypto suite");
-                        return;
-                    }
-                }
-            }
-            _ => None,
-        };
-        let media_id = match media.allocate() {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::warn!(error = %e, "no media ports for a new call");
-                self.outputs.push(CallOutput::Respond(Response {
-                    tx,
-                    status: 503,
-                    reason: Some("Service Unavailable (no media ports)".into()),
-                    to_tag: None,
-                    headers: vec![(HeaderName::RetryAfter, "5".into())],
-                    body: None,
-                }));
-                return;
-            }
-        };
-        point_leg(
-            media,
-            &self.local,
-            media_id,
-            Leg::A,
-            &offer,
-            peer.addr,
-            &caller,
-        );
-        if let Some((theirs, ours)) = &a_keys {
-            media.set_crypto(media_id, Leg::A, leg_crypto(theirs, ours));
-        }
-        let id = self.alloc_id();
-        let (callee_is_extension, callee_number) = (callee.extension, callee.number.clone());
-        let a = Dialog::uas(msg, new_tag());
-        let session_deadline = self.session_timer(msg).map(|se| {
-            (
-                now + Duration::from_secs(u64::from(se)),
-                Duration::from_secs(u64::from(se)),
-            )
-        });
-        let mut call = Call {
-            call_id_a: a.call_id.clone(),
-            caller,
-            callee,
-            state: State::Ringing,
-            invite_tx: tx,
-            a,
-            a_peer: peer,
-            offer: offer.clone(),
-            b: None,
-            branches: Vec::new(),
-            media: media_id,
-            started_at: wall,
-            answered_at: None,
-            ringing_deadline: now + self.config.no_answer,
-            ends_at: now + self.config.max_duration,
-            session_deadline,
-            retransmit_2xx: None,
-            relayed: BTreeMap::new(),
-            sent: [None, None],
-            resume_due: None,
-            resume: None,
-            failures: Vec::new(),
-            secure: [a_keys.is_some(), false],
-            a_keys,
-            pending_rx: [None, None],
-            pending_offer: [Vec::new(), Vec::new()],
-            failover: Vec::new(),
-            b_port: None,
-            advertise: media.advertise_ip(),
-            max_forwards: 70,
-            app: None,
-            app_sdp: None,
-            chain: if callee_is_extension {
-                vec![callee_number]
-            } else {
-                Vec::new()
-            },
-            hops: 0,
-            pending: None,
-            retired: Vec::new(),
-            transfer: None,
-            answers: [None, None],
-            refers: [0, 0],
-            gone: [false, false],
-            detached: Vec::new(),
-            cdr_parties: None,
-        };
-        call.ringing_deadline = now + self.ring_time(&call.callee);
-        self.respond(tx, 100, None);
-        let max_forwards = msg
-            .max_forwards()
-            .ok()
-            .flatten()
-            .unwrap_or(70)
-            .saturating_sub(1);
-        let b_port = media.local_port(media_id, Leg::B);
-        let advertise = media.advertise_ip();
-        call.failover = failover;
-        call.b_port = b_port;
-        call.max_forwards = max_forwards;
-        // Forward always: the callee's phones do not ring at all.
-        if let Some(target) = call.callee.forward.always.clone() {
-            self.by_invite.insert(tx, id);
-            self.calls.insert(id, call);
-            self.forward(id, ForwardReason::Always, target, media, wall);
-            return;
-        }
-        for contact in contacts {
-            self.ring(
-                &mut call,
-                id,
-                contact,
-                &offer,
-                b_port,
-                advertise,
-                max_forwards,
-                now,
-            );
-        }
-        if call.branches.is_empty()
-            && !call.callee.voicemail
-            && call.callee.forward.no_answer.is_none()
-        {
-            media.release(media_id);
-            self.respond(tx, 480, None);
-            return;
-        }
-        let unreachable = call.branches.is_empty();
-        self.by_invite.insert(tx, id);
-        self.calls.insert(id, call);
-        if unreachable && !self.divert_unanswered(id, 480, "not_registered", media, wall) {
-            let tag = self.calls.get(&id).map(|c| c.a.local_tag.clone());
-            self.respond(tx, 480, tag.as_deref());
-            self.finish(
-                id,
-                Disposition::Unavailable,
-                HungUpBy::System,
-                "not_registered",
-                media,
-                wall,
-            );
-        }
     }
 
     /// How long the callee's phones ring: shorter when the call has somewhere else to go (its mailbox, its
@@ -1843,6 +1523,9 @@ impl Calls {
         media: &mut dyn MediaControl,
         wall: SystemTime,
     ) -> bool {
+        if self.cancel_awaiting_media(invite, wall) {
+            return true;
+        }
         let Some(&id) = self.by_invite.get(&invite) else {
             return false;
         };
@@ -2094,56 +1777,6 @@ impl Calls {
                 .flatten()
             })
             .min()
-    }
-
-    /// A call Palisade answers itself with a media application (the voicemail access number, the PIN unlock).
-    #[allow(clippy::too_many_arguments)] // one call's inputs, as for `invite`
-    pub fn invite_app(
-        &mut self,
-        tx: ServerTxId,
-        msg: &Message,
-        peer: Peer,
-        caller: Party,
-        kind: AppKind,
-        media: &mut dyn MediaControl,
-        now: Instant,
-        wall: SystemTime,
-    ) {
-        let callee = Party {
-            number: match &kind {
-                AppKind::Access { mailbox } | AppKind::Deposit { mailbox } => mailbox.clone(),
-                AppKind::Unlock { .. } => "unlock".into(),
-            },
-            srtp: SrtpMode::Disabled,
-            voicemail: true,
-            ..Party::default()
-        };
-        self.start(
-            tx,
-            msg,
-            peer,
-            caller,
-            Some(callee),
-            Vec::new(),
-            Vec::new(),
-            media,
-            now,
-            wall,
-        );
-        // With no contacts `start` diverted the call (if it could open it) to a mailbox: make it the application
-        // asked for.
-        if let Some(id) = self.by_invite.get(&tx).copied() {
-            for o in self.outputs.iter_mut() {
-                if let CallOutput::StartApp(start) = o
-                    && start.call == id
-                {
-                    start.kind = kind.clone();
-                }
-            }
-            if let Some(call) = self.calls.get_mut(&id) {
-                call.app = Some(kind);
-            }
-        }
     }
 
     /// Hands a call that was not answered to a media application instead of failing it with `status`.

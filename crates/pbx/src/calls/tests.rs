@@ -9,6 +9,7 @@ use sip::transaction::{Peer, ServerTxId, Transport};
 use sip::{Framing, Limits, Message};
 
 use super::*;
+use crate::registrar::Binding;
 
 #[derive(Default)]
 struct FakeMedia {
@@ -23,7 +24,8 @@ struct FakeMedia {
     remotes: HashMap<(u64, bool), (::media::Remote, ::media::Remote)>,
 }
 
-impl MediaControl for FakeMedia {
+impl FakeMedia {
+    /// What the edge does for [`CallOutput::AllocateMedia`].
     fn allocate(&mut self) -> Result<MediaId, MediaError> {
         if self.exhausted {
             return Err(MediaError::Exhausted);
@@ -32,6 +34,9 @@ impl MediaControl for FakeMedia {
         self.live.insert(self.next, [None, None]);
         Ok(MediaId(self.next))
     }
+}
+
+impl MediaControl for FakeMedia {
     fn local_port(&self, id: MediaId, leg: Leg) -> Option<u16> {
         self.live
             .get(&id.0)
@@ -162,6 +167,28 @@ struct World {
 }
 
 impl World {
+    /// What the call layer asked for, with its requests for relay ports answered as the edge would.
+    fn outputs(&mut self) -> Vec<CallOutput> {
+        let mut all = Vec::new();
+        loop {
+            let batch = self.calls.take_outputs();
+            if batch.is_empty() {
+                return all;
+            }
+            for o in batch {
+                match o {
+                    CallOutput::AllocateMedia { call } => {
+                        let allocated = self.media.allocate();
+                        let (now, wall) = (self.now, self.wall);
+                        self.calls
+                            .media_ready(call, allocated, &mut self.media, now, wall);
+                    }
+                    o => all.push(o),
+                }
+            }
+        }
+    }
+
     fn new() -> Self {
         World {
             calls: Calls::new(CallConfig::default(), local()),
@@ -177,7 +204,7 @@ impl World {
 
     /// 100 calls `callee` over TLS offering SRTP (RTP/SAVP with a key).
     fn invite_srtp_over_tls(&mut self, callee: Party, contacts: &[Binding]) {
-        let (now, wall) = (self.now, self.wall);
+        let wall = self.wall;
         self.calls.invite(
             ServerTxId::from_raw(1),
             &invite_with(&srtp_offer()),
@@ -185,15 +212,13 @@ impl World {
             party("100"),
             Some(callee),
             contacts,
-            &mut self.media,
-            now,
             wall,
         );
     }
 
     /// 100 calls `callee`, whose phones are `contacts`.
     fn invite_to(&mut self, callee: Party, contacts: &[Binding]) -> Vec<CallOutput> {
-        let (now, wall) = (self.now, self.wall);
+        let wall = self.wall;
         self.calls.invite(
             ServerTxId::from_raw(1),
             &invite_from_a(),
@@ -201,17 +226,15 @@ impl World {
             party("100"),
             Some(callee),
             contacts,
-            &mut self.media,
-            now,
             wall,
         );
-        self.calls.take_outputs()
+        self.outputs()
     }
 
     fn respond(&mut self, leg: LegKey, msg: &Message) -> Vec<CallOutput> {
         let (now, wall) = (self.now, self.wall);
         self.calls.response(leg, msg, &mut self.media, now, wall);
-        self.calls.take_outputs()
+        self.outputs()
     }
 }
 
@@ -275,7 +298,7 @@ fn phones_behind_nat_get_media_from_their_signalling_source() {
 fn a_trunk_media_server_elsewhere_is_trusted() {
     let mut w = World::new();
     let target = trunk_target("198.51.100.20:5060");
-    let (now, wall) = (w.now, w.wall);
+    let wall = w.wall;
     w.calls.invite_trunk(
         ServerTxId::from_raw(1),
         &invite_from_a(),
@@ -283,11 +306,9 @@ fn a_trunk_media_server_elsewhere_is_trusted() {
         party("100"),
         "0049301234",
         vec![target],
-        &mut w.media,
-        now,
         wall,
     );
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     let (leg, inv_b, _) = &sent_requests(&out)[0];
     w.respond(*leg, &response_to(inv_b, 200, "btag", Some(ANSWER)));
     let (b_rtp, _) = w.media.remotes[&(1, false)];
@@ -396,7 +417,7 @@ fn basic_call_ring_answer_and_hang_up() {
         w.calls
             .in_dialog(ServerTxId::from_raw(9), &bye, &mut w.media, now, wall)
     );
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert_eq!(responses(&out)[0].status, 200);
     let bye_b = &sent_requests(&out)[0].1;
     assert_eq!(bye_b.method_str(), Some("BYE"));
@@ -454,7 +475,7 @@ fn caller_cancel_gives_487_and_cancels_branches() {
     let leg = sent_requests(&out)[0].0;
     let wall = w.wall;
     assert!(w.calls.cancel(ServerTxId::from_raw(1), &mut w.media, wall));
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(
         out.iter()
             .any(|o| matches!(o, CallOutput::Cancel { leg: l } if *l == leg))
@@ -472,7 +493,7 @@ fn no_answer_timeout_is_480() {
     assert_eq!(deadline, w.now + CallConfig::default().no_answer);
     let wall = w.wall;
     w.calls.handle_timeout(&mut w.media, deadline, wall);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(out.iter().any(|o| matches!(o, CallOutput::Cancel { .. })));
     assert_eq!(responses(&out)[0].status, 480);
     assert_eq!(record(&out).unwrap().disposition, Disposition::NoAnswer);
@@ -481,7 +502,7 @@ fn no_answer_timeout_is_480() {
 #[test]
 fn unknown_unregistered_and_no_offer() {
     let mut w = World::new();
-    let (now, wall) = (w.now, w.wall);
+    let wall = w.wall;
     w.calls.invite(
         ServerTxId::from_raw(1),
         &invite_from_a(),
@@ -489,11 +510,9 @@ fn unknown_unregistered_and_no_offer() {
         party("100"),
         None,
         &[],
-        &mut w.media,
-        now,
         wall,
     );
-    assert_eq!(responses(&w.calls.take_outputs())[0].status, 404);
+    assert_eq!(responses(&w.outputs())[0].status, 404);
     w.calls.invite(
         ServerTxId::from_raw(2),
         &invite_from_a(),
@@ -501,11 +520,9 @@ fn unknown_unregistered_and_no_offer() {
         party("100"),
         Some(party("101")),
         &[],
-        &mut w.media,
-        now,
         wall,
     );
-    assert_eq!(responses(&w.calls.take_outputs())[0].status, 480);
+    assert_eq!(responses(&w.outputs())[0].status, 480);
     let no_sdp = parse(
         "INVITE sip:101@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKn\r\nFrom: <sip:100@pbx.test>;tag=a\r\n\
          To: <sip:101@pbx.test>\r\nCall-ID: n\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
@@ -517,11 +534,9 @@ fn unknown_unregistered_and_no_offer() {
         party("100"),
         Some(party("101")),
         &[binding("sip:x@y", "198.51.100.7:1")],
-        &mut w.media,
-        now,
         wall,
     );
-    assert_eq!(responses(&w.calls.take_outputs())[0].status, 488);
+    assert_eq!(responses(&w.outputs())[0].status, 488);
     w.media.exhausted = true;
     w.calls.invite(
         ServerTxId::from_raw(4),
@@ -530,11 +545,9 @@ fn unknown_unregistered_and_no_offer() {
         party("100"),
         Some(party("101")),
         &[binding("sip:x@y", "198.51.100.7:1")],
-        &mut w.media,
-        now,
         wall,
     );
-    assert_eq!(responses(&w.calls.take_outputs())[0].status, 503);
+    assert_eq!(responses(&w.outputs())[0].status, 503);
     assert!(w.calls.is_empty());
 }
 
@@ -576,7 +589,7 @@ fn hold_from_the_callee_is_relayed_with_rewritten_sdp() {
         w.calls
             .in_dialog(ServerTxId::from_raw(7), &reinvite, &mut w.media, now, wall)
     );
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     let (leg, to_a, peer) = sent_requests(&out).remove(0);
     assert_eq!(peer.addr, a_peer().addr);
     assert_eq!(to_a.method_str(), Some("INVITE"));
@@ -612,7 +625,7 @@ fn media_timeout_and_max_duration_end_calls() {
     let (now, wall) = (w.now, w.wall);
     w.calls
         .handle_timeout(&mut w.media, now + Duration::from_secs(1), wall);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     let byes: Vec<_> = sent_requests(&out)
         .into_iter()
         .map(|(_, m, p)| (m.method_str().map(str::to_string), p.addr))
@@ -625,10 +638,7 @@ fn media_timeout_and_max_duration_end_calls() {
     let (now, wall) = (w.now, w.wall);
     w.calls
         .handle_timeout(&mut w.media, now + CallConfig::default().max_duration, wall);
-    assert_eq!(
-        record(&w.calls.take_outputs()).unwrap().reason,
-        "max_duration"
-    );
+    assert_eq!(record(&w.outputs()).unwrap().reason, "max_duration");
 }
 
 #[test]
@@ -646,7 +656,7 @@ fn unacknowledged_2xx_is_retransmitted_then_the_call_ends() {
         };
         t = next.max(t);
         w.calls.handle_timeout(&mut w.media, t, wall);
-        let out = w.calls.take_outputs();
+        let out = w.outputs();
         retransmits += out
             .iter()
             .filter(|o| matches!(o, CallOutput::Retransmit { .. }))
@@ -741,7 +751,7 @@ fn srtp_caller_over_tls_gets_palisade_key_and_plain_callee_sees_no_key() {
         party("101"),
         &[binding("sip:101@10.0.0.6", "198.51.100.7:5070")],
     );
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert_eq!(w.media.crypto.get(&(1, true)), Some(&true), "SRTP on leg A");
     let (leg, inv_b, _) = sent_requests(&out).remove(0);
     let b_body = std::str::from_utf8(inv_b.body()).unwrap();
@@ -765,7 +775,7 @@ fn srtp_caller_over_tls_gets_palisade_key_and_plain_callee_sees_no_key() {
 #[test]
 fn srtp_policy_refusals_are_488() {
     let mut w = World::new();
-    let (now, wall) = (w.now, w.wall);
+    let wall = w.wall;
     let enforced = Party {
         srtp: crate::model::SrtpMode::Enforced,
         ..party("100")
@@ -778,11 +788,9 @@ fn srtp_policy_refusals_are_488() {
         enforced.clone(),
         Some(party("101")),
         &[binding("sip:x@y", "198.51.100.7:1")],
-        &mut w.media,
-        now,
         wall,
     );
-    assert_eq!(responses(&w.calls.take_outputs())[0].status, 488);
+    assert_eq!(responses(&w.outputs())[0].status, 488);
     // SRTP offered over UDP: keys would travel in clear
     let sdp = OFFER
         .replace("RTP/AVP", "RTP/SAVP")
@@ -794,11 +802,9 @@ fn srtp_policy_refusals_are_488() {
         party("100"),
         Some(party("101")),
         &[binding("sip:x@y", "198.51.100.7:1")],
-        &mut w.media,
-        now,
         wall,
     );
-    assert_eq!(responses(&w.calls.take_outputs())[0].status, 488);
+    assert_eq!(responses(&w.outputs())[0].status, 488);
     // an enforced callee is not rung on a UDP contact: nothing left → 480
     let callee = Party {
         srtp: crate::model::SrtpMode::Enforced,
@@ -811,14 +817,9 @@ fn srtp_policy_refusals_are_488() {
         party("100"),
         Some(callee),
         &[binding("sip:x@y", "198.51.100.7:1")],
-        &mut w.media,
-        now,
         wall,
     );
-    assert_eq!(
-        responses(&w.calls.take_outputs()).last().unwrap().status,
-        480
-    );
+    assert_eq!(responses(&w.outputs()).last().unwrap().status, 480);
     assert!(w.calls.is_empty());
     assert!(w.media.live.is_empty(), "no ports held by refused calls");
 }
@@ -839,7 +840,7 @@ fn trunk_target(addr: &str) -> Target {
 /// The INVITE a trunk call sends to a target with `transport` and the trunk's `srtp` mode.
 fn trunk_invite_body(transport: &str, srtp: SrtpMode) -> String {
     let mut w = World::new();
-    let (now, wall) = (w.now, w.wall);
+    let wall = w.wall;
     let mut target = trunk_target("198.51.100.10:5061");
     target.transport = transport.into();
     target.srtp = Some(srtp);
@@ -850,11 +851,9 @@ fn trunk_invite_body(transport: &str, srtp: SrtpMode) -> String {
         party("100"),
         "004930123456",
         vec![target],
-        &mut w.media,
-        now,
         wall,
     );
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     match sent_requests(&out).into_iter().next() {
         Some((_, inv, _)) => std::str::from_utf8(inv.body()).unwrap().to_string(),
         None => String::new(),
@@ -886,7 +885,7 @@ fn a_trunk_gets_srtp_keys_only_when_its_mode_asks_and_only_over_tls() {
 #[test]
 fn trunk_call_answers_the_trunks_challenge_once_and_fails_over_on_server_errors() {
     let mut w = World::new();
-    let (now, wall) = (w.now, w.wall);
+    let wall = w.wall;
     w.calls.invite_trunk(
         ServerTxId::from_raw(1),
         &invite_from_a(),
@@ -897,11 +896,9 @@ fn trunk_call_answers_the_trunks_challenge_once_and_fails_over_on_server_errors(
             trunk_target("198.51.100.10:5060"),
             trunk_target("198.51.100.20:5060"),
         ],
-        &mut w.media,
-        now,
         wall,
     );
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     let (leg, inv, peer) = sent_requests(&out).remove(0);
     assert_eq!(peer.addr, "198.51.100.10:5060".parse().unwrap());
     assert_eq!(
@@ -961,7 +958,7 @@ fn trunk_call_answers_the_trunks_challenge_once_and_fails_over_on_server_errors(
     );
 
     let mut w = World::new();
-    let (now, wall) = (w.now, w.wall);
+    let wall = w.wall;
     w.calls.invite_trunk(
         ServerTxId::from_raw(1),
         &invite_from_a(),
@@ -972,11 +969,9 @@ fn trunk_call_answers_the_trunks_challenge_once_and_fails_over_on_server_errors(
             trunk_target("198.51.100.10:5060"),
             trunk_target("198.51.100.20:5060"),
         ],
-        &mut w.media,
-        now,
         wall,
     );
-    let (leg, inv, _) = sent_requests(&w.calls.take_outputs()).remove(0);
+    let (leg, inv, _) = sent_requests(&w.outputs()).remove(0);
     let out = w.respond(leg, &response_to(&inv, 503, "t", None));
     let (_, _, peer2) = sent_requests(&out).remove(0);
     assert_eq!(
@@ -1004,15 +999,13 @@ fn a_silent_trunk_is_given_up_after_a_few_seconds_for_the_next() {
             trunk_target("198.51.100.10:5060"),
             trunk_target("198.51.100.20:5060"),
         ],
-        &mut w.media,
-        now,
         wall,
     );
-    w.calls.take_outputs();
+    w.outputs();
     let deadline = w.calls.poll_timeout().unwrap();
     assert_eq!(deadline, now + Duration::from_secs(4));
     w.calls.handle_timeout(&mut w.media, deadline, wall);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(out.iter().any(|o| matches!(o, CallOutput::Cancel { .. })));
     let next = sent_requests(&out);
     assert_eq!(next.len(), 1);
@@ -1045,7 +1038,7 @@ impl World {
         let (now, wall) = (self.now, self.wall);
         self.calls
             .app_ready(call, addr.parse().unwrap(), &mut self.media, now, wall);
-        self.calls.take_outputs()
+        self.outputs()
     }
 }
 
@@ -1114,7 +1107,7 @@ fn busy_and_no_answer_divert_to_voicemail() {
     );
     let later = w.now + Duration::from_secs(20);
     w.calls.handle_timeout(&mut w.media, later, w.wall);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(out.iter().any(|o| matches!(o, CallOutput::Cancel { .. })));
     let start = app_start(&out).expect("no answer → mailbox").clone();
     // A late 200 from the phone after the diversion is hung up, not connected.
@@ -1140,7 +1133,7 @@ fn no_common_g711_codec_gives_the_original_failure() {
          Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
         offer.len()
     );
-    let (now, wall) = (w.now, w.wall);
+    let wall = w.wall;
     w.calls.invite(
         ServerTxId::from_raw(1),
         &parse(&s),
@@ -1148,11 +1141,9 @@ fn no_common_g711_codec_gives_the_original_failure() {
         party("100"),
         Some(vm_party("101")),
         &[],
-        &mut w.media,
-        now,
         wall,
     );
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(app_start(&out).is_none());
     assert!(responses(&out).iter().any(|r| r.status == 480));
     assert_eq!(w.media.released, vec![1], "relay ports returned");
@@ -1190,7 +1181,7 @@ fn voicemail_call_takes_info_keys_refuses_refer_and_stops_on_bye() {
         w.calls
             .in_dialog(ServerTxId::from_raw(2), &info, &mut w.media, now, wall)
     );
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(
         out.iter()
             .any(|o| matches!(o, CallOutput::AppDigit { call: c, digit: '5' } if *c == call))
@@ -1205,12 +1196,12 @@ fn voicemail_call_takes_info_keys_refuses_refer_and_stops_on_bye() {
     );
     w.calls
         .in_dialog(ServerTxId::from_raw(3), &refer, &mut w.media, now, wall);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert_eq!(responses(&out)[0].status, 403, "no dial-out from voicemail");
     let bye = in_dialog_from_a("BYE", &tag, 23, "", "");
     w.calls
         .in_dialog(ServerTxId::from_raw(4), &bye, &mut w.media, now, wall);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(
         out.iter()
             .any(|o| matches!(o, CallOutput::StopApp { call: c } if *c == call))
@@ -1225,7 +1216,7 @@ fn voicemail_call_takes_info_keys_refuses_refer_and_stops_on_bye() {
 #[test]
 fn application_hangs_up_and_access_calls() {
     let mut w = World::new();
-    let (now, wall) = (w.now, w.wall);
+    let wall = w.wall;
     w.calls.invite_app(
         ServerTxId::from_raw(1),
         &invite_from_a(),
@@ -1234,11 +1225,9 @@ fn application_hangs_up_and_access_calls() {
         AppKind::Access {
             mailbox: "100".into(),
         },
-        &mut w.media,
-        now,
         wall,
     );
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     let start = app_start(&out).expect("StartApp").clone();
     assert_eq!(
         start.kind,
@@ -1248,7 +1237,7 @@ fn application_hangs_up_and_access_calls() {
     );
     w.app_ready(start.call, "127.0.0.1:41000");
     w.calls.app_hangup(start.call, &mut w.media, wall);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(
         sent_requests(&out)
             .iter()
@@ -1264,7 +1253,7 @@ fn application_hangs_up_and_access_calls() {
     let out = w.invite_vm(&[]);
     let call = app_start(&out).unwrap().call;
     w.calls.app_failed(call, &mut w.media, wall);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(responses(&out).iter().any(|r| r.status == 480));
     assert_eq!(w.media.released, vec![1]);
 }
@@ -1319,7 +1308,7 @@ fn warning_of(r: &Response) -> Option<&str> {
 
 impl World {
     fn invite_party(&mut self, callee: Party, contacts: &[Binding]) -> Vec<CallOutput> {
-        let (now, wall) = (self.now, self.wall);
+        let wall = self.wall;
         self.calls.invite(
             ServerTxId::from_raw(1),
             &invite_from_a(),
@@ -1327,18 +1316,16 @@ impl World {
             party("100"),
             Some(callee),
             contacts,
-            &mut self.media,
-            now,
             wall,
         );
-        self.calls.take_outputs()
+        self.outputs()
     }
 
     fn forward_to(&mut self, call: u64, resolved: Resolved) -> Vec<CallOutput> {
         let (now, wall) = (self.now, self.wall);
         self.calls
             .forward_to(call, resolved, &mut self.media, now, wall);
-        self.calls.take_outputs()
+        self.outputs()
     }
 
     fn in_dialog(&mut self, tx: u64, msg: &Message) -> Vec<CallOutput> {
@@ -1348,7 +1335,7 @@ impl World {
                 .in_dialog(ServerTxId::from_raw(tx), msg, &mut self.media, now, wall),
             "in a dialog of a call"
         );
-        self.calls.take_outputs()
+        self.outputs()
     }
 }
 
@@ -1474,7 +1461,7 @@ fn forward_on_no_answer_at_the_ring_time_and_when_unregistered() {
     );
     let later = w.now + Duration::from_secs(20);
     w.calls.handle_timeout(&mut w.media, later, w.wall);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(out.iter().any(|o| matches!(o, CallOutput::Cancel { .. })));
     let (call, _, target, reason) = forwards(&out).remove(0);
     assert_eq!((target.as_str(), reason), ("102", ForwardReason::NoAnswer));
@@ -1637,7 +1624,7 @@ fn caller_cancel_while_forwarding_ends_the_call() {
         w.calls
             .cancel(ServerTxId::from_raw(1), &mut w.media, w.wall)
     );
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert_eq!(responses(&out)[0].status, 487);
     // The service's answer comes too late: nothing happens.
     let out = w.forward_to(call, ext_102(Forwarding::default()));
@@ -1867,7 +1854,7 @@ fn refused_refer_is_403_with_the_reason_code_and_the_call_goes_on() {
 fn refer_from_a_trunk_leg_attended_transfer_and_bad_refer_to_are_refused() {
     // The caller came in through a trunk: not an extension.
     let mut w = World::new();
-    let (now, wall) = (w.now, w.wall);
+    let wall = w.wall;
     let outside = Party {
         extension: false,
         ..party("4930555")
@@ -1879,11 +1866,9 @@ fn refer_from_a_trunk_leg_attended_transfer_and_bad_refer_to_are_refused() {
         outside,
         Some(party("101")),
         &[binding("sip:101@10.0.0.6:5070", "198.51.100.7:5070")],
-        &mut w.media,
-        now,
         wall,
     );
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     let (leg, inv_b, _) = sent_requests(&out).remove(0);
     let out = w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
     let a_tag = responses(&out)[0].to_tag.clone().unwrap();
@@ -1956,7 +1941,7 @@ fn a_failed_transfer_target_returns_to_the_transferor_or_ends_the_call_without_i
     // Ringing for too long.
     let later = w.now + CallConfig::default().no_answer;
     w.calls.handle_timeout(&mut w.media, later, w.wall);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(
         out.iter()
             .any(|o| matches!(o, CallOutput::Cancel { leg: l } if *l == leg))
@@ -1973,7 +1958,7 @@ fn a_failed_transfer_target_returns_to_the_transferor_or_ends_the_call_without_i
 fn voicemail_answers_an_srtp_caller_with_its_own_key_and_plain_rtp_toward_the_application() {
     let mut w = World::new();
     w.invite_srtp_over_tls(vm_party("101"), &[]);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     let call = app_start(&out).expect("StartApp").call;
     let out = w.app_ready(call, "127.0.0.1:41000");
     let ok = responses(&out)
@@ -2170,7 +2155,7 @@ fn a_refused_or_unanswered_resume_reinvite_keeps_the_call() {
     let (_, leg, _) = hold_then_transfer(&mut w);
     let (now, wall) = (w.now, w.wall);
     w.calls.leg_failed(leg, &mut w.media, now, wall);
-    let out = w.calls.take_outputs();
+    let out = w.outputs();
     assert!(out.is_empty(), "{out:?}");
     assert_eq!(w.calls.active()[0].state, "talking");
     assert_eq!(w.calls.active()[0].callee, "102");
@@ -2229,7 +2214,7 @@ fn an_srtp_transferee_is_taken_off_hold_with_a_fresh_key() {
         party("101"),
         &[binding("sip:101@10.0.0.6", "198.51.100.7:5070")],
     );
-    let (leg, inv_b, _) = sent_requests(&w.calls.take_outputs()).remove(0);
+    let (leg, inv_b, _) = sent_requests(&w.outputs()).remove(0);
     let out = w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
     let a_tag = responses(&out)[0].to_tag.clone().unwrap();
     w.calls.ack(&parse(&format!(

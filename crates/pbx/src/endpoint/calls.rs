@@ -13,7 +13,7 @@ use crate::registrar::Origin;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
 
-use super::{Endpoint, Parts, to_outbound, unix_ms, unspecified, via_token};
+use super::{Endpoint, Event, Parts, to_outbound, unix_ms, unspecified, via_token};
 use crate::endpoint::Outbound;
 
 /// An extension as the calling party of a call.
@@ -175,17 +175,8 @@ impl Endpoint {
                     ))
                 } else {
                     let party = caller_party(&caller, display_name_of(request));
-                    self.calls.invite_trunk(
-                        tx,
-                        request,
-                        peer,
-                        party,
-                        &number,
-                        targets,
-                        self.media.as_mut(),
-                        now,
-                        wall,
-                    );
+                    self.calls
+                        .invite_trunk(tx, request, peer, party, &number, targets, wall);
                     return;
                 }
             }
@@ -223,17 +214,8 @@ impl Endpoint {
             .cloned()
             .collect();
         let caller = caller_party(&caller, display_name_of(request));
-        self.calls.invite(
-            tx,
-            request,
-            peer,
-            caller,
-            callee,
-            &contacts,
-            self.media.as_mut(),
-            now,
-            wall,
-        );
+        self.calls
+            .invite(tx, request, peer, caller, callee, &contacts, wall);
     }
 
     /// Authenticates a request that opens a dialog (INVITE, SUBSCRIBE) by Proxy-Authorization and counts the
@@ -292,16 +274,7 @@ impl Endpoint {
     ) {
         let wall = self.clock.at(now);
         let party = caller_party(caller, display_name_of(request));
-        self.calls.invite_app(
-            tx,
-            request,
-            peer,
-            party,
-            kind,
-            self.media.as_mut(),
-            now,
-            wall,
-        );
+        self.calls.invite_app(tx, request, peer, party, kind, wall);
     }
 
     /// The trunks Palisade connects external calls through (from the store).
@@ -448,17 +421,8 @@ impl Endpoint {
             .cloned()
             .collect();
         tracing::info!(trunk = %trunk.name, did = %dialed, extension = %ext.number, "inbound call");
-        self.calls.invite(
-            tx,
-            request,
-            peer,
-            caller,
-            Some(callee),
-            &contacts,
-            self.media.as_mut(),
-            now,
-            wall,
-        );
+        self.calls
+            .invite(tx, request, peer, caller, Some(callee), &contacts, wall);
     }
 
     /// Routes a forward or transfer target exactly as if extension `from` (the forwarding or transferring
@@ -806,9 +770,30 @@ impl Endpoint {
                         tracing::debug!(error = %e, "CANCEL not sent");
                     }
                 }
+                CallOutput::AllocateMedia { call } => {
+                    if self.media.has_relay() {
+                        self.events.push_back(Event::AllocateMedia { call });
+                    } else {
+                        self.calls.media_ready(
+                            call,
+                            Err(crate::calls::MediaError::Exhausted),
+                            self.media.as_mut(),
+                            now,
+                            wall,
+                        );
+                    }
+                }
                 CallOutput::StartApp(start) => self.start_app(start, now),
-                CallOutput::AppDigit { call, digit } => self.app_digit(call, digit),
-                CallOutput::StopApp { call } => self.stop_app(call),
+                CallOutput::AppDigit { call, digit } => {
+                    if self.apps_enabled {
+                        self.events.push_back(Event::AppDigit { call, digit });
+                    }
+                }
+                CallOutput::StopApp { call } => {
+                    if self.apps_enabled {
+                        self.events.push_back(Event::StopApp { call });
+                    }
+                }
                 CallOutput::Forward {
                     call,
                     from,
@@ -840,11 +825,7 @@ pub(super) fn same_flow(a: &Peer, b: &Peer) -> bool {
 /// SDES keys in a body about to go over a transport that is not TLS (or secure WebSocket): never sent (RFC 4568
 /// §8.3). The call layer only puts keys on TLS legs; this is the gate every message passes, whatever built it.
 fn keys_in_clear(body: &[u8], peer: Peer) -> bool {
-    let secure = matches!(
-        peer.transport,
-        sip::transaction::Transport::Tls | sip::transaction::Transport::Wss
-    );
-    let leak = !secure && media::sdes::body_has_keys(body);
+    let leak = !peer.transport.is_secure() && media::sdes::body_has_keys(body);
     if leak {
         tracing::error!(to = %peer.addr, "SDES keys toward a plain transport: not sent");
     }

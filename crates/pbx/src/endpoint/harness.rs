@@ -21,7 +21,9 @@ use crate::trunks::{TrunkChallenge, answer_challenge, parse_challenge};
 use bytes::Bytes;
 use sip::{Framing, HeaderName, Message};
 
-use super::{ConnId, Endpoint, Inbound, Outbound, Parts, ServiceConfig, Transport, WallClock};
+use super::{
+    ConnId, Endpoint, Event, Inbound, Outbound, Parts, ServiceConfig, Transport, WallClock,
+};
 
 const REALM: &str = "pbx.test";
 const PASSWORD: &str = "Harness-Pw-1234";
@@ -106,25 +108,42 @@ impl Cursor<'_> {
 }
 
 /// A relay that hands out port numbers and remembers nothing else: the service's media decisions are what is
-/// under test, not sockets.
-#[derive(Default)]
+/// under test, not sockets. The harness opens sessions (as the binary's edge does, answering
+/// [`Event::AllocateMedia`]); the endpoint's clone points them at phones and releases them.
+#[derive(Default, Clone)]
 struct FakeMedia {
+    state: std::sync::Arc<std::sync::Mutex<FakeSessions>>,
+}
+
+#[derive(Default)]
+struct FakeSessions {
     next: u64,
     live: HashSet<u64>,
 }
 
-impl MediaControl for FakeMedia {
-    fn allocate(&mut self) -> Result<MediaId, MediaError> {
-        if self.live.len() >= 16 {
+impl FakeMedia {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, FakeSessions> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn allocate(&self) -> Result<MediaId, MediaError> {
+        let mut s = self.sessions();
+        if s.live.len() >= 16 {
             return Err(MediaError::Exhausted);
         }
-        self.next += 1;
-        self.live.insert(self.next);
-        Ok(MediaId(self.next))
+        s.next += 1;
+        let id = s.next;
+        s.live.insert(id);
+        Ok(MediaId(id))
     }
+}
+
+impl MediaControl for FakeMedia {
     fn local_port(&self, id: MediaId, leg: Leg) -> Option<u16> {
         let base = 30_000 + (id.0 % 1000) as u16 * 4;
-        self.live.contains(&id.0).then_some(match leg {
+        self.sessions().live.contains(&id.0).then_some(match leg {
             Leg::A => base,
             Leg::B => base + 2,
         })
@@ -138,7 +157,7 @@ impl MediaControl for FakeMedia {
     }
     fn set_crypto(&mut self, _: MediaId, _: Leg, _: Option<media::LegCrypto>) {}
     fn release(&mut self, id: MediaId) {
-        self.live.remove(&id.0);
+        self.sessions().live.remove(&id.0);
     }
 }
 
@@ -154,6 +173,8 @@ struct Answered {
 /// The service under test and what the harness's phones remember.
 pub struct Harness {
     svc: Endpoint,
+    /// The relay's sessions, opened by the harness when the endpoint asks.
+    media: FakeMedia,
     start: Instant,
     now: Instant,
     /// Every address that sent the service something: the only places it may send to.
@@ -201,8 +222,9 @@ impl Harness {
         let local: SocketAddr = "127.0.0.1:5060".parse().expect("static address");
         let by_transport: Vec<(&'static str, SocketAddr)> =
             TRANSPORTS.iter().map(|t| (t.via_token(), local)).collect();
+        let media = FakeMedia::default();
         let mut parts = Parts::for_tests(core);
-        parts.media = Box::new(FakeMedia::default());
+        parts.media = Box::new(media.clone());
         parts.calls = crate::calls::Calls::new(
             crate::calls::CallConfig::default(),
             crate::calls::LocalAddrs {
@@ -225,6 +247,7 @@ impl Harness {
         svc.set_local_addrs(by_transport);
         Harness {
             svc,
+            media,
             start,
             now: start,
             seen: HashSet::new(),
@@ -327,6 +350,21 @@ impl Harness {
     /// Checks what the service sent and remembers what a phone would: challenges, requests to answer, answered
     /// dialogs.
     fn absorb(&mut self, out: Vec<Outbound>) {
+        self.check_sent(out);
+        // What the endpoint asks of the edge: relay ports are opened at once; there are no media applications.
+        for _ in 0..64 {
+            let Some(event) = self.svc.poll_event() else {
+                break;
+            };
+            if let Event::AllocateMedia { call } = event {
+                let allocated = self.media.allocate();
+                let out = self.svc.media_ready(call, allocated, self.now);
+                self.check_sent(out);
+            }
+        }
+    }
+
+    fn check_sent(&mut self, out: Vec<Outbound>) {
         for o in out {
             self.sent += 1;
             if self.trace {

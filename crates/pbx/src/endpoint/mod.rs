@@ -2,7 +2,7 @@
 //! transport source address and the current time) and send what it returns. It owns the transaction layer and
 //! answers what Palisade serves so far (OPTIONS) or refuses the rest with the right status.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
@@ -13,6 +13,7 @@ use guard::{Guard, Verdict};
 pub use sip::Transport;
 
 mod calls;
+mod events;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
 mod limits;
@@ -20,13 +21,14 @@ use calls::same_flow;
 mod trunks;
 mod voicemail;
 use crate::calls::{CallRecord, Calls, LegKey, MediaControl};
+pub use events::Event;
 use sip::transaction::{
     ClientTxId, Config as TxConfig, Output, Peer, ServerTxId, TransactionLayer, TuEvent, TxId,
 };
 use sip::validate::{Capabilities, Triage, triage};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
 pub use trunks::{Resolved, TlsPeer};
-pub use voicemail::{AppEvent, AppHost};
+pub use voicemail::AppEvent;
 
 /// What Palisade accepts: no option tags; the bodies it reads (SDP, keys by INFO) or passes between the legs of a
 /// call (transfer progress) — anything else is refused with 415 before it reaches a call.
@@ -142,8 +144,10 @@ pub struct Endpoint {
     /// Trunks as configured, resolved host names, trunk registrations (service/trunks.rs).
     trunk_state: trunks::TrunkState,
     clock: WallClock,
-    /// Media applications (voicemail); none in unit tests.
-    apps: Option<Box<dyn AppHost>>,
+    /// The edge runs media applications (voicemail); not in unit tests.
+    apps_enabled: bool,
+    /// What the edge must do for the endpoint, oldest first ([`Endpoint::poll_event`]).
+    events: VecDeque<Event>,
     mwi: voicemail::Mwi,
     /// Per-extension and per-trunk resource limits (service/limits.rs).
     limits: crate::limits::ResourceLimits,
@@ -174,7 +178,8 @@ impl Endpoint {
             trunks: Vec::new(),
             trunk_state: trunks::TrunkState::default(),
             clock,
-            apps: None,
+            apps_enabled: false,
+            events: VecDeque::new(),
             mwi: voicemail::Mwi::default(),
             limits: crate::limits::ResourceLimits::default(),
         }

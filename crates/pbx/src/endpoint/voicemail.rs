@@ -14,17 +14,7 @@ use bytes::Bytes;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{Framing, HeaderName, Message, ResponseBuilder};
 
-use super::{Endpoint, Outbound, unix_ms, unspecified, via_token};
-
-/// Starts media applications (the binary runs them as tasks; unit tests have none).
-pub trait AppHost: Send {
-    /// Starts the application for `start.call`; returns the address its audio comes from.
-    fn start(&mut self, start: AppStart) -> Result<SocketAddr, String>;
-    /// A key the caller sent by SIP INFO.
-    fn digit(&mut self, call: u64, digit: char);
-    /// The call ended.
-    fn stop(&mut self, call: u64);
-}
+use super::{Endpoint, Event, Outbound, unix_ms, unspecified, via_token};
 
 /// What a media application reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +70,33 @@ pub(super) struct Mwi {
 }
 
 impl Endpoint {
-    /// The media applications' host (the binary's voicemail tasks).
-    pub fn set_apps(&mut self, apps: Box<dyn AppHost>) {
-        self.apps = Some(apps);
+    /// The edge runs media applications (the binary's voicemail tasks): calls that need one produce
+    /// [`Event::StartApp`], answered with [`Endpoint::app_ready`]. Without it such calls fail at once (480).
+    pub fn enable_apps(&mut self) {
+        self.apps_enabled = true;
+    }
+
+    /// The media application of `call` (asked for by [`Event::StartApp`]) listens at `rtp`, or could not start:
+    /// the caller is answered with it, or gets 480.
+    pub fn app_ready(
+        &mut self,
+        call: u64,
+        started: Result<SocketAddr, String>,
+        now: Instant,
+    ) -> Vec<Outbound> {
+        let wall = self.clock.at(now);
+        match started {
+            Ok(addr) => self
+                .calls
+                .app_ready(call, addr, self.media.as_mut(), now, wall),
+            Err(e) => {
+                tracing::warn!(call, error = %e, "voicemail unavailable");
+                self.calls.app_failed(call, self.media.as_mut(), wall);
+            }
+        }
+        let mut out = Vec::new();
+        self.drain(now, &mut out);
+        out
     }
 
     /// Message counts from the store (at start and after admin changes); lamps whose state changed are updated.
@@ -113,35 +127,19 @@ impl Endpoint {
         out
     }
 
-    /// Starts the application the call layer asked for, and answers the call with it.
+    /// Asks the edge to start the application the call layer asked for ([`Endpoint::app_ready`] answers); without
+    /// applications in this process the call fails at once.
     pub(super) fn start_app(&mut self, start: AppStart, now: Instant) {
-        let wall = self.clock.at(now);
-        let call = start.call;
-        let started = match self.apps.as_mut() {
-            Some(host) => host.start(start),
-            None => Err("no media applications in this process".into()),
-        };
-        match started {
-            Ok(addr) => self
-                .calls
-                .app_ready(call, addr, self.media.as_mut(), now, wall),
-            Err(e) => {
-                tracing::warn!(call, error = %e, "voicemail unavailable");
-                self.calls.app_failed(call, self.media.as_mut(), wall);
-            }
+        if self.apps_enabled {
+            self.events.push_back(Event::StartApp(start));
+            return;
         }
-    }
-
-    pub(super) fn app_digit(&mut self, call: u64, digit: char) {
-        if let Some(host) = self.apps.as_mut() {
-            host.digit(call, digit);
-        }
-    }
-
-    pub(super) fn stop_app(&mut self, call: u64) {
-        if let Some(host) = self.apps.as_mut() {
-            host.stop(call);
-        }
+        tracing::warn!(
+            call = start.call,
+            "voicemail unavailable: no media applications in this process"
+        );
+        self.calls
+            .app_failed(start.call, self.media.as_mut(), self.clock.at(now));
     }
 
     /// Acts on a media application's report; returns what to send.
