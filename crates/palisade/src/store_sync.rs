@@ -229,11 +229,6 @@ pub async fn run(db: Db, edge: Arc<Edge>, mut version: i64) {
                 tracing::error!(error = %e, "cannot prune the security events; will retry");
             }
         }
-        edge.with_service(|s| {
-            let now = s.wall(Instant::now());
-            s.core_mut().expire(now);
-            s.guard_mut().expire(unix_ms(now));
-        });
         if let Err(e) = flush(&db, &edge).await {
             tracing::error!(error = %e, "cannot write to the store; will retry");
         }

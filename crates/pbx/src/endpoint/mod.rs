@@ -43,6 +43,10 @@ const CAPABILITIES: Capabilities<'static> = Capabilities {
     ],
 };
 
+/// How often registrations and IP-list rules are checked for expiry: a registration or ban outlives its time by
+/// at most this much.
+const EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Identifies one accepted TCP or TLS connection for as long as it is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
@@ -148,6 +152,8 @@ pub struct Endpoint {
     apps_enabled: bool,
     /// What the edge must do for the endpoint, oldest first ([`Endpoint::poll_event`]).
     events: VecDeque<Event>,
+    /// When registrations and IP-list rules (bans) are next checked for expiry.
+    expiry_due: Instant,
     mwi: voicemail::Mwi,
     /// Per-extension and per-trunk resource limits (service/limits.rs).
     limits: crate::limits::ResourceLimits,
@@ -180,6 +186,7 @@ impl Endpoint {
             clock,
             apps_enabled: false,
             events: VecDeque::new(),
+            expiry_due: clock.mono,
             mwi: voicemail::Mwi::default(),
             limits: crate::limits::ResourceLimits::default(),
         }
@@ -323,10 +330,16 @@ impl Endpoint {
         out
     }
 
-    /// Runs expired timers (retransmissions, transaction timeouts, call timers).
+    /// Runs expired timers (retransmissions, transaction timeouts, call timers) and expires registrations and
+    /// bans whose time is up.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Outbound> {
         self.transactions.handle_timeout(now);
         let wall = self.clock.at(now);
+        if now >= self.expiry_due {
+            self.expiry_due = now + EXPIRY_INTERVAL;
+            self.core.expire(wall);
+            self.guard.expire(unix_ms(wall));
+        }
         self.calls.handle_timeout(self.media.as_mut(), now, wall);
         self.trunk_timeout(now);
         let mut out = Vec::new();
@@ -336,10 +349,14 @@ impl Endpoint {
 
     /// When `handle_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        // Expiry is checked periodically while something can expire (cheaper than tracking the earliest of
+        // thousands of registrations on every message); an idle endpoint asks for no timer at all.
+        let expiring = !self.core.registrar().is_empty() || !self.guard.lists().is_empty();
         [
             self.transactions.poll_timeout(),
             self.calls.poll_timeout(),
             self.trunk_poll_timeout(),
+            expiring.then_some(self.expiry_due),
         ]
         .into_iter()
         .flatten()
@@ -783,15 +800,10 @@ mod tests {
         assert!(svc.poll_timeout().is_none(), "no timer either");
     }
 
-    #[test]
-    fn failed_authentications_ban_the_source_which_then_gets_silence() {
-        let mut svc = service();
-        svc.guard_mut().set_config(guard::GuardConfig {
-            auth_failures_before_ban: 3,
-            ..Default::default()
-        });
+    /// Three wrong passwords from the test source: banned.
+    fn ban_test_source(svc: &mut Endpoint) {
         for i in 0..3 {
-            let r = answer(&mut svc, &request("REGISTER", "")).expect("challenge");
+            let r = answer(svc, &request("REGISTER", "")).expect("challenge");
             let www = r
                 .header_str(HeaderName::WwwAuthenticate)
                 .unwrap()
@@ -810,9 +822,19 @@ mod tests {
                  nc=00000001, cnonce=\"x{i}\"\r\n"
             );
             let req = request("REGISTER", &auth).replace("z9hG4bK-t1", &format!("z9hG4bK-f{i}"));
-            let r = answer(&mut svc, &req).expect("failure answered like a challenge");
+            let r = answer(svc, &req).expect("failure answered like a challenge");
             assert_eq!(r.status(), Some(401));
         }
+    }
+
+    #[test]
+    fn failed_authentications_ban_the_source_which_then_gets_silence() {
+        let mut svc = service();
+        svc.guard_mut().set_config(guard::GuardConfig {
+            auth_failures_before_ban: 3,
+            ..Default::default()
+        });
+        ban_test_source(&mut svc);
         assert!(
             answer(&mut svc, &request("OPTIONS", "")).is_none(),
             "banned: dropped silently"
@@ -825,5 +847,35 @@ mod tests {
             .filter(|e| matches!(e, guard::GuardEvent::Banned { .. }))
             .collect();
         assert_eq!(bans.len(), 1);
+    }
+
+    #[test]
+    fn a_ban_expires_in_handle_timeout() {
+        let mut svc = service();
+        svc.guard_mut().set_config(guard::GuardConfig {
+            auth_failures_before_ban: 3,
+            ban_seconds: 60,
+            ..Default::default()
+        });
+        ban_test_source(&mut svc);
+        let _ = svc.guard_mut().take_events();
+        let due = svc
+            .poll_timeout()
+            .expect("a ban to expire asks for a timer");
+        assert!(due <= Instant::now() + EXPIRY_INTERVAL);
+        // Before its time the ban holds; after it, the timer lifts it (no store loop involved).
+        let _ = svc.handle_timeout(Instant::now() + std::time::Duration::from_secs(30));
+        assert!(svc.guard_mut().take_events().is_empty());
+        let _ = svc.handle_timeout(Instant::now() + std::time::Duration::from_secs(61));
+        let expired = svc.guard_mut().take_events();
+        assert!(
+            matches!(expired.as_slice(), [guard::GuardEvent::Expired { .. }]),
+            "{expired:?}"
+        );
+        assert_eq!(
+            answer(&mut svc, &request("OPTIONS", "")).and_then(|r| r.status()),
+            Some(200),
+            "answered again"
+        );
     }
 }
