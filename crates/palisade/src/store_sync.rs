@@ -16,7 +16,7 @@ use store::{self, BindingChange, Db, Extension, settings};
 
 use crate::config::Config;
 use crate::guard_store;
-use crate::service::unix_ms;
+use crate::service::{Record, unix_ms};
 use crate::transport::Edge;
 
 /// How often the store is polled for admin changes and pending writes are flushed.
@@ -293,8 +293,6 @@ async fn reload(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes pending security events and registration changes. On failure they are put back for the next try
-/// (the core bounds how many events it keeps).
 /// Rewrites the table of calls in progress when the set changed.
 async fn sync_active_calls(
     db: &Db,
@@ -324,26 +322,28 @@ async fn sync_active_calls(
     Ok(())
 }
 
+/// Writes what the endpoint recorded since the last flush (`Service::poll_record`): call records, bans, security
+/// events, registration changes. On failure events and changes are put back for the next try (the core bounds how
+/// many it keeps).
 pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
-    let records: Vec<store::CdrRow> = edge
-        .with_service(|s| s.take_call_records())
-        .iter()
-        .map(cdr_row)
-        .collect();
+    let mut records: Vec<store::CdrRow> = Vec::new();
+    let mut events = Vec::new();
+    let mut changes = Vec::new();
+    let mut guard_events = Vec::new();
+    let now_ms = edge.with_service(|s| {
+        while let Some(record) = s.poll_record() {
+            match record {
+                Record::Call(r) => records.push(cdr_row(&r)),
+                Record::Security(e) => events.push(e),
+                Record::Binding(c) => changes.push(c),
+                Record::Guard(g) => guard_events.push(g),
+            }
+        }
+        unix_ms(s.wall(Instant::now()))
+    });
     if let Err(e) = db.append_cdrs(&records).await {
         tracing::error!(error = %e, count = records.len(), "cannot store call records");
     }
-    let (mut events, changes, guard_events, now_ms) = edge.with_service(|s| {
-        let now_ms = unix_ms(s.wall(Instant::now()));
-        let guard_events = s.guard_mut().take_events();
-        let core = s.core_mut();
-        (
-            core.take_events(),
-            core.take_changes(),
-            guard_events,
-            now_ms,
-        )
-    });
     // Bans first: a ban must survive a restart even if writing its event fails.
     for e in &guard_events {
         if let GuardEvent::Banned { rule } = e
@@ -377,7 +377,7 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
         })
         .collect();
     if let Err(e) = db.apply_binding_changes(&store_changes).await {
-        edge.with_service(|s| s.core_mut().requeue(events, changes));
+        edge.with_service(|s| s.requeue(events, changes));
         return Err(e).context("cannot store registrations");
     }
     // Routine decisions (challenges to requests without credentials, successful authentications) are counted,
@@ -387,7 +387,7 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
         tracing::error!(error = %e, "cannot update the event counters; these counts are lost");
     }
     if let Err(e) = db.append_events(&rows).await {
-        edge.with_service(|s| s.core_mut().requeue(rows, Vec::new()));
+        edge.with_service(|s| s.requeue(rows, Vec::new()));
         return Err(e).context("cannot store security events");
     }
     Ok(())

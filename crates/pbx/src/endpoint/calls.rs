@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use crate::calls::{
-    ActiveCall, AppKind, CallOutput, CallRecord, DialogLeg, ForwardReason, Party, Resolved,
-    SourceCheck, Target, check_source,
+    ActiveCall, AppKind, CallOutput, DialogLeg, ForwardReason, Party, Resolved, SourceCheck,
+    Target, check_source,
 };
 use crate::core::{AuthSignal, unix_secs};
 use crate::policy::Route;
@@ -76,11 +76,6 @@ impl Parts {
 }
 
 impl Endpoint {
-    /// Finished calls since the last call, for the call-record store.
-    pub fn take_call_records(&mut self) -> Vec<CallRecord> {
-        std::mem::take(&mut self.records)
-    }
-
     /// The calls in progress.
     pub fn active_calls(&self) -> Vec<ActiveCall> {
         self.calls.active()

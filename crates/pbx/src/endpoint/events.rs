@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 use super::{Endpoint, Outbound};
-use crate::calls::{AppStart, MediaError, MediaId};
+use crate::calls::{AppStart, CallRecord, MediaError, MediaId};
+use crate::model::SecurityEvent;
+use crate::registrar::Change;
 
 /// One thing for the edge to do, in the order the endpoint decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +22,45 @@ pub enum Event {
     StopApp { call: u64 },
 }
 
+/// Something that happened which must outlive the process: the store writer's input. Unlike [`Event`] nothing
+/// waits for it, so the writer collects records in batches ([`Endpoint::poll_record`]) instead of being woken for
+/// each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A registration was added, refreshed or removed (expired, unregistered, extension disabled).
+    Binding(Change),
+    /// A security decision of the PBX core (authentication, policy, voicemail PIN).
+    Security(SecurityEvent),
+    /// A decision of the guard: a ban, a throttle, an IP-list rule that expired.
+    Guard(guard::GuardEvent),
+    /// A call ended.
+    Call(CallRecord),
+}
+
 impl Endpoint {
+    /// The next record for the store, oldest first within each kind (guard decisions first, so a ban is written
+    /// even when writing its event fails). Poll until `None` at each store flush.
+    pub fn poll_record(&mut self) -> Option<Record> {
+        if self.records_out.is_empty() {
+            self.records_out.extend(
+                self.guard
+                    .take_events()
+                    .into_iter()
+                    .map(Record::Guard)
+                    .chain(self.core.take_changes().into_iter().map(Record::Binding))
+                    .chain(self.core.take_events().into_iter().map(Record::Security))
+                    .chain(self.records.drain(..).map(Record::Call)),
+            );
+        }
+        self.records_out.pop_front()
+    }
+
+    /// Puts back security events and registration changes the store could not write, ahead of newer ones (the
+    /// core bounds how many it keeps).
+    pub fn requeue(&mut self, events: Vec<SecurityEvent>, changes: Vec<Change>) {
+        self.core.requeue(events, changes);
+    }
+
     /// The next thing for the edge to do, if any. Poll until `None` after every input.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

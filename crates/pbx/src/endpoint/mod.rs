@@ -21,7 +21,7 @@ use calls::same_flow;
 mod trunks;
 mod voicemail;
 use crate::calls::{CallRecord, Calls, LegKey, MediaControl};
-pub use events::Event;
+pub use events::{Event, Record};
 use sip::transaction::{
     ClientTxId, Config as TxConfig, Output, Peer, ServerTxId, TransactionLayer, TuEvent, TxId,
 };
@@ -143,6 +143,8 @@ pub struct Endpoint {
     sent_2xx: HashMap<ServerTxId, Bytes>,
     /// Finished calls, drained by the store synchronisation.
     records: Vec<CallRecord>,
+    /// Records being handed to the store writer ([`Endpoint::poll_record`]).
+    records_out: VecDeque<Record>,
     /// The SIP trunks (providers).
     trunks: Vec<crate::trunks::Trunk>,
     /// Trunks as configured, resolved host names, trunk registrations (service/trunks.rs).
@@ -181,6 +183,7 @@ impl Endpoint {
             leg_clients: HashMap::new(),
             sent_2xx: HashMap::new(),
             records: Vec::new(),
+            records_out: VecDeque::new(),
             trunks: Vec::new(),
             trunk_state: trunks::TrunkState::default(),
             clock,
