@@ -1,0 +1,88 @@
+//! Wire helpers: transport tokens, Via and Contact values, tags and Call-IDs, dialog keys of a message.
+
+use super::*;
+
+/// (Call-ID, To tag, From tag) of a request from the other side of a dialog: its key as Palisade holds it.
+pub(super) fn dialog_key(msg: &Message) -> Option<(String, String, String)> {
+    let call_id = String::from_utf8_lossy(msg.call_id()?).into_owned();
+    let local = msg.to().ok()?.tag()?.to_string();
+    let remote = msg.from().ok()?.tag().unwrap_or_default().to_string();
+    Some((call_id, local, remote))
+}
+
+/// The transaction-layer transport for a Via/registration transport token (`UDP` when unknown).
+pub fn transport_of(token: &str) -> sip::transaction::Transport {
+    match token.to_ascii_uppercase().as_str() {
+        "TCP" => sip::transaction::Transport::Tcp,
+        "TLS" => sip::transaction::Transport::Tls,
+        "WS" => sip::transaction::Transport::Ws,
+        "WSS" => sip::transaction::Transport::Wss,
+        _ => sip::transaction::Transport::Udp,
+    }
+}
+
+pub(super) fn transport_token(t: sip::transaction::Transport) -> &'static str {
+    match t {
+        sip::transaction::Transport::Udp => "UDP",
+        sip::transaction::Transport::Tcp => "TCP",
+        sip::transaction::Transport::Tls => "TLS",
+        sip::transaction::Transport::Ws => "WS",
+        sip::transaction::Transport::Wss => "WSS",
+    }
+}
+
+/// A request without a body in `dialog` (ACK, BYE, …), with Palisade's Via and Contact for `transport` at
+/// `via_addr`.
+pub(super) fn bodyless(
+    dialog: &Dialog,
+    method: &str,
+    cseq: u32,
+    transport: &str,
+    via_addr: SocketAddr,
+) -> Bytes {
+    dialog.request(
+        method,
+        cseq,
+        &via(transport, via_addr),
+        &contact_uri(via_addr, transport),
+        70,
+        &[],
+        None,
+    )
+}
+
+pub(super) fn via(transport: &str, addr: SocketAddr) -> String {
+    format!(
+        "SIP/2.0/{} {};branch=z9hG4bK{:016x};rport",
+        transport.to_ascii_uppercase(),
+        addr,
+        rand::random::<u64>()
+    )
+}
+
+pub(super) fn contact_uri(addr: SocketAddr, transport: &str) -> String {
+    match transport.to_ascii_uppercase().as_str() {
+        "UDP" => format!("<sip:{addr}>"),
+        "TLS" => format!("<sip:{addr};transport=tls>"),
+        t => format!("<sip:{addr};transport={}>", t.to_ascii_lowercase()),
+    }
+}
+
+pub(super) fn contact_header(local: &LocalAddrs, peer: &Peer) -> Option<(HeaderName, String)> {
+    let t = transport_token(peer.transport);
+    local
+        .for_transport(t)
+        .map(|a| (HeaderName::Contact, contact_uri(a, t)))
+}
+
+pub(super) fn new_tag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+pub(super) fn new_call_id(domain: &str) -> String {
+    format!(
+        "{:016x}{:016x}@{domain}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
