@@ -111,7 +111,7 @@ impl Cursor<'_> {
 /// under test, not sockets. The harness opens sessions (as the binary's edge does, answering
 /// [`Event::AllocateMedia`]); the endpoint's clone points them at phones and releases them.
 #[derive(Default, Clone)]
-struct FakeMedia {
+pub(crate) struct FakeMedia {
     state: std::sync::Arc<std::sync::Mutex<FakeSessions>>,
 }
 
@@ -122,13 +122,19 @@ struct FakeSessions {
 }
 
 impl FakeMedia {
+    /// Sessions open now.
+    pub(crate) fn open(&self) -> usize {
+        self.sessions().live.len()
+    }
+
     fn sessions(&self) -> std::sync::MutexGuard<'_, FakeSessions> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn allocate(&self) -> Result<MediaId, MediaError> {
+    /// Opens a session, as the edge does for [`Event::AllocateMedia`] (at most 16 at once).
+    pub(crate) fn allocate(&self) -> Result<MediaId, MediaError> {
         let mut s = self.sessions();
         if s.live.len() >= 16 {
             return Err(MediaError::Exhausted);

@@ -17,6 +17,8 @@ mod events;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
 mod limits;
+#[cfg(test)]
+mod simulation;
 use calls::same_flow;
 mod trunks;
 mod voicemail;
