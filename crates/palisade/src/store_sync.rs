@@ -171,18 +171,11 @@ async fn restrictions(db: &Db) -> anyhow::Result<pbx::restrictions::Restrictions
 }
 
 fn binding_from_store(b: store::Binding) -> Option<registrar::Binding> {
-    let transport = match b.transport.to_ascii_uppercase().as_str() {
-        "UDP" => "UDP",
-        "TCP" => "TCP",
-        "TLS" => "TLS",
-        "WS" => "WS",
-        "WSS" => "WSS",
-        _ => return None,
-    };
+    let transport = sip::Transport::parse(&b.transport)?;
     Some(registrar::Binding {
         aor: b.aor,
         contact: b.contact_uri,
-        transport: transport.to_string(),
+        transport,
         source: b.source_addr.parse().ok()?,
         local: b
             .local_addr
@@ -200,7 +193,7 @@ fn binding_to_store(b: &registrar::Binding) -> store::Binding {
     store::Binding {
         aor: b.aor.clone(),
         contact_uri: b.contact.clone(),
-        transport: b.transport.to_ascii_lowercase(),
+        transport: b.transport.name().to_string(),
         source_addr: b.source.to_string(),
         local_addr: (!b.local.ip().is_unspecified()).then(|| b.local.to_string()),
         expires_at: i64::try_from(b.expires_at).unwrap_or(i64::MAX),

@@ -39,8 +39,7 @@ impl Default for RegistrarConfig {
 /// Where a REGISTER came from: the transport facts, never header contents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origin {
-    /// Via transport token: `UDP`, `TCP`, `TLS`, `WS`, `WSS`.
-    pub transport: &'static str,
+    pub transport: sip::Transport,
     pub source: SocketAddr,
     pub local: SocketAddr,
 }
@@ -52,7 +51,8 @@ pub struct Binding {
     pub aor: String,
     /// The Contact URI as the phone wrote it (without header parameters).
     pub contact: String,
-    pub transport: String,
+    /// The transport the REGISTER came over (requests for this phone leave by it).
+    pub transport: sip::Transport,
     /// Where the REGISTER came from: requests for this phone are sent here.
     pub source: SocketAddr,
     pub local: SocketAddr,
@@ -247,7 +247,7 @@ impl Registrar {
             let binding = Binding {
                 aor: aor.to_string(),
                 contact,
-                transport: origin.transport.to_string(),
+                transport: origin.transport,
                 source: origin.source,
                 local: origin.local,
                 expires_at: now + u64::from(expires.min(self.config.max_expires)),
@@ -368,7 +368,7 @@ mod tests {
 
     fn origin() -> Origin {
         Origin {
-            transport: "UDP",
+            transport: sip::Transport::Udp,
             source: "203.0.113.5:40000".parse().unwrap(),
             local: "192.0.2.1:5060".parse().unwrap(),
         }

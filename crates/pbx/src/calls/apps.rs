@@ -84,7 +84,7 @@ impl Calls {
             caller: call.caller.number.clone(),
             caller_name: call.caller.display_name.clone(),
             source: call.a_peer.addr,
-            transport: transport_token(call.a_peer.transport),
+            transport: call.a_peer.transport,
             codec,
             relay_port,
         };

@@ -254,9 +254,9 @@ pub struct AppStart {
     /// The calling number and name, as for the call record.
     pub caller: String,
     pub caller_name: Option<String>,
-    /// The caller's signalling source (wrong PINs count against it) and its transport token (`UDP`, `TLS`, …).
+    /// The caller's signalling source (wrong PINs count against it) and its transport.
     pub source: SocketAddr,
-    pub transport: &'static str,
+    pub transport: sip::Transport,
     pub codec: AppCodec,
     /// The relay port the application exchanges audio with (the callee side of the call's relay).
     pub relay_port: u16,

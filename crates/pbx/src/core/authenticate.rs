@@ -247,9 +247,9 @@ pub(super) fn location_refusal(
 ) -> Option<LocationRefusal> {
     if ext.lan_only && !local {
         Some(LocationRefusal::LanOnly)
-    } else if ext.block_remote_ws && matches!(origin.transport, "WS" | "WSS") && !local {
+    } else if ext.block_remote_ws && origin.transport.is_websocket() && !local {
         Some(LocationRefusal::RemoteWebSocket)
-    } else if ext.require_tls && !matches!(origin.transport, "TLS" | "WSS") {
+    } else if ext.require_tls && !origin.transport.is_secure() {
         Some(LocationRefusal::TlsRequired)
     } else {
         None

@@ -31,7 +31,7 @@ fn ext(number: &str, auth_id: &str, enabled: bool) -> ExtensionAuth {
 
 fn origin() -> Origin {
     Origin {
-        transport: "UDP",
+        transport: sip::Transport::Udp,
         source: "192.0.2.50:5062".parse().unwrap(),
         local: "192.0.2.1:5060".parse().unwrap(),
     }
@@ -296,7 +296,7 @@ fn an_extension_that_requires_tls_is_refused_over_udp_and_accepted_over_tls() {
     );
     assert!(c.registrar().is_empty());
     let tls = Origin {
-        transport: "TLS",
+        transport: sip::Transport::Tls,
         ..origin()
     };
     let r = register_100(&mut c, tls, 3);
@@ -384,7 +384,7 @@ fn location_rules_hold_for_every_authenticated_request() {
     assert_eq!(request_as_100(&mut c, "INVITE", lan, 100).status, 403);
     assert!(c.take_events().iter().any(|e| e.reason == "tls_required"));
     let tls = Origin {
-        transport: "TLS",
+        transport: sip::Transport::Tls,
         ..lan
     };
     assert_eq!(request_as_100(&mut c, "INVITE", tls, 102).status, 200);
@@ -423,7 +423,7 @@ fn remote_websocket_clients_can_be_blocked_per_extension() {
     e.block_remote_ws = true;
     c.set_extensions(vec![e]);
     let ws = Origin {
-        transport: "WSS",
+        transport: sip::Transport::Wss,
         ..origin()
     };
     let r = register_100(&mut c, ws, 1);

@@ -13,7 +13,7 @@ use crate::registrar::Origin;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
 
-use super::{Endpoint, Event, Parts, to_outbound, unix_ms, unspecified, via_token};
+use super::{Endpoint, Event, Parts, to_outbound, unix_ms, unspecified};
 use crate::endpoint::Outbound;
 
 /// An extension as the calling party of a call.
@@ -92,7 +92,7 @@ impl Endpoint {
     ) {
         let wall = self.clock.at(now);
         let origin = Origin {
-            transport: via_token(peer.transport),
+            transport: peer.transport,
             source: peer.addr,
             local: unspecified(peer.addr),
         };
@@ -225,7 +225,7 @@ impl Endpoint {
     ) -> Option<std::sync::Arc<crate::core::ExtensionAuth>> {
         let wall = self.clock.at(now);
         let origin = Origin {
-            transport: via_token(peer.transport),
+            transport: peer.transport,
             source: peer.addr,
             local: unspecified(peer.addr),
         };
@@ -343,7 +343,7 @@ impl Endpoint {
             .is_empty()
         {
             let origin = Origin {
-                transport: via_token(peer.transport),
+                transport: peer.transport,
                 source: peer.addr,
                 local: unspecified(peer.addr),
             };
@@ -385,7 +385,7 @@ impl Endpoint {
         };
         if ext.restrictions.internal_only {
             let origin = Origin {
-                transport: via_token(peer.transport),
+                transport: peer.transport,
                 source: peer.addr,
                 local: unspecified(peer.addr),
             };
@@ -441,7 +441,7 @@ impl Endpoint {
             return refused(403, "Forbidden (extension disabled)", "disabled");
         };
         let origin = Origin {
-            transport: via_token(source.transport),
+            transport: source.transport,
             source: source.addr,
             local: unspecified(source.addr),
         };
@@ -589,7 +589,7 @@ impl Endpoint {
                     .registrar()
                     .lookup(number, unix_secs(wall))
                     .into_iter()
-                    .map(|b| (b.source, crate::calls::transport_of(&b.transport)))
+                    .map(|b| (b.source, b.transport))
                     .collect()
             })
             .unwrap_or_default();
@@ -624,7 +624,7 @@ impl Endpoint {
             "in-dialog request from another address than the call's; refused"
         );
         let origin = Origin {
-            transport: via_token(source.transport),
+            transport: source.transport,
             source: source.addr,
             local: unspecified(source.addr),
         };
@@ -633,9 +633,7 @@ impl Endpoint {
             origin,
             &format!(
                 "{method} in call {} from outside the leg's signalling ({} {})",
-                leg.call_id,
-                via_token(leg.peer.transport),
-                leg.peer.addr
+                leg.call_id, leg.peer.transport, leg.peer.addr
             ),
             wall,
         );
@@ -663,7 +661,7 @@ impl Endpoint {
         now: Instant,
     ) {
         let origin = Origin {
-            transport: via_token(source.transport),
+            transport: source.transport,
             source: source.addr,
             local: unspecified(source.addr),
         };

@@ -543,7 +543,7 @@ impl Endpoint {
             return false;
         };
         let origin = Origin {
-            transport: via_token(peer.transport),
+            transport: peer.transport,
             source: peer.addr,
             local: unspecified(peer.addr),
         };
@@ -567,7 +567,7 @@ impl Endpoint {
     /// The response to a new request inside its server transaction: the PBX core decides.
     fn answer(&mut self, msg: &Message, peer: Peer, now: Instant) -> (Bytes, bool) {
         let origin = Origin {
-            transport: via_token(peer.transport),
+            transport: peer.transport,
             source: peer.addr,
             local: unspecified(peer.addr),
         };
@@ -611,11 +611,6 @@ fn unspecified(addr: SocketAddr) -> SocketAddr {
         SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
         SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
     }
-}
-
-/// The Via transport token of a peer's transport.
-fn via_token(t: Transport) -> &'static str {
-    t.via_token()
 }
 
 fn to_outbound(peer: Peer, data: Bytes) -> Outbound {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{Framing, HeaderName, Message, ResponseBuilder};
 
-use super::{Endpoint, Event, Outbound, unix_ms, unspecified, via_token};
+use super::{Endpoint, Event, Outbound, unix_ms, unspecified};
 
 /// What a media application reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub enum AppEvent {
     /// A wrong PIN from `source` over `transport` (`locked_out`: the last allowed one).
     PinFailed {
         source: SocketAddr,
-        transport: &'static str,
+        transport: sip::Transport,
         mailbox: String,
         locked_out: bool,
     },
@@ -32,7 +32,7 @@ pub enum AppEvent {
     /// it (the `lockouts`-th lockout), else a PIN entry refused because of it.
     PinLockout {
         source: SocketAddr,
-        transport: &'static str,
+        transport: sip::Transport,
         mailbox: String,
         until: i64,
         lockouts: u32,
@@ -42,7 +42,7 @@ pub enum AppEvent {
     Unlocked {
         number: String,
         source: SocketAddr,
-        transport: &'static str,
+        transport: sip::Transport,
     },
     /// A mailbox's counts changed.
     MailboxChanged { mailbox: String, counts: Counts },
@@ -260,7 +260,7 @@ impl Endpoint {
             };
             // The subscriber's location rules hold for its refreshes too (they would move its NOTIFYs).
             let origin = Origin {
-                transport: via_token(peer.transport),
+                transport: peer.transport,
                 source: peer.addr,
                 local: unspecified(peer.addr),
             };
@@ -310,7 +310,7 @@ impl Endpoint {
             .filter(|s| s.mailbox == subscriber.number && s.expires_at > now)
             .count();
         let origin = Origin {
-            transport: via_token(peer.transport),
+            transport: peer.transport,
             source: peer.addr,
             local: unspecified(peer.addr),
         };
@@ -451,7 +451,7 @@ impl Endpoint {
                 format!("<sip:{mailbox}@{domain}>"),
                 c.contact.clone(),
             );
-            let peer = Peer::new(c.source, crate::calls::transport_of(&c.transport));
+            let peer = Peer::new(c.source, c.transport);
             let request = self.calls.dialog_request(
                 &dialog,
                 "NOTIFY",

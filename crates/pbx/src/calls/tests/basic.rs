@@ -423,7 +423,7 @@ pub(super) fn in_dialog_request_for_an_unknown_dialog_is_not_ours() {
 
 pub(super) fn tls_binding(contact: &str, source: &str) -> Binding {
     Binding {
-        transport: "TLS".into(),
+        transport: sip::Transport::Tls,
         ..binding(contact, source)
     }
 }

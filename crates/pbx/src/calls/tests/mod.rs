@@ -98,7 +98,7 @@ fn binding(contact: &str, source: &str) -> Binding {
     Binding {
         aor: "101".into(),
         contact: contact.into(),
-        transport: "UDP".into(),
+        transport: sip::Transport::Udp,
         source: source.parse().unwrap(),
         local: "192.0.2.1:5060".parse().unwrap(),
         expires_at: u64::MAX,
