@@ -1,6 +1,6 @@
 //! Palisade's anti-hacking guard (hardening steps 7 and 8): a verdict for every packet before it is parsed,
 //! failed-authentication, unanswered-challenge and flood counters per source, and the IP allow/block lists.
-//! Sans-IO and keyed on the transport source address only (DESIGN.md principles 1 and 7).
+//! Sans-IO and keyed on the transport source address only (docs/architecture.md, principles 1 and 7).
 #![forbid(unsafe_code)]
 
 pub mod config;

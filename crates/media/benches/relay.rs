@@ -7,7 +7,7 @@
 //! decision, then encrypt + tag), for AES_CM_128_HMAC_SHA1_80 and AEAD_AES_128_GCM.
 //!
 //! This measures only [`media::Relay::on_packet`] (source check, RTP/RTCP validation, latching, counters): the
-//! part of the per-packet budget (DESIGN.md: < 2 µs CPU per relayed RTP packet) that Palisade's own code decides.
+//! part of the per-packet budget (docs/architecture.md, "Performance budgets": < 2 µs CPU per relayed RTP packet) that Palisade's own code decides.
 //! The whole path — `recvfrom`, the mutex, the decision, `sendto`, tokio's wake-ups — will be measured later
 //! end to end: sipp (or a small RTP blaster) streams G.711 at 50 packets/s per direction through N concurrent
 //! relay sessions over loopback while `perf stat -e task-clock` (or `/proc/<pid>/stat` utime+stime) samples the

@@ -3,7 +3,7 @@
 //! refuses RTP bleed ([`relay`]) toward the peer decided from SDP and signalling source ([`nat`]), and the UDP port pool ([`pool`]). For the media the PBX terminates itself
 //! (voicemail, prompts): G.711 ([`g711`]), 8 kHz WAV files ([`wav`]), DTMF from RTP and SIP INFO ([`dtmf`]),
 //! tones and their detection ([`tone`]), outgoing RTP ([`packetizer`]) and the compiled-in spoken prompts
-//! ([`prompts`]). No sockets and no clocks in here: the tokio edge lives in the `palisade` crate (`palisade::media`) and passes `now` in (DESIGN.md principle 7).
+//! ([`prompts`]). No sockets and no clocks in here: the tokio edge lives in the `palisade` crate (`palisade::media`) and passes `now` in (docs/architecture.md, principle 7: time is an input).
 #![forbid(unsafe_code)]
 
 pub mod dtmf;

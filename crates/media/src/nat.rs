@@ -1,7 +1,7 @@
 //! Where a leg's media may come from and go to, decided from its SDP and from where its signalling came from.
 //! Sans-IO and pure: the call layer asks once per received session description, the relay applies the answer.
 //!
-//! Phones live behind NAT (DESIGN.md principle 9): a desk phone without STUN writes its private address into
+//! Phones live behind NAT (docs/architecture.md, principle 9): a desk phone without STUN writes its private address into
 //! the SDP, while its packets reach Palisade from the NAT's public address. Trusting the SDP gives no audio (the
 //! relay would send to an unroutable address and drop the real packets as bleed) and lets any phone aim the
 //! relay at a third party, at loopback or at Palisade's own ports (reflection). So:

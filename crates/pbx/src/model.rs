@@ -74,7 +74,7 @@ impl TryFrom<String> for SrtpMode {
     }
 }
 
-/// A security decision to record (the event log; DESIGN.md principle 6).
+/// A security decision to record (the event log; docs/architecture.md, principle 6: one decision, one event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityEvent {
     /// Unix milliseconds.

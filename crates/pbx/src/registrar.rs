@@ -3,7 +3,7 @@
 //! behind NAT is reached where it really is.
 //!
 //! Sans-IO: the caller authenticates the request first, passes the current time in, persists the returned
-//! changes (write-behind; registrations are hot state, see DESIGN.md) and sends the response it builds from the
+//! changes (write-behind; registrations are hot state, see docs/architecture.md, "Storage") and sends the response it builds from the
 //! outcome.
 
 use std::collections::HashMap;

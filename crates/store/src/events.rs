@@ -1,4 +1,4 @@
-//! The security event log: one row per security decision (DESIGN.md principle 6), read by the CLI and the
+//! The security event log: one row per security decision (docs/architecture.md, principle 6), read by the CLI and the
 //! dashboard. Fields that come from the network are truncated so an attacker cannot grow rows without bound.
 //!
 //! Routine decisions (a challenge to a request without credentials, a successful digest authentication) are

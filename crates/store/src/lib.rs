@@ -4,7 +4,7 @@
 //! `pbx` never depends on it.
 //!
 //! One file, `DATA/palisade.db`, in WAL mode with `synchronous=FULL`: when a write returns, it is on disk
-//! (nothing lost, DESIGN.md principle 5). Migrations are embedded in the binary and applied at open.
+//! (nothing lost: docs/architecture.md, principle 5). Migrations are embedded in the binary and applied at open.
 //!
 //! SQL is written once with `$1, $2, …` placeholders, which SQLite and PostgreSQL both accept, and run with the
 //! runtime `sqlx::query*` functions (no `sqlx::Any`, which sends `?` to PostgreSQL).

@@ -18,7 +18,7 @@ pub const CREDENTIAL_LENGTH: &str = "credential_length";
 /// Internal: bumped by every admin write (see [`Db::current_version`]). Not settable by hand.
 pub const CONFIG_VERSION: &str = "config_version";
 
-/// MD5 only: what deployed phones speak (DESIGN.md step 1).
+/// MD5 only: what deployed phones speak (docs/security.md, step 1).
 pub const DEFAULT_DIGEST_ALGORITHMS: &str = "MD5";
 /// The digest algorithms Palisade implements, in their RFC 7616 / RFC 8760 spelling.
 pub const KNOWN_DIGEST_ALGORITHMS: [&str; 2] = ["MD5", "SHA-256"];
