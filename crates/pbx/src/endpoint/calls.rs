@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::calls::{
     ActiveCall, AppKind, CallOutput, DialogLeg, ForwardReason, Party, Resolved, SourceCheck,
-    Target, check_source,
+    check_source,
 };
 use crate::core::{AuthSignal, unix_secs};
 use crate::policy::Route;
@@ -13,6 +13,7 @@ use crate::registrar::Origin;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
 
+use super::router::Refused;
 use super::{Endpoint, Event, Parts, to_outbound, unix_ms, unspecified};
 use crate::endpoint::Outbound;
 
@@ -46,7 +47,7 @@ pub(super) fn dialled_number(request: &Message) -> String {
 }
 
 /// An extension as the called party: its mailbox and call forwards apply.
-fn callee_party(e: &crate::core::ExtensionAuth) -> Party {
+pub(super) fn callee_party(e: &crate::core::ExtensionAuth) -> Party {
     Party {
         number: e.number.clone(),
         display_name: None,
@@ -133,14 +134,9 @@ impl Endpoint {
         let refusal = match route {
             Route::Extension(_) => None,
             Route::Refused(r) => {
-                let status = r.status();
-                Some((
-                    status,
-                    format!("{} ({r})", sip::reason_phrase(status)),
-                    r.reason_code(),
-                ))
+                let r = Refused::policy(&r);
+                Some((r.status, r.reason, r.code))
             }
-            // Trunks are not configurable yet, so nothing can leave the PBX.
             Route::External {
                 number: out_number,
                 trunks,
@@ -151,28 +147,18 @@ impl Endpoint {
                 trunks,
                 ..
             } => {
-                let with_room = self.trunks_with_room(&trunks, emergency);
-                let targets = self.trunk_targets(&with_room, &out_number, &caller.number);
-                if with_room.is_empty() && !trunks.is_empty() {
-                    let detail = format!(
-                        "extension {} calling {number}: trunks {} at their call limit",
-                        caller.number,
-                        trunks.join(",")
-                    );
-                    self.trunk_limit_event(&detail, origin, wall);
-                    let r = crate::limits::LimitRefusal::TrunkCalls;
-                    Some((r.status(), r.phrase(), r.reason_code()))
-                } else if targets.is_empty() {
-                    Some((
-                        503,
-                        "Endpoint Unavailable (no trunk is available for this number)".to_string(),
-                        "no_trunk",
-                    ))
-                } else {
-                    let party = caller_party(&caller, display_name_of(request));
-                    self.calls
-                        .invite_trunk(tx, request, peer, party, &number, targets, wall);
-                    return;
+                let context = format!("extension {} calling {number}", caller.number);
+                let (from, out) = (caller.number.clone(), out_number);
+                match self
+                    .trunk_destination(&trunks, &out, &from, emergency, &context, origin, wall)
+                {
+                    Err(r) => Some((r.status, r.reason, r.code)),
+                    Ok(targets) => {
+                        let party = caller_party(&caller, display_name_of(request));
+                        self.calls
+                            .invite_trunk(tx, request, peer, party, &number, targets, wall);
+                        return;
+                    }
                 }
             }
             Route::PinUnlock { pin } => {
@@ -196,18 +182,10 @@ impl Endpoint {
                 .refuse(tx, request, &party, &number, status, &reason, code, wall);
             return;
         }
-        let callee = self
-            .core
-            .extension(&number)
-            .filter(|e| e.enabled)
-            .map(|e| callee_party(&e));
-        let contacts: Vec<_> = self
-            .core
-            .registrar()
-            .lookup(&number, unix_secs(wall))
-            .into_iter()
-            .cloned()
-            .collect();
+        let (callee, contacts) = match self.extension_destination(&number, wall) {
+            Some((party, contacts)) => (Some(party), contacts),
+            None => (None, Vec::new()),
+        };
         let caller = caller_party(&caller, display_name_of(request));
         self.calls
             .invite(tx, request, peer, caller, callee, &contacts, wall);
@@ -275,34 +253,6 @@ impl Endpoint {
     /// The trunks Palisade connects external calls through (from the store).
     pub fn set_trunks(&mut self, trunks: Vec<crate::trunks::Trunk>) {
         self.trunks = trunks;
-    }
-
-    /// The INVITE targets for `number` through the named trunks, in order. A trunk whose host name resolved to
-    /// nothing (service/trunks.rs) is skipped with a warning: the call fails over to the next.
-    fn trunk_targets(&self, names: &[String], number: &str, caller: &str) -> Vec<Target> {
-        names
-            .iter()
-            .filter_map(|name| self.trunks.iter().find(|t| &t.name == name))
-            .filter_map(|t| {
-                let Some(addr) = t.socket_addr() else {
-                    tracing::warn!(trunk = %t.name, host = %t.host, "trunk host does not resolve; skipped");
-                    return None;
-                };
-                Some(Target {
-                    request_uri: format!("sip:{number}@{}:{}", t.host, t.port),
-                    to_uri: format!("<sip:{number}@{}>", t.host),
-                    from_user: t.caller_id.clone().unwrap_or_else(|| caller.to_string()),
-                    source: addr,
-                    transport: t.transport.clone(),
-                    credentials: t
-                        .digest_user()
-                        .map(String::from)
-                        .zip(t.password.clone()),
-                    is_trunk: true,
-                    srtp: Some(t.srtp),
-                })
-            })
-            .collect()
     }
 
     /// An INVITE from a trunk's source address: no authentication (the provider is trusted by address); the
@@ -450,51 +400,23 @@ impl Endpoint {
             r => format!("forward {} from {from}", r.as_str()),
         };
         match self.core.route_forward(&ext, target, &why, origin, wall) {
-            Route::Extension(number) => match self.core.extension(&number).filter(|e| e.enabled) {
-                Some(e) => {
-                    let contacts = self
-                        .core
-                        .registrar()
-                        .lookup(&number, unix_secs(wall))
-                        .into_iter()
-                        .cloned()
-                        .collect();
-                    Resolved::Extension {
-                        party: callee_party(&e),
-                        contacts,
-                    }
-                }
+            Route::Extension(number) => match self.extension_destination(&number, wall) {
+                Some((party, contacts)) => Resolved::Extension { party, contacts },
                 None => refused(404, "Not Found", "404"),
             },
             Route::External { number, trunks, .. } | Route::Emergency { number, trunks, .. } => {
                 // A forwarded or transferred leg takes a trunk channel like any call.
-                let with_room = self.trunks_with_room(&trunks, false);
-                let targets = self.trunk_targets(&with_room, &number, from);
-                if with_room.is_empty() && !trunks.is_empty() {
-                    let detail = format!("{why}: trunks {} at their call limit", trunks.join(","));
-                    self.trunk_limit_event(&detail, origin, wall);
-                    let r = crate::limits::LimitRefusal::TrunkCalls;
-                    refused(r.status(), &r.phrase(), r.reason_code())
-                } else if targets.is_empty() {
-                    refused(
-                        503,
-                        "Endpoint Unavailable (no trunk is available for this number)",
-                        "no_trunk",
-                    )
-                } else {
-                    Resolved::External {
+                match self.trunk_destination(&trunks, &number, from, false, &why, origin, wall) {
+                    Ok(targets) => Resolved::External {
                         number: target.to_string(),
                         targets,
-                    }
+                    },
+                    Err(r) => refused(r.status, &r.reason, r.code),
                 }
             }
             Route::Refused(r) => {
-                let status = r.status();
-                refused(
-                    status,
-                    &format!("{} ({r})", sip::reason_phrase(status)),
-                    r.reason_code(),
-                )
+                let r = Refused::policy(&r);
+                refused(r.status, &r.reason, r.code)
             }
             // The voicemail access and PIN unlock numbers serve the extension that dials them, never a caller
             // sent there.

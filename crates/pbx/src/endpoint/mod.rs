@@ -17,6 +17,7 @@ mod events;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
 mod limits;
+mod router;
 #[cfg(test)]
 mod simulation;
 use calls::same_flow;
