@@ -192,7 +192,8 @@ wait_listening() { # PID LOG
 }
 # provision extensions FIRST..LAST in DATA; "number;auth_id;password" lines on stdout
 pal_provision() { # DATA FIRST LAST
-  "$PALISADE_BIN" ext add-range "$2" "$3" --data "$1" 2>/dev/null | grep -E '^[0-9]+,' | tr ',' ';' ||
+  # number;auth_id;password (the voicemail PIN column, in builds that print one, is not used)
+  "$PALISADE_BIN" ext add-range "$2" "$3" --data "$1" 2>/dev/null | grep -E '^[0-9]+,' | cut -d',' -f1-3 | tr ',' ';' ||
     die "palisade ext add-range $2 $3 failed"
 }
 start_palisade() { # DATA [extra serve args...]

@@ -208,8 +208,8 @@ provision_palisade() {
   if "$PALISADE_BIN" ext add-range --help >/dev/null 2>&1; then
     "$PALISADE_BIN" ext add-range "$USER_FIRST" "$USER_LAST" --data "$PAL_DATA" >"$csv.raw" ||
       die "palisade ext add-range failed"
-    # number,auth_id,password (a header line, if any, is skipped)
-    grep -E '^[0-9]+,' "$csv.raw" | tr ',' ';' >"$csv.tmp"
+    # number,auth_id,password[,voicemail_pin] (a header line, if any, is skipped; the PIN is not used)
+    grep -E '^[0-9]+,' "$csv.raw" | cut -d',' -f1-3 | tr ',' ';' >"$csv.tmp"
   else
     log "  (no 'ext add-range' in this build: one 'ext add --json' per extension)"
     : >"$csv.tmp"
