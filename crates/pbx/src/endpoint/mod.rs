@@ -1,6 +1,12 @@
-//! The SIP service: the sans-IO heart of the server. Transports hand it what they received (with the
-//! transport source address and the current time) and send what it returns. It owns the transaction layer and
-//! answers what Palisade serves so far (OPTIONS) or refuses the rest with the right status.
+//! The endpoint: everything Palisade does between a received message and what it sends, as one sans-IO state
+//! machine (shaped like `quinn-proto`'s `Endpoint` or `str0m`'s `Rtc`). The edge hands it what arrived (with the
+//! transport source address and the current time) and sends what it returns; it runs the guard, the parser, the
+//! transaction layer, the PBX core, the call layer, trunks, message-waiting and the resource limits.
+//!
+//! It never does I/O: what needs a socket or a task (a call's relay ports, a voicemail application) is an
+//! [`Event`] the edge carries out without the endpoint's lock and answers ([`Endpoint::media_ready`],
+//! [`Endpoint::app_ready`]); what must be stored is a [`Record`] the store writer polls; time comes in as `now`
+//! (registrations and bans expire in [`Endpoint::handle_timeout`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -129,8 +135,8 @@ impl WallClock {
     }
 }
 
-/// The SIP service state. Not thread-safe by itself: the edge keeps it behind a mutex and never holds the lock
-/// across an await.
+/// The endpoint's state. Not thread-safe by itself: the edge keeps it behind a mutex and never holds the lock
+/// across an await or any I/O.
 pub struct Endpoint {
     config: ServiceConfig,
     stats: Stats,
