@@ -25,5 +25,5 @@ ours=$(openssl x509 -in "$data/tls/cert.pem" -noout -fingerprint -sha256)
 ok "the console serves DATA/tls/cert.pem"
 
 timeout 90 python3 "$E2E_DIR/console_api.py" "$port" "$data" "$PALISADE_BIN" || fail "console_api.py failed"
-no_panic
-pal_stop
+no_panic "$PAL_ERR"
+pal_stop "$PAL_PID"

@@ -29,6 +29,10 @@ pub fn router(state: State) -> Router {
         .merge(config::routes())
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_session,
+        ))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -56,6 +60,26 @@ fn static_file(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Before any handler (and before its form is even parsed): no session, no page. Only the login, the logout, the
+/// 2FA enrolment (which checks the session itself) and the static files are open.
+async fn require_session(
+    axum::extract::State(s): axum::extract::State<State>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    let open =
+        matches!(path, "/login" | "/logout" | "/account/2fa") || path.starts_with("/static/");
+    if !open
+        && s.sessions
+            .from_headers(req.headers(), s.guard.settings().idle)
+            .is_none()
+    {
+        return Redirect::to("/login").into_response();
+    }
+    next.run(req).await
 }
 
 /// Headers on every console response: no framing, no sniffing, no referrer, nothing from elsewhere, HTTPS only.
