@@ -99,3 +99,22 @@ def refused(host, port, source):
                 return False
     except (ssl.SSLError, ConnectionError, OSError):
         return True
+
+
+def sip_ping(sip_port, source, host="127.0.0.1"):
+    """An OPTIONS from `source` over UDP; True if anything answers within 2 s."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((source, 0))
+    s.settimeout(2)
+    lport = s.getsockname()[1]
+    msg = (f"OPTIONS sip:ping@{host}:{sip_port} SIP/2.0\r\n"
+           f"Via: SIP/2.0/UDP {source}:{lport};branch=z9hG4bK{int(time.time() * 1000)};rport\r\n"
+           f"Max-Forwards: 70\r\nFrom: <sip:probe@{source}>;tag=1\r\nTo: <sip:ping@{host}>\r\n"
+           f"Call-ID: {time.time()}@{source}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+    s.sendto(msg.encode(), (host, sip_port))
+    try:
+        return s.recv(4096).startswith(b"SIP/2.0 ")
+    except OSError:
+        return False
+    finally:
+        s.close()

@@ -5,12 +5,11 @@ usage: console_security.py ADMIN_PORT SIP_PORT DATA_DIR PALISADE_BIN"""
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
 
-from console_client import Client, refused, totp
+from console_client import Client, refused, sip_ping, totp
 
 port, sip_port, data, binary = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 failures = []
@@ -29,22 +28,7 @@ def cli(*args):
 
 
 def sip_options(source):
-    """An OPTIONS from `source` over UDP; True if anything answers within 2 s."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((source, 0))
-    s.settimeout(2)
-    lport = s.getsockname()[1]
-    msg = (f"OPTIONS sip:ping@127.0.0.1:{sip_port} SIP/2.0\r\n"
-           f"Via: SIP/2.0/UDP {source}:{lport};branch=z9hG4bK{int(time.time() * 1000)};rport\r\n"
-           f"Max-Forwards: 70\r\nFrom: <sip:probe@{source}>;tag=1\r\nTo: <sip:ping@127.0.0.1>\r\n"
-           f"Call-ID: {time.time()}@{source}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
-    s.sendto(msg.encode(), ("127.0.0.1", sip_port))
-    try:
-        return s.recv(4096).startswith(b"SIP/2.0 ")
-    except OSError:
-        return False
-    finally:
-        s.close()
+    return sip_ping(sip_port, source)
 
 
 PAGES = ["/", "/security", "/extensions", "/extensions/100", "/blacklist", "/whitelist", "/events", "/calls",

@@ -59,6 +59,28 @@ impl Peer {
     }
 }
 
+/// A source banned while its connection was open (keep-alive) gets nothing more on it.
+async fn refuse_banned(
+    axum::extract::State(state): axum::extract::State<State>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let banned = req
+        .extensions()
+        .get::<Peer>()
+        .is_some_and(|p| state.guard.is_banned(p.ip()));
+    if banned {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            [(axum::http::header::CONNECTION, "close")],
+            "",
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
 /// Binds the admin listeners and serves the console, the API and `extra` (routes other parts of Palisade mount
 /// on the admin listener, e.g. `/metrics` and `/health`: they sit behind the network and ban checks and TLS, and
 /// do their own authentication if they need any). Returns the running tasks; none when the console is off.
@@ -83,7 +105,11 @@ pub async fn start(
     let app = Router::new()
         .merge(pages::router(state.clone()))
         .nest("/api/v1", api::router(state.clone()))
-        .merge(extra);
+        .merge(extra)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_banned,
+        ));
     let mut tasks = vec![
         tokio::spawn(guard::refresh_loop(state.clone())),
         tokio::spawn(live::poll_loop(state.clone())),
