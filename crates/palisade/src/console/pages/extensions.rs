@@ -69,7 +69,8 @@ async fn list(AxState(s): AxState<State>, headers: HeaderMap, Query(q): Query<Se
                     "srtp",
                     "SRTP",
                     &["disabled", "enabled", "enforced"],
-                    "disabled",
+                    // The CLI's default (SRTP when the phone offers it over TLS).
+                    store::SrtpMode::default().as_str(),
                 ),
             ],
         });

@@ -120,7 +120,7 @@ fn chart(events: &[(i64, &str)], now: i64) -> String {
         .unwrap_or(0)
         .max(1);
     let mut svg = String::from(
-        "<svg class=\"chart\" viewBox=\"0 0 480 120\" role=\"img\" aria-label=\"Authentication failures and bans per hour, last 24 hours\">",
+        "<svg class=\"chart\" viewBox=\"0 0 480 130\" role=\"img\" aria-label=\"Authentication failures and bans per hour, last 24 hours\">",
     );
     for i in 0..24 {
         let x = i as u32 * 20;
@@ -136,7 +136,14 @@ fn chart(events: &[(i64, &str)], now: i64) -> String {
             ));
         }
     }
-    svg.push_str("<line x1=\"0\" y1=\"115\" x2=\"480\" y2=\"115\" stroke=\"#999\"/></svg>");
+    svg.push_str(
+        "<text x=\"0\" y=\"127\" font-size=\"9\">24 h ago</text><text x=\"480\" y=\"127\" font-size=\"9\" \
+         text-anchor=\"end\">now</text>",
+    );
+    svg.push_str(&format!(
+        "<line x1=\"0\" y1=\"115\" x2=\"480\" y2=\"115\" stroke=\"#999\"/>\
+         <text x=\"0\" y=\"10\" font-size=\"9\">{max}</text></svg>"
+    ));
     svg
 }
 
