@@ -166,21 +166,6 @@ pub async fn cdr(args: CdrArgs) -> anyhow::Result<()> {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_as_h_mm_ss() {
-        assert_eq!(hms(0), "0:00:00");
-        assert_eq!(hms(59), "0:00:59");
-        assert_eq!(hms(61), "0:01:01");
-        assert_eq!(hms(3_600), "1:00:00");
-        assert_eq!(hms(36_000 + 3_599), "10:59:59");
-        assert_eq!(hms(-3), "0:00:00");
-    }
-}
-
 /// Call records, newest first, as `palisade cdr` and the console show them: `limit` checked as the CLI does.
 pub async fn cdr_views(
     db: &store::Db,
@@ -212,4 +197,19 @@ pub async fn cdr_views(
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_h_mm_ss() {
+        assert_eq!(hms(0), "0:00:00");
+        assert_eq!(hms(59), "0:00:59");
+        assert_eq!(hms(61), "0:01:01");
+        assert_eq!(hms(3_600), "1:00:00");
+        assert_eq!(hms(36_000 + 3_599), "10:59:59");
+        assert_eq!(hms(-3), "0:00:00");
+    }
 }

@@ -138,8 +138,10 @@ pub fn render(t: &impl Template) -> Response {
     }
 }
 
+// The Err of these is the response handlers return as it is: boxing it would only be unboxed at once.
 /// The request's session, or the answer to give instead: the login page, or the 2FA enrolment while the account
 /// has none.
+#[allow(clippy::result_large_err)]
 pub fn session(s: &State, headers: &HeaderMap) -> Result<Session, Response> {
     let Some(sess) = s.sessions.from_headers(headers, s.guard.settings().idle) else {
         return Err(Redirect::to("/login").into_response());
@@ -151,6 +153,7 @@ pub fn session(s: &State, headers: &HeaderMap) -> Result<Session, Response> {
 }
 
 /// For a change: the session's role must be admin and the form's CSRF token must be the session's.
+#[allow(clippy::result_large_err)]
 pub fn may_change(sess: &Session, csrf: &str) -> Result<(), Response> {
     if !same_secret(csrf, &sess.csrf) {
         return Err((
