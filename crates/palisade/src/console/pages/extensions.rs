@@ -28,6 +28,9 @@ pub fn routes() -> Router<State> {
         .route("/extensions/{number}/reset-pin", post(reset_pin))
 }
 
+/// Rows one page of the extension list shows (a phone screen, and a fast page at 10,000 extensions).
+const MAX_ROWS: usize = 200;
+
 #[derive(Deserialize)]
 struct Search {
     #[serde(default)]
@@ -75,6 +78,22 @@ async fn list(AxState(s): AxState<State>, headers: HeaderMap, Query(q): Query<Se
             ],
         });
     }
+    let matching: Vec<&ext::ExtensionView> = views
+        .iter()
+        .filter(|v| {
+            let has = |t: Option<&str>| t.unwrap_or("").to_lowercase().contains(&needle);
+            needle.is_empty()
+                || v.number.contains(&needle)
+                || has(v.display_name.as_deref())
+                || has(v.email.as_deref())
+        })
+        .collect();
+    if matching.len() > MAX_ROWS {
+        page.intro.push(format!(
+            "Showing the first {MAX_ROWS} of {} extensions: search to narrow the list (the API lists them all).",
+            matching.len()
+        ));
+    }
     page.tables.push(Table {
         columns: vec![
             "Number",
@@ -86,22 +105,9 @@ async fn list(AxState(s): AxState<State>, headers: HeaderMap, Query(q): Query<Se
             "Restrictions",
         ],
         empty: "No extensions match.".into(),
-        rows: views
-            .iter()
-            .filter(|v| {
-                needle.is_empty()
-                    || v.number.contains(&needle)
-                    || v.display_name
-                        .as_deref()
-                        .unwrap_or("")
-                        .to_lowercase()
-                        .contains(&needle)
-                    || v.email
-                        .as_deref()
-                        .unwrap_or("")
-                        .to_lowercase()
-                        .contains(&needle)
-            })
+        rows: matching
+            .into_iter()
+            .take(MAX_ROWS)
             .map(|v| Row {
                 cells: vec![
                     Cell {
