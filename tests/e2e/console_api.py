@@ -143,7 +143,41 @@ check(json.loads(out)["auth_failures_before_ban"] == 7, "the CLI sees the API's 
 st, body, _, _ = W.json("PATCH", "/api/v1/security", {"bogus": 1})
 check(st == 400 and body["error"] == cli_error("security", "set", "bogus", "1"), "unknown setting: 400")
 
-# ---- voicemail
+# ---- call policy (countries, office hours, …), as `palisade policy set`
+st, body, _, _ = W.json("PATCH", "/api/v1/policy", {"country_code": "44", "allowed_country_codes": ["1", "49"]})
+check(st == 200 and body["country_code"] == "44" and body["allowed_country_codes"] == ["1", "49"], "patch policy")
+st, body, _, _ = R.json("GET", "/api/v1/countries")
+check(st == 200 and body["home"] == "44" and body["items"] == ["1", "49"], "countries follow")
+st, body, _, _ = W.json("PATCH", "/api/v1/policy", {"country_code": "9999", "pin_unlock_seconds": 60})
+check(st == 400 and body["error"] == cli_error("policy", "set", "country_code", "9999"),
+      "bad policy value: 400 with the CLI's message, and nothing written")
+st, body, _, _ = R.json("GET", "/api/v1/policy")
+check(body["pin_unlock_seconds"] == 3600 and body["country_code"] == "44", "an invalid change writes nothing")
+
+# ---- voicemail: a message as the server stores them (8 kHz PCM16 WAV, then its row)
+import os, sqlite3, struct, time, wave  # noqa: E401,E402
+os.makedirs(os.path.join(data, "voicemail", "300"), exist_ok=True)
+with wave.open(os.path.join(data, "voicemail", "300", "m1.wav"), "wb") as w:
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(8000)
+    w.writeframes(struct.pack("<800h", *([1000, -1000] * 400)))
+db = sqlite3.connect(os.path.join(data, "palisade.db"), timeout=5)
+db.execute("INSERT INTO voicemail_messages (mailbox, caller, caller_name, received_at, duration_ms, file) "
+           "VALUES ('300', '101', 'Bob', ?, 100, '300/m1.wav')", (int(time.time() * 1000),))
+db.commit()
+msg_id = db.execute("SELECT id FROM voicemail_messages WHERE file = '300/m1.wav'").fetchone()[0]
+db.close()
+st, body, _, _ = R.json("GET", "/api/v1/voicemail/300")
+check(st == 200 and [m["id"] for m in body["items"]] == [msg_id] and body["items"][0]["caller"] == "101",
+      "voicemail list")
+res, raw = R.request("GET", f"/api/v1/voicemail/300/{msg_id}")
+check(res.status == 200 and res.headers["Content-Type"] == "audio/wav" and raw[:4] == b"RIFF", "voicemail WAV")
+st, body, _, _ = W.json("DELETE", f"/api/v1/voicemail/300/{msg_id}")
+check(st == 200 and not os.path.exists(os.path.join(data, "voicemail", "300", "m1.wav")),
+      "voicemail delete (row and file)")
+st, body, _, _ = R.json("GET", f"/api/v1/voicemail/300/{msg_id}")
+check(st == 404, "deleted message: 404")
 st, body, _, _ = R.json("GET", "/api/v1/voicemail/300/7")
 check(st == 404, "unknown message: 404")
 st, body, _, _ = R.json("GET", "/api/v1/voicemail/300/x")

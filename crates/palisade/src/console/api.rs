@@ -127,7 +127,7 @@ pub fn router(state: State) -> Router {
         .route("/whitelist", get(list_white).post(add_white))
         .route("/whitelist/{*prefix}", delete(remove_white))
         .route("/security", get(get_security).patch(patch_security))
-        .route("/policy", get(policy))
+        .route("/policy", get(policy).patch(patch_policy))
         .route("/countries", get(countries))
         .route("/hours", get(hours))
         .route("/rules", get(rules))
@@ -642,6 +642,52 @@ async fn policy(AxState(s): AxState<State>) -> ApiResult {
     Ok(ok(json!(
         s.db.policy_settings().await.map_err(anyhow::Error::new)?
     )))
+}
+
+/// `{"SETTING": VALUE, …}` as `palisade policy set` takes them (countries, office hours, local networks, PIN
+/// unlock, limits…): every value is checked before any is written.
+async fn patch_policy(
+    AxState(s): AxState<State>,
+    axum::Extension(c): axum::Extension<Caller>,
+    JsonBody(body): JsonBody<serde_json::Map<String, Value>>,
+) -> ApiResult {
+    if body.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "nothing to change: give {\"SETTING\": VALUE, …} (GET /api/v1/policy lists them)"
+                .into(),
+        ));
+    }
+    let before = json!(s.db.policy_settings().await.map_err(anyhow::Error::new)?);
+    let mut checked = Vec::new();
+    for (key, value) in &body {
+        let text = match value {
+            Value::String(v) => v.clone(),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        checked.push((key.clone(), crate::admin::policy::check_policy(key, &text)?));
+    }
+    for (key, value) in &checked {
+        s.db.set_setting(key, value)
+            .await
+            .map_err(anyhow::Error::new)?;
+    }
+    let after = json!(s.db.policy_settings().await.map_err(anyhow::Error::new)?);
+    accounts::audit(
+        &s.db,
+        &c.actor(),
+        "policy.set",
+        None,
+        Some(before),
+        Some(after.clone()),
+    )
+    .await?;
+    Ok(ok(after))
 }
 
 async fn countries(AxState(s): AxState<State>) -> ApiResult {

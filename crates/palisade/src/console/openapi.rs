@@ -196,6 +196,14 @@ pub const OPERATIONS: &[Operation] = &[
         )
     },
     op("get", "/policy", "Call policy"),
+    Operation {
+        body: Some(settings_patch),
+        ..op(
+            "patch",
+            "/policy",
+            "Change call policy settings (as `palisade policy set`; all checked first)",
+        )
+    },
     op(
         "get",
         "/countries",

@@ -731,8 +731,9 @@ async fn voicemail_page(
                     rows.push(Row {
                         cells: vec![
                             Cell {
-                                text: format!("Play {}", m.id),
+                                text: format!("Message {} (WAV)", m.id),
                                 link: Some(format!("{url}.wav")),
+                                audio: Some(format!("{url}.wav")),
                             },
                             Cell::from(m.caller),
                             Cell::from(or_dash(m.caller_name.as_deref())),

@@ -113,6 +113,7 @@ async fn list(AxState(s): AxState<State>, headers: HeaderMap, Query(q): Query<Se
                     Cell {
                         text: v.number.clone(),
                         link: Some(format!("/extensions/{}", enc(&v.number))),
+                        audio: None,
                     },
                     Cell::from(or_dash(v.display_name.as_deref())),
                     Cell::from(if v.enabled { "yes" } else { "no" }),

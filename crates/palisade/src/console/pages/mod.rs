@@ -252,20 +252,23 @@ pub struct Row {
 pub struct Cell {
     pub text: String,
     pub link: Option<String>,
+    /// A WAV to play in the page (voicemail).
+    pub audio: Option<String>,
 }
 
 impl From<String> for Cell {
     fn from(text: String) -> Cell {
-        Cell { text, link: None }
+        Cell {
+            text,
+            link: None,
+            audio: None,
+        }
     }
 }
 
 impl From<&str> for Cell {
     fn from(text: &str) -> Cell {
-        Cell {
-            text: text.into(),
-            link: None,
-        }
+        Cell::from(text.to_string())
     }
 }
 
