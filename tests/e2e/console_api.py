@@ -244,5 +244,18 @@ while time.time() < deadline and b"192.0.2.55" not in seen:
 check(b"event: security" in seen and b"192.0.2.55" in seen, "the stream carries the manual ban")
 conn.close()
 
+# ---- admin_failures_before_ban (set to 6 above) wrong tokens ban the source (127.0.0.6); others go on
+from console_client import refused  # noqa: E402
+limit = R.json("GET", "/api/v1/security")[1]["console"]["admin_failures_before_ban"]
+check(limit == 6, "admin_failures_before_ban is 6")
+time.sleep(2.5)  # the server re-reads console settings every 2 s
+X = Client("127.0.0.1", port, source="127.0.0.6", token="pal_guess")
+for i in range(limit):
+    st, _, _, _ = X.json("GET", "/api/v1/extensions")
+    check(st == 401, f"guessed token {i + 1}: 401")
+check(refused("127.0.0.1", port, "127.0.0.6"), f"after {limit} wrong tokens 127.0.0.6 is refused")
+st, _, _, _ = R.json("GET", "/api/v1/extensions")
+check(st == 200, "127.0.0.1 with a valid token goes on")
+
 print(f"{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
