@@ -507,3 +507,116 @@ impl Db {
             .unwrap_or(limit.default))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn db(dir: &tempfile::TempDir) -> Db {
+        Db::open_in(dir.path()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn accounts_are_unique_and_the_last_admin_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(&dir).await;
+        db.create_admin("ann", "$argon2id$x", Role::Admin)
+            .await
+            .unwrap();
+        assert!(matches!(
+            db.create_admin("ann", "$argon2id$y", Role::Viewer).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            db.create_admin("bad name", "h", Role::Admin).await,
+            Err(StoreError::Invalid(_))
+        ));
+        db.create_admin("bob", "h", Role::Viewer).await.unwrap();
+        assert!(matches!(
+            db.remove_admin("ann").await,
+            Err(StoreError::Conflict(_))
+        ));
+        db.remove_admin("bob").await.unwrap();
+        assert!(matches!(
+            db.remove_admin("bob").await,
+            Err(StoreError::NotFound(_))
+        ));
+        db.set_admin_totp("ann", Some("SECRET")).await.unwrap();
+        let ann = db.admin("ann").await.unwrap().unwrap();
+        assert_eq!(
+            (ann.role, ann.totp_secret.as_deref()),
+            (Role::Admin, Some("SECRET"))
+        );
+        assert!(matches!(
+            db.set_admin_password("nobody", "h").await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn tokens_expire_and_are_revoked_by_id_or_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(&dir).await;
+        let now = now_ms();
+        let a = db.create_token("ci", "h1", "read", None).await.unwrap();
+        db.create_token("old", "h2", "write", Some(now - 1))
+            .await
+            .unwrap();
+        assert!(db.token_by_hash("h1").await.unwrap().unwrap().is_live(now));
+        assert!(!db.token_by_hash("h2").await.unwrap().unwrap().is_live(now));
+        assert_eq!(db.revoke_token(&a.to_string()).await.unwrap(), 1);
+        assert!(!db.token_by_hash("h1").await.unwrap().unwrap().is_live(now));
+        assert_eq!(db.revoke_token("old").await.unwrap(), 1);
+        assert!(matches!(
+            db.revoke_token("old").await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn audit_pages_go_back_in_time_and_bans_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(&dir).await;
+        for i in 0..5 {
+            db.append_audit(&AuditNew {
+                actor: "cli:root".into(),
+                source: "local".into(),
+                action: format!("a{i}"),
+                ..AuditNew::default()
+            })
+            .await
+            .unwrap();
+        }
+        let first = db.list_audit(None, 2).await.unwrap();
+        assert_eq!(
+            first.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["a4", "a3"]
+        );
+        let next = db.list_audit(Some(first[1].id), 10).await.unwrap();
+        assert_eq!(next.len(), 3);
+        assert_eq!(next[0].action, "a2");
+        db.ban_admin_source("192.0.2.1", 1_000, "x").await.unwrap();
+        assert_eq!(db.admin_bans(999).await.unwrap().len(), 1);
+        assert!(db.admin_bans(1_000).await.unwrap().is_empty());
+        assert!(db.remove_admin_ban("192.0.2.1").await.unwrap());
+        assert!(!db.remove_admin_ban("192.0.2.1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn console_settings_are_checked_and_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(&dir).await;
+        assert_eq!(
+            db.admin_setting(&ADMIN_FAILURES_BEFORE_BAN).await.unwrap(),
+            5
+        );
+        assert!(super::super::settings::normalize("admin_failures_before_ban", "2").is_err());
+        db.set_setting("admin_failures_before_ban", "7")
+            .await
+            .unwrap();
+        assert_eq!(
+            db.admin_setting(&ADMIN_FAILURES_BEFORE_BAN).await.unwrap(),
+            7
+        );
+    }
+}
