@@ -256,6 +256,8 @@ pub struct Config {
 pub struct AdminListen {
     /// Empty: no console.
     pub listen: Vec<SocketAddr>,
+    /// False for the default addresses: then an IPv6 address the host cannot bind is skipped with a warning.
+    pub explicit: bool,
     /// Sources outside these networks are refused before TLS.
     pub networks: Vec<ipnet::IpNet>,
 }
@@ -293,6 +295,7 @@ fn admin_listen(args: &ServeArgs, file: &FileConfig, path: &Path) -> anyhow::Res
             })
             .collect()
     };
+    let explicit = !args.admin_listen.is_empty() || file.admin_listen.is_some();
     let listen = if !args.admin_listen.is_empty() {
         parse_addrs(&args.admin_listen, "--admin-listen")?
     } else if let Some(list) = &file.admin_listen {
@@ -320,7 +323,11 @@ fn admin_listen(args: &ServeArgs, file: &FileConfig, path: &Path) -> anyhow::Res
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("internal error: {e}"))?,
     };
-    Ok(AdminListen { listen, networks })
+    Ok(AdminListen {
+        listen,
+        explicit,
+        networks,
+    })
 }
 
 /// A CIDR prefix or a single address (as a /32 or /128).

@@ -116,7 +116,15 @@ pub async fn start(
     ];
     let tls = listener::acceptor(cert)?;
     for addr in &cfg.listen {
-        let l = listener::bind(*addr)?;
+        let l = match listener::bind(*addr) {
+            Ok(l) => l,
+            // The default [::]:8443 on a host without IPv6: the IPv4 listener serves.
+            Err(e) if !cfg.explicit && addr.is_ipv6() => {
+                tracing::warn!(error = %format!("{e:#}"), "web console: no IPv6 listener; continuing with IPv4");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "web console listening (https)");
         tasks.push(tokio::spawn(listener::accept_loop(
             l,
