@@ -89,7 +89,9 @@ def main():
         rows = []
         oldest = json.loads(api.request("GET", "/api/v1/events?limit=1")[1])["items"][0]["id"]
         for what, path, n in [
-            (f"GET /api/v1/extensions ({EXTENSIONS} items)", "/api/v1/extensions", 10),
+            (f"GET /api/v1/extensions ({EXTENSIONS} items, all)", "/api/v1/extensions", 10),
+            ("GET /api/v1/extensions?limit=100 (first page)", "/api/v1/extensions?limit=100", 30),
+            ("GET /api/v1/extensions?limit=100&after=15000 (page 51)", "/api/v1/extensions?limit=100&after=15000", 30),
             ("GET /api/v1/events?limit=100 (newest page)", "/api/v1/events?limit=100", 30),
             ("GET /api/v1/events?limit=100&before=… (page 5,000, 500,000 rows deep)",
              f"/api/v1/events?limit=100&before={oldest - 500_000}", 30),

@@ -217,8 +217,33 @@ async fn openapi() -> Response {
 
 // ---------------------------------------------------------------- extensions
 
-async fn list_extensions(AxState(s): AxState<State>) -> ApiResult {
-    Ok(items(ext::list_views(&s.db).await?))
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtPage {
+    /// Only extensions numbered after this one (the last of the previous page).
+    after: Option<String>,
+    /// At most this many; default: all.
+    limit: Option<usize>,
+}
+
+async fn list_extensions(AxState(s): AxState<State>, Query(q): Query<ExtPage>) -> ApiResult {
+    let all = ext::list_views(&s.db).await?;
+    let start = match &q.after {
+        // The store's order: shorter numbers first, then by text (so 99 before 100).
+        Some(after) => all.partition_point(|v| {
+            (v.number.len(), v.number.as_str()) <= (after.len(), after.as_str())
+        }),
+        None => 0,
+    };
+    let page: Vec<&ext::ExtensionView> = all
+        .iter()
+        .skip(start)
+        .take(q.limit.unwrap_or(usize::MAX))
+        .collect();
+    let next = (q.limit.is_some() && start + page.len() < all.len())
+        .then(|| page.last().map(|v| v.number.clone()))
+        .flatten();
+    Ok(ok(json!({ "items": page, "next_after": next })))
 }
 
 #[derive(Debug, Deserialize)]

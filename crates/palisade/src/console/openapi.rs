@@ -93,7 +93,14 @@ fn settings_patch() -> Value {
 /// Every operation the API serves.
 pub const OPERATIONS: &[Operation] = &[
     op("get", "/openapi.json", "This document"),
-    op("get", "/extensions", "List extensions"),
+    Operation {
+        query: &["after", "limit"],
+        ..op(
+            "get",
+            "/extensions",
+            "List extensions by number; page with limit and after=next_after",
+        )
+    },
     Operation {
         body: Some(new_extension),
         success: 201,
