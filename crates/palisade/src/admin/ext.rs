@@ -771,6 +771,20 @@ pub async fn list_views(db: &Db) -> anyhow::Result<Vec<ExtensionView>> {
         .collect())
 }
 
+/// A page of extension views: after `after`, at most `limit`.
+pub async fn page_views(
+    db: &Db,
+    after: Option<&str>,
+    limit: u32,
+) -> anyhow::Result<Vec<ExtensionView>> {
+    Ok(db
+        .list_extensions_page(after, limit)
+        .await?
+        .iter()
+        .map(ExtensionView::from)
+        .collect())
+}
+
 /// One extension's view with its mailbox (`palisade ext show`).
 pub async fn show(db: &Db, number: &str) -> anyhow::Result<ExtensionView> {
     let ext = db.get_extension(number).await.map_err(store_error)?;

@@ -227,20 +227,17 @@ struct ExtPage {
 }
 
 async fn list_extensions(AxState(s): AxState<State>, Query(q): Query<ExtPage>) -> ApiResult {
-    let all = ext::list_views(&s.db).await?;
-    let start = match &q.after {
-        // The store's order: shorter numbers first, then by text (so 99 before 100).
-        Some(after) => all.partition_point(|v| {
-            (v.number.len(), v.number.as_str()) <= (after.len(), after.as_str())
-        }),
-        None => 0,
+    let Some(limit) = q.limit else {
+        return Ok(ok(
+            json!({ "items": ext::list_views(&s.db).await?, "next_after": null }),
+        ));
     };
-    let page: Vec<&ext::ExtensionView> = all
-        .iter()
-        .skip(start)
-        .take(q.limit.unwrap_or(usize::MAX))
-        .collect();
-    let next = (q.limit.is_some() && start + page.len() < all.len())
+    let limit = u32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000);
+    // One more than asked says whether there is a next page.
+    let mut page = ext::page_views(&s.db, q.after.as_deref(), limit + 1).await?;
+    let more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    let next = more
         .then(|| page.last().map(|v| v.number.clone()))
         .flatten();
     Ok(ok(json!({ "items": page, "next_after": next })))
