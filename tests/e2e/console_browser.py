@@ -176,6 +176,22 @@ with sync_playwright() as p:
     check(text.startswith("id,call_id,caller,callee") and '"100","101"' in text and '"answered"' in text,
           "the CSV export holds the call")
 
+    # ---- call policy from the routing page, checked as `palisade policy set` checks it
+    page.goto(base + "/routing")
+    form = page.locator("form[action='/routing/policy']")
+    form.locator("select[name=key]").select_option("allowed_country_codes")
+    form.locator("input[name=value]").fill("44,49")
+    form.locator("button").click()
+    page.wait_for_selector("p.notice:has-text('allowed_country_codes = 44,49')")
+    form = page.locator("form[action='/routing/policy']")
+    form.locator("select[name=key]").select_option("country_code")
+    form.locator("input[name=value]").fill("99999")
+    form.locator("button").click()
+    page.wait_for_selector("p.error")
+    check(json.loads(subprocess.run([binary, "countries", "list", "--json", "--data", data], capture_output=True,
+                                    text=True).stdout)["allowed"] == ["44", "49"],
+          "countries set from the console (a bad value refused on the page)")
+
     # ---- the other pages, for a human to look at
     for n, path in [("11-security", "/security"), ("12-whitelist", "/whitelist"), ("13-routing", "/routing"),
                     ("14-voicemail", "/voicemail?ext=100"), ("15-audit", "/audit"), ("16-settings", "/settings")]:

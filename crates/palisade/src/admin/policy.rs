@@ -114,7 +114,8 @@ struct PolicyView {
 }
 
 /// A setting's value in force, as stored text.
-fn value_of(c: &PolicyConfig, key: &str) -> String {
+/// A policy setting's value as `palisade policy show` prints it.
+pub fn value_of(c: &PolicyConfig, key: &str) -> String {
     use store::policy::*;
     match key {
         COUNTRY_CODE => c.country_code.clone(),

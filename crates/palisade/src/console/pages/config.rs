@@ -30,6 +30,7 @@ pub fn routes() -> Router<State> {
         .route("/whitelist", get(whitelist).post(whitelist_add))
         .route("/whitelist/remove", post(whitelist_remove))
         .route("/routing", get(routing))
+        .route("/routing/policy", post(routing_policy_set))
         .route("/voicemail", get(voicemail))
         .route("/voicemail/{number}/{id}", get(voicemail_play))
         .route("/voicemail/{number}/{id}/delete", post(voicemail_delete))
@@ -606,15 +607,97 @@ async fn whitelist_remove(
 
 async fn routing(AxState(s): AxState<State>, headers: HeaderMap) -> Response {
     let sess = sess!(s, headers);
-    let mut page = TablePage::new(
-        "Trunks, rules, countries, office hours, DIDs",
-        Nav::new(&sess, "routing"),
-    );
+    let nav = Nav::new(&sess, "routing");
+    routing_page(&s, &sess, nav).await
+}
+
+#[derive(Deserialize)]
+struct PolicyForm {
+    csrf: String,
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// One call-policy setting, through the same check as `palisade policy set`.
+async fn routing_policy_set(
+    AxState(s): AxState<State>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    AxForm(f): AxForm<PolicyForm>,
+) -> Response {
+    let sess = sess!(s, headers);
+    if let Err(r) = may_change(&sess, &f.csrf) {
+        return r;
+    }
+    let mut nav = Nav::new(&sess, "routing");
+    let done = async {
+        let value = crate::admin::policy::check_policy(&f.key, &f.value)?;
+        let before = s.db.get_setting(&f.key).await?;
+        s.db.set_setting(&f.key, &value).await?;
+        accounts::audit(
+            &s.db,
+            &actor(&sess, &peer),
+            "policy.set",
+            Some(&f.key),
+            before.map(|b| json!(b)),
+            Some(json!(value)),
+        )
+        .await?;
+        anyhow::Ok(value)
+    }
+    .await;
+    match done {
+        Ok(v) => nav.messages.push(format!(
+            "{} = {v}. The running server applies it within a second.",
+            f.key
+        )),
+        Err(e) => nav.errors.push(format!("{e:#}")),
+    }
+    routing_page(&s, &sess, nav).await
+}
+
+async fn routing_page(s: &State, sess: &crate::console::sessions::Session, nav: Nav) -> Response {
+    let admin = sess.role == store::admin::Role::Admin;
+    let mut page = TablePage::new("Trunks, rules, countries, office hours, DIDs", nav);
     page.intro.push(
-        "Change these with `palisade trunk`, `rule`, `countries`, `hours` and `did`, or the API."
+        "Trunks, outbound rules and DIDs are changed with `palisade trunk`, `rule` and `did`; the call policy \
+         (countries, office hours, local networks, …) here or with `palisade policy set`."
             .into(),
     );
-    let trunks = trunk_views(&s).await.unwrap_or_default();
+    let policy_now = s.db.policy_settings().await.unwrap_or_default();
+    if admin {
+        let keys: Vec<&str> = store::POLICY_SETTINGS.iter().map(|p| p.key).collect();
+        page.forms.push(Form {
+            method: "post",
+            action: "/routing/policy".into(),
+            heading: "Change the call policy".into(),
+            submit: "Set".into(),
+            fields: vec![
+                Field::select("key", "Setting", &keys, "allowed_country_codes"),
+                Field::text("value", "Value", ""),
+            ],
+        });
+    }
+    page.tables.push(Table {
+        heading: "Call policy".into(),
+        columns: vec!["Setting", "Value", "Default", "Allowed values", "About"],
+        rows: store::POLICY_SETTINGS
+            .iter()
+            .map(|p| Row {
+                cells: vec![
+                    Cell::from(p.key),
+                    Cell::from(crate::admin::policy::value_of(&policy_now, p.key)),
+                    Cell::from(p.default),
+                    Cell::from(p.allowed),
+                    Cell::from(p.about),
+                ],
+                actions: Vec::new(),
+            })
+            .collect(),
+        ..Table::default()
+    });
+    let trunks = trunk_views(s).await.unwrap_or_default();
     page.tables.push(Table {
         heading: "Trunks".into(),
         columns: vec![
