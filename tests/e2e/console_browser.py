@@ -99,9 +99,14 @@ with sync_playwright() as p:
     with open(inf, "w") as f:
         f.write("SEQUENTIAL\n")
         csv.writer(f, delimiter=";", lineterminator="\n").writerow(["201", auth_id, password])
-    r = subprocess.run(["timeout", "-k", "2", "30", "sipp", f"127.0.0.1:{sip_port}", "-sf", scenario, "-inf", inf,
-                        "-t", "u1", "-i", "127.0.0.1", "-p", sipp_port, "-m", "1", "-nostdin", "-timeout", "20",
-                        "-timeout_error", "-max_retrans", "3"], capture_output=True, text=True, cwd=shots)
+    # The running server picks the new extension up within a second (it polls the configuration version).
+    for attempt in range(6):
+        r = subprocess.run(["timeout", "-k", "2", "30", "sipp", f"127.0.0.1:{sip_port}", "-sf", scenario, "-inf", inf,
+                            "-t", "u1", "-i", "127.0.0.1", "-p", sipp_port, "-m", "1", "-nostdin", "-timeout", "20",
+                            "-timeout_error", "-max_retrans", "3"], capture_output=True, text=True, cwd=shots)
+        if r.returncode == 0:
+            break
+        time.sleep(0.5)
     check(r.returncode == 0, f"sipp registered 201 with the credentials from the page (exit {r.returncode})")
     if r.returncode != 0:
         print(r.stdout[-2000:], r.stderr[-2000:])

@@ -687,8 +687,11 @@ async fn routing_page(s: &State, sess: &crate::console::sessions::Session, nav: 
             .map(|p| Row {
                 cells: vec![
                     Cell::from(p.key),
-                    Cell::from(crate::admin::policy::value_of(&policy_now, p.key)),
-                    Cell::from(p.default),
+                    // Lists with a space after each comma, so a long one wraps.
+                    Cell::from(
+                        crate::admin::policy::value_of(&policy_now, p.key).replace(',', ", "),
+                    ),
+                    Cell::from(p.default.replace(',', ", ")),
                     Cell::from(p.allowed),
                     Cell::from(p.about),
                 ],
@@ -738,39 +741,6 @@ async fn routing_page(s: &State, sess: &crate::console::sessions::Session, nav: 
                 actions: Vec::new(),
             })
             .collect(),
-        ..Table::default()
-    });
-    page.tables.push(Table {
-        heading: "Countries and office hours".into(),
-        columns: vec!["Setting", "Value"],
-        rows: [
-            ("Home country", or_dash(Some(&policy.country_code))),
-            (
-                "Also allowed",
-                if policy.allowed_country_codes.is_empty() {
-                    "-".into()
-                } else {
-                    policy.allowed_country_codes.join(", ")
-                },
-            ),
-            ("Emergency numbers", policy.emergency_numbers.join(", ")),
-            ("Office hours", or_dash(Some(&policy.office_hours))),
-            ("Time zone", or_dash(Some(&policy.office_hours_timezone))),
-            (
-                "Holidays",
-                if policy.holidays.is_empty() {
-                    "-".into()
-                } else {
-                    policy.holidays.join(", ")
-                },
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| Row {
-            cells: vec![Cell::from(k), Cell::from(v)],
-            actions: Vec::new(),
-        })
-        .collect(),
         ..Table::default()
     });
     let dids = s.db.list_dids().await.unwrap_or_default();
