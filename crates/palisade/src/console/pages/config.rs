@@ -728,16 +728,37 @@ async fn routing_page(s: &State, sess: &crate::console::sessions::Session, nav: 
             .collect(),
         ..Table::default()
     });
-    let policy = s.db.policy_settings().await.unwrap_or_default();
+    let or_any = |v: &[String], any: &str| {
+        if v.is_empty() {
+            any.to_string()
+        } else {
+            v.join(", ")
+        }
+    };
     page.tables.push(Table {
-        heading: "Outbound rules (in order)".into(),
-        columns: vec!["Rule"],
+        heading: "Outbound rules (tried in order)".into(),
+        columns: vec![
+            "#", "Name", "Prefix", "Length", "Callers", "Strip", "Prepend", "Trunks",
+        ],
         empty: "No outbound rules.".into(),
-        rows: policy
+        rows: policy_now
             .rules
             .iter()
             .map(|r| Row {
-                cells: vec![Cell::from(serde_json::to_string(r).unwrap_or_default())],
+                cells: vec![
+                    Cell::from(r.position.to_string()),
+                    Cell::from(r.name.clone()),
+                    Cell::from(or_dash(Some(&r.prefix))),
+                    Cell::from(format!(
+                        "{}–{}",
+                        r.min_len.map_or("prefix".into(), |v| v.to_string()),
+                        r.max_len.map_or("max".into(), |v| v.to_string())
+                    )),
+                    Cell::from(or_any(&r.extensions, "all")),
+                    Cell::from(r.strip.to_string()),
+                    Cell::from(or_dash(Some(&r.prepend))),
+                    Cell::from(r.trunks.join(", ")),
+                ],
                 actions: Vec::new(),
             })
             .collect(),
@@ -746,12 +767,16 @@ async fn routing_page(s: &State, sess: &crate::console::sessions::Session, nav: 
     let dids = s.db.list_dids().await.unwrap_or_default();
     page.tables.push(Table {
         heading: "Inbound numbers (DIDs)".into(),
-        columns: vec!["DID"],
+        columns: vec!["Number", "Trunk", "Rings extension"],
         empty: "No DIDs.".into(),
         rows: dids
-            .iter()
+            .into_iter()
             .map(|d| Row {
-                cells: vec![Cell::from(serde_json::to_string(d).unwrap_or_default())],
+                cells: vec![
+                    Cell::from(d.number),
+                    Cell::from(d.trunk),
+                    Cell::from(d.extension),
+                ],
                 actions: Vec::new(),
             })
             .collect(),
