@@ -148,6 +148,9 @@ check(not refused("127.0.0.1", port, "127.0.0.3"), "palisade admin unban lets it
 
 # ---- a SIP ban does not lock the console: block 127.0.0.4 for SIP, it still reaches the console
 cli("blacklist", "add", "127.0.0.4")
+log = cli("audit", "--json", "--limit", "5")
+check(any(e["actor"].startswith("cli:") and e["action"] == "cli" and e["target"] == "blacklist add 127.0.0.4"
+          and e["source"] == "local" for e in log), "a change made with the CLI is in the audit log")
 time.sleep(1.5)
 check(not sip_options("127.0.0.4"), "SIP ignores blacklisted 127.0.0.4")
 check(not refused("127.0.0.1", port, "127.0.0.4"), "the console still serves 127.0.0.4")
