@@ -238,9 +238,15 @@ conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
 conn.request("GET", "/api/v1/stream", headers={"Authorization": "Bearer " + read})
 resp = conn.getresponse()
 check(resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream"), "stream is SSE")
+import time  # noqa: E402
+# The stream starts with the current counts (its baseline); what happens after it is streamed.
+seen = b""
+deadline = time.time() + 5
+while time.time() < deadline and b'"type":"status"' not in seen:
+    seen += resp.fp.readline()
+check(b"event: status" in seen and b'"calls":' in seen, f"the stream starts with the current status ({seen[:200]!r})")
 W.json("POST", "/api/v1/blacklist", {"prefix": "192.0.2.55"})
 seen = b""
-import time  # noqa: E402
 deadline = time.time() + 8
 while time.time() < deadline and b"192.0.2.55" not in seen:
     line = resp.fp.readline()

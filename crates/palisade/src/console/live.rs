@@ -78,6 +78,11 @@ impl Live {
         self.tx.subscribe()
     }
 
+    /// Clients subscribed now.
+    pub fn watchers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     pub fn send(&self, e: LiveEvent) {
         let _ = self.tx.send(e);
     }
@@ -105,10 +110,15 @@ pub async fn poll_loop(state: State) {
     };
     let mut first = true;
     loop {
-        if let Err(e) = poll_once(&state, &mut seen, first).await {
-            tracing::debug!(error = %e, "live stream: cannot read the database");
+        // Nobody watching: read nothing; the next watcher's first poll takes a fresh baseline without replaying.
+        if state.live.watchers() == 0 {
+            first = true;
+        } else {
+            if let Err(e) = poll_once(&state, &mut seen, first).await {
+                tracing::debug!(error = %e, "live stream: cannot read the database");
+            }
+            first = false;
         }
-        first = false;
         tokio::time::sleep(POLL).await;
     }
 }
