@@ -124,6 +124,25 @@ with sync_playwright() as p:
     page.click("a:has-text('201')")
     check(" from 127.0.0.1:" in page.content(), "the extension page lists its contact")
     shot(page, "05-extension-201")
+    edit = page.locator("form[action='/extensions/201']")
+    edit.locator("input[name=forward_busy]").fill("100")
+    edit.locator("input[name=lan_only]").check()
+    edit.locator("button").click()
+    page.wait_for_selector("p.notice:has-text('Saved')")
+    shown = json.loads(subprocess.run([binary, "ext", "show", "201", "--json", "--data", data],
+                                      capture_output=True, text=True).stdout)
+    check(shown["forward"]["busy"] == "100" and shown["lan_only"] is True and shown["forward"]["always"] is None,
+          "extension edited from the console (forward on busy, LAN only)")
+    edit = page.locator("form[action='/extensions/201']")
+    edit.locator("input[name=forward_busy]").fill("201")
+    edit.locator("button").click()
+    page.wait_for_selector("p.error")
+    check("forward" in page.locator("p.error").inner_text().lower(), "a forward to itself is refused with the CLI's message")
+    edit = page.locator("form[action='/extensions/201']")
+    edit.locator("input[name=forward_busy]").fill("")
+    edit.locator("input[name=lan_only]").uncheck()
+    edit.locator("button").click()
+    page.wait_for_selector("p.notice:has-text('Saved')")
 
     # ---- block an address: SIP ignores it; unban: SIP answers again
     check(sip_ping(sip_port, "127.0.0.5"), "SIP answers 127.0.0.5 before the ban")

@@ -289,6 +289,15 @@ async fn show_page(
             ("TLS only", yes(v.require_tls)),
             ("SRTP", v.srtp.to_string()),
             ("Restrictions", restrictions(&v)),
+            (
+                "Forwards",
+                format!(
+                    "always: {}; busy: {}; no answer: {}",
+                    or_dash(v.forward.always.as_deref()),
+                    or_dash(v.forward.busy.as_deref()),
+                    or_dash(v.forward.no_answer.as_deref())
+                ),
+            ),
             ("E-mail", or_dash(v.email.as_deref())),
             (
                 "Voicemail",
@@ -355,6 +364,21 @@ async fn show_page(
                     v.office_hours_only,
                 ),
                 Field::checkbox("voicemail", "Voicemail", vm.is_some_and(|m| m.enabled)),
+                Field::text(
+                    "forward_always",
+                    "Forward always to (empty: off)",
+                    v.forward.always.clone().unwrap_or_default(),
+                ),
+                Field::text(
+                    "forward_busy",
+                    "Forward when busy to",
+                    v.forward.busy.clone().unwrap_or_default(),
+                ),
+                Field::text(
+                    "forward_no_answer",
+                    "Forward on no answer to",
+                    v.forward.no_answer.clone().unwrap_or_default(),
+                ),
             ],
         });
         page.tables.push(Table {
@@ -414,6 +438,12 @@ struct EditForm {
     block_remote_ws: Option<String>,
     office_hours_only: Option<String>,
     voicemail: Option<String>,
+    #[serde(default)]
+    forward_always: String,
+    #[serde(default)]
+    forward_busy: String,
+    #[serde(default)]
+    forward_no_answer: String,
 }
 
 async fn update(
@@ -441,6 +471,10 @@ async fn update(
         block_remote_ws: Some(f.block_remote_ws.is_some()),
         office_hours_only: Some(f.office_hours_only.is_some()),
         voicemail: Some(f.voicemail.is_some()),
+        // An empty target turns a forward off, as `ext set --forward-always ""` does.
+        forward_always: Some(f.forward_always.trim().to_string()),
+        forward_busy: Some(f.forward_busy.trim().to_string()),
+        forward_no_answer: Some(f.forward_no_answer.trim().to_string()),
         ..ExtChanges::default()
     };
     match ext::set(&s.db, &number, changes).await {
