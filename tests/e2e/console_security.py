@@ -106,6 +106,13 @@ check(res.status == 200, "then the pages open")
 res, _ = v.request("POST", "/blacklist", form={"csrf": vcsrf, "prefix": "192.0.2.11"})
 check(res.status == 403, "a viewer may not change anything: 403")
 check(cli("admin", "list", "--json")[1]["totp_enrolled"] is True, "the enrolment is stored")
+# An account removed with the CLI loses its open session within seconds.
+cli("admin", "remove", "ann")
+deadline = time.time() + 5
+while time.time() < deadline and v.request("GET", "/extensions")[0].status == 200:
+    time.sleep(0.3)
+res, _ = v.request("GET", "/extensions")
+check(res.status == 303 and res.headers["Location"] == "/login", "a removed account's session ends (CLI removal)")
 
 # ---- logout
 csrf = b.csrf("/settings")

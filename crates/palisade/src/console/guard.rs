@@ -197,6 +197,10 @@ pub async fn refresh_loop(state: State) {
             tracing::warn!(error = %e, "cannot re-read the console bans and settings");
         }
         state.sessions.expire(state.guard.settings().idle);
+        match state.db.list_admins().await {
+            Ok(accounts) => state.sessions.sync_accounts(&accounts),
+            Err(e) => tracing::warn!(error = %e, "cannot re-read the console accounts"),
+        }
     }
 }
 

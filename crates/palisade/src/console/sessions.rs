@@ -25,6 +25,8 @@ pub struct Session {
     /// A secret offered for enrolment, confirmed by a code before it is stored.
     pub pending_totp: Option<String>,
     pub last_seen: Instant,
+    /// The account's password hash at login: a new password (from the CLI too) ends the session.
+    pub credential: String,
 }
 
 #[derive(Debug, Default)]
@@ -43,8 +45,9 @@ pub fn random_id() -> String {
 
 impl Sessions {
     /// Starts a session; returns it.
-    pub fn create(&self, account: &str, role: Role, needs_totp: bool) -> Session {
+    pub fn create(&self, account: &str, role: Role, needs_totp: bool, credential: &str) -> Session {
         let s = Session {
+            credential: credential.to_string(),
             id: random_id(),
             account: account.to_string(),
             role,
@@ -118,6 +121,21 @@ impl Sessions {
             .retain(|_, s| s.account != account);
     }
 
+    /// Applies the accounts as stored (read every two seconds, so CLI changes reach the running console): ends the
+    /// sessions of removed accounts and of accounts with a new password, and follows role changes.
+    pub fn sync_accounts(&self, accounts: &[store::admin::AdminAccount]) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, s| match accounts.iter().find(|a| a.name == s.account) {
+                Some(a) if a.password_hash == s.credential => {
+                    s.role = a.role;
+                    true
+                }
+                _ => false,
+            });
+    }
+
     /// Ends sessions idle longer than `idle`.
     pub fn expire(&self, idle: Duration) {
         self.map
@@ -176,7 +194,7 @@ mod tests {
     #[test]
     fn idle_sessions_end() {
         let s = Sessions::default();
-        let a = s.create("ann", Role::Admin, false);
+        let a = s.create("ann", Role::Admin, false, "h1");
         let mut h = HeaderMap::new();
         h.insert(
             axum::http::header::COOKIE,
@@ -185,6 +203,30 @@ mod tests {
         assert!(s.from_headers(&h, Duration::from_secs(60)).is_some());
         assert!(s.from_headers(&h, Duration::ZERO).is_none());
         assert!(s.from_headers(&h, Duration::from_secs(60)).is_none());
+    }
+
+    #[test]
+    fn removed_accounts_and_new_passwords_end_sessions() {
+        let s = Sessions::default();
+        let ann = s.create("ann", Role::Admin, false, "h1");
+        let bob = s.create("bob", Role::Admin, false, "h2");
+        let cy = s.create("cy", Role::Admin, false, "h3");
+        let account = |name: &str, hash: &str, role| store::admin::AdminAccount {
+            name: name.into(),
+            password_hash: hash.into(),
+            role,
+            totp_secret: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        s.sync_accounts(&[
+            account("ann", "h1", Role::Viewer),
+            account("bob", "new", Role::Admin),
+        ]);
+        let map = s.map.lock().unwrap();
+        assert_eq!(map.get(&ann.id).map(|x| x.role), Some(Role::Viewer));
+        assert!(!map.contains_key(&bob.id));
+        assert!(!map.contains_key(&cy.id));
     }
 
     #[test]

@@ -138,7 +138,9 @@ async fn login(
         return login_page(StatusCode::UNAUTHORIZED, None);
     };
     s.guard.succeed(ip);
-    let sess = s.sessions.create(&a.name, a.role, a.totp_secret.is_none());
+    let sess = s
+        .sessions
+        .create(&a.name, a.role, a.totp_secret.is_none(), &a.password_hash);
     let _ = accounts::audit(
         &s.db,
         &peer.actor(format!("admin:{}", a.name)),
