@@ -25,7 +25,25 @@ PKGS=(
   procps              # ps / pgrep for process checks
   netcat-openbsd      # nc
   shellcheck          # lint of the project's shell scripts
+  chromium            # the web console tests' browser (driven by Playwright, never its own download)
+  python3-pip         # installs the Python packages below
 )
+
+# Python packages of the web console tests: Playwright (drives the system chromium) and an OpenAPI validator.
+# Debian's Python is "externally managed": install them for the user running the tests, past that guard.
+PY_PKGS=(playwright openapi-spec-validator)
+install_python_packages() {
+  if python3 -c 'import playwright, openapi_spec_validator' 2>/dev/null; then
+    return 0
+  fi
+  echo "install-deps: pip installing ${PY_PKGS[*]}"
+  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${PY_PKGS[@]}" \
+    >/tmp/palisade-install-pip.log 2>&1 || {
+    tail -20 /tmp/palisade-install-pip.log >&2
+    echo "install-deps: pip install failed (full log: /tmp/palisade-install-pip.log)" >&2
+    exit 1
+  }
+}
 
 # One dpkg-query for all: packages it does not know are simply absent from its output.
 installed=" $(dpkg-query -W -f='${Package}:${db:Status-Status} ' "${PKGS[@]}" 2>/dev/null || true) "
@@ -36,6 +54,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages present"
+  install_python_packages
   exit 0
 fi
 echo "install-deps: installing ${missing[*]}"
@@ -80,4 +99,5 @@ export DEBIAN_FRONTEND=noninteractive
   echo "install-deps: apt-get install failed (full log: /tmp/palisade-install-deps.log)" >&2
   exit 1
 }
+install_python_packages
 echo "install-deps: done"

@@ -154,7 +154,17 @@ pal_start() {
   PAL_N=$((PAL_N + 1))
   PAL_OUT=$E2E_TMP/palisade.$PAL_N.out
   PAL_ERR=$E2E_TMP/palisade.$PAL_N.err
-  "$PALISADE_BIN" serve --data "$data" "$@" >"$PAL_OUT" 2>"$PAL_ERR" </dev/null &
+  # The web console listens on 8443 by default; tests run side by side, so each serve gets a free port of the
+  # suite's range unless the test chose one (PAL_ADMIN_PORT says which).
+  local admin_args=()
+  case " $* " in
+  *" --admin-listen "*) ;;
+  *)
+    PAL_ADMIN_PORT=$(free_port)
+    admin_args=(--admin-listen "$HOST:$PAL_ADMIN_PORT")
+    ;;
+  esac
+  "$PALISADE_BIN" serve --data "$data" "${admin_args[@]}" "$@" >"$PAL_OUT" 2>"$PAL_ERR" </dev/null &
   PAL_PID=$!
   E2E_PIDS+=("$PAL_PID")
   for ((i = 0; i < E2E_READY_TIMEOUT * 10; i++)); do

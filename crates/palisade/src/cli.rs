@@ -65,4 +65,9 @@ pub struct ServeArgs {
     /// at; written into SDP, Via and Contact. Default: the first listener with a specific address, else 127.0.0.1.
     #[arg(long, value_name = "IP")]
     pub advertise: Option<std::net::IpAddr>,
+
+    /// Where the web console and REST API listen (HTTPS), as IP:PORT; repeat for several, or `off` for none.
+    /// Default: 0.0.0.0:8443 and [::]:8443. Only sources in `admin_networks` (palisade.toml) are answered.
+    #[arg(long, value_name = "IP:PORT|off")]
+    pub admin_listen: Vec<String>,
 }

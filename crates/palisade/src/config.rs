@@ -155,6 +155,10 @@ pub struct FileConfig {
     pub calls: Option<CallsFile>,
     /// Browser origins allowed to open a WebSocket (`Origin` header), e.g. "https://phone.example.com".
     pub ws_allowed_origins: Option<Vec<String>>,
+    /// Where the web console and API listen (HTTPS), "IP:PORT"; empty: no console.
+    pub admin_listen: Option<Vec<String>>,
+    /// Source networks allowed to reach the console and API (CIDR).
+    pub admin_networks: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -243,6 +247,98 @@ pub struct Config {
     pub limits: sip::Limits,
     pub transport_limits: TransportLimits,
     pub calls: CallSettings,
+    /// The web console and REST API listener.
+    pub admin: AdminListen,
+}
+
+/// Where the console listens and whom it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminListen {
+    /// Empty: no console.
+    pub listen: Vec<SocketAddr>,
+    /// False for the default addresses: then an IPv6 address the host cannot bind is skipped with a warning.
+    pub explicit: bool,
+    /// Sources outside these networks are refused before TLS.
+    pub networks: Vec<ipnet::IpNet>,
+}
+
+/// The console's default networks: loopback and the private ranges, IPv4 and IPv6 (RFC 1918, RFC 6598 shared
+/// address space, IPv4 link-local; IPv6 unique local and link-local).
+pub const DEFAULT_ADMIN_NETWORKS: [&str; 9] = [
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+];
+
+/// The console's default port.
+pub const DEFAULT_ADMIN_PORT: u16 = 8443;
+
+/// Resolves the console listener from the flags (`--admin-listen`, which wins) and the file.
+fn admin_listen(args: &ServeArgs, file: &FileConfig, path: &Path) -> anyhow::Result<AdminListen> {
+    let parse_addrs = |list: &[String], what: &str| -> anyhow::Result<Vec<SocketAddr>> {
+        if list.len() == 1 && list[0].eq_ignore_ascii_case("off") {
+            return Ok(Vec::new());
+        }
+        list.iter()
+            .map(|s| {
+                s.parse::<SocketAddr>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "invalid {what} `{s}`: expected IP:PORT such as 0.0.0.0:8443 or [::1]:8443, or off"
+                    )
+                })
+            })
+            .collect()
+    };
+    let explicit = !args.admin_listen.is_empty() || file.admin_listen.is_some();
+    let listen = if !args.admin_listen.is_empty() {
+        parse_addrs(&args.admin_listen, "--admin-listen")?
+    } else if let Some(list) = &file.admin_listen {
+        parse_addrs(list, &format!("admin_listen in {}", path.display()))?
+    } else {
+        vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_ADMIN_PORT),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), DEFAULT_ADMIN_PORT),
+        ]
+    };
+    let networks = match &file.admin_networks {
+        Some(list) => list
+            .iter()
+            .map(|s| parse_network(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "invalid config file {}: key `admin_networks`: {e}",
+                    path.display()
+                )
+            })?,
+        None => DEFAULT_ADMIN_NETWORKS
+            .iter()
+            .map(|s| parse_network(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("internal error: {e}"))?,
+    };
+    Ok(AdminListen {
+        listen,
+        explicit,
+        networks,
+    })
+}
+
+/// A CIDR prefix or a single address (as a /32 or /128).
+fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    let t = s.trim();
+    t.parse::<ipnet::IpNet>()
+        .or_else(|_| t.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| {
+            format!("`{s}` is not an address or CIDR prefix such as 192.168.0.0/16 or fd00::/8")
+        })
 }
 
 /// The data directory: --data, else $PALISADE_DATA (clap reads it into the same field), else ./palisade-data.
@@ -268,6 +364,7 @@ impl Config {
         data_dir: &Path,
         path: &Path,
     ) -> anyhow::Result<Config> {
+        let admin = admin_listen(args, &file, path)?;
         let listen = if !args.listen.is_empty() {
             Some(args.listen.clone())
         } else if let Some(list) = &file.listen {
@@ -414,6 +511,7 @@ impl Config {
         };
 
         Ok(Config {
+            admin,
             calls,
             data_dir: data_dir.to_path_buf(),
             listen,
@@ -484,6 +582,13 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 ## browser on any other site is refused with 403 at the upgrade; clients that send no Origin (softphones such
 ## as baresip or sipp) are not browsers and are accepted.
 # ws_allowed_origins = ["https://phone.example.com"]
+
+## The web console and REST API (HTTPS, the same certificate as SIP over TLS). "IP:PORT" each; [] turns it off.
+# admin_listen = ["0.0.0.0:8443", "[::]:8443"]
+## Sources allowed to reach the console and API; anything else is refused before TLS.
+## Default: loopback and the private ranges.
+# admin_networks = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+#                   "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10"]
 
 # [calls]
 ## Seconds of ringing without an answer before the caller gets 480.

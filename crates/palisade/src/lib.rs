@@ -6,6 +6,7 @@ pub mod admin;
 pub mod call_media;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod data_dir;
 pub mod endpoint_events;
 pub mod guard_store;

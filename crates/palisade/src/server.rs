@@ -34,12 +34,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // With a TLS listener, the certificate files are watched and reloaded without a restart (and on SIGHUP).
     let mut reloader = None;
     // WSS uses the same certificate as SIP over TLS.
-    let tls_acceptor = if listeners
+    let sip_tls = listeners
         .iter()
-        .any(|l| matches!(l.transport(), Transport::Tls | Transport::Wss))
-    {
+        .any(|l| matches!(l.transport(), Transport::Tls | Transport::Wss));
+    // The web console uses the same certificate (and the same reloads).
+    let mut console_cert = None;
+    let tls_acceptor = if sip_tls || !config.admin.listen.is_empty() {
         let (server, resolver) =
             tls::reloading_server_config(&config.tls, &config.data_dir, &config.domain)?;
+        console_cert = Some(resolver.clone());
         reloader = Some(crate::tls_reload::spawn_reloader(resolver.clone()));
         let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
         tokio::spawn(async move {
@@ -50,7 +53,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 let _ = tokio::task::spawn_blocking(move || r.reload()).await;
             }
         });
-        Some(TlsAcceptor::from(server))
+        sip_tls.then(|| TlsAcceptor::from(server))
     } else {
         None
     };
@@ -189,6 +192,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    // The web console and REST API (console/): bound before "ready", so a port in use stops the start.
+    let console_tasks = match console_cert {
+        Some(cert) => {
+            crate::console::start(
+                &config.admin,
+                config.data_dir.clone(),
+                db.clone(),
+                cert,
+                axum::Router::new(),
+            )
+            .await?
+        }
+        None => Vec::new(),
+    };
     tracing::info!(domain = %config.domain, data = %config.data_dir.display(), "palisade ready");
     {
         let mut out = std::io::stdout().lock();
@@ -201,6 +218,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ = sigint.recv() => tracing::info!("SIGINT received; shutting down"),
     }
     unregister_trunks(&edge).await;
+    for t in console_tasks {
+        t.abort();
+    }
     tasks.abort_all();
     if let Some(r) = reloader {
         r.abort();

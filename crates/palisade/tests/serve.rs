@@ -22,11 +22,14 @@ impl Server {
     /// Starts `palisade serve` and waits for "palisade ready" on stdout.
     fn start(data: &Path, listen: &[String]) -> Server {
         let mut cmd = Command::new(BIN);
+        // These tests run side by side and are about SIP: no web console (it would want port 8443 in each).
         cmd.arg("serve")
             .arg("--data")
             .arg(data)
             .arg("--domain")
-            .arg("pbx.test");
+            .arg("pbx.test")
+            .arg("--admin-listen")
+            .arg("off");
         for l in listen {
             cmd.arg("--listen").arg(l);
         }

@@ -170,6 +170,31 @@ impl Db {
         }
     }
 
+    /// A page of events, newest first by id: at or after `since`, of `kind` if given, with an id below
+    /// `before_id` if given (the last id of the previous page), at most `limit` (capped at [`MAX_EVENT_LIST`]).
+    /// Walks the primary key, so a page costs the same at the millionth event as at the first.
+    pub async fn list_events_page(
+        &self,
+        since: Option<i64>,
+        kind: Option<&str>,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        let limit = i64::from(limit.min(MAX_EVENT_LIST));
+        match self {
+            Db::Sqlite(pool) => Ok(sqlx::query_as(
+                "SELECT id, at, kind, reason, source, username, detail FROM security_events \
+                 WHERE id < $1 AND at >= $2 AND ($3 IS NULL OR kind = $3) ORDER BY id DESC LIMIT $4",
+            )
+            .bind(before_id.unwrap_or(i64::MAX))
+            .bind(since.unwrap_or(i64::MIN))
+            .bind(kind)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?),
+        }
+    }
+
     /// Deletes events older than `before` (unix ms), for retention; returns how many.
     pub async fn prune_events(&self, before: i64) -> Result<u64> {
         match self {

@@ -560,6 +560,29 @@ impl Db {
         }
     }
 
+    /// A page of extensions in the order of [`Db::list_extensions`]: those after `after` (a number), at most
+    /// `limit`.
+    pub async fn list_extensions_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Extension>> {
+        let after = after.unwrap_or("");
+        match self {
+            Db::Sqlite(pool) => {
+                let sql = select!(
+                    "WHERE length(number) > length($1) OR (length(number) = length($1) AND number > $1) \
+                     ORDER BY length(number), number LIMIT $2"
+                );
+                Ok(sqlx::query_as(sql)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?)
+            }
+        }
+    }
+
     /// Applies `patch` and returns the updated extension. [`StoreError::NotFound`] if there is no such extension.
     pub async fn update_extension(&self, number: &str, patch: ExtensionPatch) -> Result<Extension> {
         let display_name = patch.display_name.map(non_empty);

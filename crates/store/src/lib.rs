@@ -12,6 +12,7 @@
 //! Every admin write (extensions, settings) bumps the `config_version` setting in the same transaction; a running
 //! server polls [`Db::current_version`] and reloads when it changes.
 
+pub mod admin;
 pub mod calls;
 mod events;
 mod extensions;

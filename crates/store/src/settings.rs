@@ -158,6 +158,8 @@ pub fn normalize(key: &str, value: &str) -> Result<String> {
         _ if event_limit(key).is_some() => {
             event_limit(key).map_or(Ok(value.to_string()), |l| validate_limit(l, value))
         }
+        _ if super::admin::admin_limit(key).is_some() => super::admin::admin_limit(key)
+            .map_or(Ok(value.to_string()), |l| validate_limit(l, value)),
         _ if super::policy::policy_setting(key).is_some() => {
             super::policy::normalize(key, value).unwrap_or_else(|| Ok(value.to_string()))
         }
@@ -167,6 +169,7 @@ pub fn normalize(key: &str, value: &str) -> Result<String> {
                 .map(|(k, _)| *k)
                 .chain(GUARD_SETTINGS.iter().map(|l| l.key))
                 .chain(super::events::EVENT_SETTINGS.iter().map(|l| l.key))
+                .chain(super::admin::ADMIN_SETTINGS.iter().map(|l| l.key))
                 .chain(super::policy::POLICY_SETTINGS.iter().map(|s| s.key))
                 .collect();
             Err(StoreError::Invalid(format!(

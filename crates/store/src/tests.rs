@@ -2266,3 +2266,36 @@ async fn resource_limits_per_extension_and_trunk() {
     assert_eq!(l.max_calls_per_extension, 7);
     assert_eq!(l.extensions["100"].max_external_calls, Some(1));
 }
+
+#[tokio::test]
+async fn extension_pages_follow_the_list_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    for (n, id) in [
+        ("100", "aaaaaaaaaa"),
+        ("99", "bbbbbbbbbb"),
+        ("101", "cccccccccc"),
+        ("20", "dddddddddd"),
+    ] {
+        db.create_extension(ext(n, id)).await.unwrap();
+    }
+    let numbers = |v: Vec<Extension>| v.into_iter().map(|e| e.number).collect::<Vec<_>>();
+    assert_eq!(
+        numbers(db.list_extensions_page(None, 2).await.unwrap()),
+        ["20", "99"]
+    );
+    assert_eq!(
+        numbers(db.list_extensions_page(Some("99"), 2).await.unwrap()),
+        ["100", "101"]
+    );
+    assert!(
+        db.list_extensions_page(Some("101"), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        numbers(db.list_extensions().await.unwrap()),
+        ["20", "99", "100", "101"]
+    );
+}

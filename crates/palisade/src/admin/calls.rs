@@ -30,32 +30,32 @@ pub struct CdrArgs {
 }
 
 #[derive(Debug, Serialize)]
-struct ActiveCallView {
-    call_id: String,
-    caller: String,
-    callee: String,
-    state: String,
-    started_at: String,
-    answered_at: Option<String>,
+pub struct ActiveCallView {
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    pub state: String,
+    pub started_at: String,
+    pub answered_at: Option<String>,
     /// Talk time so far; `None` until answered.
-    duration_secs: Option<i64>,
+    pub duration_secs: Option<i64>,
     /// When the server last wrote the set of calls.
-    updated_at: String,
+    pub updated_at: String,
 }
 
 #[derive(Debug, Serialize)]
-struct CdrView {
-    id: i64,
-    call_id: String,
-    caller: String,
-    callee: String,
-    started_at: String,
-    answered_at: Option<String>,
-    ended_at: String,
-    duration_secs: i64,
-    disposition: String,
-    hung_up_by: String,
-    reason: String,
+pub struct CdrView {
+    pub id: i64,
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    pub started_at: String,
+    pub answered_at: Option<String>,
+    pub ended_at: String,
+    pub duration_secs: i64,
+    pub disposition: String,
+    pub hung_up_by: String,
+    pub reason: String,
 }
 
 /// Seconds as `h:mm:ss`.
@@ -73,13 +73,11 @@ fn or_dash(s: &str) -> String {
     }
 }
 
-pub async fn calls(args: CallsArgs) -> anyhow::Result<()> {
-    let common = args.common;
-    let db = common.open().await?;
+/// The calls in progress, as `palisade calls` and the console show them.
+pub async fn active_call_views(db: &store::Db) -> anyhow::Result<Vec<ActiveCallView>> {
     let list = db.list_active_calls().await;
-    db.close().await;
     let now = now_ms();
-    let views: Vec<ActiveCallView> = list?
+    Ok(list?
         .into_iter()
         .map(|c| {
             let c_updated = c.updated_at;
@@ -95,7 +93,15 @@ pub async fn calls(args: CallsArgs) -> anyhow::Result<()> {
                 state: c.state,
             }
         })
-        .collect();
+        .collect())
+}
+
+pub async fn calls(args: CallsArgs) -> anyhow::Result<()> {
+    let common = args.common;
+    let db = common.open().await?;
+    let views = active_call_views(&db).await;
+    db.close().await;
+    let views = views?;
     output::list(
         common.json,
         &views,
@@ -130,27 +136,9 @@ pub async fn cdr(args: CdrArgs) -> anyhow::Result<()> {
         .transpose()?;
     let common = args.common;
     let db = common.open().await?;
-    let list = db.list_cdrs(since, args.ext.as_deref(), args.limit).await;
+    let views = cdr_views(&db, since, args.ext.as_deref(), args.limit).await;
     db.close().await;
-    let views: Vec<CdrView> = list?
-        .into_iter()
-        .map(|s| {
-            let c = s.cdr;
-            CdrView {
-                id: s.id,
-                started_at: format_ms(c.started_at),
-                answered_at: c.answered_at.map(format_ms),
-                ended_at: format_ms(c.ended_at),
-                call_id: c.call_id,
-                caller: c.caller,
-                callee: c.callee,
-                duration_secs: c.duration_secs,
-                disposition: c.disposition,
-                hung_up_by: c.hung_up_by,
-                reason: c.reason,
-            }
-        })
-        .collect();
+    let views = views?;
     output::list(
         common.json,
         &views,
@@ -176,6 +164,39 @@ pub async fn cdr(args: CdrArgs) -> anyhow::Result<()> {
             ]
         },
     )
+}
+
+/// Call records, newest first, as `palisade cdr` and the console show them: `limit` checked as the CLI does.
+pub async fn cdr_views(
+    db: &store::Db,
+    since: Option<i64>,
+    ext: Option<&str>,
+    limit: u32,
+) -> anyhow::Result<Vec<CdrView>> {
+    if !(1..=MAX_CDR_LIST).contains(&limit) {
+        bail!("--limit must be from 1 to {MAX_CDR_LIST}, got {limit}");
+    }
+    Ok(db
+        .list_cdrs(since, ext, limit)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let c = s.cdr;
+            CdrView {
+                id: s.id,
+                started_at: format_ms(c.started_at),
+                answered_at: c.answered_at.map(format_ms),
+                ended_at: format_ms(c.ended_at),
+                call_id: c.call_id,
+                caller: c.caller,
+                callee: c.callee,
+                duration_secs: c.duration_secs,
+                disposition: c.disposition,
+                hung_up_by: c.hung_up_by,
+                reason: c.reason,
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -38,51 +38,34 @@ pub struct EventsArgs {
 }
 
 #[derive(Debug, Serialize)]
-struct BindingView {
-    extension: String,
-    contact: String,
-    transport: String,
-    source: String,
-    local: Option<String>,
-    expires_at: String,
-    expires_in_s: i64,
-    user_agent: Option<String>,
+pub struct BindingView {
+    pub extension: String,
+    pub contact: String,
+    pub transport: String,
+    pub source: String,
+    pub local: Option<String>,
+    pub expires_at: String,
+    pub expires_in_s: i64,
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-struct EventView {
-    id: i64,
-    at: String,
-    kind: String,
-    reason: String,
-    source: String,
-    user: Option<String>,
-    detail: Option<String>,
+pub struct EventView {
+    pub id: i64,
+    pub at: String,
+    pub kind: String,
+    pub reason: String,
+    pub source: String,
+    pub user: Option<String>,
+    pub detail: Option<String>,
 }
 
 pub async fn registrations(args: RegistrationsArgs) -> anyhow::Result<()> {
     let common = args.common;
     let db = common.open().await?;
-    let list = match &args.number {
-        Some(n) => db.list_bindings_for(n).await,
-        None => db.list_bindings().await,
-    };
+    let views = binding_views(&db, args.number.as_deref()).await;
     db.close().await;
-    let now_s = now_ms() / 1000;
-    let views: Vec<BindingView> = list?
-        .into_iter()
-        .filter(|b| b.expires_at > now_s)
-        .map(|b| BindingView {
-            expires_at: format_ms(b.expires_at.saturating_mul(1000)),
-            expires_in_s: b.expires_at - now_s,
-            extension: b.aor,
-            contact: b.contact_uri,
-            transport: b.transport,
-            source: b.source_addr,
-            local: b.local_addr,
-            user_agent: b.user_agent,
-        })
-        .collect();
+    let views = views?;
     output::list(
         common.json,
         &views,
@@ -125,22 +108,9 @@ pub async fn events(args: EventsArgs) -> anyhow::Result<()> {
         return summary(&common, since).await;
     }
     let db = common.open().await?;
-    let list = db
-        .list_events(since, args.kind.as_deref(), args.limit)
-        .await;
+    let views = event_views(&db, since, args.kind.as_deref(), None, args.limit).await;
     db.close().await;
-    let views: Vec<EventView> = list?
-        .into_iter()
-        .map(|e| EventView {
-            id: e.id,
-            at: format_ms(e.at),
-            kind: e.kind,
-            reason: e.reason,
-            source: e.source,
-            user: e.user,
-            detail: e.detail,
-        })
-        .collect();
+    let views = views?;
     output::list(
         common.json,
         &views,
@@ -234,4 +204,58 @@ async fn summary(common: &CommonArgs, since: Option<i64>) -> anyhow::Result<()> 
             ]
         },
     )
+}
+
+/// The live registrations (of `number` if given), as `palisade registrations` and the console show them.
+pub async fn binding_views(
+    db: &store::Db,
+    number: Option<&str>,
+) -> anyhow::Result<Vec<BindingView>> {
+    let list = match number {
+        Some(n) => db.list_bindings_for(n).await?,
+        None => db.list_bindings().await?,
+    };
+    let now_s = now_ms() / 1000;
+    Ok(list
+        .into_iter()
+        .filter(|b| b.expires_at > now_s)
+        .map(|b| BindingView {
+            expires_at: format_ms(b.expires_at.saturating_mul(1000)),
+            expires_in_s: b.expires_at - now_s,
+            extension: b.aor,
+            contact: b.contact_uri,
+            transport: b.transport,
+            source: b.source_addr,
+            local: b.local_addr,
+            user_agent: b.user_agent,
+        })
+        .collect())
+}
+
+/// Security events, newest first, as `palisade events` and the console show them: at or after `since`, of
+/// `kind`, with an id below `before_id` (for paging), at most `limit` (checked as the CLI does).
+pub async fn event_views(
+    db: &store::Db,
+    since: Option<i64>,
+    kind: Option<&str>,
+    before_id: Option<i64>,
+    limit: u32,
+) -> anyhow::Result<Vec<EventView>> {
+    if !(1..=MAX_EVENT_LIST).contains(&limit) {
+        bail!("--limit must be from 1 to {MAX_EVENT_LIST}, got {limit}");
+    }
+    Ok(db
+        .list_events_page(since, kind, before_id, limit)
+        .await?
+        .into_iter()
+        .map(|e| EventView {
+            id: e.id,
+            at: format_ms(e.at),
+            kind: e.kind,
+            reason: e.reason,
+            source: e.source,
+            user: e.user,
+            detail: e.detail,
+        })
+        .collect())
 }

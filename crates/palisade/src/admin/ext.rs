@@ -163,63 +163,63 @@ pub enum ExtCommand {
 
 /// An extension as shown: everything except secrets.
 #[derive(Debug, Serialize)]
-struct ExtensionView {
-    number: String,
-    display_name: Option<String>,
-    enabled: bool,
-    auth_id: String,
-    realm: String,
-    digest_algorithms: Option<String>,
-    email: Option<String>,
-    require_tls: bool,
-    srtp: SrtpMode,
-    internal_only: bool,
-    pin_protect: bool,
-    lan_only: bool,
-    block_remote_ws: bool,
-    office_hours_only: bool,
+pub struct ExtensionView {
+    pub number: String,
+    pub display_name: Option<String>,
+    pub enabled: bool,
+    pub auth_id: String,
+    pub realm: String,
+    pub digest_algorithms: Option<String>,
+    pub email: Option<String>,
+    pub require_tls: bool,
+    pub srtp: SrtpMode,
+    pub internal_only: bool,
+    pub pin_protect: bool,
+    pub lan_only: bool,
+    pub block_remote_ws: bool,
+    pub office_hours_only: bool,
     /// Call forwards (`null`: off).
-    forward: ForwardView,
-    created_at: String,
-    updated_at: String,
-    password_changed_at: String,
+    pub forward: ForwardView,
+    pub created_at: String,
+    pub updated_at: String,
+    pub password_changed_at: String,
     /// Mailbox settings (`ext show` and `ext set` fill them in).
     #[serde(skip_serializing_if = "Option::is_none")]
-    voicemail: Option<MailboxView>,
+    pub voicemail: Option<MailboxView>,
     /// Resource limits (filled in with the mailbox).
-    limits: Option<LimitsView>,
+    pub limits: Option<LimitsView>,
 }
 
 #[derive(Debug, Serialize)]
-struct LimitsView {
+pub struct LimitsView {
     /// Calls in progress it may have placed (its own or the `max_calls_per_extension` setting).
-    max_calls: u32,
-    max_calls_is_default: bool,
+    pub max_calls: u32,
+    pub max_calls_is_default: bool,
     /// External calls in progress it may have; null: no cap.
-    max_external_calls: Option<u32>,
+    pub max_external_calls: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
-struct ForwardView {
-    always: Option<String>,
-    busy: Option<String>,
-    no_answer: Option<String>,
+pub struct ForwardView {
+    pub always: Option<String>,
+    pub busy: Option<String>,
+    pub no_answer: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-struct MailboxView {
-    enabled: bool,
-    pin_set: bool,
-    greeting: &'static str,
-    mwi_unsolicited: bool,
-    new_messages: u32,
-    old_messages: u32,
+pub struct MailboxView {
+    pub enabled: bool,
+    pub pin_set: bool,
+    pub greeting: &'static str,
+    pub mwi_unsolicited: bool,
+    pub new_messages: u32,
+    pub old_messages: u32,
     /// Wrong PINs counted in the last 24 h (across calls).
-    pin_failures: u32,
+    pub pin_failures: u32,
     /// PIN entry refused until then (RFC 3339), while locked.
-    pin_locked_until: Option<String>,
+    pub pin_locked_until: Option<String>,
     /// Lockouts since the last correct PIN or unlock.
-    pin_lockouts: u32,
+    pub pin_lockouts: u32,
 }
 
 /// The extension's view with its mailbox.
@@ -291,15 +291,15 @@ impl From<&Extension> for ExtensionView {
 
 /// Credentials printed once.
 #[derive(Debug, Serialize)]
-struct NewCredentials {
-    number: String,
-    auth_id: String,
+pub struct NewCredentials {
+    pub number: String,
+    pub auth_id: String,
     /// A generated password; one the operator gave is not echoed back (`null`).
-    password: Option<String>,
-    realm: String,
+    pub password: Option<String>,
+    pub realm: String,
     /// The voicemail PIN, for a new extension.
     #[serde(skip_serializing_if = "Option::is_none")]
-    voicemail_pin: Option<String>,
+    pub voicemail_pin: Option<String>,
 }
 
 /// `on`/`off` (also true/false, yes/no) for switches.
@@ -468,32 +468,11 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             max_calls,
             max_external_calls,
         } => {
-            let max_calls = max_calls
-                .map(|v| store::limits::parse_limit("--max-calls", &v))
-                .transpose()
-                .map_err(store_error)?;
-            let max_external_calls = max_external_calls
-                .map(|v| store::limits::parse_limit("--max-external-calls", &v))
-                .transpose()
-                .map_err(store_error)?;
-            if let Some(mode) = &srtp {
-                SrtpMode::parse(mode).map_err(srtp_error)?;
-            }
-            for (flag, value) in [
-                ("--forward-always", &forward_always),
-                ("--forward-busy", &forward_busy),
-                ("--forward-no-answer", &forward_no_answer),
-            ] {
-                if let Some(target) = value.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-                    pbx::calls::validate_forward_target(&number, target)
-                        .map_err(|e| anyhow!("{flag}: {e} (\"\" turns the forward off)"))?;
-                }
-            }
-            let patch = ExtensionPatch {
-                display_name: name.map(Some),
+            let changes = ExtChanges {
                 enabled,
-                email: email.map(Some),
-                digest_algorithms: digest_algorithms.map(Some),
+                name,
+                email,
+                digest_algorithms,
                 require_tls,
                 srtp,
                 internal_only,
@@ -501,60 +480,24 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
                 lan_only,
                 block_remote_ws,
                 office_hours_only,
-                forward_always: forward_always.map(Some),
-                forward_busy: forward_busy.map(Some),
-                forward_no_answer: forward_no_answer.map(Some),
+                voicemail,
+                mwi_unsolicited,
+                forward_always,
+                forward_busy,
+                forward_no_answer,
+                max_calls,
+                max_external_calls,
             };
-            let limits_given = max_calls.is_some() || max_external_calls.is_some();
-            if patch.is_empty() && voicemail.is_none() && mwi_unsolicited.is_none() && !limits_given
-            {
-                bail!(
-                    "nothing to change: give at least one of --enabled, --name, --email, --digest-algorithms, \
-                     --require-tls, --srtp, --internal-only, --pin-protect, --lan-only, --block-remote-ws, \
-                     --office-hours-only, --voicemail, --mwi-unsolicited, --forward-always, --forward-busy, \
-                     --forward-no-answer, --max-calls, --max-external-calls"
-                );
-            }
             let db = common.open().await?;
-            let result = async {
-                if let Some(on) = voicemail {
-                    db.set_voicemail_enabled(&number, on).await?;
-                }
-                if let Some(on) = mwi_unsolicited {
-                    db.set_mwi_unsolicited(&number, on).await?;
-                }
-                if limits_given {
-                    db.set_extension_limits(&number, max_calls, max_external_calls)
-                        .await?;
-                }
-                if patch.is_empty() {
-                    db.get_extension(&number).await
-                } else {
-                    db.update_extension(&number, patch).await
-                }
-            }
-            .await;
-            let view = match result {
-                Ok(ext) => view_with_mailbox(&db, &ext).await,
-                Err(e) => Err(store_error(e)),
-            };
+            let view = set(&db, &number, changes).await;
             db.close().await;
             print_extension(&view?, common.json)
         }
         ExtCommand::ResetPin { number, pin } => {
-            let pin = match pin {
-                Some(pin) => {
-                    pbx::voicemail::pin::validate(&pin, &number)
-                        .map_err(|e| anyhow!("{e} (leave out --pin to get a random one)"))?;
-                    pin
-                }
-                None => pbx::voicemail::pin::generate(&number),
-            };
-            let hash = pbx::voicemail::pin::hash(&pin).map_err(|e| anyhow!("{e}"))?;
             let db = common.open().await?;
-            let set = db.set_voicemail_pin_hash(&number, &hash).await;
+            let pin = reset_pin(&db, &number, pin).await;
             db.close().await;
-            set.map_err(store_error)?;
+            let pin = pin?;
             if common.json {
                 output::json(&serde_json::json!({ "number": number, "voicemail_pin": pin }))
             } else {
@@ -614,18 +557,10 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
         }
         ExtCommand::Remove { number } => {
             let db = common.open().await?;
-            let removed = db.remove_extension(&number).await;
+            let warnings = remove(&db, &common.data_dir(), &number).await;
             db.close().await;
-            removed.map_err(store_error)?;
-            // The mailbox's rows went with the extension; its audio files go too.
-            let mailbox_dir = crate::voicemail::files::root(&common.data_dir()).join(&number);
-            if mailbox_dir.is_dir()
-                && let Err(e) = std::fs::remove_dir_all(&mailbox_dir)
-            {
-                eprintln!(
-                    "warning: cannot remove {}: {e} (remove it by hand)",
-                    mailbox_dir.display()
-                );
+            for w in warnings? {
+                eprintln!("warning: {w}");
             }
             if common.json {
                 output::json(&serde_json::json!({ "removed": number }))
@@ -635,6 +570,225 @@ pub async fn run(args: ExtArgs) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// What `ext set` (and the API's PATCH) may change; `None` leaves a setting alone. Switches are booleans; the
+/// text values are checked as the CLI's flags are.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtChanges {
+    pub enabled: Option<bool>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub digest_algorithms: Option<String>,
+    pub require_tls: Option<bool>,
+    pub srtp: Option<String>,
+    pub internal_only: Option<bool>,
+    pub pin_protect: Option<bool>,
+    pub lan_only: Option<bool>,
+    pub block_remote_ws: Option<bool>,
+    pub office_hours_only: Option<bool>,
+    pub voicemail: Option<bool>,
+    pub mwi_unsolicited: Option<bool>,
+    pub forward_always: Option<String>,
+    pub forward_busy: Option<String>,
+    pub forward_no_answer: Option<String>,
+    pub max_calls: Option<String>,
+    pub max_external_calls: Option<String>,
+}
+
+/// Applies `changes` to extension `number` (`palisade ext set`, the API and the console); returns its view.
+pub async fn set(db: &Db, number: &str, changes: ExtChanges) -> anyhow::Result<ExtensionView> {
+    let ExtChanges {
+        enabled,
+        name,
+        email,
+        digest_algorithms,
+        require_tls,
+        srtp,
+        internal_only,
+        pin_protect,
+        lan_only,
+        block_remote_ws,
+        office_hours_only,
+        voicemail,
+        mwi_unsolicited,
+        forward_always,
+        forward_busy,
+        forward_no_answer,
+        max_calls,
+        max_external_calls,
+    } = changes;
+    let number = number.to_string();
+    let max_calls = max_calls
+        .map(|v| store::limits::parse_limit("--max-calls", &v))
+        .transpose()
+        .map_err(store_error)?;
+    let max_external_calls = max_external_calls
+        .map(|v| store::limits::parse_limit("--max-external-calls", &v))
+        .transpose()
+        .map_err(store_error)?;
+    if let Some(mode) = &srtp {
+        SrtpMode::parse(mode).map_err(srtp_error)?;
+    }
+    for (flag, value) in [
+        ("--forward-always", &forward_always),
+        ("--forward-busy", &forward_busy),
+        ("--forward-no-answer", &forward_no_answer),
+    ] {
+        if let Some(target) = value.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            pbx::calls::validate_forward_target(&number, target)
+                .map_err(|e| anyhow!("{flag}: {e} (\"\" turns the forward off)"))?;
+        }
+    }
+    let patch = ExtensionPatch {
+        display_name: name.map(Some),
+        enabled,
+        email: email.map(Some),
+        digest_algorithms: digest_algorithms.map(Some),
+        require_tls,
+        srtp,
+        internal_only,
+        pin_protect,
+        lan_only,
+        block_remote_ws,
+        office_hours_only,
+        forward_always: forward_always.map(Some),
+        forward_busy: forward_busy.map(Some),
+        forward_no_answer: forward_no_answer.map(Some),
+    };
+    let limits_given = max_calls.is_some() || max_external_calls.is_some();
+    if patch.is_empty() && voicemail.is_none() && mwi_unsolicited.is_none() && !limits_given {
+        bail!(
+            "nothing to change: give at least one of --enabled, --name, --email, --digest-algorithms, \
+             --require-tls, --srtp, --internal-only, --pin-protect, --lan-only, --block-remote-ws, \
+             --office-hours-only, --voicemail, --mwi-unsolicited, --forward-always, --forward-busy, \
+             --forward-no-answer, --max-calls, --max-external-calls"
+        );
+    }
+    let result = async {
+        if let Some(on) = voicemail {
+            db.set_voicemail_enabled(&number, on).await?;
+        }
+        if let Some(on) = mwi_unsolicited {
+            db.set_mwi_unsolicited(&number, on).await?;
+        }
+        if limits_given {
+            db.set_extension_limits(&number, max_calls, max_external_calls)
+                .await?;
+        }
+        if patch.is_empty() {
+            db.get_extension(&number).await
+        } else {
+            db.update_extension(&number, patch).await
+        }
+    }
+    .await;
+    match result {
+        Ok(ext) => view_with_mailbox(db, &ext).await,
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+/// A new voicemail PIN for `number` (random unless given); returns it (`palisade ext reset-pin`, the API).
+pub async fn reset_pin(db: &Db, number: &str, pin: Option<String>) -> anyhow::Result<String> {
+    let pin = match pin {
+        Some(pin) => {
+            pbx::voicemail::pin::validate(&pin, number)
+                .map_err(|e| anyhow!("{e} (leave out --pin to get a random one)"))?;
+            pin
+        }
+        None => pbx::voicemail::pin::generate(number),
+    };
+    let hash = pbx::voicemail::pin::hash(&pin).map_err(|e| anyhow!("{e}"))?;
+    db.set_voicemail_pin_hash(number, &hash)
+        .await
+        .map_err(store_error)?;
+    Ok(pin)
+}
+
+/// Removes extension `number` and its mailbox files (`palisade ext remove`, the API); returns warnings.
+pub async fn remove(
+    db: &Db,
+    data_dir: &std::path::Path,
+    number: &str,
+) -> anyhow::Result<Vec<String>> {
+    db.remove_extension(number).await.map_err(store_error)?;
+    // The mailbox's rows went with the extension; its audio files go too.
+    let mut warnings = Vec::new();
+    let mailbox_dir = crate::voicemail::files::root(data_dir).join(number);
+    if mailbox_dir.is_dir()
+        && let Err(e) = std::fs::remove_dir_all(&mailbox_dir)
+    {
+        warnings.push(format!(
+            "cannot remove {}: {e} (remove it by hand)",
+            mailbox_dir.display()
+        ));
+    }
+    Ok(warnings)
+}
+
+/// Adds extension `number` with generated credentials (`palisade ext add` without a given auth ID or password,
+/// the API and the console).
+pub async fn create(
+    db: &Db,
+    data_dir: &std::path::Path,
+    number: String,
+    name: Option<String>,
+    email: Option<String>,
+    require_tls: bool,
+    srtp: Option<&str>,
+) -> anyhow::Result<NewCredentials> {
+    validate_number(&number).map_err(store_error)?;
+    let security = Security::parse(require_tls, srtp)?;
+    let common = CommonArgs {
+        data: Some(data_dir.to_path_buf()),
+        json: false,
+    };
+    add(db, &common, number, name, None, None, email, security).await
+}
+
+/// New random password for extension `number` (`palisade ext reset-password`, the API and the console).
+pub async fn new_password(
+    db: &Db,
+    data_dir: &std::path::Path,
+    number: &str,
+) -> anyhow::Result<NewCredentials> {
+    let common = CommonArgs {
+        data: Some(data_dir.to_path_buf()),
+        json: false,
+    };
+    reset_password(db, &common, number, None).await
+}
+
+/// Every extension's view (`palisade ext list`).
+pub async fn list_views(db: &Db) -> anyhow::Result<Vec<ExtensionView>> {
+    Ok(db
+        .list_extensions()
+        .await?
+        .iter()
+        .map(ExtensionView::from)
+        .collect())
+}
+
+/// A page of extension views: after `after`, at most `limit`.
+pub async fn page_views(
+    db: &Db,
+    after: Option<&str>,
+    limit: u32,
+) -> anyhow::Result<Vec<ExtensionView>> {
+    Ok(db
+        .list_extensions_page(after, limit)
+        .await?
+        .iter()
+        .map(ExtensionView::from)
+        .collect())
+}
+
+/// One extension's view with its mailbox (`palisade ext show`).
+pub async fn show(db: &Db, number: &str) -> anyhow::Result<ExtensionView> {
+    let ext = db.get_extension(number).await.map_err(store_error)?;
+    view_with_mailbox(db, &ext).await
 }
 
 /// The security flags of new extensions.

@@ -61,14 +61,14 @@ pub enum List {
 }
 
 impl List {
-    fn action(self) -> &'static str {
+    pub fn action(self) -> &'static str {
         match self {
             List::Black => ACTION_BLOCK,
             List::White => ACTION_ALLOW,
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             List::Black => "blacklist",
             List::White => "whitelist",
@@ -86,20 +86,20 @@ impl List {
 
 /// An entry as shown.
 #[derive(Debug, Serialize)]
-struct RuleView {
-    net: String,
-    action: String,
-    origin: String,
-    reason: Option<String>,
-    note: Option<String>,
+pub struct RuleView {
+    pub net: String,
+    pub action: String,
+    pub origin: String,
+    pub reason: Option<String>,
+    pub note: Option<String>,
     /// RFC 3339, or null: never expires.
-    expires_at: Option<String>,
-    expires_in_s: Option<i64>,
-    created_at: String,
+    pub expires_at: Option<String>,
+    pub expires_in_s: Option<i64>,
+    pub created_at: String,
 }
 
 impl RuleView {
-    fn new(r: &IpRule, now: i64) -> RuleView {
+    pub fn new(r: &IpRule, now: i64) -> RuleView {
         RuleView {
             net: r.net.clone(),
             action: r.action.clone(),
@@ -153,7 +153,7 @@ fn relative(secs: i64) -> String {
 }
 
 /// Parses `--expires`.
-fn parse_expires(s: &str) -> anyhow::Result<u64> {
+pub fn parse_expires(s: &str) -> anyhow::Result<u64> {
     s.trim()
         .parse::<u64>()
         .ok()
@@ -246,23 +246,12 @@ pub async fn run(list: List, args: ListArgs) -> anyhow::Result<()> {
             expires,
             note,
         } => {
-            let net = canonical_net(&cidr).map_err(store_error)?;
-            let expires = expires.as_deref().map(parse_expires).transpose()?;
-            let now = now_ms();
-            let rule = IpRule {
-                net: net.clone(),
-                action: list.action().to_string(),
-                expires_at: expires.map(|s| now.saturating_add((s as i64).saturating_mul(1000))),
-                note: note.filter(|n| !n.trim().is_empty()),
-                origin: ORIGIN_MANUAL.to_string(),
-                reason: None,
-                created_at: now,
-            };
             let db = common.open_or_create().await?;
-            let result = add(&db, list, &rule, now).await;
+            let result = add_entry(&db, list, &cidr, expires.as_deref(), note).await;
             db.close().await;
-            let replaced = result?.filter(|old| old.is_live(now));
-            let warnings = warnings(list, &net);
+            let (rule, replaced, warnings) = result?;
+            let now = now_ms();
+            let net = rule.net.clone();
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
@@ -334,8 +323,42 @@ pub async fn run(list: List, args: ListArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Adds `cidr` to `list` (`palisade blacklist|whitelist add`, the API and the console): the entry written, the
+/// live entry it replaced, and warnings (e.g. blocking loopback).
+pub async fn add_entry(
+    db: &Db,
+    list: List,
+    cidr: &str,
+    expires: Option<&str>,
+    note: Option<String>,
+) -> anyhow::Result<(IpRule, Option<IpRule>, Vec<String>)> {
+    let net = canonical_net(cidr).map_err(store_error)?;
+    let expires = expires.map(parse_expires).transpose()?;
+    let now = now_ms();
+    let rule = IpRule {
+        net: net.clone(),
+        action: list.action().to_string(),
+        expires_at: expires.map(|s| now.saturating_add((s as i64).saturating_mul(1000))),
+        note: note.filter(|n| !n.trim().is_empty()),
+        origin: ORIGIN_MANUAL.to_string(),
+        reason: None,
+        created_at: now,
+    };
+    let replaced = add(db, list, &rule, now)
+        .await?
+        .filter(|old| old.is_live(now));
+    let warnings = warnings(list, &net);
+    Ok((rule, replaced, warnings))
+}
+
+/// Removes the entry for `cidr` from `list` (`palisade blacklist|whitelist remove`, the API and the console).
+pub async fn remove_entry(db: &Db, list: List, cidr: &str) -> anyhow::Result<IpRule> {
+    let net = canonical_net(cidr).map_err(store_error)?;
+    remove(db, list, &net).await
+}
+
 /// Writes `rule`; taking a live block off the blacklist by whitelisting its prefix is recorded as an unban.
-async fn add(db: &Db, list: List, rule: &IpRule, now: i64) -> anyhow::Result<Option<IpRule>> {
+pub async fn add(db: &Db, list: List, rule: &IpRule, now: i64) -> anyhow::Result<Option<IpRule>> {
     let old = db.upsert_ip_rule(rule, true).await.map_err(store_error)?;
     if let Some(old) = &old
         && list == List::White
@@ -369,7 +392,7 @@ async fn add(db: &Db, list: List, rule: &IpRule, now: i64) -> anyhow::Result<Opt
 }
 
 /// Removes the entry for `net` if it is on `list` and in force; a blacklist removal is recorded as an unban.
-async fn remove(db: &Db, list: List, net: &str) -> anyhow::Result<IpRule> {
+pub async fn remove(db: &Db, list: List, net: &str) -> anyhow::Result<IpRule> {
     let now = now_ms();
     let old = db
         .get_ip_rule(net)

@@ -2,20 +2,21 @@
 //! records. They work on the database in the data directory directly, also while the server runs: every write is
 //! durable when the command returns and bumps the configuration version, which the server polls to reload.
 
-mod calls;
-mod cert;
+pub mod accounts;
+pub mod calls;
+pub mod cert;
 mod countries;
-mod events;
-mod ext;
+pub mod events;
+pub mod ext;
 mod hours;
-mod lists;
+pub mod lists;
 mod output;
-mod policy;
+pub mod policy;
 mod secret;
-mod security;
-mod time;
-mod trunks;
-mod voicemail;
+pub mod security;
+pub mod time;
+pub mod trunks;
+pub mod voicemail;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,6 +27,7 @@ use store::{Db, StoreError};
 
 use crate::config::{CONFIG_FILE, DEFAULT_DATA_DIR, FileConfig};
 
+pub use accounts::{AccountArgs, AccountCommand, AuditArgs};
 pub use calls::{CallsArgs, CdrArgs};
 pub use cert::{CertArgs, CertCommand};
 pub use countries::{CountriesArgs, CountriesCommand};
@@ -75,6 +77,11 @@ pub enum AdminCommand {
     Did(DidArgs),
     /// Voicemail messages of a mailbox: list, export, delete (PINs: `palisade ext reset-pin`).
     Voicemail(VoicemailArgs),
+    /// Web console accounts, API tokens and console bans: add, list, remove, reset-password, totp, token, bans,
+    /// unban.
+    Admin(AccountArgs),
+    /// Show the audit log: every change from the console, the API and the command line, newest first.
+    Audit(AuditArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -122,9 +129,89 @@ impl CommonArgs {
     }
 }
 
-/// Runs an admin command.
+/// Runs an admin command; a change made from the command line is written to the audit log.
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
+    let audited = cli_audit(&cmd);
+    run_command(cmd).await?;
+    if let Some((data_dir, what)) = audited {
+        // The change is made; an audit log that cannot be written is reported but does not undo it.
+        let written = async {
+            let db = Db::open_existing(&data_dir.join(store::DB_FILE)).await?;
+            let r = db
+                .append_audit(&store::admin::AuditNew {
+                    actor: accounts::Actor::cli().name,
+                    source: "local".into(),
+                    action: "cli".into(),
+                    target: Some(what),
+                    before: None,
+                    after: None,
+                })
+                .await;
+            db.close().await;
+            r
+        }
+        .await;
+        if let Err(e) = written {
+            eprintln!(
+                "warning: the change was made but could not be written to the audit log: {e}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// For a command that changes something (not `list`, `show` or `export`, and not the account commands, which
+/// audit themselves): its data directory and the command line to record, with passwords left out.
+fn cli_audit(cmd: &AdminCommand) -> Option<(PathBuf, String)> {
+    let common = match cmd {
+        AdminCommand::Ext(a) => &a.common,
+        AdminCommand::Security(a) => &a.common,
+        AdminCommand::Blacklist(a) | AdminCommand::Whitelist(a) => &a.common,
+        AdminCommand::Policy(a) => &a.common,
+        AdminCommand::Rule(a) => &a.common,
+        AdminCommand::Countries(a) => &a.common,
+        AdminCommand::Hours(a) => &a.common,
+        AdminCommand::Trunk(a) => &a.common,
+        AdminCommand::Did(a) => &a.common,
+        AdminCommand::Voicemail(a) => &a.common,
+        _ => return None,
+    };
+    let words = cli_words(std::env::args().skip(1));
+    let action = words.get(1).map(String::as_str).unwrap_or("");
+    if matches!(action, "list" | "show" | "export" | "") {
+        return None;
+    }
+    Some((common.data_dir(), words.join(" ")))
+}
+
+/// The command line's words without `--data DIR`, `--json` and the value of `--password`.
+fn cli_words(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip_next = false;
+    for a in args {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        match a.as_str() {
+            "--data" => skip_next = true,
+            "--json" => {}
+            "--password" => {
+                out.push("--password ***".into());
+                skip_next = true;
+            }
+            _ if a.starts_with("--data=") => {}
+            _ if a.starts_with("--password=") => out.push("--password ***".into()),
+            _ => out.push(output::clean(&a).into_owned()),
+        }
+    }
+    out
+}
+
+async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::Admin(args) => accounts::run(args).await,
+        AdminCommand::Audit(args) => accounts::run_audit(args).await,
         AdminCommand::Ext(args) => ext::run(args).await,
         AdminCommand::Registrations(args) => events::registrations(args).await,
         AdminCommand::Events(args) => events::events(args).await,
@@ -191,5 +278,28 @@ mod tests {
     fn command_line_is_consistent() {
         use clap::CommandFactory as _;
         crate::cli::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn audited_command_lines_leave_out_passwords_and_the_data_dir() {
+        let words = super::cli_words(
+            [
+                "ext",
+                "add",
+                "100",
+                "--password",
+                "secret1",
+                "--data",
+                "/d",
+                "--json",
+                "--password=x",
+            ]
+            .into_iter()
+            .map(String::from),
+        );
+        assert_eq!(
+            words,
+            ["ext", "add", "100", "--password ***", "--password ***"]
+        );
     }
 }

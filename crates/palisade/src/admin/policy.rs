@@ -114,7 +114,8 @@ struct PolicyView {
 }
 
 /// A setting's value in force, as stored text.
-fn value_of(c: &PolicyConfig, key: &str) -> String {
+/// A policy setting's value as `palisade policy show` prints it.
+pub fn value_of(c: &PolicyConfig, key: &str) -> String {
     use store::policy::*;
     match key {
         COUNTRY_CODE => c.country_code.clone(),
@@ -180,13 +181,19 @@ pub(super) async fn set_policy(
     key: &str,
     value: &str,
 ) -> anyhow::Result<String> {
-    policy_key(key)?;
-    let value = settings::normalize(key, value).map_err(store_error)?;
+    let value = check_policy(key, value)?;
     let db = common.open_or_create().await?;
     let done = db.set_setting(key, &value).await;
     db.close().await;
     done.map_err(store_error)?;
     Ok(value)
+}
+
+/// Checks a policy setting as `palisade policy set` does; returns the value to store (the API checks every
+/// value of a change with it before writing any).
+pub fn check_policy(key: &str, value: &str) -> anyhow::Result<String> {
+    policy_key(key)?;
+    settings::normalize(key, value).map_err(store_error)
 }
 
 /// The stored call policy with defaults applied (for `palisade countries` and `palisade hours`).

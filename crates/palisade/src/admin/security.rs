@@ -46,6 +46,8 @@ struct Settings {
     guard_limits: BTreeMap<&'static str, GuardLimit>,
     /// The event log settings in force (`event_retention_days`, `event_max_rows`).
     events: BTreeMap<&'static str, u64>,
+    /// The web console's settings in force (`admin_failures_before_ban`, …).
+    console: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,39 +74,82 @@ async fn guard_values(db: &store::Db) -> anyhow::Result<BTreeMap<&'static str, u
         .collect())
 }
 
+/// The security settings in force with their limits (`palisade security show`, the API and the console).
+async fn settings(db: &store::Db, data_dir: &std::path::Path) -> anyhow::Result<Settings> {
+    Ok(Settings {
+        digest_algorithms: db.digest_algorithms().await?.join(","),
+        credential_length: db.credential_length().await?,
+        domain: realm(db, data_dir).await?,
+        guard: guard_values(db).await?,
+        console: {
+            let mut m = BTreeMap::new();
+            for l in store::admin::ADMIN_SETTINGS.iter() {
+                m.insert(l.key, db.admin_setting(l).await?);
+            }
+            m
+        },
+        events: {
+            let (days, rows) = db.event_retention().await?;
+            BTreeMap::from([
+                (store::EVENT_RETENTION_DAYS.key, days),
+                (store::EVENT_MAX_ROWS.key, rows),
+            ])
+        },
+        guard_limits: GUARD_SETTINGS
+            .iter()
+            .map(|l| {
+                let limit = GuardLimit {
+                    default: l.default,
+                    min: l.min,
+                    max: l.max,
+                    about: l.help,
+                };
+                (l.key, limit)
+            })
+            .collect(),
+    })
+}
+
+/// [`settings`] as JSON, with the console's settings and their limits.
+pub async fn settings_json(
+    db: &store::Db,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(settings(db, data_dir).await?)?;
+    let mut limits = serde_json::Map::new();
+    for l in store::admin::ADMIN_SETTINGS.iter() {
+        limits.insert(
+            l.key.into(),
+            serde_json::json!({ "default": l.default, "min": l.min, "max": l.max, "about": l.help }),
+        );
+    }
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("console_limits".into(), limits.into());
+    }
+    Ok(v)
+}
+
+/// Sets one setting, already normalised; returns the extensions whose passwords a new domain made stale.
+pub async fn set(db: &store::Db, key: &str, value: &str) -> anyhow::Result<Vec<String>> {
+    db.set_setting(key, value).await?;
+    // A new realm makes every stored HA1 useless: say which extensions need a new password.
+    let mut stale = Vec::new();
+    if key == DOMAIN {
+        for e in db.list_extensions().await? {
+            if e.realm != value {
+                stale.push(e.number);
+            }
+        }
+    }
+    Ok(stale)
+}
+
 pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
     let common = args.common;
     match args.command {
         SecurityCommand::Show => {
             let db = common.open_or_create().await?;
-            let shown = async {
-                anyhow::Ok(Settings {
-                    digest_algorithms: db.digest_algorithms().await?.join(","),
-                    credential_length: db.credential_length().await?,
-                    domain: realm(&db, &common.data_dir()).await?,
-                    guard: guard_values(&db).await?,
-                    events: {
-                        let (days, rows) = db.event_retention().await?;
-                        BTreeMap::from([
-                            (store::EVENT_RETENTION_DAYS.key, days),
-                            (store::EVENT_MAX_ROWS.key, rows),
-                        ])
-                    },
-                    guard_limits: GUARD_SETTINGS
-                        .iter()
-                        .map(|l| {
-                            let limit = GuardLimit {
-                                default: l.default,
-                                min: l.min,
-                                max: l.max,
-                                about: l.help,
-                            };
-                            (l.key, limit)
-                        })
-                        .collect(),
-                })
-            }
-            .await;
+            let shown = settings(&db, &common.data_dir()).await;
             db.close().await;
             let s = shown?;
             if common.json {
@@ -158,25 +203,31 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
                 })
                 .collect::<Vec<_>>();
             output::table(&["SETTING", "VALUE", "DEFAULT", "LIMITS", "ABOUT"], &rows);
+            crate::say!();
+            crate::say!("Web console and API (per source address; separate from the SIP bans):");
+            let rows = store::admin::ADMIN_SETTINGS
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.key.to_string(),
+                        s.console
+                            .get(l.key)
+                            .copied()
+                            .unwrap_or(l.default)
+                            .to_string(),
+                        l.default.to_string(),
+                        format!("{} to {}", l.min, l.max),
+                        l.help.to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            output::table(&["SETTING", "VALUE", "DEFAULT", "LIMITS", "ABOUT"], &rows);
             Ok(())
         }
         SecurityCommand::Set { key, value } => {
             let value = settings::normalize(&key, &value).map_err(store_error)?;
             let db = common.open_or_create().await?;
-            let stale = async {
-                db.set_setting(&key, &value).await?;
-                // A new realm makes every stored HA1 useless: say which extensions need a new password.
-                let mut stale = Vec::new();
-                if key == DOMAIN {
-                    for e in db.list_extensions().await? {
-                        if e.realm != value {
-                            stale.push(e.number);
-                        }
-                    }
-                }
-                anyhow::Ok(stale)
-            }
-            .await;
+            let stale = set(&db, &key, &value).await;
             db.close().await;
             let stale = stale?;
             if common.json {

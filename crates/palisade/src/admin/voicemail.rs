@@ -36,13 +36,13 @@ pub enum VoicemailCommand {
 }
 
 #[derive(Debug, Serialize)]
-struct MessageView {
-    id: i64,
-    caller: String,
-    caller_name: Option<String>,
-    received_at: String,
-    duration_secs: f64,
-    new: bool,
+pub struct MessageView {
+    pub id: i64,
+    pub caller: String,
+    pub caller_name: Option<String>,
+    pub received_at: String,
+    pub duration_secs: f64,
+    pub new: bool,
 }
 
 pub async fn run(args: VoicemailArgs) -> anyhow::Result<()> {
@@ -51,24 +51,9 @@ pub async fn run(args: VoicemailArgs) -> anyhow::Result<()> {
     match args.command {
         VoicemailCommand::List { number } => {
             let db = common.open().await?;
-            let result = async {
-                db.get_extension(&number).await?;
-                db.list_voicemail_messages(&number).await
-            }
-            .await;
+            let views = message_views(&db, &number).await;
             db.close().await;
-            let views: Vec<MessageView> = result
-                .map_err(store_error)?
-                .into_iter()
-                .map(|m| MessageView {
-                    id: m.id,
-                    caller: m.caller,
-                    caller_name: m.caller_name,
-                    received_at: format_ms(m.received_at),
-                    duration_secs: m.duration_ms as f64 / 1000.0,
-                    new: m.is_new,
-                })
-                .collect();
+            let views = views?;
             output::list(
                 common.json,
                 &views,
@@ -88,15 +73,9 @@ pub async fn run(args: VoicemailArgs) -> anyhow::Result<()> {
         }
         VoicemailCommand::Export { number, id, file } => {
             let db = common.open().await?;
-            let found = db.voicemail_message(&number, id).await;
+            let bytes = message_wav(&db, &root, &number, id).await;
             db.close().await;
-            let message = found.map_err(store_error)?;
-            let source = files::resolve(&root, &message.file)
-                .ok_or_else(|| anyhow!("message {id} names an invalid file"))?;
-            let bytes = std::fs::read(&source)
-                .map_err(|e| anyhow!("cannot read message {id} ({}): {e}", source.display()))?;
-            media::wav::decode(&bytes)
-                .map_err(|e| anyhow!("message {id} is not a readable WAV file: {e}"))?;
+            let bytes = bytes?;
             let mut out = match std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -124,12 +103,9 @@ pub async fn run(args: VoicemailArgs) -> anyhow::Result<()> {
         }
         VoicemailCommand::Delete { number, id } => {
             let db = common.open().await?;
-            let deleted = db.delete_voicemail_message(&number, id).await;
+            let deleted = delete(&db, &root, &number, id).await;
             db.close().await;
-            let file = deleted.map_err(store_error)?;
-            if let Err(e) = files::remove(&root, &file) {
-                tracing::warn!(file, error = %e, "message deleted; its file could not be removed");
-            }
+            deleted?;
             if common.json {
                 output::json(&serde_json::json!({ "deleted": id }))
             } else {
@@ -138,4 +114,60 @@ pub async fn run(args: VoicemailArgs) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// The messages of mailbox `number` (`palisade voicemail list`, the API and the console).
+pub async fn message_views(db: &store::Db, number: &str) -> anyhow::Result<Vec<MessageView>> {
+    db.get_extension(number).await.map_err(store_error)?;
+    Ok(db
+        .list_voicemail_messages(number)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|m| MessageView {
+            id: m.id,
+            caller: m.caller,
+            caller_name: m.caller_name,
+            received_at: format_ms(m.received_at),
+            duration_secs: m.duration_ms as f64 / 1000.0,
+            new: m.is_new,
+        })
+        .collect())
+}
+
+/// The WAV file of message `id` of mailbox `number`, checked readable (`palisade voicemail export`, the API).
+pub async fn message_wav(
+    db: &store::Db,
+    root: &std::path::Path,
+    number: &str,
+    id: i64,
+) -> anyhow::Result<Vec<u8>> {
+    let message = db
+        .voicemail_message(number, id)
+        .await
+        .map_err(store_error)?;
+    let source = files::resolve(root, &message.file)
+        .ok_or_else(|| anyhow!("message {id} names an invalid file"))?;
+    let bytes = std::fs::read(&source)
+        .map_err(|e| anyhow!("cannot read message {id} ({}): {e}", source.display()))?;
+    media::wav::decode(&bytes)
+        .map_err(|e| anyhow!("message {id} is not a readable WAV file: {e}"))?;
+    Ok(bytes)
+}
+
+/// Deletes message `id` of mailbox `number` and its file (`palisade voicemail delete`, the API).
+pub async fn delete(
+    db: &store::Db,
+    root: &std::path::Path,
+    number: &str,
+    id: i64,
+) -> anyhow::Result<()> {
+    let file = db
+        .delete_voicemail_message(number, id)
+        .await
+        .map_err(store_error)?;
+    if let Err(e) = files::remove(root, &file) {
+        tracing::warn!(file, error = %e, "message deleted; its file could not be removed");
+    }
+    Ok(())
 }

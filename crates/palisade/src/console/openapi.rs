@@ -1,0 +1,367 @@
+//! The OpenAPI 3 document of `/api/v1`, served at `/api/v1/openapi.json`. Built from [`OPERATIONS`], which a
+//! test keeps equal to the routes `api.rs` serves (and the e2e test calls every operation it lists).
+
+use serde_json::{Map, Value, json};
+
+/// One operation: method, path (relative to /api/v1), summary, request body schema (if any), success status.
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub body: Option<fn() -> Value>,
+    pub success: u16,
+    /// Query parameters.
+    pub query: &'static [&'static str],
+}
+
+const fn op(method: &'static str, path: &'static str, summary: &'static str) -> Operation {
+    Operation {
+        method,
+        path,
+        summary,
+        body: None,
+        success: 200,
+        query: &[],
+    }
+}
+
+fn new_extension() -> Value {
+    json!({
+        "type": "object", "required": ["number"], "additionalProperties": false,
+        "properties": {
+            "number": {"type": "string"}, "name": {"type": "string"}, "email": {"type": "string"},
+            "require_tls": {"type": "boolean"},
+            "srtp": {"type": "string", "enum": ["disabled", "enabled", "enforced"]}
+        }
+    })
+}
+
+fn ext_changes() -> Value {
+    let b = json!({"type": "boolean"});
+    let s = json!({"type": "string"});
+    let mut p = Map::new();
+    for k in [
+        "enabled",
+        "require_tls",
+        "internal_only",
+        "pin_protect",
+        "lan_only",
+        "block_remote_ws",
+        "office_hours_only",
+        "voicemail",
+        "mwi_unsolicited",
+    ] {
+        p.insert(k.into(), b.clone());
+    }
+    for k in [
+        "name",
+        "email",
+        "digest_algorithms",
+        "srtp",
+        "forward_always",
+        "forward_busy",
+        "forward_no_answer",
+        "max_calls",
+        "max_external_calls",
+    ] {
+        p.insert(k.into(), s.clone());
+    }
+    json!({"type": "object", "additionalProperties": false, "properties": p})
+}
+
+fn pin_body() -> Value {
+    json!({"type": "object", "additionalProperties": false, "properties": {"pin": {"type": "string"}}})
+}
+
+fn list_entry() -> Value {
+    json!({
+        "type": "object", "required": ["prefix"], "additionalProperties": false,
+        "properties": {
+            "prefix": {"type": "string", "description": "address or CIDR prefix, IPv4 or IPv6"},
+            "expires": {"description": "seconds until the entry is removed (1 to 1000000000)",
+                        "oneOf": [{"type": "integer"}, {"type": "string"}]},
+            "note": {"type": "string"}
+        }
+    })
+}
+
+fn settings_patch() -> Value {
+    json!({"type": "object", "description": "SETTING: VALUE pairs, as `palisade security set` takes them",
+           "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "integer"}]}})
+}
+
+/// Every operation the API serves.
+pub const OPERATIONS: &[Operation] = &[
+    op("get", "/openapi.json", "This document"),
+    Operation {
+        query: &["after", "limit"],
+        ..op(
+            "get",
+            "/extensions",
+            "List extensions by number; page with limit and after=next_after",
+        )
+    },
+    Operation {
+        body: Some(new_extension),
+        success: 201,
+        ..op(
+            "post",
+            "/extensions",
+            "Add an extension; its credentials are answered once",
+        )
+    },
+    op(
+        "get",
+        "/extensions/{number}",
+        "One extension with its mailbox and limits",
+    ),
+    Operation {
+        body: Some(ext_changes),
+        ..op(
+            "patch",
+            "/extensions/{number}",
+            "Change an extension (as `palisade ext set`)",
+        )
+    },
+    op("delete", "/extensions/{number}", "Remove an extension"),
+    op(
+        "post",
+        "/extensions/{number}/reset-password",
+        "A new random SIP password, answered once",
+    ),
+    Operation {
+        body: Some(pin_body),
+        ..op(
+            "post",
+            "/extensions/{number}/reset-pin",
+            "A new voicemail PIN (random unless given)",
+        )
+    },
+    Operation {
+        query: &["extension"],
+        ..op("get", "/registrations", "Registered contacts")
+    },
+    op("get", "/calls", "Calls in progress"),
+    Operation {
+        query: &["since", "ext", "limit", "format"],
+        ..op(
+            "get",
+            "/cdr",
+            "Call records, newest first; format=csv for a CSV file",
+        )
+    },
+    Operation {
+        query: &["since", "kind", "before", "limit"],
+        ..op(
+            "get",
+            "/events",
+            "Security events, newest first; page with before=next_before",
+        )
+    },
+    op(
+        "get",
+        "/stream",
+        "Live stream (Server-Sent Events): calls, registrations, security events, bans",
+    ),
+    op(
+        "get",
+        "/blacklist",
+        "Blocked addresses and prefixes in force, with why",
+    ),
+    Operation {
+        body: Some(list_entry),
+        success: 201,
+        ..op("post", "/blacklist", "Block an address or prefix")
+    },
+    op(
+        "delete",
+        "/blacklist/{prefix}",
+        "Unblock (also lifts an automatic ban)",
+    ),
+    op(
+        "get",
+        "/whitelist",
+        "Addresses and prefixes exempt from anti-hacking",
+    ),
+    Operation {
+        body: Some(list_entry),
+        success: 201,
+        ..op("post", "/whitelist", "Exempt an address or prefix")
+    },
+    op("delete", "/whitelist/{prefix}", "Remove a whitelist entry"),
+    op(
+        "get",
+        "/security",
+        "Security settings with defaults and limits",
+    ),
+    Operation {
+        body: Some(settings_patch),
+        ..op(
+            "patch",
+            "/security",
+            "Change security settings (all checked before any is written)",
+        )
+    },
+    op("get", "/policy", "Call policy"),
+    Operation {
+        body: Some(settings_patch),
+        ..op(
+            "patch",
+            "/policy",
+            "Change call policy settings (as `palisade policy set`; all checked first)",
+        )
+    },
+    op(
+        "get",
+        "/countries",
+        "Country calling codes international calls may reach",
+    ),
+    op("get", "/hours", "Office hours and holidays"),
+    op("get", "/rules", "Outbound rules, in order"),
+    op(
+        "get",
+        "/trunks",
+        "SIP trunks with their registration status",
+    ),
+    op(
+        "get",
+        "/dids",
+        "Inbound numbers and the extension each rings",
+    ),
+    op("get", "/voicemail/{number}", "Messages of a mailbox"),
+    op("get", "/voicemail/{number}/{id}", "A message as WAV"),
+    op("delete", "/voicemail/{number}/{id}", "Delete a message"),
+    op("get", "/cert", "The TLS certificate in use"),
+    Operation {
+        query: &["before", "limit"],
+        ..op("get", "/audit", "The audit log, newest first")
+    },
+];
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for o in OPERATIONS {
+        let mut params: Vec<Value> = o
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        params.extend(
+            o.query
+                .iter()
+                .map(|name| json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}})),
+        );
+        let err = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+        let mut responses = Map::new();
+        responses.insert(
+            o.success.to_string(),
+            json!({"description": "success", "content": {"application/json": {"schema": {}}}}),
+        );
+        responses.insert(
+            "400".into(),
+            err("invalid input: the same message as the CLI"),
+        );
+        responses.insert(
+            "401".into(),
+            err("no valid bearer token (counts toward the console ban)"),
+        );
+        responses.insert("403".into(), err("a read token on a change"));
+        responses.insert("404".into(), err("no such thing"));
+        if o.body.is_some() {
+            responses.insert(
+                "409".into(),
+                err("conflict, e.g. the extension exists already"),
+            );
+            responses.insert("422".into(), err("JSON of the wrong shape"));
+        }
+        let mut operation = json!({
+            "summary": o.summary,
+            "operationId": format!("{}{}", o.method, o.path.replace(['/', '{', '}', '.', '-'], "_")),
+            "parameters": params,
+            "responses": responses,
+        });
+        if let Some(body) = o.body {
+            operation["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": body()}}});
+        }
+        let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
+        entry[o.method] = operation;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Palisade REST API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Administration of a Palisade PBX. Bearer tokens from `palisade admin token create`."
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "required": ["error"],
+                                   "properties": {"error": {"type": "string"}}}}
+        },
+        "paths": paths,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The routes `api.rs` registers, as "METHOD PATH" (axum's `{*prefix}` written `{prefix}`).
+    fn served() -> std::collections::BTreeSet<String> {
+        let src = include_str!("api.rs");
+        let mut out = std::collections::BTreeSet::new();
+        let mut rest = src;
+        while let Some(i) = rest.find(".route(") {
+            rest = &rest[i + 7..];
+            let end = [rest.find(".route("), rest.find(".fallback(")]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(rest.len());
+            let call = &rest[..end];
+            let Some(path) = call.split('"').nth(1) else {
+                continue;
+            };
+            let path = path.replace("{*", "{");
+            for m in ["get", "post", "patch", "delete"] {
+                if call.contains(&format!("{m}(")) {
+                    out.insert(format!("{} {path}", m.to_uppercase()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_document_lists_exactly_what_is_served() {
+        let documented: std::collections::BTreeSet<String> = OPERATIONS
+            .iter()
+            .map(|o| format!("{} {}", o.method.to_uppercase(), o.path))
+            .collect();
+        assert_eq!(documented, served());
+    }
+
+    #[test]
+    fn every_path_parameter_is_declared() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (_, op) in item.as_object().unwrap() {
+                let declared: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| p["name"].as_str().unwrap())
+                    .collect();
+                for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                    assert!(declared.contains(&seg.trim_matches(['{', '}'])), "{path}");
+                }
+            }
+        }
+    }
+}
