@@ -9,7 +9,7 @@ use crate::config::{ListenSpec, LogFormat};
 #[derive(Debug, Parser)]
 #[command(
     name = "palisade",
-    version,
+    version = crate::VERSION,
     about = "Palisade: a secure-by-default SIP PBX"
 )]
 pub struct Cli {

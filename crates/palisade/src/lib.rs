@@ -2,6 +2,14 @@
 //! The `palisade` binary (main.rs) is a thin wrapper around [`server::run`].
 #![forbid(unsafe_code)]
 
+/// The version with the git revision it was built from (build.rs), e.g. "0.1.0 (3f2a9c1d0b7e)".
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("PALISADE_GIT_REV"),
+    ")"
+);
+
 pub mod admin;
 pub mod call_media;
 pub mod cli;
