@@ -28,7 +28,9 @@ fn git_revision() -> Option<String> {
     // A tarball unpacked inside some other repository must not report that repository's revision.
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").ok()?);
     let workspace = manifest.parent()?.parent()?.canonicalize().ok()?;
-    let top = PathBuf::from(git(&["rev-parse", "--show-toplevel"])?).canonicalize().ok()?;
+    let top = PathBuf::from(git(&["rev-parse", "--show-toplevel"])?)
+        .canonicalize()
+        .ok()?;
     if top != workspace {
         return None;
     }
@@ -53,6 +55,8 @@ fn absolute(p: &str) -> PathBuf {
     if path.is_absolute() {
         path
     } else {
-        std::env::current_dir().map(|d| d.join(&path)).unwrap_or(path)
+        std::env::current_dir()
+            .map(|d| d.join(&path))
+            .unwrap_or(path)
     }
 }

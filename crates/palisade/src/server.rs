@@ -130,7 +130,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .chain(by_transport.iter().map(|(_, a)| *a))
         .chain([SocketAddr::new(advertise, 0)])
         .collect();
-    service.core_mut().set_server_addresses(server_addresses);
+    service
+        .core_mut()
+        .set_server_names(&loaded.domain, server_addresses);
     service.set_local_addrs(by_transport);
     service.apply_trunks(loaded.trunks.clone(), std::time::Instant::now());
     service.set_resource_limits(loaded.limits.clone());

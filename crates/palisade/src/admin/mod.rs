@@ -11,6 +11,7 @@ mod hours;
 mod lists;
 mod output;
 mod policy;
+mod realm;
 mod secret;
 mod security;
 mod time;
@@ -75,6 +76,8 @@ pub enum AdminCommand {
     Did(DidArgs),
     /// Voicemail messages of a mailbox: list, export, delete (PINs: `palisade ext reset-pin`).
     Voicemail(VoicemailArgs),
+    /// The digest realm passwords are bound to (fixed at first start, independent of the domain): show, set.
+    Realm(realm::RealmArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -141,6 +144,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Trunk(args) => trunks::run_trunk(args).await,
         AdminCommand::Did(args) => trunks::run_did(args).await,
         AdminCommand::Voicemail(args) => voicemail::run(args).await,
+        AdminCommand::Realm(args) => realm::run(args).await,
     }
 }
 
@@ -165,14 +169,21 @@ pub fn main(cmd: AdminCommand) -> ExitCode {
     }
 }
 
-/// The SIP domain, which is the digest realm: the `domain` setting, else `domain` in palisade.toml, else the
-/// shared default ([`store::settings::default_domain`]).
-async fn realm(db: &Db, data_dir: &Path) -> anyhow::Result<String> {
+/// The SIP domain: the `domain` setting, else `domain` in palisade.toml, else the shared default
+/// ([`store::settings::default_domain`]).
+async fn domain(db: &Db, data_dir: &Path) -> anyhow::Result<String> {
     if let Some(d) = db.get_setting(store::settings::DOMAIN).await? {
         return Ok(d);
     }
     let file = FileConfig::load(&data_dir.join(CONFIG_FILE))?;
     Ok(file.domain.unwrap_or_else(store::settings::default_domain))
+}
+
+/// The digest realm passwords are hashed for: the fixed realm, or, before the first start, the domain (which
+/// is then fixed as the realm, so a later `serve --domain` does not invalidate the passwords set now).
+async fn realm(db: &Db, data_dir: &Path) -> anyhow::Result<String> {
+    let candidate = domain(db, data_dir).await?;
+    Ok(db.realm_or_fix(&candidate).await?)
 }
 
 /// Turns a store error into an operator message, with a hint for a missing extension.

@@ -8,7 +8,7 @@ use store::settings::{
     self, CREDENTIAL_LENGTH, DIGEST_ALGORITHMS, DOMAIN, GUARD_SETTINGS, SETTABLE,
 };
 
-use super::{CommonArgs, output, realm, store_error};
+use super::{CommonArgs, domain, output, realm, store_error};
 
 #[derive(Debug, Args)]
 pub struct SecurityArgs {
@@ -39,6 +39,8 @@ struct Settings {
     digest_algorithms: String,
     credential_length: usize,
     domain: String,
+    /// The digest realm passwords are bound to (`palisade realm`); not changed by the domain.
+    realm: String,
     /// The anti-hacking settings in force, by key.
     #[serde(flatten)]
     guard: BTreeMap<&'static str, u64>,
@@ -81,7 +83,8 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
                 anyhow::Ok(Settings {
                     digest_algorithms: db.digest_algorithms().await?.join(","),
                     credential_length: db.credential_length().await?,
-                    domain: realm(&db, &common.data_dir()).await?,
+                    domain: domain(&db, &common.data_dir()).await?,
+                    realm: realm(&db, &common.data_dir()).await?,
                     guard: guard_values(&db).await?,
                     events: {
                         let (days, rows) = db.event_retention().await?;
@@ -122,6 +125,10 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
                 })
                 .collect::<Vec<_>>();
             output::table(&["SETTING", "VALUE", "ABOUT"], &rows);
+            crate::say!(
+                "The digest realm is {} (fixed; `palisade realm` shows or changes it).",
+                s.realm
+            );
             crate::say!();
             crate::say!("Anti-hacking (per source IP; whitelisted sources are exempt):");
             let rows = GUARD_SETTINGS
@@ -165,14 +172,12 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
             let db = common.open_or_create().await?;
             let stale = async {
                 db.set_setting(&key, &value).await?;
-                // A new realm makes every stored HA1 useless: say which extensions need a new password.
+                // The domain no longer moves the realm; report passwords set for another realm all the same,
+                // so an administrator who expected the old behaviour sees that nothing broke.
                 let mut stale = Vec::new();
                 if key == DOMAIN {
-                    for e in db.list_extensions().await? {
-                        if e.realm != value {
-                            stale.push(e.number);
-                        }
-                    }
+                    let realm = realm(&db, &common.data_dir()).await?;
+                    stale = db.extensions_outside_realm(&realm).await?;
                 }
                 anyhow::Ok(stale)
             }
@@ -187,8 +192,8 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
             crate::say!("{key} = {value}");
             if !stale.is_empty() {
                 crate::say!(
-                    "warning: the passwords of extension(s) {} were set for another realm and no longer work; \
-                     give them new ones with `palisade ext reset-password NUMBER`",
+                    "warning: the passwords of extension(s) {} were set for another realm and do not work; \
+                     give them new ones with `palisade ext reset-password NUMBER` (see `palisade realm show`)",
                     stale.join(", ")
                 );
             }
