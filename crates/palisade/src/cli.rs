@@ -21,6 +21,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the SIP server.
     Serve(ServeArgs),
+    /// Back up the database, voicemail, greetings, TLS files and configuration into one archive, while the
+    /// server runs.
+    Backup(crate::backup::BackupArgs),
+    /// Restore a backup into an empty data directory.
+    Restore(crate::backup::RestoreArgs),
     #[command(flatten)]
     Admin(crate::admin::AdminCommand),
 }

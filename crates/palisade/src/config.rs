@@ -155,6 +155,8 @@ pub struct FileConfig {
     pub calls: Option<CallsFile>,
     /// Browser origins allowed to open a WebSocket (`Origin` header), e.g. "https://phone.example.com".
     pub ws_allowed_origins: Option<Vec<String>>,
+    /// Scheduled backups.
+    pub backup: Option<crate::backup::BackupFile>,
 }
 
 impl FileConfig {
@@ -243,6 +245,7 @@ pub struct Config {
     pub limits: sip::Limits,
     pub transport_limits: TransportLimits,
     pub calls: CallSettings,
+    pub backup: crate::backup::BackupSchedule,
 }
 
 /// The data directory: --data, else $PALISADE_DATA (clap reads it into the same field), else ./palisade-data.
@@ -413,7 +416,10 @@ impl Config {
             )?,
         };
 
+        let backup = crate::backup::BackupSchedule::resolve(file.backup.as_ref(), data_dir)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
         Ok(Config {
+            backup,
             calls,
             data_dir: data_dir.to_path_buf(),
             listen,
@@ -516,6 +522,14 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 # idle_timeout_secs = 300
 ## Seconds a new TCP/TLS/WebSocket connection has to send its first valid SIP message before it is closed.
 # first_request_timeout_secs = 30
+
+# [backup]
+## Seconds between scheduled backups (database, voicemail, greetings, TLS, this file); 0 turns them off.
+# interval_seconds = 86400
+## How many scheduled backups to keep; older ones are deleted.
+# keep = 7
+## Where they are written (relative paths are relative to this directory). Another disk is safer.
+# dir = "backups"
 "##;
 
 #[cfg(test)]

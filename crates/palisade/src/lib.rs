@@ -11,6 +11,7 @@ pub const VERSION: &str = concat!(
 );
 
 pub mod admin;
+pub mod backup;
 pub mod call_media;
 pub mod cli;
 pub mod config;

@@ -169,6 +169,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
     tasks.spawn(trunk_dns::run(db.clone(), edge.clone()));
     tasks.spawn(crate::state_log::run(edge.clone()));
+    tasks.spawn(crate::backup::run_scheduled(
+        db.clone(),
+        config.data_dir.clone(),
+        config.backup.clone(),
+    ));
     for l in listeners {
         tracing::info!(transport = %transport_name(l.transport()), addr = %l.local(), "listening");
         match l {
