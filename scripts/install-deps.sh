@@ -25,6 +25,7 @@ PKGS=(
   procps              # ps / pgrep for process checks
   netcat-openbsd      # nc
   shellcheck          # lint of the project's shell scripts
+  prometheus          # promtool: lint of the /metrics output (test_ops_metrics)
 )
 
 # One dpkg-query for all: packages it does not know are simply absent from its output.

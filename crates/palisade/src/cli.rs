@@ -26,6 +26,8 @@ pub enum Command {
     Backup(crate::backup::BackupArgs),
     /// Restore a backup into an empty data directory.
     Restore(crate::backup::RestoreArgs),
+    /// Is the server running: version, listeners, counts, certificate expiry, database state, last backup.
+    Status(crate::metrics::status_command::StatusArgs),
     #[command(flatten)]
     Admin(crate::admin::AdminCommand),
 }
@@ -70,4 +72,9 @@ pub struct ServeArgs {
     /// at; written into SDP, Via and Contact. Default: the first listener with a specific address, else 127.0.0.1.
     #[arg(long, value_name = "IP")]
     pub advertise: Option<std::net::IpAddr>,
+
+    /// Serve /metrics (Prometheus), /health and /status over plain HTTP on IP:PORT, e.g. 127.0.0.1:9090.
+    /// Sources outside loopback are refused unless listed in metrics_allow (palisade.toml). Default: off.
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }

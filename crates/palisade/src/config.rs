@@ -157,6 +157,10 @@ pub struct FileConfig {
     pub ws_allowed_origins: Option<Vec<String>>,
     /// Scheduled backups.
     pub backup: Option<crate::backup::BackupFile>,
+    /// Address of the standalone metrics/health listener (plain HTTP); default off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Networks besides loopback that may reach it, e.g. ["10.0.0.0/8"].
+    pub metrics_allow: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -246,6 +250,8 @@ pub struct Config {
     pub transport_limits: TransportLimits,
     pub calls: CallSettings,
     pub backup: crate::backup::BackupSchedule,
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_allow: Vec<ipnet::IpNet>,
 }
 
 /// The data directory: --data, else $PALISADE_DATA (clap reads it into the same field), else ./palisade-data.
@@ -418,7 +424,26 @@ impl Config {
 
         let backup = crate::backup::BackupSchedule::resolve(file.backup.as_ref(), data_dir)
             .with_context(|| format!("invalid config file {}", path.display()))?;
+        let metrics_allow = file
+            .metrics_allow
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                s.trim()
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| s.trim().parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "invalid config file {}: key `metrics_allow`: `{s}` is not an address or CIDR \
+                             prefix (e.g. 10.0.0.0/8 or 192.0.2.7)",
+                            path.display()
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Config {
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
+            metrics_allow,
             backup,
             calls,
             data_dir: data_dir.to_path_buf(),
@@ -490,6 +515,11 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 ## browser on any other site is refused with 403 at the upgrade; clients that send no Origin (softphones such
 ## as baresip or sipp) are not browsers and are accepted.
 # ws_allowed_origins = ["https://phone.example.com"]
+
+## Serve /metrics (Prometheus), /health and /status over plain HTTP here. Default: off.
+# metrics_listen = "127.0.0.1:9090"
+## Networks besides loopback allowed to reach it (everything else gets 403).
+# metrics_allow = ["10.0.0.0/8"]
 
 # [calls]
 ## Seconds of ringing without an answer before the caller gets 480.

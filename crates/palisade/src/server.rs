@@ -117,7 +117,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             core: loaded.core,
             guard: loaded.guard,
             calls,
-            media: Box::new(RelayControl::new(relay)),
+            media: Box::new(RelayControl::new(relay.clone())),
         },
         clock,
     );
@@ -163,7 +163,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.transport_limits.clone(),
     );
 
+    let metrics_handle = crate::metrics::install();
+    let ops_sources = crate::metrics::status::Sources {
+        edge: edge.clone(),
+        relay: relay.clone(),
+        info: server_info(&config, (&loaded.domain, &loaded.realm), &listeners),
+    };
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(crate::metrics::status::run_writer(
+        ops_sources.clone(),
+        config.data_dir.clone(),
+    ));
+    if let Some(addr) = config.metrics_listen {
+        let router = crate::metrics::http::router(crate::metrics::http::OpsState {
+            handle: metrics_handle,
+            sources: ops_sources,
+            db: db.clone(),
+        });
+        tasks.spawn(crate::metrics::http::serve(addr, config.metrics_allow.clone(), router).await?);
+        tracing::info!(%addr, "metrics, health and status listening (HTTP)");
+    }
     tasks.spawn(edge.clone().run_timers());
     tasks.spawn(run_app_events(edge.clone(), app_events_rx));
     tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
@@ -217,7 +236,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::error!(error = %e, "could not write pending registrations and events");
     }
     db.close().await;
+    crate::metrics::status::remove(&config.data_dir);
     Ok(())
+}
+
+/// The facts `palisade status` and `/status` report that do not change while the server runs.
+fn server_info(
+    config: &Config,
+    (domain, realm): (&str, &str),
+    listeners: &[Listener],
+) -> crate::metrics::status::ServerInfo {
+    let tls = listeners
+        .iter()
+        .any(|l| matches!(l.transport(), Transport::Tls | Transport::Wss));
+    let tls_cert = tls.then(|| match &config.tls {
+        config::TlsSource::Files { cert, .. } => cert.clone(),
+        config::TlsSource::SelfSigned => tls::self_signed_paths(&config.data_dir).0,
+    });
+    crate::metrics::status::ServerInfo {
+        pid: std::process::id(),
+        version: crate::VERSION.to_string(),
+        started_at: crate::metrics::status::unix_secs(std::time::SystemTime::now()),
+        domain: domain.to_string(),
+        realm: realm.to_string(),
+        data_dir: config.data_dir.display().to_string(),
+        listeners: listeners
+            .iter()
+            .map(|l| format!("{}:{}", transport_name(l.transport()), l.local()))
+            .collect(),
+        metrics_listen: config.metrics_listen.map(|a| a.to_string()),
+        tls_cert,
+    }
 }
 
 /// The address phones reach Palisade at: `--advertise`, else the first listener bound to a specific address,

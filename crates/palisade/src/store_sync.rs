@@ -342,6 +342,7 @@ async fn sync_active_calls(
 }
 
 pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
+    let started = Instant::now();
     let records: Vec<store::CdrRow> = edge
         .with_service(|s| s.take_call_records())
         .iter()
@@ -399,6 +400,7 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     }
     // Routine decisions (challenges to requests without credentials, successful authentications) are counted,
     // not stored one row each: see store::events::is_routine and docs/security.md.
+    crate::metrics::count_flushed(&events, &records);
     let (rows, counts) = store::split_routine(events);
     if let Err(e) = db.add_event_counts(&counts).await {
         tracing::error!(error = %e, "cannot update the event counters; these counts are lost");
@@ -406,6 +408,10 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     if let Err(e) = db.append_events(&rows).await {
         edge.with_service(|s| s.core_mut().requeue(rows, Vec::new()));
         return Err(e).context("cannot store security events");
+    }
+    if !records.is_empty() || !store_changes.is_empty() || !rows.is_empty() {
+        ::metrics::histogram!(crate::metrics::STORE_WRITE_SECONDS)
+            .record(started.elapsed().as_secs_f64());
     }
     Ok(())
 }

@@ -214,6 +214,11 @@ impl PbxCore {
         self.verifier.set_server_names(names);
     }
 
+    /// Contacts registered now (for metrics and `palisade status`).
+    pub fn registration_count(&self) -> usize {
+        self.registrar.len()
+    }
+
     /// Like [`Self::set_server_addresses`], with the SIP domain as a further name when it differs from the realm.
     pub fn set_server_names(
         &mut self,

@@ -1,0 +1,159 @@
+//! The HTTP side: `GET /metrics` (Prometheus text format), `GET /health` (200 when the server can take calls,
+//! 503 otherwise; for load balancers) and `GET /status` (the status snapshot as JSON).
+//!
+//! [`router`] is what the admin listener mounts. [`serve`] runs it alone on `--metrics-listen`, plain HTTP, and
+//! answers 403 to any source outside loopback and the configured `metrics_allow` networks.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ipnet::IpNet;
+use metrics_exporter_prometheus::PrometheusHandle;
+use store::Db;
+
+use super::status::Sources;
+
+/// How long the health check waits for the database.
+const HEALTH_DB_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct OpsState {
+    pub handle: Option<PrometheusHandle>,
+    pub sources: Sources,
+    pub db: Db,
+}
+
+/// The operations routes, for mounting on any listener.
+pub fn router(state: OpsState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<OpsState>) -> Response {
+    let Some(handle) = state.handle.clone() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed\n",
+        )
+            .into_response();
+    };
+    let sources = state.sources.clone();
+    // Reading /proc and the service lock is quick, but not async: keep it off the reactor.
+    match tokio::task::spawn_blocking(move || super::render(&handle, &sources)).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn health(State(state): State<OpsState>) -> Response {
+    let db = tokio::time::timeout(HEALTH_DB_TIMEOUT, state.db.current_version()).await;
+    let (code, status, detail) = match db {
+        Ok(Ok(_)) => (StatusCode::OK, "ok", None),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            Some(format!("database: {e}")),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            Some("database: no answer within 2 s".to_string()),
+        ),
+    };
+    let body = serde_json::json!({ "status": status, "version": crate::VERSION, "detail": detail });
+    (code, axum::Json(body)).into_response()
+}
+
+async fn status(State(state): State<OpsState>) -> Response {
+    let sources = state.sources.clone();
+    match tokio::task::spawn_blocking(move || sources.snapshot()).await {
+        Ok(s) => axum::Json(s).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Whether `ip` may use the standalone listener: loopback always, else only inside `allow`.
+pub fn allowed(ip: std::net::IpAddr, allow: &[IpNet]) -> bool {
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    ip.is_loopback() || allow.iter().any(|n| n.contains(&ip))
+}
+
+async fn only_allowed(
+    State(allow): State<std::sync::Arc<Vec<IpNet>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if allowed(peer.ip(), &allow) {
+        next.run(request).await
+    } else {
+        tracing::debug!(%peer, "metrics listener: source not allowed");
+        (
+            StatusCode::FORBIDDEN,
+            "forbidden: add this network to metrics_allow in palisade.toml\n",
+        )
+            .into_response()
+    }
+}
+
+/// Binds `addr` (failing at start, with the reason, if it cannot) and returns the task serving `router` there.
+pub async fn serve(
+    addr: SocketAddr,
+    allow: Vec<IpNet>,
+    router: Router,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics (metrics_listen)"))?;
+    let app = router.layer(middleware::from_fn_with_state(
+        std::sync::Arc::new(allow),
+        only_allowed,
+    ));
+    Ok(async move {
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_always_others_only_when_configured() {
+        let lan: IpNet = "10.0.0.0/8".parse().unwrap();
+        assert!(allowed("127.0.0.1".parse().unwrap(), &[]));
+        assert!(allowed("::1".parse().unwrap(), &[]));
+        assert!(allowed("::ffff:127.0.0.1".parse().unwrap(), &[]));
+        assert!(!allowed("10.1.2.3".parse().unwrap(), &[]));
+        assert!(allowed("10.1.2.3".parse().unwrap(), &[lan]));
+        assert!(allowed("::ffff:10.1.2.3".parse().unwrap(), &[lan]));
+        assert!(!allowed("192.0.2.1".parse().unwrap(), &[lan]));
+    }
+}
