@@ -33,7 +33,9 @@ python3 "$E2E_DIR/make_g711_pcap.py" "$E2E_TMP/tone.ul" "$E2E_TMP/g711.pcap" || 
 
 port=$(free_port)
 mport=$(free_port)
-pal_start "$data" --listen "udp:$HOST:$port" --rtp-ports "$RTP_LO-$RTP_HI" --metrics-listen "$HOST:$mport"
+tport=$(free_port)
+pal_start "$data" --listen "udp:$HOST:$port" --listen "tls:$HOST:$tport" --rtp-ports "$RTP_LO-$RTP_HI" \
+  --metrics-listen "$HOST:$mport"
 base=http://$HOST:$mport
 
 health=$(curl -s -m 5 -w ' %{http_code}' "$base/health") || fail "GET /health"
@@ -138,6 +140,7 @@ assert s["server"]["counts"]["registrations"] >= 11, s["server"]["counts"]
 assert s["server"]["listeners"], s
 assert s["database"]["check"] == "ok" and s["database"]["schema"] == s["database"]["schema_latest"], s["database"]
 assert s["server"]["version"].startswith("0."), s["server"]["version"]
+assert s["server"]["certificate"]["days_left"] > 0, s["server"]["certificate"]
 PY
 ok "palisade status: $(head -1 "$E2E_TMP/status.txt")"
 no_panic
@@ -146,3 +149,19 @@ rc=0
 pal status >"$E2E_TMP/stopped.txt" || rc=$?
 { [ "$rc" = 3 ] && grep -q "not running" "$E2E_TMP/stopped.txt"; } || fail "status after stop: exit $rc, $(cat "$E2E_TMP/stopped.txt")"
 ok "after stop: palisade status exits 3: $(head -1 "$E2E_TMP/stopped.txt")"
+
+# The Grafana dashboard in the repository only queries metrics this server exports.
+python3 - "$REPO_ROOT/packaging/grafana/palisade-dashboard.json" "$E2E_TMP/after.prom" <<'PY' || fail "dashboard (see above)"
+import json, re, sys
+dash = json.load(open(sys.argv[1]))
+exported = {l.split("{")[0].split()[0] for l in open(sys.argv[2]) if l.strip() and not l.startswith("#")}
+used = set()
+for p in dash["panels"]:
+    for t in p["targets"]:
+        used |= set(re.findall(r"\b((?:palisade|process)_[a-z_]+)", t["expr"]))
+missing = sorted(used - exported)
+if missing:
+    sys.exit(f"the dashboard queries metrics /metrics does not export: {missing}")
+print(f"{len(dash['panels'])} panels, {len(used)} metrics, all exported")
+PY
+ok "Grafana dashboard packaging/grafana/palisade-dashboard.json queries only exported metrics"
