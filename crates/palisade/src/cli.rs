@@ -77,4 +77,9 @@ pub struct ServeArgs {
     /// Sources outside loopback are refused unless listed in metrics_allow (palisade.toml). Default: off.
     #[arg(long, value_name = "IP:PORT")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+
+    /// Also send security events (failed logins, bans, throttles, policy refusals) to a syslog server as
+    /// RFC 5424 over UDP, e.g. udp:127.0.0.1:514. Default: off.
+    #[arg(long, value_name = "udp:HOST:PORT")]
+    pub syslog: Option<crate::syslog::SyslogTarget>,
 }

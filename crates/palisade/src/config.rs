@@ -161,6 +161,8 @@ pub struct FileConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Networks besides loopback that may reach it, e.g. ["10.0.0.0/8"].
     pub metrics_allow: Option<Vec<String>>,
+    /// Security events to syslog: "udp:HOST:PORT".
+    pub syslog: Option<String>,
 }
 
 impl FileConfig {
@@ -252,6 +254,7 @@ pub struct Config {
     pub backup: crate::backup::BackupSchedule,
     pub metrics_listen: Option<SocketAddr>,
     pub metrics_allow: Vec<ipnet::IpNet>,
+    pub syslog: Option<crate::syslog::SyslogTarget>,
 }
 
 /// The data directory: --data, else $PALISADE_DATA (clap reads it into the same field), else ./palisade-data.
@@ -441,7 +444,15 @@ impl Config {
                     })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let syslog = match (args.syslog, &file.syslog) {
+            (Some(t), _) => Some(t),
+            (None, Some(s)) => Some(s.parse().map_err(|e| {
+                anyhow::anyhow!("invalid config file {}: key `syslog`: {e}", path.display())
+            })?),
+            (None, None) => None,
+        };
         Ok(Config {
+            syslog,
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
             metrics_allow,
             backup,
@@ -520,6 +531,10 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 # metrics_listen = "127.0.0.1:9090"
 ## Networks besides loopback allowed to reach it (everything else gets 403).
 # metrics_allow = ["10.0.0.0/8"]
+
+## Also send security events (failed logins, bans, throttles, policy refusals) to a SIEM as RFC 5424 syslog
+## over UDP. Default: off.
+# syslog = "udp:127.0.0.1:514"
 
 # [calls]
 ## Seconds of ringing without an answer before the caller gets 480.

@@ -24,6 +24,7 @@ pub mod server;
 pub mod service;
 pub mod state_log;
 pub mod store_sync;
+pub mod syslog;
 pub mod tls;
 pub mod tls_client;
 pub mod tls_reload;

@@ -164,6 +164,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
 
     let metrics_handle = crate::metrics::install();
+    if let Some(target) = config.syslog {
+        crate::syslog::install(target, &store::settings::default_domain())
+            .with_context(|| format!("cannot open a socket for syslog to {}", target.0))?;
+    }
     let ops_sources = crate::metrics::status::Sources {
         edge: edge.clone(),
         relay: relay.clone(),

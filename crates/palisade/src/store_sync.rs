@@ -405,6 +405,7 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     if let Err(e) = db.add_event_counts(&counts).await {
         tracing::error!(error = %e, "cannot update the event counters; these counts are lost");
     }
+    crate::syslog::forward(&rows);
     if let Err(e) = db.append_events(&rows).await {
         edge.with_service(|s| s.core_mut().requeue(rows, Vec::new()));
         return Err(e).context("cannot store security events");

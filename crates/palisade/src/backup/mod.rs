@@ -6,7 +6,7 @@
 //! changed in place, so a link captures a whole file; a file newer than the snapshot has no row and is swept at
 //! the restored server's first start.
 
-mod archive;
+pub(crate) mod archive;
 mod schedule;
 
 use std::fs;
