@@ -26,6 +26,8 @@ PKGS=(
   netcat-openbsd      # nc
   shellcheck          # lint of the project's shell scripts
   prometheus          # promtool: lint of the /metrics output (test_ops_metrics)
+  systemd             # systemd-analyze verify/security of the packaged unit (test_ops_package)
+  util-linux          # setpriv: run the packaged server as its system user (test_ops_package)
 )
 
 # One dpkg-query for all: packages it does not know are simply absent from its output.

@@ -19,6 +19,7 @@ pub mod data_dir;
 pub mod guard_store;
 pub mod logging;
 pub mod media;
+pub mod notify;
 pub mod metrics;
 pub mod server;
 pub mod service;

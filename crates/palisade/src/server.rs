@@ -33,6 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     // With a TLS listener, the certificate files are watched and reloaded without a restart (and on SIGHUP).
     let mut reloader = None;
+    let mut tls_resolver = None;
     // WSS uses the same certificate as SIP over TLS.
     let tls_acceptor = if listeners
         .iter()
@@ -41,19 +42,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let (server, resolver) =
             tls::reloading_server_config(&config.tls, &config.data_dir, &config.domain)?;
         reloader = Some(crate::tls_reload::spawn_reloader(resolver.clone()));
-        let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP received; reloading the TLS certificate");
-                let r = resolver.clone();
-                // Failures are logged by reload(); the old certificate stays in use.
-                let _ = tokio::task::spawn_blocking(move || r.reload()).await;
-            }
-        });
+        tls_resolver = Some(resolver);
         Some(TlsAcceptor::from(server))
     } else {
         None
     };
+
+    // SIGHUP (`systemctl reload`) reloads the TLS certificate; extensions and settings from the database are
+    // applied within a second anyway. Installed with or without TLS, so a reload never kills the server.
+    let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            crate::notify::reloading();
+            match tls_resolver.clone() {
+                Some(r) => {
+                    tracing::info!("SIGHUP received; reloading the TLS certificate");
+                    // Failures are logged by reload(); the old certificate stays in use.
+                    let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+                }
+                None => tracing::info!("SIGHUP received; nothing to reload without a TLS listener"),
+            }
+            crate::notify::ready("reloaded");
+        }
+    });
 
     // Handlers first, so that a signal right after "ready" shuts down cleanly.
     let mut sigterm =
@@ -226,10 +237,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = out.flush();
     }
 
+    crate::notify::ready("ready");
+
     tokio::select! {
         _ = sigterm.recv() => tracing::info!("SIGTERM received; shutting down"),
         _ = sigint.recv() => tracing::info!("SIGINT received; shutting down"),
     }
+    crate::notify::stopping();
     unregister_trunks(&edge).await;
     tasks.abort_all();
     if let Some(r) = reloader {
