@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the Palisade Debian package with dpkg-deb (no cargo-deb, no network).
 #
-#   packaging/build-deb.sh [--binary PATH] [--version VERSION] [--out DIR]
+#   packaging/build-deb.sh [--binary PATH] [--version VERSION] [--out DIR] [--fast]
 #
 #   --binary   the palisade executable to package (default: target/release/palisade, built with
 #              `cargo build --release -p palisade` when missing). Tests pass the debug binary.
 #   --version  the package version (default: the crate version with Debian revision -1, e.g. 0.1.0-1)
 #   --out      where the .deb goes (default: target/debian)
+#   --fast     light compression (tests), instead of gzip -9
 #
 # Prints the path of the .deb. The package installs /usr/bin/palisade, the hardened systemd unit, the
 # configuration /etc/palisade/palisade.toml (a conffile), docs and the Grafana dashboard; its maintainer scripts
@@ -18,9 +19,10 @@ repo=$(cd "$here/.." && pwd)
 binary=""
 version=""
 out="$repo/target/debian"
+level=9
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 while [ $# -gt 0 ]; do
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
     --binary) binary=${2:?--binary needs a path}; shift 2 ;;
     --version) version=${2:?--version needs a value}; shift 2 ;;
     --out) out=${2:?--out needs a directory}; shift 2 ;;
+    --fast) level=1; shift ;;
     -h | --help) usage 0 ;;
     *) echo "build-deb.sh: unknown argument '$1'" >&2; usage 2 >&2 ;;
   esac
@@ -86,5 +89,5 @@ Description: secure-by-default SIP PBX
 TXT
 mkdir -p "$out"
 deb=$out/palisade_${version}_${arch}.deb
-dpkg-deb --root-owner-group -Zgzip --build "$root" "$deb" >/dev/null
+dpkg-deb --root-owner-group -Zgzip -z"$level" --build "$root" "$deb" >/dev/null
 echo "$deb"

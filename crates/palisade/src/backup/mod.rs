@@ -245,7 +245,9 @@ fn file_header(size: u64, mtime: u64) -> tar::Header {
 /// Links (or copies) `data/rel` and everything under it into `staging/rel`, recording the files staged.
 fn stage(data: &Path, staging: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     let src = data.join(rel);
-    let meta = match fs::symlink_metadata(&src) {
+    // Followed: the packaged palisade.toml is a link to /etc/palisade/palisade.toml, whose content is wanted.
+    let linked = fs::symlink_metadata(&src).is_ok_and(|m| m.file_type().is_symlink());
+    let meta = match fs::metadata(&src) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", src.display())),
@@ -268,7 +270,13 @@ fn stage(data: &Path, staging: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> any
                 .mode(0o700)
                 .create(parent)?;
         }
-        match fs::hard_link(&src, &dst) {
+        // A hard link of a symlink would link the symlink itself: copy what it points to.
+        let linked_ok = if linked {
+            Err(std::io::Error::other("a symlink is copied"))
+        } else {
+            fs::hard_link(&src, &dst)
+        };
+        match linked_ok {
             Ok(()) => {}
             // A file removed since it was listed (a voicemail deleted meanwhile) is simply not in the backup.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
