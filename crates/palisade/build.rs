@@ -35,10 +35,10 @@ fn git_revision() -> Option<String> {
         return None;
     }
     let rev = git(&["rev-parse", "--short=12", "HEAD"])?;
-    // Rebuild when HEAD moves: HEAD itself (a checkout) and the ref it points to (a commit). In a worktree
-    // the ref lives in the common git directory.
-    {
-        if let Some(p) = git(&["rev-parse", "--git-path", "HEAD"]) {
+    // Rebuild when HEAD moves: HEAD itself (a checkout), the ref it points to (a commit) and packed-refs (where
+    // git moves refs). In a worktree the refs live in the common git directory.
+    for name in ["HEAD", "packed-refs"] {
+        if let Some(p) = git(&["rev-parse", "--git-path", name]) {
             println!("cargo:rerun-if-changed={}", absolute(&p).display());
         }
     }

@@ -189,13 +189,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ops_sources.clone(),
         config.data_dir.clone(),
     ));
+    // /metrics, /health and /status: for the admin listener to mount, and served alone on --metrics-listen.
+    let ops_router = crate::metrics::http::router(crate::metrics::http::OpsState {
+        handle: metrics_handle,
+        sources: ops_sources,
+        db: db.clone(),
+    });
     if let Some(addr) = config.metrics_listen {
-        let router = crate::metrics::http::router(crate::metrics::http::OpsState {
-            handle: metrics_handle,
-            sources: ops_sources,
-            db: db.clone(),
-        });
-        tasks.spawn(crate::metrics::http::serve(addr, config.metrics_allow.clone(), router).await?);
+        let serve = crate::metrics::http::serve(addr, config.metrics_allow.clone(), ops_router);
+        tasks.spawn(serve.await?);
         tracing::info!(%addr, "metrics, health and status listening (HTTP)");
     }
     tasks.spawn(edge.clone().run_timers());

@@ -103,10 +103,25 @@ async fn algorithms(db: &Db) -> anyhow::Result<Vec<Algorithm>> {
 }
 
 fn warn_on_realm_mismatch(extensions: &[Extension], realm: &str) {
-    for e in extensions.iter().filter(|e| e.realm != realm) {
-        tracing::warn!(extension = %e.number, password_realm = %e.realm, %realm,
-            "password was set for another realm; reset it with `palisade ext reset-password {}`", e.number);
+    let stale: Vec<&str> = extensions
+        .iter()
+        .filter(|e| e.realm != realm)
+        .map(|e| e.number.as_str())
+        .collect();
+    if stale.is_empty() {
+        return;
     }
+    // One line, however many: the list is in `palisade realm show`.
+    let shown = stale
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = if stale.len() > 10 { ", …" } else { "" };
+    tracing::warn!(count = stale.len(), %realm,
+        "extension(s) {shown}{more} have passwords set for another realm and cannot authenticate; give them new \
+         ones with `palisade ext reset-password NUMBER` (list: `palisade realm show`)");
 }
 
 /// The authentication view of a stored extension.

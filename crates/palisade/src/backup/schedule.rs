@@ -71,7 +71,10 @@ pub async fn run_scheduled(db: Db, data_dir: PathBuf, schedule: BackupSchedule) 
     };
     tracing::info!(every_secs = interval.as_secs(), keep = schedule.keep, dir = %schedule.dir.display(),
         "scheduled backups on");
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    sweep_staging(&data_dir);
+    // Counted from the newest scheduled backup, so that restarts do not postpone backups for ever.
+    let first = first_delay(interval, newest_age(&schedule.dir));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
@@ -95,6 +98,52 @@ pub async fn run_scheduled(db: Db, data_dir: PathBuf, schedule: BackupSchedule) 
     }
 }
 
+/// How long until the first scheduled backup: a whole interval after none, else what is left of the interval
+/// since the newest one, but never sooner than [`MIN_INTERVAL_SECS`] after start.
+pub fn first_delay(interval: Duration, newest_age: Option<Duration>) -> Duration {
+    let floor = Duration::from_secs(MIN_INTERVAL_SECS);
+    match newest_age {
+        None => interval,
+        Some(age) => interval.saturating_sub(age).max(floor),
+    }
+}
+
+/// The age of the newest `palisade-*.tar` in `dir`.
+fn newest_age(dir: &Path) -> Option<Duration> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(archive::SCHEDULED_PREFIX) && n.ends_with(".tar")
+        })
+        .filter_map(|e| e.metadata().ok()?.modified().ok()?.elapsed().ok())
+        .min()
+}
+
+/// Removes staging folders a crashed backup left in DATA/backups (named `.staging-PID-…`; only those whose
+/// process is gone).
+fn sweep_staging(data_dir: &Path) {
+    let dir = data_dir.join(store::snapshot::BACKUP_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(".staging-")
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+            tracing::info!(dir = %e.path().display(), "removed a backup staging folder left by a crash");
+        }
+    }
+}
+
 fn prune(dir: &Path, keep: usize) {
     let names = match std::fs::read_dir(dir) {
         Ok(entries) => entries
@@ -110,5 +159,60 @@ fn prune(dir: &Path, keep: usize) {
                 tracing::warn!(file = %name, error = %e, "cannot remove an old scheduled backup")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_backup_follows_the_newest_one() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(first_delay(day, None), day);
+        assert_eq!(
+            first_delay(day, Some(Duration::from_secs(3600))),
+            Duration::from_secs(82_800)
+        );
+        // Overdue (the server was down): soon after start, not at once.
+        assert_eq!(
+            first_delay(day, Some(2 * day)),
+            Duration::from_secs(MIN_INTERVAL_SECS)
+        );
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let dir = Path::new("/data");
+        let s = BackupSchedule::resolve(None, dir).unwrap();
+        assert_eq!(s.interval, Some(Duration::from_secs(DEFAULT_INTERVAL_SECS)));
+        assert_eq!(s.keep, DEFAULT_KEEP);
+        assert_eq!(s.dir, Path::new("/data/backups"));
+        let off = BackupFile {
+            interval_seconds: Some(0),
+            ..BackupFile::default()
+        };
+        assert_eq!(
+            BackupSchedule::resolve(Some(&off), dir).unwrap().interval,
+            None
+        );
+        let too_short = BackupFile {
+            interval_seconds: Some(5),
+            ..BackupFile::default()
+        };
+        assert!(BackupSchedule::resolve(Some(&too_short), dir).is_err());
+        let keep_none = BackupFile {
+            keep: Some(0),
+            ..BackupFile::default()
+        };
+        assert!(BackupSchedule::resolve(Some(&keep_none), dir).is_err());
+        let elsewhere = BackupFile {
+            dir: Some("/srv/backup".into()),
+            ..BackupFile::default()
+        };
+        assert_eq!(
+            BackupSchedule::resolve(Some(&elsewhere), dir).unwrap().dir,
+            Path::new("/srv/backup")
+        );
     }
 }

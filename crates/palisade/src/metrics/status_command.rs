@@ -101,6 +101,16 @@ pub fn main(args: StatusArgs) -> ExitCode {
 
 async fn report(data: &Path) -> anyhow::Result<Report> {
     let db_path = data.join(store::DB_FILE);
+    if let Err(e) = std::fs::metadata(&db_path)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        anyhow::bail!(
+            "cannot read {}: permission denied; run it as the server's user, e.g. `sudo -u palisade palisade \
+             status --data {}`",
+            data.display(),
+            data.display()
+        );
+    }
     if !db_path.is_file() {
         anyhow::bail!(
             "no Palisade database in {}: check --data or $PALISADE_DATA",
