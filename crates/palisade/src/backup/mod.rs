@@ -137,6 +137,22 @@ pub async fn create(data: &Path, out: &Path) -> anyhow::Result<Summary> {
 
 /// Backs up with an open database (the running server's, for scheduled backups).
 pub async fn create_with(db: &Db, data: &Path, out: &Path) -> anyhow::Result<Summary> {
+    if out.is_dir() {
+        bail!(
+            "{} is a directory: name the archive file, e.g. {}",
+            out.display(),
+            out.join("palisade-backup.tar").display()
+        );
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        bail!(
+            "the directory {} does not exist: create it first (mkdir -p {})",
+            parent.display(),
+            parent.display()
+        );
+    }
     if out.exists() {
         bail!(
             "{} already exists: choose another file name (a backup never overwrites a file)",
