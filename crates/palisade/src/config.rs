@@ -757,4 +757,42 @@ mod tests {
         );
         assert_eq!(c.domain, "pbx.example.com");
     }
+
+    #[test]
+    fn operations_keys_are_checked() {
+        let resolve = |text: &str| {
+            let file = FileConfig::parse(text, &path())?;
+            Config::resolve(&ServeArgs::default(), file, Path::new("/srv/pbx"), &path())
+        };
+        let c = resolve(
+            "metrics_listen = \"127.0.0.1:9090\"\nmetrics_allow = [\"10.0.0.0/8\", \"192.0.2.7\"]\n\
+             syslog = \"udp:127.0.0.1:514\"\n[backup]\ninterval_seconds = 3600\nkeep = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(c.metrics_allow.len(), 2);
+        assert_eq!(
+            c.syslog.map(|s| s.0),
+            Some("127.0.0.1:514".parse().unwrap())
+        );
+        assert_eq!(c.backup.keep, 3);
+        assert_eq!(c.backup.dir, Path::new("/srv/pbx/backups"));
+        for (bad, says) in [
+            ("metrics_allow = [\"ten\"]", "metrics_allow"),
+            ("syslog = \"tcp:127.0.0.1:514\"", "syslog"),
+            ("[backup]\ninterval_seconds = 5", "interval_seconds"),
+            ("[backup]\nkeep = 0", "keep"),
+            ("[backup]\nevery = 5", "every"),
+        ] {
+            let e = format!("{:#}", resolve(bad).unwrap_err());
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // The commented default file sets nothing.
+        assert!(
+            resolve(DEFAULT_CONFIG_TOML)
+                .unwrap()
+                .metrics_listen
+                .is_none()
+        );
+    }
 }

@@ -61,7 +61,7 @@ impl Summary {
             ""
         };
         format!(
-            "{} files, {:.1} MB: database (schema {}), {} voicemail file(s) and greeting(s), {} TLS file(s){config}",
+            "{} file(s), {:.1} MB: database (schema {}), {} voicemail file(s) and greeting(s), {} TLS file(s){config}",
             m.files.len(),
             m.total_bytes() as f64 / 1_000_000.0,
             m.schema,
