@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Metrics, health and status (issue 18):
-#   * `serve --metrics-listen`: GET /health is 200 {"status":"ok"}; GET /metrics passes `promtool check metrics`
+#   * `serve --metrics-listen` with a metrics_token: /metrics and /status without it (or with a wrong one) get
+#     401; GET /health (no token) is 200 {"status":"ok"}; GET /metrics passes `promtool check metrics`
 #     (Prometheus's own linter: HELP, TYPE, counter names) before and after load;
 #   * values move with a sipp load: 10 registrations (reg_auth.xml) and 10 authenticated calls with RTP through
 #     the relay (call_uac_rtp.xml -> sipp UAS), plus 3 wrong passwords: REGISTER and INVITE requests in, 401/407
@@ -28,6 +29,8 @@ for range in "101 101" "200 $((200 + CALLS - 1))" "600 609"; do
   pal ext add-range $range 2>/dev/null | grep -E '^[0-9]+,' >>"$csv" || fail "ext add-range $range"
 done
 cred() { grep "^$1," "$csv" | cut -d, -f"$2"; }
+TOKEN=e2e-metrics-token-0123456789
+echo "metrics_token = \"$TOKEN\"" >"$data/palisade.toml"
 sox -n -r 8000 -c 1 -t ul "$E2E_TMP/tone.ul" synth 3.2 sine 1000 2>/dev/null || fail "sox tone"
 python3 "$E2E_DIR/make_g711_pcap.py" "$E2E_TMP/tone.ul" "$E2E_TMP/g711.pcap" || fail "g711.pcap"
 
@@ -42,8 +45,13 @@ health=$(curl -s -m 5 -w ' %{http_code}' "$base/health") || fail "GET /health"
 case $health in *'"status":"ok"'*' 200') ;; *) fail "GET /health: $health" ;; esac
 ok "GET /health: $health"
 
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$base/metrics")
+[ "$code" = 401 ] || fail "GET /metrics without the metrics_token: $code (expected 401)"
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer wrong-token-0123456789" "$base/status")
+[ "$code" = 401 ] || fail "GET /status with a wrong token: $code (expected 401)"
+ok "metrics_token: /metrics and /status refuse missing or wrong tokens (401); /health needs none"
 scrape() { # scrape NAME: fetch /metrics into $E2E_TMP/NAME.prom and lint it
-  curl -s -m 5 -f "$base/metrics" -o "$E2E_TMP/$1.prom" || fail "GET /metrics ($1)"
+  curl -s -m 5 -f -H "Authorization: Bearer $TOKEN" "$base/metrics" -o "$E2E_TMP/$1.prom" || fail "GET /metrics ($1)"
   promtool check metrics <"$E2E_TMP/$1.prom" >"$E2E_TMP/$1.lint" 2>&1 || {
     show "$E2E_TMP/$1.lint" 20
     fail "promtool check metrics failed on the $1 scrape"

@@ -163,6 +163,8 @@ pub struct FileConfig {
     pub metrics_allow: Option<Vec<String>>,
     /// Security events to syslog: "udp:HOST:PORT".
     pub syslog: Option<String>,
+    /// Bearer token the metrics listener requires (except for /health).
+    pub metrics_token: Option<String>,
 }
 
 impl FileConfig {
@@ -254,6 +256,7 @@ pub struct Config {
     pub backup: crate::backup::BackupSchedule,
     pub metrics_listen: Option<SocketAddr>,
     pub metrics_allow: Vec<ipnet::IpNet>,
+    pub metrics_token: Option<String>,
     pub syslog: Option<crate::syslog::SyslogTarget>,
 }
 
@@ -451,7 +454,16 @@ impl Config {
             })?),
             (None, None) => None,
         };
+        let metrics_token = match file.metrics_token {
+            Some(t) if t.len() < 16 || t.chars().any(|c| !c.is_ascii_graphic()) => bail!(
+                "invalid config file {}: key `metrics_token` must be at least 16 printable characters without \
+                 spaces (e.g. the output of `openssl rand -hex 24`)",
+                path.display()
+            ),
+            t => t,
+        };
         Ok(Config {
+            metrics_token,
             syslog,
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
             metrics_allow,
@@ -531,6 +543,8 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 # metrics_listen = "127.0.0.1:9090"
 ## Networks besides loopback allowed to reach it (everything else gets 403).
 # metrics_allow = ["10.0.0.0/8"]
+## A bearer token Prometheus must send (Authorization: Bearer …) for /metrics and /status. Default: none.
+# metrics_token = "…at least 16 characters…"
 
 ## Also send security events (failed logins, bans, throttles, policy refusals) to a SIEM as RFC 5424 syslog
 ## over UDP. Default: off.
@@ -783,6 +797,7 @@ mod tests {
             ("[backup]\ninterval_seconds = 5", "interval_seconds"),
             ("[backup]\nkeep = 0", "keep"),
             ("[backup]\nevery = 5", "every"),
+            ("metrics_token = \"short\"", "metrics_token"),
         ] {
             let e = format!("{:#}", resolve(bad).unwrap_err());
             assert!(e.contains(says), "{bad}: {e}");

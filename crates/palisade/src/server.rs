@@ -196,7 +196,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         db: db.clone(),
     });
     if let Some(addr) = config.metrics_listen {
-        let serve = crate::metrics::http::serve(addr, config.metrics_allow.clone(), ops_router);
+        let access = crate::metrics::http::Access {
+            allow: config.metrics_allow.clone(),
+            token: config.metrics_token.clone(),
+        };
+        let serve = crate::metrics::http::serve(addr, access, ops_router);
         tasks.spawn(serve.await?);
         tracing::info!(%addr, "metrics, health and status listening (HTTP)");
     }

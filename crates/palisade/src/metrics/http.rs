@@ -2,7 +2,8 @@
 //! 503 otherwise; for load balancers) and `GET /status` (the status snapshot as JSON).
 //!
 //! [`router`] is what the admin listener mounts. [`serve`] runs it alone on `--metrics-listen`, plain HTTP, and
-//! answers 403 to any source outside loopback and the configured `metrics_allow` networks.
+//! answers 403 to any source outside loopback and the configured `metrics_allow` networks, and 401 to a request
+//! without the `metrics_token` bearer token when one is configured (`/health` excepted: load balancers).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -98,35 +99,68 @@ pub fn allowed(ip: std::net::IpAddr, allow: &[IpNet]) -> bool {
     ip.is_loopback() || allow.iter().any(|n| n.contains(&ip))
 }
 
+/// Who may use the standalone listener.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Networks besides loopback (`metrics_allow`).
+    pub allow: Vec<IpNet>,
+    /// A bearer token every request but `/health` must carry (`metrics_token`), if set.
+    pub token: Option<String>,
+}
+
+/// Whether an `Authorization` header value carries `token` as a bearer token (compared in constant time).
+pub fn bearer_matches(header: Option<&str>, token: &str) -> bool {
+    let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 async fn only_allowed(
-    State(allow): State<std::sync::Arc<Vec<IpNet>>>,
+    State(access): State<std::sync::Arc<Access>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
-    if allowed(peer.ip(), &allow) {
-        next.run(request).await
-    } else {
+    if !allowed(peer.ip(), &access.allow) {
         tracing::debug!(%peer, "metrics listener: source not allowed");
-        (
+        return (
             StatusCode::FORBIDDEN,
             "forbidden: add this network to metrics_allow in palisade.toml\n",
         )
-            .into_response()
+            .into_response();
     }
+    if let Some(token) = &access.token
+        && request.uri().path() != "/health"
+    {
+        let header = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !bearer_matches(header, token) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "unauthorized: send Authorization: Bearer <metrics_token>\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Binds `addr` (failing at start, with the reason, if it cannot) and returns the task serving `router` there.
 pub async fn serve(
     addr: SocketAddr,
-    allow: Vec<IpNet>,
+    access: Access,
     router: Router,
 ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for metrics (metrics_listen)"))?;
     let app = router.layer(middleware::from_fn_with_state(
-        std::sync::Arc::new(allow),
+        std::sync::Arc::new(access),
         only_allowed,
     ));
     Ok(async move {
@@ -144,6 +178,15 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_tokens() {
+        assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3cre"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3creT"), "s3cret"));
+        assert!(!bearer_matches(Some("Basic s3cret"), "s3cret"));
+        assert!(!bearer_matches(None, "s3cret"));
+    }
 
     #[test]
     fn loopback_always_others_only_when_configured() {
