@@ -544,7 +544,7 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 ## Networks besides loopback allowed to reach it (everything else gets 403).
 # metrics_allow = ["10.0.0.0/8"]
 ## A bearer token Prometheus must send (Authorization: Bearer …) for /metrics and /status. Default: none.
-# metrics_token = "…at least 16 characters…"
+# metrics_token = "replace-with-the-output-of-openssl-rand-hex-24"
 
 ## Also send security events (failed logins, bans, throttles, policy refusals) to a SIEM as RFC 5424 syslog
 ## over UDP. Default: off.
