@@ -810,4 +810,27 @@ mod tests {
                 .is_none()
         );
     }
+
+    #[test]
+    fn the_packaged_config_is_valid_with_every_example_uncommented() {
+        let packaged = include_str!("../../../packaging/palisade.toml");
+        let f = FileConfig::parse(packaged, &path()).unwrap();
+        assert!(f.listen.is_none() && f.domain.is_none() && f.backup.is_none());
+        let uncommented: String = packaged
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let f = FileConfig::parse(&uncommented, &path()).unwrap();
+        let c = Config::resolve(
+            &ServeArgs::default(),
+            f,
+            Path::new("/var/lib/palisade"),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.domain, "pbx.example.com");
+        assert!(c.metrics_token.is_some() && c.syslog.is_some());
+        assert_eq!(c.backup.dir, Path::new("/var/lib/palisade/backups"));
+    }
 }
