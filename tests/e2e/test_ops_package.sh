@@ -12,6 +12,8 @@
 #     SIGTERM -> STOPPING=1; the files it created belong to palisade, mode 0600;
 #   * upgrade: a second build (0.1.0-2) installed over it keeps the locally edited conffile, the extensions and
 #     the data; the server starts again on them;
+#   * `palisade backup` and `restore` as the service user; the restore goes into a data directory that holds only
+#     the configuration link (as after a reinstall), keeps the link and puts the backup's copy beside it;
 #   * remove keeps the data and the conffile; purge removes the conffile and still keeps the data.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -122,6 +124,21 @@ NOTIFY_SOCKET=$sock PALISADE_BIN=$E2E_TMP/as-palisade pal_start "$data" --listen
 wait_notified READY=1 3
 pal_stop
 ok "upgraded to $version: edited conffile kept, extensions $db_after kept, server ready again on the same data"
+
+# Backup and restore the packaged way: as the service user, into a data directory holding only the config link.
+install -d -m 0700 -o "$uid" -g "$gid" "$data/backups"
+"$E2E_TMP/as-palisade" backup "$data/backups/manual.tar" --data "$data" >"$E2E_TMP/pkg-backup.out" 2>&1 ||
+  fail "backup as palisade: $(cat "$E2E_TMP/pkg-backup.out")"
+mv "$data" "$data.old"
+install -d -m 0700 -o "$uid" -g "$gid" "$data"
+ln -s ../../../etc/palisade/palisade.toml "$data/palisade.toml"
+"$E2E_TMP/as-palisade" restore "$data.old/backups/manual.tar" --data "$data" >"$E2E_TMP/pkg-restore.out" 2>&1 ||
+  fail "restore as palisade: $(cat "$E2E_TMP/pkg-restore.out")"
+{ [ -L "$data/palisade.toml" ] && [ -f "$data/palisade.toml.from-backup" ]; } ||
+  fail "restore did not keep the config link: $(ls -la "$data")"
+restored=$("$E2E_TMP/as-palisade" ext list --json --data "$data" | python3 -c 'import json,sys; print([e["number"] for e in json.load(sys.stdin)])')
+[ "$restored" = "['700']" ] || fail "restored extensions: $restored"
+ok "as palisade: backup, then restore into a data directory holding only the config link (kept; the backup's copy beside it)"
 
 dpkg_root -r palisade >"$E2E_TMP/remove.log" 2>&1 || { show "$E2E_TMP/remove.log"; fail "dpkg -r"; }
 { [ ! -e "$ROOT/usr/bin/palisade" ] && [ ! -e "$unit" ]; } || fail "dpkg -r left the binary or the unit"

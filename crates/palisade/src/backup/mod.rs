@@ -90,6 +90,14 @@ pub fn main_restore(args: RestoreArgs) -> ExitCode {
             data.display(),
             data.display()
         );
+        if data.join(CONFIG_FROM_BACKUP).exists() {
+            println!(
+                "The configuration link {} was kept; the backup's configuration is in {} (compare and merge \
+                 it by hand).",
+                data.join(crate::config::CONFIG_FILE).display(),
+                data.join(CONFIG_FROM_BACKUP).display()
+            );
+        }
         Ok(())
     })
 }
@@ -353,9 +361,23 @@ pub async fn restore(archive_path: &Path, data: &Path) -> anyhow::Result<Summary
 }
 
 /// Refuses a data directory that holds anything (a live server's, or another installation's).
+/// The packaged data directory's one entry before any data: `palisade.toml`, a link to
+/// /etc/palisade/palisade.toml. A restore keeps it (and writes the backup's copy beside it).
+fn is_config_link(data: &Path, name: &std::ffi::OsStr) -> bool {
+    name == std::ffi::OsStr::new(crate::config::CONFIG_FILE)
+        && fs::symlink_metadata(data.join(name)).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Where the backup's palisade.toml goes when the data directory links its configuration elsewhere.
+pub const CONFIG_FROM_BACKUP: &str = "palisade.toml.from-backup";
+
 fn refuse_non_empty(data: &Path) -> anyhow::Result<()> {
     match fs::read_dir(data) {
-        Ok(mut entries) => {
+        Ok(entries) => {
+            let mut entries = entries.filter(|e| {
+                e.as_ref()
+                    .map_or(true, |e| !is_config_link(data, &e.file_name()))
+            });
             if let Some(first) = entries.next() {
                 let name = first
                     .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -383,6 +405,9 @@ fn clear_dir(data: &Path, remove_itself: bool) {
         let _ = fs::remove_dir_all(data);
     } else if let Ok(entries) = fs::read_dir(data) {
         for e in entries.flatten() {
+            if is_config_link(data, &e.file_name()) {
+                continue;
+            }
             let p = e.path();
             let _ = if p.is_dir() {
                 fs::remove_dir_all(&p)
@@ -452,7 +477,15 @@ fn extract(archive_path: &Path, data: &Path) -> anyhow::Result<Manifest> {
                 archive_path.display()
             );
         };
-        let dst = data.join(&rel);
+        // A packaged installation keeps editing /etc/palisade/palisade.toml: keep the link, put the backup's
+        // copy beside it for the administrator to compare.
+        let dst = if rel.as_os_str() == crate::config::CONFIG_FILE
+            && is_config_link(data, rel.as_os_str())
+        {
+            data.join(CONFIG_FROM_BACKUP)
+        } else {
+            data.join(&rel)
+        };
         if let Some(parent) = dst.parent() {
             fs::DirBuilder::new()
                 .recursive(true)
