@@ -27,6 +27,9 @@ PKGS=(
   shellcheck          # lint of the project's shell scripts
   chromium            # the web console tests' browser (driven by Playwright, never its own download)
   python3-pip         # installs the Python packages below
+  prometheus          # promtool: lint of the /metrics output (test_ops_metrics)
+  systemd             # systemd-analyze verify/security of the packaged unit (test_ops_package)
+  util-linux          # setpriv: run the packaged server as its system user (test_ops_package)
 )
 
 # Python packages of the web console tests: Playwright (drives the system chromium) and an OpenAPI validator.

@@ -43,7 +43,8 @@ if [ "${SKIP_DEPS:-0}" != 1 ]; then
   step "install-deps" scripts/install-deps.sh
 fi
 if command -v shellcheck >/dev/null 2>&1; then
-  step "shellcheck" shellcheck -x .ci/run scripts/*.sh tests/e2e/*.sh
+  step "shellcheck" shellcheck -x .ci/run scripts/*.sh tests/e2e/*.sh packaging/*.sh packaging/debian/postinst \
+    packaging/debian/prerm packaging/debian/postrm
 fi
 step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings

@@ -35,6 +35,11 @@ impl RelayControl {
         }
     }
 
+    /// The relay itself (its port pool, for metrics and status).
+    pub fn relay(&self) -> &MediaRelay {
+        &self.relay
+    }
+
     fn sessions(&self) -> MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }

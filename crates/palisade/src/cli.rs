@@ -9,7 +9,7 @@ use crate::config::{ListenSpec, LogFormat};
 #[derive(Debug, Parser)]
 #[command(
     name = "palisade",
-    version,
+    version = crate::VERSION,
     about = "Palisade: a secure-by-default SIP PBX"
 )]
 pub struct Cli {
@@ -21,6 +21,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the SIP server.
     Serve(ServeArgs),
+    /// Back up the database, voicemail, greetings, TLS files and configuration into one archive, while the
+    /// server runs.
+    Backup(crate::backup::BackupArgs),
+    /// Restore a backup into an empty data directory.
+    Restore(crate::backup::RestoreArgs),
+    /// Is the server running: version, listeners, counts, certificate expiry, database state, last backup.
+    Status(crate::metrics::status_command::StatusArgs),
     #[command(flatten)]
     Admin(crate::admin::AdminCommand),
 }
@@ -70,4 +77,13 @@ pub struct ServeArgs {
     /// Default: 0.0.0.0:8443 and [::]:8443. Only sources in `admin_networks` (palisade.toml) are answered.
     #[arg(long, value_name = "IP:PORT|off")]
     pub admin_listen: Vec<String>,
+    /// Serve /metrics (Prometheus), /health and /status over plain HTTP on IP:PORT, e.g. 127.0.0.1:9090.
+    /// Sources outside loopback are refused unless listed in metrics_allow (palisade.toml). Default: off.
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
+    /// Also send security events (failed logins, bans, throttles, policy refusals) to a syslog server as
+    /// RFC 5424 over UDP, e.g. udp:127.0.0.1:514. Default: off.
+    #[arg(long, value_name = "udp:HOST:PORT")]
+    pub syslog: Option<crate::syslog::SyslogTarget>,
 }

@@ -159,6 +159,16 @@ pub struct FileConfig {
     pub admin_listen: Option<Vec<String>>,
     /// Source networks allowed to reach the console and API (CIDR).
     pub admin_networks: Option<Vec<String>>,
+    /// Scheduled backups.
+    pub backup: Option<crate::backup::BackupFile>,
+    /// Address of the standalone metrics/health listener (plain HTTP); default off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Networks besides loopback that may reach it, e.g. ["10.0.0.0/8"].
+    pub metrics_allow: Option<Vec<String>>,
+    /// Security events to syslog: "udp:HOST:PORT".
+    pub syslog: Option<String>,
+    /// Bearer token the metrics listener requires (except for /health).
+    pub metrics_token: Option<String>,
 }
 
 impl FileConfig {
@@ -249,6 +259,11 @@ pub struct Config {
     pub calls: CallSettings,
     /// The web console and REST API listener.
     pub admin: AdminListen,
+    pub backup: crate::backup::BackupSchedule,
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_allow: Vec<ipnet::IpNet>,
+    pub metrics_token: Option<String>,
+    pub syslog: Option<crate::syslog::SyslogTarget>,
 }
 
 /// Where the console listens and whom it answers.
@@ -510,8 +525,43 @@ impl Config {
             )?,
         };
 
+        let backup = crate::backup::BackupSchedule::resolve(file.backup.as_ref(), data_dir)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        let metrics_allow = file
+            .metrics_allow
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                parse_network(s).map_err(|e| {
+                    anyhow::anyhow!(
+                        "invalid config file {}: key `metrics_allow`: {e}",
+                        path.display()
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let syslog = match (args.syslog, &file.syslog) {
+            (Some(t), _) => Some(t),
+            (None, Some(s)) => Some(s.parse().map_err(|e| {
+                anyhow::anyhow!("invalid config file {}: key `syslog`: {e}", path.display())
+            })?),
+            (None, None) => None,
+        };
+        let metrics_token = match file.metrics_token {
+            Some(t) if t.len() < 16 || t.chars().any(|c| !c.is_ascii_graphic()) => bail!(
+                "invalid config file {}: key `metrics_token` must be at least 16 printable characters without \
+                 spaces (e.g. the output of `openssl rand -hex 24`)",
+                path.display()
+            ),
+            t => t,
+        };
         Ok(Config {
             admin,
+            metrics_token,
+            syslog,
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
+            metrics_allow,
+            backup,
             calls,
             data_dir: data_dir.to_path_buf(),
             listen,
@@ -589,6 +639,16 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 ## Default: loopback and the private ranges.
 # admin_networks = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
 #                   "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10"]
+## Serve /metrics (Prometheus), /health and /status over plain HTTP here. Default: off.
+# metrics_listen = "127.0.0.1:9090"
+## Networks besides loopback allowed to reach it (everything else gets 403).
+# metrics_allow = ["10.0.0.0/8"]
+## A bearer token Prometheus must send (Authorization: Bearer …) for /metrics and /status. Default: none.
+# metrics_token = "replace-with-the-output-of-openssl-rand-hex-24"
+
+## Also send security events (failed logins, bans, throttles, policy refusals) to a SIEM as RFC 5424 syslog
+## over UDP. Default: off.
+# syslog = "udp:127.0.0.1:514"
 
 # [calls]
 ## Seconds of ringing without an answer before the caller gets 480.
@@ -621,6 +681,14 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 # idle_timeout_secs = 300
 ## Seconds a new TCP/TLS/WebSocket connection has to send its first valid SIP message before it is closed.
 # first_request_timeout_secs = 30
+
+# [backup]
+## Seconds between scheduled backups (database, voicemail, greetings, TLS, this file); 0 turns them off.
+# interval_seconds = 86400
+## How many scheduled backups to keep; older ones are deleted.
+# keep = 7
+## Where they are written (relative paths are relative to this directory). Another disk is safer.
+# dir = "backups"
 "##;
 
 #[cfg(test)]
@@ -802,5 +870,67 @@ mod tests {
             }
         );
         assert_eq!(c.domain, "pbx.example.com");
+    }
+
+    #[test]
+    fn operations_keys_are_checked() {
+        let resolve = |text: &str| {
+            let file = FileConfig::parse(text, &path())?;
+            Config::resolve(&ServeArgs::default(), file, Path::new("/srv/pbx"), &path())
+        };
+        let c = resolve(
+            "metrics_listen = \"127.0.0.1:9090\"\nmetrics_allow = [\"10.0.0.0/8\", \"192.0.2.7\"]\n\
+             syslog = \"udp:127.0.0.1:514\"\n[backup]\ninterval_seconds = 3600\nkeep = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(c.metrics_allow.len(), 2);
+        assert_eq!(
+            c.syslog.map(|s| s.0),
+            Some("127.0.0.1:514".parse().unwrap())
+        );
+        assert_eq!(c.backup.keep, 3);
+        assert_eq!(c.backup.dir, Path::new("/srv/pbx/backups"));
+        for (bad, says) in [
+            ("metrics_allow = [\"ten\"]", "metrics_allow"),
+            ("syslog = \"tcp:127.0.0.1:514\"", "syslog"),
+            ("[backup]\ninterval_seconds = 5", "interval_seconds"),
+            ("[backup]\nkeep = 0", "keep"),
+            ("[backup]\nevery = 5", "every"),
+            ("metrics_token = \"short\"", "metrics_token"),
+        ] {
+            let e = format!("{:#}", resolve(bad).unwrap_err());
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // The commented default file sets nothing.
+        assert!(
+            resolve(DEFAULT_CONFIG_TOML)
+                .unwrap()
+                .metrics_listen
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_packaged_config_is_valid_with_every_example_uncommented() {
+        let packaged = include_str!("../../../packaging/palisade.toml");
+        let f = FileConfig::parse(packaged, &path()).unwrap();
+        assert!(f.listen.is_none() && f.domain.is_none() && f.backup.is_none());
+        let uncommented: String = packaged
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let f = FileConfig::parse(&uncommented, &path()).unwrap();
+        let c = Config::resolve(
+            &ServeArgs::default(),
+            f,
+            Path::new("/var/lib/palisade"),
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.domain, "pbx.example.com");
+        assert!(c.metrics_token.is_some() && c.syslog.is_some());
+        assert_eq!(c.backup.dir, Path::new("/var/lib/palisade/backups"));
     }
 }

@@ -2,7 +2,16 @@
 //! The `palisade` binary (main.rs) is a thin wrapper around [`server::run`].
 #![forbid(unsafe_code)]
 
+/// The version with the git revision it was built from (build.rs), e.g. "0.1.0 (3f2a9c1d0b7e)".
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("PALISADE_GIT_REV"),
+    ")"
+);
+
 pub mod admin;
+pub mod backup;
 pub mod call_media;
 pub mod cli;
 pub mod config;
@@ -12,10 +21,13 @@ pub mod endpoint_events;
 pub mod guard_store;
 pub mod logging;
 pub mod media;
+pub mod metrics;
+pub mod notify;
 pub mod server;
 pub mod service;
 pub mod state_log;
 pub mod store_sync;
+pub mod syslog;
 pub mod tls;
 pub mod tls_client;
 pub mod tls_reload;

@@ -20,6 +20,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Admin(cmd) => palisade::admin::main(cmd),
+        Command::Backup(args) => palisade::backup::main_backup(args),
+        Command::Restore(args) => palisade::backup::main_restore(args),
+        Command::Status(args) => palisade::metrics::status_command::main(args),
         Command::Serve(args) => {
             let config = match Config::load(&args) {
                 Ok(c) => c,

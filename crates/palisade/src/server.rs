@@ -33,6 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     // With a TLS listener, the certificate files are watched and reloaded without a restart (and on SIGHUP).
     let mut reloader = None;
+    let mut tls_resolver = None;
     // WSS uses the same certificate as SIP over TLS.
     let sip_tls = listeners
         .iter()
@@ -44,19 +45,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tls::reloading_server_config(&config.tls, &config.data_dir, &config.domain)?;
         console_cert = Some(resolver.clone());
         reloader = Some(crate::tls_reload::spawn_reloader(resolver.clone()));
-        let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP received; reloading the TLS certificate");
-                let r = resolver.clone();
-                // Failures are logged by reload(); the old certificate stays in use.
-                let _ = tokio::task::spawn_blocking(move || r.reload()).await;
-            }
-        });
+        tls_resolver = Some(resolver);
         sip_tls.then(|| TlsAcceptor::from(server))
     } else {
         None
     };
+
+    // SIGHUP (`systemctl reload`) reloads the TLS certificate; extensions and settings from the database are
+    // applied within a second anyway. Installed with or without TLS, so a reload never kills the server.
+    let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            crate::notify::reloading();
+            match tls_resolver.clone() {
+                Some(r) => {
+                    tracing::info!("SIGHUP received; reloading the TLS certificate");
+                    // Failures are logged by reload(); the old certificate stays in use.
+                    let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+                }
+                None => tracing::info!("SIGHUP received; nothing to reload without a TLS listener"),
+            }
+            crate::notify::ready("reloaded");
+        }
+    });
 
     // Handlers first, so that a signal right after "ready" shuts down cleanly.
     let mut sigterm =
@@ -131,7 +142,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .chain(by_transport.iter().map(|(_, a)| *a))
         .chain([SocketAddr::new(advertise, 0)])
         .collect();
-    service.core_mut().set_server_addresses(server_addresses);
+    service
+        .core_mut()
+        .set_server_names(&loaded.domain, server_addresses);
     service.set_local_addrs(by_transport);
     service.apply_trunks(loaded.trunks.clone(), std::time::Instant::now());
     service.set_resource_limits(loaded.limits.clone());
@@ -163,13 +176,47 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.transport_limits.clone(),
     );
 
+    let metrics_handle = crate::metrics::install();
+    if let Some(target) = config.syslog {
+        crate::syslog::install(target, &store::settings::default_domain())
+            .with_context(|| format!("cannot open a socket for syslog to {}", target.0))?;
+    }
+    let ops_sources = crate::metrics::status::Sources {
+        edge: edge.clone(),
+        relay: relay.relay().clone(),
+        info: server_info(&config, (&loaded.domain, &loaded.realm), &listeners),
+    };
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(crate::metrics::status::run_writer(
+        ops_sources.clone(),
+        config.data_dir.clone(),
+    ));
+    // /metrics, /health and /status: for the admin listener to mount, and served alone on --metrics-listen.
+    let ops_router = crate::metrics::http::router(crate::metrics::http::OpsState {
+        handle: metrics_handle,
+        sources: ops_sources,
+        db: db.clone(),
+    });
+    if let Some(addr) = config.metrics_listen {
+        let access = crate::metrics::http::Access {
+            allow: config.metrics_allow.clone(),
+            token: config.metrics_token.clone(),
+        };
+        let serve = crate::metrics::http::serve(addr, access, ops_router.clone());
+        tasks.spawn(serve.await?);
+        tracing::info!(%addr, "metrics, health and status listening (HTTP)");
+    }
     tasks.spawn(edge.clone().run_timers());
     tasks.spawn(run_app_events(edge.clone(), app_events_rx));
     tasks.spawn(crate::endpoint_events::run(edge.clone(), relay, apps));
     tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
     tasks.spawn(trunk_dns::run(db.clone(), edge.clone()));
     tasks.spawn(crate::state_log::run(edge.clone()));
+    tasks.spawn(crate::backup::run_scheduled(
+        db.clone(),
+        config.data_dir.clone(),
+        config.backup.clone(),
+    ));
     for l in listeners {
         tracing::info!(transport = %transport_name(l.transport()), addr = %l.local(), "listening");
         match l {
@@ -200,7 +247,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 config.data_dir.clone(),
                 db.clone(),
                 cert,
-                axum::Router::new(),
+                crate::metrics::http::for_admin_listener(
+                    ops_router.clone(),
+                    config.metrics_token.clone(),
+                ),
             )
             .await?
         }
@@ -213,10 +263,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = out.flush();
     }
 
+    crate::notify::ready("ready");
+
     tokio::select! {
         _ = sigterm.recv() => tracing::info!("SIGTERM received; shutting down"),
         _ = sigint.recv() => tracing::info!("SIGINT received; shutting down"),
     }
+    crate::notify::stopping();
     unregister_trunks(&edge).await;
     for t in console_tasks {
         t.abort();
@@ -230,7 +283,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::error!(error = %e, "could not write pending registrations and events");
     }
     db.close().await;
+    crate::metrics::status::remove(&config.data_dir);
     Ok(())
+}
+
+/// The facts `palisade status` and `/status` report that do not change while the server runs.
+fn server_info(
+    config: &Config,
+    (domain, realm): (&str, &str),
+    listeners: &[Listener],
+) -> crate::metrics::status::ServerInfo {
+    let tls = listeners
+        .iter()
+        .any(|l| matches!(l.transport(), Transport::Tls | Transport::Wss));
+    let tls_cert = tls.then(|| match &config.tls {
+        config::TlsSource::Files { cert, .. } => cert.clone(),
+        config::TlsSource::SelfSigned => tls::self_signed_paths(&config.data_dir).0,
+    });
+    crate::metrics::status::ServerInfo {
+        pid: std::process::id(),
+        version: crate::VERSION.to_string(),
+        started_at: crate::metrics::status::unix_secs(std::time::SystemTime::now()),
+        domain: domain.to_string(),
+        realm: realm.to_string(),
+        data_dir: config.data_dir.display().to_string(),
+        listeners: listeners
+            .iter()
+            .map(|l| format!("{}:{}", transport_name(l.transport()), l.local()))
+            .collect(),
+        metrics_listen: config.metrics_listen.map(|a| a.to_string()),
+        tls_cert,
+    }
 }
 
 /// The address phones reach Palisade at: `--advertise`, else the first listener bound to a specific address,

@@ -29,6 +29,8 @@ pub struct Loaded {
     pub core: PbxCore,
     pub guard: Guard,
     pub domain: String,
+    /// The digest realm (fixed in the store at first start; independent of the domain).
+    pub realm: String,
     pub version: i64,
 }
 
@@ -46,14 +48,23 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
     } else {
         db.domain().await?
     };
+    // Passwords are bound to the realm, so it is fixed once (now, at the first start) and never follows the
+    // domain: a later --domain change leaves every phone working.
+    let realm = db
+        .realm_or_fix(&domain)
+        .await
+        .context("cannot read or fix the digest realm")?;
+    if realm != domain {
+        tracing::info!(%realm, %domain, "the digest realm stays as fixed at first start (see `palisade realm`)");
+    }
     let version = db.current_version().await?;
-    let mut core_config = CoreConfig::new(domain.clone());
+    let mut core_config = CoreConfig::new(realm.clone());
     core_config.algorithms = algorithms(db).await?;
     let key = NonceKey::generate()
         .map_err(|e| anyhow::anyhow!("cannot read random bytes for the nonce key: {e}"))?;
     let mut core = PbxCore::new(core_config, key).map_err(|e| anyhow::anyhow!("{e}"))?;
     let extensions = db.list_extensions().await?;
-    warn_on_realm_mismatch(&extensions, &domain);
+    warn_on_realm_mismatch(&extensions, &realm);
     core.set_extensions(extension_auths(db).await?);
     core.set_restrictions(restrictions(db).await?);
     let bindings: Vec<_> = db
@@ -64,7 +75,7 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
         .collect();
     let restored = bindings.len();
     core.restore_bindings(bindings, now);
-    tracing::info!(extensions = extensions.len(), registrations = restored, realm = %domain, "store loaded");
+    tracing::info!(extensions = extensions.len(), registrations = restored, %realm, "store loaded");
     let mut guard = Guard::new(guard_store::guard_config(db).await?);
     let rules = guard_store::rules(db).await?;
     tracing::info!(ip_rules = rules.len(), "IP lists loaded");
@@ -77,6 +88,7 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
         core,
         guard,
         domain,
+        realm,
         version,
     })
 }
@@ -90,11 +102,26 @@ async fn algorithms(db: &Db) -> anyhow::Result<Vec<Algorithm>> {
         .collect())
 }
 
-fn warn_on_realm_mismatch(extensions: &[Extension], domain: &str) {
-    for e in extensions.iter().filter(|e| e.realm != domain) {
-        tracing::warn!(extension = %e.number, realm = %e.realm, domain = %domain,
-            "password was set for another domain; reset it with `palisade ext reset-password {}`", e.number);
+fn warn_on_realm_mismatch(extensions: &[Extension], realm: &str) {
+    let stale: Vec<&str> = extensions
+        .iter()
+        .filter(|e| e.realm != realm)
+        .map(|e| e.number.as_str())
+        .collect();
+    if stale.is_empty() {
+        return;
     }
+    // One line, however many: the list is in `palisade realm show`.
+    let shown = stale
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = if stale.len() > 10 { ", …" } else { "" };
+    tracing::warn!(count = stale.len(), %realm,
+        "extension(s) {shown}{more} have passwords set for another realm and cannot authenticate; give them new \
+         ones with `palisade ext reset-password NUMBER` (list: `palisade realm show`)");
 }
 
 /// The authentication view of a stored extension.
@@ -319,6 +346,7 @@ async fn sync_active_calls(
 /// events, registration changes. On failure events and changes are put back for the next try (the core bounds how
 /// many it keeps).
 pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
+    let started = Instant::now();
     let mut records: Vec<store::CdrRow> = Vec::new();
     let mut events = Vec::new();
     let mut changes = Vec::new();
@@ -375,13 +403,19 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     }
     // Routine decisions (challenges to requests without credentials, successful authentications) are counted,
     // not stored one row each: see store::events::is_routine and docs/security.md.
+    crate::metrics::count_flushed(&events, &records);
     let (rows, counts) = store::split_routine(events);
     if let Err(e) = db.add_event_counts(&counts).await {
         tracing::error!(error = %e, "cannot update the event counters; these counts are lost");
     }
+    crate::syslog::forward(&rows);
     if let Err(e) = db.append_events(&rows).await {
         edge.with_service(|s| s.requeue(rows, Vec::new()));
         return Err(e).context("cannot store security events");
+    }
+    if !records.is_empty() || !store_changes.is_empty() || !rows.is_empty() {
+        ::metrics::histogram!(crate::metrics::STORE_WRITE_SECONDS)
+            .record(started.elapsed().as_secs_f64());
     }
     Ok(())
 }

@@ -20,8 +20,10 @@ pub mod ip_rules;
 pub mod limits;
 mod pin_lockout;
 pub mod policy;
+pub mod realm;
 mod registrations;
 pub mod settings;
+pub mod snapshot;
 #[cfg(test)]
 mod tests;
 pub mod trunk_status;
@@ -116,6 +118,11 @@ pub enum Db {
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The migration versions this binary carries.
+fn known_migrations() -> std::collections::BTreeSet<i64> {
+    SQLITE_MIGRATIONS.iter().map(|m| m.version).collect()
+}
+
 impl Db {
     /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations. A missing parent
     /// directory is created with mode 0700, a new database file with mode 0600 (it holds password hashes).
@@ -150,6 +157,7 @@ impl Db {
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
             .await?;
+        snapshot::before_migrations(&pool, path, &known_migrations()).await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
         Ok(Db::Sqlite(pool))
     }

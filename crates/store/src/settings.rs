@@ -9,7 +9,7 @@ use super::{Db, Result, StoreError, bump_version, now_ms};
 /// settings table under these keys; see [`Db::guard_settings`].
 pub use guard::config::SETTINGS as GUARD_SETTINGS;
 
-/// The SIP domain, also the digest realm. Default: [`default_domain`].
+/// The SIP domain. Default: [`default_domain`]. The digest realm is separate and fixed ([`crate::realm`]).
 pub const DOMAIN: &str = "domain";
 /// Ordered list of digest algorithms offered in challenges, e.g. "SHA-256,MD5". Default: [`DEFAULT_DIGEST_ALGORITHMS`].
 pub const DIGEST_ALGORITHMS: &str = "digest_algorithms";
@@ -42,7 +42,7 @@ pub const SETTABLE: [(&str, &str); 3] = [
     ),
     (
         DOMAIN,
-        "SIP domain and digest realm (changing it invalidates every password)",
+        "SIP domain (passwords stay valid: they are bound to the fixed realm, see `palisade realm`)",
     ),
 ];
 
@@ -262,7 +262,7 @@ impl Db {
         Ok(out)
     }
 
-    /// The SIP domain (digest realm): the `domain` setting, else [`default_domain`].
+    /// The SIP domain: the `domain` setting, else [`default_domain`].
     pub async fn domain(&self) -> Result<String> {
         Ok(self
             .get_setting(DOMAIN)

@@ -12,6 +12,8 @@ mod hours;
 pub mod lists;
 mod output;
 pub mod policy;
+
+mod realm;
 mod secret;
 pub mod security;
 pub mod time;
@@ -82,6 +84,8 @@ pub enum AdminCommand {
     Admin(AccountArgs),
     /// Show the audit log: every change from the console, the API and the command line, newest first.
     Audit(AuditArgs),
+    /// The digest realm passwords are bound to (fixed at first start, independent of the domain): show, set.
+    Realm(realm::RealmArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -228,6 +232,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Trunk(args) => trunks::run_trunk(args).await,
         AdminCommand::Did(args) => trunks::run_did(args).await,
         AdminCommand::Voicemail(args) => voicemail::run(args).await,
+        AdminCommand::Realm(args) => realm::run(args).await,
     }
 }
 
@@ -252,14 +257,21 @@ pub fn main(cmd: AdminCommand) -> ExitCode {
     }
 }
 
-/// The SIP domain, which is the digest realm: the `domain` setting, else `domain` in palisade.toml, else the
-/// shared default ([`store::settings::default_domain`]).
-async fn realm(db: &Db, data_dir: &Path) -> anyhow::Result<String> {
+/// The SIP domain: the `domain` setting, else `domain` in palisade.toml, else the shared default
+/// ([`store::settings::default_domain`]).
+async fn domain(db: &Db, data_dir: &Path) -> anyhow::Result<String> {
     if let Some(d) = db.get_setting(store::settings::DOMAIN).await? {
         return Ok(d);
     }
     let file = FileConfig::load(&data_dir.join(CONFIG_FILE))?;
     Ok(file.domain.unwrap_or_else(store::settings::default_domain))
+}
+
+/// The digest realm passwords are hashed for: the fixed realm, or, before the first start, the domain (which
+/// is then fixed as the realm, so a later `serve --domain` does not invalidate the passwords set now).
+async fn realm(db: &Db, data_dir: &Path) -> anyhow::Result<String> {
+    let candidate = domain(db, data_dir).await?;
+    Ok(db.realm_or_fix(&candidate).await?)
 }
 
 /// Turns a store error into an operator message, with a hint for a missing extension.

@@ -8,7 +8,7 @@ use store::settings::{
     self, CREDENTIAL_LENGTH, DIGEST_ALGORITHMS, DOMAIN, GUARD_SETTINGS, SETTABLE,
 };
 
-use super::{CommonArgs, output, realm, store_error};
+use super::{CommonArgs, domain, output, realm, store_error};
 
 #[derive(Debug, Args)]
 pub struct SecurityArgs {
@@ -39,6 +39,8 @@ struct Settings {
     digest_algorithms: String,
     credential_length: usize,
     domain: String,
+    /// The digest realm passwords are bound to (`palisade realm`); not changed by the domain.
+    realm: String,
     /// The anti-hacking settings in force, by key.
     #[serde(flatten)]
     guard: BTreeMap<&'static str, u64>,
@@ -79,7 +81,8 @@ async fn settings(db: &store::Db, data_dir: &std::path::Path) -> anyhow::Result<
     Ok(Settings {
         digest_algorithms: db.digest_algorithms().await?.join(","),
         credential_length: db.credential_length().await?,
-        domain: realm(db, data_dir).await?,
+        domain: domain(db, data_dir).await?,
+        realm: realm(db, data_dir).await?,
         guard: guard_values(db).await?,
         console: {
             let mut m = BTreeMap::new();
@@ -129,17 +132,20 @@ pub async fn settings_json(
     Ok(v)
 }
 
-/// Sets one setting, already normalised; returns the extensions whose passwords a new domain made stale.
-pub async fn set(db: &store::Db, key: &str, value: &str) -> anyhow::Result<Vec<String>> {
+/// Sets one setting, already normalised; returns the extensions whose passwords were set for another realm.
+pub async fn set(
+    db: &store::Db,
+    data_dir: &std::path::Path,
+    key: &str,
+    value: &str,
+) -> anyhow::Result<Vec<String>> {
     db.set_setting(key, value).await?;
-    // A new realm makes every stored HA1 useless: say which extensions need a new password.
+    // The domain no longer moves the realm; report passwords set for another realm all the same, so an
+    // administrator who expected the old behaviour sees that nothing broke.
     let mut stale = Vec::new();
     if key == DOMAIN {
-        for e in db.list_extensions().await? {
-            if e.realm != value {
-                stale.push(e.number);
-            }
-        }
+        let realm = realm(db, data_dir).await?;
+        stale = db.extensions_outside_realm(&realm).await?;
     }
     Ok(stale)
 }
@@ -167,6 +173,10 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
                 })
                 .collect::<Vec<_>>();
             output::table(&["SETTING", "VALUE", "ABOUT"], &rows);
+            crate::say!(
+                "The digest realm is {} (fixed; `palisade realm` shows or changes it).",
+                s.realm
+            );
             crate::say!();
             crate::say!("Anti-hacking (per source IP; whitelisted sources are exempt):");
             let rows = GUARD_SETTINGS
@@ -227,7 +237,7 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
         SecurityCommand::Set { key, value } => {
             let value = settings::normalize(&key, &value).map_err(store_error)?;
             let db = common.open_or_create().await?;
-            let stale = set(&db, &key, &value).await;
+            let stale = set(&db, &common.data_dir(), &key, &value).await;
             db.close().await;
             let stale = stale?;
             if common.json {
@@ -238,8 +248,8 @@ pub async fn run(args: SecurityArgs) -> anyhow::Result<()> {
             crate::say!("{key} = {value}");
             if !stale.is_empty() {
                 crate::say!(
-                    "warning: the passwords of extension(s) {} were set for another realm and no longer work; \
-                     give them new ones with `palisade ext reset-password NUMBER`",
+                    "warning: the passwords of extension(s) {} were set for another realm and do not work; \
+                     give them new ones with `palisade ext reset-password NUMBER` (see `palisade realm show`)",
                     stale.join(", ")
                 );
             }

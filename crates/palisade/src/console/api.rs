@@ -645,7 +645,7 @@ async fn patch_security(
         ));
     }
     for (key, value) in &checked {
-        crate::admin::security::set(&s.db, key, value).await?;
+        crate::admin::security::set(&s.db, &s.data_dir, key, value).await?;
     }
     let after = crate::admin::security::settings_json(&s.db, &s.data_dir).await?;
     accounts::audit(

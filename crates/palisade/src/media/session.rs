@@ -72,6 +72,7 @@ pub(super) async fn run(lease: Lease, relay: Arc<Mutex<Relay>>, mut stop: onesho
         if len > BUF_LEN {
             continue;
         }
+        crate::metrics::counters::RELAY.received(len);
         let packet = match i {
             0 => &mut b0,
             1 => &mut b1,
@@ -86,8 +87,9 @@ pub(super) async fn run(lease: Lease, relay: Arc<Mutex<Relay>>, mut stop: onesho
         } = decision
         {
             let to = if v6 { mapped(to) } else { to };
-            if let Err(e) = s[socket_index(out_leg, out_kind)].try_send_to(packet.as_slice(), to) {
-                tracing::trace!(%to, error = %e, "media send failed; packet dropped");
+            match s[socket_index(out_leg, out_kind)].try_send_to(packet.as_slice(), to) {
+                Ok(sent) => crate::metrics::counters::RELAY.forwarded(sent),
+                Err(e) => tracing::trace!(%to, error = %e, "media send failed; packet dropped"),
             }
         }
     }

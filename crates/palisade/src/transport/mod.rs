@@ -21,6 +21,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::{TransportLimits, transport_name};
+use crate::metrics::counters::Direction;
 use crate::service::{ConnId, Inbound, Outbound, Service, Transport};
 
 /// Messages queued for one connection before further ones are dropped.
@@ -223,7 +224,10 @@ impl Edge {
             let out =
                 match std::panic::catch_unwind(AssertUnwindSafe(|| match make(&mut core.service) {
                     // `make` asked the guard already.
-                    Some(inbound) => core.service.process(inbound, Instant::now()),
+                    Some(inbound) => {
+                        crate::metrics::counters::SIP.count(Direction::In, &inbound.data);
+                        core.service.process(inbound, Instant::now())
+                    }
                     None => Vec::new(),
                 })) {
                     Ok(out) => out,
@@ -330,6 +334,7 @@ impl Edge {
     }
 
     fn send_stream(self: &Arc<Self>, o: Outbound) {
+        crate::metrics::counters::SIP.count(Direction::Out, &o.data);
         let dest = canonical(o.dest);
         let tx = {
             let conns = lock(&self.conns);
@@ -458,6 +463,7 @@ impl Edge {
 
 /// Sends one datagram without waiting: a full socket buffer drops it.
 pub fn send_datagram(ep: &UdpEndpoint, dest: SocketAddr, data: &[u8]) {
+    crate::metrics::counters::SIP.count(Direction::Out, data);
     let dest = match dest {
         SocketAddr::V4(v4) if ep.local.is_ipv6() => {
             SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))

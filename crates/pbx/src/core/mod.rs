@@ -223,6 +223,21 @@ impl PbxCore {
         self.verifier.set_server_names(names);
     }
 
+    /// Contacts registered now (for metrics and `palisade status`).
+    pub fn registration_count(&self) -> usize {
+        self.registrar.len()
+    }
+
+    /// Like [`Self::set_server_addresses`], with the SIP domain as a further name when it differs from the realm.
+    pub fn set_server_names(
+        &mut self,
+        domain: &str,
+        addresses: impl IntoIterator<Item = SocketAddr>,
+    ) {
+        let names = ServerNames::new([self.config.realm.as_str(), domain], addresses);
+        self.verifier.set_server_names(names);
+    }
+
     /// Replaces the extension directory (at start and whenever an admin changes something). Bindings of
     /// extensions that were removed or disabled are dropped.
     pub fn set_extensions(&mut self, extensions: Vec<ExtensionAuth>) {

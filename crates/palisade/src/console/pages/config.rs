@@ -355,7 +355,7 @@ async fn security_set(
     let before = s.db.get_setting(&f.key).await.ok().flatten();
     let done = async {
         let value = store::settings::normalize(&f.key, &f.value)?;
-        crate::admin::security::set(&s.db, &f.key, &value).await?;
+        crate::admin::security::set(&s.db, &s.data_dir, &f.key, &value).await?;
         accounts::audit(
             &s.db,
             &actor(&sess, &peer),
