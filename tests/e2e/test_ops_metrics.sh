@@ -136,6 +136,23 @@ done
 if printf '%s\n' "$labels" | grep -qi 'call.id\|@'; then fail "a metric label carries a Call-ID or URI: $labels"; fi
 ok "no extension number, auth ID or Call-ID in $(printf '%s\n' "$labels" | wc -l) distinct label sets"
 
+# The same routes on the console's HTTPS listener (admin_networks, TLS), with the same token rule.
+abase=https://$HOST:$PAL_ADMIN_PORT
+code=$(curl -sk -m 5 -o /dev/null -w '%{http_code}' "$abase/metrics")
+[ "$code" = 401 ] || fail "GET https /metrics on the admin listener without the token: $code (expected 401)"
+curl -sk -m 5 -f -H "Authorization: Bearer $TOKEN" "$abase/metrics" -o "$E2E_TMP/admin.prom" ||
+  fail "GET https /metrics on the admin listener"
+promtool check metrics <"$E2E_TMP/admin.prom" >"$E2E_TMP/admin.lint" 2>&1 || {
+  show "$E2E_TMP/admin.lint" 20
+  fail "promtool check metrics failed on the admin listener's scrape"
+}
+a=$(value admin 'palisade_sip_requests_total{direction="in",method="INVITE"}')
+python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)' "$a" "$((2 * CALLS))" ||
+  fail "the admin listener's /metrics shows $a INVITEs in, expected at least $((2 * CALLS))"
+health=$(curl -sk -m 5 -w ' %{http_code}' "$abase/health") || fail "GET https /health on the admin listener"
+case $health in *'"status":"ok"'*' 200') ;; *) fail "GET https /health on the admin listener: $health" ;; esac
+ok "the admin HTTPS listener serves /metrics (token required, promtool clean) and /health too"
+
 pal status >"$E2E_TMP/status.txt" || fail "palisade status exited $? while running: $(cat "$E2E_TMP/status.txt")"
 grep -q 'is running' "$E2E_TMP/status.txt" || fail "status: $(cat "$E2E_TMP/status.txt")"
 sleep 5.5 # the status file is rewritten every 5 s
