@@ -106,7 +106,10 @@ wait_notified READY=1 2
 alive "$PAL_PID" || fail "SIGHUP (systemctl reload) stopped the server"
 pal_stop
 wait_notified STOPPING=1 1
-bad=$(find "$data" -mindepth 1 \( ! -user "$uid" -o -type f -perm /077 \) ! -name palisade.toml -print)
+# Everything the server wrote belongs to palisade and is private to it; the configuration link and the public
+# certificate (made for the console's HTTPS listener) may be readable, the key may not.
+bad=$(find "$data" -mindepth 1 \( ! -user "$uid" -o -type f -perm /077 \) ! -name palisade.toml ! -name cert.pem -print)
+[ "$(stat -c %a "$data/tls/key.pem")" = 600 ] || fail "the TLS key is not 0600: $(stat -c %a "$data/tls/key.pem")"
 [ -z "$bad" ] || fail "files not private to palisade: $bad"
 ok "runs as palisade (uid $uid): READY=1, SIGHUP -> RELOADING=1 + READY=1 (still running), SIGTERM -> STOPPING=1; data files 0600 palisade"
 
