@@ -12,6 +12,10 @@ pub struct Operation {
     pub success: u16,
     /// Query parameters.
     pub query: &'static [&'static str],
+    /// The media type of a request body that is not JSON (an uploaded file).
+    pub raw_body: Option<&'static str>,
+    /// The media type of the success answer.
+    pub answers: &'static str,
 }
 
 const fn op(method: &'static str, path: &'static str, summary: &'static str) -> Operation {
@@ -22,6 +26,8 @@ const fn op(method: &'static str, path: &'static str, summary: &'static str) -> 
         body: None,
         success: 200,
         query: &[],
+        raw_body: None,
+        answers: "application/json",
     }
 }
 
@@ -236,6 +242,37 @@ pub const OPERATIONS: &[Operation] = &[
         query: &["before", "limit"],
         ..op("get", "/audit", "The audit log, newest first")
     },
+    op(
+        "get",
+        "/backups",
+        "Backups in the backup folder (scheduled, manual, uploaded), newest first",
+    ),
+    Operation {
+        success: 201,
+        ..op(
+            "post",
+            "/backups",
+            "Back up now (a write token); answers the archive's name and the restore command",
+        )
+    },
+    Operation {
+        answers: "application/x-tar",
+        ..op(
+            "get",
+            "/backups/{name}",
+            "Download a backup (a write token: it holds password hashes and the TLS private key)",
+        )
+    },
+    Operation {
+        success: 201,
+        raw_body: Some("application/x-tar"),
+        ..op(
+            "post",
+            "/backups/upload",
+            "Upload an archive: checked like `palisade restore` (manifest, checksums, database), kept in the \
+             backup folder; answers the `palisade restore FILE --data NEW_DIR` command to run",
+        )
+    },
 ];
 
 /// The document.
@@ -257,7 +294,7 @@ pub fn document() -> Value {
         let mut responses = Map::new();
         responses.insert(
             o.success.to_string(),
-            json!({"description": "success", "content": {"application/json": {"schema": {}}}}),
+            json!({"description": "success", "content": {o.answers: {"schema": {}}}}),
         );
         responses.insert(
             "400".into(),
@@ -286,6 +323,10 @@ pub fn document() -> Value {
             operation["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": body()}}});
         }
+        if let Some(media) = o.raw_body {
+            operation["requestBody"] = json!({"required": true,
+                "content": {media: {"schema": {"type": "string", "format": "binary"}}}});
+        }
         let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
         entry[o.method] = operation;
     }
@@ -311,10 +352,19 @@ pub fn document() -> Value {
 mod tests {
     use super::*;
 
-    /// The routes `api.rs` registers, as "METHOD PATH" (axum's `{*prefix}` written `{prefix}`).
+    /// The routes `api.rs` and the modules it merges register, as "METHOD PATH" (axum's `{*prefix}` written
+    /// `{prefix}`).
     fn served() -> std::collections::BTreeSet<String> {
-        let src = include_str!("api.rs");
         let mut out = std::collections::BTreeSet::new();
+        for src in API_SOURCES {
+            routes_in(src, &mut out);
+        }
+        out
+    }
+
+    const API_SOURCES: [&str; 2] = [include_str!("api.rs"), include_str!("backups.rs")];
+
+    fn routes_in(src: &str, out: &mut std::collections::BTreeSet<String>) {
         let mut rest = src;
         while let Some(i) = rest.find(".route(") {
             rest = &rest[i + 7..];
@@ -334,7 +384,6 @@ mod tests {
                 }
             }
         }
-        out
     }
 
     #[test]
