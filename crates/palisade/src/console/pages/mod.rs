@@ -7,6 +7,7 @@ mod backups;
 mod config;
 mod extensions;
 mod monitor;
+mod routing;
 
 use askama::Template;
 use axum::Router;
@@ -29,6 +30,7 @@ pub fn router(state: State) -> Router {
         .merge(extensions::routes())
         .merge(config::routes())
         .merge(backups::routes())
+        .merge(routing::routes())
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .layer(middleware::from_fn_with_state(
