@@ -3,7 +3,6 @@
 usage: console_routing.py PORT DATA_DIR PALISADE_BIN"""
 
 import json
-import re
 import subprocess
 import sys
 
