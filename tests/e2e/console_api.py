@@ -212,7 +212,7 @@ except ImportError:
 except Exception as e:  # noqa: BLE001 - any validation error fails the test
     check(False, f"openapi.json invalid: {e}")
 # Every documented operation is served: an unmatched path would answer "no such API resource", a wrong method 405.
-fill = {"number": "300", "id": "7", "prefix": "192.0.2.77"}
+fill = {"number": "300", "id": "7", "prefix": "192.0.2.77", "name": "no-such.tar"}
 for path, item in doc["paths"].items():
     for method in item:
         p = "/api/v1" + path

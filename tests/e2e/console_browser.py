@@ -216,6 +216,34 @@ with sync_playwright() as p:
                                     text=True).stdout)["allowed"] == ["44", "49"],
           "countries set from the console (a bad value refused on the page)")
 
+    # ---- a trunk and a DID added on the Trunks & rules page (the trunk password is never shown back)
+    page.goto(base + "/routing")
+    form = page.locator("form[action='/routing/trunks']")
+    form.locator("input[name=name]").fill("carrier")
+    form.locator("input[name=host]").fill("192.0.2.10")
+    form.locator("input[name=username]").fill("acct")
+    form.locator("input[name=password]").fill("Tr0nk-Secret-77")
+    form.locator("button").click()
+    page.wait_for_selector("p.notice:has-text('Added trunk carrier')")
+    check("Tr0nk-Secret-77" not in page.content(), "a trunk added on the page; its password not shown back")
+    form = page.locator("form[action='/routing/dids']")
+    form.locator("input[name=number]").fill("+4930123456")
+    form.locator("select[name=trunk]").select_option("carrier")
+    form.locator("input[name=extension]").fill("100")
+    form.locator("button").click()
+    page.wait_for_selector("p.notice:has-text('Added DID +4930123456')")
+    dids = json.loads(subprocess.run([binary, "did", "list", "--json", "--data", data], capture_output=True,
+                                     text=True).stdout)
+    check(page.locator("td:has-text('+4930123456')").count() == 1
+          and [(d["number"], d["trunk"], d["extension"]) for d in dids] == [("+4930123456", "carrier", "100")],
+          "a DID added on the page is stored (palisade did list)")
+    form = page.locator("form[action='/routing/dids']")
+    form.locator("input[name=number]").fill("12ab")
+    form.locator("input[name=extension]").fill("100")
+    form.locator("button").click()
+    page.wait_for_selector("p.error")
+    check("12ab" in page.locator("p.error").inner_text(), "a bad DID is refused on the page with the CLI's message")
+
     # ---- the other pages, for a human to look at
     for n, path in [("11-security", "/security"), ("12-whitelist", "/whitelist"), ("13-routing", "/routing"),
                     ("14-voicemail", "/voicemail?ext=100"), ("15-audit", "/audit"), ("16-settings", "/settings")]:

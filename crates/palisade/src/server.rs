@@ -245,6 +245,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             crate::console::start(
                 &config.admin,
                 config.data_dir.clone(),
+                config.backup.dir.clone(),
                 db.clone(),
                 cert,
                 crate::metrics::http::for_admin_listener(

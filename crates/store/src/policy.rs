@@ -855,6 +855,38 @@ impl Db {
         }
     }
 
+    /// Replaces the rule called `name` with `rule` (which may carry another name) at the same position, in one
+    /// transaction. [`StoreError::NotFound`] if there is none, [`StoreError::Conflict`] if the new name is taken.
+    pub async fn replace_outbound_rule(
+        &self,
+        name: &str,
+        mut rule: OutboundRuleRow,
+    ) -> Result<OutboundRuleRow> {
+        rule.validate()?;
+        let now = now_ms();
+        match self {
+            Db::Sqlite(pool) => {
+                let mut tx = super::begin_write(pool).await?;
+                let mut rules = load_rules(&mut tx).await?;
+                let Some(i) = rules.iter().position(|r| r.name == name) else {
+                    return Err(StoreError::NotFound(format!("outbound rule {name}")));
+                };
+                if rule.name != name && rules.iter().any(|r| r.name == rule.name) {
+                    return Err(StoreError::Conflict(format!(
+                        "outbound rule {} already exists (choose another name)",
+                        rule.name
+                    )));
+                }
+                rule.position = 0;
+                rules[i] = rule;
+                store_rules(&mut tx, &mut rules).await?;
+                bump_version(&mut tx, now).await?;
+                tx.commit().await?;
+                Ok(rules.swap_remove(i))
+            }
+        }
+    }
+
     /// Moves the rule called `name` to position `to` (1-based); returns the rules in their new order.
     pub async fn move_outbound_rule(&self, name: &str, to: usize) -> Result<Vec<OutboundRuleRow>> {
         let now = now_ms();

@@ -2,7 +2,7 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use store::policy::{POLICY_SETTINGS, PolicyConfig, PolicySetting};
 use store::{OutboundRuleRow, StoreError, settings};
 
@@ -298,6 +298,153 @@ pub async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
 }
 
 /// A store error about rules, with a hint where one helps.
+/// An outbound rule to add, as `palisade rule add` and `POST /api/v1/rules` take it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInput {
+    pub name: String,
+    #[serde(default)]
+    pub prefix: String,
+    pub min_len: Option<u32>,
+    pub max_len: Option<u32>,
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    #[serde(default)]
+    pub strip: u32,
+    #[serde(default)]
+    pub prepend: String,
+    pub trunks: Vec<String>,
+    /// 1 is tried first; default: the end.
+    pub position: Option<usize>,
+}
+
+/// Changes to an outbound rule (`PATCH /api/v1/rules/{name}`): what is given replaces the rule's value;
+/// `position` moves it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleChange {
+    pub name: Option<String>,
+    pub prefix: Option<String>,
+    pub min_len: Option<u32>,
+    pub max_len: Option<u32>,
+    pub extensions: Option<Vec<String>>,
+    pub strip: Option<u32>,
+    pub prepend: Option<String>,
+    pub trunks: Option<Vec<String>>,
+    pub position: Option<usize>,
+}
+
+fn trimmed(v: Vec<String>) -> Vec<String> {
+    v.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Adds an outbound rule (checked as `palisade rule add` checks it) and answers it with its position.
+pub async fn add_rule(db: &store::Db, input: RuleInput) -> anyhow::Result<OutboundRuleRow> {
+    let rule = OutboundRuleRow {
+        position: 0,
+        name: input.name,
+        prefix: input.prefix.trim().to_string(),
+        min_len: input.min_len,
+        max_len: input.max_len,
+        extensions: trimmed(input.extensions),
+        strip: input.strip,
+        prepend: input.prepend.trim().to_string(),
+        trunks: trimmed(input.trunks),
+    };
+    rule.validate().map_err(store_error)?;
+    db.add_outbound_rule(rule, input.position)
+        .await
+        .map_err(rule_error)
+}
+
+/// Removes an outbound rule and answers what it was.
+pub async fn remove_rule(db: &store::Db, name: &str) -> anyhow::Result<OutboundRuleRow> {
+    let before = db
+        .list_outbound_rules()
+        .await?
+        .into_iter()
+        .find(|r| r.name == name);
+    db.remove_outbound_rule(name).await.map_err(rule_error)?;
+    before.ok_or_else(|| rule_error(StoreError::NotFound(format!("outbound rule {name}"))))
+}
+
+/// Moves an outbound rule; answers the rules in their new order.
+pub async fn move_rule(
+    db: &store::Db,
+    name: &str,
+    to: usize,
+) -> anyhow::Result<Vec<OutboundRuleRow>> {
+    db.move_outbound_rule(name, to).await.map_err(rule_error)
+}
+
+/// Changes an outbound rule in place (and moves it when `position` is given); answers (before, after).
+pub async fn change_rule(
+    db: &store::Db,
+    name: &str,
+    change: RuleChange,
+) -> anyhow::Result<(OutboundRuleRow, OutboundRuleRow)> {
+    let before = db
+        .list_outbound_rules()
+        .await?
+        .into_iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| rule_error(StoreError::NotFound(format!("outbound rule {name}"))))?;
+    let RuleChange {
+        name: new_name,
+        prefix,
+        min_len,
+        max_len,
+        extensions,
+        strip,
+        prepend,
+        trunks,
+        position,
+    } = change;
+    let fields_given = new_name.is_some()
+        || prefix.is_some()
+        || min_len.is_some()
+        || max_len.is_some()
+        || extensions.is_some()
+        || strip.is_some()
+        || prepend.is_some()
+        || trunks.is_some();
+    if !fields_given && position.is_none() {
+        return Err(anyhow!(
+            "nothing to change: give at least one of name, prefix, min_len, max_len, extensions, strip, prepend, \
+             trunks, position"
+        ));
+    }
+    let mut after = before.clone();
+    if fields_given {
+        let rule = OutboundRuleRow {
+            position: 0,
+            name: new_name.unwrap_or_else(|| before.name.clone()),
+            prefix: prefix.map_or_else(|| before.prefix.clone(), |p| p.trim().to_string()),
+            min_len: min_len.or(before.min_len),
+            max_len: max_len.or(before.max_len),
+            extensions: extensions.map_or_else(|| before.extensions.clone(), trimmed),
+            strip: strip.unwrap_or(before.strip),
+            prepend: prepend.map_or_else(|| before.prepend.clone(), |p| p.trim().to_string()),
+            trunks: trunks.map_or_else(|| before.trunks.clone(), trimmed),
+        };
+        rule.validate().map_err(store_error)?;
+        after = db
+            .replace_outbound_rule(name, rule)
+            .await
+            .map_err(rule_error)?;
+    }
+    if let Some(to) = position {
+        let rules = move_rule(db, &after.name, to).await?;
+        if let Some(moved) = rules.into_iter().find(|r| r.name == after.name) {
+            after = moved;
+        }
+    }
+    Ok((before, after))
+}
+
 fn rule_error(e: StoreError) -> anyhow::Error {
     match e {
         StoreError::NotFound(what) => {
@@ -367,28 +514,21 @@ pub async fn run_rule(args: RuleArgs) -> anyhow::Result<()> {
             trunks,
             position,
         } => {
-            let trim = |v: Vec<String>| -> Vec<String> {
-                v.into_iter()
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            };
-            let rule = OutboundRuleRow {
-                position: 0,
+            let input = RuleInput {
                 name,
-                prefix: prefix.trim().to_string(),
+                prefix,
                 min_len,
                 max_len,
-                extensions: trim(extensions),
+                extensions,
                 strip,
-                prepend: prepend.trim().to_string(),
-                trunks: trim(trunks),
+                prepend,
+                trunks,
+                position,
             };
-            rule.validate().map_err(store_error)?;
             let db = common.open_or_create().await?;
-            let added = db.add_outbound_rule(rule, position).await;
+            let added = add_rule(&db, input).await;
             db.close().await;
-            let added = added.map_err(rule_error)?;
+            let added = added?;
             if common.json {
                 return output::json(&added);
             }
@@ -413,9 +553,9 @@ pub async fn run_rule(args: RuleArgs) -> anyhow::Result<()> {
         }
         RuleCommand::Remove { name } => {
             let db = common.open().await?;
-            let removed = db.remove_outbound_rule(&name).await;
+            let removed = remove_rule(&db, &name).await;
             db.close().await;
-            removed.map_err(rule_error)?;
+            removed?;
             if common.json {
                 return output::json(&serde_json::json!({ "removed": name }));
             }
@@ -424,9 +564,9 @@ pub async fn run_rule(args: RuleArgs) -> anyhow::Result<()> {
         }
         RuleCommand::Move { name, to } => {
             let db = common.open().await?;
-            let moved = db.move_outbound_rule(&name, to).await;
+            let moved = move_rule(&db, &name, to).await;
             db.close().await;
-            let rules = moved.map_err(rule_error)?;
+            let rules = moved?;
             if common.json {
                 return output::json(&rules);
             }

@@ -3,7 +3,7 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use store::trunks::HOST_SOURCES;
 use store::{Db, DidRow, SrtpMode, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow};
 
@@ -190,15 +190,15 @@ fn on_off(v: &str) -> Result<bool, String> {
 }
 
 #[derive(Debug, Serialize)]
-struct DidView {
+pub struct DidView {
     number: String,
     extension: String,
 }
 
 /// A trunk as shown: never the password, only whether one is set.
 #[derive(Debug, Serialize)]
-struct TrunkView {
-    name: String,
+pub struct TrunkView {
+    pub name: String,
     host: String,
     port: i64,
     transport: String,
@@ -227,7 +227,7 @@ struct TrunkView {
 }
 
 #[derive(Debug, Serialize)]
-struct RegistrationView {
+pub struct RegistrationView {
     /// registered, registering, failed or unregistering.
     state: String,
     registered_until: Option<String>,
@@ -469,6 +469,244 @@ fn clearable(v: Option<String>) -> Option<Option<String>> {
     v.map(|s| Some(s).filter(|s| !s.is_empty()))
 }
 
+/// A trunk to add, as `palisade trunk add` and `POST /api/v1/trunks` take it (the password already read).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkInput {
+    pub name: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub transport: Option<String>,
+    pub username: Option<String>,
+    /// Stored as given, never shown back.
+    pub password: Option<String>,
+    pub register: Option<bool>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    pub caller_id: Option<String>,
+    /// 1 to 1000, as text or a number.
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub max_calls: Option<String>,
+    pub auth_user: Option<String>,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub tls_server_name: Option<String>,
+    pub srtp: Option<String>,
+}
+
+/// Changes to a trunk, as `palisade trunk set` and `PATCH /api/v1/trunks/{name}` take them: only what is given
+/// changes; "" clears the username (and the password), the password, the caller ID, the auth user, the CA file
+/// and the TLS name; `sources` replaces the whole list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkChange {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub transport: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub register: Option<bool>,
+    pub sources: Option<Vec<String>>,
+    pub caller_id: Option<String>,
+    /// 1 to 1000; 0 or "" for no cap.
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub max_calls: Option<String>,
+    pub auth_user: Option<String>,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub tls_server_name: Option<String>,
+    pub srtp: Option<String>,
+}
+
+impl TrunkChange {
+    pub fn check_not_empty(&self) -> anyhow::Result<()> {
+        let TrunkChange {
+            host,
+            port,
+            transport,
+            username,
+            password,
+            register,
+            sources,
+            caller_id,
+            max_calls,
+            auth_user,
+            ca_file,
+            tls_server_name,
+            srtp,
+        } = self;
+        let given = host.is_some()
+            || port.is_some()
+            || transport.is_some()
+            || username.is_some()
+            || password.is_some()
+            || register.is_some()
+            || sources.is_some()
+            || caller_id.is_some()
+            || max_calls.is_some()
+            || auth_user.is_some()
+            || ca_file.is_some()
+            || tls_server_name.is_some()
+            || srtp.is_some();
+        if !given {
+            return Err(anyhow!(
+                "nothing to change: give at least one option, e.g. --host or --source (see `palisade trunk set \
+                 --help`)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A number given as JSON text or number, kept as text for the CLI's own parser.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+    })
+}
+
+/// Adds a trunk (and its call cap) and answers it as shown.
+pub async fn add_trunk(db: &Db, input: TrunkInput) -> anyhow::Result<TrunkView> {
+    let max_calls = input
+        .max_calls
+        .map(|v| store::limits::parse_limit("--max-calls", &v))
+        .transpose()
+        .map_err(trunk_error)?
+        .flatten();
+    let new = TrunkNew {
+        name: input.name,
+        host: input.host,
+        port: input.port,
+        transport: input.transport,
+        username: input.username,
+        password: input.password,
+        register: input.register.unwrap_or(false),
+        sources: input.sources,
+        caller_id: input.caller_id,
+        auth_user: input.auth_user,
+        ca_file: input.ca_file.map(|f| ca_file_arg(&f)).transpose()?,
+        tls_server_name: input.tls_server_name,
+        srtp: input.srtp.as_deref().map(parse_srtp).transpose()?,
+    };
+    let t = db.add_trunk(new).await.map_err(trunk_error)?;
+    if max_calls.is_some() {
+        db.set_trunk_max_calls(&t.name, max_calls)
+            .await
+            .map_err(trunk_error)?;
+    }
+    let mut v = view(&t, &[], &[]);
+    v.max_calls = max_calls;
+    Ok(v)
+}
+
+/// Changes a trunk and answers it as shown.
+pub async fn set_trunk(db: &Db, name: &str, change: TrunkChange) -> anyhow::Result<TrunkView> {
+    change.check_not_empty()?;
+    let max_calls = change
+        .max_calls
+        .map(|v| store::limits::parse_limit("--max-calls", &v))
+        .transpose()
+        .map_err(trunk_error)?;
+    let patch = TrunkPatch {
+        host: change.host,
+        port: change.port,
+        transport: change.transport,
+        username: clearable(change.username),
+        password: clearable(change.password),
+        register: change.register,
+        sources: change.sources,
+        caller_id: clearable(change.caller_id),
+        auth_user: clearable(change.auth_user),
+        ca_file: change
+            .ca_file
+            .map(|f| {
+                if f.as_os_str().is_empty() {
+                    Ok(None)
+                } else {
+                    ca_file_arg(&f).map(Some)
+                }
+            })
+            .transpose()?,
+        tls_server_name: clearable(change.tls_server_name),
+        srtp: change.srtp.as_deref().map(parse_srtp).transpose()?,
+    };
+    let t = if patch.is_empty() {
+        db.get_trunk(name).await.map_err(trunk_error)?
+    } else {
+        db.update_trunk(name, patch).await.map_err(trunk_error)?
+    };
+    if let Some(max_calls) = max_calls {
+        db.set_trunk_max_calls(&t.name, max_calls)
+            .await
+            .map_err(trunk_error)?;
+    }
+    trunk_view(db, &t.name).await
+}
+
+/// One trunk as shown, with its DIDs and registration.
+pub async fn trunk_view(db: &Db, name: &str) -> anyhow::Result<TrunkView> {
+    let t = db.get_trunk(name).await.map_err(trunk_error)?;
+    let dids = db.list_dids().await?;
+    let status = db.list_trunk_status().await?;
+    let mut v = view(&t, &dids, &status);
+    v.max_calls = db.trunk_max_calls(&t.name).await?;
+    Ok(v)
+}
+
+/// Removes a trunk with its DIDs; answers the DIDs removed and the outbound rules that still name it.
+pub async fn remove_trunk(db: &Db, name: &str) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let dids: Vec<String> = db
+        .list_dids()
+        .await?
+        .into_iter()
+        .filter(|d| d.trunk == name)
+        .map(|d| d.number)
+        .collect();
+    db.remove_trunk(name).await.map_err(trunk_error)?;
+    let rules = rules_using(db, name).await?;
+    Ok((dids, rules))
+}
+
+/// Maps an inbound number to an extension.
+pub async fn add_did(db: &Db, number: &str, trunk: &str, ext: &str) -> anyhow::Result<DidRow> {
+    db.add_did(number, trunk, ext).await.map_err(trunk_error)
+}
+
+/// Removes an inbound number and answers what it was.
+pub async fn remove_did(db: &Db, number: &str) -> anyhow::Result<DidRow> {
+    db.remove_did(number).await.map_err(trunk_error)
+}
+
+/// Changes which trunk and extension an inbound number belongs to (what is not given stays): the old mapping
+/// is put back if the new one is refused. Answers (before, after).
+pub async fn set_did(
+    db: &Db,
+    number: &str,
+    trunk: Option<&str>,
+    ext: Option<&str>,
+) -> anyhow::Result<(DidRow, DidRow)> {
+    if trunk.is_none() && ext.is_none() {
+        return Err(anyhow!(
+            "nothing to change: give the trunk, the extension or both"
+        ));
+    }
+    let old = remove_did(db, number).await?;
+    let added = add_did(
+        db,
+        &old.number,
+        trunk.unwrap_or(&old.trunk),
+        ext.unwrap_or(&old.extension),
+    )
+    .await;
+    match added {
+        Ok(new) => Ok((old, new)),
+        Err(e) => {
+            add_did(db, &old.number, &old.trunk, &old.extension).await?;
+            Err(e)
+        }
+    }
+}
+
 pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
     let common = args.common;
     match args.command {
@@ -489,47 +727,32 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             tls_server_name,
             srtp,
         } => {
-            let max_calls = max_calls
-                .map(|v| store::limits::parse_limit("--max-calls", &v))
-                .transpose()
-                .map_err(trunk_error)?
-                .flatten();
             // With a username the provider's challenges need a password: on a terminal, asked for without echo.
             let password = PasswordArgs {
                 flag: password,
                 stdin: password_stdin,
             }
             .read(username.is_some().then_some("Password for the provider"))?;
-            let new = TrunkNew {
+            let new = TrunkInput {
                 name,
                 host,
                 port,
                 transport,
                 username,
                 password,
-                register: register.unwrap_or(false),
+                register,
                 sources: source,
                 caller_id,
+                max_calls,
                 auth_user,
-                ca_file: ca_file.map(|f| ca_file_arg(&f)).transpose()?,
+                ca_file,
                 tls_server_name,
-                srtp: srtp.as_deref().map(parse_srtp).transpose()?,
+                srtp,
             };
             let db = common.open_or_create().await?;
-            let added = async {
-                let t = db.add_trunk(new).await.map_err(trunk_error)?;
-                if max_calls.is_some() {
-                    db.set_trunk_max_calls(&t.name, max_calls)
-                        .await
-                        .map_err(trunk_error)?;
-                }
-                anyhow::Ok(t)
-            }
-            .await;
+            let added = add_trunk(&db, new).await;
             db.close().await;
-            let added = added?;
-            let mut v = view(&added, &[], &[]);
-            v.max_calls = max_calls;
+            let v = added?;
             if common.json {
                 return output::json(&v);
             }
@@ -561,62 +784,29 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
             tls_server_name,
             srtp,
         } => {
-            let max_calls = max_calls
-                .map(|v| store::limits::parse_limit("--max-calls", &v))
-                .transpose()
-                .map_err(trunk_error)?;
             let password = PasswordArgs {
                 flag: password,
                 stdin: password_stdin,
             }
             .read(None)?;
-            let patch = TrunkPatch {
+            let change = TrunkChange {
                 host,
                 port,
                 transport,
-                username: clearable(username),
-                password: clearable(password),
+                username,
+                password,
                 register: if no_register { Some(false) } else { register },
                 sources: source,
-                caller_id: clearable(caller_id),
-                auth_user: clearable(auth_user),
-                ca_file: ca_file
-                    .map(|f| {
-                        if f.as_os_str().is_empty() {
-                            Ok(None)
-                        } else {
-                            ca_file_arg(&f).map(Some)
-                        }
-                    })
-                    .transpose()?,
-                tls_server_name: clearable(tls_server_name),
-                srtp: srtp.as_deref().map(parse_srtp).transpose()?,
+                caller_id,
+                max_calls,
+                auth_user,
+                ca_file,
+                tls_server_name,
+                srtp,
             };
-            if patch.is_empty() && max_calls.is_none() {
-                return Err(anyhow!(
-                    "nothing to change: give at least one option, e.g. --host or --source (see `palisade trunk set \
-                     --help`)"
-                ));
-            }
+            change.check_not_empty()?;
             let db = common.open().await?;
-            let result = async {
-                let t = if patch.is_empty() {
-                    db.get_trunk(&name).await.map_err(trunk_error)?
-                } else {
-                    db.update_trunk(&name, patch).await.map_err(trunk_error)?
-                };
-                if let Some(max_calls) = max_calls {
-                    db.set_trunk_max_calls(&t.name, max_calls)
-                        .await
-                        .map_err(trunk_error)?;
-                }
-                let dids = db.list_dids().await?;
-                let status = db.list_trunk_status().await?;
-                let mut v = view(&t, &dids, &status);
-                v.max_calls = db.trunk_max_calls(&t.name).await?;
-                anyhow::Ok(v)
-            }
-            .await;
+            let result = set_trunk(&db, &name, change).await;
             db.close().await;
             let v = result?;
             if common.json {
@@ -651,15 +841,7 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
         }
         TrunkCommand::Show { name } => {
             let db = common.open().await?;
-            let result = async {
-                let t = db.get_trunk(&name).await.map_err(trunk_error)?;
-                let dids = db.list_dids().await?;
-                let status = db.list_trunk_status().await?;
-                let mut v = view(&t, &dids, &status);
-                v.max_calls = db.trunk_max_calls(&t.name).await?;
-                anyhow::Ok(v)
-            }
-            .await;
+            let result = trunk_view(&db, &name).await;
             db.close().await;
             let v = result?;
             if common.json {
@@ -670,19 +852,7 @@ pub async fn run_trunk(args: TrunkArgs) -> anyhow::Result<()> {
         }
         TrunkCommand::Remove { name } => {
             let db = common.open().await?;
-            let result = async {
-                let dids: Vec<String> = db
-                    .list_dids()
-                    .await?
-                    .into_iter()
-                    .filter(|d| d.trunk == name)
-                    .map(|d| d.number)
-                    .collect();
-                db.remove_trunk(&name).await.map_err(trunk_error)?;
-                let rules = rules_using(&db, &name).await?;
-                anyhow::Ok((dids, rules))
-            }
-            .await;
+            let result = remove_trunk(&db, &name).await;
             db.close().await;
             let (dids, rules) = result?;
             if common.json {
@@ -728,9 +898,9 @@ pub async fn run_did(args: DidArgs) -> anyhow::Result<()> {
     match args.command {
         DidCommand::Add { number, trunk, ext } => {
             let db = common.open().await?;
-            let added = db.add_did(&number, &trunk, &ext).await;
+            let added = add_did(&db, &number, &trunk, &ext).await;
             db.close().await;
-            let added = added.map_err(trunk_error)?;
+            let added = added?;
             if common.json {
                 return output::json(&added);
             }
@@ -755,9 +925,9 @@ pub async fn run_did(args: DidArgs) -> anyhow::Result<()> {
         }
         DidCommand::Remove { number } => {
             let db = common.open().await?;
-            let removed = db.remove_did(&number).await;
+            let removed = remove_did(&db, &number).await;
             db.close().await;
-            let removed = removed.map_err(trunk_error)?;
+            let removed = removed?;
             if common.json {
                 return output::json(&serde_json::json!({ "removed": removed }));
             }

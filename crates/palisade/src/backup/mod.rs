@@ -7,6 +7,7 @@
 //! the restored server's first start.
 
 pub(crate) mod archive;
+pub mod folder;
 mod schedule;
 
 use std::fs;

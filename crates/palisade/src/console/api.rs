@@ -84,11 +84,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub token: String,
+    /// `read` or `write`.
+    pub scope: String,
     pub peer: Peer,
 }
 
 impl Caller {
-    fn actor(&self) -> Actor {
+    pub fn actor(&self) -> Actor {
         self.peer.actor(format!("token:{}", self.token))
     }
 }
@@ -140,6 +142,8 @@ pub fn router(state: State) -> Router {
         )
         .route("/cert", get(cert))
         .route("/audit", get(audit))
+        .merge(super::backups::api_routes())
+        .merge(super::routing_api::api_routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
@@ -197,6 +201,7 @@ async fn authenticate(AxState(state): AxState<State>, mut req: Request, next: Ne
     }
     req.extensions_mut().insert(Caller {
         token: token.name,
+        scope: token.scope,
         peer,
     });
     next.run(req).await

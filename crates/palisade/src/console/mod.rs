@@ -10,11 +10,13 @@
 //! Every change goes through the functions of [`crate::admin`], the same as the CLI's, and into the audit log.
 
 pub mod api;
+pub mod backups;
 pub mod guard;
 pub mod listener;
 pub mod live;
 pub mod openapi;
 mod pages;
+pub mod routing_api;
 pub mod sessions;
 pub mod totp;
 
@@ -33,6 +35,8 @@ use crate::tls_reload::ReloadingResolver;
 pub struct Console {
     pub db: Db,
     pub data_dir: PathBuf,
+    /// Where backups are written and listed (`[backup] dir`, default DATA/backups).
+    pub backup_dir: PathBuf,
     pub sessions: sessions::Sessions,
     pub guard: guard::ConsoleGuard,
     pub live: live::Live,
@@ -87,6 +91,7 @@ async fn refuse_banned(
 pub async fn start(
     cfg: &AdminListen,
     data_dir: PathBuf,
+    backup_dir: PathBuf,
     db: Db,
     cert: Arc<ReloadingResolver>,
     extra: Router,
@@ -100,6 +105,7 @@ pub async fn start(
         live: live::Live::new(),
         db,
         data_dir,
+        backup_dir,
         cert: cert.clone(),
     });
     let app = Router::new()

@@ -12,6 +12,10 @@ pub struct Operation {
     pub success: u16,
     /// Query parameters.
     pub query: &'static [&'static str],
+    /// The media type of a request body that is not JSON (an uploaded file).
+    pub raw_body: Option<&'static str>,
+    /// The media type of the success answer.
+    pub answers: &'static str,
 }
 
 const fn op(method: &'static str, path: &'static str, summary: &'static str) -> Operation {
@@ -22,6 +26,8 @@ const fn op(method: &'static str, path: &'static str, summary: &'static str) -> 
         body: None,
         success: 200,
         query: &[],
+        raw_body: None,
+        answers: "application/json",
     }
 }
 
@@ -83,6 +89,97 @@ fn list_entry() -> Value {
             "note": {"type": "string"}
         }
     })
+}
+
+fn trunk_fields(required: &[&str]) -> Value {
+    let s = json!({"type": "string"});
+    let mut p = Map::new();
+    for k in [
+        "host",
+        "transport",
+        "username",
+        "caller_id",
+        "auth_user",
+        "ca_file",
+        "tls_server_name",
+    ] {
+        p.insert(k.into(), s.clone());
+    }
+    p.insert(
+        "password".into(),
+        json!({"type": "string", "writeOnly": true, "description": "stored as given, never shown back"}),
+    );
+    p.insert(
+        "srtp".into(),
+        json!({"type": "string", "enum": ["disabled", "enabled", "enforced"]}),
+    );
+    p.insert(
+        "port".into(),
+        json!({"type": "integer", "minimum": 1, "maximum": 65535}),
+    );
+    p.insert("register".into(), json!({"type": "boolean"}));
+    p.insert(
+        "sources".into(),
+        json!({"type": "array", "items": {"type": "string"}}),
+    );
+    p.insert(
+        "max_calls".into(),
+        json!({"oneOf": [{"type": "string"}, {"type": "integer"}]}),
+    );
+    if required.contains(&"name") {
+        p.insert("name".into(), s);
+    }
+    object(required, p)
+}
+
+/// An object schema; OpenAPI 3.0 forbids an empty `required` list, so none is written then.
+fn object(required: &[&str], properties: Map<String, Value>) -> Value {
+    let mut o = json!({"type": "object", "additionalProperties": false, "properties": properties});
+    if !required.is_empty() {
+        o["required"] = json!(required);
+    }
+    o
+}
+
+fn new_trunk() -> Value {
+    trunk_fields(&["name", "host"])
+}
+
+fn trunk_changes() -> Value {
+    trunk_fields(&[])
+}
+
+fn rule_fields(required: &[&str]) -> Value {
+    let s = json!({"type": "string"});
+    let n = json!({"type": "integer", "minimum": 0});
+    let list = json!({"type": "array", "items": {"type": "string"}});
+    let properties = json!({
+        "name": s, "prefix": s, "prepend": s, "min_len": n, "max_len": n, "strip": n,
+        "position": {"type": "integer", "minimum": 1}, "extensions": list, "trunks": list,
+    });
+    object(
+        required,
+        properties.as_object().cloned().unwrap_or_default(),
+    )
+}
+
+fn new_rule() -> Value {
+    rule_fields(&["name", "trunks"])
+}
+
+fn rule_changes() -> Value {
+    rule_fields(&[])
+}
+
+fn new_did() -> Value {
+    json!({"type": "object", "required": ["number", "trunk", "extension"], "additionalProperties": false,
+           "properties": {"number": {"type": "string"}, "trunk": {"type": "string"},
+                          "extension": {"type": "string"}}})
+}
+
+fn did_changes() -> Value {
+    json!({"type": "object", "additionalProperties": false,
+           "properties": {"trunk": {"type": "string"}, "extension": {"type": "string"}}})
 }
 
 fn settings_patch() -> Value {
@@ -228,6 +325,65 @@ pub const OPERATIONS: &[Operation] = &[
         "/dids",
         "Inbound numbers and the extension each rings",
     ),
+    Operation {
+        body: Some(new_trunk),
+        success: 201,
+        ..op(
+            "post",
+            "/trunks",
+            "Add a trunk (as `palisade trunk add`); the password is write-only",
+        )
+    },
+    op(
+        "get",
+        "/trunks/{name}",
+        "One trunk with its DIDs and registration (never its password)",
+    ),
+    Operation {
+        body: Some(trunk_changes),
+        ..op(
+            "patch",
+            "/trunks/{name}",
+            "Change a trunk (as `palisade trunk set`; \"\" clears)",
+        )
+    },
+    op("delete", "/trunks/{name}", "Remove a trunk and its DIDs"),
+    Operation {
+        body: Some(new_rule),
+        success: 201,
+        ..op(
+            "post",
+            "/rules",
+            "Add an outbound rule (as `palisade rule add`)",
+        )
+    },
+    Operation {
+        body: Some(rule_changes),
+        ..op(
+            "patch",
+            "/rules/{name}",
+            "Change an outbound rule in place; position moves it",
+        )
+    },
+    op("delete", "/rules/{name}", "Remove an outbound rule"),
+    Operation {
+        body: Some(new_did),
+        success: 201,
+        ..op(
+            "post",
+            "/dids",
+            "Map an inbound number to an extension (as `palisade did add`)",
+        )
+    },
+    Operation {
+        body: Some(did_changes),
+        ..op(
+            "patch",
+            "/dids/{number}",
+            "Change an inbound number's trunk or extension",
+        )
+    },
+    op("delete", "/dids/{number}", "Remove an inbound number"),
     op("get", "/voicemail/{number}", "Messages of a mailbox"),
     op("get", "/voicemail/{number}/{id}", "A message as WAV"),
     op("delete", "/voicemail/{number}/{id}", "Delete a message"),
@@ -235,6 +391,37 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         query: &["before", "limit"],
         ..op("get", "/audit", "The audit log, newest first")
+    },
+    op(
+        "get",
+        "/backups",
+        "Backups in the backup folder (scheduled, manual, uploaded), newest first",
+    ),
+    Operation {
+        success: 201,
+        ..op(
+            "post",
+            "/backups",
+            "Back up now (a write token); answers the archive's name and the restore command",
+        )
+    },
+    Operation {
+        answers: "application/x-tar",
+        ..op(
+            "get",
+            "/backups/{name}",
+            "Download a backup (a write token: it holds password hashes and the TLS private key)",
+        )
+    },
+    Operation {
+        success: 201,
+        raw_body: Some("application/x-tar"),
+        ..op(
+            "post",
+            "/backups/upload",
+            "Upload an archive: checked like `palisade restore` (manifest, checksums, database), kept in the \
+             backup folder; answers the `palisade restore FILE --data NEW_DIR` command to run",
+        )
     },
 ];
 
@@ -257,7 +444,7 @@ pub fn document() -> Value {
         let mut responses = Map::new();
         responses.insert(
             o.success.to_string(),
-            json!({"description": "success", "content": {"application/json": {"schema": {}}}}),
+            json!({"description": "success", "content": {o.answers: {"schema": {}}}}),
         );
         responses.insert(
             "400".into(),
@@ -286,6 +473,10 @@ pub fn document() -> Value {
             operation["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": body()}}});
         }
+        if let Some(media) = o.raw_body {
+            operation["requestBody"] = json!({"required": true,
+                "content": {media: {"schema": {"type": "string", "format": "binary"}}}});
+        }
         let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
         entry[o.method] = operation;
     }
@@ -311,10 +502,23 @@ pub fn document() -> Value {
 mod tests {
     use super::*;
 
-    /// The routes `api.rs` registers, as "METHOD PATH" (axum's `{*prefix}` written `{prefix}`).
+    /// The routes `api.rs` and the modules it merges register, as "METHOD PATH" (axum's `{*prefix}` written
+    /// `{prefix}`).
     fn served() -> std::collections::BTreeSet<String> {
-        let src = include_str!("api.rs");
         let mut out = std::collections::BTreeSet::new();
+        for src in API_SOURCES {
+            routes_in(src, &mut out);
+        }
+        out
+    }
+
+    const API_SOURCES: [&str; 3] = [
+        include_str!("api.rs"),
+        include_str!("backups.rs"),
+        include_str!("routing_api.rs"),
+    ];
+
+    fn routes_in(src: &str, out: &mut std::collections::BTreeSet<String>) {
         let mut rest = src;
         while let Some(i) = rest.find(".route(") {
             rest = &rest[i + 7..];
@@ -334,7 +538,6 @@ mod tests {
                 }
             }
         }
-        out
     }
 
     #[test]
@@ -344,6 +547,13 @@ mod tests {
             .map(|o| format!("{} {}", o.method.to_uppercase(), o.path))
             .collect();
         assert_eq!(documented, served());
+    }
+
+    #[test]
+    fn no_schema_has_an_empty_required_list() {
+        // OpenAPI 3.0 requires at least one item in `required` when it is present.
+        let text = document().to_string();
+        assert!(!text.contains(r#""required":[]"#), "{text}");
     }
 
     #[test]

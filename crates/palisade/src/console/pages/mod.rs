@@ -3,9 +3,11 @@
 //! carries the session's CSRF token and every change needs the admin role.
 
 mod account;
+mod backups;
 mod config;
 mod extensions;
 mod monitor;
+mod routing;
 
 use askama::Template;
 use axum::Router;
@@ -27,6 +29,8 @@ pub fn router(state: State) -> Router {
         .merge(monitor::routes())
         .merge(extensions::routes())
         .merge(config::routes())
+        .merge(backups::routes())
+        .merge(routing::routes())
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .layer(middleware::from_fn_with_state(
