@@ -118,7 +118,7 @@ impl Calls {
             target.request_uri.clone(),
         );
         let peer = Peer::new(target.source, transport_of(&target.transport));
-        let request = dialog.request(
+        let request = built(dialog.request(
             "INVITE",
             1,
             &via(target.transport.as_str(), via_addr),
@@ -126,7 +126,7 @@ impl Calls {
             max_forwards,
             &[(HeaderName::Allow, crate::core::ALLOW_CALLS.to_string())],
             Some(("application/sdp", body.clone())),
-        );
+        ))?;
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,
@@ -360,16 +360,17 @@ impl Calls {
         }
         let transport = transport_token(branch.peer.transport);
         let via_addr = local.for_transport(transport);
-        if let Some(via_addr) = via_addr {
-            let ack = bodyless(
+        if let Some(ack) = via_addr.and_then(|via_addr| {
+            built(bodyless(
                 &branch.dialog,
                 "ACK",
                 branch.invite_cseq,
                 transport,
                 via_addr,
-            );
+            ))
+        }) {
             self.outputs.push(CallOutput::SendRaw {
-                bytes: ack,
+                bytes: ack.wire(),
                 peer: branch.peer,
             });
         }
@@ -383,14 +384,15 @@ impl Calls {
                 return; // a retransmitted 2xx of the winner: ACKed again above
             }
             // A second branch answered too: hang it up.
-            if let Some(via_addr) = via_addr {
-                let bye = bodyless(
+            if let Some(bye) = via_addr.and_then(|via_addr| {
+                built(bodyless(
                     &branch.dialog,
                     "BYE",
                     branch.invite_cseq + 1,
                     transport,
                     via_addr,
-                );
+                ))
+            }) {
                 let leg = LegKey {
                     call: id,
                     request: u64::MAX,
@@ -531,24 +533,27 @@ impl Calls {
         let Some(via_addr) = self.local.for_transport(transport) else {
             return;
         };
-        let ack = bodyless(
+        if let Some(ack) = built(bodyless(
             &branch.dialog,
             "ACK",
             branch.invite_cseq,
             transport,
             via_addr,
-        );
-        self.outputs.push(CallOutput::SendRaw {
-            bytes: ack,
-            peer: branch.peer,
-        });
-        let bye = bodyless(
+        )) {
+            self.outputs.push(CallOutput::SendRaw {
+                bytes: ack.wire(),
+                peer: branch.peer,
+            });
+        }
+        let Some(bye) = built(bodyless(
             &branch.dialog,
             "BYE",
             branch.invite_cseq + 1,
             transport,
             via_addr,
-        );
+        )) else {
+            return;
+        };
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,
@@ -573,7 +578,7 @@ pub(super) fn reauthenticate(
     request_id: u64,
     msg: &Message,
     status: u16,
-) -> Option<(Bytes, Peer)> {
+) -> Option<(Message, Peer)> {
     let (user, password) = b.credentials.clone().filter(|_| !b.auth_tried)?;
     let (challenge_header, answer_header) = if status == 407 {
         (
@@ -593,7 +598,7 @@ pub(super) fn reauthenticate(
     b.invite_cseq += 1;
     b.dialog.local_cseq = b.invite_cseq;
     b.request_id = request_id;
-    let request = b.dialog.request(
+    let request = built(b.dialog.request(
         "INVITE",
         b.invite_cseq,
         &via(&b.transport, b.via_addr),
@@ -604,7 +609,7 @@ pub(super) fn reauthenticate(
             (answer_header, answer),
         ],
         Some(("application/sdp", b.body.clone())),
-    );
+    ))?;
     Some((request, b.peer))
 }
 

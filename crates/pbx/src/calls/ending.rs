@@ -153,7 +153,9 @@ impl Calls {
         }
         dialog.local_cseq += 1;
         let seq = dialog.local_cseq;
-        let bye = bodyless(dialog, "BYE", seq, transport, via_addr);
+        let Some(bye) = built(bodyless(dialog, "BYE", seq, transport, via_addr)) else {
+            return;
+        };
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,

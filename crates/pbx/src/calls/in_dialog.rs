@@ -84,10 +84,13 @@ impl Calls {
             let seq = msg.cseq().map(|c| c.seq).unwrap_or(1);
             let peer = call.peer(other);
             let transport = transport_token(peer.transport);
-            if let Some(via_addr) = local.for_transport(transport) {
-                let dialog = call.dialog(other);
-                let ack = bodyless(dialog, "ACK", seq, transport, via_addr);
-                self.outputs.push(CallOutput::SendRaw { bytes: ack, peer });
+            if let Some(ack) = local.for_transport(transport).and_then(|via_addr| {
+                built(bodyless(call.dialog(other), "ACK", seq, transport, via_addr))
+            }) {
+                self.outputs.push(CallOutput::SendRaw {
+                    bytes: ack.wire(),
+                    peer,
+                });
             }
         }
         let call = self.calls.get_mut(&id).expect("present");
@@ -295,7 +298,7 @@ impl Calls {
                 extra.push((h, v.to_string()));
             }
         }
-        let request = dialog.request(
+        let Some(request) = built(dialog.request(
             &method_text,
             seq,
             &via(transport, via_addr),
@@ -303,7 +306,9 @@ impl Calls {
             70,
             &extra,
             body.as_ref().map(|(ct, b)| (ct.as_str(), b.clone())),
-        );
+        )) else {
+            return;
+        };
         let request_id = self.next_id + 1;
         self.next_id = request_id;
         let call = self.calls.get_mut(&id).expect("present");

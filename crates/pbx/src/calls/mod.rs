@@ -202,10 +202,11 @@ pub enum CallOutput {
     AllocateMedia { call: u64 },
     /// Send a response in server transaction `tx`, built from the request that opened it.
     Respond(Response),
-    /// Send a new request in a client transaction; report its responses with `leg`.
+    /// Send a new request in a client transaction; report its responses with `leg`. The request is the built
+    /// message itself, so the endpoint hands it to the transaction layer without parsing it again.
     SendRequest {
         leg: LegKey,
-        request: Bytes,
+        request: Message,
         peer: Peer,
     },
     /// Send bytes outside any transaction (the ACK for a 2xx).
@@ -491,10 +492,10 @@ impl Calls {
         peer: &Peer,
         extra: &[(HeaderName, String)],
         body: Option<(&str, Bytes)>,
-    ) -> Option<Bytes> {
+    ) -> Option<Message> {
         let transport = transport_token(peer.transport);
         let via_addr = self.local.for_transport(transport)?;
-        Some(dialog.request(
+        built(dialog.request(
             method,
             cseq,
             &via(transport, via_addr),

@@ -32,7 +32,7 @@ use super::forward::{Pending, Resolved, warning};
 use super::{
     Branch, CallOutput, CallRecord, Calls, Disposition, ForwardReason, HungUpBy, Leg, LegKey,
     MAX_FORWARD_HOPS, MediaControl, OutgoingFrom, Party, Response, State, Target, answered_keys,
-    best_failure, bodyless, contact_header, contact_uri, idx, leg_crypto, point_leg,
+    best_failure, bodyless, built, contact_header, contact_uri, idx, leg_crypto, point_leg,
     reauthenticate, sdp, transport_token, via,
 };
 use crate::model::SrtpMode;
@@ -532,16 +532,17 @@ impl Calls {
         }
         let transport = transport_token(branch.peer.transport);
         let via_addr = local.for_transport(transport);
-        if let Some(via_addr) = via_addr {
-            let ack = bodyless(
+        if let Some(ack) = via_addr.and_then(|via_addr| {
+            built(bodyless(
                 &branch.dialog,
                 "ACK",
                 branch.invite_cseq,
                 transport,
                 via_addr,
-            );
+            ))
+        }) {
             self.outputs.push(CallOutput::SendRaw {
-                bytes: ack,
+                bytes: ack.wire(),
                 peer: branch.peer,
             });
         }
@@ -563,14 +564,15 @@ impl Calls {
         let keys = answered_keys(&branch.offered_keys, &sdp::security(msg.body()).crypto);
         if keys.is_none() && t.target.srtp == SrtpMode::Enforced {
             // The target's phone answered without SRTP although its extension requires it.
-            if let Some(via_addr) = via_addr {
-                let bye = bodyless(
+            if let Some(bye) = via_addr.and_then(|via_addr| {
+                built(bodyless(
                     &branch.dialog,
                     "BYE",
                     branch.invite_cseq + 1,
                     transport,
                     via_addr,
-                );
+                ))
+            }) {
                 self.outputs.push(CallOutput::SendRequest {
                     leg: LegKey {
                         call: id,
@@ -838,7 +840,7 @@ impl Calls {
         let dialog = call.dialog_mut(leg);
         dialog.local_cseq += 1;
         let cseq = dialog.local_cseq;
-        let request = dialog.request(
+        let Some(request) = built(dialog.request(
             "INVITE",
             cseq,
             &via(transport, via_addr),
@@ -846,7 +848,9 @@ impl Calls {
             70,
             &[],
             Some(("application/sdp", offer.clone())),
-        );
+        )) else {
+            return;
+        };
         tracing::info!(
             call = id,
             "transferee on hold: re-INVITE to take it off hold"
@@ -906,8 +910,8 @@ impl Calls {
         // Empty when no local address serves the transport (nothing can be sent then).
         let ack = local
             .for_transport(transport)
-            .map(|via_addr| {
-                call.dialog(leg).request(
+            .and_then(|via_addr| {
+                built(call.dialog(leg).request(
                     "ACK",
                     cseq,
                     &via(transport, via_addr),
@@ -915,8 +919,9 @@ impl Calls {
                     70,
                     &[],
                     None,
-                )
+                ))
             })
+            .map(|ack| ack.wire())
             .unwrap_or_default();
         if !ack.is_empty() {
             self.outputs.push(CallOutput::SendRaw {
@@ -1000,7 +1005,7 @@ impl Calls {
         };
         let dialog = call.dialog_mut(side);
         dialog.local_cseq += 1;
-        let request = dialog.request(
+        let Some(request) = built(dialog.request(
             "NOTIFY",
             dialog.local_cseq,
             &via(transport, via_addr),
@@ -1014,7 +1019,9 @@ impl Calls {
                 "message/sipfrag;version=2.0",
                 Bytes::from(format!("{frag}\r\n")),
             )),
-        );
+        )) else {
+            return;
+        };
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,

@@ -39,7 +39,7 @@ pub(super) fn bodyless(
     cseq: u32,
     transport: &str,
     via_addr: SocketAddr,
-) -> Bytes {
+) -> Result<Message, sip::ParseError> {
     dialog.request(
         method,
         cseq,
@@ -85,4 +85,12 @@ pub(super) fn new_call_id(domain: &str) -> String {
         rand::random::<u64>(),
         rand::random::<u64>()
     )
+}
+
+/// A request Palisade built, or `None` (logged) if it wrote something unparsable: a bug, never input-driven, so
+/// the request is simply not sent and the call's own timers end what waited for it.
+pub(super) fn built(request: Result<Message, sip::ParseError>) -> Option<Message> {
+    request
+        .map_err(|e| tracing::error!(error = %e, "request built unparsable: not sent"))
+        .ok()
 }

@@ -11,7 +11,7 @@ use crate::core::{AuthSignal, unix_secs};
 use crate::policy::Route;
 use crate::registrar::Origin;
 use sip::transaction::{Peer, ServerTxId};
-use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
+use sip::{HeaderName, Message, Method, ResponseBuilder};
 
 use super::router::Refused;
 use super::{Endpoint, Event, Parts, to_outbound, unix_ms, unspecified};
@@ -651,16 +651,13 @@ impl Endpoint {
                     }
                 }
                 CallOutput::SendRequest { leg, request, peer } => {
-                    let sent = Message::parse(request, Framing::Stream, &self.config.limits)
-                        .map_err(|e| e.to_string())
-                        .and_then(|m| {
-                            if keys_in_clear(m.body(), peer) {
-                                return Err("SDES keys toward a plain transport".to_string());
-                            }
-                            self.transactions
-                                .send_request(m, peer, now)
-                                .map_err(|e| e.to_string())
-                        });
+                    let sent = if keys_in_clear(request.body(), peer) {
+                        Err("SDES keys toward a plain transport".to_string())
+                    } else {
+                        self.transactions
+                            .send_request(request, peer, now)
+                            .map_err(|e| e.to_string())
+                    };
                     match sent {
                         Ok(client) => {
                             self.client_legs.insert(client, leg);
