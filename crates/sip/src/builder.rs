@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::header::HeaderName;
 use crate::error::ParseError;
+use crate::header::HeaderName;
 use crate::limits::Limits;
 use crate::message::{Framing, Message};
 use crate::text;

@@ -146,7 +146,7 @@ impl Calls {
             headers,
             body: Some(("application/sdp".into(), body)),
         }));
-        call.retransmit_2xx = Some((now + T1, T1, now + T1 * 64));
+        call.retransmit_2xx = Some(timers::Retransmission::start(now));
     }
 
     /// The media application of `call` could not start: the caller gets 480.

@@ -512,7 +512,7 @@ impl Calls {
             body: Some(("application/sdp".into(), body)),
         };
         self.outputs.push(CallOutput::Respond(response));
-        call.retransmit_2xx = Some((now + T1, T1, now + T1 * 64));
+        call.retransmit_2xx = Some(timers::Retransmission::start(now));
     }
 
     /// ACKs a 2xx from a branch that is no longer wanted and hangs it up with BYE.

@@ -85,7 +85,13 @@ impl Calls {
             let peer = call.peer(other);
             let transport = transport_token(peer.transport);
             if let Some(ack) = local.for_transport(transport).and_then(|via_addr| {
-                built(bodyless(call.dialog(other), "ACK", seq, transport, via_addr))
+                built(bodyless(
+                    call.dialog(other),
+                    "ACK",
+                    seq,
+                    transport,
+                    via_addr,
+                ))
             }) {
                 self.outputs.push(CallOutput::SendRaw {
                     bytes: ack.wire(),

@@ -213,8 +213,9 @@ pub enum CallOutput {
     SendRaw { bytes: Bytes, peer: Peer },
     /// Cancel the pending INVITE sent for `leg`.
     Cancel { leg: LegKey },
-    /// Send again the 2xx last sent in server transaction `tx` (no ACK yet, RFC 3261 §13.3.1.4).
-    Retransmit { tx: ServerTxId },
+    /// Send `response` again in server transaction `tx`: the 2xx to the caller's INVITE, not yet ACKed (RFC 3261
+    /// §13.3.1.4). The bytes are those the endpoint reported with [`Calls::answer_sent`].
+    Retransmit { tx: ServerTxId, response: Bytes },
     /// A call ended: store its record.
     Record(CallRecord),
     /// Start a media application for `call` (voicemail); answer with [`Calls::app_ready`] or
@@ -385,9 +386,8 @@ struct Call {
     ends_at: Instant,
     /// Session-timer deadline on the caller's leg (RFC 4028), when the caller asked for one.
     session_deadline: Option<(Instant, Duration)>,
-    /// Retransmission of the 2xx to the caller until its ACK arrives (RFC 3261 §13.3.1.4): next time, interval,
-    /// and when to give up.
-    retransmit_2xx: Option<(Instant, Duration, Instant)>,
+    /// Retransmission of the 2xx to the caller until its ACK arrives (RFC 3261 §13.3.1.4).
+    retransmit_2xx: Option<timers::Retransmission>,
     relayed: BTreeMap<u64, Relayed>,
     /// Failures collected from branches, for choosing the answer to the caller.
     failures: Vec<u16>,

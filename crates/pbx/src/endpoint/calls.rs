@@ -639,16 +639,15 @@ impl Endpoint {
                     }
                     let bytes = self.finish(b, peer, r.to_tag.as_deref());
                     if (200..300).contains(&r.status) && request.method() == Some(Method::Invite) {
-                        self.sent_2xx.insert(r.tx, bytes.clone());
+                        self.calls.answer_sent(r.tx, bytes.clone());
                     }
                     if let Err(e) = self.transactions.respond(r.tx, bytes, now) {
                         tracing::debug!(error = %e, status = r.status, "call response not sent");
                     }
                 }
-                CallOutput::Retransmit { tx } => {
-                    if let Some(bytes) = self.sent_2xx.get(&tx).cloned() {
-                        let _ = self.transactions.respond(tx, bytes, now);
-                    }
+                CallOutput::Retransmit { tx, response } => {
+                    // Fails harmlessly once the transaction has ended.
+                    let _ = self.transactions.respond(tx, response, now);
                 }
                 CallOutput::SendRequest { leg, request, peer } => {
                     let sent = if keys_in_clear(request.body(), peer) {
