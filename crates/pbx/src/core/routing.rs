@@ -111,21 +111,7 @@ impl PbxCore {
     ) -> Option<Reply> {
         let ext = self.by_number.get(number).cloned()?;
         let local = self.restrictions.is_local(origin.source.ip());
-        let refusal = location_refusal(&ext, origin, local)?;
-        let detail = Some(format!(
-            "extension {} {method} inside a dialog over {} from {}",
-            ext.number,
-            origin.transport,
-            origin.source.ip()
-        ));
-        self.event(
-            event_kind::POLICY,
-            refusal.reason_code(),
-            origin,
-            Some(&ext.auth_id),
-            detail,
-            now,
-        );
-        Some(Reply::status(403).reason(refusal.phrase()))
+        let decision = Authenticator::decide_in_dialog(ext, method, origin, local);
+        self.apply(decision, origin, now).err()
     }
 }
