@@ -94,12 +94,9 @@ impl Calls {
         from: OutgoingFrom,
         now: Instant,
     ) -> Option<Branch> {
-        let via_addr = self.local.for_transport(&target.transport)?;
+        let via_addr = self.local.address_for(target.transport)?;
         let port = port?;
-        let tls = matches!(
-            target.transport.to_ascii_uppercase().as_str(),
-            "TLS" | "WSS"
-        );
+        let tls = target.transport.is_secure();
         let offered_keys = match (from.srtp, tls) {
             (SrtpMode::Disabled, _) => Vec::new(),
             (_, true) => offer_keys(),
@@ -117,12 +114,12 @@ impl Calls {
             target.to_uri.clone(),
             target.request_uri.clone(),
         );
-        let peer = Peer::new(target.source, transport_of(&target.transport));
+        let peer = Peer::new(target.source, target.transport);
         let request = built(dialog.request(
             "INVITE",
             1,
-            &via(target.transport.as_str(), via_addr),
-            &contact_uri(via_addr, &target.transport),
+            &via(target.transport, via_addr),
+            &contact_uri(via_addr, target.transport),
             max_forwards,
             &[(HeaderName::Allow, crate::core::ALLOW_CALLS.to_string())],
             Some(("application/sdp", body.clone())),
@@ -148,7 +145,7 @@ impl Calls {
             auth_tried: false,
             body,
             via_addr,
-            transport: target.transport.clone(),
+            transport: target.transport,
             max_forwards,
             silent_deadline: target.is_trunk.then_some(now + TRUNK_SILENCE),
         })
@@ -358,8 +355,8 @@ impl Calls {
         if let Some(target) = &remote_target {
             branch.dialog.remote_target = target.clone();
         }
-        let transport = transport_token(branch.peer.transport);
-        let via_addr = local.for_transport(transport);
+        let transport = branch.peer.transport;
+        let via_addr = local.address_for(transport);
         if let Some(ack) = via_addr.and_then(|via_addr| {
             built(bodyless(
                 &branch.dialog,
@@ -529,8 +526,8 @@ impl Calls {
         }) {
             branch.dialog.remote_target = target;
         }
-        let transport = transport_token(branch.peer.transport);
-        let Some(via_addr) = self.local.for_transport(transport) else {
+        let transport = branch.peer.transport;
+        let Some(via_addr) = self.local.address_for(transport) else {
             return;
         };
         if let Some(ack) = built(bodyless(
@@ -601,8 +598,8 @@ pub(super) fn reauthenticate(
     let request = built(b.dialog.request(
         "INVITE",
         b.invite_cseq,
-        &via(&b.transport, b.via_addr),
-        &contact_uri(b.via_addr, &b.transport),
+        &via(b.transport, b.via_addr),
+        &contact_uri(b.via_addr, b.transport),
         b.max_forwards,
         &[
             (HeaderName::Allow, crate::core::ALLOW_CALLS.to_string()),

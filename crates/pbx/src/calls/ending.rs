@@ -143,8 +143,8 @@ impl Calls {
             return;
         }
         let peer = call.peer(side);
-        let transport = transport_token(peer.transport);
-        let Some(via_addr) = local.for_transport(transport) else {
+        let transport = peer.transport;
+        let Some(via_addr) = local.address_for(transport) else {
             return;
         };
         let dialog = call.dialog_mut(side);

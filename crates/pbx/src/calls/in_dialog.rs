@@ -83,8 +83,8 @@ impl Calls {
         if relayed.method == Method::Invite && (200..300).contains(&status) {
             let seq = msg.cseq().map(|c| c.seq).unwrap_or(1);
             let peer = call.peer(other);
-            let transport = transport_token(peer.transport);
-            if let Some(ack) = local.for_transport(transport).and_then(|via_addr| {
+            let transport = peer.transport;
+            if let Some(ack) = local.address_for(transport).and_then(|via_addr| {
                 built(bodyless(
                     call.dialog(other),
                     "ACK",
@@ -290,8 +290,8 @@ impl Calls {
             body = Some((ct, msg.body_bytes()));
         }
         let peer = call.peer(to);
-        let transport = transport_token(peer.transport);
-        let Some(via_addr) = local.for_transport(transport) else {
+        let transport = peer.transport;
+        let Some(via_addr) = local.address_for(transport) else {
             self.respond(tx, 500, None);
             return;
         };

@@ -50,7 +50,6 @@ pub use forward::{
 pub use media::{Leg, MediaControl, MediaError, MediaId, NoMedia};
 pub use origin::{DialogLeg, SourceCheck, check_source};
 pub use sdp::AppCodec;
-pub use wire::transport_of;
 
 use branches::*;
 use keys::*;
@@ -106,6 +105,11 @@ impl LocalAddrs {
             .iter()
             .find(|(t, _)| t.eq_ignore_ascii_case(transport))
             .map(|(_, a)| *a)
+    }
+
+    /// The address to put in Via and Contact of what leaves by `transport`.
+    pub fn address_for(&self, transport: sip::Transport) -> Option<SocketAddr> {
+        self.for_transport(transport.via_token())
     }
 }
 
@@ -325,7 +329,7 @@ struct Branch {
     /// The INVITE's body, Via address, transport and Max-Forwards, to send it again with credentials.
     body: Bytes,
     via_addr: SocketAddr,
-    transport: String,
+    transport: sip::Transport,
     max_forwards: u8,
     /// A trunk branch that has not answered at all by this time is given up (and the next trunk tried), long
     /// before timer B's 32 s.
@@ -345,8 +349,7 @@ pub struct Target {
     pub from_user: String,
     /// The address to send to.
     pub source: SocketAddr,
-    /// `UDP`, `TCP`, `TLS`.
-    pub transport: String,
+    pub transport: sip::Transport,
     /// Credentials for the target's digest challenges (trunks).
     pub credentials: Option<(String, String)>,
     /// A trunk (given up after a few seconds of silence, then the next one is tried).
@@ -493,8 +496,8 @@ impl Calls {
         extra: &[(HeaderName, String)],
         body: Option<(&str, Bytes)>,
     ) -> Option<Message> {
-        let transport = transport_token(peer.transport);
-        let via_addr = self.local.for_transport(transport)?;
+        let transport = peer.transport;
+        let via_addr = self.local.address_for(transport)?;
         built(dialog.request(
             method,
             cseq,

@@ -70,7 +70,7 @@ impl Calls {
                 to_uri: format!("<sip:{}@{}>", c.aor, self.local.domain),
                 from_user: from_user.to_string(),
                 source: c.source,
-                transport: c.transport.via_token().to_string(),
+                transport: c.transport,
                 credentials: None,
                 is_trunk: false,
                 srtp: None,

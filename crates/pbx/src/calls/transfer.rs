@@ -33,7 +33,7 @@ use super::{
     Branch, CallOutput, CallRecord, Calls, Disposition, ForwardReason, HungUpBy, Leg, LegKey,
     MAX_FORWARD_HOPS, MediaControl, OutgoingFrom, Party, Response, State, Target, answered_keys,
     best_failure, bodyless, built, contact_header, contact_uri, idx, leg_crypto, point_leg,
-    reauthenticate, sdp, transport_token, via,
+    reauthenticate, sdp, via,
 };
 use crate::model::SrtpMode;
 use ::media::sdes::CryptoAttribute;
@@ -530,8 +530,8 @@ impl Calls {
         }) {
             branch.dialog.remote_target = target;
         }
-        let transport = transport_token(branch.peer.transport);
-        let via_addr = local.for_transport(transport);
+        let transport = branch.peer.transport;
+        let via_addr = local.address_for(transport);
         if let Some(ack) = via_addr.and_then(|via_addr| {
             built(bodyless(
                 &branch.dialog,
@@ -833,8 +833,8 @@ impl Calls {
             return;
         };
         let peer = call.peer(leg);
-        let transport = transport_token(peer.transport);
-        let Some(via_addr) = local.for_transport(transport) else {
+        let transport = peer.transport;
+        let Some(via_addr) = local.address_for(transport) else {
             return;
         };
         let dialog = call.dialog_mut(leg);
@@ -906,10 +906,10 @@ impl Calls {
             return;
         }
         let (leg, peer, cseq) = (r.side, r.peer, r.cseq);
-        let transport = transport_token(peer.transport);
+        let transport = peer.transport;
         // Empty when no local address serves the transport (nothing can be sent then).
         let ack = local
-            .for_transport(transport)
+            .address_for(transport)
             .and_then(|via_addr| {
                 built(call.dialog(leg).request(
                     "ACK",
@@ -994,8 +994,8 @@ impl Calls {
             return;
         };
         let peer = call.peer(side);
-        let transport = transport_token(peer.transport);
-        let Some(via_addr) = local.for_transport(transport) else {
+        let transport = peer.transport;
+        let Some(via_addr) = local.address_for(transport) else {
             return;
         };
         let state = if terminated {
