@@ -2,6 +2,7 @@
 //! every method, refusals that look alike to an attacker, and the security event that says which it was.
 
 use super::*;
+use crate::model::SecurityEventKind as Kind;
 
 /// What authentication decided for one request: the only thing [`Authenticator`] answers, for REGISTER, for new
 /// requests (INVITE, SUBSCRIBE, MESSAGE, …) and for requests inside a dialog alike. Every decision carries the
@@ -30,17 +31,17 @@ pub(super) enum AuthDecision {
 /// The security event behind a decision, before it is stamped with time and source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct AuthEvent {
-    pub(super) kind: &'static str,
-    pub(super) reason: &'static str,
+    pub(super) kind: SecurityEventKind,
+    pub(super) reason: SecurityReason,
     pub(super) user: Option<String>,
     pub(super) detail: Option<String>,
 }
 
 impl AuthEvent {
-    fn new(kind: &'static str, reason: &'static str, user: Option<&str>) -> Self {
+    fn new(kind: SecurityEventKind, reason: impl Into<SecurityReason>, user: Option<&str>) -> Self {
         AuthEvent {
             kind,
-            reason,
+            reason: reason.into(),
             user: user.map(str::to_string),
             detail: None,
         }
@@ -113,7 +114,7 @@ impl Authenticator {
                     .unwrap_or(true)
             });
         let Some(credentials) = credentials else {
-            let event = AuthEvent::new(event_kind::CHALLENGE, "no_credentials", None);
+            let event = AuthEvent::new(Kind::AuthChallenge, AuthReason::NoCredentials, None);
             return challenge_with(challenge, event);
         };
         let method = msg.method_str().unwrap_or_default().to_string();
@@ -142,35 +143,33 @@ impl Authenticator {
                 return AuthDecision::Challenge {
                     challenge,
                     stale: true,
-                    event: AuthEvent::new(event_kind::CHALLENGE, "stale_nonce", None),
+                    event: AuthEvent::new(Kind::AuthChallenge, AuthReason::StaleNonce, None),
                 };
             }
             AuthOutcome::Fail { reason, username } => {
-                let event = AuthEvent::new(
-                    event_kind::FAILURE,
-                    reason_code(&reason),
-                    username.as_deref(),
-                );
+                let event =
+                    AuthEvent::new(Kind::AuthFailure, auth_reason(&reason), username.as_deref());
                 return challenge_with(challenge, event);
             }
         };
-        let failure = |reason| AuthEvent::new(event_kind::FAILURE, reason, Some(&username));
+        let failure =
+            |reason: AuthReason| AuthEvent::new(Kind::AuthFailure, reason, Some(&username));
         let Some(ext) = by_auth_id.get(&username).cloned() else {
             // The directory changed between lookup and now; treat as unknown.
-            return challenge_with(challenge, failure("unknown_user"));
+            return challenge_with(challenge, failure(AuthReason::UnknownUser));
         };
         let used = DigestAuthorization::parse(credentials)
             .map(|a| a.algorithm)
             .ok();
         let allowed = ext.algorithms.as_deref().unwrap_or(directory.algorithms);
         if used.is_none_or(|a| !allowed.contains(&a)) {
-            return challenge_with(challenge, failure("algorithm_not_allowed"));
+            return challenge_with(challenge, failure(AuthReason::AlgorithmNotAllowed));
         }
         if ext.number != claimed {
             // Valid credentials of one extension used for another: refused exactly like a wrong password, so
             // the answer confirms nothing about the password.
             let detail = format!("credentials of {} used for {claimed}", ext.number);
-            return challenge_with(challenge, failure("aor_mismatch").detail(detail));
+            return challenge_with(challenge, failure(AuthReason::AorMismatch).detail(detail));
         }
         // Where an extension may be used (LAN only, TLS only, no remote WebSocket) holds for every request its
         // credentials authenticate — REGISTER, INVITE, SUBSCRIBE, MESSAGE, REFER … — not only for registration.
@@ -185,13 +184,17 @@ impl Authenticator {
                 origin.transport,
                 origin.source.ip()
             );
-            let event = AuthEvent::new(event_kind::POLICY, refusal.reason_code(), Some(&username))
-                .detail(detail);
+            let event =
+                AuthEvent::new(Kind::PolicyRefusal, refusal, Some(&username)).detail(detail);
             return AuthDecision::Refuse { refusal, event };
         }
         AuthDecision::Accept {
             extension: ext,
-            event: Some(AuthEvent::new(event_kind::SUCCESS, "ok", Some(&username))),
+            event: Some(AuthEvent::new(
+                Kind::AuthSuccess,
+                AuthReason::Ok,
+                Some(&username),
+            )),
         }
     }
 
@@ -211,12 +214,8 @@ impl Authenticator {
                     origin.transport,
                     origin.source.ip()
                 );
-                let event = AuthEvent::new(
-                    event_kind::POLICY,
-                    refusal.reason_code(),
-                    Some(&ext.auth_id),
-                )
-                .detail(detail);
+                let event =
+                    AuthEvent::new(Kind::PolicyRefusal, refusal, Some(&ext.auth_id)).detail(detail);
                 AuthDecision::Refuse { refusal, event }
             }
             None => AuthDecision::Accept {
@@ -309,43 +308,33 @@ impl PbxCore {
 
     pub(super) fn event(
         &mut self,
-        kind: &str,
-        reason: &str,
+        kind: SecurityEventKind,
+        reason: impl Into<SecurityReason>,
         origin: Origin,
         user: Option<&str>,
         detail: Option<String>,
         now: SystemTime,
     ) {
         self.signal = match kind {
-            event_kind::CHALLENGE => AuthSignal::Challenged,
-            event_kind::SUCCESS => AuthSignal::Succeeded,
-            event_kind::FAILURE => AuthSignal::Failed,
+            Kind::AuthChallenge => AuthSignal::Challenged,
+            Kind::AuthSuccess => AuthSignal::Succeeded,
+            Kind::AuthFailure => AuthSignal::Failed,
             _ => self.signal,
         };
         if self.events.len() >= MAX_PENDING_EVENTS {
             self.events_dropped += 1;
             return;
         }
+        // The event leaves the core as text: the store's columns and the event stream carry these names.
         self.events.push(SecurityEvent {
             at: unix_millis(now),
-            kind: kind.to_string(),
-            reason: reason.to_string(),
+            kind: kind.as_str().to_string(),
+            reason: reason.into().as_str().to_string(),
             source: origin.source.to_string(),
             user: user.map(str::to_string),
             detail,
         });
     }
-}
-
-/// A per-extension rule about where the extension may be used, broken by a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LocationRefusal {
-    /// `--lan-only`: from outside the local networks.
-    LanOnly,
-    /// `--block-remote-ws`: over WebSocket from outside the local networks.
-    RemoteWebSocket,
-    /// `--require-tls`: over a transport without TLS.
-    TlsRequired,
 }
 
 /// Which of `ext`'s location rules a request arriving at `origin` breaks, if any (`local`: the source is on one of
@@ -380,40 +369,20 @@ pub(super) fn verifier_config(config: &CoreConfig) -> VerifierConfig {
     v
 }
 
-/// The stored reason code of a failed authentication.
-pub fn reason_code(reason: &FailReason) -> &'static str {
+/// The event reason of a failed authentication.
+pub fn auth_reason(reason: &FailReason) -> AuthReason {
     match reason {
-        FailReason::UnknownUser => "unknown_user",
-        FailReason::WrongPassword => "wrong_password",
-        FailReason::Disabled => "disabled",
-        FailReason::NoHa1ForAlgorithm => "no_ha1_for_algorithm",
-        FailReason::BadNonce => "bad_nonce",
-        FailReason::Replay => "replay",
-        FailReason::AlgorithmNotOffered(_) => "algorithm_not_offered",
-        FailReason::QopRequired => "qop_required",
-        FailReason::Malformed(_) => "malformed_credentials",
-        FailReason::UnsupportedScheme => "unsupported_scheme",
-        FailReason::RealmMismatch => "realm_mismatch",
-        FailReason::UriMismatch => "uri_mismatch",
-    }
-}
-
-impl LocationRefusal {
-    pub(super) fn reason_code(self) -> &'static str {
-        match self {
-            LocationRefusal::LanOnly => "lan_only",
-            LocationRefusal::RemoteWebSocket => "remote_ws_blocked",
-            LocationRefusal::TlsRequired => "tls_required",
-        }
-    }
-
-    pub(super) fn phrase(self) -> &'static str {
-        match self {
-            LocationRefusal::LanOnly => "Forbidden (only from the local network)",
-            LocationRefusal::RemoteWebSocket => {
-                "Forbidden (WebSocket clients only from the local network)"
-            }
-            LocationRefusal::TlsRequired => "Forbidden (TLS required)",
-        }
+        FailReason::UnknownUser => AuthReason::UnknownUser,
+        FailReason::WrongPassword => AuthReason::WrongPassword,
+        FailReason::Disabled => AuthReason::Disabled,
+        FailReason::NoHa1ForAlgorithm => AuthReason::NoHa1ForAlgorithm,
+        FailReason::BadNonce => AuthReason::BadNonce,
+        FailReason::Replay => AuthReason::Replay,
+        FailReason::AlgorithmNotOffered(_) => AuthReason::AlgorithmNotOffered,
+        FailReason::QopRequired => AuthReason::QopRequired,
+        FailReason::Malformed(_) => AuthReason::MalformedCredentials,
+        FailReason::UnsupportedScheme => AuthReason::UnsupportedScheme,
+        FailReason::RealmMismatch => AuthReason::RealmMismatch,
+        FailReason::UriMismatch => AuthReason::UriMismatch,
     }
 }

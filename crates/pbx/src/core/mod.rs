@@ -20,7 +20,9 @@ use crate::auth::{
     AuthOutcome, ConfigError, Credentials, DigestVerifier, FailReason, NonceKey, ServerNames,
     VerifierConfig,
 };
-use crate::model::SecurityEvent;
+use crate::model::{
+    AuthReason, LocationRefusal, PolicyReason, SecurityEvent, SecurityEventKind, SecurityReason,
+};
 use crate::policy::{Refusal, Route};
 use crate::registrar::{self, Change, Origin, RegisterError, Registrar, RegistrarConfig};
 use crate::restrictions::Restrictions;
@@ -31,7 +33,7 @@ mod routing;
 #[cfg(test)]
 mod tests;
 
-pub use authenticate::reason_code;
+pub use authenticate::auth_reason;
 use authenticate::*;
 
 /// What the core needs to know about an extension to authenticate it (loaded from the store).

@@ -75,8 +75,8 @@ impl PbxCore {
                 None => detail,
             };
             self.event(
-                event_kind::POLICY,
-                r.reason_code(),
+                SecurityEventKind::PolicyRefusal,
+                PolicyReason::Rule(r.reason_code()),
                 origin,
                 Some(&caller.auth_id),
                 Some(detail),
@@ -88,9 +88,15 @@ impl PbxCore {
 
     /// Records a policy refusal decided outside the core (e.g. an inbound trunk call to an internal-only
     /// extension).
-    pub fn policy_event(&mut self, reason: &str, origin: Origin, detail: &str, now: SystemTime) {
+    pub fn policy_event(
+        &mut self,
+        reason: PolicyReason,
+        origin: Origin,
+        detail: &str,
+        now: SystemTime,
+    ) {
         self.event(
-            event_kind::POLICY,
+            SecurityEventKind::PolicyRefusal,
             reason,
             origin,
             None,

@@ -479,17 +479,20 @@ fn the_authenticator_decides_once_with_the_event() {
     assert!(challenge.proxy);
     assert_eq!(
         (event.kind, event.reason),
-        (event_kind::FAILURE, "wrong_password")
+        (
+            SecurityEventKind::AuthFailure,
+            AuthReason::WrongPassword.into()
+        )
     );
     let other = decide(&mut c, "101", PASSWORD, 2);
     let AuthDecision::Challenge { event, .. } = other else {
         panic!("{other:?}")
     };
-    assert_eq!(event.reason, "aor_mismatch");
+    assert_eq!(event.reason, AuthReason::AorMismatch.into());
     let right = decide(&mut c, "100", PASSWORD, 3);
     assert!(
         matches!(&right, AuthDecision::Accept { extension, event: Some(e) }
-            if extension.number == "100" && e.kind == event_kind::SUCCESS),
+            if extension.number == "100" && e.kind == SecurityEventKind::AuthSuccess),
         "{right:?}"
     );
 
@@ -499,7 +502,8 @@ fn the_authenticator_decides_once_with_the_event() {
     let outside = Authenticator::decide_in_dialog(lan_only.clone(), "BYE", origin(), false);
     assert!(
         matches!(&outside, AuthDecision::Refuse { refusal: LocationRefusal::LanOnly, event }
-            if event.kind == event_kind::POLICY && event.reason == "lan_only"),
+            if event.kind == SecurityEventKind::PolicyRefusal
+                && event.reason.as_str() == "lan_only"),
         "{outside:?}"
     );
     let inside = Authenticator::decide_in_dialog(lan_only, "BYE", origin(), true);

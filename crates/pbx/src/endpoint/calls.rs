@@ -340,7 +340,7 @@ impl Endpoint {
                 local: unspecified(peer.addr),
             };
             self.core.policy_event(
-                "internal_only",
+                crate::model::PolicyReason::InternalOnly,
                 origin,
                 &format!("inbound call from trunk {} to {}", trunk.name, ext.number),
                 wall,
@@ -352,7 +352,7 @@ impl Endpoint {
                 &ext.number,
                 403,
                 "Forbidden (internal calls only)",
-                "internal_only",
+                crate::model::PolicyReason::InternalOnly.as_str(),
                 wall,
             );
             return;
@@ -551,7 +551,7 @@ impl Endpoint {
             local: unspecified(source.addr),
         };
         self.core.policy_event(
-            "in_dialog_foreign_source",
+            crate::model::PolicyReason::InDialogForeignSource,
             origin,
             &format!(
                 "{method} in call {} from outside the leg's signalling ({} {})",
@@ -588,7 +588,7 @@ impl Endpoint {
             local: unspecified(source.addr),
         };
         self.core.policy_event(
-            "cancel_foreign_source",
+            crate::model::PolicyReason::CancelForeignSource,
             origin,
             "CANCEL from another address than its INVITE",
             self.clock.at(now),
