@@ -117,7 +117,8 @@ impl Calls {
             ::media::Remote::exact(SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))),
         );
         media.set_crypto(call.media, Leg::B, None);
-        let a_ours: Vec<CryptoAttribute> = call.a_keys.iter().map(|(_, o)| o.clone()).collect();
+        let a_ours: Vec<CryptoAttribute> =
+            call.keys.a_keys.iter().map(|(_, o)| o.clone()).collect();
         let body = media.local_port(call.media, Leg::A).and_then(|port| {
             sdp::answer_for_with_crypto(
                 &description,
@@ -146,7 +147,7 @@ impl Calls {
             headers,
             body: Some(("application/sdp".into(), body)),
         }));
-        call.retransmit_2xx = Some(timers::Retransmission::start(now));
+        call.timers.retransmit_2xx = Some(timers::Retransmission::start(now));
     }
 
     /// The media application of `call` could not start: the caller gets 480.
@@ -217,9 +218,9 @@ impl Calls {
                 }
             }
             Method::Invite | Method::Update => {
-                if let Some((_, interval)) = call.session_deadline.as_mut() {
+                if let Some((_, interval)) = call.timers.session_deadline.as_mut() {
                     let interval = *interval;
-                    call.session_deadline = Some((now + interval, interval));
+                    call.timers.session_deadline = Some((now + interval, interval));
                 }
                 let offer = msg.body_bytes();
                 if !offer.is_empty() {
@@ -234,7 +235,7 @@ impl Calls {
                     );
                     // A new offer on a secure leg brings a new key, and gets a fresh one from Palisade.
                     let mut ours = Vec::new();
-                    if call.secure[0]
+                    if call.keys.secure[0]
                         && let Some(theirs) = ::media::sdes::choose(
                             sdp::security(&offer).crypto.iter().map(String::as_str),
                         )

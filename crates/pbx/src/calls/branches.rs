@@ -175,6 +175,7 @@ impl Calls {
             return;
         }
         if call
+            .handover
             .resume
             .as_ref()
             .is_some_and(|r| r.request == leg.request)
@@ -188,6 +189,7 @@ impl Calls {
             .position(|b| b.request_id == leg.request)
         else {
             if call
+                .handover
                 .transfer
                 .as_ref()
                 .is_some_and(|t| t.branches.iter().any(|b| b.request_id == leg.request))
@@ -237,11 +239,11 @@ impl Calls {
                         answered_keys(&branch_keys, &sdp::security(msg.body()).crypto)
                     {
                         media.set_crypto(call.media, Leg::B, leg_crypto(&theirs, &ours));
-                        call.secure[1] = true;
+                        call.keys.secure[1] = true;
                     }
                     if let Some(port) = media.local_port(call.media, Leg::A) {
                         let a_ours: Vec<CryptoAttribute> =
-                            call.a_keys.iter().map(|(_, o)| o.clone()).collect();
+                            call.keys.a_keys.iter().map(|(_, o)| o.clone()).collect();
                         body = sdp::answer_for_with_crypto(
                             msg.body(),
                             &call.offer,
@@ -430,11 +432,11 @@ impl Calls {
         match answered_keys(&branch.offered_keys, &sdp::security(msg.body()).crypto) {
             Some((theirs, ours)) => {
                 media.set_crypto(call.media, Leg::B, leg_crypto(&theirs, &ours));
-                call.secure[1] = true;
+                call.keys.secure[1] = true;
             }
             None => {
                 media.set_crypto(call.media, Leg::B, None);
-                call.secure[1] = false;
+                call.keys.secure[1] = false;
                 if branch.srtp == SrtpMode::Enforced {
                     // The callee's phone (or trunk) answered without SRTP although its leg requires it.
                     let tx = call.invite_tx;
@@ -457,7 +459,8 @@ impl Calls {
                 }
             }
         }
-        let a_ours: Vec<CryptoAttribute> = call.a_keys.iter().map(|(_, o)| o.clone()).collect();
+        let a_ours: Vec<CryptoAttribute> =
+            call.keys.a_keys.iter().map(|(_, o)| o.clone()).collect();
         let body = media.local_port(call.media, Leg::A).and_then(|port| {
             sdp::answer_for_with_crypto(
                 msg.body(),
@@ -493,7 +496,7 @@ impl Calls {
         let mut headers: Vec<(HeaderName, String)> =
             contact_header(&local, &call.a_peer).into_iter().collect();
         headers.push((HeaderName::Allow, crate::core::ALLOW_CALLS.to_string()));
-        if let Some((_, interval)) = call.session_deadline {
+        if let Some((_, interval)) = call.timers.session_deadline {
             headers.push((
                 HeaderName::SessionExpires,
                 format!("{};refresher=uac", interval.as_secs()),
@@ -509,7 +512,7 @@ impl Calls {
             body: Some(("application/sdp".into(), body)),
         };
         self.outputs.push(CallOutput::Respond(response));
-        call.retransmit_2xx = Some(timers::Retransmission::start(now));
+        call.timers.retransmit_2xx = Some(timers::Retransmission::start(now));
     }
 
     /// ACKs a 2xx from a branch that is no longer wanted and hangs it up with BYE.

@@ -81,6 +81,7 @@ impl Calls {
             return;
         }
         if call
+            .handover
             .resume
             .as_ref()
             .is_some_and(|r| r.request == leg.request)
@@ -88,7 +89,7 @@ impl Calls {
             self.resume_failed(leg.call, 408);
             return;
         }
-        if call.transfer.as_ref().is_some_and(|t| {
+        if call.handover.transfer.as_ref().is_some_and(|t| {
             t.branches
                 .iter()
                 .any(|b| b.request_id == leg.request && b.final_status.is_none())
@@ -139,7 +140,7 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if (side == Leg::B && call.b.is_none()) || call.gone[idx(side)] {
+        if (side == Leg::B && call.b.is_none()) || call.handover.gone[idx(side)] {
             return;
         }
         let peer = call.peer(side);
@@ -184,6 +185,7 @@ impl Calls {
         }
         // A transfer target still ringing is cancelled.
         for b in call
+            .handover
             .transfer
             .iter()
             .flat_map(|t| t.branches.iter())
@@ -202,7 +204,7 @@ impl Calls {
         if let Some(b) = &call.b {
             self.dialogs.remove(&b.dialog.key());
         }
-        for key in &call.detached {
+        for key in &call.handover.detached {
             self.detached.remove(key);
         }
         let disposition = if call.answered_at.is_some() {

@@ -229,7 +229,7 @@ impl Calls {
         };
         call.state = State::Ringing;
         call.failover = failover;
-        call.ringing_deadline = now + self.ring_time(&call.callee);
+        call.timers.ringing_deadline = now + self.ring_time(&call.callee);
         let (offer, b_port, advertise, max_forwards) = (
             call.offer.clone(),
             call.b_port,

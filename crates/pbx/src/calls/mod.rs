@@ -368,6 +368,53 @@ struct Relayed {
     method: Method,
 }
 
+/// The deadlines of one call (run by `timers.rs`).
+struct CallTimers {
+    /// Ringing with no answer ends here (480, or the mailbox).
+    ringing_deadline: Instant,
+    /// The longest call ends here, whatever happens.
+    ends_at: Instant,
+    /// Session-timer deadline on the caller's leg (RFC 4028), when the caller asked for one.
+    session_deadline: Option<(Instant, Duration)>,
+    /// Retransmission of the 2xx to the caller until its ACK arrives (RFC 3261 §13.3.1.4).
+    retransmit_2xx: Option<timers::Retransmission>,
+}
+
+/// The SRTP state of one call's two legs (`keys.rs`).
+struct CallKeys {
+    /// Per leg (A, B): whether its media is SRTP.
+    secure: [bool; 2],
+    /// The key the caller offered (what it encrypts with) and Palisade's key toward it, when leg A is SRTP.
+    a_keys: Option<(CryptoAttribute, CryptoAttribute)>,
+    /// Keys of a re-INVITE/UPDATE offer in flight, per leg: what the offering side sent, and what Palisade
+    /// offered the other side.
+    pending_rx: [Option<CryptoAttribute>; 2],
+    pending_offer: [Vec<CryptoAttribute>; 2],
+}
+
+/// The transfer side of a call (`transfer.rs`).
+#[derive(Default)]
+struct Handover {
+    /// A blind transfer in progress (the target ringing).
+    transfer: Option<transfer::Transfer>,
+    /// Per leg: REFERs accepted in its dialog (the `id` of the refer event package, RFC 3515 §2.4.6).
+    refers: [u32; 2],
+    /// Per leg: that side left (a transferor that hung up while its transfer target rang).
+    gone: [bool; 2],
+    /// Dialogs of transferors handed over to a transfer target: a BYE crossing Palisade's gets 200.
+    detached: Vec<(String, String, String)>,
+    /// After a transfer, the parties of the call record: the transferee and the target.
+    cdr_parties: Option<(String, String)>,
+    /// After a transfer: the transferee's leg still to be taken off hold, with the target's answer (sent once no
+    /// other INVITE is in flight on that leg).
+    resume_due: Option<(Leg, Bytes)>,
+    /// Palisade's own re-INVITE taking a transferee off hold.
+    resume: Option<transfer::Resume>,
+}
+
+/// One call: its parties and state, then its parts grouped by concern — the caller's leg (`a`), the callee's
+/// branches (`b`, `branches`, `failover`, `retired`), the relay session, `timers`, SRTP `keys`, the media
+/// application answering it, forwards, and a transfer in progress.
 struct Call {
     call_id_a: String,
     caller: Party,
@@ -385,23 +432,13 @@ struct Call {
     media: MediaId,
     started_at: SystemTime,
     answered_at: Option<SystemTime>,
-    ringing_deadline: Instant,
-    ends_at: Instant,
-    /// Session-timer deadline on the caller's leg (RFC 4028), when the caller asked for one.
-    session_deadline: Option<(Instant, Duration)>,
-    /// Retransmission of the 2xx to the caller until its ACK arrives (RFC 3261 §13.3.1.4).
-    retransmit_2xx: Option<timers::Retransmission>,
+    /// When the call's own clocks run out.
+    timers: CallTimers,
     relayed: BTreeMap<u64, Relayed>,
     /// Failures collected from branches, for choosing the answer to the caller.
     failures: Vec<u16>,
-    /// Per leg (A, B): whether its media is SRTP.
-    secure: [bool; 2],
-    /// The key the caller offered (what it encrypts with) and Palisade's key toward it, when leg A is SRTP.
-    a_keys: Option<(CryptoAttribute, CryptoAttribute)>,
-    /// Keys of a re-INVITE/UPDATE offer in flight, per leg: what the offering side sent, and what Palisade
-    /// offered the other side.
-    pending_rx: [Option<CryptoAttribute>; 2],
-    pending_offer: [Vec<CryptoAttribute>; 2],
+    /// The SRTP state of both legs.
+    keys: CallKeys,
     /// Trunks still to try, in order, if the current one fails.
     failover: Vec<Target>,
     /// Media port and address for ringing a failover target.
@@ -420,26 +457,13 @@ struct Call {
     pending: Option<forward::Pending>,
     /// Branches of earlier targets (before a forward or a transfer): a late 2xx from one is hung up.
     retired: Vec<Branch>,
-    /// A blind transfer in progress (the target ringing).
-    transfer: Option<transfer::Transfer>,
+    /// Blind transfers: the one in progress, the REFERs, and what a completed one left behind.
+    handover: Handover,
     /// Per leg: the session description of the last completed offer/answer (the codecs that leg agreed on).
     answers: [Option<Bytes>; 2],
-    /// Per leg: REFERs accepted in its dialog (the `id` of the refer event package, RFC 3515 §2.4.6).
-    refers: [u32; 2],
-    /// Per leg: that side left (a transferor that hung up while its transfer target rang).
-    gone: [bool; 2],
-    /// Dialogs of transferors handed over to a transfer target: a BYE crossing Palisade's gets 200.
-    detached: Vec<(String, String, String)>,
-    /// After a transfer, the parties of the call record: the transferee and the target.
-    cdr_parties: Option<(String, String)>,
     /// Per leg: the session description Palisade last sent that leg (its origin is the one a new offer of
     /// Palisade's own continues).
     sent: [Option<Bytes>; 2],
-    /// After a transfer: the transferee's leg still to be taken off hold, with the target's answer (sent once no
-    /// other INVITE is in flight on that leg).
-    resume_due: Option<(Leg, Bytes)>,
-    /// Palisade's own re-INVITE taking a transferee off hold.
-    resume: Option<transfer::Resume>,
 }
 
 /// Every call in progress.
@@ -636,7 +660,8 @@ impl Calls {
 impl Call {
     /// The caller and callee of the call record (after a transfer: the transferee and the target).
     fn record_parties(&self) -> (String, String) {
-        self.cdr_parties
+        self.handover
+            .cdr_parties
             .clone()
             .unwrap_or_else(|| (self.caller.number.clone(), self.callee.number.clone()))
     }

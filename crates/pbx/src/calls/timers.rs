@@ -34,7 +34,7 @@ impl Calls {
             .calls
             .values_mut()
             .filter(|c| c.invite_tx == tx)
-            .find_map(|c| c.retransmit_2xx.as_mut())
+            .find_map(|c| c.timers.retransmit_2xx.as_mut())
         {
             r.response = Some(response);
         }
@@ -44,7 +44,11 @@ impl Calls {
     pub fn handle_timeout(&mut self, media: &mut dyn MediaControl, now: Instant, wall: SystemTime) {
         let ids: Vec<u64> = self.calls.keys().copied().collect();
         for id in ids {
-            if self.calls.get(&id).is_some_and(|c| c.transfer.is_some()) {
+            if self
+                .calls
+                .get(&id)
+                .is_some_and(|c| c.handover.transfer.is_some())
+            {
                 self.transfer_timeout(id, media, now, wall);
             }
             let Some(call) = self.calls.get_mut(&id) else {
@@ -69,7 +73,7 @@ impl Calls {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
-            if call.state == State::Ringing && now >= call.ringing_deadline {
+            if call.state == State::Ringing && now >= call.timers.ringing_deadline {
                 let tag = call.a.local_tag.clone();
                 for b in call
                     .branches
@@ -102,7 +106,7 @@ impl Calls {
                 );
                 continue;
             }
-            if let Some(r) = call.retransmit_2xx.as_mut()
+            if let Some(r) = call.timers.retransmit_2xx.as_mut()
                 && now >= r.next_at
             {
                 if now >= r.give_up_at {
@@ -127,11 +131,11 @@ impl Calls {
                 }
             }
             let call = self.calls.get_mut(&id).expect("present");
-            let session_expired = call.session_deadline.is_some_and(|(d, _)| now >= d);
+            let session_expired = call.timers.session_deadline.is_some_and(|(d, _)| now >= d);
             let idle = media
                 .idle_for(call.media, now)
                 .is_some_and(|i| i >= self.config.media_timeout);
-            let reason = if now >= call.ends_at {
+            let reason = if now >= call.timers.ends_at {
                 Some("max_duration")
             } else if session_expired {
                 Some("session_timer")
@@ -160,16 +164,17 @@ impl Calls {
         self.calls
             .values()
             .flat_map(|c| {
-                let ringing = (c.state == State::Ringing).then_some(c.ringing_deadline);
-                let retransmit = c.retransmit_2xx.as_ref().map(|r| r.next_at);
+                let ringing = (c.state == State::Ringing).then_some(c.timers.ringing_deadline);
+                let retransmit = c.timers.retransmit_2xx.as_ref().map(|r| r.next_at);
                 let silent = c
                     .branches
                     .iter()
                     .filter(|b| b.final_status.is_none())
                     .filter_map(|b| b.silent_deadline)
                     .min();
-                let session = c.session_deadline.map(|(d, _)| d);
+                let session = c.timers.session_deadline.map(|(d, _)| d);
                 let transfer = c
+                    .handover
                     .transfer
                     .as_ref()
                     .and_then(transfer::Transfer::next_deadline);
@@ -179,7 +184,7 @@ impl Calls {
                     session,
                     silent,
                     transfer,
-                    Some(c.ends_at),
+                    Some(c.timers.ends_at),
                 ]
                 .into_iter()
                 .flatten()
