@@ -77,7 +77,7 @@ impl Calls {
         };
         tracing::debug!(call = id, why, "to voicemail");
         call.state = State::Diverting;
-        call.app = Some(kind.clone());
+        call.diversion.app = Some(kind.clone());
         let start = AppStart {
             call: id,
             kind,
@@ -132,7 +132,7 @@ impl Calls {
             self.app_failed(id, media, wall);
             return;
         };
-        call.app_sdp = Some(description);
+        call.diversion.app_sdp = Some(description);
         self.dialogs.insert(call.a.key(), (id, Leg::A));
         call.state = State::Answered;
         call.answered_at = Some(wall);
@@ -156,7 +156,7 @@ impl Calls {
             return;
         };
         let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
-        call.app = None;
+        call.diversion.app = None;
         self.respond(tx, 480, Some(&tag));
         self.finish(
             id,
@@ -174,7 +174,7 @@ impl Calls {
             return;
         };
         // The application ended itself: `finish` must not tell it to stop.
-        call.app = None;
+        call.diversion.app = None;
         self.send_bye(id, Leg::A, media);
         self.finish(
             id,
@@ -244,7 +244,10 @@ impl Calls {
                         media.set_crypto(call.media, Leg::A, leg_crypto(&theirs, &mine));
                         ours.push(mine);
                     }
-                    let answer = match (&call.app_sdp, media.local_port(call.media, Leg::A)) {
+                    let answer = match (
+                        &call.diversion.app_sdp,
+                        media.local_port(call.media, Leg::A),
+                    ) {
                         (Some(app), Some(port)) => sdp::answer_for_with_crypto(
                             app,
                             &offer,

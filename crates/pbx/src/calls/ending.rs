@@ -180,7 +180,7 @@ impl Calls {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
-        if call.app.is_some() {
+        if call.diversion.app.is_some() {
             self.outputs.push(CallOutput::StopApp { call: id });
         }
         // A transfer target still ringing is cancelled.

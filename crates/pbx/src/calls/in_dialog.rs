@@ -151,7 +151,7 @@ impl Calls {
             return true;
         }
         dialog.remote_cseq = Some(seq);
-        if call.app.is_some() && side == Leg::A && method != Method::Bye {
+        if call.diversion.app.is_some() && side == Leg::A && method != Method::Bye {
             self.app_request(id, tx, msg, method, media, now);
             return true;
         }

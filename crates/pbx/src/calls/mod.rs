@@ -392,6 +392,21 @@ struct CallKeys {
     pending_offer: [Vec<CryptoAttribute>; 2],
 }
 
+/// Where a call goes instead of (or after) its first callee: a media application (`apps.rs`) and forwards
+/// (`forward.rs`).
+struct Diversion {
+    /// The media application answering this call instead of a phone.
+    app: Option<AppKind>,
+    /// The application's session description (its answer, in the callee's place).
+    app_sdp: Option<Bytes>,
+    /// The extensions the call was forwarded through, the original callee first (loop detection).
+    chain: Vec<String>,
+    /// Forwards followed so far.
+    hops: usize,
+    /// What the service is routing for this call (a forward or a transfer target).
+    pending: Option<forward::Pending>,
+}
+
 /// The transfer side of a call (`transfer.rs`).
 #[derive(Default)]
 struct Handover {
@@ -445,16 +460,8 @@ struct Call {
     b_port: Option<u16>,
     advertise: std::net::IpAddr,
     max_forwards: u8,
-    /// The media application answering this call instead of a phone.
-    app: Option<AppKind>,
-    /// The application's session description (its answer, in the callee's place).
-    app_sdp: Option<Bytes>,
-    /// The extensions the call was forwarded through, the original callee first (loop detection).
-    chain: Vec<String>,
-    /// Forwards followed so far.
-    hops: usize,
-    /// What the service is routing for this call (a forward or a transfer target).
-    pending: Option<forward::Pending>,
+    /// Where the call is diverted: a media application, forwards.
+    diversion: Diversion,
     /// Branches of earlier targets (before a forward or a transfer): a late 2xx from one is hung up.
     retired: Vec<Branch>,
     /// Blind transfers: the one in progress, the REFERs, and what a completed one left behind.

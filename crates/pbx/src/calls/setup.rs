@@ -11,9 +11,9 @@ use sip::{HeaderName, Message};
 use ::media::sdes::CryptoAttribute;
 
 use super::{
-    AppKind, Call, CallKeys, CallOutput, CallTimers, Calls, Dialog, Disposition, ForwardReason,
-    Handover, HungUpBy, Leg, MediaControl, MediaError, MediaId, Party, Response, State, Target,
-    leg_crypto, new_tag, point_leg, sdp,
+    AppKind, Call, CallKeys, CallOutput, CallTimers, Calls, Dialog, Disposition, Diversion,
+    ForwardReason, Handover, HungUpBy, Leg, MediaControl, MediaError, MediaId, Party, Response,
+    State, Target, leg_crypto, new_tag, point_leg, sdp,
 };
 use crate::model::SrtpMode;
 use crate::registrar::Binding;
@@ -267,7 +267,7 @@ impl Calls {
                 }
             }
             if let Some(call) = self.calls.get_mut(&id) {
-                call.app = Some(kind);
+                call.diversion.app = Some(kind);
             }
         }
     }
@@ -363,15 +363,17 @@ impl Calls {
             b_port: None,
             advertise: media.advertise_ip(),
             max_forwards: 70,
-            app: None,
-            app_sdp: None,
-            chain: if callee_is_extension {
-                vec![callee_number]
-            } else {
-                Vec::new()
+            diversion: Diversion {
+                app: None,
+                app_sdp: None,
+                chain: if callee_is_extension {
+                    vec![callee_number]
+                } else {
+                    Vec::new()
+                },
+                hops: 0,
+                pending: None,
             },
-            hops: 0,
-            pending: None,
             retired: Vec::new(),
             handover: Handover::default(),
             answers: [None, None],

@@ -181,10 +181,10 @@ impl Calls {
                 "Forbidden (only extensions may transfer)",
                 Some("transfer_not_allowed"),
             ))
-        } else if call.state != State::Confirmed || call.app.is_some() {
+        } else if call.state != State::Confirmed || call.diversion.app.is_some() {
             Some((403, "Forbidden (the call is not established)", None))
         } else if call.handover.transfer.is_some()
-            || call.pending.is_some()
+            || call.diversion.pending.is_some()
             || call.handover.gone.contains(&true)
         {
             Some((491, "Request Pending (a transfer is in progress)", None))
@@ -205,7 +205,7 @@ impl Calls {
                     };
                     let from = call.party(side).number.clone();
                     tracing::info!(call = id, %from, target = %number, "transfer requested");
-                    call.pending = Some(Pending::Transfer(PendingTransfer {
+                    call.diversion.pending = Some(Pending::Transfer(PendingTransfer {
                         tx,
                         side,
                         event,
@@ -304,7 +304,7 @@ impl Calls {
                     p.hops += 1;
                     p.chain.push(party.number.clone());
                     let source = call.peer(p.side);
-                    call.pending = Some(Pending::Transfer(p));
+                    call.diversion.pending = Some(Pending::Transfer(p));
                     self.outputs.push(CallOutput::Forward {
                         call: id,
                         from: party.number,
