@@ -1,6 +1,7 @@
 //! Translations between the guard (rules, decisions) and the store (IP list rows, security events).
 
 use guard::{Action, GuardConfig, GuardEvent, Origin, Rule, parse_net};
+use pbx::model::SecurityEventKind;
 use store::{self, Db, SecurityEvent};
 
 /// The guard's settings from the store. A stored combination that no longer validates falls back to the
@@ -83,7 +84,7 @@ pub fn guard_event(e: &GuardEvent, now_ms: u64) -> SecurityEvent {
     let at = i64::try_from(now_ms).unwrap_or(i64::MAX);
     let (kind, reason, source, detail) = match e {
         GuardEvent::Banned { rule } => (
-            "ban",
+            SecurityEventKind::Ban,
             reason_of(rule),
             rule.net.to_string(),
             Some(format!(
@@ -93,7 +94,7 @@ pub fn guard_event(e: &GuardEvent, now_ms: u64) -> SecurityEvent {
             )),
         ),
         GuardEvent::Throttled { source, until, pps } => (
-            "throttle",
+            SecurityEventKind::Throttle,
             "flood".to_string(),
             source.to_string(),
             Some(format!(
@@ -103,9 +104,9 @@ pub fn guard_event(e: &GuardEvent, now_ms: u64) -> SecurityEvent {
         ),
         GuardEvent::Expired { rule } => (
             if rule.action == Action::Block {
-                "ban_expired"
+                SecurityEventKind::BanExpired
             } else {
-                "allow_expired"
+                SecurityEventKind::AllowExpired
             },
             reason_of(rule),
             rule.net.to_string(),
@@ -114,7 +115,7 @@ pub fn guard_event(e: &GuardEvent, now_ms: u64) -> SecurityEvent {
     };
     SecurityEvent {
         at,
-        kind: kind.to_string(),
+        kind: kind.as_str().to_string(),
         reason,
         source,
         user: None,

@@ -79,9 +79,10 @@ impl TryFrom<String> for SrtpMode {
 pub struct SecurityEvent {
     /// Unix milliseconds.
     pub at: i64,
-    /// What kind of decision, e.g. "auth_failure", "ban", "challenge" (see [`event_kind`]).
+    /// What kind of decision: [`SecurityEventKind::as_str`] (text, as the store's column and the event stream carry
+    /// it; the typed form is how the PBX decides).
     pub kind: String,
-    /// The reason code, e.g. "wrong_password", "unknown_user".
+    /// The reason code, e.g. "wrong_password", "unknown_user" ([`SecurityReason::as_str`] for the PBX's own).
     pub reason: String,
     /// The transport source address.
     pub source: String,
@@ -90,13 +91,204 @@ pub struct SecurityEvent {
     pub detail: Option<String>,
 }
 
-/// Event kinds, as stored (`palisade events --kind …`).
+/// What kind of security decision an event records. Stored, streamed and filtered on (`palisade events --kind …`)
+/// as [`Self::as_str`]; the store's column text is exactly these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityEventKind {
+    /// A 401/407 went out: no credentials yet, or a stale nonce.
+    AuthChallenge,
+    /// Right credentials (and a PIN unlock).
+    AuthSuccess,
+    /// Wrong, unknown, disabled, replayed or misused credentials; a wrong or locked voicemail PIN.
+    AuthFailure,
+    /// A request refused by a rule after its credentials were checked (location rules, call policy, limits).
+    PolicyRefusal,
+    /// The guard (or an admin) blocked an address.
+    Ban,
+    /// An admin lifted a block.
+    Unban,
+    /// The guard dropped a flooding source for a while.
+    Throttle,
+    /// A temporary block or allow rule expired.
+    BanExpired,
+    AllowExpired,
+}
+
+impl SecurityEventKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SecurityEventKind::AuthChallenge => "auth_challenge",
+            SecurityEventKind::AuthSuccess => "auth_success",
+            SecurityEventKind::AuthFailure => "auth_failure",
+            SecurityEventKind::PolicyRefusal => "policy_refusal",
+            SecurityEventKind::Ban => "ban",
+            SecurityEventKind::Unban => "unban",
+            SecurityEventKind::Throttle => "throttle",
+            SecurityEventKind::BanExpired => "ban_expired",
+            SecurityEventKind::AllowExpired => "allow_expired",
+        }
+    }
+}
+
+/// Why the PBX core decided what a security event records. Stored as [`Self::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityReason {
+    Auth(AuthReason),
+    /// A per-extension rule about where it may be used.
+    Location(LocationRefusal),
+    Policy(PolicyReason),
+}
+
+impl From<AuthReason> for SecurityReason {
+    fn from(r: AuthReason) -> Self {
+        SecurityReason::Auth(r)
+    }
+}
+
+impl From<LocationRefusal> for SecurityReason {
+    fn from(r: LocationRefusal) -> Self {
+        SecurityReason::Location(r)
+    }
+}
+
+impl From<PolicyReason> for SecurityReason {
+    fn from(r: PolicyReason) -> Self {
+        SecurityReason::Policy(r)
+    }
+}
+
+impl SecurityReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityReason::Auth(r) => r.as_str(),
+            SecurityReason::Location(r) => r.as_str(),
+            SecurityReason::Policy(r) => r.as_str(),
+        }
+    }
+}
+
+/// The reasons of authentication events (digest, voicemail PIN, PIN unlock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthReason {
+    Ok,
+    NoCredentials,
+    StaleNonce,
+    UnknownUser,
+    WrongPassword,
+    Disabled,
+    NoHa1ForAlgorithm,
+    BadNonce,
+    Replay,
+    AlgorithmNotOffered,
+    QopRequired,
+    MalformedCredentials,
+    UnsupportedScheme,
+    RealmMismatch,
+    UriMismatch,
+    /// The extension's own algorithm list does not include the one used.
+    AlgorithmNotAllowed,
+    /// Credentials of one extension used for another.
+    AorMismatch,
+    VoicemailPinWrong,
+    VoicemailLockedOut,
+    VoicemailPinLockout,
+    VoicemailMailboxLocked,
+    PinUnlock,
+}
+
+impl AuthReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthReason::Ok => "ok",
+            AuthReason::NoCredentials => "no_credentials",
+            AuthReason::StaleNonce => "stale_nonce",
+            AuthReason::UnknownUser => "unknown_user",
+            AuthReason::WrongPassword => "wrong_password",
+            AuthReason::Disabled => "disabled",
+            AuthReason::NoHa1ForAlgorithm => "no_ha1_for_algorithm",
+            AuthReason::BadNonce => "bad_nonce",
+            AuthReason::Replay => "replay",
+            AuthReason::AlgorithmNotOffered => "algorithm_not_offered",
+            AuthReason::QopRequired => "qop_required",
+            AuthReason::MalformedCredentials => "malformed_credentials",
+            AuthReason::UnsupportedScheme => "unsupported_scheme",
+            AuthReason::RealmMismatch => "realm_mismatch",
+            AuthReason::UriMismatch => "uri_mismatch",
+            AuthReason::AlgorithmNotAllowed => "algorithm_not_allowed",
+            AuthReason::AorMismatch => "aor_mismatch",
+            AuthReason::VoicemailPinWrong => "voicemail_pin_wrong",
+            AuthReason::VoicemailLockedOut => "voicemail_locked_out",
+            AuthReason::VoicemailPinLockout => "voicemail_pin_lockout",
+            AuthReason::VoicemailMailboxLocked => "voicemail_mailbox_locked",
+            AuthReason::PinUnlock => "pin_unlock",
+        }
+    }
+}
+
+/// A per-extension rule about where the extension may be used, broken by a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LocationRefusal {
+    /// `--lan-only`: from outside the local networks.
+    LanOnly,
+    /// `--block-remote-ws`: over WebSocket from outside the local networks.
+    RemoteWebSocket,
+    /// `--require-tls`: over a transport without TLS.
+    TlsRequired,
+}
+
+impl LocationRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocationRefusal::LanOnly => "lan_only",
+            LocationRefusal::RemoteWebSocket => "remote_ws_blocked",
+            LocationRefusal::TlsRequired => "tls_required",
+        }
+    }
+
+    /// The reason phrase of the 403.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            LocationRefusal::LanOnly => "Forbidden (only from the local network)",
+            LocationRefusal::RemoteWebSocket => {
+                "Forbidden (WebSocket clients only from the local network)"
+            }
+            LocationRefusal::TlsRequired => "Forbidden (TLS required)",
+        }
+    }
+}
+
+/// The reasons of call-policy events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyReason {
+    /// An inbound trunk call to an internal-only extension.
+    InternalOnly,
+    /// An in-dialog request from another address than the leg's signalling.
+    InDialogForeignSource,
+    /// A CANCEL from another address than its INVITE.
+    CancelForeignSource,
+    /// A refusal typed where it is decided (the dialling policy's `Refusal`, a limit's `LimitRefusal`): its code.
+    Rule(&'static str),
+}
+
+impl PolicyReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyReason::InternalOnly => "internal_only",
+            PolicyReason::InDialogForeignSource => "in_dialog_foreign_source",
+            PolicyReason::CancelForeignSource => "cancel_foreign_source",
+            PolicyReason::Rule(code) => code,
+        }
+    }
+}
+
+/// Event kinds as stored, for code that compares stored text (the typed form is [`SecurityEventKind`]).
 pub mod event_kind {
-    pub const CHALLENGE: &str = "auth_challenge";
-    pub const SUCCESS: &str = "auth_success";
-    pub const FAILURE: &str = "auth_failure";
-    /// A request refused by a per-extension rule (e.g. TLS required) after its credentials were checked.
-    pub const POLICY: &str = "policy_refusal";
+    use super::SecurityEventKind;
+
+    pub const CHALLENGE: &str = SecurityEventKind::AuthChallenge.as_str();
+    pub const SUCCESS: &str = SecurityEventKind::AuthSuccess.as_str();
+    pub const FAILURE: &str = SecurityEventKind::AuthFailure.as_str();
+    pub const POLICY: &str = SecurityEventKind::PolicyRefusal.as_str();
 }
 
 /// New and old message counts of one mailbox (for message-waiting indication).
@@ -127,5 +319,36 @@ pub struct Forwarding {
 impl Forwarding {
     pub fn is_empty(&self) -> bool {
         self.always.is_none() && self.busy.is_none() && self.no_answer.is_none()
+    }
+}
+
+#[cfg(test)]
+mod security_vocabulary_tests {
+    use super::*;
+
+    /// The names are the store's column text and the event stream's: changing one would split history.
+    #[test]
+    fn kinds_and_reasons_keep_their_stored_names() {
+        assert_eq!(SecurityEventKind::AuthFailure.as_str(), "auth_failure");
+        assert_eq!(SecurityEventKind::PolicyRefusal.as_str(), "policy_refusal");
+        assert_eq!(event_kind::CHALLENGE, "auth_challenge");
+        let reasons: Vec<SecurityReason> = vec![
+            AuthReason::WrongPassword.into(),
+            AuthReason::MalformedCredentials.into(),
+            LocationRefusal::RemoteWebSocket.into(),
+            PolicyReason::CancelForeignSource.into(),
+            PolicyReason::Rule("country_not_allowed").into(),
+        ];
+        let names: Vec<&str> = reasons.into_iter().map(SecurityReason::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "wrong_password",
+                "malformed_credentials",
+                "remote_ws_blocked",
+                "cancel_foreign_source",
+                "country_not_allowed"
+            ]
+        );
     }
 }

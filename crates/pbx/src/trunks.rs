@@ -51,6 +51,15 @@ pub struct TrunkTls {
 }
 
 impl Trunk {
+    /// The transport requests to the provider leave by (UDP for anything but TCP and TLS, which is all the
+    /// configuration accepts).
+    pub fn sip_transport(&self) -> sip::Transport {
+        match sip::Transport::parse(&self.transport) {
+            Some(t @ (sip::Transport::Tcp | sip::Transport::Tls)) => t,
+            _ => sip::Transport::Udp,
+        }
+    }
+
     /// The digest username: the auth user when set, else the username.
     pub fn digest_user(&self) -> Option<&str> {
         self.auth_user.as_deref().or(self.username.as_deref())

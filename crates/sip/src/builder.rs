@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::error::ParseError;
 use crate::header::HeaderName;
-use crate::message::Message;
+use crate::limits::Limits;
+use crate::message::{Framing, Message};
 use crate::text;
 
 /// The standard reason phrase for a status code (RFC 3261 §21 and later RFCs).
@@ -306,6 +308,19 @@ impl RequestBuilder {
         }
         self.out.freeze()
     }
+
+    /// The request as a [`Message`], ready for the transaction layer, so a caller that builds a request never
+    /// parses its own bytes again. Only limits are checked (none apply to what Palisade writes itself), since the
+    /// builder writes one well-formed header per line.
+    pub fn build_message(self) -> Result<Message, ParseError> {
+        let own = Limits {
+            max_message_size: usize::MAX,
+            max_headers: usize::MAX,
+            max_header_line: usize::MAX,
+            max_body_size: usize::MAX,
+        };
+        Message::parse(self.build(), Framing::Stream, &own)
+    }
 }
 
 /// The ACK a client INVITE transaction sends for a non-2xx final response (RFC 3261 §17.1.1.3): same
@@ -398,6 +413,20 @@ mod tests {
         assert_eq!(m.to().unwrap().tag(), Some("xyz"));
         assert_eq!(m.cseq().unwrap().seq, 1);
         assert_eq!(m.header(HeaderName::Allow), Some(&b"INVITE, ACK"[..]));
+    }
+
+    #[test]
+    fn a_built_request_is_a_message_with_its_body() {
+        let m = RequestBuilder::new("INVITE", "sip:200@192.0.2.9:5062")
+            .header(HeaderName::CallId, "c9")
+            .header(HeaderName::CSeq, "1 INVITE")
+            .body("application/sdp", Bytes::from_static(b"v=0\r\n"))
+            .build_message()
+            .unwrap();
+        assert_eq!(m.method(), Some(crate::Method::Invite));
+        assert_eq!(m.request_uri_raw(), Some(&b"sip:200@192.0.2.9:5062"[..]));
+        assert_eq!(m.max_forwards(), Ok(Some(70)));
+        assert_eq!(m.body(), b"v=0\r\n");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use guard::lists::parse_net;
+use pbx::model::SecurityEventKind;
 use serde::Serialize;
 use store::ip_rules::{ACTION_ALLOW, ACTION_BLOCK, ORIGIN_MANUAL};
 use store::{Db, IpRule, SecurityEvent, canonical_net};
@@ -376,7 +377,7 @@ pub async fn add(db: &Db, list: List, rule: &IpRule, now: i64) -> anyhow::Result
         // A manual ban is a security decision like an automatic one: it goes in the log too.
         db.append_event(&SecurityEvent {
             at: now_ms(),
-            kind: "ban".into(),
+            kind: SecurityEventKind::Ban.as_str().into(),
             reason: "manual".into(),
             source: rule.net.clone(),
             user: None,
@@ -436,7 +437,7 @@ async fn unban_event(db: &Db, old: &IpRule, how: &str) -> anyhow::Result<()> {
     };
     db.append_event(&SecurityEvent {
         at: now_ms(),
-        kind: "unban".into(),
+        kind: SecurityEventKind::Unban.as_str().into(),
         reason: "manual".into(),
         source: old.net.clone(),
         user: None,

@@ -77,7 +77,7 @@ impl Calls {
         };
         tracing::debug!(call = id, why, "to voicemail");
         call.state = State::Diverting;
-        call.app = Some(kind.clone());
+        call.diversion.app = Some(kind.clone());
         let start = AppStart {
             call: id,
             kind,
@@ -117,7 +117,8 @@ impl Calls {
             ::media::Remote::exact(SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))),
         );
         media.set_crypto(call.media, Leg::B, None);
-        let a_ours: Vec<CryptoAttribute> = call.a_keys.iter().map(|(_, o)| o.clone()).collect();
+        let a_ours: Vec<CryptoAttribute> =
+            call.keys.a_keys.iter().map(|(_, o)| o.clone()).collect();
         let body = media.local_port(call.media, Leg::A).and_then(|port| {
             sdp::answer_for_with_crypto(
                 &description,
@@ -131,7 +132,7 @@ impl Calls {
             self.app_failed(id, media, wall);
             return;
         };
-        call.app_sdp = Some(description);
+        call.diversion.app_sdp = Some(description);
         self.dialogs.insert(call.a.key(), (id, Leg::A));
         call.state = State::Answered;
         call.answered_at = Some(wall);
@@ -146,7 +147,7 @@ impl Calls {
             headers,
             body: Some(("application/sdp".into(), body)),
         }));
-        call.retransmit_2xx = Some((now + T1, T1, now + T1 * 64));
+        call.timers.retransmit_2xx = Some(timers::Retransmission::start(now));
     }
 
     /// The media application of `call` could not start: the caller gets 480.
@@ -155,7 +156,7 @@ impl Calls {
             return;
         };
         let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
-        call.app = None;
+        call.diversion.app = None;
         self.respond(tx, 480, Some(&tag));
         self.finish(
             id,
@@ -173,7 +174,7 @@ impl Calls {
             return;
         };
         // The application ended itself: `finish` must not tell it to stop.
-        call.app = None;
+        call.diversion.app = None;
         self.send_bye(id, Leg::A, media);
         self.finish(
             id,
@@ -217,9 +218,9 @@ impl Calls {
                 }
             }
             Method::Invite | Method::Update => {
-                if let Some((_, interval)) = call.session_deadline.as_mut() {
+                if let Some((_, interval)) = call.timers.session_deadline.as_mut() {
                     let interval = *interval;
-                    call.session_deadline = Some((now + interval, interval));
+                    call.timers.session_deadline = Some((now + interval, interval));
                 }
                 let offer = msg.body_bytes();
                 if !offer.is_empty() {
@@ -234,7 +235,7 @@ impl Calls {
                     );
                     // A new offer on a secure leg brings a new key, and gets a fresh one from Palisade.
                     let mut ours = Vec::new();
-                    if call.secure[0]
+                    if call.keys.secure[0]
                         && let Some(theirs) = ::media::sdes::choose(
                             sdp::security(&offer).crypto.iter().map(String::as_str),
                         )
@@ -243,7 +244,10 @@ impl Calls {
                         media.set_crypto(call.media, Leg::A, leg_crypto(&theirs, &mine));
                         ours.push(mine);
                     }
-                    let answer = match (&call.app_sdp, media.local_port(call.media, Leg::A)) {
+                    let answer = match (
+                        &call.diversion.app_sdp,
+                        media.local_port(call.media, Leg::A),
+                    ) {
                         (Some(app), Some(port)) => sdp::answer_for_with_crypto(
                             app,
                             &offer,

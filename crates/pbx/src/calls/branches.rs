@@ -94,12 +94,9 @@ impl Calls {
         from: OutgoingFrom,
         now: Instant,
     ) -> Option<Branch> {
-        let via_addr = self.local.for_transport(&target.transport)?;
+        let via_addr = self.local.address_for(target.transport)?;
         let port = port?;
-        let tls = matches!(
-            target.transport.to_ascii_uppercase().as_str(),
-            "TLS" | "WSS"
-        );
+        let tls = target.transport.is_secure();
         let offered_keys = match (from.srtp, tls) {
             (SrtpMode::Disabled, _) => Vec::new(),
             (_, true) => offer_keys(),
@@ -117,16 +114,16 @@ impl Calls {
             target.to_uri.clone(),
             target.request_uri.clone(),
         );
-        let peer = Peer::new(target.source, transport_of(&target.transport));
-        let request = dialog.request(
+        let peer = Peer::new(target.source, target.transport);
+        let request = built(dialog.request(
             "INVITE",
             1,
-            &via(target.transport.as_str(), via_addr),
-            &contact_uri(via_addr, &target.transport),
+            &via(target.transport, via_addr),
+            &contact_uri(via_addr, target.transport),
             max_forwards,
             &[(HeaderName::Allow, crate::core::ALLOW_CALLS.to_string())],
             Some(("application/sdp", body.clone())),
-        );
+        ))?;
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,
@@ -148,7 +145,7 @@ impl Calls {
             auth_tried: false,
             body,
             via_addr,
-            transport: target.transport.clone(),
+            transport: target.transport,
             max_forwards,
             silent_deadline: target.is_trunk.then_some(now + TRUNK_SILENCE),
         })
@@ -178,6 +175,7 @@ impl Calls {
             return;
         }
         if call
+            .handover
             .resume
             .as_ref()
             .is_some_and(|r| r.request == leg.request)
@@ -191,6 +189,7 @@ impl Calls {
             .position(|b| b.request_id == leg.request)
         else {
             if call
+                .handover
                 .transfer
                 .as_ref()
                 .is_some_and(|t| t.branches.iter().any(|b| b.request_id == leg.request))
@@ -240,11 +239,11 @@ impl Calls {
                         answered_keys(&branch_keys, &sdp::security(msg.body()).crypto)
                     {
                         media.set_crypto(call.media, Leg::B, leg_crypto(&theirs, &ours));
-                        call.secure[1] = true;
+                        call.keys.secure[1] = true;
                     }
                     if let Some(port) = media.local_port(call.media, Leg::A) {
                         let a_ours: Vec<CryptoAttribute> =
-                            call.a_keys.iter().map(|(_, o)| o.clone()).collect();
+                            call.keys.a_keys.iter().map(|(_, o)| o.clone()).collect();
                         body = sdp::answer_for_with_crypto(
                             msg.body(),
                             &call.offer,
@@ -358,18 +357,19 @@ impl Calls {
         if let Some(target) = &remote_target {
             branch.dialog.remote_target = target.clone();
         }
-        let transport = transport_token(branch.peer.transport);
-        let via_addr = local.for_transport(transport);
-        if let Some(via_addr) = via_addr {
-            let ack = bodyless(
+        let transport = branch.peer.transport;
+        let via_addr = local.address_for(transport);
+        if let Some(ack) = via_addr.and_then(|via_addr| {
+            built(bodyless(
                 &branch.dialog,
                 "ACK",
                 branch.invite_cseq,
                 transport,
                 via_addr,
-            );
+            ))
+        }) {
             self.outputs.push(CallOutput::SendRaw {
-                bytes: ack,
+                bytes: ack.wire(),
                 peer: branch.peer,
             });
         }
@@ -383,14 +383,15 @@ impl Calls {
                 return; // a retransmitted 2xx of the winner: ACKed again above
             }
             // A second branch answered too: hang it up.
-            if let Some(via_addr) = via_addr {
-                let bye = bodyless(
+            if let Some(bye) = via_addr.and_then(|via_addr| {
+                built(bodyless(
                     &branch.dialog,
                     "BYE",
                     branch.invite_cseq + 1,
                     transport,
                     via_addr,
-                );
+                ))
+            }) {
                 let leg = LegKey {
                     call: id,
                     request: u64::MAX,
@@ -431,11 +432,11 @@ impl Calls {
         match answered_keys(&branch.offered_keys, &sdp::security(msg.body()).crypto) {
             Some((theirs, ours)) => {
                 media.set_crypto(call.media, Leg::B, leg_crypto(&theirs, &ours));
-                call.secure[1] = true;
+                call.keys.secure[1] = true;
             }
             None => {
                 media.set_crypto(call.media, Leg::B, None);
-                call.secure[1] = false;
+                call.keys.secure[1] = false;
                 if branch.srtp == SrtpMode::Enforced {
                     // The callee's phone (or trunk) answered without SRTP although its leg requires it.
                     let tx = call.invite_tx;
@@ -458,7 +459,8 @@ impl Calls {
                 }
             }
         }
-        let a_ours: Vec<CryptoAttribute> = call.a_keys.iter().map(|(_, o)| o.clone()).collect();
+        let a_ours: Vec<CryptoAttribute> =
+            call.keys.a_keys.iter().map(|(_, o)| o.clone()).collect();
         let body = media.local_port(call.media, Leg::A).and_then(|port| {
             sdp::answer_for_with_crypto(
                 msg.body(),
@@ -494,7 +496,7 @@ impl Calls {
         let mut headers: Vec<(HeaderName, String)> =
             contact_header(&local, &call.a_peer).into_iter().collect();
         headers.push((HeaderName::Allow, crate::core::ALLOW_CALLS.to_string()));
-        if let Some((_, interval)) = call.session_deadline {
+        if let Some((_, interval)) = call.timers.session_deadline {
             headers.push((
                 HeaderName::SessionExpires,
                 format!("{};refresher=uac", interval.as_secs()),
@@ -510,7 +512,7 @@ impl Calls {
             body: Some(("application/sdp".into(), body)),
         };
         self.outputs.push(CallOutput::Respond(response));
-        call.retransmit_2xx = Some((now + T1, T1, now + T1 * 64));
+        call.timers.retransmit_2xx = Some(timers::Retransmission::start(now));
     }
 
     /// ACKs a 2xx from a branch that is no longer wanted and hangs it up with BYE.
@@ -527,28 +529,31 @@ impl Calls {
         }) {
             branch.dialog.remote_target = target;
         }
-        let transport = transport_token(branch.peer.transport);
-        let Some(via_addr) = self.local.for_transport(transport) else {
+        let transport = branch.peer.transport;
+        let Some(via_addr) = self.local.address_for(transport) else {
             return;
         };
-        let ack = bodyless(
+        if let Some(ack) = built(bodyless(
             &branch.dialog,
             "ACK",
             branch.invite_cseq,
             transport,
             via_addr,
-        );
-        self.outputs.push(CallOutput::SendRaw {
-            bytes: ack,
-            peer: branch.peer,
-        });
-        let bye = bodyless(
+        )) {
+            self.outputs.push(CallOutput::SendRaw {
+                bytes: ack.wire(),
+                peer: branch.peer,
+            });
+        }
+        let Some(bye) = built(bodyless(
             &branch.dialog,
             "BYE",
             branch.invite_cseq + 1,
             transport,
             via_addr,
-        );
+        )) else {
+            return;
+        };
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,
@@ -573,7 +578,7 @@ pub(super) fn reauthenticate(
     request_id: u64,
     msg: &Message,
     status: u16,
-) -> Option<(Bytes, Peer)> {
+) -> Option<(Message, Peer)> {
     let (user, password) = b.credentials.clone().filter(|_| !b.auth_tried)?;
     let (challenge_header, answer_header) = if status == 407 {
         (
@@ -593,18 +598,18 @@ pub(super) fn reauthenticate(
     b.invite_cseq += 1;
     b.dialog.local_cseq = b.invite_cseq;
     b.request_id = request_id;
-    let request = b.dialog.request(
+    let request = built(b.dialog.request(
         "INVITE",
         b.invite_cseq,
-        &via(&b.transport, b.via_addr),
-        &contact_uri(b.via_addr, &b.transport),
+        &via(b.transport, b.via_addr),
+        &contact_uri(b.via_addr, b.transport),
         b.max_forwards,
         &[
             (HeaderName::Allow, crate::core::ALLOW_CALLS.to_string()),
             (answer_header, answer),
         ],
         Some(("application/sdp", b.body.clone())),
-    );
+    ))?;
     Some((request, b.peer))
 }
 

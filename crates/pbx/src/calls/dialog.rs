@@ -87,7 +87,8 @@ impl Dialog {
         )
     }
 
-    /// A request inside the dialog.
+    /// A request inside the dialog, as the message the transaction layer sends (never parsed again). Fails only
+    /// if Palisade wrote something unparsable, which the caller treats as a request it could not send.
     #[allow(clippy::too_many_arguments)] // the parts RFC 3261 §12.2.1.1 lists
     pub fn request(
         &self,
@@ -98,7 +99,7 @@ impl Dialog {
         max_forwards: u8,
         extra: &[(HeaderName, String)],
         body: Option<(&str, Bytes)>,
-    ) -> Bytes {
+    ) -> Result<Message, sip::ParseError> {
         let to = match &self.remote_tag {
             Some(tag) if !tag.is_empty() => format!("{};tag={tag}", self.remote_uri),
             _ => self.remote_uri.clone(),
@@ -122,7 +123,7 @@ impl Dialog {
         if let Some((ct, body)) = body {
             b = b.body(ct, body);
         }
-        b.build()
+        b.build_message()
     }
 }
 

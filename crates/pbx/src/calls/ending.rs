@@ -81,6 +81,7 @@ impl Calls {
             return;
         }
         if call
+            .handover
             .resume
             .as_ref()
             .is_some_and(|r| r.request == leg.request)
@@ -88,7 +89,7 @@ impl Calls {
             self.resume_failed(leg.call, 408);
             return;
         }
-        if call.transfer.as_ref().is_some_and(|t| {
+        if call.handover.transfer.as_ref().is_some_and(|t| {
             t.branches
                 .iter()
                 .any(|b| b.request_id == leg.request && b.final_status.is_none())
@@ -139,12 +140,12 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if (side == Leg::B && call.b.is_none()) || call.gone[idx(side)] {
+        if (side == Leg::B && call.b.is_none()) || call.handover.gone[idx(side)] {
             return;
         }
         let peer = call.peer(side);
-        let transport = transport_token(peer.transport);
-        let Some(via_addr) = local.for_transport(transport) else {
+        let transport = peer.transport;
+        let Some(via_addr) = local.address_for(transport) else {
             return;
         };
         let dialog = call.dialog_mut(side);
@@ -153,7 +154,9 @@ impl Calls {
         }
         dialog.local_cseq += 1;
         let seq = dialog.local_cseq;
-        let bye = bodyless(dialog, "BYE", seq, transport, via_addr);
+        let Some(bye) = built(bodyless(dialog, "BYE", seq, transport, via_addr)) else {
+            return;
+        };
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,
@@ -177,11 +180,12 @@ impl Calls {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
-        if call.app.is_some() {
+        if call.diversion.app.is_some() {
             self.outputs.push(CallOutput::StopApp { call: id });
         }
         // A transfer target still ringing is cancelled.
         for b in call
+            .handover
             .transfer
             .iter()
             .flat_map(|t| t.branches.iter())
@@ -200,7 +204,7 @@ impl Calls {
         if let Some(b) = &call.b {
             self.dialogs.remove(&b.dialog.key());
         }
-        for key in &call.detached {
+        for key in &call.handover.detached {
             self.detached.remove(key);
         }
         let disposition = if call.answered_at.is_some() {

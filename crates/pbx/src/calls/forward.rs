@@ -98,8 +98,8 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        call.hops += 1;
-        if call.hops > MAX_HOPS {
+        call.diversion.hops += 1;
+        if call.diversion.hops > MAX_HOPS {
             self.forward_loop(id, media, wall);
             return;
         }
@@ -108,7 +108,7 @@ impl Calls {
         call.failures.clear();
         call.failover.clear();
         call.state = State::Forwarding;
-        call.pending = Some(Pending::Forward(reason));
+        call.diversion.pending = Some(Pending::Forward(reason));
         tracing::debug!(call = id, from = %call.callee.number, %target, reason = reason.as_str(), "forwarding");
         self.outputs.push(CallOutput::Respond(Response {
             tx: call.invite_tx,
@@ -140,7 +140,7 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        match call.pending.take() {
+        match call.diversion.pending.take() {
             Some(Pending::Forward(reason)) if call.state == State::Forwarding => {
                 self.forward_resolved(id, reason, resolved, media, now, wall);
             }
@@ -172,7 +172,7 @@ impl Calls {
                 let Some(call) = self.calls.get(&id) else {
                     return;
                 };
-                if call.chain.contains(&party.number) {
+                if call.diversion.chain.contains(&party.number) {
                     self.forward_loop(id, media, wall);
                     return;
                 }
@@ -182,7 +182,7 @@ impl Calls {
                 let Some(call) = self.calls.get_mut(&id) else {
                     return;
                 };
-                call.chain.push(party.number.clone());
+                call.diversion.chain.push(party.number.clone());
                 call.callee = party;
                 // The new callee forwards everything too: follow it (the chain stops loops).
                 if let Some(next) = call.callee.forward.always.clone() {
@@ -229,7 +229,7 @@ impl Calls {
         };
         call.state = State::Ringing;
         call.failover = failover;
-        call.ringing_deadline = now + self.ring_time(&call.callee);
+        call.timers.ringing_deadline = now + self.ring_time(&call.callee);
         let (offer, b_port, advertise, max_forwards) = (
             call.offer.clone(),
             call.b_port,

@@ -42,17 +42,17 @@ impl Calls {
             // The answerer's keys (one of those Palisade offered it), and Palisade's fresh key for the offerer.
             let answered = sdp::security(msg.body());
             if let Some((theirs, ours)) =
-                answered_keys(&call.pending_offer[idx(other)], &answered.crypto)
+                answered_keys(&call.keys.pending_offer[idx(other)], &answered.crypto)
             {
                 media.set_crypto(call.media, other, leg_crypto(&theirs, &ours));
             }
             let mut ours_for_offerer = Vec::new();
-            if let Some(theirs) = call.pending_rx[idx(to)].take() {
+            if let Some(theirs) = call.keys.pending_rx[idx(to)].take() {
                 let ours = theirs.answer();
                 media.set_crypto(call.media, to, leg_crypto(&theirs, &ours));
                 ours_for_offerer.push(ours);
             }
-            call.pending_offer[idx(other)].clear();
+            call.keys.pending_offer[idx(other)].clear();
             if let Some(port) = media.local_port(call.media, to) {
                 body = sdp::rewrite_with_crypto(
                     msg.body(),
@@ -83,11 +83,20 @@ impl Calls {
         if relayed.method == Method::Invite && (200..300).contains(&status) {
             let seq = msg.cseq().map(|c| c.seq).unwrap_or(1);
             let peer = call.peer(other);
-            let transport = transport_token(peer.transport);
-            if let Some(via_addr) = local.for_transport(transport) {
-                let dialog = call.dialog(other);
-                let ack = bodyless(dialog, "ACK", seq, transport, via_addr);
-                self.outputs.push(CallOutput::SendRaw { bytes: ack, peer });
+            let transport = peer.transport;
+            if let Some(ack) = local.address_for(transport).and_then(|via_addr| {
+                built(bodyless(
+                    call.dialog(other),
+                    "ACK",
+                    seq,
+                    transport,
+                    via_addr,
+                ))
+            }) {
+                self.outputs.push(CallOutput::SendRaw {
+                    bytes: ack.wire(),
+                    peer,
+                });
             }
         }
         let call = self.calls.get_mut(&id).expect("present");
@@ -142,7 +151,7 @@ impl Calls {
             return true;
         }
         dialog.remote_cseq = Some(seq);
-        if call.app.is_some() && side == Leg::A && method != Method::Bye {
+        if call.diversion.app.is_some() && side == Leg::A && method != Method::Bye {
             self.app_request(id, tx, msg, method, media, now);
             return true;
         }
@@ -172,7 +181,7 @@ impl Calls {
                 if method == Method::Invite || method == Method::Update {
                     // A refresh from the caller's side restarts its session timer.
                     if side == Leg::A
-                        && let Some((deadline, interval)) = call.session_deadline.as_mut()
+                        && let Some((deadline, interval)) = call.timers.session_deadline.as_mut()
                     {
                         *deadline = now + *interval;
                     }
@@ -213,7 +222,7 @@ impl Calls {
             return;
         };
         let to = from.other();
-        if call.gone[idx(to)] {
+        if call.handover.gone[idx(to)] {
             // The other side is a transferor that left while its transfer target rings: ask again later.
             let tag = call.dialog(from).local_tag.clone();
             self.respond(tx, 491, Some(&tag));
@@ -248,12 +257,12 @@ impl Calls {
             // Fresh keys on every new offer: the offerer's key is kept for the answer Palisade will give it, and
             // the other leg gets a new key from Palisade (never the offerer's: keys stay on their own leg).
             let secure = &sdp::security(msg.body());
-            call.pending_rx[idx(from)] = if call.secure[idx(from)] {
+            call.keys.pending_rx[idx(from)] = if call.keys.secure[idx(from)] {
                 ::media::sdes::choose(secure.crypto.iter().map(String::as_str))
             } else {
                 None
             };
-            call.pending_offer[idx(to)] = if call.secure[idx(to)] {
+            call.keys.pending_offer[idx(to)] = if call.keys.secure[idx(to)] {
                 offer_keys()
             } else {
                 Vec::new()
@@ -263,7 +272,7 @@ impl Calls {
                     msg.body(),
                     media.advertise_ip(),
                     port,
-                    &call.pending_offer[idx(to)],
+                    &call.keys.pending_offer[idx(to)],
                 )
                 .map(|b| ("application/sdp".to_string(), b));
             }
@@ -281,8 +290,8 @@ impl Calls {
             body = Some((ct, msg.body_bytes()));
         }
         let peer = call.peer(to);
-        let transport = transport_token(peer.transport);
-        let Some(via_addr) = local.for_transport(transport) else {
+        let transport = peer.transport;
+        let Some(via_addr) = local.address_for(transport) else {
             self.respond(tx, 500, None);
             return;
         };
@@ -295,7 +304,7 @@ impl Calls {
                 extra.push((h, v.to_string()));
             }
         }
-        let request = dialog.request(
+        let Some(request) = built(dialog.request(
             &method_text,
             seq,
             &via(transport, via_addr),
@@ -303,7 +312,9 @@ impl Calls {
             70,
             &extra,
             body.as_ref().map(|(ct, b)| (ct.as_str(), b.clone())),
-        );
+        )) else {
+            return;
+        };
         let request_id = self.next_id + 1;
         self.next_id = request_id;
         let call = self.calls.get_mut(&id).expect("present");
@@ -329,7 +340,7 @@ impl Calls {
         };
         if side == Leg::A && call.state == State::Answered {
             call.state = State::Confirmed;
-            call.retransmit_2xx = None;
+            call.timers.retransmit_2xx = None;
         }
     }
 }

@@ -50,7 +50,6 @@ pub use forward::{
 pub use media::{Leg, MediaControl, MediaError, MediaId, NoMedia};
 pub use origin::{DialogLeg, SourceCheck, check_source};
 pub use sdp::AppCodec;
-pub use wire::transport_of;
 
 use branches::*;
 use keys::*;
@@ -106,6 +105,11 @@ impl LocalAddrs {
             .iter()
             .find(|(t, _)| t.eq_ignore_ascii_case(transport))
             .map(|(_, a)| *a)
+    }
+
+    /// The address to put in Via and Contact of what leaves by `transport`.
+    pub fn address_for(&self, transport: sip::Transport) -> Option<SocketAddr> {
+        self.for_transport(transport.via_token())
     }
 }
 
@@ -202,18 +206,20 @@ pub enum CallOutput {
     AllocateMedia { call: u64 },
     /// Send a response in server transaction `tx`, built from the request that opened it.
     Respond(Response),
-    /// Send a new request in a client transaction; report its responses with `leg`.
+    /// Send a new request in a client transaction; report its responses with `leg`. The request is the built
+    /// message itself, so the endpoint hands it to the transaction layer without parsing it again.
     SendRequest {
         leg: LegKey,
-        request: Bytes,
+        request: Message,
         peer: Peer,
     },
     /// Send bytes outside any transaction (the ACK for a 2xx).
     SendRaw { bytes: Bytes, peer: Peer },
     /// Cancel the pending INVITE sent for `leg`.
     Cancel { leg: LegKey },
-    /// Send again the 2xx last sent in server transaction `tx` (no ACK yet, RFC 3261 §13.3.1.4).
-    Retransmit { tx: ServerTxId },
+    /// Send `response` again in server transaction `tx`: the 2xx to the caller's INVITE, not yet ACKed (RFC 3261
+    /// §13.3.1.4). The bytes are those the endpoint reported with [`Calls::answer_sent`].
+    Retransmit { tx: ServerTxId, response: Bytes },
     /// A call ended: store its record.
     Record(CallRecord),
     /// Start a media application for `call` (voicemail); answer with [`Calls::app_ready`] or
@@ -323,7 +329,7 @@ struct Branch {
     /// The INVITE's body, Via address, transport and Max-Forwards, to send it again with credentials.
     body: Bytes,
     via_addr: SocketAddr,
-    transport: String,
+    transport: sip::Transport,
     max_forwards: u8,
     /// A trunk branch that has not answered at all by this time is given up (and the next trunk tried), long
     /// before timer B's 32 s.
@@ -343,8 +349,7 @@ pub struct Target {
     pub from_user: String,
     /// The address to send to.
     pub source: SocketAddr,
-    /// `UDP`, `TCP`, `TLS`.
-    pub transport: String,
+    pub transport: sip::Transport,
     /// Credentials for the target's digest challenges (trunks).
     pub credentials: Option<(String, String)>,
     /// A trunk (given up after a few seconds of silence, then the next one is tried).
@@ -363,6 +368,68 @@ struct Relayed {
     method: Method,
 }
 
+/// The deadlines of one call (run by `timers.rs`).
+struct CallTimers {
+    /// Ringing with no answer ends here (480, or the mailbox).
+    ringing_deadline: Instant,
+    /// The longest call ends here, whatever happens.
+    ends_at: Instant,
+    /// Session-timer deadline on the caller's leg (RFC 4028), when the caller asked for one.
+    session_deadline: Option<(Instant, Duration)>,
+    /// Retransmission of the 2xx to the caller until its ACK arrives (RFC 3261 §13.3.1.4).
+    retransmit_2xx: Option<timers::Retransmission>,
+}
+
+/// The SRTP state of one call's two legs (`keys.rs`).
+struct CallKeys {
+    /// Per leg (A, B): whether its media is SRTP.
+    secure: [bool; 2],
+    /// The key the caller offered (what it encrypts with) and Palisade's key toward it, when leg A is SRTP.
+    a_keys: Option<(CryptoAttribute, CryptoAttribute)>,
+    /// Keys of a re-INVITE/UPDATE offer in flight, per leg: what the offering side sent, and what Palisade
+    /// offered the other side.
+    pending_rx: [Option<CryptoAttribute>; 2],
+    pending_offer: [Vec<CryptoAttribute>; 2],
+}
+
+/// Where a call goes instead of (or after) its first callee: a media application (`apps.rs`) and forwards
+/// (`forward.rs`).
+struct Diversion {
+    /// The media application answering this call instead of a phone.
+    app: Option<AppKind>,
+    /// The application's session description (its answer, in the callee's place).
+    app_sdp: Option<Bytes>,
+    /// The extensions the call was forwarded through, the original callee first (loop detection).
+    chain: Vec<String>,
+    /// Forwards followed so far.
+    hops: usize,
+    /// What the service is routing for this call (a forward or a transfer target).
+    pending: Option<forward::Pending>,
+}
+
+/// The transfer side of a call (`transfer.rs`).
+#[derive(Default)]
+struct Handover {
+    /// A blind transfer in progress (the target ringing).
+    transfer: Option<transfer::Transfer>,
+    /// Per leg: REFERs accepted in its dialog (the `id` of the refer event package, RFC 3515 §2.4.6).
+    refers: [u32; 2],
+    /// Per leg: that side left (a transferor that hung up while its transfer target rang).
+    gone: [bool; 2],
+    /// Dialogs of transferors handed over to a transfer target: a BYE crossing Palisade's gets 200.
+    detached: Vec<(String, String, String)>,
+    /// After a transfer, the parties of the call record: the transferee and the target.
+    cdr_parties: Option<(String, String)>,
+    /// After a transfer: the transferee's leg still to be taken off hold, with the target's answer (sent once no
+    /// other INVITE is in flight on that leg).
+    resume_due: Option<(Leg, Bytes)>,
+    /// Palisade's own re-INVITE taking a transferee off hold.
+    resume: Option<transfer::Resume>,
+}
+
+/// One call: its parties and state, then its parts grouped by concern — the caller's leg (`a`), the callee's
+/// branches (`b`, `branches`, `failover`, `retired`), the relay session, `timers`, SRTP `keys`, the media
+/// application answering it, forwards, and a transfer in progress.
 struct Call {
     call_id_a: String,
     caller: Party,
@@ -380,62 +447,30 @@ struct Call {
     media: MediaId,
     started_at: SystemTime,
     answered_at: Option<SystemTime>,
-    ringing_deadline: Instant,
-    ends_at: Instant,
-    /// Session-timer deadline on the caller's leg (RFC 4028), when the caller asked for one.
-    session_deadline: Option<(Instant, Duration)>,
-    /// Retransmission of the 2xx to the caller until its ACK arrives (RFC 3261 §13.3.1.4): next time, interval,
-    /// and when to give up.
-    retransmit_2xx: Option<(Instant, Duration, Instant)>,
+    /// When the call's own clocks run out.
+    timers: CallTimers,
     relayed: BTreeMap<u64, Relayed>,
     /// Failures collected from branches, for choosing the answer to the caller.
     failures: Vec<u16>,
-    /// Per leg (A, B): whether its media is SRTP.
-    secure: [bool; 2],
-    /// The key the caller offered (what it encrypts with) and Palisade's key toward it, when leg A is SRTP.
-    a_keys: Option<(CryptoAttribute, CryptoAttribute)>,
-    /// Keys of a re-INVITE/UPDATE offer in flight, per leg: what the offering side sent, and what Palisade
-    /// offered the other side.
-    pending_rx: [Option<CryptoAttribute>; 2],
-    pending_offer: [Vec<CryptoAttribute>; 2],
+    /// The SRTP state of both legs.
+    keys: CallKeys,
     /// Trunks still to try, in order, if the current one fails.
     failover: Vec<Target>,
     /// Media port and address for ringing a failover target.
     b_port: Option<u16>,
     advertise: std::net::IpAddr,
     max_forwards: u8,
-    /// The media application answering this call instead of a phone.
-    app: Option<AppKind>,
-    /// The application's session description (its answer, in the callee's place).
-    app_sdp: Option<Bytes>,
-    /// The extensions the call was forwarded through, the original callee first (loop detection).
-    chain: Vec<String>,
-    /// Forwards followed so far.
-    hops: usize,
-    /// What the service is routing for this call (a forward or a transfer target).
-    pending: Option<forward::Pending>,
+    /// Where the call is diverted: a media application, forwards.
+    diversion: Diversion,
     /// Branches of earlier targets (before a forward or a transfer): a late 2xx from one is hung up.
     retired: Vec<Branch>,
-    /// A blind transfer in progress (the target ringing).
-    transfer: Option<transfer::Transfer>,
+    /// Blind transfers: the one in progress, the REFERs, and what a completed one left behind.
+    handover: Handover,
     /// Per leg: the session description of the last completed offer/answer (the codecs that leg agreed on).
     answers: [Option<Bytes>; 2],
-    /// Per leg: REFERs accepted in its dialog (the `id` of the refer event package, RFC 3515 §2.4.6).
-    refers: [u32; 2],
-    /// Per leg: that side left (a transferor that hung up while its transfer target rang).
-    gone: [bool; 2],
-    /// Dialogs of transferors handed over to a transfer target: a BYE crossing Palisade's gets 200.
-    detached: Vec<(String, String, String)>,
-    /// After a transfer, the parties of the call record: the transferee and the target.
-    cdr_parties: Option<(String, String)>,
     /// Per leg: the session description Palisade last sent that leg (its origin is the one a new offer of
     /// Palisade's own continues).
     sent: [Option<Bytes>; 2],
-    /// After a transfer: the transferee's leg still to be taken off hold, with the target's answer (sent once no
-    /// other INVITE is in flight on that leg).
-    resume_due: Option<(Leg, Bytes)>,
-    /// Palisade's own re-INVITE taking a transferee off hold.
-    resume: Option<transfer::Resume>,
 }
 
 /// Every call in progress.
@@ -491,10 +526,10 @@ impl Calls {
         peer: &Peer,
         extra: &[(HeaderName, String)],
         body: Option<(&str, Bytes)>,
-    ) -> Option<Bytes> {
-        let transport = transport_token(peer.transport);
-        let via_addr = self.local.for_transport(transport)?;
-        Some(dialog.request(
+    ) -> Option<Message> {
+        let transport = peer.transport;
+        let via_addr = self.local.address_for(transport)?;
+        built(dialog.request(
             method,
             cseq,
             &via(transport, via_addr),
@@ -632,7 +667,8 @@ impl Calls {
 impl Call {
     /// The caller and callee of the call record (after a transfer: the transferee and the target).
     fn record_parties(&self) -> (String, String) {
-        self.cdr_parties
+        self.handover
+            .cdr_parties
             .clone()
             .unwrap_or_else(|| (self.caller.number.clone(), self.callee.number.clone()))
     }

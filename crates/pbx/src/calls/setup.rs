@@ -11,9 +11,9 @@ use sip::{HeaderName, Message};
 use ::media::sdes::CryptoAttribute;
 
 use super::{
-    AppKind, Call, CallOutput, Calls, Dialog, Disposition, ForwardReason, HungUpBy, Leg,
-    MediaControl, MediaError, MediaId, Party, Response, State, Target, leg_crypto, new_tag,
-    point_leg, sdp,
+    AppKind, Call, CallKeys, CallOutput, CallTimers, Calls, Dialog, Disposition, Diversion,
+    ForwardReason, Handover, HungUpBy, Leg, MediaControl, MediaError, MediaId, Party, Response,
+    State, Target, leg_crypto, new_tag, point_leg, sdp,
 };
 use crate::model::SrtpMode;
 use crate::registrar::Binding;
@@ -70,7 +70,7 @@ impl Calls {
                 to_uri: format!("<sip:{}@{}>", c.aor, self.local.domain),
                 from_user: from_user.to_string(),
                 source: c.source,
-                transport: c.transport.via_token().to_string(),
+                transport: c.transport,
                 credentials: None,
                 is_trunk: false,
                 srtp: None,
@@ -267,7 +267,7 @@ impl Calls {
                 }
             }
             if let Some(call) = self.calls.get_mut(&id) {
-                call.app = Some(kind);
+                call.diversion.app = Some(kind);
             }
         }
     }
@@ -344,41 +344,41 @@ impl Calls {
             media: media_id,
             started_at: wall,
             answered_at: None,
-            ringing_deadline: now + self.config.no_answer,
-            ends_at: now + self.config.max_duration,
-            session_deadline,
-            retransmit_2xx: None,
+            timers: CallTimers {
+                ringing_deadline: now + self.config.no_answer,
+                ends_at: now + self.config.max_duration,
+                session_deadline,
+                retransmit_2xx: None,
+            },
             relayed: BTreeMap::new(),
             sent: [None, None],
-            resume_due: None,
-            resume: None,
             failures: Vec::new(),
-            secure: [a_keys.is_some(), false],
-            a_keys,
-            pending_rx: [None, None],
-            pending_offer: [Vec::new(), Vec::new()],
+            keys: CallKeys {
+                secure: [a_keys.is_some(), false],
+                a_keys,
+                pending_rx: [None, None],
+                pending_offer: [Vec::new(), Vec::new()],
+            },
             failover: Vec::new(),
             b_port: None,
             advertise: media.advertise_ip(),
             max_forwards: 70,
-            app: None,
-            app_sdp: None,
-            chain: if callee_is_extension {
-                vec![callee_number]
-            } else {
-                Vec::new()
+            diversion: Diversion {
+                app: None,
+                app_sdp: None,
+                chain: if callee_is_extension {
+                    vec![callee_number]
+                } else {
+                    Vec::new()
+                },
+                hops: 0,
+                pending: None,
             },
-            hops: 0,
-            pending: None,
             retired: Vec::new(),
-            transfer: None,
+            handover: Handover::default(),
             answers: [None, None],
-            refers: [0, 0],
-            gone: [false, false],
-            detached: Vec::new(),
-            cdr_parties: None,
         };
-        call.ringing_deadline = now + self.ring_time(&call.callee);
+        call.timers.ringing_deadline = now + self.ring_time(&call.callee);
         self.respond(tx, 100, None);
         let max_forwards = msg
             .max_forwards()

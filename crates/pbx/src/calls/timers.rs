@@ -3,12 +3,52 @@
 
 use super::*;
 
+/// The 2xx to the caller's INVITE, sent again until its ACK arrives (RFC 3261 §13.3.1.4). The one place that holds
+/// both the schedule and the bytes: the endpoint builds the 2xx and gives it back with [`Calls::answer_sent`].
+#[derive(Debug, Clone)]
+pub(super) struct Retransmission {
+    next_at: Instant,
+    interval: Duration,
+    give_up_at: Instant,
+    /// The 2xx as sent; `None` until the endpoint reported it (then only the give-up runs).
+    response: Option<Bytes>,
+}
+
+impl Retransmission {
+    /// The schedule of a 2xx sent at `now`: T1, doubling up to T2, given up after 64·T1.
+    pub(super) fn start(now: Instant) -> Self {
+        Retransmission {
+            next_at: now + T1,
+            interval: T1,
+            give_up_at: now + T1 * 64,
+            response: None,
+        }
+    }
+}
+
 impl Calls {
+    /// The endpoint sent `response`, a 2xx in server transaction `tx`: kept for retransmission if `tx` is the
+    /// INVITE of a call waiting for its ACK (a 2xx to a re-INVITE is not retransmitted by Palisade).
+    pub fn answer_sent(&mut self, tx: ServerTxId, response: Bytes) {
+        if let Some(r) = self
+            .calls
+            .values_mut()
+            .filter(|c| c.invite_tx == tx)
+            .find_map(|c| c.timers.retransmit_2xx.as_mut())
+        {
+            r.response = Some(response);
+        }
+    }
+
     /// Runs the call timers: no answer, 2xx retransmission, session timer, maximum length, media timeout.
     pub fn handle_timeout(&mut self, media: &mut dyn MediaControl, now: Instant, wall: SystemTime) {
         let ids: Vec<u64> = self.calls.keys().copied().collect();
         for id in ids {
-            if self.calls.get(&id).is_some_and(|c| c.transfer.is_some()) {
+            if self
+                .calls
+                .get(&id)
+                .is_some_and(|c| c.handover.transfer.is_some())
+            {
                 self.transfer_timeout(id, media, now, wall);
             }
             let Some(call) = self.calls.get_mut(&id) else {
@@ -33,7 +73,7 @@ impl Calls {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
-            if call.state == State::Ringing && now >= call.ringing_deadline {
+            if call.state == State::Ringing && now >= call.timers.ringing_deadline {
                 let tag = call.a.local_tag.clone();
                 for b in call
                     .branches
@@ -66,10 +106,10 @@ impl Calls {
                 );
                 continue;
             }
-            if let Some((at, interval, give_up)) = call.retransmit_2xx.as_mut()
-                && now >= *at
+            if let Some(r) = call.timers.retransmit_2xx.as_mut()
+                && now >= r.next_at
             {
-                if now >= *give_up {
+                if now >= r.give_up_at {
                     // No ACK after 64·T1: the caller is gone. End the call on both sides.
                     self.send_bye(id, Leg::B, media);
                     self.send_bye(id, Leg::A, media);
@@ -83,17 +123,19 @@ impl Calls {
                     );
                     continue;
                 }
-                *interval = (*interval * 2).min(T2);
-                *at = now + *interval;
-                let tx = call.invite_tx;
-                self.outputs.push(CallOutput::Retransmit { tx });
+                r.interval = (r.interval * 2).min(T2);
+                r.next_at = now + r.interval;
+                if let Some(response) = r.response.clone() {
+                    let tx = call.invite_tx;
+                    self.outputs.push(CallOutput::Retransmit { tx, response });
+                }
             }
             let call = self.calls.get_mut(&id).expect("present");
-            let session_expired = call.session_deadline.is_some_and(|(d, _)| now >= d);
+            let session_expired = call.timers.session_deadline.is_some_and(|(d, _)| now >= d);
             let idle = media
                 .idle_for(call.media, now)
                 .is_some_and(|i| i >= self.config.media_timeout);
-            let reason = if now >= call.ends_at {
+            let reason = if now >= call.timers.ends_at {
                 Some("max_duration")
             } else if session_expired {
                 Some("session_timer")
@@ -122,16 +164,17 @@ impl Calls {
         self.calls
             .values()
             .flat_map(|c| {
-                let ringing = (c.state == State::Ringing).then_some(c.ringing_deadline);
-                let retransmit = c.retransmit_2xx.as_ref().map(|(at, _, _)| *at);
+                let ringing = (c.state == State::Ringing).then_some(c.timers.ringing_deadline);
+                let retransmit = c.timers.retransmit_2xx.as_ref().map(|r| r.next_at);
                 let silent = c
                     .branches
                     .iter()
                     .filter(|b| b.final_status.is_none())
                     .filter_map(|b| b.silent_deadline)
                     .min();
-                let session = c.session_deadline.map(|(d, _)| d);
+                let session = c.timers.session_deadline.map(|(d, _)| d);
                 let transfer = c
+                    .handover
                     .transfer
                     .as_ref()
                     .and_then(transfer::Transfer::next_deadline);
@@ -141,7 +184,7 @@ impl Calls {
                     session,
                     silent,
                     transfer,
-                    Some(c.ends_at),
+                    Some(c.timers.ends_at),
                 ]
                 .into_iter()
                 .flatten()

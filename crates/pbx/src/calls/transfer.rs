@@ -32,8 +32,8 @@ use super::forward::{Pending, Resolved, warning};
 use super::{
     Branch, CallOutput, CallRecord, Calls, Disposition, ForwardReason, HungUpBy, Leg, LegKey,
     MAX_FORWARD_HOPS, MediaControl, OutgoingFrom, Party, Response, State, Target, answered_keys,
-    best_failure, bodyless, contact_header, contact_uri, idx, leg_crypto, point_leg,
-    reauthenticate, sdp, transport_token, via,
+    best_failure, bodyless, built, contact_header, contact_uri, idx, leg_crypto, point_leg,
+    reauthenticate, sdp, via,
 };
 use crate::model::SrtpMode;
 use ::media::sdes::CryptoAttribute;
@@ -109,7 +109,10 @@ pub(super) struct Resume {
 impl super::Call {
     /// Palisade's own re-INVITE is waiting for its final response.
     pub(super) fn resume_in_flight(&self) -> bool {
-        self.resume.as_ref().is_some_and(|r| r.ack.is_none())
+        self.handover
+            .resume
+            .as_ref()
+            .is_some_and(|r| r.ack.is_none())
     }
 }
 
@@ -170,7 +173,7 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        call.refers[idx(side)] += 1;
+        call.handover.refers[idx(side)] += 1;
         let tag = call.dialog(side).local_tag.clone();
         let refusal: Option<(u16, &str, Option<&str>)> = if !call.party(side).extension {
             Some((
@@ -178,9 +181,12 @@ impl Calls {
                 "Forbidden (only extensions may transfer)",
                 Some("transfer_not_allowed"),
             ))
-        } else if call.state != State::Confirmed || call.app.is_some() {
+        } else if call.state != State::Confirmed || call.diversion.app.is_some() {
             Some((403, "Forbidden (the call is not established)", None))
-        } else if call.transfer.is_some() || call.pending.is_some() || call.gone.contains(&true) {
+        } else if call.handover.transfer.is_some()
+            || call.diversion.pending.is_some()
+            || call.handover.gone.contains(&true)
+        {
             Some((491, "Request Pending (a transfer is in progress)", None))
         } else {
             match refer_target(msg) {
@@ -192,14 +198,14 @@ impl Calls {
                 Err(ReferError::Bad(why)) => Some((400, why, None)),
                 Ok(number) => {
                     let seq = msg.cseq().map(|c| c.seq).unwrap_or(0);
-                    let event = if call.refers[idx(side)] == 1 {
+                    let event = if call.handover.refers[idx(side)] == 1 {
                         "refer".to_string()
                     } else {
                         format!("refer;id={seq}")
                     };
                     let from = call.party(side).number.clone();
                     tracing::info!(call = id, %from, target = %number, "transfer requested");
-                    call.pending = Some(Pending::Transfer(PendingTransfer {
+                    call.diversion.pending = Some(Pending::Transfer(PendingTransfer {
                         tx,
                         side,
                         event,
@@ -298,7 +304,7 @@ impl Calls {
                     p.hops += 1;
                     p.chain.push(party.number.clone());
                     let source = call.peer(p.side);
-                    call.pending = Some(Pending::Transfer(p));
+                    call.diversion.pending = Some(Pending::Transfer(p));
                     self.outputs.push(CallOutput::Forward {
                         call: id,
                         from: party.number,
@@ -368,7 +374,7 @@ impl Calls {
         let advertise = media.advertise_ip();
         let display_name = call.party(transferee).display_name.clone();
         let srtp = target.srtp;
-        call.transfer = Some(Transfer {
+        call.handover.transfer = Some(Transfer {
             side,
             event: p.event.clone(),
             transferor_gone: false,
@@ -394,7 +400,11 @@ impl Calls {
             }
         }
         let rung = !branches.is_empty();
-        if let Some(t) = self.calls.get_mut(&id).and_then(|c| c.transfer.as_mut()) {
+        if let Some(t) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.handover.transfer.as_mut())
+        {
             t.branches = branches;
         }
         if !rung {
@@ -419,7 +429,7 @@ impl Calls {
         let Some(t) = self
             .calls
             .get_mut(&leg.call)
-            .and_then(|c| c.transfer.as_mut())
+            .and_then(|c| c.handover.transfer.as_mut())
         else {
             return;
         };
@@ -463,7 +473,11 @@ impl Calls {
         now: Instant,
         wall: SystemTime,
     ) {
-        let Some(t) = self.calls.get_mut(&id).and_then(|c| c.transfer.as_mut()) else {
+        let Some(t) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.handover.transfer.as_mut())
+        else {
             return;
         };
         let Some(b) = t
@@ -486,7 +500,10 @@ impl Calls {
                 srtp: t.target.srtp,
             };
             if let Some(b) = self.new_branch(id, next, &offer, port, advertise, 70, from, now)
-                && let Some(t) = self.calls.get_mut(&id).and_then(|c| c.transfer.as_mut())
+                && let Some(t) = self
+                    .calls
+                    .get_mut(&id)
+                    .and_then(|c| c.handover.transfer.as_mut())
             {
                 t.branches.push(b);
                 return;
@@ -495,7 +512,7 @@ impl Calls {
         let failures = self
             .calls
             .get(&id)
-            .and_then(|c| c.transfer.as_ref())
+            .and_then(|c| c.handover.transfer.as_ref())
             .map(|t| t.failures.clone())
             .unwrap_or_default();
         self.fail_transfer(id, best_failure(&failures), media, wall);
@@ -514,7 +531,7 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(mut t) = call.transfer.take() else {
+        let Some(mut t) = call.handover.transfer.take() else {
             return;
         };
         let mut branch = t.branches[bi].clone();
@@ -530,18 +547,19 @@ impl Calls {
         }) {
             branch.dialog.remote_target = target;
         }
-        let transport = transport_token(branch.peer.transport);
-        let via_addr = local.for_transport(transport);
-        if let Some(via_addr) = via_addr {
-            let ack = bodyless(
+        let transport = branch.peer.transport;
+        let via_addr = local.address_for(transport);
+        if let Some(ack) = via_addr.and_then(|via_addr| {
+            built(bodyless(
                 &branch.dialog,
                 "ACK",
                 branch.invite_cseq,
                 transport,
                 via_addr,
-            );
+            ))
+        }) {
             self.outputs.push(CallOutput::SendRaw {
-                bytes: ack,
+                bytes: ack.wire(),
                 peer: branch.peer,
             });
         }
@@ -563,14 +581,15 @@ impl Calls {
         let keys = answered_keys(&branch.offered_keys, &sdp::security(msg.body()).crypto);
         if keys.is_none() && t.target.srtp == SrtpMode::Enforced {
             // The target's phone answered without SRTP although its extension requires it.
-            if let Some(via_addr) = via_addr {
-                let bye = bodyless(
+            if let Some(bye) = via_addr.and_then(|via_addr| {
+                built(bodyless(
                     &branch.dialog,
                     "BYE",
                     branch.invite_cseq + 1,
                     transport,
                     via_addr,
-                );
+                ))
+            }) {
                 self.outputs.push(CallOutput::SendRequest {
                     leg: LegKey {
                         call: id,
@@ -581,7 +600,7 @@ impl Calls {
                 });
             }
             t.failures.push(488);
-            call.transfer = Some(t);
+            call.handover.transfer = Some(t);
             self.fail_transfer(id, 488, media, wall);
             return;
         }
@@ -603,9 +622,9 @@ impl Calls {
             keys.as_ref()
                 .and_then(|(theirs, ours)| leg_crypto(theirs, ours)),
         );
-        call.secure[idx(side)] = keys.is_some();
-        call.pending_rx[idx(side)] = None;
-        call.pending_offer[idx(side)].clear();
+        call.keys.secure[idx(side)] = keys.is_some();
+        call.keys.pending_rx[idx(side)] = None;
+        call.keys.pending_offer[idx(side)].clear();
         // What the transferee sent the transferor and is still unanswered will never be: it asks again later
         // (and reaches the target).
         let stale: Vec<u64> = call
@@ -627,7 +646,7 @@ impl Calls {
                 }));
             }
         }
-        call.pending_rx[idx(transferee)] = None;
+        call.keys.pending_rx[idx(transferee)] = None;
         // The transferor: the final NOTIFY, then BYE; its dialog is kept only to answer a crossing BYE.
         if !t.transferor_gone {
             self.notify(id, side, &t.event, "SIP/2.0 200 OK", true);
@@ -636,7 +655,7 @@ impl Calls {
                 let key = call.dialog(side).key();
                 self.dialogs.remove(&key);
                 self.detached.insert(key.clone(), id);
-                call.detached.push(key);
+                call.handover.detached.push(key);
             }
         }
         let Some(call) = self.calls.get_mut(&id) else {
@@ -667,13 +686,13 @@ impl Calls {
             Leg::A => {
                 call.a = branch.dialog.clone();
                 call.a_peer = branch.peer;
-                call.session_deadline = None;
-                call.a_keys = None;
+                call.timers.session_deadline = None;
+                call.keys.a_keys = None;
             }
         }
         self.dialogs.insert(new_key, (id, side));
-        call.gone[idx(side)] = false;
-        call.cdr_parties = Some((
+        call.handover.gone[idx(side)] = false;
+        call.handover.cdr_parties = Some((
             call.party(transferee).number.clone(),
             t.target.number.clone(),
         ));
@@ -686,7 +705,7 @@ impl Calls {
         call.answers[idx(side)] = Some(msg.body_bytes());
         call.sent[idx(side)] = Some(branch_body);
         // A transferee the transferor had put on hold is taken off it by Palisade (nobody else will).
-        call.resume_due = Some((transferee, msg.body_bytes()));
+        call.handover.resume_due = Some((transferee, msg.body_bytes()));
         self.resume(id, media);
     }
 
@@ -702,7 +721,7 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(t) = call.transfer.take() else {
+        let Some(t) = call.handover.transfer.take() else {
             return;
         };
         for b in t.branches {
@@ -739,15 +758,15 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
-        let Some(t) = call.transfer.as_mut().filter(|t| t.side == side) else {
+        let Some(t) = call.handover.transfer.as_mut().filter(|t| t.side == side) else {
             return false;
         };
         t.transferor_gone = true;
-        call.gone[idx(side)] = true;
+        call.handover.gone[idx(side)] = true;
         let key = call.dialog(side).key();
         self.dialogs.remove(&key);
         self.detached.insert(key.clone(), id);
-        call.detached.push(key);
+        call.handover.detached.push(key);
         true
     }
 
@@ -759,7 +778,11 @@ impl Calls {
         now: Instant,
         wall: SystemTime,
     ) {
-        let Some(t) = self.calls.get(&id).and_then(|c| c.transfer.as_ref()) else {
+        let Some(t) = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.handover.transfer.as_ref())
+        else {
             return;
         };
         let silent: Vec<u64> = t
@@ -775,7 +798,12 @@ impl Calls {
             });
             self.transfer_branch_final(id, request, 408, media, now, wall);
         }
-        if expired && self.calls.get(&id).is_some_and(|c| c.transfer.is_some()) {
+        if expired
+            && self
+                .calls
+                .get(&id)
+                .is_some_and(|c| c.handover.transfer.is_some())
+        {
             self.fail_transfer(id, 480, media, wall);
         }
     }
@@ -789,7 +817,7 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some((leg, agreed)) = call.resume_due.clone() else {
+        let Some((leg, agreed)) = call.handover.resume_due.clone() else {
             return;
         };
         // Not while an INVITE is in flight toward that leg (ours, or one relayed from the other side): its
@@ -802,14 +830,14 @@ impl Calls {
         {
             return;
         }
-        call.resume_due = None;
+        call.handover.resume_due = None;
         let current = call.answers[idx(leg)]
             .clone()
             .unwrap_or_else(|| call.offer.clone());
         if sdp::is_two_way(&current) {
             return;
         }
-        let keys = if call.secure[idx(leg)] {
+        let keys = if call.keys.secure[idx(leg)] {
             super::offer_keys()
         } else {
             Vec::new()
@@ -831,14 +859,14 @@ impl Calls {
             return;
         };
         let peer = call.peer(leg);
-        let transport = transport_token(peer.transport);
-        let Some(via_addr) = local.for_transport(transport) else {
+        let transport = peer.transport;
+        let Some(via_addr) = local.address_for(transport) else {
             return;
         };
         let dialog = call.dialog_mut(leg);
         dialog.local_cseq += 1;
         let cseq = dialog.local_cseq;
-        let request = dialog.request(
+        let Some(request) = built(dialog.request(
             "INVITE",
             cseq,
             &via(transport, via_addr),
@@ -846,12 +874,14 @@ impl Calls {
             70,
             &[],
             Some(("application/sdp", offer.clone())),
-        );
+        )) else {
+            return;
+        };
         tracing::info!(
             call = id,
             "transferee on hold: re-INVITE to take it off hold"
         );
-        call.resume = Some(Resume {
+        call.handover.resume = Some(Resume {
             side: leg,
             request: request_id,
             cseq,
@@ -882,7 +912,7 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(r) = call.resume.as_ref() else {
+        let Some(r) = call.handover.resume.as_ref() else {
             return;
         };
         if !(200..300).contains(&status) {
@@ -902,12 +932,12 @@ impl Calls {
             return;
         }
         let (leg, peer, cseq) = (r.side, r.peer, r.cseq);
-        let transport = transport_token(peer.transport);
+        let transport = peer.transport;
         // Empty when no local address serves the transport (nothing can be sent then).
         let ack = local
-            .for_transport(transport)
-            .map(|via_addr| {
-                call.dialog(leg).request(
+            .address_for(transport)
+            .and_then(|via_addr| {
+                built(call.dialog(leg).request(
                     "ACK",
                     cseq,
                     &via(transport, via_addr),
@@ -915,8 +945,9 @@ impl Calls {
                     70,
                     &[],
                     None,
-                )
+                ))
             })
+            .map(|ack| ack.wire())
             .unwrap_or_default();
         if !ack.is_empty() {
             self.outputs.push(CallOutput::SendRaw {
@@ -924,7 +955,7 @@ impl Calls {
                 peer,
             });
         }
-        let Some(r) = call.resume.as_mut() else {
+        let Some(r) = call.handover.resume.as_mut() else {
             return;
         };
         r.ack = Some(ack);
@@ -973,7 +1004,7 @@ impl Calls {
         if let Some(call) = self.calls.get_mut(&id)
             && call.resume_in_flight()
         {
-            call.resume = None;
+            call.handover.resume = None;
             tracing::warn!(
                 call = id,
                 status,
@@ -989,8 +1020,8 @@ impl Calls {
             return;
         };
         let peer = call.peer(side);
-        let transport = transport_token(peer.transport);
-        let Some(via_addr) = local.for_transport(transport) else {
+        let transport = peer.transport;
+        let Some(via_addr) = local.address_for(transport) else {
             return;
         };
         let state = if terminated {
@@ -1000,7 +1031,7 @@ impl Calls {
         };
         let dialog = call.dialog_mut(side);
         dialog.local_cseq += 1;
-        let request = dialog.request(
+        let Some(request) = built(dialog.request(
             "NOTIFY",
             dialog.local_cseq,
             &via(transport, via_addr),
@@ -1014,7 +1045,9 @@ impl Calls {
                 "message/sipfrag;version=2.0",
                 Bytes::from(format!("{frag}\r\n")),
             )),
-        );
+        )) else {
+            return;
+        };
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,

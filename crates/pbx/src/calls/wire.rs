@@ -1,6 +1,7 @@
-//! Wire helpers: transport tokens, Via and Contact values, tags and Call-IDs, dialog keys of a message.
+//! Wire helpers: Via and Contact values, tags and Call-IDs, dialog keys of a message.
 
 use super::*;
+use sip::Transport;
 
 /// (Call-ID, To tag, From tag) of a request from the other side of a dialog: its key as Palisade holds it.
 pub(super) fn dialog_key(msg: &Message) -> Option<(String, String, String)> {
@@ -10,36 +11,15 @@ pub(super) fn dialog_key(msg: &Message) -> Option<(String, String, String)> {
     Some((call_id, local, remote))
 }
 
-/// The transaction-layer transport for a Via/registration transport token (`UDP` when unknown).
-pub fn transport_of(token: &str) -> sip::transaction::Transport {
-    match token.to_ascii_uppercase().as_str() {
-        "TCP" => sip::transaction::Transport::Tcp,
-        "TLS" => sip::transaction::Transport::Tls,
-        "WS" => sip::transaction::Transport::Ws,
-        "WSS" => sip::transaction::Transport::Wss,
-        _ => sip::transaction::Transport::Udp,
-    }
-}
-
-pub(super) fn transport_token(t: sip::transaction::Transport) -> &'static str {
-    match t {
-        sip::transaction::Transport::Udp => "UDP",
-        sip::transaction::Transport::Tcp => "TCP",
-        sip::transaction::Transport::Tls => "TLS",
-        sip::transaction::Transport::Ws => "WS",
-        sip::transaction::Transport::Wss => "WSS",
-    }
-}
-
 /// A request without a body in `dialog` (ACK, BYE, …), with Palisade's Via and Contact for `transport` at
 /// `via_addr`.
 pub(super) fn bodyless(
     dialog: &Dialog,
     method: &str,
     cseq: u32,
-    transport: &str,
+    transport: Transport,
     via_addr: SocketAddr,
-) -> Bytes {
+) -> Result<Message, sip::ParseError> {
     dialog.request(
         method,
         cseq,
@@ -51,28 +31,26 @@ pub(super) fn bodyless(
     )
 }
 
-pub(super) fn via(transport: &str, addr: SocketAddr) -> String {
+pub(super) fn via(transport: Transport, addr: SocketAddr) -> String {
     format!(
         "SIP/2.0/{} {};branch=z9hG4bK{:016x};rport",
-        transport.to_ascii_uppercase(),
+        transport.via_token(),
         addr,
         rand::random::<u64>()
     )
 }
 
-pub(super) fn contact_uri(addr: SocketAddr, transport: &str) -> String {
-    match transport.to_ascii_uppercase().as_str() {
-        "UDP" => format!("<sip:{addr}>"),
-        "TLS" => format!("<sip:{addr};transport=tls>"),
-        t => format!("<sip:{addr};transport={}>", t.to_ascii_lowercase()),
+pub(super) fn contact_uri(addr: SocketAddr, transport: Transport) -> String {
+    match transport {
+        Transport::Udp => format!("<sip:{addr}>"),
+        t => format!("<sip:{addr};transport={}>", t.name()),
     }
 }
 
 pub(super) fn contact_header(local: &LocalAddrs, peer: &Peer) -> Option<(HeaderName, String)> {
-    let t = transport_token(peer.transport);
     local
-        .for_transport(t)
-        .map(|a| (HeaderName::Contact, contact_uri(a, t)))
+        .address_for(peer.transport)
+        .map(|a| (HeaderName::Contact, contact_uri(a, peer.transport)))
 }
 
 pub(super) fn new_tag() -> String {
@@ -85,4 +63,12 @@ pub(super) fn new_call_id(domain: &str) -> String {
         rand::random::<u64>(),
         rand::random::<u64>()
     )
+}
+
+/// A request Palisade built, or `None` (logged) if it wrote something unparsable: a bug, never input-driven, so
+/// the request is simply not sent and the call's own timers end what waited for it.
+pub(super) fn built(request: Result<Message, sip::ParseError>) -> Option<Message> {
+    request
+        .map_err(|e| tracing::error!(error = %e, "request built unparsable: not sent"))
+        .ok()
 }

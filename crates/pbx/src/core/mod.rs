@@ -20,7 +20,9 @@ use crate::auth::{
     AuthOutcome, ConfigError, Credentials, DigestVerifier, FailReason, NonceKey, ServerNames,
     VerifierConfig,
 };
-use crate::model::SecurityEvent;
+use crate::model::{
+    AuthReason, LocationRefusal, PolicyReason, SecurityEvent, SecurityEventKind, SecurityReason,
+};
 use crate::policy::{Refusal, Route};
 use crate::registrar::{self, Change, Origin, RegisterError, Registrar, RegistrarConfig};
 use crate::restrictions::Restrictions;
@@ -31,7 +33,7 @@ mod routing;
 #[cfg(test)]
 mod tests;
 
-pub use authenticate::reason_code;
+pub use authenticate::auth_reason;
 use authenticate::*;
 
 /// What the core needs to know about an extension to authenticate it (loaded from the store).
@@ -88,6 +90,7 @@ impl ExtensionAuth {
 
 /// How a refused request is challenged: 401 + WWW-Authenticate (REGISTER) or 407 + Proxy-Authenticate, with the
 /// algorithms the claimed extension (or the global setting) offers.
+#[derive(Debug)]
 struct ChallengeKind {
     proxy: bool,
     algorithms: Vec<Algorithm>,
@@ -175,7 +178,7 @@ const MAX_PENDING_EVENTS: usize = 100_000;
 
 pub struct PbxCore {
     config: CoreConfig,
-    verifier: DigestVerifier,
+    authenticator: Authenticator,
     by_auth_id: HashMap<String, Arc<ExtensionAuth>>,
     by_number: HashMap<String, Arc<ExtensionAuth>>,
     registrar: Registrar,
@@ -189,11 +192,11 @@ pub struct PbxCore {
 
 impl PbxCore {
     pub fn new(config: CoreConfig, key: NonceKey) -> Result<Self, ConfigError> {
-        let verifier = DigestVerifier::new(verifier_config(&config), key)?;
+        let authenticator = Authenticator::new(&config, key)?;
         Ok(PbxCore {
             registrar: Registrar::new(config.registrar),
             config,
-            verifier,
+            authenticator,
             by_auth_id: HashMap::new(),
             by_number: HashMap::new(),
             events: Vec::new(),
@@ -220,7 +223,7 @@ impl PbxCore {
     /// or without the port, names this server as well as the Request-URI does.
     pub fn set_server_addresses(&mut self, addresses: impl IntoIterator<Item = SocketAddr>) {
         let names = ServerNames::new([self.config.realm.as_str()], addresses);
-        self.verifier.set_server_names(names);
+        self.authenticator.verifier.set_server_names(names);
     }
 
     /// Contacts registered now (for metrics and `palisade status`).
@@ -235,7 +238,7 @@ impl PbxCore {
         addresses: impl IntoIterator<Item = SocketAddr>,
     ) {
         let names = ServerNames::new([self.config.realm.as_str(), domain], addresses);
-        self.verifier.set_server_names(names);
+        self.authenticator.verifier.set_server_names(names);
     }
 
     /// Replaces the extension directory (at start and whenever an admin changes something). Bindings of

@@ -14,14 +14,14 @@ impl PbxCore {
     ) {
         let (reason, detail) = if locked_out {
             (
-                "voicemail_locked_out",
+                AuthReason::VoicemailLockedOut,
                 format!("mailbox {mailbox}: 3 wrong PINs, call ended"),
             )
         } else {
-            ("voicemail_pin_wrong", format!("mailbox {mailbox}"))
+            (AuthReason::VoicemailPinWrong, format!("mailbox {mailbox}"))
         };
         self.event(
-            event_kind::FAILURE,
+            SecurityEventKind::AuthFailure,
             reason,
             origin,
             Some(mailbox),
@@ -46,21 +46,21 @@ impl PbxCore {
         let until_secs = until.max(0) / 1000;
         let (reason, detail) = if new {
             (
-                "voicemail_pin_lockout",
+                AuthReason::VoicemailPinLockout,
                 format!(
                     "mailbox {mailbox}: too many wrong PINs, PIN entry locked until unix time {until_secs}                      (lockout {lockouts}; lift it with `palisade ext unlock-pin {mailbox}`)"
                 ),
             )
         } else {
             (
-                "voicemail_mailbox_locked",
+                AuthReason::VoicemailMailboxLocked,
                 format!(
                     "mailbox {mailbox}: PIN entry refused, locked until unix time {until_secs}"
                 ),
             )
         };
         self.event(
-            event_kind::FAILURE,
+            SecurityEventKind::AuthFailure,
             reason,
             origin,
             Some(mailbox),
@@ -79,8 +79,8 @@ impl PbxCore {
         now: SystemTime,
     ) {
         self.event(
-            event_kind::SUCCESS,
-            "pin_unlock",
+            SecurityEventKind::AuthSuccess,
+            AuthReason::PinUnlock,
             origin,
             Some(number),
             Some(format!(

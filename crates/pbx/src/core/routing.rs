@@ -75,8 +75,8 @@ impl PbxCore {
                 None => detail,
             };
             self.event(
-                event_kind::POLICY,
-                r.reason_code(),
+                SecurityEventKind::PolicyRefusal,
+                PolicyReason::Rule(r.reason_code()),
                 origin,
                 Some(&caller.auth_id),
                 Some(detail),
@@ -88,9 +88,15 @@ impl PbxCore {
 
     /// Records a policy refusal decided outside the core (e.g. an inbound trunk call to an internal-only
     /// extension).
-    pub fn policy_event(&mut self, reason: &str, origin: Origin, detail: &str, now: SystemTime) {
+    pub fn policy_event(
+        &mut self,
+        reason: PolicyReason,
+        origin: Origin,
+        detail: &str,
+        now: SystemTime,
+    ) {
         self.event(
-            event_kind::POLICY,
+            SecurityEventKind::PolicyRefusal,
             reason,
             origin,
             None,
@@ -111,21 +117,7 @@ impl PbxCore {
     ) -> Option<Reply> {
         let ext = self.by_number.get(number).cloned()?;
         let local = self.restrictions.is_local(origin.source.ip());
-        let refusal = location_refusal(&ext, origin, local)?;
-        let detail = Some(format!(
-            "extension {} {method} inside a dialog over {} from {}",
-            ext.number,
-            origin.transport,
-            origin.source.ip()
-        ));
-        self.event(
-            event_kind::POLICY,
-            refusal.reason_code(),
-            origin,
-            Some(&ext.auth_id),
-            detail,
-            now,
-        );
-        Some(Reply::status(403).reason(refusal.phrase()))
+        let decision = Authenticator::decide_in_dialog(ext, method, origin, local);
+        self.apply(decision, origin, now).err()
     }
 }

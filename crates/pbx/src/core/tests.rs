@@ -437,3 +437,75 @@ fn remote_websocket_clients_can_be_blocked_per_extension() {
     let r = register_100(&mut c, origin(), 3);
     assert_eq!(r.status, 200);
 }
+
+/// The authenticator's one decision: a wrong password and credentials of another extension are the same
+/// challenge (only the event differs); right credentials from outside the LAN for a LAN-only extension are a
+/// refusal; inside a dialog only the location rules apply.
+#[test]
+fn the_authenticator_decides_once_with_the_event() {
+    let mut c = core();
+    let first = c.handle_request(&msg("INVITE", "100", 1, ""), origin(), now());
+    let nonce = nonce_of(&first);
+    let decide = |c: &mut PbxCore, claimed: &str, password: &str, nc: u32| {
+        let auth = authorization("aUthId100x", password, &nonce, "INVITE", nc);
+        let m = msg(
+            "INVITE",
+            claimed,
+            2,
+            &format!("Proxy-Authorization: {auth}\r\n"),
+        );
+        let directory = Directory {
+            by_auth_id: &c.by_auth_id,
+            by_number: &c.by_number,
+            algorithms: &c.config.algorithms,
+            restrictions: &c.restrictions,
+        };
+        c.authenticator.decide(
+            &m,
+            HeaderName::ProxyAuthorization,
+            claimed,
+            origin(),
+            &directory,
+            now(),
+        )
+    };
+    let wrong = decide(&mut c, "100", "not-the-password", 1);
+    let AuthDecision::Challenge {
+        challenge, event, ..
+    } = wrong
+    else {
+        panic!("{wrong:?}")
+    };
+    assert!(challenge.proxy);
+    assert_eq!(
+        (event.kind, event.reason),
+        (
+            SecurityEventKind::AuthFailure,
+            AuthReason::WrongPassword.into()
+        )
+    );
+    let other = decide(&mut c, "101", PASSWORD, 2);
+    let AuthDecision::Challenge { event, .. } = other else {
+        panic!("{other:?}")
+    };
+    assert_eq!(event.reason, AuthReason::AorMismatch.into());
+    let right = decide(&mut c, "100", PASSWORD, 3);
+    assert!(
+        matches!(&right, AuthDecision::Accept { extension, event: Some(e) }
+            if extension.number == "100" && e.kind == SecurityEventKind::AuthSuccess),
+        "{right:?}"
+    );
+
+    let mut lan_only = ext("102", "aUthId102x", true);
+    lan_only.lan_only = true;
+    let lan_only = Arc::new(lan_only);
+    let outside = Authenticator::decide_in_dialog(lan_only.clone(), "BYE", origin(), false);
+    assert!(
+        matches!(&outside, AuthDecision::Refuse { refusal: LocationRefusal::LanOnly, event }
+            if event.kind == SecurityEventKind::PolicyRefusal
+                && event.reason.as_str() == "lan_only"),
+        "{outside:?}"
+    );
+    let inside = Authenticator::decide_in_dialog(lan_only, "BYE", origin(), true);
+    assert!(matches!(inside, AuthDecision::Accept { event: None, .. }));
+}

@@ -11,7 +11,7 @@ use crate::core::{AuthSignal, unix_secs};
 use crate::policy::Route;
 use crate::registrar::Origin;
 use sip::transaction::{Peer, ServerTxId};
-use sip::{Framing, HeaderName, Message, Method, ResponseBuilder};
+use sip::{HeaderName, Message, Method, ResponseBuilder};
 
 use super::router::Refused;
 use super::{Endpoint, Event, Parts, to_outbound, unix_ms, unspecified};
@@ -340,7 +340,7 @@ impl Endpoint {
                 local: unspecified(peer.addr),
             };
             self.core.policy_event(
-                "internal_only",
+                crate::model::PolicyReason::InternalOnly,
                 origin,
                 &format!("inbound call from trunk {} to {}", trunk.name, ext.number),
                 wall,
@@ -352,7 +352,7 @@ impl Endpoint {
                 &ext.number,
                 403,
                 "Forbidden (internal calls only)",
-                "internal_only",
+                crate::model::PolicyReason::InternalOnly.as_str(),
                 wall,
             );
             return;
@@ -551,7 +551,7 @@ impl Endpoint {
             local: unspecified(source.addr),
         };
         self.core.policy_event(
-            "in_dialog_foreign_source",
+            crate::model::PolicyReason::InDialogForeignSource,
             origin,
             &format!(
                 "{method} in call {} from outside the leg's signalling ({} {})",
@@ -588,7 +588,7 @@ impl Endpoint {
             local: unspecified(source.addr),
         };
         self.core.policy_event(
-            "cancel_foreign_source",
+            crate::model::PolicyReason::CancelForeignSource,
             origin,
             "CANCEL from another address than its INVITE",
             self.clock.at(now),
@@ -639,28 +639,24 @@ impl Endpoint {
                     }
                     let bytes = self.finish(b, peer, r.to_tag.as_deref());
                     if (200..300).contains(&r.status) && request.method() == Some(Method::Invite) {
-                        self.sent_2xx.insert(r.tx, bytes.clone());
+                        self.calls.answer_sent(r.tx, bytes.clone());
                     }
                     if let Err(e) = self.transactions.respond(r.tx, bytes, now) {
                         tracing::debug!(error = %e, status = r.status, "call response not sent");
                     }
                 }
-                CallOutput::Retransmit { tx } => {
-                    if let Some(bytes) = self.sent_2xx.get(&tx).cloned() {
-                        let _ = self.transactions.respond(tx, bytes, now);
-                    }
+                CallOutput::Retransmit { tx, response } => {
+                    // Fails harmlessly once the transaction has ended.
+                    let _ = self.transactions.respond(tx, response, now);
                 }
                 CallOutput::SendRequest { leg, request, peer } => {
-                    let sent = Message::parse(request, Framing::Stream, &self.config.limits)
-                        .map_err(|e| e.to_string())
-                        .and_then(|m| {
-                            if keys_in_clear(m.body(), peer) {
-                                return Err("SDES keys toward a plain transport".to_string());
-                            }
-                            self.transactions
-                                .send_request(m, peer, now)
-                                .map_err(|e| e.to_string())
-                        });
+                    let sent = if keys_in_clear(request.body(), peer) {
+                        Err("SDES keys toward a plain transport".to_string())
+                    } else {
+                        self.transactions
+                            .send_request(request, peer, now)
+                            .map_err(|e| e.to_string())
+                    };
                     match sent {
                         Ok(client) => {
                             self.client_legs.insert(client, leg);

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use crate::limits::{CallUse, LimitRefusal, ResourceLimits};
+use crate::model::PolicyReason;
 use crate::registrar::Origin;
 
 use super::Endpoint;
@@ -56,8 +57,12 @@ impl Endpoint {
             .limits
             .check_call(caller, external, &self.call_uses())?;
         let detail = format!("extension {caller} calling {dialed}: {}", refusal.phrase());
-        self.core
-            .policy_event(refusal.reason_code(), origin, &detail, wall);
+        self.core.policy_event(
+            PolicyReason::Rule(refusal.reason_code()),
+            origin,
+            &detail,
+            wall,
+        );
         Some(refusal)
     }
 
@@ -76,8 +81,12 @@ impl Endpoint {
 
     /// Records that every trunk a call could take was full.
     pub(super) fn trunk_limit_event(&mut self, detail: &str, origin: Origin, wall: SystemTime) {
-        self.core
-            .policy_event(LimitRefusal::TrunkCalls.reason_code(), origin, detail, wall);
+        self.core.policy_event(
+            PolicyReason::Rule(LimitRefusal::TrunkCalls.reason_code()),
+            origin,
+            detail,
+            wall,
+        );
     }
 
     /// May `subscriber`, holding `current` subscriptions, add one? A refusal is recorded as a policy event.
@@ -90,8 +99,12 @@ impl Endpoint {
     ) -> Option<LimitRefusal> {
         let refusal = self.limits.check_subscription(current)?;
         let detail = format!("extension {subscriber}: {}", refusal.phrase());
-        self.core
-            .policy_event(refusal.reason_code(), origin, &detail, wall);
+        self.core.policy_event(
+            PolicyReason::Rule(refusal.reason_code()),
+            origin,
+            &detail,
+            wall,
+        );
         Some(refusal)
     }
 }

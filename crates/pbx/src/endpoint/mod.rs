@@ -148,8 +148,6 @@ pub struct Endpoint {
     /// Client transactions opened for calls, and back.
     client_legs: HashMap<ClientTxId, LegKey>,
     leg_clients: HashMap<LegKey, ClientTxId>,
-    /// The 2xx sent in each INVITE server transaction, for retransmission until the ACK.
-    sent_2xx: HashMap<ServerTxId, Bytes>,
     /// Finished calls, drained by the store synchronisation.
     records: Vec<CallRecord>,
     /// Records being handed to the store writer ([`Endpoint::poll_record`]).
@@ -190,7 +188,6 @@ impl Endpoint {
             media: parts.media,
             client_legs: HashMap::new(),
             leg_clients: HashMap::new(),
-            sent_2xx: HashMap::new(),
             records: Vec::new(),
             records_out: VecDeque::new(),
             trunks: Vec::new(),
@@ -471,11 +468,6 @@ impl Endpoint {
                     self.leg_clients.remove(&leg);
                 }
                 self.trunk_terminated(c);
-            }
-            TuEvent::Terminated {
-                tx: TxId::Server(s),
-            } => {
-                self.sent_2xx.remove(&s);
             }
             TuEvent::Overloaded { request, peer } => {
                 let b = ResponseBuilder::new(&request, 503).header(HeaderName::RetryAfter, "5");

@@ -77,6 +77,8 @@ struct Ua {
     number: String,
     auth_id: String,
     mode: Mode,
+    /// Whether it acknowledges a 2xx to its INVITE (a phone that vanished right after answering does not).
+    acks: bool,
     dialogs: Vec<DialogState>,
     /// Every request Palisade sent it, and every response to its own requests.
     requests: Vec<Message>,
@@ -184,6 +186,7 @@ impl Sim {
             number: number.into(),
             auth_id: format!("sim{number}"),
             mode: Mode::Answer,
+            acks: true,
             dialogs: Vec::new(),
             requests: Vec::new(),
             responses: Vec::new(),
@@ -536,7 +539,7 @@ impl Ua {
         if !self.dialogs.iter().any(|d| d.call_id == call_id) {
             self.dialogs.push(dialog);
         }
-        Some(ack)
+        self.acks.then_some(ack)
     }
 
     /// A request in the latest dialog still up.
@@ -716,6 +719,49 @@ fn run(seed: u64) {
     );
     assert_eq!(sim.ep.state_sizes().server_transactions, 0);
     assert_eq!(sim.ep.state_sizes().client_transactions, 0);
+}
+
+/// A caller that never ACKs Palisade's 2xx gets the very same 2xx again (T1, doubling up to T2) until 64·T1,
+/// then both sides are hung up and the call is recorded as ended for want of an ACK.
+#[test]
+fn an_unacknowledged_2xx_is_sent_again_then_the_call_ends() {
+    let mut sim = Sim::new(1);
+    for n in ["100", "101"] {
+        sim.register(n);
+    }
+    sim.ua("100").acks = false;
+    assert_eq!(sim.call("100", "101"), 200);
+    let oks = |sim: &mut Sim| -> Vec<Bytes> {
+        sim.ua("100")
+            .responses
+            .iter()
+            .filter(|r| {
+                r.status() == Some(200) && r.cseq().is_ok_and(|c| c.method == Method::Invite)
+            })
+            .map(Message::wire)
+            .collect()
+    };
+    let first = oks(&mut sim);
+    assert_eq!(first.len(), 1);
+    sim.advance(Duration::from_secs(10));
+    let again = oks(&mut sim);
+    assert!(again.len() >= 4, "retransmitted: {}", again.len());
+    assert!(
+        again.iter().all(|b| *b == first[0]),
+        "the same bytes each time"
+    );
+    sim.advance(Duration::from_secs(30));
+    assert_eq!(sim.ua("101").live_dialogs(), 0, "the callee got a BYE");
+    assert!(sim.ua("100").got(Method::Bye) >= 1, "the caller got a BYE");
+    sim.drain_records();
+    assert!(
+        sim.records
+            .iter()
+            .any(|r| matches!(r, Record::Call(c) if c.reason == "no_ack")),
+        "the call is recorded as ended without ACK"
+    );
+    let retransmitted = oks(&mut sim).len() - 1;
+    assert!((6..=10).contains(&retransmitted), "{retransmitted}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::registrar::Origin;
 use crate::voicemail::Counts;
 use bytes::Bytes;
 use sip::transaction::{Peer, ServerTxId};
-use sip::{Framing, HeaderName, Message, ResponseBuilder};
+use sip::{HeaderName, Message, ResponseBuilder};
 
 use super::{Endpoint, Event, Outbound, unix_ms, unspecified};
 
@@ -469,15 +469,8 @@ impl Endpoint {
         }
     }
 
-    fn send_notify(&mut self, request: Bytes, peer: Peer, now: Instant) {
-        let sent = Message::parse(request, Framing::Stream, &self.config.limits)
-            .map_err(|e| e.to_string())
-            .and_then(|m| {
-                self.transactions
-                    .send_request(m, peer, now)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = sent {
+    fn send_notify(&mut self, request: Message, peer: Peer, now: Instant) {
+        if let Err(e) = self.transactions.send_request(request, peer, now) {
             tracing::debug!(error = %e, "message-waiting NOTIFY not sent");
         }
     }

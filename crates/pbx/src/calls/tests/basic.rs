@@ -383,7 +383,15 @@ pub(super) fn unacknowledged_2xx_is_retransmitted_then_the_call_ends() {
     let mut w = World::new();
     let out = w.invite(&[binding("sip:101@10.0.0.6", "198.51.100.7:5070")]);
     let (leg, inv_b, _) = sent_requests(&out).remove(0);
-    w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
+    let answered = w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
+    // The endpoint reports the 2xx it built; the call layer sends exactly those bytes again.
+    let ok = responses(&answered)
+        .into_iter()
+        .find(|r| r.status == 200)
+        .map(|r| r.tx)
+        .unwrap();
+    let sent = Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n");
+    w.calls.answer_sent(ok, sent.clone());
     let mut retransmits = 0;
     let mut t = w.now;
     let wall = w.wall;
@@ -396,7 +404,7 @@ pub(super) fn unacknowledged_2xx_is_retransmitted_then_the_call_ends() {
         let out = w.outputs();
         retransmits += out
             .iter()
-            .filter(|o| matches!(o, CallOutput::Retransmit { .. }))
+            .filter(|o| matches!(o, CallOutput::Retransmit { tx, response } if *tx == ok && *response == sent))
             .count();
         if let Some(r) = record(&out) {
             assert_eq!(r.reason, "no_ack");

@@ -241,9 +241,7 @@ impl World {
 fn sent_requests(out: &[CallOutput]) -> Vec<(LegKey, Message, Peer)> {
     out.iter()
         .filter_map(|o| match o {
-            CallOutput::SendRequest { leg, request, peer } => {
-                Some((*leg, parse_bytes(request), *peer))
-            }
+            CallOutput::SendRequest { leg, request, peer } => Some((*leg, request.clone(), *peer)),
             _ => None,
         })
         .collect()

@@ -8,7 +8,7 @@ pub(super) fn trunk_target(addr: &str) -> Target {
         to_uri: format!("<sip:4930123456@{addr}>"),
         from_user: "4930999".into(),
         source: addr.parse().unwrap(),
-        transport: "UDP".into(),
+        transport: sip::Transport::Udp,
         credentials: Some(("acct".into(), "s3cret".into())),
         is_trunk: true,
         srtp: None,
@@ -20,7 +20,7 @@ pub(super) fn trunk_invite_body(transport: &str, srtp: SrtpMode) -> String {
     let mut w = World::new();
     let wall = w.wall;
     let mut target = trunk_target("198.51.100.10:5061");
-    target.transport = transport.into();
+    target.transport = sip::Transport::parse(transport).unwrap();
     target.srtp = Some(srtp);
     w.calls.invite_trunk(
         ServerTxId::from_raw(1),

@@ -143,8 +143,14 @@ fn unmatchable_messages_and_bad_responses_are_errors() {
         layer.respond(ServerTxId(9999), response(&req, 200), t0),
         Err(RespondError::Unknown)
     );
-    assert_eq!(crate::transaction::server::status_of(b"SIP/2.0 1800 Nope"), None);
-    assert_eq!(crate::transaction::server::status_of(b"SIP/2.0 180 Ringing"), Some(180));
+    assert_eq!(
+        crate::transaction::server::status_of(b"SIP/2.0 1800 Nope"),
+        None
+    );
+    assert_eq!(
+        crate::transaction::server::status_of(b"SIP/2.0 180 Ringing"),
+        Some(180)
+    );
 }
 
 #[test]
