@@ -265,93 +265,125 @@ fn non_empty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.is_empty())
 }
 
-impl Db {
-    /// Creates an extension. [`StoreError::Conflict`] if the number or the auth ID is taken.
-    pub async fn create_extension(&self, new: ExtensionNew) -> Result<Extension> {
+/// An [`ExtensionNew`] that passed validation, with its optional fields normalised ("" means none).
+struct Checked {
+    new: ExtensionNew,
+    display_name: Option<String>,
+    email: Option<String>,
+    algorithms: Option<String>,
+}
+
+impl Checked {
+    fn new(new: ExtensionNew) -> Result<Checked> {
         validate_number(&new.number)?;
         validate_auth_id(&new.auth_id, &new.number)?;
         validate_hex("HA1 (MD5)", &new.ha1_md5, 32)?;
         validate_hex("HA1 (SHA-256)", &new.ha1_sha256, 64)?;
-        let display_name = non_empty(new.display_name);
+        let display_name = non_empty(new.display_name.clone());
         if let Some(n) = &display_name {
             validate_display_name(n)?;
         }
-        let email = non_empty(new.email);
+        let email = non_empty(new.email.clone());
         if let Some(e) = &email {
             validate_email(e)?;
         }
-        let algorithms = non_empty(new.digest_algorithms)
+        let algorithms = non_empty(new.digest_algorithms.clone())
             .map(|a| normalize_algorithms(&a))
             .transpose()?;
+        Ok(Checked {
+            new,
+            display_name,
+            email,
+            algorithms,
+        })
+    }
+}
+
+/// [`StoreError::Conflict`] naming the owner when another extension uses `auth_id`.
+async fn auth_id_free(tx: &mut sqlx::SqliteConnection, auth_id: &str) -> Result<()> {
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT number FROM extensions WHERE auth_id = $1")
+            .bind(auth_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    match owner {
+        Some(owner) => Err(StoreError::Conflict(format!(
+            "auth ID '{auth_id}' is already used by extension {owner}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Inserts a checked extension and its voicemail box (the caller checked the number and auth ID are free; the
+/// unique indexes still guard a race).
+async fn insert(tx: &mut sqlx::SqliteConnection, checked: &Checked, now: i64) -> Result<()> {
+    let new = &checked.new;
+    let inserted = sqlx::query(
+        "INSERT INTO extensions (number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, realm, \
+         digest_algorithms, email, created_at, updated_at, password_changed_at, require_tls, srtp, internal_only, \
+         pin_protect, lan_only, block_remote_ws, office_hours_only) \
+         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(&new.number)
+    .bind(&checked.display_name)
+    .bind(&new.auth_id)
+    .bind(&new.ha1_md5)
+    .bind(&new.ha1_sha256)
+    .bind(&new.realm)
+    .bind(&checked.algorithms)
+    .bind(&checked.email)
+    .bind(now)
+    .bind(new.require_tls)
+    .bind(new.srtp.as_str())
+    .bind(new.internal_only)
+    .bind(new.pin_protect)
+    .bind(new.lan_only)
+    .bind(new.block_remote_ws)
+    .bind(new.office_hours_only)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict(format!(
+                "extension {} or auth ID '{}' already exists",
+                new.number, new.auth_id
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    super::voicemail::create_mailbox(tx, &new.number, new.voicemail_pin_hash.as_deref(), now).await
+}
+
+impl Db {
+    /// Creates an extension. [`StoreError::Conflict`] if the number or the auth ID is taken.
+    pub async fn create_extension(&self, new: ExtensionNew) -> Result<Extension> {
+        let checked = Checked::new(new)?;
         let now = now_ms();
         match self {
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let taken: Option<String> =
                     sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
-                        .bind(&new.number)
+                        .bind(&checked.new.number)
                         .fetch_optional(&mut *tx)
                         .await?;
                 if taken.is_some() {
                     return Err(StoreError::Conflict(format!(
                         "extension {} already exists",
-                        new.number
+                        checked.new.number
                     )));
                 }
-                let owner: Option<String> =
-                    sqlx::query_scalar("SELECT number FROM extensions WHERE auth_id = $1")
-                        .bind(&new.auth_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if let Some(owner) = owner {
-                    return Err(StoreError::Conflict(format!(
-                        "auth ID '{}' is already used by extension {owner}",
-                        new.auth_id
-                    )));
-                }
-                let inserted = sqlx::query(
-                    "INSERT INTO extensions (number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, realm, \
-                     digest_algorithms, email, created_at, updated_at, password_changed_at, require_tls, srtp, \
-                     internal_only, pin_protect, lan_only, block_remote_ws, office_hours_only) \
-                     VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13, $14, $15, $16)",
-                )
-                .bind(&new.number)
-                .bind(&display_name)
-                .bind(&new.auth_id)
-                .bind(&new.ha1_md5)
-                .bind(&new.ha1_sha256)
-                .bind(&new.realm)
-                .bind(&algorithms)
-                .bind(&email)
-                .bind(now)
-                .bind(new.require_tls)
-                .bind(new.srtp.as_str())
-                .bind(new.internal_only)
-                .bind(new.pin_protect)
-                .bind(new.lan_only)
-                .bind(new.block_remote_ws)
-                .bind(new.office_hours_only)
-                .execute(&mut *tx)
-                .await;
-                match inserted {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(StoreError::Conflict(format!(
-                            "extension {} or auth ID '{}' already exists",
-                            new.number, new.auth_id
-                        )));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                super::voicemail::create_mailbox(
-                    &mut tx,
-                    &new.number,
-                    new.voicemail_pin_hash.as_deref(),
-                    now,
-                )
-                .await?;
+                auth_id_free(&mut tx, &checked.new.auth_id).await?;
+                insert(&mut tx, &checked, now).await?;
                 bump_version(&mut tx, now).await?;
                 tx.commit().await?;
+                let Checked {
+                    new,
+                    display_name,
+                    email,
+                    algorithms,
+                } = checked;
                 Ok(Extension {
                     number: new.number,
                     display_name,
@@ -390,21 +422,8 @@ impl Db {
         let mut numbers = std::collections::HashSet::with_capacity(news.len());
         let mut auth_ids = std::collections::HashSet::with_capacity(news.len());
         for new in news {
-            validate_number(&new.number)?;
-            validate_auth_id(&new.auth_id, &new.number)?;
-            validate_hex("HA1 (MD5)", &new.ha1_md5, 32)?;
-            validate_hex("HA1 (SHA-256)", &new.ha1_sha256, 64)?;
-            let display_name = non_empty(new.display_name.clone());
-            if let Some(n) = &display_name {
-                validate_display_name(n)?;
-            }
-            let email = non_empty(new.email.clone());
-            if let Some(e) = &email {
-                validate_email(e)?;
-            }
-            let algorithms = non_empty(new.digest_algorithms.clone())
-                .map(|a| normalize_algorithms(&a))
-                .transpose()?;
+            let checked = Checked::new(new)?;
+            let new = &checked.new;
             if !numbers.insert(new.number.clone()) {
                 return Err(StoreError::Conflict(format!(
                     "extension {} appears twice",
@@ -417,7 +436,7 @@ impl Db {
                     new.auth_id
                 )));
             }
-            rows.push((new, display_name, email, algorithms));
+            rows.push(checked);
         }
         if rows.is_empty() {
             return Ok(0);
@@ -427,7 +446,7 @@ impl Db {
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let mut taken = Vec::new();
-                for (new, ..) in &rows {
+                for Checked { new, .. } in &rows {
                     let found: Option<String> =
                         sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
                             .bind(&new.number)
@@ -453,62 +472,11 @@ impl Db {
                         format!("extensions {list} already exist")
                     }));
                 }
-                for (new, ..) in &rows {
-                    let owner: Option<String> =
-                        sqlx::query_scalar("SELECT number FROM extensions WHERE auth_id = $1")
-                            .bind(&new.auth_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if let Some(owner) = owner {
-                        return Err(StoreError::Conflict(format!(
-                            "auth ID '{}' is already used by extension {owner}",
-                            new.auth_id
-                        )));
-                    }
+                for checked in &rows {
+                    auth_id_free(&mut tx, &checked.new.auth_id).await?;
                 }
-                for (new, display_name, email, algorithms) in &rows {
-                    let inserted = sqlx::query(
-                        "INSERT INTO extensions (number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, \
-                         realm, digest_algorithms, email, created_at, updated_at, password_changed_at, \
-                         require_tls, srtp, internal_only, pin_protect, lan_only, block_remote_ws, \
-                         office_hours_only) \
-                         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13, $14, $15, $16)",
-                    )
-                    .bind(&new.number)
-                    .bind(display_name)
-                    .bind(&new.auth_id)
-                    .bind(&new.ha1_md5)
-                    .bind(&new.ha1_sha256)
-                    .bind(&new.realm)
-                    .bind(algorithms)
-                    .bind(email)
-                    .bind(now)
-                    .bind(new.require_tls)
-                    .bind(new.srtp.as_str())
-                    .bind(new.internal_only)
-                    .bind(new.pin_protect)
-                    .bind(new.lan_only)
-                    .bind(new.block_remote_ws)
-                    .bind(new.office_hours_only)
-                    .execute(&mut *tx)
-                    .await;
-                    match inserted {
-                        Ok(_) => {}
-                        Err(e) if is_unique_violation(&e) => {
-                            return Err(StoreError::Conflict(format!(
-                                "extension {} or auth ID '{}' already exists",
-                                new.number, new.auth_id
-                            )));
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                    super::voicemail::create_mailbox(
-                        &mut tx,
-                        &new.number,
-                        new.voicemail_pin_hash.as_deref(),
-                        now,
-                    )
-                    .await?;
+                for checked in &rows {
+                    insert(&mut tx, checked, now).await?;
                 }
                 bump_version(&mut tx, now).await?;
                 tx.commit().await?;
