@@ -119,6 +119,21 @@ impl ConsoleGuard {
     /// Counts an authentication failure from `ip` (`what` says which: a wrong password, an unknown token…) and
     /// bans the source when it reaches `admin_failures_before_ban`. Both are security events.
     pub async fn fail(&self, db: &Db, ip: IpAddr, user: Option<&str>, what: &str) {
+        self.fail_as(db, ip, user, "console_auth_failure", what, None)
+            .await
+    }
+
+    /// [`Self::fail`] recorded as a security event of `kind` (e.g. a refused provisioning fetch): the same count
+    /// toward the same console ban.
+    pub async fn fail_as(
+        &self,
+        db: &Db,
+        ip: IpAddr,
+        user: Option<&str>,
+        kind: &str,
+        what: &str,
+        detail: Option<String>,
+    ) {
         let now = crate::admin::time::now_ms();
         let settings = self.settings();
         let ban = self
@@ -129,17 +144,17 @@ impl ConsoleGuard {
         let _ = db
             .append_event(&store::SecurityEvent {
                 at: now,
-                kind: "console_auth_failure".into(),
+                kind: kind.into(),
                 reason: what.into(),
                 source: ip.to_string(),
                 user: user.map(str::to_string),
-                detail: None,
+                detail,
             })
             .await;
         if ban {
             let until = now.saturating_add((settings.ban_seconds as i64).saturating_mul(1000));
             let reason = format!(
-                "{} failed console logins or API authentications",
+                "{} failed console logins, API authentications or refused provisioning fetches",
                 settings.failures_before_ban
             );
             self.bans

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use super::{Peer, State};
+use super::{AdminAccess, ClientCert, Peer, State};
 use crate::tls_reload::ReloadingResolver;
 
 /// Connections served at once on one listener; more wait in the kernel's backlog.
@@ -78,6 +78,7 @@ pub async fn accept_loop(
     app: Router,
     state: State,
     networks: Arc<Vec<ipnet::IpNet>>,
+    prov_networks: Arc<Vec<ipnet::IpNet>>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -90,8 +91,9 @@ pub async fn accept_loop(
             }
         };
         // Refused before a byte is read: no TLS handshake, nothing to fingerprint.
-        if !allowed(&networks, peer.ip()) {
-            tracing::debug!(%peer, "web console: source outside admin_networks refused");
+        let admin = allowed(&networks, peer.ip());
+        if !admin && !allowed(&prov_networks, peer.ip()) {
+            tracing::debug!(%peer, "web console: source outside admin_networks and provisioning_networks refused");
             continue;
         }
         if state.guard.is_banned(canonical_ip(peer.ip())) {
@@ -104,14 +106,14 @@ pub async fn accept_loop(
         let tls = tls.clone();
         let app = app.clone();
         tokio::spawn(async move {
-            serve(stream, peer, tls, app).await;
+            serve(stream, peer, tls, app, admin).await;
             drop(slot);
         });
     }
 }
 
 /// One connection: TLS if the first byte is a TLS handshake record, else plain HTTP answered by a redirect.
-async fn serve(stream: TcpStream, peer: SocketAddr, tls: TlsAcceptor, app: Router) {
+async fn serve(stream: TcpStream, peer: SocketAddr, tls: TlsAcceptor, app: Router, admin: bool) {
     let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
@@ -124,7 +126,18 @@ async fn serve(stream: TcpStream, peer: SocketAddr, tls: TlsAcceptor, app: Route
         else {
             return;
         };
-        let app = app.layer(axum::Extension(Peer(peer)));
+        let client_cert = ClientCert(
+            tls_stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| crate::admin::accounts::token_hash_bytes(c.as_ref())),
+        );
+        let app = app
+            .layer(axum::Extension(Peer(peer)))
+            .layer(axum::Extension(client_cert))
+            .layer(axum::Extension(AdminAccess(admin)));
         let service = TowerToHyperService::new(app);
         let _ = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
