@@ -142,6 +142,7 @@ pub async fn start(
         ));
     let mut tasks = vec![
         tokio::spawn(guard::refresh_loop(state.clone())),
+        tokio::spawn(guard::flush_loop(state.clone())),
         tokio::spawn(live::poll_loop(state.clone())),
     ];
     let tls = listener::acceptor(cert)?;

@@ -112,11 +112,11 @@ async fn refused(
         .filter(|c| !c.is_control())
         .collect();
     let detail = format!("{shown} (User-Agent: {ua})");
-    tracing::info!(%ip, reason = why, path = %shown, "provisioning fetch refused");
+    tracing::debug!(%ip, reason = why, path = %shown, "provisioning fetch refused");
     if counted {
         state
             .guard
-            .fail_as(&state.db, ip, None, REFUSED_EVENT, why, Some(detail))
+            .fail_batched(&state.db, ip, REFUSED_EVENT, why, Some(detail))
             .await;
     } else {
         let _ = state
