@@ -362,6 +362,16 @@ fn linphone(s: &Settings<'_>) -> String {
                 ("audio_jitt_comp", "60".into()),
             ],
         ),
+        // Palisade relays audio: a video stream in the offer would only be refused.
+        (
+            "video",
+            vec![
+                ("automatically_initiate", "0".into()),
+                ("automatically_accept", "0".into()),
+                ("capture", "0".into()),
+                ("display", "0".into()),
+            ],
+        ),
         ("net", vec![("mwi_subscribe", "1".into())]),
         (
             "palisade",
