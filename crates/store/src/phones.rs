@@ -90,12 +90,12 @@ impl Db {
                     return Err(StoreError::Conflict(
                         if extension == new.extension && mac != new.mac && id != new.id {
                             format!(
-                                "extension {extension} already has a provisioned phone ({id}); an extension has one \
+                                "a phone for extension {extension} already exists ({id}); an extension has one \
                                  password, so one provisioned phone: remove it first (`palisade phone remove {id}`)"
                             )
                         } else {
                             format!(
-                                "phone {id} is already provisioned (see `palisade phone show {id}`; \
+                                "phone {id} already exists (see `palisade phone show {id}`; \
                                  `palisade phone remove {id}` first to add it again)"
                             )
                         },

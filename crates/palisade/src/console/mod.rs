@@ -16,6 +16,7 @@ pub mod listener;
 pub mod live;
 pub mod openapi;
 mod pages;
+pub mod phones_api;
 pub mod routing_api;
 pub mod sessions;
 pub mod totp;

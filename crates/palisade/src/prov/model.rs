@@ -87,7 +87,8 @@ impl Model {
 
     /// The name the phone asks for first under the provisioning URL (what an administrator may test with).
     pub fn device_file(self, mac: Option<&str>) -> String {
-        let mac = mac.unwrap_or("000000000000");
+        // Without a MAC (the generic instructions): a placeholder the administrator reads as such.
+        let mac = mac.unwrap_or("<mac>");
         match self {
             Model::Yealink => format!("{mac}.cfg"),
             Model::Snom => format!("{}.xml", mac.to_ascii_uppercase()),

@@ -91,7 +91,7 @@ fn transport_param(s: &Settings<'_>) -> &'static str {
 fn offset_hours(minutes: i32) -> String {
     let sign = if minutes < 0 { '-' } else { '+' };
     let m = minutes.unsigned_abs();
-    if m % 60 == 0 {
+    if m.is_multiple_of(60) {
         format!("{sign}{}", m / 60)
     } else {
         format!("{sign}{}.{}", m / 60, (m % 60) * 10 / 60)

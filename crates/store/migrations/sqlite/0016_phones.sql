@@ -1,7 +1,7 @@
 -- Desk-phone provisioning over HTTPS (issue 14). One row per provisioned device. The provisioning token is stored
 -- only as its SHA-256 (it is shown once); the SIP password is never stored in clear (it is generated when the
 -- phone fetches its file, and only its HA1s go to the extension). Keep the SQL portable to PostgreSQL.
-CREATE TABLE phones (
+CREATE TABLE IF NOT EXISTS phones (
     id                 TEXT PRIMARY KEY,      -- the normalised MAC (12 lowercase hex digits), or MODEL-EXT for a
                                               -- softphone added without a MAC
     mac                TEXT UNIQUE,           -- 12 lowercase hex digits; NULL for a softphone without one
