@@ -162,6 +162,10 @@ pub struct FileConfig {
     /// Source networks allowed to fetch phone provisioning files under /prov/ (CIDR); default: admin_networks.
     /// A source only in this list reaches nothing else on the admin listener.
     pub provisioning_networks: Option<Vec<String>>,
+    /// Ask TLS clients of the admin listener for a certificate (optional) and bind provisioned phones to the one
+    /// they present (vendor device certificates). Default false: browsers holding client certificates would be
+    /// asked to choose one.
+    pub provisioning_client_certs: Option<bool>,
     /// Scheduled backups.
     pub backup: Option<crate::backup::BackupFile>,
     /// Address of the standalone metrics/health listener (plain HTTP); default off.
@@ -280,6 +284,8 @@ pub struct AdminListen {
     pub networks: Vec<ipnet::IpNet>,
     /// Sources that may fetch provisioning files under /prov/ (and nothing else, unless also in `networks`).
     pub provisioning_networks: Vec<ipnet::IpNet>,
+    /// Request (never require) a client certificate in the TLS handshake, for binding phones to it.
+    pub client_certs: bool,
 }
 
 /// The console's default networks: loopback and the private ranges, IPv4 and IPv6 (RFC 1918, RFC 6598 shared
@@ -361,6 +367,7 @@ fn admin_listen(args: &ServeArgs, file: &FileConfig, path: &Path) -> anyhow::Res
         explicit,
         networks,
         provisioning_networks,
+        client_certs: file.provisioning_client_certs.unwrap_or(false),
     })
 }
 
@@ -661,6 +668,9 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 ## Sources allowed to fetch phone provisioning files (https://HOST:PORT/prov/<token>/…) and nothing else.
 ## Default: the same as admin_networks. Widen it for phones outside them (e.g. a home worker's phone).
 # provisioning_networks = ["192.168.0.0/16"]
+## Ask phones for their (vendor) client certificate when they fetch, and bind each phone to the one it first
+## presents. Off by default: a browser that holds client certificates would be asked to pick one (pick none).
+# provisioning_client_certs = true
 ## Serve /metrics (Prometheus), /health and /status over plain HTTP here. Default: off.
 # metrics_listen = "127.0.0.1:9090"
 ## Networks besides loopback allowed to reach it (everything else gets 403).

@@ -146,7 +146,7 @@ pub async fn start(
         tokio::spawn(guard::flush_loop(state.clone())),
         tokio::spawn(live::poll_loop(state.clone())),
     ];
-    let tls = listener::acceptor(cert)?;
+    let tls = listener::acceptor(cert, cfg.client_certs)?;
     for addr in &cfg.listen {
         let l = match listener::bind(*addr) {
             Ok(l) => l,
