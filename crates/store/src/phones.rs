@@ -206,28 +206,6 @@ impl Db {
         }
     }
 
-    /// Binds an unbound phone to the device that fetched (no credentials change). False when it was bound in
-    /// the meantime (the caller re-decides).
-    pub async fn bind_phone(&self, id: &str, binding: &PhoneBinding, at: i64) -> Result<bool> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query(
-                    "UPDATE phones SET bound_at = $2, bound_mac = $3, bound_cert_sha256 = $4, bound_source = $5, \
-                     bound_user_agent = $6, last_fetch_at = $2, updated_at = $2 WHERE id = $1 AND bound_at IS NULL",
-                )
-                .bind(id)
-                .bind(at)
-                .bind(&binding.mac)
-                .bind(&binding.cert_sha256)
-                .bind(&binding.source)
-                .bind(&binding.user_agent)
-                .execute(pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
-            }
-        }
-    }
-
     /// Serves this window's credentials, once: in one transaction, marks them served (and binds the phone if
     /// `binding` is given and it is unbound) and replaces the extension's password hashes — from this commit
     /// the old password stops working and the one in the response works. False (and nothing changed) when they
@@ -311,5 +289,139 @@ impl Db {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ExtensionNew;
+
+    async fn db_with(ext: &str) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_in(dir.path()).await.unwrap();
+        db.create_extension(ExtensionNew {
+            number: ext.into(),
+            auth_id: format!("auth{ext}x"),
+            ha1_md5: "0".repeat(32),
+            ha1_sha256: "0".repeat(64),
+            realm: "pbx.test".into(),
+            ..ExtensionNew::default()
+        })
+        .await
+        .unwrap();
+        (dir, db)
+    }
+
+    fn new(id: &str, ext: &str, token_hash: &str) -> PhoneNew {
+        PhoneNew {
+            id: id.into(),
+            mac: Some(id.into()),
+            model: "yealink".into(),
+            extension: ext.into(),
+            token_hash: token_hash.into(),
+            admin_password: "adminpw".into(),
+            window_expires_at: now_ms() + 60_000,
+        }
+    }
+
+    fn hashes() -> IssuedHashes {
+        IssuedHashes {
+            ha1_md5: "a".repeat(32),
+            ha1_sha256: "b".repeat(64),
+            realm: "pbx.test".into(),
+        }
+    }
+
+    fn binding() -> PhoneBinding {
+        PhoneBinding {
+            mac: Some("001565aabbcc".into()),
+            cert_sha256: None,
+            source: "10.0.0.5".into(),
+            user_agent: Some("Yealink".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_phone_per_mac_and_per_extension() {
+        let (_d, db) = db_with("100").await;
+        db.create_phone(new("001565aabbcc", "100", "h1"))
+            .await
+            .unwrap();
+        let e = db
+            .create_phone(new("001565aabbcc", "100", "h2"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Conflict(m) if m.contains("already exists")),
+            "{e}"
+        );
+        let e = db
+            .create_phone(new("001565aabbcd", "100", "h3"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Conflict(m) if m.contains("extension 100")),
+            "{e}"
+        );
+        let e = db
+            .create_phone(new("001565aabbce", "999", "h4"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+    }
+
+    #[tokio::test]
+    async fn credentials_are_issued_once_and_replace_the_extension_hashes() {
+        let (_d, db) = db_with("100").await;
+        db.create_phone(new("001565aabbcc", "100", "h1"))
+            .await
+            .unwrap();
+        let now = now_ms();
+        assert!(
+            db.issue_phone_credentials("001565aabbcc", Some(&binding()), &hashes(), now)
+                .await
+                .unwrap()
+        );
+        // A second issue in the same window (a race, or a second device) changes nothing.
+        assert!(
+            !db.issue_phone_credentials("001565aabbcc", Some(&binding()), &hashes(), now)
+                .await
+                .unwrap()
+        );
+        let ext = db.get_extension("100").await.unwrap();
+        assert_eq!(ext.ha1_md5, "a".repeat(32));
+        let p = db.phone_by_token_hash("h1").await.unwrap().unwrap();
+        assert_eq!(p.bound_source.as_deref(), Some("10.0.0.5"));
+        assert!(p.credentials_at.is_some());
+        // reprovision: a new token, the binding cleared, credentials to be served again.
+        let p = db
+            .reopen_phone_window("001565aabbcc", "h9", now_ms() + 60_000)
+            .await
+            .unwrap();
+        assert!(p.bound_at.is_none() && p.credentials_at.is_none());
+        assert!(db.phone_by_token_hash("h1").await.unwrap().is_none());
+        assert!(
+            db.issue_phone_credentials("001565aabbcc", Some(&binding()), &hashes(), now_ms())
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_window_issues_nothing() {
+        let (_d, db) = db_with("100").await;
+        let mut n = new("001565aabbcc", "100", "h1");
+        n.window_expires_at = now_ms() - 1;
+        db.create_phone(n).await.unwrap();
+        assert!(
+            !db.issue_phone_credentials("001565aabbcc", Some(&binding()), &hashes(), now_ms())
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            db.get_extension("100").await.unwrap().ha1_md5,
+            "0".repeat(32)
+        );
     }
 }

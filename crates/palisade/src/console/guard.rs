@@ -351,6 +351,40 @@ mod tests {
         assert!(!c.fail(ip("10.0.0.1"), 3 + FAILURE_WINDOW_MS, 5));
     }
 
+    #[tokio::test]
+    async fn batched_failures_ban_at_once_and_are_written_by_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_in(dir.path()).await.unwrap();
+        let g = ConsoleGuard::load(&db).await.unwrap();
+        let threshold = g.settings().failures_before_ban;
+        for _ in 0..threshold {
+            assert!(!g.is_banned(ip("10.0.0.9")));
+            g.fail_batched(
+                &db,
+                ip("10.0.0.9"),
+                "provisioning_refused",
+                "unknown_token",
+                None,
+            )
+            .await;
+        }
+        assert!(
+            g.is_banned(ip("10.0.0.9")),
+            "banned at the threshold, before any flush"
+        );
+        let count = |events: &[store::StoredEvent]| {
+            events
+                .iter()
+                .filter(|e| e.kind == "provisioning_refused")
+                .count()
+        };
+        let before = db.list_events(None, None, 100).await.unwrap();
+        assert_eq!(count(&before), 0, "failure events wait for the flush");
+        g.flush(&db).await;
+        let after = db.list_events(None, None, 100).await.unwrap();
+        assert_eq!(count(&after), threshold as usize);
+    }
+
     #[test]
     fn the_table_stays_bounded() {
         let mut c = FailureCounter::default();

@@ -260,7 +260,9 @@ async fn build(
     let utc_offset_minutes = jiff::tz::TimeZone::get(&timezone)
         .map(|tz| tz.to_offset(jiff::Timestamp::now()).seconds() / 60)
         .unwrap_or(0);
-    let ca_pem = std::fs::read_to_string(state.cert.cert_path()).unwrap_or_default();
+    let ca_pem = tokio::fs::read_to_string(state.cert.cert_path())
+        .await
+        .unwrap_or_default();
     let tls = state.prov.sip_tls_port.is_some();
     let server_port = state
         .prov
