@@ -18,12 +18,12 @@ data=$E2E_TMP/data
 sip=$(free_port 2) # UDP on sip, TLS on sip+1
 tls=$((sip + 1))
 rtp=$(free_port 20)
-pal_start "$data" --listen "udp:$HOST:$sip" --listen "tls:$HOST:$tls" --rtp-ports "$rtp-$((rtp + 19))"
-ca=$data/tls/cert.pem
 pal() { "$PALISADE_BIN" "$@" --data "$data"; }
-
+# The extensions exist before the server starts, so baresip's first REGISTER finds them.
 pal ext add 101 >/dev/null
 pal ext add 102 --json >"$E2E_TMP/102.json"
+pal_start "$data" --listen "udp:$HOST:$sip" --listen "tls:$HOST:$tls" --rtp-ports "$rtp-$((rtp + 19))"
+ca=$data/tls/cert.pem
 b_auth=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["auth_id"])' "$E2E_TMP/102.json")
 b_pw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$E2E_TMP/102.json")
 # linphone's TLS (mbedtls) does not match IP addresses in certificates: the phone uses the name `localhost`,

@@ -111,7 +111,12 @@ st3=$(fetch "${URL[yealink]}y000000000044.cfg" "Yealink SIP-T46S 66.86.0.15 00:1
 cmp -s "$E2E_TMP/r1" "$E2E_TMP/r2" || fail "refusals differ in their body"
 cmp -s "$E2E_TMP/r1" "$E2E_TMP/r3" || fail "refusals differ in their body"
 ok "unknown token, wrong MAC in path and in User-Agent: the same 404"
-n=$(pal events --json | python3 -c 'import json,sys; print(sum(1 for e in json.load(sys.stdin) if e["kind"]=="provisioning_refused"))')
+# Refusal events are written in batches, every half second.
+for ((i = 0; i < 30; i++)); do
+  n=$(pal events --json | python3 -c 'import json,sys; print(sum(1 for e in json.load(sys.stdin) if e["kind"]=="provisioning_refused"))')
+  [ "$n" -ge 3 ] && break
+  sleep 0.1
+done
 [ "$n" -ge 3 ] || fail "expected 3 provisioning_refused security events, found $n"
 ok "each refusal is a provisioning_refused security event"
 
