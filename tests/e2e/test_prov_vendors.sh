@@ -45,11 +45,16 @@ while IFS= read -r line; do
   case $url in "https://$HOST:$port/prov/"????????????????????????????????/) ;; *) fail "$model: odd URL $url" ;; esac
   URL[$model]=$url
   AUTH[$model]=$(pal ext show "$ext" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth_id"])')
+  dev=${files##* }
+  if [ "$model" = yealink ]; then
+    # A HEAD first (some phones check before they fetch) does not spend the one credentials response.
+    st=$(curl -s --cacert "$ca" -A "$ua" -I -o /dev/null -w '%{http_code}' --max-time 10 "$url$dev" || true)
+    [ "$st" = 200 ] || fail "yealink: HEAD $dev answered $st"
+  fi
   for f in $files; do
     st=$(fetch "$url$f" "$ua" "$E2E_TMP/$model.$f")
     [ "$st" = 200 ] || fail "$model: GET $f as '$ua' answered $st"
   done
-  dev=${files##* }
   # Non-device files hold no secret.
   for f in $files; do
     [ "$f" = "$dev" ] && continue

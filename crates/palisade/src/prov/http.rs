@@ -180,6 +180,8 @@ async fn serve(
         .map(|(p, model)| state_of(p, model));
     let (kind, credentials, bind) = match decide(view.as_ref(), &fetch) {
         Decision::Refuse { why, counted } => return Err((why.as_str(), counted)),
+        // A HEAD carries no body: it must not spend the window's one credentials response.
+        Decision::Serve { kind, .. } if method == Method::HEAD => (kind, false, false),
         Decision::Serve {
             kind,
             credentials,
