@@ -107,7 +107,7 @@ fn chart(events: &[(i64, &str)], now: i64) -> String {
         }
         let slot = 23 - age_h as usize;
         match *kind {
-            "auth_failure" | "console_auth_failure" | "provisioning_refused" => fails[slot] += 1,
+            "auth_failure" | "console_auth_failure" => fails[slot] += 1,
             "ban" | "console_ban" => bans[slot] += 1,
             _ => {}
         }
