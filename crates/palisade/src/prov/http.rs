@@ -48,55 +48,52 @@ fn not_found() -> Response {
         .into_response()
 }
 
+/// What a fetch brought: where from, and what it showed.
+struct Incoming {
+    ip: IpAddr,
+    path: String,
+    method: Method,
+    user_agent: Option<String>,
+    cert: Option<String>,
+    host: Option<String>,
+}
+
 async fn handle(AxState(state): AxState<State>, req: Request) -> Response {
     let Some(peer) = req.extensions().get::<Peer>().copied() else {
         return not_found();
     };
-    let ip = peer.ip();
-    let cert = req
-        .extensions()
-        .get::<ClientCert>()
-        .and_then(|c| c.0.clone());
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(200).collect::<String>());
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let path = req.uri().path().to_string();
-    let method = req.method().clone();
-    match serve(
-        &state,
-        ip,
-        &path,
-        &method,
-        user_agent.as_deref(),
-        cert.as_deref(),
-        host.as_deref(),
-    )
-    .await
-    {
+    // Everything is copied out of the request before the first await (a request body is not Sync).
+    let incoming = {
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(200).collect::<String>())
+        };
+        Incoming {
+            ip: peer.ip(),
+            path: req.uri().path().to_string(),
+            method: req.method().clone(),
+            user_agent: header(header::USER_AGENT),
+            cert: req
+                .extensions()
+                .get::<ClientCert>()
+                .and_then(|c| c.0.clone()),
+            host: header(header::HOST),
+        }
+    };
+    match serve(&state, &incoming).await {
         Ok(res) => res,
         Err((why, counted)) => {
-            refused(&state, ip, why, counted, &path, user_agent.as_deref()).await;
+            refused(&state, &incoming, why, counted).await;
             not_found()
         }
     }
 }
 
 /// Records a refusal and counts it toward the source's console ban.
-async fn refused(
-    state: &State,
-    ip: IpAddr,
-    why: &str,
-    counted: bool,
-    path: &str,
-    user_agent: Option<&str>,
-) {
+async fn refused(state: &State, incoming: &Incoming, why: &str, counted: bool) {
+    let (ip, path) = (incoming.ip, incoming.path.as_str());
     // The token is a secret even when wrong (it may be a mistyped real one): the event keeps only its start.
     let shown: String = path
         .strip_prefix("/prov/")
@@ -106,7 +103,9 @@ async fn refused(
             format!("/prov/{tok}…/{}", file.chars().take(64).collect::<String>())
         })
         .unwrap_or_else(|| path.chars().take(64).collect());
-    let ua: String = user_agent
+    let ua: String = incoming
+        .user_agent
+        .as_deref()
         .unwrap_or("-")
         .chars()
         .filter(|c| !c.is_control())
@@ -135,23 +134,20 @@ async fn refused(
 
 type Refused = (&'static str, bool);
 
-#[allow(clippy::too_many_arguments)]
-async fn serve(
-    state: &State,
-    ip: IpAddr,
-    path: &str,
-    method: &Method,
-    user_agent: Option<&str>,
-    cert: Option<&str>,
-    host: Option<&str>,
-) -> Result<Response, Refused> {
+async fn serve(state: &State, incoming: &Incoming) -> Result<Response, Refused> {
+    let (ip, method) = (incoming.ip, &incoming.method);
+    let (user_agent, cert, host) = (
+        incoming.user_agent.as_deref(),
+        incoming.cert.as_deref(),
+        incoming.host.as_deref(),
+    );
     if !crate::console::listener::allowed(&state.prov.networks, ip) {
         return Err(("outside_provisioning_networks", true));
     }
-    if method != Method::GET && method != Method::HEAD {
+    if *method != Method::GET && *method != Method::HEAD {
         return Err(("method", true));
     }
-    let rest = path.strip_prefix("/prov/").unwrap_or("");
+    let rest = incoming.path.strip_prefix("/prov/").unwrap_or("");
     let (tok, file) = rest.split_once('/').unwrap_or((rest, ""));
     if !token::plausible(tok) || file.contains('/') {
         return Err((Refusal::UnknownToken.as_str(), true));
@@ -181,7 +177,7 @@ async fn serve(
     let (kind, credentials, bind) = match decide(view.as_ref(), &fetch) {
         Decision::Refuse { why, counted } => return Err((why.as_str(), counted)),
         // A HEAD carries no body: it must not spend the window's one credentials response.
-        Decision::Serve { kind, .. } if method == Method::HEAD => (kind, false, false),
+        Decision::Serve { kind, .. } if *method == Method::HEAD => (kind, false, false),
         Decision::Serve {
             kind,
             credentials,
@@ -201,7 +197,17 @@ async fn serve(
         source,
         user_agent: user_agent.map(str::to_string),
     };
-    let body = build(state, &phone, model, &kind, credentials, bind, &binding, &base_url, host, now)
+    let plan = Plan {
+        phone: &phone,
+        model,
+        kind: &kind,
+        credentials,
+        bind,
+        binding: &binding,
+        base_url: &base_url,
+        now,
+    };
+    let body = build(state, &plan, host)
         .await
         .map_err(|e| {
             tracing::error!(error = %format!("{e:#}"), phone = %phone.id, "provisioning: cannot build the file");
@@ -210,7 +216,7 @@ async fn serve(
     let mut res = (
         StatusCode::OK,
         [(header::CACHE_CONTROL, "no-store")],
-        if method == Method::HEAD {
+        if *method == Method::HEAD {
             String::new()
         } else {
             body
@@ -236,21 +242,33 @@ fn state_of(p: &Phone, model: Model) -> PhoneState<'_> {
     }
 }
 
+/// What to serve, as decided.
+struct Plan<'a> {
+    phone: &'a Phone,
+    model: Model,
+    kind: &'a FileKind,
+    /// Generate and store a new SIP password and put it in this response.
+    credentials: bool,
+    /// Bind the phone to `binding` with the credentials.
+    bind: bool,
+    binding: &'a PhoneBinding,
+    base_url: &'a str,
+    now: i64,
+}
+
 /// The file's text; with `credentials`, a new SIP password whose hashes replace the extension's (and the
 /// binding, with `bind`) in one transaction before the text is returned.
-#[allow(clippy::too_many_arguments)]
-async fn build(
-    state: &State,
-    phone: &Phone,
-    model: Model,
-    kind: &FileKind,
-    credentials: bool,
-    bind: bool,
-    binding: &PhoneBinding,
-    base_url: &str,
-    host: Option<&str>,
-    now: i64,
-) -> anyhow::Result<String> {
+async fn build(state: &State, plan: &Plan<'_>, host: Option<&str>) -> anyhow::Result<String> {
+    let Plan {
+        phone,
+        model,
+        kind,
+        credentials,
+        bind,
+        binding,
+        base_url,
+        now,
+    } = *plan;
     let db = &state.db;
     let ext = db.get_extension(&phone.extension).await?;
     let realm = match db.realm().await? {
