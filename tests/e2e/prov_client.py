@@ -4,7 +4,8 @@
     prov_client.py parse MODEL FILE
         Parses a served file the way the phone would read it (XML must be well-formed; Yealink and the generic
         file must be `key = value` lines) and prints the settings that matter as JSON:
-        {"password", "auth_id", "tls", "srtp", "ca", "admin_password", "voicemail", "mwi", "dtmf"}.
+        {"password", "auth_id", "tls", "srtp", "ca", "admin_password", "voicemail", "mwi", "dtmf"}; null for a
+        setting the format has no key for (Grandstream's CA, Linphone's CA and MWI subscription).
     prov_client.py scan HOST PORT SOURCE COUNT
         Fetches COUNT random /prov/<token>/<mac>.cfg URLs over one keep-alive TLS connection from SOURCE (a
         127.0.0.x address), reconnecting only when the server closes. Stops at the first answer that is not a
@@ -88,9 +89,9 @@ def parse(model, path):
             r.update(password=e.get("auth_info_0.passwd"), auth_id=e.get("auth_info_0.userid"),
                      tls="transport=tls" in (e.get("proxy_0.reg_proxy") or ""),
                      srtp=e.get("sip.media_encryption") == "srtp" and e.get("sip.media_encryption_mandatory") == "1",
-                     ca="BEGIN CERTIFICATE" in (e.get("sip.root_ca_data") or ""), admin_password="-",
-                     voicemail=e.get("palisade.voicemail_number"), mwi=e.get("net.mwi_subscribe") == "1",
-                     dtmf=e.get("rtp.rfc2833_dtmf") == "1")
+                     ca=None, admin_password="-",
+                     voicemail=e.get("palisade.voicemail_number"), mwi=None,
+                     dtmf=e.get("sip.use_rfc2833") == "1" and e.get("sip.use_info") == "0")
         else:
             raise SystemExit(f"unknown model {model}")
     print(json.dumps(r))

@@ -320,6 +320,9 @@ fn polycom_phone(s: &Settings<'_>) -> String {
     out
 }
 
+/// Linphone's remote provisioning (lpconfig XML). The certificate is not in it: Linphone 5.1 reads trusted
+/// certificates only from a file (`[sip] root_ca`), and it must trust the server before its first HTTPS fetch
+/// anyway; SIP over TLS then uses the same certificate, so the same trust covers it.
 fn linphone(s: &Settings<'_>) -> String {
     let transport = transport_param(s);
     let identity = format!("\"{}\" <sip:{}@{}>", s.display_name, s.extension, s.domain);
@@ -337,7 +340,8 @@ fn linphone(s: &Settings<'_>) -> String {
                     if s.srtp { "srtp" } else { "none" }.into(),
                 ),
                 ("media_encryption_mandatory", u8::from(s.srtp).to_string()),
-                ("root_ca_data", s.ca_pem.to_string()),
+                ("use_rfc2833", "1".into()),
+                ("use_info", "0".into()),
                 ("verify_server_certs", "1".into()),
                 ("verify_server_cn", "1".into()),
             ],
@@ -355,13 +359,8 @@ fn linphone(s: &Settings<'_>) -> String {
                 ("dial_escape_plus", "0".into()),
             ],
         ),
-        (
-            "rtp",
-            vec![
-                ("rfc2833_dtmf", "1".into()),
-                ("audio_jitt_comp", "60".into()),
-            ],
-        ),
+        // RFC 4733 (ex-2833) telephone events, never SIP INFO.
+        ("rtp", vec![("audio_jitt_comp", "60".into())]),
         // Palisade relays audio: a video stream in the offer would only be refused.
         (
             "video",
@@ -372,7 +371,8 @@ fn linphone(s: &Settings<'_>) -> String {
                 ("display", "0".into()),
             ],
         ),
-        ("net", vec![("mwi_subscribe", "1".into())]),
+        // Linphone 5.1 has no voicemail number or MWI subscription setting: for the user to read, and for
+        // `palisade ext set --mwi-unsolicited on`, which lights its indicator without a subscription.
         (
             "palisade",
             vec![
