@@ -18,6 +18,7 @@ mod events;
 mod extensions;
 pub mod ip_rules;
 pub mod limits;
+pub mod phones;
 mod pin_lockout;
 pub mod policy;
 pub mod realm;

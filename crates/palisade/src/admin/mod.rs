@@ -11,6 +11,7 @@ pub mod ext;
 mod hours;
 pub mod lists;
 mod output;
+pub mod phone;
 pub mod policy;
 
 mod realm;
@@ -86,6 +87,8 @@ pub enum AdminCommand {
     Audit(AuditArgs),
     /// The digest realm passwords are bound to (fixed at first start, independent of the domain): show, set.
     Realm(realm::RealmArgs),
+    /// Desk phones and softphones provisioned over HTTPS: add, list, show, remove, reprovision.
+    Phone(phone::PhoneArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -233,6 +236,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Did(args) => trunks::run_did(args).await,
         AdminCommand::Voicemail(args) => voicemail::run(args).await,
         AdminCommand::Realm(args) => realm::run(args).await,
+        AdminCommand::Phone(args) => phone::run(args).await,
     }
 }
 
