@@ -370,7 +370,7 @@ mod tests {
             g.fail_batched(
                 &db,
                 ip("10.0.0.9"),
-                "provisioning_refused",
+                SecurityEventKind::ProvisioningRefused,
                 "unknown_token",
                 None,
             )
