@@ -10,7 +10,6 @@ use std::net::IpAddr;
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
-use pbx::model::{ConsoleAuthReason, SecurityEventKind};
 use store::Db;
 use store::admin::{ADMIN_BAN_SECONDS, ADMIN_FAILURES_BEFORE_BAN, ADMIN_SESSION_IDLE_MINUTES};
 
@@ -119,7 +118,7 @@ impl ConsoleGuard {
 
     /// Counts an authentication failure from `ip` (`what` says which: a wrong password, an unknown token…) and
     /// bans the source when it reaches `admin_failures_before_ban`. Both are security events.
-    pub async fn fail(&self, db: &Db, ip: IpAddr, user: Option<&str>, what: ConsoleAuthReason) {
+    pub async fn fail(&self, db: &Db, ip: IpAddr, user: Option<&str>, what: &str) {
         let now = crate::admin::time::now_ms();
         let settings = self.settings();
         let ban = self
@@ -130,8 +129,8 @@ impl ConsoleGuard {
         let _ = db
             .append_event(&store::SecurityEvent {
                 at: now,
-                kind: SecurityEventKind::ConsoleAuthFailure.as_str().into(),
-                reason: what.as_str().into(),
+                kind: "console_auth_failure".into(),
+                reason: what.into(),
                 source: ip.to_string(),
                 user: user.map(str::to_string),
                 detail: None,
@@ -153,8 +152,8 @@ impl ConsoleGuard {
             let _ = db
                 .append_event(&store::SecurityEvent {
                     at: now,
-                    kind: SecurityEventKind::ConsoleBan.as_str().into(),
-                    reason: guard::BanReason::AuthFailures.as_str().into(),
+                    kind: "console_ban".into(),
+                    reason: "auth_failures".into(),
                     source: ip.to_string(),
                     user: user.map(str::to_string),
                     detail: Some(reason),

@@ -129,7 +129,9 @@ async fn login(
         },
     };
     if let Some(reason) = failure {
-        s.guard.fail(&s.db, ip, Some(&f.name), reason).await;
+        s.guard
+            .fail(&s.db, ip, Some(&f.name), reason.as_str())
+            .await;
         return login_page(
             StatusCode::UNAUTHORIZED,
             Some("Wrong account, password or authenticator code."),
