@@ -1,6 +1,6 @@
 //! The console's own anti-hacking: failed logins and failed API authentications counted per source address, and
-//! the bans they lead to. Separate from the SIP guard and its blacklist (docs/architecture.md, principle 11): a phone's bad
-//! password never locks the administrator out of the console, and a console ban never silences a phone.
+//! the bans they lead to. Separate from the SIP guard and its blacklist (docs/architecture.md, principle 11): a
+//! phone's bad password never locks the administrator out of the console, and a console ban never silences a phone.
 //!
 //! [`FailureCounter`] is pure (time is an argument); [`ConsoleGuard`] wraps it with the ban list, which lives in
 //! the database (bans survive restarts, `palisade admin unban` lifts them) and is re-read every two seconds.
