@@ -182,7 +182,7 @@ async fn authenticate(AxState(state): AxState<State>, mut req: Request, next: Ne
         } else {
             ConsoleAuthReason::NoToken
         };
-        state.guard.fail(&state.db, ip, None, what.as_str()).await;
+        state.guard.fail(&state.db, ip, None, what).await;
         return ApiError(
             StatusCode::UNAUTHORIZED,
             "a valid bearer token is required (Authorization: Bearer TOKEN; create one with `palisade admin \

@@ -129,9 +129,7 @@ async fn login(
         },
     };
     if let Some(reason) = failure {
-        s.guard
-            .fail(&s.db, ip, Some(&f.name), reason.as_str())
-            .await;
+        s.guard.fail(&s.db, ip, Some(&f.name), reason).await;
         return login_page(
             StatusCode::UNAUTHORIZED,
             Some("Wrong account, password or authenticator code."),
