@@ -197,6 +197,7 @@ impl Db {
         validate_admin_name(name)?;
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("create_admin"),
             Db::Sqlite(pool) => {
                 let r = sqlx::query(
                     "INSERT INTO admin_accounts (name, password_hash, role, totp_secret, created_at, updated_at) \
@@ -222,6 +223,7 @@ impl Db {
     /// The account called `name`, if any.
     pub async fn admin(&self, name: &str) -> Result<Option<AdminAccount>> {
         match self {
+            Db::Pg(_) => not_ported!("admin"),
             Db::Sqlite(pool) => {
                 let row: Option<AccountRow> = sqlx::query_as(
                     "SELECT name, password_hash, role, totp_secret, created_at, updated_at \
@@ -238,6 +240,7 @@ impl Db {
     /// Every account, by name.
     pub async fn list_admins(&self) -> Result<Vec<AdminAccount>> {
         match self {
+            Db::Pg(_) => not_ported!("list_admins"),
             Db::Sqlite(pool) => {
                 let rows: Vec<AccountRow> = sqlx::query_as(
                     "SELECT name, password_hash, role, totp_secret, created_at, updated_at \
@@ -272,6 +275,7 @@ impl Db {
 
     async fn update_admin(&self, name: &str, sql: &'static str, value: Option<&str>) -> Result<()> {
         match self {
+            Db::Pg(_) => not_ported!("update_admin"),
             Db::Sqlite(pool) => {
                 let done = sqlx::query(sql)
                     .bind(name)
@@ -291,6 +295,7 @@ impl Db {
     /// to change anything from the console.
     pub async fn remove_admin(&self, name: &str) -> Result<()> {
         match self {
+            Db::Pg(_) => not_ported!("remove_admin"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let role: Option<String> =
@@ -337,6 +342,7 @@ impl Db {
             ));
         }
         match self {
+            Db::Pg(_) => not_ported!("create_token"),
             Db::Sqlite(pool) => {
                 let done = sqlx::query(
                     "INSERT INTO api_tokens (name, token_hash, scope, created_at, expires_at) \
@@ -357,6 +363,7 @@ impl Db {
     /// Every token record, newest first.
     pub async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
         match self {
+            Db::Pg(_) => not_ported!("list_tokens"),
             Db::Sqlite(pool) => {
                 let rows: Vec<TokenRow> = sqlx::query_as(
                     "SELECT id, name, token_hash, scope, created_at, expires_at, revoked_at, last_used_at \
@@ -372,6 +379,7 @@ impl Db {
     /// The token whose hash is `token_hash`, if any (live or not).
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
         match self {
+            Db::Pg(_) => not_ported!("token_by_hash"),
             Db::Sqlite(pool) => {
                 let row: Option<TokenRow> = sqlx::query_as(
                     "SELECT id, name, token_hash, scope, created_at, expires_at, revoked_at, last_used_at \
@@ -388,6 +396,7 @@ impl Db {
     /// Notes that a token was used (at most once a minute per token is enough for "last used").
     pub async fn touch_token(&self, id: i64, now: i64) -> Result<()> {
         match self {
+            Db::Pg(_) => not_ported!("touch_token"),
             Db::Sqlite(pool) => {
                 sqlx::query(
                     "UPDATE api_tokens SET last_used_at = $2 \
@@ -405,6 +414,7 @@ impl Db {
     /// Revokes a token by id or name (every live token of that name); returns how many were revoked.
     pub async fn revoke_token(&self, id_or_name: &str) -> Result<u64> {
         match self {
+            Db::Pg(_) => not_ported!("revoke_token"),
             Db::Sqlite(pool) => {
                 let id: i64 = id_or_name.parse().unwrap_or(-1);
                 let done = sqlx::query(
@@ -429,6 +439,7 @@ impl Db {
     /// Appends an audit entry durably.
     pub async fn append_audit(&self, e: &AuditNew) -> Result<i64> {
         match self {
+            Db::Pg(_) => not_ported!("append_audit"),
             Db::Sqlite(pool) => {
                 let done = sqlx::query(
                     "INSERT INTO audit_log (at, actor, source, action, target, before, after) \
@@ -452,6 +463,7 @@ impl Db {
     pub async fn list_audit(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<AuditEntry>> {
         let limit = i64::from(limit.clamp(1, MAX_AUDIT_LIST));
         match self {
+            Db::Pg(_) => not_ported!("list_audit"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(
                 "SELECT id, at, actor, source, action, target, before, after FROM audit_log \
                  WHERE id < $1 ORDER BY id DESC LIMIT $2",
@@ -466,6 +478,7 @@ impl Db {
     /// Bans `ip` from the console until `until_ms`.
     pub async fn ban_admin_source(&self, ip: &str, until_ms: i64, reason: &str) -> Result<()> {
         match self {
+            Db::Pg(_) => not_ported!("ban_admin_source"),
             Db::Sqlite(pool) => {
                 sqlx::query(
                     "INSERT INTO admin_bans (ip, until_ms, reason, created_at) VALUES ($1, $2, $3, $4) \
@@ -485,6 +498,7 @@ impl Db {
     /// The console bans in force at `now` (ip, until, reason).
     pub async fn admin_bans(&self, now: i64) -> Result<Vec<(String, i64, String)>> {
         match self {
+            Db::Pg(_) => not_ported!("admin_bans"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(
                 "SELECT ip, until_ms, reason FROM admin_bans WHERE until_ms > $1 ORDER BY ip",
             )
@@ -497,6 +511,7 @@ impl Db {
     /// Lifts the console ban of `ip`; false if there was none.
     pub async fn remove_admin_ban(&self, ip: &str) -> Result<bool> {
         match self {
+            Db::Pg(_) => not_ported!("remove_admin_ban"),
             Db::Sqlite(pool) => Ok(sqlx::query("DELETE FROM admin_bans WHERE ip = $1")
                 .bind(ip)
                 .execute(pool)

@@ -130,6 +130,7 @@ impl Db {
             check_one_of("hung_up_by", &r.hung_up_by, &HUNG_UP_BY)?;
         }
         match self {
+            Db::Pg(_) => not_ported!("append_cdrs"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 for r in rows {
@@ -168,6 +169,7 @@ impl Db {
         let limit = i64::from(limit.min(MAX_CDR_LIST));
         let since = since_ms.unwrap_or(i64::MIN);
         match self {
+            Db::Pg(_) => not_ported!("list_cdrs"),
             Db::Sqlite(pool) => {
                 let rows = match extension {
                     // Two index-friendly halves instead of `caller = $2 OR callee = $2`; UNION drops the
@@ -210,6 +212,7 @@ impl Db {
         }
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("replace_active_calls"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 sqlx::query("DELETE FROM active_calls")
@@ -241,6 +244,7 @@ impl Db {
     /// The calls in progress as the server last wrote them, oldest first.
     pub async fn list_active_calls(&self) -> Result<Vec<StoredActiveCall>> {
         match self {
+            Db::Pg(_) => not_ported!("list_active_calls"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(
                 "SELECT call_id, caller, callee, started_at, answered_at, state, updated_at \
                  FROM active_calls ORDER BY started_at, call_id",
@@ -253,6 +257,7 @@ impl Db {
     /// Forgets every call in progress (the server, at start: calls do not survive a restart); returns how many.
     pub async fn clear_active_calls(&self) -> Result<u64> {
         match self {
+            Db::Pg(_) => not_ported!("clear_active_calls"),
             Db::Sqlite(pool) => {
                 let done = sqlx::query("DELETE FROM active_calls")
                     .execute(pool)

@@ -122,6 +122,7 @@ impl Db {
     /// Appends an event durably; returns its id.
     pub async fn append_event(&self, e: &SecurityEvent) -> Result<i64> {
         match self {
+            Db::Pg(_) => not_ported!("append_event"),
             Db::Sqlite(pool) => {
                 let done = sqlx::query(
                     "INSERT INTO security_events (at, kind, reason, source, username, detail) \
@@ -151,6 +152,7 @@ impl Db {
         let limit = i64::from(limit.min(MAX_EVENT_LIST));
         let since = since.unwrap_or(i64::MIN);
         match self {
+            Db::Pg(_) => not_ported!("list_events"),
             Db::Sqlite(pool) => {
                 let q = match kind {
                     Some(kind) => sqlx::query_as(
@@ -182,6 +184,7 @@ impl Db {
     ) -> Result<Vec<StoredEvent>> {
         let limit = i64::from(limit.min(MAX_EVENT_LIST));
         match self {
+            Db::Pg(_) => not_ported!("list_events_page"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(
                 "SELECT id, at, kind, reason, source, username, detail FROM security_events \
                  WHERE id < $1 AND at >= $2 AND ($3 IS NULL OR kind = $3) ORDER BY id DESC LIMIT $4",
@@ -198,6 +201,7 @@ impl Db {
     /// Deletes events older than `before` (unix ms), for retention; returns how many.
     pub async fn prune_events(&self, before: i64) -> Result<u64> {
         match self {
+            Db::Pg(_) => not_ported!("prune_events"),
             Db::Sqlite(pool) => {
                 let done = sqlx::query("DELETE FROM security_events WHERE at < $1")
                     .bind(before)
@@ -216,6 +220,7 @@ impl Db {
             return Ok(());
         }
         match self {
+            Db::Pg(_) => not_ported!("add_event_counts"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 for c in counts {
@@ -241,6 +246,7 @@ impl Db {
     /// The daily counters at or after `since_day`, oldest day first.
     pub async fn event_counts(&self, since_day: i64) -> Result<Vec<EventCount>> {
         match self {
+            Db::Pg(_) => not_ported!("event_counts"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(
                 "SELECT day, kind, reason, count, last_at FROM event_counts WHERE day >= $1 \
                  ORDER BY day, kind, reason",
@@ -254,6 +260,7 @@ impl Db {
     /// How many event rows there are, and the time of the oldest (for `palisade events --summary`).
     pub async fn event_rows(&self) -> Result<(i64, Option<i64>)> {
         match self {
+            Db::Pg(_) => not_ported!("event_rows"),
             Db::Sqlite(pool) => Ok(sqlx::query_as::<_, (i64, Option<i64>)>(
                 "SELECT COUNT(*), MIN(at) FROM security_events",
             )
@@ -285,6 +292,7 @@ impl Db {
         let before = now_ms.saturating_sub(days.saturating_mul(86_400_000));
         let mut pruned = Pruned::default();
         match self {
+            Db::Pg(_) => not_ported!("prune_events_by"),
             Db::Sqlite(pool) => {
                 loop {
                     let done = sqlx::query(
@@ -337,6 +345,7 @@ impl Db {
             return Ok(());
         }
         match self {
+            Db::Pg(_) => not_ported!("append_events"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 // Many rows per statement: under load the server writes thousands of events a second, and one

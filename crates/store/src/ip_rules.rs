@@ -150,6 +150,7 @@ impl Db {
     /// Every entry, expired ones included (until [`Db::purge_expired_ip_rules`]), ordered by `net`.
     pub async fn list_ip_rules(&self) -> Result<Vec<IpRule>> {
         match self {
+            Db::Pg(_) => not_ported!("list_ip_rules"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(
 "SELECT net, action, expires_at, note, origin, reason, created_at FROM ip_rules ORDER BY net",
 )
@@ -162,6 +163,7 @@ impl Db {
     pub async fn get_ip_rule(&self, net: &str) -> Result<Option<IpRule>> {
         let net = canonical_net(net)?;
         match self {
+            Db::Pg(_) => not_ported!("get_ip_rule"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(
 "SELECT net, action, expires_at, note, origin, reason, created_at FROM ip_rules WHERE net = $1",
 )
@@ -180,6 +182,7 @@ impl Db {
         let rule = checked(rule)?;
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("upsert_ip_rule"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let old: Option<IpRule> = sqlx::query_as(
@@ -233,6 +236,7 @@ impl Db {
         let net = canonical_net(net)?;
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("remove_ip_rule"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query("DELETE FROM ip_rules WHERE net = $1")
@@ -253,6 +257,7 @@ impl Db {
     /// already ignores expired entries.
     pub async fn purge_expired_ip_rules(&self, now_ms: i64) -> Result<u64> {
         match self {
+            Db::Pg(_) => not_ported!("purge_expired_ip_rules"),
             Db::Sqlite(pool) => {
                 let done = sqlx::query(
                     "DELETE FROM ip_rules WHERE expires_at IS NOT NULL AND expires_at <= $1",

@@ -33,6 +33,7 @@ impl Db {
             ..ResourceLimits::default()
         };
         match self {
+            Db::Pg(_) => not_ported!("resource_limits"),
             Db::Sqlite(pool) => {
                 let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
                     "SELECT number, max_calls, max_external_calls FROM extension_limits",
@@ -65,6 +66,7 @@ impl Db {
     /// `number`'s own limits (none set: both `None`).
     pub async fn extension_limits(&self, number: &str) -> Result<ExtensionLimits> {
         match self {
+            Db::Pg(_) => not_ported!("extension_limits"),
             Db::Sqlite(pool) => {
                 let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
                     "SELECT max_calls, max_external_calls FROM extension_limits WHERE number = $1",
@@ -98,6 +100,7 @@ impl Db {
         }
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("set_extension_limits"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 sqlx::query(
@@ -125,6 +128,7 @@ impl Db {
     /// The cap on `trunk`'s concurrent calls (`None`: none).
     pub async fn trunk_max_calls(&self, trunk: &str) -> Result<Option<u32>> {
         match self {
+            Db::Pg(_) => not_ported!("trunk_max_calls"),
             Db::Sqlite(pool) => {
                 let v: Option<Option<i64>> =
                     sqlx::query_scalar("SELECT max_calls FROM trunk_limits WHERE trunk = $1")
@@ -140,6 +144,7 @@ impl Db {
     pub async fn set_trunk_max_calls(&self, trunk: &str, max_calls: Option<u32>) -> Result<()> {
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("set_trunk_max_calls"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 sqlx::query(

@@ -76,6 +76,7 @@ impl Db {
     pub async fn create_phone(&self, new: PhoneNew) -> Result<Phone> {
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("create_phone"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let taken: Option<(String, Option<String>, String)> = sqlx::query_as(
@@ -134,6 +135,7 @@ impl Db {
 
     pub async fn phone(&self, id: &str) -> Result<Option<Phone>> {
         match self {
+            Db::Pg(_) => not_ported!("phone"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(select!("WHERE id = $1"))
                 .bind(id)
                 .fetch_optional(pool)
@@ -144,6 +146,7 @@ impl Db {
     /// The phone whose URL token hashes to `token_hash`.
     pub async fn phone_by_token_hash(&self, token_hash: &str) -> Result<Option<Phone>> {
         match self {
+            Db::Pg(_) => not_ported!("phone_by_token_hash"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(select!("WHERE token_hash = $1"))
                 .bind(token_hash)
                 .fetch_optional(pool)
@@ -153,6 +156,7 @@ impl Db {
 
     pub async fn list_phones(&self) -> Result<Vec<Phone>> {
         match self {
+            Db::Pg(_) => not_ported!("list_phones"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(select!("ORDER BY extension, id"))
                 .fetch_all(pool)
                 .await?),
@@ -161,6 +165,7 @@ impl Db {
 
     pub async fn remove_phone(&self, id: &str) -> Result<()> {
         match self {
+            Db::Pg(_) => not_ported!("remove_phone"),
             Db::Sqlite(pool) => {
                 let done = sqlx::query("DELETE FROM phones WHERE id = $1")
                     .bind(id)
@@ -184,6 +189,7 @@ impl Db {
     ) -> Result<Phone> {
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("reopen_phone_window"),
             Db::Sqlite(pool) => {
                 let done = sqlx::query(
                     "UPDATE phones SET token_hash = $2, window_opened_at = $3, window_expires_at = $4, \
@@ -218,6 +224,7 @@ impl Db {
         at: i64,
     ) -> Result<bool> {
         match self {
+            Db::Pg(_) => not_ported!("issue_phone_credentials"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let marked = sqlx::query(
@@ -280,6 +287,7 @@ impl Db {
     /// Notes a served fetch that changed nothing else.
     pub async fn note_phone_fetch(&self, id: &str, at: i64) -> Result<()> {
         match self {
+            Db::Pg(_) => not_ported!("note_phone_fetch"),
             Db::Sqlite(pool) => {
                 sqlx::query("UPDATE phones SET last_fetch_at = $2 WHERE id = $1")
                     .bind(id)

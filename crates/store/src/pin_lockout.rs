@@ -26,6 +26,7 @@ impl Db {
     /// The PIN lockout state of `mailbox` (the default when no wrong PIN was counted).
     pub async fn pin_lock_state(&self, mailbox: &str) -> Result<PinLockState> {
         match self {
+            Db::Pg(_) => not_ported!("pin_lock_state"),
             Db::Sqlite(pool) => {
                 let row: Option<Row> = sqlx::query_as(SELECT)
                     .bind(mailbox)
@@ -44,6 +45,7 @@ impl Db {
         now: i64,
     ) -> Result<WrongPin> {
         match self {
+            Db::Pg(_) => not_ported!("record_wrong_pin"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let row: Option<Row> = sqlx::query_as(SELECT)
@@ -74,6 +76,7 @@ impl Db {
     /// there was anything to clear.
     pub async fn clear_pin_lockout(&self, mailbox: &str) -> Result<bool> {
         match self {
+            Db::Pg(_) => not_ported!("clear_pin_lockout"),
             Db::Sqlite(pool) => {
                 let done = sqlx::query("DELETE FROM voicemail_pin_lockouts WHERE mailbox = $1")
                     .bind(mailbox)

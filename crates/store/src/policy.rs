@@ -790,6 +790,7 @@ impl Db {
     /// The outbound rules, in order.
     pub async fn list_outbound_rules(&self) -> Result<Vec<OutboundRuleRow>> {
         match self {
+            Db::Pg(_) => not_ported!("list_outbound_rules"),
             Db::Sqlite(pool) => {
                 let mut conn = pool.acquire().await?;
                 load_rules(&mut conn).await
@@ -807,6 +808,7 @@ impl Db {
         rule.validate()?;
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("add_outbound_rule"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let mut rules = load_rules(&mut tx).await?;
@@ -840,6 +842,7 @@ impl Db {
     pub async fn remove_outbound_rule(&self, name: &str) -> Result<()> {
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("remove_outbound_rule"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let mut rules = load_rules(&mut tx).await?;
@@ -865,6 +868,7 @@ impl Db {
         rule.validate()?;
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("replace_outbound_rule"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let mut rules = load_rules(&mut tx).await?;
@@ -891,6 +895,7 @@ impl Db {
     pub async fn move_outbound_rule(&self, name: &str, to: usize) -> Result<Vec<OutboundRuleRow>> {
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("move_outbound_rule"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let mut rules = load_rules(&mut tx).await?;

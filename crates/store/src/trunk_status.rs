@@ -40,6 +40,7 @@ impl Db {
     pub async fn replace_trunk_status(&self, rows: &[TrunkStatusRow]) -> Result<()> {
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("replace_trunk_status"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 sqlx::query("DELETE FROM trunk_status")
@@ -68,6 +69,7 @@ impl Db {
     /// Every trunk status, by trunk name.
     pub async fn list_trunk_status(&self) -> Result<Vec<TrunkStatusRow>> {
         match self {
+            Db::Pg(_) => not_ported!("list_trunk_status"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(
                 "SELECT trunk, state, registered_until, last_error, next_attempt, updated_at FROM trunk_status \
                  ORDER BY trunk",

@@ -559,6 +559,7 @@ impl Db {
     /// Every stored trunk as stored, ordered by name.
     pub async fn list_trunk_rows(&self) -> Result<Vec<TrunkRow>> {
         match self {
+            Db::Pg(_) => not_ported!("list_trunk_rows"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(select!("ORDER BY name"))
                 .fetch_all(pool)
                 .await?),
@@ -568,6 +569,7 @@ impl Db {
     /// The trunk called `name`, if any.
     pub async fn trunk(&self, name: &str) -> Result<Option<TrunkRow>> {
         match self {
+            Db::Pg(_) => not_ported!("trunk"),
             Db::Sqlite(pool) => {
                 let mut conn = pool.acquire().await?;
                 load_trunk(&mut conn, name).await
@@ -610,6 +612,7 @@ impl Db {
             srtp: new.srtp.unwrap_or(SrtpMode::Disabled),
         })?;
         match self {
+            Db::Pg(_) => not_ported!("add_trunk"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks")
@@ -642,6 +645,7 @@ impl Db {
     pub async fn update_trunk(&self, name: &str, patch: TrunkPatch) -> Result<TrunkRow> {
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("update_trunk"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let mut row = load_trunk(&mut tx, name)
@@ -704,6 +708,7 @@ impl Db {
     pub async fn remove_trunk(&self, name: &str) -> Result<()> {
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("remove_trunk"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query("DELETE FROM trunks WHERE name = $1")
@@ -727,6 +732,7 @@ impl Db {
         validate_phone_number("DID", number)?;
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("add_did"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 if load_trunk(&mut tx, trunk).await?.is_none() {
@@ -784,6 +790,7 @@ impl Db {
         let number = number.trim();
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("remove_did"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let found: Option<DidRow> = sqlx::query_as(
@@ -810,6 +817,7 @@ impl Db {
     /// Every DID, ordered by number.
     pub async fn list_dids(&self) -> Result<Vec<DidRow>> {
         match self {
+            Db::Pg(_) => not_ported!("list_dids"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(
                 "SELECT number, trunk, extension FROM dids ORDER BY number",
             )

@@ -85,31 +85,45 @@ macro_rules! select_message {
     };
 }
 
-/// Creates `number`'s mailbox inside the transaction that creates the extension.
-pub(super) async fn create_mailbox(
-    tx: &mut sqlx::SqliteConnection,
-    number: &str,
-    pin_hash: Option<&str>,
-    now: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO voicemail_boxes (number, enabled, pin_hash, pin_changed_at, updated_at) VALUES ($1, 1, $2, $3, $4) \
-         ON CONFLICT (number) DO UPDATE SET pin_hash = excluded.pin_hash, pin_changed_at = excluded.pin_changed_at, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(number)
-    .bind(pin_hash)
-    .bind(pin_hash.map(|_| now))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+/// `create_mailbox(tx, number, pin_hash, now)` for a back end's connection type: creates `number`'s mailbox inside
+/// the transaction that creates the extension. Instantiated as `sqlite_helpers` and `pg_helpers` (see `on_both!`).
+macro_rules! mailbox_helpers {
+    ($conn:ty) => {
+        pub(crate) async fn create_mailbox(
+            tx: &mut $conn,
+            number: &str,
+            pin_hash: Option<&str>,
+            now: i64,
+        ) -> crate::Result<()> {
+            sqlx::query(
+                "INSERT INTO voicemail_boxes (number, enabled, pin_hash, pin_changed_at, updated_at) \
+                 VALUES ($1, TRUE, $2, $3, $4) ON CONFLICT (number) DO UPDATE SET pin_hash = excluded.pin_hash, \
+                 pin_changed_at = excluded.pin_changed_at, updated_at = excluded.updated_at",
+            )
+            .bind(number)
+            .bind(pin_hash)
+            .bind(pin_hash.map(|_| now))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(crate) mod sqlite_helpers {
+    mailbox_helpers!(sqlx::SqliteConnection);
+}
+
+pub(crate) mod pg_helpers {
+    mailbox_helpers!(sqlx::PgConnection);
 }
 
 impl Db {
     /// The mailbox of extension `number` (`None` if there is no such extension).
     pub async fn mailbox(&self, number: &str) -> Result<Option<Mailbox>> {
         match self {
+            Db::Pg(_) => not_ported!("mailbox"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(select_mailbox!("WHERE number = $1"))
                 .bind(number)
                 .fetch_optional(pool)
@@ -119,6 +133,7 @@ impl Db {
 
     pub async fn list_mailboxes(&self) -> Result<Vec<Mailbox>> {
         match self {
+            Db::Pg(_) => not_ported!("list_mailboxes"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(select_mailbox!("ORDER BY number"))
                 .fetch_all(pool)
                 .await?),
@@ -135,6 +150,7 @@ impl Db {
     ) -> Result<()> {
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("update_mailbox"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query(sql)
@@ -205,6 +221,7 @@ impl Db {
     /// Records a message whose file is on disk. Refused when the mailbox does not exist or is full.
     pub async fn add_voicemail_message(&self, new: &VoicemailNew) -> Result<i64> {
         match self {
+            Db::Pg(_) => not_ported!("add_voicemail_message"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let count: i64 = sqlx::query_scalar(
@@ -246,6 +263,7 @@ impl Db {
     /// A mailbox's messages, oldest first.
     pub async fn list_voicemail_messages(&self, mailbox: &str) -> Result<Vec<VoicemailMessage>> {
         match self {
+            Db::Pg(_) => not_ported!("list_voicemail_messages"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(select_message!(
                 "WHERE mailbox = $1 ORDER BY id"
             ))
@@ -258,6 +276,7 @@ impl Db {
     /// One message of a mailbox; [`StoreError::NotFound`] if that mailbox has no such message.
     pub async fn voicemail_message(&self, mailbox: &str, id: i64) -> Result<VoicemailMessage> {
         match self {
+            Db::Pg(_) => not_ported!("voicemail_message"),
             Db::Sqlite(pool) => sqlx::query_as(select_message!("WHERE mailbox = $1 AND id = $2"))
                 .bind(mailbox)
                 .bind(id)
@@ -270,6 +289,7 @@ impl Db {
     /// Marks a message as heard.
     pub async fn mark_voicemail_read(&self, mailbox: &str, id: i64) -> Result<()> {
         match self {
+            Db::Pg(_) => not_ported!("mark_voicemail_read"),
             Db::Sqlite(pool) => {
                 sqlx::query(
                     "UPDATE voicemail_messages SET is_new = 0 WHERE mailbox = $1 AND id = $2",
@@ -288,6 +308,7 @@ impl Db {
     pub async fn delete_voicemail_message(&self, mailbox: &str, id: i64) -> Result<String> {
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("delete_voicemail_message"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let file: Option<String> = sqlx::query_scalar(
@@ -312,6 +333,7 @@ impl Db {
     /// New and old counts of every mailbox that has messages.
     pub async fn voicemail_counts(&self) -> Result<Vec<(String, Counts)>> {
         match self {
+            Db::Pg(_) => not_ported!("voicemail_counts"),
             Db::Sqlite(pool) => {
                 let rows: Vec<(String, i64, i64)> = sqlx::query_as(
                     "SELECT mailbox, SUM(is_new), SUM(1 - is_new) FROM voicemail_messages GROUP BY mailbox",
@@ -329,6 +351,7 @@ impl Db {
     /// New and old counts of one mailbox (zeros when it has no messages).
     pub async fn mailbox_counts(&self, mailbox: &str) -> Result<Counts> {
         match self {
+            Db::Pg(_) => not_ported!("mailbox_counts"),
             Db::Sqlite(pool) => {
                 let (new, old): (i64, i64) = sqlx::query_as(
                     "SELECT COALESCE(SUM(is_new), 0), COALESCE(SUM(1 - is_new), 0) FROM voicemail_messages \
@@ -345,6 +368,7 @@ impl Db {
     /// Every message file name (to find files no row names after a crash).
     pub async fn voicemail_files(&self) -> Result<Vec<String>> {
         match self {
+            Db::Pg(_) => not_ported!("voicemail_files"),
             Db::Sqlite(pool) => {
                 let mut files: Vec<String> =
                     sqlx::query_scalar("SELECT file FROM voicemail_messages")

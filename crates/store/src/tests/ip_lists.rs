@@ -201,7 +201,9 @@ async fn expired_ip_rules_are_purged_without_bump() {
 async fn manual_ip_rules_are_capped() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
-    let Db::Sqlite(pool) = &db;
+    let Db::Sqlite(pool) = &db else {
+        panic!("these checks read SQLite directly")
+    };
     // Fill up to the cap directly (one statement), then go through the API.
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $1) \

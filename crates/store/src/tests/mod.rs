@@ -48,10 +48,71 @@ async fn open(dir: &tempfile::TempDir) -> Db {
     Db::open_in(dir.path()).await.unwrap()
 }
 
-#[tokio::test]
-async fn extension_crud() {
+/// The environment variable naming a PostgreSQL server for the store's tests (`scripts/pg-test-server.sh` sets it).
+const TEST_POSTGRES: &str = "PALISADE_TEST_POSTGRES";
+
+/// Runs `check` on a fresh SQLite database, then on a fresh PostgreSQL database when `PALISADE_TEST_POSTGRES` is
+/// set; otherwise says loudly that the PostgreSQL half was skipped (and fails if `PALISADE_TEST_POSTGRES_REQUIRED`
+/// is set, so CI cannot skip it by accident).
+async fn on_each_backend<F, Fut>(check: F)
+where
+    F: Fn(Db) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
+    check(db.clone()).await;
+    db.close().await;
+    match std::env::var(TEST_POSTGRES) {
+        Ok(url) if !url.is_empty() => {
+            let db = fresh_postgres(&url).await;
+            check(db.clone()).await;
+            db.close().await;
+        }
+        _ => {
+            assert!(
+                std::env::var_os("PALISADE_TEST_POSTGRES_REQUIRED").is_none(),
+                "PALISADE_TEST_POSTGRES_REQUIRED is set but {TEST_POSTGRES} is not"
+            );
+            eprintln!(
+                "SKIPPED on PostgreSQL: {TEST_POSTGRES} is not set (run under scripts/pg-test-server.sh to test both back ends)"
+            );
+        }
+    }
+}
+
+/// A new, empty database on the PostgreSQL server at `url` (one per test, so tests run in parallel), migrated.
+async fn fresh_postgres(url: &str) -> Db {
+    use sqlx::ConnectOptions;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "palisade_t{}_{}_{}",
+        std::process::id(),
+        now_ms(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a postgres:// URL");
+    let mut admin = options
+        .connect()
+        .await
+        .expect("connect to the test PostgreSQL");
+    // The name is ours (digits and underscores), not input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    Db::open_postgres_options(options.database(&name))
+        .await
+        .expect("open and migrate the test database")
+}
+
+#[tokio::test]
+async fn extension_crud() {
+    on_each_backend(check_extension_crud).await;
+}
+
+async fn check_extension_crud(db: Db) {
     let created = db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();
     assert!(created.enabled);
     assert_eq!(db.get_extension("100").await.unwrap(), created);
@@ -128,8 +189,10 @@ async fn extension_crud() {
 
 #[tokio::test]
 async fn debug_hides_hashes() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_debug_hides_hashes).await;
+}
+
+async fn check_debug_hides_hashes(db: Db) {
     let e = db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();
     let dbg = format!("{e:?}");
     assert!(
@@ -140,8 +203,10 @@ async fn debug_hides_hashes() {
 
 #[tokio::test]
 async fn uniqueness_conflicts() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_uniqueness_conflicts).await;
+}
+
+async fn check_uniqueness_conflicts(db: Db) {
     db.create_extension(ext("100", "authone123")).await.unwrap();
     let e = db
         .create_extension(ext("100", "authtwo123"))
@@ -162,8 +227,10 @@ async fn uniqueness_conflicts() {
 
 #[tokio::test]
 async fn invalid_input_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_invalid_input_is_refused).await;
+}
+
+async fn check_invalid_input_is_refused(db: Db) {
     for bad in ["1", "12345678901", "10a", "", "１２"] {
         let e = db
             .create_extension(ext(bad, "authone123"))
@@ -267,8 +334,10 @@ async fn new_database_is_private() {
 
 #[tokio::test]
 async fn every_admin_write_bumps_the_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_every_admin_write_bumps_the_version).await;
+}
+
+async fn check_every_admin_write_bumps_the_version(db: Db) {
     let mut last = db.current_version().await.unwrap();
     let mut bumped = async |db: &Db| {
         let v = db.current_version().await.unwrap();
@@ -302,8 +371,10 @@ async fn every_admin_write_bumps_the_version() {
 
 #[tokio::test]
 async fn settings_defaults_and_validation() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_settings_defaults_and_validation).await;
+}
+
+async fn check_settings_defaults_and_validation(db: Db) {
     assert_eq!(db.digest_algorithms().await.unwrap(), ["MD5"]);
     assert_eq!(db.credential_length().await.unwrap(), 10);
     assert_eq!(db.domain().await.unwrap(), settings::default_domain());
@@ -413,8 +484,10 @@ async fn event_filtering() {
 
 #[tokio::test]
 async fn registrations_upsert_list_and_purge_by_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_registrations_upsert_list_and_purge_by_time).await;
+}
+
+async fn check_registrations_upsert_list_and_purge_by_time(db: Db) {
     db.create_extension(ext("100", "authone123")).await.unwrap();
     db.create_extension(ext("101", "authtwo123")).await.unwrap();
     db.upsert_binding(&binding("100", "sip:100@10.0.0.1", 1_000))
@@ -469,8 +542,10 @@ async fn registrations_upsert_list_and_purge_by_time() {
 
 #[tokio::test]
 async fn write_behind_batches() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_write_behind_batches).await;
+}
+
+async fn check_write_behind_batches(db: Db) {
     db.create_extension(ext("100", "authid100x")).await.unwrap();
     let changes = vec![
         BindingChange::Upsert(binding("100", "sip:a@h", 2_000)),

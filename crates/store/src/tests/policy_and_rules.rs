@@ -94,7 +94,9 @@ async fn extension_security_flags() {
     assert!(!db.get_extension("100").await.unwrap().require_tls);
 
     // The database refuses a bad value written behind the store's back.
-    let Db::Sqlite(pool) = &db;
+    let Db::Sqlite(pool) = &db else {
+        panic!("these checks read SQLite directly")
+    };
     assert!(
         sqlx::query("UPDATE extensions SET srtp = 'maybe' WHERE number = '100'")
             .execute(pool)
@@ -111,7 +113,9 @@ async fn security_flags_default_for_existing_extensions() {
     // An extension made before migration 0004 gets require_tls = 0 and srtp = 'enabled'.
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
-    let Db::Sqlite(pool) = &db;
+    let Db::Sqlite(pool) = &db else {
+        panic!("these checks read SQLite directly")
+    };
     let (m, s) = ha1_pair("oldabcdefg", "pbx.test", "secretsecret");
     sqlx::query(
         "INSERT INTO extensions (number, enabled, auth_id, ha1_md5, ha1_sha256, realm, created_at, updated_at, \

@@ -363,6 +363,7 @@ async fn list_trunks_converts_for_the_server() {
 
     // A row that no longer validates (written around the store) is skipped, not trusted.
     match &db {
+        Db::Pg(_) => panic!("this check writes SQLite directly"),
         Db::Sqlite(pool) => {
             sqlx::query("UPDATE trunks SET sources = 'garbage' WHERE name = 'backup'")
                 .execute(pool)
