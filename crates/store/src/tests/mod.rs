@@ -54,7 +54,7 @@ const TEST_POSTGRES: &str = "PALISADE_TEST_POSTGRES";
 /// Runs `check` on a fresh SQLite database, then on a fresh PostgreSQL database when `PALISADE_TEST_POSTGRES` is
 /// set; otherwise says loudly that the PostgreSQL half was skipped (and fails if `PALISADE_TEST_POSTGRES_REQUIRED`
 /// is set, so CI cannot skip it by accident).
-async fn on_each_backend<F, Fut>(check: F)
+pub(crate) async fn on_each_backend<F, Fut>(check: F)
 where
     F: Fn(Db) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -420,8 +420,10 @@ async fn check_settings_defaults_and_validation(db: Db) {
 
 #[tokio::test]
 async fn event_filtering() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_event_filtering).await;
+}
+
+async fn check_event_filtering(db: Db) {
     for (at, kind) in [
         (1000, "auth_failure"),
         (2000, "ban"),
