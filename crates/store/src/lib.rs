@@ -28,10 +28,12 @@ macro_rules! on_both {
     ($db:expr, $pool:ident, helpers, $body:expr) => {
         match $db {
             $crate::Db::Sqlite($pool) => {
+                #[allow(unused_imports)]
                 use sqlite_helpers::*;
                 $body
             }
             $crate::Db::Pg($pool) => {
+                #[allow(unused_imports)]
                 use pg_helpers::*;
                 $body
             }

@@ -310,8 +310,13 @@ mod tests {
 
     #[tokio::test]
     async fn set_realm_names_the_extensions_that_need_a_new_password() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_in(dir.path()).await.unwrap();
+        crate::tests::on_each_backend(
+            check_set_realm_names_the_extensions_that_need_a_new_password,
+        )
+        .await;
+    }
+
+    async fn check_set_realm_names_the_extensions_that_need_a_new_password(db: Db) {
         db.realm_or_fix("a.example").await.unwrap();
         db.create_extension(ext("100", "a.example")).await.unwrap();
         db.create_extension(ext("101", "b.example")).await.unwrap();

@@ -133,8 +133,10 @@ async fn security_flags_default_for_existing_extensions() {
 
 #[tokio::test]
 async fn extension_restriction_flags_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_extension_restriction_flags_round_trip).await;
+}
+
+async fn check_extension_restriction_flags_round_trip(db: Db) {
     let plain = db.create_extension(ext("201", "flagsabcde")).await.unwrap();
     assert!(
         !plain.internal_only
@@ -204,8 +206,10 @@ async fn extension_restriction_flags_round_trip() {
 
 #[tokio::test]
 async fn policy_defaults() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_policy_defaults).await;
+}
+
+async fn check_policy_defaults(db: Db) {
     let c = db.policy_settings().await.unwrap();
     assert_eq!(c, PolicyConfig::default());
     assert_eq!(c.country_code, "");
@@ -367,8 +371,10 @@ fn rule_names(rules: &[OutboundRuleRow]) -> Vec<String> {
 
 #[tokio::test]
 async fn outbound_rules_keep_their_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_outbound_rules_keep_their_order).await;
+}
+
+async fn check_outbound_rules_keep_their_order(db: Db) {
     let a = db.add_outbound_rule(rule("a", "00"), None).await.unwrap();
     assert_eq!(a.position, 1);
     db.add_outbound_rule(rule("b", "0"), None).await.unwrap();
@@ -432,8 +438,10 @@ async fn outbound_rules_keep_their_order() {
 
 #[tokio::test]
 async fn outbound_rules_round_trip_and_are_validated() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_outbound_rules_round_trip_and_are_validated).await;
+}
+
+async fn check_outbound_rules_round_trip_and_are_validated(db: Db) {
     let full = OutboundRuleRow {
         position: 0,
         name: "intl-sales".into(),
