@@ -123,6 +123,8 @@ pub fn parse_port_range(s: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// `database = "postgres://…"`: PostgreSQL instead of DATA/palisade.db (docs/cluster.md).
+    pub database: Option<String>,
     pub listen: Option<Vec<String>>,
     pub domain: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -234,6 +236,9 @@ pub enum TlsSource {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// A postgres:// URL (--database, $PALISADE_DATABASE, or `database` in palisade.toml); `None`: SQLite in
+    /// DATA/palisade.db.
+    pub database: Option<String>,
     /// Explicit listeners, or `None` for the defaults (all addresses, IPv4 and IPv6).
     pub listen: Option<Vec<ListenSpec>>,
     pub domain: String,
@@ -572,6 +577,14 @@ impl Config {
             backup,
             calls,
             data_dir: data_dir.to_path_buf(),
+            database: match args.database.clone().or(file.database) {
+                Some(url) if !store::is_postgres_url(&url) => bail!(
+                    "invalid database `{}`: expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (leave it \
+                     out for SQLite in the data directory)",
+                    store::redact_url(&url)
+                ),
+                other => other,
+            },
             listen,
             domain,
             domain_explicit,

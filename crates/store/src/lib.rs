@@ -167,6 +167,24 @@ const PG_MAX_CONNECTIONS: u32 = 8;
 /// How long opening a PostgreSQL pool may wait for a connection before reporting the database unreachable.
 const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `location` fit for logs and error messages: a URL's password replaced by `***`.
+pub fn redact_url(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => location.to_string(),
+        },
+        None => location.to_string(),
+    }
+}
+
 /// True when `location` names a PostgreSQL database (`postgres://…` or `postgresql://…`) rather than a file.
 pub fn is_postgres_url(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")

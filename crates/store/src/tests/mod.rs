@@ -597,3 +597,36 @@ mod ip_lists;
 mod mailboxes;
 mod policy_and_rules;
 mod trunks_and_dids;
+
+#[test]
+fn database_urls_are_recognised_and_redacted() {
+    assert!(is_postgres_url("postgres://u@h/db"));
+    assert!(is_postgres_url("postgresql://u@h/db"));
+    assert!(!is_postgres_url("/var/lib/palisade/palisade.db"));
+    assert!(!is_postgres_url("mysql://u@h/db"));
+    assert_eq!(
+        redact_url("postgres://pbx:s3cret@db.example:5432/palisade"),
+        "postgres://pbx:***@db.example:5432/palisade"
+    );
+    assert_eq!(
+        redact_url("postgres://pbx@db.example/palisade"),
+        "postgres://pbx@db.example/palisade"
+    );
+    // An @ in the password (percent-encoding forgotten) must not leak its tail either.
+    assert_eq!(
+        redact_url("postgres://pbx:a@b@h/db"),
+        "postgres://pbx:***@h/db"
+    );
+    assert_eq!(
+        redact_url("palisade-data/palisade.db"),
+        "palisade-data/palisade.db"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_postgres_url_is_a_clear_error() {
+    let err = Db::open_url("postgres://u@h:notaport/db")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("expected postgres://"), "{err}");
+}
