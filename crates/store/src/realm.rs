@@ -51,14 +51,23 @@ impl Db {
                 tx.rollback().await?;
                 return Ok(realm);
             }
-            sqlx::query("INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)")
+            // On PostgreSQL two nodes starting together can both get here (no database-wide write lock): the
+            // first insert wins and the other takes the realm it fixed.
+            sqlx::query(
+                "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(REALM)
+            .bind(candidate)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            let fixed: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
                 .bind(REALM)
-                .bind(candidate)
-                .bind(now_ms())
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(candidate.to_string())
+            Ok(fixed)
         })
     }
 

@@ -630,3 +630,19 @@ async fn a_bad_postgres_url_is_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("expected postgres://"), "{err}");
 }
+
+#[tokio::test]
+async fn nodes_starting_together_agree_on_the_realm() {
+    on_each_backend(check_nodes_starting_together_agree_on_the_realm).await;
+}
+
+async fn check_nodes_starting_together_agree_on_the_realm(db: Db) {
+    for round in 0..5 {
+        db.remove_setting("realm").await.unwrap();
+        let (one, two) = (format!("one{round}.test"), format!("two{round}.test"));
+        let (a, b) = tokio::join!(db.realm_or_fix(&one), db.realm_or_fix(&two));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a, b, "two first starts fixed different realms");
+        assert_eq!(db.realm().await.unwrap().as_deref(), Some(a.as_str()));
+    }
+}
