@@ -158,7 +158,8 @@ pub enum Db {
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-/// The same schema for PostgreSQL, one file per SQLite migration with the same number (a unit test checks it).
+/// The same schema for PostgreSQL, one file per SQLite migration with the same number and name (checked by the
+/// test `both_back_ends_have_the_same_migrations`; scripts/pg-migration-from-sqlite.sh writes a twin).
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connections per PostgreSQL pool: it has real concurrent writers, but every node of a cluster holds a pool.

@@ -646,3 +646,19 @@ async fn check_nodes_starting_together_agree_on_the_realm(db: Db) {
         assert_eq!(db.realm().await.unwrap().as_deref(), Some(a.as_str()));
     }
 }
+
+/// Every SQLite migration has its PostgreSQL twin with the same number and name, and no other: a schema change
+/// made for one back end only would leave the other behind (scripts/pg-migration-from-sqlite.sh writes the twin).
+#[test]
+fn both_back_ends_have_the_same_migrations() {
+    let list = |m: &sqlx::migrate::Migrator| -> Vec<(i64, String)> {
+        m.iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        list(&SQLITE_MIGRATIONS),
+        list(&PG_MIGRATIONS),
+        "migrations/sqlite and migrations/postgres differ: run scripts/pg-migration-from-sqlite.sh NNNN_name.sql"
+    );
+}
