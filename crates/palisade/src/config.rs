@@ -630,6 +630,9 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 
 ## The SIP domain this server is authoritative for. Default: the machine's host name.
 # domain = "pbx.example.com"
+## The database: PostgreSQL instead of palisade.db in this directory (docs/cluster.md). Prefer ~/.pgpass or
+## PGPASSWORD over a password in the URL.
+# database = "postgres://palisade@db.example.com/palisade"
 
 ## Log format: "human" or "json" (one JSON object per line).
 # log_format = "human"
@@ -760,6 +763,43 @@ mod tests {
             assert!(e.contains("expected TRANSPORT:IP:PORT"), "{bad}: {e}");
             assert!(e.contains(bad), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn database_from_flag_or_file_and_only_postgres() {
+        let resolve = |args: &ServeArgs, text: &str| {
+            let file = FileConfig::parse(text, &path()).unwrap();
+            Config::resolve(args, file, Path::new("/srv/pbx"), &path())
+        };
+        let c = resolve(&ServeArgs::default(), "").unwrap();
+        assert_eq!(c.database, None, "SQLite in the data directory by default");
+        let c = resolve(
+            &ServeArgs::default(),
+            "database = \"postgres://pbx@db/palisade\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.database.as_deref(), Some("postgres://pbx@db/palisade"));
+        let flag = ServeArgs {
+            database: Some("postgresql://other@db2/p".into()),
+            ..ServeArgs::default()
+        };
+        let c = resolve(&flag, "database = \"postgres://pbx@db/palisade\"\n").unwrap();
+        assert_eq!(
+            c.database.as_deref(),
+            Some("postgresql://other@db2/p"),
+            "the flag wins"
+        );
+        let e = resolve(
+            &ServeArgs::default(),
+            "database = \"mysql://u:hunter22@db/p\"\n",
+        )
+        .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("expected postgres://"), "{msg}");
+        assert!(
+            !msg.contains("hunter22"),
+            "the password is not echoed: {msg}"
+        );
     }
 
     #[test]

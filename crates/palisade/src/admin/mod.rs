@@ -315,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn audited_command_lines_leave_out_passwords_and_the_data_dir() {
+    fn audited_command_lines_leave_out_passwords_the_data_dir_and_the_database() {
         let words = super::cli_words(
             [
                 "ext",
@@ -327,6 +327,9 @@ mod tests {
                 "/d",
                 "--json",
                 "--password=x",
+                "--database",
+                "postgres://pbx:pw1@db/p",
+                "--database=postgres://pbx:pw2@db/p",
             ]
             .into_iter()
             .map(String::from),
