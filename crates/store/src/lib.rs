@@ -1,4 +1,5 @@
-//! Durable storage: SQLite embedded by default, behind an interface a PostgreSQL backend can implement.
+//! Durable storage: SQLite embedded by default, or PostgreSQL (`postgres://…`, docs/cluster.md), behind one
+//! interface.
 //!
 //! This crate depends on the sans-IO `pbx` core and maps its vocabulary ([`pbx::model`]) to and from columns;
 //! `pbx` never depends on it.
@@ -7,7 +8,8 @@
 //! (nothing lost: docs/architecture.md, principle 5). Migrations are embedded in the binary and applied at open.
 //!
 //! SQL is written once with `$1, $2, …` placeholders, which SQLite and PostgreSQL both accept, and run with the
-//! runtime `sqlx::query*` functions (no `sqlx::Any`, which sends `?` to PostgreSQL).
+//! runtime `sqlx::query*` functions (no `sqlx::Any`, which sends `?` to PostgreSQL). A method body is written once
+//! inside `on_both!` and compiled for each back end; `migrations/postgres` mirrors `migrations/sqlite`.
 //!
 //! Every admin write (extensions, settings) bumps the `config_version` setting in the same transaction; a running
 //! server polls [`Db::current_version`] and reloads when it changes.
