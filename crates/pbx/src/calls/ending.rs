@@ -111,7 +111,7 @@ impl Calls {
             }
             if all_done
                 && call.state == State::Ringing
-                && self.divert_unanswered(leg.call, 480, "timeout", media, wall)
+                && self.divert_unanswered(leg.call, 480, "timeout", media, now, wall)
             {
                 return;
             }

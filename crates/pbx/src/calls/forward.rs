@@ -94,6 +94,23 @@ impl Calls {
         media: &mut dyn MediaControl,
         wall: SystemTime,
     ) {
+        let Some(from) = self.calls.get(&id).map(|c| c.callee.number.clone()) else {
+            return;
+        };
+        self.forward_as(id, reason, target, from, media, wall);
+    }
+
+    /// [`Self::forward`], with `target` routed as extension `from` would dial it (a ring group's fallback is
+    /// routed as its caller).
+    pub(super) fn forward_as(
+        &mut self,
+        id: u64,
+        reason: ForwardReason,
+        target: String,
+        from: String,
+        media: &mut dyn MediaControl,
+        wall: SystemTime,
+    ) {
         let local = self.local.clone();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -120,7 +137,7 @@ impl Calls {
         }));
         self.outputs.push(CallOutput::Forward {
             call: id,
-            from: call.callee.number.clone(),
+            from,
             target,
             reason,
             source: call.a_peer,
@@ -251,7 +268,7 @@ impl Calls {
         let unreachable = call.branches.is_empty();
         let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
         self.calls.insert(id, call);
-        if unreachable && !self.divert_unanswered(id, 480, "not_registered", media, wall) {
+        if unreachable && !self.divert_unanswered(id, 480, "not_registered", media, now, wall) {
             self.respond(tx, 480, Some(&tag));
             self.finish(
                 id,

@@ -22,6 +22,7 @@ mod branches;
 mod dialog;
 mod ending;
 mod forward;
+mod hunt;
 mod in_dialog;
 mod keys;
 mod media;
@@ -47,6 +48,7 @@ pub use forward::{
     ForwardReason, Forwarding, MAX_HOPS as MAX_FORWARD_HOPS, Resolved,
     validate_target as validate_forward_target,
 };
+pub use hunt::{GroupCall, GroupFallback, GroupMember};
 pub use media::{Leg, MediaControl, MediaError, MediaId, NoMedia};
 pub use origin::{DialogLeg, SourceCheck, check_source};
 pub use sdp::AppCodec;
@@ -471,6 +473,8 @@ struct Call {
     /// Per leg: the session description Palisade last sent that leg (its origin is the one a new offer of
     /// Palisade's own continues).
     sent: [Option<Bytes>; 2],
+    /// A call to a ring group: the members still to ring and the fallback (`hunt.rs`).
+    hunt: Option<hunt::Hunt>,
 }
 
 /// Every call in progress.
@@ -599,6 +603,20 @@ impl Calls {
                 (caller, ips)
             })
             .collect()
+    }
+
+    /// The extensions in a call now (placing one, or talking as the callee): a ring group skips them.
+    pub fn busy_extensions(&self) -> std::collections::HashSet<String> {
+        let mut busy = std::collections::HashSet::new();
+        for c in self.calls.values() {
+            if c.caller.extension {
+                busy.insert(c.caller.number.clone());
+            }
+            if c.callee.extension && c.b.is_some() {
+                busy.insert(c.callee.number.clone());
+            }
+        }
+        busy
     }
 
     fn alloc_id(&mut self) -> u64 {

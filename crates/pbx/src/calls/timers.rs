@@ -88,7 +88,7 @@ impl Calls {
                         },
                     });
                 }
-                if self.divert_unanswered(id, 480, "no_answer", media, wall) {
+                if self.divert_unanswered(id, 480, "no_answer", media, now, wall) {
                     continue;
                 }
                 let Some(call) = self.calls.get_mut(&id) else {

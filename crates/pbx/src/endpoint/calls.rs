@@ -18,7 +18,7 @@ use super::{Endpoint, Event, Parts, to_outbound, unix_ms, unspecified};
 use crate::endpoint::Outbound;
 
 /// An extension as the calling party of a call.
-fn caller_party(e: &crate::core::ExtensionAuth, display_name: Option<String>) -> Party {
+pub(super) fn caller_party(e: &crate::core::ExtensionAuth, display_name: Option<String>) -> Party {
     Party {
         number: e.number.clone(),
         display_name,
@@ -29,7 +29,7 @@ fn caller_party(e: &crate::core::ExtensionAuth, display_name: Option<String>) ->
 }
 
 /// The From header's display name, as text.
-fn display_name_of(request: &Message) -> Option<String> {
+pub(super) fn display_name_of(request: &Message) -> Option<String> {
     request.from().ok().and_then(|f| {
         f.display_name()
             .map(|d| String::from_utf8_lossy(&d).into_owned())
@@ -107,6 +107,10 @@ impl Endpoint {
             return;
         };
         let number = dialled_number(request);
+        // A ring group number (endpoint/groups.rs): its members are routed under the caller's policy there.
+        if self.group_invite(tx, request, peer, &caller, &number, now) {
+            return;
+        }
         // Call policy first (hardening steps 3 and 4): where may this extension call, now?
         let route = self.core.route_call(&caller, &number, origin, wall);
         // Then the extension's resource limits (emergency calls are never limited).

@@ -20,6 +20,7 @@ pub use sip::Transport;
 
 mod calls;
 mod events;
+mod groups;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
 mod limits;
@@ -166,6 +167,8 @@ pub struct Endpoint {
     mwi: voicemail::Mwi,
     /// Per-extension and per-trunk resource limits (service/limits.rs).
     limits: crate::limits::ResourceLimits,
+    /// Ring groups (endpoint/groups.rs).
+    ring_groups: crate::office::RingGroups,
 }
 
 /// The stateful parts a service is built from.
@@ -198,6 +201,7 @@ impl Endpoint {
             expiry_due: clock.mono,
             mwi: voicemail::Mwi::default(),
             limits: crate::limits::ResourceLimits::default(),
+            ring_groups: crate::office::RingGroups::default(),
         }
     }
 

@@ -1,0 +1,157 @@
+//! Ring groups: members step by step, busy moves on, the first answer wins and becomes the callee, the fallback.
+
+use super::*;
+
+fn member(n: &str, port: u16) -> GroupMember {
+    let b = binding_of(
+        n,
+        &format!("sip:{n}@10.0.1.{port}:5060"),
+        &format!("198.51.100.{port}:5060"),
+    );
+    let calls = Calls::new(CallConfig::default(), local());
+    GroupMember {
+        party: party(n),
+        targets: calls.contact_targets("100", &[b]),
+    }
+}
+
+fn group_party(fallback: &GroupFallback) -> Party {
+    Party {
+        voicemail: matches!(fallback, GroupFallback::Mailbox(_)),
+        forward: Forwarding {
+            no_answer: match fallback {
+                GroupFallback::Forward { target, .. } => Some(target.clone()),
+                _ => None,
+            },
+            ..Forwarding::default()
+        },
+        ..party("600")
+    }
+}
+
+impl World {
+    fn invite_group(
+        &mut self,
+        steps: Vec<Vec<GroupMember>>,
+        fallback: GroupFallback,
+    ) -> Vec<CallOutput> {
+        let wall = self.wall;
+        let callee = group_party(&fallback);
+        self.calls.invite_group(
+            ServerTxId::from_raw(1),
+            &invite_from_a(),
+            a_peer(),
+            party("100"),
+            callee,
+            GroupCall {
+                steps,
+                ring_each: Duration::from_secs(10),
+                fallback,
+            },
+            wall,
+        );
+        self.outputs()
+    }
+
+    fn tick(&mut self, by: Duration) -> Vec<CallOutput> {
+        self.now += by;
+        self.wall += by;
+        let (now, wall) = (self.now, self.wall);
+        self.calls.handle_timeout(&mut self.media, now, wall);
+        self.outputs()
+    }
+}
+
+fn invited_users(out: &[CallOutput]) -> Vec<String> {
+    sent_requests(out)
+        .iter()
+        .filter(|(_, m, _)| m.method() == Some(sip::Method::Invite))
+        .filter_map(|(_, m, _)| {
+            m.request_uri()
+                .and_then(Result::ok)
+                .and_then(|u| u.user.map(str::to_string))
+        })
+        .collect()
+}
+
+#[test]
+fn all_rings_every_member_and_the_second_to_answer_loses_to_the_first() {
+    let mut w = World::new();
+    let out = w.invite_group(
+        vec![vec![member("201", 1), member("202", 2), member("203", 3)]],
+        GroupFallback::Hangup,
+    );
+    assert_eq!(invited_users(&out), ["201", "202", "203"]);
+    let sent = sent_requests(&out);
+    let (leg, req, _) = &sent[1];
+    let out = w.respond(*leg, &response_to(req, 200, "b202", Some(ANSWER)));
+    // 202 answered: the caller gets 200, 201 and 203 are cancelled.
+    assert!(responses(&out).iter().any(|r| r.status == 200));
+    let cancelled: Vec<LegKey> = out
+        .iter()
+        .filter_map(|o| match o {
+            CallOutput::Cancel { leg } => Some(*leg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cancelled, [sent[0].0, sent[2].0]);
+    // The member is the callee from now on: in a call (busy for the next group call) and in the record.
+    assert!(w.calls.busy_extensions().contains("202"));
+    assert_eq!(w.calls.active()[0].callee, "202");
+}
+
+#[test]
+fn order_moves_on_when_a_member_is_busy_or_does_not_answer_then_falls_back() {
+    let mut w = World::new();
+    let out = w.invite_group(
+        vec![
+            vec![member("201", 1)],
+            vec![member("202", 2)],
+            vec![member("203", 3)],
+        ],
+        GroupFallback::Forward {
+            target: "210".into(),
+            route_as: "100".into(),
+        },
+    );
+    assert_eq!(invited_users(&out), ["201"]);
+    // 201 is busy: 202 rings at once.
+    let (leg, req, _) = sent_requests(&out).remove(0);
+    let out = w.respond(leg, &response_to(&req, 486, "b201", None));
+    assert_eq!(invited_users(&out), ["202"]);
+    assert!(
+        responses(&out).iter().all(|r| r.status != 486),
+        "the caller keeps waiting"
+    );
+    // 202 does not answer within the ring time: cancelled, 203 rings.
+    let out = w.tick(Duration::from_secs(9));
+    assert!(invited_users(&out).is_empty());
+    let out = w.tick(Duration::from_secs(2));
+    assert!(out.iter().any(|o| matches!(o, CallOutput::Cancel { .. })));
+    assert_eq!(invited_users(&out), ["203"]);
+    // 203 does not answer either: the fallback, routed as the caller (100) would dial it.
+    let out = w.tick(Duration::from_secs(11));
+    let fw = forwards(&out);
+    assert_eq!(fw.len(), 1, "{out:?}");
+    assert_eq!((fw[0].1.as_str(), fw[0].2.as_str()), ("100", "210"));
+    assert_eq!(fw[0].3, ForwardReason::NoAnswer);
+}
+
+#[test]
+fn nobody_available_goes_straight_to_the_fallback_or_480() {
+    let mut w = World::new();
+    let out = w.invite_group(Vec::new(), GroupFallback::Hangup);
+    assert_eq!(responses(&out).last().map(|r| r.status), Some(480));
+    let mut w = World::new();
+    let out = w.invite_group(Vec::new(), GroupFallback::Mailbox("201".into()));
+    let app = out.iter().find_map(|o| match o {
+        CallOutput::StartApp(s) => Some(s.kind.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        app,
+        Some(AppKind::Deposit {
+            mailbox: "201".into()
+        })
+    );
+}

@@ -1,0 +1,6 @@
+//! Office telephony features built on calls: ring groups (and, later, pickup, park and queues). Pure data and
+//! decisions; the endpoint (`endpoint/groups.rs`) applies them to live registrations and calls.
+
+pub mod groups;
+
+pub use groups::{Fallback, RingGroup, RingGroups, Strategy};
