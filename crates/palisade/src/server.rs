@@ -147,6 +147,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .set_server_names(&loaded.domain, server_addresses);
     service.set_local_addrs(by_transport);
     service.apply_trunks(loaded.trunks.clone(), std::time::Instant::now());
+    service.set_ring_groups(loaded.ring_groups.clone());
     service.set_resource_limits(loaded.limits.clone());
     let resolved = trunk_dns::resolve(&service.trunk_host_names()).await;
     service.set_resolved(resolved, std::time::Instant::now());

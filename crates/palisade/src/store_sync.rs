@@ -25,6 +25,7 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 /// What the server starts with.
 pub struct Loaded {
     pub trunks: Vec<pbx::trunks::Trunk>,
+    pub ring_groups: Vec<pbx::office::RingGroup>,
     pub limits: pbx::limits::ResourceLimits,
     pub core: PbxCore,
     pub guard: Guard,
@@ -84,6 +85,7 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
     }
     Ok(Loaded {
         trunks: db.list_trunks().await?,
+        ring_groups: db.list_ring_groups().await?,
         limits: db.resource_limits().await?,
         core,
         guard,
@@ -283,7 +285,9 @@ async fn reload(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
     let limits = db.resource_limits().await?;
     let guard_config = guard_store::guard_config(db).await?;
     let rules = guard_store::rules(db).await?;
+    let ring_groups = db.list_ring_groups().await?;
     let out = edge.with_service(|s| {
+        s.set_ring_groups(ring_groups);
         let core = s.core_mut();
         core.set_extensions(extensions);
         core.set_algorithms(algorithms);

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod calls;
 mod events;
 mod extensions;
+pub mod groups;
 pub mod ip_rules;
 pub mod limits;
 mod pin_lockout;

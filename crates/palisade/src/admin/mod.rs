@@ -8,6 +8,7 @@ pub mod cert;
 mod countries;
 pub mod events;
 pub mod ext;
+pub mod groups;
 mod hours;
 pub mod lists;
 mod output;
@@ -86,6 +87,8 @@ pub enum AdminCommand {
     Audit(AuditArgs),
     /// The digest realm passwords are bound to (fixed at first start, independent of the domain): show, set.
     Realm(realm::RealmArgs),
+    /// Ring groups (one number ringing several phones): add, change, list, show, remove.
+    Group(groups::GroupArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -178,6 +181,7 @@ fn cli_audit(cmd: &AdminCommand) -> Option<(PathBuf, String)> {
         AdminCommand::Trunk(a) => &a.common,
         AdminCommand::Did(a) => &a.common,
         AdminCommand::Voicemail(a) => &a.common,
+        AdminCommand::Group(a) => &a.common,
         _ => return None,
     };
     let words = cli_words(std::env::args().skip(1));
@@ -233,6 +237,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Did(args) => trunks::run_did(args).await,
         AdminCommand::Voicemail(args) => voicemail::run(args).await,
         AdminCommand::Realm(args) => realm::run(args).await,
+        AdminCommand::Group(args) => groups::run(args).await,
     }
 }
 

@@ -120,7 +120,8 @@ impl Endpoint {
             if *member == caller.number {
                 continue; // the caller's own phone never rings for its own call
             }
-            match self.core.route_call(caller, member, origin, wall) {
+            let why = format!("ring group {} member", group.number);
+            match self.core.route_forward(caller, member, &why, origin, wall) {
                 Route::Extension(n) => {
                     if busy.contains(&n) {
                         continue;
