@@ -148,6 +148,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     service.set_local_addrs(by_transport);
     service.apply_trunks(loaded.trunks.clone(), std::time::Instant::now());
     service.set_ring_groups(loaded.ring_groups.clone());
+    let (codes, pickup) = loaded.office_features.clone();
+    service.set_office_features(codes, pickup);
     service.set_resource_limits(loaded.limits.clone());
     let resolved = trunk_dns::resolve(&service.trunk_host_names()).await;
     service.set_resolved(resolved, std::time::Instant::now());

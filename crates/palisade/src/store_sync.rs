@@ -26,6 +26,11 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 pub struct Loaded {
     pub trunks: Vec<pbx::trunks::Trunk>,
     pub ring_groups: Vec<pbx::office::RingGroup>,
+    /// Feature codes and each extension's pickup group.
+    pub office_features: (
+        pbx::office::FeatureCodes,
+        std::collections::HashMap<String, String>,
+    ),
     pub limits: pbx::limits::ResourceLimits,
     pub core: PbxCore,
     pub guard: Guard,
@@ -86,6 +91,7 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
     Ok(Loaded {
         trunks: db.list_trunks().await?,
         ring_groups: db.list_ring_groups().await?,
+        office_features: office_features(db).await?,
         limits: db.resource_limits().await?,
         core,
         guard,
@@ -93,6 +99,23 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
         realm,
         version,
     })
+}
+
+/// Feature codes and pickup groups (extensions in the office-wide group are left out).
+async fn office_features(
+    db: &Db,
+) -> anyhow::Result<(
+    pbx::office::FeatureCodes,
+    std::collections::HashMap<String, String>,
+)> {
+    let codes = crate::admin::features::feature_codes(db).await?;
+    let groups = db
+        .pickup_groups()
+        .await?
+        .into_iter()
+        .filter_map(|(ext, g)| g.map(|g| (ext, g)))
+        .collect();
+    Ok((codes, groups))
 }
 
 async fn algorithms(db: &Db) -> anyhow::Result<Vec<Algorithm>> {
@@ -286,8 +309,10 @@ async fn reload(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
     let guard_config = guard_store::guard_config(db).await?;
     let rules = guard_store::rules(db).await?;
     let ring_groups = db.list_ring_groups().await?;
+    let (codes, pickup) = office_features(db).await?;
     let out = edge.with_service(|s| {
         s.set_ring_groups(ring_groups);
+        s.set_office_features(codes, pickup);
         let core = s.core_mut();
         core.set_extensions(extensions);
         core.set_algorithms(algorithms);

@@ -19,6 +19,7 @@ mod extensions;
 pub mod groups;
 pub mod ip_rules;
 pub mod limits;
+mod pickup;
 mod pin_lockout;
 pub mod policy;
 pub mod realm;

@@ -8,6 +8,7 @@ pub mod cert;
 mod countries;
 pub mod events;
 pub mod ext;
+pub mod features;
 pub mod groups;
 mod hours;
 pub mod lists;
@@ -89,6 +90,10 @@ pub enum AdminCommand {
     Realm(realm::RealmArgs),
     /// Ring groups (one number ringing several phones): add, change, list, show, remove.
     Group(groups::GroupArgs),
+    /// Feature codes (`*8` pickup, `**EXT` directed pickup, …): show, set, reset.
+    Features(features::FeatureArgs),
+    /// Pickup groups (who may pick up whose ringing calls with `*8`): list, set.
+    Pickup(features::PickupArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -182,6 +187,8 @@ fn cli_audit(cmd: &AdminCommand) -> Option<(PathBuf, String)> {
         AdminCommand::Did(a) => &a.common,
         AdminCommand::Voicemail(a) => &a.common,
         AdminCommand::Group(a) => &a.common,
+        AdminCommand::Features(a) => &a.common,
+        AdminCommand::Pickup(a) => &a.common,
         _ => return None,
     };
     let words = cli_words(std::env::args().skip(1));
@@ -238,6 +245,8 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Voicemail(args) => voicemail::run(args).await,
         AdminCommand::Realm(args) => realm::run(args).await,
         AdminCommand::Group(args) => groups::run(args).await,
+        AdminCommand::Features(args) => features::run_features(args).await,
+        AdminCommand::Pickup(args) => features::run_pickup(args).await,
     }
 }
 

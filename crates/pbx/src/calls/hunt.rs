@@ -186,4 +186,16 @@ impl Hunt {
             .find(|(r, _)| *r == request_id)
             .map(|(_, p)| p)
     }
+
+    /// The numbers of the members ringing in the current step.
+    pub(super) fn ringing_numbers(&self) -> impl Iterator<Item = String> + '_ {
+        let mut seen: Vec<&str> = Vec::new();
+        self.ringing.iter().filter_map(move |(_, p)| {
+            if !p.extension || seen.contains(&p.number.as_str()) {
+                return None;
+            }
+            seen.push(p.number.as_str());
+            Some(p.number.clone())
+        })
+    }
 }

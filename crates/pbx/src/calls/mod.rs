@@ -27,6 +27,7 @@ mod in_dialog;
 mod keys;
 mod media;
 mod origin;
+mod pickup;
 mod sdp;
 mod setup;
 #[cfg(test)]
@@ -51,6 +52,7 @@ pub use forward::{
 pub use hunt::{GroupCall, GroupFallback, GroupMember};
 pub use media::{Leg, MediaControl, MediaError, MediaId, NoMedia};
 pub use origin::{DialogLeg, SourceCheck, check_source};
+pub use pickup::PickupMiss;
 pub use sdp::AppCodec;
 
 use branches::*;

@@ -111,6 +111,10 @@ impl Endpoint {
         if self.group_invite(tx, request, peer, &caller, &number, now) {
             return;
         }
+        // A feature code (`*8`, `**201`: endpoint/pickup.rs).
+        if self.feature_invite(tx, request, peer, &caller, &number, now) {
+            return;
+        }
         // Call policy first (hardening steps 3 and 4): where may this extension call, now?
         let route = self.core.route_call(&caller, &number, origin, wall);
         // Then the extension's resource limits (emergency calls are never limited).

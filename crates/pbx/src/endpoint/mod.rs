@@ -24,6 +24,7 @@ mod groups;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
 mod limits;
+mod pickup;
 mod router;
 #[cfg(test)]
 mod simulation;
@@ -169,6 +170,8 @@ pub struct Endpoint {
     limits: crate::limits::ResourceLimits,
     /// Ring groups (endpoint/groups.rs).
     ring_groups: crate::office::RingGroups,
+    /// Feature codes and pickup groups (endpoint/pickup.rs).
+    features: pickup::OfficeFeatures,
 }
 
 /// The stateful parts a service is built from.
@@ -202,6 +205,7 @@ impl Endpoint {
             mwi: voicemail::Mwi::default(),
             limits: crate::limits::ResourceLimits::default(),
             ring_groups: crate::office::RingGroups::default(),
+            features: pickup::OfficeFeatures::default(),
         }
     }
 

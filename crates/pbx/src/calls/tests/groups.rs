@@ -155,3 +155,68 @@ fn nobody_available_goes_straight_to_the_fallback_or_480() {
         })
     );
 }
+
+fn invite_from_c(target: &str) -> Message {
+    let s = format!(
+        "INVITE sip:{target}@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.7:5064;branch=z9hG4bKc1;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:102@pbx.test>;tag=ctag\r\nTo: <sip:{target}@pbx.test>\r\n\
+         Call-ID: call-c@10.0.0.7\r\nCSeq: 5 INVITE\r\nContact: <sip:102@10.0.0.7:5064>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{ANSWER}",
+        ANSWER.len()
+    );
+    parse(&s)
+}
+
+#[test]
+fn a_ringing_call_is_picked_up_by_another_phone() {
+    let mut w = World::new();
+    let b = binding_of("101", "sip:101@10.0.0.6:5070", "198.51.100.6:5070");
+    let out = w.invite(&[b]);
+    assert_eq!(invited_users(&out), ["101"]);
+    let ringing = w.calls.ringing_extensions();
+    assert_eq!(ringing.len(), 1);
+    assert_eq!(ringing[0].1, "101");
+    let c_peer = Peer::new("198.51.100.7:5064".parse().unwrap(), Transport::Udp);
+    let (now, wall) = (w.now, w.wall);
+    w.calls
+        .pick_up(
+            ringing[0].0,
+            ServerTxId::from_raw(9),
+            &invite_from_c("*8"),
+            c_peer,
+            party("102"),
+            &mut w.media,
+            now,
+            wall,
+        )
+        .expect("picked up");
+    let out = w.outputs();
+    // 101 stops ringing; the caller and the picker both get 200 with the relay's addresses.
+    assert!(out.iter().any(|o| matches!(o, CallOutput::Cancel { .. })));
+    let answers: Vec<_> = responses(&out)
+        .into_iter()
+        .filter(|r| r.status == 200)
+        .collect();
+    assert_eq!(answers.len(), 2);
+    assert_eq!(
+        answers.iter().map(|r| r.tx).collect::<Vec<_>>(),
+        [ServerTxId::from_raw(1), ServerTxId::from_raw(9)]
+    );
+    assert!(w.calls.ringing_extensions().is_empty());
+    assert_eq!(w.calls.active()[0].callee, "102");
+    assert!(w.calls.busy_extensions().contains("102"));
+    // Nothing left to pick up.
+    assert_eq!(
+        w.calls.pick_up(
+            ringing[0].0,
+            ServerTxId::from_raw(10),
+            &invite_from_c("*8"),
+            c_peer,
+            party("103"),
+            &mut w.media,
+            now,
+            wall,
+        ),
+        Err(PickupMiss::NothingRinging)
+    );
+}

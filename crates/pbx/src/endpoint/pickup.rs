@@ -1,0 +1,156 @@
+//! Feature codes dialled by an extension (`*8`, `**201`): call pickup. A picker takes only calls ringing at
+//! extensions of its own pickup group (an extension without one is in the office-wide group); anything else is
+//! refused with a policy event, so pickup cannot be used to answer calls meant for another department.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sip::Message;
+use sip::transaction::{Peer, ServerTxId};
+
+use crate::calls::PickupMiss;
+use crate::core::ExtensionAuth;
+use crate::model::PolicyReason;
+use crate::office::{Feature, FeatureCodes};
+use crate::registrar::Origin;
+
+use super::calls::{callee_party, caller_party};
+use super::{Endpoint, unspecified};
+
+/// Feature codes and pickup groups, as configured.
+#[derive(Debug, Default)]
+pub struct OfficeFeatures {
+    pub codes: FeatureCodes,
+    /// Extension → its pickup group; absent: the office-wide group.
+    pub pickup_groups: HashMap<String, String>,
+}
+
+impl OfficeFeatures {
+    fn pickup_group(&self, extension: &str) -> &str {
+        self.pickup_groups.get(extension).map_or("", String::as_str)
+    }
+}
+
+impl Endpoint {
+    /// The feature codes and each extension's pickup group (from the store).
+    pub fn set_office_features(
+        &mut self,
+        codes: FeatureCodes,
+        pickup_groups: HashMap<String, String>,
+    ) {
+        self.features = OfficeFeatures {
+            codes,
+            pickup_groups,
+        };
+    }
+
+    /// A new INVITE from extension `caller` to `number`: when `number` is a feature code it is handled (or
+    /// refused) here and true is returned.
+    pub(super) fn feature_invite(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        caller: &Arc<ExtensionAuth>,
+        number: &str,
+        now: Instant,
+    ) -> bool {
+        let Some(feature) = self.features.codes.parse(number) else {
+            return false;
+        };
+        let wall = self.clock.at(now);
+        let party = caller_party(caller, None);
+        let group = self.features.pickup_group(&caller.number).to_string();
+        let wanted: Option<String> = match feature {
+            Feature::Pickup => None,
+            Feature::DirectedPickup(ext) => {
+                if self.features.pickup_group(&ext) != group {
+                    let origin = Origin {
+                        transport: peer.transport,
+                        source: peer.addr,
+                        local: unspecified(peer.addr),
+                    };
+                    self.core.policy_event(
+                        PolicyReason::Rule("pickup_not_allowed"),
+                        origin,
+                        &format!(
+                            "extension {} picking up {ext}: not in its pickup group",
+                            caller.number
+                        ),
+                        wall,
+                    );
+                    self.calls.refuse(
+                        tx,
+                        request,
+                        &party,
+                        number,
+                        403,
+                        "Forbidden (not in your pickup group)",
+                        "pickup_not_allowed",
+                        wall,
+                    );
+                    return true;
+                }
+                Some(ext)
+            }
+        };
+        let features = &self.features;
+        let found = self
+            .calls
+            .ringing_extensions()
+            .into_iter()
+            .find(|(_, ext)| {
+                *ext != caller.number
+                    && features.pickup_group(ext) == group
+                    && wanted.as_ref().is_none_or(|w| w == ext)
+            });
+        let Some((call, _)) = found else {
+            self.calls.refuse(
+                tx,
+                request,
+                &party,
+                number,
+                480,
+                "Temporarily Unavailable (no ringing call to pick up)",
+                "nothing_to_pick_up",
+                wall,
+            );
+            return true;
+        };
+        let picker = callee_party(caller);
+        match self.calls.pick_up(
+            call,
+            tx,
+            request,
+            peer,
+            picker,
+            self.media.as_mut(),
+            now,
+            wall,
+        ) {
+            Ok(()) => {}
+            Err(PickupMiss::NothingRinging) => self.calls.refuse(
+                tx,
+                request,
+                &party,
+                number,
+                480,
+                "Temporarily Unavailable (no ringing call to pick up)",
+                "nothing_to_pick_up",
+                wall,
+            ),
+            Err(PickupMiss::NotAcceptable) => self.calls.refuse(
+                tx,
+                request,
+                &party,
+                number,
+                488,
+                "Not Acceptable Here (plain RTP with a codec of the caller is needed to pick up)",
+                "pickup_not_acceptable",
+                wall,
+            ),
+        }
+        true
+    }
+}
