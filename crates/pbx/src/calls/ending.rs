@@ -180,6 +180,7 @@ impl Calls {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        self.unpark(id);
         if call.diversion.app.is_some() {
             self.outputs.push(CallOutput::StopApp { call: id });
         }

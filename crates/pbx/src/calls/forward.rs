@@ -65,6 +65,11 @@ pub enum Resolved {
         number: String,
         targets: Vec<Target>,
     },
+    /// The park number (a transfer there parks the call): the slots in order and how long a call may wait.
+    Park {
+        slots: Vec<String>,
+        timeout: std::time::Duration,
+    },
     /// Refused (call policy, no route, no trunk): the status, reason phrase and reason code the caller (or the
     /// transferor) gets, as for direct dialling.
     Refused {
@@ -184,6 +189,16 @@ impl Calls {
                 code,
             } => {
                 self.end_with_warning(id, status, &phrase, &code, media, wall);
+            }
+            Resolved::Park { .. } => {
+                self.end_with_warning(
+                    id,
+                    403,
+                    "Forbidden (the park number takes transfers only)",
+                    "not_forwardable",
+                    media,
+                    wall,
+                );
             }
             Resolved::Extension { party, contacts } => {
                 let Some(call) = self.calls.get(&id) else {

@@ -27,6 +27,7 @@ mod in_dialog;
 mod keys;
 mod media;
 mod origin;
+mod park;
 mod pickup;
 mod sdp;
 mod setup;
@@ -52,6 +53,7 @@ pub use forward::{
 pub use hunt::{GroupCall, GroupFallback, GroupMember};
 pub use media::{Leg, MediaControl, MediaError, MediaId, NoMedia};
 pub use origin::{DialogLeg, SourceCheck, check_source};
+pub use park::RetrieveMiss;
 pub use pickup::PickupMiss;
 pub use sdp::AppCodec;
 
@@ -233,6 +235,8 @@ pub enum CallOutput {
     AppDigit { call: u64, digit: char },
     /// The call of a media application ended: stop it (keeping a message being recorded).
     StopApp { call: u64 },
+    /// A parked call's time ran out: ring extension `parker`'s phones for it ([`Calls::park_return`]).
+    ParkTimeout { call: u64, parker: String },
     /// Route `target` as if extension `from` dialled it (call forwarding, or a transfer by REFER), with the call
     /// policy of direct dialling; answer with [`Calls::forward_to`]. `source` is the signalling source of the
     /// request that led here (the caller's INVITE, the transferor's REFER), for the policy event.
@@ -429,6 +433,8 @@ struct Handover {
     resume_due: Option<(Leg, Bytes)>,
     /// Palisade's own re-INVITE taking a transferee off hold.
     resume: Option<transfer::Resume>,
+    /// A parked call whose time ran out: the side to fill and the parker to ring (`park.rs`).
+    parked_return: Option<(Leg, Party)>,
 }
 
 /// One call: its parties and state, then its parts grouped by concern — the caller's leg (`a`), the callee's
@@ -496,6 +502,8 @@ pub struct Calls {
     max_calls: usize,
     /// Dialogs of transferors after the handover (see [`Call::detached`]) → call id.
     detached: HashMap<(String, String, String), u64>,
+    /// Parked calls by slot (`park.rs`).
+    parked: park::ParkSlots,
 }
 
 impl Calls {
@@ -511,6 +519,7 @@ impl Calls {
             awaiting_media: HashMap::new(),
             max_calls: 10_000,
             detached: HashMap::new(),
+            parked: park::ParkSlots::new(),
         }
     }
 
@@ -571,9 +580,10 @@ impl Calls {
 
     /// The calls in progress.
     pub fn active(&self) -> Vec<ActiveCall> {
+        let parked: Vec<u64> = self.parked.values().map(|p| p.call).collect();
         self.calls
-            .values()
-            .map(|c| ActiveCall {
+            .iter()
+            .map(|(id, c)| ActiveCall {
                 call_id: c.call_id_a.clone(),
                 caller: c.record_parties().0,
                 callee: c.record_parties().1,
@@ -581,6 +591,7 @@ impl Calls {
                 answered_at: c.answered_at,
                 // A call answered by voicemail is shown as answered by its mailbox (the callee).
                 state: match c.state {
+                    _ if parked.contains(id) => "parked",
                     State::Ringing | State::Diverting | State::Forwarding => "ringing",
                     State::Answered => "answering",
                     State::Confirmed => "talking",

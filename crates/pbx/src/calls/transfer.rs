@@ -56,6 +56,20 @@ pub(super) struct PendingTransfer {
     chain: Vec<String>,
 }
 
+impl PendingTransfer {
+    pub(super) fn tx(&self) -> ServerTxId {
+        self.tx
+    }
+
+    pub(super) fn side(&self) -> Leg {
+        self.side
+    }
+
+    pub(super) fn event(&self) -> &str {
+        &self.event
+    }
+}
+
 /// A transfer whose target is being rung.
 #[derive(Debug)]
 pub(super) struct Transfer {
@@ -318,6 +332,9 @@ impl Calls {
                 let targets = self.contact_targets(&transferee, &contacts);
                 self.start_transfer(id, p, party, targets, Vec::new(), media, now, wall);
             }
+            Resolved::Park { slots, timeout } => {
+                self.park(id, p, slots, timeout, media, now, wall);
+            }
             Resolved::External {
                 number,
                 mut targets,
@@ -389,6 +406,69 @@ impl Calls {
             display_name: display_name.clone(),
         });
         self.notify(id, side, &p.event, "SIP/2.0 100 Trying", false);
+        let mut branches = Vec::new();
+        for t in targets {
+            let from = OutgoingFrom {
+                display_name: display_name.clone(),
+                srtp,
+            };
+            if let Some(b) = self.new_branch(id, t, &offer, port, advertise, 70, from, now) {
+                branches.push(b);
+            }
+        }
+        let rung = !branches.is_empty();
+        if let Some(t) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.handover.transfer.as_mut())
+        {
+            t.branches = branches;
+        }
+        if !rung {
+            self.fail_transfer(id, 480, media, wall);
+        }
+    }
+
+    /// Rings `target` (its phones `targets`) for the vacant `side` of call `id` as a transfer whose transferor
+    /// is gone (a parked call returning to its parker): it takes that side when it answers; a failure ends the
+    /// call.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ring_back(
+        &mut self,
+        id: u64,
+        side: Leg,
+        target: Party,
+        targets: Vec<Target>,
+        media: &mut dyn MediaControl,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let waiting = side.other();
+        let agreed = call.answers[idx(waiting)]
+            .clone()
+            .unwrap_or_else(|| call.offer.clone());
+        let offer = sdp::sendrecv(&agreed).unwrap_or(agreed);
+        let port = media.local_port(call.media, side);
+        let advertise = media.advertise_ip();
+        let display_name = call.party(waiting).display_name.clone();
+        let srtp = target.srtp;
+        call.handover.transfer = Some(Transfer {
+            side,
+            event: String::new(),
+            transferor_gone: true,
+            target,
+            branches: Vec::new(),
+            failover: Vec::new(),
+            failures: Vec::new(),
+            deadline: now + self.config.no_answer.min(self.config.voicemail_ring),
+            offer: offer.clone(),
+            port,
+            advertise,
+            display_name: display_name.clone(),
+        });
         let mut branches = Vec::new();
         for t in targets {
             let from = OutgoingFrom {
@@ -1014,7 +1094,7 @@ impl Calls {
     }
 
     /// A NOTIFY of the refer event package to `side` with a `message/sipfrag` body (RFC 3515 §2.4.4).
-    fn notify(&mut self, id: u64, side: Leg, event: &str, frag: &str, terminated: bool) {
+    pub(super) fn notify(&mut self, id: u64, side: Leg, event: &str, frag: &str, terminated: bool) {
         let local = self.local.clone();
         let Some(call) = self.calls.get_mut(&id) else {
             return;

@@ -398,6 +398,10 @@ impl Endpoint {
         let Some(ext) = self.core.extension(from).filter(|e| e.enabled) else {
             return refused(403, "Forbidden (extension disabled)", "disabled");
         };
+        // A transfer to the park number parks the call (endpoint/pickup.rs).
+        if let Some(park) = self.park_destination(target, reason) {
+            return park;
+        }
         let origin = Origin {
             transport: source.transport,
             source: source.addr,
@@ -724,6 +728,7 @@ impl Endpoint {
                     self.calls
                         .forward_to(call, resolved, self.media.as_mut(), now, wall);
                 }
+                CallOutput::ParkTimeout { call, parker } => self.park_timed_out(call, &parker, now),
                 CallOutput::Record(r) => {
                     tracing::info!(caller = %r.caller, callee = %r.callee, disposition = r.disposition.as_str(),
                         reason = %r.reason, duration = r.duration_secs(), "call ended");

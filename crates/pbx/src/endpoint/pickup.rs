@@ -1,6 +1,8 @@
-//! Feature codes dialled by an extension (`*8`, `**201`): call pickup. A picker takes only calls ringing at
-//! extensions of its own pickup group (an extension without one is in the office-wide group); anything else is
-//! refused with a policy event, so pickup cannot be used to answer calls meant for another department.
+//! Feature codes dialled by an extension (`*8`, `**201`, a park slot) and the park number: call pickup and
+//! park. A picker takes only calls ringing at extensions of its own pickup group (an extension without one is in
+//! the office-wide group); anything else is refused with a policy event, so pickup cannot be used to answer calls
+//! meant for another department. A transfer to the park number parks the call ([`crate::calls`]'s `park.rs`);
+//! dialling a slot retrieves it; an extension's own number always wins over a slot.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::time::Instant;
 use sip::Message;
 use sip::transaction::{Peer, ServerTxId};
 
-use crate::calls::PickupMiss;
+use crate::calls::{ForwardReason, PickupMiss, Resolved, RetrieveMiss};
 use crate::core::ExtensionAuth;
 use crate::model::PolicyReason;
 use crate::office::{Feature, FeatureCodes};
@@ -63,6 +65,13 @@ impl Endpoint {
         let party = caller_party(caller, None);
         let group = self.features.pickup_group(&caller.number).to_string();
         let wanted: Option<String> = match feature {
+            Feature::Retrieve(slot) => {
+                if self.core.extension(&slot).is_some() {
+                    return false;
+                }
+                self.retrieve_parked(tx, request, peer, caller, &slot, now);
+                return true;
+            }
             Feature::Pickup => None,
             Feature::DirectedPickup(ext) => {
                 if self.features.pickup_group(&ext) != group {
@@ -152,5 +161,84 @@ impl Endpoint {
             ),
         }
         true
+    }
+
+    /// Extension `caller` dialled park slot `slot`: it takes the call parked there, or hears 404.
+    fn retrieve_parked(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        caller: &Arc<ExtensionAuth>,
+        slot: &str,
+        now: Instant,
+    ) {
+        let wall = self.clock.at(now);
+        let party = caller_party(caller, None);
+        let retriever = callee_party(caller);
+        let miss = self
+            .calls
+            .retrieve(
+                slot,
+                tx,
+                request,
+                peer,
+                retriever,
+                self.media.as_mut(),
+                wall,
+            )
+            .err();
+        let (status, reason, code) = match miss {
+            None => return,
+            Some(RetrieveMiss::Empty) => (
+                404,
+                "Not Found (no call is parked on this slot)",
+                "park_slot_empty",
+            ),
+            Some(RetrieveMiss::NotAcceptable) => (
+                488,
+                "Not Acceptable Here (plain RTP with the parked call's codec is needed)",
+                "park_not_acceptable",
+            ),
+        };
+        self.calls
+            .refuse(tx, request, &party, slot, status, reason, code, wall);
+    }
+
+    /// The park number as a transfer target: where a REFER to it parks the call. `None` for anything else.
+    pub(super) fn park_destination(&self, target: &str, reason: ForwardReason) -> Option<Resolved> {
+        let codes = &self.features.codes;
+        if codes.park.is_empty() || target != codes.park || self.core.extension(target).is_some() {
+            return None;
+        }
+        if reason != ForwardReason::Transfer {
+            return Some(Resolved::Refused {
+                status: 403,
+                reason: "Forbidden (the park number takes transfers only)".into(),
+                code: "not_forwardable".into(),
+            });
+        }
+        let slots: Vec<String> = codes
+            .park_slots
+            .iter()
+            .filter(|s| self.core.extension(s).is_none())
+            .cloned()
+            .collect();
+        Some(Resolved::Park {
+            slots,
+            timeout: codes.park_timeout,
+        })
+    }
+
+    /// A parked call's time ran out: its parker's phones ring for it.
+    pub(super) fn park_timed_out(&mut self, call: u64, parker: &str, now: Instant) {
+        let wall = self.clock.at(now);
+        let contacts = self
+            .extension_destination(parker, wall)
+            .map(|(_, c)| c)
+            .unwrap_or_default();
+        let targets = self.calls.contact_targets("park", &contacts);
+        self.calls
+            .park_return(call, targets, self.media.as_mut(), now, wall);
     }
 }

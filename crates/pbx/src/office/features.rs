@@ -12,7 +12,7 @@ pub struct FeatureKey {
 }
 
 /// Every feature code, in the order shown to operators.
-pub const FEATURE_KEYS: [FeatureKey; 2] = [
+pub const FEATURE_KEYS: [FeatureKey; 5] = [
     FeatureKey {
         name: "pickup",
         default: "*8",
@@ -23,7 +23,25 @@ pub const FEATURE_KEYS: [FeatureKey; 2] = [
         default: "**",
         meaning: "followed by an extension (**201): pick up that extension's ringing call",
     },
+    FeatureKey {
+        name: "park",
+        default: "800",
+        meaning: "transfer a call here to park it on the first free slot",
+    },
+    FeatureKey {
+        name: "park_slots",
+        default: "801-809",
+        meaning: "the park slots (FIRST-LAST); dial a slot to retrieve its call",
+    },
+    FeatureKey {
+        name: "park_seconds",
+        default: "120",
+        meaning: "how long a call stays parked before it rings the parker again (10-3600)",
+    },
 ];
+
+/// Most park slots.
+pub const MAX_PARK_SLOTS: u32 = 100;
 
 /// The store key of feature `name`.
 pub fn setting_key(name: &str) -> String {
@@ -35,6 +53,11 @@ pub fn setting_key(name: &str) -> String {
 pub struct FeatureCodes {
     pub pickup: String,
     pub directed_pickup: String,
+    /// The number a call is transferred to for parking ("" : no parking).
+    pub park: String,
+    /// The park slots, in the order they are taken.
+    pub park_slots: Vec<String>,
+    pub park_timeout: std::time::Duration,
 }
 
 impl Default for FeatureCodes {
@@ -42,8 +65,36 @@ impl Default for FeatureCodes {
         FeatureCodes {
             pickup: FEATURE_KEYS[0].default.into(),
             directed_pickup: FEATURE_KEYS[1].default.into(),
+            park: FEATURE_KEYS[2].default.into(),
+            park_slots: slot_range(FEATURE_KEYS[3].default).unwrap_or_default(),
+            park_timeout: std::time::Duration::from_secs(120),
         }
     }
+}
+
+/// The slots of a `FIRST-LAST` range (same number of digits, at most [`MAX_PARK_SLOTS`]); "" is none.
+pub fn slot_range(value: &str) -> Result<Vec<String>, String> {
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bad = || {
+        format!(
+            "park slots must be FIRST-LAST with numbers of the same length, at most {MAX_PARK_SLOTS} slots, got '{}'",
+            value.escape_debug()
+        )
+    };
+    let (a, b) = value.split_once('-').ok_or_else(bad)?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 8 && s.bytes().all(|c| c.is_ascii_digit());
+    if !digits(a) || !digits(b) || a.len() != b.len() {
+        return Err(bad());
+    }
+    let (first, last): (u32, u32) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if last < first || last - first >= MAX_PARK_SLOTS {
+        return Err(bad());
+    }
+    Ok((first..=last)
+        .map(|n| format!("{n:0width$}", width = a.len()))
+        .collect())
 }
 
 /// What a dialled number asks for, if it is a feature code.
@@ -53,6 +104,8 @@ pub enum Feature {
     Pickup,
     /// Pick up the call ringing at this extension.
     DirectedPickup(String),
+    /// Retrieve the call parked on this slot.
+    Retrieve(String),
 }
 
 impl FeatureCodes {
@@ -69,6 +122,11 @@ impl FeatureCodes {
             match key.name {
                 "pickup" => codes.pickup = v,
                 "directed_pickup" => codes.directed_pickup = v,
+                "park" => codes.park = v,
+                "park_slots" => codes.park_slots = slot_range(&v).unwrap_or_default(),
+                "park_seconds" => {
+                    codes.park_timeout = std::time::Duration::from_secs(v.parse().unwrap_or(120))
+                }
                 _ => {}
             }
         }
@@ -79,6 +137,9 @@ impl FeatureCodes {
     pub fn parse(&self, dialled: &str) -> Option<Feature> {
         if !self.pickup.is_empty() && dialled == self.pickup {
             return Some(Feature::Pickup);
+        }
+        if self.park_slots.iter().any(|s| s == dialled) {
+            return Some(Feature::Retrieve(dialled.to_string()));
         }
         let rest = dialled.strip_prefix(self.directed_pickup.as_str())?;
         (!self.directed_pickup.is_empty()
@@ -100,8 +161,22 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             names.join(", ")
         ));
     }
-    if value.is_empty() {
+    if value.is_empty() && name != "park_seconds" {
         return Ok(());
+    }
+    match name {
+        "park" => return super::groups::validate_number("park number", value),
+        "park_slots" => return slot_range(value).map(|_| ()),
+        "park_seconds" => {
+            return match value.parse::<u32>() {
+                Ok(10..=3600) => Ok(()),
+                _ => Err(format!(
+                    "park_seconds must be 10 to 3600, got '{}'",
+                    value.escape_debug()
+                )),
+            };
+        }
+        _ => {}
     }
     let ok = value.len() <= 8
         && value
@@ -145,6 +220,7 @@ mod tests {
         let off = FeatureCodes {
             pickup: String::new(),
             directed_pickup: String::new(),
+            ..FeatureCodes::default()
         };
         assert_eq!(off.parse(""), None);
         assert_eq!(off.parse("201"), None);
@@ -158,5 +234,18 @@ mod tests {
         assert!(validate("pickup", "*8x").is_err());
         assert!(validate("pickup", "*123456789").is_err());
         assert!(validate("parking", "*9").unwrap_err().contains("pickup"));
+        assert!(validate("park", "800").is_ok());
+        assert!(validate("park", "*800").is_err());
+        assert!(validate("park_seconds", "5").is_err());
+        assert!(validate("park_seconds", "").is_err());
+        assert_eq!(slot_range("801-803").unwrap(), ["801", "802", "803"]);
+        assert_eq!(slot_range("08-10").unwrap(), ["08", "09", "10"]);
+        for bad in ["803-801", "8-10", "801", "1-999", "a-b"] {
+            assert!(slot_range(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            FeatureCodes::default().parse("805"),
+            Some(Feature::Retrieve("805".into()))
+        );
     }
 }

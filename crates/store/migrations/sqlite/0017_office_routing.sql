@@ -57,3 +57,16 @@ CREATE TABLE call_queue_calls (
     wait_ms INTEGER NOT NULL
 );
 CREATE INDEX call_queue_calls_by_queue ON call_queue_calls (queue_number, entered_at);
+
+-- A parked call is shown as state 'parked' (its callee is the slot). The table holds only the server's calls in
+-- progress (rewritten within a second, cleared at start), so it is recreated with the wider check.
+DROP TABLE active_calls;
+CREATE TABLE active_calls (
+    call_id     TEXT PRIMARY KEY NOT NULL,
+    caller      TEXT NOT NULL,
+    callee      TEXT NOT NULL,
+    started_at  BIGINT NOT NULL,
+    answered_at BIGINT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('ringing', 'answering', 'talking', 'parked')),
+    updated_at  BIGINT NOT NULL
+);
