@@ -14,9 +14,10 @@
 //! The files follow a call's life: `setup` (a new INVITE, its relay ports), `branches` (leg B: ringing, answer,
 //! failover), `in_dialog` (requests of an established call), `forward` and `transfer`, `apps` (voicemail),
 //! `timers`, `ending` (CANCEL, BYE, records); `keys` (SRTP), `sdp`, `body`, `origin`, `dialog` and `wire` are the
-//! pieces they share.
+//! pieces they share. Office features: `hunt` (ring groups), `pickup`, `park`, `attended` (REFER with Replaces).
 
 mod apps;
+mod attended;
 pub mod body;
 mod branches;
 mod dialog;
@@ -435,6 +436,10 @@ struct Handover {
     resume: Option<transfer::Resume>,
     /// A parked call whose time ran out: the side to fill and the parker to ring (`park.rs`).
     parked_return: Option<(Leg, Party)>,
+    /// A second leg to re-INVITE once the first is done (`attended.rs`).
+    resume_after: Option<(Leg, Bytes)>,
+    /// A leg moved onto this call's relay: its re-INVITE is sent even when its media is two-way.
+    moved_leg: Option<Leg>,
 }
 
 /// One call: its parties and state, then its parts grouped by concern — the caller's leg (`a`), the callee's

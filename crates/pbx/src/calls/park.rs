@@ -299,4 +299,62 @@ impl Calls {
     pub(super) fn unpark(&mut self, id: u64) {
         self.parked.retain(|_, p| p.call != id);
     }
+
+    /// Rings `target` (its phones `targets`) for the vacant `side` of call `id` as a transfer whose transferor
+    /// is gone (a parked call returning to its parker): it takes that side when it answers; a failure ends the
+    /// call.
+    #[allow(clippy::too_many_arguments)]
+    fn ring_back(
+        &mut self,
+        id: u64,
+        side: Leg,
+        target: Party,
+        targets: Vec<Target>,
+        media: &mut dyn MediaControl,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let waiting = side.other();
+        let agreed = call.answers[idx(waiting)]
+            .clone()
+            .unwrap_or_else(|| call.offer.clone());
+        let offer = sdp::sendrecv(&agreed).unwrap_or(agreed);
+        let port = media.local_port(call.media, side);
+        let advertise = media.advertise_ip();
+        let display_name = call.party(waiting).display_name.clone();
+        let srtp = target.srtp;
+        call.handover.transfer = Some(transfer::Transfer::returning(
+            side,
+            target,
+            now + self.config.no_answer.min(self.config.voicemail_ring),
+            offer.clone(),
+            port,
+            advertise,
+            display_name.clone(),
+        ));
+        let mut branches = Vec::new();
+        for t in targets {
+            let from = OutgoingFrom {
+                display_name: display_name.clone(),
+                srtp,
+            };
+            if let Some(b) = self.new_branch(id, t, &offer, port, advertise, 70, from, now) {
+                branches.push(b);
+            }
+        }
+        let rung = !branches.is_empty();
+        if let Some(t) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.handover.transfer.as_mut())
+        {
+            t.branches = branches;
+        }
+        if !rung {
+            self.fail_transfer(id, 480, media, wall);
+        }
+    }
 }

@@ -20,7 +20,7 @@
 //!   codecs agreed with the target, a fresh SRTP key on an SRTP leg), after any INVITE still in flight toward it.
 //!   Its 2xx is ACKed and its answer taken (relay address, keys); a failure is logged and the call goes on; an
 //!   INVITE crossing it gets 491. A transferee that was not on hold gets nothing.
-//! - Attended transfer (Refer-To with `Replaces`) is not supported: 501.
+//! - Attended transfer (Refer-To with `Replaces`) is `attended.rs`'s.
 
 use std::time::{Instant, SystemTime};
 
@@ -93,6 +93,34 @@ pub(super) struct Transfer {
 }
 
 impl Transfer {
+    /// A transfer whose transferor is already gone, ringing `target` for `side` (a parked call returning to its
+    /// parker, `park.rs`); its branches are added once sent.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn returning(
+        side: Leg,
+        target: Party,
+        deadline: Instant,
+        offer: Bytes,
+        port: Option<u16>,
+        advertise: std::net::IpAddr,
+        display_name: Option<String>,
+    ) -> Transfer {
+        Transfer {
+            side,
+            event: String::new(),
+            transferor_gone: true,
+            target,
+            branches: Vec::new(),
+            failover: Vec::new(),
+            failures: Vec::new(),
+            deadline,
+            offer,
+            port,
+            advertise,
+            display_name,
+        }
+    }
+
     /// The earliest of the ringing deadline and a silent trunk's deadline.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.branches
@@ -183,11 +211,24 @@ fn refer_target(msg: &Message) -> Result<String, ReferError> {
 impl Calls {
     /// A REFER from `side` of call `id`: refused at once when it cannot be followed, otherwise its target is
     /// handed to the service to route as the transferor.
-    pub(super) fn refer(&mut self, id: u64, side: Leg, tx: ServerTxId, msg: &Message) {
+    pub(super) fn refer(
+        &mut self,
+        id: u64,
+        side: Leg,
+        tx: ServerTxId,
+        msg: &Message,
+        media: &mut dyn MediaControl,
+        wall: SystemTime,
+    ) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         call.handover.refers[idx(side)] += 1;
+        // Attended transfer (Refer-To with Replaces): `attended.rs`.
+        if let Some(replaces) = super::attended::replaces_in(msg) {
+            self.attended_refer(id, side, tx, msg, replaces, media, wall);
+            return;
+        }
         let tag = call.dialog(side).local_tag.clone();
         let refusal: Option<(u16, &str, Option<&str>)> = if !call.party(side).extension {
             Some((
@@ -406,69 +447,6 @@ impl Calls {
             display_name: display_name.clone(),
         });
         self.notify(id, side, &p.event, "SIP/2.0 100 Trying", false);
-        let mut branches = Vec::new();
-        for t in targets {
-            let from = OutgoingFrom {
-                display_name: display_name.clone(),
-                srtp,
-            };
-            if let Some(b) = self.new_branch(id, t, &offer, port, advertise, 70, from, now) {
-                branches.push(b);
-            }
-        }
-        let rung = !branches.is_empty();
-        if let Some(t) = self
-            .calls
-            .get_mut(&id)
-            .and_then(|c| c.handover.transfer.as_mut())
-        {
-            t.branches = branches;
-        }
-        if !rung {
-            self.fail_transfer(id, 480, media, wall);
-        }
-    }
-
-    /// Rings `target` (its phones `targets`) for the vacant `side` of call `id` as a transfer whose transferor
-    /// is gone (a parked call returning to its parker): it takes that side when it answers; a failure ends the
-    /// call.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn ring_back(
-        &mut self,
-        id: u64,
-        side: Leg,
-        target: Party,
-        targets: Vec<Target>,
-        media: &mut dyn MediaControl,
-        now: Instant,
-        wall: SystemTime,
-    ) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let waiting = side.other();
-        let agreed = call.answers[idx(waiting)]
-            .clone()
-            .unwrap_or_else(|| call.offer.clone());
-        let offer = sdp::sendrecv(&agreed).unwrap_or(agreed);
-        let port = media.local_port(call.media, side);
-        let advertise = media.advertise_ip();
-        let display_name = call.party(waiting).display_name.clone();
-        let srtp = target.srtp;
-        call.handover.transfer = Some(Transfer {
-            side,
-            event: String::new(),
-            transferor_gone: true,
-            target,
-            branches: Vec::new(),
-            failover: Vec::new(),
-            failures: Vec::new(),
-            deadline: now + self.config.no_answer.min(self.config.voicemail_ring),
-            offer: offer.clone(),
-            port,
-            advertise,
-            display_name: display_name.clone(),
-        });
         let mut branches = Vec::new();
         for t in targets {
             let from = OutgoingFrom {
@@ -791,7 +769,7 @@ impl Calls {
 
     /// The transfer target could not be reached (`status`). A transferor still in the call is told so and keeps
     /// the call; without it, the transferee's call ends.
-    fn fail_transfer(
+    pub(super) fn fail_transfer(
         &mut self,
         id: u64,
         status: u16,
@@ -897,6 +875,10 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        // A second leg waiting for its own re-INVITE (an attended transfer moves one leg and unholds the other).
+        if call.handover.resume_due.is_none() && !call.resume_in_flight() {
+            call.handover.resume_due = call.handover.resume_after.take();
+        }
         let Some((leg, agreed)) = call.handover.resume_due.clone() else {
             return;
         };
@@ -914,7 +896,9 @@ impl Calls {
         let current = call.answers[idx(leg)]
             .clone()
             .unwrap_or_else(|| call.offer.clone());
-        if sdp::is_two_way(&current) {
+        // A leg moved onto this call's relay (attended transfer) is re-INVITEd even when it is two-way.
+        let moved = call.handover.moved_leg.take_if(|l| *l == leg).is_some();
+        if sdp::is_two_way(&current) && !moved {
             return;
         }
         let keys = if call.keys.secure[idx(leg)] {
@@ -1077,6 +1061,7 @@ impl Calls {
         call.sent[idx(leg)] = Some(r.offer.clone());
         call.answers[idx(leg)] = Some(msg.body_bytes());
         tracing::info!(call = id, "transferee taken off hold");
+        self.resume(id, media);
     }
 
     /// Palisade's own re-INVITE failed (`status`, 408 for a timeout): the call goes on as it is.
