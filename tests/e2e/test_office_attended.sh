@@ -7,7 +7,11 @@
 #   * 101 sends a REFER naming its call with C (Refer-To: <sip:102@…?Replaces=…>): 202, a NOTIFY SIP/2.0 200 OK,
 #     BYE for both of 101's calls; `palisade calls` shows one call, 100 -> 102 talking; after ~3 s A has
 #     received C's 660 Hz and C A's 440 Hz (sndfile dumps of the part after the transfer: audio both ways);
-#     A hangs up and C sees the call close; the newest record is 100 -> 102 answered.
+#     A hangs up and C sees the call close; the newest record is 100 -> 102 answered;
+#   * call pull (INVITE with Replaces, RFC 3891): A calls 101 again; a phone of 102 sends an INVITE with Replaces
+#     naming 101's dialog: 403 replaces_not_yours and a policy_refusal event, 101 keeps the call; then another
+#     phone of 101 does the same: 200 with the same relay port as the first phone's, the first phone gets BYE,
+#     `palisade calls` still shows 100 -> 101 talking.
 # Ports: SIP/ctrl 26400-26499, baresip RTP 26500-26539, palisade relay 26540-26599.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -97,6 +101,43 @@ ok "A hung up; C saw the call close"
 newest() { [ "$(jget "$(pal cdr --json)" '[(x["caller"], x["callee"], x["disposition"]) for x in r][:1]')" = "[('100', '102', 'answered')]" ]; }
 wait_for 3 newest || fail "the newest call record is not 100 -> 102 answered: $(pal cdr --json)"
 ok "call record: 100 -> 102 answered ($(jget "$(pal cdr --json)" '[x["reason"] for x in r]'))"
+
+# ---- call pull: INVITE with Replaces
+pull() { # OUT [--as NUMBER AUTH PASS]
+  local out=$1 rc=0
+  shift
+  spawn "$out" timeout -k 2 30 python3 "$E2E_DIR/transferor.py" "$HOST:$port" 101 "$(cred 101 2)" "$(cred 101 3)" - --pull --wait 10 "$@"
+  local ppid=$BG_PID
+  sleep 1
+  if ! ctrl "$HOST:$ca" --wait-event CALL_ESTABLISHED --timeout 10 dial "sip:101@$HOST:$port" >"$d/dial_pull.json" 2>&1; then
+    show "$d/dial_pull.json"
+    fail "A dialled 101 for the call pull: no CALL_ESTABLISHED"
+  fi
+  wait "$ppid" || rc=$?
+  [ "$rc" = 0 ] || fail "the call-pull script failed (exit $rc): $(cat "$out")"
+}
+hang_up_a() {
+  ctrl "$HOST:$ca" --wait-event CALL_CLOSED --timeout 5 hangup >"$d/hangup_a.json" 2>&1 || fail "A's hangup: $(cat "$d/hangup_a.json")"
+  wait_for 3 calls_are "[]" || fail "after A hung up palisade calls shows $(pal calls --json)"
+}
+pull "$d/steal.json" --as 102 "$(cred 102 2)" "$(cred 102 3)"
+r=$(cat "$d/steal.json")
+[ "$(jget "$r" 'r["pull"]')" = 403 ] || fail "102 replacing 101's dialog did not get 403: $r"
+case $(jget "$r" 'r.get("pull_warning")') in *replaces_not_yours*) ;; *) fail "the 403's Warning: $r" ;; esac
+[ "$(jget "$r" 'r["bye1"]')" = False ] || fail "101's phone got BYE although the replacement was refused: $r"
+stolen_event() { [ "$(jget "$(pal events --kind policy_refusal --json --limit 10)" 'any(e.get("reason") == "replaces_not_yours" for e in r)')" = True ]; }
+wait_for 3 stolen_event || fail "no replaces_not_yours policy event: $(pal events --kind policy_refusal --json --limit 5)"
+calls_are "[('100', '101', 'talking')]" || fail "after the refused replacement palisade calls shows $(pal calls --json)"
+ok "102 sent an INVITE with Replaces naming 101's call: 403 ($(jget "$r" 'r["pull_warning"]')), a policy event, 100 -> 101 goes on"
+hang_up_a
+pull "$d/pull.json"
+r=$(cat "$d/pull.json")
+[ "$(jget "$r" 'r["pull"]')" = 200 ] || fail "101's second phone replacing its call did not get 200: $r"
+[ "$(jget "$r" 'r["pull_port"] == r["call1_port"]')" = True ] || fail "the second phone got another relay port than the first: $r"
+[ "$(jget "$r" 'r["bye1"]')" = True ] || fail "101's first phone got no BYE after the call moved: $r"
+wait_for 3 calls_are "[('100', '101', 'talking')]" || fail "after the call pull palisade calls shows $(pal calls --json)"
+ok "101's second phone sent an INVITE with Replaces: 200 on relay port $(jget "$r" 'r["pull_port"]') (the first phone's), the first phone got BYE, 100 -> 101 talking"
+hang_up_a
 
 for p in a c; do ctrl "$HOST:$(eval echo "\$c$p")" --timeout 2 quit >/dev/null 2>&1 || true; done
 for p in a c; do

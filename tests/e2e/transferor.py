@@ -9,6 +9,12 @@
       and waits (up to 5 s) for the BYEs of both calls.
       Prints one JSON object: {"register": CODE, "call2": CODE, "refer": CODE, "refer_warning": STR|null,
       ["bogus": CODE, "bogus_warning": STR|null,] "notify": [SIPFRAG, ...], "bye1": bool, "bye2": bool}.
+  transferor.py HOST:PORT NUMBER AUTH_ID PASSWORD - --pull [--as NUMBER2 AUTH_ID2 PASSWORD2] [--wait S]
+      Call pull (INVITE with Replaces, RFC 3891): answers a call as above (call 1), then a second socket (another
+      phone) sends an INVITE with Replaces naming call 1's dialog, authenticated as NUMBER (or NUMBER2 with
+      --as: another extension, which must be refused). Prints {"register": CODE, "pull": CODE, "pull_warning":
+      STR|null, "call1_port": N, "pull_port": N|null, "bye1": bool} (the relay ports of the two answers' m= lines;
+      bye1: the first phone got BYE).
 Exit status 0 when it ran to the end, 2 on a timeout or a protocol error.
 """
 
@@ -84,6 +90,8 @@ def main(argv):
         r = ua.recv(deadline)
         if r.get("method") == "ACK":
             break
+    if "--pull" in argv:
+        return pull(argv, ua, host, port, number, auth_id, password, sdp, out, inv1, call_id1, my_tag1, their_tag1)
     # ---- call 2: INVITE the target, answering the 407
     uri2 = f"sip:{target}@{host}:{port}"
     call_id2 = os.urandom(10).hex() + "@" + ua.lhost
@@ -171,6 +179,75 @@ def main(argv):
             if key == "bogus" and out.get("bogus"):
                 break
         time.sleep(0.5)
+    print(json.dumps(out))
+    return 0
+
+
+def m_port(text):
+    for line in text.split("\r\n"):
+        if line.startswith("m=audio "):
+            return int(line.split()[1])
+    return None
+
+
+def pull(argv, ua, host, port, number, auth_id, password, sdp, out, inv1, call_id1, my_tag1, their_tag1):
+    """INVITE with Replaces naming call 1 from a second socket; answers BYEs on the first."""
+    if "--as" in argv:
+        i = argv.index("--as")
+        number, auth_id, password = argv[i + 1 : i + 4]
+    out = {"register": out["register"], "pull": None, "pull_warning": None, "bye1": False}
+    out["call1_port"] = m_port(inv1["raw"].split("\r\n\r\n", 1)[1])
+    time.sleep(1)  # the caller's ACK confirms call 1 first
+    ua2 = cc.UA(host, port)
+    uri = f"sip:{number}@{host}:{port}"
+    call_id = os.urandom(10).hex() + "@" + ua2.lhost
+    tag = os.urandom(6).hex()
+    replaces = f"{call_id1};to-tag={my_tag1};from-tag={their_tag1}"
+    auth, cseq = None, 1
+    while True:
+        branch = cc.new_branch()
+        lines = [
+            f"INVITE {uri} SIP/2.0", ua2.via(branch), "Max-Forwards: 70",
+            f"From: <sip:{number}@{host}>;tag={tag}", f"To: <sip:{number}@{host}>",
+            f"Call-ID: {call_id}", f"CSeq: {cseq} INVITE", f"Contact: <sip:{number}@{ua2.lhost}:{ua2.lport}>",
+            f"Replaces: {replaces}", "Require: replaces",
+        ]
+        if auth:
+            lines.append(auth)
+        ua2.send("\r\n".join(lines + ["Content-Type: application/sdp", f"Content-Length: {len(sdp)}", "", sdp]))
+        deadline = time.monotonic() + 5
+        while True:
+            r = ua2.recv(deadline)
+            if "code" in r and branch in (cc.header(r, "via", "v") or "") and r["code"] >= 200:
+                break
+        to = cc.header(r, "to", "t")
+        ack = [
+            f"ACK {uri} SIP/2.0", ua2.via(branch if r["code"] >= 300 else cc.new_branch()), "Max-Forwards: 70",
+            f"From: <sip:{number}@{host}>;tag={tag}", f"To: {to}", f"Call-ID: {call_id}", f"CSeq: {cseq} ACK",
+            "Content-Length: 0", "", "",
+        ]
+        ua2.send("\r\n".join(ack))
+        if r["code"] == 407 and auth is None:
+            ch = cc.auth_params(cc.header(r, "proxy-authenticate"))
+            auth = cc.credentials("Proxy-Authorization", ch, auth_id, password, "INVITE", uri)
+            cseq += 1
+            continue
+        break
+    out["pull"] = r["code"]
+    out["pull_warning"] = cc.header(r, "warning")
+    out["pull_port"] = m_port(r["raw"].split("\r\n\r\n", 1)[1]) if r["code"] == 200 else None
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            q = ua.recv(deadline)
+        except (TimeoutError, OSError):
+            break
+        if q.get("method") == "BYE":
+            out["bye1"] = True
+            reply(ua, q, 200, "OK")
+            break
+        if q.get("method") not in (None, "ACK"):
+            reply(ua, q, 200, "OK")
     print(json.dumps(out))
     return 0
 

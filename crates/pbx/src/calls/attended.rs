@@ -5,6 +5,10 @@
 //! hold if the transferor had held it, the transferor's two legs are hung up (NOTIFY `200 OK` first) and call 2
 //! ends without touching C. A and C then talk through call 1's relay.
 //!
+//! An INVITE with a Replaces header (RFC 3891) naming an established dialog of Palisade's — an extension moving
+//! its call to another of its phones ("call pull") — puts the new phone in that dialog's place: the old phone gets
+//! BYE and the new one talks to the same relay port. Only the same extension may replace its own dialog.
+//!
 //! Only the extension holding both calls may join them: the dialog named by Replaces must be that extension's own
 //! leg of another established call (anything else gets 403 with a Warning, and the call goes on). Call 2 was
 //! placed under the transferor's policy (or came to it), so the transfer never reaches what the transferor could
@@ -55,7 +59,75 @@ fn parse_replaces(value: &str) -> Replaces {
     }
 }
 
+/// Why an INVITE with Replaces did not replace anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplaceMiss {
+    /// No established dialog matches (481).
+    NoDialog,
+    /// The dialog belongs to another extension (403, a policy event).
+    NotYours,
+    /// The new phone's offer cannot be joined (488).
+    NotAcceptable,
+}
+
+/// The Replaces header of an INVITE, if it has one.
+pub fn invite_replaces(msg: &Message) -> Option<String> {
+    msg.other_header_values("replaces")
+        .next()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
 impl Calls {
+    /// An INVITE from extension `party` with Replaces `value`: the new phone takes the place of the phone in the
+    /// named dialog, which must be one of `party`'s own in an established call.
+    #[allow(clippy::too_many_arguments)]
+    pub fn replace_dialog(
+        &mut self,
+        value: &str,
+        tx: ServerTxId,
+        msg: &Message,
+        peer: Peer,
+        party: Party,
+        media: &mut dyn MediaControl,
+        wall: SystemTime,
+    ) -> Result<(), ReplaceMiss> {
+        let Some((id, side)) = self.replaced_dialog(&parse_replaces(value)) else {
+            return Err(ReplaceMiss::NoDialog);
+        };
+        let Some(call) = self.calls.get(&id).filter(|c| {
+            c.state == State::Confirmed
+                && c.diversion.app.is_none()
+                && c.handover.transfer.is_none()
+                && !c.handover.gone.contains(&true)
+        }) else {
+            return Err(ReplaceMiss::NoDialog);
+        };
+        let old = call.party(side);
+        if !old.extension || old.number != party.number {
+            return Err(ReplaceMiss::NotYours);
+        }
+        let offer = msg.body_bytes();
+        let agreed = call.answers[idx(side.other())]
+            .clone()
+            .unwrap_or_else(|| call.offer.clone());
+        let joinable = sdp::answer_for_with_crypto(&agreed, &offer, media.advertise_ip(), 9, &[]);
+        if sdp::security(&offer).savp || joinable.is_none() {
+            // Checked before the old phone is hung up: a phone that cannot take the call leaves it as it is.
+            return Err(ReplaceMiss::NotAcceptable);
+        }
+        tracing::info!(call = id, extension = %party.number, "call moved to another phone (INVITE with Replaces)");
+        self.send_bye(id, side, media);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return Err(ReplaceMiss::NoDialog);
+        };
+        let key = call.dialog(side).key();
+        self.dialogs.remove(&key);
+        self.detached.insert(key.clone(), id);
+        call.handover.detached.push(key);
+        self.join_new_phone(id, side, tx, msg, peer, party, media, wall)
+            .map_err(|_| ReplaceMiss::NotAcceptable)
+    }
+
     /// A REFER with Replaces from `side` of call `id` (already counted in the dialog's refers).
     #[allow(clippy::too_many_arguments)] // the REFER, what it names, and the call layer's media and clock
     pub(super) fn attended_refer(

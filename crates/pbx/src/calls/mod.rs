@@ -46,6 +46,7 @@ use bytes::Bytes;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{HeaderName, Message, Method};
 
+pub use attended::{ReplaceMiss, invite_replaces};
 pub use dialog::Dialog;
 pub use forward::{
     ForwardReason, Forwarding, MAX_HOPS as MAX_FORWARD_HOPS, Resolved,

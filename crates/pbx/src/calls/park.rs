@@ -155,17 +155,48 @@ impl Calls {
         media: &mut dyn MediaControl,
         wall: SystemTime,
     ) -> Result<(), RetrieveMiss> {
-        let local = self.local.clone();
-        let request_id = self.alloc_id();
         let Some(parked) = self.parked.get(slot).cloned() else {
             return Err(RetrieveMiss::Empty);
         };
-        let id = parked.call;
-        let Some(call) = self.calls.get_mut(&id) else {
+        if !self.calls.contains_key(&parked.call) {
             self.parked.remove(slot);
             return Err(RetrieveMiss::Empty);
+        }
+        tracing::info!(call = parked.call, %slot, retriever = %retriever.number, "parked call retrieved");
+        self.join_new_phone(
+            parked.call,
+            parked.side,
+            tx,
+            msg,
+            peer,
+            retriever,
+            media,
+            wall,
+        )?;
+        self.parked.remove(slot);
+        Ok(())
+    }
+
+    /// A new phone (its INVITE `msg` in `tx` from `peer`, extension `party`) takes `side` of established call
+    /// `id`, whose previous phone is gone: answered toward that side's relay port with the codecs the other side
+    /// agreed on; the other side, if held, is taken off hold.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn join_new_phone(
+        &mut self,
+        id: u64,
+        side: Leg,
+        tx: ServerTxId,
+        msg: &Message,
+        peer: Peer,
+        party: Party,
+        media: &mut dyn MediaControl,
+        wall: SystemTime,
+    ) -> Result<(), RetrieveMiss> {
+        let local = self.local.clone();
+        let request_id = self.alloc_id();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return Err(RetrieveMiss::Empty);
         };
-        let side = parked.side;
         let waiting = side.other();
         let offer = msg.body_bytes();
         if sdp::security(&offer).savp || !sdp::has_audio(&offer) {
@@ -180,10 +211,7 @@ impl Calls {
         let (Some(answer), Some(via_addr)) = (answer, local.address_for(peer.transport)) else {
             return Err(RetrieveMiss::NotAcceptable);
         };
-        self.parked.remove(slot);
-        point_leg(
-            media, &local, call.media, side, &offer, peer.addr, &retriever,
-        );
+        point_leg(media, &local, call.media, side, &offer, peer.addr, &party);
         media.set_crypto(call.media, side, None);
         call.keys.secure[idx(side)] = false;
         call.keys.pending_rx[idx(side)] = None;
@@ -201,7 +229,7 @@ impl Calls {
                     final_status: Some(200),
                     cancelled: false,
                     offered_keys: Vec::new(),
-                    srtp: retriever.srtp,
+                    srtp: party.srtp,
                     credentials: None,
                     auth_tried: false,
                     body: answer.clone(),
@@ -218,13 +246,12 @@ impl Calls {
                 call.keys.a_keys = None;
             }
         }
-        tracing::info!(call = id, %slot, retriever = %retriever.number, "parked call retrieved");
         call.handover.gone[idx(side)] = false;
         call.handover.cdr_parties =
-            Some((call.party(waiting).number.clone(), retriever.number.clone()));
+            Some((call.party(waiting).number.clone(), party.number.clone()));
         match side {
-            Leg::A => call.caller = retriever,
-            Leg::B => call.callee = retriever,
+            Leg::A => call.caller = party,
+            Leg::B => call.callee = party,
         }
         call.started_at = wall;
         call.answered_at = Some(wall);
@@ -241,7 +268,7 @@ impl Calls {
             headers,
             body: Some(("application/sdp".into(), answer)),
         }));
-        // A party the parker had put on hold is taken off it (nobody else will).
+        // A party the previous phone had put on hold is taken off it (nobody else will).
         call.handover.resume_due = Some((waiting, offer));
         self.resume(id, media);
         Ok(())

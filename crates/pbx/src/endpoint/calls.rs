@@ -106,6 +106,11 @@ impl Endpoint {
         let Some(caller) = self.authorize_new_dialog(tx, request, peer, now) else {
             return;
         };
+        // INVITE with Replaces (RFC 3891): a phone takes over a call of its extension (endpoint/pickup.rs).
+        if let Some(value) = crate::calls::invite_replaces(request) {
+            self.replaces_invite(tx, request, peer, &caller, &value, now);
+            return;
+        }
         let number = dialled_number(request);
         // A ring group number (endpoint/groups.rs): its members are routed under the caller's policy there.
         if self.group_invite(tx, request, peer, &caller, &number, now) {

@@ -44,7 +44,8 @@ pub use voicemail::AppEvent;
 /// What Palisade accepts: no option tags; the bodies it reads (SDP, keys by INFO) or passes between the legs of a
 /// call (transfer progress) — anything else is refused with 415 before it reaches a call.
 const CAPABILITIES: Capabilities<'static> = Capabilities {
-    supported: &[],
+    // `replaces`: an INVITE with Replaces (RFC 3891) is understood (endpoint/pickup.rs).
+    supported: &["replaces"],
     accepted_types: &[
         "application/sdp",
         "multipart/mixed",

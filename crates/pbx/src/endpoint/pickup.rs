@@ -11,7 +11,7 @@ use std::time::Instant;
 use sip::Message;
 use sip::transaction::{Peer, ServerTxId};
 
-use crate::calls::{ForwardReason, PickupMiss, Resolved, RetrieveMiss};
+use crate::calls::{ForwardReason, PickupMiss, ReplaceMiss, Resolved, RetrieveMiss};
 use crate::core::ExtensionAuth;
 use crate::model::PolicyReason;
 use crate::office::{Feature, FeatureCodes};
@@ -240,5 +240,63 @@ impl Endpoint {
         let targets = self.calls.contact_targets("park", &contacts);
         self.calls
             .park_return(call, targets, self.media.as_mut(), now, wall);
+    }
+
+    /// An INVITE with Replaces from extension `caller`: its new phone takes the place of one of its phones in an
+    /// established call (RFC 3891), or the INVITE is refused (481 no such dialog, 403 another extension's dialog
+    /// with a policy event, 488 an offer that cannot be joined).
+    pub(super) fn replaces_invite(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        caller: &Arc<ExtensionAuth>,
+        value: &str,
+        now: Instant,
+    ) {
+        let wall = self.clock.at(now);
+        let party = callee_party(caller);
+        let miss = self
+            .calls
+            .replace_dialog(value, tx, request, peer, party, self.media.as_mut(), wall)
+            .err();
+        let (status, reason, code) = match miss {
+            None => return,
+            Some(ReplaceMiss::NoDialog) => (
+                481,
+                "Call/Transaction Does Not Exist (no established call to replace)",
+                "replaces_not_found",
+            ),
+            Some(ReplaceMiss::NotYours) => {
+                let origin = Origin {
+                    transport: peer.transport,
+                    source: peer.addr,
+                    local: unspecified(peer.addr),
+                };
+                self.core.policy_event(
+                    PolicyReason::Rule("replaces_not_yours"),
+                    origin,
+                    &format!(
+                        "extension {} tried to replace another extension's call (INVITE with Replaces)",
+                        caller.number
+                    ),
+                    wall,
+                );
+                (
+                    403,
+                    "Forbidden (the call to replace is not yours)",
+                    "replaces_not_yours",
+                )
+            }
+            Some(ReplaceMiss::NotAcceptable) => (
+                488,
+                "Not Acceptable Here (plain RTP with the call's codec is needed)",
+                "replaces_not_acceptable",
+            ),
+        };
+        let party = caller_party(caller, None);
+        let number = super::calls::dialled_number(request);
+        self.calls
+            .refuse(tx, request, &party, &number, status, reason, code, wall);
     }
 }
