@@ -47,6 +47,17 @@ impl Db {
                         group.number
                     )));
                 }
+                let queue: Option<String> =
+                    sqlx::query_scalar("SELECT number FROM call_queues WHERE number = $1")
+                        .bind(&group.number)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if queue.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "{} is a queue; a ring group needs a number of its own",
+                        group.number
+                    )));
+                }
                 let exists: Option<String> =
                     sqlx::query_scalar("SELECT number FROM ring_groups WHERE number = $1")
                         .bind(&group.number)

@@ -22,6 +22,7 @@ pub mod limits;
 mod pickup;
 mod pin_lockout;
 pub mod policy;
+pub mod queues;
 pub mod realm;
 mod registrations;
 pub mod settings;

@@ -14,6 +14,7 @@ mod hours;
 pub mod lists;
 mod output;
 pub mod policy;
+pub mod queues;
 
 mod realm;
 mod secret;
@@ -94,6 +95,9 @@ pub enum AdminCommand {
     Features(features::FeatureArgs),
     /// Pickup groups (who may pick up whose ringing calls with `*8`): list, set.
     Pickup(features::PickupArgs),
+    /// Call queues (callers wait with music for a free agent): add, change, list, show, remove, login, logout,
+    /// stats.
+    Queue(queues::QueueArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -189,11 +193,12 @@ fn cli_audit(cmd: &AdminCommand) -> Option<(PathBuf, String)> {
         AdminCommand::Group(a) => &a.common,
         AdminCommand::Features(a) => &a.common,
         AdminCommand::Pickup(a) => &a.common,
+        AdminCommand::Queue(a) => &a.common,
         _ => return None,
     };
     let words = cli_words(std::env::args().skip(1));
     let action = words.get(1).map(String::as_str).unwrap_or("");
-    if matches!(action, "list" | "show" | "export" | "") {
+    if matches!(action, "list" | "show" | "export" | "stats" | "") {
         return None;
     }
     Some((common.data_dir(), words.join(" ")))
@@ -247,6 +252,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Group(args) => groups::run(args).await,
         AdminCommand::Features(args) => features::run_features(args).await,
         AdminCommand::Pickup(args) => features::run_pickup(args).await,
+        AdminCommand::Queue(args) => queues::run(args).await,
     }
 }
 

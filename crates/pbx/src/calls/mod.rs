@@ -30,6 +30,7 @@ mod media;
 mod origin;
 mod park;
 mod pickup;
+mod queue;
 mod sdp;
 mod setup;
 #[cfg(test)]
@@ -237,6 +238,9 @@ pub enum CallOutput {
     AppDigit { call: u64, digit: char },
     /// The call of a media application ended: stop it (keeping a message being recorded).
     StopApp { call: u64 },
+    /// The agents offered queued call `call` answered (`agent`, the caller is connected and no longer waits) or
+    /// not (`None`: it waits on).
+    QueueOffered { call: u64, agent: Option<String> },
     /// A parked call's time ran out: ring extension `parker`'s phones for it ([`Calls::park_return`]).
     ParkTimeout { call: u64, parker: String },
     /// Route `target` as if extension `from` dialled it (call forwarding, or a transfer by REFER), with the call
@@ -260,6 +264,8 @@ pub enum AppKind {
     Access { mailbox: String },
     /// The caller lifts its PIN protection (`pin` dialled as one number, or asked for).
     Unlock { pin: Option<String> },
+    /// The caller waits in call queue `queue` with its music (`default` or a WAV file) until an agent answers.
+    Queue { queue: String, music: String },
 }
 
 /// What the edge needs to run a media application.

@@ -459,6 +459,7 @@ impl Calls {
             number: match &kind {
                 AppKind::Access { mailbox } | AppKind::Deposit { mailbox } => mailbox.clone(),
                 AppKind::Unlock { .. } => "unlock".into(),
+                AppKind::Queue { queue, .. } => queue.clone(),
             },
             srtp: SrtpMode::Disabled,
             voicemail: true,

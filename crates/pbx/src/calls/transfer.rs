@@ -77,6 +77,8 @@ pub(super) struct Transfer {
     event: String,
     /// The transferor hung up while the target rang: a failure then ends the call.
     transferor_gone: bool,
+    /// A queue offering its caller to agents (`queue.rs`): a failure leaves the caller waiting.
+    pub(super) keep_on_failure: bool,
     target: Party,
     pub(super) branches: Vec<Branch>,
     /// Further trunks to try.
@@ -109,6 +111,7 @@ impl Transfer {
             side,
             event: String::new(),
             transferor_gone: true,
+            keep_on_failure: false,
             target,
             branches: Vec::new(),
             failover: Vec::new(),
@@ -436,6 +439,7 @@ impl Calls {
             side,
             event: p.event.clone(),
             transferor_gone: false,
+            keep_on_failure: false,
             target,
             branches: Vec::new(),
             failover,
@@ -737,6 +741,8 @@ impl Calls {
             reason: "transfer".into(),
         }));
         tracing::info!(call = id, target = %t.target.number, "transfer completed");
+        // A caller answered by a media application (a queue's music) is now connected: stop the application.
+        super::queue::app_connected(call, id, &mut t.target, &branch, &mut self.outputs);
         let new_key = branch.dialog.key();
         let branch_body = branch.body.clone();
         match side {
@@ -794,7 +800,13 @@ impl Calls {
             call.retired.push(b);
         }
         tracing::info!(call = id, target = %t.target.number, status, "transfer failed");
-        if t.transferor_gone {
+        if t.keep_on_failure {
+            // A queue's offer to its agents: the caller waits on with its music.
+            self.outputs.push(CallOutput::QueueOffered {
+                call: id,
+                agent: None,
+            });
+        } else if t.transferor_gone {
             self.send_bye(id, t.side.other(), media);
             self.finish(
                 id,

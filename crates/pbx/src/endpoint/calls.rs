@@ -120,6 +120,10 @@ impl Endpoint {
         if self.feature_invite(tx, request, peer, &caller, &number, now) {
             return;
         }
+        // A call queue's number (endpoint/queues.rs).
+        if self.queue_invite(tx, request, peer, &caller, &number, now) {
+            return;
+        }
         // Call policy first (hardening steps 3 and 4): where may this extension call, now?
         let route = self.core.route_call(&caller, &number, origin, wall);
         // Then the extension's resource limits (emergency calls are never limited).
@@ -711,13 +715,17 @@ impl Endpoint {
                         );
                     }
                 }
-                CallOutput::StartApp(start) => self.start_app(start, now),
+                CallOutput::StartApp(start) => {
+                    self.queue_started(&start, now);
+                    self.start_app(start, now)
+                }
                 CallOutput::AppDigit { call, digit } => {
                     if self.apps_enabled {
                         self.events.push_back(Event::AppDigit { call, digit });
                     }
                 }
                 CallOutput::StopApp { call } => {
+                    self.queue_stopped(call, now);
                     if self.apps_enabled {
                         self.events.push_back(Event::StopApp { call });
                     }
@@ -734,6 +742,7 @@ impl Endpoint {
                         .forward_to(call, resolved, self.media.as_mut(), now, wall);
                 }
                 CallOutput::ParkTimeout { call, parker } => self.park_timed_out(call, &parker, now),
+                CallOutput::QueueOffered { call, agent } => self.queue_offered(call, agent, now),
                 CallOutput::Record(r) => {
                     tracing::info!(caller = %r.caller, callee = %r.callee, disposition = r.disposition.as_str(),
                         reason = %r.reason, duration = r.duration_secs(), "call ended");

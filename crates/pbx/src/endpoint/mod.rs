@@ -25,6 +25,7 @@ mod groups;
 pub mod harness;
 mod limits;
 mod pickup;
+mod queues;
 mod router;
 #[cfg(test)]
 mod simulation;
@@ -173,6 +174,9 @@ pub struct Endpoint {
     ring_groups: crate::office::RingGroups,
     /// Feature codes and pickup groups (endpoint/pickup.rs).
     features: pickup::OfficeFeatures,
+    /// Call queues, and their statistics and agent records for the store (endpoint/queues.rs).
+    queues: crate::office::Queues,
+    queue_records: Vec<Record>,
 }
 
 /// The stateful parts a service is built from.
@@ -207,6 +211,8 @@ impl Endpoint {
             limits: crate::limits::ResourceLimits::default(),
             ring_groups: crate::office::RingGroups::default(),
             features: pickup::OfficeFeatures::default(),
+            queues: crate::office::Queues::default(),
+            queue_records: Vec::new(),
         }
     }
 
@@ -359,6 +365,7 @@ impl Endpoint {
             self.guard.expire(unix_ms(wall));
         }
         self.calls.handle_timeout(self.media.as_mut(), now, wall);
+        self.queue_timeout(now);
         self.trunk_timeout(now);
         let mut out = Vec::new();
         self.drain(now, &mut out);
@@ -373,6 +380,7 @@ impl Endpoint {
         [
             self.transactions.poll_timeout(),
             self.calls.poll_timeout(),
+            self.queue_poll_timeout(),
             self.trunk_poll_timeout(),
             expiring.then_some(self.expiry_due),
         ]

@@ -72,6 +72,10 @@ impl Endpoint {
                 self.retrieve_parked(tx, request, peer, caller, &slot, now);
                 return true;
             }
+            Feature::QueueLogin(logged_in) => {
+                self.queue_login(tx, request, caller, logged_in, now);
+                return true;
+            }
             Feature::Pickup => None,
             Feature::DirectedPickup(ext) => {
                 if self.features.pickup_group(&ext) != group {

@@ -12,7 +12,7 @@ pub struct FeatureKey {
 }
 
 /// Every feature code, in the order shown to operators.
-pub const FEATURE_KEYS: [FeatureKey; 5] = [
+pub const FEATURE_KEYS: [FeatureKey; 7] = [
     FeatureKey {
         name: "pickup",
         default: "*8",
@@ -38,6 +38,16 @@ pub const FEATURE_KEYS: [FeatureKey; 5] = [
         default: "120",
         meaning: "how long a call stays parked before it rings the parker again (10-3600)",
     },
+    FeatureKey {
+        name: "queue_login",
+        default: "*45",
+        meaning: "log in to every queue you are an agent of",
+    },
+    FeatureKey {
+        name: "queue_logout",
+        default: "*46",
+        meaning: "log out of every queue you are an agent of",
+    },
 ];
 
 /// Most park slots.
@@ -58,6 +68,8 @@ pub struct FeatureCodes {
     /// The park slots, in the order they are taken.
     pub park_slots: Vec<String>,
     pub park_timeout: std::time::Duration,
+    pub queue_login: String,
+    pub queue_logout: String,
 }
 
 impl Default for FeatureCodes {
@@ -68,6 +80,8 @@ impl Default for FeatureCodes {
             park: FEATURE_KEYS[2].default.into(),
             park_slots: slot_range(FEATURE_KEYS[3].default).unwrap_or_default(),
             park_timeout: std::time::Duration::from_secs(120),
+            queue_login: FEATURE_KEYS[5].default.into(),
+            queue_logout: FEATURE_KEYS[6].default.into(),
         }
     }
 }
@@ -106,6 +120,8 @@ pub enum Feature {
     DirectedPickup(String),
     /// Retrieve the call parked on this slot.
     Retrieve(String),
+    /// Log in to (true) or out of (false) the caller's queues.
+    QueueLogin(bool),
 }
 
 impl FeatureCodes {
@@ -124,6 +140,8 @@ impl FeatureCodes {
                 "directed_pickup" => codes.directed_pickup = v,
                 "park" => codes.park = v,
                 "park_slots" => codes.park_slots = slot_range(&v).unwrap_or_default(),
+                "queue_login" => codes.queue_login = v,
+                "queue_logout" => codes.queue_logout = v,
                 "park_seconds" => {
                     codes.park_timeout = std::time::Duration::from_secs(v.parse().unwrap_or(120))
                 }
@@ -137,6 +155,12 @@ impl FeatureCodes {
     pub fn parse(&self, dialled: &str) -> Option<Feature> {
         if !self.pickup.is_empty() && dialled == self.pickup {
             return Some(Feature::Pickup);
+        }
+        if !self.queue_login.is_empty() && dialled == self.queue_login {
+            return Some(Feature::QueueLogin(true));
+        }
+        if !self.queue_logout.is_empty() && dialled == self.queue_logout {
+            return Some(Feature::QueueLogin(false));
         }
         if self.park_slots.iter().any(|s| s == dialled) {
             return Some(Feature::Retrieve(dialled.to_string()));
