@@ -8,6 +8,7 @@ use super::*;
 
 impl Calls {
     /// A call to queue `queue`: answered by the queue's music (`music`: `default` or a WAV file).
+    #[allow(clippy::too_many_arguments)] // the INVITE, its caller, and the queue
     pub fn invite_queue(
         &mut self,
         tx: ServerTxId,
