@@ -46,7 +46,7 @@ refused() { # WANT_IN_MESSAGE ARGS...
   ok "group add $*: refused ($out)"
 }
 refused "twice" 602 --members 101,101
-refused "is an extension" 101 --members 102,103
+refused "already exists as an extension" 101 --members 102,103
 refused "emergency number" 112 --members 101
 refused "ring strategy" 602 --members 101 --strategy random
 pal group add 600 --members 101,102,103 --strategy all --ring-seconds 20 --fallback hangup >/dev/null ||

@@ -43,7 +43,7 @@ impl Db {
                         .await?;
                 if ext.is_some() {
                     return Err(StoreError::Conflict(format!(
-                        "{} is an extension; a ring group needs a number of its own",
+                        "{} already exists as an extension; a ring group needs a number of its own",
                         group.number
                     )));
                 }
@@ -54,7 +54,7 @@ impl Db {
                         .await?;
                 if queue.is_some() {
                     return Err(StoreError::Conflict(format!(
-                        "{} is a queue; a ring group needs a number of its own",
+                        "{} already exists as a queue; a ring group needs a number of its own",
                         group.number
                     )));
                 }

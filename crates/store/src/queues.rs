@@ -79,7 +79,7 @@ impl Db {
                         .await?;
                     if taken.is_some() {
                         return Err(StoreError::Conflict(format!(
-                            "{} is {what}; a queue needs a number of its own",
+                            "{} already exists as {what}; a queue needs a number of its own",
                             q.number
                         )));
                     }

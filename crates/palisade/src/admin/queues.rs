@@ -325,22 +325,7 @@ async fn run_on(db: &Db, common: &CommonArgs, command: QueueCommand) -> anyhow::
         QueueCommand::Login { number, agent } => set_login(db, &number, &agent, true).await,
         QueueCommand::Logout { number, agent } => set_login(db, &number, &agent, false).await,
         QueueCommand::Stats { number } => {
-            let active = db.list_active_calls().await?;
-            let mut views = Vec::new();
-            for q in db.list_queues().await? {
-                if number.as_deref().is_some_and(|n| n.trim() != q.number) {
-                    continue;
-                }
-                let waiting = active
-                    .iter()
-                    .filter(|c| c.call.callee == q.number && c.call.state != "parked")
-                    .count();
-                views.push(StatsView {
-                    waiting,
-                    stats: db.queue_stats(&q.number, 0).await?,
-                    queue: q.number,
-                });
-            }
+            let views = stats_views(db, number.as_deref()).await?;
             if let Some(n) = &number
                 && views.is_empty()
             {
@@ -371,4 +356,26 @@ async fn run_on(db: &Db, common: &CommonArgs, command: QueueCommand) -> anyhow::
             )
         }
     }
+}
+
+/// Statistics of every queue (or of `number`): callers waiting now (the running server's calls in progress, as
+/// last written) and the recorded outcomes.
+pub async fn stats_views(db: &Db, number: Option<&str>) -> anyhow::Result<Vec<StatsView>> {
+    let active = db.list_active_calls().await?;
+    let mut views = Vec::new();
+    for q in db.list_queues().await? {
+        if number.is_some_and(|n| n.trim() != q.number) {
+            continue;
+        }
+        let waiting = active
+            .iter()
+            .filter(|c| c.call.callee == q.number && c.call.state != "parked")
+            .count();
+        views.push(StatsView {
+            waiting,
+            stats: db.queue_stats(&q.number, 0).await?,
+            queue: q.number,
+        });
+    }
+    Ok(views)
 }

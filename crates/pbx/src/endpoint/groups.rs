@@ -36,7 +36,11 @@ impl Endpoint {
         number: &str,
         now: Instant,
     ) -> bool {
-        if self.ring_groups.is_empty() || self.core.is_service_number(number) {
+        // An extension added later with the group's number wins (the store refuses the other way round).
+        if self.ring_groups.is_empty()
+            || self.core.is_service_number(number)
+            || self.core.extension(number).is_some()
+        {
             return false;
         }
         let Some(group) = self.ring_groups.get(number).cloned() else {

@@ -53,7 +53,10 @@ impl Endpoint {
         number: &str,
         now: Instant,
     ) -> bool {
-        if self.queues.is_empty() || self.core.is_service_number(number) {
+        if self.queues.is_empty()
+            || self.core.is_service_number(number)
+            || self.core.extension(number).is_some()
+        {
             return false;
         }
         let Some(config) = self.queues.config(number).cloned() else {
