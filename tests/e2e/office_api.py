@@ -54,7 +54,7 @@ check(st == 422, "an unknown group field: 422")
 st, _, _, _ = R.json("POST", "/api/v1/groups", {"number": "603", "members": ["201"]})
 check(st == 403, "a read token may not add a group: 403")
 st, body, _, _ = R.json("GET", "/api/v1/groups")
-check(st == 200 and [g["number"] for g in body] == ["600"], "GET /groups (read token)")
+check(st == 200 and [g["number"] for g in body["items"]] == ["600"], "GET /groups (read token)")
 st, body, _, _ = W.json("PATCH", "/api/v1/groups/600", {"strategy": "round-robin", "members": ["203", "201"]})
 check(st == 200 and body["strategy"] == "round-robin" and body["members"] == ["203", "201"]
       and body["ring_seconds"] == 15, f"PATCH /groups/600: only the fields given change ({body})")
@@ -77,6 +77,8 @@ cli("queue", "logout", "700", "202")
 st, body, _, _ = W.json("PATCH", "/api/v1/queues/700", {"strategy": "all"})
 check(st == 200 and body["strategy"] == "all" and body["agents"][1] == {"agent": "202", "logged_in": False},
       f"PATCH /queues/700 keeps the agents' login state ({body})")
+st, body, _, _ = R.json("GET", "/api/v1/queues")
+check(st == 200 and [q["number"] for q in body["items"]] == ["700"], "GET /queues (read token)")
 st, body, _, _ = R.json("GET", "/api/v1/queues/700/stats")
 check(st == 200 and (body["waiting"], body["answered"], body["abandoned"], body["timeout"]) == (0, 0, 0, 0),
       f"GET /queues/700/stats ({body})")

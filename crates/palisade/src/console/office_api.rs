@@ -107,7 +107,7 @@ async fn group_view(s: &State, number: &str) -> Result<GroupView, ApiError> {
 }
 
 async fn list_groups(AxState(s): AxState<State>) -> ApiResult {
-    Ok(axum::Json(json!(groups::group_views(&s.db).await?)).into_response())
+    Ok(axum::Json(json!({ "items": groups::group_views(&s.db).await? })).into_response())
 }
 
 async fn get_group(AxState(s): AxState<State>, Path(number): Path<String>) -> ApiResult {
@@ -169,7 +169,7 @@ async fn queue_view(s: &State, number: &str) -> Result<Value, ApiError> {
 }
 
 async fn list_queues(AxState(s): AxState<State>) -> ApiResult {
-    Ok(axum::Json(json!(queues::queue_views(&s.db).await?)).into_response())
+    Ok(axum::Json(json!({ "items": queues::queue_views(&s.db).await? })).into_response())
 }
 
 async fn get_queue(AxState(s): AxState<State>, Path(number): Path<String>) -> ApiResult {
