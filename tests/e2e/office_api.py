@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Ring groups and call queues through the REST API: add, show, change, remove, stats, validation with the CLI's
-own messages, read tokens refused, changes audited, the CLI sees what the API wrote.
+"""Ring groups and call queues through the REST API and the console's Groups & queues page: add, show, change,
+remove, stats, validation with the CLI's own messages, read tokens refused, changes audited, the CLI sees what the
+API wrote.
 usage: office_api.py PORT DATA_DIR PALISADE_BIN"""
 
 import json
 import subprocess
 import sys
 
-from console_client import Client
+from console_client import Client, totp
 
 port, data, binary = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 failures = []
@@ -94,6 +95,33 @@ rc, out, _ = cli("audit", "--json")
 actions = [e["action"] for e in json.loads(out)]
 for a in ("group.add", "group.update", "group.remove", "queue.add", "queue.update", "queue.remove"):
     check(a in actions, f"audited: {a}")
+
+# ---- the console's page
+root = json.loads(cli("admin", "add", "root", "--json")[1])
+secret = json.loads(cli("admin", "totp", "root", "--json")[1])["secret"]
+b = Client("127.0.0.1", port)
+b.login("root", root["password"], totp(secret))
+csrf = b.csrf("/office")
+res, page = b.request("POST", "/office/groups", form={"csrf": csrf, "number": "610", "members": "201,202",
+                                                     "strategy": "order", "ring_seconds": "", "fallback": "hangup"})
+check(res.status == 200 and b"Added ring group 610" in page and b"201, 202" in page, "console: add a ring group")
+res, page = b.request("POST", "/office/groups", form={"csrf": csrf, "number": "611", "members": "201,201"})
+check(res.status == 400 and cli_error("group", "add", "611", "--members", "201,201").encode() in page,
+      "console: a bad group gets 400 with the CLI's message")
+res, page = b.request("POST", "/office/queues", form={"csrf": csrf, "number": "710", "agents": "202,203",
+                                                     "strategy": "round-robin", "max_wait": "90", "fallback": "ext:201"})
+check(res.status == 200 and b"Added queue 710" in page and b"round-robin" in page, "console: add a queue")
+rc, out, _ = cli("queue", "show", "710", "--json")
+check(rc == 0 and json.loads(out)["fallback"] == "ext:201", "the CLI sees the console's queue")
+res, page = b.request("POST", "/office/queues/remove", form={"csrf": "stale", "name": "710"})
+check(res.status == 403, "console: a stale CSRF token is refused")
+res, page = b.request("POST", "/office/queues/remove", form={"csrf": csrf, "name": "710"})
+check(res.status == 200 and b"Removed queue 710" in page, "console: remove a queue")
+res, page = b.request("POST", "/office/groups/remove", form={"csrf": csrf, "name": "610"})
+check(res.status == 200 and b"Removed ring group 610" in page, "console: remove a ring group")
+rc, out, _ = cli("audit", "--json")
+check(any(e["action"] == "queue.add" and e["actor"] == "admin:root" for e in json.loads(out)),
+      "audited: queue.add by admin:root")
 
 if failures:
     print(f"{len(failures)} check(s) failed", flush=True)
