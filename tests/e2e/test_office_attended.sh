@@ -3,7 +3,7 @@
 # auto-answer), and 101 as tests/e2e/transferor.py (baresip 1.0 has no attended transfer):
 #   * A calls 101; 101 answers, then calls C (C answers: two calls, 100 -> 101 and 101 -> 102);
 #   * 101 sends a REFER in the first call naming a dialog that does not exist: 403 with Warning
-#     replaces_not_found, both calls go on;
+#     replaces_not_found and a policy_refusal event, both calls go on;
 #   * 101 sends a REFER naming its call with C (Refer-To: <sip:102@…?Replaces=…>): 202, a NOTIFY SIP/2.0 200 OK,
 #     BYE for both of 101's calls; `palisade calls` shows one call, 100 -> 102 talking; after ~3 s A has
 #     received C's 660 Hz and C A's 440 Hz (sndfile dumps of the part after the transfer: audio both ways);
@@ -83,7 +83,9 @@ r=$(cat "$d/xfer.json")
 [ "$(jget "$r" 'r["call2"]')" = 200 ] || fail "101's call to 102 was not answered: $r"
 [ "$(jget "$r" 'r.get("bogus")')" = 403 ] || fail "a REFER naming no dialog did not get 403: $r"
 case $(jget "$r" 'r.get("bogus_warning")') in *replaces_not_found*) ;; *) fail "the 403's Warning: $r" ;; esac
-ok "101 called 102 (answered); a REFER naming a dialog that does not exist: 403 ($(jget "$r" 'r["bogus_warning"]'))"
+bogus_event() { [ "$(jget "$(pal events --kind policy_refusal --json --limit 10)" 'any(e.get("reason") == "replaces_not_found" for e in r)')" = True ]; }
+wait_for 3 bogus_event || fail "no replaces_not_found policy event: $(pal events --kind policy_refusal --json --limit 5)"
+ok "101 called 102 (answered); a REFER naming a dialog that does not exist: 403 ($(jget "$r" 'r["bogus_warning"]')) and a policy event"
 [ "$(jget "$r" 'r.get("refer")')" = 202 ] || fail "the attended transfer's REFER did not get 202: $r"
 [ "$(jget "$r" '"SIP/2.0 200 OK" in r["notify"]')" = True ] || fail "no NOTIFY SIP/2.0 200 OK: $r"
 [ "$(jget "$r" 'r["bye1"] and r["bye2"]')" = True ] || fail "the transferor did not get BYE for both calls: $r"

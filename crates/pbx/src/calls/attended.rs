@@ -211,6 +211,11 @@ impl Calls {
         };
         if let Some((status, phrase, code)) = refusal {
             tracing::info!(call = id, code, "attended transfer refused");
+            self.outputs.push(CallOutput::Refused {
+                code,
+                detail: format!("attended transfer by {}: {phrase}", transferor.number),
+                source: call.peer(side),
+            });
             self.outputs.push(CallOutput::Respond(Response {
                 tx,
                 status,

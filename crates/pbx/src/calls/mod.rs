@@ -238,6 +238,13 @@ pub enum CallOutput {
     AppDigit { call: u64, digit: char },
     /// The call of a media application ended: stop it (keeping a message being recorded).
     StopApp { call: u64 },
+    /// A request inside a call was refused by a rule of the call layer (e.g. an attended transfer naming another
+    /// extension's call): the endpoint records it as a policy event with reason `code`.
+    Refused {
+        code: &'static str,
+        detail: String,
+        source: Peer,
+    },
     /// The agents offered queued call `call` answered (`agent`, the caller is connected and no longer waits) or
     /// not (`None`: it waits on).
     QueueOffered { call: u64, agent: Option<String> },

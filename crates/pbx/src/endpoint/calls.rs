@@ -743,6 +743,23 @@ impl Endpoint {
                 }
                 CallOutput::ParkTimeout { call, parker } => self.park_timed_out(call, &parker, now),
                 CallOutput::QueueOffered { call, agent } => self.queue_offered(call, agent, now),
+                CallOutput::Refused {
+                    code,
+                    detail,
+                    source,
+                } => {
+                    let origin = Origin {
+                        transport: source.transport,
+                        source: source.addr,
+                        local: unspecified(source.addr),
+                    };
+                    self.core.policy_event(
+                        crate::model::PolicyReason::Rule(code),
+                        origin,
+                        &detail,
+                        wall,
+                    );
+                }
                 CallOutput::Record(r) => {
                     tracing::info!(caller = %r.caller, callee = %r.callee, disposition = r.disposition.as_str(),
                         reason = %r.reason, duration = r.duration_secs(), "call ended");
