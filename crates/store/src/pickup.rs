@@ -1,4 +1,4 @@
-//! Pickup groups: the `pickup_group` of an extension (NULL: the office-wide group).
+//! Pickup groups: the `pickup_groups` row of an extension (none: the office-wide group).
 
 use super::{Db, Result, StoreError, bump_version, now_ms};
 
@@ -25,13 +25,31 @@ impl Db {
         match self {
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
-                let done = sqlx::query("UPDATE extensions SET pickup_group = $2 WHERE number = $1")
-                    .bind(number)
-                    .bind(group)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
+                let ext: Option<String> =
+                    sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
+                        .bind(number)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if ext.is_none() {
                     return Err(StoreError::NotFound(format!("extension {number}")));
+                }
+                match group {
+                    Some(g) => {
+                        sqlx::query(
+                            "INSERT INTO pickup_groups (extension, group_name) VALUES ($1, $2) \
+                             ON CONFLICT (extension) DO UPDATE SET group_name = $2",
+                        )
+                        .bind(number)
+                        .bind(g)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    None => {
+                        sqlx::query("DELETE FROM pickup_groups WHERE extension = $1")
+                            .bind(number)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 bump_version(&mut tx, now).await?;
                 tx.commit().await?;
@@ -44,7 +62,8 @@ impl Db {
     pub async fn pickup_groups(&self) -> Result<Vec<(String, Option<String>)>> {
         match self {
             Db::Sqlite(pool) => Ok(sqlx::query_as(
-                "SELECT number, pickup_group FROM extensions ORDER BY number",
+                "SELECT e.number, p.group_name FROM extensions e \
+                 LEFT JOIN pickup_groups p ON p.extension = e.number ORDER BY e.number",
             )
             .fetch_all(pool)
             .await?),

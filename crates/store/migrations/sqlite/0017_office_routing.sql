@@ -1,10 +1,10 @@
 -- Office call routing (issue 19, call-routing half): ring groups, pickup groups, call queues. Keep the SQL
--- portable to PostgreSQL. Member and agent numbers are extensions (or, for ring groups, external numbers): they are
+-- portable to PostgreSQL, and every statement safe to run again (IF NOT EXISTS). Member and agent numbers are extensions (or, for ring groups, external numbers): they are
 -- routed under the calling extension's policy at call time, so no foreign key ties them to `extensions`.
 
 -- A number that rings several members by a strategy (all | order | round-robin), each step for ring_seconds,
 -- then the fallback (voicemail:EXT | ext:NUMBER | hangup).
-CREATE TABLE ring_groups (
+CREATE TABLE IF NOT EXISTS ring_groups (
     number TEXT PRIMARY KEY NOT NULL,
     strategy TEXT NOT NULL,
     ring_seconds INTEGER NOT NULL,
@@ -14,7 +14,7 @@ CREATE TABLE ring_groups (
 );
 
 -- The members of a group, in ring order.
-CREATE TABLE ring_group_members (
+CREATE TABLE IF NOT EXISTS ring_group_members (
     group_number TEXT NOT NULL REFERENCES ring_groups (number) ON DELETE CASCADE,
     position INTEGER NOT NULL,
     member TEXT NOT NULL,
@@ -22,11 +22,14 @@ CREATE TABLE ring_group_members (
     UNIQUE (group_number, member)
 );
 
--- The pickup group an extension belongs to (`*8` picks up a ringing call in it); NULL: the office-wide group.
-ALTER TABLE extensions ADD COLUMN pickup_group TEXT NULL;
+-- The pickup group an extension belongs to (`*8` picks up a ringing call in it); no row: the office-wide group.
+CREATE TABLE IF NOT EXISTS pickup_groups (
+    extension TEXT PRIMARY KEY NOT NULL REFERENCES extensions (number) ON DELETE CASCADE,
+    group_name TEXT NOT NULL
+);
 
 -- A call queue: callers wait (music, position) until an agent is free, at most max_wait_secs, then the fallback.
-CREATE TABLE call_queues (
+CREATE TABLE IF NOT EXISTS call_queues (
     number TEXT PRIMARY KEY NOT NULL,
     strategy TEXT NOT NULL,
     max_wait_secs INTEGER NOT NULL,
@@ -37,7 +40,7 @@ CREATE TABLE call_queues (
 );
 
 -- The agents of a queue, in order; logged_in is switched by the agent's feature codes.
-CREATE TABLE call_queue_agents (
+CREATE TABLE IF NOT EXISTS call_queue_agents (
     queue_number TEXT NOT NULL REFERENCES call_queues (number) ON DELETE CASCADE,
     position INTEGER NOT NULL,
     agent TEXT NOT NULL,
@@ -46,7 +49,7 @@ CREATE TABLE call_queue_agents (
 );
 
 -- One caller's time in a queue, for `palisade queue stats`: outcome answered | abandoned | timeout.
-CREATE TABLE call_queue_calls (
+CREATE TABLE IF NOT EXISTS call_queue_calls (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue_number TEXT NOT NULL,
     caller TEXT NOT NULL,
@@ -56,11 +59,11 @@ CREATE TABLE call_queue_calls (
     agent TEXT NULL,
     wait_ms INTEGER NOT NULL
 );
-CREATE INDEX call_queue_calls_by_queue ON call_queue_calls (queue_number, entered_at);
+CREATE INDEX IF NOT EXISTS call_queue_calls_by_queue ON call_queue_calls (queue_number, entered_at);
 
 -- A parked call is shown as state 'parked' (its callee is the slot). The table holds only the server's calls in
 -- progress (rewritten within a second, cleared at start), so it is recreated with the wider check.
-DROP TABLE active_calls;
+DROP TABLE IF EXISTS active_calls;
 CREATE TABLE active_calls (
     call_id     TEXT PRIMARY KEY NOT NULL,
     caller      TEXT NOT NULL,
