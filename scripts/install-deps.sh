@@ -14,6 +14,7 @@ PKGS=(
   sip-tester          # sipp: OPTIONS scenarios over UDP/TCP
   sipsak              # OPTIONS pings (UDP/TCP/TLS)
   baresip baresip-core  # a real softphone (SIP over TLS)
+  linphone-cli        # linphonec: a real client of Linphone's XML remote provisioning (test_prov_linphone)
   sipvicious          # svmap / svwar / svcrack: what attackers run
   openssl             # s_client: TLS handshakes and versions
   tshark              # packet captures when debugging
@@ -30,6 +31,8 @@ PKGS=(
   prometheus          # promtool: lint of the /metrics output (test_ops_metrics)
   systemd             # systemd-analyze verify/security of the packaged unit (test_ops_package)
   util-linux          # setpriv: run the packaged server as its system user (test_ops_package)
+  bc                  # the benchmarks' arithmetic (scripts/bench-smoke.sh)
+  jq                  # the benchmarks' JSON (scripts/bench-smoke.sh)
 )
 
 # Python packages of the web console tests: Playwright (drives the system chromium) and an OpenAPI validator.

@@ -23,6 +23,7 @@ pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod notify;
+pub mod prov;
 pub mod server;
 pub mod service;
 pub mod state_log;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{self, Config, transport_name};
+use crate::config::{self, Config};
 use store::Db;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -102,7 +102,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 } else {
                     addr.ip()
                 };
-                (l.transport().via_token(), SocketAddr::new(ip, addr.port()))
+                (l.transport(), SocketAddr::new(ip, addr.port()))
             })
             .collect(),
         domain: loaded.domain.clone(),
@@ -222,8 +222,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.data_dir.clone(),
         config.backup.clone(),
     ));
+    // Provisioned phones are pointed at the first SIP listener of their transport.
+    let stream_ports: Vec<(Transport, u16)> = listeners
+        .iter()
+        .map(|l| (l.transport(), l.local().port()))
+        .collect();
     for l in listeners {
-        tracing::info!(transport = %transport_name(l.transport()), addr = %l.local(), "listening");
+        tracing::info!(transport = %l.transport().name(), addr = %l.local(), "listening");
         match l {
             Listener::Udp(ep) => {
                 tasks.spawn(udp::recv_loop(edge.clone(), ep));
@@ -244,6 +249,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    let prov_port = |t: Transport| {
+        stream_ports
+            .iter()
+            .find(|(lt, _)| *lt == t)
+            .map(|(_, p)| *p)
+    };
     // The web console and REST API (console/): bound before "ready", so a port in use stops the start.
     let console_tasks = match console_cert {
         Some(cert) => {
@@ -253,6 +264,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 config.backup.dir.clone(),
                 db.clone(),
                 cert,
+                crate::prov::ProvConfig {
+                    domain: loaded.domain.clone(),
+                    sip_tls_port: prov_port(Transport::Tls),
+                    sip_tcp_port: prov_port(Transport::Tcp),
+                    networks: config.admin.provisioning_networks.clone(),
+                },
                 crate::metrics::http::for_admin_listener(
                     ops_router.clone(),
                     config.metrics_token.clone(),
@@ -315,7 +332,7 @@ fn server_info(
         data_dir: config.data_dir.display().to_string(),
         listeners: listeners
             .iter()
-            .map(|l| format!("{}:{}", transport_name(l.transport()), l.local()))
+            .map(|l| format!("{}:{}", l.transport().name(), l.local()))
             .collect(),
         metrics_listen: config.metrics_listen.map(|a| a.to_string()),
         tls_cert,

@@ -19,6 +19,7 @@ mod extensions;
 pub mod groups;
 pub mod ip_rules;
 pub mod limits;
+pub mod phones;
 mod pickup;
 mod pin_lockout;
 pub mod policy;

@@ -13,6 +13,7 @@ pub mod groups;
 mod hours;
 pub mod lists;
 mod output;
+pub mod phone;
 pub mod policy;
 pub mod queues;
 
@@ -98,6 +99,8 @@ pub enum AdminCommand {
     /// Call queues (callers wait with music for a free agent): add, change, list, show, remove, login, logout,
     /// stats.
     Queue(queues::QueueArgs),
+    /// Desk phones and softphones provisioned over HTTPS: add, list, show, remove, reprovision.
+    Phone(phone::PhoneArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -253,6 +256,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Features(args) => features::run_features(args).await,
         AdminCommand::Pickup(args) => features::run_pickup(args).await,
         AdminCommand::Queue(args) => queues::run(args).await,
+        AdminCommand::Phone(args) => phone::run(args).await,
     }
 }
 

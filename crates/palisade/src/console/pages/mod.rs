@@ -8,6 +8,8 @@ mod config;
 mod extensions;
 mod monitor;
 mod office;
+mod phones;
+pub use phones::request_host;
 mod routing;
 
 use askama::Template;
@@ -29,6 +31,7 @@ pub fn router(state: State) -> Router {
         .merge(account::routes())
         .merge(monitor::routes())
         .merge(extensions::routes())
+        .merge(phones::routes())
         .merge(config::routes())
         .merge(backups::routes())
         .merge(routing::routes())
