@@ -44,7 +44,7 @@ install_packages
 for c in sipp ip ss ps timeout python3 sox; do command -v "$c" >/dev/null 2>&1 || die "missing command '$c'"; done
 build_palisade
 WORK=$(mktemp -d "/tmp/palisade-$BENCH.XXXXXX")
-NS=office1$BENCH$$ # this helper's own namespace prefix
+NS=${NS_PREFIX:-pal}$BENCH$$
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 ip netns add "$NS" || die "cannot create network namespace $NS"
