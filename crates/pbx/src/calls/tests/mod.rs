@@ -265,7 +265,7 @@ fn record(out: &[CallOutput]) -> Option<&CallRecord> {
 
 mod basic;
 mod forwarding;
-mod groups;
+mod office;
 mod transfer;
 mod trunks;
 mod voicemail;

@@ -1,5 +1,7 @@
-//! Ring groups: members step by step, busy moves on, the first answer wins and becomes the callee, the fallback.
+//! Office features: ring groups (members step by step, busy moves on, the first answer wins and becomes the
+//! callee, the fallback), pickup, and park (a slot, retrieval, the ring-back to the parker).
 
+use super::transfer::{in_dialog_from_b, sipfrag};
 use super::*;
 
 fn member(n: &str, port: u16) -> GroupMember {
@@ -219,4 +221,103 @@ fn a_ringing_call_is_picked_up_by_another_phone() {
         ),
         Err(PickupMiss::NothingRinging)
     );
+}
+
+#[test]
+fn a_call_transferred_to_the_park_number_waits_on_a_slot_until_retrieved() {
+    let mut w = World::new();
+    let (_, inv_b) = talking(&mut w);
+    // B (101) transfers A to the park number: the endpoint resolves it as the park.
+    let refer = in_dialog_from_b(&inv_b, "REFER", 7, "Refer-To: <sip:800@pbx.test>\r\n", "");
+    let (call, ..) = forwards(&w.in_dialog(20, &refer)).remove(0);
+    let park = Resolved::Park {
+        slots: vec!["801".into(), "802".into()],
+        timeout: Duration::from_secs(60),
+    };
+    let out = w.forward_to(call, park.clone());
+    assert_eq!(responses(&out)[0].status, 202);
+    let sent = sent_requests(&out);
+    let notify = sent
+        .iter()
+        .find(|(_, m, _)| m.method_str() == Some("NOTIFY"))
+        .unwrap();
+    assert_eq!(sipfrag(&notify.1), "SIP/2.0 200 OK");
+    assert!(
+        sent.iter().any(|(_, m, _)| m.method_str() == Some("BYE")),
+        "the parker hangs up"
+    );
+    assert_eq!(w.calls.parked_slots(), vec![("801".to_string(), call)]);
+    let active = &w.calls.active()[0];
+    assert_eq!((active.callee.as_str(), active.state), ("801", "parked"));
+    // An empty slot finds nothing; C dials 801 and takes the call.
+    let c_peer = Peer::new("198.51.100.7:5064".parse().unwrap(), Transport::Udp);
+    let wall = w.wall;
+    assert_eq!(
+        w.calls.retrieve(
+            "802",
+            ServerTxId::from_raw(8),
+            &invite_from_c("802"),
+            c_peer,
+            party("102"),
+            &mut w.media,
+            wall
+        ),
+        Err(RetrieveMiss::Empty)
+    );
+    w.calls
+        .retrieve(
+            "801",
+            ServerTxId::from_raw(9),
+            &invite_from_c("801"),
+            c_peer,
+            party("102"),
+            &mut w.media,
+            wall,
+        )
+        .expect("retrieved");
+    let out = w.outputs();
+    assert!(
+        responses(&out)
+            .iter()
+            .any(|r| r.status == 200 && r.tx == ServerTxId::from_raw(9))
+    );
+    assert!(w.calls.parked_slots().is_empty());
+    let active = &w.calls.active()[0];
+    assert_eq!(
+        (active.caller.as_str(), active.callee.as_str(), active.state),
+        ("100", "102", "talking")
+    );
+}
+
+#[test]
+fn a_parked_call_nobody_retrieves_rings_the_parker_again() {
+    let mut w = World::new();
+    let (_, inv_b) = talking(&mut w);
+    let refer = in_dialog_from_b(&inv_b, "REFER", 7, "Refer-To: <sip:800@pbx.test>\r\n", "");
+    let (call, ..) = forwards(&w.in_dialog(20, &refer)).remove(0);
+    w.forward_to(
+        call,
+        Resolved::Park {
+            slots: vec!["801".into()],
+            timeout: Duration::from_secs(30),
+        },
+    );
+    assert!(
+        w.tick(Duration::from_secs(29))
+            .iter()
+            .all(|o| !matches!(o, CallOutput::ParkTimeout { .. }))
+    );
+    let out = w.tick(Duration::from_secs(2));
+    let parker = out.iter().find_map(|o| match o {
+        CallOutput::ParkTimeout { call: c, parker } if *c == call => Some(parker.clone()),
+        _ => None,
+    });
+    assert_eq!(parker.as_deref(), Some("101"));
+    // The endpoint finds the parker's phones: they ring.
+    let b = binding_of("101", "sip:101@10.0.0.6:5070", "198.51.100.6:5070");
+    let targets = w.calls.contact_targets("park", &[b]);
+    let (now, wall) = (w.now, w.wall);
+    w.calls.park_return(call, targets, &mut w.media, now, wall);
+    let out = w.outputs();
+    assert_eq!(invited_users(&out), ["101"]);
 }
