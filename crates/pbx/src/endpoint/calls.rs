@@ -106,7 +106,7 @@ impl Endpoint {
         let Some(caller) = self.authorize_new_dialog(tx, request, peer, now) else {
             return;
         };
-        // INVITE with Replaces (RFC 3891): a phone takes over a call of its extension (endpoint/pickup.rs).
+        // INVITE with Replaces (RFC 3891): a phone takes over a call of its extension (endpoint/features.rs).
         if let Some(value) = crate::calls::invite_replaces(request) {
             self.replaces_invite(tx, request, peer, &caller, &value, now);
             return;
@@ -116,7 +116,7 @@ impl Endpoint {
         if self.group_invite(tx, request, peer, &caller, &number, now) {
             return;
         }
-        // A feature code (`*8`, `**201`: endpoint/pickup.rs).
+        // A feature code (`*8`, `**201`: endpoint/features.rs).
         if self.feature_invite(tx, request, peer, &caller, &number, now) {
             return;
         }
@@ -407,7 +407,7 @@ impl Endpoint {
         let Some(ext) = self.core.extension(from).filter(|e| e.enabled) else {
             return refused(403, "Forbidden (extension disabled)", "disabled");
         };
-        // A transfer to the park number parks the call (endpoint/pickup.rs).
+        // A transfer to the park number parks the call (endpoint/features.rs).
         if let Some(park) = self.park_destination(target, reason) {
             return park;
         }

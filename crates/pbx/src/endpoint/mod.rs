@@ -20,11 +20,11 @@ pub use sip::Transport;
 
 mod calls;
 mod events;
+mod features;
 mod groups;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
 mod limits;
-mod pickup;
 mod queues;
 mod router;
 #[cfg(test)]
@@ -45,7 +45,7 @@ pub use voicemail::AppEvent;
 /// What Palisade accepts: no option tags; the bodies it reads (SDP, keys by INFO) or passes between the legs of a
 /// call (transfer progress) — anything else is refused with 415 before it reaches a call.
 const CAPABILITIES: Capabilities<'static> = Capabilities {
-    // `replaces`: an INVITE with Replaces (RFC 3891) is understood (endpoint/pickup.rs).
+    // `replaces`: an INVITE with Replaces (RFC 3891) is understood (endpoint/features.rs).
     supported: &["replaces"],
     accepted_types: &[
         "application/sdp",
@@ -172,8 +172,8 @@ pub struct Endpoint {
     limits: crate::limits::ResourceLimits,
     /// Ring groups (endpoint/groups.rs).
     ring_groups: crate::office::RingGroups,
-    /// Feature codes and pickup groups (endpoint/pickup.rs).
-    features: pickup::OfficeFeatures,
+    /// Feature codes, pickup groups and park (endpoint/features.rs).
+    features: features::OfficeFeatures,
     /// Call queues, and their statistics and agent records for the store (endpoint/queues.rs).
     queues: crate::office::Queues,
     queue_records: Vec<Record>,
@@ -210,7 +210,7 @@ impl Endpoint {
             mwi: voicemail::Mwi::default(),
             limits: crate::limits::ResourceLimits::default(),
             ring_groups: crate::office::RingGroups::default(),
-            features: pickup::OfficeFeatures::default(),
+            features: features::OfficeFeatures::default(),
             queues: crate::office::Queues::default(),
             queue_records: Vec::new(),
         }
