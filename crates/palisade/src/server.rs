@@ -155,6 +155,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .set_server_names(&loaded.domain, server_addresses);
     service.set_local_addrs(by_transport);
     service.apply_trunks(loaded.trunks.clone(), std::time::Instant::now());
+    service.set_ring_groups(loaded.ring_groups.clone());
+    let (codes, pickup) = loaded.office_features.clone();
+    service.set_office_features(codes, pickup);
+    let (queues, logged_out) = loaded.queues.clone();
+    service.set_queues(queues, logged_out);
     service.set_resource_limits(loaded.limits.clone());
     let resolved = trunk_dns::resolve(&service.trunk_host_names()).await;
     service.set_resolved(resolved, std::time::Instant::now());

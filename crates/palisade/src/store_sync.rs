@@ -25,6 +25,17 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 /// What the server starts with.
 pub struct Loaded {
     pub trunks: Vec<pbx::trunks::Trunk>,
+    pub ring_groups: Vec<pbx::office::RingGroup>,
+    /// Call queues and the agents logged out of them.
+    pub queues: (
+        Vec<pbx::office::QueueConfig>,
+        std::collections::HashSet<(String, String)>,
+    ),
+    /// Feature codes and each extension's pickup group.
+    pub office_features: (
+        pbx::office::FeatureCodes,
+        std::collections::HashMap<String, String>,
+    ),
     pub limits: pbx::limits::ResourceLimits,
     pub core: PbxCore,
     pub guard: Guard,
@@ -84,6 +95,9 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
     }
     Ok(Loaded {
         trunks: db.list_trunks().await?,
+        ring_groups: db.list_ring_groups().await?,
+        office_features: office_features(db).await?,
+        queues: (db.list_queues().await?, db.logged_out_agents().await?),
         limits: db.resource_limits().await?,
         core,
         guard,
@@ -91,6 +105,23 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
         realm,
         version,
     })
+}
+
+/// Feature codes and pickup groups (extensions in the office-wide group are left out).
+async fn office_features(
+    db: &Db,
+) -> anyhow::Result<(
+    pbx::office::FeatureCodes,
+    std::collections::HashMap<String, String>,
+)> {
+    let codes = crate::admin::features::feature_codes(db).await?;
+    let groups = db
+        .pickup_groups()
+        .await?
+        .into_iter()
+        .filter_map(|(ext, g)| g.map(|g| (ext, g)))
+        .collect();
+    Ok((codes, groups))
 }
 
 async fn algorithms(db: &Db) -> anyhow::Result<Vec<Algorithm>> {
@@ -283,7 +314,13 @@ async fn reload(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
     let limits = db.resource_limits().await?;
     let guard_config = guard_store::guard_config(db).await?;
     let rules = guard_store::rules(db).await?;
+    let ring_groups = db.list_ring_groups().await?;
+    let (codes, pickup) = office_features(db).await?;
+    let (queues, logged_out) = (db.list_queues().await?, db.logged_out_agents().await?);
     let out = edge.with_service(|s| {
+        s.set_ring_groups(ring_groups);
+        s.set_queues(queues, logged_out);
+        s.set_office_features(codes, pickup);
         let core = s.core_mut();
         core.set_extensions(extensions);
         core.set_algorithms(algorithms);
@@ -351,6 +388,8 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     let mut events = Vec::new();
     let mut changes = Vec::new();
     let mut guard_events = Vec::new();
+    let mut queue_calls = Vec::new();
+    let mut agent_logins = Vec::new();
     let now_ms = edge.with_service(|s| {
         while let Some(record) = s.poll_record() {
             match record {
@@ -358,12 +397,28 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
                 Record::Security(e) => events.push(e),
                 Record::Binding(c) => changes.push(c),
                 Record::Guard(g) => guard_events.push(g),
+                Record::QueueCall(left) => {
+                    queue_calls.push(queue_call_row(&left, s.wall(Instant::now())))
+                }
+                Record::QueueAgent {
+                    queue,
+                    agent,
+                    logged_in,
+                } => agent_logins.push((queue, agent, logged_in)),
             }
         }
         unix_ms(s.wall(Instant::now()))
     });
     if let Err(e) = db.append_cdrs(&records).await {
         tracing::error!(error = %e, count = records.len(), "cannot store call records");
+    }
+    if let Err(e) = db.append_queue_calls(&queue_calls).await {
+        tracing::error!(error = %e, count = queue_calls.len(), "cannot store queue statistics");
+    }
+    for (queue, agent, logged_in) in agent_logins {
+        if let Err(e) = db.set_agent_login(&queue, &agent, logged_in, false).await {
+            tracing::error!(error = %e, %queue, %agent, "cannot store an agent's queue login");
+        }
     }
     // Bans first: a ban must survive a restart even if writing its event fails.
     for e in &guard_events {
@@ -439,6 +494,24 @@ pub async fn prune_events(db: &Db, now: SystemTime) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A caller who left a queue, as its statistics row (`now` is when it was flushed: within a second of leaving).
+fn queue_call_row(
+    left: &pbx::office::queues::Left,
+    now: SystemTime,
+) -> store::queues::QueueCallRow {
+    let left_at = i64::try_from(unix_ms(now)).unwrap_or(i64::MAX);
+    let wait_ms = i64::try_from(left.waited.as_millis()).unwrap_or(i64::MAX);
+    store::queues::QueueCallRow {
+        queue: left.queue.clone(),
+        caller: left.caller.clone(),
+        entered_at: left_at.saturating_sub(wait_ms),
+        left_at,
+        outcome: left.outcome.as_str().to_string(),
+        agent: left.agent.clone(),
+        wait_ms,
+    }
 }
 
 fn cdr_row(r: &CallRecord) -> store::CdrRow {

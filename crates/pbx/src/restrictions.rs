@@ -103,6 +103,13 @@ impl Restrictions {
         }
     }
 
+    /// Whether `number` is an emergency number or the voicemail access number.
+    pub fn is_service_number(&self, number: &str) -> bool {
+        let s = &self.settings;
+        s.emergency_numbers.iter().any(|e| e == number)
+            || (!s.voicemail_number.is_empty() && s.voicemail_number == number)
+    }
+
     /// Why external calls are impossible, if they are.
     pub fn not_configured(&self) -> Option<&str> {
         self.not_configured.as_deref()

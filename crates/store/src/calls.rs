@@ -31,8 +31,9 @@ pub const DISPOSITIONS: [&str; 7] = [
 /// The values of [`CdrRow::hung_up_by`].
 pub const HUNG_UP_BY: [&str; 3] = ["caller", "callee", "system"];
 
-/// The values of [`ActiveCallRow::state`]: INVITEs out, 2xx sent to the caller but not yet ACKed, confirmed.
-pub const CALL_STATES: [&str; 3] = ["ringing", "answering", "talking"];
+/// The values of [`ActiveCallRow::state`]: INVITEs out, 2xx sent to the caller but not yet ACKed, confirmed,
+/// waiting on a park slot (the callee is the slot).
+pub const CALL_STATES: [&str; 4] = ["ringing", "answering", "talking", "parked"];
 
 /// A finished call attempt, to append with [`Db::append_cdrs`].
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

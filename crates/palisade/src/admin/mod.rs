@@ -8,11 +8,14 @@ pub mod cert;
 mod countries;
 pub mod events;
 pub mod ext;
+pub mod features;
+pub mod groups;
 mod hours;
 pub mod lists;
 mod output;
 pub mod phone;
 pub mod policy;
+pub mod queues;
 
 mod realm;
 mod secret;
@@ -87,6 +90,15 @@ pub enum AdminCommand {
     Audit(AuditArgs),
     /// The digest realm passwords are bound to (fixed at first start, independent of the domain): show, set.
     Realm(realm::RealmArgs),
+    /// Ring groups (one number ringing several phones): add, change, list, show, remove.
+    Group(groups::GroupArgs),
+    /// Feature codes (`*8` pickup, `**EXT` directed pickup, …): show, set, reset.
+    Features(features::FeatureArgs),
+    /// Pickup groups (who may pick up whose ringing calls with `*8`): list, set.
+    Pickup(features::PickupArgs),
+    /// Call queues (callers wait with music for a free agent): add, change, list, show, remove, login, logout,
+    /// stats.
+    Queue(queues::QueueArgs),
     /// Desk phones and softphones provisioned over HTTPS: add, list, show, remove, reprovision.
     Phone(phone::PhoneArgs),
 }
@@ -199,11 +211,15 @@ fn cli_audit(cmd: &AdminCommand) -> Option<(CommonArgs, String)> {
         AdminCommand::Trunk(a) => &a.common,
         AdminCommand::Did(a) => &a.common,
         AdminCommand::Voicemail(a) => &a.common,
+        AdminCommand::Group(a) => &a.common,
+        AdminCommand::Features(a) => &a.common,
+        AdminCommand::Pickup(a) => &a.common,
+        AdminCommand::Queue(a) => &a.common,
         _ => return None,
     };
     let words = cli_words(std::env::args().skip(1));
     let action = words.get(1).map(String::as_str).unwrap_or("");
-    if matches!(action, "list" | "show" | "export" | "") {
+    if matches!(action, "list" | "show" | "export" | "stats" | "") {
         return None;
     }
     Some((common.clone(), words.join(" ")))
@@ -254,6 +270,10 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Did(args) => trunks::run_did(args).await,
         AdminCommand::Voicemail(args) => voicemail::run(args).await,
         AdminCommand::Realm(args) => realm::run(args).await,
+        AdminCommand::Group(args) => groups::run(args).await,
+        AdminCommand::Features(args) => features::run_features(args).await,
+        AdminCommand::Pickup(args) => features::run_pickup(args).await,
+        AdminCommand::Queue(args) => queues::run(args).await,
         AdminCommand::Phone(args) => phone::run(args).await,
     }
 }

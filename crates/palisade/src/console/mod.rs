@@ -14,6 +14,7 @@ pub mod backups;
 pub mod guard;
 pub mod listener;
 pub mod live;
+pub mod office_api;
 pub mod openapi;
 mod pages;
 pub mod phones_api;

@@ -198,6 +198,49 @@ fn did_changes() -> Value {
            "properties": {"trunk": {"type": "string"}, "extension": {"type": "string"}}})
 }
 
+fn group_body(required: bool) -> Value {
+    let mut v = json!({"type": "object", "additionalProperties": false,
+           "properties": {"number": {"type": "string"},
+                          "members": {"type": "array", "items": {"type": "string"}},
+                          "strategy": {"type": "string", "enum": ["all", "order", "round-robin"]},
+                          "ring_seconds": {"type": "integer", "minimum": 5, "maximum": 300},
+                          "fallback": {"type": "string", "description": "voicemail:EXT, ext:NUMBER or hangup"}}});
+    if required {
+        v["required"] = json!(["number", "members"]);
+    }
+    v
+}
+
+fn new_group() -> Value {
+    group_body(true)
+}
+
+fn group_changes() -> Value {
+    group_body(false)
+}
+
+fn queue_body(required: bool) -> Value {
+    let mut v = json!({"type": "object", "additionalProperties": false,
+           "properties": {"number": {"type": "string"},
+                          "agents": {"type": "array", "items": {"type": "string"}},
+                          "strategy": {"type": "string", "enum": ["longest-idle", "round-robin", "all"]},
+                          "max_wait": {"type": "integer", "minimum": 5, "maximum": 3600},
+                          "music": {"type": "string", "description": "default, or a WAV file the server can read"},
+                          "fallback": {"type": "string", "description": "ext:NUMBER or hangup"}}});
+    if required {
+        v["required"] = json!(["number", "agents"]);
+    }
+    v
+}
+
+fn new_queue() -> Value {
+    queue_body(true)
+}
+
+fn queue_changes() -> Value {
+    queue_body(false)
+}
+
 fn settings_patch() -> Value {
     json!({"type": "object", "description": "SETTING: VALUE pairs, as `palisade security set` takes them",
            "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "integer"}]}})
@@ -400,6 +443,55 @@ pub const OPERATIONS: &[Operation] = &[
         )
     },
     op("delete", "/dids/{number}", "Remove an inbound number"),
+    op("get", "/groups", "Ring groups"),
+    Operation {
+        body: Some(new_group),
+        success: 201,
+        ..op(
+            "post",
+            "/groups",
+            "Add a ring group (as `palisade group add`)",
+        )
+    },
+    op("get", "/groups/{number}", "One ring group"),
+    Operation {
+        body: Some(group_changes),
+        ..op(
+            "patch",
+            "/groups/{number}",
+            "Change a ring group (as `palisade group change`: only the fields given)",
+        )
+    },
+    op("delete", "/groups/{number}", "Remove a ring group"),
+    op(
+        "get",
+        "/queues",
+        "Call queues, with their agents' login state",
+    ),
+    Operation {
+        body: Some(new_queue),
+        success: 201,
+        ..op(
+            "post",
+            "/queues",
+            "Add a call queue (as `palisade queue add`)",
+        )
+    },
+    op("get", "/queues/{number}", "One call queue"),
+    Operation {
+        body: Some(queue_changes),
+        ..op(
+            "patch",
+            "/queues/{number}",
+            "Change a call queue (as `palisade queue change`: only the fields given)",
+        )
+    },
+    op("delete", "/queues/{number}", "Remove a call queue"),
+    op(
+        "get",
+        "/queues/{number}/stats",
+        "Queue statistics: waiting now, answered, abandoned, timed out, average wait",
+    ),
     op("get", "/voicemail/{number}", "Messages of a mailbox"),
     op("get", "/voicemail/{number}/{id}", "A message as WAV"),
     op("delete", "/voicemail/{number}/{id}", "Delete a message"),
@@ -560,10 +652,11 @@ mod tests {
         out
     }
 
-    const API_SOURCES: [&str; 4] = [
+    const API_SOURCES: [&str; 5] = [
         include_str!("api.rs"),
         include_str!("backups.rs"),
         include_str!("routing_api.rs"),
+        include_str!("office_api.rs"),
         include_str!("phones_api.rs"),
     ];
 

@@ -5,6 +5,7 @@
 //! protection, light message-waiting lamps) goes back as [`AppEvent`]s.
 
 pub mod files;
+pub mod queue_music;
 mod session;
 
 use std::collections::HashMap;
@@ -34,6 +35,8 @@ struct Shared {
 /// Inputs of one application task.
 enum Input {
     Digit(char),
+    /// A queue's caller is told its position (`queue_music.rs`).
+    Position(usize),
     Stop,
 }
 
@@ -93,7 +96,19 @@ impl Apps {
         self.running.retain(|_, t| !t.is_closed());
         self.running.insert(start.call, tx);
         let relay = SocketAddr::new(self.shared.ip, start.relay_port);
-        handle.spawn(session::run(self.shared.clone(), start, socket, relay, rx));
+        if let pbx::calls::AppKind::Queue { music, .. } = &start.kind {
+            let music = music.clone();
+            handle.spawn(queue_music::run(
+                self.shared.clone(),
+                start,
+                music,
+                socket,
+                relay,
+                rx,
+            ));
+        } else {
+            handle.spawn(session::run(self.shared.clone(), start, socket, relay, rx));
+        }
         Ok(local)
     }
 
@@ -101,6 +116,13 @@ impl Apps {
     pub fn digit(&mut self, call: u64, digit: char) {
         if let Some(tx) = self.running.get(&call) {
             let _ = tx.send(Input::Digit(digit));
+        }
+    }
+
+    /// A queue's caller moved to `position` in the line.
+    pub fn position(&mut self, call: u64, position: usize) {
+        if let Some(tx) = self.running.get(&call) {
+            let _ = tx.send(Input::Position(position));
         }
     }
 

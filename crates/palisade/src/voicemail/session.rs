@@ -29,7 +29,7 @@ const BEEP_MS: u32 = 400;
 fn mailbox_of(start: &AppStart) -> String {
     match &start.kind {
         AppKind::Deposit { mailbox } | AppKind::Access { mailbox } => mailbox.clone(),
-        AppKind::Unlock { .. } => start.caller.clone(),
+        AppKind::Unlock { .. } | AppKind::Queue { .. } => start.caller.clone(),
     }
 }
 
@@ -119,6 +119,7 @@ pub(super) async fn run(
             }
             input = inputs.recv() => match input {
                 Some(Input::Digit(d)) => actions.extend(ivr.handle(Event::Digit(d), Instant::now())),
+                Some(Input::Position(_)) => {}
                 // The caller hung up (or the call was ended): keep a message being recorded.
                 Some(Input::Stop) | None => {
                     if let Some((RecordingKind::Message, samples, _)) = session.recording.take() {
@@ -178,6 +179,9 @@ impl Session {
             AppKind::Unlock { pin } => Mode::Unlock {
                 pin: pin.clone().filter(|p| !p.is_empty()),
             },
+            // Queues run their own application (`queue_music.rs`); never started here. Ask for a PIN that
+            // unlocks nothing rather than panic.
+            AppKind::Queue { .. } => Mode::Unlock { pin: None },
         }
     }
 

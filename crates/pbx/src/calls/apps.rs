@@ -13,14 +13,23 @@ impl Calls {
         status: u16,
         why: &str,
         media: &mut dyn MediaControl,
+        now: Instant,
         wall: SystemTime,
     ) -> bool {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return false;
-        };
         if !matches!(status, 408 | 480 | 486 | 600 | 603) {
             return false;
         }
+        // A ring group moves on to its next members, then to its own fallback (not the group's "extension").
+        match self.hunt_next(id, now) {
+            hunt::HuntStep::None => {}
+            hunt::HuntStep::Ringing => return true,
+            hunt::HuntStep::Exhausted(fallback) => {
+                return self.group_fallback(id, fallback, status, why, media, wall);
+            }
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
         let (reason, target) = if matches!(status, 486 | 600 | 603) {
             (ForwardReason::Busy, call.callee.forward.busy.clone())
         } else if why == "not_registered" {
@@ -44,6 +53,35 @@ impl Calls {
             return true;
         }
         false
+    }
+
+    /// No member of a ring group took the call: its fallback does. False for `hangup` (the caller gets the
+    /// failure).
+    fn group_fallback(
+        &mut self,
+        id: u64,
+        fallback: hunt::GroupFallback,
+        status: u16,
+        why: &str,
+        media: &mut dyn MediaControl,
+        wall: SystemTime,
+    ) -> bool {
+        match fallback {
+            hunt::GroupFallback::Hangup => false,
+            hunt::GroupFallback::Mailbox(mailbox) => {
+                self.divert(id, AppKind::Deposit { mailbox }, status, why, media, wall);
+                true
+            }
+            hunt::GroupFallback::Forward { target, route_as } => {
+                let reason = if matches!(status, 486 | 600 | 603) {
+                    ForwardReason::Busy
+                } else {
+                    ForwardReason::NoAnswer
+                };
+                self.forward_as(id, reason, target, route_as, media, wall);
+                true
+            }
+        }
     }
 
     /// Hands a call that was not answered to a media application instead of failing it with `status`.

@@ -301,7 +301,7 @@ impl Calls {
                     } else {
                         "no_answer"
                     };
-                    if self.divert_unanswered(leg.call, answer, why, media, wall) {
+                    if self.divert_unanswered(leg.call, answer, why, media, now, wall) {
                         return;
                     }
                     let Some(call) = self.calls.get_mut(&leg.call) else {
@@ -405,6 +405,14 @@ impl Calls {
             return;
         }
         call.branches[bi].final_status = Some(200);
+        // A ring group's member answered: it is the callee from now on (record, transfers, busy).
+        if let Some(member) = call
+            .hunt
+            .take()
+            .and_then(|h| h.member_for(branch.request_id).cloned())
+        {
+            call.callee = member;
+        }
         // Cancel the other branches.
         for other in call
             .branches

@@ -111,7 +111,7 @@ impl Calls {
             }
             if all_done
                 && call.state == State::Ringing
-                && self.divert_unanswered(leg.call, 480, "timeout", media, wall)
+                && self.divert_unanswered(leg.call, 480, "timeout", media, now, wall)
             {
                 return;
             }
@@ -180,6 +180,7 @@ impl Calls {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        self.unpark(id);
         if call.diversion.app.is_some() {
             self.outputs.push(CallOutput::StopApp { call: id });
         }

@@ -65,6 +65,11 @@ pub enum Resolved {
         number: String,
         targets: Vec<Target>,
     },
+    /// The park number (a transfer there parks the call): the slots in order and how long a call may wait.
+    Park {
+        slots: Vec<String>,
+        timeout: std::time::Duration,
+    },
     /// Refused (call policy, no route, no trunk): the status, reason phrase and reason code the caller (or the
     /// transferor) gets, as for direct dialling.
     Refused {
@@ -94,6 +99,23 @@ impl Calls {
         media: &mut dyn MediaControl,
         wall: SystemTime,
     ) {
+        let Some(from) = self.calls.get(&id).map(|c| c.callee.number.clone()) else {
+            return;
+        };
+        self.forward_as(id, reason, target, from, media, wall);
+    }
+
+    /// [`Self::forward`], with `target` routed as extension `from` would dial it (a ring group's fallback is
+    /// routed as its caller).
+    pub(super) fn forward_as(
+        &mut self,
+        id: u64,
+        reason: ForwardReason,
+        target: String,
+        from: String,
+        media: &mut dyn MediaControl,
+        wall: SystemTime,
+    ) {
         let local = self.local.clone();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -120,7 +142,7 @@ impl Calls {
         }));
         self.outputs.push(CallOutput::Forward {
             call: id,
-            from: call.callee.number.clone(),
+            from,
             target,
             reason,
             source: call.a_peer,
@@ -167,6 +189,16 @@ impl Calls {
                 code,
             } => {
                 self.end_with_warning(id, status, &phrase, &code, media, wall);
+            }
+            Resolved::Park { .. } => {
+                self.end_with_warning(
+                    id,
+                    403,
+                    "Forbidden (the park number takes transfers only)",
+                    "not_forwardable",
+                    media,
+                    wall,
+                );
             }
             Resolved::Extension { party, contacts } => {
                 let Some(call) = self.calls.get(&id) else {
@@ -251,7 +283,7 @@ impl Calls {
         let unreachable = call.branches.is_empty();
         let (tx, tag) = (call.invite_tx, call.a.local_tag.clone());
         self.calls.insert(id, call);
-        if unreachable && !self.divert_unanswered(id, 480, "not_registered", media, wall) {
+        if unreachable && !self.divert_unanswered(id, 480, "not_registered", media, now, wall) {
             self.respond(tx, 480, Some(&tag));
             self.finish(
                 id,

@@ -188,7 +188,7 @@ impl Calls {
                 }
                 if method == Method::Refer {
                     // A blind transfer, routed by the call policy as the transferring extension.
-                    self.refer(id, side, tx, msg);
+                    self.refer(id, side, tx, msg, media, wall);
                     return true;
                 }
                 self.relay_request(id, side, tx, msg, media);

@@ -14,18 +14,23 @@
 //! The files follow a call's life: `setup` (a new INVITE, its relay ports), `branches` (leg B: ringing, answer,
 //! failover), `in_dialog` (requests of an established call), `forward` and `transfer`, `apps` (voicemail),
 //! `timers`, `ending` (CANCEL, BYE, records); `keys` (SRTP), `sdp`, `body`, `origin`, `dialog` and `wire` are the
-//! pieces they share.
+//! pieces they share. Office features: `hunt` (ring groups), `pickup`, `park`, `attended` (REFER with Replaces).
 
 mod apps;
+mod attended;
 pub mod body;
 mod branches;
 mod dialog;
 mod ending;
 mod forward;
+mod hunt;
 mod in_dialog;
 mod keys;
 mod media;
 mod origin;
+mod park;
+mod pickup;
+mod queue;
 mod sdp;
 mod setup;
 #[cfg(test)]
@@ -42,13 +47,17 @@ use bytes::Bytes;
 use sip::transaction::{Peer, ServerTxId};
 use sip::{HeaderName, Message, Method};
 
+pub use attended::{ReplaceMiss, invite_replaces};
 pub use dialog::Dialog;
 pub use forward::{
     ForwardReason, Forwarding, MAX_HOPS as MAX_FORWARD_HOPS, Resolved,
     validate_target as validate_forward_target,
 };
+pub use hunt::{GroupCall, GroupFallback, GroupMember};
 pub use media::{Leg, MediaControl, MediaError, MediaId, NoMedia};
 pub use origin::{DialogLeg, SourceCheck, check_source};
+pub use park::RetrieveMiss;
+pub use pickup::PickupMiss;
 pub use sdp::AppCodec;
 
 use branches::*;
@@ -233,6 +242,18 @@ pub enum CallOutput {
     AppDigit { call: u64, digit: char },
     /// The call of a media application ended: stop it (keeping a message being recorded).
     StopApp { call: u64 },
+    /// A request inside a call was refused by a rule of the call layer (e.g. an attended transfer naming another
+    /// extension's call): the endpoint records it as a policy event with reason `code`.
+    Refused {
+        code: &'static str,
+        detail: String,
+        source: Peer,
+    },
+    /// The agents offered queued call `call` answered (`agent`, the caller is connected and no longer waits) or
+    /// not (`None`: it waits on).
+    QueueOffered { call: u64, agent: Option<String> },
+    /// A parked call's time ran out: ring extension `parker`'s phones for it ([`Calls::park_return`]).
+    ParkTimeout { call: u64, parker: String },
     /// Route `target` as if extension `from` dialled it (call forwarding, or a transfer by REFER), with the call
     /// policy of direct dialling; answer with [`Calls::forward_to`]. `source` is the signalling source of the
     /// request that led here (the caller's INVITE, the transferor's REFER), for the policy event.
@@ -254,6 +275,8 @@ pub enum AppKind {
     Access { mailbox: String },
     /// The caller lifts its PIN protection (`pin` dialled as one number, or asked for).
     Unlock { pin: Option<String> },
+    /// The caller waits in call queue `queue` with its music (`default` or a WAV file) until an agent answers.
+    Queue { queue: String, music: String },
 }
 
 /// What the edge needs to run a media application.
@@ -429,6 +452,12 @@ struct Handover {
     resume_due: Option<(Leg, Bytes)>,
     /// Palisade's own re-INVITE taking a transferee off hold.
     resume: Option<transfer::Resume>,
+    /// A parked call whose time ran out: the side to fill and the parker to ring (`park.rs`).
+    parked_return: Option<(Leg, Party)>,
+    /// A second leg to re-INVITE once the first is done (`attended.rs`).
+    resume_after: Option<(Leg, Bytes)>,
+    /// A leg moved onto this call's relay: its re-INVITE is sent even when its media is two-way.
+    moved_leg: Option<Leg>,
 }
 
 /// One call: its parties and state, then its parts grouped by concern — the caller's leg (`a`), the callee's
@@ -475,6 +504,8 @@ struct Call {
     /// Per leg: the session description Palisade last sent that leg (its origin is the one a new offer of
     /// Palisade's own continues).
     sent: [Option<Bytes>; 2],
+    /// A call to a ring group: the members still to ring and the fallback (`hunt.rs`).
+    hunt: Option<hunt::Hunt>,
 }
 
 /// Every call in progress.
@@ -494,6 +525,8 @@ pub struct Calls {
     max_calls: usize,
     /// Dialogs of transferors after the handover (see [`Call::detached`]) → call id.
     detached: HashMap<(String, String, String), u64>,
+    /// Parked calls by slot (`park.rs`).
+    parked: park::ParkSlots,
 }
 
 impl Calls {
@@ -509,6 +542,7 @@ impl Calls {
             awaiting_media: HashMap::new(),
             max_calls: 10_000,
             detached: HashMap::new(),
+            parked: park::ParkSlots::new(),
         }
     }
 
@@ -569,9 +603,10 @@ impl Calls {
 
     /// The calls in progress.
     pub fn active(&self) -> Vec<ActiveCall> {
+        let parked: Vec<u64> = self.parked.values().map(|p| p.call).collect();
         self.calls
-            .values()
-            .map(|c| ActiveCall {
+            .iter()
+            .map(|(id, c)| ActiveCall {
                 call_id: c.call_id_a.clone(),
                 caller: c.record_parties().0,
                 callee: c.record_parties().1,
@@ -579,6 +614,7 @@ impl Calls {
                 answered_at: c.answered_at,
                 // A call answered by voicemail is shown as answered by its mailbox (the callee).
                 state: match c.state {
+                    _ if parked.contains(id) => "parked",
                     State::Ringing | State::Diverting | State::Forwarding => "ringing",
                     State::Answered => "answering",
                     State::Confirmed => "talking",
@@ -603,6 +639,20 @@ impl Calls {
                 (caller, ips)
             })
             .collect()
+    }
+
+    /// The extensions in a call now (placing one, or talking as the callee): a ring group skips them.
+    pub fn busy_extensions(&self) -> std::collections::HashSet<String> {
+        let mut busy = std::collections::HashSet::new();
+        for c in self.calls.values() {
+            if c.caller.extension {
+                busy.insert(c.caller.number.clone());
+            }
+            if c.callee.extension && c.b.is_some() {
+                busy.insert(c.callee.number.clone());
+            }
+        }
+        busy
     }
 
     fn alloc_id(&mut self) -> u64 {

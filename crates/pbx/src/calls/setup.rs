@@ -31,6 +31,8 @@ pub(super) struct AwaitingMedia {
     a_keys: Option<(CryptoAttribute, CryptoAttribute)>,
     /// The media application the call is for (the voicemail access number, the PIN unlock), if any.
     app: Option<AppKind>,
+    /// A call to a ring group: its members step by step ([`super::hunt`]).
+    pub(super) hunt: Option<super::hunt::Hunt>,
 }
 
 impl Calls {
@@ -62,7 +64,7 @@ impl Calls {
     }
 
     /// INVITE targets for an extension's registered contacts, calling from `from_user`.
-    pub(super) fn contact_targets(&self, from_user: &str, contacts: &[Binding]) -> Vec<Target> {
+    pub fn contact_targets(&self, from_user: &str, contacts: &[Binding]) -> Vec<Target> {
         contacts
             .iter()
             .map(|c| Target {
@@ -115,7 +117,7 @@ impl Calls {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn start(
+    pub(super) fn start(
         &mut self,
         tx: ServerTxId,
         msg: &Message,
@@ -227,6 +229,7 @@ impl Calls {
                 offer,
                 a_keys,
                 app,
+                hunt: None,
             },
         );
         self.by_invite.insert(tx, id);
@@ -293,6 +296,7 @@ impl Calls {
             offer,
             a_keys,
             app: _,
+            hunt,
         } = setup;
         let msg = &msg;
         let media_id = match allocated {
@@ -377,6 +381,7 @@ impl Calls {
             retired: Vec::new(),
             handover: Handover::default(),
             answers: [None, None],
+            hunt,
         };
         call.timers.ringing_deadline = now + self.ring_time(&call.callee);
         self.respond(tx, 100, None);
@@ -398,17 +403,22 @@ impl Calls {
             self.forward(id, ForwardReason::Always, target, media, wall);
             return;
         }
-        for contact in contacts {
-            self.ring(
-                &mut call,
-                id,
-                contact,
-                &offer,
-                b_port,
-                advertise,
-                max_forwards,
-                now,
-            );
+        if call.hunt.is_some() {
+            // A ring group: its first step rings (`contacts` are that step's phones).
+            self.ring_hunt_step(&mut call, id, now);
+        } else {
+            for contact in contacts {
+                self.ring(
+                    &mut call,
+                    id,
+                    contact,
+                    &offer,
+                    b_port,
+                    advertise,
+                    max_forwards,
+                    now,
+                );
+            }
         }
         if call.branches.is_empty()
             && !call.callee.voicemail
@@ -421,7 +431,7 @@ impl Calls {
         let unreachable = call.branches.is_empty();
         self.by_invite.insert(tx, id);
         self.calls.insert(id, call);
-        if unreachable && !self.divert_unanswered(id, 480, "not_registered", media, wall) {
+        if unreachable && !self.divert_unanswered(id, 480, "not_registered", media, now, wall) {
             let tag = self.calls.get(&id).map(|c| c.a.local_tag.clone());
             self.respond(tx, 480, tag.as_deref());
             self.finish(
@@ -449,6 +459,7 @@ impl Calls {
             number: match &kind {
                 AppKind::Access { mailbox } | AppKind::Deposit { mailbox } => mailbox.clone(),
                 AppKind::Unlock { .. } => "unlock".into(),
+                AppKind::Queue { queue, .. } => queue.clone(),
             },
             srtp: SrtpMode::Disabled,
             voicemail: true,

@@ -42,6 +42,7 @@ impl Calls {
 
     /// Runs the call timers: no answer, 2xx retransmission, session timer, maximum length, media timeout.
     pub fn handle_timeout(&mut self, media: &mut dyn MediaControl, now: Instant, wall: SystemTime) {
+        self.park_timeouts(now);
         let ids: Vec<u64> = self.calls.keys().copied().collect();
         for id in ids {
             if self
@@ -88,7 +89,7 @@ impl Calls {
                         },
                     });
                 }
-                if self.divert_unanswered(id, 480, "no_answer", media, wall) {
+                if self.divert_unanswered(id, 480, "no_answer", media, now, wall) {
                     continue;
                 }
                 let Some(call) = self.calls.get_mut(&id) else {
@@ -161,7 +162,9 @@ impl Calls {
 
     /// When [`Self::handle_timeout`] should next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.calls
+        let park = self.next_park_deadline();
+        let calls = self
+            .calls
             .values()
             .flat_map(|c| {
                 let ringing = (c.state == State::Ringing).then_some(c.timers.ringing_deadline);
@@ -189,6 +192,7 @@ impl Calls {
                 .into_iter()
                 .flatten()
             })
-            .min()
+            .min();
+        calls.into_iter().chain(park).min()
     }
 }

@@ -20,7 +20,7 @@
 //!   codecs agreed with the target, a fresh SRTP key on an SRTP leg), after any INVITE still in flight toward it.
 //!   Its 2xx is ACKed and its answer taken (relay address, keys); a failure is logged and the call goes on; an
 //!   INVITE crossing it gets 491. A transferee that was not on hold gets nothing.
-//! - Attended transfer (Refer-To with `Replaces`) is not supported: 501.
+//! - Attended transfer (Refer-To with `Replaces`) is `attended.rs`'s.
 
 use std::time::{Instant, SystemTime};
 
@@ -56,6 +56,20 @@ pub(super) struct PendingTransfer {
     chain: Vec<String>,
 }
 
+impl PendingTransfer {
+    pub(super) fn tx(&self) -> ServerTxId {
+        self.tx
+    }
+
+    pub(super) fn side(&self) -> Leg {
+        self.side
+    }
+
+    pub(super) fn event(&self) -> &str {
+        &self.event
+    }
+}
+
 /// A transfer whose target is being rung.
 #[derive(Debug)]
 pub(super) struct Transfer {
@@ -63,6 +77,8 @@ pub(super) struct Transfer {
     event: String,
     /// The transferor hung up while the target rang: a failure then ends the call.
     transferor_gone: bool,
+    /// A queue offering its caller to agents (`queue.rs`): a failure leaves the caller waiting.
+    pub(super) keep_on_failure: bool,
     target: Party,
     pub(super) branches: Vec<Branch>,
     /// Further trunks to try.
@@ -79,6 +95,35 @@ pub(super) struct Transfer {
 }
 
 impl Transfer {
+    /// A transfer whose transferor is already gone, ringing `target` for `side` (a parked call returning to its
+    /// parker, `park.rs`); its branches are added once sent.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn returning(
+        side: Leg,
+        target: Party,
+        deadline: Instant,
+        offer: Bytes,
+        port: Option<u16>,
+        advertise: std::net::IpAddr,
+        display_name: Option<String>,
+    ) -> Transfer {
+        Transfer {
+            side,
+            event: String::new(),
+            transferor_gone: true,
+            keep_on_failure: false,
+            target,
+            branches: Vec::new(),
+            failover: Vec::new(),
+            failures: Vec::new(),
+            deadline,
+            offer,
+            port,
+            advertise,
+            display_name,
+        }
+    }
+
     /// The earliest of the ringing deadline and a silent trunk's deadline.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.branches
@@ -169,11 +214,24 @@ fn refer_target(msg: &Message) -> Result<String, ReferError> {
 impl Calls {
     /// A REFER from `side` of call `id`: refused at once when it cannot be followed, otherwise its target is
     /// handed to the service to route as the transferor.
-    pub(super) fn refer(&mut self, id: u64, side: Leg, tx: ServerTxId, msg: &Message) {
+    pub(super) fn refer(
+        &mut self,
+        id: u64,
+        side: Leg,
+        tx: ServerTxId,
+        msg: &Message,
+        media: &mut dyn MediaControl,
+        wall: SystemTime,
+    ) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         call.handover.refers[idx(side)] += 1;
+        // Attended transfer (Refer-To with Replaces): `attended.rs`.
+        if let Some(replaces) = super::attended::replaces_in(msg) {
+            self.attended_refer(id, side, tx, msg, replaces, media, wall);
+            return;
+        }
         let tag = call.dialog(side).local_tag.clone();
         let refusal: Option<(u16, &str, Option<&str>)> = if !call.party(side).extension {
             Some((
@@ -318,6 +376,9 @@ impl Calls {
                 let targets = self.contact_targets(&transferee, &contacts);
                 self.start_transfer(id, p, party, targets, Vec::new(), media, now, wall);
             }
+            Resolved::Park { slots, timeout } => {
+                self.park(id, p, slots, timeout, media, now, wall);
+            }
             Resolved::External {
                 number,
                 mut targets,
@@ -378,6 +439,7 @@ impl Calls {
             side,
             event: p.event.clone(),
             transferor_gone: false,
+            keep_on_failure: false,
             target,
             branches: Vec::new(),
             failover,
@@ -679,6 +741,8 @@ impl Calls {
             reason: "transfer".into(),
         }));
         tracing::info!(call = id, target = %t.target.number, "transfer completed");
+        // A caller answered by a media application (a queue's music) is now connected: stop the application.
+        super::queue::app_connected(call, id, &mut t.target, &branch, &mut self.outputs);
         let new_key = branch.dialog.key();
         let branch_body = branch.body.clone();
         match side {
@@ -711,7 +775,7 @@ impl Calls {
 
     /// The transfer target could not be reached (`status`). A transferor still in the call is told so and keeps
     /// the call; without it, the transferee's call ends.
-    fn fail_transfer(
+    pub(super) fn fail_transfer(
         &mut self,
         id: u64,
         status: u16,
@@ -736,7 +800,13 @@ impl Calls {
             call.retired.push(b);
         }
         tracing::info!(call = id, target = %t.target.number, status, "transfer failed");
-        if t.transferor_gone {
+        if t.keep_on_failure {
+            // A queue's offer to its agents: the caller waits on with its music.
+            self.outputs.push(CallOutput::QueueOffered {
+                call: id,
+                agent: None,
+            });
+        } else if t.transferor_gone {
             self.send_bye(id, t.side.other(), media);
             self.finish(
                 id,
@@ -817,6 +887,10 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        // A second leg waiting for its own re-INVITE (an attended transfer moves one leg and unholds the other).
+        if call.handover.resume_due.is_none() && !call.resume_in_flight() {
+            call.handover.resume_due = call.handover.resume_after.take();
+        }
         let Some((leg, agreed)) = call.handover.resume_due.clone() else {
             return;
         };
@@ -834,7 +908,9 @@ impl Calls {
         let current = call.answers[idx(leg)]
             .clone()
             .unwrap_or_else(|| call.offer.clone());
-        if sdp::is_two_way(&current) {
+        // A leg moved onto this call's relay (attended transfer) is re-INVITEd even when it is two-way.
+        let moved = call.handover.moved_leg.take_if(|l| *l == leg).is_some();
+        if sdp::is_two_way(&current) && !moved {
             return;
         }
         let keys = if call.keys.secure[idx(leg)] {
@@ -997,6 +1073,7 @@ impl Calls {
         call.sent[idx(leg)] = Some(r.offer.clone());
         call.answers[idx(leg)] = Some(msg.body_bytes());
         tracing::info!(call = id, "transferee taken off hold");
+        self.resume(id, media);
     }
 
     /// Palisade's own re-INVITE failed (`status`, 408 for a timeout): the call goes on as it is.
@@ -1014,7 +1091,7 @@ impl Calls {
     }
 
     /// A NOTIFY of the refer event package to `side` with a `message/sipfrag` body (RFC 3515 §2.4.4).
-    fn notify(&mut self, id: u64, side: Leg, event: &str, frag: &str, terminated: bool) {
+    pub(super) fn notify(&mut self, id: u64, side: Leg, event: &str, frag: &str, terminated: bool) {
         let local = self.local.clone();
         let Some(call) = self.calls.get_mut(&id) else {
             return;

@@ -86,6 +86,12 @@ impl PbxCore {
         route
     }
 
+    /// Whether `number` is an emergency number or the voicemail access number: nothing configured by an
+    /// operator (a ring group, …) may take it over.
+    pub fn is_service_number(&self, number: &str) -> bool {
+        self.restrictions.is_service_number(number)
+    }
+
     /// Records a policy refusal decided outside the core (e.g. an inbound trunk call to an internal-only
     /// extension).
     pub fn policy_event(

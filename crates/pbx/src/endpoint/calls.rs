@@ -18,7 +18,7 @@ use super::{Endpoint, Event, Parts, to_outbound, unix_ms, unspecified};
 use crate::endpoint::Outbound;
 
 /// An extension as the calling party of a call.
-fn caller_party(e: &crate::core::ExtensionAuth, display_name: Option<String>) -> Party {
+pub(super) fn caller_party(e: &crate::core::ExtensionAuth, display_name: Option<String>) -> Party {
     Party {
         number: e.number.clone(),
         display_name,
@@ -29,7 +29,7 @@ fn caller_party(e: &crate::core::ExtensionAuth, display_name: Option<String>) ->
 }
 
 /// The From header's display name, as text.
-fn display_name_of(request: &Message) -> Option<String> {
+pub(super) fn display_name_of(request: &Message) -> Option<String> {
     request.from().ok().and_then(|f| {
         f.display_name()
             .map(|d| String::from_utf8_lossy(&d).into_owned())
@@ -106,7 +106,24 @@ impl Endpoint {
         let Some(caller) = self.authorize_new_dialog(tx, request, peer, now) else {
             return;
         };
+        // INVITE with Replaces (RFC 3891): a phone takes over a call of its extension (endpoint/features.rs).
+        if let Some(value) = crate::calls::invite_replaces(request) {
+            self.replaces_invite(tx, request, peer, &caller, &value, now);
+            return;
+        }
         let number = dialled_number(request);
+        // A ring group number (endpoint/groups.rs): its members are routed under the caller's policy there.
+        if self.group_invite(tx, request, peer, &caller, &number, now) {
+            return;
+        }
+        // A feature code (`*8`, `**201`: endpoint/features.rs).
+        if self.feature_invite(tx, request, peer, &caller, &number, now) {
+            return;
+        }
+        // A call queue's number (endpoint/queues.rs).
+        if self.queue_invite(tx, request, peer, &caller, &number, now) {
+            return;
+        }
         // Call policy first (hardening steps 3 and 4): where may this extension call, now?
         let route = self.core.route_call(&caller, &number, origin, wall);
         // Then the extension's resource limits (emergency calls are never limited).
@@ -390,6 +407,10 @@ impl Endpoint {
         let Some(ext) = self.core.extension(from).filter(|e| e.enabled) else {
             return refused(403, "Forbidden (extension disabled)", "disabled");
         };
+        // A transfer to the park number parks the call (endpoint/features.rs).
+        if let Some(park) = self.park_destination(target, reason) {
+            return park;
+        }
         let origin = Origin {
             transport: source.transport,
             source: source.addr,
@@ -694,13 +715,17 @@ impl Endpoint {
                         );
                     }
                 }
-                CallOutput::StartApp(start) => self.start_app(start, now),
+                CallOutput::StartApp(start) => {
+                    self.queue_started(&start, now);
+                    self.start_app(start, now)
+                }
                 CallOutput::AppDigit { call, digit } => {
                     if self.apps_enabled {
                         self.events.push_back(Event::AppDigit { call, digit });
                     }
                 }
                 CallOutput::StopApp { call } => {
+                    self.queue_stopped(call, now);
                     if self.apps_enabled {
                         self.events.push_back(Event::StopApp { call });
                     }
@@ -715,6 +740,25 @@ impl Endpoint {
                     let resolved = self.resolve_forward(&from, &target, reason, source, now);
                     self.calls
                         .forward_to(call, resolved, self.media.as_mut(), now, wall);
+                }
+                CallOutput::ParkTimeout { call, parker } => self.park_timed_out(call, &parker, now),
+                CallOutput::QueueOffered { call, agent } => self.queue_offered(call, agent, now),
+                CallOutput::Refused {
+                    code,
+                    detail,
+                    source,
+                } => {
+                    let origin = Origin {
+                        transport: source.transport,
+                        source: source.addr,
+                        local: unspecified(source.addr),
+                    };
+                    self.core.policy_event(
+                        crate::model::PolicyReason::Rule(code),
+                        origin,
+                        &detail,
+                        wall,
+                    );
                 }
                 CallOutput::Record(r) => {
                     tracing::info!(caller = %r.caller, callee = %r.callee, disposition = r.disposition.as_str(),

@@ -20,6 +20,8 @@ pub enum Event {
     AppDigit { call: u64, digit: char },
     /// The call of application `call` ended: stop it (keeping a message being recorded).
     StopApp { call: u64 },
+    /// Tell the caller of queue application `call` its position in the line.
+    QueuePosition { call: u64, position: usize },
 }
 
 /// Something that happened which must outlive the process: the store writer's input. Unlike [`Event`] nothing
@@ -35,6 +37,14 @@ pub enum Record {
     Guard(guard::GuardEvent),
     /// A call ended.
     Call(CallRecord),
+    /// A caller left a call queue (answered, abandoned, timed out): for the queue statistics.
+    QueueCall(crate::office::queues::Left),
+    /// An agent logged in or out of a queue (a feature code).
+    QueueAgent {
+        queue: String,
+        agent: String,
+        logged_in: bool,
+    },
 }
 
 impl Endpoint {
@@ -49,7 +59,8 @@ impl Endpoint {
                     .map(Record::Guard)
                     .chain(self.core.take_changes().into_iter().map(Record::Binding))
                     .chain(self.core.take_events().into_iter().map(Record::Security))
-                    .chain(self.records.drain(..).map(Record::Call)),
+                    .chain(self.records.drain(..).map(Record::Call))
+                    .chain(std::mem::take(&mut self.queue_records)),
             );
         }
         self.records_out.pop_front()

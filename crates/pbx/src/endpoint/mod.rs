@@ -20,9 +20,12 @@ pub use sip::Transport;
 
 mod calls;
 mod events;
+mod features;
+mod groups;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
 mod limits;
+mod queues;
 mod router;
 #[cfg(test)]
 mod simulation;
@@ -42,7 +45,8 @@ pub use voicemail::AppEvent;
 /// What Palisade accepts: no option tags; the bodies it reads (SDP, keys by INFO) or passes between the legs of a
 /// call (transfer progress) — anything else is refused with 415 before it reaches a call.
 const CAPABILITIES: Capabilities<'static> = Capabilities {
-    supported: &[],
+    // `replaces`: an INVITE with Replaces (RFC 3891) is understood (endpoint/features.rs).
+    supported: &["replaces"],
     accepted_types: &[
         "application/sdp",
         "multipart/mixed",
@@ -166,6 +170,13 @@ pub struct Endpoint {
     mwi: voicemail::Mwi,
     /// Per-extension and per-trunk resource limits (service/limits.rs).
     limits: crate::limits::ResourceLimits,
+    /// Ring groups (endpoint/groups.rs).
+    ring_groups: crate::office::RingGroups,
+    /// Feature codes, pickup groups and park (endpoint/features.rs).
+    features: features::OfficeFeatures,
+    /// Call queues, and their statistics and agent records for the store (endpoint/queues.rs).
+    queues: crate::office::Queues,
+    queue_records: Vec<Record>,
 }
 
 /// The stateful parts a service is built from.
@@ -198,6 +209,10 @@ impl Endpoint {
             expiry_due: clock.mono,
             mwi: voicemail::Mwi::default(),
             limits: crate::limits::ResourceLimits::default(),
+            ring_groups: crate::office::RingGroups::default(),
+            features: features::OfficeFeatures::default(),
+            queues: crate::office::Queues::default(),
+            queue_records: Vec::new(),
         }
     }
 
@@ -350,6 +365,7 @@ impl Endpoint {
             self.guard.expire(unix_ms(wall));
         }
         self.calls.handle_timeout(self.media.as_mut(), now, wall);
+        self.queue_timeout(now);
         self.trunk_timeout(now);
         let mut out = Vec::new();
         self.drain(now, &mut out);
@@ -364,6 +380,7 @@ impl Endpoint {
         [
             self.transactions.poll_timeout(),
             self.calls.poll_timeout(),
+            self.queue_poll_timeout(),
             self.trunk_poll_timeout(),
             expiring.then_some(self.expiry_due),
         ]

@@ -7,6 +7,7 @@ mod backups;
 mod config;
 mod extensions;
 mod monitor;
+mod office;
 mod phones;
 pub use phones::request_host;
 mod routing;
@@ -34,6 +35,7 @@ pub fn router(state: State) -> Router {
         .merge(config::routes())
         .merge(backups::routes())
         .merge(routing::routes())
+        .merge(office::routes())
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .layer(middleware::from_fn_with_state(

@@ -265,6 +265,7 @@ fn record(out: &[CallOutput]) -> Option<&CallRecord> {
 
 mod basic;
 mod forwarding;
+mod office;
 mod transfer;
 mod trunks;
 mod voicemail;
