@@ -34,6 +34,7 @@ impl Db {
         group.validate().map_err(StoreError::Invalid)?;
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("write_ring_group"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let ext: Option<String> =
@@ -137,6 +138,7 @@ impl Db {
             .ok_or_else(|| StoreError::NotFound(format!("ring group {number}")))?;
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("remove_ring_group"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 sqlx::query("DELETE FROM ring_groups WHERE number = $1")
@@ -163,6 +165,7 @@ impl Db {
     /// hand) is reported as an error rather than silently changed.
     pub async fn list_ring_groups(&self) -> Result<Vec<RingGroup>> {
         match self {
+            Db::Pg(_) => not_ported!("list_ring_groups"),
             Db::Sqlite(pool) => {
                 let rows: Vec<GroupRow> = sqlx::query_as(
                     "SELECT number, strategy, ring_seconds, fallback FROM ring_groups ORDER BY number",

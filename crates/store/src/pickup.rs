@@ -23,6 +23,7 @@ impl Db {
         }
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("set_pickup_group"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let ext: Option<String> =
@@ -61,6 +62,7 @@ impl Db {
     /// Every extension with its pickup group (`None`: the office-wide group), by number.
     pub async fn pickup_groups(&self) -> Result<Vec<(String, Option<String>)>> {
         match self {
+            Db::Pg(_) => not_ported!("pickup_groups"),
             Db::Sqlite(pool) => Ok(sqlx::query_as(
                 "SELECT e.number, p.group_name FROM extensions e \
                  LEFT JOIN pickup_groups p ON p.extension = e.number ORDER BY e.number",

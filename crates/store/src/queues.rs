@@ -61,6 +61,7 @@ impl Db {
         q.validate().map_err(StoreError::Invalid)?;
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("write_queue"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 for (sql, what) in [
@@ -160,6 +161,7 @@ impl Db {
             .ok_or_else(|| StoreError::NotFound(format!("queue {number}")))?;
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("remove_queue"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 sqlx::query("DELETE FROM call_queues WHERE number = $1")
@@ -184,6 +186,7 @@ impl Db {
     /// Every queue, by number, with its agents in order.
     pub async fn list_queues(&self) -> Result<Vec<QueueConfig>> {
         match self {
+            Db::Pg(_) => not_ported!("list_queues"),
             Db::Sqlite(pool) => {
                 let rows: Vec<QueueRow> = sqlx::query_as(
                     "SELECT number, strategy, max_wait_secs, music, fallback FROM call_queues ORDER BY number",
@@ -222,6 +225,7 @@ impl Db {
     /// (queue, agent) pairs logged out.
     pub async fn logged_out_agents(&self) -> Result<HashSet<(String, String)>> {
         match self {
+            Db::Pg(_) => not_ported!("logged_out_agents"),
             Db::Sqlite(pool) => {
                 let rows: Vec<(String, String)> = sqlx::query_as(
                     "SELECT queue_number, agent FROM call_queue_agents WHERE logged_in = 0",
@@ -244,6 +248,7 @@ impl Db {
     ) -> Result<()> {
         let now = now_ms();
         match self {
+            Db::Pg(_) => not_ported!("set_agent_login"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query(
@@ -274,6 +279,7 @@ impl Db {
             return Ok(());
         }
         match self {
+            Db::Pg(_) => not_ported!("append_queue_calls"),
             Db::Sqlite(pool) => {
                 let mut tx = super::begin_write(pool).await?;
                 for r in rows {
@@ -300,6 +306,7 @@ impl Db {
     /// Statistics of queue `queue` over callers who left since `since_ms`.
     pub async fn queue_stats(&self, queue: &str, since_ms: i64) -> Result<QueueStats> {
         match self {
+            Db::Pg(_) => not_ported!("queue_stats"),
             Db::Sqlite(pool) => {
                 let rows: Vec<(String, i64)> = sqlx::query_as(
                     "SELECT outcome, wait_ms FROM call_queue_calls WHERE queue_number = $1 AND left_at >= $2",
