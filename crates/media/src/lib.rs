@@ -6,8 +6,10 @@
 //! ([`prompts`]). No sockets and no clocks in here: the tokio edge lives in the `palisade` crate (`palisade::media`) and passes `now` in (docs/architecture.md, principle 7: time is an input).
 #![forbid(unsafe_code)]
 
+pub mod convert;
 pub mod dtmf;
 pub mod g711;
+pub mod moh;
 pub mod nat;
 pub mod packetizer;
 pub mod pool;

@@ -11,7 +11,10 @@
 //! other leg's latched address, or its signalled one until it latches when that one is trusted — an untrusted
 //! leg (a phone whose SDP names a private or foreign address) gets nothing until it latched.
 //!
-//! Hold needs nothing here: whatever arrives from the right source is forwarded.
+//! Hold needs nothing here: whatever arrives from the right source is forwarded — unless the call layer asks for
+//! **music on hold** on a leg ([`Relay::set_music`]): then that leg hears the [`MusicPlayer`]'s packets, pulled
+//! with [`Relay::poll_music`] and protected with the leg's own SRTP key like any other packet to it, and what
+//! the other (holding) leg sends toward it is dropped ([`DropReason::Held`]) until the music stops.
 //!
 //! **SRTP** (RFC 3711, keys from SDES) is terminated per leg: a leg with [`LegCrypto`] unprotects what its phone
 //! sends — a packet that fails authentication or is a replay is dropped and counted, and never latches — and
@@ -22,6 +25,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::moh::MusicPlayer;
 use crate::nat::Remote;
 use crate::rtp::{RtcpPacket, RtpPacket, is_rtcp};
 use crate::srtp::{MasterKey, SrtpContext, SrtpError, Suite};
@@ -78,10 +82,12 @@ pub enum DropReason {
     Replay,
     /// The other leg speaks SRTP and the packet could not be protected for it (its index space ran out).
     ProtectFailed,
+    /// The other leg is on hold and hears music instead.
+    Held,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Malformed,
         DropReason::UnknownSource,
         DropReason::WrongPort,
@@ -90,6 +96,7 @@ impl DropReason {
         DropReason::AuthFailed,
         DropReason::Replay,
         DropReason::ProtectFailed,
+        DropReason::Held,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +109,7 @@ impl DropReason {
             DropReason::AuthFailed => "auth_failed",
             DropReason::Replay => "replay",
             DropReason::ProtectFailed => "protect_failed",
+            DropReason::Held => "held",
         }
     }
 
@@ -252,6 +260,8 @@ struct LegState {
 pub struct Relay {
     legs: [LegState; 2],
     crypto: [Option<Box<LegSrtp>>; 2],
+    /// Music on hold playing to a leg.
+    music: [Option<Box<MusicPlayer>>; 2],
     created: Instant,
 }
 
@@ -275,6 +285,7 @@ impl Relay {
         Relay {
             legs: [LegState::default(); 2],
             crypto: [None, None],
+            music: [None, None],
             created: now,
         }
     }
@@ -388,6 +399,9 @@ impl Relay {
         this.stats.bytes_in += len_in;
         this.stats.last_activity = Some(now);
 
+        if !rtcp && self.music[leg.other().index()].is_some() {
+            return Decision::Drop(DropReason::Held);
+        }
         let other = &mut self.legs[leg.other().index()];
         let Some(to) = other.peers[kind.index()].current() else {
             return Decision::Drop(DropReason::NoDestination);
@@ -408,6 +422,53 @@ impl Relay {
             to,
             via: (leg.other(), kind),
         }
+    }
+
+    /// Plays music to `leg` (on hold) in place of what the other leg sends, or stops it with `None`. RTCP still
+    /// flows both ways.
+    pub fn set_music(&mut self, leg: Leg, player: Option<MusicPlayer>) {
+        self.music[leg.index()] = player.map(Box::new);
+    }
+
+    /// Whether `leg` hears music now.
+    pub fn music(&self, leg: Leg) -> bool {
+        self.music[leg.index()].is_some()
+    }
+
+    /// When a music packet is next due on either leg.
+    pub fn next_music_at(&self) -> Option<Instant> {
+        self.music.iter().flatten().map(|p| p.next_due()).min()
+    }
+
+    /// The next music packet due at `now`, written into `packet` (protected for the leg when it speaks SRTP), and
+    /// where to send it from which leg's RTP socket. `None` when nothing is due or the leg has nowhere to send
+    /// yet (the packet is skipped: music keeps time, it is not queued). Call until `None`.
+    pub fn poll_music(&mut self, now: Instant, packet: &mut Vec<u8>) -> Option<(Leg, SocketAddr)> {
+        for leg in [Leg::A, Leg::B] {
+            loop {
+                let Some(player) = self.music[leg.index()].as_mut() else {
+                    break;
+                };
+                let Some(bytes) = player.poll(now) else {
+                    break;
+                };
+                let Some(to) = self.legs[leg.index()].peers[Kind::Rtp.index()].current() else {
+                    continue;
+                };
+                packet.clear();
+                packet.extend_from_slice(&bytes);
+                if let Some(srtp) = &mut self.crypto[leg.index()]
+                    && srtp.tx.protect_rtp(packet).is_err()
+                {
+                    continue;
+                }
+                let stats = &mut self.legs[leg.index()].stats;
+                stats.packets_out += 1;
+                stats.bytes_out += packet.len() as u64;
+                return Some((leg, to));
+            }
+        }
+        None
     }
 
     pub fn stats(&self, leg: Leg) -> &LegStats {

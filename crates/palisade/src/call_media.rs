@@ -11,14 +11,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use media::Remote;
-use pbx::calls::{Leg, MediaControl, MediaError, MediaId};
+use pbx::calls::{HoldMusic, Leg, MediaControl, MediaError, MediaId};
 
 use crate::media::{MediaRelay, MediaSessionHandle};
+use crate::music::MusicLibrary;
 
 #[derive(Clone)]
 pub struct RelayControl {
     relay: MediaRelay,
     sessions: Arc<Mutex<Sessions>>,
+    music: MusicLibrary,
 }
 
 #[derive(Default)]
@@ -32,7 +34,14 @@ impl RelayControl {
         RelayControl {
             relay,
             sessions: Arc::default(),
+            music: MusicLibrary::default(),
         }
+    }
+
+    /// Music on hold from `music` (the default melody only, without it).
+    pub fn with_music(mut self, music: MusicLibrary) -> Self {
+        self.music = music;
+        self
     }
 
     /// The relay itself (its port pool, for metrics and status).
@@ -96,6 +105,28 @@ impl MediaControl for RelayControl {
     fn set_crypto(&mut self, id: MediaId, l: Leg, crypto: Option<media::LegCrypto>) {
         if let Some(h) = self.sessions().open.get(&id.0) {
             h.set_crypto(leg(l), crypto);
+        }
+    }
+
+    fn set_music(&mut self, id: MediaId, l: Leg, music: Option<HoldMusic>) {
+        let player = music.and_then(|m| {
+            let law = media::g711::Law::from_payload_type(m.payload_type)?;
+            let samples = self.music.resolve(m.holder.as_deref())?;
+            let music = media::moh::Music {
+                samples,
+                law,
+                payload_type: m.payload_type,
+            };
+            Some(media::moh::MusicPlayer::new(
+                music,
+                rand::random(),
+                rand::random(),
+                rand::random(),
+                Instant::now(),
+            ))
+        });
+        if let Some(h) = self.sessions().open.get(&id.0) {
+            h.set_music(leg(l), player);
         }
     }
 

@@ -11,6 +11,7 @@ pub const VERSION: &str = concat!(
 );
 
 pub mod admin;
+pub mod audio_upload;
 pub mod backup;
 pub mod call_media;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod guard_store;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod music;
 pub mod notify;
 pub mod server;
 pub mod service;

@@ -108,7 +108,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         domain: loaded.domain.clone(),
     };
     let by_transport = local.by_transport.clone();
-    let relay = RelayControl::new(relay);
+    let music = crate::music::MusicLibrary::default();
+    let relay = RelayControl::new(relay).with_music(music.clone());
     let calls = Calls::new(
         CallConfig {
             no_answer: config.calls.no_answer,
@@ -210,6 +211,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(run_app_events(edge.clone(), app_events_rx));
     tasks.spawn(crate::endpoint_events::run(edge.clone(), relay, apps));
     tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
+    tasks.spawn(crate::music::run(
+        db.clone(),
+        music,
+        crate::music::root(&config.data_dir),
+    ));
     tasks.spawn(trunk_dns::run(db.clone(), edge.clone()));
     tasks.spawn(crate::state_log::run(edge.clone()));
     tasks.spawn(crate::backup::run_scheduled(

@@ -18,6 +18,7 @@ mod events;
 mod extensions;
 pub mod ip_rules;
 pub mod limits;
+pub mod music;
 mod pin_lockout;
 pub mod policy;
 pub mod realm;
@@ -46,6 +47,7 @@ pub use extensions::{
     Extension, ExtensionNew, ExtensionPatch, SrtpMode, validate_auth_id, validate_number,
 };
 pub use ip_rules::{IpRule, MAX_MANUAL_IP_RULES, canonical_net};
+pub use music::HoldMusicSetting;
 pub use policy::{OutboundRuleRow, POLICY_SETTINGS, PolicyConfig};
 pub use registrations::{Binding, BindingChange};
 pub use trunk_status::TrunkStatusRow;

@@ -10,6 +10,7 @@ pub mod events;
 pub mod ext;
 mod hours;
 pub mod lists;
+pub mod moh;
 mod output;
 pub mod policy;
 
@@ -86,6 +87,8 @@ pub enum AdminCommand {
     Audit(AuditArgs),
     /// The digest realm passwords are bound to (fixed at first start, independent of the domain): show, set.
     Realm(realm::RealmArgs),
+    /// Music on hold per extension (what callers hear while it holds them): set default|off|FILE.wav, show, list.
+    Moh(moh::MohArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -178,6 +181,7 @@ fn cli_audit(cmd: &AdminCommand) -> Option<(PathBuf, String)> {
         AdminCommand::Trunk(a) => &a.common,
         AdminCommand::Did(a) => &a.common,
         AdminCommand::Voicemail(a) => &a.common,
+        AdminCommand::Moh(a) => &a.common,
         _ => return None,
     };
     let words = cli_words(std::env::args().skip(1));
@@ -233,6 +237,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Did(args) => trunks::run_did(args).await,
         AdminCommand::Voicemail(args) => voicemail::run(args).await,
         AdminCommand::Realm(args) => realm::run(args).await,
+        AdminCommand::Moh(args) => moh::run(args).await,
     }
 }
 

@@ -71,6 +71,19 @@ impl Calls {
                 if let Some((_, b)) = &body {
                     call.answers[idx(to)] = Some(b.clone());
                 }
+                // The answerer is now held by the offerer (music on hold), or taken off hold.
+                if let Some(hold) = relayed.hold {
+                    let music = hold
+                        .then(|| sdp::app_codec(msg.body()))
+                        .flatten()
+                        .map(|codec| HoldMusic {
+                            holder: Some(&call.party(to))
+                                .filter(|p| p.extension)
+                                .map(|p| p.number.clone()),
+                            payload_type: codec.payload_type,
+                        });
+                    media.set_music(call.media, other, music);
+                }
             }
         } else if !msg.body().is_empty() {
             let ct = msg
@@ -244,6 +257,7 @@ impl Calls {
             .content_type()
             .and_then(Result::ok)
             .is_some_and(|c| c.is("application", "sdp"));
+        let hold = (!msg.body().is_empty() && is_sdp).then(|| !sdp::is_two_way(msg.body()));
         if !msg.body().is_empty() && is_sdp {
             point_leg(
                 media,
@@ -318,8 +332,15 @@ impl Calls {
         let request_id = self.next_id + 1;
         self.next_id = request_id;
         let call = self.calls.get_mut(&id).expect("present");
-        call.relayed
-            .insert(request_id, Relayed { tx, from, method });
+        call.relayed.insert(
+            request_id,
+            Relayed {
+                tx,
+                from,
+                method,
+                hold,
+            },
+        );
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,

@@ -27,6 +27,15 @@ impl Leg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MediaId(pub u64);
 
+/// Music on hold for a held leg: whose callers they are (the holding extension's music setting applies; `None` for
+/// a trunk's caller holding: the default music) and the G.711 payload type the held phone accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldMusic {
+    pub holder: Option<String>,
+    /// 0 (PCMU) or 8 (PCMA), from the held phone's answer.
+    pub payload_type: u8,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaError {
     #[error("no free media ports")]
@@ -49,6 +58,9 @@ pub trait MediaControl {
     fn set_crypto(&mut self, id: MediaId, leg: Leg, crypto: Option<::media::LegCrypto>);
     /// Gives the ports back.
     fn release(&mut self, id: MediaId);
+    /// Plays music on hold to `leg` (in place of what the other leg sends), or stops it with `None`. A relay
+    /// without music (tests) ignores it.
+    fn set_music(&mut self, _id: MediaId, _leg: Leg, _music: Option<HoldMusic>) {}
     /// Whether a relay opens ports when asked ([`super::CallOutput::AllocateMedia`]); without one every request
     /// for ports fails at once.
     fn has_relay(&self) -> bool {

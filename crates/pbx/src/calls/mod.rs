@@ -47,7 +47,7 @@ pub use forward::{
     ForwardReason, Forwarding, MAX_HOPS as MAX_FORWARD_HOPS, Resolved,
     validate_target as validate_forward_target,
 };
-pub use media::{Leg, MediaControl, MediaError, MediaId, NoMedia};
+pub use media::{HoldMusic, Leg, MediaControl, MediaError, MediaId, NoMedia};
 pub use origin::{DialogLeg, SourceCheck, check_source};
 pub use sdp::AppCodec;
 
@@ -366,6 +366,9 @@ struct Relayed {
     /// The side the request came from.
     from: Leg,
     method: Method,
+    /// An offer that holds the other side (`Some(true)`: sendonly/inactive) or takes it off hold (`Some(false)`);
+    /// `None` without a session description. Decides the music on hold once answered.
+    hold: Option<bool>,
 }
 
 /// The deadlines of one call (run by `timers.rs`).

@@ -622,6 +622,8 @@ impl Calls {
             keys.as_ref()
                 .and_then(|(theirs, ours)| leg_crypto(theirs, ours)),
         );
+        // The transferee is connected to the target now: no more music on hold.
+        media.set_music(call.media, transferee, None);
         call.keys.secure[idx(side)] = keys.is_some();
         call.keys.pending_rx[idx(side)] = None;
         call.keys.pending_offer[idx(side)].clear();
