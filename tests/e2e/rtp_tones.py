@@ -6,8 +6,9 @@ usage: rtp_tones.py PCAP --src LO-HI --dst LO-HI [--after T] [--before T] --freq
 Reads the RTP (PCMU or PCMA) sent from a UDP port in --src to a port in --dst between the epoch times --after and
 --before, decodes it, cuts it into blocks (default 100 ms) and, per block, names the strongest of --freqs (a
 Goertzel filter each) or "none" when even that one is at silence level. Prints one JSON object:
-  {"packets": N, "blocks": {"440": K, "none": K, ...}, "ssrcs": [..]}
-so a test can say "most blocks are 440 Hz and none is 880 Hz".
+  {"packets": N, "blocks": {"440": K, "none": K, ...}, "power": {"440": P, ...}, "ssrcs": [..]}
+so a test can say "most blocks are 440 Hz and none is 880 Hz"; "power" is each frequency's mean block power (a
+sine of amplitude A gives about A*A/4), for mixes where several tones sound at once.
 """
 import json
 import math
@@ -83,14 +84,18 @@ def main(argv):
         packets += 1
         ssrcs.add(f[1])
     block = int(opts["--block"]) * 8
-    blocks = {}
+    blocks, sums, n = {}, {("%g" % f): 0.0 for f in freqs}, 0
     for i in range(0, len(samples) - block + 1, block):
         chunk = samples[i : i + block]
         powers = [(goertzel(chunk, f), f) for f in freqs]
+        n += 1
+        for pw, f in powers:
+            sums["%g" % f] += pw
         p, f = max(powers)
         name = "none" if p < SILENCE else ("%g" % f)
         blocks[name] = blocks.get(name, 0) + 1
-    print(json.dumps({"packets": packets, "blocks": blocks, "ssrcs": sorted(ssrcs)}))
+    power = {k: round(v / n, 1) if n else 0 for k, v in sums.items()}
+    print(json.dumps({"packets": packets, "blocks": blocks, "power": power, "ssrcs": sorted(ssrcs)}))
     return 0
 
 

@@ -9,6 +9,7 @@
 pub mod convert;
 pub mod dtmf;
 pub mod g711;
+pub mod mixer;
 pub mod moh;
 pub mod nat;
 pub mod packetizer;

@@ -445,13 +445,10 @@ impl Relay {
     /// yet (the packet is skipped: music keeps time, it is not queued). Call until `None`.
     pub fn poll_music(&mut self, now: Instant, packet: &mut Vec<u8>) -> Option<(Leg, SocketAddr)> {
         for leg in [Leg::A, Leg::B] {
-            loop {
-                let Some(player) = self.music[leg.index()].as_mut() else {
-                    break;
-                };
-                let Some(bytes) = player.poll(now) else {
-                    break;
-                };
+            while let Some(bytes) = self.music[leg.index()]
+                .as_mut()
+                .and_then(|player| player.poll(now))
+            {
                 let Some(to) = self.legs[leg.index()].peers[Kind::Rtp.index()].current() else {
                     continue;
                 };

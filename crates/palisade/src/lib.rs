@@ -15,6 +15,7 @@ pub mod audio_upload;
 pub mod backup;
 pub mod call_media;
 pub mod cli;
+pub mod conference;
 pub mod config;
 pub mod console;
 pub mod data_dir;

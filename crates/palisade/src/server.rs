@@ -154,14 +154,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (app_events, app_events_rx) = tokio::sync::mpsc::unbounded_channel();
     let voicemail_root = crate::voicemail::files::root(&config.data_dir);
     sweep_voicemail_files(&db, &voicemail_root).await;
+    let conferences = crate::conference::Conferences::new(db.clone(), app_events.clone());
     let apps = crate::voicemail::Apps::new(
         db.clone(),
         voicemail_root,
         media_bind,
         config.calls.voicemail_max_message,
         app_events,
-    );
+    )
+    .with_conferences(conferences.clone());
     service.enable_apps();
+    service.set_office(crate::conference::office_numbers(&db).await?);
     let _ = service.set_voicemail_counts(db.voicemail_counts().await?, std::time::Instant::now());
     let udp_endpoints = listeners
         .iter()
@@ -211,6 +214,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(run_app_events(edge.clone(), app_events_rx));
     tasks.spawn(crate::endpoint_events::run(edge.clone(), relay, apps));
     tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
+    tasks.spawn(crate::conference::run(
+        db.clone(),
+        edge.clone(),
+        conferences,
+    ));
     tasks.spawn(crate::music::run(
         db.clone(),
         music,

@@ -8,6 +8,7 @@ pub mod core;
 pub mod endpoint;
 pub mod limits;
 pub mod model;
+pub mod office;
 pub mod policy;
 pub mod registrar;
 pub mod restrictions;

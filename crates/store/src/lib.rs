@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod calls;
+pub mod conferences;
 mod events;
 mod extensions;
 pub mod ip_rules;

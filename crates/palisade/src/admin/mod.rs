@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod calls;
 pub mod cert;
+pub mod conference;
 mod countries;
 pub mod events;
 pub mod ext;
@@ -89,6 +90,8 @@ pub enum AdminCommand {
     Realm(realm::RealmArgs),
     /// Music on hold per extension (what callers hear while it holds them): set default|off|FILE.wav, show, list.
     Moh(moh::MohArgs),
+    /// Conference rooms: add, list, show, remove, unlock; participants, mute, unmute, kick.
+    Conference(conference::ConferenceArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -182,11 +185,12 @@ fn cli_audit(cmd: &AdminCommand) -> Option<(PathBuf, String)> {
         AdminCommand::Did(a) => &a.common,
         AdminCommand::Voicemail(a) => &a.common,
         AdminCommand::Moh(a) => &a.common,
+        AdminCommand::Conference(a) => &a.common,
         _ => return None,
     };
     let words = cli_words(std::env::args().skip(1));
     let action = words.get(1).map(String::as_str).unwrap_or("");
-    if matches!(action, "list" | "show" | "export" | "") {
+    if matches!(action, "list" | "show" | "export" | "participants" | "") {
         return None;
     }
     Some((common.data_dir(), words.join(" ")))
@@ -238,6 +242,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Voicemail(args) => voicemail::run(args).await,
         AdminCommand::Realm(args) => realm::run(args).await,
         AdminCommand::Moh(args) => moh::run(args).await,
+        AdminCommand::Conference(args) => conference::run(args).await,
     }
 }
 

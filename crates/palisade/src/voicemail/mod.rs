@@ -31,8 +31,8 @@ struct Shared {
     events: mpsc::UnboundedSender<AppEvent>,
 }
 
-/// Inputs of one application task.
-enum Input {
+/// Inputs of one application task (voicemail's, a conference caller's).
+pub(crate) enum Input {
     Digit(char),
     Stop,
 }
@@ -41,6 +41,8 @@ enum Input {
 pub struct Apps {
     shared: Arc<Shared>,
     running: HashMap<u64, mpsc::UnboundedSender<Input>>,
+    /// Conference rooms (their callers are application tasks too).
+    conferences: Option<crate::conference::Conferences>,
 }
 
 impl Apps {
@@ -66,7 +68,14 @@ impl Apps {
                 events,
             }),
             running: HashMap::new(),
+            conferences: None,
         }
+    }
+
+    /// Calls to conference rooms join these rooms.
+    pub fn with_conferences(mut self, conferences: crate::conference::Conferences) -> Self {
+        self.conferences = Some(conferences);
+        self
     }
 }
 
@@ -93,6 +102,22 @@ impl Apps {
         self.running.retain(|_, t| !t.is_closed());
         self.running.insert(start.call, tx);
         let relay = SocketAddr::new(self.shared.ip, start.relay_port);
+        if let pbx::calls::AppKind::Conference { room } = &start.kind {
+            let conferences = self
+                .conferences
+                .clone()
+                .ok_or_else(|| "conference rooms are not running".to_string())?;
+            let room = room.clone();
+            handle.spawn(crate::conference::run_participant(
+                conferences,
+                start,
+                room,
+                socket,
+                relay,
+                rx,
+            ));
+            return Ok(local);
+        }
         handle.spawn(session::run(self.shared.clone(), start, socket, relay, rx));
         Ok(local)
     }

@@ -29,7 +29,8 @@ const BEEP_MS: u32 = 400;
 fn mailbox_of(start: &AppStart) -> String {
     match &start.kind {
         AppKind::Deposit { mailbox } | AppKind::Access { mailbox } => mailbox.clone(),
-        AppKind::Unlock { .. } => start.caller.clone(),
+        // Not voicemail's (Apps::start hands conferences to their own task); the caller's own box, harmlessly.
+        AppKind::Unlock { .. } | AppKind::Conference { .. } => start.caller.clone(),
     }
 }
 
@@ -178,6 +179,7 @@ impl Session {
             AppKind::Unlock { pin } => Mode::Unlock {
                 pin: pin.clone().filter(|p| !p.is_empty()),
             },
+            AppKind::Conference { .. } => Mode::Unlock { pin: None },
         }
     }
 

@@ -250,6 +250,8 @@ pub enum AppKind {
     Access { mailbox: String },
     /// The caller lifts its PIN protection (`pin` dialled as one number, or asked for).
     Unlock { pin: Option<String> },
+    /// The caller joins conference room `room` (after its PIN, if it has one).
+    Conference { room: String },
 }
 
 /// What the edge needs to run a media application.

@@ -449,6 +449,7 @@ impl Calls {
             number: match &kind {
                 AppKind::Access { mailbox } | AppKind::Deposit { mailbox } => mailbox.clone(),
                 AppKind::Unlock { .. } => "unlock".into(),
+                AppKind::Conference { room } => room.clone(),
             },
             srtp: SrtpMode::Disabled,
             voicemail: true,

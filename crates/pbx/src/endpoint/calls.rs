@@ -18,7 +18,7 @@ use super::{Endpoint, Event, Parts, to_outbound, unix_ms, unspecified};
 use crate::endpoint::Outbound;
 
 /// An extension as the calling party of a call.
-fn caller_party(e: &crate::core::ExtensionAuth, display_name: Option<String>) -> Party {
+pub(super) fn caller_party(e: &crate::core::ExtensionAuth, display_name: Option<String>) -> Party {
     Party {
         number: e.number.clone(),
         display_name,
@@ -107,6 +107,10 @@ impl Endpoint {
             return;
         };
         let number = dialled_number(request);
+        // Palisade's own office numbers (conference rooms): internal, so any extension may call them.
+        if self.office_call(tx, request, peer, &caller, &number, now) {
+            return;
+        }
         // Call policy first (hardening steps 3 and 4): where may this extension call, now?
         let route = self.core.route_call(&caller, &number, origin, wall);
         // Then the extension's resource limits (emergency calls are never limited).
@@ -236,7 +240,7 @@ impl Endpoint {
     }
 
     /// Answers the call with a media application (the caller's mailbox, the PIN unlock dialogue).
-    fn answer_with_app(
+    pub(super) fn answer_with_app(
         &mut self,
         tx: ServerTxId,
         request: &Message,

@@ -23,6 +23,7 @@ mod events;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
 mod limits;
+mod office;
 mod router;
 #[cfg(test)]
 mod simulation;
@@ -166,6 +167,8 @@ pub struct Endpoint {
     mwi: voicemail::Mwi,
     /// Per-extension and per-trunk resource limits (service/limits.rs).
     limits: crate::limits::ResourceLimits,
+    /// Numbers answered by Palisade's own office applications (conference rooms; endpoint/office.rs).
+    office: crate::office::OfficeNumbers,
 }
 
 /// The stateful parts a service is built from.
@@ -198,6 +201,7 @@ impl Endpoint {
             expiry_due: clock.mono,
             mwi: voicemail::Mwi::default(),
             limits: crate::limits::ResourceLimits::default(),
+            office: crate::office::OfficeNumbers::default(),
         }
     }
 

@@ -8,3 +8,41 @@ CREATE TABLE music_on_hold (
     file       TEXT NULL,
     updated_at INTEGER NOT NULL DEFAULT 0
 );
+
+-- Conference rooms: dialled like an extension (never the same number as one). `pin_hash`: Argon2id PHC string, as
+-- voicemail PINs; NULL: no PIN.
+CREATE TABLE conferences (
+    number           TEXT PRIMARY KEY NOT NULL,
+    pin_hash         TEXT NULL,
+    max_participants INTEGER NOT NULL DEFAULT 10 CHECK (max_participants BETWEEN 2 AND 50),
+    created_at       INTEGER NOT NULL DEFAULT 0
+);
+
+-- Wrong conference PINs across calls: the voicemail lockout's rules (pbx::voicemail::lockout), per room.
+CREATE TABLE conference_pin_lockouts (
+    room         TEXT PRIMARY KEY NOT NULL REFERENCES conferences (number) ON DELETE CASCADE,
+    failures     INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+    window_start INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER NOT NULL DEFAULT 0,
+    lockouts     INTEGER NOT NULL DEFAULT 0 CHECK (lockouts >= 0)
+);
+
+-- Who is in each room now, as the running server last wrote it (within a second of a change; cleared at start).
+-- `position` is the participant's number in the room (`palisade conference mute|kick ROOM N`).
+CREATE TABLE conference_participants (
+    room      TEXT NOT NULL REFERENCES conferences (number) ON DELETE CASCADE,
+    position  INTEGER NOT NULL,
+    caller    TEXT NOT NULL,
+    joined_at INTEGER NOT NULL,
+    muted     INTEGER NOT NULL DEFAULT 0 CHECK (muted IN (0, 1)),
+    PRIMARY KEY (room, position)
+);
+
+-- Mute, unmute and kick requests from the CLI and console, taken (and deleted) by the running server.
+CREATE TABLE conference_actions (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    room       TEXT NOT NULL REFERENCES conferences (number) ON DELETE CASCADE,
+    position   INTEGER NOT NULL,
+    action     TEXT NOT NULL CHECK (action IN ('mute', 'unmute', 'kick')),
+    created_at INTEGER NOT NULL
+);
