@@ -11,6 +11,7 @@ pub const VERSION: &str = concat!(
 );
 
 pub mod admin;
+pub mod attendant;
 pub mod audio_upload;
 pub mod backup;
 pub mod call_media;

@@ -13,6 +13,7 @@
 //! server polls [`Db::current_version`] and reloads when it changes.
 
 pub mod admin;
+pub mod attendants;
 pub mod calls;
 pub mod conferences;
 mod events;

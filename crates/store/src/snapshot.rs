@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(copies.len(), 1, "{copies:?}");
         let name = copies[0].file_name().unwrap().to_string_lossy().to_string();
         assert!(
-            name.starts_with("pre-upgrade-schema00") && name.contains("-to-0015"),
+            name.starts_with("pre-upgrade-schema00") && name.contains("-to-00"),
             "{name}"
         );
         use std::os::unix::fs::PermissionsExt;

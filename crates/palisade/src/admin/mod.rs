@@ -3,6 +3,7 @@
 //! durable when the command returns and bumps the configuration version, which the server polls to reload.
 
 pub mod accounts;
+pub mod attendant;
 pub mod calls;
 pub mod cert;
 pub mod conference;
@@ -92,6 +93,8 @@ pub enum AdminCommand {
     Moh(moh::MohArgs),
     /// Conference rooms: add, list, show, remove, unlock; participants, mute, unmute, kick.
     Conference(conference::ConferenceArgs),
+    /// Auto attendants ("press 1 for sales"): add, list, show, remove; did add|list|remove.
+    Attendant(attendant::AttendantArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -186,6 +189,7 @@ fn cli_audit(cmd: &AdminCommand) -> Option<(PathBuf, String)> {
         AdminCommand::Voicemail(a) => &a.common,
         AdminCommand::Moh(a) => &a.common,
         AdminCommand::Conference(a) => &a.common,
+        AdminCommand::Attendant(a) => &a.common,
         _ => return None,
     };
     let words = cli_words(std::env::args().skip(1));
@@ -243,6 +247,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Realm(args) => realm::run(args).await,
         AdminCommand::Moh(args) => moh::run(args).await,
         AdminCommand::Conference(args) => conference::run(args).await,
+        AdminCommand::Attendant(args) => attendant::run(args).await,
     }
 }
 

@@ -169,10 +169,32 @@ impl Conferences {
     }
 }
 
-/// The rooms the endpoint routes to, from the store.
+/// The numbers the endpoint routes to Palisade's own applications (conference rooms, attendants and the DIDs
+/// they answer), from the store.
 pub async fn office_numbers(db: &Db) -> anyhow::Result<pbx::office::OfficeNumbers> {
     let rooms = db.list_conferences().await?;
+    let attendants = db
+        .list_attendants()
+        .await?
+        .into_iter()
+        .map(|a| {
+            let entry = pbx::office::AttendantEntry {
+                name: a.name.clone(),
+                number: a.number,
+                after_hours: a.after_hours,
+            };
+            (a.name, entry)
+        })
+        .collect();
+    let did_attendants = db
+        .list_did_attendants()
+        .await?
+        .into_iter()
+        .map(|d| (d.number, (d.trunk, d.attendant)))
+        .collect();
     Ok(pbx::office::OfficeNumbers {
+        attendants,
+        did_attendants,
         conferences: rooms
             .into_iter()
             .map(|r| {

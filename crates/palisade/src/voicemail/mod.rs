@@ -34,6 +34,8 @@ struct Shared {
 /// Inputs of one application task (voicemail's, a conference caller's).
 pub(crate) enum Input {
     Digit(char),
+    /// The endpoint refused the target the application asked to hand its caller to.
+    Refused,
     Stop,
 }
 
@@ -43,6 +45,8 @@ pub struct Apps {
     running: HashMap<u64, mpsc::UnboundedSender<Input>>,
     /// Conference rooms (their callers are application tasks too).
     conferences: Option<crate::conference::Conferences>,
+    /// `DATA/attendant`: attendants' greetings.
+    attendant_root: PathBuf,
 }
 
 impl Apps {
@@ -54,6 +58,10 @@ impl Apps {
         max_message: Duration,
         events: mpsc::UnboundedSender<AppEvent>,
     ) -> Self {
+        // DATA/voicemail → DATA/attendant.
+        let attendant_root = root
+            .parent()
+            .map_or_else(|| PathBuf::from("attendant"), crate::attendant::root);
         let ip = match relay_bind {
             IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
@@ -67,6 +75,7 @@ impl Apps {
                 max_message,
                 events,
             }),
+            attendant_root,
             running: HashMap::new(),
             conferences: None,
         }
@@ -102,6 +111,18 @@ impl Apps {
         self.running.retain(|_, t| !t.is_closed());
         self.running.insert(start.call, tx);
         let relay = SocketAddr::new(self.shared.ip, start.relay_port);
+        if let pbx::calls::AppKind::Attendant { name } = &start.kind {
+            let name = name.clone();
+            let attendant = crate::attendant::Context {
+                db: self.shared.db.clone(),
+                root: self.attendant_root.clone(),
+                events: self.shared.events.clone(),
+            };
+            handle.spawn(crate::attendant::run(
+                attendant, start, name, socket, relay, rx,
+            ));
+            return Ok(local);
+        }
         if let pbx::calls::AppKind::Conference { room } = &start.kind {
             let conferences = self
                 .conferences
@@ -126,6 +147,13 @@ impl Apps {
     pub fn digit(&mut self, call: u64, digit: char) {
         if let Some(tx) = self.running.get(&call) {
             let _ = tx.send(Input::Digit(digit));
+        }
+    }
+
+    /// The endpoint refused an application's hand-over (an attendant's choice).
+    pub fn refused(&mut self, call: u64) {
+        if let Some(tx) = self.running.get(&call) {
+            let _ = tx.send(Input::Refused);
         }
     }
 

@@ -30,7 +30,9 @@ fn mailbox_of(start: &AppStart) -> String {
     match &start.kind {
         AppKind::Deposit { mailbox } | AppKind::Access { mailbox } => mailbox.clone(),
         // Not voicemail's (Apps::start hands conferences to their own task); the caller's own box, harmlessly.
-        AppKind::Unlock { .. } | AppKind::Conference { .. } => start.caller.clone(),
+        AppKind::Unlock { .. } | AppKind::Conference { .. } | AppKind::Attendant { .. } => {
+            start.caller.clone()
+        }
     }
 }
 
@@ -120,6 +122,7 @@ pub(super) async fn run(
             }
             input = inputs.recv() => match input {
                 Some(Input::Digit(d)) => actions.extend(ivr.handle(Event::Digit(d), Instant::now())),
+                Some(Input::Refused) => {}
                 // The caller hung up (or the call was ended): keep a message being recorded.
                 Some(Input::Stop) | None => {
                     if let Some((RecordingKind::Message, samples, _)) = session.recording.take() {
@@ -179,7 +182,7 @@ impl Session {
             AppKind::Unlock { pin } => Mode::Unlock {
                 pin: pin.clone().filter(|p| !p.is_empty()),
             },
-            AppKind::Conference { .. } => Mode::Unlock { pin: None },
+            AppKind::Conference { .. } | AppKind::Attendant { .. } => Mode::Unlock { pin: None },
         }
     }
 

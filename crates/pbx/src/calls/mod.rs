@@ -16,6 +16,7 @@
 //! `timers`, `ending` (CANCEL, BYE, records); `keys` (SRTP), `sdp`, `body`, `origin`, `dialog` and `wire` are the
 //! pieces they share.
 
+mod app_handover;
 mod apps;
 pub mod body;
 mod branches;
@@ -252,6 +253,8 @@ pub enum AppKind {
     Unlock { pin: Option<String> },
     /// The caller joins conference room `room` (after its PIN, if it has one).
     Conference { room: String },
+    /// The auto attendant `name` answers (its menu, then the caller is handed on).
+    Attendant { name: String },
 }
 
 /// What the edge needs to run a media application.

@@ -450,6 +450,7 @@ impl Calls {
                 AppKind::Access { mailbox } | AppKind::Deposit { mailbox } => mailbox.clone(),
                 AppKind::Unlock { .. } => "unlock".into(),
                 AppKind::Conference { room } => room.clone(),
+                AppKind::Attendant { name } => name.clone(),
             },
             srtp: SrtpMode::Disabled,
             voicemail: true,

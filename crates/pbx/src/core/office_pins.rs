@@ -20,6 +20,12 @@ pub enum ConferencePinOutcome {
 }
 
 impl PbxCore {
+    /// Whether the office is open now (office hours and holidays of the call policy): attendants pick their
+    /// after-hours menu from it.
+    pub fn office_open(&self, now: SystemTime) -> bool {
+        self.restrictions.office_open(now)
+    }
+
     /// Records the event of a conference PIN decision at `room` from `origin`.
     pub fn conference_pin_event(
         &mut self,

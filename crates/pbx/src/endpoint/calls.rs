@@ -320,6 +320,10 @@ impl Endpoint {
             );
             return;
         }
+        // A DID answered by an auto attendant (which never dials out).
+        if self.office_trunk_call(tx, request, peer, &trunk.name, &dialed, caller.clone(), now) {
+            return;
+        }
         let ext = trunk
             .extension_for(&dialed)
             .and_then(|n| self.core.extension(n))

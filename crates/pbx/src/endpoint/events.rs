@@ -20,6 +20,8 @@ pub enum Event {
     AppDigit { call: u64, digit: char },
     /// The call of application `call` ended: stop it (keeping a message being recorded).
     StopApp { call: u64 },
+    /// The target application `call` asked to hand its caller to may not be reached (an attendant's choice).
+    AppRefused { call: u64 },
 }
 
 /// Something that happened which must outlive the process: the store writer's input. Unlike [`Event`] nothing

@@ -271,7 +271,9 @@ impl Sim {
                         let addr = APP.parse().expect("static address");
                         self.ep.app_ready(call, Ok(addr), self.now)
                     }
-                    Event::AppDigit { .. } | Event::StopApp { .. } => Vec::new(),
+                    Event::AppDigit { .. } | Event::StopApp { .. } | Event::AppRefused { .. } => {
+                        Vec::new()
+                    }
                 };
                 self.wire.extend(out);
             }

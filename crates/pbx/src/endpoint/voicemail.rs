@@ -46,6 +46,11 @@ pub enum AppEvent {
     },
     /// A mailbox's counts changed.
     MailboxChanged { mailbox: String, counts: Counts },
+    /// The attendant answering `call` asks to hand the caller to `target`.
+    AttendantRoute {
+        call: u64,
+        target: crate::office::attendant::Target,
+    },
     /// A conference PIN decision at `room` for a caller from `source` (an authentication failure of the source,
     /// except a new lockout, which its own wrong PIN already counted).
     ConferencePin {
@@ -211,6 +216,7 @@ impl Endpoint {
                 self.core.pin_unlock_event(&number, origin, until, wall);
                 tracing::info!(extension = %number, until = unix_secs(until), "PIN protection lifted");
             }
+            AppEvent::AttendantRoute { call, target } => self.attendant_route(call, target, now),
             AppEvent::ConferencePin {
                 source,
                 transport,
