@@ -60,7 +60,7 @@ def main(argv):
         print(__doc__)
         return 2
     pcap, args = argv[1], argv[2:]
-    opts = {"--after": "0", "--before": "1e12", "--block": "100"}
+    opts = {"--after": "0", "--before": "2147483000", "--block": "100"}
     for i in range(0, len(args) - 1, 2):
         opts[args[i]] = args[i + 1]
     (slo, shi), (dlo, dhi) = rng(opts["--src"]), rng(opts["--dst"])

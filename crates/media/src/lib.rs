@@ -15,6 +15,7 @@ pub mod nat;
 pub mod packetizer;
 pub mod pool;
 pub mod prompts;
+pub mod recorder;
 pub mod relay;
 pub mod rtp;
 pub mod sdes;

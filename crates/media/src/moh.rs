@@ -66,6 +66,8 @@ pub struct MusicPlayer {
     next_due: Instant,
     /// The first packet carries the marker bit (the start of a talk spurt, RFC 3551 §4.1).
     started: bool,
+    /// Music loops; an announcement ([`MusicPlayer::once`]) plays once and is then finished.
+    looping: bool,
 }
 
 impl MusicPlayer {
@@ -85,7 +87,27 @@ impl MusicPlayer {
             sender,
             next_due: now,
             started: false,
+            looping: true,
         }
+    }
+
+    /// Plays `music` once (an announcement such as "this call is recorded"), then [`MusicPlayer::finished`].
+    pub fn once(
+        music: Music,
+        ssrc: u32,
+        first_seq: u16,
+        first_timestamp: u32,
+        now: Instant,
+    ) -> Self {
+        MusicPlayer {
+            looping: false,
+            ..MusicPlayer::new(music, ssrc, first_seq, first_timestamp, now)
+        }
+    }
+
+    /// A played-once announcement has played out.
+    pub fn finished(&self) -> bool {
+        !self.looping && self.position >= self.music.samples.len()
     }
 
     /// When the next packet is due.
@@ -100,7 +122,7 @@ impl MusicPlayer {
     /// The next packet if it is due at `now` (call again until `None`: a late caller catches up, up to
     /// [`MAX_LAG`]).
     pub fn poll(&mut self, now: Instant) -> Option<Vec<u8>> {
-        if now < self.next_due {
+        if now < self.next_due || self.finished() {
             return None;
         }
         if now.duration_since(self.next_due) > MAX_LAG {
@@ -110,8 +132,14 @@ impl MusicPlayer {
         let samples = &self.music.samples;
         if !samples.is_empty() {
             for s in frame.iter_mut() {
+                if !self.looping && self.position >= samples.len() {
+                    break;
+                }
                 *s = samples[self.position % samples.len()];
-                self.position = (self.position + 1) % samples.len();
+                self.position += 1;
+                if self.looping {
+                    self.position %= samples.len();
+                }
             }
         }
         let payload = self.music.law.encode_all(&frame);
@@ -199,6 +227,12 @@ mod tests {
         }
         // 200 ms of a 25 ms loop of 400 Hz (ten whole cycles): still 400 Hz throughout.
         assert!(goertzel_power(&decoded, 400.0) > 1e7);
+        // Once: plays its 25 ms (two packets) and is finished.
+        let once = music(crate::tone::sine(400.0, 25, 8000), Law::Mu);
+        let mut p = MusicPlayer::once(once, 2, 0, 0, t0);
+        assert!(p.poll(t0).is_some() && !p.finished());
+        assert!(p.poll(t0 + FRAME).is_some() && p.finished());
+        assert!(p.poll(t0 + FRAME * 2).is_none());
         // Empty music is silence, not a panic.
         let mut quiet = MusicPlayer::new(music(Vec::new(), Law::Mu), 1, 0, 0, t0);
         let pkt = quiet.poll(t0).expect("due");

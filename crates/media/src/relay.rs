@@ -25,8 +25,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::moh::MusicPlayer;
+use crate::moh::{Music, MusicPlayer};
 use crate::nat::Remote;
+use crate::recorder::Recorder;
 use crate::rtp::{RtcpPacket, RtpPacket, is_rtcp};
 use crate::srtp::{MasterKey, SrtpContext, SrtpError, Suite};
 
@@ -262,6 +263,8 @@ pub struct Relay {
     crypto: [Option<Box<LegSrtp>>; 2],
     /// Music on hold playing to a leg.
     music: [Option<Box<MusicPlayer>>; 2],
+    /// Call recording, with the announcement to play when it starts (if the office announces recordings).
+    recording: Option<Box<(Recorder, [Option<Music>; 2])>>,
     created: Instant,
 }
 
@@ -286,6 +289,7 @@ impl Relay {
             legs: [LegState::default(); 2],
             crypto: [None, None],
             music: [None, None],
+            recording: None,
             created: now,
         }
     }
@@ -399,6 +403,13 @@ impl Relay {
         this.stats.bytes_in += len_in;
         this.stats.last_activity = Some(now);
 
+        if !rtcp && let Some(rec) = &mut self.recording {
+            let (recorder, notices) = rec.as_mut();
+            if recorder.on_packet(leg, packet, now) {
+                let (notices, seed) = (notices.clone(), recorder.toggles);
+                self.announce(notices, seed, now);
+            }
+        }
         if !rtcp && self.music[leg.other().index()].is_some() {
             return Decision::Drop(DropReason::Held);
         }
@@ -428,6 +439,30 @@ impl Relay {
     /// flows both ways.
     pub fn set_music(&mut self, leg: Leg, player: Option<MusicPlayer>) {
         self.music[leg.index()] = player.map(Box::new);
+    }
+
+    /// Records the call (both legs mixed) with `recorder`; `notices` (per leg, in its codec) are played when
+    /// recording starts (now, if the recorder records from the start, and each time the feature code switches it
+    /// on).
+    pub fn set_recording(&mut self, recorder: Recorder, notices: [Option<Music>; 2], now: Instant) {
+        if recorder.is_recording() {
+            self.announce(notices.clone(), 0, now);
+        }
+        self.recording = Some(Box::new((recorder, notices)));
+    }
+
+    /// The recording so far, taken out of the relay (the call ended).
+    pub fn take_recording(&mut self) -> Option<Recorder> {
+        self.recording.take().map(|r| r.0)
+    }
+
+    /// Plays each leg's notice once (numbered from `seed`, so two announcements never share an SSRC).
+    fn announce(&mut self, notices: [Option<Music>; 2], seed: u32, now: Instant) {
+        for (leg, notice) in [Leg::A, Leg::B].into_iter().zip(notices) {
+            let Some(notice) = notice else { continue };
+            let ssrc = 0x7265_6300 ^ seed.wrapping_mul(2) ^ leg.index() as u32;
+            self.music[leg.index()] = Some(Box::new(MusicPlayer::once(notice, ssrc, 0, 0, now)));
+        }
     }
 
     /// Whether `leg` hears music now.
@@ -463,6 +498,13 @@ impl Relay {
                 stats.packets_out += 1;
                 stats.bytes_out += packet.len() as u64;
                 return Some((leg, to));
+            }
+            // An announcement that has played out gives the leg back to the other side's audio.
+            if self.music[leg.index()]
+                .as_ref()
+                .is_some_and(|p| p.finished())
+            {
+                self.music[leg.index()] = None;
             }
         }
         None

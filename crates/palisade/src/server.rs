@@ -109,7 +109,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let by_transport = local.by_transport.clone();
     let music = crate::music::MusicLibrary::default();
-    let relay = RelayControl::new(relay).with_music(music.clone());
+    let recordings =
+        crate::recording::Recordings::new(db.clone(), crate::recording::root(&config.data_dir));
+    let relay = RelayControl::new(relay)
+        .with_music(music.clone())
+        .with_recordings(recordings.clone());
     let calls = Calls::new(
         CallConfig {
             no_answer: config.calls.no_answer,
@@ -218,6 +222,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         db.clone(),
         edge.clone(),
         conferences,
+    ));
+    tasks.spawn(crate::recording::run(
+        db.clone(),
+        recordings,
+        crate::recording::root(&config.data_dir),
     ));
     tasks.spawn(crate::music::run(
         db.clone(),

@@ -24,6 +24,7 @@ pub mod music;
 mod pin_lockout;
 pub mod policy;
 pub mod realm;
+pub mod recordings;
 mod registrations;
 pub mod settings;
 pub mod snapshot;

@@ -960,3 +960,54 @@ mod music {
         assert!(r.next_music_at().is_some_and(|d| d > t0 + FRAME * 3));
     }
 }
+
+mod recording {
+    use super::*;
+    use crate::g711::Law;
+    use crate::moh::{FRAME, Music};
+    use crate::recorder::{Recorder, RecordingPlan};
+    use crate::rtp::RtpPacket;
+
+    #[test]
+    fn recording_from_the_start_announces_to_both_legs_then_records_them() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        let notice = Music {
+            samples: crate::tone::sine(1000.0, 100, 4000).into(),
+            law: Law::Mu,
+            payload_type: 0,
+        };
+        let plan = RecordingPlan {
+            always: true,
+            on_demand: [false, false],
+            dtmf_payload_type: [None, None],
+        };
+        r.set_recording(
+            Recorder::new(plan),
+            [Some(notice.clone()), Some(notice)],
+            t0,
+        );
+        let mut buf = Vec::new();
+        let mut sent = Vec::new();
+        for i in 0..6 {
+            while let Some((leg, to)) = r.poll_music(t0 + FRAME * i, &mut buf) {
+                sent.push((leg, to, RtpPacket::parse(&buf).unwrap().ssrc()));
+            }
+        }
+        // 100 ms of notice: five packets to each leg, each leg on its own SSRC; then nothing.
+        assert_eq!(sent.iter().filter(|s| s.0 == Leg::A).count(), 5, "{sent:?}");
+        assert_eq!(sent.iter().filter(|s| s.0 == Leg::B).count(), 5, "{sent:?}");
+        assert!(!r.music(Leg::A) && !r.music(Leg::B));
+        assert_eq!(
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            fwd("10.0.0.2:6000", Leg::B, Kind::Rtp)
+        );
+        assert!(r.take_recording().is_some());
+    }
+}

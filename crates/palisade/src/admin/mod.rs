@@ -17,6 +17,7 @@ mod output;
 pub mod policy;
 
 mod realm;
+pub mod recording;
 mod secret;
 pub mod security;
 pub mod time;
@@ -95,6 +96,8 @@ pub enum AdminCommand {
     Conference(conference::ConferenceArgs),
     /// Auto attendants ("press 1 for sales"): add, list, show, remove; did add|list|remove.
     Attendant(attendant::AttendantArgs),
+    /// Call recording: set EXT always|on-demand|off, show, announce on|off, retention DAYS; list, export, delete.
+    Recording(recording::RecordingArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -190,6 +193,7 @@ fn cli_audit(cmd: &AdminCommand) -> Option<(PathBuf, String)> {
         AdminCommand::Moh(a) => &a.common,
         AdminCommand::Conference(a) => &a.common,
         AdminCommand::Attendant(a) => &a.common,
+        AdminCommand::Recording(a) => &a.common,
         _ => return None,
     };
     let words = cli_words(std::env::args().skip(1));
@@ -248,6 +252,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Moh(args) => moh::run(args).await,
         AdminCommand::Conference(args) => conference::run(args).await,
         AdminCommand::Attendant(args) => attendant::run(args).await,
+        AdminCommand::Recording(args) => recording::run(args).await,
     }
 }
 

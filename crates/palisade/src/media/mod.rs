@@ -220,6 +220,21 @@ impl MediaSessionHandle {
         self.music_changed.notify_one();
     }
 
+    /// Records the call with `recorder` (announcing it with `notices` when it starts).
+    pub fn set_recording(
+        &self,
+        recorder: media::recorder::Recorder,
+        notices: [Option<media::moh::Music>; 2],
+    ) {
+        lock(&self.relay).set_recording(recorder, notices, Instant::now());
+        self.music_changed.notify_one();
+    }
+
+    /// The call's recording, taken out of the relay.
+    pub fn take_recording(&self) -> Option<media::recorder::Recorder> {
+        lock(&self.relay).take_recording()
+    }
+
     /// The leg's RTP port, for its SDP (RTCP is the port above).
     pub fn ports(&self, leg: Leg) -> u16 {
         match leg {

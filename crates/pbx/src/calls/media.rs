@@ -36,6 +36,22 @@ pub struct HoldMusic {
     pub payload_type: u8,
 }
 
+/// A call between two parties was answered: what the relay needs to record it if the parties' settings say so
+/// (the edge decides, from the extensions' recording settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    /// The caller's Call-ID (the call record's key).
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    /// Whether each party (A, B) is one of this PBX's extensions.
+    pub extensions: [bool; 2],
+    /// The G.711 payload type each leg agreed on (for an announcement), if any.
+    pub payload_type: [Option<u8>; 2],
+    /// The telephone-event payload type each leg agreed on (for the on-demand feature code).
+    pub dtmf_payload_type: [Option<u8>; 2],
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaError {
     #[error("no free media ports")]
@@ -61,6 +77,8 @@ pub trait MediaControl {
     /// Plays music on hold to `leg` (in place of what the other leg sends), or stops it with `None`. A relay
     /// without music (tests) ignores it.
     fn set_music(&mut self, _id: MediaId, _leg: Leg, _music: Option<HoldMusic>) {}
+    /// The call on session `id` was answered (recording may start). A relay without recording ignores it.
+    fn answered(&mut self, _id: MediaId, _call: Answered) {}
     /// Whether a relay opens ports when asked ([`super::CallOutput::AllocateMedia`]); without one every request
     /// for ports fails at once.
     fn has_relay(&self) -> bool {

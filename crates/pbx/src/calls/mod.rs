@@ -48,7 +48,7 @@ pub use forward::{
     ForwardReason, Forwarding, MAX_HOPS as MAX_FORWARD_HOPS, Resolved,
     validate_target as validate_forward_target,
 };
-pub use media::{HoldMusic, Leg, MediaControl, MediaError, MediaId, NoMedia};
+pub use media::{Answered, HoldMusic, Leg, MediaControl, MediaError, MediaId, NoMedia};
 pub use origin::{DialogLeg, SourceCheck, check_source};
 pub use sdp::AppCodec;
 

@@ -68,3 +68,22 @@ CREATE TABLE IF NOT EXISTS did_attendants (
     trunk     TEXT NOT NULL REFERENCES trunks (name) ON DELETE CASCADE,
     attendant TEXT NOT NULL REFERENCES attendants (name) ON DELETE CASCADE
 );
+
+-- Call recording per extension: 'always' or 'on_demand' (the feature code *1 during a call). No row: never.
+CREATE TABLE IF NOT EXISTS recording_settings (
+    number TEXT PRIMARY KEY NOT NULL REFERENCES extensions (number) ON DELETE CASCADE,
+    mode   TEXT NOT NULL CHECK (mode IN ('always', 'on_demand'))
+);
+
+-- Recordings: WAV files under DATA/recordings/ (both parties mixed), keyed to the call record by `call_id`.
+CREATE TABLE IF NOT EXISTS recordings (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id     TEXT NOT NULL,
+    caller      TEXT NOT NULL,
+    callee      TEXT NOT NULL,
+    -- Unix milliseconds.
+    started_at  INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL CHECK (duration_ms >= 0),
+    file        TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS recordings_by_time ON recordings (started_at);

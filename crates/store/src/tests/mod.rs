@@ -518,5 +518,6 @@ async fn write_behind_batches() {
 mod call_records;
 mod ip_lists;
 mod mailboxes;
+mod office_media;
 mod policy_and_rules;
 mod trunks_and_dids;
