@@ -48,7 +48,7 @@ impl Calls {
             }
             let mut ours_for_offerer = Vec::new();
             if let Some(theirs) = call.keys.pending_rx[idx(to)].take() {
-                let ours = theirs.answer();
+                let ours = answer_keeping(&theirs, key_in_use(call, to));
                 media.set_crypto(call.media, to, leg_crypto(&theirs, &ours));
                 ours_for_offerer.push(ours);
             }
@@ -277,7 +277,7 @@ impl Calls {
                 None
             };
             call.keys.pending_offer[idx(to)] = if call.keys.secure[idx(to)] {
-                offer_keys()
+                key_in_use(call, to).map_or_else(offer_keys, |k| vec![k])
             } else {
                 Vec::new()
             };
