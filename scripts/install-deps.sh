@@ -30,6 +30,8 @@ PKGS=(
   prometheus          # promtool: lint of the /metrics output (test_ops_metrics)
   systemd             # systemd-analyze verify/security of the packaged unit (test_ops_package)
   util-linux          # setpriv: run the packaged server as its system user (test_ops_package)
+  bc                  # the benchmarks' arithmetic (scripts/bench-smoke.sh)
+  jq                  # the benchmarks' JSON (scripts/bench-smoke.sh)
 )
 
 # Python packages of the web console tests: Playwright (drives the system chromium) and an OpenAPI validator.

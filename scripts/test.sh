@@ -4,7 +4,8 @@
 #   scripts/test.sh
 #
 # Steps: system packages (scripts/install-deps.sh), shellcheck of the project's scripts,
-# cargo fmt --check, cargo clippy -D warnings, cargo test, then the end-to-end suite
+# cargo fmt --check, cargo clippy -D warnings, cargo test, smoke runs of the benchmarks
+# (scripts/bench-smoke.sh: tiny counts, about 30 s), then the end-to-end suite
 # (tests/e2e/run.sh: the real binary driven by sipp, sipsak, openssl and baresip over loopback).
 # Works unattended (CI=true, no stdin). Last line: "e2e: N passed, M failed".
 # SKIP_DEPS=1 skips the package check (for machines where packages are managed by hand).
@@ -44,11 +45,12 @@ if [ "${SKIP_DEPS:-0}" != 1 ]; then
 fi
 if command -v shellcheck >/dev/null 2>&1; then
   step "shellcheck" shellcheck -x .ci/run scripts/*.sh tests/e2e/*.sh packaging/*.sh packaging/debian/postinst \
-    packaging/debian/prerm packaging/debian/postrm
+    packaging/debian/prerm packaging/debian/postrm benches/*/*.sh
 fi
 step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test" cargo test --workspace
+step "bench smoke" scripts/bench-smoke.sh
 # The e2e runner's summary ("e2e: N passed, M failed") is the last line of a successful run.
 step_name="e2e"
 echo "==> e2e (checks before it took $((SECONDS - started))s)"

@@ -8,6 +8,11 @@
 # and uses the helpers below. Environment: SHARED_DIR (default $REPO/../shared), PALISADE_BIN (a binary
 # to use instead of building target/release/palisade), PALISADE_REV (the commit shown for it), KEEP=1
 # (keep the scratch directory). (SC2034 is disabled: variables set here are used by the scripts.)
+#
+# Smoke mode (each script's -Z, which sets SMOKE=1): a few seconds of tiny counts through the same code, so CI
+# notices when a bench breaks (scripts/bench-smoke.sh runs them all): Palisade only, nothing installed, the
+# debug binary (built with `cargo build -p palisade` unless PALISADE_BIN is set), the results file in the
+# scratch directory, and exit status 1 unless every step completed (smoke_check).
 
 # shellcheck disable=SC2034 # set here, used by the scripts that source this file
 {
@@ -17,6 +22,7 @@ KAM_CFG=$SHARED_DIR/peers/kamailio/kamailio.cfg
 HOST=127.0.0.1 PORT=5070
 KEEP=${KEEP:-0}
 INSTALL=${INSTALL:-1}
+SMOKE=${SMOKE:-0}
 PKGS=(sip-tester kamailio bc jq iproute2 procps python3)
 SERVER_PID="" SERVER_NAME="" BG_PIDS=()
 CLK_TCK=$(getconf CLK_TCK)
@@ -56,9 +62,15 @@ build_palisade() {
       . "$HOME/.cargo/env"
     fi
     command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust: scripts/install-deps.sh)"
-    log "building palisade (release)"
-    (cd "$REPO" && cargo build --release -q -p palisade) || die "build failed"
-    PALISADE_BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/palisade
+    if [ "$SMOKE" = 1 ]; then
+      log "building palisade (debug, smoke mode)"
+      (cd "$REPO" && cargo build -q -p palisade) || die "build failed"
+      PALISADE_BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug/palisade
+    else
+      log "building palisade (release)"
+      (cd "$REPO" && cargo build --release -q -p palisade) || die "build failed"
+      PALISADE_BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/palisade
+    fi
   fi
   [ -x "$PALISADE_BIN" ] || die "no binary at $PALISADE_BIN"
   PAL_VERSION="$("$PALISADE_BIN" --version 2>/dev/null | awk '{print $2}') (${PALISADE_REV:-$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo ?)})"
@@ -98,19 +110,34 @@ bench_cleanup() {
   if [ "$KEEP" = 1 ]; then log "scratch kept: $WORK"; else rm -rf "$WORK"; fi
 }
 
+# Whether this run starts Kamailio (SERVERS lists it): only then are its package, modules and config needed.
+needs_kamailio() {
+  case " ${SERVERS:-} " in *" kamailio "*) return 0 ;; esac
+  return 1
+}
+
 bench_init() {
-  local c m ifs
+  local c m ifs cmds=(sipp bc jq ip ss ps timeout python3)
   [ "$(id -u)" = 0 ] || die "run as root (network namespace, packages)"
+  [ "$SMOKE" = 1 ] && INSTALL=0
+  if ! needs_kamailio; then
+    local keep=() p
+    for p in "${PKGS[@]}"; do [ "$p" = kamailio ] || keep+=("$p"); done
+    PKGS=("${keep[@]}")
+  fi
   install_packages
-  for c in sipp kamailio bc jq ip ss ps timeout python3; do
+  needs_kamailio && cmds+=(kamailio)
+  for c in "${cmds[@]}"; do
     command -v "$c" >/dev/null 2>&1 || die "missing command '$c'"
   done
-  KAM_MODDIR=$(dpkg -L kamailio 2>/dev/null || true)
-  KAM_MODDIR=$(dirname "$(grep -m1 '/modules/tm\.so$' <<<"$KAM_MODDIR" || echo /x/tm.so)")
-  for m in kex corex tm tmx sl rr pv maxfwd usrloc registrar textops siputils xlog sanity ctl auth pike htable nathelper; do
-    [ -f "$KAM_MODDIR/$m.so" ] || die "kamailio module $m.so missing (in $KAM_MODDIR)"
-  done
-  [ -f "$KAM_CFG" ] || die "Kamailio reference config not found: $KAM_CFG (set SHARED_DIR=/path/to/shared)"
+  if needs_kamailio; then
+    KAM_MODDIR=$(dpkg -L kamailio 2>/dev/null || true)
+    KAM_MODDIR=$(dirname "$(grep -m1 '/modules/tm\.so$' <<<"$KAM_MODDIR" || echo /x/tm.so)")
+    for m in kex corex tm tmx sl rr pv maxfwd usrloc registrar textops siputils xlog sanity ctl auth pike htable nathelper; do
+      [ -f "$KAM_MODDIR/$m.so" ] || die "kamailio module $m.so missing (in $KAM_MODDIR)"
+    done
+    [ -f "$KAM_CFG" ] || die "Kamailio reference config not found: $KAM_CFG (set SHARED_DIR=/path/to/shared)"
+  fi
   build_palisade
   WORK=$(mktemp -d "/tmp/palisade-$BENCH.XXXXXX")
   NS=pal$BENCH$$
@@ -160,6 +187,16 @@ machine_ticks() {
     awk '{s += $12 + $13 + $14 + $15} END {print s + 0}'
 }
 load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# Smoke mode's verdict: exits 1 (loudly, with WHAT) unless OK equals EXPECTED and FAILED is 0.
+smoke_check() { # WHAT OK EXPECTED FAILED
+  if [ "$2" = "$3" ] && [ "$4" = 0 ]; then
+    log "smoke ok: $1: $2 of $3"
+  else
+    log "SMOKE FAILED: $1: $2 of $3 completed, $4 failed (rerun with KEEP=1 and read the scratch directory)"
+    exit 1
+  fi
+}
 
 # ------------------------------------------------------------------ sipp statistics
 sipp_stat() { # FILE COLUMN: the column of the last line of a sipp -trace_stat file

@@ -36,6 +36,8 @@
 #   -r RATES   ramp rates for the highest rate without failure   -R REPS    repetitions per fixed rate (default 2)
 #   -S LIST    servers (default "palisade kamailio")             -o FILE    results file
 #   -L RATE    rate of the long step (default 500)                -l LONG_S  its length (default 40; 0: skip)
+#   -Z         smoke mode (CI): Palisade only, 20 calls at 20/s through the same code, debug binary, a few
+#              seconds; exits 1 unless every call succeeded (benches/calls/lib.sh)
 # Needs root. Environment: SHARED_DIR, PALISADE_BIN, PALISADE_REV, KEEP=1, INSTALL=0 (see lib.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -44,10 +46,12 @@ BENCH=calls
 . "$HERE/lib.sh"
 
 FIXED="100 200 500 1000" RAMP="2000 3000 4000" STEP_S=5 REPS=2 SERVERS="palisade kamailio" OUT="" LONG_RATE=500 LONG_S=40
-while getopts "f:r:s:R:S:o:L:l:h" o; do
+NCALLEES=500
+while getopts "f:r:s:R:S:o:L:l:Zh" o; do
   case $o in
     f) FIXED=$OPTARG ;; r) RAMP=$OPTARG ;; s) STEP_S=$OPTARG ;; R) REPS=$OPTARG ;;
     S) SERVERS=$OPTARG ;; o) OUT=$OPTARG ;; L) LONG_RATE=$OPTARG ;; l) LONG_S=$OPTARG ;;
+    Z) SMOKE=1 FIXED=20 RAMP="" STEP_S=1 REPS=1 SERVERS=palisade LONG_S=0 NCALLEES=20 ;;
     *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
   esac
 done
@@ -65,26 +69,25 @@ for s in $SERVERS; do case $s in palisade | kamailio) ;; *) die "unknown server 
 REG_SCENARIO=$HERE/../register/reg_auth.xml
 [ -f "$REG_SCENARIO" ] || die "missing $REG_SCENARIO"
 UAS_PORT=5090 UAC_PORT=5088
-NCALLEES=500
 bench_init
 
 # ------------------------------------------------------------------ users
 PAL_DATA=$WORK/palisade-data
 declare -A CALLEES CALLS
-log "provisioning Palisade extensions 1000..1999"
-pal_provision "$PAL_DATA" 1000 1499 >"$WORK/pal-callers.txt"
-pal_provision "$PAL_DATA" 1500 1999 >"$WORK/pal-callees.txt"
+log "provisioning Palisade extensions 1000..$((1000 + NCALLEES - 1)) (callers), 1500..$((1500 + NCALLEES - 1)) (callees)"
+pal_provision "$PAL_DATA" 1000 $((1000 + NCALLEES - 1)) >"$WORK/pal-callers.txt"
+pal_provision "$PAL_DATA" 1500 $((1500 + NCALLEES - 1)) >"$WORK/pal-callees.txt"
 "$PALISADE_BIN" security set flood_red_pps 2000000 --data "$PAL_DATA" >/dev/null
 "$PALISADE_BIN" security set flood_amber_pps 1000000 --data "$PAL_DATA" >/dev/null
 "$PALISADE_BIN" security show --data "$PAL_DATA" >"$WORK/palisade-security.txt" 2>&1 || true
 # callees: to_user;auth_user;password;source_ip (reg_auth.xml); calls: number;auth_id;password;callee
 { echo SEQUENTIAL; awk -F';' '{print $0 ";127.0.0.1"}' "$WORK/pal-callees.txt"; } >"$WORK/pal-callees.csv"
 { echo SEQUENTIAL; paste -d';' "$WORK/pal-callers.txt" <(cut -d';' -f1 "$WORK/pal-callees.txt"); } >"$WORK/pal-calls.csv"
-{ echo SEQUENTIAL; for ((i = 1500; i < 2000; i++)); do echo "u$i;u$i;pwu$i;127.0.0.1"; done; } >"$WORK/kam-callees.csv"
-{ echo SEQUENTIAL; for ((i = 0; i < 500; i++)); do echo "u$((1000 + i));u$((1000 + i));pwu$((1000 + i));u$((1500 + i))"; done; } >"$WORK/kam-calls.csv"
+{ echo SEQUENTIAL; for ((i = 1500; i < 1500 + NCALLEES; i++)); do echo "u$i;u$i;pwu$i;127.0.0.1"; done; } >"$WORK/kam-callees.csv"
+{ echo SEQUENTIAL; for ((i = 0; i < NCALLEES; i++)); do echo "u$((1000 + i));u$((1000 + i));pwu$((1000 + i));u$((1500 + i))"; done; } >"$WORK/kam-calls.csv"
 CALLEES[palisade]=$WORK/pal-callees.csv CALLS[palisade]=$WORK/pal-calls.csv
 CALLEES[kamailio]=$WORK/kam-callees.csv CALLS[kamailio]=$WORK/kam-calls.csv
-[ "$(wc -l <"$WORK/pal-calls.csv")" = 501 ] || die "provisioning gave $(wc -l <"$WORK/pal-calls.csv") call lines"
+[ "$(wc -l <"$WORK/pal-calls.csv")" = $((NCALLEES + 1)) ] || die "provisioning gave $(wc -l <"$WORK/pal-calls.csv") call lines"
 
 start_server() { # SERVER: fresh start, then the callees registered from the UAS port
   local srv=$1 st
@@ -169,8 +172,12 @@ run_step() { # KIND SERVER RATE [SECONDS]
 }
 
 # ------------------------------------------------------------------ run
-mkdir -p "$HERE/results"
-OUT=${OUT:-$HERE/results/calls-$(date +%Y%m%d-%H%M%S).txt}
+if [ "$SMOKE" = 1 ]; then
+  OUT=${OUT:-$WORK/calls-smoke.txt}
+else
+  mkdir -p "$HERE/results"
+  OUT=${OUT:-$HERE/results/calls-$(date +%Y%m%d-%H%M%S).txt}
+fi
 LOAD_START=$(load_avg) LOAD_MID=""
 T_START=$(date +%s)
 declare -A C_OK C_FAIL C_RETR C_SRV C_SETUP MAXR LONGR
@@ -217,7 +224,7 @@ us_per() { if [ "$2" -gt 0 ]; then printf '%.0f' "$(echo "$1 / $2 * 1000000" | b
 {
   echo "# Authenticated calls (INVITE/407/ACK/INVITE/200/ACK/BYE/200): Palisade vs Kamailio — $(date -Is)"
   echo "# machine: $(machine_line); run took $((T_END - T_START)) s"
-  echo "# sipp $(sipp -v 2>&1 | awk '/SIPp v/{print $2}' | sed 's/[.]$//'), UDP, one UAC (127.0.0.1:$UAC_PORT), one UAS (127.0.0.1:$UAS_PORT), 500 caller/callee pairs, hold 0, SDP without media"
+  echo "# sipp $(sipp -v 2>&1 | awk '/SIPp v/{print $2}' | sed 's/[.]$//'), UDP, one UAC (127.0.0.1:$UAC_PORT), one UAS (127.0.0.1:$UAS_PORT), $NCALLEES caller/callee pairs, hold 0, SDP without media"
   echo "# palisade $PAL_VERSION, flood_amber_pps=1000000 flood_red_pps=2000000 (raised for this run), --rtp-ports 20000-39999"
   echo "# kamailio ${KAM_VERSION:-?}, reference config, 2 workers, pike density 65535/2 s"
   echo "# load average: start $LOAD_START, after the fixed rates $LOAD_MID, end $(load_avg)"
@@ -254,3 +261,6 @@ us_per() { if [ "$2" -gt 0 ]; then printf '%.0f' "$(echo "$1 / $2 * 1000000" | b
   cat "$RAW"
 } | tee "$OUT"
 log "written $OUT"
+if [ "$SMOKE" = 1 ]; then
+  smoke_check "calls at ${FIXED_RATES[0]}/s" "${C_OK[palisade,${FIXED_RATES[0]}]}" $((FIXED_RATES[0] * STEP_S)) "${C_FAIL[palisade,${FIXED_RATES[0]}]}"
+fi

@@ -26,6 +26,8 @@
 #
 # usage: benches/guard/run.sh [-r RATE] [-c COUNT] [-l LEGIT_RATE] [-s LEGIT_S] [-R REPS] [-S servers] [-o FILE]
 #   defaults: -r 50000 packets/s, -c 400000 packets (8 s), -l 200 registrations/s, -s 8, -R 2
+#   -Z  smoke mode (CI): Palisade only, 2,000 packets/s, 20 registrations/s for 2 s, one repetition, through the
+#       same code with the debug binary; exits 1 unless every legitimate registration succeeded
 # Needs root. Environment: SHARED_DIR, PALISADE_BIN, PALISADE_REV, KEEP=1, INSTALL=0 (benches/calls/lib.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -34,10 +36,12 @@ BENCH=guard
 . "$HERE/../calls/lib.sh"
 
 RATE=50000 COUNT=400000 LEGIT_RATE=200 LEGIT_S=8 REPS=2 SERVERS="palisade kamailio" OUT=""
-while getopts "r:c:l:s:R:S:o:h" o; do
+USERS_LAST=1999
+while getopts "r:c:l:s:R:S:o:Zh" o; do
   case $o in
     r) RATE=$OPTARG ;; c) COUNT=$OPTARG ;; l) LEGIT_RATE=$OPTARG ;; s) LEGIT_S=$OPTARG ;; R) REPS=$OPTARG ;;
     S) SERVERS=$OPTARG ;; o) OUT=$OPTARG ;;
+    Z) SMOKE=1 RATE=2000 COUNT=2000 LEGIT_RATE=20 LEGIT_S=2 REPS=1 SERVERS=palisade USERS_LAST=1039 ;;
     *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
   esac
 done
@@ -56,8 +60,8 @@ bench_init
 PAL_DATA=$WORK/palisade-data
 declare -A USERS
 src_ip() { awk -v n="$NADDR" '{ printf "%s;127.0.1.%d\n", $0, 1 + (NR - 1) % n }'; }
-pal_provision "$PAL_DATA" 1000 1999 | src_ip >"$WORK/pal-users.csv"
-for ((i = 1000; i < 2000; i++)); do echo "u$i;u$i;pwu$i"; done | src_ip >"$WORK/kam-users.csv"
+pal_provision "$PAL_DATA" 1000 "$USERS_LAST" | src_ip >"$WORK/pal-users.csv"
+for ((i = 1000; i <= USERS_LAST; i++)); do echo "u$i;u$i;pwu$i"; done | src_ip >"$WORK/kam-users.csv"
 USERS[palisade]=$WORK/pal-users.csv USERS[kamailio]=$WORK/kam-users.csv
 "$PALISADE_BIN" blacklist add "$BANNED" --note "benches/guard: banned flood source" --data "$PAL_DATA" >/dev/null
 "$PALISADE_BIN" security show --data "$PAL_DATA" >"$WORK/palisade-security.txt" 2>&1 || true
@@ -101,8 +105,13 @@ legit() { # TAG: one bounded registration step; sets L_LINE
 
 RAW=$WORK/steps.txt
 : >"$RAW"
-mkdir -p "$HERE/results"
-OUT=${OUT:-$HERE/results/guard-$(date +%Y%m%d-%H%M%S).txt}
+if [ "$SMOKE" = 1 ]; then
+  OUT=${OUT:-$WORK/guard-smoke.txt}
+else
+  mkdir -p "$HERE/results"
+  OUT=${OUT:-$HERE/results/guard-$(date +%Y%m%d-%H%M%S).txt}
+fi
+SMOKE_OK=0 SMOKE_WANT=0
 LOAD_START=$(load_avg)
 T_START=$(date +%s)
 declare -A DROP_US DROP_PKTS BASE FLOODED
@@ -137,6 +146,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     echo "$line" >>"$RAW"
     log "  $line"
     BASE[$srv]="${BASE[$srv]:-}${BASE[$srv]:+ ; }$L_OK/$L_COUNT ($L_PCT %), $L_RT"
+    SMOKE_OK=$((SMOKE_OK + L_OK)) SMOKE_WANT=$((SMOKE_WANT + L_COUNT))
 
     # (c) the same during a flood from a source that is not banned yet
     read -r in0 rb0 < <(udp_snmp)
@@ -163,6 +173,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     echo "$line" >>"$RAW"
     log "  $line"
     FLOODED[$srv]="${FLOODED[$srv]:-}${FLOODED[$srv]:+ ; }$L_OK/$L_COUNT ($L_PCT %), $L_RT, flood source $ban"
+    SMOKE_OK=$((SMOKE_OK + L_OK)) SMOKE_WANT=$((SMOKE_WANT + L_COUNT))
   done
 done
 stop_server
@@ -189,3 +200,5 @@ T_END=$(date +%s)
   cat "$RAW"
 } | tee "$OUT"
 log "written $OUT"
+[ "$SMOKE" = 1 ] && smoke_check "guard: legitimate registrations, with and without a flood" "$SMOKE_OK" "$SMOKE_WANT" 0
+exit 0

@@ -47,6 +47,9 @@
 #   -o FILE     results file (default benches/register/results/register-<date>.txt)
 #   -I          do not install packages (fail if something is missing)
 #   -k          keep the scratch directory (logs, sipp statistics and errors)
+#   -Z          smoke mode (CI): Palisade only, 20 users, one 1 s step at 200/s through the same code, the
+#               debug binary (built unless PALISADE_BIN is set), nothing installed, results in the scratch
+#               directory; exits 1 unless every registration succeeded
 # Needs root (network namespace, packages). Environment: SHARED_DIR (default
 # $REPO/../shared), PALISADE_BIN (a binary to use instead of building
 # target/release/palisade), PALISADE_REV (the commit shown for it; default HEAD).
@@ -61,12 +64,14 @@ HOST=127.0.0.1 PORT=5070 SIPP_PORT=5089
 USER_FIRST=1000 USER_LAST=1999
 
 STEP_S=8 NGEN=2 NADDR=250 CAP=3500 REPS=2 LONG_S=40 IDLE_S=5 FIXED="1000 2000 5000 10000" RAMP="15000 20000 25000 30000 40000"
-SERVERS="palisade kamailio" OUT="" INSTALL=1 KEEP=0
-while getopts "s:n:a:c:R:l:f:r:S:o:Ikh" o; do
+SERVERS="palisade kamailio" OUT="" INSTALL=1 KEEP=0 SMOKE=0
+while getopts "s:n:a:c:R:l:f:r:S:o:IkZh" o; do
   case $o in
     s) STEP_S=$OPTARG ;; n) NGEN=$OPTARG ;; a) NADDR=$OPTARG ;;
     c) CAP=$OPTARG ;; R) REPS=$OPTARG ;; l) LONG_S=$OPTARG ;; f) FIXED=$OPTARG ;; r) RAMP=$OPTARG ;;
     S) SERVERS=$OPTARG ;; o) OUT=$OPTARG ;; I) INSTALL=0 ;; k) KEEP=1 ;;
+    Z) SMOKE=1 SERVERS=palisade INSTALL=0 FIXED=200 RAMP="" STEP_S=1 CAP=0 REPS=1 LONG_S=0 NADDR=5 IDLE_S=1
+      USER_LAST=$((USER_FIRST + 19)) ;;
     *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
   esac
 done
@@ -97,7 +102,9 @@ case " $SERVERS " in
 esac
 
 # ------------------------------------------------------------------ packages
-PKGS=(sip-tester kamailio bc jq iproute2 procps)
+needs_kamailio() { case " $SERVERS " in *" kamailio "*) return 0 ;; esac; return 1; }
+PKGS=(sip-tester bc jq iproute2 procps)
+needs_kamailio && PKGS+=(kamailio)
 install_packages() {
   local missing=() p tmp_policy=0
   for p in "${PKGS[@]}"; do
@@ -123,13 +130,16 @@ install_packages() {
   fi
 }
 install_packages
-for c in sipp kamailio bc jq ip ss ps timeout; do
+for c in sipp bc jq ip ss ps timeout; do
   command -v "$c" >/dev/null 2>&1 || die "missing command '$c'"
 done
-KAM_MODDIR=$(dirname "$(dpkg -L kamailio 2>/dev/null | grep -m1 '/modules/tm\.so$' || echo /x/tm.so)")
-for m in kex corex tm tmx sl rr pv maxfwd usrloc registrar textops siputils xlog sanity ctl auth pike htable nathelper; do
-  [ -f "$KAM_MODDIR/$m.so" ] || die "kamailio module $m.so missing (in $KAM_MODDIR)"
-done
+if needs_kamailio; then
+  command -v kamailio >/dev/null 2>&1 || die "missing command 'kamailio'"
+  KAM_MODDIR=$(dirname "$(dpkg -L kamailio 2>/dev/null | grep -m1 '/modules/tm\.so$' || echo /x/tm.so)")
+  for m in kex corex tm tmx sl rr pv maxfwd usrloc registrar textops siputils xlog sanity ctl auth pike htable nathelper; do
+    [ -f "$KAM_MODDIR/$m.so" ] || die "kamailio module $m.so missing (in $KAM_MODDIR)"
+  done
+fi
 
 # ------------------------------------------------------------------ build
 if [ -z "${PALISADE_BIN:-}" ]; then
@@ -138,9 +148,15 @@ if [ -z "${PALISADE_BIN:-}" ]; then
     . "$HOME/.cargo/env"
   fi
   command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust: scripts/install-deps.sh)"
-  log "building palisade (release)"
-  (cd "$REPO" && cargo build --release -p palisade) || die "build failed"
-  PALISADE_BIN=$REPO/target/release/palisade
+  if [ "$SMOKE" = 1 ]; then
+    log "building palisade (debug, smoke mode)"
+    (cd "$REPO" && cargo build -q -p palisade) || die "build failed"
+    PALISADE_BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug/palisade
+  else
+    log "building palisade (release)"
+    (cd "$REPO" && cargo build --release -p palisade) || die "build failed"
+    PALISADE_BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/palisade
+  fi
 fi
 [ -x "$PALISADE_BIN" ] || die "no binary at $PALISADE_BIN"
 
@@ -397,8 +413,12 @@ round2() { # round down to 2 significant digits (bisection steps)
 }
 
 # ------------------------------------------------------------------ run
-mkdir -p "$HERE/results"
-OUT=${OUT:-$HERE/results/register-$(date +%Y%m%d-%H%M%S).txt}
+if [ "$SMOKE" = 1 ]; then
+  OUT=${OUT:-$WORK/register-smoke.txt}
+else
+  mkdir -p "$HERE/results"
+  OUT=${OUT:-$HERE/results/register-$(date +%Y%m%d-%H%M%S).txt}
+fi
 RAW=$WORK/steps.txt
 : >"$RAW"
 case " $SERVERS " in *" palisade "*) provision_palisade ;; esac
@@ -488,7 +508,7 @@ us_per() { # CPU_SECONDS OK
 {
   echo "# Authenticated REGISTER: Palisade vs Kamailio — $(date -Is)"
   echo "# machine: $(nproc) CPUs, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), kernel $(uname -r); run took $((T_END - T_START)) s"
-  echo "# sipp $(sipp -v 2>&1 | awk '/SIPp v/{print $2}' | sed 's/[.]$//'), $NGEN generator(s), UDP, 1000 users ($USER_FIRST..$USER_LAST) on $NADDR source addresses, MD5 qop=auth"
+  echo "# sipp $(sipp -v 2>&1 | awk '/SIPp v/{print $2}' | sed 's/[.]$//'), $NGEN generator(s), UDP, $((USER_LAST - USER_FIRST + 1)) users ($USER_FIRST..$USER_LAST) on $NADDR source addresses, MD5 qop=auth"
   for srv in $SERVERS; do echo "# $srv ${VERSION[$srv]:-?}"; done
   echo "# load average: start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "# command: benches/register/run.sh $*"
@@ -526,3 +546,12 @@ us_per() { # CPU_SECONDS OK
   grep -v '^warmup ' "$RAW"
 } | tee "$OUT"
 log "written $OUT"
+if [ "$SMOKE" = 1 ]; then
+  r=${FIXED_RATES[0]}
+  if [ "${CPU_OK[palisade,$r]}" = $((r * STEP_S)) ] && [ "${CPU_FAIL[palisade,$r]}" = 0 ]; then
+    log "smoke ok: registrations at $r/s: ${CPU_OK[palisade,$r]} of $((r * STEP_S))"
+  else
+    log "SMOKE FAILED: registrations at $r/s: ${CPU_OK[palisade,$r]} of $((r * STEP_S)), ${CPU_FAIL[palisade,$r]} failed (rerun with -k)"
+    exit 1
+  fi
+fi

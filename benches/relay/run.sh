@@ -18,7 +18,9 @@
 #      pays for the delivery into the receiver's socket;
 #   4. ends every call with BYE, prints a table, writes results/relay-<date>.txt (+ .jsonl).
 #
-# usage: benches/relay/run.sh [-n "50,100,200"] [-d DURATION_S] [-R REPEAT] [-o FILE]
+# usage: benches/relay/run.sh [-n "50,100,200"] [-d DURATION_S] [-R REPEAT] [-o FILE] [-Z]
+#   -Z  smoke mode (CI): 2 calls streaming for 1 s through the same code, debug binary, a few seconds; exits 1
+#       unless the streams came through and every call ended (benches/calls/lib.sh)
 # Needs root. Environment: SHARED_DIR, PALISADE_BIN, PALISADE_REV, KEEP=1, INSTALL=0 (benches/calls/lib.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,10 +28,11 @@ BENCH=relay
 # shellcheck source=benches/calls/lib.sh
 . "$HERE/../calls/lib.sh"
 
-STEPS="50,100,200" DURATION=10 REPEAT=2 OUT=""
-while getopts "n:d:R:o:h" o; do
+STEPS="50,100,200" DURATION=10 REPEAT=2 OUT="" CALLERS_LAST=1999
+while getopts "n:d:R:o:Zh" o; do
   case $o in
     n) STEPS=$OPTARG ;; d) DURATION=$OPTARG ;; R) REPEAT=$OPTARG ;; o) OUT=$OPTARG ;;
+    Z) SMOKE=1 STEPS=2 DURATION=1 REPEAT=1 CALLERS_LAST=1003 ;;
     *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
   esac
 done
@@ -41,11 +44,15 @@ bench_init
 
 PAL_DATA=$WORK/palisade-data
 pal_provision "$PAL_DATA" 100 100 >"$WORK/callee.txt"
-pal_provision "$PAL_DATA" 1000 1999 >"$WORK/callers.txt"
+pal_provision "$PAL_DATA" 1000 "$CALLERS_LAST" >"$WORK/callers.txt"
 "$PALISADE_BIN" security show --data "$PAL_DATA" >"$WORK/palisade-security.txt" 2>&1 || true
 start_palisade "$PAL_DATA" --rtp-ports 40000-44999
-mkdir -p "$HERE/results"
-OUT=${OUT:-$HERE/results/relay-$(date +%Y%m%d-%H%M%S).txt}
+if [ "$SMOKE" = 1 ]; then
+  OUT=${OUT:-$WORK/relay-smoke.txt}
+else
+  mkdir -p "$HERE/results"
+  OUT=${OUT:-$HERE/results/relay-$(date +%Y%m%d-%H%M%S).txt}
+fi
 LOAD_START=$(load_avg)
 T_START=$(date +%s)
 rc=0
@@ -75,3 +82,9 @@ T_END=$(date +%s)
 } | tee "$OUT"
 cp "$WORK/steps.jsonl" "${OUT%.txt}.jsonl"
 log "written $OUT"
+if [ "$SMOKE" = 1 ]; then
+  # every step delivered at least 90 % of its packets, and no call was left behind
+  steps=$(jq -s 'length' "$WORK/steps.jsonl")
+  delivered=$(jq -s '[.[] | select(.received_pct >= 90)] | length' "$WORK/steps.jsonl")
+  smoke_check "relay steps delivering >= 90 % of their packets" "$delivered" "$steps" "$left"
+fi

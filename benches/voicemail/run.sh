@@ -16,7 +16,10 @@
 #      first call to 2 s after the last, divided by C x HOLD: CPU per second of call; peak RSS (VmHWM);
 #   4. prints a table and writes it to results/voicemail-<date>.txt.
 #
-# usage: benches/voicemail/run.sh [-c "10 50 100"] [-t HOLD_S] [-o FILE]     (root; see benches/calls/lib.sh)
+# usage: benches/voicemail/run.sh [-c "10 50 100"] [-t HOLD_S] [-o FILE] [-Z]     (root; see benches/calls/lib.sh)
+#   -Z  smoke mode (CI): 2 callers through the same code (voicemail: 10 s, long enough for the default greeting,
+#       the beep and a 2 s message; relay: 2 s), debug binary, nothing installed; exits 1 unless every call
+#       succeeded and every voicemail call left a message
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BENCH=vm
@@ -26,13 +29,17 @@ BENCH=vm
 PKGS=(sip-tester iproute2 procps python3 sox)
 
 CONCS="10 50 100" HOLD=12 OUT=""
-while getopts "c:t:o:h" o; do
+while getopts "c:t:o:Zh" o; do
   case $o in
     c) CONCS=$OPTARG ;; t) HOLD=$OPTARG ;; o) OUT=$OPTARG ;;
+    Z) SMOKE=1 INSTALL=0 CONCS=2 HOLD=10 RELAY_HOLD=2 ;;
     *) sed -n '2,20p' "$0"; exit 2 ;;
   esac
 done
 E2E=$REPO/tests/e2e
+RELAY_HOLD=${RELAY_HOLD:-$HOLD}
+# seconds each call of MODE holds
+hold_of() { if [ "$1" = relay ]; then echo "$RELAY_HOLD"; else echo "$HOLD"; fi; }
 
 # bench_init without the Kamailio checks: root, packages, build, scratch, netns.
 [ "$(id -u)" = 0 ] || die "run as root (network namespace, packages)"
@@ -53,7 +60,8 @@ peak_rss_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0;
 
 # run MODE C: one measurement; prints "cpu_s calls_ok messages rss_kb"
 run() {
-  local mode=$1 c=$2 data=$WORK/$1-$2 last=$((3000 + $2 - 1)) t0 t1 ok msgs=0 n uas_pid="" i
+  local mode=$1 c=$2 data=$WORK/$1-$2 last=$((3000 + $2 - 1)) t0 t1 ok msgs=0 n uas_pid="" i hold
+  hold=$(hold_of "$mode")
   mkdir -p "$data"
   pal_provision "$data" 1000 $((1000 + c - 1)) >"$data/callers.csv"
   pal_provision "$data" 3000 "$last" >"$data/callees.csv"
@@ -68,16 +76,16 @@ run() {
     { echo SEQUENTIAL; cat "$data/callees.csv"; } >"$data/reg.csv"
     nsx timeout 60 sipp -sf "$E2E/scenarios/reg_auth.xml" -inf "$data/reg.csv" -i "$HOST" -p 5090 \
       -m "$c" -r 200 -nostdin -timeout 50 "$HOST:$PORT" >"$data/reg.out" 2>&1 || die "registration failed"
-    bg_start "$data/uas.out" timeout $((HOLD + 60)) sipp -sf "$E2E/scenarios/call_uas_rtp.xml" -i "$HOST" -p 5090 \
-      -mi "$HOST" -mp 40000 -rtp_echo -m "$c" -nostdin -timeout $((HOLD + 50)) -trace_err -error_file "$data/uas.err"
+    bg_start "$data/uas.out" timeout $((hold + 60)) sipp -sf "$E2E/scenarios/call_uas_rtp.xml" -i "$HOST" -p 5090 \
+      -mi "$HOST" -mp 40000 -rtp_echo -m "$c" -nostdin -timeout $((hold + 50)) -trace_err -error_file "$data/uas.err"
     uas_pid=$BG_PID # set by bg_start
     BG_PIDS+=("$uas_pid")
     sleep 0.5
   fi
   t0=$(cpu_ns_tree "$SERVER_PID")
-  (cd "$WORK" && nsx timeout $((HOLD + 60)) sipp -sf "$E2E/scenarios/call_uac_rtp.xml" -inf "$data/calls.csv" \
-    -i "$HOST" -p 5080 -mi "$HOST" -mp 42000 -m "$c" -r "$c" -l "$c" -d $((HOLD * 1000)) -nostdin \
-    -timeout $((HOLD + 50)) -trace_stat -stf "$data/uac.csv" -fd 1 "$HOST:$PORT" >"$data/uac.out" 2>&1) || true
+  (cd "$WORK" && nsx timeout $((hold + 60)) sipp -sf "$E2E/scenarios/call_uac_rtp.xml" -inf "$data/calls.csv" \
+    -i "$HOST" -p 5080 -mi "$HOST" -mp 42000 -m "$c" -r "$c" -l "$c" -d $((hold * 1000)) -nostdin \
+    -timeout $((hold + 50)) -trace_stat -stf "$data/uac.csv" -fd 1 "$HOST:$PORT" >"$data/uac.out" 2>&1) || true
   sleep 2
   t1=$(cpu_ns_tree "$SERVER_PID")
   ok=$(sipp_stat "$data/uac.csv" "SuccessfulCall(C)")
@@ -94,10 +102,15 @@ run() {
 }
 
 ts=$(date -u +%Y-%m-%dT%H%M)
-OUT=${OUT:-$HERE/results/voicemail-$ts.txt}
+if [ "$SMOKE" = 1 ]; then
+  OUT=${OUT:-$WORK/voicemail-smoke.txt}
+else
+  OUT=${OUT:-$HERE/results/voicemail-$ts.txt}
+fi
+SMOKE_OK=0 SMOKE_WANT=0
 mkdir -p "$(dirname "$OUT")"
 {
-  echo "# benches/voicemail/run.sh -c \"$CONCS\" -t $HOLD   ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
+  echo "# benches/voicemail/run.sh -c \"$CONCS\" -t $HOLD (relay calls: $RELAY_HOLD s)   ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
   echo "# palisade $PAL_VERSION; $(machine_line); load before: $(load_avg)"
   printf '%-6s %-10s %8s %8s %9s %14s %10s\n' conc mode calls_ok messages cpu_ms "cpu_ms/call_s" peak_rss_MB
 } | tee "$OUT"
@@ -105,7 +118,10 @@ for c in $CONCS; do
   declare -A per=()
   for mode in voicemail relay; do
     read -r cpu ok msgs rss < <(run "$mode" "$c")
-    per[$mode]=$(echo "scale=3; $cpu / ($c * $HOLD)" | bc)
+    # smoke: every call succeeded, and every voicemail call left a message
+    SMOKE_OK=$((SMOKE_OK + ok)) SMOKE_WANT=$((SMOKE_WANT + c))
+    if [ "$mode" = voicemail ]; then SMOKE_OK=$((SMOKE_OK + msgs)) SMOKE_WANT=$((SMOKE_WANT + c)); fi
+    per[$mode]=$(echo "scale=3; $cpu / ($c * $(hold_of "$mode"))" | bc)
     printf '%-6s %-10s %8s %8s %9s %14s %10s\n' "$c" "$mode" "$ok" "$msgs" "$cpu" "${per[$mode]}" \
       "$(echo "scale=1; $rss / 1024" | bc)" | tee -a "$OUT"
   done
@@ -114,3 +130,5 @@ for c in $CONCS; do
   unset per
 done
 log "results in $OUT"
+[ "$SMOKE" = 1 ] && smoke_check "voicemail: calls and messages" "$SMOKE_OK" "$SMOKE_WANT" 0
+exit 0

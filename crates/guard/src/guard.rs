@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use ipnet::IpNet;
 
 use crate::config::GuardConfig;
-use crate::lists::{Action, IpLists, Origin, Rule, canonical};
+use crate::lists::{Action, BanReason, IpLists, Origin, Rule, canonical};
 
 /// An IPv4-mapped IPv6 prefix as its IPv4 prefix, so that it matches the canonical addresses lookups use.
 fn canonical_net(net: IpNet) -> IpNet {
@@ -219,7 +219,7 @@ impl Guard {
             self.dropped += 1;
             self.ban(
                 key,
-                "flood",
+                BanReason::Flood,
                 now_ms,
                 format!("more than {red} packets in one second"),
             );
@@ -276,7 +276,7 @@ impl Guard {
         if state.unanswered_challenges >= limit {
             self.ban(
                 key,
-                "unanswered_challenges",
+                BanReason::UnansweredChallenges,
                 now_ms,
                 format!("{limit} challenges left unanswered"),
             );
@@ -309,7 +309,7 @@ impl Guard {
         if state.auth_failures >= limit {
             self.ban(
                 key,
-                "auth_failures",
+                BanReason::AuthFailures,
                 now_ms,
                 format!("{limit} failed authentications"),
             );
@@ -405,7 +405,7 @@ impl Guard {
         self.queues.iter().map(VecDeque::len).sum()
     }
 
-    fn ban(&mut self, key: SourceKey, reason: &str, now_ms: u64, detail: String) {
+    fn ban(&mut self, key: SourceKey, reason: BanReason, now_ms: u64, detail: String) {
         // Already banned (e.g. several packets of one flood): nothing new to record.
         if self
             .lists
@@ -424,9 +424,7 @@ impl Guard {
             action: Action::Block,
             expires_at: Some(now_ms.saturating_add(self.config.ban_seconds.saturating_mul(1000))),
             note: Some(detail),
-            origin: Origin::Auto {
-                reason: reason.to_string(),
-            },
+            origin: Origin::auto(reason),
             created_at: now_ms,
         };
         self.lists.insert(rule.clone());

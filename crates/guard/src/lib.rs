@@ -9,4 +9,4 @@ pub mod lists;
 
 pub use config::{ConfigError, GuardConfig};
 pub use guard::{Guard, GuardEvent, Verdict};
-pub use lists::{Action, IpLists, Origin, Rule, parse_net};
+pub use lists::{Action, BanReason, IpLists, Origin, Rule, parse_net};

@@ -30,8 +30,37 @@ impl Action {
 pub enum Origin {
     /// An administrator; `note` is their description.
     Manual,
-    /// The guard; the reason code says why (e.g. `auth_failures`, `flood`, `unanswered_challenges`).
+    /// The guard; the reason code says why ([`BanReason::as_str`] for the guard's own; kept as text because a
+    /// rule loaded from the store carries whatever was written then).
     Auto { reason: String },
+}
+
+/// Why an address was blocked (or throttled) automatically. Stored and shown as [`Self::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BanReason {
+    /// More packets per second than the red tier (ban) or the amber tier (throttle).
+    Flood,
+    UnansweredChallenges,
+    AuthFailures,
+}
+
+impl BanReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BanReason::Flood => "flood",
+            BanReason::UnansweredChallenges => "unanswered_challenges",
+            BanReason::AuthFailures => "auth_failures",
+        }
+    }
+}
+
+impl Origin {
+    /// An automatic rule for `reason`.
+    pub fn auto(reason: BanReason) -> Origin {
+        Origin::Auto {
+            reason: reason.as_str().to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! Leg A faces the caller, leg B the callee. Each leg knows, per stream (RTP and RTCP), a [`Remote`]: the one IP
 //! its media may come from, the address its SDP signalled, and whether that address may be sent to before the
 //! phone's first packet ([`crate::nat`] decides, from the SDP and the signalling source).
-//! **Anti-bleed** (Asterisk CVE-2017-14099, design/security.md): a leg accepts media only from its expected IP.
+//! **Anti-bleed** (Asterisk CVE-2017-14099, docs/security.md "Calls and media"): a leg accepts media only from its expected IP.
 //! NAT: the *first* valid packet from that IP after (re)signalling may come from any port, and then that port
 //! is latched — once. Later packets from other ports of that IP, and any packet from any other IP, are dropped
 //! and counted; a new SDP ([`Relay::set_remote`]) is the only way to move a leg. Forwarded packets go to the

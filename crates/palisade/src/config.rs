@@ -40,20 +40,9 @@ impl ListenSpec {
     }
 }
 
-/// Lower-case transport name as used in listen specs and logs.
-pub fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-        Transport::Tls => "tls",
-        Transport::Ws => "ws",
-        Transport::Wss => "wss",
-    }
-}
-
 impl fmt::Display for ListenSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", transport_name(self.transport), self.addr)
+        write!(f, "{}:{}", self.transport.name(), self.addr)
     }
 }
 
@@ -66,14 +55,7 @@ impl FromStr for ListenSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || format!("invalid listen address `{s}`: {LISTEN_FORM}");
         let (proto, rest) = s.split_once(':').ok_or_else(bad)?;
-        let transport = match proto.to_ascii_lowercase().as_str() {
-            "udp" => Transport::Udp,
-            "tcp" => Transport::Tcp,
-            "tls" => Transport::Tls,
-            "ws" => Transport::Ws,
-            "wss" => Transport::Wss,
-            _ => return Err(bad()),
-        };
+        let transport = Transport::parse(proto).ok_or_else(bad)?;
         let addr: SocketAddr = rest.parse().map_err(|_| bad())?;
         Ok(ListenSpec { transport, addr })
     }

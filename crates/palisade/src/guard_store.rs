@@ -95,7 +95,7 @@ pub fn guard_event(e: &GuardEvent, now_ms: u64) -> SecurityEvent {
         ),
         GuardEvent::Throttled { source, until, pps } => (
             SecurityEventKind::Throttle,
-            "flood".to_string(),
+            guard::BanReason::Flood.as_str().to_string(),
             source.to_string(),
             Some(format!(
                 "{pps} packets in one second; dropped until {}",

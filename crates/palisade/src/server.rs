@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{self, Config, transport_name};
+use crate::config::{self, Config};
 use store::Db;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -102,7 +102,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 } else {
                     addr.ip()
                 };
-                (l.transport().via_token(), SocketAddr::new(ip, addr.port()))
+                (l.transport(), SocketAddr::new(ip, addr.port()))
             })
             .collect(),
         domain: loaded.domain.clone(),
@@ -241,7 +241,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.backup.clone(),
     ));
     for l in listeners {
-        tracing::info!(transport = %transport_name(l.transport()), addr = %l.local(), "listening");
+        tracing::info!(transport = %l.transport().name(), addr = %l.local(), "listening");
         match l {
             Listener::Udp(ep) => {
                 tasks.spawn(udp::recv_loop(edge.clone(), ep));
@@ -333,7 +333,7 @@ fn server_info(
         data_dir: config.data_dir.display().to_string(),
         listeners: listeners
             .iter()
-            .map(|l| format!("{}:{}", transport_name(l.transport()), l.local()))
+            .map(|l| format!("{}:{}", l.transport().name(), l.local()))
             .collect(),
         metrics_listen: config.metrics_listen.map(|a| a.to_string()),
         tls_cert,

@@ -10,6 +10,7 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::str::FromStr;
 use std::sync::OnceLock;
 
+use pbx::model::SecurityEventKind;
 use store::SecurityEvent;
 
 /// Facility authpriv: security/authorization messages.
@@ -44,12 +45,13 @@ impl FromStr for SyslogTarget {
     }
 }
 
-/// Severity by event kind: bans and failures are warnings, policy refusals and throttles notices, the rest
-/// informational.
+/// Severity by event kind: bans and failures (SIP and console; wrong voicemail PINs are `auth_failure`s) are
+/// warnings, policy refusals, throttles and unbans notices, the rest informational.
 fn severity(kind: &str) -> u8 {
-    match kind {
-        "ban" | "auth_failure" | "voicemail_pin_wrong" | "voicemail_pin_lockout" => 4,
-        "throttle" | "policy_refusal" | "unban" => 5,
+    use SecurityEventKind as K;
+    match SecurityEventKind::from_stored(kind) {
+        Some(k) if k.is_ban() || k.is_auth_failure() => 4,
+        Some(K::Throttle | K::PolicyRefusal | K::Unban) => 5,
         _ => 6,
     }
 }

@@ -112,9 +112,46 @@ pub enum SecurityEventKind {
     /// A temporary block or allow rule expired.
     BanExpired,
     AllowExpired,
+    /// A failed login to the web console or an API request without a valid token.
+    ConsoleAuthFailure,
+    /// A source blocked from the web console and API (not from SIP) after repeated failures.
+    ConsoleBan,
 }
 
 impl SecurityEventKind {
+    /// Every kind, for parsing stored text.
+    pub const ALL: [SecurityEventKind; 11] = [
+        SecurityEventKind::AuthChallenge,
+        SecurityEventKind::AuthSuccess,
+        SecurityEventKind::AuthFailure,
+        SecurityEventKind::PolicyRefusal,
+        SecurityEventKind::Ban,
+        SecurityEventKind::Unban,
+        SecurityEventKind::Throttle,
+        SecurityEventKind::BanExpired,
+        SecurityEventKind::AllowExpired,
+        SecurityEventKind::ConsoleAuthFailure,
+        SecurityEventKind::ConsoleBan,
+    ];
+
+    /// The kind a stored or streamed name stands for (exact names only); `None` for text Palisade never writes.
+    pub fn from_stored(s: &str) -> Option<SecurityEventKind> {
+        SecurityEventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// A failed authentication, SIP or console.
+    pub fn is_auth_failure(self) -> bool {
+        matches!(
+            self,
+            SecurityEventKind::AuthFailure | SecurityEventKind::ConsoleAuthFailure
+        )
+    }
+
+    /// An address blocked, from SIP or from the console.
+    pub fn is_ban(self) -> bool {
+        matches!(self, SecurityEventKind::Ban | SecurityEventKind::ConsoleBan)
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             SecurityEventKind::AuthChallenge => "auth_challenge",
@@ -126,6 +163,8 @@ impl SecurityEventKind {
             SecurityEventKind::Throttle => "throttle",
             SecurityEventKind::BanExpired => "ban_expired",
             SecurityEventKind::AllowExpired => "allow_expired",
+            SecurityEventKind::ConsoleAuthFailure => "console_auth_failure",
+            SecurityEventKind::ConsoleBan => "console_ban",
         }
     }
 }
@@ -137,6 +176,8 @@ pub enum SecurityReason {
     /// A per-extension rule about where it may be used.
     Location(LocationRefusal),
     Policy(PolicyReason),
+    /// Why a console login or API request failed authentication.
+    Console(ConsoleAuthReason),
 }
 
 impl From<AuthReason> for SecurityReason {
@@ -157,12 +198,47 @@ impl From<PolicyReason> for SecurityReason {
     }
 }
 
+impl From<ConsoleAuthReason> for SecurityReason {
+    fn from(r: ConsoleAuthReason) -> Self {
+        SecurityReason::Console(r)
+    }
+}
+
 impl SecurityReason {
     pub fn as_str(self) -> &'static str {
         match self {
             SecurityReason::Auth(r) => r.as_str(),
             SecurityReason::Location(r) => r.as_str(),
             SecurityReason::Policy(r) => r.as_str(),
+            SecurityReason::Console(r) => r.as_str(),
+        }
+    }
+}
+
+/// The reasons of console and API authentication failures ([`SecurityEventKind::ConsoleAuthFailure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConsoleAuthReason {
+    /// An API request without a bearer token.
+    NoToken,
+    /// A bearer token that is unknown, revoked or expired.
+    BadToken,
+    UnknownAccount,
+    WrongPassword,
+    /// A wrong authenticator (TOTP) code.
+    WrongCode,
+    /// An authenticator code already used once.
+    CodeReused,
+}
+
+impl ConsoleAuthReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsoleAuthReason::NoToken => "no_token",
+            ConsoleAuthReason::BadToken => "bad_token",
+            ConsoleAuthReason::UnknownAccount => "unknown_account",
+            ConsoleAuthReason::WrongPassword => "wrong_password",
+            ConsoleAuthReason::WrongCode => "wrong_code",
+            ConsoleAuthReason::CodeReused => "code_reused",
         }
     }
 }
@@ -344,12 +420,22 @@ mod security_vocabulary_tests {
         assert_eq!(SecurityEventKind::AuthFailure.as_str(), "auth_failure");
         assert_eq!(SecurityEventKind::PolicyRefusal.as_str(), "policy_refusal");
         assert_eq!(event_kind::CHALLENGE, "auth_challenge");
+        assert_eq!(
+            SecurityEventKind::ConsoleAuthFailure.as_str(),
+            "console_auth_failure"
+        );
+        assert_eq!(SecurityEventKind::ConsoleBan.as_str(), "console_ban");
+        for k in SecurityEventKind::ALL {
+            assert_eq!(SecurityEventKind::from_stored(k.as_str()), Some(k));
+        }
+        assert_eq!(SecurityEventKind::from_stored("Ban"), None);
         let reasons: Vec<SecurityReason> = vec![
             AuthReason::WrongPassword.into(),
             AuthReason::MalformedCredentials.into(),
             LocationRefusal::RemoteWebSocket.into(),
             PolicyReason::CancelForeignSource.into(),
             PolicyReason::Rule("country_not_allowed").into(),
+            ConsoleAuthReason::CodeReused.into(),
         ];
         let names: Vec<&str> = reasons.into_iter().map(SecurityReason::as_str).collect();
         assert_eq!(
@@ -359,7 +445,8 @@ mod security_vocabulary_tests {
                 "malformed_credentials",
                 "remote_ws_blocked",
                 "cancel_foreign_source",
-                "country_not_allowed"
+                "country_not_allowed",
+                "code_reused"
             ]
         );
     }

@@ -16,8 +16,8 @@ pub struct Trunk {
     /// Host name or IP address of the provider's SIP server.
     pub host: String,
     pub port: u16,
-    /// `UDP`, `TCP` or `TLS`.
-    pub transport: String,
+    /// UDP, TCP or TLS: what requests to the provider leave by (the store accepts no other for a trunk).
+    pub transport: sip::Transport,
     /// Digest credentials for the provider's challenges (and registration), if it uses them.
     pub username: Option<String>,
     pub password: Option<String>,
@@ -51,15 +51,6 @@ pub struct TrunkTls {
 }
 
 impl Trunk {
-    /// The transport requests to the provider leave by (UDP for anything but TCP and TLS, which is all the
-    /// configuration accepts).
-    pub fn sip_transport(&self) -> sip::Transport {
-        match sip::Transport::parse(&self.transport) {
-            Some(t @ (sip::Transport::Tcp | sip::Transport::Tls)) => t,
-            _ => sip::Transport::Udp,
-        }
-    }
-
     /// The digest username: the auth user when set, else the username.
     pub fn digest_user(&self) -> Option<&str> {
         self.auth_user.as_deref().or(self.username.as_deref())
@@ -136,7 +127,7 @@ mod tests {
             name: "carrier".into(),
             host: "198.51.100.10".into(),
             port: 5060,
-            transport: "UDP".into(),
+            transport: sip::Transport::Udp,
             username: Some("acct".into()),
             password: Some("secret".into()),
             register: false,

@@ -21,8 +21,12 @@ use pbx::trunks::{Trunk, TrunkTls};
 /// The default port (5061 for TLS).
 pub const DEFAULT_PORT: u16 = 5060;
 pub const DEFAULT_TLS_PORT: u16 = 5061;
-/// The transports a trunk may use, as stored.
-pub const TRANSPORTS: [&str; 3] = ["udp", "tcp", "tls"];
+/// The transports a trunk may use (stored by their lower-case [`sip::Transport::name`]).
+pub const TRANSPORTS: [sip::Transport; 3] = [
+    sip::Transport::Udp,
+    sip::Transport::Tcp,
+    sip::Transport::Tls,
+];
 /// The most source networks per trunk.
 pub const MAX_SOURCES: usize = 64;
 /// The most trunks.
@@ -124,7 +128,7 @@ impl TrunkRow {
             name: checked.name,
             host: checked.host,
             port,
-            transport: checked.transport.to_ascii_uppercase(),
+            transport: parse_transport(&checked.transport).map_err(fail)?,
             username: checked.username,
             password: checked.password,
             register: checked.register,
@@ -307,12 +311,10 @@ pub fn normalize_host(host: &str) -> Result<String> {
     }
 }
 
-/// "udp", "tcp" or "tls" in any case, as stored (lower case).
-pub fn normalize_transport(transport: &str) -> Result<&'static str> {
-    let t = transport.trim();
-    TRANSPORTS
-        .into_iter()
-        .find(|x| x.eq_ignore_ascii_case(t))
+/// A trunk's transport from its configured or stored text: "udp", "tcp" or "tls" in any case.
+pub fn parse_transport(transport: &str) -> Result<sip::Transport> {
+    sip::Transport::parse(transport.trim())
+        .filter(|t| TRANSPORTS.contains(t))
         .ok_or_else(|| {
             invalid(format!(
                 "invalid transport '{}': expected udp, tcp or tls",
@@ -431,7 +433,7 @@ fn checked(mut row: TrunkRow) -> Result<TrunkRow> {
             row.port
         )));
     }
-    row.transport = normalize_transport(&row.transport)?.to_string();
+    row.transport = parse_transport(&row.transport)?.name().to_string();
     row.username = non_empty(row.username);
     row.password = non_empty(row.password);
     if let Some(u) = &row.username {
@@ -581,8 +583,11 @@ impl Db {
     /// Adds a trunk. [`StoreError::Conflict`] if the name is taken.
     pub async fn add_trunk(&self, new: TrunkNew) -> Result<TrunkRow> {
         let now = now_ms();
-        let transport = normalize_transport(new.transport.as_deref().unwrap_or("udp"))?;
-        let port = new.port.unwrap_or(if transport == "tls" {
+        let transport = match new.transport.as_deref() {
+            Some(t) => parse_transport(t)?,
+            None => sip::Transport::Udp,
+        };
+        let port = new.port.unwrap_or(if transport == sip::Transport::Tls {
             DEFAULT_TLS_PORT
         } else {
             DEFAULT_PORT
@@ -591,7 +596,7 @@ impl Db {
             name: new.name,
             host: new.host,
             port: port.into(),
-            transport: transport.into(),
+            transport: transport.name().into(),
             username: new.username,
             password: new.password,
             register: new.register,

@@ -13,7 +13,7 @@
 //! allocated per packet. Nothing here panics on input: every length is checked first.
 //!
 //! Why our own code over `rtc-srtp`: that crate's `Context` returns a freshly allocated buffer per packet,
-//! makes replay protection optional (`None` windows mean none — design/dependencies.md), and hides the key
+//! makes replay protection optional (`None` windows mean none), and hides the key
 //! derivation that RFC 3711 Appendix B tests. The cryptography itself is RustCrypto's (`aes` with AES-NI,
 //! `ctr`, `hmac` + `sha1`, `aes-gcm`, `subtle` for the tag comparison); this module is only the SRTP framing,
 //! index and replay bookkeeping around it, tested against RFC 3711 B.2/B.3 and RFC 7714 §16/§17.

@@ -341,7 +341,7 @@ fn print_trunk(v: &TrunkView) {
         ("sources", sources_text(v)),
         (
             "TLS",
-            if v.transport == "tls" {
+            if v.transport == sip::Transport::Tls.name() {
                 format!(
                     "certificate for {} checked against {}",
                     v.tls_server_name.as_deref().unwrap_or(&v.host),

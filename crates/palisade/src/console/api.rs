@@ -19,6 +19,7 @@ use crate::admin::accounts::{self, Actor};
 use crate::admin::lists::{List, RuleView};
 use crate::admin::time::{now_ms, parse_since};
 use crate::admin::{calls, events, ext, lists, voicemail};
+use pbx::model::ConsoleAuthReason;
 
 /// An API error: a status and a message fit for the operator.
 #[derive(Debug)]
@@ -177,9 +178,9 @@ async fn authenticate(AxState(state): AxState<State>, mut req: Request, next: Ne
     let now = now_ms();
     let Some(token) = token.filter(|t| t.is_live(now)) else {
         let what = if presented.is_some() {
-            "bad_token"
+            ConsoleAuthReason::BadToken
         } else {
-            "no_token"
+            ConsoleAuthReason::NoToken
         };
         state.guard.fail(&state.db, ip, None, what).await;
         return ApiError(

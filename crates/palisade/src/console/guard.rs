@@ -1,5 +1,5 @@
 //! The console's own anti-hacking: failed logins and failed API authentications counted per source address, and
-//! the bans they lead to. Separate from the SIP guard and its blacklist (DESIGN.md principle 10): a phone's bad
+//! the bans they lead to. Separate from the SIP guard and its blacklist (docs/architecture.md, principle 11): a phone's bad
 //! password never locks the administrator out of the console, and a console ban never silences a phone.
 //!
 //! [`FailureCounter`] is pure (time is an argument); [`ConsoleGuard`] wraps it with the ban list, which lives in
@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
+use pbx::model::{ConsoleAuthReason, SecurityEventKind};
 use store::Db;
 use store::admin::{ADMIN_BAN_SECONDS, ADMIN_FAILURES_BEFORE_BAN, ADMIN_SESSION_IDLE_MINUTES};
 
@@ -118,7 +119,7 @@ impl ConsoleGuard {
 
     /// Counts an authentication failure from `ip` (`what` says which: a wrong password, an unknown token…) and
     /// bans the source when it reaches `admin_failures_before_ban`. Both are security events.
-    pub async fn fail(&self, db: &Db, ip: IpAddr, user: Option<&str>, what: &str) {
+    pub async fn fail(&self, db: &Db, ip: IpAddr, user: Option<&str>, what: ConsoleAuthReason) {
         let now = crate::admin::time::now_ms();
         let settings = self.settings();
         let ban = self
@@ -129,8 +130,8 @@ impl ConsoleGuard {
         let _ = db
             .append_event(&store::SecurityEvent {
                 at: now,
-                kind: "console_auth_failure".into(),
-                reason: what.into(),
+                kind: SecurityEventKind::ConsoleAuthFailure.as_str().into(),
+                reason: what.as_str().into(),
                 source: ip.to_string(),
                 user: user.map(str::to_string),
                 detail: None,
@@ -152,8 +153,8 @@ impl ConsoleGuard {
             let _ = db
                 .append_event(&store::SecurityEvent {
                     at: now,
-                    kind: "console_ban".into(),
-                    reason: "auth_failures".into(),
+                    kind: SecurityEventKind::ConsoleBan.as_str().into(),
+                    reason: guard::BanReason::AuthFailures.as_str().into(),
                     source: ip.to_string(),
                     user: user.map(str::to_string),
                     detail: Some(reason),

@@ -200,7 +200,7 @@ pub fn render(handle: &PrometheusHandle, sources: &status::Sources) -> String {
 pub fn count_flushed(events: &[store::SecurityEvent], records: &[store::CdrRow]) {
     for e in events {
         ::metrics::counter!(SECURITY_EVENTS, "kind" => e.kind.clone(), "reason" => e.reason.clone()).increment(1);
-        if e.kind == "auth_failure" {
+        if e.kind == pbx::model::event_kind::FAILURE {
             ::metrics::counter!(AUTH_FAILURES, "reason" => e.reason.clone()).increment(1);
         }
     }

@@ -10,7 +10,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 
 use super::UdpEndpoint;
-use crate::config::{ListenSpec, transport_name};
+use crate::config::ListenSpec;
 use crate::service::Transport;
 
 /// A bound listener.
@@ -66,7 +66,7 @@ pub fn bind_defaults(specs: &[ListenSpec]) -> anyhow::Result<Vec<Listener>> {
                 Err(_) => match bind(spec, Some(true)) {
                     Ok(l) => out.push(l),
                     Err(e) => tracing::warn!(
-                        transport = %transport_name(spec.transport),
+                        transport = %spec.transport.name(),
                         addr = %spec.addr,
                         error = %e,
                         "cannot listen on IPv6 (does this host have IPv6?); continuing with IPv4"

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc};
 
-use crate::config::{TransportLimits, transport_name};
+use crate::config::TransportLimits;
 use crate::metrics::counters::Direction;
 use crate::service::{ConnId, Inbound, Outbound, Service, Transport};
 
@@ -356,17 +356,17 @@ impl Edge {
             Some(tx) => match tx.try_send(o.data) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::debug!(%dest, transport = %transport_name(o.transport), "connection queue full; message dropped");
+                    tracing::debug!(%dest, transport = %o.transport.name(), "connection queue full; message dropped");
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
-                    tracing::debug!(%dest, transport = %transport_name(o.transport), "connection closed; message dropped");
+                    tracing::debug!(%dest, transport = %o.transport.name(), "connection closed; message dropped");
                 }
             },
             None => match o.transport {
                 Transport::Tcp => stream::connect(self.clone(), dest, o.data),
                 Transport::Ws | Transport::Wss => tracing::debug!(
                     %dest,
-                    transport = %transport_name(o.transport),
+                    transport = %o.transport.name(),
                     "no open WebSocket connection to the peer (phones connect to Palisade); message dropped"
                 ),
                 Transport::Tls => match self.with_service(|s| s.tls_peer(dest)) {

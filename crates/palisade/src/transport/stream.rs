@@ -14,7 +14,6 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tokio_rustls::TlsAcceptor;
 
 use super::{ConnSlot, Edge, canonical};
-use crate::config::transport_name;
 use crate::service::{ConnId, Inbound, Outbound, Transport};
 use crate::tls_client::TlsPeer;
 
@@ -37,7 +36,7 @@ pub async fn accept_loop(edge: Arc<Edge>, listener: TcpListener, tls: Option<Tls
             Ok(x) => x,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(transport = %transport_name(transport), error = %e, "accept failed");
+                tracing::warn!(transport = %transport.name(), error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -49,7 +48,7 @@ pub async fn accept_loop(edge: Arc<Edge>, listener: TcpListener, tls: Option<Tls
             continue;
         }
         let Some(slot) = edge.reserve(peer.ip()) else {
-            tracing::debug!(%peer, transport = %transport_name(transport), "connection limit reached; refused");
+            tracing::debug!(%peer, transport = %transport.name(), "connection limit reached; refused");
             drop(tcp);
             continue;
         };
@@ -226,7 +225,7 @@ async fn serve_registered<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let tname = transport_name(transport);
+    let tname = transport.name();
     tracing::debug!(%peer, transport = %tname, conn = id.0, "connection open");
     let idle = edge.transport_limits.idle_timeout;
     let mut deadline = Instant::now() + idle;

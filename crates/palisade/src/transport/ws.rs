@@ -22,7 +22,6 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{ConnSlot, Edge, canonical};
-use crate::config::transport_name;
 use crate::service::{Inbound, Outbound, Transport};
 
 /// How long one write may take before the peer is considered stuck and the connection closed.
@@ -38,7 +37,7 @@ pub async fn accept_loop(edge: Arc<Edge>, listener: TcpListener, tls: Option<Tls
     } else {
         Transport::Ws
     };
-    let tname = transport_name(transport);
+    let tname = transport.name();
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -215,10 +214,10 @@ async fn upgrade<S>(
     match handshake {
         Ok(Ok(ws)) => serve(edge, ws, transport, peer, local, slot).await,
         Ok(Err(e)) => {
-            tracing::debug!(%peer, transport = %transport_name(transport), error = %e, "WebSocket handshake failed")
+            tracing::debug!(%peer, transport = %transport.name(), error = %e, "WebSocket handshake failed")
         }
         Err(_) => {
-            tracing::debug!(%peer, transport = %transport_name(transport), "WebSocket handshake timed out")
+            tracing::debug!(%peer, transport = %transport.name(), "WebSocket handshake timed out")
         }
     }
 }
@@ -244,7 +243,7 @@ async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (id, mut rx) = edge.register(&mut slot, transport, peer);
-    let tname = transport_name(transport);
+    let tname = transport.name();
     tracing::debug!(%peer, transport = %tname, conn = id.0, "WebSocket connection open");
     let idle = edge.transport_limits.idle_timeout;
     let mut deadline = Instant::now() + idle;

@@ -94,24 +94,28 @@ impl Default for CallConfig {
 /// Palisade's own addresses, for Via and Contact of what it sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalAddrs {
-    /// The address to put in Via and Contact per transport token (`UDP`, `TCP`, `TLS`).
-    pub by_transport: Vec<(&'static str, SocketAddr)>,
+    /// The address to put in Via and Contact per transport Palisade listens on.
+    pub by_transport: Vec<(sip::Transport, SocketAddr)>,
     /// The SIP domain, for From and To of the callee leg.
     pub domain: String,
 }
 
 impl LocalAddrs {
-    pub fn for_transport(&self, transport: &str) -> Option<SocketAddr> {
-        self.by_transport
-            .iter()
-            .find(|(t, _)| t.eq_ignore_ascii_case(transport))
-            .map(|(_, a)| *a)
-    }
-
     /// The address to put in Via and Contact of what leaves by `transport`.
     pub fn address_for(&self, transport: sip::Transport) -> Option<SocketAddr> {
-        self.for_transport(transport.via_token())
+        address_for(&self.by_transport, transport)
     }
+}
+
+/// The address listed for `transport` in `by_transport` (Palisade's own address per transport).
+pub fn address_for(
+    by_transport: &[(sip::Transport, SocketAddr)],
+    transport: sip::Transport,
+) -> Option<SocketAddr> {
+    by_transport
+        .iter()
+        .find(|(t, _)| *t == transport)
+        .map(|(_, a)| *a)
 }
 
 /// Identifies an outgoing request of a call, so its responses come back to the right place.

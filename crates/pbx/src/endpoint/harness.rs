@@ -40,13 +40,6 @@ const SOURCES: [&str; 4] = [
     "[::1]:5070",
     "203.0.113.7:5060",
 ];
-const TRANSPORTS: [Transport; 5] = [
-    Transport::Udp,
-    Transport::Tcp,
-    Transport::Tls,
-    Transport::Ws,
-    Transport::Wss,
-];
 const METHODS: [&str; 12] = [
     "REGISTER",
     "INVITE",
@@ -226,8 +219,8 @@ impl Harness {
                 .collect(),
         );
         let local: SocketAddr = "127.0.0.1:5060".parse().expect("static address");
-        let by_transport: Vec<(&'static str, SocketAddr)> =
-            TRANSPORTS.iter().map(|t| (t.via_token(), local)).collect();
+        let by_transport: Vec<(Transport, SocketAddr)> =
+            Transport::ALL.iter().map(|t| (*t, local)).collect();
         let media = FakeMedia::default();
         let mut parts = Parts::for_tests(core);
         parts.media = Box::new(media.clone());
@@ -285,7 +278,7 @@ impl Harness {
 
     fn step(&mut self, c: &mut Cursor<'_>) {
         let source: SocketAddr = c.pick(&SOURCES).parse().expect("static address");
-        let transport = c.pick(&TRANSPORTS);
+        let transport = c.pick(&Transport::ALL);
         match c.byte() % 6 {
             0 => {
                 let n = c.u16() as usize % 2048;
@@ -448,7 +441,7 @@ impl Harness {
             self.seq,
             flags % 3,
             if method == "REGISTER" { number } else { target },
-            transport.via_token().to_ascii_lowercase(),
+            transport.name(),
         );
         match method {
             "REGISTER" => headers.push_str(&format!(

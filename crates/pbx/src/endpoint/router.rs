@@ -55,7 +55,7 @@ impl Endpoint {
                     to_uri: format!("<sip:{number}@{}>", t.host),
                     from_user: t.caller_id.clone().unwrap_or_else(|| caller.to_string()),
                     source: addr,
-                    transport: t.sip_transport(),
+                    transport: t.transport,
                     credentials: t
                         .digest_user()
                         .map(String::from)

@@ -139,7 +139,7 @@ impl Sim {
         parts.calls = Calls::new(
             CallConfig::default(),
             LocalAddrs {
-                by_transport: vec![("UDP", local)],
+                by_transport: vec![(Transport::Udp, local)],
                 domain: REALM.into(),
             },
         );
@@ -160,14 +160,14 @@ impl Sim {
             parts,
             clock,
         );
-        ep.set_local_addrs(vec![("UDP", local)]);
+        ep.set_local_addrs(vec![(Transport::Udp, local)]);
         ep.enable_apps();
         ep.apply_trunks(
             vec![Trunk {
                 name: "carrier".into(),
                 host: "198.51.100.10".into(),
                 port: 5070,
-                transport: "UDP".into(),
+                transport: Transport::Udp,
                 username: None,
                 password: None,
                 register: false,

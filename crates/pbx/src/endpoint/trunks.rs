@@ -10,9 +10,9 @@ use crate::trunks::Trunk;
 use crate::trunks::registration::{
     DEFAULT_EXPIRES, RegId, RegSend, RegStatus, RegTarget, Registrations,
 };
-use sip::transaction::{ClientTxId, Peer, Transport as TxTransport};
+use sip::Message;
+use sip::transaction::{ClientTxId, Peer};
 use sip::transport::canonical;
-use sip::{Framing, Message};
 
 use super::{Endpoint, Outbound, Transport};
 
@@ -25,19 +25,16 @@ pub struct TrunkState {
     /// The trunks as stored (host names unresolved).
     configured: Vec<Trunk>,
     resolved: Resolved,
-    /// Palisade's address per transport token (`UDP`, `TCP`, `TLS`): Via and Contact of REGISTERs.
-    local: Vec<(&'static str, SocketAddr)>,
+    /// Palisade's address per transport: Via and Contact of REGISTERs.
+    local: Vec<(Transport, SocketAddr)>,
     regs: Registrations,
     /// Client transactions of REGISTERs, and the registration each belongs to.
     clients: HashMap<ClientTxId, RegId>,
 }
 
 impl TrunkState {
-    fn local_for(&self, transport: &str) -> Option<SocketAddr> {
-        self.local
-            .iter()
-            .find(|(t, _)| t.eq_ignore_ascii_case(transport))
-            .map(|(_, a)| *a)
+    fn local_for(&self, transport: Transport) -> Option<SocketAddr> {
+        crate::calls::address_for(&self.local, transport)
     }
 }
 
@@ -60,14 +57,6 @@ fn trunk_source_nets(trunks: &[Trunk]) -> Vec<ipnet::IpNet> {
         .collect()
 }
 
-fn tx_transport(t: &str) -> TxTransport {
-    match t.to_ascii_uppercase().as_str() {
-        "TCP" => TxTransport::Tcp,
-        "TLS" => TxTransport::Tls,
-        _ => TxTransport::Udp,
-    }
-}
-
 /// How to verify a trunk's TLS certificate when Palisade connects out to it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TlsPeer {
@@ -78,9 +67,9 @@ pub struct TlsPeer {
 }
 
 impl Endpoint {
-    /// Palisade's address per transport token, for the Contact of trunk registrations (the same addresses calls
-    /// put in Via and Contact).
-    pub fn set_local_addrs(&mut self, local: Vec<(&'static str, SocketAddr)>) {
+    /// Palisade's address per transport, for the Contact of trunk registrations (the same addresses calls put in
+    /// Via and Contact).
+    pub fn set_local_addrs(&mut self, local: Vec<(Transport, SocketAddr)>) {
         self.trunk_state.local = local;
     }
 
@@ -106,7 +95,7 @@ impl Endpoint {
         let dest = canonical(dest);
         self.trunks
             .iter()
-            .filter(|t| t.transport.eq_ignore_ascii_case("TLS"))
+            .filter(|t| t.transport == Transport::Tls)
             .find(|t| t.socket_addr().map(canonical) == Some(dest))
             .map(|t| TlsPeer {
                 server_name: t.tls_server_name().to_string(),
@@ -161,7 +150,7 @@ impl Endpoint {
             .map(|mut t| {
                 if t.host_ip().is_none() {
                     let usable: Vec<IpAddr> = st
-                        .local_for(&t.transport)
+                        .local_for(t.transport)
                         .map(|a| a.ip())
                         .into_iter()
                         .collect();
@@ -179,12 +168,12 @@ impl Endpoint {
                     trunk: t.name.clone(),
                     host: t.host.clone(),
                     port: t.port,
-                    transport: t.transport.clone(),
+                    transport: t.transport,
                     username: t.username.clone()?,
                     auth_user: t.auth_user.clone(),
                     password: t.password.clone()?,
                     dest: t.socket_addr(),
-                    contact: st.local_for(&t.transport),
+                    contact: st.local_for(t.transport),
                     expires: DEFAULT_EXPIRES,
                 })
             })
@@ -250,15 +239,13 @@ impl Endpoint {
         reason: &str,
         now: Instant,
     ) {
-        let token = match transport {
-            Transport::Tls => "TLS",
-            Transport::Tcp => "TCP",
-            _ => return,
-        };
+        if !matches!(transport, Transport::Tls | Transport::Tcp) {
+            return;
+        }
         let failed = self
             .trunk_state
             .regs
-            .on_connect_failure(dest, token, reason, now);
+            .on_connect_failure(dest, transport, reason, now);
         // Their transactions would time out later and must not fail the next attempt.
         self.trunk_state
             .clients
@@ -274,17 +261,10 @@ impl Endpoint {
         for s in sends {
             let peer = Peer {
                 addr: s.dest,
-                transport: tx_transport(&s.transport),
+                transport: s.transport,
                 connection: None,
             };
-            let sent = Message::parse(s.request, Framing::Stream, &self.config.limits)
-                .map_err(|e| e.to_string())
-                .and_then(|m| {
-                    self.transactions
-                        .send_request(m, peer, now)
-                        .map_err(|e| e.to_string())
-                });
-            match sent {
+            match self.transactions.send_request(s.request, peer, now) {
                 Ok(client) => {
                     self.trunk_state.clients.insert(client, s.id);
                 }
@@ -300,8 +280,8 @@ impl Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::{Inbound, Transport};
-    use sip::{HeaderName, ResponseBuilder};
+    use crate::endpoint::Inbound;
+    use sip::{Framing, HeaderName, ResponseBuilder};
     use std::time::Duration;
 
     fn trunk(host: &str) -> Trunk {
@@ -309,7 +289,7 @@ mod tests {
             name: "carrier".into(),
             host: host.into(),
             port: 5070,
-            transport: "UDP".into(),
+            transport: Transport::Udp,
             username: Some("acct".into()),
             password: Some("secret".into()),
             register: true,
@@ -325,7 +305,7 @@ mod tests {
 
     fn service() -> Endpoint {
         let mut s = Endpoint::for_tests();
-        s.set_local_addrs(vec![("UDP", "127.0.0.1:5060".parse().unwrap())]);
+        s.set_local_addrs(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
         s
     }
 
@@ -354,11 +334,11 @@ mod tests {
         let mut s = service();
         let now = Instant::now();
         let mut tls = trunk("198.51.100.10");
-        tls.transport = "TLS".into();
+        tls.transport = Transport::Tls;
         tls.tls.ca_file = Some("/etc/palisade/provider-ca.pem".into());
         let mut named = trunk("sip.carrier.test");
         named.name = "named".into();
-        named.transport = "TLS".into();
+        named.transport = Transport::Tls;
         named.tls.server_name = Some("edge.carrier.test".into());
         let mut plain = trunk("198.51.100.20");
         plain.name = "plain".into();

@@ -19,8 +19,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use sip::{HeaderName, Message, RequestBuilder};
+use sip::{HeaderName, Message, RequestBuilder, Transport};
 
 use super::{answer_challenge, parse_challenge};
 
@@ -42,8 +41,8 @@ pub struct RegTarget {
     /// The provider's host as configured (name or IP): the domain of From, To and the Request-URI.
     pub host: String,
     pub port: u16,
-    /// `UDP`, `TCP` or `TLS`.
-    pub transport: String,
+    /// UDP, TCP or TLS (what the store accepts for a trunk).
+    pub transport: Transport,
     pub username: String,
     /// The digest username when it differs from `username` (the user of From/To).
     pub auth_user: Option<String>,
@@ -81,9 +80,9 @@ pub struct RegId(pub u64);
 pub struct RegSend {
     pub id: RegId,
     pub dest: SocketAddr,
-    /// `UDP`, `TCP` or `TLS`.
-    pub transport: String,
-    pub request: Bytes,
+    pub transport: Transport,
+    /// Built as a message, so the endpoint hands it to the transaction layer without parsing it again.
+    pub request: Message,
 }
 
 /// How a registration stands, for `palisade trunk list` (written to the store by the server).
@@ -143,6 +142,14 @@ fn uri_host(host: &str) -> String {
     }
 }
 
+/// The Request-URI and Contact parameter naming the transport (none for UDP, the default: RFC 3261 §19.1.2).
+fn transport_param(transport: Transport) -> String {
+    match transport {
+        Transport::Udp => String::new(),
+        other => format!(";transport={}", other.name()),
+    }
+}
+
 /// The back-off after `failures` failures in a row (at least 1).
 pub fn backoff(failures: u32) -> Duration {
     let shift = failures.saturating_sub(1).min(16);
@@ -180,22 +187,25 @@ impl Registration {
     }
 
     /// A REGISTER asking for `expires` seconds, with `auth` (header, value) when answering a challenge.
-    fn request(&mut self, expires: u32, auth: Option<(HeaderName, String)>) -> Option<RegSend> {
+    fn request(
+        &mut self,
+        expires: u32,
+        auth: Option<(HeaderName, String)>,
+        now: Instant,
+    ) -> Option<RegSend> {
         let t = &self.target;
         let (dest, contact) = (t.dest?, t.contact?);
         self.cseq = self.cseq.saturating_add(1);
         let host = uri_host(&t.host);
-        let tp = t.transport.to_ascii_uppercase();
-        let tparam = match tp.as_str() {
-            "UDP" => String::new(),
-            other => format!(";transport={}", other.to_ascii_lowercase()),
-        };
+        let tp = t.transport;
+        let tparam = transport_param(tp);
         let aor = format!("<sip:{}@{host}>", t.username);
         let mut b = RequestBuilder::new("REGISTER", &format!("sip:{host}:{}{tparam}", t.port))
             .header(
                 HeaderName::Via,
                 format!(
-                    "SIP/2.0/{tp} {contact};branch=z9hG4bK{};rport",
+                    "SIP/2.0/{} {contact};branch=z9hG4bK{};rport",
+                    tp.via_token(),
                     random_hex()
                 ),
             )
@@ -209,13 +219,22 @@ impl Registration {
         if let Some((name, value)) = auth {
             b = b.header(name, value);
         }
-        self.in_flight = Some(expires);
-        Some(RegSend {
-            id: self.id,
-            dest,
-            transport: tp,
-            request: b.build(),
-        })
+        match b.build_message() {
+            Ok(request) => {
+                self.in_flight = Some(expires);
+                Some(RegSend {
+                    id: self.id,
+                    dest,
+                    transport: tp,
+                    request,
+                })
+            }
+            Err(e) => {
+                // Only a configured value Palisade cannot write into SIP (the store validates them) gets here.
+                self.fail(format!("the REGISTER could not be built: {e}"), None, now);
+                None
+            }
+        }
     }
 
     /// Starts a new attempt (a registration, refresh, retry or the unregistration).
@@ -245,7 +264,7 @@ impl Registration {
             }
             return None;
         }
-        self.request(expires, None)
+        self.request(expires, None, now)
     }
 
     /// Records a failure and schedules the retry (Retry-After wins when longer than the back-off).
@@ -344,10 +363,7 @@ impl Registration {
                     "sip:{}:{}{}",
                     uri_host(&self.target.host),
                     self.target.port,
-                    match self.target.transport.to_ascii_uppercase().as_str() {
-                        "UDP" => String::new(),
-                        other => format!(";transport={}", other.to_ascii_lowercase()),
-                    }
+                    transport_param(self.target.transport)
                 );
                 let answer = answer_challenge(
                     &challenge,
@@ -359,7 +375,7 @@ impl Registration {
                     "REGISTER",
                     &uri,
                 );
-                self.request(asked, Some((answer_h, answer)))
+                self.request(asked, Some((answer_h, answer)), now)
             }
             423 if !self.removing && !self.min_expires_retried => {
                 let min = msg
@@ -370,7 +386,7 @@ impl Registration {
                     Some(min) => {
                         self.min_expires_retried = true;
                         self.expires = min;
-                        self.request(min, None)
+                        self.request(min, None, now)
                     }
                     None => {
                         self.fail(
@@ -573,7 +589,7 @@ impl Registrations {
     pub fn on_connect_failure(
         &mut self,
         dest: SocketAddr,
-        transport: &str,
+        transport: Transport,
         reason: &str,
         now: Instant,
     ) -> Vec<RegId> {
@@ -583,7 +599,7 @@ impl Registrations {
             let r = &mut self.regs[i];
             let hit = r.in_flight.is_some()
                 && r.target.dest == Some(dest)
-                && r.target.transport.eq_ignore_ascii_case(transport);
+                && r.target.transport == transport;
             if !hit {
                 i += 1;
                 continue;

@@ -328,7 +328,7 @@ async fn list_trunks_converts_for_the_server() {
     assert_eq!(trunks.len(), 2);
     let backup = &trunks[0];
     assert_eq!(backup.name, "backup");
-    assert_eq!(backup.transport, "TCP");
+    assert_eq!(backup.transport, sip::Transport::Tcp);
     assert_eq!(backup.socket_addr(), None);
     assert!(backup.dids.is_empty());
     let carrier = &trunks[1];
@@ -338,7 +338,7 @@ async fn list_trunks_converts_for_the_server() {
             name: "carrier".into(),
             host: "198.51.100.10".into(),
             port: 5060,
-            transport: "UDP".into(),
+            transport: sip::Transport::Udp,
             username: Some("acct".into()),
             password: Some("provider secret".into()),
             register: true,

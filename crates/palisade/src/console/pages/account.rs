@@ -17,6 +17,7 @@ use crate::console::sessions::{
     self, COOKIE, clear_cookie, cookie, random_id, same_secret, set_cookie,
 };
 use crate::console::{Peer, State, totp};
+use pbx::model::ConsoleAuthReason;
 
 /// The pre-session cookie that ties the login form to the browser that loaded it (login CSRF).
 const LOGIN_COOKIE: &str = "__Host-palisade-login";
@@ -112,8 +113,8 @@ async fn login(
             .await
             .unwrap_or(false);
     let failure = match &account {
-        None => Some("unknown_account"),
-        Some(_) if !password_ok => Some("wrong_password"),
+        None => Some(ConsoleAuthReason::UnknownAccount),
+        Some(_) if !password_ok => Some(ConsoleAuthReason::WrongPassword),
         Some(a) => match &a.totp_secret {
             None => None,
             Some(secret) => {
@@ -121,8 +122,8 @@ async fn login(
                 let now = (now_ms() / 1000) as u64;
                 match totp::verify(&key, &f.code, now) {
                     Some(step) if s.sessions.use_totp_step(&a.name, step) => None,
-                    Some(_) => Some("code_reused"),
-                    None => Some("wrong_code"),
+                    Some(_) => Some(ConsoleAuthReason::CodeReused),
+                    None => Some(ConsoleAuthReason::WrongCode),
                 }
             }
         },

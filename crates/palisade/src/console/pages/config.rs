@@ -123,7 +123,7 @@ fn check(step: &str, ok: bool, detail: String, fix_url: &str, fix_label: &str) -
     }
 }
 
-/// The eight hardening steps (DESIGN.md) with the live state of each.
+/// The eight hardening steps (README.md, docs/security.md) with the live state of each.
 async fn checks(s: &State) -> anyhow::Result<Vec<Check>> {
     let db = &s.db;
     let exts = crate::admin::ext::list_views(db).await?;

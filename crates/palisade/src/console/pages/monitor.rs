@@ -16,6 +16,7 @@ use crate::admin::time::{format_ms, now_ms, parse_since};
 use crate::admin::{calls, events};
 use crate::console::State;
 use crate::console::api::{CdrQuery, cdr_csv, cdr_rows, csv_response};
+use pbx::model::SecurityEventKind;
 
 pub fn routes() -> Router<State> {
     Router::new()
@@ -106,9 +107,9 @@ fn chart(events: &[(i64, &str)], now: i64) -> String {
             continue;
         }
         let slot = 23 - age_h as usize;
-        match *kind {
-            "auth_failure" | "console_auth_failure" => fails[slot] += 1,
-            "ban" | "console_ban" => bans[slot] += 1,
+        match SecurityEventKind::from_stored(kind) {
+            Some(k) if k.is_auth_failure() => fails[slot] += 1,
+            Some(k) if k.is_ban() => bans[slot] += 1,
             _ => {}
         }
     }

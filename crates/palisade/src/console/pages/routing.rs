@@ -71,7 +71,12 @@ fn change_forms(trunk_names: &[String]) -> Vec<Form> {
             Field::text("name", "Name", "").required(),
             Field::text("host", "Provider host", "").required(),
             Field::text("port", "Port (default 5060, 5061 for tls)", ""),
-            Field::select("transport", "Transport", &["udp", "tcp", "tls"], "udp"),
+            Field::select(
+                "transport",
+                "Transport",
+                &store::trunks::TRANSPORTS.map(sip::Transport::name),
+                sip::Transport::Udp.name(),
+            ),
             Field::text("username", "Username", ""),
             password_field("password", "Password (never shown again)"),
             Field::checkbox("register", "Register to the provider", false),

@@ -91,9 +91,9 @@ fn parse_bytes(b: &Bytes) -> Message {
 fn local() -> LocalAddrs {
     LocalAddrs {
         by_transport: vec![
-            ("UDP", "192.0.2.1:5060".parse().unwrap()),
-            ("TCP", "192.0.2.1:5060".parse().unwrap()),
-            ("TLS", "192.0.2.1:5061".parse().unwrap()),
+            (sip::Transport::Udp, "192.0.2.1:5060".parse().unwrap()),
+            (sip::Transport::Tcp, "192.0.2.1:5060".parse().unwrap()),
+            (sip::Transport::Tls, "192.0.2.1:5061".parse().unwrap()),
         ],
         domain: "pbx.test".into(),
     }

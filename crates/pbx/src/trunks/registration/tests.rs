@@ -9,7 +9,7 @@ fn target() -> RegTarget {
         trunk: "carrier".into(),
         host: "sip.carrier.test".into(),
         port: 5060,
-        transport: "UDP".into(),
+        transport: Transport::Udp,
         username: USER.into(),
         auth_user: None,
         password: PASS.into(),
@@ -19,8 +19,8 @@ fn target() -> RegTarget {
     }
 }
 
-fn parse(b: &Bytes) -> Message {
-    Message::parse(b.clone(), Framing::Stream, &sip::Limits::default()).unwrap()
+fn parse(m: &Message) -> Message {
+    m.clone()
 }
 
 fn respond(req: &RegSend, status: u16, headers: &[(HeaderName, &str)]) -> Message {
@@ -29,7 +29,7 @@ fn respond(req: &RegSend, status: u16, headers: &[(HeaderName, &str)]) -> Messag
     for (n, v) in headers {
         b = b.header(*n, v);
     }
-    parse(&b.build())
+    Message::parse(b.build(), Framing::Stream, &sip::Limits::default()).unwrap()
 }
 
 const CHALLENGE: &str = "Digest realm=\"carrier.test\", nonce=\"n1\", algorithm=MD5, qop=\"auth\"";
@@ -278,7 +278,7 @@ fn unresolved_host_or_missing_listener_is_a_failure_with_a_reason() {
     );
     assert_eq!(regs.poll_timeout(), Some(now + RETRY_MIN));
     let mut t = target();
-    t.transport = "TCP".into();
+    t.transport = Transport::Tcp;
     t.contact = None;
     let mut regs = Registrations::new();
     regs.sync(&[t], now);
@@ -295,14 +295,14 @@ fn unresolved_host_or_missing_listener_is_a_failure_with_a_reason() {
 #[test]
 fn tcp_and_ipv6_uris() {
     let mut t = target();
-    t.transport = "TCP".into();
+    t.transport = Transport::Tcp;
     t.host = "2001:db8::10".into();
     t.contact = Some("[2001:db8::1]:5060".parse().unwrap());
     let mut regs = Registrations::new();
     let now = Instant::now();
     regs.sync(&[t], now);
     let s = regs.handle_timeout(now).remove(0);
-    assert_eq!(s.transport, "TCP");
+    assert_eq!(s.transport, Transport::Tcp);
     let m = parse(&s.request);
     assert_eq!(
         m.request_uri_raw(),
@@ -336,19 +336,31 @@ fn a_failed_connection_fails_the_registration_at_once_with_its_reason() {
     let mut regs = Registrations::default();
     let now = Instant::now();
     let mut t = target();
-    t.transport = "TLS".into();
+    t.transport = Transport::Tls;
     regs.sync(&[t], now);
     let sent = regs.handle_timeout(now);
     assert_eq!(sent.len(), 1);
     let dest = sent[0].dest;
     // another address or transport: nothing happens
     assert!(
-        regs.on_connect_failure("198.51.100.99:5061".parse().unwrap(), "TLS", "x", now)
+        regs.on_connect_failure(
+            "198.51.100.99:5061".parse().unwrap(),
+            Transport::Tls,
+            "x",
+            now
+        )
+        .is_empty()
+    );
+    assert!(
+        regs.on_connect_failure(dest, Transport::Tcp, "x", now)
             .is_empty()
     );
-    assert!(regs.on_connect_failure(dest, "TCP", "x", now).is_empty());
-    let failed =
-        regs.on_connect_failure(dest, "TLS", "invalid peer certificate: UnknownIssuer", now);
+    let failed = regs.on_connect_failure(
+        dest,
+        Transport::Tls,
+        "invalid peer certificate: UnknownIssuer",
+        now,
+    );
     assert_eq!(failed, vec![sent[0].id]);
     let st = &regs.status(now, SystemTime::now())[0];
     assert_eq!(st.state, "failed");
@@ -361,7 +373,7 @@ fn a_failed_connection_fails_the_registration_at_once_with_its_reason() {
     );
     // nothing in flight any more: a second report changes nothing
     assert!(
-        regs.on_connect_failure(dest, "TLS", "again", now)
+        regs.on_connect_failure(dest, Transport::Tls, "again", now)
             .is_empty()
     );
 }
