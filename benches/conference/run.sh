@@ -17,7 +17,9 @@
 #      room); peak RSS (VmHWM);
 #   4. prints a table and writes it to results/conference-<date>.txt.
 #
-# usage: benches/conference/run.sh [-c "10 30"] [-t HOLD_S] [-o FILE]     (root; see benches/calls/lib.sh)
+# usage: benches/conference/run.sh [-c "10 30"] [-t HOLD_S] [-o FILE] [-Z]     (root; see benches/calls/lib.sh)
+#   -Z  smoke mode (CI): 3 callers for 3 s through the same code, debug binary, nothing installed; exits 1 unless
+#       every call succeeded and all three were in the room at once
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BENCH=conf
@@ -27,9 +29,10 @@ BENCH=conf
 PKGS=(sip-tester iproute2 procps python3 sox)
 
 CONCS="10 30" HOLD=12 OUT=""
-while getopts "c:t:o:h" o; do
+while getopts "c:t:o:Zh" o; do
   case $o in
     c) CONCS=$OPTARG ;; t) HOLD=$OPTARG ;; o) OUT=$OPTARG ;;
+    Z) SMOKE=1 INSTALL=0 CONCS=3 HOLD=3 ;;
     *) sed -n '2,20p' "$0"; exit 2 ;;
   esac
 done
@@ -103,7 +106,12 @@ run() {
 }
 
 ts=$(date -u +%Y-%m-%dT%H%M)
-OUT=${OUT:-$HERE/results/conference-$ts.txt}
+if [ "${SMOKE:-0}" = 1 ]; then
+  OUT=${OUT:-$WORK/conference-smoke.txt}
+else
+  OUT=${OUT:-$HERE/results/conference-$ts.txt}
+fi
+SMOKE_OK=0 SMOKE_WANT=0
 mkdir -p "$(dirname "$OUT")"
 {
   echo "# benches/conference/run.sh -c \"$CONCS\" -t $HOLD   ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
@@ -114,6 +122,9 @@ for c in $CONCS; do
   declare -A per=()
   for mode in conference relay; do
     read -r cpu ok inroom rss < <(run "$mode" "$c")
+    # smoke: every call succeeded, and the whole room was in it at once
+    SMOKE_OK=$((SMOKE_OK + ok)) SMOKE_WANT=$((SMOKE_WANT + c))
+    if [ "$mode" = conference ]; then SMOKE_OK=$((SMOKE_OK + inroom)) SMOKE_WANT=$((SMOKE_WANT + c)); fi
     per[$mode]=$(echo "scale=3; $cpu / ($c * $HOLD)" | bc)
     printf '%-6s %-10s %8s %8s %9s %14s %10s\n' "$c" "$mode" "$ok" "$inroom" "$cpu" "${per[$mode]}" \
       "$(echo "scale=1; $rss / 1024" | bc)" | tee -a "$OUT"
@@ -123,3 +134,5 @@ for c in $CONCS; do
   unset per
 done
 log "results in $OUT"
+[ "${SMOKE:-0}" = 1 ] && smoke_check "conference: calls and participants" "$SMOKE_OK" "$SMOKE_WANT" 0
+exit 0
