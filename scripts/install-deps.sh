@@ -14,6 +14,7 @@ PKGS=(
   sip-tester          # sipp: OPTIONS scenarios over UDP/TCP
   sipsak              # OPTIONS pings (UDP/TCP/TLS)
   baresip baresip-core  # a real softphone (SIP over TLS)
+  linphone-cli        # linphonec: a real client of Linphone's XML remote provisioning (test_prov_linphone)
   sipvicious          # svmap / svwar / svcrack: what attackers run
   openssl             # s_client: TLS handshakes and versions
   tshark              # packet captures when debugging

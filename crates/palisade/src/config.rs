@@ -141,6 +141,13 @@ pub struct FileConfig {
     pub admin_listen: Option<Vec<String>>,
     /// Source networks allowed to reach the console and API (CIDR).
     pub admin_networks: Option<Vec<String>>,
+    /// Source networks allowed to fetch phone provisioning files under /prov/ (CIDR); default: admin_networks.
+    /// A source only in this list reaches nothing else on the admin listener.
+    pub provisioning_networks: Option<Vec<String>>,
+    /// Ask TLS clients of the admin listener for a certificate (optional) and bind provisioned phones to the one
+    /// they present (vendor device certificates). Default false: browsers holding client certificates would be
+    /// asked to choose one.
+    pub provisioning_client_certs: Option<bool>,
     /// Scheduled backups.
     pub backup: Option<crate::backup::BackupFile>,
     /// Address of the standalone metrics/health listener (plain HTTP); default off.
@@ -257,6 +264,10 @@ pub struct AdminListen {
     pub explicit: bool,
     /// Sources outside these networks are refused before TLS.
     pub networks: Vec<ipnet::IpNet>,
+    /// Sources that may fetch provisioning files under /prov/ (and nothing else, unless also in `networks`).
+    pub provisioning_networks: Vec<ipnet::IpNet>,
+    /// Request (never require) a client certificate in the TLS handshake, for binding phones to it.
+    pub client_certs: bool,
 }
 
 /// The console's default networks: loopback and the private ranges, IPv4 and IPv6 (RFC 1918, RFC 6598 shared
@@ -320,10 +331,25 @@ fn admin_listen(args: &ServeArgs, file: &FileConfig, path: &Path) -> anyhow::Res
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("internal error: {e}"))?,
     };
+    let provisioning_networks = match &file.provisioning_networks {
+        Some(list) => list
+            .iter()
+            .map(|s| parse_network(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "invalid config file {}: key `provisioning_networks`: {e}",
+                    path.display()
+                )
+            })?,
+        None => networks.clone(),
+    };
     Ok(AdminListen {
         listen,
         explicit,
         networks,
+        provisioning_networks,
+        client_certs: file.provisioning_client_certs.unwrap_or(false),
     })
 }
 
@@ -621,6 +647,12 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 ## Default: loopback and the private ranges.
 # admin_networks = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
 #                   "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10"]
+## Sources allowed to fetch phone provisioning files (https://HOST:PORT/prov/<token>/…) and nothing else.
+## Default: the same as admin_networks. Widen it for phones outside them (e.g. a home worker's phone).
+# provisioning_networks = ["192.168.0.0/16"]
+## Ask phones for their (vendor) client certificate when they fetch, and bind each phone to the one it first
+## presents. Off by default: a browser that holds client certificates would be asked to pick one (pick none).
+# provisioning_client_certs = true
 ## Serve /metrics (Prometheus), /health and /status over plain HTTP here. Default: off.
 # metrics_listen = "127.0.0.1:9090"
 ## Networks besides loopback allowed to reach it (everything else gets 403).

@@ -27,6 +27,7 @@ pub mod media;
 pub mod metrics;
 pub mod music;
 pub mod notify;
+pub mod prov;
 pub mod recording;
 pub mod server;
 pub mod service;

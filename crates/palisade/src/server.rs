@@ -240,6 +240,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.data_dir.clone(),
         config.backup.clone(),
     ));
+    // Provisioned phones are pointed at the first SIP listener of their transport.
+    let stream_ports: Vec<(Transport, u16)> = listeners
+        .iter()
+        .map(|l| (l.transport(), l.local().port()))
+        .collect();
     for l in listeners {
         tracing::info!(transport = %l.transport().name(), addr = %l.local(), "listening");
         match l {
@@ -262,6 +267,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    let prov_port = |t: Transport| {
+        stream_ports
+            .iter()
+            .find(|(lt, _)| *lt == t)
+            .map(|(_, p)| *p)
+    };
     // The web console and REST API (console/): bound before "ready", so a port in use stops the start.
     let console_tasks = match console_cert {
         Some(cert) => {
@@ -271,6 +282,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 config.backup.dir.clone(),
                 db.clone(),
                 cert,
+                crate::prov::ProvConfig {
+                    domain: loaded.domain.clone(),
+                    sip_tls_port: prov_port(Transport::Tls),
+                    sip_tcp_port: prov_port(Transport::Tcp),
+                    networks: config.admin.provisioning_networks.clone(),
+                },
                 crate::metrics::http::for_admin_listener(
                     ops_router.clone(),
                     config.metrics_token.clone(),

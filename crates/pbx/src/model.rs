@@ -116,11 +116,17 @@ pub enum SecurityEventKind {
     ConsoleAuthFailure,
     /// A source blocked from the web console and API (not from SIP) after repeated failures.
     ConsoleBan,
+    /// A provisioning fetch refused (unknown token, wrong device, closed window): counted toward the console ban.
+    ProvisioningRefused,
+    /// A phone fetched its provisioning file with fresh credentials.
+    ProvisioningCredentials,
+    /// Console failure events counted but not stored (too many within one batch).
+    ConsoleEventsDropped,
 }
 
 impl SecurityEventKind {
     /// Every kind, for parsing stored text.
-    pub const ALL: [SecurityEventKind; 11] = [
+    pub const ALL: [SecurityEventKind; 14] = [
         SecurityEventKind::AuthChallenge,
         SecurityEventKind::AuthSuccess,
         SecurityEventKind::AuthFailure,
@@ -132,6 +138,9 @@ impl SecurityEventKind {
         SecurityEventKind::AllowExpired,
         SecurityEventKind::ConsoleAuthFailure,
         SecurityEventKind::ConsoleBan,
+        SecurityEventKind::ProvisioningRefused,
+        SecurityEventKind::ProvisioningCredentials,
+        SecurityEventKind::ConsoleEventsDropped,
     ];
 
     /// The kind a stored or streamed name stands for (exact names only); `None` for text Palisade never writes.
@@ -143,7 +152,9 @@ impl SecurityEventKind {
     pub fn is_auth_failure(self) -> bool {
         matches!(
             self,
-            SecurityEventKind::AuthFailure | SecurityEventKind::ConsoleAuthFailure
+            SecurityEventKind::AuthFailure
+                | SecurityEventKind::ConsoleAuthFailure
+                | SecurityEventKind::ProvisioningRefused
         )
     }
 
@@ -165,6 +176,9 @@ impl SecurityEventKind {
             SecurityEventKind::AllowExpired => "allow_expired",
             SecurityEventKind::ConsoleAuthFailure => "console_auth_failure",
             SecurityEventKind::ConsoleBan => "console_ban",
+            SecurityEventKind::ProvisioningRefused => "provisioning_refused",
+            SecurityEventKind::ProvisioningCredentials => "provisioning_credentials",
+            SecurityEventKind::ConsoleEventsDropped => "console_events_dropped",
         }
     }
 }

@@ -30,11 +30,20 @@ pub const ADMIN_SESSION_IDLE_MINUTES: Limit = Limit {
     max: 1440,
     help: "minutes of inactivity after which a console session ends",
 };
+/// How long after `phone add` or `phone reprovision` a phone may fetch its credentials (issue 14).
+pub const PROVISIONING_WINDOW_HOURS: Limit = Limit {
+    key: "provisioning_window_hours",
+    default: 24,
+    min: 1,
+    max: 720,
+    help: "hours after `phone add` or `phone reprovision` during which the phone may fetch its credentials",
+};
 /// The console settings, with their defaults and limits.
-pub const ADMIN_SETTINGS: [Limit; 3] = [
+pub const ADMIN_SETTINGS: [Limit; 4] = [
     ADMIN_FAILURES_BEFORE_BAN,
     ADMIN_BAN_SECONDS,
     ADMIN_SESSION_IDLE_MINUTES,
+    PROVISIONING_WINDOW_HOURS,
 ];
 
 /// The console setting called `key`, if it is one.

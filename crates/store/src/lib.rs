@@ -21,6 +21,7 @@ mod extensions;
 pub mod ip_rules;
 pub mod limits;
 pub mod music;
+pub mod phones;
 mod pin_lockout;
 pub mod policy;
 pub mod realm;

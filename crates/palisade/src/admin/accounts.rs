@@ -124,7 +124,12 @@ pub fn generate_password(len: usize) -> String {
 
 /// The hash under which a token is stored and looked up.
 pub fn token_hash(token: &str) -> String {
-    let digest = sha2::Sha256::digest(token.as_bytes());
+    token_hash_bytes(token.as_bytes())
+}
+
+/// SHA-256 of `bytes` in lowercase hex (also a client certificate's fingerprint).
+pub fn token_hash_bytes(bytes: &[u8]) -> String {
+    let digest = sha2::Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 

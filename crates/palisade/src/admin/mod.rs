@@ -14,6 +14,7 @@ mod hours;
 pub mod lists;
 pub mod moh;
 mod output;
+pub mod phone;
 pub mod policy;
 
 mod realm;
@@ -98,6 +99,8 @@ pub enum AdminCommand {
     Attendant(attendant::AttendantArgs),
     /// Call recording: set EXT always|on-demand|off, show, announce on|off, retention DAYS; list, export, delete.
     Recording(recording::RecordingArgs),
+    /// Desk phones and softphones provisioned over HTTPS: add, list, show, remove, reprovision.
+    Phone(phone::PhoneArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -253,6 +256,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Conference(args) => conference::run(args).await,
         AdminCommand::Attendant(args) => attendant::run(args).await,
         AdminCommand::Recording(args) => recording::run(args).await,
+        AdminCommand::Phone(args) => phone::run(args).await,
     }
 }
 

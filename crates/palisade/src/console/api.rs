@@ -145,6 +145,7 @@ pub fn router(state: State) -> Router {
         .route("/audit", get(audit))
         .merge(super::backups::api_routes())
         .merge(super::routing_api::api_routes())
+        .merge(super::phones_api::api_routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)

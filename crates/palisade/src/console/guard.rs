@@ -22,6 +22,17 @@ const MAX_TRACKED: usize = 10_000;
 const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
 /// How often bans and settings are re-read from the database.
 const REFRESH: Duration = Duration::from_secs(2);
+/// How often batched failure events are written.
+const FLUSH: Duration = Duration::from_millis(500);
+/// Batched failure events held at most between two flushes; more are summarised in one event.
+const MAX_PENDING_EVENTS: usize = 5_000;
+
+/// Failure events not yet written, and how many did not fit.
+#[derive(Debug, Default)]
+struct PendingEvents {
+    events: Vec<store::SecurityEvent>,
+    dropped: u64,
+}
 
 /// Failures per source within [`FAILURE_WINDOW_MS`], bounded to [`MAX_TRACKED`] sources.
 #[derive(Debug, Default)]
@@ -88,6 +99,8 @@ impl Default for GuardSettings {
 
 pub struct ConsoleGuard {
     failures: Mutex<FailureCounter>,
+    /// Failure events waiting for [`flush_loop`] (bounded: beyond [`MAX_PENDING_EVENTS`] they are only counted).
+    pending: Mutex<PendingEvents>,
     /// Banned address → until (unix ms).
     bans: RwLock<HashMap<IpAddr, i64>>,
     settings: RwLock<GuardSettings>,
@@ -97,6 +110,7 @@ impl ConsoleGuard {
     pub async fn load(db: &Db) -> anyhow::Result<ConsoleGuard> {
         let g = ConsoleGuard {
             failures: Mutex::new(FailureCounter::default()),
+            pending: Mutex::new(PendingEvents::default()),
             bans: RwLock::new(HashMap::new()),
             settings: RwLock::new(GuardSettings::default()),
         };
@@ -120,6 +134,28 @@ impl ConsoleGuard {
     /// Counts an authentication failure from `ip` (`what` says which: a wrong password, an unknown token…) and
     /// bans the source when it reaches `admin_failures_before_ban`. Both are security events.
     pub async fn fail(&self, db: &Db, ip: IpAddr, user: Option<&str>, what: ConsoleAuthReason) {
+        self.fail_as(
+            db,
+            ip,
+            user,
+            SecurityEventKind::ConsoleAuthFailure,
+            what.as_str(),
+            None,
+        )
+        .await
+    }
+
+    /// [`Self::fail`] recorded as a security event of `kind` (e.g. a refused provisioning fetch): the same count
+    /// toward the same console ban.
+    pub async fn fail_as(
+        &self,
+        db: &Db,
+        ip: IpAddr,
+        user: Option<&str>,
+        kind: SecurityEventKind,
+        what: &str,
+        detail: Option<String>,
+    ) {
         let now = crate::admin::time::now_ms();
         let settings = self.settings();
         let ban = self
@@ -130,37 +166,116 @@ impl ConsoleGuard {
         let _ = db
             .append_event(&store::SecurityEvent {
                 at: now,
-                kind: SecurityEventKind::ConsoleAuthFailure.as_str().into(),
-                reason: what.as_str().into(),
+                kind: kind.as_str().into(),
+                reason: what.into(),
                 source: ip.to_string(),
                 user: user.map(str::to_string),
-                detail: None,
+                detail,
             })
             .await;
         if ban {
-            let until = now.saturating_add((settings.ban_seconds as i64).saturating_mul(1000));
-            let reason = format!(
-                "{} failed console logins or API authentications",
-                settings.failures_before_ban
-            );
-            self.bans
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(ip, until);
-            if let Err(e) = db.ban_admin_source(&ip.to_string(), until, &reason).await {
-                tracing::error!(error = %e, %ip, "cannot record the console ban; it holds until restart");
-            }
-            let _ = db
-                .append_event(&store::SecurityEvent {
+            self.ban(db, ip, user, now, settings).await;
+        }
+    }
+
+    /// Bans `ip` (it reached the failure threshold): in memory at once, then in the database with an event.
+    async fn ban(
+        &self,
+        db: &Db,
+        ip: IpAddr,
+        user: Option<&str>,
+        now: i64,
+        settings: GuardSettings,
+    ) {
+        let until = now.saturating_add((settings.ban_seconds as i64).saturating_mul(1000));
+        let reason = format!(
+            "{} failed console logins, API authentications or refused provisioning fetches",
+            settings.failures_before_ban
+        );
+        self.bans
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ip, until);
+        if let Err(e) = db.ban_admin_source(&ip.to_string(), until, &reason).await {
+            tracing::error!(error = %e, %ip, "cannot record the console ban; it holds until restart");
+        }
+        let _ = db
+            .append_event(&store::SecurityEvent {
+                at: now,
+                kind: SecurityEventKind::ConsoleBan.as_str().into(),
+                reason: guard::BanReason::AuthFailures.as_str().into(),
+                source: ip.to_string(),
+                user: user.map(str::to_string),
+                detail: Some(reason),
+            })
+            .await;
+        tracing::warn!(%ip, seconds = settings.ban_seconds, "source banned from the web console");
+    }
+
+    /// [`Self::fail_as`] for failures that can come by the thousand (refused provisioning fetches): counted at
+    /// once, the event written by [`flush_loop`] within half a second with others in one transaction, so a
+    /// scanner costs one durable write per batch instead of one per request. The ban itself is written at once.
+    pub async fn fail_batched(
+        &self,
+        db: &Db,
+        ip: IpAddr,
+        kind: SecurityEventKind,
+        what: &str,
+        detail: Option<String>,
+    ) {
+        let now = crate::admin::time::now_ms();
+        let settings = self.settings();
+        let ban = self
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fail(ip, now, settings.failures_before_ban);
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if p.events.len() < MAX_PENDING_EVENTS {
+                p.events.push(store::SecurityEvent {
                     at: now,
-                    kind: SecurityEventKind::ConsoleBan.as_str().into(),
-                    reason: guard::BanReason::AuthFailures.as_str().into(),
+                    kind: kind.as_str().into(),
+                    reason: what.into(),
                     source: ip.to_string(),
-                    user: user.map(str::to_string),
-                    detail: Some(reason),
-                })
-                .await;
-            tracing::warn!(%ip, seconds = settings.ban_seconds, "source banned from the web console");
+                    user: None,
+                    detail,
+                });
+            } else {
+                p.dropped += 1;
+            }
+        }
+        if ban {
+            self.ban(db, ip, None, now, settings).await;
+        }
+    }
+
+    /// Writes the batched failure events.
+    pub async fn flush(&self, db: &Db) {
+        let (mut events, dropped) = {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                std::mem::take(&mut p.events),
+                std::mem::take(&mut p.dropped),
+            )
+        };
+        if dropped > 0 {
+            events.push(store::SecurityEvent {
+                at: crate::admin::time::now_ms(),
+                kind: SecurityEventKind::ConsoleEventsDropped.as_str().into(),
+                reason: "too_many".into(),
+                source: "-".into(),
+                user: None,
+                detail: Some(format!(
+                    "{dropped} more failure events within half a second were counted but not stored"
+                )),
+            });
+        }
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = db.append_events(&events).await {
+            tracing::warn!(error = %e, n = events.len(), "cannot store console failure events");
         }
     }
 
@@ -187,6 +302,14 @@ impl ConsoleGuard {
         };
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
         Ok(())
+    }
+}
+
+/// Writes batched failure events every half second.
+pub async fn flush_loop(state: State) {
+    loop {
+        tokio::time::sleep(FLUSH).await;
+        state.guard.flush(&state.db).await;
     }
 }
 
@@ -234,6 +357,40 @@ mod tests {
             assert!(!c.fail(ip("10.0.0.1"), i, 5));
         }
         assert!(!c.fail(ip("10.0.0.1"), 3 + FAILURE_WINDOW_MS, 5));
+    }
+
+    #[tokio::test]
+    async fn batched_failures_ban_at_once_and_are_written_by_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_in(dir.path()).await.unwrap();
+        let g = ConsoleGuard::load(&db).await.unwrap();
+        let threshold = g.settings().failures_before_ban;
+        for _ in 0..threshold {
+            assert!(!g.is_banned(ip("10.0.0.9")));
+            g.fail_batched(
+                &db,
+                ip("10.0.0.9"),
+                SecurityEventKind::ProvisioningRefused,
+                "unknown_token",
+                None,
+            )
+            .await;
+        }
+        assert!(
+            g.is_banned(ip("10.0.0.9")),
+            "banned at the threshold, before any flush"
+        );
+        let count = |events: &[store::StoredEvent]| {
+            events
+                .iter()
+                .filter(|e| e.kind == "provisioning_refused")
+                .count()
+        };
+        let before = db.list_events(None, None, 100).await.unwrap();
+        assert_eq!(count(&before), 0, "failure events wait for the flush");
+        g.flush(&db).await;
+        let after = db.list_events(None, None, 100).await.unwrap();
+        assert_eq!(count(&after), threshold as usize);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use super::{Peer, State};
+use super::{AdminAccess, ClientCert, Peer, State};
 use crate::tls_reload::ReloadingResolver;
 
 /// Connections served at once on one listener; more wait in the kernel's backlog.
@@ -64,12 +64,88 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::from_std(socket.into()).with_context(what)
 }
 
-/// The TLS configuration of the console: the SIP certificate (same resolver, so reloads apply), HTTP/1.1.
-pub fn acceptor(cert: Arc<ReloadingResolver>) -> anyhow::Result<TlsAcceptor> {
-    let base = crate::tls::config_with_resolver(cert)?;
-    let mut config = (*base).clone();
+/// The TLS configuration of the console: the SIP certificate (same resolver, so reloads apply), HTTP/1.1; with
+/// `client_certs`, an optional client certificate is requested (see [`AnyClientCert`]).
+pub fn acceptor(cert: Arc<ReloadingResolver>, client_certs: bool) -> anyhow::Result<TlsAcceptor> {
+    let mut config = if client_certs {
+        rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .context("TLS protocol versions")?
+            .with_client_cert_verifier(Arc::new(AnyClientCert::new()))
+            .with_cert_resolver(cert)
+    } else {
+        (*crate::tls::config_with_resolver(cert)?).clone()
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts any client certificate, or none: phones present factory certificates from vendor CAs Palisade does
+/// not know, so no chain is checked. What counts is that the client proves it holds the certificate's key (the
+/// handshake signature is verified): the certificate's fingerprint then identifies the device, and a provisioned
+/// phone bound to it cannot be impersonated by a device without that key.
+#[derive(Debug)]
+pub struct AnyClientCert {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl AnyClientCert {
+    pub fn new() -> AnyClientCert {
+        AnyClientCert {
+            algorithms: crate::tls::provider().signature_verification_algorithms,
+        }
+    }
+}
+
+impl Default for AnyClientCert {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 pub async fn accept_loop(
@@ -78,6 +154,7 @@ pub async fn accept_loop(
     app: Router,
     state: State,
     networks: Arc<Vec<ipnet::IpNet>>,
+    prov_networks: Arc<Vec<ipnet::IpNet>>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -90,8 +167,9 @@ pub async fn accept_loop(
             }
         };
         // Refused before a byte is read: no TLS handshake, nothing to fingerprint.
-        if !allowed(&networks, peer.ip()) {
-            tracing::debug!(%peer, "web console: source outside admin_networks refused");
+        let admin = allowed(&networks, peer.ip());
+        if !admin && !allowed(&prov_networks, peer.ip()) {
+            tracing::debug!(%peer, "web console: source outside admin_networks and provisioning_networks refused");
             continue;
         }
         if state.guard.is_banned(canonical_ip(peer.ip())) {
@@ -104,14 +182,14 @@ pub async fn accept_loop(
         let tls = tls.clone();
         let app = app.clone();
         tokio::spawn(async move {
-            serve(stream, peer, tls, app).await;
+            serve(stream, peer, tls, app, admin).await;
             drop(slot);
         });
     }
 }
 
 /// One connection: TLS if the first byte is a TLS handshake record, else plain HTTP answered by a redirect.
-async fn serve(stream: TcpStream, peer: SocketAddr, tls: TlsAcceptor, app: Router) {
+async fn serve(stream: TcpStream, peer: SocketAddr, tls: TlsAcceptor, app: Router, admin: bool) {
     let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
@@ -124,7 +202,18 @@ async fn serve(stream: TcpStream, peer: SocketAddr, tls: TlsAcceptor, app: Route
         else {
             return;
         };
-        let app = app.layer(axum::Extension(Peer(peer)));
+        let client_cert = ClientCert(
+            tls_stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| crate::admin::accounts::token_hash_bytes(c.as_ref())),
+        );
+        let app = app
+            .layer(axum::Extension(Peer(peer)))
+            .layer(axum::Extension(client_cert))
+            .layer(axum::Extension(AdminAccess(admin)));
         let service = TowerToHyperService::new(app);
         let _ = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())

@@ -16,6 +16,7 @@ pub mod listener;
 pub mod live;
 pub mod openapi;
 mod pages;
+pub mod phones_api;
 pub mod routing_api;
 pub mod sessions;
 pub mod totp;
@@ -41,6 +42,8 @@ pub struct Console {
     pub guard: guard::ConsoleGuard,
     pub live: live::Live,
     pub cert: Arc<ReloadingResolver>,
+    /// Provisioning (`/prov/`): the SIP ports and domain phones are given, and who may fetch.
+    pub prov: crate::prov::ProvConfig,
 }
 
 pub type State = Arc<Console>;
@@ -63,6 +66,15 @@ impl Peer {
     }
 }
 
+/// The SHA-256 (hex) of the client certificate the TLS peer presented, if any (phones with a vendor certificate).
+#[derive(Debug, Clone)]
+pub struct ClientCert(pub Option<String>);
+
+/// Whether the source is in `admin_networks` (else it reached the listener through `provisioning_networks`
+/// and may fetch only under /prov/).
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAccess(pub bool);
+
 /// A source banned while its connection was open (keep-alive) gets nothing more on it.
 async fn refuse_banned(
     axum::extract::State(state): axum::extract::State<State>,
@@ -74,6 +86,16 @@ async fn refuse_banned(
         .extensions()
         .get::<Peer>()
         .is_some_and(|p| state.guard.is_banned(p.ip()));
+    // A source that is only in provisioning_networks sees nothing but /prov/.
+    let admin = req.extensions().get::<AdminAccess>().is_some_and(|a| a.0);
+    if !admin && !req.uri().path().starts_with("/prov/") {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            [(axum::http::header::CONNECTION, "close")],
+            "Not Found\n",
+        )
+            .into_response();
+    }
     if banned {
         return (
             axum::http::StatusCode::FORBIDDEN,
@@ -94,6 +116,7 @@ pub async fn start(
     backup_dir: PathBuf,
     db: Db,
     cert: Arc<ReloadingResolver>,
+    prov: crate::prov::ProvConfig,
     extra: Router,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     if cfg.listen.is_empty() {
@@ -107,10 +130,12 @@ pub async fn start(
         data_dir,
         backup_dir,
         cert: cert.clone(),
+        prov,
     });
     let app = Router::new()
         .merge(pages::router(state.clone()))
         .nest("/api/v1", api::router(state.clone()))
+        .merge(crate::prov::http::router(state.clone()))
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -118,9 +143,10 @@ pub async fn start(
         ));
     let mut tasks = vec![
         tokio::spawn(guard::refresh_loop(state.clone())),
+        tokio::spawn(guard::flush_loop(state.clone())),
         tokio::spawn(live::poll_loop(state.clone())),
     ];
-    let tls = listener::acceptor(cert)?;
+    let tls = listener::acceptor(cert, cfg.client_certs)?;
     for addr in &cfg.listen {
         let l = match listener::bind(*addr) {
             Ok(l) => l,
@@ -138,6 +164,7 @@ pub async fn start(
             app.clone(),
             state.clone(),
             Arc::new(cfg.networks.clone()),
+            Arc::new(state.prov.networks.clone()),
         )));
     }
     Ok(tasks)

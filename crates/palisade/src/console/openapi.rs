@@ -75,6 +75,22 @@ fn ext_changes() -> Value {
     json!({"type": "object", "additionalProperties": false, "properties": p})
 }
 
+fn new_phone() -> Value {
+    json!({
+        "type": "object", "required": ["ext", "model"], "additionalProperties": false,
+        "properties": {
+            "mac": {"type": "string"}, "ext": {"type": "string"},
+            "model": {"type": "string",
+                      "enum": ["yealink", "snom", "grandstream", "polycom", "linphone", "generic"]},
+            "host": {"type": "string"}
+        }
+    })
+}
+
+fn reprovision_body() -> Value {
+    json!({"type": "object", "additionalProperties": false, "properties": {"host": {"type": "string"}}})
+}
+
 fn pin_body() -> Value {
     json!({"type": "object", "additionalProperties": false, "properties": {"pin": {"type": "string"}}})
 }
@@ -388,6 +404,38 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/voicemail/{number}/{id}", "A message as WAV"),
     op("delete", "/voicemail/{number}/{id}", "Delete a message"),
     op("get", "/cert", "The TLS certificate in use"),
+    op(
+        "get",
+        "/phones",
+        "Provisioned phones (never their URL tokens)",
+    ),
+    Operation {
+        body: Some(new_phone),
+        success: 201,
+        ..op(
+            "post",
+            "/phones",
+            "Provision a phone (as `palisade phone add`); the answer holds its URL, shown this once",
+        )
+    },
+    op(
+        "get",
+        "/phones/{id}",
+        "One phone (its web-admin password for write-scope tokens)",
+    ),
+    op(
+        "delete",
+        "/phones/{id}",
+        "Remove a phone: its provisioning URL stops working",
+    ),
+    Operation {
+        body: Some(reprovision_body),
+        ..op(
+            "post",
+            "/phones/{id}/reprovision",
+            "A new URL and window; the next fetch rotates the extension's password",
+        )
+    },
     Operation {
         query: &["before", "limit"],
         ..op("get", "/audit", "The audit log, newest first")
@@ -512,10 +560,11 @@ mod tests {
         out
     }
 
-    const API_SOURCES: [&str; 3] = [
+    const API_SOURCES: [&str; 4] = [
         include_str!("api.rs"),
         include_str!("backups.rs"),
         include_str!("routing_api.rs"),
+        include_str!("phones_api.rs"),
     ];
 
     fn routes_in(src: &str, out: &mut std::collections::BTreeSet<String>) {

@@ -7,6 +7,8 @@ mod backups;
 mod config;
 mod extensions;
 mod monitor;
+mod phones;
+pub use phones::request_host;
 mod routing;
 
 use askama::Template;
@@ -28,6 +30,7 @@ pub fn router(state: State) -> Router {
         .merge(account::routes())
         .merge(monitor::routes())
         .merge(extensions::routes())
+        .merge(phones::routes())
         .merge(config::routes())
         .merge(backups::routes())
         .merge(routing::routes())
