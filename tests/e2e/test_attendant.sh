@@ -4,8 +4,9 @@
 # trunk `carrier` (sipp provider on 127.0.0.5) answered by it. Outbound rule 00 -> carrier and country 44 allowed:
 # an extension could dial the UK, the attendant must not.
 #   * CLI refusals: a trunk target, a group target (not in this version), an unknown after-hours attendant;
-#   * baresip A (100, 440 Hz) dials 800: it hears the greeting (1 kHz), keys 1 (RFC 4733): 210 (baresip, 880 Hz,
-#     auto-answer) rings and answers, `palisade calls` shows 100 -> 210 talking and A hears 880 Hz;
+#   * baresip A (100, 440 Hz) dials 800: it hears the greeting (1 kHz), keys 3 (ext 220, no phone: the hand-over
+#     fails and the menu plays again), then 1 (RFC 4733): 210 (baresip, 880 Hz, auto-answer) rings and answers,
+#     `palisade calls` shows 100 -> 210 talking and A hears 880 Hz;
 #   * A dials 800 and keys nothing: after the greeting and 3 s, the operator 200 (baresip, auto-answer) answers;
 #   * an outside caller through the DID (sipp on the trunk's address) keys 0 0 4 4 1 # by SIP INFO (dial by
 #     extension): refused with a policy event attendant_target_refused, the provider gets no INVITE;
@@ -29,7 +30,7 @@ SCEN=$E2E_DIR/scenarios
 data=$E2E_TMP/data
 csv=$E2E_TMP/credentials.csv
 pal() { "$PALISADE_BIN" "$@" --data "$data"; }
-for n in 100 200 210; do
+for n in 100 200 210 220; do
   "$PALISADE_BIN" ext add-range "$n" "$n" --data "$data" 2>/dev/null | grep -E '^[0-9]+,' >>"$csv" ||
     fail "ext add-range $n $n"
 done
@@ -58,7 +59,7 @@ case $out in *"not available in this version"*) ;; *) fail "group target: unclea
 if out=$(pal attendant add bad --greeting "$E2E_TMP/g.wav" --after-hours night 2>&1); then fail "unknown after-hours: $out"; fi
 case $out in *"attendant night does not exist"*) ;; *) fail "after-hours: unclear error: $out" ;; esac
 pal attendant add main --number 800 --greeting "$E2E_TMP/g.wav" --option 1=ext:210 --option 0=ext:200 \
-  --timeout 3 --dial-by-extension >/dev/null || fail "attendant add main"
+  --option 3=ext:220 --timeout 3 --dial-by-extension >/dev/null || fail "attendant add main"
 pal attendant did add 4930555 --trunk carrier --attendant main >/dev/null || fail "attendant did add"
 ok "attendant CLI: trunk and group targets and an unknown after-hours attendant refused; main added on 800 and DID 4930555"
 
@@ -122,13 +123,21 @@ t0=$(now)
 ctrl "$HOST:$ca" --wait-event CALL_ESTABLISHED --timeout 10 dial "sip:800@$HOST:$port" >/dev/null || fail "A dialled 800"
 sleep 1.2
 t1=$(now)
+# 3 leads to 220, which has no phone: back to the menu, and the caller can choose again.
+ctrl "$HOST:$ca" --timeout 2 sndcode 3 >/dev/null || fail "sndcode 3"
+for ((i = 0; i < 30; i++)); do
+  grep -q 'transfer failed' "$PAL_ERR" && break
+  sleep 0.1
+done
+grep -q 'transfer failed' "$PAL_ERR" || fail "key 3 (220, no phone): no failed hand-over logged"
+sleep 0.5
 ctrl "$HOST:$ca" --timeout 2 sndcode 1 >/dev/null || fail "sndcode 1"
 talking 100 210 || fail "after key 1 palisade does not show 100 -> 210 talking"
 sleep 2
 t2=$(now)
 ctrl "$HOST:$ca" --wait-event CALL_CLOSED --timeout 5 hangup >/dev/null || fail "A's hangup"
 no_calls || fail "calls left after A hung up: $(pal calls)"
-ok "A dialled 800 and keyed 1: 210 answered, palisade showed 100 -> 210 talking"
+ok "A dialled 800, keyed 3 (220 has no phone: back to the menu), then 1: 210 answered, palisade showed 100 -> 210 talking"
 
 # ---- 2. no key -> the operator
 t_wait=$(now)

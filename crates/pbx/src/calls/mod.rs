@@ -232,6 +232,9 @@ pub enum CallOutput {
     StartApp(AppStart),
     /// A key the caller pressed, sent by SIP INFO, for the application of `call`.
     AppDigit { call: u64, digit: char },
+    /// The extension the application of `call` handed its caller to did not answer (busy, no answer,
+    /// unreachable): the application goes on (an attendant offers its menu again).
+    AppHandoverFailed { call: u64 },
     /// The call of a media application ended: stop it (keeping a message being recorded).
     StopApp { call: u64 },
     /// Route `target` as if extension `from` dialled it (call forwarding, or a transfer by REFER), with the call

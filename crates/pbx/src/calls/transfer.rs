@@ -767,6 +767,12 @@ impl Calls {
             call.retired.push(b);
         }
         tracing::info!(call = id, target = %t.target.number, status, "transfer failed");
+        if t.transferor_gone && app_side(call, t.side) {
+            // An application handed its caller on and still answers it: the call goes on with it.
+            self.outputs
+                .push(CallOutput::AppHandoverFailed { call: id });
+            return;
+        }
         if t.transferor_gone {
             self.send_bye(id, t.side.other(), media);
             self.finish(

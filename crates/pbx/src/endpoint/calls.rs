@@ -708,6 +708,11 @@ impl Endpoint {
                         self.events.push_back(Event::AppDigit { call, digit });
                     }
                 }
+                CallOutput::AppHandoverFailed { call } => {
+                    if self.apps_enabled {
+                        self.events.push_back(Event::AppRefused { call });
+                    }
+                }
                 CallOutput::StopApp { call } => {
                     if self.apps_enabled {
                         self.events.push_back(Event::StopApp { call });

@@ -121,7 +121,8 @@ pub enum Event {
     Started,
     PlaybackFinished,
     Digit(char),
-    /// The endpoint refused the last [`Action::Route`] (not reachable for this caller, or does not exist).
+    /// The endpoint refused the last [`Action::Route`] (not reachable for this caller, or does not exist), or
+    /// the extension it rang did not answer.
     Refused,
     Tick,
 }
@@ -250,7 +251,15 @@ impl Menu {
                     self.choose()
                 }
             }
-            (State::Routing, Event::Refused) => self.invalid_key(),
+            // Not reachable, or it did not answer: the menu again (counted like an invalid key, so a caller cannot
+            // loop forever), without calling the choice invalid.
+            (State::Routing, Event::Refused) => {
+                let mut out = self.invalid_key();
+                if let [Action::PlayGreeting(prompts)] = out.as_mut_slice() {
+                    prompts.clear();
+                }
+                out
+            }
             (State::Leaving, Event::PlaybackFinished) => {
                 self.state = State::Done;
                 vec![Action::Hangup]
@@ -350,10 +359,7 @@ mod tests {
             [Action::PlayGreeting(vec![Prompt::AttendantInvalid])]
         );
         m.handle(Event::Digit('1'), t0);
-        assert_eq!(
-            m.handle(Event::Refused, t0),
-            [Action::PlayGreeting(vec![Prompt::AttendantInvalid])]
-        );
+        assert_eq!(m.handle(Event::Refused, t0), [Action::PlayGreeting(vec![])]);
         assert_eq!(
             m.handle(Event::Digit('9'), t0)[1..],
             [Action::Play(vec![Prompt::Goodbye])]

@@ -66,3 +66,67 @@ impl OfficeNumbers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers() -> OfficeNumbers {
+        let entry = |name: &str, number: Option<&str>, after: Option<&str>| AttendantEntry {
+            name: name.into(),
+            number: number.map(Into::into),
+            after_hours: after.map(Into::into),
+        };
+        OfficeNumbers {
+            conferences: HashMap::new(),
+            attendants: [
+                (
+                    "main".to_string(),
+                    entry("main", Some("800"), Some("night")),
+                ),
+                ("night".to_string(), entry("night", None, None)),
+                ("lost".to_string(), entry("lost", None, Some("gone"))),
+            ]
+            .into_iter()
+            .collect(),
+            did_attendants: [(
+                "+4930555".to_string(),
+                ("carrier".to_string(), "main".to_string()),
+            )]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    #[test]
+    fn after_hours_attendant_answers_when_the_office_is_closed() {
+        let o = numbers();
+        let main = o.attendant_by_number("800").expect("main on 800");
+        assert_eq!(o.effective_attendant(main, true), "main");
+        assert_eq!(o.effective_attendant(main, false), "night");
+        // An after-hours attendant that does not exist (removed) leaves the day one answering.
+        let lost = &o.attendants["lost"];
+        assert_eq!(o.effective_attendant(lost, false), "lost");
+        assert!(o.attendant_by_number("801").is_none());
+    }
+
+    #[test]
+    fn a_did_leads_to_its_attendant_only_through_its_trunk() {
+        let o = numbers();
+        assert_eq!(
+            o.did_attendant("carrier", "4930555")
+                .map(|a| a.name.as_str()),
+            Some("main")
+        );
+        assert_eq!(
+            o.did_attendant("carrier", "+4930555")
+                .map(|a| a.name.as_str()),
+            Some("main")
+        );
+        assert!(
+            o.did_attendant("other", "4930555").is_none(),
+            "another trunk's caller"
+        );
+        assert!(o.did_attendant("carrier", "4930556").is_none());
+    }
+}
