@@ -37,7 +37,8 @@ pub struct Recorder {
     recording: bool,
     /// When the timeline's sample 0 was (the first time recording was on).
     origin: Option<Instant>,
-    mix: Vec<i32>,
+    /// Both legs summed (saturating: the sum of two legs is clipped, as a mixer does).
+    mix: Vec<i16>,
     cursor: [usize; 2],
     dtmf: [DtmfReceiver; 2],
     /// The last key from each leg (for `*` then `1`).
@@ -104,7 +105,7 @@ impl Recorder {
             self.mix.resize(end, 0);
         }
         for (slot, &b) in self.mix[start..end].iter_mut().zip(payload) {
-            *slot += i32::from(law.decode(b));
+            *slot = slot.saturating_add(law.decode(b));
         }
         *cursor = end;
         false
@@ -132,11 +133,13 @@ impl Recorder {
     }
 
     /// The recorded audio, mixed and clipped; empty when nothing was recorded.
-    pub fn samples(&self) -> Vec<i16> {
+    pub fn samples(&self) -> &[i16] {
+        &self.mix
+    }
+
+    /// The recorded audio, taking it out (no copy of up to an hour of samples).
+    pub fn into_samples(self) -> Vec<i16> {
         self.mix
-            .iter()
-            .map(|&s| s.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16)
-            .collect()
     }
 }
 
@@ -187,8 +190,8 @@ mod tests {
         }
         let s = r.samples();
         assert!((15_900..=16_100).contains(&s.len()), "{}", s.len());
-        assert!(goertzel_power(&s, 440.0) > 5e6);
-        assert!(goertzel_power(&s, 880.0) > 5e6);
+        assert!(goertzel_power(s, 440.0) > 5e6);
+        assert!(goertzel_power(s, 880.0) > 5e6);
     }
 
     #[test]

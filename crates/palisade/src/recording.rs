@@ -92,7 +92,7 @@ impl Recordings {
         let Some((db, root)) = self.sink.clone() else {
             return;
         };
-        let samples = recorder.samples();
+        let samples = recorder.into_samples();
         if samples.is_empty() {
             return;
         }
