@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use pbx::trunks::registration::RegStatus;
+use pbx::trunks::registration::{RegState, RegStatus};
 use store::{Db, TrunkStatusRow};
 
 use crate::service::{Resolved, unix_ms};
@@ -65,14 +65,14 @@ pub fn status_rows(status: &[RegStatus]) -> Vec<TrunkStatusRow> {
     for s in status {
         let row = TrunkStatusRow {
             trunk: s.trunk.clone(),
-            state: s.state.to_string(),
+            state: s.state.as_str().to_string(),
             registered_until: s.registered_until.map(ms),
             last_error: s.last_error.clone(),
             next_attempt: s.next_attempt.map(ms),
             updated_at: 0,
         };
         match rows.iter_mut().find(|r| r.trunk == row.trunk) {
-            Some(r) if r.state == "unregistering" => *r = row,
+            Some(r) if r.state == RegState::Unregistering.as_str() => *r = row,
             Some(_) => {}
             None => rows.push(row),
         }
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn one_row_per_trunk_preferring_the_current_registration() {
-        let st = |trunk: &str, state: &'static str| RegStatus {
+        let st = |trunk: &str, state: RegState| RegStatus {
             trunk: trunk.into(),
             state,
             registered_until: None,
@@ -135,9 +135,9 @@ mod tests {
             next_attempt: None,
         };
         let rows = status_rows(&[
-            st("b", "unregistering"),
-            st("b", "registering"),
-            st("a", "registered"),
+            st("b", RegState::Unregistering),
+            st("b", RegState::Registering),
+            st("a", RegState::Registered),
         ]);
         let got: Vec<(&str, &str)> = rows
             .iter()

@@ -3,6 +3,7 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
+use pbx::trunks::registration::RegState;
 use serde::{Deserialize, Serialize};
 use store::trunks::HOST_SOURCES;
 use store::{Db, DidRow, SrtpMode, StoreError, TrunkNew, TrunkPatch, TrunkRow, TrunkStatusRow};
@@ -240,9 +241,9 @@ pub struct RegistrationView {
 impl RegistrationView {
     /// One line for tables: "registered until …", "failed", "registering"…
     fn summary(&self) -> String {
-        match (&self.state[..], &self.registered_until) {
-            ("registered", Some(until)) => format!("registered until {until}"),
-            (s, _) => s.to_string(),
+        match (RegState::from_stored(&self.state), &self.registered_until) {
+            (Some(RegState::Registered), Some(until)) => format!("registered until {until}"),
+            _ => self.state.clone(),
         }
     }
 }

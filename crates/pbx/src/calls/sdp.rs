@@ -160,16 +160,20 @@ fn first_audio(sdp: &Sdp) -> Option<usize> {
 
 /// Refuses (port 0) every stream but the first active audio one: one relayed stream per call. Also removes the
 /// source descriptions (`a=ssrc`, `a=ssrc-group`, `a=msid`), whose CNAME often names the phone's own address:
-/// neither side learns anything about the other beyond the codecs.
+/// neither side learns anything about the other beyond the codecs. A refused stream also loses its `a=crypto`
+/// keys: they are the other phone's, and a secure phone's video keys must not reach a plain-transport callee
+/// (nor make the call fail at the last gate that stops keys in clear).
 fn relay_only_audio(sdp: &mut Sdp) {
     let keep = first_audio(sdp);
     for (i, m) in sdp.media.iter_mut().enumerate() {
-        if Some(i) != keep {
+        let refused = Some(i) != keep;
+        if refused {
             m.port = 0;
         }
         m.lines.retain(|l| {
             !matches!(l, media::sdp::Line::Attribute(a)
-                if ["ssrc", "ssrc-group", "msid"].iter().any(|n| a.name.eq_ignore_ascii_case(n)))
+                if ["ssrc", "ssrc-group", "msid"].iter().any(|n| a.name.eq_ignore_ascii_case(n))
+                    || (refused && a.name.eq_ignore_ascii_case("crypto")))
         });
     }
 }
@@ -261,5 +265,24 @@ mod app_tests {
         assert!(text.contains("m=audio 30000 RTP/AVP 8 101"), "{text}");
         assert!(text.contains("c=IN IP4 192.0.2.1"), "{text}");
         assert_eq!(endpoint(&d).map(|e| e.0.port()), Some(5000));
+    }
+
+    #[test]
+    fn a_refused_video_stream_carries_no_keys_to_a_plain_leg() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+            m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 \
+            inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n\
+            m=video 4002 RTP/SAVP 96\r\na=rtpmap:96 VP8/90000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 \
+            inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj\r\n";
+        let plain = rewrite_with_crypto(offer.as_bytes(), "192.0.2.1".parse().unwrap(), 30000, &[])
+            .expect("rewritten");
+        assert!(
+            !media::sdes::body_has_keys(&plain),
+            "{}",
+            String::from_utf8_lossy(&plain)
+        );
+        let text = String::from_utf8_lossy(&plain);
+        assert!(text.contains("m=video 0 "), "{text}");
+        assert!(text.contains("m=audio 30000 RTP/AVP 0"), "{text}");
     }
 }

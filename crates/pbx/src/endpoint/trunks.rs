@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::trunks::Trunk;
 use crate::trunks::registration::{
-    DEFAULT_EXPIRES, RegId, RegSend, RegStatus, RegTarget, Registrations,
+    DEFAULT_EXPIRES, RegId, RegSend, RegState, RegStatus, RegTarget, Registrations,
 };
 use sip::Message;
 use sip::transaction::{ClientTxId, Peer};
@@ -125,7 +125,7 @@ impl Endpoint {
             if t.register && (t.username.is_none() || t.password.is_none()) {
                 out.push(RegStatus {
                     trunk: t.name.clone(),
-                    state: "failed",
+                    state: RegState::Failed,
                     registered_until: None,
                     last_error: Some(
                         "registration is on but the trunk has no username and password (set them with \
@@ -380,7 +380,7 @@ mod tests {
         assert!(s.trunks[0].socket_addr().is_none());
         assert!(crate::trunks::trunk_of(&s.trunks, "127.0.0.5".parse().unwrap()).is_none());
         assert!(s.handle_timeout(now).is_empty());
-        assert_eq!(s.trunk_status(now)[0].state, "failed");
+        assert_eq!(s.trunk_status(now)[0].state, RegState::Failed);
 
         let mut r = Resolved::new();
         r.insert(
@@ -431,7 +431,10 @@ mod tests {
         let ok = reply(&out2[0], 200, &[(HeaderName::Expires, "60")]);
         assert!(s.handle_inbound(ok, later).is_empty());
         let st = &s.trunk_status(later)[0];
-        assert_eq!((st.state, st.last_error.as_deref()), ("registered", None));
+        assert_eq!(
+            (st.state, st.last_error.as_deref()),
+            (RegState::Registered, None)
+        );
         assert!(s.poll_timeout().is_some());
 
         // Registration turned off: unregistered with Expires 0.

@@ -85,12 +85,47 @@ pub struct RegSend {
     pub request: Message,
 }
 
+/// Where a trunk registration is. Stored and shown as [`Self::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegState {
+    /// The provider accepted the registration and it has not expired.
+    Registered,
+    /// The first attempt is under way.
+    Registering,
+    /// The last attempt failed; a retry is scheduled.
+    Failed,
+    /// Removed or turned off: the `Expires: 0` REGISTER is under way.
+    Unregistering,
+}
+
+impl RegState {
+    const ALL: [RegState; 4] = [
+        RegState::Registered,
+        RegState::Registering,
+        RegState::Failed,
+        RegState::Unregistering,
+    ];
+
+    /// The state a stored name stands for (exact names only).
+    pub fn from_stored(s: &str) -> Option<RegState> {
+        RegState::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegState::Registered => "registered",
+            RegState::Registering => "registering",
+            RegState::Failed => "failed",
+            RegState::Unregistering => "unregistering",
+        }
+    }
+}
+
 /// How a registration stands, for `palisade trunk list` (written to the store by the server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegStatus {
     pub trunk: String,
-    /// `registered`, `registering`, `failed` or `unregistering`.
-    pub state: &'static str,
+    pub state: RegState,
     /// Until when the provider accepted the registration (while registered).
     pub registered_until: Option<SystemTime>,
     /// The last failure, kept until the next success.
@@ -428,13 +463,13 @@ impl Registration {
     fn status(&self, now: Instant) -> RegStatus {
         let registered = self.is_registered(now);
         let state = if self.removing {
-            "unregistering"
+            RegState::Unregistering
         } else if registered {
-            "registered"
+            RegState::Registered
         } else if self.failures > 0 {
-            "failed"
+            RegState::Failed
         } else {
-            "registering"
+            RegState::Registering
         };
         RegStatus {
             trunk: self.target.trunk.clone(),

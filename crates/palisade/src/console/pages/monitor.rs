@@ -17,6 +17,7 @@ use crate::admin::{calls, events};
 use crate::console::State;
 use crate::console::api::{CdrQuery, cdr_csv, cdr_rows, csv_response};
 use pbx::model::SecurityEventKind;
+use pbx::trunks::registration::RegState;
 
 pub fn routes() -> Router<State> {
     Router::new()
@@ -82,7 +83,10 @@ async fn dashboard(AxState(s): AxState<State>, headers: HeaderMap) -> Response {
         nav: Nav::new(&sess, "dashboard"),
         calls_now: calls.len(),
         registered: registered.len(),
-        trunks_up: trunks.iter().filter(|t| t.state == "registered").count(),
+        trunks_up: trunks
+            .iter()
+            .filter(|t| t.state == RegState::Registered.as_str())
+            .count(),
         trunks_total: trunks.len(),
         bans_live,
         calls,

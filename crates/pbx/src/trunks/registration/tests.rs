@@ -63,7 +63,7 @@ fn register_challenge_answer_and_refresh() {
     assert_eq!(header(&m, HeaderName::CSeq), "1 REGISTER");
     assert!(m.header(HeaderName::Authorization).is_none());
     let call_id = header(&m, HeaderName::CallId);
-    assert_eq!(regs.status(now, wall)[0].state, "registering");
+    assert_eq!(regs.status(now, wall)[0].state, RegState::Registering);
     // Nothing else is due while the REGISTER is in flight.
     assert_eq!(regs.poll_timeout(), None);
 
@@ -88,7 +88,14 @@ fn register_challenge_answer_and_refresh() {
     );
     assert!(regs.on_response(second.id, &ok, now, wall).is_none());
     let st = &regs.status(now, wall)[0];
-    assert_eq!((st.state, st.last_error.as_deref()), ("registered", None));
+    assert_eq!(
+        (st.state, st.last_error.as_deref()),
+        (RegState::Registered, None)
+    );
+    for s in RegState::ALL {
+        assert_eq!(RegState::from_stored(s.as_str()), Some(s));
+    }
+    assert_eq!(RegState::from_stored("Registered"), None);
     assert_eq!(st.registered_until, Some(wall + Duration::from_secs(60)));
     // Refreshed at 85 % of the 60 s granted, with the same Call-ID and a higher CSeq.
     assert_eq!(regs.poll_timeout(), Some(now + Duration::from_secs(51)));
@@ -117,7 +124,7 @@ fn refused_password_backs_off_instead_of_looping() {
         "not answered twice"
     );
     let st = &regs.status(now, wall)[0];
-    assert_eq!(st.state, "failed");
+    assert_eq!(st.state, RegState::Failed);
     assert!(
         st.last_error
             .as_deref()
@@ -188,7 +195,7 @@ fn stale_nonce_is_answered_once_more() {
         .expect("stale: answered again");
     let c3 = respond(&third, 407, &[(HeaderName::ProxyAuthenticate, &stale)]);
     assert!(regs.on_response(third.id, &c3, now, wall).is_none());
-    assert_eq!(regs.status(now, wall)[0].state, "failed");
+    assert_eq!(regs.status(now, wall)[0].state, RegState::Failed);
 }
 
 #[test]
@@ -217,7 +224,7 @@ fn removal_unregisters_with_expires_zero() {
     let ok = respond(&first, 200, &[(HeaderName::Expires, "600")]);
     regs.on_response(first.id, &ok, now, wall);
     regs.sync(&[], now);
-    assert_eq!(regs.status(now, wall)[0].state, "unregistering");
+    assert_eq!(regs.status(now, wall)[0].state, RegState::Unregistering);
     let bye = regs.handle_timeout(now).remove(0);
     let m = parse(&bye.request);
     assert_eq!(header(&m, HeaderName::Expires), "0");
@@ -269,7 +276,7 @@ fn unresolved_host_or_missing_listener_is_a_failure_with_a_reason() {
     regs.sync(&[t], now);
     assert!(regs.handle_timeout(now).is_empty());
     let st = &regs.status(now, wall)[0];
-    assert_eq!(st.state, "failed");
+    assert_eq!(st.state, RegState::Failed);
     assert!(
         st.last_error
             .as_deref()
@@ -323,12 +330,12 @@ fn late_or_foreign_answers_are_ignored() {
     let (mut regs, now, wall, first) = started();
     let ok = respond(&first, 200, &[]);
     assert!(regs.on_response(RegId(999), &ok, now, wall).is_none());
-    assert_eq!(regs.status(now, wall)[0].state, "registering");
+    assert_eq!(regs.status(now, wall)[0].state, RegState::Registering);
     regs.on_response(first.id, &ok, now, wall);
     // A second final answer for the same REGISTER changes nothing.
     let c = respond(&first, 401, &[(HeaderName::WwwAuthenticate, CHALLENGE)]);
     assert!(regs.on_response(first.id, &c, now, wall).is_none());
-    assert_eq!(regs.status(now, wall)[0].state, "registered");
+    assert_eq!(regs.status(now, wall)[0].state, RegState::Registered);
 }
 
 #[test]
@@ -363,7 +370,7 @@ fn a_failed_connection_fails_the_registration_at_once_with_its_reason() {
     );
     assert_eq!(failed, vec![sent[0].id]);
     let st = &regs.status(now, SystemTime::now())[0];
-    assert_eq!(st.state, "failed");
+    assert_eq!(st.state, RegState::Failed);
     let err = st.last_error.clone().unwrap();
     assert!(
         err.contains(
