@@ -33,6 +33,7 @@ PKGS=(
   util-linux          # setpriv: run the packaged server as its system user (test_ops_package)
   bc                  # the benchmarks' arithmetic (scripts/bench-smoke.sh)
   jq                  # the benchmarks' JSON (scripts/bench-smoke.sh)
+  postgresql          # a throwaway PostgreSQL server for the cluster tests (tests/e2e/pg_lib.sh)
 )
 
 # Python packages of the web console tests: Playwright (drives the system chromium) and an OpenAPI validator.

@@ -4,7 +4,7 @@
 #   scripts/test.sh
 #
 # Steps: system packages (scripts/install-deps.sh), shellcheck of the project's scripts,
-# cargo fmt --check, cargo clippy -D warnings, cargo test, smoke runs of the benchmarks
+# cargo fmt --check, cargo clippy -D warnings, cargo test (the store's also on PostgreSQL), smoke runs of the benchmarks
 # (scripts/bench-smoke.sh: tiny counts, about 30 s), then the end-to-end suite
 # (tests/e2e/run.sh: the real binary driven by sipp, sipsak, openssl and baresip over loopback).
 # Works unattended (CI=true, no stdin). Last line: "e2e: N passed, M failed".
@@ -50,6 +50,8 @@ fi
 step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test" cargo test --workspace
+# The store's tests again on a throwaway PostgreSQL (docs/cluster.md); REQUIRED turns a skip into a failure.
+step "store on PostgreSQL" scripts/pg-test-server.sh env PALISADE_TEST_POSTGRES_REQUIRED=1 cargo test -p palisade-store
 step "bench smoke" scripts/bench-smoke.sh
 # The e2e runner's summary ("e2e: N passed, M failed") is the last line of a successful run.
 step_name="e2e"

@@ -38,6 +38,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", env = "PALISADE_DATA")]
     pub data: Option<PathBuf>,
 
+    /// The database: a postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE URL to run on PostgreSQL (several nodes on one
+    /// database, docs/cluster.md); default: DATA/palisade.db (SQLite, one node).
+    #[arg(long, value_name = "URL", env = "PALISADE_DATABASE")]
+    pub database: Option<String>,
+
     /// Where to listen, as TRANSPORT:IP:PORT (udp, tcp, tls, or ws/wss for SIP over WebSocket), e.g.
     /// udp:0.0.0.0:5060, tls:[::]:5061 or wss:0.0.0.0:8089.
     /// Repeat for several. Default: UDP and TCP on 5060 and TLS on 5061, all addresses, IPv4 and IPv6.

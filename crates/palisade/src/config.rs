@@ -123,6 +123,8 @@ pub fn parse_port_range(s: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// `database = "postgres://…"`: PostgreSQL instead of DATA/palisade.db (docs/cluster.md).
+    pub database: Option<String>,
     pub listen: Option<Vec<String>>,
     pub domain: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -234,6 +236,9 @@ pub enum TlsSource {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// A postgres:// URL (--database, $PALISADE_DATABASE, or `database` in palisade.toml); `None`: SQLite in
+    /// DATA/palisade.db.
+    pub database: Option<String>,
     /// Explicit listeners, or `None` for the defaults (all addresses, IPv4 and IPv6).
     pub listen: Option<Vec<ListenSpec>>,
     pub domain: String,
@@ -572,6 +577,14 @@ impl Config {
             backup,
             calls,
             data_dir: data_dir.to_path_buf(),
+            database: match args.database.clone().or(file.database) {
+                Some(url) if !store::is_postgres_url(&url) => bail!(
+                    "invalid database `{}`: expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (leave it \
+                     out for SQLite in the data directory)",
+                    store::redact_url(&url)
+                ),
+                other => other,
+            },
             listen,
             domain,
             domain_explicit,
@@ -617,6 +630,9 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 
 ## The SIP domain this server is authoritative for. Default: the machine's host name.
 # domain = "pbx.example.com"
+## The database: PostgreSQL instead of palisade.db in this directory (docs/cluster.md). Prefer ~/.pgpass or
+## PGPASSWORD over a password in the URL.
+# database = "postgres://palisade@db.example.com/palisade"
 
 ## Log format: "human" or "json" (one JSON object per line).
 # log_format = "human"
@@ -747,6 +763,43 @@ mod tests {
             assert!(e.contains("expected TRANSPORT:IP:PORT"), "{bad}: {e}");
             assert!(e.contains(bad), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn database_from_flag_or_file_and_only_postgres() {
+        let resolve = |args: &ServeArgs, text: &str| {
+            let file = FileConfig::parse(text, &path()).unwrap();
+            Config::resolve(args, file, Path::new("/srv/pbx"), &path())
+        };
+        let c = resolve(&ServeArgs::default(), "").unwrap();
+        assert_eq!(c.database, None, "SQLite in the data directory by default");
+        let c = resolve(
+            &ServeArgs::default(),
+            "database = \"postgres://pbx@db/palisade\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.database.as_deref(), Some("postgres://pbx@db/palisade"));
+        let flag = ServeArgs {
+            database: Some("postgresql://other@db2/p".into()),
+            ..ServeArgs::default()
+        };
+        let c = resolve(&flag, "database = \"postgres://pbx@db/palisade\"\n").unwrap();
+        assert_eq!(
+            c.database.as_deref(),
+            Some("postgresql://other@db2/p"),
+            "the flag wins"
+        );
+        let e = resolve(
+            &ServeArgs::default(),
+            "database = \"mysql://u:hunter22@db/p\"\n",
+        )
+        .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("expected postgres://"), "{msg}");
+        assert!(
+            !msg.contains("hunter22"),
+            "the password is not echoed: {msg}"
+        );
     }
 
     #[test]

@@ -75,9 +75,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut sigint =
         signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
 
-    let db = Db::open_in(&config.data_dir)
-        .await
-        .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
+    let db = match &config.database {
+        Some(url) => Db::open_url(url)
+            .await
+            .with_context(|| format!("cannot open the database {}", store::redact_url(url)))?,
+        None => Db::open_in(&config.data_dir).await.with_context(|| {
+            format!("cannot open the database in {}", config.data_dir.display())
+        })?,
+    };
+    if let Some(url) = &config.database {
+        tracing::info!(database = %store::redact_url(url), "store on PostgreSQL");
+    }
     let clock = WallClock::now();
     let loaded = store_sync::load(&db, &config, clock.wall).await?;
     let advertise = advertise_ip(&config, &listeners);
@@ -235,11 +243,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     tasks.spawn(trunk_dns::run(db.clone(), edge.clone()));
     tasks.spawn(crate::state_log::run(edge.clone()));
-    tasks.spawn(crate::backup::run_scheduled(
-        db.clone(),
-        config.data_dir.clone(),
-        config.backup.clone(),
-    ));
+    if db.is_postgres() {
+        // Palisade's backups copy the SQLite file; PostgreSQL has its own (pg_dump, base backups).
+        tracing::info!(
+            "scheduled backups are off with the store on PostgreSQL: back it up with pg_dump"
+        );
+    } else {
+        tasks.spawn(crate::backup::run_scheduled(
+            db.clone(),
+            config.data_dir.clone(),
+            config.backup.clone(),
+        ));
+    }
     // Provisioned phones are pointed at the first SIP listener of their transport.
     let stream_ports: Vec<(Transport, u16)> = listeners
         .iter()

@@ -196,9 +196,8 @@ impl Db {
     pub async fn create_admin(&self, name: &str, password_hash: &str, role: Role) -> Result<()> {
         validate_admin_name(name)?;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let r = sqlx::query(
+        on_both!(self, pool, {
+            let r = sqlx::query(
                     "INSERT INTO admin_accounts (name, password_hash, role, totp_secret, created_at, updated_at) \
                      VALUES ($1, $2, $3, NULL, $4, $4)",
                 )
@@ -208,46 +207,41 @@ impl Db {
                 .bind(now)
                 .execute(pool)
                 .await;
-                match r {
-                    Ok(_) => Ok(()),
-                    Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
-                        "account {name} already exists"
-                    ))),
-                    Err(e) => Err(e.into()),
-                }
+            match r {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                    "account {name} already exists"
+                ))),
+                Err(e) => Err(e.into()),
             }
-        }
+        })
     }
 
     /// The account called `name`, if any.
     pub async fn admin(&self, name: &str) -> Result<Option<AdminAccount>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let row: Option<AccountRow> = sqlx::query_as(
-                    "SELECT name, password_hash, role, totp_secret, created_at, updated_at \
+        on_both!(self, pool, {
+            let row: Option<AccountRow> = sqlx::query_as(
+                "SELECT name, password_hash, role, totp_secret, created_at, updated_at \
                      FROM admin_accounts WHERE name = $1",
-                )
-                .bind(name)
-                .fetch_optional(pool)
-                .await?;
-                row.map(account).transpose()
-            }
-        }
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+            row.map(account).transpose()
+        })
     }
 
     /// Every account, by name.
     pub async fn list_admins(&self) -> Result<Vec<AdminAccount>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let rows: Vec<AccountRow> = sqlx::query_as(
-                    "SELECT name, password_hash, role, totp_secret, created_at, updated_at \
+        on_both!(self, pool, {
+            let rows: Vec<AccountRow> = sqlx::query_as(
+                "SELECT name, password_hash, role, totp_secret, created_at, updated_at \
                      FROM admin_accounts ORDER BY name",
-                )
-                .fetch_all(pool)
-                .await?;
-                rows.into_iter().map(account).collect()
-            }
-        }
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter().map(account).collect()
+        })
     }
 
     /// Replaces an account's password hash; NotFound if there is no such account.
@@ -271,56 +265,51 @@ impl Db {
     }
 
     async fn update_admin(&self, name: &str, sql: &'static str, value: Option<&str>) -> Result<()> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query(sql)
-                    .bind(name)
-                    .bind(value)
-                    .bind(now_ms())
-                    .execute(pool)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("account {name}")));
-                }
-                Ok(())
+        on_both!(self, pool, {
+            let done = sqlx::query(sql)
+                .bind(name)
+                .bind(value)
+                .bind(now_ms())
+                .execute(pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("account {name}")));
             }
-        }
+            Ok(())
+        })
     }
 
     /// Removes an account. Refuses to remove the last account with the admin role, which would leave nobody able
     /// to change anything from the console.
     pub async fn remove_admin(&self, name: &str) -> Result<()> {
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let role: Option<String> =
-                    sqlx::query_scalar("SELECT role FROM admin_accounts WHERE name = $1")
-                        .bind(name)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let Some(role) = role else {
-                    return Err(StoreError::NotFound(format!("account {name}")));
-                };
-                if role == "admin" {
-                    let admins: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM admin_accounts WHERE role = 'admin'",
-                    )
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if admins <= 1 {
-                        return Err(StoreError::Conflict(format!(
-                            "{name} is the last account with the admin role; add another admin first"
-                        )));
-                    }
-                }
-                sqlx::query("DELETE FROM admin_accounts WHERE name = $1")
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let role: Option<String> =
+                sqlx::query_scalar("SELECT role FROM admin_accounts WHERE name = $1")
                     .bind(name)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                tx.commit().await?;
-                Ok(())
+            let Some(role) = role else {
+                return Err(StoreError::NotFound(format!("account {name}")));
+            };
+            if role == "admin" {
+                let admins: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM admin_accounts WHERE role = 'admin'")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if admins <= 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "{name} is the last account with the admin role; add another admin first"
+                    )));
+                }
             }
-        }
+            sqlx::query("DELETE FROM admin_accounts WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Stores a new token's hash; returns its id.
@@ -336,174 +325,166 @@ impl Db {
                 "a token name must be 1 to 64 printable characters".into(),
             ));
         }
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query(
-                    "INSERT INTO api_tokens (name, token_hash, scope, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(name)
-                .bind(token_hash)
-                .bind(scope)
-                .bind(now_ms())
-                .bind(expires_at)
-                .execute(pool)
-                .await?;
-                Ok(done.last_insert_rowid())
-            }
-        }
+        on_both!(self, pool, {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO api_tokens (name, token_hash, scope, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(name)
+            .bind(token_hash)
+            .bind(scope)
+            .bind(now_ms())
+            .bind(expires_at)
+            .fetch_one(pool)
+            .await?;
+            Ok(id)
+        })
     }
 
     /// Every token record, newest first.
     pub async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let rows: Vec<TokenRow> = sqlx::query_as(
+        on_both!(self, pool, {
+            let rows: Vec<TokenRow> = sqlx::query_as(
                     "SELECT id, name, token_hash, scope, created_at, expires_at, revoked_at, last_used_at \
                      FROM api_tokens ORDER BY id DESC",
                 )
                 .fetch_all(pool)
                 .await?;
-                Ok(rows.into_iter().map(token).collect())
-            }
-        }
+            Ok(rows.into_iter().map(token).collect())
+        })
     }
 
     /// The token whose hash is `token_hash`, if any (live or not).
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let row: Option<TokenRow> = sqlx::query_as(
+        on_both!(self, pool, {
+            let row: Option<TokenRow> = sqlx::query_as(
                     "SELECT id, name, token_hash, scope, created_at, expires_at, revoked_at, last_used_at \
                      FROM api_tokens WHERE token_hash = $1",
                 )
                 .bind(token_hash)
                 .fetch_optional(pool)
                 .await?;
-                Ok(row.map(token))
-            }
-        }
+            Ok(row.map(token))
+        })
     }
 
     /// Notes that a token was used (at most once a minute per token is enough for "last used").
     pub async fn touch_token(&self, id: i64, now: i64) -> Result<()> {
-        match self {
-            Db::Sqlite(pool) => {
-                sqlx::query(
-                    "UPDATE api_tokens SET last_used_at = $2 \
+        on_both!(self, pool, {
+            sqlx::query(
+                "UPDATE api_tokens SET last_used_at = $2 \
                      WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2 - 60000)",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(pool)
-                .await?;
-                Ok(())
-            }
-        }
+            )
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Revokes a token by id or name (every live token of that name); returns how many were revoked.
     pub async fn revoke_token(&self, id_or_name: &str) -> Result<u64> {
-        match self {
-            Db::Sqlite(pool) => {
-                let id: i64 = id_or_name.parse().unwrap_or(-1);
-                let done = sqlx::query(
-                    "UPDATE api_tokens SET revoked_at = $3 \
+        on_both!(self, pool, {
+            let id: i64 = id_or_name.parse().unwrap_or(-1);
+            let done = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $3 \
                      WHERE (id = $1 OR name = $2) AND revoked_at IS NULL",
-                )
-                .bind(id)
-                .bind(id_or_name)
-                .bind(now_ms())
-                .execute(pool)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!(
-                        "unrevoked token {id_or_name}"
-                    )));
-                }
-                Ok(done.rows_affected())
+            )
+            .bind(id)
+            .bind(id_or_name)
+            .bind(now_ms())
+            .execute(pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "unrevoked token {id_or_name}"
+                )));
             }
-        }
+            Ok(done.rows_affected())
+        })
     }
 
     /// Appends an audit entry durably.
     pub async fn append_audit(&self, e: &AuditNew) -> Result<i64> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query(
-                    "INSERT INTO audit_log (at, actor, source, action, target, before, after) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(now_ms())
-                .bind(&e.actor)
-                .bind(&e.source)
-                .bind(&e.action)
-                .bind(&e.target)
-                .bind(&e.before)
-                .bind(&e.after)
-                .execute(pool)
-                .await?;
-                Ok(done.last_insert_rowid())
-            }
-        }
+        on_both!(self, pool, {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO audit_log (at, actor, source, action, target, before, after) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(now_ms())
+            .bind(&e.actor)
+            .bind(&e.source)
+            .bind(&e.action)
+            .bind(&e.target)
+            .bind(&e.before)
+            .bind(&e.after)
+            .fetch_one(pool)
+            .await?;
+            Ok(id)
+        })
     }
 
     /// Audit entries, newest first: those with an id below `before_id` (for paging), at most `limit`.
     pub async fn list_audit(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<AuditEntry>> {
         let limit = i64::from(limit.clamp(1, MAX_AUDIT_LIST));
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(
                 "SELECT id, at, actor, source, action, target, before, after FROM audit_log \
                  WHERE id < $1 ORDER BY id DESC LIMIT $2",
             )
             .bind(before_id.unwrap_or(i64::MAX))
             .bind(limit)
             .fetch_all(pool)
-            .await?),
-        }
+            .await?)
+        )
     }
 
     /// Bans `ip` from the console until `until_ms`.
     pub async fn ban_admin_source(&self, ip: &str, until_ms: i64, reason: &str) -> Result<()> {
-        match self {
-            Db::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO admin_bans (ip, until_ms, reason, created_at) VALUES ($1, $2, $3, $4) \
+        on_both!(self, pool, {
+            sqlx::query(
+                "INSERT INTO admin_bans (ip, until_ms, reason, created_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (ip) DO UPDATE SET until_ms = $2, reason = $3, created_at = $4",
-                )
-                .bind(ip)
-                .bind(until_ms)
-                .bind(reason)
-                .bind(now_ms())
-                .execute(pool)
-                .await?;
-                Ok(())
-            }
-        }
+            )
+            .bind(ip)
+            .bind(until_ms)
+            .bind(reason)
+            .bind(now_ms())
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The console bans in force at `now` (ip, until, reason).
     pub async fn admin_bans(&self, now: i64) -> Result<Vec<(String, i64, String)>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(
                 "SELECT ip, until_ms, reason FROM admin_bans WHERE until_ms > $1 ORDER BY ip",
             )
             .bind(now)
             .fetch_all(pool)
-            .await?),
-        }
+            .await?)
+        )
     }
 
     /// Lifts the console ban of `ip`; false if there was none.
     pub async fn remove_admin_ban(&self, ip: &str) -> Result<bool> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query("DELETE FROM admin_bans WHERE ip = $1")
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query("DELETE FROM admin_bans WHERE ip = $1")
                 .bind(ip)
                 .execute(pool)
                 .await?
                 .rows_affected()
-                > 0),
-        }
+                > 0)
+        )
     }
 
     /// A console setting's value in force: the stored one if valid, else its default.

@@ -129,32 +129,30 @@ impl Db {
             check_one_of("disposition", &r.disposition, &DISPOSITIONS)?;
             check_one_of("hung_up_by", &r.hung_up_by, &HUNG_UP_BY)?;
         }
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                for r in rows {
-                    sqlx::query(
-                        "INSERT INTO cdr (call_id, caller, callee, started_at, answered_at, ended_at, \
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            for r in rows {
+                sqlx::query(
+                    "INSERT INTO cdr (call_id, caller, callee, started_at, answered_at, ended_at, \
                          duration_secs, disposition, hung_up_by, reason) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(clean(&r.call_id))
-                    .bind(clean(&r.caller))
-                    .bind(clean(&r.callee))
-                    .bind(r.started_at)
-                    .bind(r.answered_at)
-                    .bind(r.ended_at)
-                    .bind(r.duration_secs.max(0))
-                    .bind(&r.disposition)
-                    .bind(&r.hung_up_by)
-                    .bind(clean(&r.reason))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                )
+                .bind(clean(&r.call_id))
+                .bind(clean(&r.caller))
+                .bind(clean(&r.callee))
+                .bind(r.started_at)
+                .bind(r.answered_at)
+                .bind(r.ended_at)
+                .bind(r.duration_secs.max(0))
+                .bind(&r.disposition)
+                .bind(&r.hung_up_by)
+                .bind(clean(&r.reason))
+                .execute(&mut *tx)
+                .await?;
             }
-        }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Call records, newest first (by start time, then id): started at or after `since_ms` if given, with
@@ -167,9 +165,8 @@ impl Db {
     ) -> Result<Vec<StoredCdr>> {
         let limit = i64::from(limit.min(MAX_CDR_LIST));
         let since = since_ms.unwrap_or(i64::MIN);
-        match self {
-            Db::Sqlite(pool) => {
-                let rows = match extension {
+        on_both!(self, pool, {
+            let rows = match extension {
                     // Two index-friendly halves instead of `caller = $2 OR callee = $2`; UNION drops the
                     // duplicate of a call from an extension to itself.
                     Some(ext) => sqlx::query_as(
@@ -195,9 +192,8 @@ impl Db {
                     .fetch_all(pool)
                     .await?,
                 };
-                Ok(rows)
-            }
-        }
+            Ok(rows)
+        })
     }
 
     /// Replaces the whole set of calls in progress with `calls`, in one transaction (readers see the old set or
@@ -209,14 +205,13 @@ impl Db {
             check_one_of("call state", &c.state, &CALL_STATES)?;
         }
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                sqlx::query("DELETE FROM active_calls")
-                    .execute(&mut *tx)
-                    .await?;
-                for c in calls {
-                    sqlx::query(
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            sqlx::query("DELETE FROM active_calls")
+                .execute(&mut *tx)
+                .await?;
+            for c in calls {
+                sqlx::query(
                         "INSERT INTO active_calls (call_id, caller, callee, started_at, answered_at, state, \
                          updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                          ON CONFLICT (call_id) DO UPDATE SET caller = $2, callee = $3, started_at = $4, \
@@ -231,34 +226,33 @@ impl Db {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                }
-                tx.commit().await?;
-                Ok(())
             }
-        }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// The calls in progress as the server last wrote them, oldest first.
     pub async fn list_active_calls(&self) -> Result<Vec<StoredActiveCall>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(
                 "SELECT call_id, caller, callee, started_at, answered_at, state, updated_at \
                  FROM active_calls ORDER BY started_at, call_id",
             )
             .fetch_all(pool)
-            .await?),
-        }
+            .await?)
+        )
     }
 
     /// Forgets every call in progress (the server, at start: calls do not survive a restart); returns how many.
     pub async fn clear_active_calls(&self) -> Result<u64> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query("DELETE FROM active_calls")
-                    .execute(pool)
-                    .await?;
-                Ok(done.rows_affected())
-            }
-        }
+        on_both!(self, pool, {
+            let done = sqlx::query("DELETE FROM active_calls")
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
     }
 }

@@ -121,23 +121,21 @@ pub struct StoredEvent {
 impl Db {
     /// Appends an event durably; returns its id.
     pub async fn append_event(&self, e: &SecurityEvent) -> Result<i64> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query(
-                    "INSERT INTO security_events (at, kind, reason, source, username, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(e.at)
-                .bind(truncate(&e.kind, MAX_FIELD_LEN))
-                .bind(truncate(&e.reason, MAX_FIELD_LEN))
-                .bind(truncate(&e.source, MAX_FIELD_LEN))
-                .bind(e.user.as_deref().map(|u| truncate(u, MAX_FIELD_LEN)))
-                .bind(e.detail.as_deref().map(|d| truncate(d, MAX_FIELD_LEN)))
-                .execute(pool)
-                .await?;
-                Ok(done.last_insert_rowid())
-            }
-        }
+        on_both!(self, pool, {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO security_events (at, kind, reason, source, username, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(e.at)
+            .bind(truncate(&e.kind, MAX_FIELD_LEN))
+            .bind(truncate(&e.reason, MAX_FIELD_LEN))
+            .bind(truncate(&e.source, MAX_FIELD_LEN))
+            .bind(e.user.as_deref().map(|u| truncate(u, MAX_FIELD_LEN)))
+            .bind(e.detail.as_deref().map(|d| truncate(d, MAX_FIELD_LEN)))
+            .fetch_one(pool)
+            .await?;
+            Ok(id)
+        })
     }
 
     /// The most recent events (newest first), at or after `since` (unix ms) and of `kind` if given, at most
@@ -150,24 +148,22 @@ impl Db {
     ) -> Result<Vec<StoredEvent>> {
         let limit = i64::from(limit.min(MAX_EVENT_LIST));
         let since = since.unwrap_or(i64::MIN);
-        match self {
-            Db::Sqlite(pool) => {
-                let q = match kind {
-                    Some(kind) => sqlx::query_as(
-                        "SELECT id, at, kind, reason, source, username, detail FROM security_events \
+        on_both!(self, pool, {
+            let q = match kind {
+                Some(kind) => sqlx::query_as(
+                    "SELECT id, at, kind, reason, source, username, detail FROM security_events \
                          WHERE at >= $1 AND kind = $2 ORDER BY at DESC, id DESC LIMIT $3",
-                    )
-                    .bind(since)
-                    .bind(kind),
-                    None => sqlx::query_as(
-                        "SELECT id, at, kind, reason, source, username, detail FROM security_events \
+                )
+                .bind(since)
+                .bind(kind),
+                None => sqlx::query_as(
+                    "SELECT id, at, kind, reason, source, username, detail FROM security_events \
                          WHERE at >= $1 ORDER BY at DESC, id DESC LIMIT $2",
-                    )
-                    .bind(since),
-                };
-                Ok(q.bind(limit).fetch_all(pool).await?)
-            }
-        }
+                )
+                .bind(since),
+            };
+            Ok(q.bind(limit).fetch_all(pool).await?)
+        })
     }
 
     /// A page of events, newest first by id: at or after `since`, of `kind` if given, with an id below
@@ -181,8 +177,7 @@ impl Db {
         limit: u32,
     ) -> Result<Vec<StoredEvent>> {
         let limit = i64::from(limit.min(MAX_EVENT_LIST));
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(self, pool, Ok(sqlx::query_as(
                 "SELECT id, at, kind, reason, source, username, detail FROM security_events \
                  WHERE id < $1 AND at >= $2 AND ($3 IS NULL OR kind = $3) ORDER BY id DESC LIMIT $4",
             )
@@ -191,21 +186,18 @@ impl Db {
             .bind(kind)
             .bind(limit)
             .fetch_all(pool)
-            .await?),
-        }
+            .await?))
     }
 
     /// Deletes events older than `before` (unix ms), for retention; returns how many.
     pub async fn prune_events(&self, before: i64) -> Result<u64> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query("DELETE FROM security_events WHERE at < $1")
-                    .bind(before)
-                    .execute(pool)
-                    .await?;
-                Ok(done.rows_affected())
-            }
-        }
+        on_both!(self, pool, {
+            let done = sqlx::query("DELETE FROM security_events WHERE at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
     }
 }
 
@@ -215,14 +207,13 @@ impl Db {
         if counts.is_empty() {
             return Ok(());
         }
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                for c in counts {
-                    sqlx::query(
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            for c in counts {
+                sqlx::query(
                         "INSERT INTO event_counts (day, kind, reason, count, last_at) VALUES ($1, $2, $3, $4, $5) \
-                         ON CONFLICT (day, kind, reason) DO UPDATE SET count = count + $4, \
-                         last_at = MAX(last_at, $5)",
+                         ON CONFLICT (day, kind, reason) DO UPDATE SET count = event_counts.count + $4, \
+                         last_at = CASE WHEN event_counts.last_at > $5 THEN event_counts.last_at ELSE $5 END",
                     )
                     .bind(c.day)
                     .bind(truncate(&c.kind, MAX_FIELD_LEN))
@@ -231,35 +222,38 @@ impl Db {
                     .bind(c.last_at)
                     .execute(&mut *tx)
                     .await?;
-                }
-                tx.commit().await?;
-                Ok(())
             }
-        }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// The daily counters at or after `since_day`, oldest day first.
     pub async fn event_counts(&self, since_day: i64) -> Result<Vec<EventCount>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(
                 "SELECT day, kind, reason, count, last_at FROM event_counts WHERE day >= $1 \
                  ORDER BY day, kind, reason",
             )
             .bind(since_day)
             .fetch_all(pool)
-            .await?),
-        }
+            .await?)
+        )
     }
 
     /// How many event rows there are, and the time of the oldest (for `palisade events --summary`).
     pub async fn event_rows(&self) -> Result<(i64, Option<i64>)> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as::<_, (i64, Option<i64>)>(
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as::<_, (i64, Option<i64>)>(
                 "SELECT COUNT(*), MIN(at) FROM security_events",
             )
             .fetch_one(pool)
-            .await?),
-        }
+            .await?)
+        )
     }
 
     /// The retention settings in force: (days, most rows); a stored value that does not validate counts as its
@@ -284,50 +278,48 @@ impl Db {
         let days = i64::try_from(days).unwrap_or(i64::MAX / 86_400_000);
         let before = now_ms.saturating_sub(days.saturating_mul(86_400_000));
         let mut pruned = Pruned::default();
-        match self {
-            Db::Sqlite(pool) => {
-                loop {
-                    let done = sqlx::query(
-                        "DELETE FROM security_events WHERE id IN \
+        on_both!(self, pool, {
+            loop {
+                let done = sqlx::query(
+                    "DELETE FROM security_events WHERE id IN \
                          (SELECT id FROM security_events WHERE at < $1 ORDER BY at LIMIT $2)",
-                    )
-                    .bind(before)
-                    .bind(PRUNE_BATCH)
-                    .execute(pool)
-                    .await?;
-                    pruned.too_old += done.rows_affected();
-                    if done.rows_affected() < PRUNE_BATCH as u64 {
-                        break;
-                    }
+                )
+                .bind(before)
+                .bind(PRUNE_BATCH)
+                .execute(pool)
+                .await?;
+                pruned.too_old += done.rows_affected();
+                if done.rows_affected() < PRUNE_BATCH as u64 {
+                    break;
                 }
-                let max_rows = i64::try_from(max_rows).unwrap_or(i64::MAX);
-                // Ids only grow, and rows are only ever deleted oldest first: the rows past the limit are the ones
-                // with an id up to the newest id minus the limit.
-                let (min_id, max_id): (Option<i64>, Option<i64>) =
-                    sqlx::query_as("SELECT MIN(id), MAX(id) FROM security_events")
-                        .fetch_one(pool)
-                        .await?;
-                if let (Some(min_id), Some(max_id)) = (min_id, max_id) {
-                    let last = max_id.saturating_sub(max_rows);
-                    let mut from = min_id;
-                    while from <= last {
-                        let to = last.min(from.saturating_add(PRUNE_BATCH - 1));
-                        let done =
-                            sqlx::query("DELETE FROM security_events WHERE id BETWEEN $1 AND $2")
-                                .bind(from)
-                                .bind(to)
-                                .execute(pool)
-                                .await?;
-                        pruned.over_max += done.rows_affected();
-                        from = to + 1;
-                    }
-                }
-                sqlx::query("DELETE FROM event_counts WHERE day < $1")
-                    .bind(before.div_euclid(86_400_000))
-                    .execute(pool)
-                    .await?;
             }
-        }
+            let max_rows = i64::try_from(max_rows).unwrap_or(i64::MAX);
+            // Ids only grow, and rows are only ever deleted oldest first: the rows past the limit are the ones
+            // with an id up to the newest id minus the limit.
+            let (min_id, max_id): (Option<i64>, Option<i64>) =
+                sqlx::query_as("SELECT MIN(id), MAX(id) FROM security_events")
+                    .fetch_one(pool)
+                    .await?;
+            if let (Some(min_id), Some(max_id)) = (min_id, max_id) {
+                let last = max_id.saturating_sub(max_rows);
+                let mut from = min_id;
+                while from <= last {
+                    let to = last.min(from.saturating_add(PRUNE_BATCH - 1));
+                    let done =
+                        sqlx::query("DELETE FROM security_events WHERE id BETWEEN $1 AND $2")
+                            .bind(from)
+                            .bind(to)
+                            .execute(pool)
+                            .await?;
+                    pruned.over_max += done.rows_affected();
+                    from = to + 1;
+                }
+            }
+            sqlx::query("DELETE FROM event_counts WHERE day < $1")
+                .bind(before.div_euclid(86_400_000))
+                .execute(pool)
+                .await?;
+        });
         Ok(pruned)
     }
 
@@ -336,30 +328,28 @@ impl Db {
         if events.is_empty() {
             return Ok(());
         }
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                // Many rows per statement: under load the server writes thousands of events a second, and one
-                // statement per row would cost more CPU than handling the SIP traffic that caused them.
-                for chunk in events.chunks(EVENTS_PER_STATEMENT) {
-                    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                        "INSERT INTO security_events (at, kind, reason, source, username, detail) ",
-                    );
-                    q.push_values(chunk, |mut row, e| {
-                        row.push_bind(e.at)
-                            .push_bind(truncate(&e.kind, MAX_FIELD_LEN))
-                            .push_bind(truncate(&e.reason, MAX_FIELD_LEN))
-                            .push_bind(truncate(&e.source, MAX_FIELD_LEN))
-                            .push_bind(e.user.as_deref().map(|u| truncate(u, MAX_FIELD_LEN)))
-                            .push_bind(e.detail.as_deref().map(|d| truncate(d, MAX_FIELD_LEN)));
-                    });
-                    // Not cached: the text differs with every batch size (see Db::apply_binding_changes).
-                    q.build().persistent(false).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            // Many rows per statement: under load the server writes thousands of events a second, and one
+            // statement per row would cost more CPU than handling the SIP traffic that caused them.
+            for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO security_events (at, kind, reason, source, username, detail) ",
+                );
+                q.push_values(chunk, |mut row, e| {
+                    row.push_bind(e.at)
+                        .push_bind(truncate(&e.kind, MAX_FIELD_LEN))
+                        .push_bind(truncate(&e.reason, MAX_FIELD_LEN))
+                        .push_bind(truncate(&e.source, MAX_FIELD_LEN))
+                        .push_bind(e.user.as_deref().map(|u| truncate(u, MAX_FIELD_LEN)))
+                        .push_bind(e.detail.as_deref().map(|d| truncate(d, MAX_FIELD_LEN)));
+                });
+                // Not cached: the text differs with every batch size (see Db::apply_binding_changes).
+                q.build().persistent(false).execute(&mut *tx).await?;
             }
-        }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 }
 
@@ -418,8 +408,11 @@ mod tests {
 
     #[tokio::test]
     async fn counters_add_up_and_rows_are_pruned_by_age_then_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_in(dir.path()).await.unwrap();
+        crate::tests::on_each_backend(check_counters_add_up_and_rows_are_pruned_by_age_then_count)
+            .await;
+    }
+
+    async fn check_counters_add_up_and_rows_are_pruned_by_age_then_count(db: Db) {
         let (_, counts) = split_routine(vec![event(10, "auth_success", "ok")]);
         db.add_event_counts(&counts).await.unwrap();
         db.add_event_counts(&counts).await.unwrap();

@@ -1,7 +1,7 @@
 //! Extensions: number, auth ID and password hashes (HA1 only, never the password), and per-extension settings.
 
 use super::settings::parse_digest_algorithms;
-use super::{Db, Result, StoreError, bump_version, is_unique_violation, now_ms};
+use super::{Db, Result, StoreError, bump_version, now_ms};
 
 /// `SELECT <all columns> FROM extensions <rest>` as a `&'static str`.
 macro_rules! select {
@@ -299,60 +299,78 @@ impl Checked {
     }
 }
 
-/// [`StoreError::Conflict`] naming the owner when another extension uses `auth_id`.
-async fn auth_id_free(tx: &mut sqlx::SqliteConnection, auth_id: &str) -> Result<()> {
-    let owner: Option<String> =
-        sqlx::query_scalar("SELECT number FROM extensions WHERE auth_id = $1")
-            .bind(auth_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    match owner {
-        Some(owner) => Err(StoreError::Conflict(format!(
-            "auth ID '{auth_id}' is already used by extension {owner}"
-        ))),
-        None => Ok(()),
+/// The connection-typed helpers of extension writes, instantiated as `sqlite_helpers` and `pg_helpers` (see
+/// `on_both!`): the same SQL for both back ends.
+macro_rules! extension_helpers {
+    ($conn:ty, $helpers:ident) => {
+    /// [`StoreError::Conflict`] naming the owner when another extension uses `auth_id`.
+    pub(super) async fn auth_id_free(tx: &mut $conn, auth_id: &str) -> crate::Result<()> {
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT number FROM extensions WHERE auth_id = $1")
+                .bind(auth_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match owner {
+            Some(owner) => Err(StoreError::Conflict(format!(
+                "auth ID '{auth_id}' is already used by extension {owner}"
+            ))),
+            None => Ok(()),
+        }
     }
+
+    /// Inserts a checked extension and its voicemail box (the caller checked the number and auth ID are free; the
+    /// unique indexes still guard a race).
+    pub(super) async fn insert(tx: &mut $conn, checked: &Checked, now: i64) -> crate::Result<()> {
+        let new = &checked.new;
+        let inserted = sqlx::query(
+            "INSERT INTO extensions (number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, realm, \
+             digest_algorithms, email, created_at, updated_at, password_changed_at, require_tls, srtp, internal_only, \
+             pin_protect, lan_only, block_remote_ws, office_hours_only) \
+             VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&new.number)
+        .bind(&checked.display_name)
+        .bind(&new.auth_id)
+        .bind(&new.ha1_md5)
+        .bind(&new.ha1_sha256)
+        .bind(&new.realm)
+        .bind(&checked.algorithms)
+        .bind(&checked.email)
+        .bind(now)
+        .bind(new.require_tls)
+        .bind(new.srtp.as_str())
+        .bind(new.internal_only)
+        .bind(new.pin_protect)
+        .bind(new.lan_only)
+        .bind(new.block_remote_ws)
+        .bind(new.office_hours_only)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "extension {} or auth ID '{}' already exists",
+                    new.number, new.auth_id
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        crate::voicemail::$helpers::create_mailbox(tx, &new.number, new.voicemail_pin_hash.as_deref(), now).await
+    }
+    };
 }
 
-/// Inserts a checked extension and its voicemail box (the caller checked the number and auth ID are free; the
-/// unique indexes still guard a race).
-async fn insert(tx: &mut sqlx::SqliteConnection, checked: &Checked, now: i64) -> Result<()> {
-    let new = &checked.new;
-    let inserted = sqlx::query(
-        "INSERT INTO extensions (number, display_name, enabled, auth_id, ha1_md5, ha1_sha256, realm, \
-         digest_algorithms, email, created_at, updated_at, password_changed_at, require_tls, srtp, internal_only, \
-         pin_protect, lan_only, block_remote_ws, office_hours_only) \
-         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(&new.number)
-    .bind(&checked.display_name)
-    .bind(&new.auth_id)
-    .bind(&new.ha1_md5)
-    .bind(&new.ha1_sha256)
-    .bind(&new.realm)
-    .bind(&checked.algorithms)
-    .bind(&checked.email)
-    .bind(now)
-    .bind(new.require_tls)
-    .bind(new.srtp.as_str())
-    .bind(new.internal_only)
-    .bind(new.pin_protect)
-    .bind(new.lan_only)
-    .bind(new.block_remote_ws)
-    .bind(new.office_hours_only)
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
-            return Err(StoreError::Conflict(format!(
-                "extension {} or auth ID '{}' already exists",
-                new.number, new.auth_id
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    super::voicemail::create_mailbox(tx, &new.number, new.voicemail_pin_hash.as_deref(), now).await
+mod sqlite_helpers {
+    use super::Checked;
+    use crate::{StoreError, is_unique_violation};
+    extension_helpers!(sqlx::SqliteConnection, sqlite_helpers);
+}
+
+mod pg_helpers {
+    use super::Checked;
+    use crate::{StoreError, is_unique_violation};
+    extension_helpers!(sqlx::PgConnection, pg_helpers);
 }
 
 impl Db {
@@ -360,56 +378,54 @@ impl Db {
     pub async fn create_extension(&self, new: ExtensionNew) -> Result<Extension> {
         let checked = Checked::new(new)?;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let taken: Option<String> =
-                    sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
-                        .bind(&checked.new.number)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if taken.is_some() {
-                    return Err(StoreError::Conflict(format!(
-                        "extension {} already exists",
-                        checked.new.number
-                    )));
-                }
-                auth_id_free(&mut tx, &checked.new.auth_id).await?;
-                insert(&mut tx, &checked, now).await?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                let Checked {
-                    new,
-                    display_name,
-                    email,
-                    algorithms,
-                } = checked;
-                Ok(Extension {
-                    number: new.number,
-                    display_name,
-                    enabled: true,
-                    auth_id: new.auth_id,
-                    ha1_md5: new.ha1_md5,
-                    ha1_sha256: new.ha1_sha256,
-                    realm: new.realm,
-                    digest_algorithms: algorithms,
-                    email,
-                    created_at: now,
-                    updated_at: now,
-                    password_changed_at: now,
-                    require_tls: new.require_tls,
-                    srtp: new.srtp,
-                    internal_only: new.internal_only,
-                    pin_protect: new.pin_protect,
-                    lan_only: new.lan_only,
-                    block_remote_ws: new.block_remote_ws,
-                    office_hours_only: new.office_hours_only,
-                    forward_always: None,
-                    forward_busy: None,
-                    forward_no_answer: None,
-                })
+        on_both!(self, pool, helpers, {
+            let mut tx = super::begin_write(pool).await?;
+            let taken: Option<String> =
+                sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
+                    .bind(&checked.new.number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "extension {} already exists",
+                    checked.new.number
+                )));
             }
-        }
+            auth_id_free(&mut tx, &checked.new.auth_id).await?;
+            insert(&mut tx, &checked, now).await?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            let Checked {
+                new,
+                display_name,
+                email,
+                algorithms,
+            } = checked;
+            Ok(Extension {
+                number: new.number,
+                display_name,
+                enabled: true,
+                auth_id: new.auth_id,
+                ha1_md5: new.ha1_md5,
+                ha1_sha256: new.ha1_sha256,
+                realm: new.realm,
+                digest_algorithms: algorithms,
+                email,
+                created_at: now,
+                updated_at: now,
+                password_changed_at: now,
+                require_tls: new.require_tls,
+                srtp: new.srtp,
+                internal_only: new.internal_only,
+                pin_protect: new.pin_protect,
+                lan_only: new.lan_only,
+                block_remote_ws: new.block_remote_ws,
+                office_hours_only: new.office_hours_only,
+                forward_always: None,
+                forward_busy: None,
+                forward_no_answer: None,
+            })
+        })
     }
 
     /// Creates many extensions in one transaction: all of them, or none. Every entry is validated as by
@@ -442,60 +458,56 @@ impl Db {
             return Ok(0);
         }
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let mut taken = Vec::new();
-                for Checked { new, .. } in &rows {
-                    let found: Option<String> =
-                        sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
-                            .bind(&new.number)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if let Some(n) = found {
-                        taken.push(n);
-                    }
+        on_both!(self, pool, helpers, {
+            let mut tx = super::begin_write(pool).await?;
+            let mut taken = Vec::new();
+            for Checked { new, .. } in &rows {
+                let found: Option<String> =
+                    sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
+                        .bind(&new.number)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(n) = found {
+                    taken.push(n);
                 }
-                if !taken.is_empty() {
-                    let mut list = taken
-                        .iter()
-                        .take(SHOWN)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    if taken.len() > SHOWN {
-                        list.push_str(&format!(" and {} more", taken.len() - SHOWN));
-                    }
-                    return Err(StoreError::Conflict(if taken.len() == 1 {
-                        format!("extension {list} already exists")
-                    } else {
-                        format!("extensions {list} already exist")
-                    }));
-                }
-                for checked in &rows {
-                    auth_id_free(&mut tx, &checked.new.auth_id).await?;
-                }
-                for checked in &rows {
-                    insert(&mut tx, checked, now).await?;
-                }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(rows.len())
             }
-        }
+            if !taken.is_empty() {
+                let mut list = taken
+                    .iter()
+                    .take(SHOWN)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if taken.len() > SHOWN {
+                    list.push_str(&format!(" and {} more", taken.len() - SHOWN));
+                }
+                return Err(StoreError::Conflict(if taken.len() == 1 {
+                    format!("extension {list} already exists")
+                } else {
+                    format!("extensions {list} already exist")
+                }));
+            }
+            for checked in &rows {
+                auth_id_free(&mut tx, &checked.new.auth_id).await?;
+            }
+            for checked in &rows {
+                insert(&mut tx, checked, now).await?;
+            }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(rows.len())
+        })
     }
 
     /// The extension with this number, if any.
     pub async fn extension(&self, number: &str) -> Result<Option<Extension>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let sql = select!("WHERE number = $1");
-                Ok(sqlx::query_as(sql)
-                    .bind(number)
-                    .fetch_optional(pool)
-                    .await?)
-            }
-        }
+        on_both!(self, pool, {
+            let sql = select!("WHERE number = $1");
+            Ok(sqlx::query_as(sql)
+                .bind(number)
+                .fetch_optional(pool)
+                .await?)
+        })
     }
 
     /// The extension with this number, or [`StoreError::NotFound`].
@@ -507,25 +519,21 @@ impl Db {
 
     /// The extension whose digest username is `auth_id`, if any (the registrar's lookup).
     pub async fn extension_by_auth_id(&self, auth_id: &str) -> Result<Option<Extension>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let sql = select!("WHERE auth_id = $1");
-                Ok(sqlx::query_as(sql)
-                    .bind(auth_id)
-                    .fetch_optional(pool)
-                    .await?)
-            }
-        }
+        on_both!(self, pool, {
+            let sql = select!("WHERE auth_id = $1");
+            Ok(sqlx::query_as(sql)
+                .bind(auth_id)
+                .fetch_optional(pool)
+                .await?)
+        })
     }
 
     /// Every extension, ordered by number (numerically for equal lengths: "20" < "100").
     pub async fn list_extensions(&self) -> Result<Vec<Extension>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let sql = select!("ORDER BY length(number), number");
-                Ok(sqlx::query_as(sql).fetch_all(pool).await?)
-            }
-        }
+        on_both!(self, pool, {
+            let sql = select!("ORDER BY length(number), number");
+            Ok(sqlx::query_as(sql).fetch_all(pool).await?)
+        })
     }
 
     /// A page of extensions in the order of [`Db::list_extensions`]: those after `after` (a number), at most
@@ -536,19 +544,17 @@ impl Db {
         limit: u32,
     ) -> Result<Vec<Extension>> {
         let after = after.unwrap_or("");
-        match self {
-            Db::Sqlite(pool) => {
-                let sql = select!(
-                    "WHERE length(number) > length($1) OR (length(number) = length($1) AND number > $1) \
+        on_both!(self, pool, {
+            let sql = select!(
+                "WHERE length(number) > length($1) OR (length(number) = length($1) AND number > $1) \
                      ORDER BY length(number), number LIMIT $2"
-                );
-                Ok(sqlx::query_as(sql)
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await?)
-            }
-        }
+            );
+            Ok(sqlx::query_as(sql)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?)
+        })
     }
 
     /// Applies `patch` and returns the updated extension. [`StoreError::NotFound`] if there is no such extension.
@@ -581,12 +587,11 @@ impl Db {
         let forward_busy = forward(patch.forward_busy, "forward on busy")?;
         let forward_no_answer = forward(patch.forward_no_answer, "forward on no answer")?;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                // One statement per field keeps the SQL static; CASE flags say which fields to touch.
-                let done = sqlx::query(
-                    "UPDATE extensions SET \
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            // One statement per field keeps the SQL static; CASE flags say which fields to touch.
+            let done = sqlx::query(
+                "UPDATE extensions SET \
                      display_name = CASE WHEN $2 = 1 THEN $3 ELSE display_name END, \
                      enabled = CASE WHEN $4 = 1 THEN $5 ELSE enabled END, \
                      email = CASE WHEN $6 = 1 THEN $7 ELSE email END, \
@@ -603,49 +608,48 @@ impl Db {
                      forward_no_answer = CASE WHEN $29 = 1 THEN $30 ELSE forward_no_answer END, \
                      updated_at = $10 \
                      WHERE number = $1",
-                )
-                .bind(number)
-                .bind(display_name.is_some() as i64)
-                .bind(display_name.flatten())
-                .bind(patch.enabled.is_some() as i64)
-                .bind(patch.enabled.unwrap_or(true) as i64)
-                .bind(email.is_some() as i64)
-                .bind(email.flatten())
-                .bind(algorithms.is_some() as i64)
-                .bind(algorithms.flatten())
-                .bind(now)
-                .bind(patch.require_tls.is_some() as i64)
-                .bind(patch.require_tls.unwrap_or(false) as i64)
-                .bind(srtp.is_some() as i64)
-                .bind(srtp.unwrap_or_default().as_str())
-                .bind(patch.internal_only.is_some() as i64)
-                .bind(patch.internal_only.unwrap_or(false) as i64)
-                .bind(patch.pin_protect.is_some() as i64)
-                .bind(patch.pin_protect.unwrap_or(false) as i64)
-                .bind(patch.lan_only.is_some() as i64)
-                .bind(patch.lan_only.unwrap_or(false) as i64)
-                .bind(patch.block_remote_ws.is_some() as i64)
-                .bind(patch.block_remote_ws.unwrap_or(false) as i64)
-                .bind(patch.office_hours_only.is_some() as i64)
-                .bind(patch.office_hours_only.unwrap_or(false) as i64)
-                .bind(forward_always.is_some() as i64)
-                .bind(forward_always.flatten())
-                .bind(forward_busy.is_some() as i64)
-                .bind(forward_busy.flatten())
-                .bind(forward_no_answer.is_some() as i64)
-                .bind(forward_no_answer.flatten())
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("extension {number}")));
-                }
-                bump_version(&mut tx, now).await?;
-                let sql = select!("WHERE number = $1");
-                let ext = sqlx::query_as(sql).bind(number).fetch_one(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(ext)
+            )
+            .bind(number)
+            .bind(display_name.is_some() as i64)
+            .bind(display_name.flatten())
+            .bind(patch.enabled.is_some() as i64)
+            .bind(patch.enabled.unwrap_or(true))
+            .bind(email.is_some() as i64)
+            .bind(email.flatten())
+            .bind(algorithms.is_some() as i64)
+            .bind(algorithms.flatten())
+            .bind(now)
+            .bind(patch.require_tls.is_some() as i64)
+            .bind(patch.require_tls.unwrap_or(false))
+            .bind(srtp.is_some() as i64)
+            .bind(srtp.unwrap_or_default().as_str())
+            .bind(patch.internal_only.is_some() as i64)
+            .bind(patch.internal_only.unwrap_or(false))
+            .bind(patch.pin_protect.is_some() as i64)
+            .bind(patch.pin_protect.unwrap_or(false))
+            .bind(patch.lan_only.is_some() as i64)
+            .bind(patch.lan_only.unwrap_or(false))
+            .bind(patch.block_remote_ws.is_some() as i64)
+            .bind(patch.block_remote_ws.unwrap_or(false))
+            .bind(patch.office_hours_only.is_some() as i64)
+            .bind(patch.office_hours_only.unwrap_or(false))
+            .bind(forward_always.is_some() as i64)
+            .bind(forward_always.flatten())
+            .bind(forward_busy.is_some() as i64)
+            .bind(forward_busy.flatten())
+            .bind(forward_no_answer.is_some() as i64)
+            .bind(forward_no_answer.flatten())
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("extension {number}")));
             }
-        }
+            bump_version(&mut tx, now).await?;
+            let sql = select!("WHERE number = $1");
+            let ext = sqlx::query_as(sql).bind(number).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(ext)
+        })
     }
 
     /// Replaces the password hashes (a password reset) and records when; `realm` is the realm they were computed for.
@@ -659,10 +663,9 @@ impl Db {
         validate_hex("HA1 (MD5)", ha1_md5, 32)?;
         validate_hex("HA1 (SHA-256)", ha1_sha256, 64)?;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let done = sqlx::query(
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let done = sqlx::query(
                     "UPDATE extensions SET ha1_md5 = $2, ha1_sha256 = $3, realm = $4, password_changed_at = $5, \
                      updated_at = $5 WHERE number = $1",
                 )
@@ -673,33 +676,30 @@ impl Db {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("extension {number}")));
-                }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("extension {number}")));
             }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Removes an extension and its registrations. [`StoreError::NotFound`] if there is no such extension.
     pub async fn remove_extension(&self, number: &str) -> Result<()> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let done = sqlx::query("DELETE FROM extensions WHERE number = $1")
-                    .bind(number)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("extension {number}")));
-                }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let done = sqlx::query("DELETE FROM extensions WHERE number = $1")
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("extension {number}")));
             }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 }

@@ -149,26 +149,22 @@ fn checked(rule: &IpRule) -> Result<IpRule> {
 impl Db {
     /// Every entry, expired ones included (until [`Db::purge_expired_ip_rules`]), ordered by `net`.
     pub async fn list_ip_rules(&self) -> Result<Vec<IpRule>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(self, pool, Ok(sqlx::query_as(
 "SELECT net, action, expires_at, note, origin, reason, created_at FROM ip_rules ORDER BY net",
 )
             .fetch_all(pool)
-            .await?),
-        }
+            .await?))
     }
 
     /// The entry for exactly this prefix (given in any form `parse_net` accepts), if any.
     pub async fn get_ip_rule(&self, net: &str) -> Result<Option<IpRule>> {
         let net = canonical_net(net)?;
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(self, pool, Ok(sqlx::query_as(
 "SELECT net, action, expires_at, note, origin, reason, created_at FROM ip_rules WHERE net = $1",
 )
             .bind(net)
             .fetch_optional(pool)
-            .await?),
-        }
+            .await?))
     }
 
     /// Adds or replaces the entry for `rule.net` (canonicalised first); returns the entry it replaced.
@@ -179,31 +175,30 @@ impl Db {
     pub async fn upsert_ip_rule(&self, rule: &IpRule, bump: bool) -> Result<Option<IpRule>> {
         let rule = checked(rule)?;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let old: Option<IpRule> = sqlx::query_as(
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let old: Option<IpRule> = sqlx::query_as(
 "SELECT net, action, expires_at, note, origin, reason, created_at FROM ip_rules WHERE net = $1",
 )
                 .bind(&rule.net)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let adds_manual =
-                    rule.origin == ORIGIN_MANUAL && old.as_ref().is_none_or(IpRule::is_auto);
-                if adds_manual {
-                    let manual: i64 =
-                        sqlx::query_scalar("SELECT COUNT(*) FROM ip_rules WHERE origin = 'manual'")
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    if manual >= MAX_MANUAL_IP_RULES {
-                        return Err(StoreError::Invalid(format!(
-                            "the IP lists already hold {manual} manual entries, the most allowed \
+            let adds_manual =
+                rule.origin == ORIGIN_MANUAL && old.as_ref().is_none_or(IpRule::is_auto);
+            if adds_manual {
+                let manual: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM ip_rules WHERE origin = 'manual'")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if manual >= MAX_MANUAL_IP_RULES {
+                    return Err(StoreError::Invalid(format!(
+                        "the IP lists already hold {manual} manual entries, the most allowed \
                              ({MAX_MANUAL_IP_RULES}); remove some, or cover neighbouring addresses with one \
                              CIDR prefix"
-                        )));
-                    }
+                    )));
                 }
-                sqlx::query(
+            }
+            sqlx::query(
                     "INSERT INTO ip_rules (net, action, expires_at, note, origin, reason, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7) \
                      ON CONFLICT (net) DO UPDATE SET action = $2, expires_at = $3, note = $4, origin = $5, \
@@ -218,13 +213,12 @@ impl Db {
                 .bind(rule.created_at)
                 .execute(&mut *tx)
                 .await?;
-                if bump {
-                    bump_version(&mut tx, now).await?;
-                }
-                tx.commit().await?;
-                Ok(old)
+            if bump {
+                bump_version(&mut tx, now).await?;
             }
-        }
+            tx.commit().await?;
+            Ok(old)
+        })
     }
 
     /// Removes the entry for exactly this prefix, manual or automatic (an unban); true if there was one. A removal
@@ -232,36 +226,32 @@ impl Db {
     pub async fn remove_ip_rule(&self, net: &str) -> Result<bool> {
         let net = canonical_net(net)?;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let done = sqlx::query("DELETE FROM ip_rules WHERE net = $1")
-                    .bind(&net)
-                    .execute(&mut *tx)
-                    .await?;
-                let removed = done.rows_affected() > 0;
-                if removed {
-                    bump_version(&mut tx, now).await?;
-                }
-                tx.commit().await?;
-                Ok(removed)
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let done = sqlx::query("DELETE FROM ip_rules WHERE net = $1")
+                .bind(&net)
+                .execute(&mut *tx)
+                .await?;
+            let removed = done.rows_affected() > 0;
+            if removed {
+                bump_version(&mut tx, now).await?;
             }
-        }
+            tx.commit().await?;
+            Ok(removed)
+        })
     }
 
     /// Deletes entries whose expiry is at or before `now_ms`; returns how many. No version bump: every reader
     /// already ignores expired entries.
     pub async fn purge_expired_ip_rules(&self, now_ms: i64) -> Result<u64> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query(
-                    "DELETE FROM ip_rules WHERE expires_at IS NOT NULL AND expires_at <= $1",
-                )
-                .bind(now_ms)
-                .execute(pool)
-                .await?;
-                Ok(done.rows_affected())
-            }
-        }
+        on_both!(self, pool, {
+            let done = sqlx::query(
+                "DELETE FROM ip_rules WHERE expires_at IS NOT NULL AND expires_at <= $1",
+            )
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
     }
 }

@@ -1,4 +1,5 @@
-//! Durable storage: SQLite embedded by default, behind an interface a PostgreSQL backend can implement.
+//! Durable storage: SQLite embedded by default, or PostgreSQL (`postgres://…`, docs/cluster.md), behind one
+//! interface.
 //!
 //! This crate depends on the sans-IO `pbx` core and maps its vocabulary ([`pbx::model`]) to and from columns;
 //! `pbx` never depends on it.
@@ -7,10 +8,46 @@
 //! (nothing lost: docs/architecture.md, principle 5). Migrations are embedded in the binary and applied at open.
 //!
 //! SQL is written once with `$1, $2, …` placeholders, which SQLite and PostgreSQL both accept, and run with the
-//! runtime `sqlx::query*` functions (no `sqlx::Any`, which sends `?` to PostgreSQL).
+//! runtime `sqlx::query*` functions (no `sqlx::Any`, which sends `?` to PostgreSQL). A method body is written once
+//! inside `on_both!` and compiled for each back end; `migrations/postgres` mirrors `migrations/sqlite`.
 //!
 //! Every admin write (extensions, settings) bumps the `config_version` setting in the same transaction; a running
 //! server polls [`Db::current_version`] and reloads when it changes.
+
+/// The arm of a store method that has no PostgreSQL version yet: a clear error, never wrong data (docs/cluster.md).
+/// A macro so the early `return` fits any arm type.
+macro_rules! not_ported {
+    ($function:literal) => {
+        return Err($crate::StoreError::NotPorted($function))
+    };
+}
+
+/// Runs one method body on whichever back end `db` is: `$pool` is bound to the variant's pool, and the body is
+/// compiled once per back end, so its SQL text is written once (docs/cluster.md). With `helpers`, the body also
+/// sees the calling module's `sqlite_helpers::*` or `pg_helpers::*` (connection-typed helper functions generated
+/// for each back end by the module's own macro).
+macro_rules! on_both {
+    ($db:expr, $pool:ident, helpers, $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite($pool) => {
+                #[allow(unused_imports)]
+                use sqlite_helpers::*;
+                $body
+            }
+            $crate::Db::Pg($pool) => {
+                #[allow(unused_imports)]
+                use pg_helpers::*;
+                $body
+            }
+        }
+    };
+    ($db:expr, $pool:ident, $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Pg($pool) => $body,
+        }
+    };
+}
 
 pub mod admin;
 pub mod attendants;
@@ -38,6 +75,7 @@ pub mod voicemail;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -83,6 +121,11 @@ pub enum StoreError {
     /// No database at the given path (for [`Db::open_existing`]).
     #[error("no database at {}", .0.display())]
     Missing(PathBuf),
+    /// The function has no PostgreSQL version yet (issue 17 ports the store in steps; docs/cluster.md).
+    #[error(
+        "{0} is not yet available on PostgreSQL (docs/cluster.md); use a SQLite data directory for now"
+    )]
+    NotPorted(&'static str),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -113,16 +156,47 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// A connection pool to the configured database.
-///
-/// The PostgreSQL backend will be a second variant, `Pg(sqlx::PgPool)`, with the same SQL (`$N` placeholders) and
-/// its own `migrations/postgres`; each method matches on the variant.
+/// A connection pool to the configured database: SQLite (the embedded default) or PostgreSQL (several nodes, issue
+/// 17). The SQL is shared (`$N` placeholders); each method matches on the variant (docs/cluster.md).
 #[derive(Debug, Clone)]
 pub enum Db {
     Sqlite(SqlitePool),
+    Pg(PgPool),
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The same schema for PostgreSQL, one file per SQLite migration with the same number and name (checked by the
+/// test `both_back_ends_have_the_same_migrations`; scripts/pg-migration-from-sqlite.sh writes a twin).
+static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections per PostgreSQL pool: it has real concurrent writers, but every node of a cluster holds a pool.
+const PG_MAX_CONNECTIONS: u32 = 8;
+
+/// How long opening a PostgreSQL pool may wait for a connection before reporting the database unreachable.
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `location` fit for logs and error messages: a URL's password replaced by `***`.
+pub fn redact_url(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => location.to_string(),
+        },
+        None => location.to_string(),
+    }
+}
+
+/// True when `location` names a PostgreSQL database (`postgres://…` or `postgresql://…`) rather than a file.
+pub fn is_postgres_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
 
 /// The migration versions this binary carries.
 fn known_migrations() -> std::collections::BTreeSet<i64> {
@@ -151,6 +225,44 @@ impl Db {
         Self::connect(path, false).await
     }
 
+    /// Opens the database `location` names: a `postgres://…` / `postgresql://…` URL opens PostgreSQL and applies
+    /// its pending migrations; anything else is the path of a SQLite file, opened (created if needed) as by
+    /// [`Db::open`].
+    pub async fn open_url(location: &str) -> Result<Db> {
+        if is_postgres_url(location) {
+            Self::open_postgres(location).await
+        } else {
+            Self::open(Path::new(location)).await
+        }
+    }
+
+    /// Opens PostgreSQL at `url` and applies pending migrations (the migrator takes an advisory lock, so nodes
+    /// starting together migrate once). A bad URL is [`StoreError::Invalid`] naming the expected form.
+    pub async fn open_postgres(url: &str) -> Result<Db> {
+        let options: PgConnectOptions = url.parse().map_err(|e| {
+            StoreError::Invalid(format!(
+                "cannot read the database URL: {e}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+            ))
+        })?;
+        Self::open_postgres_options(options).await
+    }
+
+    /// [`Db::open_postgres`] with parsed options.
+    pub async fn open_postgres_options(options: PgConnectOptions) -> Result<Db> {
+        let pool = PgPoolOptions::new()
+            .max_connections(PG_MAX_CONNECTIONS)
+            .acquire_timeout(PG_CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        PG_MIGRATIONS.run(&pool).await?;
+        Ok(Db::Pg(pool))
+    }
+
+    /// True when this store is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Pg(_))
+    }
+
     async fn connect(path: &Path, create: bool) -> Result<Db> {
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -172,41 +284,91 @@ impl Db {
     pub async fn close(&self) {
         match self {
             Db::Sqlite(pool) => pool.close().await,
+            Db::Pg(pool) => pool.close().await,
         }
     }
 
     /// The configuration version: changes whenever an admin write (extension or setting) commits.
     pub async fn current_version(&self) -> Result<i64> {
-        match self {
-            Db::Sqlite(pool) => {
-                let v: Option<String> =
-                    sqlx::query_scalar("SELECT value FROM settings WHERE key = 'config_version'")
-                        .fetch_optional(pool)
-                        .await?;
-                Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
-            }
-        }
+        const SQL: &str = "SELECT value FROM settings WHERE key = 'config_version'";
+        let v: Option<String> = match self {
+            Db::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_optional(pool).await?,
+            Db::Pg(pool) => sqlx::query_scalar(SQL).fetch_optional(pool).await?,
+        };
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+}
+
+/// A pool that opens write transactions: SQLite's `BEGIN IMMEDIATE`, PostgreSQL's `BEGIN`. A trait so one method
+/// body, instantiated for both back ends by [`on_both!`], can say `begin_write(pool)`.
+pub(crate) trait WritePool {
+    type Backend: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Backend>>> + Send;
+}
+
+impl WritePool for SqlitePool {
+    type Backend = sqlx::Sqlite;
+    /// Starts a write transaction holding SQLite's write lock from its first statement (`BEGIN IMMEDIATE`). A
+    /// deferred transaction that reads, then writes, fails at once with "database is locked"
+    /// (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between — which the server's voicemail tasks and an
+    /// admin command do at the same time; an immediate one waits (busy timeout) and then succeeds.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+impl WritePool for PgPool {
+    type Backend = sqlx::Postgres;
+    /// Read committed plus row locks: where a read decides a write, a unique index or `ON CONFLICT` guards the race
+    /// (as on SQLite, the unique indexes stay the last word).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        Ok(self.begin().await?)
+    }
+}
+
+/// Starts a write transaction on either back end (see [`WritePool`]).
+async fn begin_write<P: WritePool>(pool: &P) -> Result<sqlx::Transaction<'static, P::Backend>> {
+    pool.begin_write().await
+}
+
+/// `BIGINT`, which SQLite reads as an integer type and PostgreSQL needs (its `INTEGER` is 32-bit).
+const BUMP_VERSION: &str = "INSERT INTO settings (key, value, updated_at) VALUES ('config_version', '1', $1) \
+     ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT), updated_at = $1";
+
+/// A connection (or transaction) in which `config_version` can be bumped; a trait for the same reason as
+/// [`WritePool`].
+pub(crate) trait VersionBump {
+    fn bump_version(&mut self, now: i64) -> impl std::future::Future<Output = Result<()>> + Send;
+}
+
+impl VersionBump for sqlx::SqliteConnection {
+    async fn bump_version(&mut self, now: i64) -> Result<()> {
+        sqlx::query(BUMP_VERSION).bind(now).execute(self).await?;
+        Ok(())
+    }
+}
+
+impl VersionBump for sqlx::PgConnection {
+    async fn bump_version(&mut self, now: i64) -> Result<()> {
+        sqlx::query(BUMP_VERSION).bind(now).execute(self).await?;
+        Ok(())
+    }
+}
+
+impl<DB: sqlx::Database> VersionBump for sqlx::Transaction<'_, DB>
+where
+    DB::Connection: VersionBump,
+{
+    async fn bump_version(&mut self, now: i64) -> Result<()> {
+        (**self).bump_version(now).await
     }
 }
 
 /// Increments `config_version` inside the caller's transaction.
-/// Starts a write transaction holding SQLite's write lock from its first statement (`BEGIN IMMEDIATE`). A
-/// deferred transaction that reads, then writes, fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT)
-/// when another connection wrote in between — which the server's voicemail tasks and an admin command do at the
-/// same time; an immediate one waits (busy timeout) and then succeeds.
-async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
-}
-
-async fn bump_version(tx: &mut sqlx::SqliteConnection, now: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO settings (key, value, updated_at) VALUES ('config_version', '1', $1) \
-         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(settings.value AS INTEGER) + 1 AS TEXT), updated_at = $1",
-    )
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+async fn bump_version<C: VersionBump + ?Sized>(tx: &mut C, now: i64) -> Result<()> {
+    tx.bump_version(now).await
 }
 
 /// Creates the parent directory (0700) and the database file (0600) if missing.

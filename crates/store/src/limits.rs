@@ -32,54 +32,50 @@ impl Db {
             max_subscriptions_per_extension: policy.max_subscriptions_per_extension,
             ..ResourceLimits::default()
         };
-        match self {
-            Db::Sqlite(pool) => {
-                let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-                    "SELECT number, max_calls, max_external_calls FROM extension_limits",
-                )
-                .fetch_all(pool)
-                .await?;
-                for (number, calls, external) in rows {
-                    limits.extensions.insert(
-                        number,
-                        ExtensionLimits {
-                            max_calls: to_u32(calls),
-                            max_external_calls: to_u32(external),
-                        },
-                    );
-                }
-                let rows: Vec<(String, Option<i64>)> =
-                    sqlx::query_as("SELECT trunk, max_calls FROM trunk_limits")
-                        .fetch_all(pool)
-                        .await?;
-                for (trunk, calls) in rows {
-                    if let Some(n) = to_u32(calls) {
-                        limits.trunk_max_calls.insert(trunk, n);
-                    }
+        on_both!(self, pool, {
+            let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+                "SELECT number, max_calls, max_external_calls FROM extension_limits",
+            )
+            .fetch_all(pool)
+            .await?;
+            for (number, calls, external) in rows {
+                limits.extensions.insert(
+                    number,
+                    ExtensionLimits {
+                        max_calls: to_u32(calls),
+                        max_external_calls: to_u32(external),
+                    },
+                );
+            }
+            let rows: Vec<(String, Option<i64>)> =
+                sqlx::query_as("SELECT trunk, max_calls FROM trunk_limits")
+                    .fetch_all(pool)
+                    .await?;
+            for (trunk, calls) in rows {
+                if let Some(n) = to_u32(calls) {
+                    limits.trunk_max_calls.insert(trunk, n);
                 }
             }
-        }
+        });
         Ok(limits)
     }
 
     /// `number`'s own limits (none set: both `None`).
     pub async fn extension_limits(&self, number: &str) -> Result<ExtensionLimits> {
-        match self {
-            Db::Sqlite(pool) => {
-                let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
-                    "SELECT max_calls, max_external_calls FROM extension_limits WHERE number = $1",
-                )
-                .bind(number)
-                .fetch_optional(pool)
-                .await?;
-                Ok(
-                    row.map_or_else(ExtensionLimits::default, |(c, e)| ExtensionLimits {
-                        max_calls: to_u32(c),
-                        max_external_calls: to_u32(e),
-                    }),
-                )
-            }
-        }
+        on_both!(self, pool, {
+            let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+                "SELECT max_calls, max_external_calls FROM extension_limits WHERE number = $1",
+            )
+            .bind(number)
+            .fetch_optional(pool)
+            .await?;
+            Ok(
+                row.map_or_else(ExtensionLimits::default, |(c, e)| ExtensionLimits {
+                    max_calls: to_u32(c),
+                    max_external_calls: to_u32(e),
+                }),
+            )
+        })
     }
 
     /// Changes `number`'s limits: `Some(None)` removes one (back to the default), `None` leaves it.
@@ -97,10 +93,9 @@ impl Db {
             limits.max_external_calls = v;
         }
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                sqlx::query(
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            sqlx::query(
                     "INSERT INTO extension_limits (number, max_calls, max_external_calls) VALUES ($1, $2, $3) \
                      ON CONFLICT (number) DO UPDATE SET max_calls = $2, max_external_calls = $3",
                 )
@@ -115,51 +110,46 @@ impl Db {
                     }
                     _ => e.into(),
                 })?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-            }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+        });
         Ok(limits)
     }
 
     /// The cap on `trunk`'s concurrent calls (`None`: none).
     pub async fn trunk_max_calls(&self, trunk: &str) -> Result<Option<u32>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let v: Option<Option<i64>> =
-                    sqlx::query_scalar("SELECT max_calls FROM trunk_limits WHERE trunk = $1")
-                        .bind(trunk)
-                        .fetch_optional(pool)
-                        .await?;
-                Ok(to_u32(v.flatten()))
-            }
-        }
+        on_both!(self, pool, {
+            let v: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT max_calls FROM trunk_limits WHERE trunk = $1")
+                    .bind(trunk)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(to_u32(v.flatten()))
+        })
     }
 
     /// Sets (or with `None` removes) the cap on `trunk`'s concurrent calls.
     pub async fn set_trunk_max_calls(&self, trunk: &str, max_calls: Option<u32>) -> Result<()> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                sqlx::query(
-                    "INSERT INTO trunk_limits (trunk, max_calls) VALUES ($1, $2) \
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            sqlx::query(
+                "INSERT INTO trunk_limits (trunk, max_calls) VALUES ($1, $2) \
                      ON CONFLICT (trunk) DO UPDATE SET max_calls = $2",
-                )
-                .bind(trunk)
-                .bind(max_calls.map(i64::from))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match &e {
-                    sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                        StoreError::NotFound(format!("trunk {trunk}"))
-                    }
-                    _ => e.into(),
-                })?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-        }
+            )
+            .bind(trunk)
+            .bind(max_calls.map(i64::from))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                    StoreError::NotFound(format!("trunk {trunk}"))
+                }
+                _ => e.into(),
+            })?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 }

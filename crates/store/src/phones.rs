@@ -75,33 +75,32 @@ impl Db {
     /// a missing extension is [`StoreError::NotFound`].
     pub async fn create_phone(&self, new: PhoneNew) -> Result<Phone> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let taken: Option<(String, Option<String>, String)> = sqlx::query_as(
-                    "SELECT id, mac, extension FROM phones WHERE id = $1 OR mac = $2 OR extension = $3",
-                )
-                .bind(&new.id)
-                .bind(&new.mac)
-                .bind(&new.extension)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some((id, mac, extension)) = taken {
-                    return Err(StoreError::Conflict(
-                        if extension == new.extension && mac != new.mac && id != new.id {
-                            format!(
-                                "a phone for extension {extension} already exists ({id}); an extension has one \
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let taken: Option<(String, Option<String>, String)> = sqlx::query_as(
+                "SELECT id, mac, extension FROM phones WHERE id = $1 OR mac = $2 OR extension = $3",
+            )
+            .bind(&new.id)
+            .bind(&new.mac)
+            .bind(&new.extension)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((id, mac, extension)) = taken {
+                return Err(StoreError::Conflict(
+                    if extension == new.extension && mac != new.mac && id != new.id {
+                        format!(
+                            "a phone for extension {extension} already exists ({id}); an extension has one \
                                  password, so one provisioned phone: remove it first (`palisade phone remove {id}`)"
-                            )
-                        } else {
-                            format!(
-                                "phone {id} already exists (see `palisade phone show {id}`; \
+                        )
+                    } else {
+                        format!(
+                            "phone {id} already exists (see `palisade phone show {id}`; \
                                  `palisade phone remove {id}` first to add it again)"
-                            )
-                        },
-                    ));
-                }
-                let inserted = sqlx::query(
+                        )
+                    },
+                ));
+            }
+            let inserted = sqlx::query(
                     "INSERT INTO phones (id, mac, model, extension, token_hash, admin_password, window_opened_at, \
                      window_expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $7)",
                 )
@@ -115,63 +114,66 @@ impl Db {
                 .bind(new.window_expires_at)
                 .execute(&mut *tx)
                 .await;
-                match inserted {
-                    Ok(_) => {}
-                    Err(e) if is_foreign_key_violation(&e) => {
-                        return Err(StoreError::NotFound(format!("extension {}", new.extension)));
-                    }
-                    Err(e) => return Err(e.into()),
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_foreign_key_violation(&e) => {
+                    return Err(StoreError::NotFound(format!("extension {}", new.extension)));
                 }
-                let phone = sqlx::query_as(select!("WHERE id = $1"))
-                    .bind(&new.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(phone)
+                Err(e) => return Err(e.into()),
             }
-        }
+            let phone = sqlx::query_as(select!("WHERE id = $1"))
+                .bind(&new.id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(phone)
+        })
     }
 
     pub async fn phone(&self, id: &str) -> Result<Option<Phone>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(select!("WHERE id = $1"))
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(select!("WHERE id = $1"))
                 .bind(id)
                 .fetch_optional(pool)
-                .await?),
-        }
+                .await?)
+        )
     }
 
     /// The phone whose URL token hashes to `token_hash`.
     pub async fn phone_by_token_hash(&self, token_hash: &str) -> Result<Option<Phone>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(select!("WHERE token_hash = $1"))
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(select!("WHERE token_hash = $1"))
                 .bind(token_hash)
                 .fetch_optional(pool)
-                .await?),
-        }
+                .await?)
+        )
     }
 
     pub async fn list_phones(&self) -> Result<Vec<Phone>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(select!("ORDER BY extension, id"))
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(select!("ORDER BY extension, id"))
                 .fetch_all(pool)
-                .await?),
-        }
+                .await?)
+        )
     }
 
     pub async fn remove_phone(&self, id: &str) -> Result<()> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query("DELETE FROM phones WHERE id = $1")
-                    .bind(id)
-                    .execute(pool)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("phone {id}")));
-                }
-                Ok(())
+        on_both!(self, pool, {
+            let done = sqlx::query("DELETE FROM phones WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("phone {id}")));
             }
-        }
+            Ok(())
+        })
     }
 
     /// `phone reprovision`: a new token and window; the binding is cleared (the next successful fetch binds
@@ -183,9 +185,8 @@ impl Db {
         window_expires_at: i64,
     ) -> Result<Phone> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query(
+        on_both!(self, pool, {
+            let done = sqlx::query(
                     "UPDATE phones SET token_hash = $2, window_opened_at = $3, window_expires_at = $4, \
                      credentials_at = NULL, bound_at = NULL, bound_mac = NULL, bound_cert_sha256 = NULL, \
                      bound_source = NULL, bound_user_agent = NULL, updated_at = $3 WHERE id = $1",
@@ -196,14 +197,13 @@ impl Db {
                 .bind(window_expires_at)
                 .execute(pool)
                 .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("phone {id}")));
-                }
-                self.phone(id)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("phone {id}")))
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("phone {id}")));
             }
-        }
+            self.phone(id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("phone {id}")))
+        })
     }
 
     /// Serves this window's credentials, once: in one transaction, marks them served (and binds the phone if
@@ -217,23 +217,22 @@ impl Db {
         hashes: &IssuedHashes,
         at: i64,
     ) -> Result<bool> {
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let marked = sqlx::query(
-                    "UPDATE phones SET credentials_at = $2, last_fetch_at = $2, updated_at = $2 \
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let marked = sqlx::query(
+                "UPDATE phones SET credentials_at = $2, last_fetch_at = $2, updated_at = $2 \
                      WHERE id = $1 AND credentials_at IS NULL AND window_expires_at > $2",
-                )
-                .bind(id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-                if marked.rows_affected() == 0 {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-                if let Some(b) = binding {
-                    let bound = sqlx::query(
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            if marked.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            if let Some(b) = binding {
+                let bound = sqlx::query(
                         "UPDATE phones SET bound_at = $2, bound_mac = $3, bound_cert_sha256 = $4, \
                          bound_source = $5, bound_user_agent = $6 WHERE id = $1 AND bound_at IS NULL",
                     )
@@ -245,21 +244,21 @@ impl Db {
                     .bind(&b.user_agent)
                     .execute(&mut *tx)
                     .await?;
-                    if bound.rows_affected() == 0 {
-                        tx.rollback().await?;
-                        return Ok(false);
-                    }
-                }
-                let ext: Option<String> =
-                    sqlx::query_scalar("SELECT extension FROM phones WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let Some(ext) = ext else {
+                if bound.rows_affected() == 0 {
                     tx.rollback().await?;
                     return Ok(false);
-                };
-                sqlx::query(
+                }
+            }
+            let ext: Option<String> =
+                sqlx::query_scalar("SELECT extension FROM phones WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(ext) = ext else {
+                tx.rollback().await?;
+                return Ok(false);
+            };
+            sqlx::query(
                     "UPDATE extensions SET ha1_md5 = $2, ha1_sha256 = $3, realm = $4, password_changed_at = $5, \
                      updated_at = $5 WHERE number = $1",
                 )
@@ -270,25 +269,22 @@ impl Db {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
-                bump_version(&mut tx, at).await?;
-                tx.commit().await?;
-                Ok(true)
-            }
-        }
+            bump_version(&mut tx, at).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Notes a served fetch that changed nothing else.
     pub async fn note_phone_fetch(&self, id: &str, at: i64) -> Result<()> {
-        match self {
-            Db::Sqlite(pool) => {
-                sqlx::query("UPDATE phones SET last_fetch_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(at)
-                    .execute(pool)
-                    .await?;
-                Ok(())
-            }
-        }
+        on_both!(self, pool, {
+            sqlx::query("UPDATE phones SET last_fetch_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(at)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 }
 

@@ -25,15 +25,13 @@ const SELECT: &str = "SELECT failures, window_start, locked_until, lockouts FROM
 impl Db {
     /// The PIN lockout state of `mailbox` (the default when no wrong PIN was counted).
     pub async fn pin_lock_state(&self, mailbox: &str) -> Result<PinLockState> {
-        match self {
-            Db::Sqlite(pool) => {
-                let row: Option<Row> = sqlx::query_as(SELECT)
-                    .bind(mailbox)
-                    .fetch_optional(pool)
-                    .await?;
-                Ok(state(row))
-            }
-        }
+        on_both!(self, pool, {
+            let row: Option<Row> = sqlx::query_as(SELECT)
+                .bind(mailbox)
+                .fetch_optional(pool)
+                .await?;
+            Ok(state(row))
+        })
     }
 
     /// Counts a wrong PIN for `mailbox` at `now` (unix ms), atomically with concurrent calls to the same mailbox.
@@ -43,16 +41,15 @@ impl Db {
         settings: LockoutSettings,
         now: i64,
     ) -> Result<WrongPin> {
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let row: Option<Row> = sqlx::query_as(SELECT)
-                    .bind(mailbox)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let mut st = state(row);
-                let outcome = st.wrong_pin(settings, now);
-                sqlx::query(
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let row: Option<Row> = sqlx::query_as(SELECT)
+                .bind(mailbox)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut st = state(row);
+            let outcome = st.wrong_pin(settings, now);
+            sqlx::query(
                     "INSERT INTO voicemail_pin_lockouts (mailbox, failures, window_start, locked_until, lockouts) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mailbox) DO UPDATE SET failures = $2, \
                      window_start = $3, locked_until = $4, lockouts = $5",
@@ -64,23 +61,20 @@ impl Db {
                 .bind(i64::from(st.lockouts))
                 .execute(&mut *tx)
                 .await?;
-                tx.commit().await?;
-                Ok(outcome)
-            }
-        }
+            tx.commit().await?;
+            Ok(outcome)
+        })
     }
 
     /// A correct PIN, or `palisade ext unlock-pin`: the count and any lockout are cleared. Returns whether
     /// there was anything to clear.
     pub async fn clear_pin_lockout(&self, mailbox: &str) -> Result<bool> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query("DELETE FROM voicemail_pin_lockouts WHERE mailbox = $1")
-                    .bind(mailbox)
-                    .execute(pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
-            }
-        }
+        on_both!(self, pool, {
+            let done = sqlx::query("DELETE FROM voicemail_pin_lockouts WHERE mailbox = $1")
+                .bind(mailbox)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
     }
 }

@@ -694,38 +694,53 @@ fn from_tuple(t: RuleTuple) -> OutboundRuleRow {
 const SELECT_RULES: &str = "SELECT position, name, prefix, min_len, max_len, extensions, strip, prepend, trunks \
                             FROM outbound_rules ORDER BY position";
 
-async fn load_rules(conn: &mut sqlx::SqliteConnection) -> Result<Vec<OutboundRuleRow>> {
-    let rows: Vec<RuleTuple> = sqlx::query_as(SELECT_RULES).fetch_all(&mut *conn).await?;
-    Ok(rows.into_iter().map(from_tuple).collect())
+/// Connection-typed helpers, instantiated as `sqlite_helpers` and `pg_helpers` (see `on_both!`): one SQL text.
+macro_rules! rule_helpers {
+    ($conn:ty) => {
+    pub(super) async fn load_rules(conn: &mut $conn) -> Result<Vec<OutboundRuleRow>> {
+        let rows: Vec<RuleTuple> = sqlx::query_as(SELECT_RULES).fetch_all(&mut *conn).await?;
+        Ok(rows.into_iter().map(from_tuple).collect())
+    }
+
+    /// Replaces the whole rule table with `rules`, numbered 1, 2, … in order (inside the caller's transaction).
+    pub(super) async fn store_rules(
+        conn: &mut $conn,
+        rules: &mut [OutboundRuleRow],
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM outbound_rules")
+            .execute(&mut *conn)
+            .await?;
+        for (i, r) in rules.iter_mut().enumerate() {
+            r.position = i as u32 + 1;
+            sqlx::query(
+                "INSERT INTO outbound_rules (position, name, prefix, min_len, max_len, extensions, strip, prepend, \
+                 trunks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(r.position as i64)
+            .bind(&r.name)
+            .bind(&r.prefix)
+            .bind(r.min_len.map(i64::from))
+            .bind(r.max_len.map(i64::from))
+            .bind((!r.extensions.is_empty()).then(|| r.extensions.join(",")))
+            .bind(r.strip as i64)
+            .bind(&r.prepend)
+            .bind(r.trunks.join(","))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+    };
 }
 
-/// Replaces the whole rule table with `rules`, numbered 1, 2, … in order (inside the caller's transaction).
-async fn store_rules(
-    conn: &mut sqlx::SqliteConnection,
-    rules: &mut [OutboundRuleRow],
-) -> Result<()> {
-    sqlx::query("DELETE FROM outbound_rules")
-        .execute(&mut *conn)
-        .await?;
-    for (i, r) in rules.iter_mut().enumerate() {
-        r.position = i as u32 + 1;
-        sqlx::query(
-            "INSERT INTO outbound_rules (position, name, prefix, min_len, max_len, extensions, strip, prepend, \
-             trunks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(r.position as i64)
-        .bind(&r.name)
-        .bind(&r.prefix)
-        .bind(r.min_len.map(i64::from))
-        .bind(r.max_len.map(i64::from))
-        .bind((!r.extensions.is_empty()).then(|| r.extensions.join(",")))
-        .bind(r.strip as i64)
-        .bind(&r.prepend)
-        .bind(r.trunks.join(","))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+mod sqlite_helpers {
+    use super::*;
+    rule_helpers!(sqlx::SqliteConnection);
+}
+
+mod pg_helpers {
+    use super::*;
+    rule_helpers!(sqlx::PgConnection);
 }
 
 fn position_error(at: usize, len: usize) -> StoreError {
@@ -789,12 +804,10 @@ impl Db {
 
     /// The outbound rules, in order.
     pub async fn list_outbound_rules(&self) -> Result<Vec<OutboundRuleRow>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                load_rules(&mut conn).await
-            }
-        }
+        on_both!(self, pool, helpers, {
+            let mut conn = pool.acquire().await?;
+            load_rules(&mut conn).await
+        })
     }
 
     /// Adds a rule at `at` (1-based; the rules from there on move down one) or, with `None`, at the end. Returns
@@ -806,53 +819,49 @@ impl Db {
     ) -> Result<OutboundRuleRow> {
         rule.validate()?;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let mut rules = load_rules(&mut tx).await?;
-                if rules.iter().any(|r| r.name == rule.name) {
-                    return Err(StoreError::Conflict(format!(
-                        "outbound rule {} already exists (remove it first with `palisade rule remove {}`)",
-                        rule.name, rule.name
-                    )));
-                }
-                if rules.len() >= MAX_RULES {
-                    return Err(StoreError::Invalid(format!(
-                        "at most {MAX_RULES} outbound rules; remove some first"
-                    )));
-                }
-                let index = match at {
-                    None => rules.len(),
-                    Some(p) if (1..=rules.len() + 1).contains(&p) => p - 1,
-                    Some(p) => return Err(position_error(p, rules.len() + 1)),
-                };
-                rule.position = 0;
-                rules.insert(index, rule);
-                store_rules(&mut tx, &mut rules).await?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(rules.swap_remove(index))
+        on_both!(self, pool, helpers, {
+            let mut tx = super::begin_write(pool).await?;
+            let mut rules = load_rules(&mut tx).await?;
+            if rules.iter().any(|r| r.name == rule.name) {
+                return Err(StoreError::Conflict(format!(
+                    "outbound rule {} already exists (remove it first with `palisade rule remove {}`)",
+                    rule.name, rule.name
+                )));
             }
-        }
+            if rules.len() >= MAX_RULES {
+                return Err(StoreError::Invalid(format!(
+                    "at most {MAX_RULES} outbound rules; remove some first"
+                )));
+            }
+            let index = match at {
+                None => rules.len(),
+                Some(p) if (1..=rules.len() + 1).contains(&p) => p - 1,
+                Some(p) => return Err(position_error(p, rules.len() + 1)),
+            };
+            rule.position = 0;
+            rules.insert(index, rule);
+            store_rules(&mut tx, &mut rules).await?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(rules.swap_remove(index))
+        })
     }
 
     /// Removes the rule called `name`; the ones after it move up. [`StoreError::NotFound`] if there is none.
     pub async fn remove_outbound_rule(&self, name: &str) -> Result<()> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let mut rules = load_rules(&mut tx).await?;
-                let Some(i) = rules.iter().position(|r| r.name == name) else {
-                    return Err(StoreError::NotFound(format!("outbound rule {name}")));
-                };
-                rules.remove(i);
-                store_rules(&mut tx, &mut rules).await?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-        }
+        on_both!(self, pool, helpers, {
+            let mut tx = super::begin_write(pool).await?;
+            let mut rules = load_rules(&mut tx).await?;
+            let Some(i) = rules.iter().position(|r| r.name == name) else {
+                return Err(StoreError::NotFound(format!("outbound rule {name}")));
+            };
+            rules.remove(i);
+            store_rules(&mut tx, &mut rules).await?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Replaces the rule called `name` with `rule` (which may carry another name) at the same position, in one
@@ -864,49 +873,45 @@ impl Db {
     ) -> Result<OutboundRuleRow> {
         rule.validate()?;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let mut rules = load_rules(&mut tx).await?;
-                let Some(i) = rules.iter().position(|r| r.name == name) else {
-                    return Err(StoreError::NotFound(format!("outbound rule {name}")));
-                };
-                if rule.name != name && rules.iter().any(|r| r.name == rule.name) {
-                    return Err(StoreError::Conflict(format!(
-                        "outbound rule {} already exists (choose another name)",
-                        rule.name
-                    )));
-                }
-                rule.position = 0;
-                rules[i] = rule;
-                store_rules(&mut tx, &mut rules).await?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(rules.swap_remove(i))
+        on_both!(self, pool, helpers, {
+            let mut tx = super::begin_write(pool).await?;
+            let mut rules = load_rules(&mut tx).await?;
+            let Some(i) = rules.iter().position(|r| r.name == name) else {
+                return Err(StoreError::NotFound(format!("outbound rule {name}")));
+            };
+            if rule.name != name && rules.iter().any(|r| r.name == rule.name) {
+                return Err(StoreError::Conflict(format!(
+                    "outbound rule {} already exists (choose another name)",
+                    rule.name
+                )));
             }
-        }
+            rule.position = 0;
+            rules[i] = rule;
+            store_rules(&mut tx, &mut rules).await?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(rules.swap_remove(i))
+        })
     }
 
     /// Moves the rule called `name` to position `to` (1-based); returns the rules in their new order.
     pub async fn move_outbound_rule(&self, name: &str, to: usize) -> Result<Vec<OutboundRuleRow>> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let mut rules = load_rules(&mut tx).await?;
-                let Some(i) = rules.iter().position(|r| r.name == name) else {
-                    return Err(StoreError::NotFound(format!("outbound rule {name}")));
-                };
-                if !(1..=rules.len()).contains(&to) {
-                    return Err(position_error(to, rules.len()));
-                }
-                let rule = rules.remove(i);
-                rules.insert(to - 1, rule);
-                store_rules(&mut tx, &mut rules).await?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(rules)
+        on_both!(self, pool, helpers, {
+            let mut tx = super::begin_write(pool).await?;
+            let mut rules = load_rules(&mut tx).await?;
+            let Some(i) = rules.iter().position(|r| r.name == name) else {
+                return Err(StoreError::NotFound(format!("outbound rule {name}")));
+            };
+            if !(1..=rules.len()).contains(&to) {
+                return Err(position_error(to, rules.len()));
             }
-        }
+            let rule = rules.remove(i);
+            rules.insert(to - 1, rule);
+            store_rules(&mut tx, &mut rules).await?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(rules)
+        })
     }
 }

@@ -40,28 +40,35 @@ impl Db {
     /// returns it. Done in one write transaction, so a server and an admin command starting together agree.
     pub async fn realm_or_fix(&self, candidate: &str) -> Result<String> {
         validate_realm(candidate)?;
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let existing: Option<String> =
-                    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-                        .bind(REALM)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if let Some(realm) = existing {
-                    tx.rollback().await?;
-                    return Ok(realm);
-                }
-                sqlx::query("INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)")
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
                     .bind(REALM)
-                    .bind(candidate)
-                    .bind(now_ms())
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                tx.commit().await?;
-                Ok(candidate.to_string())
+            if let Some(realm) = existing {
+                tx.rollback().await?;
+                return Ok(realm);
             }
-        }
+            // On PostgreSQL two nodes starting together can both get here (no database-wide write lock): the
+            // first insert wins and the other takes the realm it fixed.
+            sqlx::query(
+                "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(REALM)
+            .bind(candidate)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            let fixed: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(REALM)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(fixed)
+        })
     }
 
     /// Replaces the realm and returns the numbers of the extensions whose passwords were hashed for another
@@ -69,40 +76,40 @@ impl Db {
     pub async fn set_realm(&self, realm: &str) -> Result<Vec<String>> {
         validate_realm(realm)?;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                sqlx::query(
-                    "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            sqlx::query(
+                "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (key) DO UPDATE SET value = $2, updated_at = $3",
-                )
-                .bind(REALM)
-                .bind(realm)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                bump_version(&mut tx, now).await?;
-                let stale: Vec<String> = sqlx::query_scalar(
-                    "SELECT number FROM extensions WHERE realm <> $1 ORDER BY number",
-                )
-                .bind(realm)
-                .fetch_all(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(stale)
-            }
-        }
+            )
+            .bind(REALM)
+            .bind(realm)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            bump_version(&mut tx, now).await?;
+            let stale: Vec<String> = sqlx::query_scalar(
+                "SELECT number FROM extensions WHERE realm <> $1 ORDER BY number",
+            )
+            .bind(realm)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(stale)
+        })
     }
 
     /// The numbers of the extensions whose passwords were hashed for a realm other than `realm`.
     pub async fn extensions_outside_realm(&self, realm: &str) -> Result<Vec<String>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_scalar(
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_scalar(
                 "SELECT number FROM extensions WHERE realm <> $1 ORDER BY number",
             )
             .bind(realm)
             .fetch_all(pool)
-            .await?),
-        }
+            .await?)
+        )
     }
 }

@@ -34,9 +34,8 @@ impl Db {
             .as_deref()
             .map(|ua| truncate(ua, MAX_USER_AGENT_LEN));
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query(
+        on_both!(self, pool, {
+            let done = sqlx::query(
                     "INSERT INTO registrations (aor, contact_uri, transport, source_addr, local_addr, expires_at, \
                      call_id, cseq, user_agent, q, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                      ON CONFLICT (aor, contact_uri) DO UPDATE SET transport = $3, source_addr = $4, local_addr = $5, \
@@ -55,81 +54,69 @@ impl Db {
                 .bind(now)
                 .execute(pool)
                 .await;
-                match done {
-                    Ok(_) => Ok(()),
-                    Err(e) if is_foreign_key_violation(&e) => {
-                        Err(StoreError::NotFound(format!("extension {}", b.aor)))
-                    }
-                    Err(e) => Err(e.into()),
+            match done {
+                Ok(_) => Ok(()),
+                Err(e) if is_foreign_key_violation(&e) => {
+                    Err(StoreError::NotFound(format!("extension {}", b.aor)))
                 }
+                Err(e) => Err(e.into()),
             }
-        }
+        })
     }
 
     /// Removes one binding; true if it existed.
     pub async fn remove_binding(&self, aor: &str, contact_uri: &str) -> Result<bool> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done =
-                    sqlx::query("DELETE FROM registrations WHERE aor = $1 AND contact_uri = $2")
-                        .bind(aor)
-                        .bind(contact_uri)
-                        .execute(pool)
-                        .await?;
-                Ok(done.rows_affected() > 0)
-            }
-        }
+        on_both!(self, pool, {
+            let done = sqlx::query("DELETE FROM registrations WHERE aor = $1 AND contact_uri = $2")
+                .bind(aor)
+                .bind(contact_uri)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
     }
 
     /// Removes every binding of an AoR (REGISTER with `Contact: *`); returns how many.
     pub async fn remove_all_bindings(&self, aor: &str) -> Result<u64> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query("DELETE FROM registrations WHERE aor = $1")
-                    .bind(aor)
-                    .execute(pool)
-                    .await?;
-                Ok(done.rows_affected())
-            }
-        }
+        on_both!(self, pool, {
+            let done = sqlx::query("DELETE FROM registrations WHERE aor = $1")
+                .bind(aor)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
     }
 
     /// Every binding, ordered by AoR then contact.
     pub async fn list_bindings(&self) -> Result<Vec<Binding>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(self, pool, Ok(sqlx::query_as(
                 "SELECT aor, contact_uri, transport, source_addr, local_addr, expires_at, call_id, cseq, user_agent, q \
                  FROM registrations ORDER BY length(aor), aor, contact_uri",
             )
             .fetch_all(pool)
-            .await?),
-        }
+            .await?))
     }
 
     /// The bindings of one AoR, highest q first.
     pub async fn list_bindings_for(&self, aor: &str) -> Result<Vec<Binding>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(self, pool, Ok(sqlx::query_as(
                 "SELECT aor, contact_uri, transport, source_addr, local_addr, expires_at, call_id, cseq, user_agent, q \
                  FROM registrations WHERE aor = $1 ORDER BY COALESCE(q, 1000) DESC, contact_uri",
             )
             .bind(aor)
             .fetch_all(pool)
-            .await?),
-        }
+            .await?))
     }
 
     /// Deletes bindings with `expires_at <= now` (unix seconds); returns how many.
     pub async fn purge_expired_bindings(&self, now: i64) -> Result<u64> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query("DELETE FROM registrations WHERE expires_at <= $1")
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-                Ok(done.rows_affected())
-            }
-        }
+        on_both!(self, pool, {
+            let done = sqlx::query("DELETE FROM registrations WHERE expires_at <= $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
     }
 }
 
@@ -173,69 +160,67 @@ impl Db {
             }
         }
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let known: std::collections::HashSet<String> =
-                    sqlx::query_scalar::<_, String>("SELECT number FROM extensions")
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .into_iter()
-                        .collect();
-                let mut upserts = Vec::new();
-                for key in &order {
-                    match last[key] {
-                        BindingChange::Upsert(b) if known.contains(&b.aor) => upserts.push(b),
-                        // The extension was removed meanwhile: the registrar drops it on the next reload.
-                        BindingChange::Upsert(_) => {}
-                        BindingChange::Remove { aor, contact_uri } => {
-                            sqlx::query(
-                                "DELETE FROM registrations WHERE aor = $1 AND contact_uri = $2",
-                            )
-                            .bind(aor)
-                            .bind(contact_uri)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let known: std::collections::HashSet<String> =
+                sqlx::query_scalar::<_, String>("SELECT number FROM extensions")
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+            let mut upserts = Vec::new();
+            for key in &order {
+                match last[key] {
+                    BindingChange::Upsert(b) if known.contains(&b.aor) => upserts.push(b),
+                    // The extension was removed meanwhile: the registrar drops it on the next reload.
+                    BindingChange::Upsert(_) => {}
+                    BindingChange::Remove { aor, contact_uri } => {
+                        sqlx::query(
+                            "DELETE FROM registrations WHERE aor = $1 AND contact_uri = $2",
+                        )
+                        .bind(aor)
+                        .bind(contact_uri)
+                        .execute(&mut *tx)
+                        .await?;
                     }
                 }
-                // Many rows per statement (11 parameters each).
-                for chunk in upserts.chunks(500) {
-                    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                        "INSERT INTO registrations (aor, contact_uri, transport, source_addr, local_addr, expires_at, \
+            }
+            // Many rows per statement (11 parameters each).
+            for chunk in upserts.chunks(500) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO registrations (aor, contact_uri, transport, source_addr, local_addr, expires_at, \
                          call_id, cseq, user_agent, q, updated_at) ",
-                    );
-                    q.push_values(chunk, |mut row, b| {
-                        row.push_bind(&b.aor)
-                            .push_bind(&b.contact_uri)
-                            .push_bind(&b.transport)
-                            .push_bind(&b.source_addr)
-                            .push_bind(&b.local_addr)
-                            .push_bind(b.expires_at)
-                            .push_bind(&b.call_id)
-                            .push_bind(b.cseq)
-                            .push_bind(
-                                b.user_agent
-                                    .as_deref()
-                                    .map(|ua| truncate(ua, MAX_USER_AGENT_LEN)),
-                            )
-                            .push_bind(b.q)
-                            .push_bind(now);
-                    });
-                    q.push(
+                );
+                q.push_values(chunk, |mut row, b| {
+                    row.push_bind(&b.aor)
+                        .push_bind(&b.contact_uri)
+                        .push_bind(&b.transport)
+                        .push_bind(&b.source_addr)
+                        .push_bind(&b.local_addr)
+                        .push_bind(b.expires_at)
+                        .push_bind(&b.call_id)
+                        .push_bind(b.cseq)
+                        .push_bind(
+                            b.user_agent
+                                .as_deref()
+                                .map(|ua| truncate(ua, MAX_USER_AGENT_LEN)),
+                        )
+                        .push_bind(b.q)
+                        .push_bind(now);
+                });
+                q.push(
                         " ON CONFLICT (aor, contact_uri) DO UPDATE SET transport = excluded.transport, \
                          source_addr = excluded.source_addr, local_addr = excluded.local_addr, \
                          expires_at = excluded.expires_at, call_id = excluded.call_id, cseq = excluded.cseq, \
                          user_agent = excluded.user_agent, q = excluded.q, updated_at = excluded.updated_at",
                     );
-                    // Not kept in the connection's statement cache: the text differs with every batch size, and
-                    // each cached multi-row statement holds its own compiled program (up to 100 per connection),
-                    // which made the server's memory creep up under a steady registration load.
-                    q.build().persistent(false).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                // Not kept in the connection's statement cache: the text differs with every batch size, and
+                // each cached multi-row statement holds its own compiled program (up to 100 per connection),
+                // which made the server's memory creep up under a steady registration load.
+                q.build().persistent(false).execute(&mut *tx).await?;
             }
-        }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 }

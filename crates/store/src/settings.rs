@@ -183,14 +183,16 @@ pub fn normalize(key: &str, value: &str) -> Result<String> {
 impl Db {
     /// The raw value of a setting, if set.
     pub async fn get_setting(&self, key: &str) -> Result<Option<String>> {
-        match self {
-            Db::Sqlite(pool) => Ok(
+        on_both!(
+            self,
+            pool,
+            Ok(
                 sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
                     .bind(key)
                     .fetch_optional(pool)
                     .await?,
-            ),
-        }
+            )
+        )
     }
 
     /// Stores a setting durably and bumps the configuration version. The value is stored as given: validate it
@@ -207,10 +209,17 @@ impl Db {
             )));
         }
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
+        on_both!(self, pool, {
+            {
                 let mut tx = super::begin_write(pool).await?;
-                check_flood_tiers(&mut tx, key, value).await?;
+                if let Some(partner) = flood_partner(key) {
+                    let stored: Option<String> =
+                        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                            .bind(partner.key)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    check_flood_tiers(key, value, partner, stored)?;
+                }
                 sqlx::query(
                     "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (key) DO UPDATE SET value = $2, updated_at = $3",
@@ -224,7 +233,7 @@ impl Db {
                 tx.commit().await?;
                 Ok(())
             }
-        }
+        })
     }
 
     /// Removes a stored setting, so its default applies again, and bumps the configuration version. Returns
@@ -236,8 +245,8 @@ impl Db {
             )));
         }
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
+        on_both!(self, pool, {
+            {
                 let mut tx = super::begin_write(pool).await?;
                 let done = sqlx::query("DELETE FROM settings WHERE key = $1")
                     .bind(key)
@@ -247,7 +256,7 @@ impl Db {
                 tx.commit().await?;
                 Ok(done.rows_affected() > 0)
             }
-        }
+        })
     }
 
     /// The anti-hacking settings that are stored, as `(key, value)` in [`GUARD_SETTINGS`] order, for
@@ -286,21 +295,22 @@ impl Db {
     }
 }
 
+/// The other flood tier of `key` (`flood_red_pps` for `flood_amber_pps` and back), whose stored value
+/// [`check_flood_tiers`] needs; `None` for other keys.
+fn flood_partner(key: &str) -> Option<&'static Limit> {
+    match key {
+        k if k == FLOOD_AMBER_PPS.key => Some(&FLOOD_RED_PPS),
+        k if k == FLOOD_RED_PPS.key => Some(&FLOOD_AMBER_PPS),
+        _ => None,
+    }
+}
+
 /// Refuses a `flood_amber_pps` or `flood_red_pps` value that would put red at or below amber, given the other
-/// stored value (or its default). Values that are not numbers are left to [`normalize`].
-async fn check_flood_tiers(tx: &mut sqlx::SqliteConnection, key: &str, value: &str) -> Result<()> {
-    let other = match key {
-        k if k == FLOOD_AMBER_PPS.key => FLOOD_RED_PPS,
-        k if k == FLOOD_RED_PPS.key => FLOOD_AMBER_PPS,
-        _ => return Ok(()),
-    };
+/// tier's stored value (`stored`, else its default). Values that are not numbers are left to [`normalize`].
+fn check_flood_tiers(key: &str, value: &str, other: &Limit, stored: Option<String>) -> Result<()> {
     let Ok(new) = value.trim().parse::<u64>() else {
         return Ok(());
     };
-    let stored: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-        .bind(other.key)
-        .fetch_optional(&mut *tx)
-        .await?;
     let other_value = stored
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(other.default);

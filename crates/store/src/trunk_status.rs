@@ -39,14 +39,13 @@ impl Db {
     /// Replaces every trunk status with `rows` (their `updated_at` is set to now), in one transaction.
     pub async fn replace_trunk_status(&self, rows: &[TrunkStatusRow]) -> Result<()> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                sqlx::query("DELETE FROM trunk_status")
-                    .execute(&mut *tx)
-                    .await?;
-                for r in rows {
-                    sqlx::query(
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            sqlx::query("DELETE FROM trunk_status")
+                .execute(&mut *tx)
+                .await?;
+            for r in rows {
+                sqlx::query(
                         "INSERT INTO trunk_status (trunk, state, registered_until, last_error, next_attempt, \
                          updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (trunk) DO NOTHING",
                     )
@@ -58,23 +57,20 @@ impl Db {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                }
-                tx.commit().await?;
-                Ok(())
             }
-        }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Every trunk status, by trunk name.
     pub async fn list_trunk_status(&self) -> Result<Vec<TrunkStatusRow>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(self, pool, Ok(sqlx::query_as(
                 "SELECT trunk, state, registered_until, last_error, next_attempt, updated_at FROM trunk_status \
                  ORDER BY trunk",
             )
             .fetch_all(pool)
-            .await?),
-        }
+            .await?))
     }
 }
 
@@ -84,8 +80,10 @@ mod tests {
 
     #[tokio::test]
     async fn replace_and_list_without_bumping_the_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_in(dir.path()).await.unwrap();
+        crate::tests::on_each_backend(check_replace_and_list_without_bumping_the_version).await;
+    }
+
+    async fn check_replace_and_list_without_bumping_the_version(db: Db) {
         let v = db.current_version().await.unwrap();
         let row = |trunk: &str, state: &str| TrunkStatusRow {
             trunk: trunk.into(),

@@ -494,42 +494,57 @@ fn other_spelling(number: &str) -> String {
     }
 }
 
-async fn load_trunk(conn: &mut sqlx::SqliteConnection, name: &str) -> Result<Option<TrunkRow>> {
-    Ok(sqlx::query_as(select!("WHERE name = $1"))
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?)
+/// Connection-typed helpers, instantiated as `sqlite_helpers` and `pg_helpers` (see `on_both!`): one SQL text.
+macro_rules! trunk_helpers {
+    ($conn:ty) => {
+    pub(super) async fn load_trunk(conn: &mut $conn, name: &str) -> Result<Option<TrunkRow>> {
+        Ok(sqlx::query_as(select!("WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?)
+    }
+
+    pub(super) async fn write_trunk(conn: &mut $conn, t: &TrunkRow, insert: bool) -> Result<()> {
+        let sql = if insert {
+            "INSERT INTO trunks (name, host, port, transport, username, password, register, sources, caller_id, \
+             created_at, updated_at, auth_user, ca_file, tls_server_name, srtp) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        } else {
+            "UPDATE trunks SET host = $2, port = $3, transport = $4, username = $5, password = $6, register = $7, \
+             sources = $8, caller_id = $9, created_at = $10, updated_at = $11, auth_user = $12, ca_file = $13, \
+             tls_server_name = $14, srtp = $15 WHERE name = $1"
+        };
+        sqlx::query(sql)
+            .bind(&t.name)
+            .bind(&t.host)
+            .bind(t.port)
+            .bind(&t.transport)
+            .bind(&t.username)
+            .bind(&t.password)
+            .bind(t.register)
+            .bind(&t.sources)
+            .bind(&t.caller_id)
+            .bind(t.created_at)
+            .bind(t.updated_at)
+            .bind(&t.auth_user)
+            .bind(&t.ca_file)
+            .bind(&t.tls_server_name)
+            .bind(t.srtp.as_str())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+    };
 }
 
-async fn write_trunk(conn: &mut sqlx::SqliteConnection, t: &TrunkRow, insert: bool) -> Result<()> {
-    let sql = if insert {
-        "INSERT INTO trunks (name, host, port, transport, username, password, register, sources, caller_id, \
-         created_at, updated_at, auth_user, ca_file, tls_server_name, srtp) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-    } else {
-        "UPDATE trunks SET host = $2, port = $3, transport = $4, username = $5, password = $6, register = $7, \
-         sources = $8, caller_id = $9, created_at = $10, updated_at = $11, auth_user = $12, ca_file = $13, \
-         tls_server_name = $14, srtp = $15 WHERE name = $1"
-    };
-    sqlx::query(sql)
-        .bind(&t.name)
-        .bind(&t.host)
-        .bind(t.port)
-        .bind(&t.transport)
-        .bind(&t.username)
-        .bind(&t.password)
-        .bind(t.register as i64)
-        .bind(&t.sources)
-        .bind(&t.caller_id)
-        .bind(t.created_at)
-        .bind(t.updated_at)
-        .bind(&t.auth_user)
-        .bind(&t.ca_file)
-        .bind(&t.tls_server_name)
-        .bind(t.srtp.as_str())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+mod sqlite_helpers {
+    use super::*;
+    trunk_helpers!(sqlx::SqliteConnection);
+}
+
+mod pg_helpers {
+    use super::*;
+    trunk_helpers!(sqlx::PgConnection);
 }
 
 impl Db {
@@ -558,21 +573,22 @@ impl Db {
 
     /// Every stored trunk as stored, ordered by name.
     pub async fn list_trunk_rows(&self) -> Result<Vec<TrunkRow>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(select!("ORDER BY name"))
+        on_both!(
+            self,
+            pool,
+            helpers,
+            Ok(sqlx::query_as(select!("ORDER BY name"))
                 .fetch_all(pool)
-                .await?),
-        }
+                .await?)
+        )
     }
 
     /// The trunk called `name`, if any.
     pub async fn trunk(&self, name: &str) -> Result<Option<TrunkRow>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                load_trunk(&mut conn, name).await
-            }
-        }
+        on_both!(self, pool, helpers, {
+            let mut conn = pool.acquire().await?;
+            load_trunk(&mut conn, name).await
+        })
     }
 
     /// The trunk called `name`, or [`StoreError::NotFound`].
@@ -609,115 +625,107 @@ impl Db {
             tls_server_name: new.tls_server_name,
             srtp: new.srtp.unwrap_or(SrtpMode::Disabled),
         })?;
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks")
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if count >= MAX_TRUNKS {
-                    return Err(invalid(format!(
-                        "at most {MAX_TRUNKS} trunks; remove some first"
-                    )));
-                }
-                if let Err(e) = write_trunk(&mut tx, &row, true).await {
-                    return Err(match e {
-                        StoreError::Db(e) if is_unique_violation(&e) => {
-                            StoreError::Conflict(format!(
-                                "trunk {} already exists (change it with `palisade trunk set {}`)",
-                                row.name, row.name
-                            ))
-                        }
-                        e => e,
-                    });
-                }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(row)
+        on_both!(self, pool, helpers, {
+            let mut tx = super::begin_write(pool).await?;
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks")
+                .fetch_one(&mut *tx)
+                .await?;
+            if count >= MAX_TRUNKS {
+                return Err(invalid(format!(
+                    "at most {MAX_TRUNKS} trunks; remove some first"
+                )));
             }
-        }
+            if let Err(e) = write_trunk(&mut tx, &row, true).await {
+                return Err(match e {
+                    StoreError::Db(e) if is_unique_violation(&e) => StoreError::Conflict(format!(
+                        "trunk {} already exists (change it with `palisade trunk set {}`)",
+                        row.name, row.name
+                    )),
+                    e => e,
+                });
+            }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(row)
+        })
     }
 
     /// Applies `patch` to the trunk called `name` and returns it. [`StoreError::NotFound`] if there is none.
     pub async fn update_trunk(&self, name: &str, patch: TrunkPatch) -> Result<TrunkRow> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let mut row = load_trunk(&mut tx, name)
-                    .await?
-                    .ok_or_else(|| trunk_not_found(name))?;
-                if let Some(h) = patch.host {
-                    row.host = h;
-                }
-                if let Some(p) = patch.port {
-                    row.port = p.into();
-                }
-                if let Some(t) = patch.transport {
-                    row.transport = t;
-                }
-                if let Some(u) = patch.username {
-                    row.username = non_empty(u);
-                    if row.username.is_none() && patch.password.is_none() {
-                        row.password = None;
-                    }
-                }
-                if let Some(p) = patch.password {
-                    row.password = p;
-                }
-                if let Some(r) = patch.register {
-                    row.register = r;
-                }
-                if let Some(s) = patch.sources {
-                    row.sources = s.join(",");
-                }
-                if let Some(c) = patch.caller_id {
-                    row.caller_id = c;
-                }
-                // Clearing the username clears the auth user that replaced it in digest answers.
-                if row.username.is_none() && patch.auth_user.is_none() {
-                    row.auth_user = None;
-                }
-                if let Some(a) = patch.auth_user {
-                    row.auth_user = a;
-                }
-                if let Some(f) = patch.ca_file {
-                    row.ca_file = f;
-                }
-                if let Some(n) = patch.tls_server_name {
-                    row.tls_server_name = n;
-                }
-                if let Some(m) = patch.srtp {
-                    row.srtp = m;
-                }
-                row.updated_at = now;
-                let row = checked(row)?;
-                write_trunk(&mut tx, &row, false).await?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(row)
+        on_both!(self, pool, helpers, {
+            let mut tx = super::begin_write(pool).await?;
+            let mut row = load_trunk(&mut tx, name)
+                .await?
+                .ok_or_else(|| trunk_not_found(name))?;
+            if let Some(h) = patch.host {
+                row.host = h;
             }
-        }
+            if let Some(p) = patch.port {
+                row.port = p.into();
+            }
+            if let Some(t) = patch.transport {
+                row.transport = t;
+            }
+            if let Some(u) = patch.username {
+                row.username = non_empty(u);
+                if row.username.is_none() && patch.password.is_none() {
+                    row.password = None;
+                }
+            }
+            if let Some(p) = patch.password {
+                row.password = p;
+            }
+            if let Some(r) = patch.register {
+                row.register = r;
+            }
+            if let Some(s) = patch.sources {
+                row.sources = s.join(",");
+            }
+            if let Some(c) = patch.caller_id {
+                row.caller_id = c;
+            }
+            // Clearing the username clears the auth user that replaced it in digest answers.
+            if row.username.is_none() && patch.auth_user.is_none() {
+                row.auth_user = None;
+            }
+            if let Some(a) = patch.auth_user {
+                row.auth_user = a;
+            }
+            if let Some(f) = patch.ca_file {
+                row.ca_file = f;
+            }
+            if let Some(n) = patch.tls_server_name {
+                row.tls_server_name = n;
+            }
+            if let Some(m) = patch.srtp {
+                row.srtp = m;
+            }
+            row.updated_at = now;
+            let row = checked(row)?;
+            write_trunk(&mut tx, &row, false).await?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(row)
+        })
     }
 
     /// Removes the trunk called `name` and its DIDs. [`StoreError::NotFound`] if there is none.
     pub async fn remove_trunk(&self, name: &str) -> Result<()> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let done = sqlx::query("DELETE FROM trunks WHERE name = $1")
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(trunk_not_found(name));
-                }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
+        on_both!(self, pool, helpers, {
+            let mut tx = super::begin_write(pool).await?;
+            let done = sqlx::query("DELETE FROM trunks WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(trunk_not_found(name));
             }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Maps the inbound number `number` on trunk `trunk` to `extension`. [`StoreError::NotFound`] if the trunk or
@@ -726,56 +734,54 @@ impl Db {
         let number = number.trim();
         validate_phone_number("DID", number)?;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                if load_trunk(&mut tx, trunk).await?.is_none() {
-                    return Err(trunk_not_found(trunk));
-                }
-                let ext: Option<String> =
-                    sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
-                        .bind(extension)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if ext.is_none() {
-                    return Err(StoreError::NotFound(format!("extension {extension}")));
-                }
-                let taken: Option<DidRow> = sqlx::query_as(
-                    "SELECT number, trunk, extension FROM dids WHERE number = $1 OR number = $2",
-                )
-                .bind(number)
-                .bind(other_spelling(number))
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(d) = taken {
-                    return Err(StoreError::Conflict(format!(
-                        "DID {} already exists (trunk {}, extension {}); remove it first with `palisade did remove {}`",
-                        d.number, d.trunk, d.extension, d.number
-                    )));
-                }
-                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dids")
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if count >= MAX_DIDS {
-                    return Err(invalid(format!(
-                        "at most {MAX_DIDS} DIDs; remove some first"
-                    )));
-                }
-                sqlx::query("INSERT INTO dids (number, trunk, extension) VALUES ($1, $2, $3)")
-                    .bind(number)
-                    .bind(trunk)
-                    .bind(extension)
-                    .execute(&mut *tx)
-                    .await?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(DidRow {
-                    number: number.into(),
-                    trunk: trunk.into(),
-                    extension: extension.into(),
-                })
+        on_both!(self, pool, helpers, {
+            let mut tx = super::begin_write(pool).await?;
+            if load_trunk(&mut tx, trunk).await?.is_none() {
+                return Err(trunk_not_found(trunk));
             }
-        }
+            let ext: Option<String> =
+                sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
+                    .bind(extension)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if ext.is_none() {
+                return Err(StoreError::NotFound(format!("extension {extension}")));
+            }
+            let taken: Option<DidRow> = sqlx::query_as(
+                "SELECT number, trunk, extension FROM dids WHERE number = $1 OR number = $2",
+            )
+            .bind(number)
+            .bind(other_spelling(number))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(d) = taken {
+                return Err(StoreError::Conflict(format!(
+                    "DID {} already exists (trunk {}, extension {}); remove it first with `palisade did remove {}`",
+                    d.number, d.trunk, d.extension, d.number
+                )));
+            }
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dids")
+                .fetch_one(&mut *tx)
+                .await?;
+            if count >= MAX_DIDS {
+                return Err(invalid(format!(
+                    "at most {MAX_DIDS} DIDs; remove some first"
+                )));
+            }
+            sqlx::query("INSERT INTO dids (number, trunk, extension) VALUES ($1, $2, $3)")
+                .bind(number)
+                .bind(trunk)
+                .bind(extension)
+                .execute(&mut *tx)
+                .await?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(DidRow {
+                number: number.into(),
+                trunk: trunk.into(),
+                extension: extension.into(),
+            })
+        })
     }
 
     /// Removes the DID `number` (written with or without its '+') and returns it. [`StoreError::NotFound`] if
@@ -783,38 +789,39 @@ impl Db {
     pub async fn remove_did(&self, number: &str) -> Result<DidRow> {
         let number = number.trim();
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let found: Option<DidRow> = sqlx::query_as(
-                    "SELECT number, trunk, extension FROM dids WHERE number = $1 OR number = $2",
-                )
-                .bind(number)
-                .bind(other_spelling(number))
-                .fetch_optional(&mut *tx)
+        on_both!(self, pool, helpers, {
+            let mut tx = super::begin_write(pool).await?;
+            let found: Option<DidRow> = sqlx::query_as(
+                "SELECT number, trunk, extension FROM dids WHERE number = $1 OR number = $2",
+            )
+            .bind(number)
+            .bind(other_spelling(number))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(did) = found else {
+                return Err(StoreError::NotFound(format!("DID {number}")));
+            };
+            sqlx::query("DELETE FROM dids WHERE number = $1")
+                .bind(&did.number)
+                .execute(&mut *tx)
                 .await?;
-                let Some(did) = found else {
-                    return Err(StoreError::NotFound(format!("DID {number}")));
-                };
-                sqlx::query("DELETE FROM dids WHERE number = $1")
-                    .bind(&did.number)
-                    .execute(&mut *tx)
-                    .await?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(did)
-            }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(did)
+        })
     }
 
     /// Every DID, ordered by number.
     pub async fn list_dids(&self) -> Result<Vec<DidRow>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
-                "SELECT number, trunk, extension FROM dids ORDER BY number",
+        on_both!(
+            self,
+            pool,
+            helpers,
+            Ok(
+                sqlx::query_as("SELECT number, trunk, extension FROM dids ORDER BY number",)
+                    .fetch_all(pool)
+                    .await?
             )
-            .fetch_all(pool)
-            .await?),
-        }
+        )
     }
 }

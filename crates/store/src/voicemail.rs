@@ -85,44 +85,61 @@ macro_rules! select_message {
     };
 }
 
-/// Creates `number`'s mailbox inside the transaction that creates the extension.
-pub(super) async fn create_mailbox(
-    tx: &mut sqlx::SqliteConnection,
-    number: &str,
-    pin_hash: Option<&str>,
-    now: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO voicemail_boxes (number, enabled, pin_hash, pin_changed_at, updated_at) VALUES ($1, 1, $2, $3, $4) \
-         ON CONFLICT (number) DO UPDATE SET pin_hash = excluded.pin_hash, pin_changed_at = excluded.pin_changed_at, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(number)
-    .bind(pin_hash)
-    .bind(pin_hash.map(|_| now))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+/// `create_mailbox(tx, number, pin_hash, now)` for a back end's connection type: creates `number`'s mailbox inside
+/// the transaction that creates the extension. Instantiated as `sqlite_helpers` and `pg_helpers` (see `on_both!`).
+macro_rules! mailbox_helpers {
+    ($conn:ty) => {
+        pub(crate) async fn create_mailbox(
+            tx: &mut $conn,
+            number: &str,
+            pin_hash: Option<&str>,
+            now: i64,
+        ) -> crate::Result<()> {
+            sqlx::query(
+                "INSERT INTO voicemail_boxes (number, enabled, pin_hash, pin_changed_at, updated_at) \
+                 VALUES ($1, TRUE, $2, $3, $4) ON CONFLICT (number) DO UPDATE SET pin_hash = excluded.pin_hash, \
+                 pin_changed_at = excluded.pin_changed_at, updated_at = excluded.updated_at",
+            )
+            .bind(number)
+            .bind(pin_hash)
+            .bind(pin_hash.map(|_| now))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(crate) mod sqlite_helpers {
+    mailbox_helpers!(sqlx::SqliteConnection);
+}
+
+pub(crate) mod pg_helpers {
+    mailbox_helpers!(sqlx::PgConnection);
 }
 
 impl Db {
     /// The mailbox of extension `number` (`None` if there is no such extension).
     pub async fn mailbox(&self, number: &str) -> Result<Option<Mailbox>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(select_mailbox!("WHERE number = $1"))
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(select_mailbox!("WHERE number = $1"))
                 .bind(number)
                 .fetch_optional(pool)
-                .await?),
-        }
+                .await?)
+        )
     }
 
     pub async fn list_mailboxes(&self) -> Result<Vec<Mailbox>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(select_mailbox!("ORDER BY number"))
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(select_mailbox!("ORDER BY number"))
                 .fetch_all(pool)
-                .await?),
-        }
+                .await?)
+        )
     }
 
     /// Runs one `UPDATE voicemail_boxes … WHERE number = $1` (`$2` the value, `$3` the time) and bumps the
@@ -134,23 +151,21 @@ impl Db {
         value: Option<String>,
     ) -> Result<()> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let done = sqlx::query(sql)
-                    .bind(number)
-                    .bind(value)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("extension {number}")));
-                }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let done = sqlx::query(sql)
+                .bind(number)
+                .bind(value)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("extension {number}")));
             }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Turns voicemail on or off for `number` (messages already stored are kept).
@@ -158,10 +173,10 @@ impl Db {
         let v = if enabled { "1" } else { "0" };
         self.update_mailbox(
             number,
-            "UPDATE voicemail_boxes SET enabled = CAST($2 AS INTEGER), updated_at = $3 WHERE number = $1",
+            "UPDATE voicemail_boxes SET enabled = ($2 = '1'), updated_at = $3 WHERE number = $1",
             Some(v.into()),
         )
-            .await
+        .await
     }
 
     /// Unsolicited message-waiting NOTIFYs for `number`'s registered phones.
@@ -169,7 +184,7 @@ impl Db {
         let v = if on { "1" } else { "0" };
         self.update_mailbox(
             number,
-            "UPDATE voicemail_boxes SET mwi_unsolicited = CAST($2 AS INTEGER), updated_at = $3 WHERE number = $1",
+            "UPDATE voicemail_boxes SET mwi_unsolicited = ($2 = '1'), updated_at = $3 WHERE number = $1",
             Some(v.into()),
         )
             .await
@@ -204,24 +219,22 @@ impl Db {
 
     /// Records a message whose file is on disk. Refused when the mailbox does not exist or is full.
     pub async fn add_voicemail_message(&self, new: &VoicemailNew) -> Result<i64> {
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let count: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM voicemail_messages WHERE mailbox = $1",
-                )
-                .bind(&new.mailbox)
-                .fetch_one(&mut *tx)
-                .await?;
-                if count >= MAX_MESSAGES {
-                    return Err(StoreError::Invalid(format!(
-                        "mailbox {} is full ({MAX_MESSAGES} messages)",
-                        new.mailbox
-                    )));
-                }
-                let id: i64 = sqlx::query_scalar(
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let count: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM voicemail_messages WHERE mailbox = $1")
+                    .bind(&new.mailbox)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if count >= MAX_MESSAGES {
+                return Err(StoreError::Invalid(format!(
+                    "mailbox {} is full ({MAX_MESSAGES} messages)",
+                    new.mailbox
+                )));
+            }
+            let id: i64 = sqlx::query_scalar(
                     "INSERT INTO voicemail_messages (mailbox, caller, caller_name, received_at, duration_ms, is_new, \
-                     file) VALUES ($1, $2, $3, $4, $5, 1, $6) RETURNING id",
+                     file) VALUES ($1, $2, $3, $4, $5, TRUE, $6) RETURNING id",
                 )
                 .bind(&new.mailbox)
                 .bind(&new.caller)
@@ -237,127 +250,119 @@ impl Db {
                     }
                     _ => e.into(),
                 })?;
-                tx.commit().await?;
-                Ok(id)
-            }
-        }
+            tx.commit().await?;
+            Ok(id)
+        })
     }
 
     /// A mailbox's messages, oldest first.
     pub async fn list_voicemail_messages(&self, mailbox: &str) -> Result<Vec<VoicemailMessage>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(select_message!(
-                "WHERE mailbox = $1 ORDER BY id"
-            ))
-            .bind(mailbox)
-            .fetch_all(pool)
-            .await?),
-        }
+        on_both!(
+            self,
+            pool,
+            Ok(
+                sqlx::query_as(select_message!("WHERE mailbox = $1 ORDER BY id"))
+                    .bind(mailbox)
+                    .fetch_all(pool)
+                    .await?
+            )
+        )
     }
 
     /// One message of a mailbox; [`StoreError::NotFound`] if that mailbox has no such message.
     pub async fn voicemail_message(&self, mailbox: &str, id: i64) -> Result<VoicemailMessage> {
-        match self {
-            Db::Sqlite(pool) => sqlx::query_as(select_message!("WHERE mailbox = $1 AND id = $2"))
+        on_both!(
+            self,
+            pool,
+            sqlx::query_as(select_message!("WHERE mailbox = $1 AND id = $2"))
                 .bind(mailbox)
                 .bind(id)
                 .fetch_optional(pool)
                 .await?
-                .ok_or_else(|| StoreError::NotFound(format!("message {id} in mailbox {mailbox}"))),
-        }
+                .ok_or_else(|| StoreError::NotFound(format!("message {id} in mailbox {mailbox}")))
+        )
     }
 
     /// Marks a message as heard.
     pub async fn mark_voicemail_read(&self, mailbox: &str, id: i64) -> Result<()> {
-        match self {
-            Db::Sqlite(pool) => {
-                sqlx::query(
-                    "UPDATE voicemail_messages SET is_new = 0 WHERE mailbox = $1 AND id = $2",
-                )
-                .bind(mailbox)
-                .bind(id)
-                .execute(pool)
-                .await?;
-                Ok(())
-            }
-        }
+        on_both!(self, pool, {
+            sqlx::query(
+                "UPDATE voicemail_messages SET is_new = FALSE WHERE mailbox = $1 AND id = $2",
+            )
+            .bind(mailbox)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Deletes a message and returns its file name (the caller removes the file after this commit). Bumps the
     /// config version so a running server re-reads the counts and updates message-waiting lamps.
     pub async fn delete_voicemail_message(&self, mailbox: &str, id: i64) -> Result<String> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let file: Option<String> = sqlx::query_scalar(
-                    "DELETE FROM voicemail_messages WHERE mailbox = $1 AND id = $2 RETURNING file",
-                )
-                .bind(mailbox)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(file) = file else {
-                    return Err(StoreError::NotFound(format!(
-                        "message {id} in mailbox {mailbox}"
-                    )));
-                };
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(file)
-            }
-        }
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let file: Option<String> = sqlx::query_scalar(
+                "DELETE FROM voicemail_messages WHERE mailbox = $1 AND id = $2 RETURNING file",
+            )
+            .bind(mailbox)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(file) = file else {
+                return Err(StoreError::NotFound(format!(
+                    "message {id} in mailbox {mailbox}"
+                )));
+            };
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(file)
+        })
     }
 
     /// New and old counts of every mailbox that has messages.
     pub async fn voicemail_counts(&self) -> Result<Vec<(String, Counts)>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-                    "SELECT mailbox, SUM(is_new), SUM(1 - is_new) FROM voicemail_messages GROUP BY mailbox",
+        on_both!(self, pool, {
+            let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+                    "SELECT mailbox, SUM(CASE WHEN is_new THEN 1 ELSE 0 END), SUM(CASE WHEN is_new THEN 0 ELSE 1 END) FROM voicemail_messages GROUP BY mailbox",
                 )
                 .fetch_all(pool)
                 .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(m, new, old)| (m, counts_from_sums(new, old)))
-                    .collect())
-            }
-        }
+            Ok(rows
+                .into_iter()
+                .map(|(m, new, old)| (m, counts_from_sums(new, old)))
+                .collect())
+        })
     }
 
     /// New and old counts of one mailbox (zeros when it has no messages).
     pub async fn mailbox_counts(&self, mailbox: &str) -> Result<Counts> {
-        match self {
-            Db::Sqlite(pool) => {
-                let (new, old): (i64, i64) = sqlx::query_as(
-                    "SELECT COALESCE(SUM(is_new), 0), COALESCE(SUM(1 - is_new), 0) FROM voicemail_messages \
+        on_both!(self, pool, {
+            let (new, old): (i64, i64) = sqlx::query_as(
+                    "SELECT COALESCE(SUM(CASE WHEN is_new THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN is_new THEN 0 ELSE 1 END), 0) FROM voicemail_messages \
                      WHERE mailbox = $1",
                 )
                 .bind(mailbox)
                 .fetch_one(pool)
                 .await?;
-                Ok(counts_from_sums(new, old))
-            }
-        }
+            Ok(counts_from_sums(new, old))
+        })
     }
 
     /// Every message file name (to find files no row names after a crash).
     pub async fn voicemail_files(&self) -> Result<Vec<String>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let mut files: Vec<String> =
-                    sqlx::query_scalar("SELECT file FROM voicemail_messages")
-                        .fetch_all(pool)
-                        .await?;
-                let greetings: Vec<String> = sqlx::query_scalar(
-                    "SELECT greeting FROM voicemail_boxes WHERE greeting IS NOT NULL",
-                )
+        on_both!(self, pool, {
+            let mut files: Vec<String> = sqlx::query_scalar("SELECT file FROM voicemail_messages")
                 .fetch_all(pool)
                 .await?;
-                files.extend(greetings);
-                Ok(files)
-            }
-        }
+            let greetings: Vec<String> = sqlx::query_scalar(
+                "SELECT greeting FROM voicemail_boxes WHERE greeting IS NOT NULL",
+            )
+            .fetch_all(pool)
+            .await?;
+            files.extend(greetings);
+            Ok(files)
+        })
     }
 }

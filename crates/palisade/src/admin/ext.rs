@@ -743,6 +743,7 @@ pub async fn create(
     let security = Security::parse(require_tls, srtp)?;
     let common = CommonArgs {
         data: Some(data_dir.to_path_buf()),
+        database: None,
         json: false,
     };
     add(db, &common, number, name, None, None, email, security).await
@@ -756,6 +757,7 @@ pub async fn new_password(
 ) -> anyhow::Result<NewCredentials> {
     let common = CommonArgs {
         data: Some(data_dir.to_path_buf()),
+        database: None,
         json: false,
     };
     reset_password(db, &common, number, None).await

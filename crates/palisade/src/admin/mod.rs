@@ -110,6 +110,11 @@ pub struct CommonArgs {
     #[arg(long, value_name = "DIR", env = "PALISADE_DATA", global = true)]
     pub data: Option<PathBuf>,
 
+    /// The database: a postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE URL when several nodes share one
+    /// PostgreSQL (docs/cluster.md); default: DATA/palisade.db (SQLite). The same rule as `serve`.
+    #[arg(long, value_name = "URL", env = "PALISADE_DATABASE", global = true)]
+    pub database: Option<String>,
+
     /// Machine-readable JSON output instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -124,6 +129,9 @@ impl CommonArgs {
 
     /// Opens the database, creating the data directory and database if needed (for commands that write).
     async fn open_or_create(&self) -> anyhow::Result<Db> {
+        if let Some(url) = &self.database {
+            return open_url(url).await;
+        }
         let dir = self.data_dir();
         Db::open_in(&dir)
             .await
@@ -132,6 +140,9 @@ impl CommonArgs {
 
     /// Opens an existing database; a missing one is reported with the data directory that was looked at.
     async fn open(&self) -> anyhow::Result<Db> {
+        if let Some(url) = &self.database {
+            return open_url(url).await;
+        }
         let dir = self.data_dir();
         match Db::open_existing(&dir.join(store::DB_FILE)).await {
             Ok(db) => Ok(db),
@@ -148,14 +159,21 @@ impl CommonArgs {
     }
 }
 
+/// Opens the database a `--database` URL names; the error names it without its password.
+async fn open_url(url: &str) -> anyhow::Result<Db> {
+    Db::open_url(url)
+        .await
+        .map_err(|e| anyhow!("cannot open the database {}: {e}", store::redact_url(url)))
+}
+
 /// Runs an admin command; a change made from the command line is written to the audit log.
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     let audited = cli_audit(&cmd);
     run_command(cmd).await?;
-    if let Some((data_dir, what)) = audited {
+    if let Some((common, what)) = audited {
         // The change is made; an audit log that cannot be written is reported but does not undo it.
         let written = async {
-            let db = Db::open_existing(&data_dir.join(store::DB_FILE)).await?;
+            let db = common.open().await?;
             let r = db
                 .append_audit(&store::admin::AuditNew {
                     actor: accounts::Actor::cli().name,
@@ -167,7 +185,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 })
                 .await;
             db.close().await;
-            r
+            r.map_err(anyhow::Error::from)
         }
         .await;
         if let Err(e) = written {
@@ -181,7 +199,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
 
 /// For a command that changes something (not `list`, `show` or `export`, and not the account commands, which
 /// audit themselves): its data directory and the command line to record, with passwords left out.
-fn cli_audit(cmd: &AdminCommand) -> Option<(PathBuf, String)> {
+fn cli_audit(cmd: &AdminCommand) -> Option<(CommonArgs, String)> {
     let common = match cmd {
         AdminCommand::Ext(a) => &a.common,
         AdminCommand::Security(a) => &a.common,
@@ -204,10 +222,10 @@ fn cli_audit(cmd: &AdminCommand) -> Option<(PathBuf, String)> {
     if matches!(action, "list" | "show" | "export" | "participants" | "") {
         return None;
     }
-    Some((common.data_dir(), words.join(" ")))
+    Some((common.clone(), words.join(" ")))
 }
 
-/// The command line's words without `--data DIR`, `--json` and the value of `--password`.
+/// The command line's words without `--data DIR`, `--database URL` (it may hold a password), `--json` and the value of `--password`.
 fn cli_words(args: impl Iterator<Item = String>) -> Vec<String> {
     let mut out = Vec::new();
     let mut skip_next = false;
@@ -217,13 +235,13 @@ fn cli_words(args: impl Iterator<Item = String>) -> Vec<String> {
             continue;
         }
         match a.as_str() {
-            "--data" => skip_next = true,
+            "--data" | "--database" => skip_next = true,
             "--json" => {}
             "--password" => {
                 out.push("--password ***".into());
                 skip_next = true;
             }
-            _ if a.starts_with("--data=") => {}
+            _ if a.starts_with("--data=") || a.starts_with("--database=") => {}
             _ if a.starts_with("--password=") => out.push("--password ***".into()),
             _ => out.push(output::clean(&a).into_owned()),
         }
@@ -317,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn audited_command_lines_leave_out_passwords_and_the_data_dir() {
+    fn audited_command_lines_leave_out_passwords_the_data_dir_and_the_database() {
         let words = super::cli_words(
             [
                 "ext",
@@ -329,6 +347,9 @@ mod tests {
                 "/d",
                 "--json",
                 "--password=x",
+                "--database",
+                "postgres://pbx:pw1@db/p",
+                "--database=postgres://pbx:pw2@db/p",
             ]
             .into_iter()
             .map(String::from),

@@ -30,8 +30,10 @@ fn active(call_id: &str, started_at: i64, state: &str) -> ActiveCallRow {
 
 #[tokio::test]
 async fn cdrs_append_and_list_with_filters() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_cdrs_append_and_list_with_filters).await;
+}
+
+async fn check_cdrs_append_and_list_with_filters(db: Db) {
     assert!(db.list_cdrs(None, None, 100).await.unwrap().is_empty());
     db.append_cdrs(&[]).await.unwrap();
 
@@ -112,8 +114,10 @@ async fn cdrs_append_and_list_with_filters() {
 
 #[tokio::test]
 async fn cdr_limit_is_capped() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_cdr_limit_is_capped).await;
+}
+
+async fn check_cdr_limit_is_capped(db: Db) {
     let rows: Vec<CdrRow> = (0..(MAX_CDR_LIST as i64 + 5))
         .map(|i| cdr(&format!("c{i}"), "100", "200", i))
         .collect();
@@ -125,9 +129,10 @@ async fn cdr_limit_is_capped() {
 
 #[tokio::test]
 async fn cdr_fields_are_validated_and_cleaned() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_cdr_fields_are_validated_and_cleaned).await;
+}
 
+async fn check_cdr_fields_are_validated_and_cleaned(db: Db) {
     // An unknown disposition or side fails the whole batch, before anything is written.
     let mut bad = cdr("bad", "100", "200", 2_000);
     bad.disposition = "exploded".into();
@@ -161,8 +166,10 @@ async fn cdr_fields_are_validated_and_cleaned() {
 
 #[tokio::test]
 async fn active_calls_are_replaced_as_a_set() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_active_calls_are_replaced_as_a_set).await;
+}
+
+async fn check_active_calls_are_replaced_as_a_set(db: Db) {
     assert!(db.list_active_calls().await.unwrap().is_empty());
     assert_eq!(db.clear_active_calls().await.unwrap(), 0);
 

@@ -88,8 +88,10 @@ async fn ip_rules_crud_and_canonical_nets() {
 
 #[tokio::test]
 async fn ip_rules_validation() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_ip_rules_validation).await;
+}
+
+async fn check_ip_rules_validation(db: Db) {
     let e = db
         .upsert_ip_rule(&ip_rule("10.0.0.0/33", "block", None), true)
         .await
@@ -136,8 +138,10 @@ async fn ip_rules_validation() {
 
 #[tokio::test]
 async fn ip_rule_writes_bump_the_version_only_when_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_ip_rule_writes_bump_the_version_only_when_asked).await;
+}
+
+async fn check_ip_rule_writes_bump_the_version_only_when_asked(db: Db) {
     let v0 = db.current_version().await.unwrap();
     // The server's own automatic ban: no bump (it already applies it).
     let mut ban = ip_rule("198.51.100.9", "block", Some(10_000));
@@ -168,8 +172,10 @@ async fn ip_rule_writes_bump_the_version_only_when_asked() {
 
 #[tokio::test]
 async fn expired_ip_rules_are_purged_without_bump() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_expired_ip_rules_are_purged_without_bump).await;
+}
+
+async fn check_expired_ip_rules_are_purged_without_bump(db: Db) {
     db.upsert_ip_rule(&ip_rule("192.0.2.1", "block", Some(1_000)), true)
         .await
         .unwrap();
@@ -201,7 +207,9 @@ async fn expired_ip_rules_are_purged_without_bump() {
 async fn manual_ip_rules_are_capped() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
-    let Db::Sqlite(pool) = &db;
+    let Db::Sqlite(pool) = &db else {
+        panic!("these checks read SQLite directly")
+    };
     // Fill up to the cap directly (one statement), then go through the API.
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $1) \
@@ -240,8 +248,10 @@ async fn manual_ip_rules_are_capped() {
 
 #[tokio::test]
 async fn guard_settings_are_validated_and_listed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_guard_settings_are_validated_and_listed).await;
+}
+
+async fn check_guard_settings_are_validated_and_listed(db: Db) {
     assert!(db.guard_settings().await.unwrap().is_empty());
     assert_eq!(
         settings::normalize("auth_failures_before_ban", " 3 ").unwrap(),

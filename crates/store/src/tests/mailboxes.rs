@@ -15,8 +15,11 @@ fn vm_message(mailbox: &str, file: &str) -> VoicemailNew {
 
 #[tokio::test]
 async fn mailboxes_come_with_extensions_and_keep_their_pin_hashed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_mailboxes_come_with_extensions_and_keep_their_pin_hashed)
+        .await;
+}
+
+async fn check_mailboxes_come_with_extensions_and_keep_their_pin_hashed(db: Db) {
     let hash = pbx::voicemail::pin::hash("4711").unwrap();
     db.create_extension(ExtensionNew {
         voicemail_pin_hash: Some(hash.clone()),
@@ -75,8 +78,10 @@ async fn mailboxes_come_with_extensions_and_keep_their_pin_hashed() {
 
 #[tokio::test]
 async fn voicemail_messages_lifecycle() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_voicemail_messages_lifecycle).await;
+}
+
+async fn check_voicemail_messages_lifecycle(db: Db) {
     db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();
     let a = db
         .add_voicemail_message(&vm_message("100", "100/a.wav"))
@@ -145,8 +150,10 @@ async fn voicemail_messages_lifecycle() {
 
 #[tokio::test]
 async fn call_forwards_are_set_cleared_and_validated() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_call_forwards_are_set_cleared_and_validated).await;
+}
+
+async fn check_call_forwards_are_set_cleared_and_validated(db: Db) {
     let created = db.create_extension(ext("301", "fwdabcdefg")).await.unwrap();
     assert!(created.forwarding().is_empty());
     let before = db.current_version().await.unwrap();
@@ -291,8 +298,10 @@ async fn resource_limits_per_extension_and_trunk() {
 
 #[tokio::test]
 async fn extension_pages_follow_the_list_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_extension_pages_follow_the_list_order).await;
+}
+
+async fn check_extension_pages_follow_the_list_order(db: Db) {
     for (n, id) in [
         ("100", "aaaaaaaaaa"),
         ("99", "bbbbbbbbbb"),

@@ -48,10 +48,71 @@ async fn open(dir: &tempfile::TempDir) -> Db {
     Db::open_in(dir.path()).await.unwrap()
 }
 
-#[tokio::test]
-async fn extension_crud() {
+/// The environment variable naming a PostgreSQL server for the store's tests (`scripts/pg-test-server.sh` sets it).
+const TEST_POSTGRES: &str = "PALISADE_TEST_POSTGRES";
+
+/// Runs `check` on a fresh SQLite database, then on a fresh PostgreSQL database when `PALISADE_TEST_POSTGRES` is
+/// set; otherwise says loudly that the PostgreSQL half was skipped (and fails if `PALISADE_TEST_POSTGRES_REQUIRED`
+/// is set, so CI cannot skip it by accident).
+pub(crate) async fn on_each_backend<F, Fut>(check: F)
+where
+    F: Fn(Db) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
+    check(db.clone()).await;
+    db.close().await;
+    match std::env::var(TEST_POSTGRES) {
+        Ok(url) if !url.is_empty() => {
+            let db = fresh_postgres(&url).await;
+            check(db.clone()).await;
+            db.close().await;
+        }
+        _ => {
+            assert!(
+                std::env::var_os("PALISADE_TEST_POSTGRES_REQUIRED").is_none(),
+                "PALISADE_TEST_POSTGRES_REQUIRED is set but {TEST_POSTGRES} is not"
+            );
+            eprintln!(
+                "SKIPPED on PostgreSQL: {TEST_POSTGRES} is not set (run under scripts/pg-test-server.sh to test both back ends)"
+            );
+        }
+    }
+}
+
+/// A new, empty database on the PostgreSQL server at `url` (one per test, so tests run in parallel), migrated.
+async fn fresh_postgres(url: &str) -> Db {
+    use sqlx::ConnectOptions;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "palisade_t{}_{}_{}",
+        std::process::id(),
+        now_ms(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a postgres:// URL");
+    let mut admin = options
+        .connect()
+        .await
+        .expect("connect to the test PostgreSQL");
+    // The name is ours (digits and underscores), not input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    Db::open_postgres_options(options.database(&name))
+        .await
+        .expect("open and migrate the test database")
+}
+
+#[tokio::test]
+async fn extension_crud() {
+    on_each_backend(check_extension_crud).await;
+}
+
+async fn check_extension_crud(db: Db) {
     let created = db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();
     assert!(created.enabled);
     assert_eq!(db.get_extension("100").await.unwrap(), created);
@@ -128,8 +189,10 @@ async fn extension_crud() {
 
 #[tokio::test]
 async fn debug_hides_hashes() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_debug_hides_hashes).await;
+}
+
+async fn check_debug_hides_hashes(db: Db) {
     let e = db.create_extension(ext("100", "a7Kx9Qp2Lm")).await.unwrap();
     let dbg = format!("{e:?}");
     assert!(
@@ -140,8 +203,10 @@ async fn debug_hides_hashes() {
 
 #[tokio::test]
 async fn uniqueness_conflicts() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_uniqueness_conflicts).await;
+}
+
+async fn check_uniqueness_conflicts(db: Db) {
     db.create_extension(ext("100", "authone123")).await.unwrap();
     let e = db
         .create_extension(ext("100", "authtwo123"))
@@ -162,8 +227,10 @@ async fn uniqueness_conflicts() {
 
 #[tokio::test]
 async fn invalid_input_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_invalid_input_is_refused).await;
+}
+
+async fn check_invalid_input_is_refused(db: Db) {
     for bad in ["1", "12345678901", "10a", "", "１２"] {
         let e = db
             .create_extension(ext(bad, "authone123"))
@@ -267,8 +334,10 @@ async fn new_database_is_private() {
 
 #[tokio::test]
 async fn every_admin_write_bumps_the_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_every_admin_write_bumps_the_version).await;
+}
+
+async fn check_every_admin_write_bumps_the_version(db: Db) {
     let mut last = db.current_version().await.unwrap();
     let mut bumped = async |db: &Db| {
         let v = db.current_version().await.unwrap();
@@ -302,8 +371,10 @@ async fn every_admin_write_bumps_the_version() {
 
 #[tokio::test]
 async fn settings_defaults_and_validation() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_settings_defaults_and_validation).await;
+}
+
+async fn check_settings_defaults_and_validation(db: Db) {
     assert_eq!(db.digest_algorithms().await.unwrap(), ["MD5"]);
     assert_eq!(db.credential_length().await.unwrap(), 10);
     assert_eq!(db.domain().await.unwrap(), settings::default_domain());
@@ -349,8 +420,10 @@ async fn settings_defaults_and_validation() {
 
 #[tokio::test]
 async fn event_filtering() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_event_filtering).await;
+}
+
+async fn check_event_filtering(db: Db) {
     for (at, kind) in [
         (1000, "auth_failure"),
         (2000, "ban"),
@@ -413,8 +486,10 @@ async fn event_filtering() {
 
 #[tokio::test]
 async fn registrations_upsert_list_and_purge_by_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_registrations_upsert_list_and_purge_by_time).await;
+}
+
+async fn check_registrations_upsert_list_and_purge_by_time(db: Db) {
     db.create_extension(ext("100", "authone123")).await.unwrap();
     db.create_extension(ext("101", "authtwo123")).await.unwrap();
     db.upsert_binding(&binding("100", "sip:100@10.0.0.1", 1_000))
@@ -469,8 +544,10 @@ async fn registrations_upsert_list_and_purge_by_time() {
 
 #[tokio::test]
 async fn write_behind_batches() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    on_each_backend(check_write_behind_batches).await;
+}
+
+async fn check_write_behind_batches(db: Db) {
     db.create_extension(ext("100", "authid100x")).await.unwrap();
     let changes = vec![
         BindingChange::Upsert(binding("100", "sip:a@h", 2_000)),
@@ -521,3 +598,68 @@ mod mailboxes;
 mod office_media;
 mod policy_and_rules;
 mod trunks_and_dids;
+
+#[test]
+fn database_urls_are_recognised_and_redacted() {
+    assert!(is_postgres_url("postgres://u@h/db"));
+    assert!(is_postgres_url("postgresql://u@h/db"));
+    assert!(!is_postgres_url("/var/lib/palisade/palisade.db"));
+    assert!(!is_postgres_url("mysql://u@h/db"));
+    assert_eq!(
+        redact_url("postgres://pbx:s3cret@db.example:5432/palisade"),
+        "postgres://pbx:***@db.example:5432/palisade"
+    );
+    assert_eq!(
+        redact_url("postgres://pbx@db.example/palisade"),
+        "postgres://pbx@db.example/palisade"
+    );
+    // An @ in the password (percent-encoding forgotten) must not leak its tail either.
+    assert_eq!(
+        redact_url("postgres://pbx:a@b@h/db"),
+        "postgres://pbx:***@h/db"
+    );
+    assert_eq!(
+        redact_url("palisade-data/palisade.db"),
+        "palisade-data/palisade.db"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_postgres_url_is_a_clear_error() {
+    let err = Db::open_url("postgres://u@h:notaport/db")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("expected postgres://"), "{err}");
+}
+
+#[tokio::test]
+async fn nodes_starting_together_agree_on_the_realm() {
+    on_each_backend(check_nodes_starting_together_agree_on_the_realm).await;
+}
+
+async fn check_nodes_starting_together_agree_on_the_realm(db: Db) {
+    for round in 0..5 {
+        db.remove_setting("realm").await.unwrap();
+        let (one, two) = (format!("one{round}.test"), format!("two{round}.test"));
+        let (a, b) = tokio::join!(db.realm_or_fix(&one), db.realm_or_fix(&two));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a, b, "two first starts fixed different realms");
+        assert_eq!(db.realm().await.unwrap().as_deref(), Some(a.as_str()));
+    }
+}
+
+/// Every SQLite migration has its PostgreSQL twin with the same number and name, and no other: a schema change
+/// made for one back end only would leave the other behind (scripts/pg-migration-from-sqlite.sh writes the twin).
+#[test]
+fn both_back_ends_have_the_same_migrations() {
+    let list = |m: &sqlx::migrate::Migrator| -> Vec<(i64, String)> {
+        m.iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        list(&SQLITE_MIGRATIONS),
+        list(&PG_MIGRATIONS),
+        "migrations/sqlite and migrations/postgres differ: run scripts/pg-migration-from-sqlite.sh NNNN_name.sql"
+    );
+}

@@ -94,7 +94,9 @@ async fn extension_security_flags() {
     assert!(!db.get_extension("100").await.unwrap().require_tls);
 
     // The database refuses a bad value written behind the store's back.
-    let Db::Sqlite(pool) = &db;
+    let Db::Sqlite(pool) = &db else {
+        panic!("these checks read SQLite directly")
+    };
     assert!(
         sqlx::query("UPDATE extensions SET srtp = 'maybe' WHERE number = '100'")
             .execute(pool)
@@ -111,7 +113,9 @@ async fn security_flags_default_for_existing_extensions() {
     // An extension made before migration 0004 gets require_tls = 0 and srtp = 'enabled'.
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;
-    let Db::Sqlite(pool) = &db;
+    let Db::Sqlite(pool) = &db else {
+        panic!("these checks read SQLite directly")
+    };
     let (m, s) = ha1_pair("oldabcdefg", "pbx.test", "secretsecret");
     sqlx::query(
         "INSERT INTO extensions (number, enabled, auth_id, ha1_md5, ha1_sha256, realm, created_at, updated_at, \
@@ -129,8 +133,10 @@ async fn security_flags_default_for_existing_extensions() {
 
 #[tokio::test]
 async fn extension_restriction_flags_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_extension_restriction_flags_round_trip).await;
+}
+
+async fn check_extension_restriction_flags_round_trip(db: Db) {
     let plain = db.create_extension(ext("201", "flagsabcde")).await.unwrap();
     assert!(
         !plain.internal_only
@@ -200,8 +206,10 @@ async fn extension_restriction_flags_round_trip() {
 
 #[tokio::test]
 async fn policy_defaults() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_policy_defaults).await;
+}
+
+async fn check_policy_defaults(db: Db) {
     let c = db.policy_settings().await.unwrap();
     assert_eq!(c, PolicyConfig::default());
     assert_eq!(c.country_code, "");
@@ -363,8 +371,10 @@ fn rule_names(rules: &[OutboundRuleRow]) -> Vec<String> {
 
 #[tokio::test]
 async fn outbound_rules_keep_their_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_outbound_rules_keep_their_order).await;
+}
+
+async fn check_outbound_rules_keep_their_order(db: Db) {
     let a = db.add_outbound_rule(rule("a", "00"), None).await.unwrap();
     assert_eq!(a.position, 1);
     db.add_outbound_rule(rule("b", "0"), None).await.unwrap();
@@ -428,8 +438,10 @@ async fn outbound_rules_keep_their_order() {
 
 #[tokio::test]
 async fn outbound_rules_round_trip_and_are_validated() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_outbound_rules_round_trip_and_are_validated).await;
+}
+
+async fn check_outbound_rules_round_trip_and_are_validated(db: Db) {
     let full = OutboundRuleRow {
         position: 0,
         name: "intl-sales".into(),

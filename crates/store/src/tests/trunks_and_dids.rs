@@ -23,8 +23,10 @@ fn invalid_msg(r: Result<impl std::fmt::Debug>) -> String {
 
 #[tokio::test]
 async fn trunk_crud() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_trunk_crud).await;
+}
+
+async fn check_trunk_crud(db: Db) {
     let v0 = db.current_version().await.unwrap();
     let t = db.add_trunk(trunk_new("carrier")).await.unwrap();
     assert_eq!(t.port, 5060);
@@ -117,8 +119,10 @@ async fn trunk_crud() {
 
 #[tokio::test]
 async fn trunk_validation() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_trunk_validation).await;
+}
+
+async fn check_trunk_validation(db: Db) {
     let with = |f: &dyn Fn(&mut TrunkNew)| {
         let mut t = trunk_new("carrier");
         f(&mut t);
@@ -198,8 +202,10 @@ async fn trunk_validation() {
 
 #[tokio::test]
 async fn trunk_without_sources_trusts_its_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_trunk_without_sources_trusts_its_host).await;
+}
+
+async fn check_trunk_without_sources_trusts_its_host(db: Db) {
     let mut t = trunk_new("carrier");
     t.sources.clear();
     let row = db.add_trunk(t).await.unwrap();
@@ -246,8 +252,10 @@ async fn trunk_without_sources_trusts_its_host() {
 
 #[tokio::test]
 async fn dids_cascade_with_trunk_and_extension() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir).await;
+    crate::tests::on_each_backend(check_dids_cascade_with_trunk_and_extension).await;
+}
+
+async fn check_dids_cascade_with_trunk_and_extension(db: Db) {
     db.create_extension(ext("201", "didabcdef1")).await.unwrap();
     db.create_extension(ext("202", "didabcdef2")).await.unwrap();
     db.add_trunk(trunk_new("carrier")).await.unwrap();
@@ -363,6 +371,7 @@ async fn list_trunks_converts_for_the_server() {
 
     // A row that no longer validates (written around the store) is skipped, not trusted.
     match &db {
+        Db::Pg(_) => panic!("this check writes SQLite directly"),
         Db::Sqlite(pool) => {
             sqlx::query("UPDATE trunks SET sources = 'garbage' WHERE name = 'backup'")
                 .execute(pool)
