@@ -40,24 +40,23 @@ impl Db {
     /// Adds an attendant. Its internal number may not be an extension's or a conference room's.
     pub async fn add_attendant(&self, a: &AttendantRow) -> Result<()> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                if let Some(n) = &a.number {
-                    let taken: i64 = sqlx::query_scalar(
-                        "SELECT (SELECT COUNT(*) FROM extensions WHERE number = $1) + \
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            if let Some(n) = &a.number {
+                let taken: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM extensions WHERE number = $1) + \
                          (SELECT COUNT(*) FROM conferences WHERE number = $1)",
-                    )
-                    .bind(n)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if taken > 0 {
-                        return Err(StoreError::Conflict(format!(
-                            "{n} is an extension or a conference room; an attendant needs a number of its own"
-                        )));
-                    }
+                )
+                .bind(n)
+                .fetch_one(&mut *tx)
+                .await?;
+                if taken > 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "{n} is an extension or a conference room; an attendant needs a number of its own"
+                    )));
                 }
-                sqlx::query(
+            }
+            sqlx::query(
                     "INSERT INTO attendants (name, number, greeting, options, timeout_seconds, on_timeout, \
                      on_invalid, after_hours, dial_by_extension, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -81,22 +80,19 @@ impl Db {
                     )),
                     e => e.into(),
                 })?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn list_attendants(&self) -> Result<Vec<AttendantRow>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(self, pool, Ok(sqlx::query_as(
                 "SELECT name, number, greeting, options, timeout_seconds, on_timeout, on_invalid, after_hours, \
                  dial_by_extension FROM attendants ORDER BY name",
             )
             .fetch_all(pool)
-            .await?),
-        }
+            .await?))
     }
 
     pub async fn attendant(&self, name: &str) -> Result<AttendantRow> {
@@ -111,18 +107,16 @@ impl Db {
     pub async fn remove_attendant(&self, name: &str) -> Result<String> {
         let greeting = self.attendant(name).await?.greeting;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                sqlx::query("DELETE FROM attendants WHERE name = $1")
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(greeting)
-            }
-        }
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            sqlx::query("DELETE FROM attendants WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(greeting)
+        })
     }
 
     /// Points DID `number` of `trunk` at attendant `attendant`. A number already ringing an extension
@@ -134,61 +128,58 @@ impl Db {
         attendant: &str,
     ) -> Result<()> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                let ringing: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM dids WHERE number = $1")
-                        .bind(number)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                if ringing > 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "DID {number} rings an extension; remove it first (`palisade did remove {number}`)"
-                    )));
-                }
-                sqlx::query(
-                    "INSERT INTO did_attendants (number, trunk, attendant) VALUES ($1, $2, $3)",
-                )
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            let ringing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dids WHERE number = $1")
                 .bind(number)
-                .bind(trunk)
-                .bind(attendant)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| constraint(e, &format!("DID {number}")))?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
+                .fetch_one(&mut *tx)
+                .await?;
+            if ringing > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "DID {number} rings an extension; remove it first (`palisade did remove {number}`)"
+                )));
             }
-        }
+            sqlx::query(
+                "INSERT INTO did_attendants (number, trunk, attendant) VALUES ($1, $2, $3)",
+            )
+            .bind(number)
+            .bind(trunk)
+            .bind(attendant)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| constraint(e, &format!("DID {number}")))?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn list_did_attendants(&self) -> Result<Vec<DidAttendantRow>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(
                 "SELECT number, trunk, attendant FROM did_attendants ORDER BY number",
             )
             .fetch_all(pool)
-            .await?),
-        }
+            .await?)
+        )
     }
 
     pub async fn remove_did_attendant(&self, number: &str) -> Result<()> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                let done = sqlx::query("DELETE FROM did_attendants WHERE number = $1")
-                    .bind(number)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("attendant DID {number}")));
-                }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            let done = sqlx::query("DELETE FROM did_attendants WHERE number = $1")
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("attendant DID {number}")));
             }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 }

@@ -94,50 +94,45 @@ impl Db {
             )));
         }
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                let ext: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM extensions WHERE number = $1")
-                        .bind(number)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                if ext > 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "{number} is an extension; a conference room needs a number of its own"
-                    )));
-                }
-                sqlx::query(
-                    "INSERT INTO conferences (number, pin_hash, max_participants, created_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            let ext: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM extensions WHERE number = $1")
                 .bind(number)
-                .bind(pin_hash)
-                .bind(i64::from(max_participants))
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match e {
-                    sqlx::Error::Database(d) if d.is_unique_violation() => {
-                        StoreError::Conflict(format!("conference {number} already exists"))
-                    }
-                    e => e.into(),
-                })?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
+                .fetch_one(&mut *tx)
+                .await?;
+            if ext > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "{number} is an extension; a conference room needs a number of its own"
+                )));
             }
-        }
+            sqlx::query(
+                "INSERT INTO conferences (number, pin_hash, max_participants, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+            )
+            .bind(number)
+            .bind(pin_hash)
+            .bind(i64::from(max_participants))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => {
+                    StoreError::Conflict(format!("conference {number} already exists"))
+                }
+                e => e.into(),
+            })?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn list_conferences(&self) -> Result<Vec<ConferenceRow>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(self, pool, Ok(sqlx::query_as(
                 "SELECT number, pin_hash, max_participants, created_at FROM conferences ORDER BY number",
             )
             .fetch_all(pool)
-            .await?),
-        }
+            .await?))
     }
 
     pub async fn conference(&self, number: &str) -> Result<ConferenceRow> {
@@ -150,34 +145,30 @@ impl Db {
 
     pub async fn remove_conference(&self, number: &str) -> Result<()> {
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                let done = sqlx::query("DELETE FROM conferences WHERE number = $1")
-                    .bind(number)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("conference {number}")));
-                }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            let done = sqlx::query("DELETE FROM conferences WHERE number = $1")
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("conference {number}")));
             }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// The PIN lockout of room `room` (the default when no wrong PIN was counted).
     pub async fn conference_lock_state(&self, room: &str) -> Result<PinLockState> {
-        match self {
-            Db::Sqlite(pool) => {
-                let row: Option<LockRow> = sqlx::query_as(SELECT_LOCK)
-                    .bind(room)
-                    .fetch_optional(pool)
-                    .await?;
-                Ok(lock_state(row))
-            }
-        }
+        on_both!(self, pool, {
+            let row: Option<LockRow> = sqlx::query_as(SELECT_LOCK)
+                .bind(room)
+                .fetch_optional(pool)
+                .await?;
+            Ok(lock_state(row))
+        })
     }
 
     /// Counts a wrong PIN for `room` at `now` (unix ms), atomically.
@@ -187,16 +178,15 @@ impl Db {
         settings: LockoutSettings,
         now: i64,
     ) -> Result<WrongPin> {
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                let row: Option<LockRow> = sqlx::query_as(SELECT_LOCK)
-                    .bind(room)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let mut st = lock_state(row);
-                let outcome = st.wrong_pin(settings, now);
-                sqlx::query(
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            let row: Option<LockRow> = sqlx::query_as(SELECT_LOCK)
+                .bind(room)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut st = lock_state(row);
+            let outcome = st.wrong_pin(settings, now);
+            sqlx::query(
                     "INSERT INTO conference_pin_lockouts (room, failures, window_start, locked_until, lockouts) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room) DO UPDATE SET failures = $2, \
                      window_start = $3, locked_until = $4, lockouts = $5",
@@ -208,23 +198,20 @@ impl Db {
                 .bind(i64::from(st.lockouts))
                 .execute(&mut *tx)
                 .await?;
-                tx.commit().await?;
-                Ok(outcome)
-            }
-        }
+            tx.commit().await?;
+            Ok(outcome)
+        })
     }
 
     /// A correct PIN or `palisade conference unlock`: the count and any lockout cleared.
     pub async fn clear_conference_lockout(&self, room: &str) -> Result<bool> {
-        match self {
-            Db::Sqlite(pool) => {
-                let done = sqlx::query("DELETE FROM conference_pin_lockouts WHERE room = $1")
-                    .bind(room)
-                    .execute(pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
-            }
-        }
+        on_both!(self, pool, {
+            let done = sqlx::query("DELETE FROM conference_pin_lockouts WHERE room = $1")
+                .bind(room)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
     }
 
     /// Replaces who is in `room` (the server, on every change).
@@ -233,15 +220,14 @@ impl Db {
         room: &str,
         participants: &[ParticipantRow],
     ) -> Result<()> {
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                sqlx::query("DELETE FROM conference_participants WHERE room = $1")
-                    .bind(room)
-                    .execute(&mut *tx)
-                    .await?;
-                for p in participants {
-                    let inserted = sqlx::query(
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            sqlx::query("DELETE FROM conference_participants WHERE room = $1")
+                .bind(room)
+                .execute(&mut *tx)
+                .await?;
+            for p in participants {
+                let inserted = sqlx::query(
                         "INSERT INTO conference_participants (room, position, caller, joined_at, muted) \
                          VALUES ($1, $2, $3, $4, $5)",
                     )
@@ -252,46 +238,45 @@ impl Db {
                     .bind(p.muted)
                     .execute(&mut *tx)
                     .await;
-                    match inserted {
-                        Ok(_) => {}
-                        // The room was removed meanwhile: nothing to show.
-                        Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {}
-                        Err(e) if is_unique_violation(&e) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                match inserted {
+                    Ok(_) => {}
+                    // The room was removed meanwhile: nothing to show.
+                    Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {}
+                    Err(e) if is_unique_violation(&e) => {}
+                    Err(e) => return Err(e.into()),
                 }
-                tx.commit().await?;
-                Ok(())
             }
-        }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Everyone in every room (the server clears this at start).
     pub async fn clear_conference_participants(&self) -> Result<()> {
-        match self {
-            Db::Sqlite(pool) => {
-                sqlx::query("DELETE FROM conference_participants")
-                    .execute(pool)
-                    .await?;
-                sqlx::query("DELETE FROM conference_actions")
-                    .execute(pool)
-                    .await?;
-                Ok(())
-            }
-        }
+        on_both!(self, pool, {
+            sqlx::query("DELETE FROM conference_participants")
+                .execute(pool)
+                .await?;
+            sqlx::query("DELETE FROM conference_actions")
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     pub async fn conference_participants(&self, room: &str) -> Result<Vec<ParticipantRow>> {
         self.conference(room).await?;
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(
                 "SELECT room, position, caller, joined_at, muted FROM conference_participants \
                  WHERE room = $1 ORDER BY position",
             )
             .bind(room)
             .fetch_all(pool)
-            .await?),
-        }
+            .await?)
+        )
     }
 
     /// Leaves a request for the running server; refused when nobody is at `position` in `room` now.
@@ -311,9 +296,8 @@ impl Db {
                 "participant {position} in conference {room}"
             )));
         }
-        match self {
-            Db::Sqlite(pool) => {
-                sqlx::query(
+        on_both!(self, pool, {
+            sqlx::query(
                     "INSERT INTO conference_actions (room, position, action, created_at) VALUES ($1, $2, $3, $4)",
                 )
                 .bind(room)
@@ -322,34 +306,29 @@ impl Db {
                 .bind(now_ms())
                 .execute(pool)
                 .await?;
-                Ok(())
-            }
-        }
+            Ok(())
+        })
     }
 
     /// Takes the pending requests (the server applies them), oldest first.
     pub async fn take_conference_actions(&self) -> Result<Vec<(String, i64, ConferenceAction)>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
-                    "SELECT id, room, position, action FROM conference_actions ORDER BY id",
-                )
-                .fetch_all(&mut *tx)
-                .await?;
-                if !rows.is_empty() {
-                    sqlx::query("DELETE FROM conference_actions")
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(rows
-                    .into_iter()
-                    .filter_map(|(_, room, pos, a)| {
-                        ConferenceAction::parse(&a).map(|a| (room, pos, a))
-                    })
-                    .collect())
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+                "SELECT id, room, position, action FROM conference_actions ORDER BY id",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            if !rows.is_empty() {
+                sqlx::query("DELETE FROM conference_actions")
+                    .execute(&mut *tx)
+                    .await?;
             }
-        }
+            tx.commit().await?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(_, room, pos, a)| ConferenceAction::parse(&a).map(|a| (room, pos, a)))
+                .collect())
+        })
     }
 }

@@ -18,18 +18,16 @@ pub enum HoldMusicSetting {
 impl Db {
     /// The extensions with a music setting other than the default.
     pub async fn list_hold_music(&self) -> Result<Vec<(String, HoldMusicSetting)>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let rows: Vec<(String, Option<String>)> =
-                    sqlx::query_as("SELECT number, file FROM music_on_hold ORDER BY number")
-                        .fetch_all(pool)
-                        .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(n, f)| (n, f.map_or(HoldMusicSetting::Off, HoldMusicSetting::File)))
-                    .collect())
-            }
-        }
+        on_both!(self, pool, {
+            let rows: Vec<(String, Option<String>)> =
+                sqlx::query_as("SELECT number, file FROM music_on_hold ORDER BY number")
+                    .fetch_all(pool)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(n, f)| (n, f.map_or(HoldMusicSetting::Off, HoldMusicSetting::File)))
+                .collect())
+        })
     }
 
     /// The music setting of extension `number` (which must exist).
@@ -54,42 +52,40 @@ impl Db {
             _ => None,
         };
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                match setting {
-                    HoldMusicSetting::Default => {
-                        sqlx::query("DELETE FROM music_on_hold WHERE number = $1")
-                            .bind(number)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    HoldMusicSetting::Off | HoldMusicSetting::File(_) => {
-                        let file = match setting {
-                            HoldMusicSetting::File(f) => Some(f.clone()),
-                            _ => None,
-                        };
-                        sqlx::query(
-                            "INSERT INTO music_on_hold (number, file, updated_at) VALUES ($1, $2, $3) \
-                             ON CONFLICT (number) DO UPDATE SET file = $2, updated_at = $3",
-                        )
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            match setting {
+                HoldMusicSetting::Default => {
+                    sqlx::query("DELETE FROM music_on_hold WHERE number = $1")
                         .bind(number)
-                        .bind(file)
-                        .bind(now)
                         .execute(&mut *tx)
-                        .await
-                        .map_err(|e| match e {
-                            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                                StoreError::NotFound(format!("extension {number}"))
-                            }
-                            e => e.into(),
-                        })?;
-                    }
+                        .await?;
                 }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(old.filter(|o| *setting != HoldMusicSetting::File(o.clone())))
+                HoldMusicSetting::Off | HoldMusicSetting::File(_) => {
+                    let file = match setting {
+                        HoldMusicSetting::File(f) => Some(f.clone()),
+                        _ => None,
+                    };
+                    sqlx::query(
+                        "INSERT INTO music_on_hold (number, file, updated_at) VALUES ($1, $2, $3) \
+                             ON CONFLICT (number) DO UPDATE SET file = $2, updated_at = $3",
+                    )
+                    .bind(number)
+                    .bind(file)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| match e {
+                        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                            StoreError::NotFound(format!("extension {number}"))
+                        }
+                        e => e.into(),
+                    })?;
+                }
             }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(old.filter(|o| *setting != HoldMusicSetting::File(o.clone())))
+        })
     }
 }

@@ -53,54 +53,52 @@ impl Db {
     ) -> Result<()> {
         self.get_extension(number).await?;
         let now = now_ms();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                match mode {
-                    None => {
-                        sqlx::query("DELETE FROM recording_settings WHERE number = $1")
-                            .bind(number)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    Some(m) => {
-                        sqlx::query(
-                            "INSERT INTO recording_settings (number, mode) VALUES ($1, $2) \
-                             ON CONFLICT (number) DO UPDATE SET mode = $2",
-                        )
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            match mode {
+                None => {
+                    sqlx::query("DELETE FROM recording_settings WHERE number = $1")
                         .bind(number)
-                        .bind(m.as_str())
                         .execute(&mut *tx)
                         .await?;
-                    }
                 }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
+                Some(m) => {
+                    sqlx::query(
+                        "INSERT INTO recording_settings (number, mode) VALUES ($1, $2) \
+                             ON CONFLICT (number) DO UPDATE SET mode = $2",
+                    )
+                    .bind(number)
+                    .bind(m.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Every extension that is recorded, with how.
     pub async fn recording_modes(&self) -> Result<Vec<(String, RecordingMode)>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let rows: Vec<(String, String)> =
-                    sqlx::query_as("SELECT number, mode FROM recording_settings ORDER BY number")
-                        .fetch_all(pool)
-                        .await?;
-                Ok(rows
-                    .into_iter()
-                    .filter_map(|(n, m)| RecordingMode::parse(&m).map(|m| (n, m)))
-                    .collect())
-            }
-        }
+        on_both!(self, pool, {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT number, mode FROM recording_settings ORDER BY number")
+                    .fetch_all(pool)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(n, m)| RecordingMode::parse(&m).map(|m| (n, m)))
+                .collect())
+        })
     }
 
     /// Records a recording whose file is on disk; returns its id.
     pub async fn add_recording(&self, r: &RecordingRow) -> Result<i64> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_scalar(
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_scalar(
                 "INSERT INTO recordings (call_id, caller, callee, started_at, duration_ms, file) \
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
@@ -111,66 +109,62 @@ impl Db {
             .bind(r.duration_ms)
             .bind(&r.file)
             .fetch_one(pool)
-            .await?),
-        }
+            .await?)
+        )
     }
 
     /// Recordings, newest first; only those with `number` as a party when given.
     pub async fn list_recordings(&self, number: Option<&str>) -> Result<Vec<RecordingRow>> {
-        match self {
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(
                 "SELECT id, call_id, caller, callee, started_at, duration_ms, file FROM recordings \
                  WHERE $1 IS NULL OR caller = $1 OR callee = $1 ORDER BY started_at DESC, id DESC",
             )
             .bind(number)
             .fetch_all(pool)
-            .await?),
-        }
+            .await?)
+        )
     }
 
     pub async fn recording(&self, id: i64) -> Result<RecordingRow> {
-        match self {
-            Db::Sqlite(pool) => sqlx::query_as(
+        on_both!(self, pool, sqlx::query_as(
                 "SELECT id, call_id, caller, callee, started_at, duration_ms, file FROM recordings WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(pool)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("recording {id}"))),
-        }
+            .ok_or_else(|| StoreError::NotFound(format!("recording {id}"))))
     }
 
     /// Deletes recording `id`; returns its file for the caller to remove.
     pub async fn delete_recording(&self, id: i64) -> Result<String> {
         let file = self.recording(id).await?.file;
-        match self {
-            Db::Sqlite(pool) => {
-                sqlx::query("DELETE FROM recordings WHERE id = $1")
-                    .bind(id)
-                    .execute(pool)
-                    .await?;
-                Ok(file)
-            }
-        }
+        on_both!(self, pool, {
+            sqlx::query("DELETE FROM recordings WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(file)
+        })
     }
 
     /// Deletes the recordings started before `before` (unix ms); returns their files for the caller to remove.
     pub async fn prune_recordings(&self, before: i64) -> Result<Vec<String>> {
-        match self {
-            Db::Sqlite(pool) => {
-                let mut tx = begin_write(pool).await?;
-                let files: Vec<String> =
-                    sqlx::query_scalar("SELECT file FROM recordings WHERE started_at < $1")
-                        .bind(before)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                sqlx::query("DELETE FROM recordings WHERE started_at < $1")
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            let files: Vec<String> =
+                sqlx::query_scalar("SELECT file FROM recordings WHERE started_at < $1")
                     .bind(before)
-                    .execute(&mut *tx)
+                    .fetch_all(&mut *tx)
                     .await?;
-                tx.commit().await?;
-                Ok(files)
-            }
-        }
+            sqlx::query("DELETE FROM recordings WHERE started_at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(files)
+        })
     }
 }
