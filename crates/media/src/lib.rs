@@ -6,12 +6,16 @@
 //! ([`prompts`]). No sockets and no clocks in here: the tokio edge lives in the `palisade` crate (`palisade::media`) and passes `now` in (docs/architecture.md, principle 7: time is an input).
 #![forbid(unsafe_code)]
 
+pub mod convert;
 pub mod dtmf;
 pub mod g711;
+pub mod mixer;
+pub mod moh;
 pub mod nat;
 pub mod packetizer;
 pub mod pool;
 pub mod prompts;
+pub mod recorder;
 pub mod relay;
 pub mod rtp;
 pub mod sdes;

@@ -49,6 +49,16 @@ pub enum Prompt {
     UnlockEnterPin,
     /// "External calls are unlocked."
     UnlockDone,
+    /// "Please enter the conference PIN, then press the pound key."
+    ConferenceEnterPin,
+    /// "This conference is locked. Try again later."
+    ConferenceLocked,
+    /// "This conference is full. Please try again later."
+    ConferenceFull,
+    /// "That is not a valid choice."
+    AttendantInvalid,
+    /// "This call is recorded."
+    RecordingNotice,
     /// "zero" to "nine". Only the last decimal digit counts: `Digit(12)` says "two", so a caller spelling out a
     /// number passes one digit at a time and a wrong value still says something rather than failing.
     Digit(u8),
@@ -69,7 +79,7 @@ const DIGITS: [(&str, &[u8]); 10] = [
 
 impl Prompt {
     /// Every prompt once, digits 0 to 9 included.
-    pub const ALL: [Prompt; 29] = [
+    pub const ALL: [Prompt; 34] = [
         Prompt::GreetingDefault,
         Prompt::EnterPin,
         Prompt::PinWrong,
@@ -89,6 +99,11 @@ impl Prompt {
         Prompt::MailboxLocked,
         Prompt::UnlockEnterPin,
         Prompt::UnlockDone,
+        Prompt::ConferenceEnterPin,
+        Prompt::ConferenceLocked,
+        Prompt::ConferenceFull,
+        Prompt::AttendantInvalid,
+        Prompt::RecordingNotice,
         Prompt::Digit(0),
         Prompt::Digit(1),
         Prompt::Digit(2),
@@ -143,6 +158,11 @@ impl Prompt {
             Prompt::MailboxLocked => file!("vm-mailbox-locked"),
             Prompt::UnlockEnterPin => file!("unlock-enter-pin"),
             Prompt::UnlockDone => file!("unlock-done"),
+            Prompt::ConferenceEnterPin => file!("conf-enter-pin"),
+            Prompt::ConferenceLocked => file!("conf-locked"),
+            Prompt::ConferenceFull => file!("conf-full"),
+            Prompt::AttendantInvalid => file!("att-invalid"),
+            Prompt::RecordingNotice => file!("rec-notice"),
             Prompt::Digit(n) => DIGITS[usize::from(n % 10)],
         }
     }

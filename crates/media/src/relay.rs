@@ -11,7 +11,10 @@
 //! other leg's latched address, or its signalled one until it latches when that one is trusted — an untrusted
 //! leg (a phone whose SDP names a private or foreign address) gets nothing until it latched.
 //!
-//! Hold needs nothing here: whatever arrives from the right source is forwarded.
+//! Hold needs nothing here: whatever arrives from the right source is forwarded — unless the call layer asks for
+//! **music on hold** on a leg ([`Relay::set_music`]): then that leg hears the [`MusicPlayer`]'s packets, pulled
+//! with [`Relay::poll_music`] and protected with the leg's own SRTP key like any other packet to it, and what
+//! the other (holding) leg sends toward it is dropped ([`DropReason::Held`]) until the music stops.
 //!
 //! **SRTP** (RFC 3711, keys from SDES) is terminated per leg: a leg with [`LegCrypto`] unprotects what its phone
 //! sends — a packet that fails authentication or is a replay is dropped and counted, and never latches — and
@@ -22,7 +25,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::moh::{Music, MusicPlayer};
 use crate::nat::Remote;
+use crate::recorder::Recorder;
 use crate::rtp::{RtcpPacket, RtpPacket, is_rtcp};
 use crate::srtp::{MasterKey, SrtpContext, SrtpError, Suite};
 
@@ -78,10 +83,12 @@ pub enum DropReason {
     Replay,
     /// The other leg speaks SRTP and the packet could not be protected for it (its index space ran out).
     ProtectFailed,
+    /// The other leg is on hold and hears music instead.
+    Held,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Malformed,
         DropReason::UnknownSource,
         DropReason::WrongPort,
@@ -90,6 +97,7 @@ impl DropReason {
         DropReason::AuthFailed,
         DropReason::Replay,
         DropReason::ProtectFailed,
+        DropReason::Held,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +110,7 @@ impl DropReason {
             DropReason::AuthFailed => "auth_failed",
             DropReason::Replay => "replay",
             DropReason::ProtectFailed => "protect_failed",
+            DropReason::Held => "held",
         }
     }
 
@@ -252,6 +261,10 @@ struct LegState {
 pub struct Relay {
     legs: [LegState; 2],
     crypto: [Option<Box<LegSrtp>>; 2],
+    /// Music on hold playing to a leg.
+    music: [Option<Box<MusicPlayer>>; 2],
+    /// Call recording, with the announcement to play when it starts (if the office announces recordings).
+    recording: Option<Box<(Recorder, [Option<Music>; 2])>>,
     created: Instant,
 }
 
@@ -275,6 +288,8 @@ impl Relay {
         Relay {
             legs: [LegState::default(); 2],
             crypto: [None, None],
+            music: [None, None],
+            recording: None,
             created: now,
         }
     }
@@ -388,6 +403,16 @@ impl Relay {
         this.stats.bytes_in += len_in;
         this.stats.last_activity = Some(now);
 
+        if !rtcp && let Some(rec) = &mut self.recording {
+            let (recorder, notices) = rec.as_mut();
+            if recorder.on_packet(leg, packet, now) {
+                let (notices, seed) = (notices.clone(), recorder.toggles);
+                self.announce(notices, seed, now);
+            }
+        }
+        if !rtcp && self.music[leg.other().index()].is_some() {
+            return Decision::Drop(DropReason::Held);
+        }
         let other = &mut self.legs[leg.other().index()];
         let Some(to) = other.peers[kind.index()].current() else {
             return Decision::Drop(DropReason::NoDestination);
@@ -408,6 +433,81 @@ impl Relay {
             to,
             via: (leg.other(), kind),
         }
+    }
+
+    /// Plays music to `leg` (on hold) in place of what the other leg sends, or stops it with `None`. RTCP still
+    /// flows both ways.
+    pub fn set_music(&mut self, leg: Leg, player: Option<MusicPlayer>) {
+        self.music[leg.index()] = player.map(Box::new);
+    }
+
+    /// Records the call (both legs mixed) with `recorder`; `notices` (per leg, in its codec) are played when
+    /// recording starts (now, if the recorder records from the start, and each time the feature code switches it
+    /// on).
+    pub fn set_recording(&mut self, recorder: Recorder, notices: [Option<Music>; 2], now: Instant) {
+        if recorder.is_recording() {
+            self.announce(notices.clone(), 0, now);
+        }
+        self.recording = Some(Box::new((recorder, notices)));
+    }
+
+    /// The recording so far, taken out of the relay (the call ended).
+    pub fn take_recording(&mut self) -> Option<Recorder> {
+        self.recording.take().map(|r| r.0)
+    }
+
+    /// Plays each leg's notice once (numbered from `seed`, so two announcements never share an SSRC).
+    fn announce(&mut self, notices: [Option<Music>; 2], seed: u32, now: Instant) {
+        for (leg, notice) in [Leg::A, Leg::B].into_iter().zip(notices) {
+            let Some(notice) = notice else { continue };
+            let ssrc = 0x7265_6300 ^ seed.wrapping_mul(2) ^ leg.index() as u32;
+            self.music[leg.index()] = Some(Box::new(MusicPlayer::once(notice, ssrc, 0, 0, now)));
+        }
+    }
+
+    /// Whether `leg` hears music now.
+    pub fn music(&self, leg: Leg) -> bool {
+        self.music[leg.index()].is_some()
+    }
+
+    /// When a music packet is next due on either leg.
+    pub fn next_music_at(&self) -> Option<Instant> {
+        self.music.iter().flatten().map(|p| p.next_due()).min()
+    }
+
+    /// The next music packet due at `now`, written into `packet` (protected for the leg when it speaks SRTP), and
+    /// where to send it from which leg's RTP socket. `None` when nothing is due or the leg has nowhere to send
+    /// yet (the packet is skipped: music keeps time, it is not queued). Call until `None`.
+    pub fn poll_music(&mut self, now: Instant, packet: &mut Vec<u8>) -> Option<(Leg, SocketAddr)> {
+        for leg in [Leg::A, Leg::B] {
+            while let Some(bytes) = self.music[leg.index()]
+                .as_mut()
+                .and_then(|player| player.poll(now))
+            {
+                let Some(to) = self.legs[leg.index()].peers[Kind::Rtp.index()].current() else {
+                    continue;
+                };
+                packet.clear();
+                packet.extend_from_slice(&bytes);
+                if let Some(srtp) = &mut self.crypto[leg.index()]
+                    && srtp.tx.protect_rtp(packet).is_err()
+                {
+                    continue;
+                }
+                let stats = &mut self.legs[leg.index()].stats;
+                stats.packets_out += 1;
+                stats.bytes_out += packet.len() as u64;
+                return Some((leg, to));
+            }
+            // An announcement that has played out gives the leg back to the other side's audio.
+            if self.music[leg.index()]
+                .as_ref()
+                .is_some_and(|p| p.finished())
+            {
+                self.music[leg.index()] = None;
+            }
+        }
+        None
     }
 
     pub fn stats(&self, leg: Leg) -> &LegStats {

@@ -11,19 +11,25 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use media::Remote;
-use pbx::calls::{Leg, MediaControl, MediaError, MediaId};
+use pbx::calls::{Answered, HoldMusic, Leg, MediaControl, MediaError, MediaId};
 
 use crate::media::{MediaRelay, MediaSessionHandle};
+use crate::music::MusicLibrary;
+use crate::recording::{Pending, Recordings};
 
 #[derive(Clone)]
 pub struct RelayControl {
     relay: MediaRelay,
     sessions: Arc<Mutex<Sessions>>,
+    music: MusicLibrary,
+    recordings: Recordings,
 }
 
 #[derive(Default)]
 struct Sessions {
     open: HashMap<u64, MediaSessionHandle>,
+    /// Sessions being recorded: what their recording's row will say.
+    recorded: HashMap<u64, Pending>,
     next: u64,
 }
 
@@ -32,7 +38,21 @@ impl RelayControl {
         RelayControl {
             relay,
             sessions: Arc::default(),
+            music: MusicLibrary::default(),
+            recordings: Recordings::default(),
         }
+    }
+
+    /// Calls of recorded extensions are recorded into `recordings` (none without it).
+    pub fn with_recordings(mut self, recordings: Recordings) -> Self {
+        self.recordings = recordings;
+        self
+    }
+
+    /// Music on hold from `music` (the default melody only, without it).
+    pub fn with_music(mut self, music: MusicLibrary) -> Self {
+        self.music = music;
+        self
     }
 
     /// The relay itself (its port pool, for metrics and status).
@@ -99,10 +119,53 @@ impl MediaControl for RelayControl {
         }
     }
 
+    fn set_music(&mut self, id: MediaId, l: Leg, music: Option<HoldMusic>) {
+        let player = music.and_then(|m| {
+            let law = media::g711::Law::from_payload_type(m.payload_type)?;
+            let samples = self.music.resolve(m.holder.as_deref())?;
+            let music = media::moh::Music {
+                samples,
+                law,
+                payload_type: m.payload_type,
+            };
+            Some(media::moh::MusicPlayer::new(
+                music,
+                rand::random(),
+                rand::random(),
+                rand::random(),
+                Instant::now(),
+            ))
+        });
+        if let Some(h) = self.sessions().open.get(&id.0) {
+            h.set_music(leg(l), player);
+        }
+    }
+
+    fn answered(&mut self, id: MediaId, call: Answered) {
+        let Some((recorder, notices)) = self.recordings.plan(&call) else {
+            return;
+        };
+        let mut sessions = self.sessions();
+        if let Some(h) = sessions.open.get(&id.0) {
+            tracing::info!(caller = %call.caller, callee = %call.callee, always = recorder.is_recording(), "call recording armed");
+            h.set_recording(recorder, notices);
+            let started_at = crate::recording::unix_ms();
+            sessions.recorded.insert(id.0, Pending { call, started_at });
+        }
+    }
+
     fn release(&mut self, id: MediaId) {
         // Dropping the handle stops its task; the sockets close and the ports go back to the pool. Taken out of
         // the table first so the drop does not happen under its lock.
-        let handle = self.sessions().open.remove(&id.0);
+        let (handle, pending) = {
+            let mut sessions = self.sessions();
+            (sessions.open.remove(&id.0), sessions.recorded.remove(&id.0))
+        };
+        if let (Some(h), Some(pending)) = (&handle, pending)
+            && let Some(recorder) = h.take_recording()
+        {
+            self.recordings.save(pending, recorder);
+        }
         drop(handle);
     }
 }

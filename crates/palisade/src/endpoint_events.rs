@@ -37,6 +37,10 @@ pub async fn run(edge: Arc<Edge>, relay: RelayControl, mut apps: Apps) {
                     apps.position(call, position);
                     Vec::new()
                 }
+                Event::AppRefused { call } => {
+                    apps.refused(call);
+                    Vec::new()
+                }
             };
             edge.wake_timers();
             edge.dispatch(out);

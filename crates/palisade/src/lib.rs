@@ -11,9 +11,12 @@ pub const VERSION: &str = concat!(
 );
 
 pub mod admin;
+pub mod attendant;
+pub mod audio_upload;
 pub mod backup;
 pub mod call_media;
 pub mod cli;
+pub mod conference;
 pub mod config;
 pub mod console;
 pub mod data_dir;
@@ -22,8 +25,10 @@ pub mod guard_store;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod music;
 pub mod notify;
 pub mod prov;
+pub mod recording;
 pub mod server;
 pub mod service;
 pub mod state_log;

@@ -116,7 +116,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         domain: loaded.domain.clone(),
     };
     let by_transport = local.by_transport.clone();
-    let relay = RelayControl::new(relay);
+    let music = crate::music::MusicLibrary::default();
+    let recordings =
+        crate::recording::Recordings::new(db.clone(), crate::recording::root(&config.data_dir));
+    let relay = RelayControl::new(relay)
+        .with_music(music.clone())
+        .with_recordings(recordings.clone());
     let calls = Calls::new(
         CallConfig {
             no_answer: config.calls.no_answer,
@@ -166,14 +171,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (app_events, app_events_rx) = tokio::sync::mpsc::unbounded_channel();
     let voicemail_root = crate::voicemail::files::root(&config.data_dir);
     sweep_voicemail_files(&db, &voicemail_root).await;
+    let conferences = crate::conference::Conferences::new(db.clone(), app_events.clone());
     let apps = crate::voicemail::Apps::new(
         db.clone(),
         voicemail_root,
         media_bind,
         config.calls.voicemail_max_message,
         app_events,
-    );
+    )
+    .with_conferences(conferences.clone());
     service.enable_apps();
+    service.set_office(crate::conference::office_numbers(&db).await?);
     let _ = service.set_voicemail_counts(db.voicemail_counts().await?, std::time::Instant::now());
     let udp_endpoints = listeners
         .iter()
@@ -223,6 +231,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(run_app_events(edge.clone(), app_events_rx));
     tasks.spawn(crate::endpoint_events::run(edge.clone(), relay, apps));
     tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
+    tasks.spawn(crate::conference::run(
+        db.clone(),
+        edge.clone(),
+        conferences,
+    ));
+    tasks.spawn(crate::recording::run(
+        db.clone(),
+        recordings,
+        crate::recording::root(&config.data_dir),
+    ));
+    tasks.spawn(crate::music::run(
+        db.clone(),
+        music,
+        crate::music::root(&config.data_dir),
+    ));
     tasks.spawn(trunk_dns::run(db.clone(), edge.clone()));
     tasks.spawn(crate::state_log::run(edge.clone()));
     if db.is_postgres() {

@@ -284,6 +284,14 @@ pub enum AuthReason {
     VoicemailPinLockout,
     VoicemailMailboxLocked,
     PinUnlock,
+    /// A wrong conference-room PIN.
+    ConferencePinWrong,
+    /// The last allowed wrong conference PIN in a call: the call ended.
+    ConferenceLockedOut,
+    /// Too many wrong PINs for a room across calls: its PIN entry locked.
+    ConferencePinLockout,
+    /// A PIN offered while the room's PIN entry is locked.
+    ConferenceLocked,
 }
 
 impl AuthReason {
@@ -311,6 +319,10 @@ impl AuthReason {
             AuthReason::VoicemailPinLockout => "voicemail_pin_lockout",
             AuthReason::VoicemailMailboxLocked => "voicemail_mailbox_locked",
             AuthReason::PinUnlock => "pin_unlock",
+            AuthReason::ConferencePinWrong => "conference_pin_wrong",
+            AuthReason::ConferenceLockedOut => "conference_locked_out",
+            AuthReason::ConferencePinLockout => "conference_pin_lockout",
+            AuthReason::ConferenceLocked => "conference_locked",
         }
     }
 }

@@ -110,6 +110,14 @@ impl Restrictions {
             || (!s.voicemail_number.is_empty() && s.voicemail_number == number)
     }
 
+    /// Whether the office is open at `now` (its weekly hours and holidays); always open without configured hours.
+    pub fn office_open(&self, now: SystemTime) -> bool {
+        self.settings
+            .office_hours
+            .as_ref()
+            .is_none_or(|h| h.is_open(now))
+    }
+
     /// Why external calls are impossible, if they are.
     pub fn not_configured(&self) -> Option<&str> {
         self.not_configured.as_deref()

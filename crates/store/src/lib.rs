@@ -50,18 +50,22 @@ macro_rules! on_both {
 }
 
 pub mod admin;
+pub mod attendants;
 pub mod calls;
+pub mod conferences;
 mod events;
 mod extensions;
 pub mod groups;
 pub mod ip_rules;
 pub mod limits;
+pub mod music;
 pub mod phones;
 mod pickup;
 mod pin_lockout;
 pub mod policy;
 pub mod queues;
 pub mod realm;
+pub mod recordings;
 mod registrations;
 pub mod settings;
 pub mod snapshot;
@@ -88,6 +92,7 @@ pub use extensions::{
     Extension, ExtensionNew, ExtensionPatch, SrtpMode, validate_auth_id, validate_number,
 };
 pub use ip_rules::{IpRule, MAX_MANUAL_IP_RULES, canonical_net};
+pub use music::HoldMusicSetting;
 pub use policy::{OutboundRuleRow, POLICY_SETTINGS, PolicyConfig};
 pub use registrations::{Binding, BindingChange};
 pub use trunk_status::TrunkStatusRow;

@@ -840,3 +840,174 @@ mod srtp {
         assert!(LegCrypto::new(Suite::AeadAes128Gcm, phone2, MasterKey::generate(suite)).is_err());
     }
 }
+
+mod music {
+    use super::*;
+    use crate::g711::Law;
+    use crate::moh::{FRAME, Music, MusicPlayer, default_melody};
+    use crate::rtp::RtpPacket;
+    use crate::srtp::{MasterKey, SrtpContext, Suite};
+
+    fn player(now: Instant) -> MusicPlayer {
+        let music = Music {
+            samples: default_melody().into(),
+            law: Law::Mu,
+            payload_type: 0,
+        };
+        MusicPlayer::new(music, 0x5eed, 10, 0, now)
+    }
+
+    #[test]
+    fn held_leg_hears_music_not_the_holder_until_resumed() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        assert_eq!(r.next_music_at(), None);
+        let mut buf = Vec::new();
+        assert_eq!(r.poll_music(t0, &mut buf), None);
+
+        // B holds A: A hears music, B's packets toward A are dropped, A's RTP and both RTCP still flow.
+        r.set_music(Leg::A, Some(player(t0)));
+        assert!(r.music(Leg::A) && !r.music(Leg::B));
+        assert_eq!(r.next_music_at(), Some(t0));
+        assert_eq!(
+            r.poll_music(t0, &mut buf),
+            Some((Leg::A, sa("10.0.0.1:4000")))
+        );
+        let pkt = RtpPacket::parse(&buf).expect("rtp");
+        assert_eq!((pkt.ssrc(), pkt.payload_type()), (0x5eed, 0));
+        assert_eq!(r.poll_music(t0, &mut buf), None);
+        assert_eq!(r.next_music_at(), Some(t0 + FRAME));
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("10.0.0.2:6000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            Decision::Drop(DropReason::Held)
+        );
+        assert_eq!(r.stats(Leg::B).drops(DropReason::Held), 1);
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtcp,
+                sa("10.0.0.2:6001"),
+                &mut RR.to_vec(),
+                t0
+            ),
+            fwd("10.0.0.1:4001", Leg::A, Kind::Rtcp)
+        );
+        assert_eq!(
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            fwd("10.0.0.2:6000", Leg::B, Kind::Rtp)
+        );
+        // Resumed: the holder is heard again, no more music.
+        r.set_music(Leg::A, None);
+        assert_eq!(r.poll_music(t0 + FRAME * 5, &mut buf), None);
+        assert_eq!(
+            r.on_packet(
+                Leg::B,
+                Kind::Rtp,
+                sa("10.0.0.2:6000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            fwd("10.0.0.1:4000", Leg::A, Kind::Rtp)
+        );
+    }
+
+    #[test]
+    fn music_to_an_srtp_leg_is_protected_with_its_key() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        let suite = Suite::AesCm128HmacSha1_80;
+        let (phone, relay) = (MasterKey::generate(suite), MasterKey::generate(suite));
+        r.set_crypto(
+            Leg::B,
+            Some(LegCrypto::new(suite, phone, relay.clone()).unwrap()),
+        );
+        let mut reader = SrtpContext::from_master(suite, &relay).unwrap();
+        r.set_music(Leg::B, Some(player(t0)));
+        let mut buf = Vec::new();
+        for i in 0..3 {
+            assert_eq!(
+                r.poll_music(t0 + FRAME * i, &mut buf),
+                Some((Leg::B, sa("10.0.0.2:6000")))
+            );
+            assert_eq!(buf.len(), 12 + 160 + suite.rtp_tag_len());
+            reader.unprotect_rtp(&mut buf).expect("the phone reads it");
+            assert_eq!(
+                RtpPacket::parse(&buf).expect("rtp").sequence(),
+                10 + i as u16
+            );
+        }
+    }
+
+    #[test]
+    fn no_destination_yet_skips_the_packet() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(t0);
+        r.set_music(Leg::A, Some(player(t0)));
+        let mut buf = Vec::new();
+        assert_eq!(r.poll_music(t0 + FRAME * 3, &mut buf), None);
+        assert!(r.next_music_at().is_some_and(|d| d > t0 + FRAME * 3));
+    }
+}
+
+mod recording {
+    use super::*;
+    use crate::g711::Law;
+    use crate::moh::{FRAME, Music};
+    use crate::recorder::{Recorder, RecordingPlan};
+    use crate::rtp::RtpPacket;
+
+    #[test]
+    fn recording_from_the_start_announces_to_both_legs_then_records_them() {
+        let t0 = Instant::now();
+        let mut r = call(t0);
+        let notice = Music {
+            samples: crate::tone::sine(1000.0, 100, 4000).into(),
+            law: Law::Mu,
+            payload_type: 0,
+        };
+        let plan = RecordingPlan {
+            always: true,
+            on_demand: [false, false],
+            dtmf_payload_type: [None, None],
+        };
+        r.set_recording(
+            Recorder::new(plan),
+            [Some(notice.clone()), Some(notice)],
+            t0,
+        );
+        let mut buf = Vec::new();
+        let mut sent = Vec::new();
+        for i in 0..6 {
+            while let Some((leg, to)) = r.poll_music(t0 + FRAME * i, &mut buf) {
+                sent.push((leg, to, RtpPacket::parse(&buf).unwrap().ssrc()));
+            }
+        }
+        // 100 ms of notice: five packets to each leg, each leg on its own SSRC; then nothing.
+        assert_eq!(sent.iter().filter(|s| s.0 == Leg::A).count(), 5, "{sent:?}");
+        assert_eq!(sent.iter().filter(|s| s.0 == Leg::B).count(), 5, "{sent:?}");
+        assert!(!r.music(Leg::A) && !r.music(Leg::B));
+        assert_eq!(
+            r.on_packet(
+                Leg::A,
+                Kind::Rtp,
+                sa("10.0.0.1:4000"),
+                &mut RTP.to_vec(),
+                t0
+            ),
+            fwd("10.0.0.2:6000", Leg::B, Kind::Rtp)
+        );
+        assert!(r.take_recording().is_some());
+    }
+}

@@ -3,8 +3,10 @@
 //! durable when the command returns and bumps the configuration version, which the server polls to reload.
 
 pub mod accounts;
+pub mod attendant;
 pub mod calls;
 pub mod cert;
+pub mod conference;
 mod countries;
 pub mod events;
 pub mod ext;
@@ -12,12 +14,14 @@ pub mod features;
 pub mod groups;
 mod hours;
 pub mod lists;
+pub mod moh;
 mod output;
 pub mod phone;
 pub mod policy;
 pub mod queues;
 
 mod realm;
+pub mod recording;
 mod secret;
 pub mod security;
 pub mod time;
@@ -99,6 +103,14 @@ pub enum AdminCommand {
     /// Call queues (callers wait with music for a free agent): add, change, list, show, remove, login, logout,
     /// stats.
     Queue(queues::QueueArgs),
+    /// Music on hold per extension (what callers hear while it holds them): set default|off|FILE.wav, show, list.
+    Moh(moh::MohArgs),
+    /// Conference rooms: add, list, show, remove, unlock; participants, mute, unmute, kick.
+    Conference(conference::ConferenceArgs),
+    /// Auto attendants ("press 1 for sales"): add, list, show, remove; did add|list|remove.
+    Attendant(attendant::AttendantArgs),
+    /// Call recording: set EXT always|on-demand|off, show, announce on|off, retention DAYS; list, export, delete.
+    Recording(recording::RecordingArgs),
     /// Desk phones and softphones provisioned over HTTPS: add, list, show, remove, reprovision.
     Phone(phone::PhoneArgs),
 }
@@ -215,11 +227,18 @@ fn cli_audit(cmd: &AdminCommand) -> Option<(CommonArgs, String)> {
         AdminCommand::Features(a) => &a.common,
         AdminCommand::Pickup(a) => &a.common,
         AdminCommand::Queue(a) => &a.common,
+        AdminCommand::Moh(a) => &a.common,
+        AdminCommand::Conference(a) => &a.common,
+        AdminCommand::Attendant(a) => &a.common,
+        AdminCommand::Recording(a) => &a.common,
         _ => return None,
     };
     let words = cli_words(std::env::args().skip(1));
     let action = words.get(1).map(String::as_str).unwrap_or("");
-    if matches!(action, "list" | "show" | "export" | "stats" | "") {
+    if matches!(
+        action,
+        "list" | "show" | "export" | "stats" | "participants" | ""
+    ) {
         return None;
     }
     Some((common.clone(), words.join(" ")))
@@ -274,6 +293,10 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Features(args) => features::run_features(args).await,
         AdminCommand::Pickup(args) => features::run_pickup(args).await,
         AdminCommand::Queue(args) => queues::run(args).await,
+        AdminCommand::Moh(args) => moh::run(args).await,
+        AdminCommand::Conference(args) => conference::run(args).await,
+        AdminCommand::Attendant(args) => attendant::run(args).await,
+        AdminCommand::Recording(args) => recording::run(args).await,
         AdminCommand::Phone(args) => phone::run(args).await,
     }
 }

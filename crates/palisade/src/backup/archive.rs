@@ -13,8 +13,16 @@ pub const MANIFEST: &str = "MANIFEST.json";
 pub const FORMAT: u32 = 1;
 
 /// Top-level entries of the data directory that a backup carries (besides the database snapshot, which is
-/// written as `palisade.db`): configuration, certificates, voicemail messages and greetings.
-pub const INCLUDED: [&str; 3] = [crate::config::CONFIG_FILE, "tls", "voicemail"];
+/// written as `palisade.db`): configuration, certificates, voicemail messages and greetings, music on hold,
+/// attendant greetings and call recordings.
+pub const INCLUDED: [&str; 6] = [
+    crate::config::CONFIG_FILE,
+    "tls",
+    "voicemail",
+    "music",
+    "attendant",
+    "recordings",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {

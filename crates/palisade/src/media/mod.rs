@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use media::{Kind, Leg, LegCrypto, LegStats, PoolError, PortPool, Relay, Remote};
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 /// Why a media session could not be set up.
@@ -117,12 +117,19 @@ impl MediaRelay {
         let ports = [lease.ports[0], lease.ports[1]];
         let relay = Arc::new(Mutex::new(Relay::new(Instant::now())));
         let (shutdown, stopped) = oneshot::channel();
-        let task = runtime.spawn(session::run(lease, relay.clone(), stopped));
+        let music_changed = Arc::new(Notify::new());
+        let task = runtime.spawn(session::run(
+            lease,
+            relay.clone(),
+            music_changed.clone(),
+            stopped,
+        ));
         tracing::debug!(a = ports[0], b = ports[1], "media session allocated");
         Ok(MediaSessionHandle {
             ports,
             advertise_ip: self.shared.advertise_ip,
             relay,
+            music_changed,
             shutdown: Some(shutdown),
             task: Some(task),
         })
@@ -187,6 +194,8 @@ pub struct MediaSessionHandle {
     ports: [u16; 2],
     advertise_ip: IpAddr,
     relay: Arc<Mutex<Relay>>,
+    /// Wakes the task when music on hold starts or stops (its timer depends on it).
+    music_changed: Arc<Notify>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -203,6 +212,27 @@ impl MediaSessionHandle {
     /// keeps its rollover counter and replay window.
     pub fn set_crypto(&self, leg: Leg, crypto: Option<LegCrypto>) {
         lock(&self.relay).set_crypto(leg, crypto);
+    }
+
+    /// Music on hold to `leg` (in place of what the other leg sends), or none.
+    pub fn set_music(&self, leg: Leg, player: Option<media::moh::MusicPlayer>) {
+        lock(&self.relay).set_music(leg, player);
+        self.music_changed.notify_one();
+    }
+
+    /// Records the call with `recorder` (announcing it with `notices` when it starts).
+    pub fn set_recording(
+        &self,
+        recorder: media::recorder::Recorder,
+        notices: [Option<media::moh::Music>; 2],
+    ) {
+        lock(&self.relay).set_recording(recorder, notices, Instant::now());
+        self.music_changed.notify_one();
+    }
+
+    /// The call's recording, taken out of the relay.
+    pub fn take_recording(&self) -> Option<media::recorder::Recorder> {
+        lock(&self.relay).take_recording()
     }
 
     /// The leg's RTP port, for its SDP (RTCP is the port above).

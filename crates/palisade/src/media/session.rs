@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use media::srtp::MAX_TRAILER;
 use media::{Decision, Kind, Leg, Relay};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::{Lease, lock};
 
@@ -38,7 +38,12 @@ fn socket_index(leg: Leg, kind: Kind) -> usize {
 
 /// Relay until the handle says stop (or is dropped). Dropping `lease` at the end closes the sockets and returns
 /// the ports; it happens also when the runtime drops this future.
-pub(super) async fn run(lease: Lease, relay: Arc<Mutex<Relay>>, mut stop: oneshot::Receiver<()>) {
+pub(super) async fn run(
+    lease: Lease,
+    relay: Arc<Mutex<Relay>>,
+    music_changed: Arc<Notify>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let s = &lease.sockets;
     let v6 = s
         .first()
@@ -48,6 +53,7 @@ pub(super) async fn run(lease: Lease, relay: Arc<Mutex<Relay>>, mut stop: onesho
     // is dropped, so an SRTP protect never has to grow the buffer.
     let buffer = || Vec::<u8>::with_capacity(BUF_LEN + MAX_TRAILER);
     let (mut b0, mut b1, mut b2, mut b3) = (buffer(), buffer(), buffer(), buffer());
+    let mut music = buffer();
     if s.len() != 4 {
         return;
     }
@@ -55,8 +61,21 @@ pub(super) async fn run(lease: Lease, relay: Arc<Mutex<Relay>>, mut stop: onesho
         for b in [&mut b0, &mut b1, &mut b2, &mut b3] {
             b.clear();
         }
+        // Music on hold: a timer only while a leg is held (a call without it costs no wake-ups).
+        let music_at = lock(&relay).next_music_at();
+        let music_due = async {
+            match music_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         let (i, received) = tokio::select! {
             _ = &mut stop => break,
+            () = music_changed.notified() => continue,
+            () = music_due => {
+                send_music(s, &relay, &mut music, v6);
+                continue;
+            }
             r = s[0].recv_buf_from(&mut b0) => (0, r),
             r = s[1].recv_buf_from(&mut b1) => (1, r),
             r = s[2].recv_buf_from(&mut b2) => (2, r),
@@ -94,6 +113,22 @@ pub(super) async fn run(lease: Lease, relay: Arc<Mutex<Relay>>, mut stop: onesho
         }
     }
     drop(lease);
+}
+
+/// Sends the music packets due now, each out of its held leg's RTP socket.
+fn send_music(s: &[tokio::net::UdpSocket], relay: &Mutex<Relay>, buf: &mut Vec<u8>, v6: bool) {
+    let now = Instant::now();
+    // Bounded: a packet is due every 20 ms per leg, and a player catches up at most 200 ms.
+    for _ in 0..32 {
+        let Some((leg, to)) = lock(relay).poll_music(now, buf) else {
+            return;
+        };
+        let to = if v6 { mapped(to) } else { to };
+        match s[socket_index(leg, Kind::Rtp)].try_send_to(buf.as_slice(), to) {
+            Ok(sent) => crate::metrics::counters::RELAY.forwarded(sent),
+            Err(e) => tracing::trace!(%to, error = %e, "music on hold send failed; packet dropped"),
+        }
+    }
 }
 
 /// An IPv4 destination as seen from an IPv6 (dual-stack) socket.

@@ -32,11 +32,13 @@ struct Shared {
     events: mpsc::UnboundedSender<AppEvent>,
 }
 
-/// Inputs of one application task.
-enum Input {
+/// Inputs of one application task (voicemail's, a conference caller's).
+pub(crate) enum Input {
     Digit(char),
     /// A queue's caller is told its position (`queue_music.rs`).
     Position(usize),
+    /// The endpoint refused the target the application asked to hand its caller to.
+    Refused,
     Stop,
 }
 
@@ -44,6 +46,10 @@ enum Input {
 pub struct Apps {
     shared: Arc<Shared>,
     running: HashMap<u64, mpsc::UnboundedSender<Input>>,
+    /// Conference rooms (their callers are application tasks too).
+    conferences: Option<crate::conference::Conferences>,
+    /// `DATA/attendant`: attendants' greetings.
+    attendant_root: PathBuf,
 }
 
 impl Apps {
@@ -55,6 +61,10 @@ impl Apps {
         max_message: Duration,
         events: mpsc::UnboundedSender<AppEvent>,
     ) -> Self {
+        // DATA/voicemail → DATA/attendant.
+        let attendant_root = root
+            .parent()
+            .map_or_else(|| PathBuf::from("attendant"), crate::attendant::root);
         let ip = match relay_bind {
             IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
@@ -68,8 +78,16 @@ impl Apps {
                 max_message,
                 events,
             }),
+            attendant_root,
             running: HashMap::new(),
+            conferences: None,
         }
+    }
+
+    /// Calls to conference rooms join these rooms.
+    pub fn with_conferences(mut self, conferences: crate::conference::Conferences) -> Self {
+        self.conferences = Some(conferences);
+        self
     }
 }
 
@@ -106,9 +124,37 @@ impl Apps {
                 relay,
                 rx,
             ));
-        } else {
-            handle.spawn(session::run(self.shared.clone(), start, socket, relay, rx));
+            return Ok(local);
         }
+        if let pbx::calls::AppKind::Attendant { name } = &start.kind {
+            let name = name.clone();
+            let attendant = crate::attendant::Context {
+                db: self.shared.db.clone(),
+                root: self.attendant_root.clone(),
+                events: self.shared.events.clone(),
+            };
+            handle.spawn(crate::attendant::run(
+                attendant, start, name, socket, relay, rx,
+            ));
+            return Ok(local);
+        }
+        if let pbx::calls::AppKind::Conference { room } = &start.kind {
+            let conferences = self
+                .conferences
+                .clone()
+                .ok_or_else(|| "conference rooms are not running".to_string())?;
+            let room = room.clone();
+            handle.spawn(crate::conference::run_participant(
+                conferences,
+                start,
+                room,
+                socket,
+                relay,
+                rx,
+            ));
+            return Ok(local);
+        }
+        handle.spawn(session::run(self.shared.clone(), start, socket, relay, rx));
         Ok(local)
     }
 
@@ -123,6 +169,13 @@ impl Apps {
     pub fn position(&mut self, call: u64, position: usize) {
         if let Some(tx) = self.running.get(&call) {
             let _ = tx.send(Input::Position(position));
+        }
+    }
+
+    /// The endpoint refused an application's hand-over (an attendant's choice).
+    pub fn refused(&mut self, call: u64) {
+        if let Some(tx) = self.running.get(&call) {
+            let _ = tx.send(Input::Refused);
         }
     }
 

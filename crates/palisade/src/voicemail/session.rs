@@ -29,7 +29,12 @@ const BEEP_MS: u32 = 400;
 fn mailbox_of(start: &AppStart) -> String {
     match &start.kind {
         AppKind::Deposit { mailbox } | AppKind::Access { mailbox } => mailbox.clone(),
-        AppKind::Unlock { .. } | AppKind::Queue { .. } => start.caller.clone(),
+        // Not voicemail's (Apps::start hands queues, conferences and attendants to their own tasks); the caller's
+        // own box, harmlessly.
+        AppKind::Unlock { .. }
+        | AppKind::Queue { .. }
+        | AppKind::Conference { .. }
+        | AppKind::Attendant { .. } => start.caller.clone(),
     }
 }
 
@@ -119,7 +124,7 @@ pub(super) async fn run(
             }
             input = inputs.recv() => match input {
                 Some(Input::Digit(d)) => actions.extend(ivr.handle(Event::Digit(d), Instant::now())),
-                Some(Input::Position(_)) => {}
+                Some(Input::Position(_)) | Some(Input::Refused) => {}
                 // The caller hung up (or the call was ended): keep a message being recorded.
                 Some(Input::Stop) | None => {
                     if let Some((RecordingKind::Message, samples, _)) = session.recording.take() {
@@ -179,9 +184,11 @@ impl Session {
             AppKind::Unlock { pin } => Mode::Unlock {
                 pin: pin.clone().filter(|p| !p.is_empty()),
             },
-            // Queues run their own application (`queue_music.rs`); never started here. Ask for a PIN that
-            // unlocks nothing rather than panic.
-            AppKind::Queue { .. } => Mode::Unlock { pin: None },
+            // Queues, conferences and attendants run their own applications; never started here. Ask for a PIN
+            // that unlocks nothing rather than panic.
+            AppKind::Queue { .. } | AppKind::Conference { .. } | AppKind::Attendant { .. } => {
+                Mode::Unlock { pin: None }
+            }
         }
     }
 

@@ -142,8 +142,21 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(codec) = sdp::app_codec(&call.offer).filter(|_| call.state == State::Diverting)
-        else {
+        if call.state != State::Diverting {
+            // An application replacing another on an answered call (`switch_app`): point the relay at it.
+            if call.diversion.app.is_some()
+                && matches!(call.state, State::Answered | State::Confirmed)
+            {
+                media.set_remote(
+                    call.media,
+                    Leg::B,
+                    ::media::Remote::exact(rtp),
+                    ::media::Remote::exact(SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))),
+                );
+            }
+            return;
+        }
+        let Some(codec) = sdp::app_codec(&call.offer) else {
             return;
         };
         let description = sdp::app_description(rtp, codec);

@@ -501,6 +501,26 @@ impl Calls {
         call.sent = [Some(body.clone()), call.b.as_ref().map(|b| b.body.clone())];
         call.state = State::Answered;
         call.answered_at = Some(wall);
+        let codec = |body: Option<&Bytes>| body.and_then(|b| sdp::app_codec(b));
+        let dtmf = |body: Option<&Bytes>| codec(body).and_then(|c| c.dtmf_payload_type);
+        let g711 = |body: Option<&Bytes>| codec(body).map(|c| c.payload_type);
+        media.answered(
+            call.media,
+            Answered {
+                call_id: call.call_id_a.clone(),
+                caller: call.caller.number.clone(),
+                callee: call.callee.number.clone(),
+                extensions: [call.caller.extension, call.callee.extension],
+                payload_type: [
+                    g711(call.answers[0].as_ref()),
+                    g711(call.answers[1].as_ref()),
+                ],
+                dtmf_payload_type: [
+                    dtmf(call.answers[0].as_ref()),
+                    dtmf(call.answers[1].as_ref()),
+                ],
+            },
+        );
         let mut headers: Vec<(HeaderName, String)> =
             contact_header(&local, &call.a_peer).into_iter().collect();
         headers.push((HeaderName::Allow, crate::core::ALLOW_CALLS.to_string()));

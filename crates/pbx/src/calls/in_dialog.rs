@@ -48,7 +48,7 @@ impl Calls {
             }
             let mut ours_for_offerer = Vec::new();
             if let Some(theirs) = call.keys.pending_rx[idx(to)].take() {
-                let ours = theirs.answer();
+                let ours = answer_keeping(&theirs, key_in_use(call, to));
                 media.set_crypto(call.media, to, leg_crypto(&theirs, &ours));
                 ours_for_offerer.push(ours);
             }
@@ -70,6 +70,19 @@ impl Calls {
                 call.answers[idx(other)] = Some(msg.body_bytes());
                 if let Some((_, b)) = &body {
                     call.answers[idx(to)] = Some(b.clone());
+                }
+                // The answerer is now held by the offerer (music on hold), or taken off hold.
+                if let Some(hold) = relayed.hold {
+                    let music = hold
+                        .then(|| sdp::app_codec(msg.body()))
+                        .flatten()
+                        .map(|codec| HoldMusic {
+                            holder: Some(&call.party(to))
+                                .filter(|p| p.extension)
+                                .map(|p| p.number.clone()),
+                            payload_type: codec.payload_type,
+                        });
+                    media.set_music(call.media, other, music);
                 }
             }
         } else if !msg.body().is_empty() {
@@ -244,6 +257,7 @@ impl Calls {
             .content_type()
             .and_then(Result::ok)
             .is_some_and(|c| c.is("application", "sdp"));
+        let hold = (!msg.body().is_empty() && is_sdp).then(|| !sdp::is_two_way(msg.body()));
         if !msg.body().is_empty() && is_sdp {
             point_leg(
                 media,
@@ -263,7 +277,7 @@ impl Calls {
                 None
             };
             call.keys.pending_offer[idx(to)] = if call.keys.secure[idx(to)] {
-                offer_keys()
+                key_in_use(call, to).map_or_else(offer_keys, |k| vec![k])
             } else {
                 Vec::new()
             };
@@ -318,8 +332,15 @@ impl Calls {
         let request_id = self.next_id + 1;
         self.next_id = request_id;
         let call = self.calls.get_mut(&id).expect("present");
-        call.relayed
-            .insert(request_id, Relayed { tx, from, method });
+        call.relayed.insert(
+            request_id,
+            Relayed {
+                tx,
+                from,
+                method,
+                hold,
+            },
+        );
         self.outputs.push(CallOutput::SendRequest {
             leg: LegKey {
                 call: id,

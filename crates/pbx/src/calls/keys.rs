@@ -33,3 +33,41 @@ pub(super) fn leg_crypto(
 ) -> Option<::media::LegCrypto> {
     ::media::LegCrypto::new(theirs.suite, theirs.key.clone(), ours.key.clone()).ok()
 }
+
+/// Palisade's key in use toward `leg` of `call`: the `a=crypto` of the last description Palisade sent that leg —
+/// the only one for an answer, or for an offer the one whose tag the leg's answer chose. A re-INVITE (hold,
+/// resume) offers and answers with it again, so the leg keeps its keys: phones that do not re-key on a re-INVITE
+/// go on decrypting (music on hold included), and the relay keeps that direction's SRTP context.
+pub(super) fn key_in_use(call: &Call, leg: Leg) -> Option<CryptoAttribute> {
+    let sent = call.sent[idx(leg)].as_ref()?;
+    let ours: Vec<CryptoAttribute> = sdp::security(sent)
+        .crypto
+        .iter()
+        .filter_map(|c| CryptoAttribute::parse(c).ok())
+        .collect();
+    if ours.len() == 1 {
+        return ours.into_iter().next();
+    }
+    let answer = call.answers[idx(leg)].as_ref()?;
+    let theirs = sdp::security(answer)
+        .crypto
+        .iter()
+        .find_map(|c| CryptoAttribute::parse(c).ok())?;
+    ours.into_iter()
+        .find(|o| o.tag == theirs.tag && o.suite == theirs.suite)
+}
+
+/// Palisade's answer to `theirs` (a phone's re-offer): the key already in use toward that leg when the suite is
+/// the same (under the offer's tag), else a fresh one.
+pub(super) fn answer_keeping(
+    theirs: &CryptoAttribute,
+    in_use: Option<CryptoAttribute>,
+) -> CryptoAttribute {
+    match in_use {
+        Some(k) if k.suite == theirs.suite => CryptoAttribute {
+            tag: theirs.tag,
+            ..k
+        },
+        _ => theirs.answer(),
+    }
+}

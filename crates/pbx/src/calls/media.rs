@@ -27,6 +27,31 @@ impl Leg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MediaId(pub u64);
 
+/// Music on hold for a held leg: whose callers they are (the holding extension's music setting applies; `None` for
+/// a trunk's caller holding: the default music) and the G.711 payload type the held phone accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldMusic {
+    pub holder: Option<String>,
+    /// 0 (PCMU) or 8 (PCMA), from the held phone's answer.
+    pub payload_type: u8,
+}
+
+/// A call between two parties was answered: what the relay needs to record it if the parties' settings say so
+/// (the edge decides, from the extensions' recording settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    /// The caller's Call-ID (the call record's key).
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    /// Whether each party (A, B) is one of this PBX's extensions.
+    pub extensions: [bool; 2],
+    /// The G.711 payload type each leg agreed on (for an announcement), if any.
+    pub payload_type: [Option<u8>; 2],
+    /// The telephone-event payload type each leg agreed on (for the on-demand feature code).
+    pub dtmf_payload_type: [Option<u8>; 2],
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaError {
     #[error("no free media ports")]
@@ -49,6 +74,11 @@ pub trait MediaControl {
     fn set_crypto(&mut self, id: MediaId, leg: Leg, crypto: Option<::media::LegCrypto>);
     /// Gives the ports back.
     fn release(&mut self, id: MediaId);
+    /// Plays music on hold to `leg` (in place of what the other leg sends), or stops it with `None`. A relay
+    /// without music (tests) ignores it.
+    fn set_music(&mut self, _id: MediaId, _leg: Leg, _music: Option<HoldMusic>) {}
+    /// The call on session `id` was answered (recording may start). A relay without recording ignores it.
+    fn answered(&mut self, _id: MediaId, _call: Answered) {}
     /// Whether a relay opens ports when asked ([`super::CallOutput::AllocateMedia`]); without one every request
     /// for ports fails at once.
     fn has_relay(&self) -> bool {

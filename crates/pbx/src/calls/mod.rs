@@ -16,6 +16,7 @@
 //! `timers`, `ending` (CANCEL, BYE, records); `keys` (SRTP), `sdp`, `body`, `origin`, `dialog` and `wire` are the
 //! pieces they share. Office features: `hunt` (ring groups), `pickup`, `park`, `attended` (REFER with Replaces).
 
+mod app_handover;
 mod apps;
 mod attended;
 pub mod body;
@@ -54,7 +55,7 @@ pub use forward::{
     validate_target as validate_forward_target,
 };
 pub use hunt::{GroupCall, GroupFallback, GroupMember};
-pub use media::{Leg, MediaControl, MediaError, MediaId, NoMedia};
+pub use media::{Answered, HoldMusic, Leg, MediaControl, MediaError, MediaId, NoMedia};
 pub use origin::{DialogLeg, SourceCheck, check_source};
 pub use park::RetrieveMiss;
 pub use pickup::PickupMiss;
@@ -240,6 +241,9 @@ pub enum CallOutput {
     StartApp(AppStart),
     /// A key the caller pressed, sent by SIP INFO, for the application of `call`.
     AppDigit { call: u64, digit: char },
+    /// The extension the application of `call` handed its caller to did not answer (busy, no answer,
+    /// unreachable): the application goes on (an attendant offers its menu again).
+    AppHandoverFailed { call: u64 },
     /// The call of a media application ended: stop it (keeping a message being recorded).
     StopApp { call: u64 },
     /// A request inside a call was refused by a rule of the call layer (e.g. an attended transfer naming another
@@ -277,6 +281,10 @@ pub enum AppKind {
     Unlock { pin: Option<String> },
     /// The caller waits in call queue `queue` with its music (`default` or a WAV file) until an agent answers.
     Queue { queue: String, music: String },
+    /// The caller joins conference room `room` (after its PIN, if it has one).
+    Conference { room: String },
+    /// The auto attendant `name` answers (its menu, then the caller is handed on).
+    Attendant { name: String },
 }
 
 /// What the edge needs to run a media application.
@@ -393,6 +401,9 @@ struct Relayed {
     /// The side the request came from.
     from: Leg,
     method: Method,
+    /// An offer that holds the other side (`Some(true)`: sendonly/inactive) or takes it off hold (`Some(false)`);
+    /// `None` without a session description. Decides the music on hold once answered.
+    hold: Option<bool>,
 }
 
 /// The deadlines of one call (run by `timers.rs`).

@@ -460,6 +460,8 @@ impl Calls {
                 AppKind::Access { mailbox } | AppKind::Deposit { mailbox } => mailbox.clone(),
                 AppKind::Unlock { .. } => "unlock".into(),
                 AppKind::Queue { queue, .. } => queue.clone(),
+                AppKind::Conference { room } => room.clone(),
+                AppKind::Attendant { name } => name.clone(),
             },
             srtp: SrtpMode::Disabled,
             voicemail: true,

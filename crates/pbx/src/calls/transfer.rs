@@ -68,6 +68,23 @@ impl PendingTransfer {
     pub(super) fn event(&self) -> &str {
         &self.event
     }
+
+    /// A media application hands its caller (`caller`) on: no REFER to answer, no transferor dialog to notify.
+    pub(super) fn by_app(caller: String) -> Self {
+        PendingTransfer {
+            tx: ServerTxId::from_raw(u64::MAX),
+            side: Leg::B,
+            event: "refer".into(),
+            hops: 0,
+            chain: vec![caller],
+        }
+    }
+}
+
+/// Whether `side` of `call` is a media application rather than a phone (an attendant handing its caller on): it
+/// has no dialog to answer or notify, and is "gone" from the start.
+fn app_side(call: &super::Call, side: Leg) -> bool {
+    side == Leg::B && call.b.is_none() && call.diversion.app.is_some()
 }
 
 /// A transfer whose target is being rung.
@@ -416,16 +433,19 @@ impl Calls {
             return;
         };
         let (side, transferee) = (p.side, p.side.other());
-        self.outputs.push(CallOutput::Respond(Response {
-            tx: p.tx,
-            status: 202,
-            reason: None,
-            to_tag: Some(call.dialog(side).local_tag.clone()),
-            headers: contact_header(&local, &call.peer(side))
-                .into_iter()
-                .collect(),
-            body: None,
-        }));
+        let by_app = app_side(call, side);
+        if !by_app {
+            self.outputs.push(CallOutput::Respond(Response {
+                tx: p.tx,
+                status: 202,
+                reason: None,
+                to_tag: Some(call.dialog(side).local_tag.clone()),
+                headers: contact_header(&local, &call.peer(side))
+                    .into_iter()
+                    .collect(),
+                body: None,
+            }));
+        }
         // The codecs the transferee agreed on, two-way, toward the relay port the transferor used.
         let agreed = call.answers[idx(transferee)]
             .clone()
@@ -438,7 +458,7 @@ impl Calls {
         call.handover.transfer = Some(Transfer {
             side,
             event: p.event.clone(),
-            transferor_gone: false,
+            transferor_gone: by_app,
             keep_on_failure: false,
             target,
             branches: Vec::new(),
@@ -450,7 +470,9 @@ impl Calls {
             advertise,
             display_name: display_name.clone(),
         });
-        self.notify(id, side, &p.event, "SIP/2.0 100 Trying", false);
+        if !by_app {
+            self.notify(id, side, &p.event, "SIP/2.0 100 Trying", false);
+        }
         let mut branches = Vec::new();
         for t in targets {
             let from = OutgoingFrom {
@@ -684,6 +706,13 @@ impl Calls {
             keys.as_ref()
                 .and_then(|(theirs, ours)| leg_crypto(theirs, ours)),
         );
+        // The transferee is connected to the target now: no more music on hold, and an application that handed
+        // it on (an attendant) stops.
+        media.set_music(call.media, transferee, None);
+        if call.diversion.app.take().is_some() {
+            call.diversion.app_sdp = None;
+            self.outputs.push(CallOutput::StopApp { call: id });
+        }
         call.keys.secure[idx(side)] = keys.is_some();
         call.keys.pending_rx[idx(side)] = None;
         call.keys.pending_offer[idx(side)].clear();
@@ -800,13 +829,22 @@ impl Calls {
             call.retired.push(b);
         }
         tracing::info!(call = id, target = %t.target.number, status, "transfer failed");
+        let queue_app = matches!(call.diversion.app, Some(AppKind::Queue { .. }));
         if t.keep_on_failure {
             // A queue's offer to its agents: the caller waits on with its music.
             self.outputs.push(CallOutput::QueueOffered {
                 call: id,
                 agent: None,
             });
-        } else if t.transferor_gone {
+            return;
+        }
+        if t.transferor_gone && !queue_app && app_side(call, t.side) {
+            // An application handed its caller on and still answers it: the call goes on with it.
+            self.outputs
+                .push(CallOutput::AppHandoverFailed { call: id });
+            return;
+        }
+        if t.transferor_gone {
             self.send_bye(id, t.side.other(), media);
             self.finish(
                 id,

@@ -28,6 +28,7 @@ use crate::registrar::{self, Change, Origin, RegisterError, Registrar, Registrar
 use crate::restrictions::Restrictions;
 
 mod authenticate;
+mod office_pins;
 mod pins;
 mod routing;
 #[cfg(test)]
@@ -35,6 +36,7 @@ mod tests;
 
 pub use authenticate::auth_reason;
 use authenticate::*;
+pub use office_pins::ConferencePinOutcome;
 
 /// What the core needs to know about an extension to authenticate it (loaded from the store).
 #[derive(Debug, Clone)]

@@ -124,6 +124,10 @@ impl Endpoint {
         if self.queue_invite(tx, request, peer, &caller, &number, now) {
             return;
         }
+        // Palisade's own office numbers (conference rooms): internal, so any extension may call them.
+        if self.office_call(tx, request, peer, &caller, &number, now) {
+            return;
+        }
         // Call policy first (hardening steps 3 and 4): where may this extension call, now?
         let route = self.core.route_call(&caller, &number, origin, wall);
         // Then the extension's resource limits (emergency calls are never limited).
@@ -253,7 +257,7 @@ impl Endpoint {
     }
 
     /// Answers the call with a media application (the caller's mailbox, the PIN unlock dialogue).
-    fn answer_with_app(
+    pub(super) fn answer_with_app(
         &mut self,
         tx: ServerTxId,
         request: &Message,
@@ -331,6 +335,10 @@ impl Endpoint {
                 r.reason_code(),
                 wall,
             );
+            return;
+        }
+        // A DID answered by an auto attendant (which never dials out).
+        if self.office_trunk_call(tx, request, peer, &trunk.name, &dialed, caller.clone(), now) {
             return;
         }
         let ext = trunk
@@ -722,6 +730,11 @@ impl Endpoint {
                 CallOutput::AppDigit { call, digit } => {
                     if self.apps_enabled {
                         self.events.push_back(Event::AppDigit { call, digit });
+                    }
+                }
+                CallOutput::AppHandoverFailed { call } => {
+                    if self.apps_enabled {
+                        self.events.push_back(Event::AppRefused { call });
                     }
                 }
                 CallOutput::StopApp { call } => {

@@ -22,6 +22,8 @@ pub enum Event {
     StopApp { call: u64 },
     /// Tell the caller of queue application `call` its position in the line.
     QueuePosition { call: u64, position: usize },
+    /// The target application `call` asked to hand its caller to may not be reached (an attendant's choice).
+    AppRefused { call: u64 },
 }
 
 /// Something that happened which must outlive the process: the store writer's input. Unlike [`Event`] nothing

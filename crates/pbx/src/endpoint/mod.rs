@@ -25,6 +25,7 @@ mod groups;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
 mod limits;
+mod office;
 mod queues;
 mod router;
 #[cfg(test)]
@@ -177,6 +178,8 @@ pub struct Endpoint {
     /// Call queues, and their statistics and agent records for the store (endpoint/queues.rs).
     queues: crate::office::Queues,
     queue_records: Vec<Record>,
+    /// Numbers answered by Palisade's own office applications (conference rooms; endpoint/office.rs).
+    office: crate::office::OfficeNumbers,
 }
 
 /// The stateful parts a service is built from.
@@ -213,6 +216,7 @@ impl Endpoint {
             features: features::OfficeFeatures::default(),
             queues: crate::office::Queues::default(),
             queue_records: Vec::new(),
+            office: crate::office::OfficeNumbers::default(),
         }
     }
 

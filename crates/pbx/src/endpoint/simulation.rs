@@ -273,7 +273,8 @@ impl Sim {
                     }
                     Event::AppDigit { .. }
                     | Event::StopApp { .. }
-                    | Event::QueuePosition { .. } => Vec::new(),
+                    | Event::QueuePosition { .. }
+                    | Event::AppRefused { .. } => Vec::new(),
                 };
                 self.wire.extend(out);
             }

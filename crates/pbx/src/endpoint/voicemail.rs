@@ -46,6 +46,19 @@ pub enum AppEvent {
     },
     /// A mailbox's counts changed.
     MailboxChanged { mailbox: String, counts: Counts },
+    /// The attendant answering `call` asks to hand the caller to `target`.
+    AttendantRoute {
+        call: u64,
+        target: crate::office::attendant::Target,
+    },
+    /// A conference PIN decision at `room` for a caller from `source` (an authentication failure of the source,
+    /// except a new lockout, which its own wrong PIN already counted).
+    ConferencePin {
+        source: SocketAddr,
+        transport: sip::Transport,
+        room: String,
+        outcome: crate::core::ConferencePinOutcome,
+    },
 }
 
 /// Subscriptions last at most this long unless refreshed.
@@ -202,6 +215,24 @@ impl Endpoint {
                 };
                 self.core.pin_unlock_event(&number, origin, until, wall);
                 tracing::info!(extension = %number, until = unix_secs(until), "PIN protection lifted");
+            }
+            AppEvent::AttendantRoute { call, target } => self.attendant_route(call, target, now),
+            AppEvent::ConferencePin {
+                source,
+                transport,
+                room,
+                outcome,
+            } => {
+                if !matches!(outcome, crate::core::ConferencePinOutcome::LockedNow { .. }) {
+                    self.guard.on_auth_failure(source.ip(), unix_ms(wall));
+                }
+                let origin = Origin {
+                    transport,
+                    source,
+                    local: unspecified(source),
+                };
+                self.core.conference_pin_event(&room, origin, outcome, wall);
+                tracing::warn!(%source, room, ?outcome, "conference PIN");
             }
             AppEvent::MailboxChanged { mailbox, counts } => {
                 let old = self.mwi.counts.get(&mailbox).copied().unwrap_or_default();

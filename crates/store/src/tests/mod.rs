@@ -595,6 +595,7 @@ async fn check_write_behind_batches(db: Db) {
 mod call_records;
 mod ip_lists;
 mod mailboxes;
+mod office_media;
 mod policy_and_rules;
 mod trunks_and_dids;
 

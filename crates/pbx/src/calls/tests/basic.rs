@@ -352,6 +352,47 @@ pub(super) fn hold_from_the_callee_is_relayed_with_rewritten_sdp() {
     let r = responses(&out)[0];
     assert_eq!(r.status, 200);
     assert!(String::from_utf8_lossy(&r.body.as_ref().unwrap().1).contains("m=audio 30002"));
+    // The held caller hears the holding extension's music, in the PCMU its answer lists first.
+    let session = *w.media.live.keys().next().unwrap();
+    assert_eq!(
+        w.media.music.get(&(session, true)),
+        Some(&Some(HoldMusic {
+            holder: Some("101".into()),
+            payload_type: 0
+        }))
+    );
+    assert_eq!(w.media.music.get(&(session, false)), None);
+
+    // 101 resumes (sendrecv): the music stops once the caller answers.
+    let resume = reinvite_from_b(&inv_b, 6, ANSWER);
+    let (now, wall) = (w.now, w.wall);
+    assert!(
+        w.calls
+            .in_dialog(ServerTxId::from_raw(8), &resume, &mut w.media, now, wall)
+    );
+    let out = w.outputs();
+    let (leg, to_a, _) = sent_requests(&out).remove(0);
+    assert!(w.media.music.get(&(session, true)).unwrap().is_some());
+    w.respond(leg, &response_to(&to_a, 200, "x", Some(OFFER)));
+    assert_eq!(w.media.music.get(&(session, true)), Some(&None));
+}
+
+/// A re-INVITE from the callee (101) of `talking`, with `body`.
+fn reinvite_from_b(inv_b: &Message, cseq: u32, body: &str) -> Message {
+    parse(&format!(
+        "INVITE sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.6:5070;branch=z9hG4bKre{cseq}\r\nFrom: <sip:101@pbx.test>;tag=btag\r\n\
+         To: {};tag={}\r\nCall-ID: {}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:101@10.0.0.6:5070>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        inv_b
+            .header_str(sip::HeaderName::From)
+            .unwrap()
+            .split(";tag=")
+            .next()
+            .unwrap(),
+        inv_b.from().unwrap().tag().unwrap(),
+        std::str::from_utf8(inv_b.call_id().unwrap()).unwrap(),
+        body.len()
+    ))
 }
 
 #[test]

@@ -22,6 +22,8 @@ struct FakeMedia {
     crypto: HashMap<(u64, bool), bool>,
     /// (session, is leg A) → what the relay was told for RTP and RTCP.
     remotes: HashMap<(u64, bool), (::media::Remote, ::media::Remote)>,
+    /// (session, is leg A) → the music on hold that leg hears.
+    music: HashMap<(u64, bool), Option<HoldMusic>>,
 }
 
 impl FakeMedia {
@@ -56,6 +58,9 @@ impl MediaControl for FakeMedia {
     }
     fn set_crypto(&mut self, id: MediaId, leg: Leg, crypto: Option<::media::LegCrypto>) {
         self.crypto.insert((id.0, leg == Leg::A), crypto.is_some());
+    }
+    fn set_music(&mut self, id: MediaId, leg: Leg, music: Option<HoldMusic>) {
+        self.music.insert((id.0, leg == Leg::A), music);
     }
     fn release(&mut self, id: MediaId) {
         self.live.remove(&id.0);

@@ -600,11 +600,19 @@ pub(super) fn an_srtp_transferee_is_taken_off_hold_with_a_fresh_key() {
     let (leg, inv_b, _) = sent_requests(&w.outputs()).remove(0);
     let out = w.respond(leg, &response_to(&inv_b, 200, "btag", Some(ANSWER)));
     let a_tag = responses(&out)[0].to_tag.clone().unwrap();
+    let answered_a =
+        String::from_utf8_lossy(&responses(&out)[0].body.as_ref().unwrap().1).to_string();
+    let key_to_a = answered_a
+        .lines()
+        .find(|l| l.starts_with("a=crypto:"))
+        .expect("Palisade's key toward A")
+        .to_string();
     w.calls.ack(&parse(&format!(
         "ACK sip:pbx SIP/2.0\r\nVia: SIP/2.0/TLS 10.0.0.5:5061;branch=z9hG4bKack\r\nFrom: <sip:100@pbx.test>;tag=atag\r\n\
          To: <sip:101@pbx.test>;tag={a_tag}\r\nCall-ID: srtp@10.0.0.5\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
     )));
-    // 101 holds the caller, which answers with a key for Palisade's fresh one.
+    // 101 holds the caller: the hold offer to A keeps Palisade's key toward A (a phone that does not re-key on a
+    // re-INVITE goes on decrypting, music on hold included); A answers with its key.
     let hold = ANSWER.replace("a=sendrecv", "a=sendonly");
     let reinvite = in_dialog_from_b(
         &inv_b,
@@ -616,6 +624,11 @@ pub(super) fn an_srtp_transferee_is_taken_off_hold_with_a_fresh_key() {
     let (hold_leg, hold_to_a, _) = sent_requests(&w.in_dialog(10, &reinvite)).remove(0);
     let hold_body = std::str::from_utf8(hold_to_a.body()).unwrap().to_string();
     assert!(hold_body.contains("RTP/SAVP"), "{hold_body}");
+    let hold_keys: Vec<&str> = hold_body
+        .lines()
+        .filter(|l| l.starts_with("a=crypto:"))
+        .collect();
+    assert_eq!(hold_keys, [key_to_a.as_str()], "the key in use, kept");
     let held = sdp.replace("a=sendrecv", "a=recvonly");
     w.respond(hold_leg, &response_to(&hold_to_a, 200, "atag", Some(&held)));
     let refer = in_dialog_from_b(&inv_b, "REFER", 7, "Refer-To: <sip:102@pbx.test>\r\n", "");

@@ -1,0 +1,18 @@
+//! Audio an administrator uploads (music on hold, attendant greetings): read from a file and brought to the one
+//! shape Palisade plays, 8 kHz 16-bit mono ([`media::convert`]).
+
+use std::path::Path;
+
+use anyhow::anyhow;
+
+/// The samples of the WAV file at `path`, converted to 8 kHz mono.
+pub fn read(path: &Path) -> anyhow::Result<Vec<i16>> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+    media::convert::to_telephone(&bytes).map_err(|e| {
+        anyhow!(
+            "{} is not a WAV file Palisade can convert ({e}): use PCM WAV (8 to 32 bits, mono or stereo, any \
+             rate), e.g. `sox input.mp3 -r 8000 -c 1 -b 16 output.wav`",
+            path.display()
+        )
+    })
+}
