@@ -173,6 +173,8 @@ pub(crate) async fn run(
                     t.ringing = false;
                     actions.extend(menu.handle(Event::Refused, Instant::now()));
                 }
+                // Queue positions are not an attendant's.
+                Some(Input::Position(_)) => {}
                 // Handed on (the target answered, or another application took over), or the caller hung up.
                 Some(Input::Stop) | None => return,
             },

@@ -116,7 +116,7 @@ pub(crate) async fn run(
             }
             input = inputs.recv() => match input {
                 Some(Input::Digit(d)) => actions.extend(door.handle(Event::Digit(d), Instant::now())),
-                Some(Input::Refused) => {}
+                Some(Input::Refused) | Some(Input::Position(_)) => {}
                 Some(Input::Stop) | None => break,
             },
         }

@@ -142,7 +142,7 @@ pub(super) async fn run(
             _ = socket.recv_from(&mut buf) => {}
             input = inputs.recv() => match input {
                 Some(Input::Position(p)) => announcement = position_tones(p).into(),
-                Some(Input::Digit(_)) => {}
+                Some(Input::Digit(_)) | Some(Input::Refused) => {}
                 Some(Input::Stop) | None => return,
             },
         }

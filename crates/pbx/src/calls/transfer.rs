@@ -829,7 +829,7 @@ impl Calls {
             call.retired.push(b);
         }
         tracing::info!(call = id, target = %t.target.number, status, "transfer failed");
-        let queue_app = matches!(call.diversion.app, Some(AppKind::Queue { .. }));
+        let queue_app = matches!(call.diversion.app, Some(super::AppKind::Queue { .. }));
         if t.keep_on_failure {
             // A queue's offer to its agents: the caller waits on with its music.
             self.outputs.push(CallOutput::QueueOffered {
