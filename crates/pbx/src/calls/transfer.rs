@@ -707,9 +707,12 @@ impl Calls {
                 .and_then(|(theirs, ours)| leg_crypto(theirs, ours)),
         );
         // The transferee is connected to the target now: no more music on hold, and an application that handed
-        // it on (an attendant) stops.
+        // it on (an attendant) stops. A queue's music stops below (`queue::app_connected`), which also tells the
+        // queue which agent answered.
         media.set_music(call.media, transferee, None);
-        if call.diversion.app.take().is_some() {
+        if !matches!(call.diversion.app, Some(super::AppKind::Queue { .. }))
+            && call.diversion.app.take().is_some()
+        {
             call.diversion.app_sdp = None;
             self.outputs.push(CallOutput::StopApp { call: id });
         }
