@@ -33,57 +33,55 @@ impl Db {
     async fn write_ring_group(&self, group: &RingGroup, replace: bool) -> Result<()> {
         group.validate().map_err(StoreError::Invalid)?;
         let now = now_ms();
-        match self {
-            Db::Pg(_) => not_ported!("write_ring_group"),
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let ext: Option<String> =
-                    sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
-                        .bind(&group.number)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if ext.is_some() {
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let ext: Option<String> =
+                sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
+                    .bind(&group.number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if ext.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "{} already exists as an extension; a ring group needs a number of its own",
+                    group.number
+                )));
+            }
+            let queue: Option<String> =
+                sqlx::query_scalar("SELECT number FROM call_queues WHERE number = $1")
+                    .bind(&group.number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if queue.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "{} already exists as a queue; a ring group needs a number of its own",
+                    group.number
+                )));
+            }
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT number FROM ring_groups WHERE number = $1")
+                    .bind(&group.number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match (exists.is_some(), replace) {
+                (true, false) => {
                     return Err(StoreError::Conflict(format!(
-                        "{} already exists as an extension; a ring group needs a number of its own",
-                        group.number
+                        "ring group {} already exists; change it with `palisade group change {}`",
+                        group.number, group.number
                     )));
                 }
-                let queue: Option<String> =
-                    sqlx::query_scalar("SELECT number FROM call_queues WHERE number = $1")
-                        .bind(&group.number)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if queue.is_some() {
-                    return Err(StoreError::Conflict(format!(
-                        "{} already exists as a queue; a ring group needs a number of its own",
-                        group.number
-                    )));
+                (false, true) => {
+                    return Err(StoreError::NotFound(format!("ring group {}", group.number)));
                 }
-                let exists: Option<String> =
-                    sqlx::query_scalar("SELECT number FROM ring_groups WHERE number = $1")
-                        .bind(&group.number)
-                        .fetch_optional(&mut *tx)
+                (false, false) => {
+                    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ring_groups")
+                        .fetch_one(&mut *tx)
                         .await?;
-                match (exists.is_some(), replace) {
-                    (true, false) => {
-                        return Err(StoreError::Conflict(format!(
-                            "ring group {} already exists; change it with `palisade group change {}`",
-                            group.number, group.number
+                    if count >= MAX_RING_GROUPS {
+                        return Err(StoreError::Invalid(format!(
+                            "at most {MAX_RING_GROUPS} ring groups; remove some first"
                         )));
                     }
-                    (false, true) => {
-                        return Err(StoreError::NotFound(format!("ring group {}", group.number)));
-                    }
-                    (false, false) => {
-                        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ring_groups")
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        if count >= MAX_RING_GROUPS {
-                            return Err(StoreError::Invalid(format!(
-                                "at most {MAX_RING_GROUPS} ring groups; remove some first"
-                            )));
-                        }
-                        sqlx::query(
+                    sqlx::query(
                             "INSERT INTO ring_groups (number, strategy, ring_seconds, fallback, created_at, updated_at) \
                              VALUES ($1, $2, $3, $4, $5, $5)",
                         )
@@ -94,9 +92,9 @@ impl Db {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
-                    }
-                    (true, true) => {
-                        sqlx::query(
+                }
+                (true, true) => {
+                    sqlx::query(
                             "UPDATE ring_groups SET strategy = $2, ring_seconds = $3, fallback = $4, updated_at = $5 \
                              WHERE number = $1",
                         )
@@ -107,14 +105,14 @@ impl Db {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
-                        sqlx::query("DELETE FROM ring_group_members WHERE group_number = $1")
-                            .bind(&group.number)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    sqlx::query("DELETE FROM ring_group_members WHERE group_number = $1")
+                        .bind(&group.number)
+                        .execute(&mut *tx)
+                        .await?;
                 }
-                for (i, member) in group.members.iter().enumerate() {
-                    sqlx::query(
+            }
+            for (i, member) in group.members.iter().enumerate() {
+                sqlx::query(
                         "INSERT INTO ring_group_members (group_number, position, member) VALUES ($1, $2, $3)",
                     )
                     .bind(&group.number)
@@ -122,12 +120,11 @@ impl Db {
                     .bind(member)
                     .execute(&mut *tx)
                     .await?;
-                }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
             }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Removes ring group `number` and returns it. [`StoreError::NotFound`] if there is none.
@@ -137,19 +134,16 @@ impl Db {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("ring group {number}")))?;
         let now = now_ms();
-        match self {
-            Db::Pg(_) => not_ported!("remove_ring_group"),
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                sqlx::query("DELETE FROM ring_groups WHERE number = $1")
-                    .bind(number)
-                    .execute(&mut *tx)
-                    .await?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(group)
-            }
-        }
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            sqlx::query("DELETE FROM ring_groups WHERE number = $1")
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(group)
+        })
     }
 
     /// Ring group `number`, if there is one.
@@ -164,40 +158,37 @@ impl Db {
     /// Every ring group, by number, with its members in ring order. A row that no longer parses (edited by
     /// hand) is reported as an error rather than silently changed.
     pub async fn list_ring_groups(&self) -> Result<Vec<RingGroup>> {
-        match self {
-            Db::Pg(_) => not_ported!("list_ring_groups"),
-            Db::Sqlite(pool) => {
-                let rows: Vec<GroupRow> = sqlx::query_as(
-                    "SELECT number, strategy, ring_seconds, fallback FROM ring_groups ORDER BY number",
-                )
-                .fetch_all(pool)
-                .await?;
-                let members: Vec<(String, String)> = sqlx::query_as(
+        on_both!(self, pool, {
+            let rows: Vec<GroupRow> = sqlx::query_as(
+                "SELECT number, strategy, ring_seconds, fallback FROM ring_groups ORDER BY number",
+            )
+            .fetch_all(pool)
+            .await?;
+            let members: Vec<(String, String)> = sqlx::query_as(
                     "SELECT group_number, member FROM ring_group_members ORDER BY group_number, position",
                 )
                 .fetch_all(pool)
                 .await?;
-                rows.into_iter()
-                    .map(|r| {
-                        let bad = |e: String| {
-                            StoreError::Invalid(format!("stored ring group {}: {e}", r.number))
-                        };
-                        Ok(RingGroup {
-                            members: members
-                                .iter()
-                                .filter(|(g, _)| *g == r.number)
-                                .map(|(_, m)| m.clone())
-                                .collect(),
-                            strategy: Strategy::parse(&r.strategy).map_err(bad)?,
-                            ring_seconds: u32::try_from(r.ring_seconds)
-                                .map_err(|e| bad(e.to_string()))?,
-                            fallback: Fallback::parse(&r.fallback).map_err(bad)?,
-                            number: r.number,
-                        })
+            rows.into_iter()
+                .map(|r| {
+                    let bad = |e: String| {
+                        StoreError::Invalid(format!("stored ring group {}: {e}", r.number))
+                    };
+                    Ok(RingGroup {
+                        members: members
+                            .iter()
+                            .filter(|(g, _)| *g == r.number)
+                            .map(|(_, m)| m.clone())
+                            .collect(),
+                        strategy: Strategy::parse(&r.strategy).map_err(bad)?,
+                        ring_seconds: u32::try_from(r.ring_seconds)
+                            .map_err(|e| bad(e.to_string()))?,
+                        fallback: Fallback::parse(&r.fallback).map_err(bad)?,
+                        number: r.number,
                     })
-                    .collect()
-            }
-        }
+                })
+                .collect()
+        })
     }
 }
 
@@ -215,15 +206,12 @@ mod tests {
         }
     }
 
-    async fn db() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = Db::open_in(dir.path()).await.expect("db");
-        (dir, db)
-    }
-
     #[tokio::test]
     async fn groups_round_trip_in_member_order_and_bump_the_version() {
-        let (_dir, db) = db().await;
+        crate::tests::on_each_backend(check_round_trip).await;
+    }
+
+    async fn check_round_trip(db: Db) {
         let v0 = db.current_version().await.unwrap();
         db.add_ring_group(&group()).await.unwrap();
         assert!(db.current_version().await.unwrap() > v0);
@@ -240,7 +228,10 @@ mod tests {
 
     #[tokio::test]
     async fn conflicts_and_bad_groups_are_refused_with_a_reason() {
-        let (_dir, db) = db().await;
+        crate::tests::on_each_backend(check_conflicts).await;
+    }
+
+    async fn check_conflicts(db: Db) {
         db.add_ring_group(&group()).await.unwrap();
         let e = db.add_ring_group(&group()).await.unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)), "{e}");

@@ -22,53 +22,51 @@ impl Db {
             }
         }
         let now = now_ms();
-        match self {
-            Db::Pg(_) => not_ported!("set_pickup_group"),
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let ext: Option<String> =
-                    sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
-                        .bind(number)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if ext.is_none() {
-                    return Err(StoreError::NotFound(format!("extension {number}")));
-                }
-                match group {
-                    Some(g) => {
-                        sqlx::query(
-                            "INSERT INTO pickup_groups (extension, group_name) VALUES ($1, $2) \
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let ext: Option<String> =
+                sqlx::query_scalar("SELECT number FROM extensions WHERE number = $1")
+                    .bind(number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if ext.is_none() {
+                return Err(StoreError::NotFound(format!("extension {number}")));
+            }
+            match group {
+                Some(g) => {
+                    sqlx::query(
+                        "INSERT INTO pickup_groups (extension, group_name) VALUES ($1, $2) \
                              ON CONFLICT (extension) DO UPDATE SET group_name = $2",
-                        )
+                    )
+                    .bind(number)
+                    .bind(g)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM pickup_groups WHERE extension = $1")
                         .bind(number)
-                        .bind(g)
                         .execute(&mut *tx)
                         .await?;
-                    }
-                    None => {
-                        sqlx::query("DELETE FROM pickup_groups WHERE extension = $1")
-                            .bind(number)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
                 }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
             }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Every extension with its pickup group (`None`: the office-wide group), by number.
     pub async fn pickup_groups(&self) -> Result<Vec<(String, Option<String>)>> {
-        match self {
-            Db::Pg(_) => not_ported!("pickup_groups"),
-            Db::Sqlite(pool) => Ok(sqlx::query_as(
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_as(
                 "SELECT e.number, p.group_name FROM extensions e \
                  LEFT JOIN pickup_groups p ON p.extension = e.number ORDER BY e.number",
             )
             .fetch_all(pool)
-            .await?),
-        }
+            .await?)
+        )
     }
 }

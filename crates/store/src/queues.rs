@@ -60,70 +60,68 @@ impl Db {
     async fn write_queue(&self, q: &QueueConfig, replace: bool) -> Result<()> {
         q.validate().map_err(StoreError::Invalid)?;
         let now = now_ms();
-        match self {
-            Db::Pg(_) => not_ported!("write_queue"),
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                for (sql, what) in [
-                    (
-                        "SELECT number FROM extensions WHERE number = $1",
-                        "an extension",
-                    ),
-                    (
-                        "SELECT number FROM ring_groups WHERE number = $1",
-                        "a ring group",
-                    ),
-                ] {
-                    let taken: Option<String> = sqlx::query_scalar(sql)
-                        .bind(&q.number)
-                        .fetch_optional(&mut *tx)
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            for (sql, what) in [
+                (
+                    "SELECT number FROM extensions WHERE number = $1",
+                    "an extension",
+                ),
+                (
+                    "SELECT number FROM ring_groups WHERE number = $1",
+                    "a ring group",
+                ),
+            ] {
+                let taken: Option<String> = sqlx::query_scalar(sql)
+                    .bind(&q.number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if taken.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "{} already exists as {what}; a queue needs a number of its own",
+                        q.number
+                    )));
+                }
+            }
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT number FROM call_queues WHERE number = $1")
+                    .bind(&q.number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let logged_out: Vec<String> = sqlx::query_scalar(
+                "SELECT agent FROM call_queue_agents WHERE queue_number = $1 AND logged_in = 0",
+            )
+            .bind(&q.number)
+            .fetch_all(&mut *tx)
+            .await?;
+            match (exists.is_some(), replace) {
+                (true, false) => {
+                    return Err(StoreError::Conflict(format!(
+                        "queue {} already exists; remove it first with `palisade queue remove {}`",
+                        q.number, q.number
+                    )));
+                }
+                (false, true) => {
+                    return Err(StoreError::NotFound(format!("queue {}", q.number)));
+                }
+                (false, false) => {
+                    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM call_queues")
+                        .fetch_one(&mut *tx)
                         .await?;
-                    if taken.is_some() {
-                        return Err(StoreError::Conflict(format!(
-                            "{} already exists as {what}; a queue needs a number of its own",
-                            q.number
+                    if count >= MAX_QUEUES {
+                        return Err(StoreError::Invalid(format!(
+                            "at most {MAX_QUEUES} queues; remove some first"
                         )));
                     }
                 }
-                let exists: Option<String> =
-                    sqlx::query_scalar("SELECT number FROM call_queues WHERE number = $1")
+                (true, true) => {
+                    sqlx::query("DELETE FROM call_queues WHERE number = $1")
                         .bind(&q.number)
-                        .fetch_optional(&mut *tx)
+                        .execute(&mut *tx)
                         .await?;
-                let logged_out: Vec<String> = sqlx::query_scalar(
-                    "SELECT agent FROM call_queue_agents WHERE queue_number = $1 AND logged_in = 0",
-                )
-                .bind(&q.number)
-                .fetch_all(&mut *tx)
-                .await?;
-                match (exists.is_some(), replace) {
-                    (true, false) => {
-                        return Err(StoreError::Conflict(format!(
-                            "queue {} already exists; remove it first with `palisade queue remove {}`",
-                            q.number, q.number
-                        )));
-                    }
-                    (false, true) => {
-                        return Err(StoreError::NotFound(format!("queue {}", q.number)));
-                    }
-                    (false, false) => {
-                        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM call_queues")
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        if count >= MAX_QUEUES {
-                            return Err(StoreError::Invalid(format!(
-                                "at most {MAX_QUEUES} queues; remove some first"
-                            )));
-                        }
-                    }
-                    (true, true) => {
-                        sqlx::query("DELETE FROM call_queues WHERE number = $1")
-                            .bind(&q.number)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
                 }
-                sqlx::query(
+            }
+            sqlx::query(
                     "INSERT INTO call_queues (number, strategy, max_wait_secs, music, fallback, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $6)",
                 )
@@ -135,8 +133,8 @@ impl Db {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                for (i, agent) in q.agents.iter().enumerate() {
-                    sqlx::query(
+            for (i, agent) in q.agents.iter().enumerate() {
+                sqlx::query(
                         "INSERT INTO call_queue_agents (queue_number, position, agent, logged_in) VALUES ($1, $2, $3, $4)",
                     )
                     .bind(&q.number)
@@ -145,12 +143,11 @@ impl Db {
                     .bind(i64::from(!logged_out.contains(agent)))
                     .execute(&mut *tx)
                     .await?;
-                }
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(())
             }
-        }
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Removes queue `number` and returns it.
@@ -160,19 +157,16 @@ impl Db {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("queue {number}")))?;
         let now = now_ms();
-        match self {
-            Db::Pg(_) => not_ported!("remove_queue"),
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                sqlx::query("DELETE FROM call_queues WHERE number = $1")
-                    .bind(number)
-                    .execute(&mut *tx)
-                    .await?;
-                bump_version(&mut tx, now).await?;
-                tx.commit().await?;
-                Ok(q)
-            }
-        }
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            sqlx::query("DELETE FROM call_queues WHERE number = $1")
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(q)
+        })
     }
 
     pub async fn queue(&self, number: &str) -> Result<Option<QueueConfig>> {
@@ -185,56 +179,49 @@ impl Db {
 
     /// Every queue, by number, with its agents in order.
     pub async fn list_queues(&self) -> Result<Vec<QueueConfig>> {
-        match self {
-            Db::Pg(_) => not_ported!("list_queues"),
-            Db::Sqlite(pool) => {
-                let rows: Vec<QueueRow> = sqlx::query_as(
+        on_both!(self, pool, {
+            let rows: Vec<QueueRow> = sqlx::query_as(
                     "SELECT number, strategy, max_wait_secs, music, fallback FROM call_queues ORDER BY number",
                 )
                 .fetch_all(pool)
                 .await?;
-                let agents: Vec<(String, String)> = sqlx::query_as(
-                    "SELECT queue_number, agent FROM call_queue_agents ORDER BY queue_number, position",
-                )
-                .fetch_all(pool)
-                .await?;
-                rows.into_iter()
-                    .map(|r| {
-                        let bad = |e: String| {
-                            StoreError::Invalid(format!("stored queue {}: {e}", r.number))
-                        };
-                        Ok(QueueConfig {
-                            agents: agents
-                                .iter()
-                                .filter(|(q, _)| *q == r.number)
-                                .map(|(_, a)| a.clone())
-                                .collect(),
-                            strategy: QueueStrategy::parse(&r.strategy).map_err(bad)?,
-                            max_wait_secs: u32::try_from(r.max_wait_secs)
-                                .map_err(|e| bad(e.to_string()))?,
-                            music: r.music,
-                            fallback: Fallback::parse(&r.fallback).map_err(bad)?,
-                            number: r.number,
-                        })
+            let agents: Vec<(String, String)> = sqlx::query_as(
+                "SELECT queue_number, agent FROM call_queue_agents ORDER BY queue_number, position",
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter()
+                .map(|r| {
+                    let bad =
+                        |e: String| StoreError::Invalid(format!("stored queue {}: {e}", r.number));
+                    Ok(QueueConfig {
+                        agents: agents
+                            .iter()
+                            .filter(|(q, _)| *q == r.number)
+                            .map(|(_, a)| a.clone())
+                            .collect(),
+                        strategy: QueueStrategy::parse(&r.strategy).map_err(bad)?,
+                        max_wait_secs: u32::try_from(r.max_wait_secs)
+                            .map_err(|e| bad(e.to_string()))?,
+                        music: r.music,
+                        fallback: Fallback::parse(&r.fallback).map_err(bad)?,
+                        number: r.number,
                     })
-                    .collect()
-            }
-        }
+                })
+                .collect()
+        })
     }
 
     /// (queue, agent) pairs logged out.
     pub async fn logged_out_agents(&self) -> Result<HashSet<(String, String)>> {
-        match self {
-            Db::Pg(_) => not_ported!("logged_out_agents"),
-            Db::Sqlite(pool) => {
-                let rows: Vec<(String, String)> = sqlx::query_as(
-                    "SELECT queue_number, agent FROM call_queue_agents WHERE logged_in = 0",
-                )
-                .fetch_all(pool)
-                .await?;
-                Ok(rows.into_iter().collect())
-            }
-        }
+        on_both!(self, pool, {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT queue_number, agent FROM call_queue_agents WHERE logged_in = 0",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().collect())
+        })
     }
 
     /// Logs `agent` in or out of `queue`. `bump`: an administrator's change (a running server reloads); the
@@ -247,11 +234,9 @@ impl Db {
         bump: bool,
     ) -> Result<()> {
         let now = now_ms();
-        match self {
-            Db::Pg(_) => not_ported!("set_agent_login"),
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                let done = sqlx::query(
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            let done = sqlx::query(
                     "UPDATE call_queue_agents SET logged_in = $3 WHERE queue_number = $1 AND agent = $2",
                 )
                 .bind(queue)
@@ -259,18 +244,17 @@ impl Db {
                 .bind(i64::from(logged_in))
                 .execute(&mut *tx)
                 .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!(
-                        "agent {agent} of queue {queue}"
-                    )));
-                }
-                if bump {
-                    bump_version(&mut tx, now).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "agent {agent} of queue {queue}"
+                )));
             }
-        }
+            if bump {
+                bump_version(&mut tx, now).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Records callers who left queues.
@@ -278,12 +262,10 @@ impl Db {
         if rows.is_empty() {
             return Ok(());
         }
-        match self {
-            Db::Pg(_) => not_ported!("append_queue_calls"),
-            Db::Sqlite(pool) => {
-                let mut tx = super::begin_write(pool).await?;
-                for r in rows {
-                    sqlx::query(
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            for r in rows {
+                sqlx::query(
                         "INSERT INTO call_queue_calls (queue_number, caller, entered_at, left_at, outcome, agent, wait_ms) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
@@ -296,40 +278,36 @@ impl Db {
                     .bind(r.wait_ms)
                     .execute(&mut *tx)
                     .await?;
-                }
-                tx.commit().await?;
-                Ok(())
             }
-        }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Statistics of queue `queue` over callers who left since `since_ms`.
     pub async fn queue_stats(&self, queue: &str, since_ms: i64) -> Result<QueueStats> {
-        match self {
-            Db::Pg(_) => not_ported!("queue_stats"),
-            Db::Sqlite(pool) => {
-                let rows: Vec<(String, i64)> = sqlx::query_as(
+        on_both!(self, pool, {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
                     "SELECT outcome, wait_ms FROM call_queue_calls WHERE queue_number = $1 AND left_at >= $2",
                 )
                 .bind(queue)
                 .bind(since_ms)
                 .fetch_all(pool)
                 .await?;
-                let mut s = QueueStats::default();
-                for (outcome, _) in &rows {
-                    match outcome.as_str() {
-                        "answered" => s.answered += 1,
-                        "abandoned" => s.abandoned += 1,
-                        _ => s.timeout += 1,
-                    }
+            let mut s = QueueStats::default();
+            for (outcome, _) in &rows {
+                match outcome.as_str() {
+                    "answered" => s.answered += 1,
+                    "abandoned" => s.abandoned += 1,
+                    _ => s.timeout += 1,
                 }
-                if !rows.is_empty() {
-                    let total: i64 = rows.iter().map(|(_, w)| *w).sum();
-                    s.average_wait_secs = (total as f64 / rows.len() as f64 / 100.0).round() / 10.0;
-                }
-                Ok(s)
             }
-        }
+            if !rows.is_empty() {
+                let total: i64 = rows.iter().map(|(_, w)| *w).sum();
+                s.average_wait_secs = (total as f64 / rows.len() as f64 / 100.0).round() / 10.0;
+            }
+            Ok(s)
+        })
     }
 }
 
@@ -350,8 +328,10 @@ mod tests {
 
     #[tokio::test]
     async fn queues_agents_logins_and_stats() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = Db::open_in(dir.path()).await.expect("db");
+        crate::tests::on_each_backend(check_queues).await;
+    }
+
+    async fn check_queues(db: Db) {
         db.add_queue(&queue()).await.unwrap();
         assert_eq!(db.list_queues().await.unwrap(), vec![queue()]);
         assert!(matches!(
