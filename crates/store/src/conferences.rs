@@ -4,6 +4,7 @@
 
 use pbx::voicemail::lockout::{LockoutSettings, PinLockState, WrongPin};
 
+use super::pin_lockout::CONFERENCE_LOCKOUTS;
 use super::{Db, Result, StoreError, begin_write, bump_version, is_unique_violation, now_ms};
 
 /// A room's settings. `Debug` leaves the PIN hash out.
@@ -62,23 +63,6 @@ impl ConferenceAction {
         }
     }
 }
-
-type LockRow = (i64, i64, i64, i64);
-
-fn lock_state(row: Option<LockRow>) -> PinLockState {
-    let Some((failures, window_start, locked_until, lockouts)) = row else {
-        return PinLockState::default();
-    };
-    PinLockState {
-        failures: u32::try_from(failures).unwrap_or(u32::MAX),
-        window_start,
-        locked_until,
-        lockouts: u32::try_from(lockouts).unwrap_or(u32::MAX),
-    }
-}
-
-const SELECT_LOCK: &str = "SELECT failures, window_start, locked_until, lockouts FROM conference_pin_lockouts \
-                           WHERE room = $1";
 
 impl Db {
     /// Adds a room. Refused when the number is taken by a room or an extension.
@@ -162,13 +146,7 @@ impl Db {
 
     /// The PIN lockout of room `room` (the default when no wrong PIN was counted).
     pub async fn conference_lock_state(&self, room: &str) -> Result<PinLockState> {
-        on_both!(self, pool, {
-            let row: Option<LockRow> = sqlx::query_as(SELECT_LOCK)
-                .bind(room)
-                .fetch_optional(pool)
-                .await?;
-            Ok(lock_state(row))
-        })
+        self.lock_state_in(CONFERENCE_LOCKOUTS, room).await
     }
 
     /// Counts a wrong PIN for `room` at `now` (unix ms), atomically.
@@ -178,40 +156,13 @@ impl Db {
         settings: LockoutSettings,
         now: i64,
     ) -> Result<WrongPin> {
-        on_both!(self, pool, {
-            let mut tx = begin_write(pool).await?;
-            let row: Option<LockRow> = sqlx::query_as(SELECT_LOCK)
-                .bind(room)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let mut st = lock_state(row);
-            let outcome = st.wrong_pin(settings, now);
-            sqlx::query(
-                    "INSERT INTO conference_pin_lockouts (room, failures, window_start, locked_until, lockouts) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room) DO UPDATE SET failures = $2, \
-                     window_start = $3, locked_until = $4, lockouts = $5",
-                )
-                .bind(room)
-                .bind(i64::from(st.failures))
-                .bind(st.window_start)
-                .bind(st.locked_until)
-                .bind(i64::from(st.lockouts))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(outcome)
-        })
+        self.record_wrong_pin_in(CONFERENCE_LOCKOUTS, room, settings, now)
+            .await
     }
 
     /// A correct PIN or `palisade conference unlock`: the count and any lockout cleared.
     pub async fn clear_conference_lockout(&self, room: &str) -> Result<bool> {
-        on_both!(self, pool, {
-            let done = sqlx::query("DELETE FROM conference_pin_lockouts WHERE room = $1")
-                .bind(room)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected() > 0)
-        })
+        self.clear_lockout_in(CONFERENCE_LOCKOUTS, room).await
     }
 
     /// Replaces who is in `room` (the server, on every change).
