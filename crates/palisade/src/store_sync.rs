@@ -262,23 +262,60 @@ fn binding_to_store(b: &registrar::Binding) -> store::Binding {
     }
 }
 
-/// The sync task: runs until the server stops; [`flush`] once more on the way out.
-pub async fn run(db: Db, edge: Arc<Edge>, mut version: i64) {
+/// How often a cluster node (PostgreSQL) flushes and exchanges its ban counters: a ban reaches the database, and
+/// so the other nodes, within this (docs/cluster.md).
+pub const CLUSTER_SYNC_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The sync task: runs until the server stops; [`flush`] once more on the way out. With `cluster` (PostgreSQL),
+/// the change listener's wake-ups make it compare versions at once, and the ban counters are exchanged.
+pub async fn run(db: Db, edge: Arc<Edge>, version: i64, cluster: Option<crate::cluster::Node>) {
     // Calls do not survive a restart: whatever the last run left in the table is stale.
     if let Err(e) = db.clear_active_calls().await {
         tracing::error!(error = %e, "cannot clear the calls left by the last run");
     }
     let mut active: Vec<store::ActiveCallRow> = Vec::new();
-    let mut tick = tokio::time::interval(SYNC_INTERVAL);
+    let period = match cluster {
+        Some(_) => CLUSTER_SYNC_INTERVAL,
+        None => SYNC_INTERVAL,
+    };
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pruned_at: Option<Instant> = None;
+    let mut loaded = store::cluster::Versions {
+        config: version,
+        ip_rules: db.versions().await.map(|v| v.ip_rules).unwrap_or(0),
+    };
     loop {
-        tick.tick().await;
+        let woken = match &cluster {
+            Some(node) => tokio::select! {
+                _ = tick.tick() => false,
+                _ = node.wake.notified() => true,
+            },
+            None => {
+                tick.tick().await;
+                false
+            }
+        };
+        if woken {
+            // Another node (or an admin command) changed something: apply it now, the rest waits for the tick.
+            check_versions(&db, &edge, &mut loaded).await;
+            continue;
+        }
         if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_INTERVAL) {
             pruned_at = Some(Instant::now());
             if let Err(e) = prune_events(&db, SystemTime::now()).await {
                 tracing::error!(error = %e, "cannot prune the security events; will retry");
             }
+            if cluster.is_some()
+                && let Err(e) = crate::cluster::counters::prune(&db).await
+            {
+                tracing::error!(error = %e, "cannot prune the shared ban counters; will retry");
+            }
+        }
+        if let Some(node) = &cluster
+            && let Err(e) = crate::cluster::counters::exchange(&db, &edge, &node.key).await
+        {
+            tracing::error!(error = %e, "cannot exchange the ban counters with the other nodes; will retry");
         }
         if let Err(e) = flush(&db, &edge).await {
             tracing::error!(error = %e, "cannot write to the store; will retry");
@@ -286,21 +323,57 @@ pub async fn run(db: Db, edge: Arc<Edge>, mut version: i64) {
         if let Err(e) = sync_active_calls(&db, &edge, &mut active).await {
             tracing::error!(error = %e, "cannot write the calls in progress; will retry");
         }
-        match db.current_version().await {
-            Ok(v) if v != version => match reload(&db, &edge).await {
-                Ok(()) => {
-                    version = v;
-                    tracing::info!(version = v, "configuration reloaded");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot reload the configuration; will retry")
-                }
-            },
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the configuration version; will retry")
+        check_versions(&db, &edge, &mut loaded).await;
+    }
+}
+
+/// Reloads what changed since `loaded`: everything when the configuration version moved, only the IP lists
+/// when only their version did (PostgreSQL: another node's ban or unban).
+async fn check_versions(db: &Db, edge: &Arc<Edge>, loaded: &mut store::cluster::Versions) {
+    match db.versions().await {
+        Ok(v) if v.config != loaded.config => match reload(db, edge).await {
+            Ok(()) => {
+                *loaded = v;
+                tracing::info!(version = v.config, "configuration reloaded");
             }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the configuration; will retry")
+            }
+        },
+        Ok(v) if v.ip_rules != loaded.ip_rules => match reload_ip_rules(db, edge).await {
+            Ok(()) => {
+                loaded.ip_rules = v.ip_rules;
+                tracing::debug!(version = v.ip_rules, "IP lists reloaded");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot reload the IP lists; will retry"),
+        },
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the configuration version; will retry")
         }
+    }
+}
+
+/// Re-reads the IP lists alone (another node banned or unbanned a source).
+async fn reload_ip_rules(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
+    let rules = guard_store::rules(db).await?;
+    edge.with_service(|s| replace_rules(s.guard_mut(), rules));
+    Ok(())
+}
+
+/// Replaces the guard's lists with the stored ones, keeping the automatic bans made since the last flush (they
+/// are not in the store yet).
+fn replace_rules(guard: &mut Guard, rules: Vec<Rule>) {
+    let stored: std::collections::HashSet<_> = rules.iter().map(|r| r.net).collect();
+    let pending: Vec<Rule> = guard
+        .lists()
+        .iter()
+        .filter(|r| r.is_auto() && !stored.contains(&r.net))
+        .cloned()
+        .collect();
+    guard.replace_rules(rules);
+    for r in pending {
+        guard.insert_rule(r);
     }
 }
 
@@ -329,18 +402,7 @@ async fn reload(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
         s.set_resource_limits(limits);
         let lamps = s.set_voicemail_counts(counts, Instant::now());
         let guard = s.guard_mut();
-        // Automatic bans made since the last flush are not in the store yet: keep them.
-        let stored: std::collections::HashSet<_> = rules.iter().map(|r| r.net).collect();
-        let pending: Vec<Rule> = guard
-            .lists()
-            .iter()
-            .filter(|r| r.is_auto() && !stored.contains(&r.net))
-            .cloned()
-            .collect();
-        guard.replace_rules(rules);
-        for r in pending {
-            guard.insert_rule(r);
-        }
+        replace_rules(guard, rules);
         guard.set_config(guard_config);
         lamps
     });
