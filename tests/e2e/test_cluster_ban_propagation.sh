@@ -124,7 +124,7 @@ pal blacklist add 127.0.2.1 >/dev/null || fail "blacklist add 127.0.2.1"
 t0=$(date +%s%N) silent=''
 for ((i = 0; i < 20; i++)); do
   if [ "$(probe "$N2" 127.0.2.1)" = silent ]; then
-    silent=$(((($(date +%s%N) - t0)) / 1000000))
+    silent=$((($(date +%s%N) - t0) / 1000000))
     break
   fi
 done
@@ -132,7 +132,7 @@ done
 ok "with node 2's listener connection killed, the ban still reached node 2 (${silent} ms after the command)"
 grep -q 'change listener' "$ERR2" || fail "node 2 did not log that its change listener disconnected"
 
-alive "$PID1" && alive "$PID2" || fail "a node died"
+{ alive "$PID1" && alive "$PID2"; } || fail "a node died"
 no_panic "$ERR1"
 no_panic "$ERR2"
 pal_stop "$PID2"
