@@ -59,6 +59,7 @@ mod extensions;
 pub mod groups;
 pub mod ip_rules;
 pub mod limits;
+pub mod migrate_to;
 pub mod music;
 pub mod phones;
 mod pickup;
@@ -293,6 +294,22 @@ impl Db {
             .await?;
         PG_MIGRATIONS.run(&pool).await?;
         Ok(Db::Pg(pool))
+    }
+
+    /// Copies this SQLite database into the empty PostgreSQL database at `url` (migrating it first), verifies the
+    /// copy and commits it (see [`migrate_to`]). Returns what was copied, table by table.
+    pub async fn migrate_to_postgres(&self, url: &str) -> Result<Vec<migrate_to::TableCopy>> {
+        let Db::Sqlite(src) = self else {
+            return Err(StoreError::Invalid(
+                "the source database is already PostgreSQL; `db migrate-to` copies a SQLite installation".into(),
+            ));
+        };
+        let Db::Pg(dst) = Self::open_postgres(url).await? else {
+            unreachable!("open_postgres opens PostgreSQL")
+        };
+        let copied = migrate_to::copy_sqlite_to_postgres(src, &dst).await;
+        dst.close().await;
+        copied
     }
 
     /// True when this store is PostgreSQL.
