@@ -230,7 +230,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(edge.clone().run_timers());
     tasks.spawn(run_app_events(edge.clone(), app_events_rx));
     tasks.spawn(crate::endpoint_events::run(edge.clone(), relay, apps));
-    tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
+    let cluster = crate::cluster::start(&db, &edge, &mut tasks);
+    tasks.spawn(store_sync::run(
+        db.clone(),
+        edge.clone(),
+        loaded.version,
+        cluster,
+    ));
     tasks.spawn(crate::conference::run(
         db.clone(),
         edge.clone(),

@@ -34,7 +34,7 @@ use calls::same_flow;
 mod trunks;
 mod voicemail;
 use crate::calls::{CallRecord, Calls, LegKey, MediaControl};
-pub use events::{Event, Record};
+pub use events::{Event, MAX_REQUEUED_RECORDS, Record};
 use sip::transaction::{
     ClientTxId, Config as TxConfig, Output, Peer, ServerTxId, TransactionLayer, TuEvent, TxId,
 };
