@@ -259,6 +259,7 @@ fn binding_to_store(b: &registrar::Binding) -> store::Binding {
         cseq: i64::from(b.cseq),
         user_agent: b.user_agent.clone(),
         q: b.q.map(i64::from),
+        node: None,
     }
 }
 

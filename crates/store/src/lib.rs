@@ -52,6 +52,7 @@ macro_rules! on_both {
 pub mod admin;
 pub mod attendants;
 pub mod calls;
+pub mod cluster_nodes;
 pub mod conferences;
 mod events;
 mod extensions;
