@@ -46,8 +46,13 @@ pub struct Loaded {
 }
 
 /// Resolves the domain (flag or palisade.toml, else the stored setting, else the host name), builds the PBX core
-/// and fills it from the store.
-pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<Loaded> {
+/// and fills it from the store. A cluster node (`node`) restores only the registrations it holds.
+pub async fn load(
+    db: &Db,
+    config: &Config,
+    now: SystemTime,
+    node: Option<&str>,
+) -> anyhow::Result<Loaded> {
     let domain = if config.domain_explicit {
         // Record it so the admin commands hash new passwords for the realm the server really uses.
         if db.get_setting(settings::DOMAIN).await?.as_deref() != Some(config.domain.as_str()) {
@@ -78,9 +83,11 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
     warn_on_realm_mismatch(&extensions, &realm);
     core.set_extensions(extension_auths(db).await?);
     core.set_restrictions(restrictions(db).await?);
-    let bindings: Vec<_> = db
-        .list_bindings()
-        .await?
+    let stored = match node {
+        Some(node) => db.list_bindings_of_node(node).await?,
+        None => db.list_bindings().await?,
+    };
+    let bindings: Vec<_> = stored
         .into_iter()
         .filter_map(binding_from_store)
         .collect();
@@ -244,10 +251,11 @@ fn binding_from_store(b: store::Binding) -> Option<registrar::Binding> {
         cseq: u32::try_from(b.cseq).ok()?,
         q: b.q.and_then(|q| u16::try_from(q).ok()),
         user_agent: b.user_agent,
+        via_node: None,
     })
 }
 
-fn binding_to_store(b: &registrar::Binding) -> store::Binding {
+fn binding_to_store(b: &registrar::Binding, node: Option<&str>) -> store::Binding {
     store::Binding {
         aor: b.aor.clone(),
         contact_uri: b.contact.clone(),
@@ -259,7 +267,7 @@ fn binding_to_store(b: &registrar::Binding) -> store::Binding {
         cseq: i64::from(b.cseq),
         user_agent: b.user_agent.clone(),
         q: b.q.map(i64::from),
-        node: None,
+        node: node.map(str::to_string),
     }
 }
 
@@ -391,7 +399,11 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     let mut guard_events = Vec::new();
     let mut queue_calls = Vec::new();
     let mut agent_logins = Vec::new();
-    let now_ms = edge.with_service(|s| {
+    let (now_ms, node) = edge.with_service(|s| {
+        let cluster = s.cluster();
+        let node = cluster
+            .is_cluster()
+            .then(|| cluster.this_node().to_string());
         while let Some(record) = s.poll_record() {
             match record {
                 Record::Call(r) => records.push(cdr_row(&r)),
@@ -408,7 +420,7 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
                 } => agent_logins.push((queue, agent, logged_in)),
             }
         }
-        unix_ms(s.wall(Instant::now()))
+        (unix_ms(s.wall(Instant::now())), node)
     });
     if let Err(e) = db.append_cdrs(&records).await {
         tracing::error!(error = %e, count = records.len(), "cannot store call records");
@@ -446,7 +458,7 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     let store_changes: Vec<BindingChange> = changes
         .iter()
         .map(|c| match c {
-            Change::Upsert(b) => BindingChange::Upsert(binding_to_store(b)),
+            Change::Upsert(b) => BindingChange::Upsert(binding_to_store(b, node.as_deref())),
             Change::Remove { aor, contact } => BindingChange::Remove {
                 aor: aor.clone(),
                 contact_uri: contact.clone(),
