@@ -791,7 +791,10 @@ mod tests {
             ..ServeArgs::default()
         };
         assert_eq!(
-            resolve(&flag, "node = \"pbx-2\"\n").unwrap().node.as_deref(),
+            resolve(&flag, "node = \"pbx-2\"\n")
+                .unwrap()
+                .node
+                .as_deref(),
             Some("pbx-3")
         );
         let e = resolve(&ServeArgs::default(), "node = \"a b\"\n").unwrap_err();

@@ -225,7 +225,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(me) = cluster_me {
         let joined = crate::cluster::node::join(&db, &me, &edge).await?;
-        tasks.spawn(crate::cluster::node::run(db.clone(), me, edge.clone(), joined));
+        tasks.spawn(crate::cluster::node::run(
+            db.clone(),
+            me,
+            edge.clone(),
+            joined,
+        ));
     }
     tasks.spawn(crate::metrics::status::run_writer(
         ops_sources.clone(),

@@ -87,10 +87,7 @@ pub async fn load(
         Some(node) => db.list_bindings_of_node(node).await?,
         None => db.list_bindings().await?,
     };
-    let bindings: Vec<_> = stored
-        .into_iter()
-        .filter_map(binding_from_store)
-        .collect();
+    let bindings: Vec<_> = stored.into_iter().filter_map(binding_from_store).collect();
     let restored = bindings.len();
     core.restore_bindings(bindings, now);
     tracing::info!(extensions = extensions.len(), registrations = restored, %realm, "store loaded");

@@ -297,7 +297,11 @@ mod tests {
         assert_eq!(hops.len(), 1, "one per node, not per registration");
         assert_eq!(hops[0].source, "10.0.0.2:5060".parse().unwrap());
         assert_eq!(hops[0].via_node.as_deref(), Some("b"));
-        assert!(hops[0].contact.starts_with("sip:202@10.0.0.2:5060;palisade-hop=a~1000~"));
+        assert!(
+            hops[0]
+                .contact
+                .starts_with("sip:202@10.0.0.2:5060;palisade-hop=a~1000~")
+        );
         assert!(a.hop_bindings("204", 1_000).is_empty(), "unknown node");
         assert!(a.hop_bindings("201", 1_000).is_empty());
         assert!(ClusterView::default().hop_bindings("202", 1_000).is_empty());
@@ -321,10 +325,7 @@ mod tests {
             b.check_hop(Some(&token), "202", from_a, 1_010),
             HopCheck::FromPeer("a".into())
         );
-        assert_eq!(
-            b.check_hop(None, "202", from_a, 1_010),
-            HopCheck::NotAHop
-        );
+        assert_eq!(b.check_hop(None, "202", from_a, 1_010), HopCheck::NotAHop);
         // From the internet, even with a valid token.
         let outsider: SocketAddr = "198.51.100.7:5060".parse().unwrap();
         assert!(matches!(

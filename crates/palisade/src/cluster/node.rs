@@ -160,7 +160,10 @@ mod tests {
 
     #[test]
     fn the_default_name_is_the_host_and_port() {
-        assert_eq!(node_name(None, "pbx1.example.com", 5060), "pbx1.example.com-5060");
+        assert_eq!(
+            node_name(None, "pbx1.example.com", 5060),
+            "pbx1.example.com-5060"
+        );
         assert_eq!(node_name(None, "odd host/ü", 5062), "odd-host--5062");
         assert_eq!(node_name(None, "", 5060), "palisade-5060");
         assert_eq!(node_name(Some("east"), "pbx1", 5060), "east");

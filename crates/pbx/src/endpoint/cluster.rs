@@ -7,7 +7,7 @@ use sip::transaction::{Peer, ServerTxId};
 use sip::{Message, ResponseBuilder};
 
 use crate::calls::Party;
-use crate::cluster::{ClusterView, HOP_PARAM, HopCheck};
+use crate::cluster::{ClusterView, HOP_PARAM, HopCheck, HopRefusal};
 use crate::core::unix_secs;
 use crate::model::{PolicyReason, SrtpMode};
 use crate::registrar::{Binding, Origin};
@@ -43,7 +43,7 @@ impl Endpoint {
         contacts
     }
 
-    /// Handles a new INVITE if it is an internal hop: refused (403, a security event, counted as an
+    /// Handles a new INVITE if it is an internal hop: refused (403, a security event; from a stranger also an
     /// authentication failure of its source) unless it is authentic, else its callee's phones registered here are
     /// rung. False for an ordinary INVITE.
     pub(super) fn hop_invite(
@@ -76,7 +76,11 @@ impl Endpoint {
                     &why.to_string(),
                     wall,
                 );
-                self.guard.on_auth_failure(peer.addr.ip(), unix_ms(wall));
+                // A stranger's forgery counts toward its ban; a peer's address is not banned for a bad token (a
+                // spoofed UDP source could otherwise get a node banned by the others).
+                if matches!(why, HopRefusal::NotFromNode(_)) {
+                    self.guard.on_auth_failure(peer.addr.ip(), unix_ms(wall));
+                }
                 tracing::warn!(source = %peer.addr, reason = %why, "internal hop refused");
                 let b = ResponseBuilder::with_reason(request, 403, "Forbidden");
                 let bytes = self.finish(b, peer, None);
