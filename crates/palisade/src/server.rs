@@ -174,6 +174,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .core_mut()
         .set_server_names(&loaded.domain, server_addresses);
     service.set_local_addrs(by_transport);
+    if cluster_me.is_some() {
+        // A trunk is registered by the node holding its lease (cluster/trunk_lease.rs): none until then.
+        service.set_held_trunks(Some(Default::default()), std::time::Instant::now());
+    }
     service.apply_trunks(loaded.trunks.clone(), std::time::Instant::now());
     service.set_ring_groups(loaded.ring_groups.clone());
     let (codes, pickup) = loaded.office_features.clone();
@@ -231,6 +235,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             edge.clone(),
             joined,
         ));
+        tasks.spawn(crate::cluster::trunk_lease::run(db.clone(), edge.clone()));
     }
     tasks.spawn(crate::metrics::status::run_writer(
         ops_sources.clone(),

@@ -168,3 +168,54 @@ impl Db {
         })
     }
 }
+
+/// A dedicated PostgreSQL connection holding session advisory locks (trunk leases, docs/cluster.md): a lock lasts
+/// as long as this connection, so when its node dies (even by `kill -9`) the server ends the session and the
+/// lock is free for another node at once.
+pub struct LeaseConn(sqlx::PgConnection);
+
+impl std::fmt::Debug for LeaseConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeaseConn")
+    }
+}
+
+impl Db {
+    /// A connection of its own for advisory locks (taken out of the pool). PostgreSQL only: one SQLite node
+    /// holds everything.
+    pub async fn lease_connection(&self) -> Result<LeaseConn> {
+        match self {
+            Db::Sqlite(_) => Err(StoreError::NotPorted("leases (several nodes)")),
+            Db::Pg(pool) => Ok(LeaseConn(pool.acquire().await?.detach())),
+        }
+    }
+}
+
+impl LeaseConn {
+    /// Takes the lease named `key` if no other session holds it; true when this connection holds it (taking a
+    /// lease this connection already holds again is true too, but then needs two releases: callers keep track).
+    pub async fn try_take(&mut self, key: &str) -> Result<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(key)
+                .fetch_one(&mut self.0)
+                .await?,
+        )
+    }
+
+    /// Gives the lease up; true if this connection held it.
+    pub async fn release(&mut self, key: &str) -> Result<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+                .bind(key)
+                .fetch_one(&mut self.0)
+                .await?,
+        )
+    }
+
+    /// A round trip: an error when the connection (and with it every lease) is gone.
+    pub async fn ping(&mut self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&mut self.0).await?;
+        Ok(())
+    }
+}

@@ -3,3 +3,4 @@
 //! held by one node at a time (`trunk_lease`). On SQLite (one node) none of this runs.
 
 pub mod node;
+pub mod trunk_lease;

@@ -111,3 +111,39 @@ async fn check_voicemail_audio_round_trips_as_bytes(db: Db) {
     assert!(db.delete_voicemail_audio("100/1.wav").await.unwrap());
     assert!(!db.delete_voicemail_audio("100/1.wav").await.unwrap());
 }
+
+#[tokio::test]
+async fn a_lease_is_held_by_one_connection_until_it_closes() {
+    crate::tests::on_each_backend(check_a_lease_is_held_by_one_connection_until_it_closes).await;
+}
+
+async fn check_a_lease_is_held_by_one_connection_until_it_closes(db: Db) {
+    if !db.is_postgres() {
+        assert!(matches!(
+            db.lease_connection().await,
+            Err(StoreError::NotPorted(_))
+        ));
+        return;
+    }
+    let mut a = db.lease_connection().await.unwrap();
+    let mut b = db.lease_connection().await.unwrap();
+    assert!(a.try_take("trunk:carrier").await.unwrap());
+    assert!(!b.try_take("trunk:carrier").await.unwrap(), "held by a");
+    assert!(b.try_take("trunk:other").await.unwrap());
+    // Released explicitly…
+    assert!(a.release("trunk:carrier").await.unwrap());
+    assert!(b.try_take("trunk:carrier").await.unwrap());
+    assert!(!a.try_take("trunk:carrier").await.unwrap());
+    // …or when the holder's session ends (its node died).
+    drop(b);
+    let mut taken = false;
+    for _ in 0..50 {
+        if a.try_take("trunk:carrier").await.unwrap() {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(taken, "the lease of a closed connection is free");
+    a.ping().await.unwrap();
+}
