@@ -20,6 +20,9 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// A node whose heartbeat is older than this is stale: its registrations are ignored.
 pub const STALE_AFTER: Duration = Duration::from_secs(6);
+/// How often expired registrations are deleted: a dead node's rows are otherwise never removed (a node only
+/// removes its own, as its registrar expires them).
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Who this node is in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +110,7 @@ pub async fn run(db: Db, me: Identity, edge: Arc<Edge>, (started_at, key): (i64,
     let mut tick = tokio::time::interval(REFRESH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_beat = std::time::Instant::now();
+    let mut last_purge = std::time::Instant::now();
     loop {
         tick.tick().await;
         if last_beat.elapsed() >= HEARTBEAT_INTERVAL {
@@ -116,6 +120,12 @@ pub async fn run(db: Db, me: Identity, edge: Arc<Edge>, (started_at, key): (i64,
                 .await
             {
                 tracing::warn!(error = %e, "cannot write this node's heartbeat; will retry");
+            }
+        }
+        if last_purge.elapsed() >= PURGE_INTERVAL {
+            last_purge = std::time::Instant::now();
+            if let Err(e) = db.purge_expired_bindings(now_ms() / 1000).await {
+                tracing::warn!(error = %e, "cannot delete expired registrations; will retry");
             }
         }
         if let Err(e) = refresh(&db, &me, &key, &edge).await {

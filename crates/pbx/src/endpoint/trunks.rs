@@ -85,7 +85,11 @@ impl Endpoint {
 
     /// In a cluster: the trunks whose registration this node drives (it holds their lease); the others are
     /// registered by another node, and one this node lost is no longer refreshed here. `None`: every trunk.
-    pub fn set_held_trunks(&mut self, held: Option<std::collections::BTreeSet<String>>, now: Instant) {
+    pub fn set_held_trunks(
+        &mut self,
+        held: Option<std::collections::BTreeSet<String>>,
+        now: Instant,
+    ) {
         if held != self.trunk_state.held {
             self.trunk_state.held = held;
             self.refresh_trunks(now);
@@ -501,16 +505,23 @@ mod tests {
     #[test]
     fn in_a_cluster_only_the_trunks_this_node_holds_are_registered() {
         let is_register = |out: &[Outbound]| {
-            out.iter()
-                .any(|o| o.data.starts_with(b"REGISTER ") && o.dest == "127.0.0.5:5070".parse().unwrap())
+            out.iter().any(|o| {
+                o.data.starts_with(b"REGISTER ") && o.dest == "127.0.0.5:5070".parse().unwrap()
+            })
         };
         let mut s = service();
         let now = Instant::now();
         s.set_held_trunks(Some(Default::default()), now);
         s.apply_trunks(vec![trunk("127.0.0.5")], now);
-        assert!(!is_register(&s.handle_timeout(now)), "another node holds it");
+        assert!(
+            !is_register(&s.handle_timeout(now)),
+            "another node holds it"
+        );
         s.set_held_trunks(Some(["carrier".to_string()].into()), now);
-        assert!(is_register(&s.handle_timeout(now)), "this node took the lease");
+        assert!(
+            is_register(&s.handle_timeout(now)),
+            "this node took the lease"
+        );
     }
 
     #[test]
