@@ -157,6 +157,20 @@ impl Db {
         )
     }
 
+    /// Deletes the stored audio of every file of mailbox `number` (its files are named `NUMBER/…`); returns how
+    /// many.
+    pub async fn delete_mailbox_audio(&self, number: &str) -> Result<u64> {
+        let prefix = format!("{number}/");
+        on_both!(self, pool, {
+            let done =
+                sqlx::query("DELETE FROM voicemail_audio WHERE substr(file, 1, length($1)) = $1")
+                    .bind(&prefix)
+                    .execute(pool)
+                    .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
     /// Deletes the stored audio of a voicemail file; true if there was some.
     pub async fn delete_voicemail_audio(&self, file: &str) -> Result<bool> {
         on_both!(self, pool, {

@@ -110,6 +110,11 @@ async fn check_voicemail_audio_round_trips_as_bytes(db: Db) {
     );
     assert!(db.delete_voicemail_audio("100/1.wav").await.unwrap());
     assert!(!db.delete_voicemail_audio("100/1.wav").await.unwrap());
+    for f in ["100/2.wav", "100/greeting-1.wav", "1000/3.wav"] {
+        db.put_voicemail_audio(f, b"RIFF").await.unwrap();
+    }
+    assert_eq!(db.delete_mailbox_audio("100").await.unwrap(), 2);
+    assert!(db.voicemail_audio("1000/3.wav").await.unwrap().is_some());
 }
 
 #[tokio::test]
