@@ -19,6 +19,7 @@ use guard::{Guard, Verdict};
 pub use sip::Transport;
 
 mod calls;
+mod cluster;
 mod events;
 mod features;
 mod groups;
@@ -180,6 +181,8 @@ pub struct Endpoint {
     queue_records: Vec<Record>,
     /// Numbers answered by Palisade's own office applications (conference rooms; endpoint/office.rs).
     office: crate::office::OfficeNumbers,
+    /// The other nodes of a cluster and the phones registered through them (endpoint/cluster.rs).
+    cluster: crate::cluster::ClusterView,
 }
 
 /// The stateful parts a service is built from.
@@ -217,6 +220,7 @@ impl Endpoint {
             queues: crate::office::Queues::default(),
             queue_records: Vec::new(),
             office: crate::office::OfficeNumbers::default(),
+            cluster: crate::cluster::ClusterView::default(),
         }
     }
 
