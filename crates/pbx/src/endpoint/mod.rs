@@ -180,6 +180,8 @@ pub struct Endpoint {
     queue_records: Vec<Record>,
     /// Numbers answered by Palisade's own office applications (conference rooms; endpoint/office.rs).
     office: crate::office::OfficeNumbers,
+    /// Attendant callers being handed to a ring group, step by step (endpoint/office.rs).
+    group_handovers: std::collections::HashMap<u64, office::GroupHandover>,
 }
 
 /// The stateful parts a service is built from.
@@ -217,6 +219,7 @@ impl Endpoint {
             queues: crate::office::Queues::default(),
             queue_records: Vec::new(),
             office: crate::office::OfficeNumbers::default(),
+            group_handovers: std::collections::HashMap::new(),
         }
     }
 
