@@ -18,21 +18,12 @@ mod linux;
 pub const MAX_BATCH: usize = 32;
 
 /// What [`recv_batch`] learnt about one datagram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Received {
     /// Where it came from (`None` for an address family the relay does not speak).
     pub source: Option<SocketAddr>,
     /// It was longer than its buffer's capacity: the buffer holds only its start.
     pub truncated: bool,
-}
-
-impl Default for Received {
-    fn default() -> Self {
-        Received {
-            source: None,
-            truncated: false,
-        }
-    }
 }
 
 /// One datagram to send.
