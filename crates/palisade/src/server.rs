@@ -112,8 +112,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     };
-    let relay = MediaRelay::new(advertise, media_bind, config.calls.rtp_ports.clone())
-        .map_err(|e| anyhow::anyhow!("invalid RTP port range: {e}"))?;
+    let relay = MediaRelay::new(advertise, media_bind, config.calls.rtp_ports.clone()).map_err(
+        |e| match e {
+            crate::media::MediaError::Pool(e) => anyhow::anyhow!("invalid RTP port range: {e}"),
+            e => anyhow::anyhow!("{e}"),
+        },
+    )?;
     tracing::info!(advertise = %advertise, ports = ?config.calls.rtp_ports, "media relay ready");
     let local = LocalAddrs {
         by_transport: listeners
