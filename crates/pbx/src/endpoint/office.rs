@@ -12,7 +12,7 @@ use sip::Message;
 use sip::transaction::{Peer, ServerTxId};
 
 use crate::calls::{AppKind, ForwardReason, GroupFallback, GroupMember, Party, Resolved};
-use crate::core::{ExtensionAuth, unix_secs};
+use crate::core::ExtensionAuth;
 use crate::model::PolicyReason;
 use crate::office::OfficeNumbers;
 use crate::office::attendant::Target;
