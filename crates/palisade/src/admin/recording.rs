@@ -94,7 +94,8 @@ pub async fn settings(db: &store::Db) -> anyhow::Result<SettingsView> {
             .into_iter()
             .map(|(n, m)| ModeView {
                 extension: n,
-                mode: m.as_str().to_string(),
+                // As typed in the CLI and forms (stored as `on_demand`).
+                mode: m.as_str().replace('_', "-"),
             })
             .collect(),
     })
