@@ -1,23 +1,29 @@
 #!/usr/bin/env python3
-"""Conference rooms and call recordings in the REST API and on the web console (issue 19).
+"""Conference rooms, call recordings and music on hold in the REST API and on the web console (issue 19).
 
 Expects a running server where room 900 exists with one caller in it (a sipp UAC that stays until kicked) and
 one recorded call exists (`recording set 101 always`).
 API (bearer tokens): rooms list/show (with the participant), add (201; 409 for a taken number, 400 for a trivial
 PIN), a read token cannot add (403), unlock, a participant action on nobody (400) and an unknown action (404);
 recordings list, the WAV (audio/wav, RIFF), settings PATCH (retention; 400 out of range), per-extension mode PUT
-(400 for an unknown mode), remove a room; everything audited.
+(400 for an unknown mode), remove a room; music on hold: off, a server path refused, a WAV uploaded (converted),
+junk and unknown extensions refused; everything audited.
 Browser (Debian's chromium via Playwright): log in with TOTP, the Rooms & recordings page: add room 901 with a PIN,
 see the caller in 900, mute it (the server reports it muted), play the recording in the page (its <audio> fetches
-a WAV), set the retention, kick the caller, delete the recording, remove room 901. Screenshots go to SHOTS.
+a WAV), set the retention, upload 102's music on hold and set it back to the default, kick the caller, delete the
+recording, remove room 901. Screenshots go to SHOTS.
 
 usage: media_console.py ADMIN_PORT DATA PALISADE_BIN SHOTS"""
 
+import io
 import json
+import math
 import os
+import struct
 import subprocess
 import sys
 import time
+import wave
 
 from console_client import Client, totp
 
@@ -36,6 +42,19 @@ def cli(*args):
     r = subprocess.run([binary, *args, "--data", data], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, (args, r.stderr)
     return json.loads(r.stdout) if "--json" in args else r.stdout
+
+
+def wav_bytes(hz=440, rate=16000, channels=2, seconds=1.0):
+    """A PCM WAV other than Palisade's own shape (the server converts it)."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        frames = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * hz * i / rate))) * channels
+                          for i in range(int(rate * seconds)))
+        w.writeframes(frames)
+    return buf.getvalue()
 
 
 def wait(what, fn, seconds=8):
@@ -96,9 +115,30 @@ st, body, _, _ = W.json("PUT", "/api/v1/recordings/extensions/102", {"mode": "on
 check(st == 200, f"PUT /recordings/extensions/102 on-demand ({st} {body})")
 modes = {m["extension"]: m["mode"] for m in cli("recording", "show", "--json")["extensions"]}
 check(modes == {"101": "always", "102": "on-demand"}, f"the CLI sees the API's changes ({modes})")
+# ---- API: music on hold
+st, body, _, _ = R.json("GET", "/api/v1/moh")
+check(st == 200 and body["items"] == [], f"GET /moh: everyone on the default ({body})")
+st, body, _, _ = W.json("PUT", "/api/v1/moh/101", {"music": "off"})
+check(st == 200 and body["music"] == "off", f"PUT /moh/101 off ({st} {body})")
+st, body, _, _ = W.json("PUT", "/api/v1/moh/101", {"music": "/etc/passwd"})
+check(st == 400 and "upload a WAV" in body["error"], f"a server path is refused: 400 ({st} {body})")
+res, raw = W.request("POST", "/api/v1/moh/101/upload", body=wav_bytes(), headers={"Content-Type": "audio/wav"})
+body = json.loads(raw or b"{}")
+check(res.status == 200 and body.get("music", "").startswith("file 101/"), f"upload a WAV for 101 ({res.status} {body})")
+res, raw = W.request("POST", "/api/v1/moh/101/upload", body=b"not a wav", headers={"Content-Type": "audio/wav"})
+check(res.status == 400 and b"not a WAV file" in raw, f"junk upload: 400 ({res.status} {raw[:120]})")
+res, raw = W.request("POST", "/api/v1/moh/999/upload", body=wav_bytes(), headers={"Content-Type": "audio/wav"})
+check(res.status == 404, f"upload for an unknown extension: 404 ({res.status})")
+check(R.request("POST", "/api/v1/moh/101/upload", body=wav_bytes(), headers={"Content-Type": "audio/wav"})[0].status
+      == 403, "a read token cannot upload: 403")
+check(cli("moh", "show", "101", "--json")["music"].startswith("file 101/"), "the CLI sees the uploaded music")
+music_files = [f for _, _, fs in os.walk(os.path.join(data, "music")) for f in fs]
+check(len(music_files) == 1, f"one music file kept under DATA/music ({music_files})")
+
 st, audit, _, _ = W.json("GET", "/api/v1/audit?limit=100")
 acts = {(e["actor"], e["action"]) for e in audit["items"]}
-for a in ("conference.add", "conference.unlock", "conference.remove", "recording.settings", "recording.mode"):
+for a in ("conference.add", "conference.unlock", "conference.remove", "recording.settings", "recording.mode",
+          "moh.set", "moh.upload"):
     check(("token:w", a) in acts, f"audit holds {a} by token:w")
 
 # ---- the console, in a browser
@@ -176,6 +216,20 @@ with sync_playwright() as p:
     check("recordings kept 45 days" in page.content(), "retention set on the page")
     shot(page, "media-01-rooms-and-recordings")
 
+    page.fill("form[action='/media/moh/upload'] input[name=extension]", "102")
+    wav_path = os.path.join(shots, "..", "upload.wav")
+    with open(wav_path, "wb") as f:
+        f.write(wav_bytes(hz=660, rate=44100, channels=1, seconds=2))
+    page.set_input_files("form[action='/media/moh/upload'] input[name=file]", wav_path)
+    page.click("form[action='/media/moh/upload'] button:has-text('Upload')")
+    page.wait_for_load_state()
+    check("Extension 102's callers on hold hear: file 102/" in page.content(), "uploading music on hold on the page")
+    check(cli("moh", "show", "102", "--json")["music"].startswith("file 102/"), "the CLI sees 102's uploaded music")
+    shot(page, "media-02-music-uploaded")
+    page.locator("form[action='/media/moh']:has(input[value='102']) button:has-text('Default')").click()
+    page.wait_for_load_state()
+    check(cli("moh", "show", "102", "--json")["music"] == "default", "Default on the page: 102 back to the melody")
+
     page.locator("form[action='/media/participants'] button:has-text('Kick')").first.click()
     page.wait_for_load_state()
     check(wait("kicked", lambda: participant() is None), "Kick: the caller left room 900")
@@ -187,15 +241,16 @@ with sync_playwright() as p:
     page.locator("form[action='/media/rooms/remove']:has(input[value='901']) button").click()
     page.wait_for_load_state()
     check("Removed conference room 901." in page.content(), "removing room 901 on the page")
-    shot(page, "media-02-after")
+    shot(page, "media-03-after")
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(base + "/media")
-    shot(page, "media-03-narrow")
+    shot(page, "media-04-narrow")
     browser.close()
 
 st, audit, _, _ = W.json("GET", "/api/v1/audit?limit=100")
 acts = {(e["actor"], e["action"]) for e in audit["items"]}
-for a in ("conference.add", "conference.mute", "conference.kick", "recording.delete", "conference.remove"):
+for a in ("conference.add", "conference.mute", "conference.kick", "recording.delete", "conference.remove",
+          "moh.upload", "moh.set"):
     check(("admin:root", a) in acts, f"audit holds {a} by admin:root")
 print(f"{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)

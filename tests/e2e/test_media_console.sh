@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Conference rooms and call recordings in the REST API (/api/v1/conferences, /api/v1/recordings) and on the web
+# Conference rooms, call recordings and music on hold in the REST API (/api/v1/conferences, /recordings, /moh) and the web
 # console's Rooms & recordings page in headless Chromium (media_console.py), with real calls: 101's phone is a
 # sipp UAS (its calls recorded: `recording set 101 always`) that 100 calls (sipp UAC), then 100 joins room 900
 # (sipp UAC that stays until Palisade hangs it up) and is muted and kicked from the page. Screenshots go to the

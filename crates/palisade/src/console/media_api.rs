@@ -1,10 +1,11 @@
-//! `/api/v1/conferences` and `/api/v1/recordings`: conference rooms (add, remove, who is in, mute/unmute/kick,
-//! unlock) and call recordings (list, WAV, delete, the office's settings and each extension's mode) through the
-//! same functions as `palisade conference|recording` (same checks, same messages), audited.
+//! `/api/v1/conferences`, `/api/v1/recordings` and `/api/v1/moh`: conference rooms (add, remove, who is in,
+//! mute/unmute/kick, unlock), call recordings (list, WAV, delete, the office's settings and each extension's mode)
+//! and music on hold per extension (default, off, an uploaded WAV) through the same functions as
+//! `palisade conference|recording|moh` (same checks, same messages), audited.
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State as AxState};
+use axum::extract::{DefaultBodyLimit, Path, Query, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -14,7 +15,10 @@ use store::conferences::ConferenceAction;
 
 use super::State;
 use super::api::{ApiError, Caller, JsonBody};
-use crate::admin::{accounts, conference, recording};
+use crate::admin::{accounts, conference, moh, recording};
+
+/// Largest music-on-hold upload: ten minutes of 48 kHz 16-bit stereo WAV and then some.
+const MAX_MUSIC_UPLOAD: usize = 128 * 1024 * 1024;
 
 pub fn api_routes() -> Router<State> {
     Router::new()
@@ -34,6 +38,12 @@ pub fn api_routes() -> Router<State> {
         .route(
             "/recordings/{id}",
             get(recording_wav).delete(delete_recording),
+        )
+        .route("/moh", get(list_music))
+        .route("/moh/{number}", get(get_music).put(set_music))
+        .route(
+            "/moh/{number}/upload",
+            post(upload_music).layer(DefaultBodyLimit::max(MAX_MUSIC_UPLOAD)),
         )
 }
 
@@ -274,5 +284,74 @@ async fn set_recording_mode(
     recording::set_mode(&s.db, &number, &input.mode).await?;
     let after = json!({ "extension": number, "mode": input.mode });
     audited(&s, &c, "recording.mode", &number, None, Some(after.clone())).await?;
+    Ok(axum::Json(after).into_response())
+}
+
+async fn list_music(AxState(s): AxState<State>) -> ApiResult {
+    Ok(axum::Json(json!({ "items": moh::views(&s.db).await? })).into_response())
+}
+
+async fn get_music(AxState(s): AxState<State>, Path(number): Path<String>) -> ApiResult {
+    Ok(axum::Json(json!(moh::view(&s.db, &number).await?)).into_response())
+}
+
+/// `default` (the generated melody) or `off`; a file is uploaded with `POST /moh/{number}/upload` (the API never
+/// reads a path on the server).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MusicInput {
+    music: String,
+}
+
+async fn set_music(
+    AxState(s): AxState<State>,
+    axum::Extension(c): axum::Extension<Caller>,
+    Path(number): Path<String>,
+    JsonBody(input): JsonBody<MusicInput>,
+) -> ApiResult {
+    if !matches!(input.music.as_str(), "default" | "off") {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "music {:?}: default or off here; upload a WAV with POST /api/v1/moh/{number}/upload",
+                input.music
+            ),
+        ));
+    }
+    let before = json!(moh::view(&s.db, &number).await?);
+    let root = crate::music::root(&s.data_dir);
+    moh::set(&s.db, &root, &number, &input.music).await?;
+    let after = json!(moh::view(&s.db, &number).await?);
+    audited(
+        &s,
+        &c,
+        "moh.set",
+        &number,
+        Some(before),
+        Some(after.clone()),
+    )
+    .await?;
+    Ok(axum::Json(after).into_response())
+}
+
+async fn upload_music(
+    AxState(s): AxState<State>,
+    axum::Extension(c): axum::Extension<Caller>,
+    Path(number): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let before = json!(moh::view(&s.db, &number).await?);
+    let root = crate::music::root(&s.data_dir);
+    moh::set_upload(&s.db, &root, &number, &body).await?;
+    let after = json!(moh::view(&s.db, &number).await?);
+    audited(
+        &s,
+        &c,
+        "moh.upload",
+        &number,
+        Some(before),
+        Some(after.clone()),
+    )
+    .await?;
     Ok(axum::Json(after).into_response())
 }

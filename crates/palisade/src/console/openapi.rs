@@ -212,6 +212,12 @@ fn recording_settings() -> Value {
                                              "description": "0: kept until deleted"}}})
 }
 
+fn music_setting() -> Value {
+    json!({"type": "object", "required": ["music"], "additionalProperties": false,
+           "properties": {"music": {"type": "string", "enum": ["default", "off"],
+                                    "description": "a file is uploaded with POST /moh/{number}/upload"}}})
+}
+
 fn recording_mode() -> Value {
     json!({"type": "object", "required": ["mode"], "additionalProperties": false,
            "properties": {"mode": {"type": "string", "enum": ["always", "on-demand", "off"]}}})
@@ -579,6 +585,32 @@ pub const OPERATIONS: &[Operation] = &[
         )
     },
     op("delete", "/recordings/{id}", "Delete a recording"),
+    op(
+        "get",
+        "/moh",
+        "Extensions whose music on hold is not the default",
+    ),
+    op(
+        "get",
+        "/moh/{number}",
+        "What an extension's callers hear while it holds them",
+    ),
+    Operation {
+        body: Some(music_setting),
+        ..op(
+            "put",
+            "/moh/{number}",
+            "Music on hold: the default melody or none (as `palisade moh set`)",
+        )
+    },
+    Operation {
+        raw_body: Some("audio/wav"),
+        ..op(
+            "post",
+            "/moh/{number}/upload",
+            "Upload an extension's music on hold: any PCM WAV, converted to 8 kHz mono (at most 10 minutes)",
+        )
+    },
     op("get", "/voicemail/{number}", "Messages of a mailbox"),
     op("get", "/voicemail/{number}/{id}", "A message as WAV"),
     op("delete", "/voicemail/{number}/{id}", "Delete a message"),
@@ -752,11 +784,16 @@ mod tests {
         let mut rest = src;
         while let Some(i) = rest.find(".route(") {
             rest = &rest[i + 7..];
-            let end = [rest.find(".route("), rest.find(".fallback(")]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(rest.len());
+            // A route's text ends at the next route, or at the end of the function that registers them.
+            let end = [
+                rest.find(".route("),
+                rest.find(".fallback("),
+                rest.find("\n}\n"),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(rest.len());
             let call = &rest[..end];
             let Some(path) = call.split('"').nth(1) else {
                 continue;

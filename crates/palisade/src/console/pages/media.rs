@@ -1,11 +1,13 @@
-//! The Conferences & recordings page: conference rooms (add, remove, unlock) with who is in each now (mute,
-//! unmute, kick), and call recordings (play in the browser, download, delete) with the office's settings
-//! (announcement, retention) and each extension's mode — through the same functions as `palisade conference` and
-//! `palisade recording`, audited.
+//! The Rooms & recordings page: conference rooms (add, remove, unlock) with who is in each now (mute, unmute,
+//! kick), call recordings (play in the browser, download, delete) with the office's settings (announcement,
+//! retention) and each extension's mode, and music on hold per extension (default, none, an uploaded WAV) —
+//! through the same functions as `palisade conference`, `palisade recording` and `palisade moh`, audited.
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Extension, Form as AxForm, Path, State as AxState};
+use axum::extract::{
+    DefaultBodyLimit, Extension, Form as AxForm, Multipart, Path, State as AxState,
+};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +20,7 @@ use super::{
     Action, Cell, Field, Form, Nav, Row, Table, TablePage, actor, may_change, or_dash, render,
     session,
 };
-use crate::admin::{accounts, conference, recording};
+use crate::admin::{accounts, conference, moh, recording};
 use crate::console::api::ApiError;
 use crate::console::{Peer, State};
 
@@ -33,6 +35,107 @@ pub fn routes() -> Router<State> {
         .route("/media/recordings/mode", post(recording_mode))
         .route("/media/recordings/{id}", get(recording_play))
         .route("/media/recordings/{id}/delete", post(recording_delete))
+        .route("/media/moh", post(music_set))
+        .route(
+            "/media/moh/upload",
+            post(music_upload).layer(DefaultBodyLimit::max(128 * 1024 * 1024)),
+        )
+}
+
+#[derive(Deserialize)]
+struct MusicForm {
+    csrf: String,
+    extension: String,
+    music: String,
+}
+
+async fn music_set(
+    AxState(s): AxState<State>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    AxForm(f): AxForm<MusicForm>,
+) -> Response {
+    change(&s, &peer, &headers, &f.csrf, async |s: &State| {
+        let number = f.extension.trim().to_string();
+        if !matches!(f.music.as_str(), "default" | "off") {
+            anyhow::bail!("music {:?}: default or off (or upload a WAV)", f.music);
+        }
+        let before = json!(moh::view(&s.db, &number).await?);
+        moh::set(&s.db, &crate::music::root(&s.data_dir), &number, &f.music).await?;
+        let after = moh::view(&s.db, &number).await?;
+        let msg = format!(
+            "Extension {number}'s callers on hold hear: {}.",
+            after.music
+        );
+        Ok((
+            "moh.set".into(),
+            number,
+            Some(before),
+            Some(json!(after)),
+            msg,
+        ))
+    })
+    .await
+}
+
+/// A WAV uploaded for an extension's music on hold (multipart: csrf, extension, file).
+async fn music_upload(
+    AxState(s): AxState<State>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Response {
+    let mut csrf = String::new();
+    let mut extension = String::new();
+    let mut wav: Option<Vec<u8>> = None;
+    let mut unreadable = None;
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                match field.bytes().await {
+                    Ok(b) => match name.as_str() {
+                        "csrf" => csrf = String::from_utf8_lossy(&b).into_owned(),
+                        "extension" => extension = String::from_utf8_lossy(&b).trim().to_string(),
+                        "file" => wav = Some(b.to_vec()),
+                        _ => {}
+                    },
+                    Err(e) => {
+                        unreadable = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                unreadable = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    change(&s, &peer, &headers, &csrf, async |s: &State| {
+        if let Some(e) = unreadable {
+            anyhow::bail!("the upload could not be read ({e})");
+        }
+        let wav = wav
+            .filter(|w| !w.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("choose a WAV file to upload"))?;
+        let before = json!(moh::view(&s.db, &extension).await?);
+        moh::set_upload(&s.db, &crate::music::root(&s.data_dir), &extension, &wav).await?;
+        let after = moh::view(&s.db, &extension).await?;
+        let msg = format!(
+            "Extension {extension}'s callers on hold hear: {}.",
+            after.music
+        );
+        Ok((
+            "moh.upload".into(),
+            extension.clone(),
+            Some(before),
+            Some(json!(after)),
+            msg,
+        ))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -366,11 +469,12 @@ fn post_action(
 
 async fn media_page(s: &State, sess: &crate::console::sessions::Session, nav: Nav) -> Response {
     let admin = sess.role == store::admin::Role::Admin;
-    let mut page = TablePage::new("Conference rooms and call recordings", nav);
+    let mut page = TablePage::new("Conference rooms, call recordings, music on hold", nav);
     page.intro.push(
         "Extensions dial a room's number to meet; a room with a PIN asks for it (wrong PINs lock it out like \
-         voicemail's). Recorded calls are mixed into one WAV per call, kept as long as the retention says. The \
-         same checks as `palisade conference` and `palisade recording`; every change is in the audit log."
+         voicemail's). Recorded calls are mixed into one WAV per call, kept as long as the retention says. Callers \
+         an extension holds hear its music on hold. The same checks as `palisade conference`, `palisade recording` \
+         and `palisade moh`; every change is in the audit log."
             .into(),
     );
     let settings = recording::settings(&s.db).await.ok();
@@ -424,6 +528,32 @@ async fn media_page(s: &State, sess: &crate::console::sessions::Session, nav: Na
                     &["always", "on-demand", "off"],
                     "always",
                 ),
+            ],
+        });
+    }
+    if admin {
+        page.forms.push(Form {
+            method: "post",
+            action: "/media/moh/upload".into(),
+            heading: "Music on hold: upload an extension's".into(),
+            submit: "Upload".into(),
+            fields: vec![
+                Field::text("extension", "Extension (its callers on hold hear it)", "").required(),
+                Field {
+                    kind: "file",
+                    ..Field::text("file", "WAV file (any PCM WAV, at most 10 minutes)", "")
+                }
+                .required(),
+            ],
+        });
+        page.forms.push(Form {
+            method: "post",
+            action: "/media/moh".into(),
+            heading: "Music on hold: the default melody or none".into(),
+            submit: "Set".into(),
+            fields: vec![
+                Field::text("extension", "Extension", "").required(),
+                Field::select("music", "Music", &["default", "off"], "default"),
             ],
         });
     }
@@ -527,6 +657,33 @@ async fn media_page(s: &State, sess: &crate::console::sessions::Session, nav: Na
             .map(|m| Row {
                 cells: vec![Cell::from(m.extension), Cell::from(m.mode)],
                 actions: Vec::new(),
+            })
+            .collect(),
+        ..Table::default()
+    });
+    page.tables.push(Table {
+        heading: "Music on hold (extensions not on the default melody)".into(),
+        columns: vec!["Extension", "Music"],
+        empty: "Every extension's callers on hold hear the default melody.".into(),
+        has_actions: admin,
+        rows: moh::views(&s.db)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Row {
+                actions: post_action(
+                    admin,
+                    "/media/moh",
+                    "Default",
+                    String::new(),
+                    vec![
+                        ("extension", m.number.clone()),
+                        ("music", "default".to_string()),
+                    ],
+                )
+                .into_iter()
+                .collect(),
+                cells: vec![Cell::from(m.number), Cell::from(m.music)],
             })
             .collect(),
         ..Table::default()
