@@ -75,7 +75,9 @@ impl Calls {
                 transport: c.transport,
                 credentials: None,
                 is_trunk: false,
-                srtp: None,
+                // A hop to another cluster node is plain RTP between the nodes' relays; the node holding the
+                // phone applies the extension's SRTP policy on its own leg.
+                srtp: c.via_node.is_some().then_some(SrtpMode::Disabled),
             })
             .collect()
     }

@@ -12,7 +12,7 @@ use sip::Message;
 use sip::transaction::{Peer, ServerTxId};
 
 use crate::calls::{AppKind, ForwardReason, GroupFallback, GroupMember, Party, Resolved};
-use crate::core::{ExtensionAuth, unix_secs};
+use crate::core::ExtensionAuth;
 use crate::model::PolicyReason;
 use crate::office::OfficeNumbers;
 use crate::office::attendant::Target;
@@ -126,13 +126,7 @@ impl Endpoint {
         let handed_on = match &target {
             Target::Extension(number) => match self.core.extension(number).filter(|e| e.enabled) {
                 Some(ext) if from_extension || !ext.restrictions.internal_only => {
-                    let contacts = self
-                        .core
-                        .registrar()
-                        .lookup(number, unix_secs(wall))
-                        .into_iter()
-                        .cloned()
-                        .collect();
+                    let contacts = self.reachable_bindings(number, wall);
                     let resolved = Resolved::Extension {
                         party: callee_party(&ext),
                         contacts,
