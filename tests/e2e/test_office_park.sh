@@ -5,7 +5,8 @@
 #     (`palisade calls`: 100 -> 801 parked);
 #   * C dials 805 (empty): refused; C dials 801: it has A's call (100 -> 102 talking), after ~3 s A has received
 #     C's 660 Hz and C A's 440 Hz; A hangs up;
-#   * A calls B again; B parks it again (slot 801 is free again); nobody retrieves it: after the 10 s park time B's
+#   * A calls B again; B parks it again (slot 801 is free again): A hears music on hold (the melody's notes in a
+#     capture); nobody retrieves it: after the 10 s park time B's
 #     phone rings again, answers, and B has A back (100 -> 101 talking); B hangs up.
 # Ports: SIP/ctrl 26400-26499, baresip RTP 26500-26539, palisade relay 26540-26599.
 # lib.sh helpers take optional arguments: calling them without any is intended.
@@ -16,7 +17,7 @@ export E2E_PORT_MIN=26400 E2E_PORT_MAX=26499
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/baresip_lib.sh
 . "$(dirname "$0")/baresip_lib.sh"
-need baresip python3 sox
+need baresip python3 sox tshark
 
 RTP_LO=26540 RTP_HI=26599
 CTRL=$E2E_DIR/baresip_ctrl.py
@@ -102,8 +103,12 @@ wait "$wpid" || fail "A hung up but C saw no CALL_CLOSED"
 wait_for 3 calls_are "[]" || fail "after the hangup palisade calls shows $(pal calls --json)"
 ok "A hung up; C saw the call close"
 
-# ---- park again; nobody retrieves it: it rings the parker after 10 s
+# ---- park again; nobody retrieves it: A hears music on hold meanwhile; it rings the parker after 10 s
 b_est=$(grep -c "Call established" "$d/b.log" || true)
+spawn "$d/tshark.log" timeout -k 2 30 tshark -i lo -F pcap -a duration:25 -w "$d/park.pcap" \
+  -f "udp and portrange 26500-26509"
+tpid=$BG_PID
+wait_for 5 grep -q 'Capturing on' "$d/tshark.log" || fail "tshark did not start"
 park_by_b
 t0=$(date +%s)
 ok "B parked A again on 801"
@@ -112,6 +117,14 @@ wait_for 15 b_back || fail "the parked call did not come back to B: $(pal calls 
 t1=$(date +%s)
 [ $((t1 - t0)) -ge 9 ] || fail "the parked call came back after $((t1 - t0)) s, before the 10 s park time"
 ok "after $((t1 - t0)) s on 801 the call rang B again; B answered: 100 -> 101 talking"
+stop_pid "$tpid" 3
+# While parked (1 s after the park until 7 s later) the relay sends A the default melody (C major notes), not
+# silence and not B's 880 Hz.
+moh=$(python3 "$E2E_DIR/rtp_tones.py" "$d/park.pcap" --src "$RTP_LO-$RTP_HI" --dst 26500-26509 --after $((t0 + 1)) \
+  --before $((t0 + 7)) --freqs 523,659,784,880,1047,1175)
+melody=$(python3 -c 'import json,sys; b=json.loads(sys.argv[1])["blocks"]; print(sum(b.get(f, 0) for f in ("523","659","784","1047","1175")))' "$moh")
+[ "$melody" -ge 20 ] || fail "while parked A did not hear music on hold: $moh"
+ok "while parked A heard music on hold ($melody blocks of the melody's notes)"
 spawn "$d/a_closed.json" timeout -k 1 15 python3 "$CTRL" "$HOST:$ca" --wait-event CALL_CLOSED --timeout 10
 wpid=$BG_PID
 sleep 0.3

@@ -43,6 +43,9 @@ pub struct Recorder {
     dtmf: [DtmfReceiver; 2],
     /// The last key from each leg (for `*` then `1`).
     last_key: [Option<char>; 2],
+    /// The two keys that start and stop an on-demand recording (`*1` unless the office changed the feature code;
+    /// `None`: no code).
+    toggle: Option<[char; 2]>,
     /// Times it was switched on or off by the feature code.
     pub toggles: u32,
 }
@@ -64,8 +67,15 @@ impl Recorder {
             cursor: [0, 0],
             dtmf: [DtmfReceiver::new(), DtmfReceiver::new()],
             last_key: [None, None],
+            toggle: Some(['*', '1']),
             toggles: 0,
         }
+    }
+
+    /// Uses `keys` (e.g. `#`, `9`) instead of `*1` to start and stop recording on demand; `None` turns the code off.
+    pub fn with_toggle(mut self, keys: Option<[char; 2]>) -> Self {
+        self.toggle = keys;
+        self
     }
 
     pub fn is_recording(&self) -> bool {
@@ -119,7 +129,10 @@ impl Recorder {
             return false;
         };
         let previous = self.last_key[i].replace(key);
-        if previous == Some('*') && key == '1' {
+        if self
+            .toggle
+            .is_some_and(|[first, second]| previous == Some(first) && key == second)
+        {
             self.last_key[i] = None;
             self.recording = !self.recording;
             self.toggles += 1;
@@ -233,5 +246,23 @@ mod tests {
         assert_eq!(r.toggles, 2);
         // Garbage is ignored.
         assert!(!r.on_packet(Leg::A, b"junk", t0));
+    }
+
+    #[test]
+    fn the_office_may_choose_another_code_or_none() {
+        let t0 = Instant::now();
+        let mut r = Recorder::new(plan(false)).with_toggle(Some(['#', '9']));
+        // *1 is an ordinary pair of keys now; #9 switches recording on.
+        r.on_packet(Leg::B, &key(10, 100), t0);
+        r.on_packet(Leg::B, &key(1, 200), t0);
+        assert!(!r.is_recording());
+        r.on_packet(Leg::B, &key(11, 300), t0);
+        assert!(r.on_packet(Leg::B, &key(9, 400), t0));
+        assert!(r.is_recording());
+        // No code at all: keys never switch it.
+        let mut off = Recorder::new(plan(false)).with_toggle(None);
+        off.on_packet(Leg::B, &key(10, 100), t0);
+        off.on_packet(Leg::B, &key(1, 200), t0);
+        assert!(!off.is_recording() && off.toggles == 0);
     }
 }

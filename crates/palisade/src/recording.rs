@@ -21,10 +21,21 @@ pub fn root(data_dir: &Path) -> PathBuf {
     data_dir.join("recordings")
 }
 
-#[derive(Default)]
 struct Settings {
     modes: HashMap<String, RecordingMode>,
     announce: bool,
+    /// The in-call code that starts and stops an on-demand recording (feature `record`, `*1` by default).
+    toggle: Option<[char; 2]>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            modes: HashMap::new(),
+            announce: false,
+            toggle: pbx::office::features::record_keys("*1"),
+        }
+    }
 }
 
 /// What is recorded, and where recordings go (nowhere by default: tests).
@@ -84,7 +95,7 @@ impl Recordings {
         } else {
             [None, None]
         };
-        Some((Recorder::new(plan), notices))
+        Some((Recorder::new(plan).with_toggle(settings.toggle), notices))
     }
 
     /// Stores what `recorder` holds (nothing when it never recorded), off the caller's path.
@@ -136,9 +147,14 @@ impl Recordings {
     async fn reload(&self, db: &Db) -> anyhow::Result<()> {
         let modes = db.recording_modes().await?.into_iter().collect();
         let announce = db.get_setting(ANNOUNCE).await?.as_deref() == Some("on");
+        let code = db
+            .get_setting(&pbx::office::features::setting_key("record"))
+            .await?
+            .unwrap_or_else(|| "*1".to_string());
         let mut s = self.lock();
         s.modes = modes;
         s.announce = announce;
+        s.toggle = pbx::office::features::record_keys(&code);
         Ok(())
     }
 }

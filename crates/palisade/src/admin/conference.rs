@@ -153,6 +153,17 @@ pub async fn request(
         .map_err(room_error)
 }
 
+/// Removes a room (`remove`, the API).
+pub async fn remove(db: &store::Db, number: &str) -> anyhow::Result<()> {
+    db.remove_conference(number).await.map_err(room_error)
+}
+
+/// Lifts a room's PIN lockout; false when nothing was counted (`unlock`, the API).
+pub async fn unlock(db: &store::Db, number: &str) -> anyhow::Result<bool> {
+    db.conference(number).await.map_err(room_error)?;
+    Ok(db.clear_conference_lockout(number).await?)
+}
+
 fn print_rooms(json: bool, views: &[RoomView]) -> anyhow::Result<()> {
     output::list(
         json,
@@ -207,7 +218,7 @@ pub async fn run(args: ConferenceArgs) -> anyhow::Result<()> {
                 print_participants(false, &number, &people)
             }
             ConferenceCommand::Remove { number } => {
-                db.remove_conference(&number).await.map_err(room_error)?;
+                remove(&db, &number).await?;
                 if json {
                     return output::json(&serde_json::json!({ "removed": number }));
                 }
@@ -230,8 +241,7 @@ pub async fn run(args: ConferenceArgs) -> anyhow::Result<()> {
                 participant,
             } => act(&db, json, &number, participant, ConferenceAction::Kick).await,
             ConferenceCommand::Unlock { number } => {
-                db.conference(&number).await.map_err(room_error)?;
-                let cleared = db.clear_conference_lockout(&number).await?;
+                let cleared = unlock(&db, &number).await?;
                 if json {
                     return output::json(&serde_json::json!({ "room": number, "cleared": cleared }));
                 }

@@ -118,24 +118,58 @@ pub async fn set(
     music: &str,
 ) -> anyhow::Result<HoldMusicSetting> {
     db.get_extension(number).await.map_err(store_error)?;
-    let setting = match music {
-        "default" => HoldMusicSetting::Default,
-        "off" | "none" => HoldMusicSetting::Off,
+    match music {
+        "default" => store(db, root, number, HoldMusicSetting::Default).await,
+        "off" | "none" => store(db, root, number, HoldMusicSetting::Off).await,
         path => {
             let samples = crate::audio_upload::read(&PathBuf::from(path))?;
-            if samples.len() > crate::music::MAX_SAMPLES {
-                bail!(
-                    "{path} is {} seconds long; music on hold may be at most {} seconds (it loops)",
-                    samples.len() / 8000,
-                    crate::music::MAX_SAMPLES / 8000
-                );
-            }
-            let name = format!("{number}/music-{}.wav", super::time::now_ms());
-            files::write_wav(root, &name, &samples)
-                .map_err(|e| anyhow!("cannot store the music under {}: {e}", root.display()))?;
-            HoldMusicSetting::File(name)
+            set_samples(db, root, number, path, samples).await
         }
-    };
+    }
+}
+
+/// Sets `number`'s music to an uploaded WAV (the console, the API), converted like a file.
+pub async fn set_upload(
+    db: &store::Db,
+    root: &Path,
+    number: &str,
+    wav: &[u8],
+) -> anyhow::Result<HoldMusicSetting> {
+    db.get_extension(number).await.map_err(store_error)?;
+    let samples = crate::audio_upload::convert(wav, "the uploaded file")?;
+    set_samples(db, root, number, "the uploaded file", samples).await
+}
+
+async fn set_samples(
+    db: &store::Db,
+    root: &Path,
+    number: &str,
+    what: &str,
+    samples: Vec<i16>,
+) -> anyhow::Result<HoldMusicSetting> {
+    if samples.is_empty() {
+        bail!("{what} holds no audio");
+    }
+    if samples.len() > crate::music::MAX_SAMPLES {
+        bail!(
+            "{what} is {} seconds long; music on hold may be at most {} seconds (it loops)",
+            samples.len() / 8000,
+            crate::music::MAX_SAMPLES / 8000
+        );
+    }
+    let name = format!("{number}/music-{}.wav", super::time::now_ms());
+    files::write_wav(root, &name, &samples)
+        .map_err(|e| anyhow!("cannot store the music under {}: {e}", root.display()))?;
+    store(db, root, number, HoldMusicSetting::File(name)).await
+}
+
+/// Stores `setting`, removing the file it replaces (or the new file when the store refuses).
+async fn store(
+    db: &store::Db,
+    root: &Path,
+    number: &str,
+    setting: HoldMusicSetting,
+) -> anyhow::Result<HoldMusicSetting> {
     let old = db.set_hold_music(number, &setting).await;
     match old {
         Ok(Some(old)) => {
@@ -150,4 +184,27 @@ pub async fn set(
         }
     }
     Ok(setting)
+}
+
+/// The extensions whose music on hold is not the default (`list`, the API, the console).
+pub async fn views(db: &store::Db) -> anyhow::Result<Vec<MohView>> {
+    Ok(db
+        .list_hold_music()
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|(number, s)| MohView {
+            number,
+            music: describe(&s),
+        })
+        .collect())
+}
+
+/// What `number`'s callers hear on hold, described.
+pub async fn view(db: &store::Db, number: &str) -> anyhow::Result<MohView> {
+    let setting = db.hold_music(number).await.map_err(store_error)?;
+    Ok(MohView {
+        number: number.to_string(),
+        music: describe(&setting),
+    })
 }

@@ -146,6 +146,7 @@ pub fn router(state: State) -> Router {
         .merge(super::backups::api_routes())
         .merge(super::routing_api::api_routes())
         .merge(super::office_api::api_routes())
+        .merge(super::media_api::api_routes())
         .merge(super::phones_api::api_routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))

@@ -14,6 +14,7 @@ pub mod backups;
 pub mod guard;
 pub mod listener;
 pub mod live;
+pub mod media_api;
 pub mod office_api;
 pub mod openapi;
 mod pages;

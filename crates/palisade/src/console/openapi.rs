@@ -198,6 +198,31 @@ fn did_changes() -> Value {
            "properties": {"trunk": {"type": "string"}, "extension": {"type": "string"}}})
 }
 
+fn new_room() -> Value {
+    json!({"type": "object", "required": ["number"], "additionalProperties": false,
+           "properties": {"number": {"type": "string", "description": "1-20 digits, never an extension's"},
+                          "pin": {"type": "string", "description": "4-10 digits (stored as a hash only)"},
+                          "max": {"type": "integer", "minimum": 2, "maximum": 50}}})
+}
+
+fn recording_settings() -> Value {
+    json!({"type": "object", "additionalProperties": false,
+           "properties": {"announce": {"type": "string", "enum": ["on", "off"]},
+                          "retention_days": {"type": "integer", "minimum": 0, "maximum": 36500,
+                                             "description": "0: kept until deleted"}}})
+}
+
+fn music_setting() -> Value {
+    json!({"type": "object", "required": ["music"], "additionalProperties": false,
+           "properties": {"music": {"type": "string", "enum": ["default", "off"],
+                                    "description": "a file is uploaded with POST /moh/{number}/upload"}}})
+}
+
+fn recording_mode() -> Value {
+    json!({"type": "object", "required": ["mode"], "additionalProperties": false,
+           "properties": {"mode": {"type": "string", "enum": ["always", "on-demand", "off"]}}})
+}
+
 fn group_body(required: bool) -> Value {
     let mut v = json!({"type": "object", "additionalProperties": false,
            "properties": {"number": {"type": "string"},
@@ -492,6 +517,100 @@ pub const OPERATIONS: &[Operation] = &[
         "/queues/{number}/stats",
         "Queue statistics: waiting now, answered, abandoned, timed out, average wait",
     ),
+    op(
+        "get",
+        "/conferences",
+        "Conference rooms and how many are in each",
+    ),
+    Operation {
+        body: Some(new_room),
+        success: 201,
+        ..op(
+            "post",
+            "/conferences",
+            "Add a conference room (as `palisade conference add`)",
+        )
+    },
+    op(
+        "get",
+        "/conferences/{number}",
+        "One room and who is in it now",
+    ),
+    op(
+        "delete",
+        "/conferences/{number}",
+        "Remove a conference room",
+    ),
+    op(
+        "post",
+        "/conferences/{number}/unlock",
+        "Lift a room's PIN lockout",
+    ),
+    op(
+        "post",
+        "/conferences/{number}/participants/{participant}/{action}",
+        "Mute, unmute or kick (action) participant N of a room",
+    ),
+    Operation {
+        query: &["extension"],
+        ..op("get", "/recordings", "Call recordings, newest first")
+    },
+    op(
+        "get",
+        "/recordings/settings",
+        "Recording settings: announcement, retention, recorded extensions",
+    ),
+    Operation {
+        body: Some(recording_settings),
+        ..op(
+            "patch",
+            "/recordings/settings",
+            "Change the announcement or the retention (only the fields given)",
+        )
+    },
+    Operation {
+        body: Some(recording_mode),
+        ..op(
+            "put",
+            "/recordings/extensions/{number}",
+            "Record an extension's calls always, on demand (*1) or not",
+        )
+    },
+    Operation {
+        answers: "audio/wav",
+        ..op(
+            "get",
+            "/recordings/{id}",
+            "A recording as WAV (both parties mixed)",
+        )
+    },
+    op("delete", "/recordings/{id}", "Delete a recording"),
+    op(
+        "get",
+        "/moh",
+        "Extensions whose music on hold is not the default",
+    ),
+    op(
+        "get",
+        "/moh/{number}",
+        "What an extension's callers hear while it holds them",
+    ),
+    Operation {
+        body: Some(music_setting),
+        ..op(
+            "put",
+            "/moh/{number}",
+            "Music on hold: the default melody or none (as `palisade moh set`)",
+        )
+    },
+    Operation {
+        raw_body: Some("audio/wav"),
+        ..op(
+            "post",
+            "/moh/{number}/upload",
+            "Upload an extension's music on hold: any PCM WAV, converted to 8 kHz mono (at most 10 minutes)",
+        )
+    },
     op("get", "/voicemail/{number}", "Messages of a mailbox"),
     op("get", "/voicemail/{number}/{id}", "A message as WAV"),
     op("delete", "/voicemail/{number}/{id}", "Delete a message"),
@@ -652,11 +771,12 @@ mod tests {
         out
     }
 
-    const API_SOURCES: [&str; 5] = [
+    const API_SOURCES: [&str; 6] = [
         include_str!("api.rs"),
         include_str!("backups.rs"),
         include_str!("routing_api.rs"),
         include_str!("office_api.rs"),
+        include_str!("media_api.rs"),
         include_str!("phones_api.rs"),
     ];
 
@@ -664,17 +784,22 @@ mod tests {
         let mut rest = src;
         while let Some(i) = rest.find(".route(") {
             rest = &rest[i + 7..];
-            let end = [rest.find(".route("), rest.find(".fallback(")]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(rest.len());
+            // A route's text ends at the next route, or at the end of the function that registers them.
+            let end = [
+                rest.find(".route("),
+                rest.find(".fallback("),
+                rest.find("\n}\n"),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(rest.len());
             let call = &rest[..end];
             let Some(path) = call.split('"').nth(1) else {
                 continue;
             };
             let path = path.replace("{*", "{");
-            for m in ["get", "post", "patch", "delete"] {
+            for m in ["get", "post", "put", "patch", "delete"] {
                 if call.contains(&format!("{m}(")) {
                     out.insert(format!("{} {path}", m.to_uppercase()));
                 }

@@ -122,6 +122,19 @@ impl Calls {
             trusted: false,
         };
         media.set_remote(call.media, side, nowhere, nowhere);
+        // The parked party hears music on hold (the parker's, as if it held the call) until it is retrieved or
+        // returns to the parker (a transfer's answer stops it).
+        let waiting = side.other();
+        let agreed = call.sent[idx(waiting)]
+            .clone()
+            .unwrap_or_else(|| call.offer.clone());
+        let music = sdp::app_codec(&agreed).map(|codec| HoldMusic {
+            holder: Some(&parker)
+                .filter(|p| p.extension)
+                .map(|p| p.number.clone()),
+            payload_type: codec.payload_type,
+        });
+        media.set_music(call.media, waiting, music);
         call.handover.cdr_parties = Some((transferee, slot.clone()));
         call.started_at = wall;
         let slot_party = Party {
@@ -216,6 +229,8 @@ impl Calls {
         };
         point_leg(media, &local, call.media, side, &offer, peer.addr, &party);
         media.set_crypto(call.media, side, None);
+        // A parked party's music stops: it talks to the new phone now.
+        media.set_music(call.media, waiting, None);
         call.keys.secure[idx(side)] = false;
         call.keys.pending_rx[idx(side)] = None;
         call.keys.pending_offer[idx(side)].clear();

@@ -12,7 +12,7 @@ pub struct FeatureKey {
 }
 
 /// Every feature code, in the order shown to operators.
-pub const FEATURE_KEYS: [FeatureKey; 7] = [
+pub const FEATURE_KEYS: [FeatureKey; 8] = [
     FeatureKey {
         name: "pickup",
         default: "*8",
@@ -48,7 +48,26 @@ pub const FEATURE_KEYS: [FeatureKey; 7] = [
         default: "*46",
         meaning: "log out of every queue you are an agent of",
     },
+    FeatureKey {
+        name: "record",
+        default: "*1",
+        meaning: "keyed during a call (extensions recorded on demand): start and stop recording",
+    },
 ];
+
+/// The two keys of the in-call recording code (`record`, e.g. `*1`): `*` or `#`, then a digit, `*` or `#`.
+/// `None` for "" (no code) or anything else.
+pub fn record_keys(value: &str) -> Option<[char; 2]> {
+    let mut keys = value.chars();
+    match (keys.next(), keys.next(), keys.next()) {
+        (Some(first @ ('*' | '#')), Some(second), None)
+            if second.is_ascii_digit() || matches!(second, '*' | '#') =>
+        {
+            Some([first, second])
+        }
+        _ => None,
+    }
+}
 
 /// Most park slots.
 pub const MAX_PARK_SLOTS: u32 = 100;
@@ -191,6 +210,15 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
     match name {
         "park" => return super::groups::validate_number("park number", value),
         "park_slots" => return slot_range(value).map(|_| ()),
+        "record" => {
+            // Keyed during a call (RFC 4733), two keys: it never reaches the dial plan.
+            return record_keys(value).map(|_| ()).ok_or_else(|| {
+                format!(
+                    "record must be two keys: * or # then a digit, * or # (e.g. *1), got '{}'",
+                    value.escape_debug()
+                )
+            });
+        }
         "park_seconds" => {
             return match value.parse::<u32>() {
                 Ok(10..=3600) => Ok(()),
@@ -271,5 +299,17 @@ mod tests {
             FeatureCodes::default().parse("805"),
             Some(Feature::Retrieve("805".into()))
         );
+    }
+
+    #[test]
+    fn the_recording_code_is_two_keys() {
+        assert_eq!(record_keys("*1"), Some(['*', '1']));
+        assert_eq!(record_keys("##"), Some(['#', '#']));
+        for bad in ["", "1*", "*12", "*a", "*"] {
+            assert_eq!(record_keys(bad), None, "{bad}");
+        }
+        assert!(validate("record", "#9").is_ok());
+        assert!(validate("record", "").is_ok(), "no code");
+        assert!(validate("record", "*123").is_err());
     }
 }

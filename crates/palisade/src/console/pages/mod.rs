@@ -6,6 +6,7 @@ mod account;
 mod backups;
 mod config;
 mod extensions;
+mod media;
 mod monitor;
 mod office;
 mod phones;
@@ -36,6 +37,7 @@ pub fn router(state: State) -> Router {
         .merge(backups::routes())
         .merge(routing::routes())
         .merge(office::routes())
+        .merge(media::routes())
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .layer(middleware::from_fn_with_state(

@@ -325,6 +325,15 @@ fn a_call_transferred_to_the_park_number_waits_on_a_slot_until_retrieved() {
     assert_eq!(w.calls.parked_slots(), vec![("801".to_string(), call)]);
     let active = &w.calls.active()[0];
     assert_eq!((active.callee.as_str(), active.state), ("801", "parked"));
+    // The parked caller (leg A) hears the parker's music on hold while it waits.
+    let session = *w
+        .media
+        .live
+        .keys()
+        .next()
+        .expect("the call's relay session");
+    let music = w.media.music.get(&(session, true)).cloned().flatten();
+    assert_eq!(music.map(|m| m.holder), Some(Some("101".to_string())));
     // An empty slot finds nothing; C dials 801 and takes the call.
     let c_peer = Peer::new("198.51.100.7:5064".parse().unwrap(), Transport::Udp);
     let (now, wall) = (w.now, w.wall);
@@ -364,6 +373,11 @@ fn a_call_transferred_to_the_park_number_waits_on_a_slot_until_retrieved() {
     assert_eq!(
         (active.caller.as_str(), active.callee.as_str(), active.state),
         ("100", "102", "talking")
+    );
+    assert_eq!(
+        w.media.music.get(&(session, true)),
+        Some(&None),
+        "retrieved: the music stops"
     );
     // The retriever's 200 is sent again until its ACK (none comes here: the call ends after 64·T1).
     let retriever_tx = ServerTxId::from_raw(9);
