@@ -66,7 +66,7 @@ pub async fn exchange(db: &Db, edge: &Edge, node: &str) -> anyhow::Result<()> {
         }
     }
     edge.with_service(|s| {
-        let now = u64::try_from(unix_ms(s.wall(std::time::Instant::now()))).unwrap_or(0);
+        let now = unix_ms(s.wall(std::time::Instant::now()));
         s.guard_mut().set_remote_counts(sums, now)
     });
     Ok(())
