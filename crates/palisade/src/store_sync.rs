@@ -269,7 +269,7 @@ pub const CLUSTER_SYNC_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The sync task: runs until the server stops; [`flush`] once more on the way out. With `cluster` (PostgreSQL),
 /// the change listener's wake-ups make it compare versions at once, and the ban counters are exchanged.
-pub async fn run(db: Db, edge: Arc<Edge>, version: i64, cluster: Option<crate::cluster::Node>) {
+pub async fn run(db: Db, edge: Arc<Edge>, version: i64, mut cluster: Option<crate::cluster::Node>) {
     // Calls do not survive a restart: whatever the last run left in the table is stale.
     if let Err(e) = db.clear_active_calls().await {
         tracing::error!(error = %e, "cannot clear the calls left by the last run");
@@ -313,8 +313,8 @@ pub async fn run(db: Db, edge: Arc<Edge>, version: i64, cluster: Option<crate::c
                 tracing::error!(error = %e, "cannot prune the shared ban counters; will retry");
             }
         }
-        if let Some(node) = &cluster
-            && let Err(e) = crate::cluster::counters::exchange(&db, &edge, &node.key).await
+        if let Some(node) = cluster.as_mut()
+            && let Err(e) = node.counters.exchange(&db, &edge, &node.key).await
         {
             tracing::error!(error = %e, "cannot exchange the ban counters with the other nodes; will retry");
             if e.downcast_ref::<store::StoreError>()
