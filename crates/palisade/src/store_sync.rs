@@ -372,14 +372,15 @@ async fn reload_ip_rules(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replaces the guard's lists with the stored ones, keeping the automatic bans made since the last flush (they
-/// are not in the store yet).
+/// Replaces the guard's lists with the stored ones, keeping the automatic bans not written yet (made since the
+/// last flush, or while the database was unreachable). A saved automatic ban missing from the store was lifted by
+/// an administrator, and goes.
 fn replace_rules(guard: &mut Guard, rules: Vec<Rule>) {
     let stored: std::collections::HashSet<_> = rules.iter().map(|r| r.net).collect();
     let pending: Vec<Rule> = guard
         .lists()
         .iter()
-        .filter(|r| r.is_auto() && !stored.contains(&r.net))
+        .filter(|r| r.is_auto() && guard.is_unsaved_ban(&r.net) && !stored.contains(&r.net))
         .cloned()
         .collect();
     guard.replace_rules(rules);
@@ -570,14 +571,20 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
             kept_bans.push(e.clone());
             continue;
         }
-        if let Err(err) = db
+        match db
             .upsert_ip_rule(&guard_store::rule_to_store(rule), false)
             .await
         {
-            tracing::error!(error = %err, net = %rule.net, "cannot store a ban");
-            if note_unreachable(&err) {
-                // Enforced here already; written (and so sent to the other nodes) when the database is back.
-                kept_bans.push(e.clone());
+            Ok(_) => edge.with_service(|s| s.guard_mut().ban_saved(&rule.net)),
+            Err(err) => {
+                tracing::error!(error = %err, net = %rule.net, "cannot store a ban");
+                if note_unreachable(&err) {
+                    // Enforced here already; written (and so sent to the other nodes) when the database is back.
+                    kept_bans.push(e.clone());
+                } else {
+                    // It will never be written: the store stays the truth at the next reload.
+                    edge.with_service(|s| s.guard_mut().ban_saved(&rule.net));
+                }
             }
         }
     }
