@@ -3,8 +3,7 @@
 #
 #   scripts/bench-smoke.sh            # as root (each bench runs in a private network namespace)
 #
-# Runs benches/{register,calls,relay,voicemail,guard,queue,conference,cluster}/run.sh -Z at once (each in its own namespace
-# — cluster on host loopback, 127.0.0.21-22, ports 26200-26399 — on its own
+# Runs benches/{register,calls,relay,voicemail,guard,queue,conference,cluster}/run.sh -Z at once (each in its own namespace, on its own
 # scratch directory): tiny counts through the same code as a real run, Palisade only, the debug binary built
 # once here. Each bench exits 1 unless every registration, call, stream or message it tried succeeded; this
 # script then prints that bench's log and fails. Takes about 30 s. Skipped (exit 0, with a message) where network
@@ -12,7 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-BENCHES=(register calls relay voicemail guard queue conference cluster)
+BENCHES=(register calls relay voicemail guard queue conference cluster cluster-bans)
+# A bench is benches/NAME/run.sh, except these (on host loopback, 127.0.0.21-22, ports 26200-26399):
+declare -A SCRIPT=([cluster-bans]=benches/cluster/ban_propagation.sh)
 LIMIT_S=150
 
 if [ "$(id -u)" != 0 ]; then
@@ -39,7 +40,7 @@ trap 'rm -rf "$logs"' EXIT
 declare -A PIDS
 t0=$SECONDS
 for b in "${BENCHES[@]}"; do
-  timeout -k 5 "$LIMIT_S" "benches/$b/run.sh" -Z >"$logs/$b.log" 2>&1 </dev/null &
+  timeout -k 5 "$LIMIT_S" "${SCRIPT[$b]:-benches/$b/run.sh}" -Z >"$logs/$b.log" 2>&1 </dev/null &
   PIDS[$b]=$!
 done
 failed=()

@@ -47,8 +47,13 @@ pub struct Loaded {
 }
 
 /// Resolves the domain (flag or palisade.toml, else the stored setting, else the host name), builds the PBX core
-/// and fills it from the store.
-pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<Loaded> {
+/// and fills it from the store. A cluster node (`node`) restores only the registrations it holds.
+pub async fn load(
+    db: &Db,
+    config: &Config,
+    now: SystemTime,
+    node: Option<&str>,
+) -> anyhow::Result<Loaded> {
     let domain = if config.domain_explicit {
         // Record it so the admin commands hash new passwords for the realm the server really uses.
         if db.get_setting(settings::DOMAIN).await?.as_deref() != Some(config.domain.as_str()) {
@@ -79,12 +84,11 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
     warn_on_realm_mismatch(&extensions, &realm);
     core.set_extensions(extension_auths(db).await?);
     core.set_restrictions(restrictions(db).await?);
-    let bindings: Vec<_> = db
-        .list_bindings()
-        .await?
-        .into_iter()
-        .filter_map(binding_from_store)
-        .collect();
+    let stored = match node {
+        Some(node) => db.list_bindings_of_node(node).await?,
+        None => db.list_bindings().await?,
+    };
+    let bindings: Vec<_> = stored.into_iter().filter_map(binding_from_store).collect();
     let restored = bindings.len();
     core.restore_bindings(bindings, now);
     tracing::info!(extensions = extensions.len(), registrations = restored, %realm, "store loaded");
@@ -245,10 +249,11 @@ fn binding_from_store(b: store::Binding) -> Option<registrar::Binding> {
         cseq: u32::try_from(b.cseq).ok()?,
         q: b.q.and_then(|q| u16::try_from(q).ok()),
         user_agent: b.user_agent,
+        via_node: None,
     })
 }
 
-fn binding_to_store(b: &registrar::Binding) -> store::Binding {
+fn binding_to_store(b: &registrar::Binding, node: Option<&str>) -> store::Binding {
     store::Binding {
         aor: b.aor.clone(),
         contact_uri: b.contact.clone(),
@@ -260,6 +265,7 @@ fn binding_to_store(b: &registrar::Binding) -> store::Binding {
         cseq: i64::from(b.cseq),
         user_agent: b.user_agent.clone(),
         q: b.q.map(i64::from),
+        node: node.map(str::to_string),
     }
 }
 
@@ -497,7 +503,11 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     let mut guard_events = Vec::new();
     let mut lefts = Vec::new();
     let mut agent_logins = Vec::new();
-    let (now_ms, wall) = edge.with_service(|s| {
+    let (now_ms, wall, node) = edge.with_service(|s| {
+        let cluster = s.cluster();
+        let node = cluster
+            .is_cluster()
+            .then(|| cluster.this_node().to_string());
         while let Some(record) = s.poll_record() {
             match record {
                 Record::Call(r) => calls.push(r),
@@ -513,7 +523,7 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
             }
         }
         let wall = s.wall(Instant::now());
-        (unix_ms(wall), wall)
+        (unix_ms(wall), wall, node)
     });
     if UNREACHABLE.load(Ordering::Relaxed) && !reachable(db).await {
         // Still down: keep everything for the next flush instead of waiting for the database once per write.
@@ -615,7 +625,7 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     let store_changes: Vec<BindingChange> = changes
         .iter()
         .map(|c| match c {
-            Change::Upsert(b) => BindingChange::Upsert(binding_to_store(b)),
+            Change::Upsert(b) => BindingChange::Upsert(binding_to_store(b, node.as_deref())),
             Change::Remove { aor, contact } => BindingChange::Remove {
                 aor: aor.clone(),
                 contact_uri: contact.clone(),

@@ -53,6 +53,7 @@ pub mod admin;
 pub mod attendants;
 pub mod calls;
 pub mod cluster;
+pub mod cluster_nodes;
 pub mod conferences;
 mod events;
 mod extensions;

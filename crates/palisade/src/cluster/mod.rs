@@ -1,9 +1,13 @@
-//! Several nodes on one PostgreSQL (issue 17, docs/cluster.md): what a node does beyond the single-node store
-//! sync. Changes made on any node are announced with NOTIFY and picked up by every node's listener
-//! ([`notify`]); the ban counters are summed across nodes ([`counters`]). None of it runs on SQLite.
+//! Several nodes on one PostgreSQL database (issue 17, docs/cluster.md), the I/O side: changes made on any node
+//! are announced with NOTIFY and picked up by every node's listener ([`notify`]); the ban counters are summed
+//! across nodes ([`counters`]); this node's identity and heartbeat, the view of the other nodes the endpoint routes
+//! internal hops with ([`node`]), and trunk registrations held by one node at a time ([`trunk_lease`]). On SQLite
+//! (one node) none of this runs.
 
 pub mod counters;
+pub mod node;
 pub mod notify;
+pub mod trunk_lease;
 
 /// A random key naming this process in the shared tables (`guard_counts.node`): unique per run, so a restarted
 /// node starts from zero, as its memory does.
