@@ -11,7 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-BENCHES=(register calls relay voicemail guard queue conference cluster)
+BENCHES=(register calls relay voicemail guard queue conference cluster cluster-bans)
+# A bench is benches/NAME/run.sh, except these (on host loopback, 127.0.0.21-22, ports 26200-26399):
+declare -A SCRIPT=([cluster-bans]=benches/cluster/ban_propagation.sh)
 LIMIT_S=150
 
 if [ "$(id -u)" != 0 ]; then
@@ -38,7 +40,7 @@ trap 'rm -rf "$logs"' EXIT
 declare -A PIDS
 t0=$SECONDS
 for b in "${BENCHES[@]}"; do
-  timeout -k 5 "$LIMIT_S" "benches/$b/run.sh" -Z >"$logs/$b.log" 2>&1 </dev/null &
+  timeout -k 5 "$LIMIT_S" "${SCRIPT[$b]:-benches/$b/run.sh}" -Z >"$logs/$b.log" 2>&1 </dev/null &
   PIDS[$b]=$!
 done
 failed=()

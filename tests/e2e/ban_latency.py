@@ -25,7 +25,7 @@ import sys
 import time
 
 PROBE_EVERY = 0.002
-SILENCE = 0.3  # a ban is settled when nothing came back for this long after the command exited
+SILENCE = 0.2  # a ban is settled when nothing came back for this long after the command exited
 STEP_LIMIT = 3.0
 
 
@@ -43,19 +43,26 @@ def options(host, port, src, call_id, cseq):
     ).encode()
 
 
-def answered_cseqs(sock):
+def answered_cseqs(sock, call_id=None):
+    """CSeqs of the answers waiting on `sock` to requests of `call_id` (late answers of an earlier run are not)."""
     got = set()
     while True:
         try:
             data = sock.recv(65535)
         except BlockingIOError:
             return got
+        cseq, cid = None, None
         for line in data.split(b"\r\n"):
-            if line.lower().startswith(b"cseq:"):
+            low = line.lower()
+            if low.startswith(b"cseq:"):
                 try:
-                    got.add(int(line.split(b":", 1)[1].split()[0]))
+                    cseq = int(line.split(b":", 1)[1].split()[0])
                 except ValueError:
                     pass
+            elif low.startswith(b"call-id:") or low.startswith(b"i:"):
+                cid = line.split(b":", 1)[1].strip().decode(errors="replace")
+        if cseq is not None and (call_id is None or cid == call_id):
+            got.add(cseq)
 
 
 def probe_run(sock, target, host, port, command, want_answers):
@@ -78,7 +85,7 @@ def probe_run(sock, target, host, port, command, want_answers):
         sent[cseq] = now
         sock.sendto(options(host, port, src, call_id, cseq), target)
         time.sleep(PROBE_EVERY)
-        answered |= answered_cseqs(sock)
+        answered |= answered_cseqs(sock, call_id)
         if now - start > STEP_LIMIT:
             proc.kill()
             return None

@@ -6,6 +6,7 @@
 #   * svcrack (SIPVicious) against node 1 from 127.0.0.1 until node 1 bans it (auth_failures_before_ban 5);
 #     then node 2 drops 127.0.0.1 too, within 1 s of node 1's ban (the automatic ban, written by node 1,
 #     announced with NOTIFY palisade_bans);
+#   * `palisade blacklist remove` of that automatic ban frees the source on both nodes;
 #   * 10 bans and unbans with `palisade blacklist add|remove --database` while a prober sends OPTIONS to node 2
 #     every 2 ms from the banned source (ban_latency.py): each reaches node 2 within 1 s; p50/p99/max printed.
 #     (benches/cluster/ban_propagation.sh measures 100.)
@@ -100,6 +101,22 @@ ok "svcrack banned by node 1; node 2 silent for it ${delay} ms later (probe reso
 wait "$svcrack_pid" 2>/dev/null || true
 rule=$(psql -XAtq "$PG_URL" -c "SELECT origin || ' ' || reason FROM ip_rules WHERE net = '$ATTACKER/32'")
 [ "$rule" = "auto auth_failures" ] || fail "PostgreSQL holds '$rule' for $ATTACKER, expected an automatic auth_failures ban"
+# Lifting the automatic ban (on the database, like any admin change) frees the source on both nodes.
+sleep 0.5
+pal blacklist remove "$ATTACKER" >/dev/null || fail "blacklist remove $ATTACKER"
+t0=$(date +%s%N)
+for n in "$N1" "$N2"; do
+  freed=''
+  for ((i = 0; i < 6; i++)); do
+    if [ "$(probe "$n" "$ATTACKER")" = answered ]; then
+      freed=$((($(date +%s%N) - t0) / 1000000))
+      break
+    fi
+  done
+  [ -n "$freed" ] || fail "$n still drops $ATTACKER after \`blacklist remove\` of its automatic ban"
+  log "$n answers $ATTACKER again ${freed} ms after the unban"
+done
+ok "the automatic ban lifted with \`palisade blacklist remove\`: both nodes answer $ATTACKER again"
 
 # ------------------------------------------------------------------ 10 bans and unbans: latency
 out=$E2E_TMP/latency.json

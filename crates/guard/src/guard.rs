@@ -4,7 +4,7 @@
 //! Sans-IO: every input carries `now` (unix milliseconds); decisions come back as verdicts and as events for the
 //! security log and the store.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -106,6 +106,9 @@ pub struct Guard {
     auth_successes: u64,
     /// The counters of the other nodes of a cluster (off with one node): see [`crate::shared`].
     shared: Shared,
+    /// Automatic bans not yet written to the store ([`Guard::ban_saved`]): a reload from the store keeps these and
+    /// only these of its automatic entries, so an administrator's unban of a saved one takes effect.
+    unsaved: HashSet<IpNet>,
 }
 
 impl Guard {
@@ -121,6 +124,7 @@ impl Guard {
             dropped: 0,
             auth_successes: 0,
             shared: Shared::default(),
+            unsaved: HashSet::new(),
         }
     }
 
@@ -149,6 +153,16 @@ impl Guard {
             lists.insert(r);
         }
         self.lists = lists;
+    }
+
+    /// Records that the automatic ban of `net` is in the store now.
+    pub fn ban_saved(&mut self, net: &IpNet) {
+        self.unsaved.remove(net);
+    }
+
+    /// Whether `net` is an automatic ban not yet in the store.
+    pub fn is_unsaved_ban(&self, net: &IpNet) -> bool {
+        self.unsaved.contains(net)
     }
 
     /// Shares the ban counters with the other nodes of a cluster: from now on the guard records which sources'
@@ -405,6 +419,7 @@ impl Guard {
     /// Removes expired entries; each becomes an event.
     pub fn expire(&mut self, now_ms: u64) {
         for rule in self.lists.expire(now_ms) {
+            self.unsaved.remove(&rule.net);
             self.events.push(GuardEvent::Expired { rule });
         }
     }
@@ -502,8 +517,11 @@ impl Guard {
             return;
         }
         while self.lists.auto_count() >= self.config.max_auto_bans.max(1) {
-            if self.lists.evict_one_auto().is_none() {
-                break;
+            match self.lists.evict_one_auto() {
+                Some(evicted) => {
+                    self.unsaved.remove(&evicted.net);
+                }
+                None => break,
             }
         }
         let rule = Rule {
@@ -515,6 +533,7 @@ impl Guard {
             created_at: now_ms,
         };
         self.lists.insert(rule.clone());
+        self.unsaved.insert(key);
         // A fresh start if the ban is lifted: the counters that led to it are spent. (The entry stays in its
         // tier, so the eviction queues keep matching the table.)
         if let Some(state) = self.sources.get_mut(&key) {
@@ -688,6 +707,19 @@ mod tests {
             Verdict::Pass,
             "after an unban it starts from zero"
         );
+    }
+
+    #[test]
+    fn automatic_bans_are_unsaved_until_the_store_has_them() {
+        let mut g = guard(|c| c.auth_failures_before_ban = 3);
+        let a = ip("192.0.2.77");
+        for _ in 0..3 {
+            g.on_auth_failure(a, 0);
+        }
+        let net = IpNet::from(a);
+        assert!(g.is_unsaved_ban(&net));
+        g.ban_saved(&net);
+        assert!(!g.is_unsaved_ban(&net));
     }
 
     #[test]

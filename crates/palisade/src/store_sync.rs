@@ -275,7 +275,7 @@ pub const CLUSTER_SYNC_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The sync task: runs until the server stops; [`flush`] once more on the way out. With `cluster` (PostgreSQL),
 /// the change listener's wake-ups make it compare versions at once, and the ban counters are exchanged.
-pub async fn run(db: Db, edge: Arc<Edge>, version: i64, cluster: Option<crate::cluster::Node>) {
+pub async fn run(db: Db, edge: Arc<Edge>, version: i64, mut cluster: Option<crate::cluster::Node>) {
     // Calls do not survive a restart: whatever the last run left in the table is stale.
     if let Err(e) = db.clear_active_calls().await {
         tracing::error!(error = %e, "cannot clear the calls left by the last run");
@@ -319,8 +319,8 @@ pub async fn run(db: Db, edge: Arc<Edge>, version: i64, cluster: Option<crate::c
                 tracing::error!(error = %e, "cannot prune the shared ban counters; will retry");
             }
         }
-        if let Some(node) = &cluster
-            && let Err(e) = crate::cluster::counters::exchange(&db, &edge, &node.key).await
+        if let Some(node) = cluster.as_mut()
+            && let Err(e) = node.counters.exchange(&db, &edge, &node.key).await
         {
             tracing::error!(error = %e, "cannot exchange the ban counters with the other nodes; will retry");
             if e.downcast_ref::<store::StoreError>()
@@ -378,14 +378,15 @@ async fn reload_ip_rules(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replaces the guard's lists with the stored ones, keeping the automatic bans made since the last flush (they
-/// are not in the store yet).
+/// Replaces the guard's lists with the stored ones, keeping the automatic bans not written yet (made since the
+/// last flush, or while the database was unreachable). A saved automatic ban missing from the store was lifted by
+/// an administrator, and goes.
 fn replace_rules(guard: &mut Guard, rules: Vec<Rule>) {
     let stored: std::collections::HashSet<_> = rules.iter().map(|r| r.net).collect();
     let pending: Vec<Rule> = guard
         .lists()
         .iter()
-        .filter(|r| r.is_auto() && !stored.contains(&r.net))
+        .filter(|r| r.is_auto() && guard.is_unsaved_ban(&r.net) && !stored.contains(&r.net))
         .cloned()
         .collect();
     guard.replace_rules(rules);
@@ -580,14 +581,20 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
             kept_bans.push(e.clone());
             continue;
         }
-        if let Err(err) = db
+        match db
             .upsert_ip_rule(&guard_store::rule_to_store(rule), false)
             .await
         {
-            tracing::error!(error = %err, net = %rule.net, "cannot store a ban");
-            if note_unreachable(&err) {
-                // Enforced here already; written (and so sent to the other nodes) when the database is back.
-                kept_bans.push(e.clone());
+            Ok(_) => edge.with_service(|s| s.guard_mut().ban_saved(&rule.net)),
+            Err(err) => {
+                tracing::error!(error = %err, net = %rule.net, "cannot store a ban");
+                if note_unreachable(&err) {
+                    // Enforced here already; written (and so sent to the other nodes) when the database is back.
+                    kept_bans.push(e.clone());
+                } else {
+                    // It will never be written: the store stays the truth at the next reload.
+                    edge.with_service(|s| s.guard_mut().ban_saved(&rule.net));
+                }
             }
         }
     }

@@ -132,8 +132,9 @@ pub enum StoreError {
         "{0} is not yet available on PostgreSQL (docs/cluster.md); use a SQLite data directory for now"
     )]
     NotPorted(&'static str),
-    /// The database cannot be reached (PostgreSQL down, network cut, pool timed out): nothing was written.
-    #[error("the database is unreachable; the change was not saved ({0})")]
+    /// The database cannot be reached (PostgreSQL down, network cut, pool timed out): nothing was written. The
+    /// CLI and the API add that a change was not saved (the same text serves reads in the server's log).
+    #[error("the database is unreachable ({0})")]
     Unreachable(String),
     #[error("database error: {0}")]
     Db(sqlx::Error),

@@ -305,6 +305,9 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The start of [`StoreError::Unreachable`]'s message.
+const UNREACHABLE: &str = "the database is unreachable";
+
 /// Runs an admin command on a small runtime and prints any error: exit code 0 on success, 1 on failure.
 pub fn main(cmd: AdminCommand) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -317,10 +320,17 @@ pub fn main(cmd: AdminCommand) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let changes = cli_audit(&cmd).is_some() || matches!(cmd, AdminCommand::Admin(_));
     match runtime.block_on(run(cmd)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let msg = format!("{e:#}");
+            if changes && msg.contains(UNREACHABLE) {
+                // Say plainly that nothing happened (issue 17: a node or the CLI without its database).
+                eprintln!("error: {UNREACHABLE}; the change was not saved ({msg})");
+            } else {
+                eprintln!("error: {msg}");
+            }
             ExitCode::from(1)
         }
     }

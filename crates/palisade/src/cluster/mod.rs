@@ -19,6 +19,8 @@ pub fn node_key() -> String {
 /// What the store sync of a cluster node needs besides the database: its key and the listener's wake-up.
 pub struct Node {
     pub key: String,
+    /// What this node last wrote of its ban counters.
+    pub counters: counters::CounterSync,
     /// Notified by the change listener ([`notify::listen`]).
     pub wake: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -37,5 +39,9 @@ pub fn start(
     tasks.spawn(notify::listen(pool.clone(), wake.clone()));
     let key = node_key();
     tracing::info!(node = %key, "cluster node: changes from other nodes apply at once, ban counters are summed");
-    Some(Node { key, wake })
+    Some(Node {
+        key,
+        counters: counters::CounterSync::default(),
+        wake,
+    })
 }

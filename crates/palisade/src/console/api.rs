@@ -41,6 +41,15 @@ impl From<anyhow::Error> for ApiError {
     /// else the caller gave 400. System errors (the database) are 500 and logged.
     fn from(e: anyhow::Error) -> Self {
         let msg = format!("{e:#}");
+        if let Some(store::StoreError::Unreachable(detail)) = e.downcast_ref::<store::StoreError>()
+        {
+            tracing::error!(error = %detail, "API request failed: the database is unreachable");
+            return ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unreachable; the change was not saved (try again when it is back)"
+                    .into(),
+            );
+        }
         if let Some(se) = e.downcast_ref::<store::StoreError>()
             && !se.is_user_error()
         {

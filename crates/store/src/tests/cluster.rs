@@ -155,3 +155,21 @@ async fn check_admin_writes_notify_at_commit(db: Db) {
 async fn admin_writes_notify_at_commit() {
     on_each_backend(check_admin_writes_notify_at_commit).await;
 }
+
+#[test]
+fn connection_failures_are_unreachable_errors() {
+    assert!(matches!(
+        StoreError::from(sqlx::Error::PoolTimedOut),
+        StoreError::Unreachable(_)
+    ));
+    let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+    let e = StoreError::from(sqlx::Error::Io(io));
+    assert!(
+        e.to_string().starts_with("the database is unreachable"),
+        "{e}"
+    );
+    assert!(matches!(
+        StoreError::from(sqlx::Error::RowNotFound),
+        StoreError::Db(_)
+    ));
+}
