@@ -156,7 +156,7 @@ async fn refresh(db: &Db, me: &Identity, key: &HopKey, edge: &Edge) -> anyhow::R
         .into_iter()
         .map(|r| (r.aor, r.node));
     let view = ClusterView::new(&me.name, key.clone(), peers, remote);
-    edge.with_service(|s| s.set_cluster(view));
+    edge.with_service(|s| s.set_cluster(view, std::time::Instant::now()));
     Ok(())
 }
 

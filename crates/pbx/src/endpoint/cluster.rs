@@ -19,9 +19,23 @@ use super::{Endpoint, unix_ms, unspecified};
 pub const HOP_REFUSED: &str = "cluster_hop_refused";
 
 impl Endpoint {
-    /// Replaces what this node knows of the cluster (the store synchronisation refreshes it about every second).
-    pub fn set_cluster(&mut self, view: ClusterView) {
+    /// Replaces what this node knows of the cluster (cluster/node.rs in the binary refreshes it every second).
+    /// The live peers' addresses are exempt from the guard's counters, like trunks'.
+    pub fn set_cluster(&mut self, view: ClusterView, now: Instant) {
+        let peers_changed = view.peers() != self.cluster.peers();
         self.cluster = view;
+        if peers_changed {
+            self.refresh_trunks(now);
+        }
+    }
+
+    /// The live peers' addresses, for the guard's exemptions.
+    pub(super) fn cluster_peer_nets(&self) -> Vec<ipnet::IpNet> {
+        self.cluster
+            .peers()
+            .iter()
+            .map(|p| ipnet::IpNet::from(p.addr.ip()))
+            .collect()
     }
 
     pub fn cluster(&self) -> &ClusterView {
@@ -148,5 +162,37 @@ impl Endpoint {
         tracing::info!(from_node = %node, extension = %number, contacts = contacts.len(), "internal hop");
         self.calls
             .invite(tx, request, peer, caller, Some(callee), &contacts, wall);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{HopKey, PeerNode};
+
+    #[test]
+    fn live_peers_are_exempt_from_the_guard_like_trunks() {
+        let mut e = Endpoint::for_tests();
+        let now = Instant::now();
+        let peer = PeerNode {
+            name: "b".into(),
+            addr: "10.0.0.2:5060".parse().unwrap(),
+        };
+        e.set_cluster(
+            ClusterView::new("a", HopKey::new(b"s"), vec![peer], []),
+            now,
+        );
+        let exempt: Vec<String> = e
+            .guard_mut()
+            .trunk_sources()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(exempt, ["10.0.0.2/32"]);
+        e.set_cluster(ClusterView::new("a", HopKey::new(b"s"), vec![], []), now);
+        assert!(
+            e.guard_mut().trunk_sources().is_empty(),
+            "a stale peer is not"
+        );
     }
 }
