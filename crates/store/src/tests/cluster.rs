@@ -62,6 +62,19 @@ async fn check_nodes_see_the_registrations_of_live_peers_only(db: Db) {
         .map(|r| r.aor)
         .collect();
     assert_eq!(b_sees, ["201", "202"]);
+    // Node b's registrar expires its old copy of 202 (the phone moved to a): a's row stays.
+    let remove = |node: &str| BindingChange::Remove {
+        aor: "202".into(),
+        contact_uri: "sip:202@192.0.2.1".into(),
+        node: Some(node.into()),
+    };
+    db.apply_binding_changes(&[remove("b")]).await.unwrap();
+    assert_eq!(db.list_bindings_for("202").await.unwrap().len(), 1);
+    db.apply_binding_changes(&[remove("a")]).await.unwrap();
+    assert!(db.list_bindings_for("202").await.unwrap().is_empty());
+    db.apply_binding_changes(&[BindingChange::Upsert(on("202", Some("a")))])
+        .await
+        .unwrap();
     // A node restores its own bindings and those without a node.
     db.upsert_binding(&on("203", None)).await.unwrap();
     let own: Vec<String> = db
