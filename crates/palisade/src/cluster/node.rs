@@ -174,7 +174,7 @@ mod tests {
             node_name(None, "pbx1.example.com", 5060),
             "pbx1.example.com-5060"
         );
-        assert_eq!(node_name(None, "odd host/ü", 5062), "odd-host--5062");
+        assert_eq!(node_name(None, "odd host/ü", 5062), "odd-host---5062");
         assert_eq!(node_name(None, "", 5060), "palisade-5060");
         assert_eq!(node_name(Some("east"), "pbx1", 5060), "east");
         assert!(valid_node_name(&node_name(None, &"h".repeat(300), 65535)));
