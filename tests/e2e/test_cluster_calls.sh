@@ -3,7 +3,7 @@
 # `palisade serve` nodes on it, n1 at 127.0.0.31 and n2 at 127.0.0.32. Headless baresip phones: 201 (440 Hz
 # microphone) registers at n1, 202 (880 Hz) at n2, both auto-answer.
 #   * PostgreSQL tags each registration with the node holding the phone's flow (201 -> n1, 202 -> n2) and has a
-#     fresh heartbeat row per node;
+#     fresh heartbeat row per node; `palisade cluster nodes` lists both live with one registration each;
 #   * 201 dials 202 through n1: n1 forwards the call to n2 by a signed internal hop (n2 logs it) and n2 rings 202
 #     on its own flow; audio both ways (sndfile dumps: 201 hears 880 Hz, 202 hears 440 Hz);
 #   * 202 dials 201 through n2 the other way round, audio both ways again;
@@ -77,6 +77,11 @@ done
 [ "$regs" = "201@n1 202@n2 " ] || fail "registrations in PostgreSQL: '$regs', expected 201@n1 202@n2"
 sleep 1.5
 ok "201 registered at n1, 202 at n2; PostgreSQL tags them: $regs"
+view=$("$PALISADE_BIN" cluster nodes --json --data "$E2E_TMP/admin" --database "$PG_URL" | python3 -c '
+import json, sys
+print(" ".join("%s:%s:%d" % (n["name"], "live" if n["live"] else "stale", n["registrations"]) for n in json.load(sys.stdin)))')
+[ "$view" = "n1:live:1 n2:live:1" ] || fail "palisade cluster nodes says '$view', expected n1:live:1 n2:live:1"
+ok "palisade cluster nodes: $view"
 
 # call CALLER_CTRL CALLER_LOG CALLEE_LOG URI CALLEE_AOR LABEL: dials, checks both sides connected, talks ~4 s,
 # hangs up; leaves the new received-audio dumps' frequencies in CALLER_HZ and CALLEE_HZ.

@@ -10,7 +10,8 @@
 #     REGISTER from n2's address) and PostgreSQL's trunk status says registered;
 #   * 201 re-registers at the survivor (a phone following DNS to another node) and 202 calls it: the call is
 #     established; PostgreSQL now tags 201's registration with n2;
-#   * 203, added just before the kill, is there: it registers at n2 with the credentials the CLI printed.
+#   * 203, added just before the kill, is there: it registers at n2 with the credentials the CLI printed;
+#   * `palisade cluster nodes` shows n1 stale and n2 live holding the trunk.
 # Ports: SIP/ctrl/PostgreSQL 26400-26499, baresip RTP 26500-26539, relays n1 26540-26569, n2 26570-26599.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -163,6 +164,22 @@ timeout -k 2 15 python3 "$E2E_DIR/reg_client.py" "$N2:$p2" udp 203 "$auth_id" "$
 code=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("final", d["challenge"])["code"])' "$out")
 [ "$code" = 200 ] || fail "203 (added just before the kill) registering at n2 got $code, expected 200"
 ok "203, added just before n1 was killed, registers at n2 (200)"
+
+# The operator's view: n1 stale (no heartbeat for 6 s), n2 live and holding the trunk.
+cview() {
+  "$PALISADE_BIN" cluster nodes --json --data "$E2E_TMP/admin" --database "$PG_URL" | python3 -c '
+import json, sys
+print(" ".join("%s:%s:%s" % (n["name"], "live" if n["live"] else "stale", ",".join(n["trunks"]) or "-")
+               for n in json.load(sys.stdin)))'
+}
+for ((i = 0; i < 50; i++)); do
+  view=$(cview)
+  [ "$view" = "n1:stale:carrier n2:live:carrier" ] && break
+  sleep 0.2
+done
+[ "$view" = "n1:stale:carrier n2:live:carrier" ] ||
+  fail "palisade cluster nodes says '$view', expected n1:stale:carrier (its last heartbeat) n2:live:carrier"
+ok "palisade cluster nodes: $view"
 
 alive "$N2_PID" || fail "n2 died"
 no_panic "$N1_ERR"

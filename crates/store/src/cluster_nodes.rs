@@ -21,6 +21,11 @@ pub struct ClusterNode {
     pub started_at: i64,
     /// Unix milliseconds of the last heartbeat.
     pub heartbeat_at: i64,
+    /// The trunks whose registration it holds (comma-separated), as of its last heartbeat.
+    pub trunks: String,
+    /// Its unexpired registrations (only [`Db::cluster_overview`] counts them).
+    #[sqlx(default)]
+    pub registrations: i64,
 }
 
 /// A registration held by another node: calls for `aor` go to `node` at `sip_addr`.
@@ -32,13 +37,14 @@ pub struct RemoteBinding {
 }
 
 impl Db {
-    /// Writes this node's heartbeat (creating its row at first start).
+    /// Writes this node's heartbeat (creating its row at first start) with the trunks whose lease it holds.
     pub async fn node_heartbeat(
         &self,
         name: &str,
         sip_addr: &str,
         started_at: i64,
         now: i64,
+        trunks: &str,
     ) -> Result<()> {
         if name.is_empty() || name.len() > MAX_NODE_NAME_LEN {
             return Err(StoreError::Invalid(format!(
@@ -47,13 +53,15 @@ impl Db {
         }
         on_both!(self, pool, {
             sqlx::query(
-                "INSERT INTO cluster_nodes (name, sip_addr, started_at, heartbeat_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (name) DO UPDATE SET sip_addr = $2, started_at = $3, heartbeat_at = $4",
+                "INSERT INTO cluster_nodes (name, sip_addr, started_at, heartbeat_at, trunks) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET sip_addr = $2, started_at = $3, \
+                 heartbeat_at = $4, trunks = $5",
             )
             .bind(name)
             .bind(sip_addr)
             .bind(started_at)
             .bind(now)
+            .bind(trunks)
             .execute(pool)
             .await?;
             Ok(())
@@ -66,11 +74,35 @@ impl Db {
             self,
             pool,
             Ok(sqlx::query_as(
-                "SELECT name, sip_addr, started_at, heartbeat_at FROM cluster_nodes ORDER BY name"
+                "SELECT name, sip_addr, started_at, heartbeat_at, trunks FROM cluster_nodes ORDER BY name"
             )
             .fetch_all(pool)
             .await?)
         )
+    }
+
+    /// Every node row with the number of its registrations unexpired at `now_secs` (`palisade cluster nodes`).
+    pub async fn cluster_overview(&self, now_secs: i64) -> Result<Vec<ClusterNode>> {
+        on_both!(self, pool, Ok(sqlx::query_as(
+            "SELECT n.name, n.sip_addr, n.started_at, n.heartbeat_at, n.trunks, \
+             (SELECT count(*) FROM registrations r WHERE r.node = n.name AND r.expires_at > $1) AS registrations \
+             FROM cluster_nodes n ORDER BY n.name"
+        )
+        .bind(now_secs)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Forgets a node's row (`palisade cluster forget`): a node taken out of service for good. Its registrations
+    /// stay until they expire (ignored: no live node holds them). True if there was such a node.
+    pub async fn forget_node(&self, name: &str) -> Result<bool> {
+        on_both!(self, pool, {
+            let done = sqlx::query("DELETE FROM cluster_nodes WHERE name = $1")
+                .bind(name)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
     }
 
     /// Registrations held by live nodes other than `this_node` (heartbeat at or after `live_since`, unix ms), not

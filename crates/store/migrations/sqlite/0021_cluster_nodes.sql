@@ -8,7 +8,9 @@ CREATE TABLE IF NOT EXISTS cluster_nodes (
     sip_addr     TEXT NOT NULL,
     -- Unix milliseconds.
     started_at   BIGINT NOT NULL,
-    heartbeat_at BIGINT NOT NULL
+    heartbeat_at BIGINT NOT NULL,
+    -- The trunks whose registration the node holds the lease of, comma-separated (for `palisade cluster nodes`).
+    trunks       TEXT NOT NULL DEFAULT ''
 );
 
 -- The node holding the phone's flow (NAT binding, TCP/TLS connection); NULL: written before clustering.

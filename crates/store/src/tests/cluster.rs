@@ -12,13 +12,13 @@ async fn check_nodes_see_the_registrations_of_live_peers_only(db: Db) {
     db.create_extension(ext("201", "a7Kx9Qp2Lm")).await.unwrap();
     db.create_extension(ext("202", "b7Kx9Qp2Lm")).await.unwrap();
     db.create_extension(ext("203", "c7Kx9Qp2Lm")).await.unwrap();
-    db.node_heartbeat("a", "10.0.0.1:5060", 1_000, 10_000)
+    db.node_heartbeat("a", "10.0.0.1:5060", 1_000, 10_000, "carrier")
         .await
         .unwrap();
-    db.node_heartbeat("b", "10.0.0.2:5060", 1_000, 10_000)
+    db.node_heartbeat("b", "10.0.0.2:5060", 1_000, 10_000, "")
         .await
         .unwrap();
-    db.node_heartbeat("c", "10.0.0.3:5060", 1_000, 2_000)
+    db.node_heartbeat("c", "10.0.0.3:5060", 1_000, 2_000, "")
         .await
         .unwrap();
     let on = |aor: &str, node: Option<&str>| Binding {
@@ -93,7 +93,15 @@ async fn check_nodes_see_the_registrations_of_live_peers_only(db: Db) {
             .collect::<Vec<_>>(),
         ["a", "b", "c"]
     );
-    assert!(db.node_heartbeat("", "x", 0, 0).await.is_err());
+    assert!(db.node_heartbeat("", "x", 0, 0, "").await.is_err());
+    let overview = db.cluster_overview(50).await.unwrap();
+    let summary: Vec<(&str, &str, i64)> = overview
+        .iter()
+        .map(|n| (n.name.as_str(), n.trunks.as_str(), n.registrations))
+        .collect();
+    assert_eq!(summary, [("a", "carrier", 2), ("b", "", 0), ("c", "", 0)]);
+    assert!(db.forget_node("c").await.unwrap());
+    assert!(!db.forget_node("c").await.unwrap());
 }
 
 #[tokio::test]
