@@ -4,8 +4,9 @@
 # scenarios/trunk_register_uas.xml) at 127.0.0.33 for the trunk `carrier` with registration on.
 #   * the trunk is registered by exactly one node: n1 (started first) takes its lease and registers it; n2
 #     sends no REGISTER to the provider while n1 is alive;
-#   * baresip 201 registers at n1, 202 at n2; extension 203 is added (the CLI acknowledges it) and n1 is killed
-#     with SIGKILL at once;
+#   * baresip 201 registers at n1, 202 at n2; the provider calls 202's DID through n1 (the trunk's node): n1
+#     forwards it to n2 by an internal hop and 202 answers;
+#   * extension 203 is added (the CLI acknowledges it) and n1 is killed with SIGKILL at once;
 #   * n2 takes the trunk's lease and registers the trunk within seconds (measured from the kill to the first
 #     REGISTER from n2's address) and PostgreSQL's trunk status says registered;
 #   * 201 re-registers at the survivor (a phone following DNS to another node) and 202 calls it: the call is
@@ -101,6 +102,22 @@ sleep 4.5
 n2_before=$(registers_from $N2)
 [ "$n2_before" = 0 ] || fail "n2 sent $n2_before REGISTERs to the provider while n1 held the trunk"
 ok "201 at n1, 202 at n2; n2 sent no REGISTER to the provider while n1 held the trunk"
+
+# The provider sends a call for a DID of 202 to the node it registered with (n1): n1 hops it to n2, 202 answers.
+pal did add 4930123456 --trunk carrier --ext 202 >/dev/null 2>&1 || fail "did add 4930123456"
+sleep 1.5
+lport=$(free_port 5)
+rc=0
+timeout -k 2 30 sipp "$N1:$p1" -sf "$E2E_DIR/scenarios/trunk_inbound_uac.xml" -i "$PROV" -p "$lport" -mi "$PROV" \
+  -mp $((lport + 1)) -s 4930123456 -m 1 -nostdin -timeout 25 -recv_timeout 10000 -trace_err \
+  -error_file "$E2E_TMP/in.err" >"$E2E_TMP/in.out" 2>&1 </dev/null || rc=$?
+if [ "$rc" != 0 ] || ! grep -q 'internal hop.*from_node=n1' "$N2_ERR"; then
+  show "$E2E_TMP/in.err"
+  show "$N1_ERR" 20
+  show "$N2_ERR" 20
+  fail "the provider's call to DID 4930123456 (202, at n2) through n1 did not complete across a hop (sipp exit $rc)"
+fi
+ok "the provider's call to 202's DID entered n1 (the trunk's node), hopped to n2 and was answered by 202"
 
 # An extension the CLI acknowledges, then n1 dies at once.
 pal ext add 203 --json >"$E2E_TMP/203.json" 2>"$E2E_TMP/203.err" || fail "ext add 203: $(cat "$E2E_TMP/203.err")"
