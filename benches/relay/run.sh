@@ -76,9 +76,9 @@ T_END=$(date +%s)
   grep '^#' "$WORK/bench.err" || true
   echo "# calls still listed by 'palisade calls' after the BYEs: $left"
   echo
-  echo "| pass | calls | target pps | sent pps | pkts/wake-up | received % | Palisade µs/pkt (schedstat) | (ticks) | Palisade CPU % | generator µs/pkt | other CPU % |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  jq -r '"| \(.pass) | \(.calls) | \(.pps_target) | \(.pps_sent) | \(.pkts_per_wakeup) | \(.received_pct) | **\(.us_per_pkt)** | \(.us_per_pkt_ticks) | \(.palisade_cpu_pct) | \(.generator_us_per_pkt) | \(.other_cpu_pct) |"' "$WORK/steps.jsonl"
+  echo "| pass | calls | target pps | sent pps | pkts/wake-up | received % | Palisade µs/pkt (schedstat) | (ticks) | Palisade CPU % | generator µs/pkt | other CPU % | softirq s | Palisade + softirq µs/pkt |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  jq -r '"| \(.pass) | \(.calls) | \(.pps_target) | \(.pps_sent) | \(.pkts_per_wakeup) | \(.received_pct) | **\(.us_per_pkt)** | \(.us_per_pkt_ticks) | \(.palisade_cpu_pct) | \(.generator_us_per_pkt) | \(.other_cpu_pct) | \(.softirq_s) | \(.us_per_pkt_with_softirq) |"' "$WORK/steps.jsonl"
 } | tee "$OUT"
 cp "$WORK/steps.jsonl" "${OUT%.txt}.jsonl"
 log "written $OUT"

@@ -112,8 +112,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     };
-    let relay = MediaRelay::new(advertise, media_bind, config.calls.rtp_ports.clone())
-        .map_err(|e| anyhow::anyhow!("invalid RTP port range: {e}"))?;
+    let relay = MediaRelay::new(advertise, media_bind, config.calls.rtp_ports.clone()).map_err(
+        |e| match e {
+            crate::media::MediaError::Pool(e) => anyhow::anyhow!("invalid RTP port range: {e}"),
+            e => anyhow::anyhow!("{e}"),
+        },
+    )?;
     tracing::info!(advertise = %advertise, ports = ?config.calls.rtp_ports, "media relay ready");
     let local = LocalAddrs {
         by_transport: listeners
@@ -229,13 +233,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(me) = cluster_me {
         let joined = crate::cluster::node::join(&db, &me, &edge).await?;
+        let name = me.name.clone();
         tasks.spawn(crate::cluster::node::run(
             db.clone(),
             me,
             edge.clone(),
             joined,
         ));
-        tasks.spawn(crate::cluster::trunk_lease::run(db.clone(), edge.clone()));
+        tasks.spawn(crate::cluster::trunk_lease::run(
+            db.clone(),
+            edge.clone(),
+            name,
+        ));
     }
     tasks.spawn(crate::metrics::status::run_writer(
         ops_sources.clone(),
@@ -259,7 +268,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(edge.clone().run_timers());
     tasks.spawn(run_app_events(edge.clone(), app_events_rx));
     tasks.spawn(crate::endpoint_events::run(edge.clone(), relay, apps));
-    tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
+    let cluster = crate::cluster::start(&db, &edge, &mut tasks);
+    tasks.spawn(store_sync::run(
+        db.clone(),
+        edge.clone(),
+        loaded.version,
+        cluster,
+    ));
     tasks.spawn(crate::conference::run(
         db.clone(),
         edge.clone(),

@@ -8,6 +8,9 @@ use super::{Binding, Db, Result, StoreError, now_ms};
 /// The settings key of the secret nodes authenticate internal hops with (hex; never shown by the CLI).
 pub const CLUSTER_SECRET: &str = "cluster_secret";
 
+/// The `application_name` of a node's lease connection: this prefix and the node's name.
+const LEASE_APP_PREFIX: &str = "palisade-lease:";
+
 /// Longest node name (the `cluster_nodes.name` CHECK).
 pub const MAX_NODE_NAME_LEN: usize = 64;
 
@@ -21,8 +24,6 @@ pub struct ClusterNode {
     pub started_at: i64,
     /// Unix milliseconds of the last heartbeat.
     pub heartbeat_at: i64,
-    /// The trunks whose registration it holds (comma-separated), as of its last heartbeat.
-    pub trunks: String,
     /// Its unexpired registrations (only [`Db::cluster_overview`] counts them).
     #[sqlx(default)]
     pub registrations: i64,
@@ -37,14 +38,13 @@ pub struct RemoteBinding {
 }
 
 impl Db {
-    /// Writes this node's heartbeat (creating its row at first start) with the trunks whose lease it holds.
+    /// Writes this node's heartbeat (creating its row at first start).
     pub async fn node_heartbeat(
         &self,
         name: &str,
         sip_addr: &str,
         started_at: i64,
         now: i64,
-        trunks: &str,
     ) -> Result<()> {
         if name.is_empty() || name.len() > MAX_NODE_NAME_LEN {
             return Err(StoreError::Invalid(format!(
@@ -53,15 +53,13 @@ impl Db {
         }
         on_both!(self, pool, {
             sqlx::query(
-                "INSERT INTO cluster_nodes (name, sip_addr, started_at, heartbeat_at, trunks) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET sip_addr = $2, started_at = $3, \
-                 heartbeat_at = $4, trunks = $5",
+                "INSERT INTO cluster_nodes (name, sip_addr, started_at, heartbeat_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO UPDATE SET sip_addr = $2, started_at = $3, heartbeat_at = $4",
             )
             .bind(name)
             .bind(sip_addr)
             .bind(started_at)
             .bind(now)
-            .bind(trunks)
             .execute(pool)
             .await?;
             Ok(())
@@ -74,7 +72,7 @@ impl Db {
             self,
             pool,
             Ok(sqlx::query_as(
-                "SELECT name, sip_addr, started_at, heartbeat_at, trunks FROM cluster_nodes ORDER BY name"
+                "SELECT name, sip_addr, started_at, heartbeat_at FROM cluster_nodes ORDER BY name"
             )
             .fetch_all(pool)
             .await?)
@@ -84,7 +82,7 @@ impl Db {
     /// Every node row with the number of its registrations unexpired at `now_secs` (`palisade cluster nodes`).
     pub async fn cluster_overview(&self, now_secs: i64) -> Result<Vec<ClusterNode>> {
         on_both!(self, pool, Ok(sqlx::query_as(
-            "SELECT n.name, n.sip_addr, n.started_at, n.heartbeat_at, n.trunks, \
+            "SELECT n.name, n.sip_addr, n.started_at, n.heartbeat_at, \
              (SELECT count(*) FROM registrations r WHERE r.node = n.name AND r.expires_at > $1) AS registrations \
              FROM cluster_nodes n ORDER BY n.name"
         )
@@ -227,12 +225,40 @@ impl std::fmt::Debug for LeaseConn {
 }
 
 impl Db {
-    /// A connection of its own for advisory locks (taken out of the pool). PostgreSQL only: one SQLite node
-    /// holds everything.
-    pub async fn lease_connection(&self) -> Result<LeaseConn> {
+    /// A connection of its own for advisory locks (taken out of the pool), named after `node` for
+    /// [`Db::trunk_lease_holders`]. PostgreSQL only: one SQLite node holds everything.
+    pub async fn lease_connection(&self, node: &str) -> Result<LeaseConn> {
         match self {
             Db::Sqlite(_) => Err(StoreError::NotPorted("leases (several nodes)")),
-            Db::Pg(pool) => Ok(LeaseConn(pool.acquire().await?.detach())),
+            Db::Pg(pool) => {
+                let mut conn = pool.acquire().await?.detach();
+                sqlx::query("SELECT set_config('application_name', $1, false)")
+                    .bind(format!("{LEASE_APP_PREFIX}{node}"))
+                    .execute(&mut conn)
+                    .await?;
+                Ok(LeaseConn(conn))
+            }
+        }
+    }
+
+    /// Which node holds each trunk's registration lease now, as (trunk, node) by trunk: read from PostgreSQL's
+    /// own lock table, so it is the truth of the moment (a dead node's session, and its leases, are gone). Empty
+    /// on SQLite.
+    pub async fn trunk_lease_holders(&self) -> Result<Vec<(String, String)>> {
+        match self {
+            Db::Sqlite(_) => Ok(Vec::new()),
+            Db::Pg(pool) => Ok(sqlx::query_as(
+                "SELECT t.name, substr(a.application_name, length($1) + 1) FROM trunks t \
+                 JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND l.classid = ((hashtextextended('trunk:' || t.name, 0) >> 32) & 4294967295)::oid \
+                 AND l.objid = (hashtextextended('trunk:' || t.name, 0) & 4294967295)::oid \
+                 JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE substr(a.application_name, 1, length($1)) = $1 ORDER BY t.name",
+            )
+            .bind(LEASE_APP_PREFIX)
+            .fetch_all(pool)
+            .await?),
         }
     }
 }

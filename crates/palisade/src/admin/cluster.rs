@@ -16,7 +16,8 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// List the nodes: live or stale (no heartbeat for 6 s), address, registrations, trunks held.
+    /// List the nodes: live or stale (no heartbeat for 6 s), address, registrations, and the trunks whose
+    /// registration each holds the lease of now.
     Nodes,
     /// Forget a node taken out of service for good (a running node writes its row again within 2 s).
     Forget {
@@ -65,6 +66,7 @@ async fn nodes(db: &store::Db, json: bool) -> anyhow::Result<()> {
     let now_ms =
         i64::try_from(crate::service::unix_ms(std::time::SystemTime::now())).unwrap_or(i64::MAX);
     let stale_ms = i64::try_from(crate::cluster::node::STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
+    let holders = db.trunk_lease_holders().await?;
     let views: Vec<NodeView> = db
         .cluster_overview(now_ms / 1000)
         .await?
@@ -74,11 +76,10 @@ async fn nodes(db: &store::Db, json: bool) -> anyhow::Result<()> {
             heartbeat_age_secs: (now_ms - n.heartbeat_at).max(0) / 1000,
             started_at: super::time::format_ms(n.started_at),
             registrations: n.registrations,
-            trunks: n
-                .trunks
-                .split(',')
-                .filter(|t| !t.is_empty())
-                .map(String::from)
+            trunks: holders
+                .iter()
+                .filter(|(_, node)| *node == n.name)
+                .map(|(trunk, _)| trunk.clone())
                 .collect(),
             name: n.name,
             sip_addr: n.sip_addr,

@@ -9,6 +9,7 @@ pub mod cert;
 pub mod cluster;
 pub mod conference;
 mod countries;
+pub mod db;
 pub mod events;
 pub mod ext;
 pub mod features;
@@ -116,6 +117,8 @@ pub enum AdminCommand {
     Phone(phone::PhoneArgs),
     /// Several nodes on one PostgreSQL: nodes (live or stale, registrations, trunks held), forget NAME.
     Cluster(cluster::ClusterArgs),
+    /// The database itself: migrate-to postgres://… (copy a SQLite installation into PostgreSQL, verified).
+    Db(db::DbArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -303,6 +306,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Recording(args) => recording::run(args).await,
         AdminCommand::Phone(args) => phone::run(args).await,
         AdminCommand::Cluster(args) => cluster::run(args).await,
+        AdminCommand::Db(args) => db::run(args).await,
     }
 }
 

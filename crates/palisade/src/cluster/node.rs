@@ -102,15 +102,9 @@ pub async fn join(db: &Db, me: &Identity, edge: &Edge) -> anyhow::Result<(i64, H
         .context("cannot read the cluster secret")?;
     let key = HopKey::new(secret.as_bytes());
     let started_at = now_ms();
-    db.node_heartbeat(
-        &me.name,
-        &me.sip_addr.to_string(),
-        started_at,
-        started_at,
-        "",
-    )
-    .await
-    .context("cannot write this node's heartbeat")?;
+    db.node_heartbeat(&me.name, &me.sip_addr.to_string(), started_at, started_at)
+        .await
+        .context("cannot write this node's heartbeat")?;
     refresh(db, me, &key, edge).await?;
     tracing::info!(node = %me.name, sip = %me.sip_addr, "joined the cluster");
     Ok((started_at, key))
@@ -127,15 +121,9 @@ pub async fn run(db: Db, me: Identity, edge: Arc<Edge>, (started_at, key): (i64,
         tick.tick().await;
         if last_beat.elapsed() >= HEARTBEAT_INTERVAL {
             last_beat = std::time::Instant::now();
-            // The trunks whose lease this node holds, for `palisade cluster nodes`.
-            let trunks = edge.with_service(|s| {
-                s.held_trunks()
-                    .map(|h| h.iter().cloned().collect::<Vec<_>>().join(","))
-                    .unwrap_or_default()
-            });
             let addr = me.sip_addr.to_string();
             if let Err(e) = db
-                .node_heartbeat(&me.name, &addr, started_at, now_ms(), &trunks)
+                .node_heartbeat(&me.name, &addr, started_at, now_ms())
                 .await
             {
                 tracing::warn!(error = %e, "cannot write this node's heartbeat; will retry");

@@ -1,21 +1,25 @@
-//! The media relay's socket edge: a port pool shared by all calls, and per call four UDP sockets (leg A RTP/RTCP,
-//! leg B RTP/RTCP) read by one task that asks the sans-IO [`media::Relay`] where each datagram goes.
+//! The media relay's socket edge: a port pool shared by all calls, per call four UDP sockets (leg A RTP/RTCP,
+//! leg B RTP/RTCP), and one relay thread per core ([`worker`]) that waits on the sockets of the calls given to it,
+//! drains them in batches and asks each call's sans-IO [`media::Relay`] where each datagram goes.
 //!
 //! Ports always go back to the pool: when [`MediaSessionHandle::close`] is called, when the handle is dropped
-//! (the call vanished), and when the runtime shuts down — the sockets are closed first, then the ports released.
+//! (the call vanished), and when the last [`MediaRelay`] and handle are gone (the threads stop) — the sockets are
+//! closed first, then the ports released.
 
-mod session;
+mod worker;
 
 use std::io;
+use std::net::UdpSocket;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use media::{Kind, Leg, LegCrypto, LegStats, PoolError, PortPool, Relay, Remote};
-use tokio::net::UdpSocket;
-use tokio::sync::{Notify, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
+
+use worker::{Command, WorkerSet};
 
 /// Why a media session could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -24,14 +28,15 @@ pub enum MediaError {
     Pool(#[from] PoolError),
     #[error("cannot bind media port {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
-    #[error("media sessions need a tokio runtime")]
-    NoRuntime,
+    #[error("cannot start the media relay threads: {0}")]
+    Threads(io::Error),
 }
 
 /// The relay for all calls: the addresses to bind and advertise, and the port pool.
 #[derive(Debug, Clone)]
 pub struct MediaRelay {
     shared: Arc<Shared>,
+    workers: Arc<WorkerSet>,
 }
 
 #[derive(Debug)]
@@ -73,12 +78,24 @@ impl Drop for Lease {
 }
 
 impl MediaRelay {
-    /// `advertise_ip` goes into SDP; sockets bind to `bind_ip`; RTP ports are the even ports of `ports`.
+    /// `advertise_ip` goes into SDP; sockets bind to `bind_ip`; RTP ports are the even ports of `ports`. Starts one
+    /// relay thread per core.
     pub fn new(
         advertise_ip: IpAddr,
         bind_ip: IpAddr,
         ports: RangeInclusive<u16>,
-    ) -> Result<Self, PoolError> {
+    ) -> Result<Self, MediaError> {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self::with_threads(advertise_ip, bind_ip, ports, threads)
+    }
+
+    /// As [`MediaRelay::new`], with `threads` relay threads (at least one).
+    pub fn with_threads(
+        advertise_ip: IpAddr,
+        bind_ip: IpAddr,
+        ports: RangeInclusive<u16>,
+        threads: usize,
+    ) -> Result<Self, MediaError> {
         let pool = Mutex::new(PortPool::new(ports)?);
         Ok(MediaRelay {
             shared: Arc::new(Shared {
@@ -86,6 +103,7 @@ impl MediaRelay {
                 bind_ip,
                 pool,
             }),
+            workers: WorkerSet::start(threads).map_err(MediaError::Threads)?,
         })
     }
 
@@ -103,9 +121,9 @@ impl MediaRelay {
     }
 
     /// Bind a session's four sockets (a pair per leg; a pair already used by another program is skipped) and
-    /// start its relay task. Must be called inside a tokio runtime.
+    /// hand them to the least busy relay thread.
     pub fn allocate(&self) -> Result<MediaSessionHandle, MediaError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let mut lease = Lease {
             shared: self.shared.clone(),
             ports: Vec::new(),
@@ -116,22 +134,30 @@ impl MediaRelay {
         }
         let ports = [lease.ports[0], lease.ports[1]];
         let relay = Arc::new(Mutex::new(Relay::new(Instant::now())));
-        let (shutdown, stopped) = oneshot::channel();
-        let music_changed = Arc::new(Notify::new());
-        let task = runtime.spawn(session::run(
-            lease,
-            relay.clone(),
-            music_changed.clone(),
-            stopped,
-        ));
-        tracing::debug!(a = ports[0], b = ports[1], "media session allocated");
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        let worker = self.workers.pick();
+        self.workers.send(
+            worker,
+            Command::Add {
+                id,
+                lease,
+                relay: relay.clone(),
+            },
+        );
+        tracing::debug!(
+            a = ports[0],
+            b = ports[1],
+            worker,
+            "media session allocated"
+        );
         Ok(MediaSessionHandle {
             ports,
             advertise_ip: self.shared.advertise_ip,
             relay,
-            music_changed,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            id,
+            worker,
+            workers: self.workers.clone(),
+            removed: false,
         })
     }
 
@@ -170,9 +196,8 @@ impl MediaRelay {
 fn bind_two(ip: IpAddr, rtp_port: u16) -> Result<[UdpSocket; 2], MediaError> {
     let bind = |port: u16| {
         let addr = SocketAddr::new(ip, port);
-        let socket = std::net::UdpSocket::bind(addr)
+        let socket = UdpSocket::bind(addr)
             .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .and_then(UdpSocket::from_std)
             .map_err(|source| MediaError::Bind { addr, source })?;
         Ok::<_, MediaError>(socket)
     };
@@ -188,16 +213,40 @@ pub struct SessionStats {
     pub b: LegStats,
 }
 
-/// One call's media session. Dropping it stops the task and returns the ports.
+/// One call's media session. Dropping it closes the sockets and returns the ports (on its relay thread).
 #[derive(Debug)]
 pub struct MediaSessionHandle {
     ports: [u16; 2],
     advertise_ip: IpAddr,
     relay: Arc<Mutex<Relay>>,
-    /// Wakes the task when music on hold starts or stops (its timer depends on it).
-    music_changed: Arc<Notify>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    id: u64,
+    /// The relay thread that owns the sockets.
+    worker: usize,
+    workers: Arc<WorkerSet>,
+    /// `close` already asked the thread to remove the session.
+    removed: bool,
+}
+
+impl MediaSessionHandle {
+    /// Wakes the thread when music on hold or a recording notice starts or stops (its timer depends on it).
+    fn music_changed(&self) {
+        self.workers
+            .send(self.worker, Command::MusicChanged { id: self.id });
+    }
+}
+
+impl Drop for MediaSessionHandle {
+    fn drop(&mut self) {
+        if !self.removed {
+            self.workers.send(
+                self.worker,
+                Command::Remove {
+                    id: self.id,
+                    done: None,
+                },
+            );
+        }
+    }
 }
 
 impl MediaSessionHandle {
@@ -217,7 +266,7 @@ impl MediaSessionHandle {
     /// Music on hold to `leg` (in place of what the other leg sends), or none.
     pub fn set_music(&self, leg: Leg, player: Option<media::moh::MusicPlayer>) {
         lock(&self.relay).set_music(leg, player);
-        self.music_changed.notify_one();
+        self.music_changed();
     }
 
     /// Records the call with `recorder` (announcing it with `notices` when it starts).
@@ -227,7 +276,7 @@ impl MediaSessionHandle {
         notices: [Option<media::moh::Music>; 2],
     ) {
         lock(&self.relay).set_recording(recorder, notices, Instant::now());
-        self.music_changed.notify_one();
+        self.music_changed();
     }
 
     /// The call's recording, taken out of the relay.
@@ -266,14 +315,19 @@ impl MediaSessionHandle {
         lock(&self.relay).idle_for(Instant::now())
     }
 
-    /// Stop the task and wait until its sockets are closed and its ports are back in the pool.
+    /// Wait until the session's sockets are closed and its ports are back in the pool.
     pub async fn close(mut self) {
-        self.shutdown.take();
-        if let Some(task) = self.task.take()
-            && let Err(e) = task.await
-        {
-            tracing::error!(error = %e, "media session task failed");
-        }
+        let (done, closed) = oneshot::channel();
+        self.removed = true;
+        self.workers.send(
+            self.worker,
+            Command::Remove {
+                id: self.id,
+                done: Some(done),
+            },
+        );
+        // An error means the thread is gone, and with it the session.
+        let _ = closed.await;
     }
 }
 

@@ -152,6 +152,20 @@ impl RelayCounters {
         self.packets_out.fetch_add(1, Relaxed);
         self.bytes_out.fetch_add(bytes as u64, Relaxed);
     }
+
+    /// `packets` datagrams of `bytes` in all received in one batch (one update per batch, not per packet).
+    pub fn received_batch(&self, packets: usize, bytes: usize) {
+        self.packets_in.fetch_add(packets as u64, Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// `packets` datagrams of `bytes` in all sent in one batch.
+    pub fn forwarded_batch(&self, packets: usize, bytes: usize) {
+        if packets > 0 {
+            self.packets_out.fetch_add(packets as u64, Relaxed);
+            self.bytes_out.fetch_add(bytes as u64, Relaxed);
+        }
+    }
 }
 
 /// Every SIP message through the transport edge.

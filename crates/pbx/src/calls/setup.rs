@@ -355,6 +355,7 @@ impl Calls {
                 ends_at: now + self.config.max_duration,
                 session_deadline,
                 retransmit_2xx: None,
+                joined_2xx: None,
             },
             relayed: BTreeMap::new(),
             sent: [None, None],

@@ -396,7 +396,7 @@ impl Endpoint {
     /// Routes a forward or transfer target exactly as if extension `from` (the forwarding or transferring
     /// extension) dialled it: the same call policy, refusals, events and trunks as [`Self::on_invite`]. A forward
     /// never reaches what `from` could not call itself.
-    fn resolve_forward(
+    pub(super) fn resolve_forward(
         &mut self,
         from: &str,
         target: &str,

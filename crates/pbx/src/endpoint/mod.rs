@@ -35,7 +35,7 @@ use calls::same_flow;
 mod trunks;
 mod voicemail;
 use crate::calls::{CallRecord, Calls, LegKey, MediaControl};
-pub use events::{Event, Record};
+pub use events::{Event, MAX_REQUEUED_RECORDS, Record};
 use sip::transaction::{
     ClientTxId, Config as TxConfig, Output, Peer, ServerTxId, TransactionLayer, TuEvent, TxId,
 };
@@ -183,6 +183,8 @@ pub struct Endpoint {
     office: crate::office::OfficeNumbers,
     /// The other nodes of a cluster and the phones registered through them (endpoint/cluster.rs).
     cluster: crate::cluster::ClusterView,
+    /// Attendant callers being handed to a ring group, step by step (endpoint/office.rs).
+    group_handovers: std::collections::HashMap<u64, office::GroupHandover>,
 }
 
 /// The stateful parts a service is built from.
@@ -221,6 +223,7 @@ impl Endpoint {
             queue_records: Vec::new(),
             office: crate::office::OfficeNumbers::default(),
             cluster: crate::cluster::ClusterView::default(),
+            group_handovers: std::collections::HashMap::new(),
         }
     }
 

@@ -8,14 +8,12 @@ CREATE TABLE IF NOT EXISTS cluster_nodes (
     sip_addr     TEXT NOT NULL,
     -- Unix milliseconds.
     started_at   BIGINT NOT NULL,
-    heartbeat_at BIGINT NOT NULL,
-    -- The trunks whose registration the node holds the lease of, comma-separated (for `palisade cluster nodes`).
-    trunks       TEXT NOT NULL DEFAULT ''
+    heartbeat_at BIGINT NOT NULL
 );
 
 -- The node holding the phone's flow (NAT binding, TCP/TLS connection); NULL: written before clustering.
 ALTER TABLE registrations ADD COLUMN node TEXT NULL;
-CREATE INDEX registrations_by_node ON registrations (node);
+CREATE INDEX IF NOT EXISTS registrations_by_node ON registrations (node);
 
 -- Voicemail audio (messages and greetings) in the database, so any node plays it: keyed by the same relative file
 -- name the voicemail tables use. Written only when the store is PostgreSQL; SQLite keeps the files alone.

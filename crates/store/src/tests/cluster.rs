@@ -1,175 +1,157 @@
-//! Store tests: cluster nodes, registrations held by other nodes, the cluster secret, voicemail audio.
+//! Store tests: what several nodes share (issue 17): versions, notifications, the summed guard counters.
 
 use super::*;
-use crate::cluster_nodes::ClusterNode;
+use crate::cluster::{AUTH_FAILURES, GuardCount, UNANSWERED_CHALLENGES};
 
-#[tokio::test]
-async fn nodes_see_the_registrations_of_live_peers_only() {
-    crate::tests::on_each_backend(check_nodes_see_the_registrations_of_live_peers_only).await;
+fn count(source: &str, kind: &str, n: i64) -> GuardCount {
+    GuardCount {
+        source: source.into(),
+        kind: kind.into(),
+        count: n,
+    }
 }
 
-async fn check_nodes_see_the_registrations_of_live_peers_only(db: Db) {
-    db.create_extension(ext("201", "a7Kx9Qp2Lm")).await.unwrap();
-    db.create_extension(ext("202", "b7Kx9Qp2Lm")).await.unwrap();
-    db.create_extension(ext("203", "c7Kx9Qp2Lm")).await.unwrap();
-    db.node_heartbeat("a", "10.0.0.1:5060", 1_000, 10_000, "carrier")
+async fn check_guard_counts_sum_other_nodes_only(db: Db) {
+    let src = "203.0.113.9/32";
+    db.write_guard_counts("a", &[count(src, AUTH_FAILURES, 3)], 1_000)
         .await
         .unwrap();
-    db.node_heartbeat("b", "10.0.0.2:5060", 1_000, 10_000, "")
+    db.write_guard_counts(
+        "b",
+        &[
+            count(src, AUTH_FAILURES, 2),
+            count(src, UNANSWERED_CHALLENGES, 7),
+        ],
+        1_000,
+    )
+    .await
+    .unwrap();
+    db.write_guard_counts("c", &[count(src, AUTH_FAILURES, 4)], 1_000)
         .await
         .unwrap();
-    db.node_heartbeat("c", "10.0.0.3:5060", 1_000, 2_000, "")
-        .await
-        .unwrap();
-    let on = |aor: &str, node: Option<&str>| Binding {
-        node: node.map(String::from),
-        ..binding(aor, &format!("sip:{aor}@192.0.2.1"), 100)
-    };
-    let changes: Vec<BindingChange> = vec![
-        BindingChange::Upsert(on("201", Some("a"))),
-        BindingChange::Upsert(on("202", Some("b"))),
-        BindingChange::Upsert(on("203", Some("c"))),
-    ];
-    db.apply_binding_changes(&changes).await.unwrap();
-    // Node a sees 202 on b; 203's node c is stale (heartbeat before live_since); 201 is its own.
-    let remote = db.remote_bindings("a", 5_000, 50).await.unwrap();
-    assert_eq!(remote.len(), 1, "{remote:?}");
+    let mut seen_by_a = db.remote_guard_counts("a", 0).await.unwrap();
+    seen_by_a.sort_by(|x, y| x.kind.cmp(&y.kind));
     assert_eq!(
-        (
-            remote[0].aor.as_str(),
-            remote[0].node.as_str(),
-            remote[0].sip_addr.as_str()
-        ),
-        ("202", "b", "10.0.0.2:5060")
+        seen_by_a,
+        vec![
+            count(src, AUTH_FAILURES, 6),
+            count(src, UNANSWERED_CHALLENGES, 7)
+        ],
+        "a sees b + c, not itself"
     );
-    // Expired registrations are not offered.
+    // A value replaces the node's row; 0 deletes it.
+    db.write_guard_counts("b", &[count(src, AUTH_FAILURES, 0)], 2_000)
+        .await
+        .unwrap();
+    db.write_guard_counts("c", &[count(src, AUTH_FAILURES, 5)], 2_000)
+        .await
+        .unwrap();
+    let seen = db.remote_guard_counts("a", 0).await.unwrap();
+    assert!(seen.contains(&count(src, AUTH_FAILURES, 5)), "{seen:?}");
+    // Rows older than the window are ignored, then pruned.
     assert!(
-        db.remote_bindings("a", 5_000, 100)
+        db.remote_guard_counts("a", 1_500)
             .await
             .unwrap()
-            .is_empty()
-    );
-    // A phone re-registering at another node moves its row there.
-    db.apply_binding_changes(&[BindingChange::Upsert(on("202", Some("a")))])
-        .await
-        .unwrap();
-    assert!(db.remote_bindings("a", 5_000, 50).await.unwrap().is_empty());
-    let b_sees: Vec<String> = db
-        .remote_bindings("b", 5_000, 50)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.aor)
-        .collect();
-    assert_eq!(b_sees, ["201", "202"]);
-    // Node b's registrar expires its old copy of 202 (the phone moved to a): a's row stays.
-    let remove = |node: &str| BindingChange::Remove {
-        aor: "202".into(),
-        contact_uri: "sip:202@192.0.2.1".into(),
-        node: Some(node.into()),
-    };
-    db.apply_binding_changes(&[remove("b")]).await.unwrap();
-    assert_eq!(db.list_bindings_for("202").await.unwrap().len(), 1);
-    db.apply_binding_changes(&[remove("a")]).await.unwrap();
-    assert!(db.list_bindings_for("202").await.unwrap().is_empty());
-    db.apply_binding_changes(&[BindingChange::Upsert(on("202", Some("a")))])
-        .await
-        .unwrap();
-    // A node restores its own bindings and those without a node.
-    db.upsert_binding(&on("203", None)).await.unwrap();
-    let own: Vec<String> = db
-        .list_bindings_of_node("b")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.aor)
-        .collect();
-    assert_eq!(own, ["203"]);
-    let nodes = db.cluster_nodes().await.unwrap();
-    assert_eq!(
-        nodes
             .iter()
-            .map(|n: &ClusterNode| n.name.as_str())
-            .collect::<Vec<_>>(),
-        ["a", "b", "c"]
+            .all(|c| c.kind == AUTH_FAILURES),
+        "b's challenge count (written at 1000) is outside the window"
     );
-    assert!(db.node_heartbeat("", "x", 0, 0, "").await.is_err());
-    let overview = db.cluster_overview(50).await.unwrap();
-    let summary: Vec<(&str, &str, i64)> = overview
-        .iter()
-        .map(|n| (n.name.as_str(), n.trunks.as_str(), n.registrations))
-        .collect();
-    assert_eq!(summary, [("a", "carrier", 2), ("b", "", 0), ("c", "", 0)]);
-    assert!(db.forget_node("c").await.unwrap());
-    assert!(!db.forget_node("c").await.unwrap());
-}
-
-#[tokio::test]
-async fn the_first_cluster_secret_written_wins() {
-    crate::tests::on_each_backend(check_the_first_cluster_secret_written_wins).await;
-}
-
-async fn check_the_first_cluster_secret_written_wins(db: Db) {
-    assert_eq!(db.cluster_secret_or("first").await.unwrap(), "first");
-    assert_eq!(db.cluster_secret_or("second").await.unwrap(), "first");
-}
-
-#[tokio::test]
-async fn voicemail_audio_round_trips_as_bytes() {
-    crate::tests::on_each_backend(check_voicemail_audio_round_trips_as_bytes).await;
-}
-
-async fn check_voicemail_audio_round_trips_as_bytes(db: Db) {
-    let audio: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
-    assert_eq!(db.voicemail_audio("100/1.wav").await.unwrap(), None);
-    db.put_voicemail_audio("100/1.wav", &audio).await.unwrap();
-    assert_eq!(db.voicemail_audio("100/1.wav").await.unwrap(), Some(audio));
-    db.put_voicemail_audio("100/1.wav", b"RIFF").await.unwrap();
+    assert_eq!(db.prune_guard_counts(1_500).await.unwrap(), 2);
     assert_eq!(
-        db.voicemail_audio("100/1.wav").await.unwrap().as_deref(),
-        Some(&b"RIFF"[..])
+        db.remote_guard_counts("x", 0).await.unwrap(),
+        vec![count(src, AUTH_FAILURES, 5)]
     );
-    assert!(db.delete_voicemail_audio("100/1.wav").await.unwrap());
-    assert!(!db.delete_voicemail_audio("100/1.wav").await.unwrap());
-    for f in ["100/2.wav", "100/greeting-1.wav", "1000/3.wav"] {
-        db.put_voicemail_audio(f, b"RIFF").await.unwrap();
-    }
-    assert_eq!(db.delete_mailbox_audio("100").await.unwrap(), 2);
-    assert!(db.voicemail_audio("1000/3.wav").await.unwrap().is_some());
 }
 
 #[tokio::test]
-async fn a_lease_is_held_by_one_connection_until_it_closes() {
-    crate::tests::on_each_backend(check_a_lease_is_held_by_one_connection_until_it_closes).await;
+async fn guard_counts_sum_other_nodes_only() {
+    on_each_backend(check_guard_counts_sum_other_nodes_only).await;
 }
 
-async fn check_a_lease_is_held_by_one_connection_until_it_closes(db: Db) {
-    if !db.is_postgres() {
-        assert!(matches!(
-            db.lease_connection().await,
-            Err(StoreError::NotPorted(_))
-        ));
+async fn check_ip_rule_writes_move_the_ip_list_version_on_postgres(db: Db) {
+    let before = db.versions().await.unwrap();
+    let rule = IpRule {
+        net: "198.51.100.7".into(),
+        action: "block".into(),
+        expires_at: None,
+        note: None,
+        origin: "auto".into(),
+        reason: Some("auth_failures".into()),
+        created_at: 1,
+    };
+    db.upsert_ip_rule(&rule, false).await.unwrap();
+    let after_ban = db.versions().await.unwrap();
+    assert_eq!(
+        after_ban.config, before.config,
+        "an automatic ban is no configuration change"
+    );
+    db.remove_ip_rule("198.51.100.7").await.unwrap();
+    let after_unban = db.versions().await.unwrap();
+    assert!(
+        after_unban.config > before.config,
+        "an unban is an admin write"
+    );
+    if db.is_postgres() {
+        assert_eq!(after_ban.ip_rules, before.ip_rules + 1);
+        assert_eq!(after_unban.ip_rules, before.ip_rules + 2);
+    } else {
+        // One node on SQLite: nothing to announce, the IP-list version stays.
+        assert_eq!(after_unban.ip_rules, before.ip_rules);
+    }
+}
+
+#[tokio::test]
+async fn ip_rule_writes_move_the_ip_list_version_on_postgres() {
+    on_each_backend(check_ip_rule_writes_move_the_ip_list_version_on_postgres).await;
+}
+
+async fn check_admin_writes_notify_at_commit(db: Db) {
+    let Db::Pg(pool) = &db else {
         return;
+    };
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+        .await
+        .unwrap();
+    listener
+        .listen_all([crate::cluster::CONFIG_CHANNEL, crate::cluster::BANS_CHANNEL])
+        .await
+        .unwrap();
+    db.set_setting("credential_length", "12").await.unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .expect("a notification within 5 s")
+        .unwrap();
+    assert_eq!(n.channel(), crate::cluster::CONFIG_CHANNEL);
+    assert_eq!(n.payload(), db.versions().await.unwrap().config.to_string());
+    db.remove_ip_rule("192.0.2.1").await.unwrap(); // nothing removed: no notification
+    db.upsert_ip_rule(
+        &IpRule {
+            net: "192.0.2.1".into(),
+            action: "block".into(),
+            expires_at: None,
+            note: None,
+            origin: "manual".into(),
+            reason: None,
+            created_at: 1,
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    let mut channels = Vec::new();
+    for _ in 0..2 {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+            .await
+            .expect("a notification within 5 s")
+            .unwrap();
+        channels.push(n.channel().to_string());
     }
-    let mut a = db.lease_connection().await.unwrap();
-    let mut b = db.lease_connection().await.unwrap();
-    assert!(a.try_take("trunk:carrier").await.unwrap());
-    assert!(!b.try_take("trunk:carrier").await.unwrap(), "held by a");
-    assert!(b.try_take("trunk:other").await.unwrap());
-    // Released explicitly…
-    assert!(a.release("trunk:carrier").await.unwrap());
-    assert!(b.try_take("trunk:carrier").await.unwrap());
-    assert!(!a.try_take("trunk:carrier").await.unwrap());
-    // …or when the holder's session ends (its node died).
-    drop(b);
-    let mut taken = false;
-    for _ in 0..50 {
-        if a.try_take("trunk:carrier").await.unwrap() {
-            taken = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(taken, "the lease of a closed connection is free");
-    a.ping().await.unwrap();
+    channels.sort();
+    assert_eq!(channels, ["palisade_bans", "palisade_config"]);
+}
+
+#[tokio::test]
+async fn admin_writes_notify_at_commit() {
+    on_each_backend(check_admin_writes_notify_at_commit).await;
 }

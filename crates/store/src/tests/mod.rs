@@ -596,6 +596,7 @@ async fn check_write_behind_batches(db: Db) {
 
 mod call_records;
 mod cluster;
+mod cluster_nodes;
 mod ip_lists;
 mod mailboxes;
 mod office_media;
