@@ -173,6 +173,17 @@ impl Db {
         })
     }
 
+    /// The names of every voicemail file whose audio is in the database.
+    pub async fn voicemail_audio_files(&self) -> Result<Vec<String>> {
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_scalar("SELECT file FROM voicemail_audio")
+                .fetch_all(pool)
+                .await?)
+        )
+    }
+
     /// The stored audio of a voicemail file, if any.
     pub async fn voicemail_audio(&self, file: &str) -> Result<Option<Vec<u8>>> {
         on_both!(
