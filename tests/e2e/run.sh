@@ -12,7 +12,7 @@
 # Each test runs in its own process group, so whatever it leaves behind is ended with it.
 #
 # Lanes: with E2E_JOBS=N, lane 0 runs tests in this network namespace and lanes 1..N-1 each in a network namespace
-# of their own (palisade-e2e-laneK, only a loopback). Tests hard-code ports and capture on `lo`; a loopback per
+# of their own (palisade-e2e-PID-laneK, only a loopback). Tests hard-code ports and capture on `lo`; a loopback per
 # lane keeps two tests from ever seeing each other's ports or packets, with no change to the tests. Most tests
 # wait on phones and timers, so two lanes roughly halve the suite on two cores. A test marked with the line
 # `# e2e: alone` (CPU-bound load and flood tests, whose figures or timing would disturb a neighbour) runs after the
@@ -60,7 +60,7 @@ logdir=$(mktemp -d "${TMPDIR:-/tmp}/palisade-e2e-logs.XXXXXX")
 passed=0 failed=0 skipped=0 failed_names=()
 
 # ------------------------------------------------------------------ lanes
-lane_ns() { echo "palisade-e2e-lane$1"; }
+lane_ns() { echo "palisade-e2e-$$-lane$1"; } # per runner: several runners may share a machine
 lanes_down() {
   local k
   for ((k = 1; k < ${JOBS:-1}; k++)); do ip netns del "$(lane_ns "$k")" 2>/dev/null || true; done
