@@ -3,10 +3,11 @@
 # `palisade serve` nodes on it, n1 at 127.0.0.31 and n2 at 127.0.0.32. Headless baresip phones: 201 (440 Hz
 # microphone) registers at n1, 202 (880 Hz) at n2, both auto-answer.
 #   * PostgreSQL tags each registration with the node holding the phone's flow (201 -> n1, 202 -> n2) and has a
-#     fresh heartbeat row per node;
+#     fresh heartbeat row per node; `palisade cluster nodes` lists both live with one registration each;
 #   * 201 dials 202 through n1: n1 forwards the call to n2 by a signed internal hop (n2 logs it) and n2 rings 202
 #     on its own flow; audio both ways (sndfile dumps: 201 hears 880 Hz, 202 hears 440 Hz);
-#   * 202 dials 201 through n2 the other way round, audio both ways again;
+#   * 202 dials 201 through n2 the other way round, audio both ways again; the caller hangs up the first call and
+#     the callee the second (the BYE crosses the hop both ways) and the other phone sees the call closed;
 #   * forged internal hops to n2 are refused with 403 and recorded as `cluster_hop_refused` events: from a
 #     non-node address with a random signature, from a non-node address with the real cluster secret, from n1's
 #     own address with a random signature, and from n1's address correctly signed but two minutes old.
@@ -77,11 +78,17 @@ done
 [ "$regs" = "201@n1 202@n2 " ] || fail "registrations in PostgreSQL: '$regs', expected 201@n1 202@n2"
 sleep 1.5
 ok "201 registered at n1, 202 at n2; PostgreSQL tags them: $regs"
+view=$("$PALISADE_BIN" cluster nodes --json --data "$E2E_TMP/admin" --database "$PG_URL" | python3 -c '
+import json, sys
+print(" ".join("%s:%s:%d" % (n["name"], "live" if n["live"] else "stale", n["registrations"]) for n in json.load(sys.stdin)))')
+[ "$view" = "n1:live:1 n2:live:1" ] || fail "palisade cluster nodes says '$view', expected n1:live:1 n2:live:1"
+ok "palisade cluster nodes: $view"
 
-# call CALLER_CTRL CALLER_LOG CALLEE_LOG URI CALLEE_AOR LABEL: dials, checks both sides connected, talks ~4 s,
-# hangs up; leaves the new received-audio dumps' frequencies in CALLER_HZ and CALLEE_HZ.
+# call CALLER_CTRL CALLEE_CTRL CALLER_LOG CALLEE_LOG URI CALLEE_AOR LABEL HANGUP(caller|callee): dials, checks both
+# sides connected, talks ~4 s, hangs up on the HANGUP side (the BYE crosses the hop either way) and checks the
+# other side sees CALL_CLOSED; leaves the new received-audio dumps' frequencies in CALLER_HZ and CALLEE_HZ.
 call() {
-  local cc=$1 clog=$2 elog=$3 uri=$4 callee=$5 label=$6 mark=$E2E_TMP/mark.$RANDOM wa wb
+  local cc=$1 ec=$2 clog=$3 elog=$4 uri=$5 callee=$6 label=$7 hangup=$8 mark=$E2E_TMP/mark.$RANDOM wa wb hc oc
   touch "$mark"
   sleep 0.05
   if ! ctrl "$HOST:$cc" --wait-event CALL_ESTABLISHED --timeout 10 dial "$uri" >"$E2E_TMP/dial.json" 2>&1; then
@@ -96,8 +103,14 @@ call() {
   n=$(grep -c "$callee: Call established" "$elog" || true)
   [ "$n" -ge 1 ] || fail "$label: the caller is in the call but the callee does not say 'Call established'"
   sleep 4
-  ctrl "$HOST:$cc" --wait-event CALL_CLOSED --timeout 5 hangup >"$E2E_TMP/hangup.json" 2>&1 ||
-    fail "$label: hangup: no CALL_CLOSED: $(cat "$E2E_TMP/hangup.json")"
+  if [ "$hangup" = caller ]; then hc=$cc oc=$ec; else hc=$ec oc=$cc; fi
+  spawn "$E2E_TMP/closed.json" timeout -k 1 15 python3 "$CTRL" "$HOST:$oc" --wait-event CALL_CLOSED --timeout 10
+  local wpid=$BG_PID rc=0
+  sleep 0.3
+  ctrl "$HOST:$hc" --wait-event CALL_CLOSED --timeout 5 hangup >"$E2E_TMP/hangup.json" 2>&1 ||
+    fail "$label: hangup by the $hangup: no CALL_CLOSED: $(cat "$E2E_TMP/hangup.json")"
+  wait "$wpid" || rc=$?
+  [ "$rc" = 0 ] || fail "$label: the $hangup hung up but the other phone saw no CALL_CLOSED"
   sleep 1
   wa=$(find "$(dirname "$clog")/$(basename "$clog" .log)/snd" -name '*dec.wav' -newer "$mark" | sort | head -1)
   wb=$(find "$(dirname "$elog")/$(basename "$elog" .log)/snd" -name '*dec.wav' -newer "$mark" | sort | head -1)
@@ -106,7 +119,7 @@ call() {
   CALLEE_HZ=$(freq "$wb")
 }
 
-call $((sa + 2)) "$d/a.log" "$d/b.log" "sip:202@$N1:$p1" "202@$N2" "201 -> 202 via n1"
+call $((sa + 2)) $((sb + 2)) "$d/a.log" "$d/b.log" "sip:202@$N1:$p1" "202@$N2" "201 -> 202 via n1" caller
 if ! near "$CALLER_HZ" 880 || ! near "$CALLEE_HZ" 440; then
   fail "201 -> 202: 201 heard ${CALLER_HZ:-?} Hz (want 880), 202 heard ${CALLEE_HZ:-?} Hz (want 440)"
 fi
@@ -116,7 +129,7 @@ grep -q 'internal hop.*from_node=n1' "$N2_ERR" || grep -q 'from_node.*n1.*intern
 }
 ok "201 -> 202 through n1, hop to n2: 201 heard $CALLER_HZ Hz (want 880), 202 heard $CALLEE_HZ Hz (want 440)"
 
-call $((sb + 2)) "$d/b.log" "$d/a.log" "sip:201@$N2:$p2" "201@$N1" "202 -> 201 via n2"
+call $((sb + 2)) $((sa + 2)) "$d/b.log" "$d/a.log" "sip:201@$N2:$p2" "201@$N1" "202 -> 201 via n2" callee
 if ! near "$CALLER_HZ" 440 || ! near "$CALLEE_HZ" 880; then
   fail "202 -> 201: 202 heard ${CALLER_HZ:-?} Hz (want 440), 201 heard ${CALLEE_HZ:-?} Hz (want 880)"
 fi

@@ -4,13 +4,15 @@
 # scenarios/trunk_register_uas.xml) at 127.0.0.33 for the trunk `carrier` with registration on.
 #   * the trunk is registered by exactly one node: n1 (started first) takes its lease and registers it; n2
 #     sends no REGISTER to the provider while n1 is alive;
-#   * baresip 201 registers at n1, 202 at n2; extension 203 is added (the CLI acknowledges it) and n1 is killed
-#     with SIGKILL at once;
+#   * baresip 201 registers at n1, 202 at n2; the provider calls 202's DID through n1 (the trunk's node): n1
+#     forwards it to n2 by an internal hop and 202 answers;
+#   * extension 203 is added (the CLI acknowledges it) and n1 is killed with SIGKILL at once;
 #   * n2 takes the trunk's lease and registers the trunk within seconds (measured from the kill to the first
 #     REGISTER from n2's address) and PostgreSQL's trunk status says registered;
 #   * 201 re-registers at the survivor (a phone following DNS to another node) and 202 calls it: the call is
 #     established; PostgreSQL now tags 201's registration with n2;
-#   * 203, added just before the kill, is there: it registers at n2 with the credentials the CLI printed.
+#   * 203, added just before the kill, is there: it registers at n2 with the credentials the CLI printed;
+#   * `palisade cluster nodes` shows n1 stale and n2 live holding the trunk.
 # Ports: SIP/ctrl/PostgreSQL 26400-26499, baresip RTP 26500-26539, relays n1 26540-26569, n2 26570-26599.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -101,6 +103,33 @@ n2_before=$(registers_from $N2)
 [ "$n2_before" = 0 ] || fail "n2 sent $n2_before REGISTERs to the provider while n1 held the trunk"
 ok "201 at n1, 202 at n2; n2 sent no REGISTER to the provider while n1 held the trunk"
 
+# The operator's view (`palisade cluster nodes`): NAME:live|stale:TRUNKS-HELD for each node.
+cview() {
+  "$PALISADE_BIN" cluster nodes --json --data "$E2E_TMP/admin" --database "$PG_URL" | python3 -c '
+import json, sys
+print(" ".join("%s:%s:%s" % (n["name"], "live" if n["live"] else "stale", ",".join(n["trunks"]) or "-")
+               for n in json.load(sys.stdin)))'
+}
+view=$(cview)
+[ "$view" = "n1:live:carrier n2:live:-" ] || fail "palisade cluster nodes says '$view', expected n1:live:carrier n2:live:-"
+ok "palisade cluster nodes: $view"
+
+# The provider sends a call for a DID of 202 to the node it registered with (n1): n1 hops it to n2, 202 answers.
+pal did add 4930123456 --trunk carrier --ext 202 >/dev/null 2>&1 || fail "did add 4930123456"
+sleep 1.5
+lport=$(free_port 5)
+rc=0
+timeout -k 2 30 sipp "$N1:$p1" -sf "$E2E_DIR/scenarios/trunk_inbound_uac.xml" -i "$PROV" -p "$lport" -mi "$PROV" \
+  -mp $((lport + 1)) -s 4930123456 -m 1 -nostdin -timeout 25 -recv_timeout 10000 -trace_err \
+  -error_file "$E2E_TMP/in.err" >"$E2E_TMP/in.out" 2>&1 </dev/null || rc=$?
+if [ "$rc" != 0 ] || ! grep -q 'internal hop.*from_node=n1' "$N2_ERR"; then
+  show "$E2E_TMP/in.err"
+  show "$N1_ERR" 20
+  show "$N2_ERR" 20
+  fail "the provider's call to DID 4930123456 (202, at n2) through n1 did not complete across a hop (sipp exit $rc)"
+fi
+ok "the provider's call to 202's DID entered n1 (the trunk's node), hopped to n2 and was answered by 202"
+
 # An extension the CLI acknowledges, then n1 dies at once.
 pal ext add 203 --json >"$E2E_TMP/203.json" 2>"$E2E_TMP/203.err" || fail "ext add 203: $(cat "$E2E_TMP/203.err")"
 kill -KILL "$N1_PID"
@@ -163,6 +192,17 @@ timeout -k 2 15 python3 "$E2E_DIR/reg_client.py" "$N2:$p2" udp 203 "$auth_id" "$
 code=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("final", d["challenge"])["code"])' "$out")
 [ "$code" = 200 ] || fail "203 (added just before the kill) registering at n2 got $code, expected 200"
 ok "203, added just before n1 was killed, registers at n2 (200)"
+
+# The operator's view: n1 stale (no heartbeat for 6 s) and holding nothing (its session is gone), n2 live and
+# holding the trunk's lease (read from PostgreSQL's lock table).
+for ((i = 0; i < 50; i++)); do
+  view=$(cview)
+  [ "$view" = "n1:stale:- n2:live:carrier" ] && break
+  sleep 0.2
+done
+[ "$view" = "n1:stale:- n2:live:carrier" ] ||
+  fail "palisade cluster nodes says '$view', expected n1:stale:- n2:live:carrier"
+ok "palisade cluster nodes: $view"
 
 alive "$N2_PID" || fail "n2 died"
 no_panic "$N1_ERR"

@@ -7,6 +7,8 @@
 #   * 201's phone registers at n2, dials the voicemail number (999) there and enters its PIN (DTMF): n2 plays
 #     the message left through n1 — 201 hears 880 Hz for seconds (sndfile dump, 100 ms blocks of pure tone) —
 #     marks it read in PostgreSQL and keeps a local copy;
+#   * a message whose database copy is missing (recorded before the database was shared) is copied in when the
+#     node holding its file starts;
 #   * `palisade voicemail export` on an empty data directory gets the same WAV from the database.
 # Ports: SIP/ctrl/PostgreSQL 26400-26499, baresip RTP 26500-26539, relays n1 26540-26569, n2 26570-26599.
 # lib.sh helpers take optional arguments: calling them without any is intended.
@@ -72,6 +74,16 @@ read -r file bytes <<<"$msg"
 [ "$bytes" -gt 32000 ] || fail "the message's audio in PostgreSQL is $bytes bytes, expected over 2 s of 8 kHz PCM"
 [ ! -e "$E2E_TMP/n2/voicemail/$file" ] || fail "n2 already has $file in its data directory"
 ok "message left through n1: $file, $bytes bytes of WAV in PostgreSQL, not in n2's data directory"
+
+# Audio recorded before the database was shared (here: its copy deleted) is copied in when its node starts.
+sql "DELETE FROM voicemail_audio WHERE file = '$file'" >/dev/null
+pal_stop "$N1_PID"
+pal_start "$E2E_TMP/n1" --database "$PG_URL" --node n1 --listen "udp:$N1:$p1" --rtp-ports 26540-26569
+N1_ERR=$PAL_ERR N1_PID=$PAL_PID
+back=$(sql "SELECT COALESCE(octet_length(audio), 0) FROM voicemail_audio WHERE file = '$file'")
+[ "${back:-0}" = "$bytes" ] || fail "after n1's restart the database copy of $file is '${back:-none}' bytes, expected $bytes"
+grep -q 'voicemail audio copied into the database' "$N1_ERR" || fail "n1 does not log the copy it made"
+ok "a message whose database copy was missing is copied in again when n1 starts ($back bytes)"
 
 # 201 listens through n2.
 sa=$(free_port 3)

@@ -194,6 +194,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (app_events, app_events_rx) = tokio::sync::mpsc::unbounded_channel();
     let voicemail_root = crate::voicemail::files::root(&config.data_dir);
     sweep_voicemail_files(&db, &voicemail_root).await;
+    // Several nodes: audio recorded before this installation shared its database goes into it too.
+    match crate::voicemail::shared_audio::backfill(&db, &voicemail_root).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            copied = n,
+            "voicemail audio copied into the database for the other nodes"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot copy voicemail audio into the database; will try at the next start")
+        }
+    }
     let conferences = crate::conference::Conferences::new(db.clone(), app_events.clone());
     let apps = crate::voicemail::Apps::new(
         db.clone(),
@@ -233,13 +244,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(me) = cluster_me {
         let joined = crate::cluster::node::join(&db, &me, &edge).await?;
+        let name = me.name.clone();
         tasks.spawn(crate::cluster::node::run(
             db.clone(),
             me,
             edge.clone(),
             joined,
         ));
-        tasks.spawn(crate::cluster::trunk_lease::run(db.clone(), edge.clone()));
+        tasks.spawn(crate::cluster::trunk_lease::run(
+            db.clone(),
+            edge.clone(),
+            name,
+        ));
     }
     tasks.spawn(crate::metrics::status::run_writer(
         ops_sources.clone(),

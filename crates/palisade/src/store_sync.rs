@@ -629,6 +629,7 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
             Change::Remove { aor, contact } => BindingChange::Remove {
                 aor: aor.clone(),
                 contact_uri: contact.clone(),
+                node: node.clone(),
             },
         })
         .collect();

@@ -8,6 +8,9 @@ use super::{Binding, Db, Result, StoreError, now_ms};
 /// The settings key of the secret nodes authenticate internal hops with (hex; never shown by the CLI).
 pub const CLUSTER_SECRET: &str = "cluster_secret";
 
+/// The `application_name` of a node's lease connection: this prefix and the node's name.
+const LEASE_APP_PREFIX: &str = "palisade-lease:";
+
 /// Longest node name (the `cluster_nodes.name` CHECK).
 pub const MAX_NODE_NAME_LEN: usize = 64;
 
@@ -21,6 +24,9 @@ pub struct ClusterNode {
     pub started_at: i64,
     /// Unix milliseconds of the last heartbeat.
     pub heartbeat_at: i64,
+    /// Its unexpired registrations (only [`Db::cluster_overview`] counts them).
+    #[sqlx(default)]
+    pub registrations: i64,
 }
 
 /// A registration held by another node: calls for `aor` go to `node` at `sip_addr`.
@@ -71,6 +77,30 @@ impl Db {
             .fetch_all(pool)
             .await?)
         )
+    }
+
+    /// Every node row with the number of its registrations unexpired at `now_secs` (`palisade cluster nodes`).
+    pub async fn cluster_overview(&self, now_secs: i64) -> Result<Vec<ClusterNode>> {
+        on_both!(self, pool, Ok(sqlx::query_as(
+            "SELECT n.name, n.sip_addr, n.started_at, n.heartbeat_at, \
+             (SELECT count(*) FROM registrations r WHERE r.node = n.name AND r.expires_at > $1) AS registrations \
+             FROM cluster_nodes n ORDER BY n.name"
+        )
+        .bind(now_secs)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Forgets a node's row (`palisade cluster forget`): a node taken out of service for good. Its registrations
+    /// stay until they expire (ignored: no live node holds them). True if there was such a node.
+    pub async fn forget_node(&self, name: &str) -> Result<bool> {
+        on_both!(self, pool, {
+            let done = sqlx::query("DELETE FROM cluster_nodes WHERE name = $1")
+                .bind(name)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
     }
 
     /// Registrations held by live nodes other than `this_node` (heartbeat at or after `live_since`, unix ms), not
@@ -143,6 +173,17 @@ impl Db {
         })
     }
 
+    /// The names of every voicemail file whose audio is in the database.
+    pub async fn voicemail_audio_files(&self) -> Result<Vec<String>> {
+        on_both!(
+            self,
+            pool,
+            Ok(sqlx::query_scalar("SELECT file FROM voicemail_audio")
+                .fetch_all(pool)
+                .await?)
+        )
+    }
+
     /// The stored audio of a voicemail file, if any.
     pub async fn voicemail_audio(&self, file: &str) -> Result<Option<Vec<u8>>> {
         on_both!(
@@ -195,12 +236,40 @@ impl std::fmt::Debug for LeaseConn {
 }
 
 impl Db {
-    /// A connection of its own for advisory locks (taken out of the pool). PostgreSQL only: one SQLite node
-    /// holds everything.
-    pub async fn lease_connection(&self) -> Result<LeaseConn> {
+    /// A connection of its own for advisory locks (taken out of the pool), named after `node` for
+    /// [`Db::trunk_lease_holders`]. PostgreSQL only: one SQLite node holds everything.
+    pub async fn lease_connection(&self, node: &str) -> Result<LeaseConn> {
         match self {
             Db::Sqlite(_) => Err(StoreError::NotPorted("leases (several nodes)")),
-            Db::Pg(pool) => Ok(LeaseConn(pool.acquire().await?.detach())),
+            Db::Pg(pool) => {
+                let mut conn = pool.acquire().await?.detach();
+                sqlx::query("SELECT set_config('application_name', $1, false)")
+                    .bind(format!("{LEASE_APP_PREFIX}{node}"))
+                    .execute(&mut conn)
+                    .await?;
+                Ok(LeaseConn(conn))
+            }
+        }
+    }
+
+    /// Which node holds each trunk's registration lease now, as (trunk, node) by trunk: read from PostgreSQL's
+    /// own lock table, so it is the truth of the moment (a dead node's session, and its leases, are gone). Empty
+    /// on SQLite.
+    pub async fn trunk_lease_holders(&self) -> Result<Vec<(String, String)>> {
+        match self {
+            Db::Sqlite(_) => Ok(Vec::new()),
+            Db::Pg(pool) => Ok(sqlx::query_as(
+                "SELECT t.name, substr(a.application_name, length($1) + 1) FROM trunks t \
+                 JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND l.classid = ((hashtextextended('trunk:' || t.name, 0) >> 32) & 4294967295)::oid \
+                 AND l.objid = (hashtextextended('trunk:' || t.name, 0) & 4294967295)::oid \
+                 JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE substr(a.application_name, 1, length($1)) = $1 ORDER BY t.name",
+            )
+            .bind(LEASE_APP_PREFIX)
+            .fetch_all(pool)
+            .await?),
         }
     }
 }

@@ -142,7 +142,13 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindingChange {
     Upsert(Binding),
-    Remove { aor: String, contact_uri: String },
+    /// Removes the binding unless another cluster node holds it now: with `node` set, a row tagged with another
+    /// node (the phone registered there since) is left alone.
+    Remove {
+        aor: String,
+        contact_uri: String,
+        node: Option<String>,
+    },
 }
 
 impl Db {
@@ -159,7 +165,9 @@ impl Db {
         for c in changes {
             let key = match c {
                 BindingChange::Upsert(b) => (b.aor.as_str(), b.contact_uri.as_str()),
-                BindingChange::Remove { aor, contact_uri } => (aor.as_str(), contact_uri.as_str()),
+                BindingChange::Remove {
+                    aor, contact_uri, ..
+                } => (aor.as_str(), contact_uri.as_str()),
             };
             if last.insert(key, c).is_none() {
                 order.push(key);
@@ -180,12 +188,18 @@ impl Db {
                     BindingChange::Upsert(b) if known.contains(&b.aor) => upserts.push(b),
                     // The extension was removed meanwhile: the registrar drops it on the next reload.
                     BindingChange::Upsert(_) => {}
-                    BindingChange::Remove { aor, contact_uri } => {
+                    BindingChange::Remove {
+                        aor,
+                        contact_uri,
+                        node,
+                    } => {
                         sqlx::query(
-                            "DELETE FROM registrations WHERE aor = $1 AND contact_uri = $2",
+                            "DELETE FROM registrations WHERE aor = $1 AND contact_uri = $2 \
+                             AND ($3 IS NULL OR node IS NULL OR node = $3)",
                         )
                         .bind(aor)
                         .bind(contact_uri)
+                        .bind(node)
                         .execute(&mut *tx)
                         .await?;
                     }

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod attendant;
 pub mod calls;
 pub mod cert;
+pub mod cluster;
 pub mod conference;
 mod countries;
 pub mod db;
@@ -114,6 +115,8 @@ pub enum AdminCommand {
     Recording(recording::RecordingArgs),
     /// Desk phones and softphones provisioned over HTTPS: add, list, show, remove, reprovision.
     Phone(phone::PhoneArgs),
+    /// Several nodes on one PostgreSQL: nodes (live or stale, registrations, trunks held), forget NAME.
+    Cluster(cluster::ClusterArgs),
     /// The database itself: migrate-to postgres://… (copy a SQLite installation into PostgreSQL, verified).
     Db(db::DbArgs),
 }
@@ -234,13 +237,14 @@ fn cli_audit(cmd: &AdminCommand) -> Option<(CommonArgs, String)> {
         AdminCommand::Conference(a) => &a.common,
         AdminCommand::Attendant(a) => &a.common,
         AdminCommand::Recording(a) => &a.common,
+        AdminCommand::Cluster(a) => &a.common,
         _ => return None,
     };
     let words = cli_words(std::env::args().skip(1));
     let action = words.get(1).map(String::as_str).unwrap_or("");
     if matches!(
         action,
-        "list" | "show" | "export" | "stats" | "participants" | ""
+        "list" | "show" | "export" | "stats" | "participants" | "nodes" | ""
     ) {
         return None;
     }
@@ -301,6 +305,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Attendant(args) => attendant::run(args).await,
         AdminCommand::Recording(args) => recording::run(args).await,
         AdminCommand::Phone(args) => phone::run(args).await,
+        AdminCommand::Cluster(args) => cluster::run(args).await,
         AdminCommand::Db(args) => db::run(args).await,
     }
 }

@@ -53,20 +53,26 @@ pub fn node_name(configured: Option<&str>, host: &str, sip_port: u16) -> String 
 }
 
 /// This node's identity from the configuration and its listeners: the internal address is the first UDP listener
-/// (its unspecified address replaced by `advertise`).
+/// (its unspecified address replaced by `advertise`). Without one, the first listener, with a warning: other
+/// nodes send hops over UDP, so calls entering them for this node's phones will not reach them.
 pub fn identity(
     configured: Option<&str>,
     listeners: &[Listener],
     advertise: std::net::IpAddr,
 ) -> anyhow::Result<Identity> {
-    let udp = listeners
-        .iter()
-        .find(|l| matches!(l, Listener::Udp(_)))
-        .map(Listener::local)
-        .context(
-            "several nodes on one database forward calls to each other over UDP: add a UDP listener \
-             (--listen udp:IP:PORT)",
-        )?;
+    let udp = match listeners.iter().find(|l| matches!(l, Listener::Udp(_))) {
+        Some(l) => l.local(),
+        None => {
+            tracing::warn!(
+                "no UDP listener: other nodes forward calls for this node's phones over UDP, so those calls \
+                 will not reach them; add one (--listen udp:IP:PORT) when several nodes share the database"
+            );
+            listeners
+                .first()
+                .map(Listener::local)
+                .context("no listener to name this node by")?
+        }
+    };
     let sip_addr = if udp.ip().is_unspecified() {
         SocketAddr::new(advertise, udp.port())
     } else {
@@ -115,8 +121,9 @@ pub async fn run(db: Db, me: Identity, edge: Arc<Edge>, (started_at, key): (i64,
         tick.tick().await;
         if last_beat.elapsed() >= HEARTBEAT_INTERVAL {
             last_beat = std::time::Instant::now();
+            let addr = me.sip_addr.to_string();
             if let Err(e) = db
-                .node_heartbeat(&me.name, &me.sip_addr.to_string(), started_at, now_ms())
+                .node_heartbeat(&me.name, &addr, started_at, now_ms())
                 .await
             {
                 tracing::warn!(error = %e, "cannot write this node's heartbeat; will retry");
@@ -156,7 +163,7 @@ async fn refresh(db: &Db, me: &Identity, key: &HopKey, edge: &Edge) -> anyhow::R
         .into_iter()
         .map(|r| (r.aor, r.node));
     let view = ClusterView::new(&me.name, key.clone(), peers, remote);
-    edge.with_service(|s| s.set_cluster(view));
+    edge.with_service(|s| s.set_cluster(view, std::time::Instant::now()));
     Ok(())
 }
 

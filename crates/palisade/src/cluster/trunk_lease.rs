@@ -22,14 +22,14 @@ pub fn lease_key(trunk: &str) -> String {
 }
 
 /// The lease task: runs until the server stops.
-pub async fn run(db: Db, edge: Arc<Edge>) {
+pub async fn run(db: Db, edge: Arc<Edge>, node: String) {
     let mut conn: Option<LeaseConn> = None;
     let mut held: BTreeSet<String> = BTreeSet::new();
     let mut tick = tokio::time::interval(ATTEMPT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = attempt(&db, &mut conn, &mut held).await {
+        if let Err(e) = attempt(&db, &node, &mut conn, &mut held).await {
             if !held.is_empty() {
                 tracing::warn!(error = %e, trunks = ?held,
                     "lost the trunk leases (database connection); another node will register these trunks");
@@ -47,6 +47,7 @@ pub async fn run(db: Db, edge: Arc<Edge>) {
 /// One round: (re)connects, releases leases of trunks no longer registered, tries the missing ones.
 async fn attempt(
     db: &Db,
+    node: &str,
     conn: &mut Option<LeaseConn>,
     held: &mut BTreeSet<String>,
 ) -> anyhow::Result<()> {
@@ -59,7 +60,7 @@ async fn attempt(
         .collect();
     if conn.is_none() {
         held.clear();
-        *conn = Some(db.lease_connection().await?);
+        *conn = Some(db.lease_connection(node).await?);
     }
     let Some(c) = conn.as_mut() else {
         return Ok(());

@@ -67,6 +67,39 @@ pub async fn wav_bytes(db: &Db, root: &Path, name: &str) -> anyhow::Result<Vec<u
     }
 }
 
+/// With the store on PostgreSQL: copies into the database the audio of every message and greeting that has a row
+/// and a local file but no database copy (written before this installation was clustered, e.g. moved with
+/// `palisade db migrate-to`), so the other nodes can play it. Returns how many were copied.
+pub async fn backfill(db: &Db, root: &Path) -> anyhow::Result<usize> {
+    if !db.is_postgres() {
+        return Ok(0);
+    }
+    let stored: std::collections::HashSet<String> =
+        db.voicemail_audio_files().await?.into_iter().collect();
+    let mut copied = 0;
+    for name in db.voicemail_files().await? {
+        if stored.contains(&name) {
+            continue;
+        }
+        let Some(path) = files::resolve(root, &name) else {
+            continue;
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) if media::wav::decode(&bytes).is_ok() => {
+                db.put_voicemail_audio(&name, &bytes).await?;
+                copied += 1;
+            }
+            Ok(_) => {
+                tracing::warn!(file = %name, "not a readable WAV file; not copied into the database")
+            }
+            // Another node's file: that node copies it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = %name, error = %e, "cannot read a voicemail file"),
+        }
+    }
+    Ok(copied)
+}
+
 /// Removes voicemail file `name`: the local file and the database copy (other nodes' local copies are removed by
 /// their start-up sweep, as they no longer have a row).
 pub async fn remove(db: &Db, root: &Path, name: &str) {

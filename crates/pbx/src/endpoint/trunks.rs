@@ -162,7 +162,7 @@ impl Endpoint {
 
     /// The trunks calls use: host names with their addresses (an address family Palisade sends from first),
     /// and the registrations wanted.
-    fn refresh_trunks(&mut self, now: Instant) {
+    pub(super) fn refresh_trunks(&mut self, now: Instant) {
         let st = &self.trunk_state;
         let effective: Vec<Trunk> = st
             .configured
@@ -200,7 +200,10 @@ impl Endpoint {
                 })
             })
             .collect();
-        self.guard.set_trunk_sources(trunk_source_nets(&effective));
+        // The other cluster nodes are exempt like trunks: calls between nodes must never get a node banned.
+        let mut exempt = trunk_source_nets(&effective);
+        exempt.extend(self.cluster_peer_nets());
+        self.guard.set_trunk_sources(exempt);
         self.set_trunks(effective);
         self.trunk_state.regs.sync(&wanted, now);
     }

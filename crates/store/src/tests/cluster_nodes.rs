@@ -62,6 +62,19 @@ async fn check_nodes_see_the_registrations_of_live_peers_only(db: Db) {
         .map(|r| r.aor)
         .collect();
     assert_eq!(b_sees, ["201", "202"]);
+    // Node b's registrar expires its old copy of 202 (the phone moved to a): a's row stays.
+    let remove = |node: &str| BindingChange::Remove {
+        aor: "202".into(),
+        contact_uri: "sip:202@192.0.2.1".into(),
+        node: Some(node.into()),
+    };
+    db.apply_binding_changes(&[remove("b")]).await.unwrap();
+    assert_eq!(db.list_bindings_for("202").await.unwrap().len(), 1);
+    db.apply_binding_changes(&[remove("a")]).await.unwrap();
+    assert!(db.list_bindings_for("202").await.unwrap().is_empty());
+    db.apply_binding_changes(&[BindingChange::Upsert(on("202", Some("a")))])
+        .await
+        .unwrap();
     // A node restores its own bindings and those without a node.
     db.upsert_binding(&on("203", None)).await.unwrap();
     let own: Vec<String> = db
@@ -81,6 +94,14 @@ async fn check_nodes_see_the_registrations_of_live_peers_only(db: Db) {
         ["a", "b", "c"]
     );
     assert!(db.node_heartbeat("", "x", 0, 0).await.is_err());
+    let overview = db.cluster_overview(50).await.unwrap();
+    let summary: Vec<(&str, i64)> = overview
+        .iter()
+        .map(|n| (n.name.as_str(), n.registrations))
+        .collect();
+    assert_eq!(summary, [("a", 2), ("b", 0), ("c", 0)]);
+    assert!(db.forget_node("c").await.unwrap());
+    assert!(!db.forget_node("c").await.unwrap());
 }
 
 #[tokio::test]
@@ -125,16 +146,32 @@ async fn a_lease_is_held_by_one_connection_until_it_closes() {
 async fn check_a_lease_is_held_by_one_connection_until_it_closes(db: Db) {
     if !db.is_postgres() {
         assert!(matches!(
-            db.lease_connection().await,
+            db.lease_connection("a").await,
             Err(StoreError::NotPorted(_))
         ));
+        assert!(db.trunk_lease_holders().await.unwrap().is_empty());
         return;
     }
-    let mut a = db.lease_connection().await.unwrap();
-    let mut b = db.lease_connection().await.unwrap();
+    for name in ["carrier", "other"] {
+        db.add_trunk(TrunkNew {
+            name: name.into(),
+            host: "198.51.100.10".into(),
+            ..TrunkNew::default()
+        })
+        .await
+        .unwrap();
+    }
+    let holders = |db: Db| async move { db.trunk_lease_holders().await.unwrap() };
+    let pair = |t: &str, n: &str| (t.to_string(), n.to_string());
+    let mut a = db.lease_connection("a").await.unwrap();
+    let mut b = db.lease_connection("b").await.unwrap();
     assert!(a.try_take("trunk:carrier").await.unwrap());
     assert!(!b.try_take("trunk:carrier").await.unwrap(), "held by a");
     assert!(b.try_take("trunk:other").await.unwrap());
+    assert_eq!(
+        holders(db.clone()).await,
+        [pair("carrier", "a"), pair("other", "b")]
+    );
     // Released explicitly…
     assert!(a.release("trunk:carrier").await.unwrap());
     assert!(b.try_take("trunk:carrier").await.unwrap());
@@ -151,4 +188,5 @@ async fn check_a_lease_is_held_by_one_connection_until_it_closes(db: Db) {
     }
     assert!(taken, "the lease of a closed connection is free");
     a.ping().await.unwrap();
+    assert_eq!(holders(db.clone()).await, [pair("carrier", "a")]);
 }

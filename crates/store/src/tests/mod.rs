@@ -558,6 +558,7 @@ async fn check_write_behind_batches(db: Db) {
         BindingChange::Remove {
             aor: "100".into(),
             contact_uri: "sip:a@h".into(),
+            node: None,
         },
         BindingChange::Upsert(binding("100", "sip:b@h", 3_000)),
     ];
