@@ -36,7 +36,7 @@ use crate::metrics::counters::RELAY;
 const BUF_LEN: usize = 2048;
 
 /// The most delay coalescing adds to a packet (see the module comment).
-pub(super) const COALESCE: Duration = Duration::from_micros(500);
+pub(super) const COALESCE: Duration = Duration::from_millis(1);
 
 /// Batches drained from one socket per wake-up before the others get their turn (a flood on one port cannot
 /// starve the rest); what is left is taken on the next turn of the loop.
