@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e: alone (CPU-bound load: run with nothing beside it; see run.sh)
 # 100 concurrent authenticated calls with RTP through Palisade's media relay, over UDP:
 #   * extensions 200-299 call 101 (`ext add-range 101 101` and `200 299`); 101 is a sipp UAS
 #     (scenarios/call_uas_rtp.xml: 100, 180, 200 with SDP; -rtp_echo sends every RTP packet back to

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e: alone (CPU-bound load: run with nothing beside it; see run.sh)
 # Packet-flood tiers per source (issue 5, "Show"), with flood_amber_pps=200 and flood_red_pps=1000 (values
 # sipp reaches reliably on loopback):
 #   1. sipp REGISTER flood from 127.0.0.2 at 500/s for 5 s (between amber and red,

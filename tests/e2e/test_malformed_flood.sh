@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e: alone (CPU-bound load: run with nothing beside it; see run.sh)
 # 10,000 malformed UDP datagrams (mutate.py, fixed seed; plus the RFC 4475 torture messages
 # when ../shared/rfc4475 exists beside the repo) at a bounded rate. Afterwards palisade must
 # still run, never have panicked, answer OPTIONS with 200, and its memory must not have grown

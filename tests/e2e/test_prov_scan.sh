@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e: alone (CPU-bound load: run with nothing beside it; see run.sh)
 # Provisioning URLs cannot be enumerated (issue 14). A scanner trying random tokens and MACs gets the same 404 for
 # every one; each is a failure counted toward its address's console ban, and once banned its connection is
 # closed and new ones are refused before TLS. With the default (5) the fifth miss bans; then 10,000 random

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e: alone (CPU-bound load: run with nothing beside it; see run.sh)
 # 1,000 extensions made by `palisade ext add-range` all register with digest authentication:
 # sipp (scenarios/reg_auth.xml: REGISTER -> 401 -> REGISTER with credentials -> 200) runs through
 # the credentials CSV once over UDP and once over one TCP connection. Every registration must
