@@ -3,7 +3,7 @@
 #
 #   scripts/bench-smoke.sh            # as root (each bench runs in a private network namespace)
 #
-# Runs benches/{register,calls,relay,voicemail,guard,queue,conference}/run.sh -Z at once (each in its own namespace, on its own
+# Runs benches/{register,calls,relay,voicemail,guard,queue,conference,cluster}/run.sh -Z at once (each in its own namespace, on its own
 # scratch directory): tiny counts through the same code as a real run, Palisade only, the debug binary built
 # once here. Each bench exits 1 unless every registration, call, stream or message it tried succeeded; this
 # script then prints that bench's log and fails. Takes about 30 s. Skipped (exit 0, with a message) where network
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-BENCHES=(register calls relay voicemail guard queue conference)
+BENCHES=(register calls relay voicemail guard queue conference cluster)
 LIMIT_S=150
 
 if [ "$(id -u)" != 0 ]; then

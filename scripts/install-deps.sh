@@ -34,6 +34,7 @@ PKGS=(
   bc                  # the benchmarks' arithmetic (scripts/bench-smoke.sh)
   jq                  # the benchmarks' JSON (scripts/bench-smoke.sh)
   postgresql          # a throwaway PostgreSQL server for the cluster tests (tests/e2e/pg_lib.sh)
+  espeak-ng           # a spoken attendant greeting (test_attendant_group)
 )
 
 # Python packages of the web console tests: Playwright (drives the system chromium) and an OpenAPI validator.

@@ -5,6 +5,7 @@
 #   . tests/e2e/pg_lib.sh
 #   pg_start [PORT]     # starts it; sets PG_URL (postgres://postgres@127.0.0.1:PORT/palisade), PG_DIR, PG_PORT
 #   pg_stop             # stops it and removes its directory (also safe to call twice)
+#   pg_down / pg_up     # stops it (fast shutdown: every connection is cut) / starts it again, data kept
 #
 # Authentication is `trust`, bound to 127.0.0.1 only: the server lives for one test and holds test data.
 # initdb refuses to run as root, so as root the server runs as the `postgres` user (created by the package).
@@ -62,6 +63,19 @@ pg_start() {
     tail -n 20 "$PG_DIR/initdb.log" >&2
     return 1
   }
+  pg_up || return 1
+  pg_as_owner "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres palisade || {
+    pg_stop
+    return 1
+  }
+  PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/palisade"
+  export PG_URL
+}
+
+# (Re)starts the server of PG_DIR on PG_PORT.
+pg_up() {
+  local bin
+  bin=$(pg_bindir) || return 1
   # fsync off: a test database need not survive a power cut, and it makes every commit much cheaper.
   pg_as_owner "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 \
     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c fsync=off -c max_connections=100" start \
@@ -70,12 +84,17 @@ pg_start() {
     tail -n 20 "$PG_DIR/server.log" >&2
     return 1
   }
-  pg_as_owner "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres palisade || {
-    pg_stop
+}
+
+# Stops the server (fast shutdown), keeping its data for pg_up.
+pg_down() {
+  local bin
+  bin=$(pg_bindir) || return 1
+  pg_as_owner "$bin/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 20 stop >"$PG_DIR/pg_ctl.log" 2>&1 || {
+    echo "pg_lib: the server did not stop:" >&2
+    tail -n 20 "$PG_DIR/pg_ctl.log" >&2
     return 1
   }
-  PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/palisade"
-  export PG_URL
 }
 
 pg_stop() {

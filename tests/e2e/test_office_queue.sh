@@ -176,6 +176,11 @@ ok "while waiting the relay sent A $mn RTP packets of music (dominant $mf Hz)"
 v=$(rtp_to_a "$(echo "$t_conn + 0.5" | bc)" "$t_d" "$d/agent")
 vn=${v% *} vf=${v#* }
 if [ "$vn" -lt 50 ] || [ "$vf" = none ] || [ "$vf" -lt 270 ] || [ "$vf" -gt 330 ]; then
+  # Which streams reached A (SSRC, relay port, packets, first and last time): says where extra audio came from.
+  tshark -r "$d/cap.pcap" -o rtp.heuristic_rtp:TRUE -T fields -e rtp.ssrc -e udp.srcport -e frame.time_epoch \
+    -Y "rtp && udp.srcport >= $RTP_LO && udp.srcport <= $RTP_HI && udp.dstport >= 26500 && udp.dstport <= 26509" \
+    2>/dev/null | awk '{k=$1" "$2; n[k]++; if (!(k in f)) f[k]=$3; l[k]=$3} END {for (k in n) print k, n[k], f[k], l[k]}' >&2 || true
+  log "window: connected at $t_conn, D hung up at $t_d"
   fail "once connected A got $vn RTP packets at $vf Hz (want >= 50 at D's 300 Hz)"
 fi
 ok "once connected the relay sent A $vn packets of D's voice ($vf Hz)"

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use crate::config::GuardConfig;
 use crate::lists::{Action, BanReason, IpLists, Origin, Rule, canonical};
+use crate::shared::{Counts, Shared};
 
 /// An IPv4-mapped IPv6 prefix as its IPv4 prefix, so that it matches the canonical addresses lookups use.
 fn canonical_net(net: IpNet) -> IpNet {
@@ -103,6 +104,8 @@ pub struct Guard {
     events: Vec<GuardEvent>,
     dropped: u64,
     auth_successes: u64,
+    /// The counters of the other nodes of a cluster (off with one node): see [`crate::shared`].
+    shared: Shared,
 }
 
 impl Guard {
@@ -117,6 +120,7 @@ impl Guard {
             events: Vec::new(),
             dropped: 0,
             auth_successes: 0,
+            shared: Shared::default(),
         }
     }
 
@@ -138,9 +142,103 @@ impl Guard {
     pub fn replace_rules(&mut self, rules: Vec<Rule>) {
         let mut lists = IpLists::new();
         for r in rules {
+            if self.shared.is_enabled() && r.action == Action::Block {
+                // Banned by another node: this node's counts toward the ban are spent too.
+                self.reset_counts(r.net);
+            }
             lists.insert(r);
         }
         self.lists = lists;
+    }
+
+    /// Shares the ban counters with the other nodes of a cluster: from now on the guard records which sources'
+    /// counters changed ([`Guard::take_shared_changes`]) and adds the other nodes' counts
+    /// ([`Guard::set_remote_counts`]) to its own when deciding a ban.
+    pub fn share_counters(&mut self) {
+        self.shared.enable();
+    }
+
+    /// This node's current counters of every source that changed since the last call (zero: forgotten or
+    /// spent), for the server to write to the database.
+    pub fn take_shared_changes(&mut self) -> Vec<(IpNet, Counts)> {
+        self.shared
+            .take_changed()
+            .into_iter()
+            .map(|key| (key, self.local_counts(&key)))
+            .collect()
+    }
+
+    /// The other nodes' counts (summed over nodes), as last read from the database. A source whose total now
+    /// reaches a limit is banned here at once if this node counted it too (the node that counted alone bans it
+    /// itself, so one attacker gets one ban, not one per node).
+    pub fn set_remote_counts(
+        &mut self,
+        remote: std::collections::HashMap<IpNet, Counts>,
+        now_ms: u64,
+    ) {
+        self.shared.set_remote(remote);
+        for key in self.shared.remote_keys() {
+            let local = self.local_counts(&key);
+            if local != Counts::default() {
+                self.ban_on_total(key, BanReason::AuthFailures, now_ms);
+                self.ban_on_total(key, BanReason::UnansweredChallenges, now_ms);
+            }
+        }
+    }
+
+    /// Marks `key`'s counters as changed again (their write failed; the next take retries).
+    pub fn mark_shared_changed(&mut self, key: IpNet) {
+        self.shared.touch(key);
+    }
+
+    fn local_counts(&self, key: &IpNet) -> Counts {
+        self.sources
+            .get(key)
+            .map(|s| Counts {
+                auth_failures: s.auth_failures,
+                unanswered_challenges: s.unanswered_challenges,
+            })
+            .unwrap_or_default()
+    }
+
+    fn reset_counts(&mut self, key: IpNet) {
+        if let Some(state) = self.sources.get_mut(&key)
+            && (state.auth_failures > 0 || state.unanswered_challenges > 0)
+        {
+            state.auth_failures = 0;
+            state.unanswered_challenges = 0;
+            self.shared.touch(key);
+        }
+        self.shared.forget_remote(&key);
+    }
+
+    /// Bans `key` if this node's count of `which` plus the other nodes' reaches its limit.
+    fn ban_on_total(&mut self, key: IpNet, which: BanReason, now_ms: u64) {
+        let local = self.local_counts(&key);
+        let remote = self.shared.remote(&key);
+        let failures = local.auth_failures.saturating_add(remote.auth_failures);
+        let unanswered = local
+            .unanswered_challenges
+            .saturating_add(remote.unanswered_challenges);
+        let (failure_limit, challenge_limit) = (
+            self.config.auth_failures_before_ban,
+            self.config.unanswered_challenges_before_ban,
+        );
+        if which == BanReason::AuthFailures && failures >= failure_limit {
+            self.ban(
+                key,
+                BanReason::AuthFailures,
+                now_ms,
+                format!("{failure_limit} failed authentications"),
+            );
+        } else if which == BanReason::UnansweredChallenges && unanswered >= challenge_limit {
+            self.ban(
+                key,
+                BanReason::UnansweredChallenges,
+                now_ms,
+                format!("{challenge_limit} challenges left unanswered"),
+            );
+        }
     }
 
     /// Adds one entry (a manual ban, or an automatic one restored from the store).
@@ -266,20 +364,12 @@ impl Guard {
         let Some(key) = self.countable(ip, now_ms) else {
             return;
         };
-        let limit = self.config.unanswered_challenges_before_ban;
         let state = self.state(key);
         state.unanswered_challenges = state.unanswered_challenges.saturating_add(1);
         self.requeue(key);
-        let Some(state) = self.sources.get(&key) else {
-            return;
-        };
-        if state.unanswered_challenges >= limit {
-            self.ban(
-                key,
-                BanReason::UnansweredChallenges,
-                now_ms,
-                format!("{limit} challenges left unanswered"),
-            );
+        self.shared.touch(key);
+        if self.sources.contains_key(&key) {
+            self.ban_on_total(key, BanReason::UnansweredChallenges, now_ms);
         }
     }
 
@@ -290,8 +380,12 @@ impl Guard {
             return;
         };
         let state = self.state(key);
+        let changed = state.auth_failures > 0 || state.unanswered_challenges > 0;
         state.auth_failures = 0;
         state.unanswered_challenges = state.unanswered_challenges.saturating_sub(1);
+        if changed {
+            self.shared.touch(key);
+        }
     }
 
     /// An authentication from `ip` failed (wrong password, unknown user, disabled extension, bad PIN, …).
@@ -299,20 +393,12 @@ impl Guard {
         let Some(key) = self.countable(ip, now_ms) else {
             return;
         };
-        let limit = self.config.auth_failures_before_ban;
         let state = self.state(key);
         state.auth_failures = state.auth_failures.saturating_add(1);
         self.requeue(key);
-        let Some(state) = self.sources.get(&key) else {
-            return;
-        };
-        if state.auth_failures >= limit {
-            self.ban(
-                key,
-                BanReason::AuthFailures,
-                now_ms,
-                format!("{limit} failed authentications"),
-            );
+        self.shared.touch(key);
+        if self.sources.contains_key(&key) {
+            self.ban_on_total(key, BanReason::AuthFailures, now_ms);
         }
     }
 
@@ -392,6 +478,7 @@ impl Guard {
                     .is_some_and(|s| s.generation == generation && s.tier == tier);
                 if current {
                     self.sources.remove(&key);
+                    self.shared.touch(key);
                     return true;
                 }
             }
@@ -437,6 +524,8 @@ impl Guard {
                 ..SourceState::default()
             };
         }
+        self.shared.touch(key);
+        self.shared.forget_remote(&key);
         self.events.push(GuardEvent::Banned { rule });
     }
 }
@@ -478,6 +567,126 @@ mod tests {
             g.check_packet(ip("127.0.0.3"), 3),
             Verdict::Pass,
             "other sources unaffected"
+        );
+    }
+
+    /// Two guards standing for two nodes, exchanging counts as the server does through the database.
+    fn exchange(from: &mut Guard, to: &mut Guard, now: u64) {
+        let remote = from
+            .take_shared_changes()
+            .into_iter()
+            .filter(|(_, c)| *c != crate::SharedCounts::default())
+            .collect();
+        to.set_remote_counts(remote, now);
+    }
+
+    #[test]
+    fn guesses_split_over_two_nodes_ban_at_the_configured_total() {
+        let (mut a, mut b) = (
+            guard(|c| c.auth_failures_before_ban = 6),
+            guard(|c| c.auth_failures_before_ban = 6),
+        );
+        a.share_counters();
+        b.share_counters();
+        let src = ip("203.0.113.9");
+        for i in 0..5 {
+            if i % 2 == 0 {
+                a.on_auth_failure(src, i);
+            } else {
+                b.on_auth_failure(src, i);
+            }
+            exchange(&mut a, &mut b, i);
+            exchange(&mut b, &mut a, i);
+        }
+        assert_eq!(a.check_packet(src, 10), Verdict::Pass, "5 of 6: not yet");
+        assert_eq!(b.check_packet(src, 10), Verdict::Pass);
+        b.on_auth_failure(src, 11);
+        assert_eq!(
+            b.check_packet(src, 12),
+            Verdict::Drop,
+            "the 6th guess, on b, bans"
+        );
+        assert!(matches!(&b.take_events()[..], [GuardEvent::Banned { .. }]));
+        // b's counters are spent and its row is deleted (count 0).
+        assert_eq!(
+            b.take_shared_changes(),
+            vec![(IpNet::from(src), crate::SharedCounts::default())]
+        );
+    }
+
+    #[test]
+    fn a_stale_remote_count_bans_when_it_arrives_if_this_node_counted_too() {
+        let mut a = guard(|c| c.auth_failures_before_ban = 4);
+        a.share_counters();
+        let src = ip("203.0.113.10");
+        a.on_auth_failure(src, 0);
+        a.on_auth_failure(src, 0);
+        assert_eq!(a.check_packet(src, 1), Verdict::Pass);
+        let remote = [(
+            IpNet::from(src),
+            crate::SharedCounts {
+                auth_failures: 2,
+                unanswered_challenges: 0,
+            },
+        )];
+        a.set_remote_counts(remote.into_iter().collect(), 2);
+        assert_eq!(a.check_packet(src, 3), Verdict::Drop);
+        // A source this node never counted is left to the nodes that did.
+        let other = ip("203.0.113.11");
+        let remote = [(
+            IpNet::from(other),
+            crate::SharedCounts {
+                auth_failures: 99,
+                unanswered_challenges: 0,
+            },
+        )];
+        a.set_remote_counts(remote.into_iter().collect(), 4);
+        assert_eq!(a.check_packet(other, 5), Verdict::Pass);
+    }
+
+    #[test]
+    fn without_sharing_remote_counts_are_ignored_and_nothing_is_recorded() {
+        let mut g = guard(|c| c.auth_failures_before_ban = 3);
+        let src = ip("203.0.113.12");
+        g.on_auth_failure(src, 0);
+        let remote = [(
+            IpNet::from(src),
+            crate::SharedCounts {
+                auth_failures: 10,
+                unanswered_challenges: 0,
+            },
+        )];
+        g.set_remote_counts(remote.into_iter().collect(), 1);
+        g.on_auth_failure(src, 2);
+        assert_eq!(g.check_packet(src, 3), Verdict::Pass);
+        assert!(g.take_shared_changes().is_empty());
+    }
+
+    #[test]
+    fn a_ban_from_another_node_spends_this_nodes_counts() {
+        let mut g = guard(|c| c.auth_failures_before_ban = 5);
+        g.share_counters();
+        let src = ip("203.0.113.13");
+        for _ in 0..4 {
+            g.on_auth_failure(src, 0);
+        }
+        g.take_shared_changes();
+        let ban = Rule {
+            net: IpNet::from(src),
+            action: Action::Block,
+            expires_at: Some(1000),
+            note: None,
+            origin: Origin::auto(BanReason::AuthFailures),
+            created_at: 0,
+        };
+        g.replace_rules(vec![ban]);
+        assert_eq!(g.check_packet(src, 1), Verdict::Drop);
+        g.replace_rules(Vec::new());
+        g.on_auth_failure(src, 2);
+        assert_eq!(
+            g.check_packet(src, 3),
+            Verdict::Pass,
+            "after an unban it starts from zero"
         );
     }
 

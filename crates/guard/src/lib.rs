@@ -6,7 +6,9 @@
 pub mod config;
 pub mod guard;
 pub mod lists;
+pub mod shared;
 
 pub use config::{ConfigError, GuardConfig};
 pub use guard::{Guard, GuardEvent, Verdict};
 pub use lists::{Action, BanReason, IpLists, Origin, Rule, parse_net};
+pub use shared::Counts as SharedCounts;

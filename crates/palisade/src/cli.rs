@@ -43,6 +43,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL", env = "PALISADE_DATABASE")]
     pub database: Option<String>,
 
+    /// This node's name when several share one PostgreSQL database (docs/cluster.md): 1-64 of A-Z a-z 0-9 . _ -,
+    /// unique per node. Default: the host name and the first SIP port, e.g. pbx1-5060.
+    #[arg(long, value_name = "NAME", env = "PALISADE_NODE")]
+    pub node: Option<String>,
+
     /// Where to listen, as TRANSPORT:IP:PORT (udp, tcp, tls, or ws/wss for SIP over WebSocket), e.g.
     /// udp:0.0.0.0:5060, tls:[::]:5061 or wss:0.0.0.0:8089.
     /// Repeat for several. Default: UDP and TCP on 5060 and TLS on 5061, all addresses, IPv4 and IPv6.

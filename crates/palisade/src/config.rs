@@ -125,6 +125,8 @@ pub fn parse_port_range(s: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>
 pub struct FileConfig {
     /// `database = "postgres://…"`: PostgreSQL instead of DATA/palisade.db (docs/cluster.md).
     pub database: Option<String>,
+    /// `node = "pbx1"`: this node's name in a cluster (docs/cluster.md).
+    pub node: Option<String>,
     pub listen: Option<Vec<String>>,
     pub domain: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -239,6 +241,8 @@ pub struct Config {
     /// A postgres:// URL (--database, $PALISADE_DATABASE, or `database` in palisade.toml); `None`: SQLite in
     /// DATA/palisade.db.
     pub database: Option<String>,
+    /// This node's name (--node, $PALISADE_NODE, `node` in palisade.toml); `None`: host name and SIP port.
+    pub node: Option<String>,
     /// Explicit listeners, or `None` for the defaults (all addresses, IPv4 and IPv6).
     pub listen: Option<Vec<ListenSpec>>,
     pub domain: String,
@@ -585,6 +589,12 @@ impl Config {
                 ),
                 other => other,
             },
+            node: match args.node.clone().or(file.node) {
+                Some(name) if !pbx::cluster::valid_node_name(&name) => bail!(
+                    "invalid node name `{name}`: use 1 to 64 of the characters A-Z a-z 0-9 . _ - (e.g. pbx1)"
+                ),
+                other => other,
+            },
             listen,
             domain,
             domain_explicit,
@@ -633,6 +643,8 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"## Palisade configuration. Command-lin
 ## The database: PostgreSQL instead of palisade.db in this directory (docs/cluster.md). Prefer ~/.pgpass or
 ## PGPASSWORD over a password in the URL.
 # database = "postgres://palisade@db.example.com/palisade"
+## This node's name when several nodes share that database (unique per node). Default: host name and SIP port.
+# node = "pbx1"
 
 ## Log format: "human" or "json" (one JSON object per line).
 # log_format = "human"
@@ -763,6 +775,30 @@ mod tests {
             assert!(e.contains("expected TRANSPORT:IP:PORT"), "{bad}: {e}");
             assert!(e.contains(bad), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn node_name_from_flag_or_file_and_checked() {
+        let resolve = |args: &ServeArgs, text: &str| {
+            let file = FileConfig::parse(text, &path()).unwrap();
+            Config::resolve(args, file, Path::new("/srv/pbx"), &path())
+        };
+        assert_eq!(resolve(&ServeArgs::default(), "").unwrap().node, None);
+        let c = resolve(&ServeArgs::default(), "node = \"pbx-2\"\n").unwrap();
+        assert_eq!(c.node.as_deref(), Some("pbx-2"));
+        let flag = ServeArgs {
+            node: Some("pbx-3".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            resolve(&flag, "node = \"pbx-2\"\n")
+                .unwrap()
+                .node
+                .as_deref(),
+            Some("pbx-3")
+        );
+        let e = resolve(&ServeArgs::default(), "node = \"a b\"\n").unwrap_err();
+        assert!(e.to_string().contains("invalid node name `a b`"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod audio_upload;
 pub mod backup;
 pub mod call_media;
 pub mod cli;
+pub mod cluster;
 pub mod conference;
 pub mod config;
 pub mod console;

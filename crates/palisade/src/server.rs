@@ -87,8 +87,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(database = %store::redact_url(url), "store on PostgreSQL");
     }
     let clock = WallClock::now();
-    let loaded = store_sync::load(&db, &config, clock.wall).await?;
     let advertise = advertise_ip(&config, &listeners);
+    // Several nodes on one PostgreSQL (cluster/): who this node is, so it restores only its own registrations.
+    let cluster_me = match db.is_postgres() {
+        true => Some(crate::cluster::node::identity(
+            config.node.as_deref(),
+            &listeners,
+            advertise,
+        )?),
+        false => None,
+    };
+    let loaded = store_sync::load(
+        &db,
+        &config,
+        clock.wall,
+        cluster_me.as_ref().map(|m| m.name.as_str()),
+    )
+    .await?;
     // Loopback stays loopback (tests, a PBX behind a local proxy); otherwise listen on every address.
     let media_bind = if advertise.is_loopback() {
         advertise
@@ -163,6 +178,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .core_mut()
         .set_server_names(&loaded.domain, server_addresses);
     service.set_local_addrs(by_transport);
+    if cluster_me.is_some() {
+        // A trunk is registered by the node holding its lease (cluster/trunk_lease.rs): none until then.
+        service.set_held_trunks(Some(Default::default()), std::time::Instant::now());
+    }
     service.apply_trunks(loaded.trunks.clone(), std::time::Instant::now());
     service.set_ring_groups(loaded.ring_groups.clone());
     let (codes, pickup) = loaded.office_features.clone();
@@ -212,6 +231,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         info: server_info(&config, (&loaded.domain, &loaded.realm), &listeners),
     };
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(me) = cluster_me {
+        let joined = crate::cluster::node::join(&db, &me, &edge).await?;
+        tasks.spawn(crate::cluster::node::run(
+            db.clone(),
+            me,
+            edge.clone(),
+            joined,
+        ));
+        tasks.spawn(crate::cluster::trunk_lease::run(db.clone(), edge.clone()));
+    }
     tasks.spawn(crate::metrics::status::run_writer(
         ops_sources.clone(),
         config.data_dir.clone(),
@@ -234,7 +263,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(edge.clone().run_timers());
     tasks.spawn(run_app_events(edge.clone(), app_events_rx));
     tasks.spawn(crate::endpoint_events::run(edge.clone(), relay, apps));
-    tasks.spawn(store_sync::run(db.clone(), edge.clone(), loaded.version));
+    let cluster = crate::cluster::start(&db, &edge, &mut tasks);
+    tasks.spawn(store_sync::run(
+        db.clone(),
+        edge.clone(),
+        loaded.version,
+        cluster,
+    ));
     tasks.spawn(crate::conference::run(
         db.clone(),
         edge.clone(),

@@ -3,6 +3,7 @@
 //! and registration changes behind, in batches, so the database is never on the per-packet path.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
@@ -46,8 +47,13 @@ pub struct Loaded {
 }
 
 /// Resolves the domain (flag or palisade.toml, else the stored setting, else the host name), builds the PBX core
-/// and fills it from the store.
-pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<Loaded> {
+/// and fills it from the store. A cluster node (`node`) restores only the registrations it holds.
+pub async fn load(
+    db: &Db,
+    config: &Config,
+    now: SystemTime,
+    node: Option<&str>,
+) -> anyhow::Result<Loaded> {
     let domain = if config.domain_explicit {
         // Record it so the admin commands hash new passwords for the realm the server really uses.
         if db.get_setting(settings::DOMAIN).await?.as_deref() != Some(config.domain.as_str()) {
@@ -78,12 +84,11 @@ pub async fn load(db: &Db, config: &Config, now: SystemTime) -> anyhow::Result<L
     warn_on_realm_mismatch(&extensions, &realm);
     core.set_extensions(extension_auths(db).await?);
     core.set_restrictions(restrictions(db).await?);
-    let bindings: Vec<_> = db
-        .list_bindings()
-        .await?
-        .into_iter()
-        .filter_map(binding_from_store)
-        .collect();
+    let stored = match node {
+        Some(node) => db.list_bindings_of_node(node).await?,
+        None => db.list_bindings().await?,
+    };
+    let bindings: Vec<_> = stored.into_iter().filter_map(binding_from_store).collect();
     let restored = bindings.len();
     core.restore_bindings(bindings, now);
     tracing::info!(extensions = extensions.len(), registrations = restored, %realm, "store loaded");
@@ -244,10 +249,11 @@ fn binding_from_store(b: store::Binding) -> Option<registrar::Binding> {
         cseq: u32::try_from(b.cseq).ok()?,
         q: b.q.and_then(|q| u16::try_from(q).ok()),
         user_agent: b.user_agent,
+        via_node: None,
     })
 }
 
-fn binding_to_store(b: &registrar::Binding) -> store::Binding {
+fn binding_to_store(b: &registrar::Binding, node: Option<&str>) -> store::Binding {
     store::Binding {
         aor: b.aor.clone(),
         contact_uri: b.contact.clone(),
@@ -259,48 +265,132 @@ fn binding_to_store(b: &registrar::Binding) -> store::Binding {
         cseq: i64::from(b.cseq),
         user_agent: b.user_agent.clone(),
         q: b.q.map(i64::from),
+        node: node.map(str::to_string),
     }
 }
 
-/// The sync task: runs until the server stops; [`flush`] once more on the way out.
-pub async fn run(db: Db, edge: Arc<Edge>, mut version: i64) {
+/// How often a cluster node (PostgreSQL) flushes and exchanges its ban counters: a ban reaches the database, and
+/// so the other nodes, within this (docs/cluster.md).
+pub const CLUSTER_SYNC_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The sync task: runs until the server stops; [`flush`] once more on the way out. With `cluster` (PostgreSQL),
+/// the change listener's wake-ups make it compare versions at once, and the ban counters are exchanged.
+pub async fn run(db: Db, edge: Arc<Edge>, version: i64, cluster: Option<crate::cluster::Node>) {
     // Calls do not survive a restart: whatever the last run left in the table is stale.
     if let Err(e) = db.clear_active_calls().await {
         tracing::error!(error = %e, "cannot clear the calls left by the last run");
     }
     let mut active: Vec<store::ActiveCallRow> = Vec::new();
-    let mut tick = tokio::time::interval(SYNC_INTERVAL);
+    let period = match cluster {
+        Some(_) => CLUSTER_SYNC_INTERVAL,
+        None => SYNC_INTERVAL,
+    };
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pruned_at: Option<Instant> = None;
+    let mut loaded = store::cluster::Versions {
+        config: version,
+        ip_rules: db.versions().await.map(|v| v.ip_rules).unwrap_or(0),
+    };
     loop {
-        tick.tick().await;
-        if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_INTERVAL) {
+        let woken = match &cluster {
+            Some(node) => tokio::select! {
+                _ = tick.tick() => false,
+                _ = node.wake.notified() => true,
+            },
+            None => {
+                tick.tick().await;
+                false
+            }
+        };
+        if woken {
+            // Another node (or an admin command) changed something: apply it now, the rest waits for the tick.
+            check_versions(&db, &edge, &mut loaded).await;
+            continue;
+        }
+        if !database_unreachable() && pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_INTERVAL) {
             pruned_at = Some(Instant::now());
             if let Err(e) = prune_events(&db, SystemTime::now()).await {
                 tracing::error!(error = %e, "cannot prune the security events; will retry");
             }
+            if cluster.is_some()
+                && let Err(e) = crate::cluster::counters::prune(&db).await
+            {
+                tracing::error!(error = %e, "cannot prune the shared ban counters; will retry");
+            }
+        }
+        if let Some(node) = &cluster
+            && let Err(e) = crate::cluster::counters::exchange(&db, &edge, &node.key).await
+        {
+            tracing::error!(error = %e, "cannot exchange the ban counters with the other nodes; will retry");
+            if e.downcast_ref::<store::StoreError>()
+                .is_some_and(note_unreachable)
+            {
+                continue;
+            }
         }
         if let Err(e) = flush(&db, &edge).await {
             tracing::error!(error = %e, "cannot write to the store; will retry");
+            if database_unreachable() {
+                // Serve from memory; the next tick checks again (the listener reconnects by itself).
+                continue;
+            }
         }
         if let Err(e) = sync_active_calls(&db, &edge, &mut active).await {
             tracing::error!(error = %e, "cannot write the calls in progress; will retry");
         }
-        match db.current_version().await {
-            Ok(v) if v != version => match reload(&db, &edge).await {
-                Ok(()) => {
-                    version = v;
-                    tracing::info!(version = v, "configuration reloaded");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot reload the configuration; will retry")
-                }
-            },
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the configuration version; will retry")
+        check_versions(&db, &edge, &mut loaded).await;
+    }
+}
+
+/// Reloads what changed since `loaded`: everything when the configuration version moved, only the IP lists
+/// when only their version did (PostgreSQL: another node's ban or unban).
+async fn check_versions(db: &Db, edge: &Arc<Edge>, loaded: &mut store::cluster::Versions) {
+    match db.versions().await {
+        Ok(v) if v.config != loaded.config => match reload(db, edge).await {
+            Ok(()) => {
+                *loaded = v;
+                tracing::info!(version = v.config, "configuration reloaded");
             }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the configuration; will retry")
+            }
+        },
+        Ok(v) if v.ip_rules != loaded.ip_rules => match reload_ip_rules(db, edge).await {
+            Ok(()) => {
+                loaded.ip_rules = v.ip_rules;
+                tracing::debug!(version = v.ip_rules, "IP lists reloaded");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot reload the IP lists; will retry"),
+        },
+        Ok(_) => {}
+        Err(e) => {
+            note_unreachable(&e);
+            tracing::error!(error = %e, "cannot read the configuration version; will retry")
         }
+    }
+}
+
+/// Re-reads the IP lists alone (another node banned or unbanned a source).
+async fn reload_ip_rules(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
+    let rules = guard_store::rules(db).await?;
+    edge.with_service(|s| replace_rules(s.guard_mut(), rules));
+    Ok(())
+}
+
+/// Replaces the guard's lists with the stored ones, keeping the automatic bans made since the last flush (they
+/// are not in the store yet).
+fn replace_rules(guard: &mut Guard, rules: Vec<Rule>) {
+    let stored: std::collections::HashSet<_> = rules.iter().map(|r| r.net).collect();
+    let pending: Vec<Rule> = guard
+        .lists()
+        .iter()
+        .filter(|r| r.is_auto() && !stored.contains(&r.net))
+        .cloned()
+        .collect();
+    guard.replace_rules(rules);
+    for r in pending {
+        guard.insert_rule(r);
     }
 }
 
@@ -329,18 +419,7 @@ async fn reload(db: &Db, edge: &Arc<Edge>) -> anyhow::Result<()> {
         s.set_resource_limits(limits);
         let lamps = s.set_voicemail_counts(counts, Instant::now());
         let guard = s.guard_mut();
-        // Automatic bans made since the last flush are not in the store yet: keep them.
-        let stored: std::collections::HashSet<_> = rules.iter().map(|r| r.net).collect();
-        let pending: Vec<Rule> = guard
-            .lists()
-            .iter()
-            .filter(|r| r.is_auto() && !stored.contains(&r.net))
-            .cloned()
-            .collect();
-        guard.replace_rules(rules);
-        for r in pending {
-            guard.insert_rule(r);
-        }
+        replace_rules(guard, rules);
         guard.set_config(guard_config);
         lamps
     });
@@ -379,27 +458,62 @@ async fn sync_active_calls(
     Ok(())
 }
 
+/// Set when a write found the database unreachable (PostgreSQL down, network cut); the next flush first checks
+/// quickly whether it is back ([`reachable`]) rather than waiting for it once per write.
+static UNREACHABLE: AtomicBool = AtomicBool::new(false);
+
+/// How long the quick check waits for the database.
+const REACHABLE_CHECK: Duration = Duration::from_secs(1);
+
+/// True while the last write found the database unreachable.
+pub fn database_unreachable() -> bool {
+    UNREACHABLE.load(Ordering::Relaxed)
+}
+
+/// Records that `e` says the database is unreachable; returns whether it does.
+fn note_unreachable(e: &store::StoreError) -> bool {
+    let unreachable = matches!(e, store::StoreError::Unreachable(_));
+    if unreachable && !UNREACHABLE.swap(true, Ordering::Relaxed) {
+        tracing::error!(error = %e, "the database is unreachable: serving from memory, unsaved writes kept for later");
+    }
+    unreachable
+}
+
+/// Whether the database answers within [`REACHABLE_CHECK`]; clears the unreachable mark when it does.
+async fn reachable(db: &Db) -> bool {
+    match tokio::time::timeout(REACHABLE_CHECK, db.versions()).await {
+        Ok(Ok(_)) => {
+            UNREACHABLE.store(false, Ordering::Relaxed);
+            tracing::info!("the database is reachable again: writing what was kept");
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Writes what the endpoint recorded since the last flush (`Service::poll_record`): call records, bans, security
 /// events, registration changes. On failure events and changes are put back for the next try (the core bounds how
 /// many it keeps).
 pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut records: Vec<store::CdrRow> = Vec::new();
+    let mut calls: Vec<CallRecord> = Vec::new();
     let mut events = Vec::new();
     let mut changes = Vec::new();
     let mut guard_events = Vec::new();
-    let mut queue_calls = Vec::new();
+    let mut lefts = Vec::new();
     let mut agent_logins = Vec::new();
-    let now_ms = edge.with_service(|s| {
+    let (now_ms, wall, node) = edge.with_service(|s| {
+        let cluster = s.cluster();
+        let node = cluster
+            .is_cluster()
+            .then(|| cluster.this_node().to_string());
         while let Some(record) = s.poll_record() {
             match record {
-                Record::Call(r) => records.push(cdr_row(&r)),
+                Record::Call(r) => calls.push(r),
                 Record::Security(e) => events.push(e),
                 Record::Binding(c) => changes.push(c),
                 Record::Guard(g) => guard_events.push(g),
-                Record::QueueCall(left) => {
-                    queue_calls.push(queue_call_row(&left, s.wall(Instant::now())))
-                }
+                Record::QueueCall(left) => lefts.push(left),
                 Record::QueueAgent {
                     queue,
                     agent,
@@ -407,10 +521,45 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
                 } => agent_logins.push((queue, agent, logged_in)),
             }
         }
-        unix_ms(s.wall(Instant::now()))
+        let wall = s.wall(Instant::now());
+        (unix_ms(wall), wall, node)
     });
+    if UNREACHABLE.load(Ordering::Relaxed) && !reachable(db).await {
+        // Still down: keep everything for the next flush instead of waiting for the database once per write.
+        let kept: Vec<Record> =
+            (guard_events.into_iter().map(Record::Guard))
+                .chain(changes.into_iter().map(Record::Binding))
+                .chain(events.into_iter().map(Record::Security))
+                .chain(calls.into_iter().map(Record::Call))
+                .chain(lefts.into_iter().map(Record::QueueCall))
+                .chain(agent_logins.into_iter().map(|(queue, agent, logged_in)| {
+                    Record::QueueAgent {
+                        queue,
+                        agent,
+                        logged_in,
+                    }
+                }))
+                .collect();
+        let dropped = edge.with_service(|s| s.requeue_records(kept));
+        if dropped > 0 {
+            tracing::error!(
+                dropped,
+                "the database is still unreachable: the oldest unsaved records were dropped"
+            );
+        }
+        anyhow::bail!(
+            "the database is unreachable; bans, call records and registrations are kept for later"
+        );
+    }
+    let queue_calls: Vec<_> = lefts.iter().map(|l| queue_call_row(l, wall)).collect();
+    let records: Vec<store::CdrRow> = calls.iter().map(cdr_row).collect();
+    // Kept for the next flush when the database is unreachable (issue 17: nothing acknowledged is lost).
+    let mut unsaved: Vec<Record> = Vec::new();
     if let Err(e) = db.append_cdrs(&records).await {
         tracing::error!(error = %e, count = records.len(), "cannot store call records");
+        if note_unreachable(&e) {
+            unsaved.extend(calls.into_iter().map(Record::Call));
+        }
     }
     if let Err(e) = db.append_queue_calls(&queue_calls).await {
         tracing::error!(error = %e, count = queue_calls.len(), "cannot store queue statistics");
@@ -421,14 +570,38 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
         }
     }
     // Bans first: a ban must survive a restart even if writing its event fails.
+    let mut kept_bans: Vec<GuardEvent> = Vec::new();
     for e in &guard_events {
-        if let GuardEvent::Banned { rule } = e
-            && let Err(err) = db
-                .upsert_ip_rule(&guard_store::rule_to_store(rule), false)
-                .await
+        let GuardEvent::Banned { rule } = e else {
+            continue;
+        };
+        if !kept_bans.is_empty() {
+            // The database is unreachable: do not wait for it once per ban.
+            kept_bans.push(e.clone());
+            continue;
+        }
+        if let Err(err) = db
+            .upsert_ip_rule(&guard_store::rule_to_store(rule), false)
+            .await
         {
             tracing::error!(error = %err, net = %rule.net, "cannot store a ban");
+            if note_unreachable(&err) {
+                // Enforced here already; written (and so sent to the other nodes) when the database is back.
+                kept_bans.push(e.clone());
+            }
         }
+    }
+    // A kept ban's security event is written with the ban, when it is retried.
+    guard_events.retain(|e| !kept_bans.contains(e));
+    unsaved.extend(kept_bans.into_iter().map(Record::Guard));
+    if !unsaved.is_empty() {
+        let count = unsaved.len();
+        let dropped = edge.with_service(|s| s.requeue_records(unsaved));
+        tracing::warn!(
+            count,
+            dropped,
+            "the database is unreachable: bans and call records kept for later"
+        );
     }
     if guard_events
         .iter()
@@ -445,7 +618,7 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
     let store_changes: Vec<BindingChange> = changes
         .iter()
         .map(|c| match c {
-            Change::Upsert(b) => BindingChange::Upsert(binding_to_store(b)),
+            Change::Upsert(b) => BindingChange::Upsert(binding_to_store(b, node.as_deref())),
             Change::Remove { aor, contact } => BindingChange::Remove {
                 aor: aor.clone(),
                 contact_uri: contact.clone(),
@@ -453,6 +626,7 @@ pub async fn flush(db: &Db, edge: &Edge) -> anyhow::Result<()> {
         })
         .collect();
     if let Err(e) = db.apply_binding_changes(&store_changes).await {
+        note_unreachable(&e);
         edge.with_service(|s| s.requeue(events, changes));
         return Err(e).context("cannot store registrations");
     }

@@ -97,9 +97,21 @@ pub async fn run(db: Db, edge: Arc<Edge>) {
             names = now_names;
             resolved_at = Instant::now();
         }
-        let rows = edge.with_service(|s| status_rows(&s.trunk_status(Instant::now())));
+        let (rows, cluster) = edge.with_service(|s| {
+            let mut rows = status_rows(&s.trunk_status(Instant::now()));
+            // In a cluster a node reports only the trunks whose registration it holds (cluster/trunk_lease.rs).
+            let held = s.held_trunks();
+            if let Some(held) = held {
+                rows.retain(|r| held.contains(&r.trunk));
+            }
+            (rows, held.is_some())
+        });
         if written.as_ref() != Some(&rows) {
-            match db.replace_trunk_status(&rows).await {
+            let write = match cluster {
+                true => db.upsert_trunk_status(&rows).await,
+                false => db.replace_trunk_status(&rows).await,
+            };
+            match write {
                 Ok(()) => written = Some(rows),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot write the trunk registration status; will retry")

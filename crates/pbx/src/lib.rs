@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod calls;
+pub mod cluster;
 pub mod core;
 pub mod endpoint;
 pub mod limits;

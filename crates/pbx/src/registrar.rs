@@ -63,6 +63,9 @@ pub struct Binding {
     /// `q` parameter in thousandths (1000 = 1.0), if given.
     pub q: Option<u16>,
     pub user_agent: Option<String>,
+    /// `Some(node)`: not a flow of this node but a phone registered through another cluster node, reached by an
+    /// internal hop to it (crate::cluster); never set for a REGISTER received here.
+    pub via_node: Option<String>,
 }
 
 impl Binding {
@@ -259,6 +262,7 @@ impl Registrar {
                 cseq,
                 q,
                 user_agent: user_agent.clone(),
+                via_node: None,
             };
             match pos {
                 Some(i) => list[i] = binding.clone(),

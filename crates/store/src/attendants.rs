@@ -24,6 +24,14 @@ pub struct DidAttendantRow {
     pub attendant: String,
 }
 
+/// A DID leading to a ring group or queue (`target`: `group:600`, `queue:700`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct DidTargetRow {
+    pub number: String,
+    pub trunk: String,
+    pub target: String,
+}
+
 fn constraint(e: sqlx::Error, what: &str) -> StoreError {
     match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
@@ -130,13 +138,16 @@ impl Db {
         let now = now_ms();
         on_both!(self, pool, {
             let mut tx = begin_write(pool).await?;
-            let ringing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dids WHERE number = $1")
-                .bind(number)
-                .fetch_one(&mut *tx)
-                .await?;
+            let ringing: i64 = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM dids WHERE number = $1) \
+                 + (SELECT COUNT(*) FROM did_targets WHERE number = $1)",
+            )
+            .bind(number)
+            .fetch_one(&mut *tx)
+            .await?;
             if ringing > 0 {
                 return Err(StoreError::Conflict(format!(
-                    "DID {number} rings an extension; remove it first (`palisade did remove {number}`)"
+                    "DID {number} rings an extension, group or queue; remove it first (`palisade did remove {number}`)"
                 )));
             }
             sqlx::query(
@@ -180,6 +191,91 @@ impl Db {
             bump_version(&mut tx, now).await?;
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    /// Points DID `number` of `trunk` at `target` (`group:N` or `queue:N`, checked by the caller). A number that
+    /// already rings an extension or answers with an attendant is refused ([`StoreError::Conflict`]), as is a
+    /// trunk that does not exist ([`StoreError::NotFound`]).
+    pub async fn add_did_target(&self, number: &str, trunk: &str, target: &str) -> Result<()> {
+        let now = now_ms();
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            let trunks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trunks WHERE name = $1")
+                .bind(trunk)
+                .fetch_one(&mut *tx)
+                .await?;
+            if trunks == 0 {
+                return Err(StoreError::NotFound(format!("trunk {trunk}")));
+            }
+            let other = number
+                .strip_prefix('+')
+                .map_or_else(|| format!("+{number}"), str::to_string);
+            let taken: i64 = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM dids WHERE number IN ($1, $2)) \
+                 + (SELECT COUNT(*) FROM did_attendants WHERE number IN ($1, $2)) \
+                 + (SELECT COUNT(*) FROM did_targets WHERE number IN ($1, $2))",
+            )
+            .bind(number)
+            .bind(&other)
+            .fetch_one(&mut *tx)
+            .await?;
+            if taken > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "DID {number} is already in use; remove it first (`palisade did remove {number}`)"
+                )));
+            }
+            sqlx::query("INSERT INTO did_targets (number, trunk, target) VALUES ($1, $2, $3)")
+                .bind(number)
+                .bind(trunk)
+                .bind(target)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| constraint(e, &format!("DID {number}")))?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn list_did_targets(&self) -> Result<Vec<DidTargetRow>> {
+        on_both!(
+            self,
+            pool,
+            Ok(
+                sqlx::query_as("SELECT number, trunk, target FROM did_targets ORDER BY number")
+                    .fetch_all(pool)
+                    .await?
+            )
+        )
+    }
+
+    /// Removes DID `number` (written with or without its '+') if it leads to a group or queue; false when it
+    /// does not.
+    pub async fn remove_did_target(&self, number: &str) -> Result<Option<DidTargetRow>> {
+        let now = now_ms();
+        let other = number
+            .strip_prefix('+')
+            .map_or_else(|| format!("+{number}"), str::to_string);
+        on_both!(self, pool, {
+            let mut tx = begin_write(pool).await?;
+            let row: Option<DidTargetRow> = sqlx::query_as(
+                "SELECT number, trunk, target FROM did_targets WHERE number IN ($1, $2)",
+            )
+            .bind(number)
+            .bind(&other)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            sqlx::query("DELETE FROM did_targets WHERE number = $1")
+                .bind(&row.number)
+                .execute(&mut *tx)
+                .await?;
+            bump_version(&mut tx, now).await?;
+            tx.commit().await?;
+            Ok(Some(row))
         })
     }
 }

@@ -6,6 +6,7 @@
 
 use guard::lists::{Action, Origin, Rule, parse_net};
 
+use super::cluster::bump_ip_rules_version;
 use super::{Db, Result, StoreError, bump_version, now_ms};
 
 /// Most manual entries (automatic ones are bounded by the guard, `GuardConfig::max_auto_bans`).
@@ -170,7 +171,8 @@ impl Db {
     /// Adds or replaces the entry for `rule.net` (canonicalised first); returns the entry it replaced.
     ///
     /// `bump`: administrators' writes pass `true`, so a running server reloads the lists (within a second); the
-    /// server's own automatic bans pass `false`, as it already applies them. A new manual entry beyond
+    /// server's own automatic bans pass `false`, as it already applies them. On PostgreSQL every write also bumps
+    /// the IP-list version and notifies `palisade_bans`, so the other nodes apply automatic bans too. A new manual entry beyond
     /// [`MAX_MANUAL_IP_RULES`] is refused.
     pub async fn upsert_ip_rule(&self, rule: &IpRule, bump: bool) -> Result<Option<IpRule>> {
         let rule = checked(rule)?;
@@ -216,6 +218,8 @@ impl Db {
             if bump {
                 bump_version(&mut tx, now).await?;
             }
+            // Every node reloads its IP lists (PostgreSQL; automatic bans included: they come from one node).
+            bump_ip_rules_version(&mut tx).await?;
             tx.commit().await?;
             Ok(old)
         })
@@ -235,6 +239,7 @@ impl Db {
             let removed = done.rows_affected() > 0;
             if removed {
                 bump_version(&mut tx, now).await?;
+                bump_ip_rules_version(&mut tx).await?;
             }
             tx.commit().await?;
             Ok(removed)

@@ -52,12 +52,15 @@ macro_rules! on_both {
 pub mod admin;
 pub mod attendants;
 pub mod calls;
+pub mod cluster;
+pub mod cluster_nodes;
 pub mod conferences;
 mod events;
 mod extensions;
 pub mod groups;
 pub mod ip_rules;
 pub mod limits;
+pub mod migrate_to;
 pub mod music;
 pub mod phones;
 mod pickup;
@@ -129,8 +132,11 @@ pub enum StoreError {
         "{0} is not yet available on PostgreSQL (docs/cluster.md); use a SQLite data directory for now"
     )]
     NotPorted(&'static str),
+    /// The database cannot be reached (PostgreSQL down, network cut, pool timed out): nothing was written.
+    #[error("the database is unreachable; the change was not saved ({0})")]
+    Unreachable(String),
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{what}: {source}")]
@@ -139,6 +145,35 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Connection failures become [`StoreError::Unreachable`], so that every caller (CLI, console, API) says
+    /// plainly that the database is unreachable and nothing was saved, instead of a driver message.
+    fn from(e: sqlx::Error) -> Self {
+        if is_unreachable(&e) {
+            StoreError::Unreachable(e.to_string())
+        } else {
+            StoreError::Db(e)
+        }
+    }
+}
+
+/// True when `e` says the database could not be reached or went away, rather than refusing a statement:
+/// I/O and TLS failures, pool timeouts, and PostgreSQL's connection-exception (08…) and operator-intervention
+/// (57P0…: shutting down, cannot connect now) classes.
+pub fn is_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+        _ => false,
+    }
 }
 
 impl From<pbx::model::InvalidSrtpMode> for StoreError {
@@ -176,7 +211,8 @@ static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/pos
 const PG_MAX_CONNECTIONS: u32 = 8;
 
 /// How long opening a PostgreSQL pool may wait for a connection before reporting the database unreachable.
-const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Also how long an admin write waits for a lost database before saying it is unreachable.
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `location` fit for logs and error messages: a URL's password replaced by `***`.
 pub fn redact_url(location: &str) -> String {
@@ -261,6 +297,22 @@ impl Db {
         Ok(Db::Pg(pool))
     }
 
+    /// Copies this SQLite database into the empty PostgreSQL database at `url` (migrating it first), verifies the
+    /// copy and commits it (see [`migrate_to`]). Returns what was copied, table by table.
+    pub async fn migrate_to_postgres(&self, url: &str) -> Result<Vec<migrate_to::TableCopy>> {
+        let Db::Sqlite(src) = self else {
+            return Err(StoreError::Invalid(
+                "the source database is already PostgreSQL; `db migrate-to` copies a SQLite installation".into(),
+            ));
+        };
+        let Db::Pg(dst) = Self::open_postgres(url).await? else {
+            unreachable!("open_postgres opens PostgreSQL")
+        };
+        let copied = migrate_to::copy_sqlite_to_postgres(src, &dst).await;
+        dst.close().await;
+        copied
+    }
+
     /// True when this store is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         matches!(self, Db::Pg(_))
@@ -340,6 +392,11 @@ async fn begin_write<P: WritePool>(pool: &P) -> Result<sqlx::Transaction<'static
 const BUMP_VERSION: &str = "INSERT INTO settings (key, value, updated_at) VALUES ('config_version', '1', $1) \
      ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT), updated_at = $1";
 
+/// [`BUMP_VERSION`] returning the new version (for the notification).
+const BUMP_VERSION_RETURNING: &str = "INSERT INTO settings (key, value, updated_at) VALUES ('config_version', '1', $1) \
+     ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT), updated_at = $1 \
+     RETURNING value";
+
 /// A connection (or transaction) in which `config_version` can be bumped; a trait for the same reason as
 /// [`WritePool`].
 pub(crate) trait VersionBump {
@@ -354,9 +411,13 @@ impl VersionBump for sqlx::SqliteConnection {
 }
 
 impl VersionBump for sqlx::PgConnection {
+    /// Also announces the new version to every node (`NOTIFY palisade_config`, delivered at commit).
     async fn bump_version(&mut self, now: i64) -> Result<()> {
-        sqlx::query(BUMP_VERSION).bind(now).execute(self).await?;
-        Ok(())
+        let version: String = sqlx::query_scalar(BUMP_VERSION_RETURNING)
+            .bind(now)
+            .fetch_one(&mut *self)
+            .await?;
+        cluster::notify(self, cluster::CONFIG_CHANNEL, version.parse().unwrap_or(0)).await
     }
 }
 

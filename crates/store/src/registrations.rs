@@ -21,6 +21,10 @@ pub struct Binding {
     pub user_agent: Option<String>,
     /// qvalue × 1000 (0..=1000); `None` if the Contact had no q parameter.
     pub q: Option<i64>,
+    /// The cluster node holding the phone's flow (docs/cluster.md); `None` when read by a query that does not
+    /// select it, or for rows written before clustering.
+    #[sqlx(default)]
+    pub node: Option<String>,
 }
 
 /// Longest stored User-Agent; longer ones are truncated (it is attacker-controlled).
@@ -37,9 +41,10 @@ impl Db {
         on_both!(self, pool, {
             let done = sqlx::query(
                     "INSERT INTO registrations (aor, contact_uri, transport, source_addr, local_addr, expires_at, \
-                     call_id, cseq, user_agent, q, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                     ON CONFLICT (aor, contact_uri) DO UPDATE SET transport = $3, source_addr = $4, local_addr = $5, \
-                     expires_at = $6, call_id = $7, cseq = $8, user_agent = $9, q = $10, updated_at = $11",
+                     call_id, cseq, user_agent, q, updated_at, node) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                     $11, $12) ON CONFLICT (aor, contact_uri) DO UPDATE SET transport = $3, source_addr = $4, \
+                     local_addr = $5, expires_at = $6, call_id = $7, cseq = $8, user_agent = $9, q = $10, \
+                     updated_at = $11, node = $12",
                 )
                 .bind(&b.aor)
                 .bind(&b.contact_uri)
@@ -52,6 +57,7 @@ impl Db {
                 .bind(user_agent)
                 .bind(b.q)
                 .bind(now)
+                .bind(&b.node)
                 .execute(pool)
                 .await;
             match done {
@@ -185,11 +191,11 @@ impl Db {
                     }
                 }
             }
-            // Many rows per statement (11 parameters each).
+            // Many rows per statement (12 parameters each).
             for chunk in upserts.chunks(500) {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO registrations (aor, contact_uri, transport, source_addr, local_addr, expires_at, \
-                         call_id, cseq, user_agent, q, updated_at) ",
+                         call_id, cseq, user_agent, q, updated_at, node) ",
                 );
                 q.push_values(chunk, |mut row, b| {
                     row.push_bind(&b.aor)
@@ -206,13 +212,15 @@ impl Db {
                                 .map(|ua| truncate(ua, MAX_USER_AGENT_LEN)),
                         )
                         .push_bind(b.q)
-                        .push_bind(now);
+                        .push_bind(now)
+                        .push_bind(&b.node);
                 });
                 q.push(
                         " ON CONFLICT (aor, contact_uri) DO UPDATE SET transport = excluded.transport, \
                          source_addr = excluded.source_addr, local_addr = excluded.local_addr, \
                          expires_at = excluded.expires_at, call_id = excluded.call_id, cseq = excluded.cseq, \
-                         user_agent = excluded.user_agent, q = excluded.q, updated_at = excluded.updated_at",
+                         user_agent = excluded.user_agent, q = excluded.q, updated_at = excluded.updated_at, \
+                         node = excluded.node",
                     );
                 // Not kept in the connection's statement cache: the text differs with every batch size, and
                 // each cached multi-row statement holds its own compiled program (up to 100 per connection),

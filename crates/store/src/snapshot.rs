@@ -192,7 +192,7 @@ mod tests {
             .execute(pool)
             .await
             .unwrap();
-        sqlx::query("DELETE FROM _sqlx_migrations WHERE version >= 15")
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 15")
             .execute(pool)
             .await
             .unwrap();

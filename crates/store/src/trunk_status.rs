@@ -63,6 +63,32 @@ impl Db {
         })
     }
 
+    /// Writes `rows` (their `updated_at` set to now) and leaves the other trunks' rows alone: in a cluster each
+    /// node writes the status of the trunks whose registration it holds (docs/cluster.md).
+    pub async fn upsert_trunk_status(&self, rows: &[TrunkStatusRow]) -> Result<()> {
+        let now = now_ms();
+        on_both!(self, pool, {
+            let mut tx = super::begin_write(pool).await?;
+            for r in rows {
+                sqlx::query(
+                    "INSERT INTO trunk_status (trunk, state, registered_until, last_error, next_attempt, \
+                     updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (trunk) DO UPDATE SET state = $2, \
+                     registered_until = $3, last_error = $4, next_attempt = $5, updated_at = $6",
+                )
+                .bind(&r.trunk)
+                .bind(&r.state)
+                .bind(r.registered_until)
+                .bind(r.last_error.as_deref().map(clean))
+                .bind(r.next_attempt)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Every trunk status, by trunk name.
     pub async fn list_trunk_status(&self) -> Result<Vec<TrunkStatusRow>> {
         on_both!(self, pool, Ok(sqlx::query_as(

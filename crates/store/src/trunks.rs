@@ -760,6 +760,18 @@ impl Db {
                     d.number, d.trunk, d.extension, d.number
                 )));
             }
+            // Nor may it already lead to a ring group or queue (`did_targets`).
+            let office: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM did_targets WHERE number IN ($1, $2)")
+                    .bind(number)
+                    .bind(other_spelling(number))
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if office > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "DID {number} leads to a ring group or queue; remove it first with `palisade did remove {number}`"
+                )));
+            }
             let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dids")
                 .fetch_one(&mut *tx)
                 .await?;

@@ -121,6 +121,10 @@ pub async fn add(
         None => options.get(&'0').cloned().unwrap_or(Target::Hangup),
     };
     let on_invalid: Target = a.invalid.parse().map_err(|e| anyhow!("--invalid {e}"))?;
+    let targets = options.values().chain([&on_timeout, &on_invalid]);
+    for t in targets {
+        office_target_exists(db, t).await?;
+    }
     if let Some(other) = &a.after_hours {
         db.attendant(other)
             .await
@@ -160,6 +164,20 @@ pub async fn add(
         return Err(e.into());
     }
     Ok(row)
+}
+
+/// A ring group or queue an attendant (or a DID) leads to must exist when it is configured: a typo would
+/// otherwise only show when a caller presses the key.
+pub async fn office_target_exists(db: &store::Db, target: &Target) -> anyhow::Result<()> {
+    match target {
+        Target::Group(n) if db.ring_group(n).await?.is_none() => bail!(
+            "`{target}`: ring group {n} does not exist (list them with `palisade group list`)"
+        ),
+        Target::Queue(n) if db.queue(n).await?.is_none() => {
+            bail!("`{target}`: queue {n} does not exist (list them with `palisade queue list`)")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn show(row: &AttendantRow) {

@@ -725,6 +725,14 @@ pub async fn remove(
             mailbox_dir.display()
         ));
     }
+    // Several nodes on PostgreSQL: the database's copies of its audio too (docs/cluster.md).
+    if db.is_postgres()
+        && let Err(e) = db.delete_mailbox_audio(number).await
+    {
+        warnings.push(format!(
+            "cannot remove the mailbox's audio from the database: {e}"
+        ));
+    }
     Ok(warnings)
 }
 

@@ -8,6 +8,7 @@ pub mod calls;
 pub mod cert;
 pub mod conference;
 mod countries;
+pub mod db;
 pub mod events;
 pub mod ext;
 pub mod features;
@@ -113,6 +114,8 @@ pub enum AdminCommand {
     Recording(recording::RecordingArgs),
     /// Desk phones and softphones provisioned over HTTPS: add, list, show, remove, reprovision.
     Phone(phone::PhoneArgs),
+    /// The database itself: migrate-to postgres://… (copy a SQLite installation into PostgreSQL, verified).
+    Db(db::DbArgs),
 }
 
 /// Options every admin command takes (before or after the subcommand).
@@ -298,6 +301,7 @@ async fn run_command(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Attendant(args) => attendant::run(args).await,
         AdminCommand::Recording(args) => recording::run(args).await,
         AdminCommand::Phone(args) => phone::run(args).await,
+        AdminCommand::Db(args) => db::run(args).await,
     }
 }
 

@@ -164,7 +164,8 @@ pub struct DidArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DidCommand {
-    /// Map an inbound number to an extension: a call from the trunk's source networks to NUMBER rings EXT.
+    /// Map an inbound number to an extension (a call from the trunk's source networks to NUMBER rings EXT), or
+    /// to a ring group or call queue (`--target group:600`, `--target queue:700`).
     Add {
         /// The inbound number: digits, optionally after '+' (e.g. +4930123456).
         number: String,
@@ -172,8 +173,16 @@ pub enum DidCommand {
         #[arg(long, value_name = "NAME")]
         trunk: String,
         /// The extension it rings.
-        #[arg(long, value_name = "EXT")]
-        ext: String,
+        #[arg(
+            long,
+            value_name = "EXT",
+            required_unless_present = "target",
+            conflicts_with = "target"
+        )]
+        ext: Option<String>,
+        /// A ring group (`group:600`: its members that take outside calls ring) or a queue (`queue:700`).
+        #[arg(long, value_name = "group:N|queue:N")]
+        target: Option<String>,
     },
     /// List the inbound numbers.
     List,
@@ -673,6 +682,48 @@ pub async fn add_did(db: &Db, number: &str, trunk: &str, ext: &str) -> anyhow::R
     db.add_did(number, trunk, ext).await.map_err(trunk_error)
 }
 
+/// Maps an inbound number to a ring group or queue (`group:600`, `queue:700`), which must exist.
+pub async fn add_did_target(
+    db: &Db,
+    number: &str,
+    trunk: &str,
+    target: &str,
+) -> anyhow::Result<store::attendants::DidTargetRow> {
+    let number = number.trim();
+    let parsed: pbx::office::attendant::Target =
+        target.trim().parse().map_err(|e| anyhow!("--target {e}"))?;
+    if !matches!(
+        parsed,
+        pbx::office::attendant::Target::Group(_) | pbx::office::attendant::Target::Queue(_)
+    ) {
+        return Err(anyhow!(
+            "--target {target}: a DID leads to group:NUMBER or queue:NUMBER (use --ext EXT for an extension, \
+             `palisade attendant did add` for an attendant)"
+        ));
+    }
+    if number.is_empty()
+        || number.len() > 32
+        || !number
+            .trim_start_matches('+')
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+    {
+        return Err(anyhow!(
+            "DID {number:?}: digits, optionally after '+' (e.g. +4930123456)"
+        ));
+    }
+    super::attendant::office_target_exists(db, &parsed).await?;
+    let target = parsed.to_string();
+    db.add_did_target(number, trunk, &target)
+        .await
+        .map_err(trunk_error)?;
+    Ok(store::attendants::DidTargetRow {
+        number: number.to_string(),
+        trunk: trunk.to_string(),
+        target,
+    })
+}
+
 /// Removes an inbound number and answers what it was.
 pub async fn remove_did(db: &Db, number: &str) -> anyhow::Result<DidRow> {
     db.remove_did(number).await.map_err(trunk_error)
@@ -897,7 +948,31 @@ fn print_dids(dids: &[DidRow]) {
 pub async fn run_did(args: DidArgs) -> anyhow::Result<()> {
     let common = args.common;
     match args.command {
-        DidCommand::Add { number, trunk, ext } => {
+        DidCommand::Add {
+            number,
+            trunk,
+            target: Some(target),
+            ..
+        } => {
+            let db = common.open().await?;
+            let added = add_did_target(&db, &number, &trunk, &target).await;
+            db.close().await;
+            let added = added?;
+            if common.json {
+                return output::json(&added);
+            }
+            crate::say!(
+                "Added DID {}: calls from trunk {} to it go to {}.",
+                added.number,
+                added.trunk,
+                added.target
+            );
+            Ok(())
+        }
+        DidCommand::Add {
+            number, trunk, ext, ..
+        } => {
+            let ext = ext.unwrap_or_default();
             let db = common.open().await?;
             let added = add_did(&db, &number, &trunk, &ext).await;
             db.close().await;
@@ -916,16 +991,54 @@ pub async fn run_did(args: DidArgs) -> anyhow::Result<()> {
         DidCommand::List => {
             let db = common.open_or_create().await?;
             let dids = db.list_dids().await;
+            let targets = db.list_did_targets().await;
             db.close().await;
-            let dids = dids?;
+            let (dids, targets) = (dids?, targets?);
             if common.json {
-                return output::json(&dids);
+                // Extension DIDs as before, then those leading to a group or queue (`target` instead of
+                // `extension`).
+                let mut all: Vec<serde_json::Value> = Vec::new();
+                for d in &dids {
+                    all.push(serde_json::to_value(d)?);
+                }
+                for t in &targets {
+                    all.push(serde_json::to_value(t)?);
+                }
+                return output::json(&all);
             }
             print_dids(&dids);
+            if !targets.is_empty() {
+                let rows: Vec<Vec<String>> = targets
+                    .iter()
+                    .map(|d| vec![d.number.clone(), d.trunk.clone(), d.target.clone()])
+                    .collect();
+                output::table(&["NUMBER", "TRUNK", "GROUP OR QUEUE"], &rows);
+            }
             Ok(())
         }
         DidCommand::Remove { number } => {
             let db = common.open().await?;
+            let target = db.remove_did_target(&number).await;
+            let target = match target {
+                Ok(t) => t,
+                Err(e) => {
+                    db.close().await;
+                    return Err(e.into());
+                }
+            };
+            if let Some(t) = target {
+                db.close().await;
+                if common.json {
+                    return output::json(&serde_json::json!({ "removed": t }));
+                }
+                crate::say!(
+                    "Removed DID {} (trunk {}, {}).",
+                    t.number,
+                    t.trunk,
+                    t.target
+                );
+                return Ok(());
+            }
             let removed = remove_did(&db, &number).await;
             db.close().await;
             let removed = removed?;

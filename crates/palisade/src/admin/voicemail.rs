@@ -146,10 +146,10 @@ pub async fn message_wav(
         .voicemail_message(number, id)
         .await
         .map_err(store_error)?;
-    let source = files::resolve(root, &message.file)
-        .ok_or_else(|| anyhow!("message {id} names an invalid file"))?;
-    let bytes = std::fs::read(&source)
-        .map_err(|e| anyhow!("cannot read message {id} ({}): {e}", source.display()))?;
+    // The local file, else (several nodes on PostgreSQL) the database's copy.
+    let bytes = crate::voicemail::shared_audio::wav_bytes(db, root, &message.file)
+        .await
+        .map_err(|e| anyhow!("cannot read message {id}: {e}"))?;
     media::wav::decode(&bytes)
         .map_err(|e| anyhow!("message {id} is not a readable WAV file: {e}"))?;
     Ok(bytes)
@@ -166,8 +166,6 @@ pub async fn delete(
         .delete_voicemail_message(number, id)
         .await
         .map_err(store_error)?;
-    if let Err(e) = files::remove(root, &file) {
-        tracing::warn!(file, error = %e, "message deleted; its file could not be removed");
-    }
+    crate::voicemail::shared_audio::remove(db, root, &file).await;
     Ok(())
 }

@@ -192,9 +192,23 @@ pub async fn office_numbers(db: &Db) -> anyhow::Result<pbx::office::OfficeNumber
         .into_iter()
         .map(|d| (d.number, (d.trunk, d.attendant)))
         .collect();
+    // DIDs leading to a ring group or queue; a row whose target no longer parses is skipped (logged).
+    let did_targets = db
+        .list_did_targets()
+        .await?
+        .into_iter()
+        .filter_map(|d| match d.target.parse::<pbx::office::attendant::Target>() {
+            Ok(t) => Some((d.number, (d.trunk, t))),
+            Err(e) => {
+                tracing::warn!(did = %d.number, error = %e, "DID target not understood; skipped");
+                None
+            }
+        })
+        .collect();
     Ok(pbx::office::OfficeNumbers {
         attendants,
         did_attendants,
+        did_targets,
         conferences: rooms
             .into_iter()
             .map(|r| {

@@ -7,6 +7,7 @@
 pub mod files;
 pub mod queue_music;
 mod session;
+pub mod shared_audio;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -16,7 +16,7 @@ use store::VoicemailNew;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{Input, Shared, files};
+use super::{Input, Shared, shared_audio};
 use crate::service::AppEvent;
 
 /// Messages shorter than this are a hang-up at the beep, not a message.
@@ -256,9 +256,7 @@ impl Session {
                     .await
                 {
                     Ok(file) => {
-                        if let Err(e) = files::remove(&self.shared.root, &file) {
-                            tracing::warn!(file, error = %e, "cannot remove a deleted message's file");
-                        }
+                        shared_audio::remove(&self.shared.db, &self.shared.root, &file).await
                     }
                     Err(e) => {
                         tracing::error!(mailbox = %self.mailbox, id, error = %e, "cannot delete a message")
@@ -302,15 +300,12 @@ impl Session {
     }
 
     async fn read_file(&self, name: &str) -> Vec<i16> {
-        let root = self.shared.root.clone();
-        let name = name.to_string();
-        match tokio::task::spawn_blocking(move || files::read_wav(&root, &name)).await {
-            Ok(Ok(samples)) => samples,
-            Ok(Err(e)) => {
+        match shared_audio::load(&self.shared.db, &self.shared.root, name).await {
+            Ok(samples) => samples,
+            Err(e) => {
                 tracing::error!(error = %e, "cannot read a voicemail file");
                 Vec::new()
             }
-            Err(_) => Vec::new(),
         }
     }
 
@@ -448,12 +443,9 @@ impl Session {
         }
         let now_ms = unix_ms();
         let file = format!("{}/{}-{}.wav", self.mailbox, now_ms, self.start.call);
-        let root = self.shared.root.clone();
-        let name = file.clone();
-        let written =
-            tokio::task::spawn_blocking(move || files::write_wav(&root, &name, &samples)).await;
-        if !matches!(written, Ok(Ok(()))) {
-            tracing::error!(mailbox = %self.mailbox, "cannot write a voicemail message; message lost");
+        let written = shared_audio::save(&self.shared.db, &self.shared.root, &file, samples).await;
+        if let Err(e) = written {
+            tracing::error!(mailbox = %self.mailbox, error = %e, "cannot write a voicemail message; message lost");
             return;
         }
         let new = VoicemailNew {
@@ -471,7 +463,7 @@ impl Session {
             }
             Err(e) => {
                 tracing::error!(mailbox = %self.mailbox, error = %e, "cannot record a voicemail message");
-                let _ = files::remove(&self.shared.root, &file);
+                shared_audio::remove(&self.shared.db, &self.shared.root, &file).await;
             }
         }
     }
@@ -481,12 +473,9 @@ impl Session {
             return;
         }
         let file = format!("{}/greeting-{}.wav", self.mailbox, unix_ms());
-        let root = self.shared.root.clone();
-        let name = file.clone();
-        let written =
-            tokio::task::spawn_blocking(move || files::write_wav(&root, &name, &samples)).await;
-        if !matches!(written, Ok(Ok(()))) {
-            tracing::error!(mailbox = %self.mailbox, "cannot write a greeting");
+        let written = shared_audio::save(&self.shared.db, &self.shared.root, &file, samples).await;
+        if let Err(e) = written {
+            tracing::error!(mailbox = %self.mailbox, error = %e, "cannot write a greeting");
             return;
         }
         match self
@@ -495,13 +484,11 @@ impl Session {
             .set_greeting(&self.mailbox, Some(&file))
             .await
         {
-            Ok(Some(old)) => {
-                let _ = files::remove(&self.shared.root, &old);
-            }
+            Ok(Some(old)) => shared_audio::remove(&self.shared.db, &self.shared.root, &old).await,
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(mailbox = %self.mailbox, error = %e, "cannot record the greeting");
-                let _ = files::remove(&self.shared.root, &file);
+                shared_audio::remove(&self.shared.db, &self.shared.root, &file).await;
             }
         }
     }

@@ -15,6 +15,13 @@ impl Calls {
         Some(call.caller.extension)
     }
 
+    /// The number of application call `id`'s caller (an extension's, or an outside caller's as it came in).
+    pub fn app_caller_number(&self, id: u64) -> Option<&str> {
+        let call = self.calls.get(&id)?;
+        call.diversion.app.as_ref()?;
+        Some(call.caller.number.as_str())
+    }
+
     /// The signalling source and transport of application call `id`'s caller (for events).
     pub fn app_caller_source(&self, id: u64) -> Option<(SocketAddr, sip::Transport)> {
         let call = self.calls.get(&id)?;

@@ -89,6 +89,7 @@ impl Calls {
         peer: Peer,
         party: Party,
         media: &mut dyn MediaControl,
+        now: Instant,
         wall: SystemTime,
     ) -> Result<(), ReplaceMiss> {
         let Some((id, side)) = self.replaced_dialog(&parse_replaces(value)) else {
@@ -124,7 +125,7 @@ impl Calls {
         self.dialogs.remove(&key);
         self.detached.insert(key.clone(), id);
         call.handover.detached.push(key);
-        self.join_new_phone(id, side, tx, msg, peer, party, media, wall)
+        self.join_new_phone(id, side, tx, msg, peer, party, media, now, wall)
             .map_err(|_| ReplaceMiss::NotAcceptable)
     }
 

@@ -363,5 +363,13 @@ impl Calls {
             call.state = State::Confirmed;
             call.timers.retransmit_2xx = None;
         }
+        if call
+            .timers
+            .joined_2xx
+            .as_ref()
+            .is_some_and(|j| j.leg == side)
+        {
+            call.timers.joined_2xx = None;
+        }
     }
 }

@@ -416,6 +416,9 @@ struct CallTimers {
     session_deadline: Option<(Instant, Duration)>,
     /// Retransmission of the 2xx to the caller until its ACK arrives (RFC 3261 §13.3.1.4).
     retransmit_2xx: Option<timers::Retransmission>,
+    /// Retransmission of the 2xx to a phone that joined the call by its own INVITE (pickup, park retrieval, call
+    /// pull) until its ACK arrives.
+    joined_2xx: Option<timers::JoinedAnswer>,
 }
 
 /// The SRTP state of one call's two legs (`keys.rs`).

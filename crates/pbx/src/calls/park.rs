@@ -153,6 +153,7 @@ impl Calls {
         peer: Peer,
         retriever: Party,
         media: &mut dyn MediaControl,
+        now: Instant,
         wall: SystemTime,
     ) -> Result<(), RetrieveMiss> {
         let Some(parked) = self.parked.get(slot).cloned() else {
@@ -171,6 +172,7 @@ impl Calls {
             peer,
             retriever,
             media,
+            now,
             wall,
         )?;
         self.parked.remove(slot);
@@ -190,6 +192,7 @@ impl Calls {
         peer: Peer,
         party: Party,
         media: &mut dyn MediaControl,
+        now: Instant,
         wall: SystemTime,
     ) -> Result<(), RetrieveMiss> {
         let local = self.local.clone();
@@ -268,6 +271,7 @@ impl Calls {
             headers,
             body: Some(("application/sdp".into(), answer)),
         }));
+        call.timers.joined_2xx = Some(timers::JoinedAnswer::start(tx, side, now));
         // A party the previous phone had put on hold is taken off it (nobody else will).
         call.handover.resume_due = Some((waiting, offer));
         self.resume(id, media);

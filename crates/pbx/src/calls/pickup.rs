@@ -167,6 +167,7 @@ impl Calls {
             headers,
             body: Some(("application/sdp".into(), for_picker)),
         }));
+        call.timers.joined_2xx = Some(timers::JoinedAnswer::start(tx, Leg::B, now));
         Ok(())
     }
 }

@@ -62,6 +62,7 @@ impl Calls {
             display_name.clone(),
         );
         t.keep_on_failure = !final_attempt;
+        t.callee_from_answer = true;
         call.handover.transfer = Some(t);
         let mut branches = Vec::new();
         for target in targets {
@@ -153,7 +154,7 @@ pub(super) fn app_connected(
 }
 
 /// The user part of a name-addr's SIP URI (`<sip:201@pbx>` → `201`).
-fn uri_user(name_addr: &str) -> Option<String> {
+pub(super) fn uri_user(name_addr: &str) -> Option<String> {
     let uri = name_addr.split('<').nth(1)?.split('>').next()?;
     let rest = uri
         .strip_prefix("sip:")

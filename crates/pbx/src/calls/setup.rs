@@ -75,7 +75,9 @@ impl Calls {
                 transport: c.transport,
                 credentials: None,
                 is_trunk: false,
-                srtp: None,
+                // A hop to another cluster node is plain RTP between the nodes' relays; the node holding the
+                // phone applies the extension's SRTP policy on its own leg.
+                srtp: c.via_node.is_some().then_some(SrtpMode::Disabled),
             })
             .collect()
     }
@@ -353,6 +355,7 @@ impl Calls {
                 ends_at: now + self.config.max_duration,
                 session_deadline,
                 retransmit_2xx: None,
+                joined_2xx: None,
             },
             relayed: BTreeMap::new(),
             sent: [None, None],

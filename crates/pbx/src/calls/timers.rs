@@ -24,19 +24,61 @@ impl Retransmission {
             response: None,
         }
     }
+
+    /// What is due at `now`: nothing, the 2xx again (`Some(None)` while its bytes are not known yet: the schedule
+    /// still advances), or giving up (`Err`: no ACK after 64·T1, the peer is gone).
+    fn due(&mut self, now: Instant) -> Result<Option<Option<Bytes>>, ()> {
+        if now < self.next_at {
+            return Ok(None);
+        }
+        if now >= self.give_up_at {
+            return Err(());
+        }
+        self.interval = (self.interval * 2).min(T2);
+        self.next_at = now + self.interval;
+        Ok(Some(self.response.clone()))
+    }
+}
+
+/// A 2xx Palisade sent to a phone that joined an existing call by a new INVITE — a pickup (`*8`, `**201`), a
+/// park retrieval, a call pulled with Replaces — retransmitted until that phone's ACK like the caller's 2xx.
+#[derive(Debug, Clone)]
+pub(super) struct JoinedAnswer {
+    /// The joining INVITE's server transaction, and the leg the phone took.
+    pub(super) tx: ServerTxId,
+    pub(super) leg: Leg,
+    pub(super) retransmission: Retransmission,
+}
+
+impl JoinedAnswer {
+    pub(super) fn start(tx: ServerTxId, leg: Leg, now: Instant) -> Self {
+        JoinedAnswer {
+            tx,
+            leg,
+            retransmission: Retransmission::start(now),
+        }
+    }
 }
 
 impl Calls {
     /// The endpoint sent `response`, a 2xx in server transaction `tx`: kept for retransmission if `tx` is the
     /// INVITE of a call waiting for its ACK (a 2xx to a re-INVITE is not retransmitted by Palisade).
     pub fn answer_sent(&mut self, tx: ServerTxId, response: Bytes) {
-        if let Some(r) = self
+        let caller = self
             .calls
             .values_mut()
             .filter(|c| c.invite_tx == tx)
-            .find_map(|c| c.timers.retransmit_2xx.as_mut())
-        {
+            .find_map(|c| c.timers.retransmit_2xx.as_mut());
+        if let Some(r) = caller {
             r.response = Some(response);
+            return;
+        }
+        if let Some(j) = self
+            .calls
+            .values_mut()
+            .find_map(|c| c.timers.joined_2xx.as_mut().filter(|j| j.tx == tx))
+        {
+            j.retransmission.response = Some(response);
         }
     }
 
@@ -107,29 +149,32 @@ impl Calls {
                 );
                 continue;
             }
-            if let Some(r) = call.timers.retransmit_2xx.as_mut()
-                && now >= r.next_at
-            {
-                if now >= r.give_up_at {
-                    // No ACK after 64·T1: the caller is gone. End the call on both sides.
-                    self.send_bye(id, Leg::B, media);
-                    self.send_bye(id, Leg::A, media);
-                    self.finish(
-                        id,
-                        Disposition::Failed,
-                        HungUpBy::System,
-                        "no_ack",
-                        media,
-                        wall,
-                    );
-                    continue;
-                }
-                r.interval = (r.interval * 2).min(T2);
-                r.next_at = now + r.interval;
-                if let Some(response) = r.response.clone() {
-                    let tx = call.invite_tx;
-                    self.outputs.push(CallOutput::Retransmit { tx, response });
-                }
+            let caller = call.timers.retransmit_2xx.as_mut().map(|r| r.due(now));
+            let joined = call
+                .timers
+                .joined_2xx
+                .as_mut()
+                .map(|j| (j.tx, j.retransmission.due(now)));
+            if matches!(caller, Some(Err(()))) || matches!(joined, Some((_, Err(())))) {
+                // No ACK after 64·T1: the phone answered is gone. End the call on both sides.
+                self.send_bye(id, Leg::B, media);
+                self.send_bye(id, Leg::A, media);
+                self.finish(
+                    id,
+                    Disposition::Failed,
+                    HungUpBy::System,
+                    "no_ack",
+                    media,
+                    wall,
+                );
+                continue;
+            }
+            if let Some(Ok(Some(Some(response)))) = caller {
+                let tx = call.invite_tx;
+                self.outputs.push(CallOutput::Retransmit { tx, response });
+            }
+            if let Some((tx, Ok(Some(Some(response))))) = joined {
+                self.outputs.push(CallOutput::Retransmit { tx, response });
             }
             let call = self.calls.get_mut(&id).expect("present");
             let session_expired = call.timers.session_deadline.is_some_and(|(d, _)| now >= d);
@@ -169,6 +214,11 @@ impl Calls {
             .flat_map(|c| {
                 let ringing = (c.state == State::Ringing).then_some(c.timers.ringing_deadline);
                 let retransmit = c.timers.retransmit_2xx.as_ref().map(|r| r.next_at);
+                let joined = c
+                    .timers
+                    .joined_2xx
+                    .as_ref()
+                    .map(|j| j.retransmission.next_at);
                 let silent = c
                     .branches
                     .iter()
@@ -184,6 +234,7 @@ impl Calls {
                 [
                     ringing,
                     retransmit,
+                    joined,
                     session,
                     silent,
                     transfer,

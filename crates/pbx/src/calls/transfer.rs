@@ -96,6 +96,9 @@ pub(super) struct Transfer {
     transferor_gone: bool,
     /// A queue offering its caller to agents (`queue.rs`): a failure leaves the caller waiting.
     pub(super) keep_on_failure: bool,
+    /// Several extensions ring (a queue's agents, a ring group's members): the one whose phone answers becomes
+    /// the callee, not the first of them.
+    pub(super) callee_from_answer: bool,
     target: Party,
     pub(super) branches: Vec<Branch>,
     /// Further trunks to try.
@@ -129,6 +132,7 @@ impl Transfer {
             event: String::new(),
             transferor_gone: true,
             keep_on_failure: false,
+            callee_from_answer: false,
             target,
             branches: Vec::new(),
             failover: Vec::new(),
@@ -460,6 +464,7 @@ impl Calls {
             event: p.event.clone(),
             transferor_gone: by_app,
             keep_on_failure: false,
+            callee_from_answer: false,
             target,
             branches: Vec::new(),
             failover,
@@ -773,6 +778,11 @@ impl Calls {
             reason: "transfer".into(),
         }));
         tracing::info!(call = id, target = %t.target.number, "transfer completed");
+        if t.callee_from_answer
+            && let Some(user) = super::queue::uri_user(&branch.dialog.remote_uri)
+        {
+            t.target.number = user;
+        }
         // A caller answered by a media application (a queue's music) is now connected: stop the application.
         super::queue::app_connected(call, id, &mut t.target, &branch, &mut self.outputs);
         let new_key = branch.dialog.key();

@@ -97,6 +97,10 @@ impl Endpoint {
             source: peer.addr,
             local: unspecified(peer.addr),
         };
+        // An internal hop from another cluster node (endpoint/cluster.rs): authenticated by source and signature.
+        if self.hop_invite(tx, request, peer, now) {
+            return;
+        }
         // A call from a trunk is trusted by its source address (never by what it claims) and rings the
         // extension its number (DID) belongs to.
         if let Some(trunk) = crate::trunks::trunk_of(&self.trunks, peer.addr.ip()).cloned() {
@@ -383,13 +387,7 @@ impl Endpoint {
             return;
         }
         let callee = callee_party(&ext);
-        let contacts: Vec<_> = self
-            .core
-            .registrar()
-            .lookup(&ext.number, unix_secs(wall))
-            .into_iter()
-            .cloned()
-            .collect();
+        let contacts = self.reachable_bindings(&ext.number, wall);
         tracing::info!(trunk = %trunk.name, did = %dialed, extension = %ext.number, "inbound call");
         self.calls
             .invite(tx, request, peer, caller, Some(callee), &contacts, wall);
@@ -398,7 +396,7 @@ impl Endpoint {
     /// Routes a forward or transfer target exactly as if extension `from` (the forwarding or transferring
     /// extension) dialled it: the same call policy, refusals, events and trunks as [`Self::on_invite`]. A forward
     /// never reaches what `from` could not call itself.
-    fn resolve_forward(
+    pub(super) fn resolve_forward(
         &mut self,
         from: &str,
         target: &str,

@@ -9,6 +9,9 @@ use crate::calls::{AppStart, CallRecord, MediaError, MediaId};
 use crate::model::SecurityEvent;
 use crate::registrar::Change;
 
+/// Most records kept waiting for the store while it is unreachable ([`Endpoint::requeue_records`]).
+pub const MAX_REQUEUED_RECORDS: usize = 10_000;
+
 /// One thing for the edge to do, in the order the endpoint decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -72,6 +75,19 @@ impl Endpoint {
     /// core bounds how many it keeps).
     pub fn requeue(&mut self, events: Vec<SecurityEvent>, changes: Vec<Change>) {
         self.core.requeue(events, changes);
+    }
+
+    /// Puts back records the store could not write (the database is unreachable: issue 17), ahead of newer ones,
+    /// so that a ban or a call record made meanwhile is written when it returns. Bounded: beyond
+    /// [`MAX_REQUEUED_RECORDS`] the oldest are dropped and their number returned (for a log line); bans are
+    /// still enforced in memory either way.
+    pub fn requeue_records(&mut self, records: Vec<Record>) -> usize {
+        for r in records.into_iter().rev() {
+            self.records_out.push_front(r);
+        }
+        let excess = self.records_out.len().saturating_sub(MAX_REQUEUED_RECORDS);
+        self.records_out.drain(..excess);
+        excess
     }
 
     /// The next thing for the edge to do, if any. Poll until `None` after every input.

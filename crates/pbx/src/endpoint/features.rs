@@ -189,6 +189,7 @@ impl Endpoint {
                 peer,
                 retriever,
                 self.media.as_mut(),
+                now,
                 wall,
             )
             .err();
@@ -262,7 +263,16 @@ impl Endpoint {
         let party = callee_party(caller);
         let miss = self
             .calls
-            .replace_dialog(value, tx, request, peer, party, self.media.as_mut(), wall)
+            .replace_dialog(
+                value,
+                tx,
+                request,
+                peer,
+                party,
+                self.media.as_mut(),
+                now,
+                wall,
+            )
             .err();
         let (status, reason, code) = match miss {
             None => return,

@@ -68,8 +68,45 @@ impl Endpoint {
             return true;
         }
         let members = self.group_members(&group, caller, origin, now);
+        let fallback = self.group_fallback(&group, Some(&caller.number));
+        let party = caller_party(caller, super::calls::display_name_of(request));
+        self.place_group_call(tx, request, peer, party, &group, members, fallback, now);
+        true
+    }
+
+    /// A call from a trunk to a DID that leads to ring group `number`: only its extension members that take
+    /// outside calls ring ([`Self::outside_group_members`]). False when there is no such group.
+    pub(super) fn group_trunk_call(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        number: &str,
+        caller: Party,
+        now: Instant,
+    ) -> bool {
+        let Some(group) = self.ring_groups.get(number).cloned() else {
+            return false;
+        };
+        let origin = Origin {
+            transport: peer.transport,
+            source: peer.addr,
+            local: unspecified(peer.addr),
+        };
+        let members = self.outside_group_members(&group, origin, now);
+        let fallback = self.group_fallback(&group, None);
+        self.place_group_call(tx, request, peer, caller, &group, members, fallback, now);
+        true
+    }
+
+    /// The steps of a call to `group` among `members` (those that may ring now), by the group's strategy.
+    pub(super) fn group_steps(
+        &mut self,
+        group: &RingGroup,
+        members: &[GroupMember],
+    ) -> Vec<Vec<GroupMember>> {
         let start = self.ring_groups.take_start(&group.number);
-        let steps = group
+        group
             .steps(|m| members.iter().any(|gm| gm.party.number == m), start)
             .into_iter()
             .map(|step| {
@@ -77,8 +114,23 @@ impl Endpoint {
                     .filter_map(|m| members.iter().find(|gm| gm.party.number == *m).cloned())
                     .collect()
             })
-            .collect();
-        let fallback = self.group_fallback(&group, caller);
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)] // one INVITE's inputs and the group's plan
+    fn place_group_call(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        party: Party,
+        group: &RingGroup,
+        members: Vec<GroupMember>,
+        fallback: GroupFallback,
+        now: Instant,
+    ) {
+        let wall = self.clock.at(now);
+        let steps = self.group_steps(group, &members);
         let callee = Party {
             number: group.number.clone(),
             display_name: None,
@@ -94,23 +146,66 @@ impl Endpoint {
             },
             extension: true,
         };
-        tracing::info!(group = %group.number, caller = %caller.number, strategy = %group.strategy,
+        tracing::info!(group = %group.number, caller = %party.number, strategy = %group.strategy,
             available = members.len(), "ring group call");
         let plan = GroupCall {
             steps,
             ring_each: Duration::from_secs(u64::from(group.ring_seconds)),
             fallback,
         };
-        let party = caller_party(caller, super::calls::display_name_of(request));
         self.calls
             .invite_group(tx, request, peer, party, callee, plan, wall);
-        true
+    }
+
+    /// The members of `group` that can ring now for an outside caller (from a trunk, through a DID or an
+    /// attendant): extensions only — enabled, taking outside calls (not internal-only), registered and not in a
+    /// call. An external member is never rung for an outside caller (no trunk-to-trunk path: toll fraud); that
+    /// refusal is a policy event.
+    pub(super) fn outside_group_members(
+        &mut self,
+        group: &RingGroup,
+        origin: Origin,
+        now: Instant,
+    ) -> Vec<GroupMember> {
+        let wall = self.clock.at(now);
+        let busy = self.calls.busy_extensions();
+        let mut out = Vec::new();
+        for member in &group.members {
+            match self.core.extension(member).filter(|e| e.enabled) {
+                Some(ext) if !ext.restrictions.internal_only && !busy.contains(member) => {
+                    let Some((party, contacts)) = self.extension_destination(member, wall) else {
+                        continue;
+                    };
+                    let mut targets = self.calls.contact_targets("outside", &contacts);
+                    for t in &mut targets {
+                        t.srtp = Some(party.srtp);
+                    }
+                    if !targets.is_empty() {
+                        out.push(GroupMember { party, targets });
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let detail = format!(
+                        "ring group {} member {member}: an outside caller never reaches a number outside the office",
+                        group.number
+                    );
+                    self.core.policy_event(
+                        crate::model::PolicyReason::Rule("outside_caller_external_member"),
+                        origin,
+                        &detail,
+                        wall,
+                    );
+                }
+            }
+        }
+        out
     }
 
     /// The members of `group` that can ring now for `caller`: each routed as the caller would dial it (a refusal
     /// is the caller's policy event and the member is skipped), extensions with live registrations and not in a
     /// call, external numbers through the first trunk of their rule with room.
-    fn group_members(
+    pub(super) fn group_members(
         &mut self,
         group: &RingGroup,
         caller: &ExtensionAuth,
@@ -175,9 +270,9 @@ impl Endpoint {
         out
     }
 
-    /// The group's fallback for this call: a mailbox only if that extension has voicemail, a number routed as
-    /// the caller dials it.
-    fn group_fallback(&self, group: &RingGroup, caller: &ExtensionAuth) -> GroupFallback {
+    /// The group's fallback for this call: a mailbox only if that extension has voicemail; a number routed as
+    /// extension `caller` dials it, or for an outside caller (`None`) only an extension that takes outside calls.
+    pub(super) fn group_fallback(&self, group: &RingGroup, caller: Option<&str>) -> GroupFallback {
         match &group.fallback {
             Fallback::Voicemail(mailbox) => {
                 match self
@@ -193,9 +288,23 @@ impl Endpoint {
                     }
                 }
             }
-            Fallback::Number(target) => GroupFallback::Forward {
-                target: target.clone(),
-                route_as: caller.number.clone(),
+            Fallback::Number(target) => match caller {
+                Some(caller) => GroupFallback::Forward {
+                    target: target.clone(),
+                    route_as: caller.to_string(),
+                },
+                None => match self
+                    .core
+                    .extension(target)
+                    .filter(|e| e.enabled && !e.restrictions.internal_only)
+                {
+                    // Rung as that extension would reach itself: an extension, never a trunk.
+                    Some(_) => GroupFallback::Forward {
+                        target: target.clone(),
+                        route_as: target.clone(),
+                    },
+                    None => GroupFallback::Hangup,
+                },
             },
             Fallback::Hangup => GroupFallback::Hangup,
         }

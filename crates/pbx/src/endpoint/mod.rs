@@ -19,6 +19,7 @@ use guard::{Guard, Verdict};
 pub use sip::Transport;
 
 mod calls;
+mod cluster;
 mod events;
 mod features;
 mod groups;
@@ -34,7 +35,7 @@ use calls::same_flow;
 mod trunks;
 mod voicemail;
 use crate::calls::{CallRecord, Calls, LegKey, MediaControl};
-pub use events::{Event, Record};
+pub use events::{Event, MAX_REQUEUED_RECORDS, Record};
 use sip::transaction::{
     ClientTxId, Config as TxConfig, Output, Peer, ServerTxId, TransactionLayer, TuEvent, TxId,
 };
@@ -180,6 +181,10 @@ pub struct Endpoint {
     queue_records: Vec<Record>,
     /// Numbers answered by Palisade's own office applications (conference rooms; endpoint/office.rs).
     office: crate::office::OfficeNumbers,
+    /// The other nodes of a cluster and the phones registered through them (endpoint/cluster.rs).
+    cluster: crate::cluster::ClusterView,
+    /// Attendant callers being handed to a ring group, step by step (endpoint/office.rs).
+    group_handovers: std::collections::HashMap<u64, office::GroupHandover>,
 }
 
 /// The stateful parts a service is built from.
@@ -217,6 +222,8 @@ impl Endpoint {
             queues: crate::office::Queues::default(),
             queue_records: Vec::new(),
             office: crate::office::OfficeNumbers::default(),
+            cluster: crate::cluster::ClusterView::default(),
+            group_handovers: std::collections::HashMap::new(),
         }
     }
 

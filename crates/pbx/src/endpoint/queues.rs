@@ -101,6 +101,39 @@ impl Endpoint {
         true
     }
 
+    /// A call from a trunk to a DID that leads to queue `number`: answered by its music like an extension's
+    /// call. False when there is no such queue.
+    pub(super) fn queue_trunk_call(
+        &mut self,
+        tx: ServerTxId,
+        request: &Message,
+        peer: Peer,
+        number: &str,
+        caller: Party,
+        now: Instant,
+    ) -> bool {
+        let Some(config) = self.queues.config(number).cloned() else {
+            return false;
+        };
+        let wall = self.clock.at(now);
+        if self.queues.waiting(number).len() >= crate::office::queues::MAX_WAITING {
+            self.calls.refuse(
+                tx,
+                request,
+                &caller,
+                number,
+                486,
+                "Busy Here (the queue is full)",
+                "queue_full",
+                wall,
+            );
+            return true;
+        }
+        self.calls
+            .invite_queue(tx, request, peer, caller, number, &config.music, wall);
+        true
+    }
+
     /// Agent `caller` dialled the login (`true`) or logout code: it joins or leaves every queue it is an agent of.
     /// The answer says which (there is nothing to talk to).
     pub(super) fn queue_login(
@@ -171,6 +204,7 @@ impl Endpoint {
                     self.queue_left(left);
                 }
             }
+            None if self.group_handover_unanswered(call, now) => {}
             None => self.queues.offer_failed(call),
         }
     }
@@ -207,7 +241,17 @@ impl Endpoint {
                 QueueAction::Offer { call, agents } => {
                     let mut targets = Vec::new();
                     let mut first: Option<Party> = None;
+                    // An outside caller (from a trunk) never rings an internal-only extension.
+                    let outside = self.calls.app_caller_is_extension(call) == Some(false);
                     for agent in &agents {
+                        if outside
+                            && self
+                                .core
+                                .extension(agent)
+                                .is_some_and(|e| e.restrictions.internal_only)
+                        {
+                            continue;
+                        }
                         if let Some((party, contacts)) = self.extension_destination(agent, wall) {
                             let mut t = self.calls.contact_targets("queue", &contacts);
                             for x in &mut t {
@@ -277,11 +321,21 @@ impl Endpoint {
             local: unspecified(([0, 0, 0, 0], 0).into()),
         };
         let why = format!("queue {queue} fallback");
-        let routed = self
-            .core
-            .extension(caller)
-            .filter(|e| e.enabled)
-            .map(|ext| self.core.route_forward(&ext, &target, &why, origin, wall));
+        // An extension's call is routed as it would dial the fallback; an outside caller's reaches an extension
+        // that takes outside calls, never a trunk. Decided by where the call came from, not by the caller's
+        // number (an outside number may look like an extension's).
+        let routed = match self.calls.app_caller_is_extension(call) {
+            Some(true) => self
+                .core
+                .extension(caller)
+                .filter(|e| e.enabled)
+                .map(|ext| self.core.route_forward(&ext, &target, &why, origin, wall)),
+            _ => self
+                .core
+                .extension(&target)
+                .filter(|e| e.enabled && !e.restrictions.internal_only)
+                .map(|e| Route::Extension(e.number.clone())),
+        };
         let dest = match routed {
             Some(Route::Extension(n)) => {
                 self.extension_destination(&n, wall)

@@ -6,7 +6,6 @@
 use std::time::SystemTime;
 
 use crate::calls::{Party, Target};
-use crate::core::unix_secs;
 use crate::policy::Refusal;
 use crate::registrar::{Binding, Origin};
 
@@ -74,14 +73,7 @@ impl Endpoint {
         wall: SystemTime,
     ) -> Option<(Party, Vec<Binding>)> {
         let ext = self.core.extension(number).filter(|e| e.enabled)?;
-        let contacts = self
-            .core
-            .registrar()
-            .lookup(number, unix_secs(wall))
-            .into_iter()
-            .cloned()
-            .collect();
-        Some((callee_party(&ext), contacts))
+        Some((callee_party(&ext), self.reachable_bindings(number, wall)))
     }
 
     /// The trunks of an outbound route that have room for one more call (all of them for an emergency call), as

@@ -30,6 +30,9 @@ pub struct TrunkState {
     regs: Registrations,
     /// Client transactions of REGISTERs, and the registration each belongs to.
     clients: HashMap<ClientTxId, RegId>,
+    /// In a cluster, the trunks whose registration this node holds the lease of (cluster/trunk_lease.rs in the
+    /// binary): only these are registered. `None`: one node, every trunk with registration on.
+    held: Option<std::collections::BTreeSet<String>>,
 }
 
 impl TrunkState {
@@ -78,6 +81,24 @@ impl Endpoint {
     pub fn apply_trunks(&mut self, trunks: Vec<Trunk>, now: Instant) {
         self.trunk_state.configured = trunks;
         self.refresh_trunks(now);
+    }
+
+    /// In a cluster: the trunks whose registration this node drives (it holds their lease); the others are
+    /// registered by another node, and one this node lost is no longer refreshed here. `None`: every trunk.
+    pub fn set_held_trunks(
+        &mut self,
+        held: Option<std::collections::BTreeSet<String>>,
+        now: Instant,
+    ) {
+        if held != self.trunk_state.held {
+            self.trunk_state.held = held;
+            self.refresh_trunks(now);
+        }
+    }
+
+    /// The trunks whose registration this node drives: `None` when it drives all of them (one node).
+    pub fn held_trunks(&self) -> Option<&std::collections::BTreeSet<String>> {
+        self.trunk_state.held.as_ref()
     }
 
     /// What the trunks' host names resolve to now (names missing did not resolve).
@@ -163,6 +184,7 @@ impl Endpoint {
         let wanted: Vec<RegTarget> = effective
             .iter()
             .filter(|t| t.register)
+            .filter(|t| st.held.as_ref().is_none_or(|h| h.contains(&t.name)))
             .filter_map(|t| {
                 Some(RegTarget {
                     trunk: t.name.clone(),
@@ -478,6 +500,28 @@ mod tests {
         assert_eq!(nets(&mut s), ["127.0.0.8/32", "192.0.2.0/28"]);
         s.apply_trunks(Vec::new(), now);
         assert!(nets(&mut s).is_empty(), "trunk removed");
+    }
+
+    #[test]
+    fn in_a_cluster_only_the_trunks_this_node_holds_are_registered() {
+        let is_register = |out: &[Outbound]| {
+            out.iter().any(|o| {
+                o.data.starts_with(b"REGISTER ") && o.dest == "127.0.0.5:5070".parse().unwrap()
+            })
+        };
+        let mut s = service();
+        let now = Instant::now();
+        s.set_held_trunks(Some(Default::default()), now);
+        s.apply_trunks(vec![trunk("127.0.0.5")], now);
+        assert!(
+            !is_register(&s.handle_timeout(now)),
+            "another node holds it"
+        );
+        s.set_held_trunks(Some(["carrier".to_string()].into()), now);
+        assert!(
+            is_register(&s.handle_timeout(now)),
+            "this node took the lease"
+        );
     }
 
     #[test]

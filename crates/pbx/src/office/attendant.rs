@@ -13,12 +13,16 @@ use std::time::{Duration, Instant};
 use media::prompts::Prompt;
 
 /// Where an option, the timeout or repeated invalid keys lead. Parsed from `KIND:VALUE` (`ext:210`,
-/// `voicemail:201`, `conference:900`, `attendant:night`, `hangup`); more kinds (ring groups, queues) slot in here.
+/// `voicemail:201`, `conference:900`, `group:600`, `queue:700`, `attendant:night`, `hangup`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     Extension(String),
     Voicemail(String),
     Conference(String),
+    /// A ring group: its members ring for the caller (extensions only for an outside caller).
+    Group(String),
+    /// A call queue: the caller waits there with its music.
+    Queue(String),
     Attendant(String),
     Hangup,
 }
@@ -29,6 +33,8 @@ impl fmt::Display for Target {
             Target::Extension(n) => write!(f, "ext:{n}"),
             Target::Voicemail(n) => write!(f, "voicemail:{n}"),
             Target::Conference(n) => write!(f, "conference:{n}"),
+            Target::Group(n) => write!(f, "group:{n}"),
+            Target::Queue(n) => write!(f, "queue:{n}"),
             Target::Attendant(n) => write!(f, "attendant:{n}"),
             Target::Hangup => f.write_str("hangup"),
         }
@@ -69,16 +75,15 @@ impl std::str::FromStr for Target {
             "ext" => number(Target::Extension),
             "voicemail" => number(Target::Voicemail),
             "conference" => number(Target::Conference),
+            "group" => number(Target::Group),
+            "queue" => number(Target::Queue),
             "attendant" if valid_name(value) => Ok(Target::Attendant(value.to_string())),
             "attendant" => Err(format!(
                 "`{s}`: an attendant name is 1-32 of a-z, 0-9, - and _"
             )),
-            "group" | "queue" => Err(format!(
-                "`{s}`: {kind} targets are not available in this version (use ext:, voicemail:, conference: or \
-                 attendant:)"
-            )),
             _ => Err(format!(
-                "`{s}`: unknown target kind `{kind}` (use ext:, voicemail:, conference:, attendant: or hangup)"
+                "`{s}`: unknown target kind `{kind}` (use ext:, voicemail:, conference:, group:, queue:, \
+                 attendant: or hangup)"
             )),
         }
     }
@@ -295,6 +300,8 @@ mod tests {
             "ext:210",
             "voicemail:201",
             "conference:900",
+            "group:600",
+            "queue:700",
             "attendant:night-1",
             "hangup",
         ] {
@@ -305,8 +312,8 @@ mod tests {
             "ext:",
             "ext:21a",
             "trunk:x",
-            "group:600",
-            "queue:700",
+            "group:6x0",
+            "queue:",
             "attendant:Main",
             "",
         ] {

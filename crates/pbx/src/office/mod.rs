@@ -44,6 +44,8 @@ pub struct OfficeNumbers {
     pub attendants: HashMap<String, AttendantEntry>,
     /// Inbound numbers (DIDs) answered by an attendant: number → (trunk, attendant name).
     pub did_attendants: HashMap<String, (String, String)>,
+    /// Inbound numbers leading to a ring group or a queue: number → (trunk, `Target::Group` or `Target::Queue`).
+    pub did_targets: HashMap<String, (String, attendant::Target)>,
 }
 
 impl OfficeNumbers {
@@ -65,6 +67,15 @@ impl OfficeNumbers {
             .iter()
             .find(|(did, (t, _))| did.trim_start_matches('+') == number && t == trunk)
             .and_then(|(_, (_, name))| self.attendants.get(name))
+    }
+
+    /// The ring group or queue DID `number` leads to when it comes in through `trunk`.
+    pub fn did_target(&self, trunk: &str, number: &str) -> Option<&attendant::Target> {
+        let number = number.trim_start_matches('+');
+        self.did_targets
+            .iter()
+            .find(|(did, (t, _))| did.trim_start_matches('+') == number && t == trunk)
+            .map(|(_, (_, target))| target)
     }
 
     /// Which attendant answers for `entry` now: its after-hours one when the office is closed (`open` false) and
@@ -105,7 +116,27 @@ mod tests {
             )]
             .into_iter()
             .collect(),
+            did_targets: [(
+                "4930600".to_string(),
+                (
+                    "carrier".to_string(),
+                    attendant::Target::Group("600".into()),
+                ),
+            )]
+            .into_iter()
+            .collect(),
         }
+    }
+
+    #[test]
+    fn a_did_leads_to_its_group_only_from_its_trunk() {
+        let o = numbers();
+        assert_eq!(
+            o.did_target("carrier", "+4930600"),
+            Some(&attendant::Target::Group("600".into()))
+        );
+        assert!(o.did_target("other", "4930600").is_none());
+        assert!(o.did_target("carrier", "4930555").is_none());
     }
 
     #[test]

@@ -302,8 +302,25 @@ impl Queues {
     /// is offered before the second.
     pub fn poll(&mut self, free: impl Fn(&str) -> bool, now: Instant) -> Vec<QueueAction> {
         let mut actions = Vec::new();
-        let mut numbers: Vec<String> = self.waiting.keys().cloned().collect();
+        // The queue whose first caller has waited longest offers first (an agent of several queues takes the
+        // longest-waiting caller).
+        let mut numbers: Vec<(Option<Instant>, String)> = self
+            .waiting
+            .iter()
+            .map(|(n, line)| (line.front().map(|w| w.entered), n.clone()))
+            .collect();
         numbers.sort();
+        let numbers = numbers.into_iter().map(|(_, n)| n);
+        // Agents ringing for a caller now, in any queue: an agent of several queues is offered one caller at a
+        // time (its phone rings for one, never for two callers at once).
+        let mut ringing: HashSet<String> = self
+            .waiting
+            .values()
+            .flatten()
+            .filter_map(|w| w.offered.as_ref())
+            .filter(|(_, until)| now < *until)
+            .flat_map(|(agents, _)| agents.iter().cloned())
+            .collect();
         for number in numbers {
             let Some(config) = self.configs.get(&number).cloned() else {
                 // The queue was removed: its callers get its (last known: none) fallback, hang up.
@@ -316,7 +333,6 @@ impl Queues {
                 continue;
             };
             let max_wait = Duration::from_secs(u64::from(config.max_wait_secs));
-            let mut ringing: HashSet<String> = HashSet::new();
             let Some(line) = self.waiting.get_mut(&number) else {
                 continue;
             };
@@ -331,13 +347,9 @@ impl Queues {
                     });
                     continue;
                 }
-                if let Some((agents, until)) = &w.offered {
-                    if now >= *until {
-                        w.offered = None;
-                        actions.push(QueueAction::Withdraw { call: w.call });
-                    } else {
-                        ringing.extend(agents.iter().cloned());
-                    }
+                if w.offered.as_ref().is_some_and(|(_, until)| now >= *until) {
+                    w.offered = None;
+                    actions.push(QueueAction::Withdraw { call: w.call });
                 }
                 let position = i + 1;
                 let due = match w.announced {
@@ -389,6 +401,7 @@ impl Queues {
                 {
                     self.next_agent.insert(number.clone(), i + 1);
                 }
+                ringing.extend(agents.iter().cloned());
                 w.offered = Some((agents.clone(), now + OFFER_RING));
                 actions.push(QueueAction::Offer {
                     call: w.call,
@@ -511,6 +524,34 @@ mod tests {
             call: 2,
             position: 1
         }));
+    }
+
+    #[test]
+    fn an_agent_of_two_queues_is_offered_one_caller_at_a_time() {
+        let t0 = Instant::now();
+        let mut q = Queues::default();
+        let mut sales = config(QueueStrategy::LongestIdle);
+        sales.agents = vec!["201".into()];
+        let mut support = sales.clone();
+        support.number = "701".into();
+        q.set(vec![sales, support], HashSet::new());
+        q.enqueue("700", 1, "100", t0);
+        q.enqueue("701", 2, "101", t0);
+        // 201 rings for the first queue's caller only; the other waits, in this poll and the next.
+        let a = q.poll(|_| true, t0);
+        assert_eq!(offers(&a), vec![(1, vec!["201".to_string()])]);
+        assert!(offers(&q.poll(|_| true, t0 + Duration::from_secs(1))).is_empty());
+        // Its offer runs out unanswered: it rings again for one caller, never for both.
+        let a = q.poll(|_| true, t0 + OFFER_RING);
+        assert!(a.contains(&QueueAction::Withdraw { call: 1 }));
+        assert_eq!(offers(&a).len(), 1, "{a:?}");
+        // The caller who waited longest goes first, whatever its queue's number.
+        let mut q2 = Queues::default();
+        q2.set(q.configs.values().cloned().collect(), HashSet::new());
+        q2.enqueue("701", 3, "102", t0);
+        q2.enqueue("700", 4, "103", t0 + Duration::from_secs(1));
+        let a = q2.poll(|_| true, t0 + Duration::from_secs(2));
+        assert_eq!(offers(&a), vec![(3, vec!["201".to_string()])]);
     }
 
     #[test]

@@ -41,6 +41,7 @@ fn binding(aor: &str, contact: &str, expires_at: i64) -> Binding {
         cseq: 1,
         user_agent: Some("test".into()),
         q: None,
+        node: None,
     }
 }
 
@@ -593,6 +594,8 @@ async fn check_write_behind_batches(db: Db) {
 }
 
 mod call_records;
+mod cluster;
+mod cluster_nodes;
 mod ip_lists;
 mod mailboxes;
 mod office_media;

@@ -315,6 +315,60 @@ async fn check_dids_cascade_with_trunk_and_extension(db: Db) {
 }
 
 #[tokio::test]
+async fn dids_to_groups_and_queues() {
+    crate::tests::on_each_backend(check_dids_to_groups_and_queues).await;
+}
+
+async fn check_dids_to_groups_and_queues(db: Db) {
+    db.create_extension(ext("201", "didabcdef1")).await.unwrap();
+    db.add_trunk(trunk_new("carrier")).await.unwrap();
+    db.add_did("4930100", "carrier", "201").await.unwrap();
+    let v = db.current_version().await.unwrap();
+    db.add_did_target("+4930600", "carrier", "group:600")
+        .await
+        .unwrap();
+    assert!(db.current_version().await.unwrap() > v);
+    db.add_did_target("4930700", "carrier", "queue:700")
+        .await
+        .unwrap();
+    // One number, one meaning: taken by an extension DID, by another target (either spelling), or the other way.
+    for (number, target) in [("4930100", "group:600"), ("4930600", "queue:700")] {
+        assert!(matches!(
+            db.add_did_target(number, "carrier", target).await,
+            Err(StoreError::Conflict(_))
+        ));
+    }
+    assert!(matches!(
+        db.add_did("4930700", "carrier", "201").await,
+        Err(StoreError::Conflict(m)) if m.contains("ring group or queue")
+    ));
+    assert!(matches!(
+        db.add_did_target("4930800", "nope", "group:600").await,
+        Err(StoreError::NotFound(m)) if m == "trunk nope"
+    ));
+    let listed: Vec<(String, String)> = db
+        .list_did_targets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.number, d.target))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("+4930600".to_string(), "group:600".to_string()),
+            ("4930700".to_string(), "queue:700".to_string())
+        ]
+    );
+    let removed = db.remove_did_target("4930600").await.unwrap().unwrap();
+    assert_eq!(removed.target, "group:600");
+    assert!(db.remove_did_target("4930600").await.unwrap().is_none());
+    // A trunk's removal takes its DIDs with it.
+    db.remove_trunk("carrier").await.unwrap();
+    assert!(db.list_did_targets().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn list_trunks_converts_for_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir).await;

@@ -111,6 +111,7 @@ fn binding(contact: &str, source: &str) -> Binding {
         cseq: 1,
         q: None,
         user_agent: None,
+        via_node: None,
     }
 }
 

@@ -223,6 +223,82 @@ fn a_ringing_call_is_picked_up_by_another_phone() {
     );
 }
 
+/// Runs the call timers until nothing is due or the call ended; the retransmissions of `tx`'s 2xx sent.
+fn retransmissions_of(w: &mut World, tx: ServerTxId, upto: Instant) -> usize {
+    let mut n = 0;
+    let mut t = w.now;
+    let wall = w.wall;
+    for _ in 0..40 {
+        let Some(next) = w.calls.poll_timeout().filter(|n| *n <= upto) else {
+            break;
+        };
+        t = next.max(t);
+        w.calls.handle_timeout(&mut w.media, t, wall);
+        n += w
+            .outputs()
+            .iter()
+            .filter(|o| matches!(o, CallOutput::Retransmit { tx: x, .. } if *x == tx))
+            .count();
+    }
+    n
+}
+
+#[test]
+fn the_200_to_a_picker_is_retransmitted_until_its_ack() {
+    let mut w = World::new();
+    let b = binding_of("101", "sip:101@10.0.0.6:5070", "198.51.100.6:5070");
+    w.invite(&[b]);
+    let id = w.calls.ringing_extensions()[0].0;
+    let c_peer = Peer::new("198.51.100.7:5064".parse().unwrap(), Transport::Udp);
+    let (now, wall) = (w.now, w.wall);
+    let picker_tx = ServerTxId::from_raw(9);
+    let invite = invite_from_c("*8");
+    w.calls
+        .pick_up(
+            id,
+            picker_tx,
+            &invite,
+            c_peer,
+            party("102"),
+            &mut w.media,
+            now,
+            wall,
+        )
+        .expect("picked up");
+    let out = w.outputs();
+    let tag_of = |tx: ServerTxId| {
+        responses(&out)
+            .into_iter()
+            .find(|r| r.tx == tx && r.status == 200)
+            .and_then(|r| r.to_tag.clone())
+            .unwrap()
+    };
+    let (caller_tag, picker_tag) = (tag_of(ServerTxId::from_raw(1)), tag_of(picker_tx));
+    w.calls
+        .answer_sent(picker_tx, Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"));
+    // The caller's ACK stops only the caller's retransmissions; the picker's 200 goes on (T1, 2·T1, …).
+    w.calls.ack(&parse(&format!(
+        "ACK sip:101@10.0.0.6:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKack1\r\n\
+         From: <sip:100@pbx.test>;tag=atag\r\nTo: <sip:101@pbx.test>;tag={}\r\nCall-ID: call-a@10.0.0.5\r\n\
+         CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        caller_tag
+    )));
+    let upto = now + Duration::from_secs(2);
+    assert!(retransmissions_of(&mut w, picker_tx, upto) >= 2);
+    // The picker's ACK ends them.
+    w.calls.ack(&parse(&format!(
+        "ACK sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.7:5064;branch=z9hG4bKack2\r\n\
+         From: <sip:102@pbx.test>;tag=ctag\r\nTo: <sip:*8@pbx.test>;tag={}\r\nCall-ID: call-c@10.0.0.7\r\n\
+         CSeq: 5 ACK\r\nContent-Length: 0\r\n\r\n",
+        picker_tag
+    )));
+    assert_eq!(
+        retransmissions_of(&mut w, picker_tx, now + Duration::from_secs(40)),
+        0
+    );
+    assert_eq!(w.calls.active().len(), 1, "the call goes on");
+}
+
 #[test]
 fn a_call_transferred_to_the_park_number_waits_on_a_slot_until_retrieved() {
     let mut w = World::new();
@@ -251,7 +327,7 @@ fn a_call_transferred_to_the_park_number_waits_on_a_slot_until_retrieved() {
     assert_eq!((active.callee.as_str(), active.state), ("801", "parked"));
     // An empty slot finds nothing; C dials 801 and takes the call.
     let c_peer = Peer::new("198.51.100.7:5064".parse().unwrap(), Transport::Udp);
-    let wall = w.wall;
+    let (now, wall) = (w.now, w.wall);
     assert_eq!(
         w.calls.retrieve(
             "802",
@@ -260,6 +336,7 @@ fn a_call_transferred_to_the_park_number_waits_on_a_slot_until_retrieved() {
             c_peer,
             party("102"),
             &mut w.media,
+            now,
             wall
         ),
         Err(RetrieveMiss::Empty)
@@ -272,6 +349,7 @@ fn a_call_transferred_to_the_park_number_waits_on_a_slot_until_retrieved() {
             c_peer,
             party("102"),
             &mut w.media,
+            now,
             wall,
         )
         .expect("retrieved");
@@ -287,6 +365,11 @@ fn a_call_transferred_to_the_park_number_waits_on_a_slot_until_retrieved() {
         (active.caller.as_str(), active.callee.as_str(), active.state),
         ("100", "102", "talking")
     );
+    // The retriever's 200 is sent again until its ACK (none comes here: the call ends after 64·T1).
+    let retriever_tx = ServerTxId::from_raw(9);
+    w.calls
+        .answer_sent(retriever_tx, Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"));
+    assert!(retransmissions_of(&mut w, retriever_tx, now + Duration::from_secs(2)) >= 2);
 }
 
 #[test]
