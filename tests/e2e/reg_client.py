@@ -2,10 +2,13 @@
 """A small SIP REGISTER client with digest authentication (RFC 3261 + RFC 7616, qop=auth) for the e2e tests.
 
     reg_client.py HOST:PORT udp|tcp|tls NUMBER AUTH_ID PASSWORD [--query] [--expires N] [--no-auth]
+                  [--resend N] [--replay]
 
 Sends REGISTER for sip:NUMBER@HOST (To = From = the extension number, digest username = AUTH_ID); on a 401
 answers the challenge once. --query leaves out the Contact header (a registration query), --no-auth stops after
-the first answer. tls does not verify the server's certificate (the tests' servers use a self-signed one).
+the first answer. --resend N sends the authenticated REGISTER's very bytes N more times (retransmissions; their
+final codes in "resent"); --replay then sends its credentials on a new request (new branch and CSeq; the final code
+in "replayed"). tls does not verify the server's certificate (the tests' servers use a self-signed one).
 Prints one JSON object on stdout:
     {"challenge": RESPONSE, "final": RESPONSE}   RESPONSE = {"status": "SIP/2.0 401 Unauthorized",
         "code": 401, "header_names": [...], "headers": [[name, value], ...], "www_authenticate": {...}}
@@ -118,10 +121,19 @@ class Conn:
             self.buf += chunk
 
 
-def transaction(conn, build):
-    """Sends the request built for a fresh branch, returns the first final response of that branch."""
+def transaction(conn, build, sent=None):
+    """Sends the request built for a fresh branch, returns the first final response of that branch (the bytes sent
+    go into the list `sent` when given)."""
     branch = "z9hG4bK" + os.urandom(8).hex()
-    conn.send(build(branch).encode())
+    data = build(branch).encode()
+    if sent is not None:
+        sent.append((data, branch))
+    return answer(conn, data, branch)
+
+
+def answer(conn, data, branch):
+    """Sends `data` and returns the first final response of `branch`."""
+    conn.send(data)
     while True:
         raw = conn.recv()
         if b"branch=" + branch.encode() not in raw:
@@ -140,6 +152,10 @@ def main(argv):
     if "--expires" in opts:
         expires = opts[opts.index("--expires") + 1]
         args.remove(expires)
+    resend = 0
+    if "--resend" in opts:
+        resend = int(opts[opts.index("--resend") + 1])
+        args.remove(str(resend))
     conn = Conn(host, int(port), transport)
     lhost, lport = conn.local[0], conn.local[1]
     uri = f"sip:{host}:{port}"
@@ -184,7 +200,12 @@ def main(argv):
             )
             if "opaque" in ch:
                 auth += f', opaque="{ch["opaque"]}"'
-            out["final"] = transaction(conn, build(auth))
+            sent = []
+            out["final"] = transaction(conn, build(auth), sent)
+            data, branch = sent[0]
+            out["resent"] = [answer(conn, data, branch)["code"] for _ in range(resend)]
+            if "--replay" in opts:
+                out["replayed"] = transaction(conn, build(auth))["code"]
     except (OSError, EOFError, ValueError, IndexError) as e:
         out["error"] = f"{type(e).__name__}: {e}"
         print(json.dumps(out))

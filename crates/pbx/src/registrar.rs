@@ -182,7 +182,9 @@ impl Registrar {
             if !contacts.is_empty() || header_expires != Some(0) {
                 return Err(RegisterError::BadWildcard);
             }
-            // §10.3 step 6: remove all bindings, unless one has the same Call-ID and a higher or equal CSeq.
+            // §10.3 step 6: remove all bindings, unless one has the same Call-ID and a higher CSeq. An equal CSeq
+            // is this request again: a REGISTER keeps no server transaction, so its retransmission lands here
+            // and is applied again (the same change).
             let existing = self
                 .bindings
                 .get(aor)
@@ -190,7 +192,7 @@ impl Registrar {
                 .unwrap_or_default();
             if existing
                 .iter()
-                .any(|b| b.call_id == call_id && b.cseq >= cseq)
+                .any(|b| b.call_id == call_id && b.cseq > cseq)
             {
                 return Err(RegisterError::OutOfOrder);
             }
@@ -215,9 +217,11 @@ impl Registrar {
                     min_expires: self.config.min_expires,
                 });
             }
+            // Step 7: a lower CSeq in the same Call-ID is out of order; an equal one is a retransmission of the
+            // request that set the binding (no server transaction absorbs it), applied again.
             if let Some(b) = list.iter().find(|b| b.contact == *contact)
                 && b.call_id == call_id
-                && b.cseq >= cseq
+                && b.cseq > cseq
             {
                 return Err(RegisterError::OutOfOrder);
             }
@@ -505,12 +509,22 @@ mod tests {
         let e = r
             .register(
                 "100",
-                &register_msg("c1", 5, &["<sip:a@h>"], None),
+                &register_msg("c1", 4, &["<sip:a@h>"], None),
                 origin(),
                 1,
             )
             .unwrap_err();
         assert_eq!(e.status(), 500);
+        // the same CSeq is the same request again (a retransmission): answered as the first time
+        let again = r
+            .register(
+                "100",
+                &register_msg("c1", 5, &["<sip:a@h>"], None),
+                origin(),
+                1,
+            )
+            .unwrap();
+        assert_eq!(again.bindings.len(), 1);
         // a different Call-ID (the phone rebooted) may update it with any CSeq
         r.register(
             "100",

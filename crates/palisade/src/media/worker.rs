@@ -36,7 +36,7 @@ use crate::metrics::counters::RELAY;
 const BUF_LEN: usize = 2048;
 
 /// The most delay coalescing adds to a packet (see the module comment).
-pub(super) const COALESCE: Duration = Duration::from_micros(500);
+pub(super) const COALESCE: Duration = Duration::from_millis(1);
 
 /// Batches drained from one socket per wake-up before the others get their turn (a flood on one port cannot
 /// starve the rest); what is left is taken on the next turn of the loop.
@@ -245,8 +245,7 @@ impl Relaying {
                     packets += self.drain(event.token());
                 }
             }
-            self.coalesce_until =
-                (packets > 0 && woke - slept < COALESCE).then(|| slept.max(woke) + COALESCE);
+            self.coalesce_until = (packets > 0 && woke - slept < COALESCE).then(|| woke + COALESCE);
         }
         for slot in self.slots.iter().flatten() {
             deregister(&self.poll, slot);
@@ -343,11 +342,12 @@ impl Relaying {
         for _ in 0..ROUNDS_PER_TURN {
             let n = match udp_batch::recv_batch(socket, &mut self.bufs, &mut self.meta) {
                 Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return total,
                 Err(e) => {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        tracing::trace!(error = %e, "media socket receive error");
-                    }
-                    return total;
+                    // A pending socket error is reported (and cleared) by this receive; datagrams may still wait
+                    // behind it, and the edge-triggered epoll will not say so again: read on.
+                    tracing::trace!(error = %e, "media socket receive error");
+                    continue;
                 }
             };
             total += n;

@@ -7,6 +7,12 @@
 //! at or before it that is not in the table is reported [`NcVerdict::Forgotten`], which the verifier answers
 //! as stale (a fresh challenge, no failure counted). The cost of a flood is a re-challenge, never a replay.
 //!
+//! **Retransmissions.** A request answered statelessly (an authenticated REGISTER keeps no server transaction)
+//! comes back byte for byte when its answer is lost. The table remembers a fingerprint of the request that set
+//! each nonce's highest count ([`ReplayTable::check_request`]); the same request again within
+//! [`RETRANSMISSION_WINDOW`] — what a transaction would have absorbed — is a [`NcVerdict::Retransmission`], not a
+//! replay. Any other request with that count (another Contact, another branch) is still a replay.
+//!
 //! Entries leave the table when their nonce expires, by the very rule the nonce check uses, so an entry is never
 //! dropped while its nonce could still be accepted.
 
@@ -18,6 +24,14 @@ use super::nonce::{NonceId, NonceInfo, is_expired, unix_ms};
 /// Default bound on the number of nonces tracked.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
+/// How long the same request may come again as a retransmission: 64·T1, the life of the non-INVITE server
+/// transaction that would otherwise have absorbed it (RFC 3261 timer J over UDP).
+pub const RETRANSMISSION_WINDOW: Duration = Duration::from_secs(32);
+
+/// What identifies one request among its retransmissions: a hash of its bytes (a retransmission is the same
+/// bytes, RFC 3261 §17.1.2.2).
+pub type RequestFingerprint = [u8; 16];
+
 /// What the table says about a nonce count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NcVerdict {
@@ -25,6 +39,9 @@ pub enum NcVerdict {
     Fresh,
     /// Not higher than a count already accepted with this nonce: a replay.
     Replay,
+    /// The very request that was accepted with this count, again within [`RETRANSMISSION_WINDOW`]: answer it
+    /// as before.
+    Retransmission,
     /// The nonce may have been evicted from the table, so its history is unknown: treat as stale.
     Forgotten,
 }
@@ -33,6 +50,8 @@ pub enum NcVerdict {
 struct Entry {
     highest_nc: u32,
     issued_at_ms: u64,
+    /// The request accepted with `highest_nc`, and when (ms since the epoch).
+    accepted: Option<(RequestFingerprint, u64)>,
 }
 
 #[derive(Debug)]
@@ -73,12 +92,46 @@ impl ReplayTable {
 
     /// Checks `nc` for a valid nonce at `now` and records it when fresh.
     pub fn check(&mut self, nonce: NonceInfo, nc: u32, now: SystemTime) -> NcVerdict {
+        self.check_inner(nonce, nc, None, now)
+    }
+
+    /// As [`ReplayTable::check`], for the request `fingerprint`: its retransmission is recognised.
+    pub fn check_request(
+        &mut self,
+        nonce: NonceInfo,
+        nc: u32,
+        fingerprint: RequestFingerprint,
+        now: SystemTime,
+    ) -> NcVerdict {
+        self.check_inner(nonce, nc, Some(fingerprint), now)
+    }
+
+    fn check_inner(
+        &mut self,
+        nonce: NonceInfo,
+        nc: u32,
+        fingerprint: Option<RequestFingerprint>,
+        now: SystemTime,
+    ) -> NcVerdict {
         self.purge_expired(now);
+        let now_ms = unix_ms(now);
+        let accepted = fingerprint.map(|f| (f, now_ms));
         if let Some(entry) = self.entries.get_mut(&nonce.id) {
             if nc <= entry.highest_nc {
-                return NcVerdict::Replay;
+                let window = RETRANSMISSION_WINDOW.as_millis() as u64;
+                return match (entry.accepted, fingerprint) {
+                    (Some((seen, at)), Some(f))
+                        if nc == entry.highest_nc
+                            && seen == f
+                            && now_ms.saturating_sub(at) <= window =>
+                    {
+                        NcVerdict::Retransmission
+                    }
+                    _ => NcVerdict::Replay,
+                };
             }
             entry.highest_nc = nc;
+            entry.accepted = accepted;
             return NcVerdict::Fresh;
         }
         if self
@@ -95,6 +148,7 @@ impl ReplayTable {
             Entry {
                 highest_nc: nc,
                 issued_at_ms: nonce.issued_at_ms,
+                accepted,
             },
         );
         self.order.push_back(nonce.id);
@@ -174,6 +228,52 @@ mod tests {
         let m = nonce(&s, T0 * 1000, 2);
         assert_eq!(t.check(m, 1, now), NcVerdict::Fresh);
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn the_same_request_again_is_a_retransmission_for_a_while_anything_else_a_replay() {
+        let s = signer();
+        let mut t = ReplayTable::new(10, DEFAULT_NONCE_LIFETIME);
+        let ms = T0 * 1000;
+        let n = nonce(&s, ms, 1);
+        let (req, other) = ([1u8; 16], [2u8; 16]);
+        assert_eq!(t.check_request(n, 1, req, at_ms(ms)), NcVerdict::Fresh);
+        assert_eq!(
+            t.check_request(n, 1, req, at_ms(ms + 500)),
+            NcVerdict::Retransmission
+        );
+        assert_eq!(
+            t.check_request(n, 1, req, at_ms(ms + 32_000)),
+            NcVerdict::Retransmission
+        );
+        assert_eq!(
+            t.check_request(n, 1, other, at_ms(ms + 600)),
+            NcVerdict::Replay,
+            "same nc, other request"
+        );
+        assert_eq!(
+            t.check(n, 1, at_ms(ms + 600)),
+            NcVerdict::Replay,
+            "no fingerprint: never a retransmission"
+        );
+        assert_eq!(
+            t.check_request(n, 1, req, at_ms(ms + 32_001)),
+            NcVerdict::Replay,
+            "too late: a replay"
+        );
+        // The next request with nc 2; the first one is now an old count.
+        assert_eq!(
+            t.check_request(n, 2, other, at_ms(ms + 40_000)),
+            NcVerdict::Fresh
+        );
+        assert_eq!(
+            t.check_request(n, 1, req, at_ms(ms + 40_001)),
+            NcVerdict::Replay
+        );
+        assert_eq!(
+            t.check_request(n, 2, other, at_ms(ms + 40_002)),
+            NcVerdict::Retransmission
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ use subtle::ConstantTimeEq;
 
 use super::credentials::Credentials;
 use super::nonce::{DEFAULT_NONCE_LIFETIME, NonceCheck, NonceKey, NonceSigner, SALT_LEN};
-use super::replay::{DEFAULT_REPLAY_CAPACITY, NcVerdict, ReplayTable};
+use super::replay::{DEFAULT_REPLAY_CAPACITY, NcVerdict, ReplayTable, RequestFingerprint};
 
 /// How Palisade challenges and verifies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,6 +340,61 @@ impl DigestVerifier {
         C: Borrow<Credentials>,
         F: FnOnce(&str) -> Option<C>,
     {
+        self.verify_inner(
+            authorization,
+            method,
+            request_uri,
+            None,
+            lookup,
+            now,
+            source,
+        )
+    }
+
+    /// As [`Verifier::verify`], for a request answered without a server transaction: `fingerprint` identifies
+    /// the request, so that its retransmission (the same bytes within 32 s) is accepted again instead of being
+    /// refused as a nonce-count replay ([`super::replay`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify_request<C, F>(
+        &mut self,
+        authorization: &str,
+        method: &str,
+        request_uri: &str,
+        fingerprint: RequestFingerprint,
+        lookup: F,
+        now: SystemTime,
+        source: IpAddr,
+    ) -> AuthOutcome
+    where
+        C: Borrow<Credentials>,
+        F: FnOnce(&str) -> Option<C>,
+    {
+        self.verify_inner(
+            authorization,
+            method,
+            request_uri,
+            Some(fingerprint),
+            lookup,
+            now,
+            source,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn verify_inner<C, F>(
+        &mut self,
+        authorization: &str,
+        method: &str,
+        request_uri: &str,
+        fingerprint: Option<RequestFingerprint>,
+        lookup: F,
+        now: SystemTime,
+        source: IpAddr,
+    ) -> AuthOutcome
+    where
+        C: Borrow<Credentials>,
+        F: FnOnce(&str) -> Option<C>,
+    {
         let auth = match DigestAuthorization::parse(authorization) {
             Ok(auth) => auth,
             Err(DigestError::UnsupportedScheme(_)) => {
@@ -396,8 +451,12 @@ impl DigestVerifier {
         if stale {
             return AuthOutcome::Stale;
         }
-        match self.replay.check(nonce, nc.value, now) {
-            NcVerdict::Fresh => AuthOutcome::Ok {
+        let verdict = match fingerprint {
+            Some(f) => self.replay.check_request(nonce, nc.value, f, now),
+            None => self.replay.check(nonce, nc.value, now),
+        };
+        match verdict {
+            NcVerdict::Fresh | NcVerdict::Retransmission => AuthOutcome::Ok {
                 username: auth.username.into_owned(),
             },
             NcVerdict::Replay => refuse(FailReason::Replay),

@@ -124,19 +124,30 @@ impl Authenticator {
             .unwrap_or_default()
             .to_string();
         let by_auth_id = directory.by_auth_id;
-        let outcome = self.verifier.verify(
-            credentials,
-            &method,
-            &uri,
-            |user| {
-                by_auth_id.get(user).map(|e| Credentials {
-                    disabled: !e.enabled,
-                    ..e.credentials.clone()
-                })
-            },
-            now,
-            origin.source.ip(),
-        );
+        let lookup = |user: &str| {
+            by_auth_id.get(user).map(|e| Credentials {
+                disabled: !e.enabled,
+                ..e.credentials.clone()
+            })
+        };
+        let source = origin.source.ip();
+        // A REGISTER is answered without a server transaction (pbx::endpoint), so its retransmission reaches
+        // here again: the verifier recognises it by its bytes instead of calling its nonce count a replay.
+        let outcome = if msg.method() == Some(sip::Method::Register) {
+            let fingerprint = request_fingerprint(msg.bytes());
+            self.verifier.verify_request(
+                credentials,
+                &method,
+                &uri,
+                fingerprint,
+                lookup,
+                now,
+                source,
+            )
+        } else {
+            self.verifier
+                .verify(credentials, &method, &uri, lookup, now, source)
+        };
         let username = match outcome {
             AuthOutcome::Ok { username } => username,
             AuthOutcome::Stale => {
@@ -385,4 +396,14 @@ pub fn auth_reason(reason: &FailReason) -> AuthReason {
         FailReason::RealmMismatch => AuthReason::RealmMismatch,
         FailReason::UriMismatch => AuthReason::UriMismatch,
     }
+}
+
+/// The first 16 bytes of the SHA-256 of a request: a retransmission has the same, another request (a changed
+/// Contact, branch or CSeq) cannot be made to have it.
+fn request_fingerprint(bytes: &[u8]) -> crate::auth::replay::RequestFingerprint {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut f = [0u8; 16];
+    f.copy_from_slice(&digest[..16]);
+    f
 }

@@ -614,10 +614,13 @@ impl Endpoint {
         for (name, value) in &reply.headers {
             b = b.header(*name, value);
         }
-        // Only an authenticated request keeps its transaction (to absorb retransmissions, whose nonce count
-        // would otherwise look like a replay). Everything else — challenges, refusals, OPTIONS — is answered
-        // once and forgotten: a request without valid credentials costs no state and is never amplified.
-        let once = reply.auth != AuthSignal::Succeeded;
+        // Challenges, refusals, OPTIONS — and every REGISTER — are answered once and forgotten, as Kamailio's
+        // `sl` does: no server transaction, so the sustained rate is set by CPU and not by a table holding each
+        // answered request for 32 s. A request without valid credentials costs no state and is never amplified.
+        // A REGISTER's retransmission is recognised by the verifier (same bytes, same nonce count: not a replay)
+        // and the registrar (same CSeq: the same change again). Other authenticated requests keep their
+        // transaction, which absorbs their retransmissions.
+        let once = reply.auth != AuthSignal::Succeeded || msg.method() == Some(Method::Register);
         (self.finish(b, peer, None), once)
     }
 

@@ -773,3 +773,52 @@ fn phones_a_trunk_and_an_attacker_in_virtual_time() {
         run(seed);
     }
 }
+
+/// A REGISTER keeps no server transaction (answered once, as Kamailio's `sl` answers): its retransmission — the same
+/// bytes — is answered 200 again instead of being refused as a nonce-count replay, while another request reusing
+/// its credentials (a new branch, so not a retransmission) is still a replay.
+#[test]
+fn a_register_keeps_no_transaction_and_its_retransmission_is_answered_again() {
+    let mut sim = Sim::new(1);
+    let addr = sim.ua("100").addr;
+    let first = sim.request("100", "REGISTER", "100", None);
+    sim.send(addr, first);
+    let challenge = sim
+        .ua("100")
+        .responses
+        .last()
+        .cloned()
+        .expect("a challenge");
+    assert_eq!(challenge.status(), Some(401));
+    let second = sim.request("100", "REGISTER", "100", Some(&challenge));
+    let statuses = |sim: &mut Sim| -> Vec<u16> {
+        sim.ua("100")
+            .responses
+            .iter()
+            .filter_map(Message::status)
+            .collect()
+    };
+    sim.send(addr, second.clone());
+    assert_eq!(statuses(&mut sim), [401, 200]);
+    assert_eq!(
+        sim.ep.state_sizes().server_transactions,
+        0,
+        "nothing kept for an answered REGISTER"
+    );
+    sim.advance(Duration::from_millis(500));
+    sim.send(addr, second.clone());
+    assert_eq!(
+        statuses(&mut sim),
+        [401, 200, 200],
+        "the retransmission is answered again"
+    );
+    let replayed = second.replacen("branch=z9hG4bK-sim", "branch=z9hG4bK-other", 1);
+    assert_ne!(replayed, second);
+    sim.send(addr, replayed);
+    let last = *statuses(&mut sim).last().expect("an answer");
+    assert_ne!(
+        last, 200,
+        "the same nonce count on another request is a replay"
+    );
+    assert_eq!(sim.ep.state_sizes().server_transactions, 0);
+}
