@@ -17,10 +17,10 @@ use store::conferences::ConferenceAction;
 
 use super::monitor::sess;
 use super::{
-    Action, Cell, Field, Form, Nav, Row, Table, TablePage, actor, may_change, or_dash, render,
-    session,
+    Action, AuditedChange, Cell, Field, Form, Nav, Row, Table, TablePage, audited_change, or_dash,
+    render, session,
 };
-use crate::admin::{accounts, conference, moh, recording};
+use crate::admin::{conference, moh, recording};
 use crate::console::api::ApiError;
 use crate::console::{Peer, State};
 
@@ -183,53 +183,12 @@ struct CsrfForm {
     csrf: String,
 }
 
-type Outcome = (
-    String,
-    String,
-    Option<serde_json::Value>,
-    Option<serde_json::Value>,
-    String,
-);
-
-/// Runs a change for an admin with a valid CSRF token, audits it, and answers the page with the outcome (400
-/// with the CLI's message when refused).
+/// Runs a change of the media page: CSRF and role checked, audited, the page shown with the outcome.
 async fn change<F>(s: &State, peer: &Peer, headers: &HeaderMap, csrf: &str, run: F) -> Response
 where
-    F: AsyncFnOnce(&State) -> anyhow::Result<Outcome>,
+    F: AsyncFnOnce(&State) -> anyhow::Result<AuditedChange>,
 {
-    let sess = match session(s, headers) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    if let Err(r) = may_change(&sess, csrf) {
-        return r;
-    }
-    let mut nav = Nav::new(&sess, "media");
-    let done = async {
-        let (action, target, before, after, message) = run(s).await?;
-        accounts::audit(
-            &s.db,
-            &actor(&sess, peer),
-            &action,
-            Some(&target),
-            before,
-            after,
-        )
-        .await?;
-        anyhow::Ok(message)
-    }
-    .await;
-    let failed = done.is_err();
-    match done {
-        Ok(m) => nav.messages.push(m),
-        Err(e) => nav.errors.push(format!("{e:#}")),
-    }
-    let page = media_page(s, &sess, nav).await;
-    if failed {
-        (StatusCode::BAD_REQUEST, page).into_response()
-    } else {
-        page
-    }
+    audited_change(s, peer, headers, csrf, "media", media_page, run).await
 }
 
 async fn room_add(

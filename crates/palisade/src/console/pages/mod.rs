@@ -188,6 +188,66 @@ pub fn actor(sess: &Session, peer: &Peer) -> crate::admin::accounts::Actor {
     peer.actor(format!("admin:{}", sess.account))
 }
 
+/// What a console change reports for the audit log and the page: action, target, before, after, and the message
+/// shown to the administrator.
+pub type AuditedChange = (
+    String,
+    String,
+    Option<serde_json::Value>,
+    Option<serde_json::Value>,
+    String,
+);
+
+/// Runs a form's change for an admin with a valid CSRF token, audits it, and answers with the section's page
+/// (`render`) carrying the outcome: its message, or 400 with the CLI's error when refused.
+pub async fn audited_change<F, P>(
+    s: &State,
+    peer: &Peer,
+    headers: &HeaderMap,
+    csrf: &str,
+    section: &'static str,
+    render: P,
+    run: F,
+) -> Response
+where
+    F: AsyncFnOnce(&State) -> anyhow::Result<AuditedChange>,
+    P: AsyncFnOnce(&State, &Session, Nav) -> Response,
+{
+    let sess = match session(s, headers) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(r) = may_change(&sess, csrf) {
+        return r;
+    }
+    let mut nav = Nav::new(&sess, section);
+    let done = async {
+        let (action, target, before, after, message) = run(s).await?;
+        crate::admin::accounts::audit(
+            &s.db,
+            &actor(&sess, peer),
+            &action,
+            Some(&target),
+            before,
+            after,
+        )
+        .await?;
+        anyhow::Ok(message)
+    }
+    .await;
+    let failed = done.is_err();
+    match done {
+        Ok(m) => nav.messages.push(m),
+        Err(e) => nav.errors.push(format!("{e:#}")),
+    }
+    let page = render(s, &sess, nav).await;
+    if failed {
+        (StatusCode::BAD_REQUEST, page).into_response()
+    } else {
+        page
+    }
+}
+
 /// A form in a generic page.
 #[derive(Debug, Clone)]
 pub struct Form {

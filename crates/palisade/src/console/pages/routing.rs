@@ -3,16 +3,16 @@
 
 use axum::Router;
 use axum::extract::{Extension, Form as AxForm, State as AxState};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::monitor::sess;
 use super::{
-    Action, Cell, Field, Form, Nav, Row, Table, TablePage, actor, may_change, or_dash, render,
-    session, trunk_views,
+    Action, AuditedChange, Cell, Field, Form, Nav, Row, Table, TablePage, actor, audited_change,
+    may_change, or_dash, render, session, trunk_views,
 };
 use crate::admin::accounts;
 use crate::admin::policy::{self, RuleChange, RuleInput};
@@ -219,53 +219,12 @@ struct TrunkForm {
     max_calls: String,
 }
 
-/// Runs a change for an admin with a valid CSRF token, audits it, and answers the page with the outcome (400
-/// with the CLI's message when refused).
+/// Runs a change of the routing page: CSRF and role checked, audited, the page shown with the outcome.
 async fn change<F>(s: &State, peer: &Peer, headers: &HeaderMap, csrf: &str, run: F) -> Response
 where
-    F: AsyncFnOnce(
-        &State,
-    ) -> anyhow::Result<(
-        String,
-        String,
-        Option<serde_json::Value>,
-        Option<serde_json::Value>,
-        String,
-    )>,
+    F: AsyncFnOnce(&State) -> anyhow::Result<AuditedChange>,
 {
-    let sess = match session(s, headers) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    if let Err(r) = may_change(&sess, csrf) {
-        return r;
-    }
-    let mut nav = Nav::new(&sess, "routing");
-    let done = async {
-        let (action, target, before, after, message) = run(s).await?;
-        accounts::audit(
-            &s.db,
-            &actor(&sess, peer),
-            &action,
-            Some(&target),
-            before,
-            after,
-        )
-        .await?;
-        anyhow::Ok(message)
-    }
-    .await;
-    let failed = done.is_err();
-    match done {
-        Ok(m) => nav.messages.push(m),
-        Err(e) => nav.errors.push(format!("{e:#}")),
-    }
-    let page = routing_page(s, &sess, nav).await;
-    if failed {
-        (StatusCode::BAD_REQUEST, page).into_response()
-    } else {
-        page
-    }
+    audited_change(s, peer, headers, csrf, "routing", routing_page, run).await
 }
 
 async fn trunk_add(
