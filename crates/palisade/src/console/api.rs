@@ -113,8 +113,25 @@ fn ok(v: Value) -> Response {
     axum::Json(v).into_response()
 }
 
-fn created(v: Value) -> Response {
+pub(super) fn created(v: Value) -> Response {
     (StatusCode::CREATED, axum::Json(v)).into_response()
+}
+
+/// Writes an API change to the audit log under the calling token's name.
+pub(super) async fn audited(
+    s: &State,
+    c: &Caller,
+    action: &str,
+    target: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> Result<(), ApiError> {
+    accounts::audit(&s.db, &c.actor(), action, Some(target), before, after).await?;
+    Ok(())
+}
+
+pub(super) fn no_such(what: String) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, format!("{what} does not exist"))
 }
 
 pub fn router(state: State) -> Router {

@@ -15,7 +15,7 @@ use store::conferences::ConferenceAction;
 
 use super::State;
 use super::api::{ApiError, Caller, JsonBody};
-use crate::admin::{accounts, conference, moh, recording};
+use crate::admin::{conference, moh, recording};
 
 /// Largest music-on-hold upload: ten minutes of 48 kHz 16-bit stereo WAV and then some.
 const MAX_MUSIC_UPLOAD: usize = 128 * 1024 * 1024;
@@ -47,23 +47,9 @@ pub fn api_routes() -> Router<State> {
         )
 }
 
+use super::api::{audited, no_such};
+
 type ApiResult = Result<Response, ApiError>;
-
-async fn audited(
-    s: &State,
-    c: &Caller,
-    action: &str,
-    target: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Result<(), ApiError> {
-    accounts::audit(&s.db, &c.actor(), action, Some(target), before, after).await?;
-    Ok(())
-}
-
-fn not_found(what: String) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, format!("{what} does not exist"))
-}
 
 /// A new room: its number, an optional PIN (4-10 digits, kept only as a hash) and the most participants.
 #[derive(Debug, Deserialize)]
@@ -79,7 +65,7 @@ async fn room_view(s: &State, number: &str) -> Result<Value, ApiError> {
         .await?
         .into_iter()
         .find(|r| r.number == number)
-        .ok_or_else(|| not_found(format!("conference room {number}")))?;
+        .ok_or_else(|| no_such(format!("conference room {number}")))?;
     let people = conference::participants(&s.db, number).await?;
     Ok(json!({ "room": room, "participants": people }))
 }

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 
 use super::State;
 use super::api::{ApiError, Caller, JsonBody};
-use crate::admin::accounts;
 use crate::admin::groups::{self, GroupSettings, GroupView};
 use crate::admin::queues::{self, QueueSettings};
 
@@ -29,6 +28,8 @@ pub fn api_routes() -> Router<State> {
         )
         .route("/queues/{number}/stats", get(queue_stats))
 }
+
+use super::api::{audited, no_such};
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -78,24 +79,8 @@ impl QueueInput {
     }
 }
 
-async fn audited(
-    s: &State,
-    c: &Caller,
-    action: &str,
-    target: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Result<(), ApiError> {
-    accounts::audit(&s.db, &c.actor(), action, Some(target), before, after).await?;
-    Ok(())
-}
-
 fn missing(what: &str) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, format!("{what} is required"))
-}
-
-fn not_found(what: String) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, format!("{what} does not exist"))
 }
 
 async fn group_view(s: &State, number: &str) -> Result<GroupView, ApiError> {
@@ -103,7 +88,7 @@ async fn group_view(s: &State, number: &str) -> Result<GroupView, ApiError> {
         .await?
         .into_iter()
         .find(|g| g.number == number)
-        .ok_or_else(|| not_found(format!("ring group {number}")))
+        .ok_or_else(|| no_such(format!("ring group {number}")))
 }
 
 async fn list_groups(AxState(s): AxState<State>) -> ApiResult {
@@ -165,7 +150,7 @@ async fn queue_view(s: &State, number: &str) -> Result<Value, ApiError> {
         .into_iter()
         .find(|q| q.number == number)
         .map(|q| json!(q))
-        .ok_or_else(|| not_found(format!("queue {number}")))
+        .ok_or_else(|| no_such(format!("queue {number}")))
 }
 
 async fn list_queues(AxState(s): AxState<State>) -> ApiResult {
@@ -225,6 +210,6 @@ async fn queue_stats(AxState(s): AxState<State>, Path(number): Path<String>) -> 
     let v = views
         .into_iter()
         .next()
-        .ok_or_else(|| not_found(format!("queue {number}")))?;
+        .ok_or_else(|| no_such(format!("queue {number}")))?;
     Ok(axum::Json(json!(v)).into_response())
 }

@@ -4,15 +4,13 @@
 
 use axum::Router;
 use axum::extract::{Path, State as AxState};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::State;
 use super::api::{ApiError, Caller, JsonBody};
-use crate::admin::accounts;
 use crate::admin::policy::{self, RuleChange, RuleInput};
 use crate::admin::trunks::{self, TrunkChange, TrunkInput};
 
@@ -29,23 +27,9 @@ pub fn api_routes() -> Router<State> {
         .route("/dids/{number}", patch(set_did).delete(remove_did))
 }
 
+use super::api::{audited, created};
+
 type ApiResult = Result<Response, ApiError>;
-
-async fn audited(
-    s: &State,
-    c: &Caller,
-    action: &str,
-    target: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Result<(), ApiError> {
-    accounts::audit(&s.db, &c.actor(), action, Some(target), before, after).await?;
-    Ok(())
-}
-
-fn created(v: Value) -> Response {
-    (StatusCode::CREATED, axum::Json(v)).into_response()
-}
 
 async fn get_trunk(AxState(s): AxState<State>, Path(name): Path<String>) -> ApiResult {
     Ok(axum::Json(json!(trunks::trunk_view(&s.db, &name).await?)).into_response())
