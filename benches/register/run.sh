@@ -257,6 +257,13 @@ wait_listening() { # PID LOG
   die "server not listening on udp $HOST:$PORT after 15 s"
 }
 start_palisade() {
+  # Every step starts from a clean guard: a ban made while an earlier step overloaded the server (lost answers
+  # look like unanswered challenges) is stored and would refuse that sipp address's users in every later step.
+  local net
+  for net in $("$PALISADE_BIN" blacklist list --json --data "$PAL_DATA" 2>/dev/null |
+    jq -r '.[] | select(.origin == "auto") | .net' 2>/dev/null); do
+    "$PALISADE_BIN" blacklist remove "$net" --data "$PAL_DATA" >/dev/null 2>&1 || true
+  done
   bg_start "$WORK/palisade.log" "$PALISADE_BIN" serve --data "$PAL_DATA" --listen "udp:$HOST:$PORT"
   SERVER_PID=$BG_PID
   wait_listening "$SERVER_PID" "$WORK/palisade.log"
