@@ -5,8 +5,8 @@
 #     challenge limit raised so that the guard does not cut it short): every CANCEL is answered 481 and every
 #     INVITE 407, and the `service state` log line (written every 5 s when something changed) never shows more
 #     than 50 server transactions (before the fix, each CANCEL stayed 32 s: about 4,000);
-#   * the legitimate use: extension 100 registers (401, 200) from 127.0.0.71, and the state line then shows the
-#     one server transaction that authenticated REGISTER keeps (timer J): the count is real.
+#   * the legitimate use: extension 100 registers (401, 200) from 127.0.0.71; then one INVITE whose final answer
+#     is never ACKed, and the state line shows its one server transaction (timer H): the count is real.
 # Ports: 26960-27039.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -95,13 +95,26 @@ ok "4,000 unmatched CANCELs (481) and 4,000 unauthenticated INVITEs (407) from 1
 r=$(timeout -k 2 20 python3 "$E2E_DIR/guard_client.py" "$HOST:$port" 127.0.0.71 auth 1 100 "$authid" "$password")
 [ "$(jq -c '[.challenge, .final]' <<<"$r")" = '[401,200]' ] || fail "100 registering from 127.0.0.71: $r"
 ok "100 registers from 127.0.0.71 (401, 200)"
-# the counter does count: the authenticated REGISTER keeps its transaction (timer J, 32 s over UDP)
+# The counter does count. A REGISTER keeps no transaction since issue 16 (answered once, like Kamailio's `sl`);
+# an INVITE's final answer does, until its ACK (timer H, 32 s over UDP): one INVITE, never ACKed.
+code=$(timeout -k 2 10 python3 - "$E2E_DIR" "$HOST" "$port" 127.0.0.71 <<'EOF'
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from guard_client import Udp, request
+host, port, src = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+u = Udp(host, port, src, 2)
+r = u.transaction(request("INVITE", f"sip:100@{host}:{port}", src, u.local[1], "UDP", os.urandom(8).hex(), "t1", 1, "100",
+                          (f"Contact: <sip:100@{src}:{u.local[1]}>",)))
+print(r[0] if r else "none")
+EOF
+) || fail "INVITE client"
+case $code in [3-6]??) ;; *) fail "the INVITE from 127.0.0.71 got no final answer: $code" ;; esac
 for ((i = 0; i < 8; i++)); do
   [ "$(last_tx)" = 1 ] && break
   sleep 1
 done
-[ "$(last_tx)" = 1 ] || fail "the authenticated REGISTER's transaction is not in the state line: last $(last_tx)"
-ok "the state line shows the authenticated REGISTER's one server transaction"
+[ "$(last_tx)" = 1 ] || fail "the un-ACKed INVITE's transaction ($code) is not in the state line: last $(last_tx)"
+ok "the state line shows the one server transaction of an INVITE answered $code and never ACKed"
 
 alive "$PAL_PID" || fail "palisade died"
 no_panic
