@@ -5,8 +5,9 @@
 #     challenge limit raised so that the guard does not cut it short): every CANCEL is answered 481 and every
 #     INVITE 407, and the `service state` log line (written every 5 s when something changed) never shows more
 #     than 50 server transactions (before the fix, each CANCEL stayed 32 s: about 4,000);
-#   * the legitimate use: extension 100 registers (401, 200) from 127.0.0.71; then one INVITE whose final answer
-#     is never ACKed, and the state line shows its one server transaction (timer H): the count is real.
+#   * the legitimate use: extension 100 registers (401, 200) from 127.0.0.71 (no transaction kept: issue 16), then
+#     calls itself with credentials, and the state line shows that INVITE's one server transaction: the count is
+#     real.
 # Ports: 26960-27039.
 # lib.sh helpers take optional arguments: calling them without any is intended.
 # shellcheck disable=SC2119
@@ -96,25 +97,46 @@ r=$(timeout -k 2 20 python3 "$E2E_DIR/guard_client.py" "$HOST:$port" 127.0.0.71 
 [ "$(jq -c '[.challenge, .final]' <<<"$r")" = '[401,200]' ] || fail "100 registering from 127.0.0.71: $r"
 ok "100 registers from 127.0.0.71 (401, 200)"
 # The counter does count. A REGISTER keeps no transaction since issue 16 (answered once, like Kamailio's `sl`);
-# an INVITE's final answer does, until its ACK (timer H, 32 s over UDP): one INVITE, never ACKed.
-code=$(timeout -k 2 10 python3 - "$E2E_DIR" "$HOST" "$port" 127.0.0.71 <<'EOF'
-import os, sys
+# an authenticated INVITE does: 100 calls itself (its binding points at a port nobody answers), so the INVITE's
+# server transaction stays while Palisade rings the binding.
+code=$(timeout -k 2 10 python3 - "$E2E_DIR" "$HOST" "$port" 127.0.0.71 "$authid" "$password" <<'EOF'
+import os, random, sys
 sys.path.insert(0, sys.argv[1])
-from guard_client import Udp, request
-host, port, src = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+from guard_client import Udp, auth_params, digest
+host, port, src, auth_id, password = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 u = Udp(host, port, src, 2)
-r = u.transaction(request("INVITE", f"sip:100@{host}:{port}", src, u.local[1], "UDP", os.urandom(8).hex(), "t1", 1, "100",
-                          (f"Contact: <sip:100@{src}:{u.local[1]}>",)))
-print(r[0] if r else "none")
+uri = f"sip:100@{host}:{port}"
+call_id, tag = os.urandom(8).hex(), os.urandom(4).hex()
+sdp = f"v=0\r\no=- 1 1 IN IP4 {src}\r\ns=-\r\nc=IN IP4 {src}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+def invite(cseq, auth=None):
+    def build(branch):
+        lines = [f"INVITE {uri} SIP/2.0", f"Via: SIP/2.0/UDP {src}:{u.local[1]};branch={branch};rport",
+                 "Max-Forwards: 70", f"From: <sip:100@{host}>;tag={tag}", f"To: <sip:100@{host}>",
+                 f"Call-ID: {call_id}", f"CSeq: {cseq} INVITE", f"Contact: <sip:100@{src}:{u.local[1]}>",
+                 *([auth] if auth else []), "Content-Type: application/sdp", f"Content-Length: {len(sdp)}", "", sdp]
+        return "\r\n".join(lines)
+    return build
+first = u.transaction(invite(1))
+if not first or first[0] != 407:
+    print(f"challenge-{first and first[0]}")
+    sys.exit(0)
+ch = auth_params([v for k, v in first[1] if k == "proxy-authenticate"][0])
+cnonce = "%016x" % random.getrandbits(64)
+resp = digest(auth_id, ch["realm"], password, "INVITE", uri, ch["nonce"], cnonce)
+auth = (f'Proxy-Authorization: Digest username="{auth_id}", realm="{ch["realm"]}", nonce="{ch["nonce"]}", '
+        f'uri="{uri}", response="{resp}", algorithm=MD5, cnonce="{cnonce}", qop=auth, nc=00000001')
+if "opaque" in ch:
+    auth += f', opaque="{ch["opaque"]}"'
+fin = u.transaction(invite(2, auth))  # waits up to 2 s for a final answer; none is expected while it rings
+print(fin[0] if fin else "ringing")
 EOF
 ) || fail "INVITE client"
-case $code in [3-6]??) ;; *) fail "the INVITE from 127.0.0.71 got no final answer: $code" ;; esac
 for ((i = 0; i < 8; i++)); do
   [ "$(last_tx)" = 1 ] && break
   sleep 1
 done
-[ "$(last_tx)" = 1 ] || fail "the un-ACKed INVITE's transaction ($code) is not in the state line: last $(last_tx)"
-ok "the state line shows the one server transaction of an INVITE answered $code and never ACKed"
+[ "$(last_tx)" = 1 ] || fail "the authenticated INVITE ($code) is not in the state line: last $(last_tx)"
+ok "the state line shows the authenticated INVITE's one server transaction ($code)"
 
 alive "$PAL_PID" || fail "palisade died"
 no_panic
